@@ -1,0 +1,65 @@
+"""Dataset: the checked, named float tensors every fit starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs and targets, checked once at the door.
+
+    Attributes
+    ----------
+    x : Tensor
+        ``(n, k)`` inputs, columns named by ``x_names``.
+    y : Tensor or None
+        ``(n,)`` targets (class labels are stored as whole numbers in a float tensor).
+    x_names : tuple of str
+    y_name : str or None
+    source : str
+        Where the data came from, for messages (``"data.csv"``, ``"DataFrame"``).
+    """
+
+    x: Tensor
+    y: Tensor | None
+    x_names: tuple[str, ...]
+    y_name: str | None = None
+    source: str = "data"
+
+    def __post_init__(self):
+        if self.x.ndim != 2 or self.x.shape[1] != len(self.x_names):
+            raise ValueError(f"x has shape {tuple(self.x.shape)} but {len(self.x_names)} column names")
+        if self.y is not None and (self.y.ndim != 1 or self.y.shape[0] != self.x.shape[0]):
+            raise ValueError(f"y has shape {tuple(self.y.shape)}, expected ({self.x.shape[0]},)")
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.x.dtype
+
+    def to(self, device=None, dtype: torch.dtype | None = None) -> "Dataset":
+        y = None if self.y is None else self.y.to(device=device, dtype=dtype)
+        return replace(self, x=self.x.to(device=device, dtype=dtype), y=y)
+
+    def columns(self, names) -> "Dataset":
+        """The same rows with only the named input columns, in that order."""
+        idx = [self.x_names.index(n) for n in names]
+        return replace(self, x=self.x[:, idx], x_names=tuple(names))
+
+    def rows(self, index: Tensor) -> "Dataset":
+        y = None if self.y is None else self.y[index]
+        return replace(self, x=self.x[index], y=y)
+
+    def split(self, fraction: float, generator: torch.Generator) -> tuple["Dataset", "Dataset"]:
+        """A random (train, validation) split; ``fraction`` of the rows go to validation."""
+        n = len(self)
+        n_val = max(1, int(round(n * fraction)))
+        perm = torch.randperm(n, generator=generator)
+        val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+        return self.rows(train_idx.to(self.x.device)), self.rows(val_idx.to(self.x.device))
