@@ -1,0 +1,181 @@
+"""``gradfit.fit``: the library's front door."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from gradfit.data.convert import as_dataset
+from gradfit.data.dataset import Dataset
+from gradfit.data.io import read_table
+from gradfit.errors import ConfigError, DataError
+from gradfit.losses import get_loss
+from gradfit.models.resolve import ModelLike, build_model, default_inputs
+from gradfit.train.callbacks import PrintLoss
+from gradfit.train.config import FitConfig
+from gradfit.train.loop import run_loop
+from gradfit.train.params import fixed_names, initial_params
+from gradfit.train.result import FitResult
+
+_OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
+
+
+def fit(
+    model: ModelLike,
+    data: Any = None,
+    *,
+    x: str | Sequence[str] | None = None,
+    y: str | None = None,
+    init: Mapping[str, Any] | str | None = None,
+    fix: Iterable[str] | str | None = None,
+    model_options: Mapping[str, Any] | None = None,
+    drop_nan: bool = False,
+    callbacks: Sequence[Any] = (),
+    **options: Any,
+) -> FitResult:
+    """Fit ``model`` to ``data`` by gradient descent.
+
+    Parameters
+    ----------
+    model : str, callable, nn.Module or Model
+        A zoo name (``"linear"``, ``"poly2"``, ``"exponential"``, ``"logistic"``, ``"mlp"``...), a formula
+        (``"a*t**2 + b*t + c"``: names that are data columns are inputs, the others parameters), a function
+        ``f(x, a, b, ...)`` written with torch operations, or a ``torch.nn.Module``.
+    data : path, DataFrame, dict, array, tensor, (X, y) tuple or Dataset
+        CSV/Parquet paths and ``"builtin:linear"`` / ``"builtin:rollercoaster"`` are read for you.
+    x, y : column names
+        Inputs (default: the formula's names that are columns, else every column but ``y``) and target.
+    init : mapping or "random"
+        Initial values by name (``{"a": [0.5, 0.75]}``, ``{"a[0]": 0.5}``); defaults are the model's.
+    fix : names
+        Parameters held at their initial values.
+    drop_nan : bool
+        Drop rows with missing values in the used columns (the count is in ``result.data["notes"]``)
+        instead of refusing them.
+    model_options : mapping
+        Zoo options such as ``{"degree": 3}`` or ``{"hidden": (32, 32)}``.
+    callbacks : sequence
+        Objects with ``on_start``/``on_step``/``on_end`` hooks (see :mod:`gradfit.train.callbacks`).
+    **options
+        Any :class:`FitConfig` field: ``loss`` ("mse", "mae", "huber", "cross_entropy", "bce" or a callable),
+        ``optimizer`` ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lbfgs"), ``lr``,
+        ``momentum``, ``steps`` or ``epochs`` (default 1000 steps), ``batch_size`` (default: full batch),
+        ``schedule``, ``val_split``, ``patience``, ``target_loss``, ``tol``, ``max_time``, ``seed`` (0),
+        ``log_every``, ``dtype`` ("float32" or "float64"), ``device`` ("auto", "cpu", "cuda").
+
+    Returns
+    -------
+    FitResult
+
+    Examples
+    --------
+    >>> import gradfit
+    >>> r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=1000)
+    >>> [round(v, 2) for v in r.flat_params.values()]
+    [2.99, 2.48]
+    """
+    config = _config(options)
+    started = time.perf_counter()
+    loss = get_loss(config.loss, **config.loss_options)
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    device = _device(config.device)
+
+    if isinstance(data, str) or hasattr(data, "__fspath__"):
+        data = read_table(data)
+    inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y)
+    notes: list[str] = []
+    dataset = as_dataset(data, x=inputs, y=y, dtype=dtype, drop_nan=drop_nan, report=notes)
+    if dataset.y is None:
+        raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
+    n_outputs = _n_outputs(loss, dataset)
+    built = build_model(model, dataset.x_names, n_outputs=n_outputs, **dict(model_options or {}))
+    loss.check_targets(dataset.y, built.n_outputs)
+    dataset = dataset.columns(list(built.inputs)).to(device)
+
+    generator = torch.Generator().manual_seed(config.seed)
+    train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
+    params = initial_params(built, init, generator, dtype, x=train.x, y=train.y)
+    params = {k: v.to(device) for k, v in params.items()}
+    fixed = fixed_names(built, fix)
+    start_flat = {k: v for k, v in _flat(built, params).items()}
+
+    callbacks = list(callbacks)
+    if config.log_every:
+        callbacks.insert(0, PrintLoss(config.log_every))
+    out = run_loop(built, loss, train, val, params, fixed, config, callbacks, generator)
+    result = FitResult(
+        params={k: v.cpu() for k, v in out.params.items()},
+        loss=out.loss, steps=out.steps, epochs=out.epochs, stop_reason=out.stop_reason, message=out.message,
+        history=out.history, model=built, model_spec=built.describe(), init_params=start_flat, fixed=tuple(sorted(fixed)),
+        val_loss=out.val_loss, best_step=out.best_step,
+        config={**config.to_dict(), "lr": _lr(config)},
+        data={"source": dataset.source, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
+              "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.dtype, "device": str(device), "notes": notes},
+        timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
+                 "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
+    )
+    for cb in callbacks:
+        if hasattr(cb, "on_end"):
+            cb.on_end(result)
+    return result
+
+
+def _config(options: dict) -> FitConfig:
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, _OPTIONS, n=1)) else repr(u) for u in unknown]
+        raise ConfigError(f"Unknown option(s) to fit(): {', '.join(hints)}. Known options: {', '.join(sorted(_OPTIONS))}.")
+    return FitConfig(**options).validate()
+
+
+def _lr(config: FitConfig) -> float:
+    from gradfit.optim.registry import default_lr
+
+    return config.lr if config.lr is not None else default_lr(config.optimizer)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("The device 'cuda' was requested but no CUDA GPU is available here. Use --device cpu or auto.")
+    return torch.device(name)
+
+
+def _split_names(x) -> list[str]:
+    if isinstance(x, str):
+        return [s.strip() for s in x.split(",") if s.strip()]
+    return [str(s) for s in x]
+
+
+def _columns(data) -> list[str]:
+    if isinstance(data, Dataset):
+        return list(data.x_names) + ([data.y_name] if data.y_name else [])
+    if hasattr(data, "columns"):
+        return [str(c) for c in data.columns]
+    if isinstance(data, Mapping):
+        return [str(k) for k in data]
+    if isinstance(data, tuple):
+        X = data[0]
+        k = 1 if getattr(X, "ndim", 1) == 1 else X.shape[1]
+        return [f"x{i}" for i in range(k)]
+    if hasattr(data, "shape") and len(data.shape) == 2:
+        return [f"x{i}" for i in range(data.shape[1])]
+    return []
+
+
+def _n_outputs(loss, dataset: Dataset) -> int:
+    if getattr(loss, "name", "") != "cross_entropy" or dataset.y is None:
+        return 1
+    return max(2, int(dataset.y.max().item()) + 1) if torch.isfinite(dataset.y).all() else 2
+
+
+def _flat(model, params) -> dict[str, float]:
+    from gradfit.models.base import flatten_params
+
+    return flatten_params(model.specs, params)

@@ -1,0 +1,106 @@
+"""Optimizers by name, on top of torch.optim.
+
+``sgd`` is the seeds' step ``p -= lr * grad`` (torch.optim.SGD without momentum); the other
+names are torch.optim classes with the defaults listed in ``OPTIMIZERS``. Options are checked
+against the class's own signature so a typo is an error, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from gradfit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    """A name's torch.optim class, fixed options, and default learning rate."""
+
+    cls: type
+    default_lr: float
+    fixed: dict[str, Any] = field(default_factory=dict)
+    doc: str = ""
+
+
+OPTIMIZERS: dict[str, OptimizerInfo] = {
+    "sgd": OptimizerInfo(torch.optim.SGD, 0.01, {}, "plain gradient descent: p -= lr * grad"),
+    "momentum": OptimizerInfo(torch.optim.SGD, 0.01, {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9"),
+    "nesterov": OptimizerInfo(torch.optim.SGD, 0.01, {"momentum": 0.9, "nesterov": True}, "SGD with Nesterov momentum 0.9"),
+    "adam": OptimizerInfo(torch.optim.Adam, 1e-3, {}, "Adam (Kingma & Ba)"),
+    "adamw": OptimizerInfo(torch.optim.AdamW, 1e-3, {}, "Adam with decoupled weight decay (0.01)"),
+    "rmsprop": OptimizerInfo(torch.optim.RMSprop, 1e-2, {}, "RMSprop"),
+    "adagrad": OptimizerInfo(torch.optim.Adagrad, 1e-2, {}, "Adagrad"),
+    "lbfgs": OptimizerInfo(
+        torch.optim.LBFGS, 1.0, {"line_search_fn": "strong_wolfe"}, "L-BFGS with a strong-Wolfe line search (full batch)"
+    ),
+}
+
+# Aliases people type; resolved before lookup.
+_ALIASES = {"gd": "sgd", "l-bfgs": "lbfgs", "l_bfgs": "lbfgs", "adam_w": "adamw", "rms": "rmsprop"}
+
+
+def optimizer_name(name: str) -> str:
+    """The canonical name, or a ConfigError that lists the names and the closest match."""
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key in OPTIMIZERS:
+        return key
+    close = difflib.get_close_matches(key, OPTIMIZERS, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"The 'optimizer' parameter must be one of {', '.join(OPTIMIZERS)}. Got {name!r} instead.{hint}"
+    )
+
+
+def default_lr(name: str) -> float:
+    return OPTIMIZERS[optimizer_name(name)].default_lr
+
+
+def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = None, **options) -> torch.optim.Optimizer:
+    """Build the named optimizer over ``params``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``OPTIMIZERS``.
+    params : list of Tensor
+        Leaf tensors with ``requires_grad=True``.
+    lr : float, optional
+        Learning rate; the optimizer's default when None.
+    **options
+        Passed to the torch.optim class (``momentum``, ``betas``, ``weight_decay``, ...).
+        ``None`` values are ignored so callers can forward unset options.
+
+    Examples
+    --------
+    >>> p = torch.zeros(2, requires_grad=True)
+    >>> make_optimizer("momentum", [p], lr=0.1).param_groups[0]["momentum"]
+    0.9
+    """
+    key = optimizer_name(name)
+    info = OPTIMIZERS[key]
+    lr = info.default_lr if lr is None else lr
+    options = {k: v for k, v in options.items() if v is not None}
+    accepted = set(inspect.signature(info.cls.__init__).parameters) - {"self", "params", "lr"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"The optimizer {key!r} does not take the option(s) {', '.join(unknown)}. "
+            f"It takes: {', '.join(sorted(accepted))}."
+        )
+    if key == "sgd" and options.get("momentum"):
+        # 'sgd' is the seeds' plain step; momentum is spelled 'momentum' so results stay comparable.
+        key_hint = "use --optimizer momentum (or nesterov) for SGD with momentum"
+        raise ConfigError(f"The 'sgd' optimizer is plain gradient descent without momentum; {key_hint}.")
+    kwargs = {**info.fixed, **options}
+    if "momentum" in kwargs and not 0 <= kwargs["momentum"] < 1:
+        raise ConfigError(f"The 'momentum' parameter must be in [0, 1). Got {kwargs['momentum']} instead.")
+    try:
+        return info.cls(params, lr=lr, **kwargs)
+    except (ValueError, TypeError) as exc:  # torch's own range checks, e.g. "Invalid beta parameter"
+        raise ConfigError(f"The optimizer {key!r} refused its options: {exc}") from None

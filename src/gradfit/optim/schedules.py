@@ -1,0 +1,59 @@
+"""Learning-rate schedules by name, stepped once per optimizer step.
+
+``constant`` keeps the rate; ``step`` multiplies it by ``gamma`` (0.1) every ``step_size``
+steps (a third of the budget by default); ``exponential`` decays it smoothly to 1% of the
+start by the end of the budget; ``cosine`` anneals it to 0 over the budget; ``onecycle`` warms
+up to the given rate and anneals (Smith's one-cycle policy).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import torch
+from torch.optim import lr_scheduler
+
+from gradfit.errors import ConfigError
+
+SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle")
+_ALIASES = {"none": "constant", "const": "constant", "exp": "exponential", "one-cycle": "onecycle", "one_cycle": "onecycle"}
+
+
+def schedule_name(name: str | None) -> str:
+    key = "constant" if name is None else str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key in SCHEDULES:
+        return key
+    close = difflib.get_close_matches(key, SCHEDULES, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"The 'schedule' parameter must be one of {', '.join(SCHEDULES)}. Got {name!r} instead.{hint}")
+
+
+def make_schedule(
+    name: str | None, optimizer: torch.optim.Optimizer, total_steps: int, **options
+) -> lr_scheduler.LRScheduler | None:
+    """The scheduler for ``optimizer`` over a budget of ``total_steps`` steps, or None for constant."""
+    key = schedule_name(name)
+    total = max(1, int(total_steps))
+    options = {k: v for k, v in options.items() if v is not None}
+    try:
+        if key == "constant":
+            _no_options(key, options)
+            return None
+        if key == "step":
+            return lr_scheduler.StepLR(
+                optimizer, step_size=int(options.pop("step_size", max(1, total // 3))), gamma=options.pop("gamma", 0.1), **options
+            )
+        if key == "exponential":
+            return lr_scheduler.ExponentialLR(optimizer, gamma=options.pop("gamma", 0.01 ** (1 / total)), **options)
+        if key == "cosine":
+            return lr_scheduler.CosineAnnealingLR(optimizer, T_max=options.pop("T_max", total), **options)
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total + 1, **options)
+    except TypeError as exc:
+        raise ConfigError(f"The schedule {key!r} refused its options: {exc}") from None
+
+
+def _no_options(key: str, options: dict) -> None:
+    if options:
+        raise ConfigError(f"The schedule {key!r} takes no options. Got {', '.join(options)}.")

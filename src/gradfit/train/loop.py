@@ -1,0 +1,189 @@
+"""The one training loop: batches -> loss -> gradient -> step -> history -> stopping rules.
+
+Row ``k`` of the history is the state after ``k`` updates. At each step the loop takes the
+loss and gradient at the current parameters, records them, asks the stopping rules, and only
+then updates. A non-finite loss, gradient or parameter stops the fit as ``diverged`` and puts
+back the last parameters whose loss was finite.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from gradfit.models.base import Model
+from gradfit.optim.registry import make_optimizer
+from gradfit.optim.schedules import make_schedule
+from gradfit.train.callbacks import call
+from gradfit.train.config import DEFAULT_STEPS, FitConfig
+from gradfit.train.history import History, HistoryRecorder
+from gradfit.train.objective import Objective
+from gradfit.train.stopping import EarlyStopping, MaxTime, StepState, Target, Tolerance, describe_stop
+
+
+@dataclass
+class LoopOutput:
+    params: dict[str, torch.Tensor]
+    loss: float
+    val_loss: float | None
+    steps: int
+    epochs: float
+    stop_reason: str
+    message: str
+    elapsed: float
+    history: History
+    best_step: int | None = None
+
+
+def run_loop(
+    model: Model,
+    loss,
+    train,
+    val,
+    params: dict[str, torch.Tensor],
+    fixed: frozenset[str],
+    config: FitConfig,
+    callbacks=(),
+    generator: torch.Generator | None = None,
+) -> LoopOutput:
+    """Fit ``params`` (modified in place, leaves on the data's device) and return what happened."""
+    start = time.perf_counter()
+    trainable = [n for n in model.param_names if n not in fixed]
+    leaves = [params[n].requires_grad_(True) for n in trainable]
+    for n in fixed:
+        params[n].requires_grad_(False)
+    objective = Objective(model, loss, config.chunk_size)
+    n = len(train)
+    batch = n if config.batch_size is None else min(config.batch_size, n)
+    per_epoch = math.ceil(n / batch)
+    total = config.epochs * per_epoch if config.epochs is not None else (DEFAULT_STEPS if config.steps is None else config.steps)
+    budget_reason = "max_epochs" if config.epochs is not None else "max_steps"
+
+    options = dict(config.optimizer_options, momentum=config.momentum)
+    optimizer = make_optimizer(config.optimizer, leaves, lr=config.lr, **options) if leaves else None
+    scheduler = make_schedule(config.schedule, optimizer, total, **config.schedule_options) if optimizer else None
+    rules = [r for r in (
+        Target(config.target_loss) if config.target_loss is not None else None,
+        Tolerance(config.tol) if config.tol is not None else None,
+        MaxTime(config.max_time) if config.max_time is not None else None,
+    ) if r is not None]
+    early = EarlyStopping(config.patience, config.min_delta) if (val is not None and config.patience) else None
+    recorder = HistoryRecorder(model.flat_names(), max_snapshots=config.max_snapshots, snapshot_every=config.snapshot_every)
+    call(callbacks, "on_start", total)
+
+    step, reason, last_loss = 0, budget_reason, math.nan
+    previous: list[torch.Tensor] | None = None
+    order = None
+    while True:
+        if step >= total:
+            break
+        if batch < n:
+            if step % per_epoch == 0 and (order is None or config.shuffle):
+                order = torch.randperm(n, generator=generator).to(train.x.device) if config.shuffle else torch.arange(n, device=train.x.device)
+            idx = order[(step % per_epoch) * batch : (step % per_epoch + 1) * batch]
+            xb, yb = train.x[idx], train.y[idx]
+        else:
+            xb, yb = train.x, train.y
+        value, grads = objective.value_and_grad(params, trainable, xb, yb)
+        loss_k = float(value)
+        grad_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))) if grads else 0.0
+        lr = optimizer.param_groups[0]["lr"] if optimizer else math.nan
+        elapsed = time.perf_counter() - start
+        if not (math.isfinite(loss_k) and math.isfinite(grad_norm)):
+            recorder.add_row(step, step / per_epoch, loss_k, math.nan, lr, grad_norm, elapsed)
+            reason = "diverged"
+            message = _diverged_message(step, loss_k, grad_norm, lr, config, previous is not None)
+            if previous is not None:
+                with torch.no_grad():
+                    for p, old in zip(leaves, previous):
+                        p.copy_(old)
+                step -= 1
+            break
+        val_due = val is not None and step % per_epoch == 0  # every step in full batch, each epoch's start otherwise
+        val_k = float(objective.value(params, val.x, val.y)) if val_due else math.nan
+        recorder.add_row(step, step / per_epoch, loss_k, val_k, lr, grad_norm, elapsed)
+        if recorder.wants_snapshot(step):
+            recorder.add_snapshot(step, _flat(model, params))
+        last_loss = loss_k
+        state = StepState(step, step / per_epoch, loss_k, val_k, lr, grad_norm, elapsed, total, params,
+                          epoch_end=(step + 1) % per_epoch == 0)
+        stop = call(callbacks, "on_step", state)
+        if early is not None and math.isfinite(val_k) and early.update(step, val_k, params):
+            reason = "early_stopped"
+            break
+        hit = next((r for r in (rule.check(state) for rule in rules) if r), None)
+        if hit:
+            reason = hit
+            break
+        if stop:
+            reason = "interrupted"
+            break
+        if optimizer is None:
+            break
+        previous = [p.detach().clone() for p in leaves]
+        cached = [grads]
+
+        def closure():
+            if cached:  # the gradient at the current parameters is already known
+                for p, g in zip(leaves, cached.pop()):
+                    p.grad = g
+                return value
+            v, gs = objective.value_and_grad(params, trainable, xb, yb)
+            for p, g in zip(leaves, gs):
+                p.grad = g
+            return v
+
+        optimizer.step(closure)
+        if scheduler is not None:
+            scheduler.step()
+        step += 1
+
+    best_step = None
+    if reason == "early_stopped" and config.restore_best and early.best_params is not None:
+        with torch.no_grad():
+            for name, value in early.best_params.items():
+                params[name].copy_(value)
+        best_step = early.best_step
+    if reason != "diverged":
+        message = describe_stop(reason, step, epochs=config.epochs, max_time=config.max_time, target_loss=config.target_loss,
+                                tol=config.tol, patience=config.patience, best_step=early.best_step if early else None)
+    for p in leaves:
+        p.grad = None
+        p.requires_grad_(False)
+    final_loss = float(objective.value(params, train.x, train.y))
+    final_val = float(objective.value(params, val.x, val.y)) if val is not None else None
+    elapsed = time.perf_counter() - start
+    recorder.add_final(step, step / per_epoch, final_loss, math.nan if final_val is None else final_val, elapsed, _flat(model, params))
+    return LoopOutput(
+        params={k: v.detach() for k, v in params.items()},
+        loss=final_loss,
+        val_loss=final_val,
+        steps=step,
+        epochs=step / per_epoch,
+        stop_reason=reason,
+        message=message,
+        elapsed=elapsed,
+        history=recorder.freeze(),
+        best_step=best_step,
+    )
+
+
+def _flat(model: Model, params) -> torch.Tensor:
+    return torch.cat([params[n].detach().reshape(-1).double().cpu() for n in model.param_names]) if params else torch.zeros(0)
+
+
+def _diverged_message(step: int, loss: float, grad_norm: float, lr: float, config: FitConfig, kept: bool) -> str:
+    what = f"the loss became {loss}" if not math.isfinite(loss) else f"the gradient became {grad_norm}"
+    if not kept:
+        return (
+            f"The fit could not start: at the initial parameters {what}. Check the initial values (--init) "
+            f"and the data (for example log or sqrt of negative numbers, or division by zero)."
+        )
+    smaller = f"{lr / 10:.3g}" if math.isfinite(lr) else "a smaller value"
+    return (
+        f"The fit diverged at step {step}: {what} with learning rate {lr:.3g}. Kept the parameters of step {step - 1}, "
+        f"the last with a finite loss. Try a smaller learning rate (e.g. lr={smaller}) or an adaptive optimizer such as adam."
+    )

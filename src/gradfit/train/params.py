@@ -1,0 +1,90 @@
+"""Initial values and fixed parameters: the user's ``init=`` and ``fix=`` applied to a model."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+
+import torch
+
+from gradfit.errors import ModelError
+from gradfit.models.base import Model
+
+_FLAT = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>[0-9, ]+)\]$")
+
+
+def initial_params(
+    model: Model,
+    init: Mapping[str, object] | str | None,
+    generator: torch.Generator,
+    dtype: torch.dtype,
+    x: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Starting values: the model's defaults (or data-informed guesses), overridden by ``init``.
+
+    ``init`` maps a parameter name to a number (broadcast over its shape) or an array of its shape;
+    an entry of a vector parameter is named ``"a[0]"``. ``init="random"`` draws every parameter
+    from a seeded standard normal, as seed 002 does with ``torch.randn``.
+    """
+    if isinstance(init, str):
+        if init.strip().lower() != "random":
+            raise ModelError(f"The 'init' parameter must be a mapping of name to value or 'random'. Got {init!r} instead.")
+        return {s.name: torch.randn(s.shape, generator=generator, dtype=torch.float64).to(dtype) for s in model.specs}
+    params = model.init_params(generator, dtype, x=x, y=y)
+    for key, value in (init or {}).items():
+        name, index = _split(str(key))
+        _check_name(model, name, "init")
+        spec = model.spec(name)
+        try:
+            t = torch.as_tensor(value, dtype=torch.float64)
+        except (TypeError, ValueError):
+            raise ModelError(f"The initial value of {key!r} must be a number. Got {value!r} instead.") from None
+        if not bool(torch.isfinite(t).all()):
+            raise ModelError(f"The initial value of {key!r} must be finite. Got {value!r} instead.")
+        if index is not None:
+            if len(index) != len(spec.shape) or any(not 0 <= i < d for i, d in zip(index, spec.shape)):
+                raise ModelError(f"{key!r} is out of range: {name!r} has shape {spec.shape}.")
+            if t.numel() != 1:
+                raise ModelError(f"The initial value of {key!r} must be one number. Got {value!r} instead.")
+            params[name][index] = t.to(dtype)
+        elif t.numel() == 1 or tuple(t.shape) == spec.shape:
+            params[name] = t.to(dtype).expand(spec.shape).clone()
+        else:
+            raise ModelError(f"The initial value of {name!r} must be one number or of shape {spec.shape}. Got shape {tuple(t.shape)}.")
+    return params
+
+
+def fixed_names(model: Model, fix: Iterable[str] | str | None) -> frozenset[str]:
+    """The parameters to hold at their initial values."""
+    if fix is None:
+        return frozenset()
+    names = [f.strip() for f in fix.split(",")] if isinstance(fix, str) else [str(f) for f in fix]
+    for name in names:
+        _check_name(model, name, "fix")
+    if set(names) >= set(model.param_names):
+        raise ModelError(f"Every parameter is fixed ({', '.join(names)}): leave at least one free to fit.")
+    return frozenset(names)
+
+
+def _split(key: str) -> tuple[str, tuple[int, ...] | None]:
+    m = _FLAT.match(key.strip())
+    if not m:
+        return key.strip(), None
+    return m["name"], tuple(int(i) for i in m["index"].split(","))
+
+
+def _check_name(model: Model, name: str, option: str) -> None:
+    if name in model.param_names:
+        return
+    close = difflib.get_close_matches(name, model.param_names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ModelError(
+        f"The '{option}' option names {name!r}, which is not a parameter of the model {model.name!r}. "
+        f"Its parameters are: {', '.join(model.param_names)}.{hint}"
+    )
+
+
+def finite(params: Mapping[str, torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in params.values())

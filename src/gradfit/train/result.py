@@ -1,0 +1,219 @@
+"""FitResult: the outcome of a fit, as data.
+
+A frozen record of the fitted parameters, the loss, why and when the fit stopped, and the
+history, with a JSON round-trip (``to_json`` / ``from_json``) so pictures and reports can be
+made later without refitting. Wall-clock timings live in ``timings``, apart from the rest, so
+two runs of the same fit give the same JSON apart from that field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gradfit.errors import ModelError
+from gradfit.models.base import Model, flatten_params, unflatten_params
+from gradfit.train.history import History
+from gradfit.train.stopping import SUCCESS
+
+SCHEMA = "gradfit.result/1"
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a fit found.
+
+    Attributes
+    ----------
+    params : dict of str to Tensor
+        Fitted values by parameter name, with the model's shapes (on the CPU).
+    loss : float
+        Mean training loss at ``params`` (whole training set).
+    steps : int
+        Updates applied to reach ``params``.
+    epochs : float
+        Passes over the training data (``steps * batch_size / n``).
+    stop_reason : str
+        One of :data:`gradfit.train.stopping.REASONS`.
+    message : str
+        One sentence saying why the fit stopped and, if it failed, what to try.
+    history : History
+    model : Model or None
+        The model (None after ``from_json`` when it cannot be rebuilt from its description).
+    """
+
+    params: dict[str, torch.Tensor]
+    loss: float
+    steps: int
+    epochs: float
+    stop_reason: str
+    message: str
+    history: History
+    model: Model | None = field(default=None, compare=False, repr=False)
+    model_spec: dict = field(default_factory=dict)
+    init_params: dict[str, float] = field(default_factory=dict)
+    fixed: tuple[str, ...] = ()
+    val_loss: float | None = None
+    best_step: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+    # -- convenience -------------------------------------------------------------------------
+
+    @property
+    def success(self) -> bool:
+        """False when the fit diverged or was interrupted."""
+        return self.stop_reason in SUCCESS
+
+    @property
+    def flat_params(self) -> dict[str, float]:
+        """``{"a[0]": 2.99, "a[1]": 2.51}``: every scalar entry by name."""
+        if self.model is not None:
+            return flatten_params(self.model.specs, self.params)
+        return dict(zip(self.history.param_names, _flat_values(self.params)))
+
+    @property
+    def elapsed(self) -> float:
+        return self.timings.get("elapsed", math.nan)
+
+    def predict(self, x=None):
+        """Predictions of the fitted model.
+
+        ``x`` may be a DataFrame or dict holding the input columns, or an array/tensor of shape
+        ``(n,)`` or ``(n, k)`` with the columns in ``data["x"]`` order. A tensor in gives a
+        tensor out; anything else gives a NumPy array.
+        """
+        if self.model is None:
+            raise ModelError("This result has no model to predict with (it was loaded from JSON with a callable or "
+                             "nn.Module model): pass model=... to FitResult.from_json.")
+        as_tensor = isinstance(x, torch.Tensor)
+        dtype = torch.float64 if self.data.get("dtype") == "float64" else torch.float32
+        X = _inputs(x, self.model.inputs, dtype)
+        with torch.no_grad():
+            params = {k: v.to(dtype) for k, v in self.params.items()}
+            out = self.model(params, X)
+        return out if as_tensor else out.cpu().numpy()
+
+    # -- serialisation -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "params": self.flat_params,
+            "loss": _num(self.loss),
+            "val_loss": _num(self.val_loss),
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "stop_reason": self.stop_reason,
+            "success": self.success,
+            "message": self.message,
+            "model": self.model_spec,
+            "optimizer": self.config.get("optimizer"),
+            "lr": self.config.get("lr"),
+            "seed": self.config.get("seed"),
+            "init_params": self.init_params,
+            "fixed": list(self.fixed),
+            "best_step": self.best_step,
+            "config": self.config,
+            "data": self.data,
+            "param_shapes": {k: list(v.shape) for k, v in self.params.items()},
+            "timings": self.timings,
+        }
+
+    def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
+        """The result as JSON text (also written to ``path`` when given)."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_default)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path, model: Model | None = None, history: History | None = None) -> "FitResult":
+        """Rebuild a result from ``to_json`` output (text or a file path).
+
+        The model is rebuilt from its description when it is a formula or zoo model; pass
+        ``model=`` for a callable or module. The history comes from ``history`` (e.g.
+        ``History.from_frame(pandas.read_csv("history.csv"))``), else it is empty.
+        """
+        text = Path(source).read_text() if not str(source).lstrip().startswith("{") else str(source)
+        d = json.loads(text)
+        if model is None:
+            from gradfit.models.resolve import rebuild_model
+
+            model = rebuild_model(d["model"])
+        shapes = d.get("param_shapes", {})
+        if model is not None:
+            params = {k: v.float() if d.get("data", {}).get("dtype") != "float64" else v
+                      for k, v in unflatten_params(model.specs, d["params"]).items()}
+        else:
+            params = {k: torch.tensor(d["params"][k], dtype=torch.float64).reshape(shapes.get(k, [])) for k in d["params"]}
+        names = tuple(d["params"])
+        return cls(
+            params=params, loss=_unnum(d["loss"]), steps=d["steps"], epochs=d["epochs"], stop_reason=d["stop_reason"],
+            message=d["message"],
+            history=history or History({c: np.zeros(0) for c in ("step", "epoch", "loss", "val_loss", "lr", "grad_norm", "time")},
+                                       names, np.zeros(0, np.int64), np.zeros((0, len(names)))),
+            model=model, model_spec=d["model"], init_params=d.get("init_params", {}), fixed=tuple(d.get("fixed", ())),
+            val_loss=_unnum(d.get("val_loss")), best_step=d.get("best_step"), config=d.get("config", {}),
+            data=d.get("data", {}), timings=d.get("timings", {}),
+        )
+
+    def save_history(self, path: str | Path) -> None:
+        """Write the history as CSV or Parquet, chosen by the file's extension."""
+        frame = self.history.to_frame()
+        if str(path).endswith((".parquet", ".pq")):
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v:.6g}" for k, v in list(self.flat_params.items())[:8])
+        more = ", ..." if len(self.flat_params) > 8 else ""
+        return f"FitResult({shown}{more}; loss={self.loss:.6g}, steps={self.steps}, stop_reason={self.stop_reason!r})"
+
+
+def _flat_values(params) -> list[float]:
+    return [v for t in params.values() for v in torch.as_tensor(t).reshape(-1).double().tolist()]
+
+
+def _num(v):
+    """JSON has no NaN/inf: write them as strings so the file stays valid JSON."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else str(v)
+
+
+def _unnum(v):
+    return None if v is None else float(v)
+
+
+def _default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, float):
+        return str(o)
+    return str(o)
+
+
+def _inputs(x, names: tuple[str, ...], dtype) -> torch.Tensor:
+    if x is None:
+        raise ModelError(f"predict() needs the inputs {', '.join(names)}.")
+    if hasattr(x, "columns") or isinstance(x, dict):
+        missing = [n for n in names if n not in x]
+        if missing:
+            raise ModelError(f"predict() input lacks the column(s) {', '.join(missing)}; the model reads {', '.join(names)}.")
+        return torch.stack([torch.as_tensor(np.asarray(x[n], dtype=np.float64)).to(dtype) for n in names], dim=1)
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(dtype)
+    if t.ndim == 1:
+        t = t[:, None]
+    if t.shape[1] != len(names):
+        raise ModelError(f"predict() got {t.shape[1]} input column(s); the model reads {len(names)}: {', '.join(names)}.")
+    return t
