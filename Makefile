@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make demo` (the seeds' runs on built-in data) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.gradfit-installed
+
+.PHONY: demo test install bench clean
+
+install: $(STAMP)
+
+# torch is installed first, pinned, when the environment has none: an unpinned torch would pull a
+# multi-GB CUDA build, while 2.13.0 is the CPU wheel this project is developed against.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/gradfit demo linear
+	$(VENV)/bin/gradfit demo rollercoaster
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/bench_loop.py
+
+clean:
+	rm -rf $(VENV) gradfit-out .pytest_cache
