@@ -23,6 +23,9 @@ from gradfit.train.params import fixed_names, initial_params
 from gradfit.train.result import FitResult
 
 _OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
+# Names people reach for out of habit from other libraries.
+_SYNONYMS = {"learning_rate": "lr", "max_steps": "steps", "n_steps": "steps", "iterations": "steps",
+             "max_iter": "steps", "n_epochs": "epochs", "max_epochs": "epochs", "random_state": "seed"}
 
 
 def fit(
@@ -128,7 +131,10 @@ def fit(
 def _config(options: dict) -> FitConfig:
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
-        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, _OPTIONS, n=1)) else repr(u) for u in unknown]
+        hints = []
+        for u in unknown:
+            match = _SYNONYMS.get(u) or next(iter(difflib.get_close_matches(u, _OPTIONS, n=1)), None)
+            hints.append(f"{u!r} (did you mean {match!r}?)" if match else repr(u))
         raise ConfigError(f"Unknown option(s) to fit(): {', '.join(hints)}. Known options: {', '.join(sorted(_OPTIONS))}.")
     return FitConfig(**options).validate()
 

@@ -1,0 +1,354 @@
+"""The safe formula compiler: ``"a*t**2 + b*t + c"`` -> torch operations.
+
+The text is parsed once with :mod:`ast` and every node is checked against a whitelist
+(numbers, names, ``+ - * / **``, unary ``-``/``+``, calls of the functions in
+:mod:`gradfit.models.formula_functions`). Allowed nodes become small closures that call torch;
+evaluating a :class:`Formula` never looks at the text again, and nothing the user wrote is
+ever executed (no ``eval``, ``exec``, bytecode or attribute lookup on user names).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from gradfit.errors import FormulaError, ModelError
+from gradfit.models.formula_functions import (
+    BINARY, CONSTANTS, FAMILY, FUNCTIONS, HINT, REFUSED, SYMBOLS, allowed_functions,
+)
+
+MAX_LENGTH = 10_000
+MAX_NODES = 2_000
+MAX_DEPTH = 100
+
+_Node = Callable[[Mapping[str, Tensor], "_Context"], "Tensor | float"]
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What one evaluation needs besides the variables: where numbers become tensors."""
+
+    dtype: torch.dtype
+    device: torch.device | None
+
+    def tensor(self, value: Tensor | float) -> Tensor:
+        if isinstance(value, Tensor):
+            return value
+        return torch.tensor(value, dtype=self.dtype, device=self.device)
+
+
+def _apply(op: Callable, a: Tensor | float, b: Tensor | float, ctx: _Context) -> Tensor:
+    # A Python number next to a tensor takes the tensor's dtype; two numbers must not be
+    # combined by Python (1/0 would raise, 2**0.5 would be float64), so one becomes a tensor.
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = ctx.tensor(a)
+    return op(a, b)
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A compiled formula. Build it with :func:`compile_formula`.
+
+    Attributes
+    ----------
+    text : str
+        The formula as given.
+    names : tuple of str
+        Its free variables in order of first appearance (functions and constants excluded).
+    """
+
+    text: str
+    names: tuple[str, ...]
+    _root: _Node = field(repr=False, compare=False)
+
+    def evaluate(self, env: Mapping[str, Tensor | float], *, dtype: torch.dtype | None = None,
+                 device: torch.device | str | None = None) -> Tensor:
+        """The formula's value for the variables in ``env``.
+
+        Numbers in the formula take the dtype and device of the first tensor among the
+        formula's variables in ``env`` (float32 on the CPU when there is none), unless
+        ``dtype``/``device`` are given.
+
+        Examples
+        --------
+        >>> f = compile_formula("a*t**2 + b")
+        >>> f.evaluate({"a": 2.0, "t": torch.tensor([1.0, 3.0]), "b": 1.0})
+        tensor([ 3., 19.])
+        """
+        missing = [n for n in self.names if n not in env]
+        if missing:
+            raise ModelError(
+                f"The formula {self.text.strip()!r} needs a value for {', '.join(map(repr, missing))}. "
+                f"Got values for: {', '.join(map(repr, env)) or '(nothing)'}. Give every name in {list(self.names)}."
+            )
+        used = [env[n] for n in self.names]
+        tensors = [v for v in used if isinstance(v, Tensor)]
+        if dtype is None:
+            dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
+        if device is None and tensors:
+            device = tensors[0].device
+        ctx = _Context(dtype, None if device is None else torch.device(device))
+        values = {}
+        for name, value in zip(self.names, used):
+            if not isinstance(value, Tensor):
+                try:
+                    value = torch.as_tensor(value, dtype=dtype, device=ctx.device)
+                except (TypeError, ValueError, RuntimeError) as err:
+                    raise ModelError(f"The value of {name!r} must be a tensor or a number. "
+                                     f"Got {type(value).__name__} instead.") from err
+            values[name] = value
+        return ctx.tensor(self._root(values, ctx))
+
+    def __reduce__(self):
+        # Closures cannot be pickled; the text is enough to rebuild them.
+        return (compile_formula, (self.text,))
+
+    def __repr__(self) -> str:
+        return f"Formula({self.text!r}, names={self.names!r})"
+
+
+def compile_formula(text: str) -> Formula:
+    """Parse and check ``text`` once and compile it into torch operations.
+
+    Parameters
+    ----------
+    text : str
+        One Python-style arithmetic expression, e.g. ``"b1*(1-exp(-b2*x))"``.
+
+    Returns
+    -------
+    Formula
+
+    Raises
+    ------
+    FormulaError
+        For anything outside the whitelist, with a caret under the offending part.
+
+    Examples
+    --------
+    >>> compile_formula("a*t**2 + b*t + c").names
+    ('a', 't', 'b', 'c')
+    """
+    if not isinstance(text, str):
+        raise FormulaError(f"The formula must be a string such as 'a*x + b'. Got {type(text).__name__} instead.")
+    if not text.strip():
+        raise FormulaError(f"The formula is empty. Write an expression such as 'a*x + b'. {HINT}", formula=text)
+    if len(text) > MAX_LENGTH:
+        raise FormulaError(f"The formula is {len(text):,} characters long; at most {MAX_LENGTH:,} are allowed. "
+                           "Shorten it or write the model as a Python function.")
+    _check_bracket_depth(text)
+    return _Compiler(text).run()
+
+
+def _check_bracket_depth(text: str) -> None:
+    # Python's parser can hit RecursionError/MemoryError on deep nesting, so refuse it first.
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise FormulaError(f"The formula nests brackets deeper than {MAX_DEPTH} levels; "
+                                   f"at most {MAX_DEPTH} are allowed. Simplify it.", formula=text, offset=i)
+        elif ch in ")]}":
+            depth -= 1
+
+
+class _Compiler:
+    """One compilation: the text, positions for carets, and the names met so far."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.source = text.lstrip()
+        self.shift = len(text) - len(self.source)  # the parser refuses leading indentation
+        self.lines = self.source.split("\n")
+        self.starts = [0]
+        for line in self.lines[:-1]:
+            self.starts.append(self.starts[-1] + len(line) + 1)
+        self.names: list[str] = []
+
+    def run(self) -> Formula:
+        try:
+            tree = ast.parse(self.source, mode="eval")
+        except SyntaxError as err:
+            self._syntax_error(err)
+        except (RecursionError, MemoryError, ValueError, OverflowError) as err:
+            raise FormulaError(f"The formula cannot be parsed ({type(err).__name__}); it is too deeply nested "
+                               f"or too large. Limits: {MAX_LENGTH:,} characters, {MAX_DEPTH} levels of nesting.",
+                               formula=self.text) from None
+        n_nodes = sum(isinstance(n, ast.expr) for n in ast.walk(tree))
+        if n_nodes > MAX_NODES:
+            raise FormulaError(f"The formula has {n_nodes:,} parts (numbers, names, operations); at most "
+                               f"{MAX_NODES:,} are allowed. Simplify it or write the model as a Python function.")
+        self._check_depth(tree.body)
+        root = self.translate(tree.body)
+        node = root if callable(root) else (lambda values, ctx, v=root: v)
+        return Formula(self.text, tuple(self.names), node)
+
+    # -- positions and errors ----------------------------------------------------------------
+
+    def offset(self, lineno: int, col_bytes: int) -> int:
+        line = self.lines[lineno - 1]
+        col = len(line.encode("utf-8")[:col_bytes].decode("utf-8", errors="ignore"))  # ast counts UTF-8 bytes
+        return self.shift + self.starts[lineno - 1] + col
+
+    def span(self, node: ast.AST) -> tuple[int, int]:
+        start = self.offset(node.lineno, node.col_offset)
+        return start, self.offset(node.end_lineno, node.end_col_offset) - start
+
+    def fail(self, message: str, node: ast.AST | None = None, span: tuple[int, int] | None = None):
+        start, length = span if span is not None else self.span(node)
+        raise FormulaError(message, formula=self.text, offset=start, length=length)
+
+    def _syntax_error(self, err: SyntaxError):
+        lineno, col = err.lineno or 1, max(1, err.offset or 1) - 1
+        start = self.shift + self.starts[min(lineno, len(self.starts)) - 1] + col
+        length = (err.end_offset - 1 - col) if err.end_lineno == lineno and (err.end_offset or 0) > col + 1 else 1
+        start = min(start, max(0, len(self.text) - 1))
+        found = self.text[start:start + 1]
+        if found == "=":  # the usual slip: 'y = a*x + b'
+            reason = "assignments ('=') are not allowed; write only the right-hand side, e.g. 'a*x + b'"
+        elif found == ";":
+            reason = "';' separates statements; a formula is one expression"
+        else:
+            reason = f"{err.msg}; it must be one expression such as 'a*x + b'"
+        raise FormulaError(f"The formula is not a valid expression: {reason}. {HINT}",
+                           formula=self.text, offset=start, length=length) from None
+
+    def _check_depth(self, root: ast.expr) -> None:
+        stack = [(root, 1)]  # explicit stack: a deep tree must not overflow Python's own stack
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                self.fail(f"The formula nests operations deeper than {MAX_DEPTH} levels; at most "
+                          f"{MAX_DEPTH} are allowed. Simplify it.", node)
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.expr):
+                    flat = (isinstance(node, ast.BinOp) and child is node.left and isinstance(child, ast.BinOp)
+                            and FAMILY.get(type(child.op), 0) == FAMILY.get(type(node.op), 1))
+                    stack.append((child, depth if flat else depth + 1))
+
+    # -- compiling ---------------------------------------------------------------------------
+
+    def translate(self, node: ast.expr) -> _Node | float:
+        """A closure computing ``node``, or a plain float for a literal (folded where exact)."""
+        if isinstance(node, ast.Constant):
+            return self._constant(node)
+        if isinstance(node, ast.Name):
+            return self._name(node)
+        if isinstance(node, ast.BinOp):
+            return self._binop(node)
+        if isinstance(node, ast.UnaryOp):
+            return self._unary(node)
+        if isinstance(node, ast.Call):
+            return self._call(node)
+        if isinstance(node, ast.Attribute):
+            while isinstance(node.value, ast.Attribute):  # point at the first '.name' of a chain
+                node = node.value
+            start = self.offset(node.value.end_lineno, node.value.end_col_offset)
+            end = self.offset(node.end_lineno, node.end_col_offset)
+            self.fail(f"attribute access ('.{node.attr}') is not allowed in a formula. {HINT}",
+                      span=(start, end - start))
+        message = REFUSED.get(type(node), f"{type(node).__name__} expressions are not allowed in a formula")
+        self.fail(f"{message}. {HINT}", node)
+
+    def _constant(self, node: ast.Constant) -> float:
+        value = node.value
+        if isinstance(value, bool) or value is None or value is Ellipsis:
+            self.fail(f"{value!r} is not allowed in a formula; only numbers are. {HINT}", node)
+        if isinstance(value, (str, bytes)):
+            self.fail(f"strings are not allowed in a formula. {HINT}", node)
+        if isinstance(value, complex):
+            self.fail("complex numbers (such as 1j) are not allowed in a formula; use real numbers.", node)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            self.fail("this number is too large to be a finite float.", node)
+        return number
+
+    def _name(self, node: ast.Name) -> _Node | float:
+        name = node.id
+        if name.startswith("_"):
+            self.fail(f"names starting with '_' are not allowed in a formula. Got {name!r}; rename it.", node)
+        if name in FUNCTIONS:
+            self.fail(f"{name} is a function; call it as {name}(...).", node)
+        if name in CONSTANTS:
+            return CONSTANTS[name]
+        if name not in self.names:
+            self.names.append(name)
+        return lambda values, ctx: values[name]
+
+    def _binop(self, node: ast.BinOp) -> _Node:
+        family = FAMILY.get(type(node.op))
+        steps = []
+        while True:  # unroll a left-associative chain iteratively
+            if type(node.op) not in BINARY:
+                self._bad_operator(node)
+            steps.append((BINARY[type(node.op)], node.right))
+            if family is None or not (isinstance(node.left, ast.BinOp) and FAMILY.get(type(node.left.op)) == family):
+                break
+            node = node.left
+        first = self.translate(node.left)
+        ops = [(op, self.translate(right)) for op, right in reversed(steps)]
+
+        def chain(values, ctx):
+            acc = first(values, ctx) if callable(first) else first
+            for op, item in ops:
+                acc = _apply(op, acc, item(values, ctx) if callable(item) else item, ctx)
+            return acc
+
+        return chain
+
+    def _bad_operator(self, node: ast.BinOp):
+        symbol = SYMBOLS.get(type(node.op), type(node.op).__name__)
+        start = self.offset(node.left.end_lineno, node.left.end_col_offset)
+        found = self.text.find(symbol, start)
+        span = (found, len(symbol)) if found >= 0 else self.span(node)
+        if symbol == "^":
+            self.fail("'^' is not a power operator in formulas (it is bitwise xor in Python); "
+                      "write powers with '**', e.g. x**2.", span=span)
+        self.fail(f"the operator '{symbol}' is not allowed in a formula; allowed operators are + - * / **.", span=span)
+
+    def _unary(self, node: ast.UnaryOp) -> _Node | float:
+        if not isinstance(node.op, (ast.USub, ast.UAdd)):
+            symbol = "not" if isinstance(node.op, ast.Not) else "~"
+            self.fail(f"the operator '{symbol}' is not allowed in a formula; allowed are unary - and +.", node)
+        operand = self.translate(node.operand)
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        if not callable(operand):
+            return -operand  # exact, so -2 stays a literal
+        return lambda values, ctx: torch.neg(operand(values, ctx))
+
+    def _call(self, node: ast.Call) -> _Node:
+        if not isinstance(node.func, ast.Name):
+            if isinstance(node.func, ast.Attribute):
+                self.translate(node.func)  # reports the attribute access
+            self.fail(f"only allowed functions can be called, by name, e.g. exp(x). {HINT}", node.func)
+        name = node.func.id
+        if name in CONSTANTS:
+            self.fail(f"{name} is a constant, not a function; write {name}*(...) to multiply.", node.func)
+        if name not in FUNCTIONS:
+            self.fail(f"unknown function {name!r}; allowed functions are: {allowed_functions()}.", node.func)
+        spec = FUNCTIONS[name]
+        if node.keywords:
+            self.fail(f"keyword arguments are not allowed in a formula; write {spec.usage}.", node.keywords[0])
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                self.fail(f"starred arguments (*x) are not allowed in a formula; write {spec.usage}.", arg)
+        if len(node.args) != spec.arity:
+            plural = "argument" if spec.arity == 1 else "arguments"
+            self.fail(f"{name}() takes {spec.arity} {plural} ({spec.usage}); got {len(node.args)}.", node)
+        args = [self.translate(arg) for arg in node.args]
+        fn = spec.fn
+
+        def call(values, ctx):
+            return fn(*(ctx.tensor(a(values, ctx) if callable(a) else a) for a in args))
+
+        return call
