@@ -6,7 +6,6 @@ names in it that are columns; for anything else, every column but the target.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,16 +13,12 @@ import torch
 
 from gradfit.errors import ModelError
 from gradfit.models.base import Model
-from gradfit.models.formula import FormulaModel, compile_formula
+from gradfit.models.formula import compile_formula
+from gradfit.models.formula_model import FormulaModel
 from gradfit.models.function import CallableModel, ModuleModel
-from gradfit.models.zoo import ZOO_NAMES, make_zoo_model
+from gradfit.models.zoo import is_zoo_name, make_zoo_model
 
 ModelLike = str | Model | torch.nn.Module | Callable
-
-
-def is_zoo_name(name: str) -> bool:
-    key = name.strip().lower()
-    return key in ZOO_NAMES or re.fullmatch(r"poly\d+", key) is not None
 
 
 def default_inputs(model: ModelLike, columns: Sequence[str], y: str | None) -> list[str]:

@@ -74,7 +74,7 @@ def run_loop(
     recorder = HistoryRecorder(model.flat_names(), max_snapshots=config.max_snapshots, snapshot_every=config.snapshot_every)
     call(callbacks, "on_start", total)
 
-    step, reason, last_loss = 0, budget_reason, math.nan
+    step, reason = 0, budget_reason
     previous: list[torch.Tensor] | None = None
     order = None
     while True:
@@ -107,7 +107,6 @@ def run_loop(
         recorder.add_row(step, step / per_epoch, loss_k, val_k, lr, grad_norm, elapsed)
         if recorder.wants_snapshot(step):
             recorder.add_snapshot(step, _flat(model, params))
-        last_loss = loss_k
         state = StepState(step, step / per_epoch, loss_k, val_k, lr, grad_norm, elapsed, total, params,
                           epoch_end=(step + 1) % per_epoch == 0)
         stop = call(callbacks, "on_step", state)

@@ -1,0 +1,259 @@
+"""Losses: ``(predictions, targets) -> scalar``, by name or from a function.
+
+Every :class:`Loss` gives the per-row values, their sum (``total``, so the training loop can add
+up chunks and divide by the row count itself) and their mean (calling the loss). Sums use
+``torch.sum``, whose pairwise summation keeps a float32 chunk of 65,536 rows accurate.
+
+Examples
+--------
+>>> loss = get_loss("mse")
+>>> float(loss(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0])))
+2.0
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gradfit.errors import ConfigError, DataError
+
+LOSS_NAMES: tuple[str, ...] = ("mse", "mae", "huber", "cross_entropy", "bce")
+
+
+class Loss:
+    """Base class: subclasses define ``per_row`` (and ``check_targets`` where targets are special).
+
+    Attributes
+    ----------
+    name : str
+    least_squares : bool
+        True when the loss is a mean of squared residuals (Levenberg-Marquardt applies).
+    options : dict
+        The options it was built with (``{"delta": 1.0}`` for huber).
+    """
+
+    name = "loss"
+    least_squares = False
+
+    def __init__(self):
+        self.options: dict = {}
+
+    def per_row(self, pred: Tensor, target: Tensor) -> Tensor:
+        """The loss of each row, shape ``(n,)``."""
+        raise NotImplementedError
+
+    def total(self, pred: Tensor, target: Tensor) -> Tensor:
+        """The sum over rows (a scalar)."""
+        return self.per_row(pred, target).sum()
+
+    def __call__(self, pred: Tensor, target: Tensor) -> Tensor:
+        """The mean over rows (a scalar)."""
+        return self.per_row(pred, target).mean()
+
+    def check_targets(self, y: Tensor, n_outputs: int) -> None:
+        """Raise DataError when the targets do not suit this loss, ConfigError when the model's outputs do not.
+
+        The regression losses need one output per row; their targets can be any finite number.
+        """
+        if n_outputs != 1:
+            raise ConfigError(f"The {self.name!r} loss compares one prediction per row with the target, but the "
+                              f"model has {n_outputs} outputs. Use 'cross_entropy' for class logits, or a model "
+                              f"with n_outputs=1.")
+
+    def describe(self) -> dict:
+        return {"name": self.name, **self.options}
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"<Loss {self.name!r}{opts}>"
+
+
+def _same_shape(name: str, pred: Tensor, target: Tensor) -> None:
+    # Broadcasting (n,) against (n, 1) would silently build an (n, n) loss.
+    if pred.shape != target.shape:
+        raise ConfigError(f"The {name!r} loss needs predictions and targets of the same shape. "
+                          f"Got {tuple(pred.shape)} and {tuple(target.shape)} instead.")
+
+
+def _rows(values: Tensor) -> Tensor:
+    return values if values.ndim == 1 else values.reshape(values.shape[0], -1).mean(dim=1)
+
+
+def _first_bad(y: Tensor, bad: Tensor) -> tuple[int, float]:
+    row = int(bad.nonzero()[0, 0])
+    return row, float(y[row])
+
+
+class MSE(Loss):
+    """``mse``: mean of ``(pred - target)**2``; least squares."""
+
+    name = "mse"
+    least_squares = True
+
+    def per_row(self, pred, target):
+        _same_shape(self.name, pred, target)
+        return _rows((pred - target) ** 2)
+
+
+class MAE(Loss):
+    """``mae``: mean of ``|pred - target|`` (robust to outliers)."""
+
+    name = "mae"
+
+    def per_row(self, pred, target):
+        _same_shape(self.name, pred, target)
+        return _rows((pred - target).abs())
+
+
+class Huber(Loss):
+    """``huber``: squared error (halved) within ``delta`` of the target, absolute error beyond it."""
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not delta > 0:
+            raise ConfigError(f"The 'delta' parameter of the huber loss must be a number > 0. Got {delta!r} instead.")
+        super().__init__()
+        self.options = {"delta": float(delta)}
+
+    def per_row(self, pred, target):
+        _same_shape(self.name, pred, target)
+        return _rows(F.huber_loss(pred, target, reduction="none", delta=self.options["delta"]))
+
+
+class CrossEntropy(Loss):
+    """``cross_entropy``: multi-class, from ``(n, C)`` logits and class labels 0..C-1 (floats are fine)."""
+
+    name = "cross_entropy"
+
+    def per_row(self, pred, target):
+        if pred.ndim != 2 or pred.shape[0] != target.shape[0]:
+            raise ConfigError(f"The 'cross_entropy' loss needs (n, C) class logits for n = {target.shape[0]} rows. "
+                              f"Got predictions of shape {tuple(pred.shape)}; use a model with n_outputs = C >= 2 "
+                              f"(or 'bce' with one output for two classes).")
+        return F.cross_entropy(pred, target.long(), reduction="none")
+
+    def check_targets(self, y, n_outputs):
+        if n_outputs < 2:
+            raise ConfigError("The 'cross_entropy' loss needs a model with one output per class (n_outputs >= 2). "
+                              "Got n_outputs=1; set n_outputs to the number of classes, or use 'bce' for two classes.")
+        bad = ~torch.isfinite(y) | (y != torch.round(y))
+        if bool(bad.any()):
+            row, value = _first_bad(y, bad)
+            raise DataError(f"The 'cross_entropy' loss needs class labels that are whole numbers 0..{n_outputs - 1}. "
+                            f"Found {value:g} at row {row}. Use 'mse' to predict a number instead.")
+        bad = (y < 0) | (y > n_outputs - 1)
+        if bool(bad.any()):
+            row, value = _first_bad(y, bad)
+            raise DataError(f"The 'cross_entropy' loss needs class labels 0..{n_outputs - 1} for a model with "
+                            f"{n_outputs} outputs. Found {value:g} at row {row}; set n_outputs to the number of "
+                            f"classes or renumber the labels from 0.")
+
+
+class BCE(Loss):
+    """``bce``: binary cross-entropy from ``(n,)`` logits and targets 0/1 (or probabilities in [0, 1])."""
+
+    name = "bce"
+
+    def per_row(self, pred, target):
+        _same_shape(self.name, pred, target)
+        return F.binary_cross_entropy_with_logits(pred, target.to(pred.dtype), reduction="none")
+
+    def check_targets(self, y, n_outputs):
+        if n_outputs != 1:
+            raise ConfigError(f"The 'bce' loss needs a model with one output (the logit of class 1). Got "
+                              f"n_outputs={n_outputs}; use 'cross_entropy' for several classes.")
+        bad = ~((y >= 0) & (y <= 1))  # written so that NaN counts as bad
+        if bool(bad.any()):
+            row, value = _first_bad(y, bad)
+            raise DataError(f"The 'bce' loss needs targets that are 0/1 labels or probabilities in [0, 1]. "
+                            f"Found {value:g} at row {row}. Use 'cross_entropy' for more than two classes.")
+
+
+class CallableLoss(Loss):
+    """A loss from ``f(pred, target) -> scalar``, which must be a MEAN over rows.
+
+    ``total`` is ``f(pred, target) * n``, so chunked and mini-batch evaluation is exact only when ``f``
+    averages over rows. ``per_row`` returns that mean repeated for each row.
+    """
+
+    def __init__(self, f: Callable[[Tensor, Tensor], Tensor]):
+        super().__init__()
+        self.f = f
+        self.name = getattr(f, "__name__", type(f).__name__)
+
+    def __call__(self, pred, target):
+        out = self.f(pred, target)
+        if not isinstance(out, Tensor):
+            raise ConfigError(f"The loss function {self.name!r} returned {type(out).__name__}, not a torch tensor. "
+                              f"It must compute with torch operations (torch.mean, not numpy.mean) so gradients "
+                              f"can flow.")
+        if out.numel() != 1:
+            raise ConfigError(f"The loss function {self.name!r} must return a scalar (the mean over rows). "
+                              f"Got shape {tuple(out.shape)} instead.")
+        return out.reshape(())
+
+    def per_row(self, pred, target):
+        return self(pred, target).expand(pred.shape[0])
+
+    def total(self, pred, target):
+        return self(pred, target) * pred.shape[0]
+
+    def check_targets(self, y, n_outputs):
+        return None
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": "callable"}
+
+
+_BY_KEY: dict[str, type[Loss]] = {
+    "mse": MSE, "l2": MSE, "meansquarederror": MSE,
+    "mae": MAE, "l1": MAE, "meanabsoluteerror": MAE,
+    "huber": Huber,
+    "crossentropy": CrossEntropy, "ce": CrossEntropy,
+    "bce": BCE, "binarycrossentropy": BCE,
+}
+
+
+def get_loss(name_or_callable: str | Callable | Loss, **options) -> Loss:
+    """A :class:`Loss` by name, from a function, or as given.
+
+    Parameters
+    ----------
+    name_or_callable : str, callable or Loss
+        A name from :data:`LOSS_NAMES` (case-insensitive; ``-``, ``_`` and spaces ignored; aliases
+        ``ce``, ``l1``, ``l2``, ``binary_cross_entropy``), or ``f(pred, target) -> scalar`` that
+        returns the MEAN over rows (see :class:`CallableLoss`).
+    **options
+        Loss options: ``delta`` for huber (default 1.0).
+
+    Raises
+    ------
+    ConfigError
+        Unknown name (with the closest match) or options the loss does not take.
+    """
+    if isinstance(name_or_callable, Loss) or (callable(name_or_callable) and not isinstance(name_or_callable, str)):
+        if options:
+            raise ConfigError(f"Options {sorted(options)} only apply to a loss given by name. Got a "
+                              f"{type(name_or_callable).__name__}; set them on it instead.")
+        return name_or_callable if isinstance(name_or_callable, Loss) else CallableLoss(name_or_callable)
+    if not isinstance(name_or_callable, str):
+        raise ConfigError(f"The loss must be a name ({', '.join(LOSS_NAMES)}) or a function f(pred, target). "
+                          f"Got {type(name_or_callable).__name__} instead.")
+    key = "".join(ch for ch in name_or_callable.lower() if ch not in "-_ ")
+    if key not in _BY_KEY:
+        close = difflib.get_close_matches(key, list(_BY_KEY), n=1, cutoff=0.5)
+        hint = f" Did you mean {_BY_KEY[close[0]].name!r}?" if close else ""
+        raise ConfigError(f"Unknown loss {name_or_callable!r}.{hint} The losses are: {', '.join(LOSS_NAMES)}.")
+    cls = _BY_KEY[key]
+    try:
+        return cls(**options)
+    except TypeError:
+        raise ConfigError(f"The {cls.name!r} loss got unknown option(s) {sorted(options)}. "
+                          f"{'Its only option is delta.' if cls is Huber else 'It takes no options.'}") from None
