@@ -6,6 +6,8 @@ names in it that are columns; for anything else, every column but the target.
 
 from __future__ import annotations
 
+import difflib
+
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,7 +18,7 @@ from gradfit.models.base import Model
 from gradfit.models.formula import compile_formula
 from gradfit.models.formula_model import FormulaModel
 from gradfit.models.function import CallableModel, ModuleModel
-from gradfit.models.zoo import is_zoo_name, make_zoo_model
+from gradfit.models.zoo import ZOO_NAMES, is_zoo_name, make_zoo_model
 
 ModelLike = str | Model | torch.nn.Module | Callable
 
@@ -27,7 +29,16 @@ def default_inputs(model: ModelLike, columns: Sequence[str], y: str | None) -> l
         return list(model.inputs)
     if isinstance(model, str) and not is_zoo_name(model):
         names = compile_formula(model).names
-        return [n for n in names if n in columns and n != y]
+        inputs = [n for n in names if n in columns and n != y]
+        if not inputs:
+            close = difflib.get_close_matches(model.strip().lower(), ZOO_NAMES, n=1)
+            hint = f" Did you mean the zoo model {close[0]!r}?" if close else ""
+            raise ModelError(
+                f"The formula {model!r} uses none of the data's columns ({', '.join(map(str, columns))}), so it has no "
+                f"input: every name in it would be a parameter.{hint} Write the formula with the column names, or name "
+                f"the inputs with x=... (--x)."
+            )
+        return inputs
     return [c for c in columns if c != y]
 
 

@@ -36,7 +36,10 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     "rmsprop": OptimizerInfo(torch.optim.RMSprop, 1e-2, {}, "RMSprop"),
     "adagrad": OptimizerInfo(torch.optim.Adagrad, 1e-2, {}, "Adagrad"),
     "lbfgs": OptimizerInfo(
-        torch.optim.LBFGS, 1.0, {"line_search_fn": "strong_wolfe"}, "L-BFGS with a strong-Wolfe line search (full batch)"
+        # torch's default tolerances (grad 1e-7, change 1e-9) are absolute and stop float64 fits of
+        # small losses short of the optimum; these let it run to the precision of the dtype.
+        torch.optim.LBFGS, 1.0, {"line_search_fn": "strong_wolfe", "tolerance_grad": 1e-12, "tolerance_change": 1e-15},
+        "L-BFGS with a strong-Wolfe line search (full batch)"
     ),
 }
 
