@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -16,32 +13,13 @@ from torch import Tensor
 
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import FIRST_ROW_ATTR, ROW_LABEL_ATTR, SOURCE_ATTR, read_table
+from gradfit.data.columns import Table, column, plural
 from gradfit.errors import ConfigError, DataError
 
 __all__ = ["as_dataset"]
 
 _FLOATS = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
-_DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|\d{1,2}:\d{2})")
 _NAN_FIX = "Clean the data or pass drop_nan=True (--drop-nan on the command line) to drop those rows."
-
-
-@dataclass
-class _Table:
-    """Named 1-D columns (Series, arrays or tensors) before any check, and how to name their rows."""
-
-    columns: dict
-    source: str
-    row_label: str = "row"  # "line" when positions map to lines of a CSV file
-    first_row: int = 0
-    default_x: list | None = None
-    default_y: str | None = None
-    problems: list = field(default_factory=list)
-    text_masks: dict = field(default_factory=dict)  # positions holding text, so they are not also counted as NaN
-
-    def where(self, positions) -> str:
-        """``"line 5"`` or ``"rows 3, 4"``: positions as the user counts them."""
-        nums = [str(int(p) + self.first_row) for p in positions]
-        return f"{self.row_label}{'s' if len(nums) > 1 else ''} {', '.join(nums)}"
 
 
 def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = False, source: str | None = None,
@@ -95,7 +73,7 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
     x_names, y_name = _select(table, x, y)
     src, problems = table.source, table.problems
     used = x_names + ([y_name] if y_name else [])
-    tensors = {n: t for n in dict.fromkeys(used) if (t := _column(table, n, dtype)) is not None}
+    tensors = {n: t for n in dict.fromkeys(used) if (t := column(table, n, dtype)) is not None}
     lengths = {n: t.shape[0] for n, t in tensors.items()}
     note, same_length = None, len(set(lengths.values())) == 1
     if lengths and not same_length:
@@ -106,10 +84,10 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
         n_rows = next(iter(tensors.values())).shape[0]
         if n_rows < min_rows:
             after = " after dropping the rows with missing values" if note else ""
-            problems.append(f"{src}: {_plural(n_rows, 'row')}{after}, but at least {min_rows} are needed. "
+            problems.append(f"{src}: {plural(n_rows, 'row')}{after}, but at least {min_rows} are needed. "
                             "Give more data.")
     if problems:
-        head = f"Cannot use the data from {src}: {_plural(len(problems), 'problem')}:"
+        head = f"Cannot use the data from {src}: {plural(len(problems), 'problem')}:"
         raise DataError("\n".join([head] + [f"  - {p}" for p in problems]))
     if note is not None:
         src = f"{src} ({note})"
@@ -119,11 +97,7 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
     return Dataset(x=X, y=tensors[y_name] if y_name else None, x_names=tuple(x_names), y_name=y_name, source=src)
 
 
-def _plural(k: int, word: str) -> str:
-    return f"{k} {word}{'' if k == 1 else 's'}"
-
-
-def _missing(table: _Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | None]:
+def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | None]:
     """Drop the rows with NaN (and say which), or record one problem per column that has any."""
     missing = {n: torch.isnan(t) for n, t in tensors.items()}
     for n, text in table.text_masks.items():  # text was reported already; do not count it twice
@@ -135,13 +109,13 @@ def _missing(table: _Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | 
         if not dropped:
             return tensors, None
         shown = table.where(dropped[:10]) + (", ..." if len(dropped) > 10 else "")
-        note = f"dropped {_plural(len(dropped), 'row')} with missing values ({shown})"
+        note = f"dropped {plural(len(dropped), 'row')} with missing values ({shown})"
         return {n: t[~gone] for n, t in tensors.items()}, note
     for n, mask in missing.items():
         if mask.any():
             pos = mask.nonzero().flatten()
             more = ", ..." if len(pos) > 5 else ""
-            table.problems.append(f"{table.source}, column '{n}': {_plural(len(pos), 'missing value')} "
+            table.problems.append(f"{table.source}, column '{n}': {plural(len(pos), 'missing value')} "
                                   f"(NaN or empty) at {table.where(pos[:5].tolist())}{more}. {_NAN_FIX}")
     return tensors, None
 
@@ -154,7 +128,7 @@ def _check_dtype(dtype) -> torch.dtype:
     return resolved
 
 
-def _table(data, x, y, source) -> _Table:
+def _table(data, x, y, source) -> Table:
     if isinstance(data, (str, os.PathLike)):
         return _from_frame(read_table(data), source, str(data))
     if isinstance(data, Dataset):
@@ -163,13 +137,13 @@ def _table(data, x, y, source) -> _Table:
         if data.y is not None:
             y_name = data.y_name if data.y_name and data.y_name not in cols else _free_name(cols)
             cols[y_name] = data.y
-        return _Table(cols, source or data.source, default_x=list(data.x_names), default_y=y_name)
+        return Table(cols, source or data.source, default_x=list(data.x_names), default_y=y_name)
     if isinstance(data, pd.DataFrame):
         return _from_frame(data, source, "DataFrame")
     if isinstance(data, pd.Series):
-        return _Table({str(data.name) if data.name is not None else "x": data}, source or "Series")
+        return Table({str(data.name) if data.name is not None else "x": data}, source or "Series")
     if isinstance(data, Mapping):
-        return _Table({str(k): v for k, v in data.items()}, source or "dict")
+        return Table({str(k): v for k, v in data.items()}, source or "dict")
     if isinstance(data, tuple):
         if len(data) != 2:
             raise DataError(f"A tuple of data must be (X, y). Got a tuple of {len(data)} items instead.")
@@ -185,10 +159,10 @@ def _table(data, x, y, source) -> _Table:
                     "DataFrame, a dict of 1-D arrays, a 2-D array or tensor, an (X, y) tuple or a Dataset.")
 
 
-def _from_frame(df: pd.DataFrame, source, default: str) -> _Table:
+def _from_frame(df: pd.DataFrame, source, default: str) -> Table:
     attrs = df.attrs  # set by read_table, so a frame read first still names its file and lines
     names = [str(c) for c in df.columns]
-    table = _Table({}, source or attrs.get(SOURCE_ATTR, default))
+    table = Table({}, source or attrs.get(SOURCE_ATTR, default))
     default_index = isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1
     if ROW_LABEL_ATTR in attrs and default_index:
         table.row_label, table.first_row = attrs[ROW_LABEL_ATTR], attrs.get(FIRST_ROW_ATTR, 0)
@@ -201,7 +175,7 @@ def _from_frame(df: pd.DataFrame, source, default: str) -> _Table:
     return table
 
 
-def _from_array(X, x, source: str) -> _Table:
+def _from_array(X, x, source: str) -> Table:
     X = X if isinstance(X, Tensor) else np.asarray(X)
     if X.ndim not in (1, 2):
         raise DataError(f"{source}: inputs must be a 1-D or 2-D array. Got shape {tuple(X.shape)} instead.")
@@ -210,7 +184,7 @@ def _from_array(X, x, source: str) -> _Table:
     if wanted and len(wanted) == len(defaults) and not set(wanted) <= set(defaults):
         defaults = wanted  # x names the array's columns
     cols = {n: (X if X.ndim == 1 else X[:, i]) for i, n in enumerate(defaults)}
-    return _Table(cols, source)
+    return Table(cols, source)
 
 
 def _free_name(cols) -> str:
@@ -224,7 +198,7 @@ def _targets(y):
     return values
 
 
-def _add_targets(table: _Table, y) -> str:
+def _add_targets(table: Table, y) -> str:
     name = _free_name(table.columns)
     table.columns[name] = _targets(y)
     return name
@@ -236,7 +210,7 @@ def _names(x) -> list[str]:
     return [str(n) for n in x]
 
 
-def _select(table: _Table, x, y) -> tuple[list[str], str | None]:
+def _select(table: Table, x, y) -> tuple[list[str], str | None]:
     names, problems, src = list(table.columns), table.problems, table.source
 
     def unknown(name: str, role: str) -> str:
@@ -265,103 +239,3 @@ def _select(table: _Table, x, y) -> tuple[list[str], str | None]:
     if not x_names and not problems:
         problems.append(f"{src}: no input (x) columns are left. Name at least one with x=.")
     return x_names, y_name
-
-
-def _column(table: _Table, name: str, dtype: torch.dtype) -> Tensor | None:
-    """One column as a 1-D float tensor of ``dtype`` (a copy), or None after recording why not."""
-    col, src, problems = table.columns[name], table.source, table.problems
-    where = f"{src}, column '{name}'"
-    if isinstance(col, Tensor):
-        values = col.detach()
-    elif isinstance(col, pd.Series):
-        values = col
-    else:
-        values = np.asarray(col)
-    if values.ndim != 1:
-        problems.append(f"{where}: expected a 1-D column. Got shape {tuple(values.shape)} instead.")
-        return None
-    kind = _kind(values)
-    if kind == "complex":
-        problems.append(f"{where}: holds complex numbers. Fit the real and imaginary parts as separate columns.")
-        return None
-    if kind == "datetime":
-        problems.append(f"{where}: holds dates or times ({values.dtype}), not numbers. Convert it first, "
-                        "e.g. to seconds since the start: (t - t.min()).dt.total_seconds().")
-        return None
-    if isinstance(values, Tensor):
-        source_tensor = values
-    elif kind == "number":
-        arr = values.to_numpy() if isinstance(values, pd.Series) else values
-        if not arr.dtype.isnative:
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        source_tensor = _from_numpy(arr)
-    elif kind == "nullable":
-        source_tensor = _from_numpy(values.to_numpy(dtype="float64", na_value=np.nan))
-    else:
-        return _text_column(table, name, values, dtype)
-    out = source_tensor.to(dtype=dtype, copy=True)
-    _check_inf(table, name, out, source_tensor)
-    return out
-
-
-def _from_numpy(arr: np.ndarray) -> Tensor:
-    with warnings.catch_warnings():  # read-only arrays are fine: every caller copies before handing out
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(arr)
-
-
-def _kind(values) -> str:
-    dt = values.dtype
-    if isinstance(values, Tensor):
-        return "complex" if values.is_complex() else "number"
-    if pd.api.types.is_complex_dtype(dt):
-        return "complex"
-    if pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt) \
-            or isinstance(dt, pd.PeriodDtype):
-        return "datetime"
-    if isinstance(dt, np.dtype):
-        return "number" if dt.kind in "biuf" else "text"
-    if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_numeric_dtype(dt):
-        return "nullable"
-    return "text"
-
-
-def _text_column(table: _Table, name: str, values, dtype: torch.dtype) -> Tensor | None:
-    s = pd.Series(np.asarray(values, dtype=object))
-    missing = s.isna().to_numpy()
-    try:
-        num = pd.to_numeric(s, errors="coerce")
-    except (TypeError, ValueError):  # objects such as lists, which to_numeric refuses even when coercing
-        num = pd.to_numeric(s.map(lambda v: v if isinstance(v, (str, int, float, bool)) else None), errors="coerce")
-    if pd.api.types.is_complex_dtype(num.dtype):
-        table.problems.append(f"{table.source}, column '{name}': holds complex numbers. "
-                              "Fit the real and imaginary parts as separate columns.")
-        return None
-    text = ~missing & num.isna().to_numpy()
-    if text.any():
-        pos = np.flatnonzero(text)
-        value = str(s.iloc[pos[0]])
-        shown = repr(value[:40] + ("..." if len(value) > 40 else ""))
-        fix = ("It looks like dates or times: convert them to numbers first (e.g. seconds since the start)"
-               if _DATE.match(value) else f"Fix or remove those values, or leave '{name}' out of the columns used")
-        table.problems.append(f"{table.source}, column '{name}': text in a number column "
-                              f"({_plural(len(pos), 'value')}, the first at {table.where([pos[0]])}: {shown}). {fix}.")
-    source_tensor = _from_numpy(num.to_numpy(dtype="float64", na_value=np.nan))
-    out = source_tensor.to(dtype=dtype, copy=True)
-    table.text_masks[name] = torch.from_numpy(text)
-    _check_inf(table, name, out, source_tensor)
-    return out
-
-
-def _check_inf(table: _Table, name: str, out: Tensor, source_tensor: Tensor) -> None:
-    inf = torch.isinf(out)
-    if not inf.any():
-        return
-    # A finite source value that became inf did not fit in the narrower dtype.
-    overflow = inf & ~torch.isinf(source_tensor.to(out.device)) if source_tensor.is_floating_point() else inf
-    for mask, what, fix in [(overflow, f"too large for {out.dtype}", "Pass dtype=torch.float64"),
-                             (inf & ~overflow, "infinite (inf or -inf)", "Replace or remove them; a fit needs finite numbers")]:
-        if mask.any():
-            pos = mask.nonzero().flatten()
-            table.problems.append(f"{table.source}, column '{name}': {_plural(len(pos), 'value')} {what} at "
-                                  f"{table.where(pos[:5].tolist())}{', ...' if len(pos) > 5 else ''}. {fix}.")

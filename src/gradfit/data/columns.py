@@ -1,0 +1,141 @@
+"""Columns at the door: one named column to a float tensor, recording every problem found.
+
+``Table`` holds the raw columns and gathers problems (one line each, naming the source,
+column and rows) so that ``as_dataset`` can report them all at once.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+_DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|\d{1,2}:\d{2})")
+
+
+@dataclass
+class Table:
+    """Named 1-D columns (Series, arrays or tensors) before any check, and how to name their rows."""
+
+    columns: dict
+    source: str
+    row_label: str = "row"  # "line" when positions map to lines of a CSV file
+    first_row: int = 0
+    default_x: list | None = None
+    default_y: str | None = None
+    problems: list = field(default_factory=list)
+    text_masks: dict = field(default_factory=dict)  # positions holding text, so they are not also counted as NaN
+
+    def where(self, positions) -> str:
+        """``"line 5"`` or ``"rows 3, 4"``: positions as the user counts them."""
+        nums = [str(int(p) + self.first_row) for p in positions]
+        return f"{self.row_label}{'s' if len(nums) > 1 else ''} {', '.join(nums)}"
+
+
+def plural(k: int, word: str) -> str:
+    return f"{k} {word}{'' if k == 1 else 's'}"
+
+
+def column(table: Table, name: str, dtype: torch.dtype) -> Tensor | None:
+    """One column as a 1-D float tensor of ``dtype`` (a copy), or None after recording why not."""
+    col, src, problems = table.columns[name], table.source, table.problems
+    where = f"{src}, column '{name}'"
+    if isinstance(col, Tensor):
+        values = col.detach()
+    elif isinstance(col, pd.Series):
+        values = col
+    else:
+        values = np.asarray(col)
+    if values.ndim != 1:
+        problems.append(f"{where}: expected a 1-D column. Got shape {tuple(values.shape)} instead.")
+        return None
+    kind = _kind(values)
+    if kind == "complex":
+        problems.append(f"{where}: holds complex numbers. Fit the real and imaginary parts as separate columns.")
+        return None
+    if kind == "datetime":
+        problems.append(f"{where}: holds dates or times ({values.dtype}), not numbers. Convert it first, "
+                        "e.g. to seconds since the start: (t - t.min()).dt.total_seconds().")
+        return None
+    if isinstance(values, Tensor):
+        source_tensor = values
+    elif kind == "number":
+        arr = values.to_numpy() if isinstance(values, pd.Series) else values
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        source_tensor = _from_numpy(arr)
+    elif kind == "nullable":
+        source_tensor = _from_numpy(values.to_numpy(dtype="float64", na_value=np.nan))
+    else:
+        return _text_column(table, name, values, dtype)
+    out = source_tensor.to(dtype=dtype, copy=True)
+    _check_inf(table, name, out, source_tensor)
+    return out
+
+
+def _from_numpy(arr: np.ndarray) -> Tensor:
+    with warnings.catch_warnings():  # read-only arrays are fine: every caller copies before handing out
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(arr)
+
+
+def _kind(values) -> str:
+    dt = values.dtype
+    if isinstance(values, Tensor):
+        return "complex" if values.is_complex() else "number"
+    if pd.api.types.is_complex_dtype(dt):
+        return "complex"
+    if pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt) \
+            or isinstance(dt, pd.PeriodDtype):
+        return "datetime"
+    if isinstance(dt, np.dtype):
+        return "number" if dt.kind in "biuf" else "text"
+    if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_numeric_dtype(dt):
+        return "nullable"
+    return "text"
+
+
+def _text_column(table: Table, name: str, values, dtype: torch.dtype) -> Tensor | None:
+    s = pd.Series(np.asarray(values, dtype=object))
+    missing = s.isna().to_numpy()
+    try:
+        num = pd.to_numeric(s, errors="coerce")
+    except (TypeError, ValueError):  # objects such as lists, which to_numeric refuses even when coercing
+        num = pd.to_numeric(s.map(lambda v: v if isinstance(v, (str, int, float, bool)) else None), errors="coerce")
+    if pd.api.types.is_complex_dtype(num.dtype):
+        table.problems.append(f"{table.source}, column '{name}': holds complex numbers. "
+                              "Fit the real and imaginary parts as separate columns.")
+        return None
+    text = ~missing & num.isna().to_numpy()
+    if text.any():
+        pos = np.flatnonzero(text)
+        value = str(s.iloc[pos[0]])
+        shown = repr(value[:40] + ("..." if len(value) > 40 else ""))
+        fix = ("It looks like dates or times: convert them to numbers first (e.g. seconds since the start)"
+               if _DATE.match(value) else f"Fix or remove those values, or leave '{name}' out of the columns used")
+        table.problems.append(f"{table.source}, column '{name}': text in a number column "
+                              f"({plural(len(pos), 'value')}, the first at {table.where([pos[0]])}: {shown}). {fix}.")
+    source_tensor = _from_numpy(num.to_numpy(dtype="float64", na_value=np.nan))
+    out = source_tensor.to(dtype=dtype, copy=True)
+    table.text_masks[name] = torch.from_numpy(text)
+    _check_inf(table, name, out, source_tensor)
+    return out
+
+
+def _check_inf(table: Table, name: str, out: Tensor, source_tensor: Tensor) -> None:
+    inf = torch.isinf(out)
+    if not inf.any():
+        return
+    # A finite source value that became inf did not fit in the narrower dtype.
+    overflow = inf & ~torch.isinf(source_tensor.to(out.device)) if source_tensor.is_floating_point() else inf
+    for mask, what, fix in [(overflow, f"too large for {out.dtype}", "Pass dtype=torch.float64"),
+                             (inf & ~overflow, "infinite (inf or -inf)", "Replace or remove them; a fit needs finite numbers")]:
+        if mask.any():
+            pos = mask.nonzero().flatten()
+            table.problems.append(f"{table.source}, column '{name}': {plural(len(pos), 'value')} {what} at "
+                                  f"{table.where(pos[:5].tolist())}{', ...' if len(pos) > 5 else ''}. {fix}.")
