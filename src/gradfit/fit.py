@@ -80,7 +80,7 @@ def fit(
     >>> import gradfit
     >>> r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=1000)
     >>> [round(v, 2) for v in r.flat_params.values()]
-    [2.99, 2.48]
+    [3.08, 2.46]
     """
     config = _config(options)
     started = time.perf_counter()
@@ -108,7 +108,7 @@ def fit(
     start_flat = {k: v for k, v in _flat(built, params).items()}
 
     callbacks = list(callbacks)
-    if config.log_every:
+    if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
         callbacks.insert(0, PrintLoss(config.log_every))
     out = run_loop(built, loss, train, val, params, fixed, config, callbacks, generator)
     result = FitResult(

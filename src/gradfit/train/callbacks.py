@@ -27,7 +27,12 @@ class Callback:
 
 
 class PrintLoss(Callback):
-    """Print the loss every ``every`` steps, as the seeds do (``if i % 10 == 0: print(loss)``)."""
+    """Print the loss every ``every`` steps, as the seeds do (``if i % 10 == 0: print(loss)``).
+
+    A callback with a true ``prints_loss`` attribute replaces it (the CLI prints through rich).
+    """
+
+    prints_loss = True
 
     def __init__(self, every: int, stream: TextIO | None = None):
         self.every = every

@@ -1,0 +1,175 @@
+"""``gradfit fit``: fit a model to a table and save the run.
+
+A thin command: it parses the compound options, calls :func:`gradfit.fit`, writes the run
+with :func:`gradfit.outputs.save_run` and prints a short report. torch and the library are
+imported inside the command so that ``gradfit --help`` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from gradfit.cli.console import EXIT_FAILED, EXIT_OK, abort, console, err_console, guarded
+
+__all__ = ["fit_command", "run_fit", "print_report", "report_failure", "DEFAULT_OUT"]
+
+DEFAULT_OUT = Path("gradfit-out")
+
+_DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
+_MODEL_HELP = ("A zoo name (linear, poly2, poly3, exponential, sigmoid, gaussian, power, sine, logistic, mlp) or a "
+               "formula such as 'a*t**2 + b*t + c' (names that are columns are inputs, the others parameters).")
+
+
+def fit_command(
+    data: Annotated[str, typer.Argument(help=_DATA_HELP, show_default=False)],
+    y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help=_MODEL_HELP, show_default=False)],
+    x: Annotated[Optional[str], typer.Option("--x", help="Input column(s), comma-separated. Default: the formula's "
+                                             "names that are columns, else every column but --y.")] = None,
+    init: Annotated[Optional[list[str]], typer.Option("--init", help="Initial values: a[0]=0.5,a[1]=0.75,b=2 (a name "
+                                                      "without index sets every entry), or 'random'.")] = None,
+    fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Parameters held at their initial values, "
+                                                     "comma-separated.")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="A model option KEY=VALUE, repeatable: "
+                                                        "degree=3, hidden=32,32, activation=tanh.")] = None,
+    loss: Annotated[str, typer.Option(help="mse, mae, huber, cross_entropy or bce.")] = "mse",
+    optimizer: Annotated[str, typer.Option(help="sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad or lbfgs.")] = "sgd",
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the optimizer's, 0.01 for sgd).")] = None,
+    momentum: Annotated[Optional[float], typer.Option(help="Momentum in [0, 1) for momentum/nesterov.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Budget in updates (default 1000).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Budget in passes over the data (instead of --steps).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Rows per step (default: all rows).")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="constant, step, exponential, cosine or onecycle.")] = None,
+    val_split: Annotated[Optional[float], typer.Option(help="Fraction of rows held out for validation, e.g. 0.2.")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Stop when the validation loss has not improved for P "
+                                                    "checks (needs --val-split).")] = None,
+    target_loss: Annotated[Optional[float], typer.Option(help="Stop once the loss is at or below L.")] = None,
+    max_time: Annotated[Optional[float], typer.Option(help="Stop after S seconds.")] = None,
+    tol: Annotated[Optional[float], typer.Option(help="Stop when the loss improves by less than T (relative).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random start, the shuffling and the validation split.")] = 0,
+    log_every: Annotated[Optional[int], typer.Option(help="Print the loss every K steps.")] = None,
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+    drop_nan: Annotated[bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for result.json and history.csv.")] = DEFAULT_OUT,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Fit a model to a table by gradient descent; write OUT/result.json and OUT/history.csv.
+
+    Exit status: 0 success; 1 the fit failed or diverged (result.json says why); 2 bad input (nothing written).
+    """
+    options = dict(loss=loss, optimizer=optimizer, lr=lr, momentum=momentum, steps=steps, epochs=epochs,
+                   batch_size=batch_size, schedule=schedule, val_split=val_split, patience=patience,
+                   target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device)
+    with guarded(debug):
+        code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, model_options=option, drop_nan=drop_nan,
+                       log_every=log_every, out=out, quiet=quiet, **options)
+    raise typer.Exit(code)
+
+
+def run_fit(
+    data: str,
+    *,
+    model: str,
+    y: str,
+    x: str | None = None,
+    init: list[str] | None = None,
+    fix: list[str] | None = None,
+    model_options: list[str] | None = None,
+    drop_nan: bool = False,
+    log_every: int | None = None,
+    out: Path = DEFAULT_OUT,
+    quiet: bool = False,
+    **options: Any,
+) -> int:
+    """The body of ``gradfit fit``: returns the exit code; raises GradfitError for bad input.
+
+    Every option is checked (by the library) before anything is written, so bad input leaves
+    no output folder behind.
+    """
+    from gradfit.cli.parsing import parse_init, parse_model_options, parse_names
+    from gradfit.cli.progress import LossLines, ProgressBar
+    from gradfit.fit import fit
+    from gradfit.outputs import check_out_dir
+
+    parsed_init = parse_init(init)
+    parsed_fix = parse_names(fix, "--fix")
+    parsed_x = parse_names(x, "--x")
+    parsed_options = parse_model_options(model_options)
+    out_dir = check_out_dir(out)
+
+    callbacks: list[Any] = []
+    if log_every and not quiet:
+        callbacks.append(LossLines(console, log_every))  # fit() records log_every but leaves printing to it
+    bar = ProgressBar(console) if (not quiet and console.is_terminal) else None
+    if bar is not None:
+        callbacks.append(bar)
+    with bar if bar is not None else contextlib.nullcontext():
+        result = fit(model, data, x=parsed_x, y=y, init=parsed_init, fix=parsed_fix, drop_nan=drop_nan,
+                     model_options=parsed_options, callbacks=callbacks, log_every=log_every,
+                     **{k: v for k, v in options.items() if v is not None})
+    paths = save(result, out_dir)
+    if not quiet:
+        n, xs = result.data.get("n"), ", ".join(result.data.get("x", []))
+        print_report(result, paths, title=f"Fitted {model} to {data} ({n} rows; inputs {xs}; target {y})")
+    if not result.success:
+        report_failure(result, paths)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def save(result, out_dir: Path) -> dict[str, Path]:
+    """``save_run`` with an OS failure (disk full, permissions) turned into a clean exit 1."""
+    from gradfit.outputs import save_run
+
+    try:
+        return save_run(result, out_dir)
+    except OSError as exc:
+        abort(f"Cannot write the results to {str(out_dir)!r}: {exc.strerror or exc}. "
+              f"Free some space or give another folder with --out.", EXIT_FAILED)
+
+
+def report_failure(result, paths: dict[str, Path]) -> None:
+    """The stderr paragraph for a fit that ran but failed (diverged or interrupted)."""
+    err_console.print(f"Error: the fit failed ({result.stop_reason}). {result.message} "
+                      f"The run was saved to {str(paths['result'])!r}.", markup=False, soft_wrap=True, style="red")
+
+
+def print_report(result, paths: dict[str, Path], title: str = "") -> None:
+    """Parameters table, final loss, steps, why it stopped, time taken and where files went."""
+    if title:
+        console.print(Text(title, style="bold"), soft_wrap=True)
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    for name, value in result.flat_params.items():
+        fixed = " (fixed)" if name.split("[")[0] in result.fixed else ""
+        table.add_row(Text(name + fixed), Text(_fmt(value)))
+    console.print(table)
+
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("final loss", _fmt(result.loss))
+    if result.val_loss is not None:
+        summary.add_row("val loss", _fmt(result.val_loss))
+    summary.add_row("steps", f"{result.steps} ({result.epochs:.6g} epochs)")
+    summary.add_row("stopped", Text(f"{result.stop_reason}: {result.message}"))
+    summary.add_row("elapsed", f"{result.elapsed:.3g} s")
+    console.print(summary)
+    # Paths go outside the grid: a cell would cut a long path with an ellipsis.
+    for path in paths.values():
+        console.print(Text(f"wrote {path}"), soft_wrap=True)
+
+
+def _fmt(value) -> str:
+    value = float(value)
+    return f"{value:.6g}" if math.isfinite(value) else str(value)

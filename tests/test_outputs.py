@@ -1,0 +1,119 @@
+"""gradfit.outputs: atomic writes and saving a run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+import gradfit
+from gradfit.errors import ConfigError
+from gradfit.outputs import atomic_path, atomic_write_bytes, atomic_write_text, check_out_dir, save_run
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp-"))
+
+
+def test_atomic_write_text_writes_and_replaces(tmp_path):
+    target = tmp_path / "a.txt"
+    assert atomic_write_text(target, "first\n") == target
+    assert target.read_text() == "first\n"
+    atomic_write_text(target, "second ü\n")
+    assert target.read_bytes() == "second ü\n".encode()
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_write_bytes(tmp_path):
+    data = bytes(range(256)) * 3
+    atomic_write_bytes(tmp_path / "b.bin", data)
+    assert (tmp_path / "b.bin").read_bytes() == data
+
+
+def test_atomic_path_is_a_sibling_with_the_same_suffix(tmp_path):
+    target = tmp_path / "history.csv"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.suffix == ".csv" and tmp != target
+        assert not target.exists()  # nothing visible until the block succeeds
+        tmp.write_text("x\n1\n")
+    assert target.read_text() == "x\n1\n"
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_path_failure_keeps_the_old_file_and_removes_the_temp(tmp_path):
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half-writ")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_path_without_a_written_file_fails_cleanly(tmp_path):
+    target = tmp_path / "never.txt"
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(target):
+            pass
+    assert not target.exists() and _leftovers(tmp_path) == []
+
+
+def test_fsync_happens_before_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    atomic_write_text(tmp_path / "c.txt", "x")
+    assert events.index("fsync") < events.index("replace")
+
+
+def test_failed_rename_removes_the_temp(tmp_path, monkeypatch):
+    target = tmp_path / "d.txt"
+    target.write_text("old")
+
+    def refuse(a, b):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def result():
+    return gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=7)
+
+
+def test_save_run_writes_result_and_history(tmp_path, result):
+    out = tmp_path / "runs" / "one"
+    paths = save_run(result, out)
+    assert paths == {"result": out / "result.json", "history": out / "history.csv"}
+    assert json.loads(paths["result"].read_text()) == json.loads(result.to_json())
+    history = pd.read_csv(paths["history"])
+    expected = result.history.to_frame()
+    assert len(history) == result.steps + 1 == 8
+    pd.testing.assert_frame_equal(history, expected, check_dtype=False)
+    assert _leftovers(out) == []
+
+
+def test_save_run_replaces_an_earlier_run(tmp_path, result):
+    (tmp_path / "result.json").write_text("{}")
+    (tmp_path / "history.csv").write_text("stale\n")
+    save_run(result, tmp_path)
+    assert json.loads((tmp_path / "result.json").read_text())["steps"] == 7
+    assert pd.read_csv(tmp_path / "history.csv")["step"].tolist() == list(range(8))
+
+
+def test_check_out_dir(tmp_path):
+    new = tmp_path / "a" / "b"
+    assert check_out_dir(new) == new and not new.exists()  # checking creates nothing
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is an existing file"):
+        check_out_dir(tmp_path / "file")
+    with pytest.raises(ConfigError, match="is not a folder"):
+        check_out_dir(tmp_path / "file" / "sub")
