@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import time
+from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -88,7 +89,9 @@ def fit(
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     device = _device(config.device)
 
+    origin = None  # where the data can be read again, so pictures can be redrawn from a saved run
     if isinstance(data, str) or hasattr(data, "__fspath__"):
+        origin = str(data) if str(data).startswith("builtin:") else str(Path(data).resolve())
         data = read_table(data)
     inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y)
     notes: list[str] = []
@@ -117,7 +120,7 @@ def fit(
         history=out.history, model=built, model_spec=built.describe(), init_params=start_flat, fixed=tuple(sorted(fixed)),
         val_loss=out.val_loss, best_step=out.best_step,
         config={**config.to_dict(), "lr": _lr(config)},
-        data={"source": dataset.source, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
+        data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
               "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.dtype, "device": str(device), "notes": notes},
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},

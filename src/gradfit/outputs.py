@@ -170,3 +170,27 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
+    """The :class:`FitResult` saved by :func:`save_run` in ``out_dir``, history included.
+
+    Pictures and reports are drawn from it without refitting. ``model`` is needed only for a
+    run whose model was a Python callable or an ``nn.Module`` (those cannot be rebuilt from JSON).
+    """
+    import pandas as pd
+
+    from gradfit.errors import DataError
+    from gradfit.train.history import History
+    from gradfit.train.result import FitResult
+
+    out = Path(out_dir)
+    result_path, history_path = out / RESULT_NAME, out / HISTORY_NAME
+    if not result_path.is_file():
+        raise DataError(f"{str(out)!r} holds no saved run: {RESULT_NAME} is missing. Give the --out folder of a "
+                        f"`gradfit fit` run.")
+    history = History.from_frame(pd.read_csv(history_path)) if history_path.is_file() else None
+    try:
+        return FitResult.from_json(result_path, model=model, history=history)
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"{str(result_path)!r} is not a gradfit result ({type(exc).__name__}: {exc}).") from None

@@ -1,0 +1,1 @@
+"""Analysis of fits: the data behind a run, loss landscapes, step tables, races."""

@@ -1,0 +1,1 @@
+"""Pictures of fits: the only package that imports matplotlib."""
