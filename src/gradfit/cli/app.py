@@ -10,6 +10,8 @@ import typer
 
 from gradfit.cli.demo import demo_command
 from gradfit.cli.fit_cmd import fit_command
+from gradfit.cli.grad_cmd import grad_command
+from gradfit.cli.steps_cmd import steps_command
 
 __all__ = ["app", "main"]
 
@@ -24,6 +26,8 @@ app = typer.Typer(
 )
 app.command("fit", no_args_is_help=True)(fit_command)
 app.command("demo", no_args_is_help=True)(demo_command)
+app.command("grad", no_args_is_help=True)(grad_command)
+app.command("steps", no_args_is_help=True)(steps_command)
 
 
 @app.callback()

@@ -1,0 +1,105 @@
+"""``gradfit steps``: seed 002's walk-through (params, grad, lr * grad, loss) of a saved run.
+
+The table comes from :func:`gradfit.analysis.steps.step_table`. On the terminal it is shown
+long: one block per step and one line per parameter, which fits an 80-column screen whatever
+the number of parameters; ``--csv FILE`` writes the wide DataFrame instead.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from gradfit.cli.console import console, guarded
+
+__all__ = ["MAX_SHOWN_PARAMS", "print_steps", "steps_command"]
+
+# More lines per step than this stop being a walk-through; --csv has them all.
+MAX_SHOWN_PARAMS = 12
+
+
+def steps_command(
+    run: Annotated[Path, typer.Argument(help="The folder of a saved run (the --out of `gradfit fit`).",
+                                        show_default=False)],
+    data: Annotated[Optional[str], typer.Option("--data", help="The fit's data, when it was not a file or built-in "
+                                                "dataset that can be read again.")] = None,
+    rows: Annotated[int, typer.Option("--rows", help="Most steps shown, evenly spread; step 0 and the last are "
+                                      "always shown.")] = 50,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the table to this CSV file instead of "
+                                                "printing it.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Show each step of a saved fit: parameters, gradient, lr * gradient and loss (as seed 002 prints them).
+
+    The gradient and the loss are recomputed at each kept parameter snapshot on the full data.
+
+    Exit status: 0 success, 2 bad input (no run in the folder, unreadable data).
+    """
+    with guarded(debug):
+        from gradfit.analysis.steps import step_table
+        from gradfit.errors import ConfigError
+        from gradfit.outputs import atomic_path, load_run
+
+        if rows < 1:
+            raise ConfigError(f"--rows must be a whole number >= 1. Got {rows} instead.")
+        if csv is not None and not csv.parent.is_dir():
+            raise ConfigError(f"Cannot write {str(csv)!r}: the folder {str(csv.parent)!r} does not exist.")
+        result = load_run(run)
+        table = step_table(result, data=data, max_rows=rows)
+        if csv is not None:
+            with atomic_path(csv) as tmp:
+                table.to_csv(tmp, index=False)
+            console.print(Text(f"wrote {csv} ({len(table)} steps, {len(table.columns)} columns)"), soft_wrap=True)
+            return
+        print_steps(result, table, run)
+
+
+def print_steps(result, table, run: Path | str = "") -> None:
+    """Print the step table long: a block per step, a line per parameter."""
+    names = list(result.history.param_names)
+    shown = names[:MAX_SHOWN_PARAMS]
+    config, info = result.config, result.data
+    console.print(Text(f"Steps of {run}: {info.get('y', 'y')} = {_model_name(result.model_spec)}, "
+                       f"{config.get('optimizer')} lr {_fmt(config.get('lr'))}, {len(table)} of "
+                       f"{len(result.history.snapshot_steps)} kept snapshots", style="bold"), soft_wrap=True)
+    notes = [f"Loss and gradient recomputed at each step on all {info.get('n', '?')} rows of the data"]
+    if info.get("n_val"):
+        notes.append(f"The fit trained on {info.get('n_train')} of them (the rest were its validation rows), so "
+                     f"this loss is not the history's training loss")
+    if config.get("batch_size"):
+        notes.append(f"The fit used mini-batches of {config['batch_size']} rows, so this is the full-data "
+                     f"gradient, not the batch's")
+    notes.append("lr*grad is the step plain SGD takes (params -= lr*grad); '-' at the final step, which no update leaves")
+    if len(shown) < len(names):
+        notes.append(f"Showing {len(shown)} of {len(names)} parameters; --csv FILE writes them all")
+    for note in notes:
+        console.print(Text(note + ".", style="dim"), soft_wrap=True)
+
+    out = Table(show_edge=False, pad_edge=False)
+    for col in ("step", "loss", "lr", "param", "value", "grad", "lr*grad"):
+        out.add_column(col, justify="left" if col == "param" else "right", no_wrap=True)
+    for i, row in enumerate(table.itertuples(index=False)):
+        record = dict(zip(table.columns, row))
+        for j, name in enumerate(shown):
+            head = (str(record["step"]), _fmt(record["loss"]), _fmt(record["lr"])) if j == 0 else ("", "", "")
+            out.add_row(*head, Text(name), _fmt(record[name]), _fmt(record[f"grad {name}"]),
+                        _fmt(record[f"lr*grad {name}"]), end_section=(j == len(shown) - 1 and i < len(table) - 1))
+    console.print(out)
+
+
+def _model_name(spec: dict) -> str:
+    return str(spec.get("formula") or spec.get("name") or spec.get("kind") or "model")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    if math.isnan(value):
+        return "-"
+    return f"{value + 0.0:.6g}"
