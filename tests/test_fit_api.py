@@ -143,3 +143,15 @@ def test_bad_input_raises_a_gradfit_error(kwargs, error, match):
     model = kwargs.pop("model")
     with pytest.raises(error, match=match):
         gradfit.fit(model, synthetic.linear(seed=0), steps=1, **kwargs)
+
+
+def test_public_api_resolves_and_fit_stays_a_function():
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(gradfit.__path__, "gradfit."):
+        if not info.name.startswith("gradfit.cli"):
+            importlib.import_module(info.name)  # importing every submodule must not shadow a public name
+    for name in gradfit.__all__:
+        assert getattr(gradfit, name) is not None
+    assert callable(gradfit.fit) and gradfit.fit.__name__ == "fit"

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     # the front door
-    "fit": "gradfit.fit",
+    "fit": "gradfit.api",
     "FitResult": "gradfit.train.result",
     "FitConfig": "gradfit.train.config",
     "History": "gradfit.train.history",
@@ -78,5 +78,5 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from gradfit.data import synthetic as datasets  # noqa: F401
     from gradfit.data.convert import as_dataset  # noqa: F401
-    from gradfit.fit import fit  # noqa: F401
+    from gradfit.api import fit  # noqa: F401
     from gradfit.train.result import FitResult  # noqa: F401

@@ -87,7 +87,7 @@ def _boom(*args, **kwargs):
 
 
 def test_unexpected_error_is_one_line_pointing_to_debug(files, monkeypatch):
-    monkeypatch.setattr(sys.modules["gradfit.fit"], "fit", _boom)
+    monkeypatch.setattr(sys.modules["gradfit.api"], "fit", _boom)
     args = ["fit", str(files / "ok.csv"), *BASE, "--out", str(files / "out")]
     res = runner.invoke(app, args)
     assert res.exit_code == 1
@@ -107,6 +107,6 @@ def test_ctrl_c_exits_130(files, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sys.modules["gradfit.fit"], "fit", interrupt)
+    monkeypatch.setattr(sys.modules["gradfit.api"], "fit", interrupt)
     res = runner.invoke(app, ["fit", str(files / "ok.csv"), *BASE, "--out", str(files / "out")])
     assert res.exit_code == 130 and "Interrupted" in res.stderr and "Traceback" not in res.output

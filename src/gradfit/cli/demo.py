@@ -64,7 +64,7 @@ def run_linear(out: Path, quiet: bool = False) -> int:
     from gradfit.cli.fit_cmd import report_failure, save
     from gradfit.cli.progress import LossLines
     from gradfit.data.io import read_table
-    from gradfit.fit import fit
+    from gradfit.api import fit
     from gradfit.outputs import check_out_dir
 
     out = check_out_dir(out)
@@ -105,7 +105,7 @@ def run_rollercoaster(out: Path, quiet: bool = False) -> int:
     from gradfit.cli.fit_cmd import report_failure, save
     from gradfit.cli.progress import ParamLines
     from gradfit.data.io import read_table
-    from gradfit.fit import fit
+    from gradfit.api import fit
     from gradfit.outputs import check_out_dir
 
     out = check_out_dir(out)

@@ -97,7 +97,7 @@ def run_fit(
     """
     from gradfit.cli.parsing import parse_init, parse_model_options, parse_names
     from gradfit.cli.progress import LossLines, ProgressBar
-    from gradfit.fit import fit
+    from gradfit.api import fit
     from gradfit.outputs import check_out_dir
 
     parsed_init = parse_init(init)

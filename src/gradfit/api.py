@@ -1,4 +1,4 @@
-"""``gradfit.fit``: the library's front door."""
+"""``gradfit.fit``, the library's front door (in a module of its own name so it never shadows the function)."""
 
 from __future__ import annotations
 
