@@ -1,0 +1,163 @@
+"""Which history snapshots an animation shows, and the parameters at each.
+
+An animation draws one frame per kept parameter snapshot, up to a cap: every frame is a PNG
+inside an HTML page or a GIF, so the cap is what keeps files small. The first and the last
+snapshot (the start and the fitted state) are always shown. The panels both animations share
+(a landscape with paths growing, loss curves growing) live here too: each is drawn once and
+returns an ``update(i)`` that only moves its artists to frame ``i``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+
+from gradfit.errors import ConfigError
+from gradfit.plots import style
+
+__all__ = ["landscape_panel", "loss_panel", "sample_frames", "snapshot_params", "upto"]
+
+
+def sample_frames(snapshot_steps, max_frames: int = 100) -> np.ndarray:
+    """Indices of the snapshots to draw: all of them, or ``max_frames`` evenly spaced.
+
+    Parameters
+    ----------
+    snapshot_steps : array-like of int
+        The steps of the kept snapshots (``History.snapshot_steps``), in increasing order.
+    max_frames : int, default 100
+        The most frames to draw (>= 2). 100 frames keep an embedded animation (``to_jshtml``,
+        ``.html``) well under matplotlib's ``animation.embed_limit`` (20 MB by default). For
+        more, raise both: ``FitAnimation(result, max_frames=400)`` and
+        ``matplotlib.rcParams["animation.embed_limit"] = 100`` (in MB); matplotlib otherwise
+        drops the frames past the limit with a warning.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Sorted, unique indices into ``snapshot_steps``; the first (0) and the last are always in.
+
+    Examples
+    --------
+    >>> sample_frames(range(5))
+    array([0, 1, 2, 3, 4])
+    >>> sample_frames(range(101), max_frames=5)
+    array([  0,  25,  50,  75, 100])
+    """
+    if isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 2:
+        raise ConfigError(f"The 'max_frames' parameter must be an integer >= 2. Got {max_frames!r} instead.")
+    m = len(np.asarray(snapshot_steps))
+    if m == 0:
+        raise ConfigError("There is nothing to animate: the fit's history holds no parameter snapshots.")
+    if m <= max_frames:
+        return np.arange(m)
+    # Rounding evenly spaced positions keeps both ends and never repeats an index when m > max_frames.
+    return np.unique(np.round(np.linspace(0, m - 1, int(max_frames))).astype(np.int64))
+
+
+def upto(steps: np.ndarray, step: float) -> int:
+    """How many entries of the sorted ``steps`` are <= ``step`` (the prefix shown at that step)."""
+    return int(np.searchsorted(steps, step, side="right"))
+
+
+def snapshot_params(result, row: np.ndarray, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The model's named parameters at one snapshot row (flat values in ``history.param_names`` order).
+
+    Entries a snapshot lacks (none, in a normal run) keep their fitted values.
+    """
+    from gradfit.models.base import unflatten_params
+
+    flat = dict(result.flat_params)
+    flat.update(zip(result.history.param_names, (float(v) for v in row)))
+    return unflatten_params(result.model.specs, flat, dtype=dtype)
+
+
+def landscape_panel(ax: Axes, land, paths, path_steps, colors, frame_steps, *, cmap: str = "viridis",
+                    fit_paths: bool = True):
+    """Contours of ``land`` and each path growing to the frame's step; returns ``update(i)``.
+
+    ``fit_paths`` widens the limits to the whole paths (a given landscape may not span them).
+    """
+    from gradfit.plots.landscape import PATH_EDGE, draw_contours, held_note, stroke
+
+    style.apply(ax, grid=False)
+    draw_contours(ax, land, levels=16, cmap=cmap)
+    note = held_note(land)
+    ax.set_title("Loss landscape" + (f"\n{note}" if note else ""), loc="left")
+    corners = np.column_stack([land.a[[0, -1]], land.b[[0, -1]]])
+    shown = np.concatenate([corners] + (list(paths) if fit_paths else []))
+    ax.set_xlim(*pad_range(shown[:, 0], 0.0 if not fit_paths else 0.01))
+    ax.set_ylim(*pad_range(shown[:, 1], 0.0 if not fit_paths else 0.01))
+    lines, dots = [], []
+    for k, (path, color) in enumerate(zip(paths, colors)):
+        if k == 0:  # the runs of a race share their start
+            ax.plot(path[:1, 0], path[:1, 1], marker="o", ls="none", ms=8, color="white", mec=PATH_EDGE, mew=1.3,
+                    zorder=5)
+        (line,) = ax.plot(path[:1, 0], path[:1, 1], color=color, lw=1.8, gid="path", zorder=6,
+                          path_effects=stroke(3.2, PATH_EDGE if color == "white" else "white"))
+        (dot,) = ax.plot(path[:1, 0], path[:1, 1], marker="o", ms=8, color=color, mec=PATH_EDGE, mew=1.2,
+                         ls="none", gid="current", zorder=7)
+        lines.append(line)
+        dots.append(dot)
+
+    def update(i: int) -> list:
+        for line, dot, path, steps in zip(lines, dots, paths, path_steps):
+            m = max(upto(steps, frame_steps[i]), 1)
+            line.set_data(path[:m, 0], path[:m, 1])
+            dot.set_data(path[m - 1:m, 0], path[m - 1:m, 1])
+        return lines + dots
+
+    return update
+
+
+def loss_panel(ax: Axes, curves, colors, frame_steps, labels=None, loss_name: str = "loss"):
+    """Each (steps, loss) curve growing to the frame's step (log scale past two decades); returns ``update(i)``."""
+    style.apply(ax)
+    from gradfit.plots.loss import uses_log_scale
+
+    every = np.concatenate([c[1] for c in curves]) if curves else np.zeros(0)
+    log = len(every) > 0 and bool(np.all(every > 0)) and uses_log_scale(every)
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(every.min() / 1.5, every.max() * 1.5)
+    elif len(every):
+        ax.set_ylim(*pad_range(every, 0.05))
+    # A little room past the last step so the final marker is not cut in half by the edge.
+    ax.set_xlim(0, max(float(frame_steps[-1]), 1.0) * 1.03)
+    ax.set(xlabel="step", ylabel=f"{loss_name} (log scale)" if log else loss_name)
+    ax.set_title("Training loss", loc="left")
+    lines, dots = [], []
+    for k, ((steps, loss), color) in enumerate(zip(curves, colors)):
+        (line,) = ax.plot(steps[:1], loss[:1], color=color, lw=style.LINE_WIDTH, gid="loss",
+                          label=None if labels is None else labels[k])
+        (dot,) = ax.plot(steps[:1], loss[:1], marker="o", ms=6, color=color, ls="none", gid="loss-now")
+        lines.append(line)
+        dots.append(dot)
+    if labels is not None:
+        ax.legend(loc="upper right", fontsize=style.FONT_SIZE - 1, framealpha=0.9)
+
+    def update(i: int) -> list:
+        for line, dot, (steps, loss) in zip(lines, dots, curves):
+            m = max(upto(steps, frame_steps[i]), 1)
+            line.set_data(steps[:m], loss[:m])
+            dot.set_data(steps[m - 1:m], loss[m - 1:m])
+        return lines + dots
+
+    return update
+
+
+def finite_curve(steps, values) -> tuple[np.ndarray, np.ndarray]:
+    """The (steps, values) pairs whose value is finite."""
+    steps, values = np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(values)
+    return steps[keep], values[keep]
+
+
+def pad_range(values, frac: float) -> tuple[float, float]:
+    """Limits around the finite ``values`` with ``frac`` of their span added each side."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    pad = (hi - lo) * frac or max(abs(lo), 1.0) * 0.05
+    return lo - pad, hi + pad
