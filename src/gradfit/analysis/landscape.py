@@ -1,0 +1,251 @@
+"""The loss landscape: the exact mean loss on a grid over two parameters, with the fit's path.
+
+Two flat parameters (``"a[0]"``, ``"b"``) vary over a grid; every other parameter is held at
+its fitted value. The loss at every grid point is the exact mean over all the run's rows,
+evaluated in float64 in one vectorised pass (``torch.func.vmap`` over the model's pure forward
+and the loss), chunked over grid points and rows so memory stays bounded whatever the data size.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.func import vmap
+
+from gradfit.analysis.rundata import run_data
+from gradfit.errors import ConfigError, ModelError
+from gradfit.losses import get_loss
+
+__all__ = ["Landscape", "compute_landscape", "grid_span", "pick_params"]
+
+# Floats held at once per chunk (grid points x rows): ~160 MB of float64 predictions.
+_BUDGET = 20_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class Landscape:
+    """The loss on a grid over two parameters, and the fit's path through it.
+
+    Attributes
+    ----------
+    names : tuple of (str, str)
+        The flat parameter names on the x and y axes.
+    a, b : ndarray, shapes (na,) and (nb,)
+        Grid values of ``names[0]`` and ``names[1]``.
+    loss : ndarray, shape (nb, na)
+        ``loss[j, i]`` is the mean loss at ``(a[i], b[j])`` (the layout ``contour(a, b, loss)`` wants).
+    path : ndarray, shape (m, 2)
+        The two parameters at every kept history snapshot.
+    path_steps : ndarray of int, shape (m,)
+        The steps of those snapshots.
+    held : dict of str to float
+        Every other flat parameter, at the final value it was held at.
+    loss_name : str
+        The loss that was evaluated (``"mse"``...).
+    """
+
+    names: tuple[str, str]
+    a: np.ndarray
+    b: np.ndarray
+    loss: np.ndarray
+    path: np.ndarray
+    path_steps: np.ndarray
+    held: dict[str, float]
+    loss_name: str
+
+    def minimum(self) -> tuple[float, float, float]:
+        """``(a, b, loss)`` at the grid's lowest (finite) point."""
+        finite = np.where(np.isfinite(self.loss), self.loss, np.inf)
+        j, i = np.unravel_index(int(np.argmin(finite)), finite.shape)
+        return float(self.a[i]), float(self.b[j]), float(self.loss[j, i])
+
+
+def compute_landscape(
+    result,
+    data=None,
+    params: tuple[str, str] | None = None,
+    n: int | tuple[int, int] = 101,
+    span: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    chunk_rows: int = 65536,
+    loss=None,
+) -> Landscape:
+    """The exact mean loss of ``result``'s model on a grid over two parameters.
+
+    Parameters
+    ----------
+    result : FitResult
+    data : optional
+        The fit's data, when it was given in memory (see :func:`gradfit.analysis.rundata.run_data`).
+    params : (str, str), optional
+        Flat parameter names for the x and y axes; default the first two free ones.
+    n : int or (int, int), default 101
+        Grid points along each axis (>= 2).
+    span : ((lo, hi), (lo, hi)), optional
+        The grid's ranges. Default: the path and the final point, plus 20% each side (and at
+        least 10% of the value, or 0.1).
+    chunk_rows : int, default 65536
+        Rows evaluated at once.
+    loss : str, callable or Loss, optional
+        The loss to evaluate; default the fit's own (needed when the fit used a callable loss
+        and was reloaded from JSON).
+
+    Returns
+    -------
+    Landscape
+
+    Examples
+    --------
+    >>> import gradfit
+    >>> r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=100)
+    >>> land = compute_landscape(r, n=51)
+    >>> land.loss.shape, land.names
+    ((51, 51), ('a[0]', 'a[1]'))
+    """
+    model = _model(result)
+    names = pick_params(result, params)
+    na, nb = _grid_size(n)
+    if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+        raise ConfigError(f"The 'chunk_rows' parameter must be a whole number >= 1. Got {chunk_rows!r} instead.")
+    loss_fn = _loss(result, loss)
+    final = result.flat_params
+    path, steps = path_of(result, names)
+    if span is not None:
+        _check_span(span)
+    (alo, ahi), (blo, bhi) = span if span is not None else grid_span([path], [final[k] for k in names])
+    a = np.linspace(alo, ahi, na)
+    b = np.linspace(blo, bhi, nb)
+
+    ds = run_data(result, data)
+    x, y = ds.x.to(torch.float64), ds.y.to(torch.float64)
+    flat_names = model.flat_names()
+    base = torch.tensor([final[k] for k in flat_names], dtype=torch.float64)
+    cols = [flat_names.index(k) for k in names]
+    bb, aa = np.meshgrid(b, a, indexing="ij")
+    points = torch.as_tensor(np.stack([aa.ravel(), bb.ravel()], axis=1))
+    values = _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows)
+    held = {k: final[k] for k in flat_names if k not in names}
+    return Landscape(names=names, a=a, b=b, loss=values.reshape(nb, na), path=path, path_steps=steps, held=held,
+                     loss_name=str(getattr(loss_fn, "name", "loss")))
+
+
+def pick_params(result, params: Sequence[str] | None = None) -> tuple[str, str]:
+    """The two flat parameter names to vary: checked ``params``, else the first two free ones."""
+    model = _model(result)
+    flat = model.flat_names()
+    if len(flat) < 2:
+        raise ModelError(f"A loss landscape needs a model with at least two parameters; {model.name!r} has "
+                         f"{len(flat)} ({', '.join(flat) or 'none'}).")
+    if params is None:
+        fixed = set(result.fixed)
+        free = [k for s in model.specs if s.name not in fixed for k in s.flat_names()]
+        return tuple((free + [k for k in flat if k not in free])[:2])
+    params = (params,) if isinstance(params, str) else tuple(params)
+    if len(params) != 2 or params[0] == params[1]:
+        raise ModelError(f"The 'params' parameter must name two different parameters, e.g. {tuple(flat[:2])}. "
+                         f"Got {params!r} instead.")
+    for p in params:
+        if p not in flat:
+            close = difflib.get_close_matches(str(p), flat, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            shown = ", ".join(flat[:12]) + (", ..." if len(flat) > 12 else "")
+            raise ModelError(f"The model {model.name!r} has no parameter {p!r}.{hint} Its parameters are: {shown}.")
+    return params
+
+
+def path_of(result, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The history snapshots of two flat parameters, ``(m, 2)``, and their steps."""
+    hist = result.history
+    cols = [hist.param_names.index(k) for k in names] if all(k in hist.param_names for k in names) else None
+    if cols is None or len(hist.snapshot_steps) == 0:
+        return np.zeros((0, 2)), np.zeros(0, np.int64)
+    return np.asarray(hist.snapshots[:, cols], dtype=np.float64).copy(), np.asarray(hist.snapshot_steps, np.int64).copy()
+
+
+def grid_span(paths: Sequence[np.ndarray], extra=None, margin: float = 0.2) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Ranges covering every finite point of ``paths`` (and the ``extra`` point), with a margin.
+
+    The margin is ``margin`` times the width each side, and at least 10% of the largest
+    magnitude (or 0.1) so a path that barely moves still gets a readable neighbourhood.
+    """
+    pts = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in paths]
+    if extra is not None:
+        pts.append(np.asarray(extra, dtype=np.float64).reshape(1, 2))
+    allp = np.concatenate(pts) if pts else np.zeros((0, 2))
+    out = []
+    for k in range(2):
+        v = allp[:, k][np.isfinite(allp[:, k])]
+        if not len(v):
+            v = np.zeros(1)
+        lo, hi = float(v.min()), float(v.max())
+        pad = max(margin * (hi - lo), 0.1 * max(abs(lo), abs(hi)), 0.1)
+        out.append((lo - pad, hi + pad))
+    return out[0], out[1]
+
+
+def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows) -> np.ndarray:
+    """Mean loss at every grid point: vmap over points, chunked over points and rows."""
+    specs = model.specs
+    n_rows = x.shape[0]
+    rows = min(n_rows, chunk_rows)
+    per_chunk = max(1, _BUDGET // max(1, rows * max(1, model.n_outputs)))
+
+    def total(p, xc, yc):
+        return loss_fn.total(model(p, xc), yc).to(torch.float64)
+
+    batched = vmap(total, in_dims=(0, None, None))
+    out = torch.empty(points.shape[0], dtype=torch.float64)
+    with torch.no_grad():
+        for g0 in range(0, points.shape[0], per_chunk):
+            pts = points[g0:g0 + per_chunk]
+            flat = base.expand(pts.shape[0], -1).clone()
+            flat[:, cols] = pts
+            batch, offset = {}, 0
+            for s in specs:
+                batch[s.name] = flat[:, offset:offset + s.size].reshape((pts.shape[0],) + tuple(s.shape))
+                offset += s.size
+            acc = torch.zeros(pts.shape[0], dtype=torch.float64)
+            for r0 in range(0, n_rows, rows):
+                acc += batched(batch, x[r0:r0 + rows], y[r0:r0 + rows])
+            out[g0:g0 + per_chunk] = acc / n_rows
+    return out.numpy()
+
+
+def _model(result):
+    if getattr(result, "model", None) is None:
+        raise ModelError("This result has no model to evaluate (it was loaded from JSON with a callable or nn.Module "
+                         "model): pass model=... to FitResult.from_json first.")
+    return result.model
+
+
+def _loss(result, loss):
+    if loss is not None:
+        return get_loss(loss)
+    name = result.config.get("loss", "mse")
+    try:
+        return get_loss(name, **dict(result.config.get("loss_options") or {}))
+    except ConfigError:
+        raise ConfigError(f"The fit's loss {name!r} cannot be rebuilt from its name (a function, probably): "
+                          f"pass it again with loss=...") from None
+
+
+def _grid_size(n) -> tuple[int, int]:
+    pair = (n, n) if not isinstance(n, (tuple, list)) else tuple(n)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2 for v in pair):
+        raise ConfigError(f"The 'n' parameter must be a whole number >= 2 (or a pair of them). Got {n!r} instead.")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_span(span) -> None:
+    try:
+        ok = len(span) == 2 and all(len(r) == 2 and all(math.isfinite(float(v)) for v in r) and float(r[0]) < float(r[1])
+                                    for r in span)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"The 'span' parameter must be ((lo, hi), (lo, hi)) with finite lo < hi for each axis. "
+                          f"Got {span!r} instead.")

@@ -1,0 +1,92 @@
+"""The optimizer race: every run equals a separate gradfit.fit with the same options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import gradfit
+from gradfit.analysis.race import descended, parse_run, run_race
+from gradfit.errors import ConfigError
+
+COMMON = {"y": "y", "init": {"a": [-1.0, 1.0]}, "steps": 30}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return gradfit.datasets.linear(n=100, seed=0)
+
+
+@pytest.fixture(scope="module")
+def race(data):
+    return run_race("linear", data, optimizers=["sgd:0.1", "momentum:0.05", "adam"], n=21, **COMMON)
+
+
+def _inside(path, land):
+    return (land.a[0] <= path[:, 0].min() and path[:, 0].max() <= land.a[-1]
+            and land.b[0] <= path[:, 1].min() and path[:, 1].max() <= land.b[-1])
+
+
+def test_each_run_equals_a_separate_fit(race, data):
+    assert race.labels == ("sgd, lr 0.1", "momentum, lr 0.05", "adam, lr 0.001")
+    for result, options in zip(race.results, [{"optimizer": "sgd", "lr": 0.1}, {"optimizer": "momentum", "lr": 0.05},
+                                              {"optimizer": "adam"}]):
+        alone = gradfit.fit("linear", data, **COMMON, **options)
+        assert torch.equal(result.params["a"], alone.params["a"])
+        np.testing.assert_array_equal(result.history.loss, alone.history.loss)
+    # Same start for all: step 0 of every path is the initial guess.
+    for path in race.paths:
+        np.testing.assert_array_equal(path[0], [-1.0, 1.0])
+
+
+def test_paths_are_the_snapshots_and_the_grid_spans_them_all(race):
+    assert len(race.paths) == 3 and race.landscape.loss.shape == (21, 21)
+    for path, steps, result in zip(race.paths, race.path_steps, race.results):
+        np.testing.assert_array_equal(path, result.history.snapshots)
+        np.testing.assert_array_equal(steps, result.history.snapshot_steps)
+        assert _inside(path, race.landscape)
+    np.testing.assert_array_equal(race.landscape.path, race.paths[0])
+
+
+def test_learning_rates_of_one_optimizer_and_a_divergent_run(data):
+    r = run_race("linear", data, lrs=[0.05, 0.9, 3.0], n=11, optimizer="sgd", y="y", init={"a": [-1.0, 1.0]}, steps=60)
+    assert r.labels == ("sgd, lr 0.05", "sgd, lr 0.9", "sgd, lr 3 (diverged)")
+    assert r.diverged == (False, False, True)
+    assert [res.config["lr"] for res in r.results] == [0.05, 0.9, 3.0]
+    # The diverged run is kept, path and all, but the grid spans only the runs that descended.
+    np.testing.assert_array_equal(r.paths[2], r.results[2].history.snapshots)
+    assert _inside(r.paths[0], r.landscape) and _inside(r.paths[1], r.landscape)
+    assert not _inside(r.paths[2], r.landscape)
+    assert [descended(x) for x in r.results] == [True, True, False]
+
+
+def test_explicit_runs_with_labels(data):
+    r = run_race("linear", data, runs=[{"lr": 0.1, "label": "slow"}, {"optimizer": "nesterov", "lr": 0.05}],
+                 n=5, **COMMON)
+    assert r.labels == ("slow", "nesterov, lr 0.05")
+    alone = gradfit.fit("linear", data, optimizer="nesterov", lr=0.05, **COMMON)
+    assert torch.equal(r.results[1].params["a"], alone.params["a"])
+
+
+def test_duplicate_labels_are_numbered(data):
+    r = run_race("linear", data, optimizers=["sgd:0.1", "sgd:0.1"], n=5, **COMMON)
+    assert r.labels == ("sgd, lr 0.1 #1", "sgd, lr 0.1 #2")
+
+
+def test_parse_run():
+    assert parse_run("adam") == {"optimizer": "adam"}
+    assert parse_run("adam:0.1") == {"optimizer": "adam", "lr": 0.1}
+    with pytest.raises(ConfigError, match="must be a number"):
+        parse_run("adam:fast")
+
+
+def test_bad_races_are_refused(data):
+    with pytest.raises(ConfigError, match="A race needs runs"):
+        run_race("linear", data, **COMMON)
+    with pytest.raises(ConfigError, match="Give one of"):
+        run_race("linear", data, runs=[{}], lrs=[0.1], **COMMON)
+    with pytest.raises(ConfigError, match="same length"):
+        run_race("linear", data, optimizers=["sgd"], lrs=[0.1, 0.2], **COMMON)
+    with pytest.raises(ConfigError, match="'optimizer' parameter must be one of"):
+        run_race("linear", data, optimizers=["adma"], **COMMON)

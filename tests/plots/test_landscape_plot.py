@@ -1,0 +1,100 @@
+"""LandscapeDisplay: the drawn path is the history, the contour levels are log-spaced."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+from PIL import Image
+
+import gradfit
+from gradfit.analysis.landscape import compute_landscape
+from gradfit.errors import ConfigError
+from gradfit.plots.landscape import LandscapeDisplay, log_levels, plot_landscape
+
+
+@pytest.fixture(scope="module")
+def result():
+    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, lr=0.1, steps=40)
+
+
+@pytest.fixture(scope="module")
+def land(result):
+    return compute_landscape(result, n=31)
+
+
+def drawn(land, **options):
+    ax = Figure().add_subplot()
+    LandscapeDisplay(land, **options).plot(ax)
+    return ax
+
+
+def line(ax, prefix):
+    hits = [ln for ln in ax.get_lines() if ln.get_label().startswith(prefix)]
+    assert len(hits) == 1, [ln.get_label() for ln in ax.get_lines()]
+    return hits[0]
+
+
+def test_path_start_and_end_are_the_snapshots(result, land):
+    ax = drawn(land)
+    snaps = result.history.snapshots
+    path = line(ax, "path")
+    np.testing.assert_array_equal(path.get_xdata(), snaps[:, 0])
+    np.testing.assert_array_equal(path.get_ydata(), snaps[:, 1])
+    start, end = line(ax, "start"), line(ax, "end")
+    assert (start.get_xdata()[0], start.get_ydata()[0]) == tuple(snaps[0, :2])
+    assert (end.get_xdata()[0], end.get_ydata()[0]) == tuple(snaps[-1, :2])
+    assert ax.get_xlabel() == "a[0]" and ax.get_ylabel() == "a[1]"
+    ma, mb, _ = land.minimum()
+    mark = line(ax, "grid minimum")
+    assert (mark.get_xdata()[0], mark.get_ydata()[0]) == (ma, mb)
+
+
+def test_contour_levels_are_log_spaced_between_min_and_max(land):
+    ax = drawn(land, levels=12)
+    filled = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]
+    assert len(filled) == 1
+    levels = filled[0].levels
+    assert len(levels) == 12
+    np.testing.assert_allclose(levels[1:] / levels[:-1], levels[1] / levels[0], rtol=1e-9)
+    assert levels[0] == pytest.approx(land.loss.min()) and levels[-1] == pytest.approx(land.loss.max())
+    colorbar_label = ax.figure.axes[1].get_ylabel()
+    assert "mse" in colorbar_label
+
+
+def test_levels_with_a_minimum_at_or_below_zero_are_offset():
+    loss = np.array([[-1.0, 0.0], [2.0, 9.0]])
+    levels = log_levels(loss, 8)
+    assert levels[0] == pytest.approx(-1.0) and levels[-1] == pytest.approx(9.0)
+    # Geometric above some offset c below the minimum: then the gaps themselves grow geometrically.
+    gaps = np.diff(levels)
+    assert np.all(gaps > 0)
+    np.testing.assert_allclose(gaps[1:] / gaps[:-1], gaps[1] / gaps[0], rtol=1e-9)
+    assert gaps[1] / gaps[0] > 1.5
+    with pytest.raises(ConfigError, match="The 'levels' parameter must be a whole number >= 2. Got 1 instead."):
+        log_levels(loss, 1)
+
+
+def test_without_path_nothing_but_contours_and_minimum(land):
+    ax = drawn(land, show_path=False)
+    assert [ln.get_label() for ln in ax.get_lines()] == [f"grid minimum ({land.minimum()[2]:.3g})"]
+
+
+def test_three_parameter_title_names_the_held_value():
+    r = gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random", lr=1e-5, steps=10)
+    ax = drawn(compute_landscape(r, params=("a", "b"), n=21))
+    assert "c = " in ax.get_title() and "held" in ax.get_title()
+    assert ax.get_xlabel() == "a" and ax.get_ylabel() == "b"
+
+
+def test_png_decodes_at_figsize_times_dpi(result, land, tmp_path):
+    path = LandscapeDisplay(land).save(tmp_path / "landscape.png", dpi=50)
+    with Image.open(path) as img:
+        assert img.size == (320, 250)
+    display = plot_landscape(result, n=11)
+    assert display.landscape.loss.shape == (11, 11)
+    with Image.open(display.save(tmp_path / "l2.png", dpi=40)) as img:
+        assert img.size == (256, 200)
