@@ -41,9 +41,12 @@ def demo_command(
 ) -> None:
     """Re-run a seed tutorial and explain what it shows.
 
-    linear writes OUT/result.json and OUT/history.csv.
+    linear writes OUT/result.json and OUT/history.csv, and the seeds' pictures: fit.png (the data with the start
+    and the fitted line), loss.png, params.png, grid.png (successive fits), landscape.png (the path on the loss
+    surface) and animation.gif (the line converging).
 
-    rollercoaster writes the tutorial's 10 stalled SGD steps to OUT/ and the converging L-BFGS fit to OUT/converged/.
+    rollercoaster writes the tutorial's 10 stalled SGD steps to OUT/ with grid.png (the seed's 1 x 4 row), fit.png
+    and landscape.png (why it crawls), and the converging L-BFGS fit to OUT/converged/ with its fit.png and loss.png.
     """
     target = out if out is not None else Path("gradfit-out") / f"demo-{name.value}"
     with guarded(debug):
@@ -95,7 +98,55 @@ def run_linear(out: Path, quiet: bool = False) -> int:
     if not result.success:
         report_failure(result, paths)
         return EXIT_FAILED
+    _wrote(quiet, linear_pictures(result, df, out))
     return EXIT_OK
+
+
+def linear_pictures(result, df, out: Path) -> list[Path]:
+    """The seeds' pictures of the linear run: before/after, successive fits, the path, the animation."""
+    from gradfit.analysis.landscape import compute_landscape
+    from gradfit.plots.animate import FitAnimation
+    from gradfit.plots.fit import FitDisplay
+    from gradfit.plots.grid import GridDisplay
+    from gradfit.plots.landscape import LandscapeDisplay
+    from gradfit.plots.loss import LossDisplay
+    from gradfit.plots.params import ParamsDisplay
+
+    return [
+        FitDisplay(result, df, show_start=True).save(out / "fit.png"),
+        LossDisplay(result).save(out / "loss.png"),
+        ParamsDisplay(result, df).save(out / "params.png"),
+        GridDisplay(result, df, k=4).save(out / "grid.png"),
+        LandscapeDisplay(compute_landscape(result, df)).save(out / "landscape.png"),
+        FitAnimation(result, df).save(out / "animation.gif"),
+    ]
+
+
+def rollercoaster_pictures(stalled, converged, df, out: Path) -> list[Path]:
+    """Seed 002's row of successive fits, the stalled fit, its path on the landscape, and the converged fit."""
+    from gradfit.analysis.landscape import compute_landscape
+    from gradfit.plots.fit import FitDisplay
+    from gradfit.plots.grid import GridDisplay
+    from gradfit.plots.landscape import LandscapeDisplay
+    from gradfit.plots.loss import LossDisplay
+
+    # Wide enough to hold both the start and the least-squares answer: the long narrow valley between
+    # them is why lr 1e-5 crawls.
+    best = converged.flat_params
+    lo_a, hi_a = min(-1.0, best["a"] - 1), max(2.0, best["a"] + 1)
+    lo_b, hi_b = min(-16.0, best["b"] - 3), max(3.0, best["b"] + 3)
+    land = compute_landscape(stalled, df, params=("a", "b"), n=151, span=((lo_a, hi_a), (lo_b, hi_b)))
+    return [
+        GridDisplay(stalled, df, k=4).save(out / "grid.png"),
+        FitDisplay(stalled, df, show_start=True).save(out / "fit.png"),
+        LandscapeDisplay(land).save(out / "landscape.png"),
+        FitDisplay(converged, df).save(out / "converged" / "fit.png"),
+        LossDisplay(converged).save(out / "converged" / "loss.png"),
+    ]
+
+
+def _wrote(quiet: bool, paths) -> None:
+    _say(quiet, *(f"wrote {p}" for p in paths))
 
 
 def run_rollercoaster(out: Path, quiet: bool = False) -> int:
@@ -150,6 +201,7 @@ def run_rollercoaster(out: Path, quiet: bool = False) -> int:
     if not converged.success:
         report_failure(converged, converged_paths)
         return EXIT_FAILED
+    _wrote(quiet, rollercoaster_pictures(stalled, converged, df, out))
     if not error <= TOLERANCE:
         err_console.print(f"Error: the converged fit differs from numpy.polyfit by {error:.3g} (relative), more than "
                           f"{TOLERANCE:g}. This is a bug in gradfit; please report it.", markup=False, soft_wrap=True)

@@ -59,6 +59,11 @@ def fit_command(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
     drop_nan: Annotated[bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")] = False,
     out: Annotated[Path, typer.Option(help="Folder for result.json and history.csv.")] = DEFAULT_OUT,
+    plot: Annotated[bool, typer.Option("--plot", help="Also write fit.png, loss.png and params.png into --out.")] = False,
+    animate: Annotated[Optional[Path], typer.Option(help="Write an animation of the fit: FILE.gif, FILE.mp4 (needs "
+                                                    "ffmpeg) or FILE.html (self-contained).", show_default=False)] = None,
+    landscape: Annotated[Optional[str], typer.Option(help="Write landscape.png: the loss over two parameters A,B "
+                                                     "with the fit's path (e.g. a[0],a[1]).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -71,7 +76,8 @@ def fit_command(
                    target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device)
     with guarded(debug):
         code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, model_options=option, drop_nan=drop_nan,
-                       log_every=log_every, out=out, quiet=quiet, **options)
+                       log_every=log_every, out=out, quiet=quiet, plot=plot, animate=animate, landscape=landscape,
+                       **options)
     raise typer.Exit(code)
 
 
@@ -88,6 +94,9 @@ def run_fit(
     log_every: int | None = None,
     out: Path = DEFAULT_OUT,
     quiet: bool = False,
+    plot: bool = False,
+    animate: Path | None = None,
+    landscape: str | None = None,
     **options: Any,
 ) -> int:
     """The body of ``gradfit fit``: returns the exit code; raises GradfitError for bad input.
@@ -99,12 +108,15 @@ def run_fit(
     from gradfit.cli.progress import LossLines, ProgressBar
     from gradfit.api import fit
     from gradfit.outputs import check_out_dir
+    from gradfit.plots.run import check_animation_path, parse_pair
 
     parsed_init = parse_init(init)
     parsed_fix = parse_names(fix, "--fix")
     parsed_x = parse_names(x, "--x")
     parsed_options = parse_model_options(model_options)
     out_dir = check_out_dir(out)
+    pair = parse_pair(landscape)
+    animation_path = check_animation_path(animate) if animate is not None else None
 
     callbacks: list[Any] = []
     if log_every and not quiet:
@@ -117,6 +129,10 @@ def run_fit(
                      model_options=parsed_options, callbacks=callbacks, log_every=log_every,
                      **{k: v for k, v in options.items() if v is not None})
     paths = save(result, out_dir)
+    kinds = (("fit", "loss", "params") if plot else ()) + (("landscape",) if pair else ()) + \
+        (("animation",) if animation_path else ())
+    if kinds and result.success:
+        paths.update(draw(result, out_dir, kinds, paths, landscape=pair, animation_path=animation_path))
     if not quiet:
         n, xs = result.data.get("n"), ", ".join(result.data.get("x", []))
         print_report(result, paths, title=f"Fitted {model} to {data} ({n} rows; inputs {xs}; target {y})")
@@ -135,6 +151,18 @@ def save(result, out_dir: Path) -> dict[str, Path]:
     except OSError as exc:
         abort(f"Cannot write the results to {str(out_dir)!r}: {exc.strerror or exc}. "
               f"Free some space or give another folder with --out.", EXIT_FAILED)
+
+
+def draw(result, out_dir: Path, kinds, paths: dict[str, Path], **options) -> dict[str, Path]:
+    """The pictures of a saved run; a picture that cannot be drawn is reported, and the run stays saved."""
+    from gradfit.errors import GradfitError
+    from gradfit.plots.run import save_pictures
+
+    try:
+        return save_pictures(result, out_dir, kinds, **options)
+    except GradfitError as exc:
+        abort(f"{exc} The fit itself succeeded and was saved to {str(paths['result'])!r}; redraw with "
+              f"`gradfit plot {out_dir}`.", exc.exit_code)
 
 
 def report_failure(result, paths: dict[str, Path]) -> None:

@@ -1,0 +1,53 @@
+"""``gradfit plot``: redraw the pictures of a saved run, without refitting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.text import Text
+
+from gradfit.cli.console import console, guarded
+
+__all__ = ["plot_command"]
+
+
+def plot_command(
+    run: Annotated[Path, typer.Argument(help="The folder of a saved run (the --out of `gradfit fit`).",
+                                        show_default=False)],
+    kind: Annotated[Optional[str], typer.Option("--kind", "-k", help="What to draw, comma-separated: fit, loss, "
+                                                "params, grid, landscape, animation, or all (default fit,loss,params).",
+                                                show_default=False)] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="The fit's data, when it was not a file or built-in "
+                                                "dataset that can be read again.")] = None,
+    landscape: Annotated[Optional[str], typer.Option(help="The landscape's two parameters A,B (default: the first "
+                                                     "two free ones).", show_default=False)] = None,
+    animate: Annotated[Optional[Path], typer.Option(help="Where the animation goes: FILE.gif, FILE.mp4 or FILE.html "
+                                                    "(default RUN/animation.gif).", show_default=False)] = None,
+    max_frames: Annotated[int, typer.Option(help="Most frames in an animation (evenly sampled snapshots).")] = 100,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Draw the pictures of a saved run into its folder (fit.png, loss.png, params.png, grid.png, landscape.png,
+    animation.gif).
+
+    Exit status: 0 success, 2 bad input (no run in the folder, unknown kind or parameter, unreadable data).
+    """
+    with guarded(debug):
+        from gradfit.outputs import load_run
+        from gradfit.plots.run import check_animation_path, parse_kinds, parse_pair, save_pictures
+
+        kinds = parse_kinds(kind)
+        pair = parse_pair(landscape)
+        if pair is not None and "landscape" not in kinds and "animation" not in kinds:
+            kinds = (*kinds, "landscape")  # naming the landscape's parameters asks for it
+        if animate is not None:
+            check_animation_path(animate)
+            kinds = kinds if "animation" in kinds else (*kinds, "animation")
+        result = load_run(run)
+        written = save_pictures(result, run, kinds, data=data, landscape=pair, animation_path=animate,
+                                max_frames=max_frames)
+        if not quiet:
+            for path in written.values():
+                console.print(Text(f"wrote {path}"), soft_wrap=True)

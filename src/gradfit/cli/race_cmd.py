@@ -1,0 +1,94 @@
+"""``gradfit race``: several optimizers (or learning rates) on the same problem, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from gradfit.cli.console import EXIT_OK, console, guarded
+
+__all__ = ["race_command"]
+
+
+def race_command(
+    data: Annotated[str, typer.Argument(help="A CSV/TSV/Parquet file or builtin:NAME.", show_default=False)],
+    y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name or a formula.", show_default=False)],
+    optimizers: Annotated[Optional[str], typer.Option(help="Optimizers to race, comma-separated; NAME:LR sets a "
+                                                      "learning rate, e.g. sgd:0.1,momentum:0.1,adam:0.1.")] = None,
+    lrs: Annotated[Optional[str], typer.Option(help="Learning rates to race for one --optimizer, comma-separated "
+                                               "(e.g. 0.01,0.1,0.5).", show_default=False)] = None,
+    optimizer: Annotated[str, typer.Option(help="The optimizer of an --lrs race.")] = "sgd",
+    x: Annotated[Optional[str], typer.Option("--x", help="Input column(s), comma-separated.")] = None,
+    init: Annotated[Optional[list[str]], typer.Option("--init", help="Initial values shared by every run: "
+                                                      "a[0]=0.5,a[1]=0.75, or 'random'.")] = None,
+    fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Parameters held fixed.")] = None,
+    loss: Annotated[str, typer.Option(help="mse, mae, huber, cross_entropy or bce.")] = "mse",
+    steps: Annotated[Optional[int], typer.Option(help="Budget in updates for every run (default 1000).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Budget in epochs for every run.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Rows per step (default: all rows).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed shared by every run.")] = 0,
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    landscape: Annotated[Optional[str], typer.Option(help="The landscape's two parameters A,B (default: the first "
+                                                     "two free ones).", show_default=False)] = None,
+    animate: Annotated[Optional[Path], typer.Option(help="Also write an animation: FILE.gif, FILE.mp4 or "
+                                                    "FILE.html.", show_default=False)] = None,
+    out: Annotated[Path, typer.Option(help="Folder for race.png.")] = Path("gradfit-out/race"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Race optimizers or learning rates on one problem: loss curves on one plot and paths on one landscape
+    (OUT/race.png).
+
+    Exit status: 0 success (even if some runs diverged; the table says which), 2 bad input.
+    """
+    with guarded(debug):
+        from gradfit.analysis.race import run_race
+        from gradfit.cli.parsing import parse_init, parse_names
+        from gradfit.errors import ConfigError
+        from gradfit.outputs import check_out_dir
+        from gradfit.plots.animate import RaceAnimation
+        from gradfit.plots.race import RaceDisplay
+        from gradfit.plots.run import check_animation_path, parse_pair
+
+        if (optimizers is None) == (lrs is None):
+            raise ConfigError("Say what to race: --optimizers sgd,momentum,adam or --lrs 0.01,0.1 (one of the two).")
+        pair = parse_pair(landscape)
+        if animate is not None:
+            check_animation_path(animate)
+        out_dir = check_out_dir(out)
+        common = dict(x=parse_names(x, "--x"), y=y, init=parse_init(init), fix=parse_names(fix, "--fix"), loss=loss,
+                      steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype)
+        common = {k: v for k, v in common.items() if v is not None}
+        if lrs is not None:
+            race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)
+        else:
+            race = run_race(model, data, optimizers=[o.strip() for o in optimizers.split(",") if o.strip()],
+                            landscape_params=pair, **common)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = [RaceDisplay(race).save(out_dir / "race.png")]
+        if animate is not None:
+            written.append(RaceAnimation(race).save(animate))
+        if not quiet:
+            table = Table(show_edge=False, pad_edge=False)
+            for col in ("run", "final loss", "steps", "stopped"):
+                table.add_column(col, justify="left" if col in ("run", "stopped") else "right")
+            for label, r in zip(race.labels, race.results):
+                table.add_row(Text(label), f"{r.loss:.6g}", str(r.steps), r.stop_reason)
+            console.print(table)
+            for path in written:
+                console.print(Text(f"wrote {path}"), soft_wrap=True)
+    raise typer.Exit(EXIT_OK)
+
+
+def _floats(text: str) -> list[float]:
+    from gradfit.errors import ConfigError
+
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--lrs takes numbers separated by commas, such as 0.01,0.1. Got {text!r} instead.") from None

@@ -1,0 +1,132 @@
+"""Pictures of a run, written into a folder: what ``gradfit fit --plot``, ``gradfit plot`` and
+the demos draw.
+
+Every picture is built first and saved afterwards, so an option that cannot be honoured (an
+unknown parameter for the landscape, say) fails before any file is written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from gradfit.errors import ConfigError
+
+KINDS = ("fit", "loss", "params", "grid", "landscape", "animation")
+STATIC = ("fit", "loss", "params")
+ANIMATION_SUFFIXES = (".gif", ".mp4", ".html")
+
+
+def parse_kinds(text: str | None, default=STATIC) -> tuple[str, ...]:
+    """``"fit,loss"`` -> ``("fit", "loss")``, checked against :data:`KINDS`; ``"all"`` for every kind."""
+    if not text:
+        return tuple(default)
+    kinds = tuple(k.strip().lower() for k in text.split(",") if k.strip())
+    if kinds == ("all",):
+        return KINDS
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ConfigError(f"Unknown picture kind(s) {', '.join(map(repr, unknown))}: choose from {', '.join(KINDS)} "
+                          f"(comma-separated), or all.")
+    return kinds
+
+
+def parse_pair(text: str | None, option: str = "--landscape") -> tuple[str, str] | None:
+    """``"a[0],a[1]"`` -> ``("a[0]", "a[1]")``: two parameter names for a landscape."""
+    if text is None:
+        return None
+    names = [n.strip() for n in _split_outside_brackets(text) if n.strip()]
+    if len(names) != 2 or names[0] == names[1]:
+        raise ConfigError(f"The '{option}' option takes two different parameter names separated by a comma, such as "
+                          f"a,b or a[0],a[1]. Got {text!r} instead.")
+    return names[0], names[1]
+
+
+def check_animation_path(path: str | os.PathLike) -> Path:
+    """The path, if an animation can be written there; else a ConfigError saying why (before any fit runs)."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in ANIMATION_SUFFIXES:
+        raise ConfigError(f"Cannot save an animation as {target.name!r}: the extension must be .gif, .mp4 or .html.")
+    if suffix == ".mp4":
+        from matplotlib import animation
+
+        if not animation.writers.is_available("ffmpeg"):
+            raise ConfigError("Saving MP4 needs ffmpeg, which is not installed here; save as .gif or .html instead.")
+    if target.parent.exists() and not target.parent.is_dir():
+        raise ConfigError(f"Cannot save the animation to {str(target)!r}: {str(target.parent)!r} is a file, not a folder.")
+    return target
+
+
+def save_pictures(
+    result,
+    out: str | os.PathLike,
+    kinds=STATIC,
+    *,
+    data: Any = None,
+    landscape: tuple[str, str] | None = None,
+    span=None,
+    animation_path: str | os.PathLike | None = None,
+    max_frames: int = 100,
+    grid_k: int = 4,
+) -> dict[str, Path]:
+    """Draw ``kinds`` of ``result`` into ``out`` (``fit.png``, ``loss.png``, ``params.png``, ``grid.png``,
+    ``landscape.png``, ``animation.gif``). Returns the paths written, by kind.
+
+    ``landscape`` names the two parameters of the landscape (default: the first two free ones);
+    ``animation_path`` overrides where the animation goes (its extension picks GIF, MP4 or HTML).
+    """
+    from gradfit.analysis.landscape import compute_landscape
+    from gradfit.plots.animate import FitAnimation
+    from gradfit.plots.fit import FitDisplay
+    from gradfit.plots.grid import GridDisplay
+    from gradfit.plots.landscape import LandscapeDisplay
+    from gradfit.plots.loss import LossDisplay
+    from gradfit.plots.params import ParamsDisplay
+
+    out = Path(out)
+    n_params = len(result.flat_params) - len(result.fixed)
+    land = None
+    if "landscape" in kinds or ("animation" in kinds and landscape is not None):
+        if n_params < 2:
+            raise ConfigError("A loss landscape needs at least two free parameters; this model has "
+                              f"{n_params}. Leave 'landscape' out of the pictures.")
+        land = compute_landscape(result, data, params=landscape, span=span)
+    pictures: dict[str, Any] = {}
+    for kind in kinds:
+        if kind == "fit":
+            pictures[kind] = FitDisplay(result, data, show_start=True)
+        elif kind == "loss":
+            pictures[kind] = LossDisplay(result)
+        elif kind == "params":
+            pictures[kind] = ParamsDisplay(result, data)
+        elif kind == "grid":
+            pictures[kind] = GridDisplay(result, data, k=grid_k)
+        elif kind == "landscape":
+            pictures[kind] = LandscapeDisplay(land)
+        elif kind == "animation":
+            pictures[kind] = FitAnimation(result, data, max_frames=max_frames, landscape=land, show_loss=True)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for kind, picture in pictures.items():
+        if kind == "animation":
+            target = Path(animation_path) if animation_path is not None else out / "animation.gif"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            written[kind] = picture.save(target)
+        else:
+            written[kind] = picture.save(out / f"{kind}.png")
+    return written
+
+
+def _split_outside_brackets(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return parts + [current]
