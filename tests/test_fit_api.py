@@ -155,3 +155,31 @@ def test_public_api_resolves_and_fit_stays_a_function():
     for name in gradfit.__all__:
         assert getattr(gradfit, name) is not None
     assert callable(gradfit.fit) and gradfit.fit.__name__ == "fit"
+
+
+def test_bounds_are_honoured_by_projection():
+    frame = synthetic.rollercoaster(seed=0)
+    for optimizer, kw in [("adam", dict(lr=0.5, steps=500)), ("lbfgs", dict(steps=30)), ("sgd", dict(lr=1e-5, steps=50))]:
+        r = gradfit.fit("a*t**2 + b*t + c", frame, y="speed", bounds={"c": (None, 10.0), "a": (0.0, 5.0)},
+                        optimizer=optimizer, dtype="float64", **kw)
+        snaps = r.history.snapshots[:, list(r.history.param_names).index("c")]
+        assert snaps.max() <= 10.0 and r.flat_params["c"] <= 10.0 and r.flat_params["a"] >= 0.0
+        assert r.bounds == {"c": [None, 10.0], "a": [0.0, 5.0]}
+    assert "c" in r.diagnostics["at_bounds"] or optimizer == "sgd"
+    lbfgs = gradfit.fit("a*t**2 + b*t + c", frame, y="speed", bounds={"c": (None, 10.0)}, optimizer="lbfgs",
+                        steps=40, dtype="float64")
+    assert lbfgs.flat_params["c"] == 10.0 and lbfgs.diagnostics["at_bounds"] == ["c"]
+    # the constrained optimum: least squares for a, b with c at its bound
+    t, s = frame["t"].to_numpy(np.float64), frame["speed"].to_numpy(np.float64)
+    ab = np.linalg.lstsq(np.stack([t**2, t], axis=1), s - 10.0, rcond=None)[0]
+    np.testing.assert_allclose([lbfgs.flat_params["a"], lbfgs.flat_params["b"]], ab, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "bounds, match",
+    [({"q": (0, 1)}, "names no parameter"), ({"a": (1, 0)}, "lo < hi"), ({"a": (2.0, 3.0)}, "outside"),
+     ({"a": "0:1"}, "must be a pair")],
+)
+def test_bad_bounds_are_refused(bounds, match):
+    with pytest.raises(gradfit.ModelError, match=match):
+        gradfit.fit("a*x + b", synthetic.linear(seed=0), y="y", bounds=bounds, steps=1)

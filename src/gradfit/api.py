@@ -20,6 +20,7 @@ from gradfit.models.resolve import ModelLike, build_model, default_inputs
 from gradfit.train.callbacks import PrintLoss
 from gradfit.train.config import FitConfig
 from gradfit.train.loop import run_loop
+from gradfit.train.bounds import Bounds
 from gradfit.train.params import fixed_names, initial_params
 from gradfit.train.result import FitResult
 
@@ -37,6 +38,7 @@ def fit(
     y: str | None = None,
     init: Mapping[str, Any] | str | None = None,
     fix: Iterable[str] | str | None = None,
+    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     model_options: Mapping[str, Any] | None = None,
     drop_nan: bool = False,
     callbacks: Sequence[Any] = (),
@@ -58,6 +60,9 @@ def fit(
         Initial values by name (``{"a": [0.5, 0.75]}``, ``{"a[0]": 0.5}``); defaults are the model's.
     fix : names
         Parameters held at their initial values.
+    bounds : mapping
+        Limits by name or entry, ``{"b": (0, None), "a[0]": (-1, 1)}`` (None: unbounded on that side). Every
+        optimizer honours them by projection: after each update, parameters are clipped into their box.
     drop_nan : bool
         Drop rows with missing values in the used columns (the count is in ``result.data["notes"]``)
         instead of refusing them.
@@ -108,17 +113,20 @@ def fit(
     params = initial_params(built, init, generator, dtype, x=train.x, y=train.y)
     params = {k: v.to(device) for k, v in params.items()}
     fixed = fixed_names(built, fix)
+    box = Bounds(built, bounds)
+    box.check_start(params)
     start_flat = {k: v for k, v in _flat(built, params).items()}
 
     callbacks = list(callbacks)
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
         callbacks.insert(0, PrintLoss(config.log_every))
-    out = run_loop(built, loss, train, val, params, fixed, config, callbacks, generator)
+    out = run_loop(built, loss, train, val, params, fixed, config, callbacks, generator, bounds=box)
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},
         loss=out.loss, steps=out.steps, epochs=out.epochs, stop_reason=out.stop_reason, message=out.message,
         history=out.history, model=built, model_spec=built.describe(), init_params=start_flat, fixed=tuple(sorted(fixed)),
-        val_loss=out.val_loss, best_step=out.best_step,
+        val_loss=out.val_loss, best_step=out.best_step, bounds=box.to_dict(),
+        diagnostics={"at_bounds": box.at_bounds(out.params)},
         config={**config.to_dict(), "lr": _lr(config)},
         data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
               "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.dtype, "device": str(device), "notes": notes},

@@ -48,6 +48,7 @@ def run_loop(
     config: FitConfig,
     callbacks=(),
     generator: torch.Generator | None = None,
+    bounds=None,
 ) -> LoopOutput:
     """Fit ``params`` (modified in place, leaves on the data's device) and return what happened."""
     start = time.perf_counter()
@@ -88,6 +89,8 @@ def run_loop(
         else:
             xb, yb = train.x, train.y
         value, grads = objective.value_and_grad(params, trainable, xb, yb)
+        if bounds:
+            grads = bounds.mask_gradients(params, trainable, grads)
         loss_k = float(value)
         grad_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))) if grads else 0.0
         lr = optimizer.param_groups[0]["lr"] if optimizer else math.nan
@@ -131,11 +134,16 @@ def run_loop(
                     p.grad = g
                 return value
             v, gs = objective.value_and_grad(params, trainable, xb, yb)
+            if bounds:
+                gs = bounds.mask_gradients(params, trainable, gs)
             for p, g in zip(leaves, gs):
                 p.grad = g
             return v
 
         optimizer.step(closure)
+        if bounds and bounds.project(params) and isinstance(optimizer, torch.optim.LBFGS):
+            # Its curvature memory describes a move the projection undid; start it afresh from here.
+            optimizer.state.clear()
         if scheduler is not None:
             scheduler.step()
         step += 1

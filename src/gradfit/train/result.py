@@ -61,6 +61,9 @@ class FitResult:
     fixed: tuple[str, ...] = ()
     val_loss: float | None = None
     best_step: int | None = None
+    bounds: dict[str, list] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    uncertainty: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict, compare=False)
@@ -121,6 +124,9 @@ class FitResult:
             "init_params": self.init_params,
             "fixed": list(self.fixed),
             "best_step": self.best_step,
+            "bounds": self.bounds,
+            "diagnostics": self.diagnostics,
+            "uncertainty": self.uncertainty,
             "config": self.config,
             "data": self.data,
             "param_shapes": {k: list(v.shape) for k, v in self.params.items()},
@@ -161,7 +167,8 @@ class FitResult:
             history=history or History({c: np.zeros(0) for c in ("step", "epoch", "loss", "val_loss", "lr", "grad_norm", "time")},
                                        names, np.zeros(0, np.int64), np.zeros((0, len(names)))),
             model=model, model_spec=d["model"], init_params=d.get("init_params", {}), fixed=tuple(d.get("fixed", ())),
-            val_loss=_unnum(d.get("val_loss")), best_step=d.get("best_step"), config=d.get("config", {}),
+            val_loss=_unnum(d.get("val_loss")), best_step=d.get("best_step"), bounds=d.get("bounds", {}),
+            diagnostics=d.get("diagnostics", {}), uncertainty=d.get("uncertainty"), config=d.get("config", {}),
             data=d.get("data", {}), timings=d.get("timings", {}),
         )
 
