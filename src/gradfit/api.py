@@ -18,6 +18,7 @@ from gradfit.errors import ConfigError, DataError
 from gradfit.losses import get_loss
 from gradfit.models.resolve import ModelLike, build_model, default_inputs
 from gradfit.train.callbacks import PrintLoss
+from gradfit.optim.registry import optimizer_name
 from gradfit.train.config import FitConfig
 from gradfit.train.loop import run_loop
 from gradfit.train.bounds import Bounds
@@ -91,7 +92,7 @@ def fit(
     config = _config(options)
     started = time.perf_counter()
     loss = get_loss(config.loss, **config.loss_options)
-    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    dtype = torch.float64 if config.resolved_dtype == "float64" else torch.float32
     device = _device(config.device)
 
     origin = None  # where the data can be read again, so pictures can be redrawn from a saved run
@@ -120,7 +121,7 @@ def fit(
     callbacks = list(callbacks)
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
         callbacks.insert(0, PrintLoss(config.log_every))
-    out = run_loop(built, loss, train, val, params, fixed, config, callbacks, generator, bounds=box)
+    out = _runner(config, loss)(built, loss, train, val, params, fixed, config, callbacks, generator, bounds=box)
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},
         loss=out.loss, steps=out.steps, epochs=out.epochs, stop_reason=out.stop_reason, message=out.message,
@@ -129,7 +130,7 @@ def fit(
         diagnostics={"at_bounds": box.at_bounds(out.params)},
         config={**config.to_dict(), "lr": _lr(config)},
         data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
-              "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.dtype, "device": str(device), "notes": notes},
+              "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes},
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
     )
@@ -150,7 +151,21 @@ def _config(options: dict) -> FitConfig:
     return FitConfig(**options).validate()
 
 
-def _lr(config: FitConfig) -> float:
+def _runner(config: FitConfig, loss):
+    """The loop for the chosen optimizer: torch.optim's, or Levenberg-Marquardt's for least squares."""
+    if optimizer_name(config.optimizer) != "lm":
+        return run_loop
+    if not getattr(loss, "least_squares", False):
+        raise ConfigError(f"Levenberg-Marquardt ('lm') minimises a sum of squares, so it needs loss='mse'. Got "
+                          f"{getattr(loss, 'name', loss)!r}; use another optimizer for that loss.")
+    if config.batch_size is not None:
+        raise ConfigError("Levenberg-Marquardt ('lm') works on all rows at once; leave out 'batch_size'.")
+    from gradfit.train.lm_loop import run_lm
+
+    return run_lm
+
+
+def _lr(config: FitConfig) -> float | None:
     from gradfit.optim.registry import default_lr
 
     return config.lr if config.lr is not None else default_lr(config.optimizer)

@@ -55,7 +55,7 @@ def fit_command(
     tol: Annotated[Optional[float], typer.Option(help="Stop when the loss improves by less than T (relative).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random start, the shuffling and the validation split.")] = 0,
     log_every: Annotated[Optional[int], typer.Option(help="Print the loss every K steps.")] = None,
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32; float64 for --optimizer lm).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
     drop_nan: Annotated[bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")] = False,
     out: Annotated[Path, typer.Option(help="Folder for result.json and history.csv.")] = DEFAULT_OUT,

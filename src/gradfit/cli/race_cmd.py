@@ -32,7 +32,7 @@ def race_command(
     epochs: Annotated[Optional[int], typer.Option(help="Budget in epochs for every run.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Rows per step (default: all rows).")] = None,
     seed: Annotated[int, typer.Option(help="Seed shared by every run.")] = 0,
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32; float64 for --optimizer lm).")] = None,
     landscape: Annotated[Optional[str], typer.Option(help="The landscape's two parameters A,B (default: the first "
                                                      "two free ones).", show_default=False)] = None,
     animate: Annotated[Optional[Path], typer.Option(help="Also write an animation: FILE.gif, FILE.mp4 or "

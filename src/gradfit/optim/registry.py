@@ -43,25 +43,30 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     ),
 }
 
+# Levenberg-Marquardt is not a torch.optim optimizer: the loop hands it to gradfit.train.lm_loop.
+LEAST_SQUARES = ("lm",)
+
 # Aliases people type; resolved before lookup.
-_ALIASES = {"gd": "sgd", "l-bfgs": "lbfgs", "l_bfgs": "lbfgs", "adam_w": "adamw", "rms": "rmsprop"}
+_ALIASES = {"gd": "sgd", "l-bfgs": "lbfgs", "l_bfgs": "lbfgs", "adam_w": "adamw", "rms": "rmsprop",
+            "levenberg-marquardt": "lm", "levenberg_marquardt": "lm", "marquardt": "lm"}
 
 
 def optimizer_name(name: str) -> str:
     """The canonical name, or a ConfigError that lists the names and the closest match."""
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
-    if key in OPTIMIZERS:
+    if key in OPTIMIZERS or key in LEAST_SQUARES:
         return key
-    close = difflib.get_close_matches(key, OPTIMIZERS, n=1)
+    names = [*OPTIMIZERS, *LEAST_SQUARES]
+    close = difflib.get_close_matches(key, names, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(
-        f"The 'optimizer' parameter must be one of {', '.join(OPTIMIZERS)}. Got {name!r} instead.{hint}"
-    )
+    raise ConfigError(f"The 'optimizer' parameter must be one of {', '.join(names)}. Got {name!r} instead.{hint}")
 
 
-def default_lr(name: str) -> float:
-    return OPTIMIZERS[optimizer_name(name)].default_lr
+def default_lr(name: str) -> float | None:
+    """The default learning rate (None for Levenberg-Marquardt, which has none)."""
+    key = optimizer_name(name)
+    return None if key in LEAST_SQUARES else OPTIMIZERS[key].default_lr
 
 
 def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = None, **options) -> torch.optim.Optimizer:
@@ -86,6 +91,8 @@ def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = Non
     0.9
     """
     key = optimizer_name(name)
+    if key in LEAST_SQUARES:
+        raise ConfigError(f"{key!r} is not a torch.optim optimizer; gradfit.fit runs it through its own loop.")
     info = OPTIMIZERS[key]
     lr = info.default_lr if lr is None else lr
     options = {k: v for k, v in options.items() if v is not None}

@@ -39,7 +39,7 @@ class FitConfig:
     max_time: float | None = None
     seed: int = 0
     log_every: int | None = None
-    dtype: str = "float32"
+    dtype: str | None = None  # float32, or float64 for Levenberg-Marquardt, unless given
     device: str = "cpu"
     chunk_size: int = 65536
     max_snapshots: int = 2000
@@ -84,16 +84,25 @@ class FitConfig:
             value = getattr(self, name)
             need(value is None or (_finite(value) and value > 0), f"The '{name}' parameter must be a number > 0. Got {value!r} instead.")
         need(_int(self.seed) and self.seed >= 0, f"The 'seed' parameter must be a whole number >= 0. Got {self.seed!r} instead.")
-        need(self.dtype in ("float32", "float64"), f"The 'dtype' parameter must be 'float32' or 'float64'. Got {self.dtype!r} instead.")
+        need(self.dtype in (None, "float32", "float64"),
+             f"The 'dtype' parameter must be 'float32' or 'float64'. Got {self.dtype!r} instead.")
         need(str(self.device).split(":")[0] in ("auto", "cpu", "cuda", "mps"),
              f"The 'device' parameter must be 'auto', 'cpu' or 'cuda'. Got {self.device!r} instead.")
         if problems:
             raise ConfigError("Invalid options:\n- " + "\n- ".join(problems) if len(problems) > 1 else problems[0])
         return self
 
+    @property
+    def resolved_dtype(self) -> str:
+        """float32 unless asked otherwise; float64 for Levenberg-Marquardt, whose normal equations need it."""
+        if self.dtype is not None:
+            return self.dtype
+        return "float64" if optimizer_name(self.optimizer) == "lm" else "float32"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able options (a callable loss is recorded by its name)."""
         out = asdict(self)
+        out["dtype"] = self.resolved_dtype
         if callable(self.loss):
             out["loss"] = getattr(self.loss, "__name__", "custom")
         return out
