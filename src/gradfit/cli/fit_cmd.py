@@ -37,6 +37,8 @@ def fit_command(
                                                       "without index sets every entry), or 'random'.")] = None,
     fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Parameters held at their initial values, "
                                                      "comma-separated.")] = None,
+    bound: Annotated[Optional[list[str]], typer.Option("--bound", help="Limits NAME=LO:HI (repeatable; an empty side "
+                                                       "is unbounded: b=0: ), honoured by projection.")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="A model option KEY=VALUE, repeatable: "
                                                         "degree=3, hidden=32,32, activation=tanh.")] = None,
     loss: Annotated[str, typer.Option(help="mse, mae, huber, cross_entropy or bce.")] = "mse",
@@ -75,7 +77,7 @@ def fit_command(
                    batch_size=batch_size, schedule=schedule, val_split=val_split, patience=patience,
                    target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device)
     with guarded(debug):
-        code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, model_options=option, drop_nan=drop_nan,
+        code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, bounds=bound, model_options=option, drop_nan=drop_nan,
                        log_every=log_every, out=out, quiet=quiet, plot=plot, animate=animate, landscape=landscape,
                        **options)
     raise typer.Exit(code)
@@ -89,6 +91,7 @@ def run_fit(
     x: str | None = None,
     init: list[str] | None = None,
     fix: list[str] | None = None,
+    bounds: list[str] | None = None,
     model_options: list[str] | None = None,
     drop_nan: bool = False,
     log_every: int | None = None,
@@ -104,7 +107,7 @@ def run_fit(
     Every option is checked (by the library) before anything is written, so bad input leaves
     no output folder behind.
     """
-    from gradfit.cli.parsing import parse_init, parse_model_options, parse_names
+    from gradfit.cli.parsing import parse_bounds, parse_init, parse_model_options, parse_names
     from gradfit.cli.progress import LossLines, ProgressBar
     from gradfit.api import fit
     from gradfit.outputs import check_out_dir
@@ -112,6 +115,7 @@ def run_fit(
 
     parsed_init = parse_init(init)
     parsed_fix = parse_names(fix, "--fix")
+    parsed_bounds = parse_bounds(bounds)
     parsed_x = parse_names(x, "--x")
     parsed_options = parse_model_options(model_options)
     out_dir = check_out_dir(out)
@@ -125,7 +129,7 @@ def run_fit(
     if bar is not None:
         callbacks.append(bar)
     with bar if bar is not None else contextlib.nullcontext():
-        result = fit(model, data, x=parsed_x, y=y, init=parsed_init, fix=parsed_fix, drop_nan=drop_nan,
+        result = fit(model, data, x=parsed_x, y=y, init=parsed_init, fix=parsed_fix, bounds=parsed_bounds, drop_nan=drop_nan,
                      model_options=parsed_options, callbacks=callbacks, log_every=log_every,
                      **{k: v for k, v in options.items() if v is not None})
     paths = save(result, out_dir)

@@ -14,7 +14,7 @@ from typing import Any
 
 from gradfit.errors import ConfigError
 
-__all__ = ["parse_init", "parse_names", "parse_model_options", "split_top_level"]
+__all__ = ["parse_bounds", "parse_init", "parse_names", "parse_model_options", "split_top_level"]
 
 # A parameter name, optionally indexed: a, a[0], W[1,2]
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\s*\d+(\s*,\s*\d+)*\s*\])?$")
@@ -95,6 +95,39 @@ def parse_init(texts: str | Sequence[str] | None) -> dict[str, float] | str | No
                 raise ConfigError(f"The --init option sets {key!r} twice. Give each parameter once.")
             out[key] = number
     return out
+
+
+def parse_bounds(texts: str | Sequence[str] | None) -> dict[str, tuple[float | None, float | None]] | None:
+    """``"b=0:,a[0]=-1:1"`` -> ``{"b": (0.0, None), "a[0]": (-1.0, 1.0)}``; an empty side is unbounded.
+
+    Examples
+    --------
+    >>> parse_bounds(["b=0:", "c=:10"])
+    {'b': (0.0, None), 'c': (None, 10.0)}
+    """
+    if texts is None:
+        return None
+    if isinstance(texts, str):
+        texts = [texts]
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for text in texts:
+        for item in split_top_level(text):
+            key, sep, value = item.partition("=")
+            key = re.sub(r"\s+", "", key)
+            lo, colon, hi = value.partition(":")
+            if not sep or not colon or not _KEY.match(key) or not (lo.strip() or hi.strip()):
+                raise ConfigError(f"The --bound option must be NAME=LO:HI, such as --bound b=0:10, --bound b=0: "
+                                  f"(no upper limit) or --bound a[0]=:1. Got {item!r} instead.")
+            pair = []
+            for side in (lo.strip(), hi.strip()):
+                number = _number(side) if side else None
+                if side and (number is None or math.isnan(number)):
+                    raise ConfigError(f"The --bound limits of {key!r} must be numbers. Got {side!r} instead.")
+                pair.append(number)
+            if key in out:
+                raise ConfigError(f"The --bound option sets {key!r} twice. Give each parameter once.")
+            out[key] = (pair[0], pair[1])
+    return out or None
 
 
 def parse_model_options(texts: Sequence[str] | None) -> dict[str, Any]:
