@@ -98,8 +98,11 @@ class Bounds:
         """Flat names of the entries that sit on a bound."""
         hits = []
         for name in self._bounded:
-            v = params[name].detach().double().cpu().reshape(-1)
-            lo, hi = self.lower[name].reshape(-1), self.upper[name].reshape(-1)
+            p = params[name].detach()
+            v = p.double().cpu().reshape(-1)
+            # Compare with the bound as the parameter's dtype holds it: float32(0.6) is not 0.6.
+            lo = self.lower[name].to(p.dtype).double().reshape(-1)
+            hi = self.upper[name].to(p.dtype).double().reshape(-1)
             tol = rtol * torch.clamp(v.abs(), min=1.0)
             on = ((v - lo).abs() <= tol) | ((hi - v).abs() <= tol)
             hits += [n for n, hit in zip(self.model.spec(name).flat_names(), on) if hit]
