@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from gradfit.analysis.assess import assess, check_stability
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import read_table
@@ -117,6 +118,7 @@ def fit(
     box = Bounds(built, bounds)
     box.check_start(params)
     start_flat = {k: v for k, v in _flat(built, params).items()}
+    stability = check_stability(built, loss, train, params, fixed, config, _lr(config))
 
     callbacks = list(callbacks)
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
@@ -127,13 +129,14 @@ def fit(
         loss=out.loss, steps=out.steps, epochs=out.epochs, stop_reason=out.stop_reason, message=out.message,
         history=out.history, model=built, model_spec=built.describe(), init_params=start_flat, fixed=tuple(sorted(fixed)),
         val_loss=out.val_loss, best_step=out.best_step, bounds=box.to_dict(),
-        diagnostics={"at_bounds": box.at_bounds(out.params)},
+        diagnostics={"at_bounds": box.at_bounds(out.params), "stability_limit": stability, **out.diagnostics},
         config={**config.to_dict(), "lr": _lr(config)},
         data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
               "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes},
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
     )
+    result = assess(result, built, loss, train, fixed, config)
     for cb in callbacks:
         if hasattr(cb, "on_end"):
             cb.on_end(result)

@@ -61,3 +61,7 @@ class DivergenceError(GradfitError, ArithmeticError):
     def __init__(self, message: str, result=None):
         super().__init__(message)
         self.result = result
+
+
+class GradfitWarning(UserWarning):
+    """A fit runs, but something about it deserves attention (a learning rate above the stability limit...)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -55,6 +56,9 @@ def fit_command(
     target_loss: Annotated[Optional[float], typer.Option(help="Stop once the loss is at or below L.")] = None,
     max_time: Annotated[Optional[float], typer.Option(help="Stop after S seconds.")] = None,
     tol: Annotated[Optional[float], typer.Option(help="Stop when the loss improves by less than T (relative).")] = None,
+    uncertainty: Annotated[Optional[bool], typer.Option("--uncertainty/--no-uncertainty", help="Compute the "
+                                                        "parameters' standard errors (default: when cheap).",
+                                                        show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random start, the shuffling and the validation split.")] = 0,
     log_every: Annotated[Optional[int], typer.Option(help="Print the loss every K steps.")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32; float64 for --optimizer lm).")] = None,
@@ -75,7 +79,8 @@ def fit_command(
     """
     options = dict(loss=loss, optimizer=optimizer, lr=lr, momentum=momentum, steps=steps, epochs=epochs,
                    batch_size=batch_size, schedule=schedule, val_split=val_split, patience=patience,
-                   target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device)
+                   target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device,
+                   uncertainty=uncertainty)
     with guarded(debug):
         code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, bounds=bound, model_options=option, drop_nan=drop_nan,
                        log_every=log_every, out=out, quiet=quiet, plot=plot, animate=animate, landscape=landscape,
@@ -110,6 +115,7 @@ def run_fit(
     from gradfit.cli.parsing import parse_bounds, parse_init, parse_model_options, parse_names
     from gradfit.cli.progress import LossLines, ProgressBar
     from gradfit.api import fit
+    from gradfit.errors import GradfitWarning
     from gradfit.outputs import check_out_dir
     from gradfit.plots.run import check_animation_path, parse_pair
 
@@ -128,10 +134,14 @@ def run_fit(
     bar = ProgressBar(console) if (not quiet and console.is_terminal) else None
     if bar is not None:
         callbacks.append(bar)
-    with bar if bar is not None else contextlib.nullcontext():
+    with bar if bar is not None else contextlib.nullcontext(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GradfitWarning)
         result = fit(model, data, x=parsed_x, y=y, init=parsed_init, fix=parsed_fix, bounds=parsed_bounds, drop_nan=drop_nan,
                      model_options=parsed_options, callbacks=callbacks, log_every=log_every,
                      **{k: v for k, v in options.items() if v is not None})
+    for w in caught:
+        if issubclass(w.category, GradfitWarning):
+            err_console.print(f"Warning: {w.message}", markup=False, soft_wrap=True, style="yellow")
     paths = save(result, out_dir)
     kinds = (("fit", "loss", "params") if plot else ()) + (("landscape",) if pair else ()) + \
         (("animation",) if animation_path else ())
@@ -179,22 +189,28 @@ def print_report(result, paths: dict[str, Path], title: str = "") -> None:
     """Parameters table, final loss, steps, why it stopped, time taken and where files went."""
     if title:
         console.print(Text(title, style="bold"), soft_wrap=True)
-    table = Table(show_edge=False, pad_edge=False)
-    table.add_column("parameter")
-    table.add_column("value", justify="right")
-    for name, value in result.flat_params.items():
-        fixed = " (fixed)" if name.split("[")[0] in result.fixed else ""
-        table.add_row(Text(name + fixed), Text(_fmt(value)))
-    console.print(table)
+    if result.report:
+        from gradfit.cli.report_view import print_report_tables
+
+        print_report_tables(console, result.report)
+    else:
+        table = Table(show_edge=False, pad_edge=False)
+        table.add_column("parameter")
+        table.add_column("value", justify="right")
+        for name, value in result.flat_params.items():
+            fixed = " (fixed)" if name.split("[")[0] in result.fixed else ""
+            table.add_row(Text(name + fixed), Text(_fmt(value)))
+        console.print(table)
 
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("final loss", _fmt(result.loss))
+    if not result.report:  # the report's tables already hold these
+        summary.add_row("final loss", _fmt(result.loss))
+        summary.add_row("steps", f"{result.steps} ({result.epochs:.6g} epochs)")
+        summary.add_row("stopped", Text(f"{result.stop_reason}: {result.message}"))
     if result.val_loss is not None:
         summary.add_row("val loss", _fmt(result.val_loss))
-    summary.add_row("steps", f"{result.steps} ({result.epochs:.6g} epochs)")
-    summary.add_row("stopped", Text(f"{result.stop_reason}: {result.message}"))
     summary.add_row("elapsed", f"{result.elapsed:.3g} s")
     console.print(summary)
     # Paths go outside the grid: a cell would cut a long path with an ellipsis.

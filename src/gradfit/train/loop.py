@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -36,6 +36,7 @@ class LoopOutput:
     elapsed: float
     history: History
     best_step: int | None = None
+    diagnostics: dict = field(default_factory=dict)  # optimizer-specific counters, copied into the result
 
 
 def run_loop(

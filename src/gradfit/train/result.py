@@ -64,6 +64,7 @@ class FitResult:
     bounds: dict[str, list] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     uncertainty: dict[str, Any] | None = None
+    report: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict, compare=False)
@@ -127,6 +128,7 @@ class FitResult:
             "bounds": self.bounds,
             "diagnostics": self.diagnostics,
             "uncertainty": self.uncertainty,
+            "report": self.report,
             "config": self.config,
             "data": self.data,
             "param_shapes": {k: list(v.shape) for k, v in self.params.items()},
@@ -168,7 +170,7 @@ class FitResult:
                                        names, np.zeros(0, np.int64), np.zeros((0, len(names)))),
             model=model, model_spec=d["model"], init_params=d.get("init_params", {}), fixed=tuple(d.get("fixed", ())),
             val_loss=_unnum(d.get("val_loss")), best_step=d.get("best_step"), bounds=d.get("bounds", {}),
-            diagnostics=d.get("diagnostics", {}), uncertainty=d.get("uncertainty"), config=d.get("config", {}),
+            diagnostics=d.get("diagnostics", {}), uncertainty=d.get("uncertainty"), report=d.get("report"), config=d.get("config", {}),
             data=d.get("data", {}), timings=d.get("timings", {}),
         )
 

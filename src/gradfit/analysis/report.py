@@ -1,0 +1,265 @@
+"""The fit report: what was fitted, how well, how sure, and what to worry about.
+
+:func:`report_dict` gathers it as JSON-able data (``result.json``'s ``"report"``); :func:`fit_report`
+renders that as text in lmfit's style; ``gradfit.cli.report_view`` draws it as rich tables. All
+three read the same dict, so they never disagree. Nothing here fits, prints or writes.
+
+Statistics, on the training rows, with ``n`` rows and ``p`` free parameters:
+
+- least squares: ``RSS``, ``R² = 1 - RSS/TSS``, reduced chi-square ``RSS/(n-p)``,
+  ``AIC = n ln(RSS/n) + 2p``, ``BIC = n ln(RSS/n) + p ln n`` (lmfit's definitions);
+- likelihood losses (bce, cross_entropy): ``AIC = 2 NLL + 2p``, ``BIC = 2 NLL + p ln n``, NLL the
+  summed loss; no RSS or R²;
+- other losses (mae, huber): the least-squares numbers of the residuals, AIC/BIC assuming Gaussian errors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from gradfit.analysis.uncertainty import (BUDGET_REASONS, LIKELIHOODS, Uncertainty, bound_sentence, loss_trend,
+                                          training_data, uncertainty_of)
+
+__all__ = ["fit_report", "report_dict", "statistics", "CORRELATION_FLAG"]
+
+CORRELATION_FLAG = 0.9
+STILL_FALLING = 1e-5  # relative fall of the loss over the last 10% of the steps that counts as "not converged"
+
+
+def statistics(result, data=None) -> dict:
+    """Goodness-of-fit numbers on the training rows: rss, tss, r2, redchi, aic, bic, n, p (None where undefined).
+
+    Without data (an in-memory fit loaded from JSON) the least-squares numbers that follow from the
+    final mse loss alone are given, the rest None.
+
+    Examples
+    --------
+    >>> statistics(gradfit.fit("linear", "builtin:linear", y="y", lr=0.1))  # doctest: +SKIP
+    {'n': 100, 'p': 2, 'rss': 84.2, 'tss': 1790.3, 'r2': 0.953, ...}
+    """
+    from gradfit.errors import GradfitError
+    from gradfit.losses import get_loss
+
+    name = _loss_name(result)
+    p = len(_free(result))
+    out = {"n": int(result.data.get("n_train", result.data.get("n", 0))), "p": p, "loss": name, "rss": None, "tss": None,
+           "r2": None, "redchi": None, "nll": None, "aic": None, "bic": None, "kind": _kind(name)}
+    try:
+        ds = training_data(result, data) if result.model is not None else None
+    except GradfitError:
+        ds = None
+    if ds is None:
+        if name == "mse" and math.isfinite(result.loss):
+            out.update(_least_squares(result.loss * out["n"], None, out["n"], p))
+        return out
+    out["n"] = n = len(ds)
+    params = {k: v.to(ds.x.device, torch.float64) for k, v in result.params.items()}
+    with torch.no_grad():
+        pred = torch.cat([result.model(params, ds.x[i:i + 65_536].double()) for i in range(0, n, 65_536)])
+    y = ds.y.double()
+    if name in LIKELIHOODS:
+        nll = float(get_loss(name).total(pred, y))
+        out.update(nll=nll, aic=2 * nll + 2 * p, bic=2 * nll + p * math.log(n))
+    elif pred.shape == y.shape:
+        rss = float(((y - pred) ** 2).sum())
+        out.update(_least_squares(rss, float(((y - y.mean()) ** 2).sum()), n, p))
+    return out
+
+
+def report_dict(result, uncertainty: Uncertainty | None = None, data=None) -> dict:
+    """The report as JSON-able data: header, parameters, statistics, correlations, warnings."""
+    from gradfit.errors import GradfitError
+
+    warnings: list[str] = []
+    if uncertainty is None and result.uncertainty:
+        uncertainty = Uncertainty.from_dict(result.uncertainty)
+    if uncertainty is None and result.model is not None:
+        try:
+            uncertainty = uncertainty_of(result, data)
+        except GradfitError as exc:
+            warnings.append(f"Uncertainties were not computed: {exc}")
+    stats = statistics(result, data)
+    at_bounds = set(result.diagnostics.get("at_bounds", ()))
+    fixed = set(result.fixed)
+    rows = []
+    for name, value in result.flat_params.items():
+        row = {"name": name, "value": _num(value), "stderr": None, "rel_err": None, "ci_low": None, "ci_high": None,
+               "fixed": name in fixed or name.split("[")[0] in fixed, "at_bound": name in at_bounds}
+        if uncertainty is not None and name in uncertainty.names:
+            i = uncertainty.names.index(name)
+            se = _num(uncertainty.stderr[i])
+            row.update(stderr=se, ci_low=_num(uncertainty.ci_low[i]), ci_high=_num(uncertainty.ci_high[i]),
+                       rel_err=None if se is None or value == 0 else 100 * se / abs(value))
+        rows.append(row)
+    return {
+        "schema": "gradfit.report/1",
+        "model": result.model_spec.get("name") or getattr(result.model, "name", "model"),
+        "data": {"source": result.data.get("source"), "path": result.data.get("path"), "n": stats["n"],
+                 "n_val": result.data.get("n_val", 0), "n_free": stats["p"]},
+        "optimizer": result.config.get("optimizer"), "lr": result.config.get("lr"), "loss_name": _loss_name(result),
+        "loss": _num(result.loss), "val_loss": _num(result.val_loss), "steps": result.steps,
+        "stop_reason": result.stop_reason, "message": result.message,
+        "parameters": rows,
+        "statistics": {k: _num(v) if isinstance(v, float) else v for k, v in stats.items()},
+        "statistics_note": _note(stats),
+        "uncertainty": None if uncertainty is None else {"ok": uncertainty.ok, "method": uncertainty.method,
+                                                        "level": uncertainty.level, "dof": uncertainty.dof,
+                                                        "reason": uncertainty.reason},
+        "correlations": _correlations(uncertainty),
+        "warnings": _warnings(result, uncertainty, warnings),
+    }
+
+
+def fit_report(result, uncertainty: Uncertainty | None = None, data=None) -> str:
+    """The report as text, in lmfit's ``fit_report`` style.
+
+    Examples
+    --------
+    >>> r = gradfit.fit("a*exp(-b*x)", df, y="y", optimizer="lm")  # doctest: +SKIP
+    >>> print(fit_report(r))  # doctest: +SKIP
+    [[Fit]]
+        model              a*exp(-b*x)
+        ...
+    """
+    return render_text(report_dict(result, uncertainty, data))
+
+
+def render_text(rep: dict) -> str:
+    """The text of a :func:`report_dict` (also for a report read back from result.json)."""
+    d, st = rep["data"], rep["statistics"]
+    where = d.get("path") or d.get("source") or "data"
+    lines = ["[[Fit]]", f"    model              {rep['model']}", f"    data               {where}",
+             f"    points             {d['n']}" + (f" (+ {d['n_val']} held out for validation)" if d.get("n_val") else ""),
+             f"    free parameters    {d['n_free']}",
+             f"    optimizer          {rep['optimizer']}" + (f" (lr {_g(rep['lr'])})" if rep.get("lr") else ""),
+             f"    steps              {rep['steps']}", f"    stopped            {rep['stop_reason']}: {rep['message']}",
+             f"    final loss ({rep['loss_name']})".ljust(23) + _g(rep["loss"])]
+    lines.append("[[Statistics]]")
+    for key, label in (("rss", "RSS"), ("tss", "TSS"), ("r2", "R-squared"), ("redchi", "reduced chi-square"),
+                       ("nll", "NLL (summed loss)"), ("aic", "AIC"), ("bic", "BIC")):
+        if st.get(key) is not None:
+            lines.append(f"    {label:<19}{_g(st[key])}")
+    if rep.get("statistics_note"):
+        lines.append(f"    ({rep['statistics_note']})")
+    u = rep.get("uncertainty")
+    level = f", {100 * u['level']:g}% intervals" if u else ""
+    lines.append(f"[[Parameters]]  (value +/- standard error{level})")
+    width = max([len(r["name"]) for r in rep["parameters"]] + [4])
+    for r in rep["parameters"]:
+        text = f"    {r['name']:<{width}}  {_g(r['value']):>12}"
+        if r["stderr"] is not None:
+            rel = f" ({r['rel_err']:.2f}%)" if r["rel_err"] is not None else ""
+            text += f" +/- {_g(r['stderr'], 4):<10}{rel:<11} [{_g(r['ci_low'])}, {_g(r['ci_high'])}]"
+        text += " (fixed)" if r["fixed"] else " (at bound)" if r["at_bound"] else ""
+        lines.append(text.rstrip())
+    if rep["correlations"]:
+        lines.append(f"[[Correlations]]  (|r| > {CORRELATION_FLAG})")
+        lines += [f"    {c['a']} and {c['b']} are correlated (r = {c['r']:.3f})" for c in rep["correlations"]]
+    if rep["warnings"]:
+        lines.append("[[Warnings]]")
+        lines += [f"    - {w}" for w in rep["warnings"]]
+    return "\n".join(lines)
+
+
+def _warnings(result, u: Uncertainty | None, extra: list[str]) -> list[str]:
+    out = []
+    trend = loss_trend(result.history)
+    slow = result.stop_reason in BUDGET_REASONS and trend is not None and trend > STILL_FALLING
+    if result.stop_reason == "diverged":
+        out.append(f"The fit diverged: {result.message}")
+    elif slow:
+        out.append(f"Not converged: the loss was still falling when the fit stopped ({result.stop_reason}), down "
+                   f"{100 * trend:.3g}% over the last 10% of the steps. Give more steps, a larger lr or optimizer='lm'.")
+    limit = _stability_limit(result.diagnostics.get("stability_limit"))
+    lr = result.config.get("lr")
+    if limit and lr and result.config.get("optimizer") == "sgd" and math.isfinite(limit):
+        if lr > limit and result.stop_reason == "diverged":
+            out.append(f"lr {lr:.3g} is above the stability limit {limit:.3g} (2 / largest curvature at the start): "
+                       f"gradient descent is expected to diverge there. Use lr < {limit:.3g}.")
+        elif lr < limit and (slow or (u is not None and any("not at a minimum" in w for w in u.warnings))):
+            out.append(f"lr {lr:.3g} is {limit / lr:.3g}x below the stability limit {limit:.3g}: a larger lr, up to "
+                       f"the limit, would converge faster.")
+    for name in result.diagnostics.get("at_bounds", ()):
+        lo, hi = _bound(result.bounds, name)
+        out.append(f"{name} ended on its bound [{lo}, {hi}]: the best value may lie beyond it; its uncertainty is "
+                   f"not defined.")
+    if u is not None:
+        out += [f"{n} has no effect on the predictions: the data say nothing about it; fix it or remove it from "
+                f"the model." for n in u.no_effect]
+        reason = (u.reason or "").replace(bound_sentence(u.at_bound), "").strip()
+        if not u.ok and reason:
+            some = np.isfinite(u.stderr).any()
+            out.append(f"{'Some uncertainties are' if some else 'Uncertainties are'} unavailable: {reason}")
+        out += [w for w in u.warnings if not (slow and w.startswith("The fit stopped on its budget"))
+                and "is at a bound" not in w and "are at a bound" not in w]
+    return out + extra
+
+
+def _correlations(u: Uncertainty | None) -> list[dict]:
+    if u is None or u.corr is None:
+        return []
+    out = []
+    for i in range(len(u.names)):
+        for j in range(i + 1, len(u.names)):
+            r = u.corr[i, j]
+            if np.isfinite(r) and abs(r) > CORRELATION_FLAG:
+                out.append({"a": u.names[i], "b": u.names[j], "r": float(r)})
+    return sorted(out, key=lambda c: -abs(c["r"]))
+
+
+def _least_squares(rss: float, tss: float | None, n: int, p: int) -> dict:
+    ok = rss > 0 and n > 0
+    return {"rss": rss, "tss": tss, "r2": None if not tss else 1 - rss / tss,
+            "redchi": rss / (n - p) if n > p else None,
+            "aic": n * math.log(rss / n) + 2 * p if ok else None,
+            "bic": n * math.log(rss / n) + p * math.log(n) if ok else None}
+
+
+def _note(stats: dict) -> str | None:
+    if stats["kind"] == "likelihood":
+        return f"AIC and BIC from 2 x NLL: the {stats['loss']} loss is a negative log-likelihood"
+    if stats["kind"] == "other" and stats["aic"] is not None:
+        return f"AIC and BIC from the RSS, assuming Gaussian errors, although the fit minimised {stats['loss']}"
+    return None
+
+
+def _kind(name: str) -> str:
+    return "least_squares" if name == "mse" else "likelihood" if name in LIKELIHOODS else "other"
+
+
+def _loss_name(result) -> str:
+    loss = result.config.get("loss", "mse")
+    return loss if isinstance(loss, str) else getattr(loss, "name", "loss")
+
+
+def _free(result) -> list[str]:
+    fixed = set(result.fixed)
+    return [n for n in result.flat_params if n not in fixed and n.split("[")[0] not in fixed]
+
+
+def _stability_limit(value) -> float | None:
+    if isinstance(value, dict):
+        value = value.get("limit")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _bound(bounds: dict, name: str) -> tuple[str, str]:
+    pair = bounds.get(name) or bounds.get(name.split("[")[0]) or [None, None]
+    return ("-inf" if pair[0] is None else _g(pair[0])), ("inf" if pair[1] is None else _g(pair[1]))
+
+
+def _num(v):
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _g(v, digits: int = 6) -> str:
+    return "n/a" if v is None else f"{v:.{digits}g}"

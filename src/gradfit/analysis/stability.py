@@ -1,0 +1,261 @@
+"""The stability limit of plain gradient descent: ``lr < 2 / lambda_max``.
+
+Near a point where the loss is roughly quadratic, one full-batch step ``p -= lr * grad`` multiplies
+the error along each eigenvector of the Hessian by ``1 - lr * lambda``. Along the steepest
+direction (the largest eigenvalue ``lambda_max``) that factor leaves [-1, 1] once
+``lr > 2 / lambda_max``: the iterates oscillate with growing amplitude and the fit diverges. The
+same bound, scaled, holds for momentum: ``2 (1 + beta) / lambda_max`` for heavy ball and
+``2 (1 + beta) / ((1 + 2 beta) lambda_max)`` for Nesterov (torch's formulations).
+
+``lambda_max`` is found without forming the Hessian: power iteration on Hessian-vector products
+(double backward through the model), accumulated over row chunks in float64, from a seeded random
+start, so the answer is deterministic and the memory is that of one chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+from gradfit.errors import ConfigError, ModelError
+
+__all__ = ["StabilityLimit", "check_lr", "lr_limit", "stability_limit", "stability_limit_of"]
+
+CHUNK_ROWS = 65_536
+MAX_CHECK_PARAMS = 10_000   # check_lr skips larger models: their power iteration costs as much as many steps
+CHECK_ROWS = 10_000         # check_lr's subsample: a warning needs the eigenvalue to a few percent, not to 1e-4
+_MOMENTUM_DEFAULT = 0.9     # what gradfit's 'momentum' and 'nesterov' use when no momentum is given
+
+
+@dataclass(frozen=True)
+class StabilityLimit:
+    """The largest Hessian eigenvalue of the mean loss and the lr beyond which plain GD diverges.
+
+    Attributes
+    ----------
+    lam_max : float
+        Largest eigenvalue of the Hessian of the mean loss w.r.t. the free parameters.
+    limit : float
+        ``2 / lam_max``: full-batch gradient descent diverges above it on a quadratic (inf when
+        ``lam_max <= 0``, where no step size is unstable along the curvature).
+    iterations : int
+        Hessian-vector products taken by the power iteration.
+    rows_used : int
+        Rows the Hessian was averaged over (at most ``max_rows``).
+    converged : bool
+        Whether successive Rayleigh quotients agreed to ``tol`` (relative).
+    """
+
+    lam_max: float
+    limit: float
+    iterations: int
+    rows_used: int
+    converged: bool
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["limit"] = d["limit"] if math.isfinite(d["limit"]) else "inf"  # JSON has no inf
+        return d
+
+
+def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str] = (),
+                    max_rows: int = 100_000, iters: int = 50, tol: float = 1e-4, seed: int = 0) -> StabilityLimit:
+    """``lambda_max`` of the Hessian of the mean loss at ``params``, and the limit ``2 / lambda_max``.
+
+    Parameters
+    ----------
+    model : gradfit Model
+    loss : gradfit Loss or a loss name ("mse", ...)
+    x, y : Tensor
+        ``(n, k)`` inputs and ``(n,)`` targets; computed in float64 whatever their dtype.
+    params : mapping of name to Tensor
+        The point to look at (not modified).
+    fixed : names
+        Parameters held fixed: not part of the Hessian.
+    max_rows : int
+        At most this many rows, evenly spaced over the data, are used. Beyond that the result
+        is an estimate of the full data's eigenvalue (good when the rows are not sorted by
+        something the curvature depends on strongly).
+    iters, tol : int, float
+        Power-iteration budget and relative tolerance on the eigenvalue.
+    seed : int
+        Seed of the random starting vector.
+
+    Returns
+    -------
+    StabilityLimit
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gradfit.models.resolve import build_model
+    >>> x = torch.linspace(-1, 1, 50)[:, None]
+    >>> s = stability_limit(build_model("linear", ("x",)), "mse", x, 3 * x[:, 0], {"a": torch.zeros(2)})
+    >>> round(s.lam_max, 3), round(s.limit, 3)   # 2/n X^T X has eigenvalues 2*mean(x^2)=0.694 and 2
+    (2.0, 1.0)
+    """
+    if isinstance(loss, str):
+        from gradfit.losses import get_loss
+
+        loss = get_loss(loss)
+    for name, value, low in (("max_rows", max_rows, 1), ("iters", iters, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"The '{name}' parameter must be a whole number >= {low}. Got {value!r} instead.")
+    fixed = frozenset(fixed)
+    specs = [s for s in model.specs if s.name not in fixed]
+    n = x.shape[0]
+    if n == 0:
+        raise ConfigError("The stability limit needs at least one row of data.")
+    if n > max_rows:
+        rows = torch.linspace(0, n - 1, max_rows, device=x.device).round().long()
+        x, y = x[rows], y[rows]
+    x, y = x.double(), y.double()
+    base = {k: torch.as_tensor(v).detach().to(x.device, torch.float64) for k, v in params.items()}
+    p = sum(s.size for s in specs)
+    if p == 0:
+        return StabilityLimit(0.0, math.inf, 0, len(x), True)
+    theta = torch.cat([base[s.name].reshape(-1) for s in specs])
+
+    def hvp(v: Tensor) -> Tensor:
+        out = torch.zeros(p, dtype=torch.float64, device=x.device)
+        for start in range(0, len(x), CHUNK_ROWS):
+            xc, yc = x[start:start + CHUNK_ROWS], y[start:start + CHUNK_ROWS]
+            t = theta.clone().requires_grad_(True)
+            with torch.enable_grad():
+                values, offset = dict(base), 0
+                for s in specs:
+                    values[s.name] = t[offset:offset + s.size].reshape(s.shape)
+                    offset += s.size
+                total = loss.total(model(values, xc), yc)
+                if not total.requires_grad:
+                    continue  # no free parameter reaches the loss: zero curvature
+                (g,) = torch.autograd.grad(total, t, create_graph=True)
+                if g.requires_grad:  # a loss linear in the parameters has no second derivative graph
+                    (hv,) = torch.autograd.grad(g, t, grad_outputs=v, allow_unused=True)
+                    if hv is not None:
+                        out += hv.double()
+        return out / len(x)
+
+    gen = torch.Generator().manual_seed(int(seed))
+    v0 = torch.randn(p, generator=gen, dtype=torch.float64).to(x.device)
+    lam, used, converged = _power(hvp, v0, 0.0, iters, tol)
+    if not math.isfinite(lam):
+        raise ModelError("The loss's curvature at these parameters is not finite (NaN or inf): the stability limit "
+                         "cannot be computed there. Check the initial values and the data.")
+    if lam < 0:
+        # Power iteration finds the eigenvalue largest in magnitude; when that one is negative, shifting by it
+        # makes the largest (algebraic) eigenvalue the dominant one.
+        mu, more, converged = _power(hvp, v0, -lam, iters, tol)
+        lam, used = mu + lam, used + more
+    return StabilityLimit(float(lam), 2.0 / lam if lam > 0 else math.inf, used, len(x), converged)
+
+
+def _power(hvp, v: Tensor, shift: float, iters: int, tol: float) -> tuple[float, int, bool]:
+    """Largest-magnitude eigenvalue of ``H + shift I`` by power iteration (Rayleigh quotients)."""
+    v = v / v.norm()
+    lam = math.nan
+    for i in range(1, iters + 1):
+        w = hvp(v) + shift * v
+        new = float(v @ w)
+        norm = float(w.norm())
+        if not math.isfinite(norm):
+            return math.nan, i, False
+        if norm == 0.0:
+            return 0.0, i, True  # v lies in the null space; H (shifted) is zero along every direction tried
+        if math.isfinite(lam) and abs(new - lam) <= tol * abs(new):
+            return new, i, True
+        lam, v = new, w / norm
+    return lam, iters, False
+
+
+def stability_limit_of(result, data=None, **options) -> StabilityLimit:
+    """The stability limit of a fit at its INITIAL parameters (``result.init_params``), on all its rows.
+
+    ``data`` as for :func:`gradfit.analysis.rundata.run_data` (needed when the fit was given data in
+    memory). With a validation split the Hessian is that of every row, not of the training rows alone.
+    ``options`` go to :func:`stability_limit`.
+    """
+    from gradfit.analysis.rundata import run_data
+    from gradfit.losses import get_loss
+    from gradfit.models.base import unflatten_params
+
+    if result.model is None:
+        raise ModelError("This result has no model (loaded from JSON with a callable or nn.Module model): pass "
+                         "model=... to FitResult.from_json to compute its stability limit.")
+    name = result.config.get("loss", "mse")
+    try:
+        loss = get_loss(name, **(result.config.get("loss_options") or {}))
+    except ConfigError:
+        raise ConfigError(f"The run's loss {name!r} cannot be rebuilt by name (a custom loss function?), so its "
+                          f"stability limit cannot be computed from the saved run.") from None
+    ds = run_data(result, data)
+    params = unflatten_params(result.model.specs, result.init_params)
+    return stability_limit(result.model, loss, ds.x, ds.y, params, result.fixed, **options)
+
+
+def lr_limit(limit: StabilityLimit, optimizer: str = "sgd", momentum: float | None = None) -> float | None:
+    """The largest stable lr on a quadratic for ``optimizer``, or None when no such bound applies.
+
+    ``sgd``: ``2/lam``; ``momentum`` (heavy ball, torch's form): ``2(1+b)/lam``; ``nesterov``:
+    ``2(1+b)/((1+2b) lam)``, with ``b`` the momentum (0.9 by default). Adaptive optimizers rescale
+    the gradient per parameter, so the bound says nothing about their lr: None.
+    """
+    from gradfit.optim.registry import optimizer_name
+
+    key = optimizer_name(optimizer)
+    b = _MOMENTUM_DEFAULT if momentum is None else float(momentum)
+    if key == "sgd":
+        return limit.limit
+    if key == "momentum":
+        return limit.limit * (1 + b)
+    if key == "nesterov":
+        return limit.limit * (1 + b) / (1 + 2 * b)
+    return None
+
+
+def check_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str], lr: float,
+             optimizer: str, momentum: float | None = None, max_params: int = MAX_CHECK_PARAMS,
+             max_rows: int = CHECK_ROWS) -> tuple[StabilityLimit | None, str | None]:
+    """The stability limit at the start of a fit and, when ``lr`` exceeds it, the warning to give.
+
+    Returns ``(None, None)`` when the bound does not apply (an optimizer other than sgd, momentum or
+    nesterov; more than ``max_params`` free parameters; a curvature that cannot be computed there),
+    ``(limit, None)`` when ``lr`` is within it, and ``(limit, text)`` when it is not. It is cheap enough
+    to run before every fit: at most ``max_rows`` evenly spaced rows, 30 Hessian-vector products, and a
+    relative tolerance of 1e-3 on the eigenvalue.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gradfit.models.resolve import build_model
+    >>> x = torch.linspace(-1, 1, 50)[:, None]
+    >>> lim, text = check_lr(build_model("linear", ("x",)), "mse", x, 3 * x[:, 0], {"a": torch.zeros(2)}, (), 1.5, "sgd")
+    >>> print(text)  # doctest: +ELLIPSIS
+    The learning rate 1.5 exceeds the stability limit of gradient descent here, 1 (= 2 / 2, ...
+    """
+    from gradfit.optim.registry import optimizer_name
+
+    key = optimizer_name(optimizer)
+    if key not in ("sgd", "momentum", "nesterov"):
+        return None, None
+    fixed = frozenset(fixed)
+    if sum(s.size for s in model.specs if s.name not in fixed) > max_params:
+        return None, None
+    try:
+        limit = stability_limit(model, loss, x, y, params, fixed, max_rows=max_rows, iters=30, tol=1e-3)
+    except (ModelError, RuntimeError):
+        return None, None  # the fit itself will report a non-finite start; this check must never block it
+    bound = lr_limit(limit, key, momentum)
+    if bound is None or not math.isfinite(bound) or lr <= bound:
+        return limit, None
+    how = (f"= 2 / {limit.lam_max:.4g}, the largest curvature of the loss at the start" if key == "sgd" else
+           f"for {key} with momentum {_MOMENTUM_DEFAULT if momentum is None else momentum:g}; "
+           f"largest curvature {limit.lam_max:.4g}")
+    text = (f"The learning rate {lr:.4g} exceeds the stability limit of gradient descent here, {bound:.4g} ({how}). "
+            f"Full-batch {key} is likely to oscillate and diverge; try lr < {bound:.3g}, for example "
+            f"lr={0.5 * bound:.2g}, or an adaptive optimizer such as adam, or scale the data.")
+    return limit, text

@@ -1,0 +1,95 @@
+"""``gradfit lr-find``: sweep the learning rate, print the suggestions, draw the curve.
+
+A thin command over :func:`gradfit.analysis.lr_finder.find_lr`: it writes ``OUT/lr_find.png`` and
+``OUT/lr_find.json`` and prints the suggested learning rates and, for full-batch sgd, the stability
+limit ``2 / lambda_max``. torch and the library are imported inside the command.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from gradfit.cli.console import EXIT_OK, console, guarded
+
+__all__ = ["lr_find_command"]
+
+_DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
+
+
+def lr_find_command(
+    data: Annotated[str, typer.Argument(help=_DATA_HELP, show_default=False)],
+    y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name or a formula.", show_default=False)],
+    x: Annotated[Optional[str], typer.Option("--x", help="Input column(s), comma-separated.")] = None,
+    init: Annotated[Optional[list[str]], typer.Option("--init", help="Initial values: a[0]=0.5,a[1]=0.75, or "
+                                                      "'random'.")] = None,
+    fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Parameters held fixed, comma-separated.")] = None,
+    loss: Annotated[str, typer.Option(help="mse, mae, huber, cross_entropy or bce.")] = "mse",
+    optimizer: Annotated[str, typer.Option(help="sgd, momentum, nesterov, adam, adamw, rmsprop or adagrad.")] = "sgd",
+    lr_min: Annotated[float, typer.Option(help="First learning rate of the sweep.")] = 1e-7,
+    lr_max: Annotated[float, typer.Option(help="Last learning rate of the sweep.")] = 10.0,
+    steps: Annotated[int, typer.Option(help="Updates in the sweep.")] = 100,
+    batch_size: Annotated[Optional[int], typer.Option(help="Rows per step (default: all rows).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random start and the shuffling.")] = 0,
+    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for lr_find.png and lr_find.json.")] = Path("gradfit-out/lr-find"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """Find a learning rate: one run whose lr grows from --lr-min to --lr-max; the loss against the lr
+    (OUT/lr_find.png, OUT/lr_find.json) and the suggested rates.
+
+    Exit status: 0 success (a sweep that ends in divergence is the expected outcome), 2 bad input (nothing written).
+    """
+    with guarded(debug):
+        import json
+
+        from gradfit.analysis.lr_finder import find_lr
+        from gradfit.cli.parsing import parse_init, parse_names
+        from gradfit.outputs import atomic_write_text, check_out_dir
+        from gradfit.plots.lr_finder import LRFinderDisplay
+
+        parsed = {"x": parse_names(x, "--x"), "init": parse_init(init), "fix": parse_names(fix, "--fix")}
+        out_dir = check_out_dir(out)
+        options = {"dtype": dtype} if dtype is not None else {}
+        result = find_lr(model, data, y=y, loss=loss, optimizer=optimizer, lr_min=lr_min, lr_max=lr_max, steps=steps,
+                         batch_size=batch_size, seed=seed, **parsed, **options)
+        display = LRFinderDisplay(result)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = [atomic_write_text(out_dir / "lr_find.json", json.dumps(result.to_dict(), indent=2) + "\n"),
+                   display.save(out_dir / "lr_find.png")]
+        if not quiet:
+            _print(result, written)
+    raise typer.Exit(EXIT_OK)
+
+
+def _print(result, written) -> None:
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("suggestion")
+    table.add_column("lr", justify="right")
+    table.add_row("steepest descent of the loss", _fmt(result.suggestion))
+    table.add_row("minimum of the loss / 10", _fmt(result.suggestion_min10))
+    table.add_row("minimum of the loss", _fmt(result.min_lr))
+    limit = result.stability_limit
+    if limit is not None:
+        table.add_row(Text(f"stability limit 2/λmax (λmax = {limit.lam_max:.4g})"), _fmt(limit.limit))
+    console.print(table)
+    end = "stopped when the loss diverged" if result.stopped_early else "reached the last learning rate"
+    console.print(Text(f"{result.optimizer}: {result.steps_run} steps from lr {result.lrs[0]:.3g} to "
+                       f"{result.lrs[-1]:.3g}; {end}."), soft_wrap=True)
+    if limit is not None and math.isfinite(limit.limit) and result.min_lr > limit.limit:
+        console.print(Text(f"Note: the loss was lowest at lr {result.min_lr:.3g}, above the stability limit "
+                           f"{limit.limit:.3g}: the sweep spends too few steps at each rate for the oscillation to "
+                           f"grow. A constant lr above the limit diverges; stay below it."), soft_wrap=True)
+    for path in written:
+        console.print(Text(f"wrote {path}"), soft_wrap=True)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else str(value)
