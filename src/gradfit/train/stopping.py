@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 # Every stop reason gradfit reports; the first group counts as a successful fit.
 SUCCESS = ("max_steps", "max_epochs", "max_time", "target_loss", "converged", "early_stopped")
-FAILURE = ("diverged", "interrupted")
+FAILURE = ("diverged", "stalled", "interrupted")
 REASONS = SUCCESS + FAILURE
 
 
@@ -113,6 +113,8 @@ def describe_stop(reason: str, step: int, **info) -> str:
             f"Stopped early at step {step}: the validation loss did not improve for {info.get('patience')} checks; "
             f"best at step {info.get('best_step')}."
         )
+    if reason == "stalled":
+        return f"Stalled at step {step}: no step from here reduces the loss, yet this is not a minimum."
     if reason == "interrupted":
         return f"Interrupted at step {step}."
     return reason
