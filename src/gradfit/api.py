@@ -118,12 +118,11 @@ def fit(
     box = Bounds(built, bounds)
     box.check_start(params)
     start_flat = {k: v for k, v in _flat(built, params).items()}
-    stability = check_stability(built, loss, train, params, fixed, config, _lr(config))
 
     callbacks = list(callbacks)
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
         callbacks.insert(0, PrintLoss(config.log_every))
-    out = _runner(config, loss)(built, loss, train, val, params, fixed, config, callbacks, generator, bounds=box)
+    out, stability = _descend(built, loss, train, val, params, fixed, config, callbacks, generator, box)
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},
         loss=out.loss, steps=out.steps, epochs=out.epochs, stop_reason=out.stop_reason, message=out.message,
@@ -152,6 +151,30 @@ def _config(options: dict) -> FitConfig:
             hints.append(f"{u!r} (did you mean {match!r}?)" if match else repr(u))
         raise ConfigError(f"Unknown option(s) to fit(): {', '.join(hints)}. Known options: {', '.join(sorted(_OPTIONS))}.")
     return FitConfig(**options).validate()
+
+
+def _descend(model, loss, train, val, params, fixed, config: FitConfig, callbacks, generator, box):
+    """Run the loop, on scaled parameters when ``config.scale``; returns the output in the model's own units
+    and the stability limit at the start (of the problem actually descended)."""
+    scaling = None
+    if config.scale:
+        from gradfit.train.scaling import Scaling
+
+        scaling = Scaling.prepare(model, loss, train.x, train.y, params, fixed, bounds=box)
+        f = scaling.loss_factor
+        model, loss, params, box = scaling.model, scaling.loss, scaling.internal_start(), scaling.internal_bounds(box)
+        callbacks = scaling.wrap_callbacks(callbacks)
+        config = dataclasses.replace(config, target_loss=None if config.target_loss is None else config.target_loss / f,
+                                     min_delta=config.min_delta / f)
+    stability = check_stability(model, loss, train, params, fixed, config, _lr(config))
+    out = _runner(config, loss)(model, loss, train, val, params, fixed, config, callbacks, generator, bounds=box)
+    if scaling is not None:
+        f = scaling.loss_factor
+        out = dataclasses.replace(out, params=scaling.to_external(out.params), loss=out.loss * f,
+                                  val_loss=None if out.val_loss is None else out.val_loss * f,
+                                  history=scaling.history_to_external(out.history),
+                                  diagnostics={**out.diagnostics, "scaling": scaling.describe()})
+    return out, stability
 
 
 def _runner(config: FitConfig, loss):

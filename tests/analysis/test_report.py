@@ -156,11 +156,13 @@ def test_likelihood_statistics_use_twice_the_nll():
 
 def test_saved_result_without_data_reports_what_it_can(tmp_path):
     d = _line()
-    r = gradfit.fit("a*x + c", d, y="y", optimizer="lbfgs", steps=50, dtype="float64")
+    r = gradfit.fit("a*x + c", d, y="y", optimizer="lbfgs", steps=50, dtype="float64", uncertainty=False)
     loaded = gradfit.FitResult.from_json(r.to_json())
     st = statistics(loaded)
     assert st["rss"] == pytest.approx(r.loss * 20) and st["r2"] is None
-    assert "Uncertainties were not computed" in fit_report(loaded)
-    # With the uncertainty stored in the result (as api.py will do), the errors come back without data.
+    assert "Uncertainties were not computed" in fit_report(dataclasses.replace(loaded, uncertainty=None))
+    # With the uncertainty stored in the result (as gradfit.fit does by default), the errors come back without data.
     stored = gradfit.FitResult.from_json(dataclasses.replace(r, uncertainty=uncertainty_of(r, d).to_dict()).to_json())
     assert "+/-" in fit_report(stored)
+    by_default = gradfit.fit("a*x + c", d, y="y", optimizer="lbfgs", steps=50, dtype="float64")
+    assert by_default.uncertainty["stderr"] == stored.uncertainty["stderr"]

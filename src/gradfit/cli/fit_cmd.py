@@ -56,6 +56,9 @@ def fit_command(
     target_loss: Annotated[Optional[float], typer.Option(help="Stop once the loss is at or below L.")] = None,
     max_time: Annotated[Optional[float], typer.Option(help="Stop after S seconds.")] = None,
     tol: Annotated[Optional[float], typer.Option(help="Stop when the loss improves by less than T (relative).")] = None,
+    scale: Annotated[bool, typer.Option("--scale", help="Descend on scaled parameters (whitened from the Jacobian at "
+                                        "the start, like standardising the inputs) and map them back: plain sgd then "
+                                        "converges on badly conditioned problems.")] = False,
     uncertainty: Annotated[Optional[bool], typer.Option("--uncertainty/--no-uncertainty", help="Compute the "
                                                         "parameters' standard errors (default: when cheap).",
                                                         show_default=False)] = None,
@@ -80,7 +83,7 @@ def fit_command(
     options = dict(loss=loss, optimizer=optimizer, lr=lr, momentum=momentum, steps=steps, epochs=epochs,
                    batch_size=batch_size, schedule=schedule, val_split=val_split, patience=patience,
                    target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device,
-                   uncertainty=uncertainty)
+                   uncertainty=uncertainty, scale=scale or None)
     with guarded(debug):
         code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, bounds=bound, model_options=option, drop_nan=drop_nan,
                        log_every=log_every, out=out, quiet=quiet, plot=plot, animate=animate, landscape=landscape,

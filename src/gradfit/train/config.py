@@ -42,6 +42,7 @@ class FitConfig:
     dtype: str | None = None  # float32, or float64 for Levenberg-Marquardt, unless given
     device: str = "cpu"
     chunk_size: int = 65536
+    scale: bool = False  # descend on whitened / Jacobi-scaled parameters (gradfit.train.scaling)
     uncertainty: bool | None = None  # None: computed when cheap (see gradfit.analysis.assess)
     max_snapshots: int = 2000
     snapshot_every: int = 1
@@ -84,6 +85,10 @@ class FitConfig:
         for name in ("tol", "max_time"):
             value = getattr(self, name)
             need(value is None or (_finite(value) and value > 0), f"The '{name}' parameter must be a number > 0. Got {value!r} instead.")
+        need(self.scale in (True, False), f"The 'scale' parameter must be True or False. Got {self.scale!r} instead.")
+        need(not (self.scale is True and str(self.optimizer).strip().lower() in ("lm", "levenberg-marquardt")),
+             "scale=True is for the gradient-descent optimizers; Levenberg-Marquardt ('lm') scales its own steps. "
+             "Leave out scale.")
         need(self.uncertainty in (None, True, False),
              f"The 'uncertainty' parameter must be True, False or None (automatic). Got {self.uncertainty!r} instead.")
         need(_int(self.seed) and self.seed >= 0, f"The 'seed' parameter must be a whole number >= 0. Got {self.seed!r} instead.")
