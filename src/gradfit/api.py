@@ -23,6 +23,7 @@ from gradfit.optim.registry import optimizer_name
 from gradfit.train.config import FitConfig
 from gradfit.train.loop import run_loop
 from gradfit.train.bounds import Bounds
+from gradfit.train.interrupt import catch_interrupts
 from gradfit.train.params import fixed_names, initial_params
 from gradfit.train.result import FitResult
 
@@ -44,6 +45,9 @@ def fit(
     model_options: Mapping[str, Any] | None = None,
     drop_nan: bool = False,
     callbacks: Sequence[Any] = (),
+    checkpoint_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    catch_signals: bool = True,
     **options: Any,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by gradient descent.
@@ -72,12 +76,24 @@ def fit(
         Zoo options such as ``{"degree": 3}`` or ``{"hidden": (32, 32)}``.
     callbacks : sequence
         Objects with ``on_start``/``on_step``/``on_end`` hooks (see :mod:`gradfit.train.callbacks`).
+    checkpoint_dir : path, optional
+        Folder of ``checkpoint.pt``: written every ``checkpoint_every`` steps, at the end of the budget, and
+        whenever the fit is interrupted (see :mod:`gradfit.train.checkpoint`).
+    resume : path, optional
+        A folder (or ``checkpoint.pt``) to continue from. Model, data and options must be those of the saved
+        fit (only ``steps``/``epochs``, ``max_time``, ``log_every`` and ``checkpoint_every`` may change);
+        the result equals, bit for bit, that of a fit never stopped. Checkpoints go on being written there
+        unless ``checkpoint_dir`` says otherwise.
+    catch_signals : bool
+        While the loop runs, Ctrl-C (SIGINT) or SIGTERM stops it at the next step boundary and the fit
+        returns with ``stop_reason="interrupted"`` (a second Ctrl-C raises KeyboardInterrupt as usual).
+        False leaves signals alone.
     **options
         Any :class:`FitConfig` field: ``loss`` ("mse", "mae", "huber", "cross_entropy", "bce" or a callable),
         ``optimizer`` ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lbfgs"), ``lr``,
         ``momentum``, ``steps`` or ``epochs`` (default 1000 steps), ``batch_size`` (default: full batch),
         ``schedule``, ``val_split``, ``patience``, ``target_loss``, ``tol``, ``max_time``, ``seed`` (0),
-        ``log_every``, ``dtype`` ("float32" or "float64"), ``device`` ("auto", "cpu", "cuda").
+        ``log_every``, ``dtype`` ("float32" or "float64"), ``device`` ("auto", "cpu", "cuda"), ``checkpoint_every``.
 
     Returns
     -------
@@ -100,7 +116,7 @@ def fit(
     if isinstance(data, str) or hasattr(data, "__fspath__"):
         origin = str(data) if str(data).startswith("builtin:") else str(Path(data).resolve())
         data = read_table(data)
-    inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y)
+    inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y if isinstance(y, str) else None)
     notes: list[str] = []
     dataset = as_dataset(data, x=inputs, y=y, dtype=dtype, drop_nan=drop_nan, report=notes)
     if dataset.y is None:
@@ -118,11 +134,14 @@ def fit(
     box = Bounds(built, bounds)
     box.check_start(params)
     start_flat = {k: v for k, v in _flat(built, params).items()}
+    checkpoints = _checkpointer(config, checkpoint_dir, resume, built, dataset, start_flat, fixed, box)
 
     callbacks = list(callbacks)
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
         callbacks.insert(0, PrintLoss(config.log_every))
-    out, stability = _descend(built, loss, train, val, params, fixed, config, callbacks, generator, box)
+    with catch_interrupts(catch_signals) as stop_request:  # Ctrl-C / SIGTERM end the loop at a step boundary
+        out, stability = _descend(built, loss, train, val, params, fixed, config, callbacks, generator, box,
+                                  checkpoints=checkpoints, stop_request=stop_request)
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},
         loss=out.loss, steps=out.steps, epochs=out.epochs, stop_reason=out.stop_reason, message=out.message,
@@ -153,7 +172,7 @@ def _config(options: dict) -> FitConfig:
     return FitConfig(**options).validate()
 
 
-def _descend(model, loss, train, val, params, fixed, config: FitConfig, callbacks, generator, box):
+def _descend(model, loss, train, val, params, fixed, config: FitConfig, callbacks, generator, box, **loop_options):
     """Run the loop, on scaled parameters when ``config.scale``; returns the output in the model's own units
     and the stability limit at the start (of the problem actually descended)."""
     scaling = None
@@ -167,7 +186,8 @@ def _descend(model, loss, train, val, params, fixed, config: FitConfig, callback
         config = dataclasses.replace(config, target_loss=None if config.target_loss is None else config.target_loss / f,
                                      min_delta=config.min_delta / f)
     stability = check_stability(model, loss, train, params, fixed, config, _lr(config))
-    out = _runner(config, loss)(model, loss, train, val, params, fixed, config, callbacks, generator, bounds=box)
+    out = _runner(config, loss)(model, loss, train, val, params, fixed, config, callbacks, generator, bounds=box,
+                                **loop_options)
     if scaling is not None:
         f = scaling.loss_factor
         out = dataclasses.replace(out, params=scaling.to_external(out.params), loss=out.loss * f,
@@ -189,6 +209,27 @@ def _runner(config: FitConfig, loss):
     from gradfit.train.lm_loop import run_lm
 
     return run_lm
+
+
+def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, fixed, box):
+    """Where checkpoints go and the state to resume from, checked against this fit (None: neither)."""
+    from gradfit.outputs import check_out_dir
+    from gradfit.train.checkpoint import Checkpointer, check_identity, checkpoint_file, fit_identity, load_checkpoint
+
+    if directory is None and resume is None:
+        if config.checkpoint_every is not None:
+            raise ConfigError("checkpoint_every needs a folder to write to: give checkpoint_dir=... (the CLI uses --out).")
+        return None
+
+    def identity() -> dict:  # computed only when needed: the data's fingerprint reads every row
+        return fit_identity(model.describe(), dataset, {**config.to_dict(), "lr": _lr(config)}, start, fixed, box.to_dict())
+
+    state = None
+    if resume is not None:
+        state = load_checkpoint(resume)
+        check_identity(state["identity"], identity(), resume)
+    directory = directory if directory is not None else checkpoint_file(resume).parent
+    return Checkpointer(check_out_dir(directory), config.checkpoint_every, identity, state)
 
 
 def _lr(config: FitConfig) -> float | None:
@@ -222,6 +263,8 @@ def _columns(data) -> list[str]:
         X = data[0]
         k = 1 if getattr(X, "ndim", 1) == 1 else X.shape[1]
         return [f"x{i}" for i in range(k)]
+    if hasattr(data, "shape") and len(data.shape) == 1:
+        return ["x"]
     if hasattr(data, "shape") and len(data.shape) == 2:
         return [f"x{i}" for i in range(data.shape[1])]
     return []

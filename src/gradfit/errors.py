@@ -43,7 +43,7 @@ class FormulaError(ModelError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        if self.offset is None or not self.formula or "\n" in self.formula:
+        if self.offset is None or not self.formula or "\n" in self.formula or "\r" in self.formula:
             return self.reason
         caret = " " * self.offset + "^" * min(self.length, max(1, len(self.formula) - self.offset))
         return f"{self.reason}\n    {self.formula}\n    {caret}"

@@ -60,7 +60,7 @@ class _GradfitEstimator(BaseEstimator):
                        dtype=self.dtype, seed=self.seed, tol=self.tol)
         if self.scale:
             options["scale"] = True  # only when asked, so this works before scale= exists in gradfit.fit
-        result = gradfit.fit(self.model, data, y="y", init=self.init, fix=self.fix, bounds=self.bounds,
+        result = gradfit.fit(self.model, data, y="y", catch_signals=False, init=self.init, fix=self.fix, bounds=self.bounds,
                              model_options=self.model_options, **options)
         _warn_if_not_converged(result)
         self.result_ = result

@@ -148,7 +148,7 @@ def find_lr(model, data=None, *, y: str | None = None, x=None, lr_min: float = 1
                           f"step length. Use optimizer='sgd', 'momentum', 'adam'... instead.")
     gamma = (lr_max / lr_min) ** (1.0 / (steps - 1))
     watch = _Watch(smoothing, diverge_factor)
-    result = fit(model, data, x=x, y=y, init=init, fix=fix, callbacks=[watch], optimizer=key, lr=lr_min, steps=steps,
+    result = fit(model, data, x=x, y=y, init=init, fix=fix, callbacks=[watch], catch_signals=False, optimizer=key, lr=lr_min, steps=steps,
                  schedule="exponential", schedule_options={"gamma": gamma}, batch_size=batch_size, seed=seed,
                  **fit_options)
     if not watch.losses:

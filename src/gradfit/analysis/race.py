@@ -104,7 +104,7 @@ def run_race(
     for spec in specs:
         spec = dict(spec)
         label = spec.pop("label", None) or _label(spec, common)
-        result = fit(model, data, **{**common, **spec})
+        result = fit(model, data, catch_signals=False, **{**common, **spec})  # Ctrl-C stops the race
         labels.append(label + (" (diverged)" if result.stop_reason == "diverged" else ""))
         results.append(result)
     labels = _unique(labels)

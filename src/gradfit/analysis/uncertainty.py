@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy import stats
 
 from gradfit.analysis import curvature as cv
 
@@ -211,6 +210,8 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
     stderr = np.sqrt(np.where(np.diag(cov) >= 0, np.diag(cov), np.nan))
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cov / np.outer(stderr, stderr)
+    from scipy import stats  # imported here: scipy.stats costs ~1.4 s, paid only when intervals are made
+
     q = stats.norm.ppf((1 + level) / 2) if method == "hessian" else stats.t.ppf((1 + level) / 2, dof)
     step = np.nan_to_num(inv.cov) @ curv.gradient  # the Newton (or Gauss-Newton) step from here, in parameter units
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -55,7 +55,8 @@ def guarded(debug: bool = False) -> Iterator[None]:
             err_console.print_exception()
         abort(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        abort("Interrupted (Ctrl-C). Nothing was written for the unfinished fit.", EXIT_INTERRUPTED)
+        abort("Interrupted (Ctrl-C) before the run could be saved. A checkpoint written with --checkpoint-every, if "
+              "any, is still in --out: continue with --resume.", EXIT_INTERRUPTED)
     except Exception as exc:
         if debug:
             err_console.print_exception()

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from gradfit.cli.console import EXIT_FAILED, EXIT_OK, abort, console, err_console, guarded
+from gradfit.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, abort, console, err_console, guarded
 
 __all__ = ["fit_command", "run_fit", "print_report", "report_failure", "DEFAULT_OUT"]
 
@@ -67,7 +67,15 @@ def fit_command(
     dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32; float64 for --optimizer lm).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
     drop_nan: Annotated[bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")] = False,
-    out: Annotated[Path, typer.Option(help="Folder for result.json and history.csv.")] = DEFAULT_OUT,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, history.csv and checkpoint.pt "
+                                                "(default: gradfit-out, or the --resume folder).",
+                                                show_default=False)] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Save the fit's state to OUT/checkpoint.pt every N "
+                                                            "steps (an interrupted fit always saves it).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the fit saved in DIR/checkpoint.pt; give the same "
+                                                   "data, model and options (only --steps/--epochs, --max-time, "
+                                                   "--log-every and --checkpoint-every may change). The result equals an uninterrupted "
+                                                   "fit's.", show_default=False)] = None,
     plot: Annotated[bool, typer.Option("--plot", help="Also write fit.png, loss.png and params.png into --out.")] = False,
     animate: Annotated[Optional[Path], typer.Option(help="Write an animation of the fit: FILE.gif, FILE.mp4 (needs "
                                                     "ffmpeg) or FILE.html (self-contained).", show_default=False)] = None,
@@ -78,16 +86,19 @@ def fit_command(
 ) -> None:
     """Fit a model to a table by gradient descent; write OUT/result.json and OUT/history.csv.
 
-    Exit status: 0 success; 1 the fit failed or diverged (result.json says why); 2 bad input (nothing written).
+    Exit status: 0 success; 1 the fit failed or diverged (result.json says why); 2 bad input (nothing written);
+    130 interrupted by Ctrl-C or SIGTERM (the run so far and OUT/checkpoint.pt are written; continue with --resume OUT).
     """
     options = dict(loss=loss, optimizer=optimizer, lr=lr, momentum=momentum, steps=steps, epochs=epochs,
                    batch_size=batch_size, schedule=schedule, val_split=val_split, patience=patience,
                    target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device,
-                   uncertainty=uncertainty, scale=scale or None)
+                   uncertainty=uncertainty, scale=scale or None, checkpoint_every=checkpoint_every)
+    if out is None:  # a resumed fit goes on writing where it was saved
+        out = DEFAULT_OUT if resume is None else (resume.parent if resume.is_file() else resume)
     with guarded(debug):
         code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, bounds=bound, model_options=option, drop_nan=drop_nan,
                        log_every=log_every, out=out, quiet=quiet, plot=plot, animate=animate, landscape=landscape,
-                       **options)
+                       resume=resume, **options)
     raise typer.Exit(code)
 
 
@@ -108,12 +119,13 @@ def run_fit(
     plot: bool = False,
     animate: Path | None = None,
     landscape: str | None = None,
+    resume: Path | None = None,
     **options: Any,
 ) -> int:
     """The body of ``gradfit fit``: returns the exit code; raises GradfitError for bad input.
 
     Every option is checked (by the library) before anything is written, so bad input leaves
-    no output folder behind.
+    no output folder behind. Checkpoints go to ``out``, so an interrupted fit can be resumed from there.
     """
     from gradfit.cli.parsing import parse_bounds, parse_init, parse_model_options, parse_names
     from gradfit.cli.progress import LossLines, ProgressBar
@@ -141,10 +153,13 @@ def run_fit(
         warnings.simplefilter("always", GradfitWarning)
         result = fit(model, data, x=parsed_x, y=y, init=parsed_init, fix=parsed_fix, bounds=parsed_bounds, drop_nan=drop_nan,
                      model_options=parsed_options, callbacks=callbacks, log_every=log_every,
-                     **{k: v for k, v in options.items() if v is not None})
+                     checkpoint_dir=out_dir, resume=resume, **{k: v for k, v in options.items() if v is not None})
     for w in caught:
         if issubclass(w.category, GradfitWarning):
             err_console.print(f"Warning: {w.message}", markup=False, soft_wrap=True, style="yellow")
+    if not quiet:
+        for note in result.data.get("notes", []):
+            console.print(Text(f"note: {note}"), soft_wrap=True)
     paths = save(result, out_dir)
     kinds = (("fit", "loss", "params") if plot else ()) + (("landscape",) if pair else ()) + \
         (("animation",) if animation_path else ())
@@ -153,6 +168,10 @@ def run_fit(
     if not quiet:
         n, xs = result.data.get("n"), ", ".join(result.data.get("x", []))
         print_report(result, paths, title=f"Fitted {model} to {data} ({n} rows; inputs {xs}; target {y})")
+    if result.stop_reason == "interrupted":
+        err_console.print(f"{result.message} The run so far was saved to {str(paths['result'])!r}.",
+                          markup=False, soft_wrap=True, style="yellow")
+        return EXIT_INTERRUPTED
     if not result.success:
         report_failure(result, paths)
         return EXIT_FAILED

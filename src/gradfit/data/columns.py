@@ -6,6 +6,7 @@ column and rows) so that ``as_dataset`` can report them all at once.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -112,6 +113,16 @@ def _text_column(table: Table, name: str, values, dtype: torch.dtype) -> Tensor 
                               "Fit the real and imaginary parts as separate columns.")
         return None
     text = ~missing & num.isna().to_numpy()
+    huge = _huge_numbers(s, text | np.isinf(num.to_numpy(dtype="float64", na_value=np.nan)))
+    if huge.any():
+        pos = np.flatnonzero(huge)
+        value = str(s.iloc[pos[0]]).strip()
+        shown = repr(value[:40] + ("..." if len(value) > 40 else ""))
+        table.problems.append(f"{table.source}, column '{name}': {plural(len(pos), 'number')} too large for float64 "
+                              f"(the first at {table.where([pos[0]])}: {shown}, {len(value):,} characters). "
+                              "Check how the file was made; numbers must be below 1.8e308.")
+        text &= ~huge
+        num[huge] = np.nan  # reported here, so neither text nor inf again
     if text.any():
         pos = np.flatnonzero(text)
         value = str(s.iloc[pos[0]])
@@ -122,8 +133,21 @@ def _text_column(table: Table, name: str, values, dtype: torch.dtype) -> Tensor 
                               f"({plural(len(pos), 'value')}, the first at {table.where([pos[0]])}: {shown}). {fix}.")
     source_tensor = _from_numpy(num.to_numpy(dtype="float64", na_value=np.nan))
     out = source_tensor.to(dtype=dtype, copy=True)
-    table.text_masks[name] = torch.from_numpy(text)
+    table.text_masks[name] = torch.from_numpy(text | huge)
     _check_inf(table, name, out, source_tensor)
+    return out
+
+
+def _huge_numbers(s: pd.Series, candidates: np.ndarray) -> np.ndarray:
+    """Where a value written as digits (not 'inf') overflows float64, e.g. a field of a million 9s."""
+    out = np.zeros(len(s), dtype=bool)
+    for i in np.flatnonzero(candidates)[:10_000]:  # bounded: this is for messages, not for parsing
+        value = s.iloc[i]
+        if isinstance(value, str) and "inf" not in value.lower():
+            try:
+                out[i] = math.isinf(float(value))
+            except ValueError:
+                pass
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -141,8 +142,19 @@ def compile_formula(text: str) -> Formula:
     if len(text) > MAX_LENGTH:
         raise FormulaError(f"The formula is {len(text):,} characters long; at most {MAX_LENGTH:,} are allowed. "
                            "Shorten it or write the model as a Python function.")
+    _check_encoding(text)
     _check_bracket_depth(text)
     return _Compiler(text).run()
+
+
+def _check_encoding(text: str) -> None:
+    # A lone surrogate (e.g. a non-UTF-8 byte in argv, kept by surrogateescape) makes the parser raise
+    # UnicodeEncodeError; the formula is not echoed, as it cannot be printed either.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise FormulaError(f"The formula holds a character that is not valid text (U+{ord(text[err.start]):04X}, "
+                           f"at offset {err.start}; often a byte that is not UTF-8). Retype it in plain text.") from None
 
 
 def _check_bracket_depth(text: str) -> None:
@@ -165,10 +177,12 @@ class _Compiler:
         self.text = text
         self.source = text.lstrip()
         self.shift = len(text) - len(self.source)  # the parser refuses leading indentation
-        self.lines = self.source.split("\n")
+        # Lines as the parser counts them: '\r' and '\r\n' end a line too.
+        parts = re.split(r"(\r\n|\r|\n)", self.source)
+        self.lines = parts[0::2]
         self.starts = [0]
-        for line in self.lines[:-1]:
-            self.starts.append(self.starts[-1] + len(line) + 1)
+        for line, end in zip(self.lines[:-1], parts[1::2]):
+            self.starts.append(self.starts[-1] + len(line) + len(end))
         self.names: list[str] = []
 
     def run(self) -> Formula:
@@ -214,6 +228,8 @@ class _Compiler:
             reason = "assignments ('=') are not allowed; write only the right-hand side, e.g. 'a*x + b'"
         elif found == ";":
             reason = "';' separates statements; a formula is one expression"
+        elif "integer string conversion" in str(err.msg):
+            reason = "a number has more than 4,300 digits; write it with an exponent, e.g. 1.5e300"
         else:
             reason = f"{err.msg}; it must be one expression such as 'a*x + b'"
         raise FormulaError(f"The formula is not a valid expression: {reason}. {HINT}",

@@ -46,6 +46,7 @@ class FitConfig:
     uncertainty: bool | None = None  # None: computed when cheap (see gradfit.analysis.assess)
     max_snapshots: int = 2000
     snapshot_every: int = 1
+    checkpoint_every: int | None = None  # save the loop's state every N steps (gradfit.train.checkpoint)
     loss_options: dict[str, Any] = field(default_factory=dict)
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     schedule_options: dict[str, Any] = field(default_factory=dict)
@@ -69,7 +70,8 @@ class FitConfig:
             need(_finite(self.momentum) and 0 <= self.momentum < 1, f"The 'momentum' parameter must be in [0, 1). Got {self.momentum!r} instead.")
         need(not (self.steps is not None and self.epochs is not None),
              "Give a budget in steps or in epochs, not both (got steps=%r and epochs=%r)." % (self.steps, self.epochs))
-        for name in ("steps", "epochs", "batch_size", "patience", "log_every", "chunk_size", "max_snapshots", "snapshot_every"):
+        for name in ("steps", "epochs", "batch_size", "patience", "log_every", "chunk_size", "max_snapshots", "snapshot_every",
+                     "checkpoint_every"):
             value = getattr(self, name)
             if value is not None:
                 need(_int(value) and value >= (0 if name == "steps" else 1),

@@ -26,9 +26,11 @@ from gradfit.errors import ConfigError
 from gradfit.models.base import Model
 from gradfit.optim.lm import TESTS, ChunkedResiduals, LevenbergMarquardt, LMOptions
 from gradfit.train.callbacks import call
+from gradfit.train.checkpoint import Checkpointer, recorder_state
 from gradfit.train.config import DEFAULT_STEPS, FitConfig
 from gradfit.train.history import HistoryRecorder
-from gradfit.train.loop import LoopOutput, _flat
+from gradfit.train.interrupt import StopRequest
+from gradfit.train.loop import LoopOutput, _flat, _interrupted_message, _notes, _restore
 from gradfit.train.objective import Objective
 from gradfit.train.stopping import EarlyStopping, MaxTime, StepState, Target, describe_stop
 
@@ -36,9 +38,14 @@ _OPTIONS = tuple(f.name for f in dataclasses.fields(LMOptions))
 
 
 def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixed: frozenset[str], config: FitConfig,
-           callbacks=(), generator: torch.Generator | None = None, bounds=None) -> LoopOutput:
-    """Fit ``params`` (modified in place) by Levenberg-Marquardt on all rows of ``train``; see the module docstring."""
+           callbacks=(), generator: torch.Generator | None = None, bounds=None, checkpoints: Checkpointer | None = None,
+           stop_request: StopRequest | None = None) -> LoopOutput:
+    """Fit ``params`` (modified in place) by Levenberg-Marquardt on all rows of ``train``; see the module docstring.
+
+    ``checkpoints`` and ``stop_request`` as in :func:`gradfit.train.loop.run_loop`.
+    """
     start = time.perf_counter()
+    checkpoints = checkpoints or Checkpointer()
     options = _options(config)
     trainable = [n for n in model.param_names if n not in fixed]
     specs = {s.name: s for s in model.specs}
@@ -70,17 +77,41 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
                          MaxTime(config.max_time) if config.max_time is not None else None) if r is not None]
     early = EarlyStopping(config.patience, config.min_delta) if (val is not None and config.patience) else None
     recorder = HistoryRecorder(model.flat_names(), max_snapshots=config.max_snapshots, snapshot_every=config.snapshot_every)
-    call(callbacks, "on_start", total)
 
     step, reason, message, it = 0, budget_reason, "", None
+
+    def loop_state() -> dict:
+        """The loop at the top of ``step``: parameters, LM's iterate, trust region and counters (see checkpoint.py)."""
+        solver = {"p": torch.from_numpy(lm.p.copy()), "sum_squares": lm.sum_squares, "delta": lm.delta, "lam": lm.lam,
+                  "diag": None if lm.diag is None else torch.from_numpy(lm.diag.copy()), "n_fev": res.n_fev,
+                  "n_jev": res.n_jev}
+        return {"step": step, "params": {k: v.detach() for k, v in params.items()}, "lm": solver,
+                "generator": generator.get_state() if generator is not None else None, "previous": None,
+                "early": dict(vars(early)) if early else None, "rules": {}, "recorder": recorder_state(recorder),
+                "elapsed": time.perf_counter() - start}
+
+    if checkpoints.resume is not None:
+        saved = checkpoints.resume
+        step, _, start = _restore(saved, params, total, None, None, generator, early, rules, recorder)
+        solver = saved["lm"]
+        lm.p, lm.sum_squares, lm.delta, lm.lam = solver["p"].numpy().copy(), solver["sum_squares"], solver["delta"], solver["lam"]
+        lm.diag = None if solver["diag"] is None else solver["diag"].numpy().copy()
+        res.n_fev, res.n_jev = solver["n_fev"], solver["n_jev"]
+    call(callbacks, "on_start", total)
     if not math.isfinite(lm.sum_squares):
         recorder.add_row(0, 0, math.nan, math.nan, math.nan, math.nan, time.perf_counter() - start)
         reason = "diverged"
         message = ("The fit could not start: at the initial parameters the residuals are not finite. Check the initial "
                    "values (--init) and the data (for example log or sqrt of negative numbers, or division by zero).")
+    signalled, stop_request = False, stop_request if stop_request is not None else StopRequest()
     while reason != "diverged":
         if step >= total:
             break
+        if stop_request:
+            reason, signalled = "interrupted", True
+            break
+        if checkpoints.due(step):
+            checkpoints.save(loop_state())
         if not trainable:
             reason, message = "converged", "Nothing to fit: every parameter is fixed."
             break
@@ -118,6 +149,8 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
             if it.test in TESTS and it.dead:
                 reason = "stalled"
             break
+    if checkpoints.wants_final(signalled) and (signalled or reason == budget_reason):
+        checkpoints.save(loop_state())  # a stop at the top of an iteration: the state is whole
 
     best_step = None
     if reason == "early_stopped" and config.restore_best and early.best_params is not None:
@@ -127,6 +160,8 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
         message = describe_stop(reason, step, epochs=config.epochs, max_time=config.max_time,
                                 target_loss=config.target_loss, patience=config.patience,
                                 best_step=early.best_step if early else None)
+    if signalled:
+        message = _interrupted_message(stop_request.reason, step, checkpoints.saved)
     if p0.dtype != torch.float64 and reason != "diverged":
         message += " (Computed in float32: ask for dtype='float64', the default for lm, for full precision.)"
     final_loss = float(objective.value(params, train.x, train.y))
@@ -139,7 +174,8 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
                 "no_effect": [flat_trainable[j] for j in (it.dead if it else [])]}
     return LoopOutput(params={k: v.detach() for k, v in params.items()}, loss=final_loss, val_loss=final_val, steps=step,
                       epochs=float(step), stop_reason=reason, message=message, elapsed=elapsed,
-                      history=recorder.freeze(), best_step=best_step, diagnostics={"lm": counters})
+                      history=recorder.freeze(), best_step=best_step,
+                      diagnostics={"lm": counters, **_notes(stop_request.reason if signalled else None, checkpoints)})
 
 
 def _options(config: FitConfig) -> LMOptions:
@@ -181,7 +217,7 @@ def _test_message(it, step: int, options: LMOptions, model: Model, trainable, sp
     if it.dead:
         dead = ", ".join(names[j] for j in it.dead)
         text = (f"Stopped at iteration {step} on a plateau, not a minimum: {dead} no longer change(s) the predictions "
-                f"(the Jacobian column vanished), so {TESTS[it.test].split(' (')[0]} without the fit being found. "
+                f"(the Jacobian column vanished), so {TESTS[it.test].format(**dataclasses.asdict(options)).split(' (')[0]} without the fit being found. "
                 f"Try initial values closer to the answer, or bounds that keep {dead} in a sensible range.")
     if it.held:
         text += f" Held at a bound: {', '.join(names[j] for j in it.held)}."

@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 
 import torch
 
+from gradfit.errors import ConfigError
 from gradfit.models.base import Model
 from gradfit.optim.registry import make_optimizer
 from gradfit.optim.schedules import make_schedule
 from gradfit.train.callbacks import call
+from gradfit.train.checkpoint import Checkpointer, recorder_state, restore_recorder, restore_rules, rules_state
 from gradfit.train.config import DEFAULT_STEPS, FitConfig
 from gradfit.train.history import History, HistoryRecorder
+from gradfit.train.interrupt import StopRequest
 from gradfit.train.objective import Objective
 from gradfit.train.stopping import EarlyStopping, MaxTime, StepState, Target, Tolerance, describe_stop
 
@@ -50,9 +53,17 @@ def run_loop(
     callbacks=(),
     generator: torch.Generator | None = None,
     bounds=None,
+    checkpoints: Checkpointer | None = None,
+    stop_request: StopRequest | None = None,
 ) -> LoopOutput:
-    """Fit ``params`` (modified in place, leaves on the data's device) and return what happened."""
+    """Fit ``params`` (modified in place, leaves on the data's device) and return what happened.
+
+    ``checkpoints`` saves the loop's state between steps and may hold a state to resume from
+    (:mod:`gradfit.train.checkpoint`); once ``stop_request`` is set (by Ctrl-C or SIGTERM, see
+    :mod:`gradfit.train.interrupt`) the fit stops at the next step boundary as ``interrupted``.
+    """
     start = time.perf_counter()
+    checkpoints = checkpoints or Checkpointer()
     trainable = [n for n in model.param_names if n not in fixed]
     leaves = [params[n].requires_grad_(True) for n in trainable]
     for n in fixed:
@@ -74,16 +85,39 @@ def run_loop(
     ) if r is not None]
     early = EarlyStopping(config.patience, config.min_delta) if (val is not None and config.patience) else None
     recorder = HistoryRecorder(model.flat_names(), max_snapshots=config.max_snapshots, snapshot_every=config.snapshot_every)
-    call(callbacks, "on_start", total)
 
     step, reason = 0, budget_reason
     previous: list[torch.Tensor] | None = None
     order = None
+    epoch_rng = generator.get_state() if generator is not None else None  # the generator where this epoch's order was drawn
+
+    def loop_state() -> dict:
+        """Everything the rest of the fit depends on, at the top of ``step`` (see gradfit.train.checkpoint)."""
+        mid_epoch = batch < n and config.shuffle and step % per_epoch != 0
+        return {"step": step, "params": {k: v.detach() for k, v in params.items()},
+                "optimizer": optimizer.state_dict() if optimizer else None,
+                "scheduler": scheduler.state_dict() if scheduler else None,
+                "generator": epoch_rng if mid_epoch else (generator.get_state() if generator is not None else None),
+                "previous": previous, "early": dict(vars(early)) if early else None, "rules": rules_state(rules),
+                "recorder": recorder_state(recorder), "elapsed": time.perf_counter() - start}
+
+    if checkpoints.resume is not None:
+        step, previous, start = _restore(checkpoints.resume, params, total, optimizer, scheduler, generator, early, rules,
+                                         recorder)
+    call(callbacks, "on_start", total)
+    signalled, stop_request = False, stop_request if stop_request is not None else StopRequest()
     while True:
         if step >= total:
             break
+        if stop_request:
+            reason, signalled = "interrupted", True
+            break
+        if checkpoints.due(step):
+            checkpoints.save(loop_state())
         if batch < n:
-            if step % per_epoch == 0 and (order is None or config.shuffle):
+            if order is None or (step % per_epoch == 0 and config.shuffle):
+                # Drawn afresh after a resume mid-epoch too, from the generator state of the epoch's start.
+                epoch_rng = generator.get_state() if generator is not None else None
                 order = torch.randperm(n, generator=generator).to(train.x.device) if config.shuffle else torch.arange(n, device=train.x.device)
             idx = order[(step % per_epoch) * batch : (step % per_epoch + 1) * batch]
             xb, yb = train.x[idx], train.y[idx]
@@ -101,9 +135,7 @@ def run_loop(
             reason = "diverged"
             message = _diverged_message(step, loss_k, grad_norm, lr, config, previous is not None)
             if previous is not None:
-                with torch.no_grad():
-                    for p, old in zip(leaves, previous):
-                        p.copy_(old)
+                _put_back(leaves, previous)
                 step -= 1
             break
         val_due = val is not None and step % per_epoch == 0  # every step in full batch, each epoch's start otherwise
@@ -141,13 +173,25 @@ def run_loop(
                 p.grad = g
             return v
 
-        optimizer.step(closure)
+        try:
+            optimizer.step(closure)
+        except RuntimeError as exc:  # an lr beyond the dtype's range overflows inside torch.optim
+            if "overflow" not in str(exc):
+                raise
+            _put_back(leaves, previous)
+            reason = "diverged"
+            message = (f"The fit diverged at step {step + 1}: the update overflowed {leaves[0].dtype} with learning rate "
+                       f"{lr:.3g}. Kept the parameters of step {step}, the last with a finite loss. Try a much smaller "
+                       f"learning rate.")
+            break
         if bounds and bounds.project(params) and isinstance(optimizer, torch.optim.LBFGS):
             # Its curvature memory describes a move the projection undid; start it afresh from here.
             optimizer.state.clear()
         if scheduler is not None:
             scheduler.step()
         step += 1
+    if checkpoints.wants_final(signalled) and (signalled or reason == budget_reason):
+        checkpoints.save(loop_state())  # a stop at the top of a step: the state is whole
 
     best_step = None
     if reason == "early_stopped" and config.restore_best and early.best_params is not None:
@@ -158,10 +202,19 @@ def run_loop(
     if reason != "diverged":
         message = describe_stop(reason, step, epochs=config.epochs, max_time=config.max_time, target_loss=config.target_loss,
                                 tol=config.tol, patience=config.patience, best_step=early.best_step if early else None)
+    if signalled:
+        message = _interrupted_message(stop_request.reason, step, checkpoints.saved)
     for p in leaves:
         p.grad = None
         p.requires_grad_(False)
     final_loss = float(objective.value(params, train.x, train.y))
+    if reason == budget_reason and previous is not None and not (math.isfinite(final_loss) and _finite(leaves)):
+        # The budget's last update overflowed: that is divergence too, and the previous step is kept.
+        recorder.add_row(step, step / per_epoch, final_loss, math.nan, lr, math.nan, time.perf_counter() - start)
+        reason, message = "diverged", _diverged_message(step, final_loss, math.nan, lr, config, True)
+        _put_back(leaves, previous)
+        step -= 1
+        final_loss = float(objective.value(params, train.x, train.y))
     final_val = float(objective.value(params, val.x, val.y)) if val is not None else None
     elapsed = time.perf_counter() - start
     recorder.add_final(step, step / per_epoch, final_loss, math.nan if final_val is None else final_val, elapsed, _flat(model, params))
@@ -176,7 +229,62 @@ def run_loop(
         elapsed=elapsed,
         history=recorder.freeze(),
         best_step=best_step,
+        diagnostics=_notes(stop_request.reason if signalled else None, checkpoints),
     )
+
+
+def _put_back(leaves, previous) -> None:
+    with torch.no_grad():
+        for p, old in zip(leaves, previous):
+            p.copy_(old)
+
+
+def _finite(leaves) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in leaves)
+
+
+def _restore(saved: dict, params, total: int, optimizer, scheduler, generator, early, rules, recorder):
+    """Put the loop back where a checkpoint left it; returns (step, previous, start time)."""
+    step = int(saved["step"])
+    if step > total:
+        raise ConfigError(f"The checkpoint is at step {step}, past this fit's budget of {total} steps: give a larger "
+                          f"budget (--steps / --epochs) to continue it.")
+    with torch.no_grad():
+        for name, value in saved["params"].items():
+            params[name].copy_(value)
+    if optimizer is not None and saved.get("optimizer") is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+    if scheduler is not None and saved.get("scheduler") is not None:
+        scheduler.load_state_dict(saved["scheduler"])
+    if generator is not None and saved.get("generator") is not None:
+        generator.set_state(saved["generator"])
+    if early is not None and saved.get("early"):
+        early.__dict__.update(saved["early"])
+    restore_rules(rules, saved.get("rules") or {})
+    restore_recorder(recorder, saved["recorder"])
+    device = next(iter(params.values())).device if params else None
+    previous = None if saved.get("previous") is None else [t.to(device) for t in saved["previous"]]
+    return step, previous, time.perf_counter() - float(saved["elapsed"])
+
+
+def _interrupted_message(by: str | None, step: int, checkpoint) -> str:
+    text = f"Interrupted ({by}) at step {step}; the parameters are those of step {step}."
+    if checkpoint is not None:
+        text += (f" The state was saved to {str(checkpoint)!r}: continue with `gradfit fit ... --resume "
+                 f"{str(checkpoint.parent)!r}` (library: resume=...).")
+    return text
+
+
+def _notes(signalled: str | None, checkpoints: Checkpointer) -> dict:
+    """What the result should say about interruption and checkpoints (nothing when neither happened)."""
+    notes: dict = {}
+    if signalled:
+        notes["interrupted_by"] = signalled
+    if checkpoints.resume is not None:
+        notes["resumed_at_step"] = checkpoints.start_step
+    if checkpoints.saved is not None:
+        notes["checkpoint"] = str(checkpoints.saved)
+    return notes
 
 
 def _flat(model: Model, params) -> torch.Tensor:

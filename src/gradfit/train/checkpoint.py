@@ -1,0 +1,227 @@
+"""Checkpoints: the complete state of a loop between two steps, saved so a fit can continue exactly.
+
+A checkpoint is taken at the top of a step, before anything of that step happens, and holds
+everything the rest of the fit depends on: the parameters, the optimizer's and the schedule's
+state, the step, the random generator's state at the start of the current epoch (its shuffling
+order is drawn again from it on resume), the stopping rules' and early stopping's state, the
+history so far and the loop's elapsed time. With it goes the fit's identity (model, data
+fingerprint, options, starting values), checked on resume so that a checkpoint is never applied
+to a different fit. Resuming therefore replays the same batches and gives the same parameters,
+bit for bit, as a fit that was never stopped.
+
+The file is ``DIR/checkpoint.pt``, written with :func:`torch.save` through
+:func:`gradfit.outputs.atomic_path` and read back with ``weights_only=True``: only tensors and
+plain data, so loading a checkpoint never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gradfit.errors import ConfigError, DataError
+
+__all__ = ["FORMAT", "CHECKPOINT_NAME", "MAY_CHANGE", "Checkpointer", "fit_identity", "load_checkpoint",
+           "check_identity", "checkpoint_file"]
+
+FORMAT = "gradfit.checkpoint/1"
+CHECKPOINT_NAME = "checkpoint.pt"
+# Options that do not change the path of the descent, so a resumed fit may set them anew.
+MAY_CHANGE = ("steps", "epochs", "max_time", "log_every", "checkpoint_every")
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """``DIR/checkpoint.pt`` for a folder, the path itself for a file."""
+    p = Path(path)
+    return p if p.suffix == ".pt" and not p.is_dir() else p / CHECKPOINT_NAME
+
+
+def data_fingerprint(x: torch.Tensor, y: torch.Tensor, chunk: int = 1 << 20) -> str:
+    """A cheap hash of the data: shapes, column sums and the first and last rows (in float64).
+
+    Summed a chunk at a time where the data lives, so no float64 copy of a large table is made.
+    """
+    h = hashlib.sha256()
+    for t in (x, y):
+        t = t.detach().reshape(t.shape[0], -1)
+        total = torch.zeros(t.shape[1], dtype=torch.float64, device=t.device)
+        for start in range(0, t.shape[0], chunk):
+            total += t[start : start + chunk].double().sum(dim=0)
+        h.update(repr(tuple(t.shape)).encode())
+        h.update(total.cpu().numpy().tobytes())
+        h.update(torch.cat([t[:4], t[-4:]]).double().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def fit_identity(model_spec: dict, dataset, config: dict, start: dict, fixed, bounds: dict) -> dict:
+    """What a checkpoint must agree with to be resumed: model, data, options (less MAY_CHANGE), start."""
+    return {
+        "model": model_spec,
+        "data": {"rows": len(dataset), "columns": [*dataset.x_names, dataset.y_name],
+                 "fingerprint": data_fingerprint(dataset.x, dataset.y)},
+        "options": {k: v for k, v in config.items() if k not in MAY_CHANGE},
+        "start": dict(start),
+        "fixed": sorted(fixed),
+        "bounds": bounds,
+    }
+
+
+class Checkpointer:
+    """Where and when a loop saves its state, and the state it resumes from.
+
+    Parameters
+    ----------
+    directory : path or None
+        Folder of ``checkpoint.pt``; None saves nothing.
+    every : int or None
+        Save at every step that is a multiple of ``every`` (and at the end of the budget).
+    identity : dict or callable
+        :func:`fit_identity` of this fit, stored with every checkpoint (a callable is called at the first save,
+        so a fit that never saves never pays for the data's fingerprint).
+    resume : dict or None
+        A loaded checkpoint to continue from (:func:`load_checkpoint`).
+    """
+
+    def __init__(self, directory=None, every: int | None = None, identity=None, resume: dict | None = None):
+        self.directory = None if directory is None else Path(directory)
+        self.every = every
+        self.identity = identity if identity is not None else {}
+        self.resume = resume
+        self.start_step = int(resume["step"]) if resume else 0
+        self.saved: Path | None = None
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.directory is None else self.directory / CHECKPOINT_NAME
+
+    def due(self, step: int) -> bool:
+        """A periodic checkpoint at this step (never at the step just resumed from)."""
+        return bool(self.directory and self.every and step % self.every == 0 and step != self.start_step)
+
+    def wants_final(self, interrupted: bool) -> bool:
+        """A checkpoint where the loop stopped: always after a signal, at the budget's end when saving periodically."""
+        return bool(self.directory and (interrupted or self.every))
+
+    def save(self, state: dict[str, Any]) -> Path:
+        """Write ``state`` (plus format and identity) to ``DIR/checkpoint.pt`` atomically."""
+        from gradfit.outputs import atomic_path
+
+        if callable(self.identity):
+            self.identity = self.identity()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        payload = {"format": FORMAT, "identity": json.dumps(self.identity, sort_keys=True, default=repr), **state}
+        with atomic_path(self.path) as tmp:
+            torch.save(payload, tmp)
+        self.saved = self.path
+        return self.path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :class:`Checkpointer`; DataError if missing, damaged or foreign."""
+    file = checkpoint_file(path)
+    if not file.is_file():
+        raise DataError(f"Cannot resume: there is no checkpoint at {str(file)!r}. A fit writes DIR/{CHECKPOINT_NAME} "
+                        f"when run with --checkpoint-every N (library: checkpoint_every=N, checkpoint_dir=DIR) or when "
+                        f"it is interrupted; give that folder, or start the fit afresh without --resume.")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, not a zip, pickle refused...: all mean the same to the user
+        # torch's own text is about its internals (and suggests weights_only=False, which would run the file's code).
+        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} is damaged (e.g. cut short) or not a gradfit "
+                        f"checkpoint; torch.load refused it ({type(exc).__name__}). Resume from another folder or start "
+                        f"the fit afresh without --resume.") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise DataError(f"Cannot resume: {str(file)!r} is not a checkpoint this gradfit can read (format {found!r}, "
+                        f"expected {FORMAT!r}). Start the fit afresh without --resume.")
+    missing = [k for k in ("identity", "step", "params", "recorder", "elapsed") if k not in state]
+    if missing:
+        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} lacks {', '.join(missing)}; it is damaged. "
+                        f"Start the fit afresh without --resume.")
+    recorder = state["recorder"]
+    if not (isinstance(state["step"], int) and state["step"] >= 0 and isinstance(state["params"], dict)
+            and all(isinstance(v, torch.Tensor) for v in state["params"].values()) and isinstance(recorder, dict)
+            and all(isinstance(recorder.get(k), torch.Tensor) for k in ("rows", "snap_steps", "snaps"))):
+        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} holds values of the wrong kind; it is damaged. "
+                        f"Start the fit afresh without --resume.")
+    try:
+        state["identity"] = json.loads(state["identity"])
+    except (TypeError, ValueError):
+        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} has a damaged description of its fit. "
+                        f"Start the fit afresh without --resume.") from None
+    return state
+
+
+def check_identity(saved: dict, current: dict, path) -> None:
+    """Raise ConfigError listing every way the checkpoint's fit differs from this one."""
+    now = json.loads(json.dumps(current, sort_keys=True, default=repr))  # compare like with like: as stored
+    diffs = [f"{where}: the checkpoint has {_show(a)}, this fit has {_show(b)}" for where, a, b in _differences(saved, now)]
+    if diffs:
+        may = ", ".join(MAY_CHANGE)
+        raise ConfigError(f"Cannot resume from {str(checkpoint_file(path))!r}: it belongs to a different fit.\n- "
+                          + "\n- ".join(diffs)
+                          + f"\nResume with the same model, data and options (only {may} may change), or start afresh.")
+
+
+def _differences(a, b, where: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            label = {"options": "option", "data": "data", "model": "model", "start": "initial value",
+                     "bounds": "bounds", "fixed": "fixed parameters"}.get(key, key) if not where else f"{where} {key!r}"
+            if key in a and key in b:
+                out += _differences(a[key], b[key], label)
+            else:
+                out.append((label, a.get(key, "(nothing)"), b.get(key, "(nothing)")))
+        return out
+    same = a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    return [] if same else [(where, a, b)]
+
+
+def _show(v) -> str:
+    text = json.dumps(v, default=repr) if not isinstance(v, str) else repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- packing the loop's pieces -------------------------------------------------------------------
+
+def recorder_state(recorder) -> dict:
+    """A :class:`~gradfit.train.history.HistoryRecorder` as tensors and numbers (weights_only-safe)."""
+    from gradfit.train.history import COLUMNS
+
+    k = len(recorder.param_names)
+    return {"rows": torch.tensor(recorder.rows, dtype=torch.float64).reshape(-1, len(COLUMNS)),
+            "snap_steps": torch.tensor(recorder.snap_steps, dtype=torch.int64),
+            "snaps": torch.as_tensor(torch.from_numpy(_stack(recorder.snaps, k))),
+            "row_every": recorder.row_every, "snapshot_every": recorder.snapshot_every}
+
+
+def restore_recorder(recorder, state: dict) -> None:
+    """Refill a fresh recorder through its own methods (the kept rows are multiples of ``row_every``)."""
+    recorder.row_every, recorder.snapshot_every = int(state["row_every"]), int(state["snapshot_every"])
+    for row in state["rows"].tolist():
+        recorder.add_row(int(row[0]), *row[1:])
+    for step, flat in zip(state["snap_steps"].tolist(), state["snaps"]):
+        recorder.add_snapshot(int(step), flat.numpy().copy())
+
+
+def rules_state(rules) -> dict:
+    """The running state of the stopping rules, by class (only Tolerance keeps any)."""
+    return {type(r).__name__: {k: v for k, v in vars(r).items() if k in ("previous", "running")} for r in rules}
+
+
+def restore_rules(rules, state: dict) -> None:
+    for r in rules:
+        for key, value in state.get(type(r).__name__, {}).items():
+            setattr(r, key, list(value) if isinstance(value, list) else value)
+
+
+def _stack(snaps, k: int):
+    import numpy as np
+
+    return np.stack(snaps) if snaps else np.zeros((0, k))
