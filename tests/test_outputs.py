@@ -92,7 +92,7 @@ def result():
 def test_save_run_writes_result_and_history(tmp_path, result):
     out = tmp_path / "runs" / "one"
     paths = save_run(result, out)
-    assert paths == {"result": out / "result.json", "history": out / "history.csv"}
+    assert paths == {"result": out / "result.json", "history": out / "history.csv", "timings": out / "timings.csv"}
     assert json.loads(paths["result"].read_text()) == json.loads(result.to_json())
     history = pd.read_csv(paths["history"])
     expected = result.history.to_frame()

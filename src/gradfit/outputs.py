@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,11 +24,31 @@ from gradfit.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from gradfit.train.result import FitResult
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_out_dir", "save_run",
-           "RESULT_NAME", "HISTORY_NAME"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_out_dir", "save_run", "load_run",
+           "is_temp_name", "remove_stale_temps", "RESULT_NAME", "HISTORY_NAME", "TIMINGS_NAME", "TEMP_PREFIX"]
 
 RESULT_NAME = "result.json"
-HISTORY_NAME = "history.csv"
+HISTORY_NAME = "history.csv"    # the same bytes every time a fit is repeated
+TIMINGS_NAME = "timings.csv"    # step, wall-clock seconds: differs from run to run
+RUN_FILES = (HISTORY_NAME, TIMINGS_NAME, RESULT_NAME)
+
+#: Temporary files are hidden and named ``.tmp-<12 hex digits>-<target name>``.
+TEMP_PREFIX = ".tmp-"
+_TEMP_NAME = re.compile(r"\.tmp-[0-9a-f]{12}-(?P<target>.+)\Z", re.DOTALL)
+#: A temporary file of a run older than this (seconds) is a leftover of a killed writer.
+STALE_TEMP_SECONDS = 60.0
+
+
+def is_temp_name(name: str, target: str | None = None) -> bool:
+    """Whether ``name`` is one of :func:`atomic_path`'s temporary files (for ``target`` when given).
+
+    Examples
+    --------
+    >>> is_temp_name(".tmp-0123456789ab-result.json", "result.json"), is_temp_name("result.json")
+    (True, False)
+    """
+    m = _TEMP_NAME.match(name)
+    return m is not None and (target is None or m.group("target") == target)
 
 
 @contextlib.contextmanager
@@ -58,7 +80,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     # Hidden and random so that two writers never collide and a leftover is easy to spot.
-    tmp = target.with_name(f".tmp-{secrets.token_hex(6)}-{target.name}")
+    tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}")
     try:
         yield tmp
         _fsync_file(tmp)
@@ -117,10 +139,18 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
 
 
 def save_run(result: FitResult, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``result.json`` and ``history.csv`` of a fit into ``out_dir`` (created if needed).
+    """Write ``history.csv``, ``timings.csv`` and ``result.json`` of a fit into ``out_dir`` (created if needed).
 
-    Each file is written atomically; ``result.json`` is written last, so its presence means the
-    run is complete. Existing files of an earlier run are replaced.
+    Each file is written atomically: whenever the writer stops, every file holds either its
+    old or its new content, never a part. An error while writing leaves the earlier run as it
+    was. Once the new files are written, the earlier ``result.json`` is removed, the others
+    renamed into place and the new ``result.json`` written last: its presence means the other
+    files belong to it and are complete. Temporary files that a killed writer left behind
+    (older than :data:`STALE_TEMP_SECONDS`) are removed.
+
+    ``history.csv`` and ``result.json`` (but for its ``timings`` field) are the same, byte for
+    byte, when the same fit is repeated: wall-clock times go to ``timings.csv`` only, and floats
+    are written in their shortest exact form (read back bit for bit by :func:`load_run`).
 
     Parameters
     ----------
@@ -130,22 +160,56 @@ def save_run(result: FitResult, out_dir: str | os.PathLike) -> dict[str, Path]:
     Returns
     -------
     dict
-        ``{"result": Path, "history": Path}``.
+        ``{"result": Path, "history": Path, "timings": Path}``.
 
     Examples
     --------
     >>> import gradfit, tempfile
     >>> r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=5)
     >>> sorted(p.name for p in save_run(r, tempfile.mkdtemp()).values())
-    ['history.csv', 'result.json']
+    ['history.csv', 'result.json', 'timings.csv']
     """
     out = Path(out_dir)
+    text = result.to_json() + "\n"  # everything that can fail is done before a file is touched
+    history, timings = result.history.to_frame(include_time=False), result.history.timings_frame()
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"result": out / RESULT_NAME, "history": out / HISTORY_NAME}
-    with atomic_path(paths["history"]) as tmp:
-        result.save_history(tmp)
-    atomic_write_text(paths["result"], result.to_json() + "\n")
+    remove_stale_temps(out)
+    paths = {"result": out / RESULT_NAME, "history": out / HISTORY_NAME, "timings": out / TIMINGS_NAME}
+    with atomic_path(paths["history"]) as tmp_history, atomic_path(paths["timings"]) as tmp_timings:
+        _write_csv(history, tmp_history)
+        _write_csv(timings, tmp_timings)
+        # Both are written; before they replace the old ones, the old result.json goes: next to
+        # a new history.csv it would pass off a half-saved run as complete.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(paths["result"])
+            _fsync_dir(out)
+    atomic_write_text(paths["result"], text)
     return paths
+
+
+def remove_stale_temps(folder: str | os.PathLike, names=RUN_FILES, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove the temporary files for ``names`` in ``folder`` last modified over ``older_than`` seconds ago.
+
+    A writer killed between creating its temporary file and renaming it (SIGKILL, power loss)
+    cannot clean up; the next save does. Younger files may belong to a writer still at work.
+    Returns the removed paths.
+    """
+    cutoff = time.time() - older_than
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if any(is_temp_name(entry.name, n) for n in names) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed.append(Path(entry.path))
+    return removed
+
+
+def _write_csv(frame, path: Path) -> None:
+    # "\n" whatever the platform, and pandas' default float text: the shortest string that reads
+    # back to the same float64 (with float_precision="round_trip").
+    frame.to_csv(path, index=False, lineterminator="\n")
 
 
 def _fsync_file(path: Path) -> None:
@@ -177,20 +241,51 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
 
     Pictures and reports are drawn from it without refitting. ``model`` is needed only for a
     run whose model was a Python callable or an ``nn.Module`` (those cannot be rebuilt from JSON).
+    Only the run's own file names are read: temporary files of an interrupted save are ignored.
+    Floats are read back exactly as they were written. Runs saved before ``timings.csv``
+    existed (with a ``time`` column in ``history.csv``) load too.
     """
-    import pandas as pd
-
     from gradfit.errors import DataError
     from gradfit.train.history import History
     from gradfit.train.result import FitResult
 
     out = Path(out_dir)
-    result_path, history_path = out / RESULT_NAME, out / HISTORY_NAME
+    result_path, history_path, timings_path = out / RESULT_NAME, out / HISTORY_NAME, out / TIMINGS_NAME
     if not result_path.is_file():
         raise DataError(f"{str(out)!r} holds no saved run: {RESULT_NAME} is missing. Give the --out folder of a "
                         f"`gradfit fit` run.")
-    history = History.from_frame(pd.read_csv(history_path)) if history_path.is_file() else None
+    history = None
+    if history_path.is_file():
+        timings = _read_csv(timings_path) if timings_path.is_file() else None
+        try:
+            history = History.from_frame(_read_csv(history_path), timings=timings)
+        except (KeyError, ValueError) as exc:
+            raise DataError(f"{str(history_path)!r} is not a gradfit history ({type(exc).__name__}: {exc}). "
+                            f"Fit again, or delete it to load the result without its history.") from None
     try:
         return FitResult.from_json(result_path, model=model, history=history)
     except (ValueError, KeyError) as exc:
         raise DataError(f"{str(result_path)!r} is not a gradfit result ({type(exc).__name__}: {exc}).") from None
+
+
+def _read_csv(path: Path):
+    """A table of numbers read back bit for bit: every field as text, converted by NumPy.
+
+    NumPy's text-to-float conversion is correctly rounded, so the shortest-repr text pandas writes
+    gives back the very float64 it came from, whatever the pandas version (its own fast parser
+    is not exact in every version). An empty field is NaN.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from gradfit.errors import DataError
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        for name in frame.columns:
+            text = frame[name].to_numpy(dtype=str)
+            frame[name] = np.where(text == "", "nan", text).astype(np.float64)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:  # EmptyDataError is a ValueError
+        raise DataError(f"{str(path)!r} is not a readable table of numbers ({type(exc).__name__}: {exc}). "
+                        f"Fit again to rewrite it.") from None
+    return frame

@@ -53,7 +53,7 @@ def steps_command(
         table = step_table(result, data=data, max_rows=rows)
         if csv is not None:
             with atomic_path(csv) as tmp:
-                table.to_csv(tmp, index=False)
+                table.to_csv(tmp, index=False, lineterminator="\n")
             console.print(Text(f"wrote {csv} ({len(table)} steps, {len(table.columns)} columns)"), soft_wrap=True)
             return
         print_steps(result, table, run)

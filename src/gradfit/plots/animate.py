@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from gradfit.errors import ConfigError, ModelError
 from gradfit.outputs import atomic_path, atomic_write_text
-from gradfit.plots import style
+from gradfit.plots import display, style
 from gradfit.plots.frames import (
     finite_curve,
     landscape_panel,
@@ -36,7 +36,6 @@ from gradfit.plots.frames import (
 __all__ = ["FitAnimation", "RaceAnimation"]
 
 GRID_POINTS = 200        # points of the smooth curve of a one-input model
-MAX_POINTS = 2_000       # data points drawn (a random, fixed subset of bigger data)
 PANEL_SIZE = (6.4, 3.6)  # inches per panel: 512 x 288 pixels at dpi 80
 
 # matplotlib's jshtml player loads Font Awesome from a CDN for its button icons; a saved page
@@ -166,7 +165,10 @@ class FitAnimation(_Animation):
 
         ds = run_data(result, data)
         self.x_names, self.y_name = tuple(ds.x_names), ds.y_name or result.data.get("y", "y")
-        shown = _subset(len(ds), MAX_POINTS)
+        # At most display.MAX_ANIMATION_ROWS points, the same fixed random subset as the still pictures use.
+        rows = display.plot_rows(len(ds), display.MAX_ANIMATION_ROWS)
+        shown = torch.arange(len(ds)) if rows is None else torch.from_numpy(rows)
+        self.n_rows, self.n_shown = len(ds), len(shown)
         self.data_y = ds.y[shown].double().cpu().numpy()
         if ds.x.shape[1] == 1:
             self.data_x = ds.x[shown, 0].double().cpu().numpy()
@@ -194,6 +196,10 @@ class FitAnimation(_Animation):
         self.loss_name = str(result.config.get("loss", "loss"))
         panels = 1 + (self.landscape is not None) + self.show_loss
         self.figsize = (PANEL_SIZE[0] if panels == 1 else 4.5 * panels - 0.8, PANEL_SIZE[1])
+
+    @property
+    def data_label(self) -> str:
+        return "data" if self.n_shown == self.n_rows else f"data ({self.n_shown:,} of {self.n_rows:,} rows)"
 
     def curve_at(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame ``i``'s drawn curve: (grid, predictions) for one input, else (observed, predicted)."""
@@ -227,7 +233,7 @@ class FitAnimation(_Animation):
         shown = np.concatenate([self.data_y, _clip_to(self.curves, self.data_y)])
         if one_input:
             ax.scatter(self.data_x, self.data_y, s=style.MARKER_SIZE, color=style.PALETTE["data"],
-                       alpha=style.DATA_ALPHA, label="data", gid="data")
+                       alpha=style.DATA_ALPHA, label=self.data_label, gid="data")
             ax.plot(xs, self.curves[0], **style.START_STYLE, label="start", gid="start")
             (moving,) = ax.plot(xs, self.curves[0], color=style.PALETTE["model"], lw=style.LINE_WIDTH,
                                 label="model", gid="curve")
@@ -348,13 +354,6 @@ def _quiet_corner(ax: Axes, crowd) -> str:
                "lower left": (u < 0.35) & (v < 0.35), "lower right": (u > 0.65) & (v < 0.35)}
     return min(corners, key=lambda name: int(corners[name].sum()))
 
-
-
-def _subset(n: int, cap: int) -> torch.Tensor:
-    """All rows, or a fixed random ``cap`` of them (sorted), so big data draws fast."""
-    if n <= cap:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:cap].sort().values
 
 
 def _clip_to(curves: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -5,6 +5,11 @@ on request: ``plot(ax)`` into an existing Axes, ``figure()`` as a standalone fig
 ``save(path)`` to a PNG/SVG/PDF file (written atomically), and ``_repr_png_`` so a notebook
 shows it inline. Standalone figures use ``matplotlib.figure.Figure`` directly, not pyplot, so
 scripts and the CLI never need a display or leak pyplot state.
+
+Pictures of big data draw a fixed random subset of the rows (:func:`plot_rows`): at most
+:data:`MAX_PLOT_ROWS` in a still picture and :data:`MAX_ANIMATION_ROWS` in an animation, whose
+every frame is drawn again. What a picture holds is then bounded whatever the size of the data
+(see ``docs/limits.md``); raise the caps by assigning them before making the picture.
 """
 
 from __future__ import annotations
@@ -13,10 +18,47 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from gradfit.outputs import atomic_path
+
+#: Data rows drawn by a still picture (FitDisplay, GridDisplay); more only blot the picture.
+MAX_PLOT_ROWS = 20_000
+#: Data rows drawn by an animation (FitAnimation): every frame redraws them.
+MAX_ANIMATION_ROWS = 2_000
+#: Seed of the subset, so the same data always shows the same points.
+PLOT_SEED = 0
+
+
+def plot_rows(n: int, cap: int | None = None) -> np.ndarray | None:
+    """Which of ``n`` rows a picture draws: None for all of them, else ``cap`` row indices, sorted.
+
+    The subset is random but fixed (seed :data:`PLOT_SEED`) and costs memory in ``cap``, not in
+    ``n`` (NumPy draws it by Floyd's algorithm when ``n`` is large), so a picture of 10^8 rows
+    allocates no 10^8-long permutation.
+
+    Parameters
+    ----------
+    n : int
+        Rows of the data.
+    cap : int, optional
+        The most rows drawn; default :data:`MAX_PLOT_ROWS` (read when called).
+
+    Examples
+    --------
+    >>> plot_rows(10, cap=20) is None
+    True
+    >>> idx = plot_rows(10**8, cap=5)
+    >>> len(idx), bool((idx[1:] > idx[:-1]).all()), bool(idx.max() < 10**8)
+    (5, True, True)
+    """
+    cap = MAX_PLOT_ROWS if cap is None else int(cap)
+    if n <= cap:
+        return None
+    rng = np.random.default_rng(PLOT_SEED)
+    return np.sort(rng.choice(n, size=cap, replace=False, shuffle=False)).astype(np.int64)
 
 
 class Display:

@@ -20,10 +20,8 @@ from gradfit.analysis.rundata import run_data
 from gradfit.data.dataset import Dataset
 from gradfit.errors import ConfigError, ModelError
 from gradfit.models.base import unflatten_params
-from gradfit.plots import style
+from gradfit.plots import display, style
 from gradfit.plots.display import Display, new_axes
-
-MAX_POINTS = 20_000  # more points than this only blot the picture: draw a fixed random subset
 
 
 def dataset_of(result, data=None) -> Dataset:
@@ -115,9 +113,11 @@ class FitDisplay(Display):
         start = params_at(result, 0)[0] if show_start else None
         self.x_names, self.y_name = tuple(ds.x_names), ds.y_name or "y"
         self.n = len(ds)
-        keep = torch.randperm(self.n, generator=torch.Generator().manual_seed(0))[:MAX_POINTS].sort().values \
-            if self.n > MAX_POINTS else slice(None)
-        x, y = ds.x[keep], ds.y[keep]
+        # At most display.MAX_PLOT_ROWS points: a fixed random subset of bigger data.
+        rows = display.plot_rows(self.n, display.MAX_PLOT_ROWS)
+        self.n_shown = self.n if rows is None else len(rows)
+        x, y = (ds.x, ds.y) if rows is None else (ds.x[torch.from_numpy(rows).to(ds.x.device)],
+                                                  ds.y[torch.from_numpy(rows).to(ds.y.device)])
         self.x_data, self.y_data = x.cpu().numpy(), y.cpu().numpy()
         self.kind = "classes" if is_classifier(result) else ("curve" if x.shape[1] == 1 else "parity")
         self.residuals = residuals and self.kind != "classes"
@@ -171,7 +171,7 @@ class FitDisplay(Display):
 
     @property
     def data_label(self) -> str:
-        return "data" if self.n <= MAX_POINTS else f"data ({MAX_POINTS:,} of {self.n:,} rows)"
+        return "data" if self.n_shown == self.n else f"data ({self.n_shown:,} of {self.n:,} rows)"
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Draw the data and the fit into ``ax`` (a new figure when None)."""

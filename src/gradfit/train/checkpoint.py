@@ -195,7 +195,7 @@ def recorder_state(recorder) -> dict:
     from gradfit.train.history import COLUMNS
 
     k = len(recorder.param_names)
-    return {"rows": torch.tensor(recorder.rows, dtype=torch.float64).reshape(-1, len(COLUMNS)),
+    return {"rows": torch.from_numpy(recorder.table()).reshape(-1, len(COLUMNS)),
             "snap_steps": torch.tensor(recorder.snap_steps, dtype=torch.int64),
             "snaps": torch.as_tensor(torch.from_numpy(_stack(recorder.snaps, k))),
             "row_every": recorder.row_every, "snapshot_every": recorder.snapshot_every}

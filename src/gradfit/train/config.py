@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from gradfit.errors import ConfigError
 from gradfit.optim.registry import optimizer_name
+from gradfit.train.history import MAX_SNAPSHOTS
 from gradfit.optim.schedules import schedule_name
 
 DEFAULT_STEPS = 1000
@@ -44,7 +45,7 @@ class FitConfig:
     chunk_size: int = 65536
     scale: bool = False  # descend on whitened / Jacobi-scaled parameters (gradfit.train.scaling)
     uncertainty: bool | None = None  # None: computed when cheap (see gradfit.analysis.assess)
-    max_snapshots: int = 2000
+    max_snapshots: int = MAX_SNAPSHOTS
     snapshot_every: int = 1
     checkpoint_every: int | None = None  # save the loop's state every N steps (gradfit.train.checkpoint)
     loss_options: dict[str, Any] = field(default_factory=dict)

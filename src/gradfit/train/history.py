@@ -4,10 +4,16 @@ Row ``k`` describes the state after ``k`` updates: the loss at those parameters,
 the gradient taken there and the learning rate used to leave them. The last row is the final
 state (no gradient taken, so ``grad_norm`` and ``lr`` are NaN there).
 
-Parameter snapshots are kept every ``snapshot_every`` steps; when more than ``max_snapshots``
-pile up, every other one is dropped and the interval doubles, so a fit of any length keeps at
-most ``max_snapshots`` vectors (step 0, the start, is always kept). Scalar rows are decimated
-the same way past ``max_rows``.
+Memory is bounded whatever the length of the fit (see ``docs/limits.md``):
+
+- at most :data:`MAX_ROWS` scalar rows: past it every other row is dropped and the interval
+  between kept rows doubles;
+- at most :data:`MAX_SNAPSHOTS` parameter vectors, and no more than :data:`MAX_SNAPSHOT_VALUES`
+  numbers in all (a model with many parameters keeps fewer vectors), decimated the same way.
+
+Kept rows and snapshots are evenly spaced; step 0 (the start) and the final state are always
+kept. The wall-clock ``time`` column stays in memory but is not part of :meth:`History.to_frame`
+by default, so a saved history is the same, byte for byte, every time a fit is repeated.
 """
 
 from __future__ import annotations
@@ -18,21 +24,59 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-COLUMNS = ("step", "epoch", "loss", "val_loss", "lr", "grad_norm", "time")
+#: Scalar rows (step, loss, ...) kept in memory: 56 MB of float64 at most.
+MAX_ROWS = 1_000_000
+#: Parameter vectors kept (the default of ``FitConfig.max_snapshots``).
+MAX_SNAPSHOTS = 2_000
+#: Numbers kept across all parameter vectors: 256 MB of float64 at most.
+MAX_SNAPSHOT_VALUES = 32_000_000
+
+STEP_COLUMNS = ("step", "epoch", "loss", "val_loss", "lr", "grad_norm")
+TIME_COLUMN = "time"
+COLUMNS = STEP_COLUMNS + (TIME_COLUMN,)
+
+
+def snapshot_cap(n_params: int, max_snapshots: int = MAX_SNAPSHOTS) -> int:
+    """How many parameter vectors a fit of ``n_params`` numbers keeps: at least 2 (start and end).
+
+    Examples
+    --------
+    >>> snapshot_cap(3), snapshot_cap(100_000), snapshot_cap(10**9)
+    (2000, 320, 2)
+    """
+    return max(2, min(int(max_snapshots), MAX_SNAPSHOT_VALUES // max(1, int(n_params))))
 
 
 class HistoryRecorder:
-    """Collects rows and snapshots during a fit; ``freeze()`` returns the :class:`History`."""
+    """Collects rows and snapshots during a fit; ``freeze()`` returns the :class:`History`.
 
-    def __init__(self, param_names: list[str], max_rows: int = 1_000_000, max_snapshots: int = 2_000, snapshot_every: int = 1):
+    Rows live in one preallocated float64 table (7 numbers a row), not Python tuples, so a
+    full :data:`MAX_ROWS` costs 56 MB instead of about 300 MB.
+    """
+
+    def __init__(self, param_names: list[str], max_rows: int = MAX_ROWS, max_snapshots: int = MAX_SNAPSHOTS,
+                 snapshot_every: int = 1):
         self.param_names = list(param_names)
-        self.max_rows = max_rows
-        self.max_snapshots = max_snapshots
+        self.max_rows = max(2, int(max_rows))
+        self.max_snapshots = snapshot_cap(len(self.param_names), max_snapshots)
         self.row_every = 1
         self.snapshot_every = max(1, int(snapshot_every))
-        self.rows: list[tuple] = []
+        self._table = np.empty((min(1024, self.max_rows + 1), len(COLUMNS)), dtype=np.float64)
+        self._n = 0
         self.snap_steps: list[int] = []
         self.snaps: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def rows(self) -> list[tuple]:
+        """The kept rows as tuples ``(step, epoch, loss, val_loss, lr, grad_norm, time)`` (a copy)."""
+        return [tuple(r) for r in self._table[: self._n].tolist()]
+
+    def table(self) -> np.ndarray:
+        """The kept rows as a ``(len(self), 7)`` float64 array in :data:`COLUMNS` order (a copy)."""
+        return self._table[: self._n].copy()
 
     def wants_snapshot(self, step: int) -> bool:
         return step % self.snapshot_every == 0
@@ -40,35 +84,39 @@ class HistoryRecorder:
     def add_row(self, step: int, epoch: float, loss: float, val_loss: float, lr: float, grad_norm: float, t: float) -> None:
         if step % self.row_every:
             return
-        self.rows.append((step, epoch, loss, val_loss, lr, grad_norm, t))
-        if len(self.rows) > self.max_rows:
-            self.row_every *= 2
-            self.rows = [r for r in self.rows if r[0] % self.row_every == 0]
+        self._append((step, epoch, loss, val_loss, lr, grad_norm, t))
+        if self._n > self.max_rows:
+            self._thin_rows()
 
     def set_last_val(self, val_loss: float) -> None:
         """Fill in a validation loss computed after the row was added."""
-        if self.rows:
-            self.rows[-1] = self.rows[-1][:3] + (val_loss,) + self.rows[-1][4:]
+        if self._n:
+            self._table[self._n - 1, 3] = val_loss
 
     def add_snapshot(self, step: int, flat: torch.Tensor | np.ndarray) -> None:
         self.snap_steps.append(step)
-        self.snaps.append(np.asarray(flat, dtype=np.float64))
+        self.snaps.append(_vector(flat))
         if len(self.snaps) > self.max_snapshots:
-            self.snapshot_every *= 2
-            keep = [i for i, s in enumerate(self.snap_steps) if s % self.snapshot_every == 0]
-            self.snap_steps = [self.snap_steps[i] for i in keep]
-            self.snaps = [self.snaps[i] for i in keep]
+            self._thin_snapshots()
 
     def add_final(self, step: int, epoch: float, loss: float, val_loss: float, t: float, flat) -> None:
-        """The final state is always recorded, whatever the decimation."""
-        if not self.rows or self.rows[-1][0] != step:
-            self.rows.append((step, epoch, loss, val_loss, math.nan, math.nan, t))
+        """The final state is always recorded, whatever the decimation, and the caps still hold.
+
+        After divergence the final state is the step before the non-finite row, which is already
+        recorded: the rows stay in step order (``..., k-1, k``) with the blow-up last.
+        """
+        if not self._n or step not in self._table[max(0, self._n - 2) : self._n, 0]:
+            if self._n >= self.max_rows:
+                self._thin_rows()
+            self._append((step, epoch, loss, val_loss, math.nan, math.nan, t))
         if not self.snap_steps or self.snap_steps[-1] != step:
+            if len(self.snaps) >= self.max_snapshots:
+                self._thin_snapshots()
             self.snap_steps.append(step)
-            self.snaps.append(np.asarray(flat, dtype=np.float64))
+            self.snaps.append(_vector(flat))
 
     def freeze(self) -> "History":
-        table = np.array(self.rows, dtype=np.float64).reshape(-1, len(COLUMNS))
+        table = self._table[: self._n]
         snaps = np.stack(self.snaps) if self.snaps else np.zeros((0, len(self.param_names)))
         return History(
             columns={c: table[:, i].copy() for i, c in enumerate(COLUMNS)},
@@ -76,6 +124,28 @@ class HistoryRecorder:
             snapshot_steps=np.asarray(self.snap_steps, dtype=np.int64),
             snapshots=snaps,
         )
+
+    def _append(self, row: tuple) -> None:
+        if self._n == len(self._table):
+            grown = np.empty((min(2 * len(self._table), self.max_rows + 1), len(COLUMNS)), dtype=np.float64)
+            grown[: self._n] = self._table[: self._n]
+            self._table = grown
+        self._table[self._n] = row
+        self._n += 1
+
+    def _thin_rows(self) -> None:
+        # Doubling the interval keeps the rows evenly spaced (steps are multiples of it) and step 0.
+        self.row_every *= 2
+        rows = self._table[: self._n]
+        kept = rows[rows[:, 0] % self.row_every == 0]
+        self._n = len(kept)
+        self._table[: self._n] = kept
+
+    def _thin_snapshots(self) -> None:
+        self.snapshot_every *= 2
+        keep = [i for i, s in enumerate(self.snap_steps) if s % self.snapshot_every == 0]
+        self.snap_steps = [self.snap_steps[i] for i in keep]
+        self.snaps = [self.snaps[i] for i in keep]
 
 
 @dataclass(frozen=True)
@@ -86,7 +156,7 @@ class History:
     ----------
     columns : dict of str to ndarray
         ``step``, ``epoch``, ``loss``, ``val_loss`` (NaN where not evaluated), ``lr``,
-        ``grad_norm``, ``time`` (seconds since the start).
+        ``grad_norm``, ``time`` (seconds since the start; NaN when loaded without ``timings.csv``).
     param_names : tuple of str
         Flat parameter names (``a[0]``, ``b``...), the columns of ``snapshots``.
     snapshot_steps : ndarray of int
@@ -121,11 +191,16 @@ class History:
             raise KeyError(f"no parameter snapshot at step {step}; snapshots exist every few steps: {self.snapshot_steps[:5]}...")
         return dict(zip(self.param_names, self.snapshots[hits[0]].tolist()))
 
-    def to_frame(self):
-        """One row per recorded step; parameter columns where a snapshot was kept (NaN elsewhere)."""
+    def to_frame(self, include_time: bool = False):
+        """One row per recorded step; parameter columns where a snapshot was kept (NaN elsewhere).
+
+        The wall-clock ``time`` column is left out unless ``include_time``: it differs from run
+        to run, and the frame is what ``history.csv`` holds (times go to :meth:`timings_frame`).
+        """
         import pandas as pd
 
-        frame = pd.DataFrame({c: v for c, v in self.columns.items()})
+        names = COLUMNS if include_time else STEP_COLUMNS
+        frame = pd.DataFrame({c: self.columns[c] for c in names})
         frame["step"] = frame["step"].astype(np.int64)
         if len(self.snapshot_steps):
             snaps = pd.DataFrame(self.snapshots, columns=list(self.param_names))
@@ -133,10 +208,21 @@ class History:
             frame = frame.merge(snaps, on="step", how="outer").sort_values("step", kind="stable").reset_index(drop=True)
         return frame
 
+    def timings_frame(self):
+        """``step, time``: the wall-clock seconds since the start at each recorded row (``timings.csv``)."""
+        import pandas as pd
+
+        return pd.DataFrame({"step": self.columns["step"].astype(np.int64), TIME_COLUMN: self.columns[TIME_COLUMN]})
+
     @classmethod
-    def from_frame(cls, frame) -> "History":
-        """Inverse of :meth:`to_frame` (what ``history.csv`` / ``.parquet`` hold)."""
-        columns = {c: frame[c].to_numpy(dtype=np.float64) for c in COLUMNS}
+    def from_frame(cls, frame, timings=None) -> "History":
+        """Inverse of :meth:`to_frame` (what ``history.csv`` / ``.parquet`` hold).
+
+        Reads files with or without a ``time`` column; ``timings`` (a ``step, time`` frame, as
+        in ``timings.csv``) fills the times in by step. Without either, ``time`` is NaN.
+        """
+        columns = {c: frame[c].to_numpy(dtype=np.float64) for c in STEP_COLUMNS}
+        columns[TIME_COLUMN] = _times(frame, timings, columns["step"])
         names = [c for c in frame.columns if c not in COLUMNS]
         have = frame[names].notna().all(axis=1).to_numpy() if names else np.zeros(len(frame), bool)
         return cls(
@@ -145,3 +231,20 @@ class History:
             snapshot_steps=frame["step"].to_numpy(dtype=np.int64)[have],
             snapshots=frame.loc[have, names].to_numpy(dtype=np.float64) if names else np.zeros((0, 0)),
         )
+
+
+def _vector(flat) -> np.ndarray:
+    """A float64 copy of a parameter vector: the caller may reuse its buffer."""
+    if isinstance(flat, torch.Tensor):
+        return flat.detach().to("cpu", torch.float64).numpy().copy()
+    return np.array(flat, dtype=np.float64)
+
+
+def _times(frame, timings, steps: np.ndarray) -> np.ndarray:
+    if TIME_COLUMN in frame.columns:
+        return frame[TIME_COLUMN].to_numpy(dtype=np.float64)
+    if timings is None or TIME_COLUMN not in timings.columns or "step" not in timings.columns:
+        return np.full(len(steps), np.nan)
+    by_step = dict(zip(timings["step"].to_numpy(dtype=np.float64).tolist(),
+                       timings[TIME_COLUMN].to_numpy(dtype=np.float64).tolist()))
+    return np.array([by_step.get(s, math.nan) for s in steps.tolist()], dtype=np.float64)

@@ -139,7 +139,9 @@ class FitResult:
         """The result as JSON text (also written to ``path`` when given)."""
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_default)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            from gradfit.outputs import atomic_write_text
+
+            atomic_write_text(path, text + "\n")
         return text
 
     @classmethod
@@ -176,11 +178,14 @@ class FitResult:
 
     def save_history(self, path: str | Path) -> None:
         """Write the history as CSV or Parquet, chosen by the file's extension."""
+        from gradfit.outputs import atomic_path
+
         frame = self.history.to_frame()
-        if str(path).endswith((".parquet", ".pq")):
-            frame.to_parquet(path, index=False)
-        else:
-            frame.to_csv(path, index=False)
+        with atomic_path(path) as tmp:  # the temporary file keeps the suffix, so the format follows it
+            if str(path).endswith((".parquet", ".pq")):
+                frame.to_parquet(tmp, index=False)
+            else:
+                frame.to_csv(tmp, index=False, lineterminator="\n")
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v:.6g}" for k, v in list(self.flat_params.items())[:8])
