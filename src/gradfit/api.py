@@ -68,7 +68,8 @@ def fit(
         Parameters held at their initial values.
     bounds : mapping
         Limits by name or entry, ``{"b": (0, None), "a[0]": (-1, 1)}`` (None: unbounded on that side). Every
-        optimizer honours them by projection: after each update, parameters are clipped into their box.
+        optimizer honours them by projection: after each update, parameters are clipped into their box, and
+        an entry on a bound whose gradient points outward is held there.
     drop_nan : bool
         Drop rows with missing values in the used columns (the count is in ``result.data["notes"]``)
         instead of refusing them.
@@ -90,10 +91,12 @@ def fit(
         False leaves signals alone.
     **options
         Any :class:`FitConfig` field: ``loss`` ("mse", "mae", "huber", "cross_entropy", "bce" or a callable),
-        ``optimizer`` ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lbfgs"), ``lr``,
-        ``momentum``, ``steps`` or ``epochs`` (default 1000 steps), ``batch_size`` (default: full batch),
-        ``schedule``, ``val_split``, ``patience``, ``target_loss``, ``tol``, ``max_time``, ``seed`` (0),
-        ``log_every``, ``dtype`` ("float32" or "float64"), ``device`` ("auto", "cpu", "cuda"), ``checkpoint_every``.
+        ``optimizer`` ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lbfgs", or "lm" for
+        Levenberg-Marquardt on mse), ``lr``, ``momentum``, ``steps`` or ``epochs`` (default 1000 steps),
+        ``batch_size`` (default: full batch), ``schedule``, ``val_split``, ``patience``, ``target_loss``, ``tol``,
+        ``max_time``, ``seed`` (0), ``log_every``, ``dtype`` ("float32", or "float64"; the default is float32,
+        float64 for lm), ``device`` ("auto", "cpu", "cuda"), ``scale`` (descend on scaled parameters),
+        ``uncertainty`` (None: error bars when cheap), ``checkpoint_every``.
 
     Returns
     -------
