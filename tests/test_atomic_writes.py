@@ -29,7 +29,6 @@ import pytest  # noqa: E402
 import gradfit  # noqa: E402
 from gradfit import outputs  # noqa: E402
 from gradfit.outputs import atomic_write_bytes, is_temp_name, load_run, remove_stale_temps, save_run  # noqa: E402
-from gradfit.train.history import History  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL") or not hasattr(os, "fork"), reason="POSIX only")
 
