@@ -14,10 +14,11 @@ import torch
 from gradfit.analysis.assess import assess, check_stability
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
-from gradfit.data.io import read_table
+from gradfit.data.io import open_data
 from gradfit.errors import ConfigError, DataError
 from gradfit.losses import get_loss
-from gradfit.models.resolve import ModelLike, build_model, default_inputs
+from gradfit.models.names import check_declared, declared_params
+from gradfit.models.resolve import ModelLike, build_model, check_names, default_inputs
 from gradfit.train.callbacks import PrintLoss
 from gradfit.optim.registry import optimizer_name
 from gradfit.train.config import FitConfig
@@ -40,10 +41,12 @@ def fit(
     x: str | Sequence[str] | None = None,
     y: str | None = None,
     init: Mapping[str, Any] | str | None = None,
+    params: Iterable[str] | str | None = None,
     fix: Iterable[str] | str | None = None,
     bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     model_options: Mapping[str, Any] | None = None,
     drop_nan: bool = False,
+    read: Mapping[str, Any] | None = None,
     callbacks: Sequence[Any] = (),
     checkpoint_dir: str | Path | None = None,
     resume: str | Path | None = None,
@@ -63,7 +66,13 @@ def fit(
     x, y : column names
         Inputs (default: the formula's names that are columns, else every column but ``y``) and target.
     init : mapping or "random"
-        Initial values by name (``{"a": [0.5, 0.75]}``, ``{"a[0]": 0.5}``); defaults are the model's.
+        Initial values by name (``{"a": [0.5, 0.75]}``, ``{"a[0]": 0.5}``, ``{"a[bmi]": 0.5}``); defaults are
+        the model's. A name given a value is declared a parameter (see ``params``).
+    params : names, optional
+        Formula names declared parameters. A formula name that is not a column but is close to one (``bpp``
+        for a column ``bp``, ``BMI`` for ``bmi``; see :mod:`gradfit.data.spelling`) is refused with "did you
+        mean", as is a column left out of ``x``, unless declared here (or in ``init``); a declared name that is
+        also a column is a parameter, not an input.
     fix : names
         Parameters held at their initial values.
     bounds : mapping
@@ -73,6 +82,13 @@ def fit(
     drop_nan : bool
         Drop rows with missing values in the used columns (the count is in ``result.data["notes"]``)
         instead of refusing them.
+    read : mapping, optional
+        How to read a file (see :func:`gradfit.data.io.read_table`): ``{"sep": ";", "decimal": ",",
+        "thousands": ".", "encoding": "latin-1", "header": False, "dates": ["when"]}``; separator, decimal mark
+        and thousands are detected when not given. What was used is in ``result.data["read"]``, so
+        ``read_table(path, **result.data["read"])`` reads the same numbers again. Date columns (``dates``, and the
+        datetime columns of a DataFrame) become numbers in a stated unit since a stated origin (a note says
+        which; ``result.data["dates"]`` holds them per column).
     model_options : mapping
         Zoo options such as ``{"degree": 3}`` or ``{"hidden": (32, 32)}``.
     callbacks : sequence
@@ -115,17 +131,17 @@ def fit(
     dtype = torch.float64 if config.resolved_dtype == "float64" else torch.float32
     device = _device(config.device)
 
-    origin = None  # where the data can be read again, so pictures can be redrawn from a saved run
-    if isinstance(data, str) or hasattr(data, "__fspath__"):
-        origin = str(data) if str(data).startswith("builtin:") else str(Path(data).resolve())
-        data = read_table(data)
-    inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y if isinstance(y, str) else None)
-    notes: list[str] = []
+    # origin: where the data can be read again (with result.data["read"]), so pictures can be redrawn from a saved run
+    data, origin, reading, notes = open_data(data, read)
+    declared, y_name = declared_params(params, init), y if isinstance(y, str) else None
+    check_names(model, _columns(data), y_name, None if x is None else _split_names(x), declared)
+    inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y_name, declared)
     dataset = as_dataset(data, x=inputs, y=y, dtype=dtype, drop_nan=drop_nan, report=notes)
     if dataset.y is None:
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
     n_outputs = _n_outputs(loss, dataset)
     built = build_model(model, dataset.x_names, n_outputs=n_outputs, **dict(model_options or {}))
+    check_declared(built, params)
     loss.check_targets(dataset.y, built.n_outputs)
     dataset = dataset.columns(list(built.inputs)).to(device)
 
@@ -153,7 +169,8 @@ def fit(
         diagnostics={"at_bounds": box.at_bounds(out.params), "stability_limit": stability, **out.diagnostics},
         config={**config.to_dict(), "lr": _lr(config)},
         data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
-              "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes},
+              "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes,
+              **reading},
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
     )
