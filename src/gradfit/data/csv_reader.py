@@ -56,6 +56,8 @@ def read_csv(p: Path, default_sep: str, compression: str | None, options: dict) 
                   encoding=_pandas_encoding(encoding), index_col=False, engine="c")
     if not header:
         kwargs.update(header=None, names=headerless_names(_widest(lines, sep)))
+    if options["dates"]:  # as text, or the thousands separator would turn 01.02.2020 into 1022020
+        kwargs["dtype"] = {name: str for name in options["dates"]}
     try:
         with warnings.catch_warnings():
             # index_col=False stops pandas from silently taking the first column as the index when

@@ -22,9 +22,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from gradfit.data.spelling import suggest
 from gradfit.errors import ConfigError, DataError
 
-__all__ = ["UNITS", "check_date_spec", "convert_dates", "datetime_columns", "to_numbers"]
+__all__ = ["UNITS", "apply_dates", "check_date_spec", "convert_dates", "datetime_columns", "to_numbers"]
 
 UNITS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0, "weeks": 604800.0,
          "years": 365.25 * 86400.0}
@@ -109,8 +110,11 @@ def convert_dates(df: pd.DataFrame, specs: Mapping[str, Mapping], *, source: str
     for name, raw in specs.items():
         spec = check_date_spec(name, raw)
         if name not in out.columns:
-            raise DataError(f"{source}: the date column {name!r} (dates=, --dates) is not a column. "
-                            f"Columns: {', '.join(map(str, out.columns[:20]))}.")
+            columns = [str(c) for c in out.columns]
+            close = suggest(name, columns)
+            raise DataError(f"{source}: the date column {name!r} named in --dates (library: read={{'dates': ...}}) is "
+                            f"not a column. Columns: {', '.join(columns[:20])}."
+                            + (f" Did you mean {close!r}?" if close else ""))
         values, record, how = _to_times(out[name], name, spec, source, row_label, first_row, decimal_comma)
         numbers, record = to_numbers(values, {**spec, **record})
         out[name] = numbers
@@ -119,6 +123,20 @@ def convert_dates(df: pd.DataFrame, specs: Mapping[str, Mapping], *, source: str
         notes.append(f"column '{name}' ({how}) converted to {record['unit']}{origin}"
                      + (" (years of 365.25 days)" if record["unit"] == "years" else ""))
     return out, records, notes
+
+
+def apply_dates(df: pd.DataFrame, records: Mapping[str, Mapping], *, source: str = "data", row_label: str = "row",
+                first_row: int = 0) -> pd.DataFrame:
+    """``df`` with the date columns of an earlier fit converted the same way (same unit, origin, day order).
+
+    Columns of ``records`` (``FitResult.data["dates"]``) that ``df`` lacks or that hold numbers
+    already are left alone, so a frame read with the same options passes through unchanged.
+    """
+    todo = {c: r for c, r in records.items()
+            if c in df.columns and not pd.api.types.is_numeric_dtype(df[c].dtype)}
+    if not todo:
+        return df
+    return convert_dates(df, todo, source=source, row_label=row_label, first_row=first_row)[0]
 
 
 def to_numbers(values: pd.Series, spec: Mapping) -> tuple[np.ndarray, dict]:
@@ -178,7 +196,7 @@ def _to_times(col: pd.Series, name: str, spec: dict, source: str, row_label: str
         raise DataError(f"{source}, column '{name}': no dates (every value is empty). Check the column named in --dates.")
     if spec["format"] is not None:
         parsed = pd.to_datetime(text, format=spec["format"], errors="coerce")
-        where.check(parsed, present, f"dates in the format {spec['format']!r}", "Fix them or give the right format")
+        where.check(parsed, present, f"in the format {spec['format']!r}", "Fix {it} or give the right format")
         return parsed, {}, f"format {spec['format']}"
     s = text[present].astype(str)
     first = s.iloc[0]
@@ -186,7 +204,7 @@ def _to_times(col: pd.Series, name: str, spec: dict, source: str, row_label: str
         utc = bool(s.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True).any())
         iso = text.str.match(_ISO).fillna(False).to_numpy(dtype=bool)
         parsed = pd.to_datetime(text.where(iso, None), format="ISO8601", errors="coerce", utc=utc)
-        where.check(parsed, present, "dates in the form YYYY-MM-DD [HH:MM[:SS]]", "Fix them")
+        where.check(parsed, present, "in the form YYYY-MM-DD [HH:MM[:SS]]", "Fix {it}")
         return parsed, {}, "ISO dates" + (", converted to UTC" if utc else "")
     for pattern, kind in ((_YMD, "ymd"), (_DMY, "dmy")):
         if pd.Series([first]).str.match(pattern).iloc[0]:
@@ -218,7 +236,7 @@ def _from_parts(parts: pd.DataFrame, kind: str, spec: dict, where: "_Where", pre
     parsed = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     if ok.any():
         parsed[ok] = pd.to_datetime(frame[ok], errors="coerce")
-    where.check(parsed, present, f"dates in the form {form}", "Fix them")
+    where.check(parsed, present, f"in the form {form}", "Fix {it}")
     return parsed, record, how
 
 
@@ -262,7 +280,8 @@ class _Where:
         if len(bad):
             value = str(self.text.iloc[bad[0]])
             shown = repr(value[:40] + ("..." if len(value) > 40 else ""))
-            count = f"{len(bad)} values are" if len(bad) > 1 else "1 value is"
-            raise DataError(f"{self.source}, column '{self.name}': {count} not {expected} (the first at "
-                            f"{self.at(bad[0])}: {shown}). {fix}, or leave '{self.name}' out of --dates "
+            count = f"{len(bad)} values are not dates" if len(bad) > 1 else "1 value is not a date"
+            it = "them" if len(bad) > 1 else "it"
+            raise DataError(f"{self.source}, column '{self.name}': {count} {expected} (the first at "
+                            f"{self.at(bad[0])}: {shown}). {fix.format(it=it)}, or leave '{self.name}' out of --dates "
                             f"(library: read={{'dates': [...]}}).")

@@ -43,8 +43,8 @@ class Dialect:
     detected: tuple[str, ...] = ()
 
     def note(self) -> str | None:
-        """A sentence for the user when the layout was detected and is not plain comma-separated."""
-        if not self.detected or (self.sep == "," and self.decimal == "." and self.thousands is None):
+        """A sentence for the user when something other than the extension's layout was detected."""
+        if not self.detected:
             return None
         marks = []
         if self.decimal == ",":

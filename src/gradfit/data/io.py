@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pandas as pd
 
 from gradfit.data.csv_reader import check_duplicates, check_rows, read_csv
-from gradfit.data.dates import convert_dates, datetime_columns
+from gradfit.data.dates import apply_dates, convert_dates, datetime_columns
 from gradfit.data.read_options import check_read
 from gradfit.data.synthetic import load_builtin
 from gradfit.errors import ConfigError, DataError, GradfitError
 
-__all__ = ["open_data", "read_table"]
+__all__ = ["open_data", "read_like", "read_table"]
 
 _CSV_SUFFIXES = {".csv": ",", ".txt": ",", ".tsv": "\t", ".tab": "\t"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -34,6 +35,7 @@ ROW_LABEL_ATTR, FIRST_ROW_ATTR, SOURCE_ATTR = "gradfit_row_label", "gradfit_firs
 # What the read used (read_table(path, **attrs[READ_ATTR]) reads the same way), its notes, and the
 # number format of text columns (so a bad value is found and reported by its line, not every value).
 READ_ATTR, NOTES_ATTR, NUMBERS_ATTR = "gradfit_read", "gradfit_notes", "gradfit_numbers"
+DETECTED_ATTR = "gradfit_detected"  # which of sep, decimal, thousands were detected rather than given
 
 
 def read_table(path: str | os.PathLike, *, sep: str | None = None, decimal: str | None = None,
@@ -106,6 +108,7 @@ def read_table(path: str | os.PathLike, *, sep: str | None = None, decimal: str 
     used = {"sep": dialect.sep, "decimal": dialect.decimal, "thousands": dialect.thousands,
             "encoding": options["encoding"] or "utf-8", "header": options["header"]}
     df.attrs[NUMBERS_ATTR] = (dialect.decimal, dialect.thousands)
+    df.attrs[DETECTED_ATTR] = dialect.detected
     note = dialect.note()
     return _dates(df, options, used, [note] if note else [])
 
@@ -137,7 +140,8 @@ def open_data(data, read=None) -> tuple[object, str | None, dict, list[str]]:
         df, auto, auto_notes = _datetime_columns(df, set(used.get("dates", {})))
         if auto:
             used["dates"] = {**used.get("dates", {}), **auto}
-        return df, origin, {"read": used, "dates": used.get("dates", {})}, notes + auto_notes
+        reading = {"read": used, "read_detected": list(df.attrs.get(DETECTED_ATTR, ())), "dates": used.get("dates", {})}
+        return df, origin, reading, notes + auto_notes
     text_options = {k: v for k, v in options.items() if k != "dates" and v not in (None, True)}
     if text_options:
         raise ConfigError(f"The reading option(s) {', '.join(text_options)} apply to files; the data given is a "
@@ -146,12 +150,27 @@ def open_data(data, read=None) -> tuple[object, str | None, dict, list[str]]:
         if options["dates"]:
             raise ConfigError(f"The 'dates' reading option applies to files and DataFrames; the data given is a "
                               f"{type(data).__name__}. Convert the dates to numbers first.")
-        return data, None, {"read": None, "dates": {}}, []
+        return data, None, {"read": None, "read_detected": [], "dates": {}}, []
     df, records, notes = data, {}, []
     if options["dates"]:
         df, records, notes = convert_dates(df, options["dates"], source="DataFrame")
     df, auto, auto_notes = _datetime_columns(df, set(records))
-    return df, None, {"read": None, "dates": {**records, **auto}}, notes + auto_notes
+    return df, None, {"read": None, "read_detected": [], "dates": {**records, **auto}}, notes + auto_notes
+
+
+def read_like(path: str | os.PathLike, info: Mapping) -> pd.DataFrame:
+    """Read ``path`` as a run's data was read: ``info`` is ``FitResult.data``.
+
+    The encoding, header, separators the user gave and the date conversion (unit, origin, day
+    order) are the run's; a separator, decimal mark or thousands separator that was detected then
+    is detected again, so new data in another layout is still read. For the run's own file,
+    ``read_table(info["path"], **info["read"])`` repeats the read exactly.
+    """
+    detected = set(info.get("read_detected") or ())
+    read = {k: v for k, v in (info.get("read") or {}).items() if k not in detected}
+    df = read_table(path, **read)
+    return apply_dates(df, info.get("dates") or {}, source=repr(str(path)), row_label=df.attrs.get(ROW_LABEL_ATTR, "row"),
+                       first_row=df.attrs.get(FIRST_ROW_ATTR, 0))
 
 
 def _datetime_columns(df: pd.DataFrame, done: set) -> tuple[pd.DataFrame, dict, list[str]]:

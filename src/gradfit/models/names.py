@@ -74,8 +74,8 @@ def check_formula_names(formula, columns: Sequence[str], y: str | None, inputs: 
     given = set(inputs or ())
     problems: list[tuple[str, str]] = []
     for name in formula.names:
-        declare = (f"declare it a parameter with --param {name} (library: params=[{name!r}]) or give it a "
-                   f"start value with --init {name}=...")
+        declare = (f"declare it a parameter: --param {name} (library: params=[{name!r}]), or give it a start value "
+                   f"with --init {name}=VALUE")
         if name in declared:
             if name in given:
                 problems.append((name, f"'{name}' is declared a parameter but also given as an input (--x); "
@@ -95,9 +95,10 @@ def check_formula_names(formula, columns: Sequence[str], y: str | None, inputs: 
             close = near_column(name, candidates)
             if close is not None:
                 how = "differs only in case from" if close.casefold() == name.casefold() else \
-                    f"{'one edit' if edit_distance(name.casefold(), close.casefold()) == 1 else 'two edits'} from"
+                    f"is {'one edit' if edit_distance(name.casefold(), close.casefold()) == 1 else 'two edits'} from"
+                shown = f"'{close}'" if written(close) == close else written(close)
                 problems.append((name, f"'{name}' is not a column, so it would be fitted as a parameter, but it "
-                                       f"{how} the column '{close}'. Did you mean {written(close)}? If '{name}' "
+                                       f"{how} the column '{close}'. Did you mean {shown}? If '{name}' "
                                        f"is meant to be a parameter, {declare}"))
     if problems:
         first = problems[0][0]
