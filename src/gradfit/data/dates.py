@@ -193,7 +193,8 @@ def _to_times(col: pd.Series, name: str, spec: dict, source: str, row_label: str
     present = text.notna().to_numpy()
     where = _Where(source, name, row_label, first_row, text)
     if not present.any():
-        raise DataError(f"{source}, column '{name}': no dates (every value is empty). Check the column named in --dates.")
+        raise DataError(f"{source}, column '{name}': no dates (every value is empty). "
+                        "Check the column named in --dates.")
     if spec["format"] is not None:
         parsed = pd.to_datetime(text, format=spec["format"], errors="coerce")
         where.check(parsed, present, f"in the format {spec['format']!r}", "Fix {it} or give the right format")

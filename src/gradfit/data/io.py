@@ -169,8 +169,8 @@ def read_like(path: str | os.PathLike, info: Mapping) -> pd.DataFrame:
     detected = set(info.get("read_detected") or ())
     read = {k: v for k, v in (info.get("read") or {}).items() if k not in detected}
     df = read_table(path, **read)
-    return apply_dates(df, info.get("dates") or {}, source=repr(str(path)), row_label=df.attrs.get(ROW_LABEL_ATTR, "row"),
-                       first_row=df.attrs.get(FIRST_ROW_ATTR, 0))
+    return apply_dates(df, info.get("dates") or {}, source=repr(str(path)),
+                       row_label=df.attrs.get(ROW_LABEL_ATTR, "row"), first_row=df.attrs.get(FIRST_ROW_ATTR, 0))
 
 
 def _datetime_columns(df: pd.DataFrame, done: set) -> tuple[pd.DataFrame, dict, list[str]]:

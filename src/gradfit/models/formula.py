@@ -3,9 +3,10 @@
 The text is parsed once with :mod:`ast` and every node is checked against a whitelist
 (numbers, names, ``+ - * / **``, unary ``-``/``+``, calls of the functions in
 :mod:`gradfit.models.formula_functions`). A name that is not a Python identifier (a column
-called ``body mass`` or ``CO2 (ppm)``) is written between backquotes: ``a * `body mass` + b``. Allowed nodes become small closures that call torch;
-evaluating a :class:`Formula` never looks at the text again, and nothing the user wrote is
-ever executed (no ``eval``, ``exec``, bytecode or attribute lookup on user names).
+called ``body mass`` or ``CO2 (ppm)``) is written between backquotes: ``a * `body mass` + b``.
+Allowed nodes become small closures that call torch; evaluating a :class:`Formula` never looks
+at the text again, and nothing the user wrote is ever executed (no ``eval``, ``exec``, bytecode
+or attribute lookup on user names).
 """
 
 from __future__ import annotations
