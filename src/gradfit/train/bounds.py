@@ -18,6 +18,7 @@ import torch
 from gradfit.errors import ModelError
 from gradfit.models.base import Model
 
+
 class Bounds:
     """Lower and upper limits per parameter entry (``-inf``/``inf`` where unbounded).
 

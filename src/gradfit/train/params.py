@@ -10,6 +10,7 @@ import torch
 from gradfit.errors import ModelError
 from gradfit.models.base import Model
 
+
 def initial_params(
     model: Model,
     init: Mapping[str, object] | str | None,
