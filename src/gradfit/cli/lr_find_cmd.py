@@ -16,6 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gradfit.cli.console import EXIT_OK, console, guarded
+from gradfit.cli.read_options import (
+    DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
+)
 
 __all__ = ["lr_find_command"]
 
@@ -38,6 +41,17 @@ def lr_find_command(
     batch_size: Annotated[Optional[int], typer.Option(help="Rows per step (default: all rows).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random start and the shuffling.")] = 0,
     dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32).")] = None,
+    param: Params = None,
+    sep: Sep = None,
+    decimal: Decimal = None,
+    thousands: Thousands = None,
+    encoding: Encoding = None,
+    no_header: NoHeader = False,
+    dates: Dates = None,
+    date_unit: DateUnit = None,
+    date_origin: DateOrigin = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
     out: Annotated[Path, typer.Option(help="Folder for lr_find.png and lr_find.json.")] = Path("gradfit-out/lr-find"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
@@ -55,7 +69,10 @@ def lr_find_command(
         from gradfit.outputs import atomic_write_text, check_out_dir
         from gradfit.plots.lr_finder import LRFinderDisplay
 
-        parsed = {"x": parse_names(x, "--x"), "init": parse_init(init), "fix": parse_names(fix, "--fix")}
+        parsed = {"x": parse_names(x, "--x"), "init": parse_init(init), "fix": parse_names(fix, "--fix"),
+                  "params": parse_names(param, "--param"),
+                  "read": read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin,
+                                       dayfirst, date_format)}
         out_dir = check_out_dir(out)
         options = {"dtype": dtype} if dtype is not None else {}
         result = find_lr(model, data, y=y, loss=loss, optimizer=optimizer, lr_min=lr_min, lr_max=lr_max, steps=steps,

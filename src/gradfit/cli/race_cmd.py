@@ -10,6 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gradfit.cli.console import EXIT_OK, console, guarded
+from gradfit.cli.read_options import (
+    DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
+)
 
 __all__ = ["race_command"]
 
@@ -37,6 +40,17 @@ def race_command(
                                                      "two free ones).", show_default=False)] = None,
     animate: Annotated[Optional[Path], typer.Option(help="Also write an animation: FILE.gif, FILE.mp4 or "
                                                     "FILE.html.", show_default=False)] = None,
+    param: Params = None,
+    sep: Sep = None,
+    decimal: Decimal = None,
+    thousands: Thousands = None,
+    encoding: Encoding = None,
+    no_header: NoHeader = False,
+    dates: Dates = None,
+    date_unit: DateUnit = None,
+    date_origin: DateOrigin = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
     out: Annotated[Path, typer.Option(help="Folder for race.png.")] = Path("gradfit-out/race"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
@@ -62,7 +76,10 @@ def race_command(
             check_animation_path(animate)
         out_dir = check_out_dir(out)
         common = dict(x=parse_names(x, "--x"), y=y, init=parse_init(init), fix=parse_names(fix, "--fix"), loss=loss,
-                      steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype)
+                      steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype,
+                      params=parse_names(param, "--param"),
+                      read=read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin,
+                                        dayfirst, date_format))
         common = {k: v for k, v in common.items() if v is not None}
         if lrs is not None:
             race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)
