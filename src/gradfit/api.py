@@ -16,7 +16,7 @@ from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import read_table
 from gradfit.errors import ConfigError, DataError
-from gradfit.losses import get_loss
+from gradfit.losses import check_weighting, get_loss
 from gradfit.models.resolve import ModelLike, build_model, default_inputs
 from gradfit.train.callbacks import PrintLoss
 from gradfit.optim.registry import optimizer_name
@@ -44,6 +44,9 @@ def fit(
     bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     model_options: Mapping[str, Any] | None = None,
     drop_nan: bool = False,
+    sigma: str | Any = None,
+    absolute_sigma: bool = False,
+    weights: str | Any = None,
     callbacks: Sequence[Any] = (),
     checkpoint_dir: str | Path | None = None,
     resume: str | Path | None = None,
@@ -73,6 +76,19 @@ def fit(
     drop_nan : bool
         Drop rows with missing values in the used columns (the count is in ``result.data["notes"]``)
         instead of refusing them.
+    sigma : column name or array, optional
+        The targets' standard deviations, one per row (> 0), as ``scipy.optimize.curve_fit``'s ``sigma``:
+        rows are weighted by ``1/sigma²``, the mse is their weighted mean (``Σ wᵢrᵢ²/Σ wᵢ``; the report
+        gives the chi-square ``Σ (rᵢ/σᵢ)²`` and the reduced chi-square), Levenberg-Marquardt minimises the
+        chi-square, and the covariance is curve_fit's ``pcov``. Needs ``loss="mse"``. The column is not an
+        input of the model.
+    absolute_sigma : bool
+        With ``sigma``: the sigmas are absolute, so the covariance is ``(JᵀWJ)⁻¹``, not scaled by the reduced
+        chi-square (curve_fit's ``absolute_sigma``).
+    weights : column name or array, optional
+        Row weights >= 0, not all 0 (as scikit-learn's ``sample_weight``; 0 leaves a row out), for any built-in
+        loss: the loss is ``Σ wᵢℓᵢ / Σ wᵢ``. Exclusive with ``sigma`` (weights = 1/sigma²). See
+        :mod:`gradfit.data.weights`.
     model_options : mapping
         Zoo options such as ``{"degree": 3}`` or ``{"hidden": (32, 32)}``.
     callbacks : sequence
@@ -119,9 +135,13 @@ def fit(
     if isinstance(data, str) or hasattr(data, "__fspath__"):
         origin = str(data) if str(data).startswith("builtin:") else str(Path(data).resolve())
         data = read_table(data)
-    inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y if isinstance(y, str) else None)
+    weight_columns = [v for v in (sigma, weights) if isinstance(v, str)]  # a column of row weights is not an input
+    columns = [c for c in _columns(data) if c not in weight_columns]
+    inputs = _split_names(x) if x is not None else default_inputs(model, columns, y if isinstance(y, str) else None)
     notes: list[str] = []
-    dataset = as_dataset(data, x=inputs, y=y, dtype=dtype, drop_nan=drop_nan, report=notes)
+    dataset = as_dataset(data, x=inputs, y=y, dtype=dtype, drop_nan=drop_nan, report=notes, sigma=sigma,
+                         weights=weights, absolute_sigma=absolute_sigma)
+    check_weighting(loss, dataset.weighting)
     if dataset.y is None:
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
     n_outputs = _n_outputs(loss, dataset)
@@ -153,7 +173,8 @@ def fit(
         diagnostics={"at_bounds": box.at_bounds(out.params), "stability_limit": stability, **out.diagnostics},
         config={**config.to_dict(), "lr": _lr(config)},
         data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
-              "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes},
+              "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes,
+              "weights": None if train.w is None else dataset.weighting.to_dict(float(train.w.double().sum()))},
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
     )
@@ -182,7 +203,7 @@ def _descend(model, loss, train, val, params, fixed, config: FitConfig, callback
     if config.scale:
         from gradfit.train.scaling import Scaling
 
-        scaling = Scaling.prepare(model, loss, train.x, train.y, params, fixed, bounds=box)
+        scaling = Scaling.prepare(model, loss, train.x, train.y, params, fixed, bounds=box, w=train.w)
         f = scaling.loss_factor
         model, loss, params, box = scaling.model, scaling.loss, scaling.internal_start(), scaling.internal_bounds(box)
         callbacks = scaling.wrap_callbacks(callbacks)

@@ -1,0 +1,126 @@
+"""Row weights: ``sigma`` (the targets' standard deviations, as ``curve_fit``'s) or ``weights``, checked at the door.
+
+A fit weights its rows in one of two ways, never both:
+
+- ``sigma``: the standard deviation of each target, as ``scipy.optimize.curve_fit(..., sigma=...)``.
+  Each row gets the weight ``1 / sigma²``, so the sum of squares becomes the chi-square
+  ``Σ (rᵢ / σᵢ)²``. With ``absolute_sigma=False`` (curve_fit's default) only the ratios of the sigmas
+  matter and the covariance is scaled by the reduced chi-square; with ``absolute_sigma=True`` the
+  sigmas are taken as they are and it is not.
+- ``weights``: ``wᵢ >= 0`` per row, as scikit-learn's ``sample_weight`` (relative: the covariance of a
+  least-squares fit is scaled by the weighted residual variance, as statsmodels' WLS; a weight of 0
+  leaves a row out).
+
+Every loss is then the weighted mean ``Σ wᵢ ℓᵢ / Σ wᵢ`` over the rows it is evaluated on (all rows, a
+chunk's sum divided by the whole set's weight, or one mini-batch): with equal weights it is the
+unweighted loss, it does not change when every weight is multiplied by a constant, and it keeps the
+units of the loss (for mse: the weighted mean squared residual). The chi-square is recoverable:
+``loss * Σ wᵢ`` (``result.data["weights"]["sum"]`` holds ``Σ wᵢ`` of the training rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["Weighting", "check_values", "to_weights", "weight_options"]
+
+KINDS = ("sigma", "weights")
+
+
+@dataclass(frozen=True)
+class Weighting:
+    """How a dataset's rows are weighted.
+
+    Attributes
+    ----------
+    kind : str
+        ``"sigma"`` (weights ``1/sigma²``) or ``"weights"``.
+    column : str or None
+        The data column they came from; None when they were given as an array (which is not saved
+        with a run, so a saved run cannot read them again).
+    absolute_sigma : bool
+        With ``sigma``: the sigmas are absolute, so the covariance is not scaled by the reduced chi-square.
+    """
+
+    kind: str
+    column: str | None = None
+    absolute_sigma: bool = False
+
+    def describe(self) -> str:
+        """``"sigma (column 'err')"``, ``"weights (an array)"``: for reports and messages."""
+        where = f"column '{self.column}'" if self.column is not None else "an array"
+        absolute = ", absolute" if self.absolute_sigma else ""
+        return f"{self.kind} ({where}{absolute})"
+
+    def to_dict(self, total: float | None = None) -> dict:
+        """JSON-able, for ``result.data["weights"]``; ``total`` is Σ wᵢ over the training rows."""
+        out = {"kind": self.kind, "column": self.column, "from": "column" if self.column is not None else "array",
+               "absolute_sigma": self.absolute_sigma}
+        if total is not None:
+            out["sum"] = float(total)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Weighting | None":
+        if not d:
+            return None
+        return cls(d["kind"], d.get("column"), bool(d.get("absolute_sigma", False)))
+
+
+def weight_options(sigma, weights, absolute_sigma) -> tuple[str, object] | None:
+    """``(kind, value)`` of the weighting asked for (None: unweighted), or ConfigError for a contradiction."""
+    from gradfit.errors import ConfigError
+
+    if not isinstance(absolute_sigma, bool):
+        raise ConfigError(f"The 'absolute_sigma' parameter must be True or False. Got {absolute_sigma!r} instead.")
+    if sigma is not None and weights is not None:
+        raise ConfigError("Give sigma or weights, not both: weights are 1/sigma², so one determines the other. "
+                          "Use sigma for the targets' standard deviations (as curve_fit), weights for sample weights.")
+    if absolute_sigma and sigma is None:
+        raise ConfigError("absolute_sigma=True (--absolute-sigma) needs sigma=... (--sigma COLUMN): it says the sigmas "
+                          "are absolute standard deviations. For weights w that are absolute inverse variances, give "
+                          "sigma = 1/sqrt(w) instead.")
+    for kind, value in (("sigma", sigma), ("weights", weights)):
+        if value is not None:
+            if isinstance(value, (bool, int, float)):
+                raise ConfigError(f"The '{kind}' parameter must be a column name or an array with one value per row. "
+                                  f"Got {value!r} instead.")
+            return kind, value
+    return None
+
+
+def check_values(kind: str, values: Tensor, where: str, at) -> list[str]:
+    """The problems of a sigma or weights column (NaN aside: the caller reports missing values).
+
+    ``where`` names the column in messages; ``at(positions)`` says where rows are ("lines 4, 9").
+    """
+    problems = []
+    bad = values <= 0 if kind == "sigma" else values < 0  # NaN compares False: reported elsewhere
+    if bool(bad.any()):
+        pos = bad.nonzero().flatten()
+        more = ", ..." if len(pos) > 5 else ""
+        if kind == "sigma":
+            problems.append(f"{where}: {len(pos)} sigma value(s) <= 0 at {at(pos[:5].tolist())}{more} (the first is "
+                            f"{float(values[pos[0]]):g}). A standard deviation must be > 0: correct them, or drop those "
+                            f"rows (to leave a row out of the fit, use weights with a weight of 0 instead).")
+        else:
+            problems.append(f"{where}: {len(pos)} negative weight(s) at {at(pos[:5].tolist())}{more} (the first is "
+                            f"{float(values[pos[0]]):g}). Weights must be >= 0 (0 leaves a row out).")
+    return problems
+
+
+def to_weights(kind: str, values: Tensor, dtype: torch.dtype, where: str) -> tuple[Tensor | None, list[str]]:
+    """The row weights in ``dtype`` (``1/sigma²`` for sigma), or the problems that prevent them."""
+    w = 1.0 / values.double() ** 2 if kind == "sigma" else values.double()
+    problems = []
+    if not bool((w > 0).any()):
+        problems.append(f"{where}: every weight is 0, so no row counts. Give at least one row a weight > 0.")
+    out = w.to(dtype)
+    if not bool(torch.isfinite(out).all()):
+        pos = (~torch.isfinite(out)).nonzero().flatten()
+        problems.append(f"{where}: {len(pos)} sigma value(s) so small that 1/sigma² overflows {dtype} (the first is "
+                        f"{float(values[pos[0]]):g}). Pass dtype='float64', or give the sigmas in other units.")
+    return (None if problems else out), problems
