@@ -279,7 +279,7 @@ def training_data(result, data=None):
 
     if isinstance(data, Dataset):
         return data
-    dataset = run_data(result, data)
+    dataset = run_data(result, data, weighted=True)
     if result.config.get("val_split"):
         dataset, _ = dataset.split(result.config["val_split"], torch.Generator().manual_seed(result.config.get("seed", 0)))
     return dataset
