@@ -135,9 +135,7 @@ def fit(
     if isinstance(data, str) or hasattr(data, "__fspath__"):
         origin = str(data) if str(data).startswith("builtin:") else str(Path(data).resolve())
         data = read_table(data)
-    weight_columns = [v for v in (sigma, weights) if isinstance(v, str)]  # a column of row weights is not an input
-    columns = [c for c in _columns(data) if c not in weight_columns]
-    inputs = _split_names(x) if x is not None else default_inputs(model, columns, y if isinstance(y, str) else None)
+    inputs = _split_names(x) if x is not None else _default_inputs(model, data, y, (sigma, weights))
     notes: list[str] = []
     dataset = as_dataset(data, x=inputs, y=y, dtype=dtype, drop_nan=drop_nan, report=notes, sigma=sigma,
                          weights=weights, absolute_sigma=absolute_sigma)
@@ -292,6 +290,18 @@ def _columns(data) -> list[str]:
     if hasattr(data, "shape") and len(data.shape) == 2:
         return [f"x{i}" for i in range(data.shape[1])]
     return []
+
+
+def _default_inputs(model, data, y, weights) -> list[str]:
+    """The model's inputs when x is not given: a formula's names that are columns, else every column but y and
+    the column of row weights (sigma or weights), which describes the rows, not the model's input."""
+    from gradfit.models.resolve import is_zoo_name
+
+    y = y if isinstance(y, str) else None
+    columns = _columns(data)
+    if not (isinstance(model, str) and not is_zoo_name(model)):
+        columns = [c for c in columns if c not in [w for w in weights if isinstance(w, str)]]
+    return default_inputs(model, columns, y)
 
 
 def _n_outputs(loss, dataset: Dataset) -> int:

@@ -285,3 +285,11 @@ def test_result_json_round_trips_the_weighting():
     assert "weighted           1/sigma² (sigma: column 'err', absolute sigma)" in gradfit.analysis.report.render_text(r.report)
     plain = gradfit.fit("a*exp(-b*x) + c", _decay(), y="y", x="x", optimizer="lm")
     assert plain.data["weights"] is None and "chisqr" not in plain.report["statistics"]
+
+
+def test_a_formula_may_read_its_sigma_column_a_zoo_model_does_not():
+    frame = _line().assign(z=lambda d: d["x"] ** 2)
+    r = gradfit.fit("a*x + b*err + c", frame, y="y", sigma="err", optimizer="lm", dtype="float64")
+    assert r.data["x"] == ["x", "err"]  # a formula names its inputs itself
+    z = gradfit.fit("linear", frame, y="y", weights="err", optimizer="lm", dtype="float64")
+    assert z.data["x"] == ["x", "z"]  # every column but the target and the weights
