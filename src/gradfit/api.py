@@ -15,6 +15,7 @@ from gradfit.analysis.assess import assess, check_stability
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import read_table
+from gradfit.data.weights import check_training_rows
 from gradfit.errors import ConfigError, DataError
 from gradfit.losses import check_weighting, get_loss
 from gradfit.models.resolve import ModelLike, build_model, default_inputs
@@ -149,6 +150,7 @@ def fit(
 
     generator = torch.Generator().manual_seed(config.seed)
     train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
+    check_training_rows(train)
     params = initial_params(built, init, generator, dtype, x=train.x, y=train.y)
     params = {k: v.to(device) for k, v in params.items()}
     fixed = fixed_names(built, fix)

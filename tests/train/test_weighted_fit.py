@@ -293,3 +293,9 @@ def test_a_formula_may_read_its_sigma_column_a_zoo_model_does_not():
     assert r.data["x"] == ["x", "err"]  # a formula names its inputs itself
     z = gradfit.fit("linear", frame, y="y", weights="err", optimizer="lm", dtype="float64")
     assert z.data["x"] == ["x", "z"]  # every column but the target and the weights
+
+
+def test_a_split_that_leaves_no_weighted_training_row_is_refused():
+    frame = _line(n=10).assign(w=[0.0] * 9 + [1.0])
+    with pytest.raises(gradfit.errors.DataError, match="Every training row has weight 0"):
+        gradfit.fit("linear", frame, x="x", y="y", weights="w", optimizer="lbfgs", val_split=0.5, seed=4)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Weighting", "check_values", "to_weights", "weight_options"]
+__all__ = ["Weighting", "check_values", "check_training_rows", "to_weights", "weight_options"]
 
 KINDS = ("sigma", "weights")
 
@@ -124,3 +124,12 @@ def to_weights(kind: str, values: Tensor, dtype: torch.dtype, where: str) -> tup
         problems.append(f"{where}: {len(pos)} sigma value(s) so small that 1/sigma² overflows {dtype} (the first is "
                         f"{float(values[pos[0]]):g}). Pass dtype='float64', or give the sigmas in other units.")
     return (None if problems else out), problems
+
+
+def check_training_rows(train) -> None:
+    """DataError when no training row has a positive weight (the validation split took them all)."""
+    from gradfit.errors import DataError
+
+    if train.w is not None and not bool((train.w > 0).any()):
+        raise DataError(f"Every training row has weight 0 ({len(train)} rows): the validation split took every row that "
+                        f"counts. Give more rows a weight > 0, or a smaller val_split (--val-split), or another seed.")
