@@ -14,7 +14,7 @@ from torch import Tensor
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import FIRST_ROW_ATTR, ROW_LABEL_ATTR, SOURCE_ATTR, read_table
 from gradfit.data.columns import Table, column, plural
-from gradfit.data.weights import Weighting, check_values, to_weights, weight_options
+from gradfit.data.weights import check_values, to_weights, weight_options, weights_column, where_weights
 from gradfit.errors import ConfigError, DataError
 
 __all__ = ["as_dataset"]
@@ -81,11 +81,11 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
         y = str(y)  # a DataFrame column named by an integer
     elif y is not None and not isinstance(y, str):
         y = _add_targets(table, y)
-    kind, weighting, w_name = _weights_column(table, asked, absolute_sigma, data)
+    kind, weighting, w_name = weights_column(table, asked, absolute_sigma, data)
     x_names, y_name = _select(table, x, y)
     src, problems = table.source, table.problems
     if w_name is not None and w_name not in table.columns:
-        problems.append(_unknown(table, w_name, kind))
+        problems.append(_unknown_weights(table, w_name, kind))
         w_name = None
     elif w_name is not None and x is None and w_name in x_names:  # row weights are not an input of the model
         x_names.remove(w_name)
@@ -95,7 +95,7 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
     used = x_names + ([y_name] if y_name else []) + ([w_name] if w_name else [])
     tensors = {n: t for n in dict.fromkeys(used) if (t := column(table, n, dtype)) is not None}
     if w_name in tensors:
-        problems += check_values(kind, tensors[w_name], _where(table, w_name, kind, weighting), table.where)
+        problems += check_values(kind, tensors[w_name], where_weights(table, w_name, kind, weighting), table.where)
     lengths = {n: t.shape[0] for n, t in tensors.items()}
     note, same_length = None, len(set(lengths.values())) == 1
     if lengths and not same_length:
@@ -110,7 +110,7 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
                             "Give more data.")
     w = None
     if w_name in tensors and not problems:
-        w, bad = to_weights(kind, tensors[w_name], dtype, _where(table, w_name, kind, weighting))
+        w, bad = to_weights(kind, tensors[w_name], dtype, where_weights(table, w_name, kind, weighting))
         problems += bad
     if problems:
         head = f"Cannot use the data from {src}: {plural(len(problems), 'problem')}:"
@@ -124,54 +124,12 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
                    w=w, weighting=weighting if w is not None else None)
 
 
-def _where(table: Table, name: str, kind: str, weighting: Weighting) -> str:
-    if weighting.column is None:
-        return f"{table.source}, {kind} (the array given)"
-    return f"{table.source}, {kind} column '{name}'"
-
-
-def _unknown(table: Table, name: str, kind: str) -> str:
+def _unknown_weights(table: Table, name: str, kind: str) -> str:
     names = list(table.columns)
     close = difflib.get_close_matches(name, names, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return (f"{table.source}: {kind} column '{name}' not found. Available columns: "
             f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}.{hint}")
-
-
-def _weights_column(table: Table, asked, absolute_sigma: bool, data) -> tuple[str, Weighting | None, str | None]:
-    """``(kind, weighting, column)``: how to check the values, what the Dataset records, and the name of their
-    column in ``table`` (an array is added to it as a column; a Dataset's own weights are kept when none
-    are asked for)."""
-    if asked is None:
-        if isinstance(data, Dataset) and data.w is not None:
-            name = _unused(table.columns, "weights")
-            table.columns[name] = data.w.detach()
-            # The stored weights themselves (even from sigma: no round trip through 1/sqrt), and their record.
-            return "weights", data.weighting or Weighting("weights"), name
-        return "weights", None, None
-    kind, value = asked
-    if isinstance(value, (int, np.integer)):
-        value = str(value)
-    if isinstance(value, str):
-        return kind, Weighting(kind, value, absolute_sigma), value
-    weighting = Weighting(kind, None, absolute_sigma)
-    values = _targets(value)
-    if getattr(values, "ndim", 1) != 1:
-        table.problems.append(f"{table.source}: {kind} must be one value per row (a 1-D array). Got shape "
-                              f"{tuple(values.shape)} instead.")
-        return kind, weighting, None
-    n = len(next(iter(table.columns.values()))) if table.columns else len(values)
-    if len(values) != n:
-        table.problems.append(f"{table.source}: {kind} has {len(values)} values but the data has {n} rows. Give one "
-                              f"{kind} value per row, in the data's row order.")
-        return kind, weighting, None
-    name = _unused(table.columns, kind)
-    table.columns[name] = values
-    return kind, weighting, name
-
-
-def _unused(cols, stem: str) -> str:
-    return next(n for n in (stem, f"{stem}_", *(f"{stem}_{i}" for i in range(len(cols) + 1))) if n not in cols)
 
 
 def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | None]:

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
-__all__ = ["Weighting", "check_values", "check_training_rows", "to_weights", "weight_options"]
+__all__ = ["Weighting", "check_values", "check_training_rows", "to_weights", "weight_options", "weights_column",
+           "where_weights"]
 
 KINDS = ("sigma", "weights")
 
@@ -90,6 +93,60 @@ def weight_options(sigma, weights, absolute_sigma) -> tuple[str, object] | None:
                                   f"Got {value!r} instead.")
             return kind, value
     return None
+
+
+def weights_column(table, asked, absolute_sigma: bool, data) -> tuple[str, Weighting | None, str | None]:
+    """``(kind, weighting, column)``: how to check the values, what the Dataset records, and the name of their
+    column in ``table`` (a :class:`gradfit.data.columns.Table`).
+
+    ``asked`` is :func:`weight_options`' answer. An array is added to the table as a column of its
+    own; a Dataset's own weights are kept when none are asked for.
+    """
+    if asked is None:
+        own = getattr(data, "w", None)  # a Dataset's
+        if own is not None:
+            name = _unused(table.columns, "weights")
+            table.columns[name] = own.detach()
+            # The stored weights themselves (even from sigma: no round trip through 1/sqrt), and their record.
+            return "weights", data.weighting or Weighting("weights"), name
+        return "weights", None, None
+    kind, value = asked
+    if isinstance(value, (int, np.integer)):
+        value = str(value)  # a DataFrame column named by an integer
+    if isinstance(value, str):
+        return kind, Weighting(kind, value, absolute_sigma), value
+    weighting = Weighting(kind, None, absolute_sigma)
+    values = _one_per_row(value)
+    if values.ndim != 1:
+        table.problems.append(f"{table.source}: {kind} must be one value per row (a 1-D array). Got shape "
+                              f"{tuple(values.shape)} instead.")
+        return kind, weighting, None
+    n = len(next(iter(table.columns.values()))) if table.columns else len(values)
+    if len(values) != n:
+        table.problems.append(f"{table.source}: {kind} has {len(values)} values but the data has {n} rows. Give one "
+                              f"{kind} value per row, in the data's row order.")
+        return kind, weighting, None
+    name = _unused(table.columns, kind)
+    table.columns[name] = values
+    return kind, weighting, name
+
+
+def where_weights(table, name: str, kind: str, weighting: Weighting) -> str:
+    """How messages name the weights: ``"data.csv, sigma column 'err'"`` or ``"dict, weights (the array given)"``."""
+    if weighting.column is None:
+        return f"{table.source}, {kind} (the array given)"
+    return f"{table.source}, {kind} column '{name}'"
+
+
+def _one_per_row(value):
+    values = value.detach() if isinstance(value, Tensor) else value if isinstance(value, pd.Series) else np.asarray(value)
+    if values.ndim == 2 and values.shape[1] == 1:  # an (n, 1) column
+        values = values[:, 0]
+    return values
+
+
+def _unused(cols, stem: str) -> str:
+    return next(n for n in (stem, f"{stem}_", *(f"{stem}_{i}" for i in range(len(cols) + 1))) if n not in cols)
 
 
 def check_values(kind: str, values: Tensor, where: str, at) -> list[str]:
