@@ -143,3 +143,8 @@ def test_weighting_round_trips_through_json_form():
     d = how.to_dict(12.5)
     assert d == {"kind": "sigma", "column": "err", "from": "column", "absolute_sigma": True, "sum": 12.5}
     assert Weighting.from_dict(d) == how and Weighting.from_dict(None) is None
+
+
+def test_a_column_called_w_is_just_a_column(frame):
+    ds = as_dataset(frame, y="y")  # a DataFrame's column 'w' is not a Dataset's weights
+    assert ds.w is None and ds.x_names == ("x", "err", "w")

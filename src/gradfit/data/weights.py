@@ -103,7 +103,9 @@ def weights_column(table, asked, absolute_sigma: bool, data) -> tuple[str, Weigh
     own; a Dataset's own weights are kept when none are asked for.
     """
     if asked is None:
-        own = getattr(data, "w", None)  # a Dataset's
+        from gradfit.data.dataset import Dataset  # here: dataset.py imports this module
+
+        own = data.w if isinstance(data, Dataset) else None
         if own is not None:
             name = _unused(table.columns, "weights")
             table.columns[name] = own.detach()
