@@ -82,7 +82,7 @@ def _count(x: Tensor, w: Tensor | None) -> int | float:
     rows of weight 0 carry no information, and their loss is 0, not NaN)."""
     if w is None:
         return x.shape[0]
-    total = float(w.double().sum())
+    total = float(w.sum(dtype=torch.float64))  # no float64 copy of the weights
     return total if total > 0 else 1.0
 
 
