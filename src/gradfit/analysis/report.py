@@ -11,6 +11,13 @@ Statistics, on the training rows, with ``n`` rows and ``p`` free parameters:
 - likelihood losses (bce, cross_entropy): ``AIC = 2 NLL + 2p``, ``BIC = 2 NLL + p ln n``, NLL the
   summed loss; no RSS or R²;
 - other losses (mae, huber): the least-squares numbers of the residuals, AIC/BIC assuming Gaussian errors.
+
+A weighted fit (``sigma`` or ``weights``, see :mod:`gradfit.data.weights`) states how it was weighted, and
+its numbers are the weighted ones, with ``n`` the rows of positive weight: the chi-square
+``χ² = Σ wᵢrᵢ²`` (``Σ (rᵢ/σᵢ)²`` for sigma), the reduced chi-square ``χ²/(n-p)``, the weighted
+``R² = 1 - χ² / Σ wᵢ(yᵢ - ȳ_w)²`` with ``ȳ_w`` the weighted mean of ``y`` (statsmodels' WLS
+``rsquared``), ``AIC = n ln(χ²/n) + 2p`` and ``BIC = n ln(χ²/n) + p ln n`` (lmfit's, from χ²), and the
+summed weighted NLL ``Σ wᵢℓᵢ`` for likelihoods; ``rss`` stays the unweighted ``Σ rᵢ²``.
 """
 
 from __future__ import annotations
@@ -46,27 +53,40 @@ def statistics(result, data=None) -> dict:
 
     name = _loss_name(result)
     p = len(_free(result))
+    weights = result.data.get("weights")
     out = {"n": int(result.data.get("n_train", result.data.get("n", 0))), "p": p, "loss": name, "rss": None, "tss": None,
            "r2": None, "redchi": None, "nll": None, "aic": None, "bic": None, "kind": _kind(name)}
+    if weights:
+        out.update(chisqr=None, weighted=_weighted(weights))
     try:
         ds = training_data(result, data) if result.model is not None else None
     except GradfitError:
         ds = None
     if ds is None:
         if name == "mse" and math.isfinite(result.loss):
-            out.update(_least_squares(result.loss * out["n"], None, out["n"], p))
+            if weights and weights.get("sum") is not None:  # the loss is χ² / Σw: χ² is recoverable, the rss not
+                out.update(_least_squares(result.loss * weights["sum"], None, out["n"], p), rss=None,
+                           chisqr=result.loss * weights["sum"])
+            elif not weights:
+                out.update(_least_squares(result.loss * out["n"], None, out["n"], p))
         return out
-    out["n"] = n = len(ds)
+    w = None if ds.w is None else ds.w.double()
+    n = len(ds) if w is None else int((w > 0).sum())
+    out["n"] = n
     params = {k: v.to(ds.x.device, torch.float64) for k, v in result.params.items()}
     with torch.no_grad():
-        pred = torch.cat([result.model(params, ds.x[i:i + 65_536].double()) for i in range(0, n, 65_536)])
+        pred = torch.cat([result.model(params, ds.x[i:i + 65_536].double()) for i in range(0, len(ds), 65_536)])
     y = ds.y.double()
     if name in LIKELIHOODS:
-        nll = float(get_loss(name).total(pred, y))
+        nll = float(get_loss(name).total(pred, y) if w is None else get_loss(name).total(pred, y, w))
         out.update(nll=nll, aic=2 * nll + 2 * p, bic=2 * nll + p * math.log(n))
-    elif pred.shape == y.shape:
+    elif pred.shape == y.shape and w is None:
         rss = float(((y - pred) ** 2).sum())
         out.update(_least_squares(rss, float(((y - y.mean()) ** 2).sum()), n, p))
+    elif pred.shape == y.shape:
+        chisqr = float((w * (y - pred) ** 2).sum())
+        tss = float((w * (y - (w * y).sum() / w.sum()) ** 2).sum())
+        out.update(_least_squares(chisqr, tss, n, p), chisqr=chisqr, rss=float(((y - pred) ** 2).sum()))
     return out
 
 
@@ -99,7 +119,8 @@ def report_dict(result, uncertainty: Uncertainty | None = None, data=None) -> di
         "schema": "gradfit.report/1",
         "model": result.model_spec.get("name") or getattr(result.model, "name", "model"),
         "data": {"source": result.data.get("source"), "path": result.data.get("path"), "n": stats["n"],
-                 "n_val": result.data.get("n_val", 0), "n_free": stats["p"]},
+                 "n_val": result.data.get("n_val", 0), "n_free": stats["p"],
+                 "weights": result.data.get("weights")},
         "optimizer": result.config.get("optimizer"), "lr": result.config.get("lr"), "loss_name": _loss_name(result),
         "loss": _num(result.loss), "val_loss": _num(result.val_loss), "steps": result.steps,
         "stop_reason": result.stop_reason, "message": result.message,
@@ -135,11 +156,13 @@ def render_text(rep: dict) -> str:
     lines = ["[[Fit]]", f"    model              {rep['model']}", f"    data               {where}",
              f"    points             {d['n']}" + (f" (+ {d['n_val']} held out for validation)" if d.get("n_val") else ""),
              f"    free parameters    {d['n_free']}",
+             *([f"    weighted           {_weighted(d['weights'])}"] if d.get("weights") else []),
              f"    optimizer          {rep['optimizer']}" + (f" (lr {_g(rep['lr'])})" if rep.get("lr") else ""),
              f"    steps              {rep['steps']}", f"    stopped            {rep['stop_reason']}: {rep['message']}",
              f"    final loss ({rep['loss_name']})".ljust(23) + _g(rep["loss"])]
     lines.append("[[Statistics]]")
-    for key, label in (("rss", "RSS"), ("tss", "TSS"), ("r2", "R-squared"), ("redchi", "reduced chi-square"),
+    for key, label in (("chisqr", "chi-square"), ("rss", "RSS"), ("tss", "TSS"), ("r2", "R-squared"),
+                       ("redchi", "reduced chi-square"),
                        ("nll", "NLL (summed loss)"), ("aic", "AIC"), ("bic", "BIC")):
         if st.get(key) is not None:
             lines.append(f"    {label:<19}{_g(st[key])}")
@@ -227,11 +250,26 @@ def _least_squares(rss: float, tss: float | None, n: int, p: int) -> dict:
 
 
 def _note(stats: dict) -> str | None:
+    notes = []
+    if stats.get("weighted"):
+        notes.append(f"weighted by {stats['weighted']}: " + (
+            "NLL = Σ wᵢℓᵢ" if stats["kind"] == "likelihood" else
+            "chi-square = Σ wᵢrᵢ², reduced chi-square = chi-square/(n-p), TSS = Σ wᵢ(yᵢ-ȳw)², R² = 1 - chi-square/TSS "
+            "(weighted, as statsmodels' WLS), AIC and BIC from the chi-square; RSS unweighted"))
     if stats["kind"] == "likelihood":
-        return f"AIC and BIC from 2 x NLL: the {stats['loss']} loss is a negative log-likelihood"
+        notes.append(f"AIC and BIC from 2 x NLL: the {stats['loss']} loss is a negative log-likelihood")
     if stats["kind"] == "other" and stats["aic"] is not None:
-        return f"AIC and BIC from the RSS, assuming Gaussian errors, although the fit minimised {stats['loss']}"
-    return None
+        notes.append(f"AIC and BIC from the {'chi-square' if stats.get('weighted') else 'RSS'}, assuming Gaussian "
+                     f"errors, although the fit minimised {stats['loss']}")
+    return "; ".join(notes) or None
+
+
+def _weighted(weights: dict) -> str:
+    """``"1/sigma² (sigma column 'err', absolute)"``: how a fit's rows were weighted, from ``result.data["weights"]``."""
+    kind = weights.get("kind", "weights")
+    where = f"column '{weights['column']}'" if weights.get("column") is not None else "an array"
+    absolute = ", absolute sigma" if weights.get("absolute_sigma") else ""
+    return f"1/sigma² (sigma: {where}{absolute})" if kind == "sigma" else f"weights ({where})"
 
 
 def _kind(name: str) -> str:

@@ -89,6 +89,15 @@ def fit_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
+    sigma: Annotated[Optional[str], typer.Option("--sigma", help="Column of the targets' standard deviations (> 0), "
+                                                 "as curve_fit's sigma: rows weighted by 1/sigma², the report gives "
+                                                 "the chi-square; needs --loss mse.", show_default=False)] = None,
+    absolute_sigma: Annotated[bool, typer.Option("--absolute-sigma", help="The --sigma values are absolute: the "
+                                                 "covariance is not scaled by the reduced chi-square (curve_fit's "
+                                                 "absolute_sigma).")] = False,
+    weights: Annotated[Optional[str], typer.Option("--weights", help="Column of row weights (>= 0, 0 leaves a row "
+                                                   "out), as sklearn's sample_weight; not with --sigma.",
+                                                   show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, history.csv and checkpoint.pt "
                                                 "(default: gradfit-out, or the --resume folder).",
                                                 show_default=False)] = None,
@@ -114,7 +123,8 @@ def fit_command(
     options = dict(loss=loss, optimizer=optimizer, lr=lr, momentum=momentum, steps=steps, epochs=epochs,
                    batch_size=batch_size, schedule=schedule, val_split=val_split, patience=patience,
                    target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device,
-                   uncertainty=uncertainty, scale=scale or None, checkpoint_every=checkpoint_every)
+                   uncertainty=uncertainty, scale=scale or None, checkpoint_every=checkpoint_every,
+                   sigma=sigma, weights=weights, absolute_sigma=absolute_sigma or None)
     if out is None:  # a resumed fit goes on writing where it was saved
         out = DEFAULT_OUT if resume is None else (resume.parent if resume.is_file() else resume)
     with guarded(debug):
@@ -197,7 +207,9 @@ def run_fit(
         paths.update(draw(result, out_dir, kinds, paths, landscape=pair, animation_path=animation_path))
     if not quiet:
         n, xs = result.data.get("n"), ", ".join(result.data.get("x", []))
-        print_report(result, paths, title=f"Fitted {model} to {data} ({n} rows; inputs {xs}; target {y})")
+        how = result.data.get("weights")
+        weighted = f"; {how['kind']} {how['column']}" if how else ""
+        print_report(result, paths, title=f"Fitted {model} to {data} ({n} rows; inputs {xs}; target {y}{weighted})")
     if result.stop_reason == "interrupted":
         err_console.print(f"{result.message} The run so far was saved to {str(paths['result'])!r}.",
                           markup=False, soft_wrap=True, style="yellow")

@@ -13,7 +13,8 @@ from rich.text import Text
 
 __all__ = ["print_report_tables"]
 
-_STATS = (("rss", "RSS"), ("r2", "R²"), ("redchi", "reduced chi-square"), ("nll", "NLL (summed loss)"),
+_STATS = (("chisqr", "chi-square"),  # weighted fits only
+          ("rss", "RSS"), ("r2", "R²"), ("redchi", "reduced chi-square"), ("nll", "NLL (summed loss)"),
           ("aic", "AIC"), ("bic", "BIC"))
 
 
