@@ -126,8 +126,8 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
 
 def _unknown_weights(table: Table, name: str, kind: str) -> str:
     names = list(table.columns)
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    close = suggest(name, names)
+    hint = f" Did you mean '{close}'?" if close else ""
     return (f"{table.source}: {kind} column '{name}' not found. Available columns: "
             f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}.{hint}")
 
