@@ -19,7 +19,7 @@ Examples
 >>> acc = RegressionScore()
 >>> acc.update(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 3.0, 3.0]))
 >>> {k: round(v, 4) for k, v in acc.result().items()}
-{'n': 3, 'r2': -0.5, 'rmse': 0.8165, 'mae': 0.6667, 'rss': 2.0, 'tss': 1.3333}
+{'n': 3, 'r2': 0.25, 'rmse': 0.8165, 'mae': 0.6667, 'rss': 2.0, 'tss': 2.6667}
 """
 
 from __future__ import annotations

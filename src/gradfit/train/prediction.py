@@ -13,7 +13,7 @@ Examples
 --------
 >>> task_of("bce"), task_of("cross_entropy"), task_of("huber")
 ('binary', 'multiclass', 'regression')
->>> probabilities(torch.tensor([0.0, 2.0]), "binary").round(decimals=3).tolist()
+>>> probabilities(torch.tensor([0.0, 2.0], dtype=torch.float64), "binary").round(decimals=3).tolist()
 [[0.5, 0.5], [0.119, 0.881]]
 """
 
