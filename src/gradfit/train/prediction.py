@@ -29,8 +29,8 @@ from torch import Tensor
 
 from gradfit.errors import ConfigError, DataError, ModelError
 
-__all__ = ["TASKS", "KINDS", "task_of", "input_matrix", "model_outputs", "probabilities", "classes", "finite_rows",
-           "read_rows", "CHUNK_ROWS"]
+__all__ = ["TASKS", "KINDS", "KEEP", "task_of", "input_matrix", "model_outputs", "probabilities", "classes",
+           "finite_rows", "read_rows", "prediction_frame", "CHUNK_ROWS"]
 
 TASKS = ("regression", "binary", "multiclass")
 #: What ``FitResult.predict`` returns: the model's own outputs (values, or logits for a classifier),
@@ -160,3 +160,67 @@ def finite_rows(outputs: Tensor) -> Tensor:
     """A ``(n,)`` mask of the rows whose outputs are all finite (a missing input gives a missing output)."""
     finite = torch.isfinite(outputs)
     return finite if finite.ndim == 1 else finite.all(dim=1)
+
+
+#: Which of the data's columns a prediction table repeats before the predictions.
+KEEP = ("inputs", "all", "none")
+
+
+def prediction_frame(result, frame, keep: str = "inputs", source: str | None = None):
+    """The predictions of ``result`` for the rows of ``frame``, as a table to write.
+
+    Parameters
+    ----------
+    result : FitResult
+    frame : pandas.DataFrame
+        Holds the model's input columns (``result.data["x"]``); other columns are ignored unless ``keep="all"``.
+    keep : {"inputs", "all", "none"}
+        The columns of ``frame`` repeated before the predictions: the model's inputs, every column
+        (ids, targets), or none.
+    source : str, optional
+        The name of the data in messages (a file path).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per row of ``frame``, in order. A regression adds ``prediction``; a classifier adds
+        ``class`` (``0..C-1``) and one ``prob_<class>`` column per class (bce: ``prob_1``, the probability
+        of class 1). A row with a missing input has empty predictions.
+
+    Raises
+    ------
+    DataError
+        A missing input column (naming the columns found), text or infinities in one, or a column of
+        ``frame`` that a prediction column would overwrite (with ``keep="all"``).
+    """
+    import pandas as pd
+
+    if keep not in KEEP:
+        raise ConfigError(f"The 'keep' parameter must be one of {', '.join(map(repr, KEEP))}. Got {keep!r} instead.")
+    names = tuple(result.model.inputs)
+    dtype = torch.float64 if result.data.get("dtype") == "float64" else torch.float32
+    X = input_matrix(frame, names, dtype, source=source)
+    out = model_outputs(result.model, result.params, X)
+    ok = finite_rows(out).cpu().numpy()
+    task = result.task
+    if task == "regression":
+        values = out.cpu().numpy()
+        added = {"prediction": values} if values.ndim == 1 else \
+            {f"prediction_{j}": values[:, j] for j in range(values.shape[1])}
+    else:
+        probs = probabilities(out, task).cpu().numpy()
+        labels = classes(out, task).cpu().numpy()
+        added = {"class": pd.array(np.where(ok, labels, 0), dtype="Int64")}
+        added["class"][~ok] = pd.NA
+        columns = [1] if task == "binary" else range(probs.shape[1])
+        added.update({f"prob_{j}": probs[:, j] for j in columns})
+    kept = {"inputs": list(names), "all": [str(c) for c in frame.columns], "none": []}[keep]
+    clash = [c for c in added if c in kept]
+    if clash:
+        raise DataError(f"{source or 'The data'} already has the column(s) {', '.join(clash)} that the predictions "
+                        f"would fill (is it the output of an earlier prediction?). Keep only the inputs "
+                        f"(--columns inputs), or rename those columns.")
+    table = frame.loc[:, kept].reset_index(drop=True) if kept else pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    for name, values in added.items():
+        table[name] = values
+    return table
