@@ -86,6 +86,8 @@ def _check_out(out: Path, run: Path, data: str) -> str:
     from gradfit.errors import ConfigError
     from gradfit.outputs import RUN_FILES
 
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a folder; give a file name such as {str(out / 'predictions.csv')!r}.")
     suffixes = [s.lower() for s in out.suffixes]
     compressed = bool(suffixes) and suffixes[-1] in _COMPRESSED
     suffix = suffixes[-2] if compressed and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
@@ -93,8 +95,6 @@ def _check_out(out: Path, run: Path, data: str) -> str:
     if fmt is None or (compressed and fmt == "parquet"):
         raise ConfigError(f"--out {str(out)!r}: the file must end in .csv, .tsv or .parquet (a CSV may be compressed: "
                           f".csv.gz). Got {''.join(out.suffixes) or 'no extension'!r}.")
-    if out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a folder; give a file name such as {str(out / 'predictions.csv')!r}.")
     if _same_file(out, Path(data)):
         raise ConfigError(f"--out {str(out)!r} is the data file itself; predictions never overwrite their data. Give "
                           f"another file name.")
