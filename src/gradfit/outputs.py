@@ -275,7 +275,7 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
     if not result_path.is_file():
         raise DataError(f"{str(out)!r} holds no saved run: {RESULT_NAME} is missing. Give the --out folder of a "
                         f"`gradfit fit` run.")
-    history = None
+    history, from_npz = None, False
     if history_path.is_file():
         timings = _read_csv(timings_path) if timings_path.is_file() else None
         try:
@@ -284,12 +284,12 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
             raise DataError(f"{str(history_path)!r} is not a gradfit history ({type(exc).__name__}: {exc}). "
                             f"Fit again, or delete it to load the result without its history.") from None
         if not history.param_names and (out / SNAPSHOTS_NAME).is_file():
-            history = _with_snapshots(history, out / SNAPSHOTS_NAME)
+            history, from_npz = _with_snapshots(history, out / SNAPSHOTS_NAME), True
     try:
         result = FitResult.from_json(result_path, model=model, history=history)
     except (ValueError, KeyError) as exc:
         raise DataError(f"{str(result_path)!r} is not a gradfit result ({type(exc).__name__}: {exc}).") from None
-    if history is not None and history.param_names and list(history.param_names) != list(result.flat_params):
+    if from_npz and list(history.param_names) != list(result.flat_params):
         raise DataError(f"The parameter snapshots in {str(out)!r} name other parameters than {RESULT_NAME} "
                         f"({', '.join(list(history.param_names)[:3])}, ... against "
                         f"{', '.join(list(result.flat_params)[:3])}, ...): the files belong to different runs. Fit again.")
