@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -147,3 +151,15 @@ def test_a_failed_run_is_refused_unless_allowed(tmp_path):
     res = runner.invoke(app, ["predict", str(tmp_path / "run"), "builtin:linear", "--allow-failed"])
     assert res.exit_code == 0 and "warning: the fit did not succeed (diverged)" in res.stderr
     assert len(pd.read_csv(io.StringIO(res.stdout))) == 100
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(regression):
+    """`gradfit predict RUN DATA | head -1`: a closed pipe is SIGPIPE's exit 141, not an internal error."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "gradfit", "predict", str(regression / "run"),
+                             "builtin:linear?n=200000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what head does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141
+    assert first == b"x,prediction\n" and err == ""

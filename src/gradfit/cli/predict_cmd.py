@@ -24,6 +24,7 @@ __all__ = ["predict_command", "OUTPUT_SUFFIXES"]
 OUTPUT_SUFFIXES = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
 _RUN_FILES = ("checkpoint.pt",)  # with gradfit.outputs.RUN_FILES
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head` reports for `yes`
 
 
 def predict_command(
@@ -73,7 +74,7 @@ def predict_command(
             err_console.print(f"warning: the fit did not succeed ({result.stop_reason}); these predictions come from its "
                               f"last parameters.", markup=False, soft_wrap=True, style="yellow")
         if out is None:
-            table.to_csv(sys.stdout, index=False, lineterminator="\n")
+            _to_stdout(table)
             return
         _write(table, out, fmt)
         if not quiet:
@@ -112,6 +113,21 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return a.absolute() == b.absolute()
+
+
+def _to_stdout(table) -> None:
+    """The table as CSV on stdout; a reader that stops early (``| head``) ends the command as SIGPIPE would."""
+    try:
+        table.to_csv(sys.stdout, index=False, lineterminator="\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that Python's own flush at exit does not raise again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
 
 
 def _write(table, out: Path, fmt: str) -> None:
