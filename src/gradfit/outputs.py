@@ -292,7 +292,8 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
     if from_npz and list(history.param_names) != list(result.flat_params):
         raise DataError(f"The parameter snapshots in {str(out)!r} name other parameters than {RESULT_NAME} "
                         f"({', '.join(list(history.param_names)[:3])}, ... against "
-                        f"{', '.join(list(result.flat_params)[:3])}, ...): the files belong to different runs. Fit again.")
+                        f"{', '.join(list(result.flat_params)[:3])}, ...): the files belong to different runs. "
+                        f"Fit again.")
     return result
 
 

@@ -144,7 +144,8 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(regression, tmp_path, ca
 def test_a_failed_run_is_refused_unless_allowed(tmp_path):
     res = runner.invoke(app, ["fit", "builtin:linear", "--y", "y", "--model", "linear", "--optimizer", "sgd", "--lr",
                               "50", "--steps", "100", "--out", str(tmp_path / "run"), "--quiet"])
-    assert res.exit_code == 1 and json.loads((tmp_path / "run" / "result.json").read_text())["stop_reason"] == "diverged"
+    assert res.exit_code == 1
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["stop_reason"] == "diverged"
     res = runner.invoke(app, ["predict", str(tmp_path / "run"), "builtin:linear"])
     assert res.exit_code == 2 and "did not succeed (diverged" in res.stderr and "--allow-failed" in res.stderr
     assert res.stdout == ""

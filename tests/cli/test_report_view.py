@@ -63,7 +63,8 @@ def test_metrics_table_shows_train_and_validation_and_r2_once():
     d = {"x": x, "y": 3 * x + rng.normal(scale=0.2, size=80)}
     r = gradfit.fit("a*x + c", d, y="y", optimizer="lbfgs", steps=30, dtype="float64", val_split=0.25)
     text = _render(report_dict(r)).export_text()
-    rows = {line.split("│")[0].strip(): [c.strip() for c in line.split("│")[1:]] for line in text.splitlines() if "│" in line}
+    cells = [[c.strip() for c in line.split("│")] for line in text.splitlines() if "│" in line]
+    rows = {c[0]: c[1:] for c in cells}
     for key, label in (("r2", "R²"), ("rmse", "RMSE"), ("mae", "MAE")):
         assert rows[label] == [f"{r.metrics['train'][key]:.6g}", f"{r.metrics['validation'][key]:.6g}"]
     assert text.count("R²") == 1  # the statistics grid leaves it to the metrics table

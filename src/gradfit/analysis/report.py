@@ -247,7 +247,9 @@ def _from_metrics(train: dict, name: str, p: int) -> dict:
     n = int(train["n"])
     if name in LIKELIHOODS:
         nll = train.get("nll")
-        return {"n": n} if nll is None else {"n": n, "nll": nll, "aic": 2 * nll + 2 * p, "bic": 2 * nll + p * math.log(n)}
+        if nll is None:
+            return {"n": n}
+        return {"n": n, "nll": nll, "aic": 2 * nll + 2 * p, "bic": 2 * nll + p * math.log(n)}
     if train.get("rss") is None:
         return {"n": n}
     return {"n": n, **_least_squares(train["rss"], train.get("tss"), n, p)}

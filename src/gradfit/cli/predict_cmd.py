@@ -71,8 +71,8 @@ def predict_command(
             err_console.print(f"note: {missing} of {len(table)} rows have a missing input; their predictions are "
                               f"empty.", markup=False, soft_wrap=True, style="yellow")
         if not result.success:
-            err_console.print(f"warning: the fit did not succeed ({result.stop_reason}); these predictions come from its "
-                              f"last parameters.", markup=False, soft_wrap=True, style="yellow")
+            err_console.print(f"warning: the fit did not succeed ({result.stop_reason}); these predictions come "
+                              f"from its last parameters.", markup=False, soft_wrap=True, style="yellow")
         if out is None:
             _to_stdout(table)
             return

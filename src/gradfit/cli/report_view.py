@@ -75,8 +75,8 @@ def _tensors(report: dict) -> Table:
         table.add_column(name, justify="left" if name in ("tensor", "shape", "values") else "right")
     for t in tensors:
         values = "" if t.get("values") is None else "[" + ", ".join(_g(v, 5) for v in t["values"]) + "]"
-        table.add_row(Text(t["name"]), shape_text(t["shape"]), *(_g(t[k], 5) for k in ("norm", "mean", "std", "min", "max")),
-                      Text(values))
+        stats = (_g(t[k], 5) for k in ("norm", "mean", "std", "min", "max"))
+        table.add_row(Text(t["name"]), shape_text(t["shape"]), *stats, Text(values))
     return table
 
 

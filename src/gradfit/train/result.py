@@ -133,17 +133,19 @@ class FitResult:
         >>> r.predict("new.csv", kind="class")  # doctest: +SKIP
         array([0, 2, 1, ...])
         """
-        from gradfit.train.prediction import KINDS, classes, finite_rows, input_matrix, model_outputs, probabilities, read_rows
+        from gradfit.train.prediction import (KINDS, classes, finite_rows, input_matrix, model_outputs, probabilities,
+                                              read_rows)
 
         if kind not in KINDS:
-            raise ConfigError(f"The 'kind' parameter must be one of {', '.join(map(repr, KINDS))}. Got {kind!r} instead.")
+            raise ConfigError(f"The 'kind' parameter must be one of {', '.join(map(repr, KINDS))}. "
+                              f"Got {kind!r} instead.")
         if self.model is None:
             raise ModelError("This result has no model to predict with (it was loaded from JSON with a callable or "
                              "nn.Module model): pass model=... to FitResult.from_json.")
         task = self.task
         if kind != "output" and task == "regression":
-            raise ConfigError(f"kind={kind!r} is for classifiers (a fit with loss 'bce' or 'cross_entropy'); this result "
-                              f"was fitted with {self.config.get('loss', 'mse')!r}. Use kind='output'.")
+            raise ConfigError(f"kind={kind!r} is for classifiers (a fit with loss 'bce' or 'cross_entropy'); this "
+                              f"result was fitted with {self.config.get('loss', 'mse')!r}. Use kind='output'.")
         as_tensor = isinstance(x, torch.Tensor)
         source = None
         if isinstance(x, (str, Path)):
