@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from gradfit.analysis.assess import assess, check_stability
+from gradfit.analysis.metrics import with_metrics
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import open_data
@@ -206,6 +207,7 @@ def fit(
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
     )
+    result = with_metrics(result, built, loss, train, val)  # before assess: the report shows them
     result = assess(result, built, loss, train, fixed, config)
     for cb in callbacks:
         if hasattr(cb, "on_end"):
