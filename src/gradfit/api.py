@@ -168,6 +168,7 @@ def fit(
     n_outputs = _n_outputs(loss, dataset)
     built = build_model(model, dataset.x_names, n_outputs=n_outputs, **dict(model_options or {}))
     check_declared(built, params)
+    notes += _constant_notes(built)
     loss.check_targets(dataset.y, built.n_outputs)
     fixed = fixed_names(built, fix)
     choice = _plan(config, loss, built, fixed, dataset)
@@ -375,6 +376,15 @@ def _default_inputs(model, data, y: str | None, declared, weights) -> list[str]:
     if not (isinstance(model, str) and not is_zoo_name(model)):
         columns = [c for c in columns if c not in [w for w in weights if isinstance(w, str)]]
     return default_inputs(model, columns, y, declared)
+
+
+def _constant_notes(model) -> list[str]:
+    """A note when a formula uses ``e``: a coefficient named e would silently be Euler's number, not fitted."""
+    formula = getattr(model, "formula", None)
+    if formula is None or "e" not in getattr(formula, "constants", ()):
+        return []
+    return ["in the formula, e is Euler's number 2.71828 (a constant), not a parameter; to fit a coefficient, "
+            "give it another name"]
 
 
 def _n_outputs(loss, dataset: Dataset) -> int:
