@@ -284,7 +284,8 @@ def _plan(config: FitConfig, loss, model, fixed, dataset) -> Choice:
     rows = len(dataset) if not config.val_split else len(dataset) - max(1, int(round(len(dataset) * config.val_split)))
     free = sum(s.size for s in model.specs if s.name not in fixed)
     choice = plan_optimizer(config.optimizer, rows=rows, free=free, lr_given=config.lr is not None,
-                            momentum_given=config.momentum is not None, dtype=config.dtype, scale=config.scale,
+                            momentum_given=config.momentum is not None, schedule_given=config.schedule is not None,
+                            dtype=config.dtype, scale=config.scale,
                             loss_name=getattr(loss, "name", "loss"), least_squares=bool(getattr(loss, "least_squares", False)),
                             batch_size=config.batch_size, network=bool(getattr(model, "network", False)))
     if choice.optimizer == "lm":
@@ -307,6 +308,10 @@ def _check_lm(config: FitConfig, loss) -> None:
                           f"{getattr(loss, 'name', loss)!r}; use another optimizer for that loss.")
     if config.batch_size is not None:
         raise ConfigError("Levenberg-Marquardt ('lm') works on all rows at once; leave out 'batch_size'.")
+    if config.lr is not None or config.momentum is not None or config.schedule is not None:
+        given = [k for k in ("lr", "momentum", "schedule") if getattr(config, k) is not None]
+        raise ConfigError(f"Levenberg-Marquardt ('lm') has no learning rate: its damping adapts by itself. Leave out "
+                          f"{' and '.join(map(repr, given))}, or choose a gradient-descent optimizer.")
 
 
 def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, fixed, box):

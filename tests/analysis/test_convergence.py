@@ -125,3 +125,8 @@ def test_a_parameter_with_no_effect_anywhere_is_not_blamed_on_the_start():
     r = quiet_fit("b + 0*a*x", {"x": X, "y": 2 + 0 * X + 0.1 * np.sin(9 * X)}, y="y")
     assert "--init" not in r.message and "may not depend on it at all" in r.message and "--fix" in r.message
     assert any("a has no effect" in w for w in r.report["warnings"])
+
+
+def test_a_stall_without_error_bars_is_not_guessed_a_failure():
+    r = quiet_fit("linear", LINE, y="y", optimizer="sgd", steps=3000, uncertainty=False)
+    assert r.success and r.converged is None and "was not checked" in r.message

@@ -73,7 +73,14 @@ def test_fit_records_the_choice_and_reaches_lstsq():
 def test_an_lr_without_an_optimizer_means_the_seeds_gradient_descent():
     r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=100)
     assert r.config["optimizer"] == "sgd" and r.config["lr"] == 0.1 and r.steps == 100
-    assert "learning rate was given" in r.diagnostics["choice"]["reason"]
+    assert "a learning rate given" in r.diagnostics["choice"]["reason"]
+
+
+def test_lm_refuses_a_learning_rate_and_a_schedule_alone_means_gradient_descent():
+    with pytest.raises(gradfit.errors.ConfigError, match="no learning rate"):
+        gradfit.fit("linear", "builtin:linear", y="y", optimizer="lm", lr=0.1)
+    r = gradfit.fit("linear", "builtin:linear", y="y", schedule="cosine", steps=300)
+    assert r.config["optimizer"] == "sgd" and r.diagnostics["choice"]["lr_rule"] == "stability"
 
 
 def test_sgd_default_lr_is_half_the_stability_limit():

@@ -126,6 +126,9 @@ def judge(result, uncertainty, model, loss, train) -> Verdict:
             if decided:
                 return Verdict(reason, f"{message} {how[0].upper() + how[1:]}, at the minimum{_newton_words(f)}.",
                                True, flat=flat)
+            if f.newton is None:  # no error bars to tell a minimum from a stall: say so, do not guess
+                return Verdict(reason, f"{message} {how[0].upper() + how[1:]}; whether that is the minimum was not "
+                               f"checked (no uncertainties were computed).", None, flat=flat)
             return _failed("stalled", f"Stalled: {how}, short of the minimum{_newton_words(f, not_min=True)}.",
                            _remedies(f, stalled=True), flat)
         if _exact(f):  # Levenberg-Marquardt's own stall (its tests know a minimum better than a Newton step)

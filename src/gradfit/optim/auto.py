@@ -3,8 +3,8 @@
 Nobody types ``--optimizer lm --dtype float64`` on a first try, so the default has to reach the
 optimum by itself. The rules, first match wins:
 
-1. A learning rate or momentum was given: gradient descent with it (``sgd``, or ``momentum``),
-   the seeds' step, in float32. Giving an lr is asking for gradient descent.
+1. A learning rate, momentum or schedule was given: gradient descent with it (``sgd``, or
+   ``momentum``), the seeds' step, in float32. Giving an lr is asking for gradient descent.
 2. Mini-batches or a neural network (an ``nn.Module``, the zoo ``mlp``, or more free parameters than
    Levenberg-Marquardt and L-BFGS handle well): Adam, in float32, with a learning rate taken from the
    curvature of the loss at the start (:func:`gradfit.analysis.stability.adam_lr`).
@@ -70,7 +70,7 @@ class Choice:
 
 def choose_optimizer(*, loss_name: str, least_squares: bool, rows: int, free: int, batch_size: int | None = None,
                      network: bool = False, lr_given: bool = False, momentum_given: bool = False,
-                     dtype: str | None = None, scale: bool | None = None) -> Choice:
+                     schedule_given: bool = False, dtype: str | None = None, scale: bool | None = None) -> Choice:
     """The optimizer for a problem; see the module docstring for the rules.
 
     Parameters
@@ -85,8 +85,8 @@ def choose_optimizer(*, loss_name: str, least_squares: bool, rows: int, free: in
         Rows per step; None or >= rows is full batch.
     network : bool
         The model is a neural network (nn.Module or the zoo mlp).
-    lr_given, momentum_given : bool
-        The user gave a learning rate / momentum.
+    lr_given, momentum_given, schedule_given : bool
+        The user gave a learning rate / momentum / learning-rate schedule.
     dtype : str or None
         The user's dtype, which is kept; None lets the rule choose.
     scale : bool or None
@@ -94,11 +94,13 @@ def choose_optimizer(*, loss_name: str, least_squares: bool, rows: int, free: in
     """
     mini_batch = batch_size is not None and batch_size < rows
     size = f"{rows:,} rows x {free:,} free parameters"
-    if lr_given or momentum_given:
+    if lr_given or momentum_given or schedule_given:
         name = "momentum" if momentum_given else "sgd"
+        given = " and ".join(w for w, g in (("a learning rate", lr_given), ("momentum", momentum_given),
+                                              ("a schedule", schedule_given)) if g)
         return Choice(name, dtype or "float32", bool(scale), None if lr_given else "stability",
-                      f"a learning rate{' and momentum' if momentum_given else ''} was given, so plain gradient "
-                      f"descent ({name}) with it; leave out --lr for the automatic choice")
+                      f"{given} given, so gradient descent ({name}) with {'them' if ' and ' in given else 'it'}; "
+                      f"leave {'them' if ' and ' in given else 'it'} out for the automatic choice")
     if mini_batch or network or free > MAX_QUASI_NEWTON:
         why = ("mini-batches of %d rows" % batch_size if mini_batch else
                "a neural network" if network else f"{free:,} free parameters")
