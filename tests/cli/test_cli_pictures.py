@@ -123,3 +123,16 @@ def test_picture_option_parsing():
         with pytest.raises(Exception, match="needs ffmpeg"):
             check_animation_path("a.mp4")
     np.testing.assert_equal(len(KINDS), 6)
+
+
+def test_race_with_lm_draws_its_path(tmp_path):
+    out = tmp_path / "race"
+    res = runner.invoke(app, ["race", "builtin:linear", "--y", "y", "--model", "linear", "--optimizers",
+                              "adam:0.05,lm", "--steps", "30", "--init", "a=-1,a[1]=1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert png_size(out / "race.png")[0] == "PNG"
+    assert "adam, lr 0.05" in res.output and "converged" in res.output
+    res = runner.invoke(app, ["race", "builtin:linear", "--y", "y", "--model", "linear", "--optimizers",
+                              "adam:0.05,lm:0.1", "--out", str(tmp_path / "other")])
+    assert res.exit_code == 2 and "has no learning rate" in res.stderr and "Traceback" not in res.output
+    assert not (tmp_path / "other").exists()
