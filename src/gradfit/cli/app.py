@@ -12,6 +12,7 @@ from gradfit.cli.demo import demo_command
 from gradfit.cli.fit_cmd import fit_command
 from gradfit.cli.grad_cmd import grad_command
 from gradfit.cli.lr_find_cmd import lr_find_command
+from gradfit.cli.models_cmd import models_command
 from gradfit.cli.plot_cmd import plot_command
 from gradfit.cli.race_cmd import race_command
 from gradfit.cli.steps_cmd import steps_command
@@ -34,6 +35,7 @@ app.command("steps", no_args_is_help=True)(steps_command)
 app.command("plot", no_args_is_help=True)(plot_command)
 app.command("race", no_args_is_help=True)(race_command)
 app.command("lr-find", no_args_is_help=True)(lr_find_command)
+app.command("models")(models_command)
 
 
 @app.callback()
