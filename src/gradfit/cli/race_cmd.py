@@ -37,7 +37,12 @@ def race_command(
                                                      "two free ones).", show_default=False)] = None,
     animate: Annotated[Optional[Path], typer.Option(help="Also write an animation: FILE.gif, FILE.mp4 or "
                                                     "FILE.html.", show_default=False)] = None,
-    out: Annotated[Path, typer.Option(help="Folder for race.png.")] = Path("gradfit-out/race"),
+    out: Annotated[Optional[Path], typer.Option(help="Folder for race.png (default: a new folder "
+                                                "gradfit-out/race-NNN). A folder holding an earlier run gets this one "
+                                                "instead; one holding other files is refused (see --force).",
+                                                show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds other files: the "
+                                        "earlier run's files are replaced, the other files left alone.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -48,9 +53,9 @@ def race_command(
     """
     with guarded(debug):
         from gradfit.analysis.race import run_race
+        from gradfit.cli.fit_cmd import run_folder
         from gradfit.cli.parsing import parse_init, parse_names
         from gradfit.errors import ConfigError
-        from gradfit.outputs import check_out_dir
         from gradfit.plots.animate import RaceAnimation
         from gradfit.plots.race import RaceDisplay
         from gradfit.plots.run import check_animation_path, parse_pair
@@ -60,16 +65,19 @@ def race_command(
         pair = parse_pair(landscape)
         if animate is not None:
             check_animation_path(animate)
-        out_dir = check_out_dir(out)
+        folder = run_folder(out, force=force, prefix="race")
+        out_dir = folder.path
         common = dict(x=parse_names(x, "--x"), y=y, init=parse_init(init), fix=parse_names(fix, "--fix"), loss=loss,
                       steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype)
         common = {k: v for k, v in common.items() if v is not None}
-        if lrs is not None:
-            race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)
-        else:
-            race = run_race(model, data, optimizers=[o.strip() for o in optimizers.split(",") if o.strip()],
-                            landscape_params=pair, **common)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        with folder.discarded_on_error():
+            if lrs is not None:
+                race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)
+            else:
+                race = run_race(model, data, optimizers=[o.strip() for o in optimizers.split(",") if o.strip()],
+                                landscape_params=pair, **common)
+        folder.clear_earlier()
+        folder.record([out_dir / "race.png", *([animate] if animate is not None else [])])
         written = [RaceDisplay(race).save(out_dir / "race.png")]
         if animate is not None:
             written.append(RaceAnimation(race).save(animate))
@@ -80,6 +88,8 @@ def race_command(
             for label, r in zip(race.labels, race.results):
                 table.add_row(Text(label), f"{r.loss:.6g}", str(r.steps), r.stop_reason)
             console.print(table)
+            if folder.automatic or folder.replaces or folder.others:
+                console.print(Text(folder.describe()), soft_wrap=True)
             for path in written:
                 console.print(Text(f"wrote {path}"), soft_wrap=True)
     raise typer.Exit(EXIT_OK)
