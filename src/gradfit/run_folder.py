@@ -40,7 +40,7 @@ from pathlib import Path
 from gradfit.errors import ConfigError
 from gradfit.outputs import RUN_FILES, atomic_write_text, check_out_dir, is_temp_name
 
-__all__ = ["RunFolder", "new_run_folder", "open_run_folder", "AUTO_ROOT", "MANIFEST_NAME", "KNOWN_FILES",
+__all__ = ["RunFolder", "command_folder", "new_run_folder", "open_run_folder", "read_manifest", "AUTO_ROOT", "MANIFEST_NAME", "KNOWN_FILES",
            "RUN_MARKERS"]
 
 #: Where runs without ``--out`` go.
@@ -172,6 +172,23 @@ class RunFolder:
         except BaseException:
             self.discard_if_empty()
             raise
+
+
+def command_folder(out: str | os.PathLike | None, *, force: bool = False, resume: str | os.PathLike | None = None,
+                   prefix: str = "run") -> RunFolder:
+    """The folder of a command's run, checked before any work: ``out``, or a new ``gradfit-out/<prefix>-NNN``.
+
+    Only the automatic folder is created here. ``resume`` (a folder or its checkpoint file) that
+    is also ``out`` is the run being continued: it is replaced without ``force``.
+    """
+    if out is None:
+        return new_run_folder(prefix)
+    in_place = False
+    if resume is not None:
+        resume = Path(resume)
+        with contextlib.suppress(OSError):
+            in_place = Path(out).resolve() == (resume.parent if resume.is_file() else resume).resolve()
+    return open_run_folder(out, force=force, resuming=in_place)
 
 
 def new_run_folder(prefix: str = "run", root: str | os.PathLike = AUTO_ROOT) -> RunFolder:

@@ -56,9 +56,9 @@ def demo_command(
     fit.png and loss.png.
     """
     with guarded(debug):
-        from gradfit.cli.fit_cmd import run_folder
+        from gradfit.run_folder import command_folder
 
-        folder = run_folder(out, force=force, prefix=f"demo-{name.value}")
+        folder = command_folder(out, force=force, prefix=f"demo-{name.value}")
         if not quiet and (folder.automatic or folder.replaces or folder.others):
             console.print(Text(folder.describe()), soft_wrap=True)
         with folder.discarded_on_error():

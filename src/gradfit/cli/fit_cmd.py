@@ -19,7 +19,9 @@ from rich.text import Text
 
 from gradfit.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, abort, console, err_console, guarded
 
-__all__ = ["fit_command", "run_fit", "run_folder", "print_report", "report_failure", "FolderLine"]
+__all__ = ["fit_command", "run_fit", "print_report", "report_failure", "FolderLine", "DEFAULT_OUT"]
+
+DEFAULT_OUT = Path("gradfit-out")  # where runs without --out go, each in a new folder (gradfit.run_folder)
 
 _DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
 _MODEL_HELP = ("A zoo name (linear, poly2, poly3, exponential, sigmoid, gaussian, power, sine, logistic, mlp) or a "
@@ -132,13 +134,14 @@ def run_fit(
     no output folder behind. Checkpoints go to ``out``, so an interrupted fit can be resumed from there.
     Without ``out`` the run goes to a new folder under ``gradfit-out/``; an ``out`` holding an
     earlier run gets this one instead, and one holding other files needs ``force``
-    (:func:`run_folder`).
+    (:func:`gradfit.run_folder.command_folder`).
     """
     from gradfit.cli.parsing import parse_bounds, parse_init, parse_model_options, parse_names
     from gradfit.cli.progress import LossLines, ProgressBar
     from gradfit.api import fit
     from gradfit.errors import GradfitWarning
     from gradfit.plots.run import check_animation_path, parse_pair
+    from gradfit.run_folder import command_folder
 
     parsed_init = parse_init(init)
     parsed_fix = parse_names(fix, "--fix")
@@ -147,7 +150,7 @@ def run_fit(
     parsed_options = parse_model_options(model_options)
     pair = parse_pair(landscape)
     animation_path = check_animation_path(animate) if animate is not None else None
-    folder = run_folder(out, force=force, resume=resume)
+    folder = command_folder(out, force=force, resume=resume)
     out_dir = folder.path
 
     callbacks: list[Any] = []
@@ -187,27 +190,6 @@ def run_fit(
         report_failure(result, paths)
         return EXIT_FAILED
     return EXIT_OK
-
-
-def run_folder(out: Path | None, *, force: bool = False, resume: Path | None = None, prefix: str = "run"):
-    """The :class:`~gradfit.run_folder.RunFolder` of a command, checked before any work (nothing written).
-
-    ``out``, or without it a new folder ``gradfit-out/<prefix>-NNN``. A ``resume`` folder that is
-    also ``out`` is the run being continued: its files are replaced without ``force``.
-    """
-    from gradfit.run_folder import new_run_folder, open_run_folder
-
-    if out is None:
-        return new_run_folder(prefix)
-    in_place = resume is not None and _same_folder(out, resume.parent if resume.is_file() else resume)
-    return open_run_folder(out, force=force, resuming=in_place)
-
-
-def _same_folder(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
 
 
 def save(result, out_dir: Path, folder=None, also=()) -> dict[str, Path]:

@@ -56,13 +56,13 @@ def lr_find_command(
         import json
 
         from gradfit.analysis.lr_finder import find_lr
-        from gradfit.cli.fit_cmd import run_folder
         from gradfit.cli.parsing import parse_init, parse_names
         from gradfit.outputs import atomic_write_text
         from gradfit.plots.lr_finder import LRFinderDisplay
+        from gradfit.run_folder import command_folder
 
         parsed = {"x": parse_names(x, "--x"), "init": parse_init(init), "fix": parse_names(fix, "--fix")}
-        folder = run_folder(out, force=force, prefix="lr-find")
+        folder = command_folder(out, force=force, prefix="lr-find")
         out_dir = folder.path
         options = {"dtype": dtype} if dtype is not None else {}
         with folder.discarded_on_error():

@@ -53,19 +53,19 @@ def race_command(
     """
     with guarded(debug):
         from gradfit.analysis.race import run_race
-        from gradfit.cli.fit_cmd import run_folder
         from gradfit.cli.parsing import parse_init, parse_names
         from gradfit.errors import ConfigError
         from gradfit.plots.animate import RaceAnimation
         from gradfit.plots.race import RaceDisplay
         from gradfit.plots.run import check_animation_path, parse_pair
+        from gradfit.run_folder import command_folder
 
         if (optimizers is None) == (lrs is None):
             raise ConfigError("Say what to race: --optimizers sgd,momentum,adam or --lrs 0.01,0.1 (one of the two).")
         pair = parse_pair(landscape)
         if animate is not None:
             check_animation_path(animate)
-        folder = run_folder(out, force=force, prefix="race")
+        folder = command_folder(out, force=force, prefix="race")
         out_dir = folder.path
         common = dict(x=parse_names(x, "--x"), y=y, init=parse_init(init), fix=parse_names(fix, "--fix"), loss=loss,
                       steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype)
