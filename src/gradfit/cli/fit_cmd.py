@@ -24,8 +24,9 @@ __all__ = ["fit_command", "run_fit", "print_report", "report_failure", "FolderLi
 DEFAULT_OUT = Path("gradfit-out")  # where runs without --out go, each in a new folder (gradfit.run_folder)
 
 _DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
-_MODEL_HELP = ("A zoo name (linear, poly2, poly3, exponential, sigmoid, gaussian, power, sine, logistic, mlp) or a "
-               "formula such as 'a*t**2 + b*t + c' (names that are columns are inputs, the others parameters).")
+_MODEL_HELP = ("A zoo name (linear, poly2, poly3, exponential, sigmoid, gaussian, power, sine, logistic, mlp; "
+               "`gradfit models` describes them) or a formula such as 'a*t**2 + b*t + c' (names that are columns "
+               "are inputs, the others parameters).")
 
 
 def fit_command(

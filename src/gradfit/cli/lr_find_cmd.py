@@ -25,7 +25,8 @@ _DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:l
 def lr_find_command(
     data: Annotated[str, typer.Argument(help=_DATA_HELP, show_default=False)],
     y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
-    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name or a formula.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name (`gradfit models` lists them) or a formula.",
+                                       show_default=False)],
     x: Annotated[Optional[str], typer.Option("--x", help="Input column(s), comma-separated.")] = None,
     init: Annotated[Optional[list[str]], typer.Option("--init", help="Initial values: a[0]=0.5,a[1]=0.75, or "
                                                       "'random'.")] = None,

@@ -17,9 +17,11 @@ __all__ = ["race_command"]
 def race_command(
     data: Annotated[str, typer.Argument(help="A CSV/TSV/Parquet file or builtin:NAME.", show_default=False)],
     y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
-    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name or a formula.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name (`gradfit models` lists them) or a formula.",
+                                       show_default=False)],
     optimizers: Annotated[Optional[str], typer.Option(help="Optimizers to race, comma-separated; NAME:LR sets a "
-                                                      "learning rate, e.g. sgd:0.1,momentum:0.1,adam:0.1.")] = None,
+                                                      "learning rate, e.g. sgd:0.1,momentum:0.1,adam:0.1,lm (lm, "
+                                                      "Levenberg-Marquardt, takes none).")] = None,
     lrs: Annotated[Optional[str], typer.Option(help="Learning rates to race for one --optimizer, comma-separated "
                                                "(e.g. 0.01,0.1,0.5).", show_default=False)] = None,
     optimizer: Annotated[str, typer.Option(help="The optimizer of an --lrs race.")] = "sgd",
