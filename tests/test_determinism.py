@@ -27,9 +27,9 @@ from gradfit.train.history import History
 runner = CliRunner()
 
 CASES = {
-    "sgd-full-batch": ["-m", "linear", "--lr", "0.1", "--steps", "40"],
+    "sgd-full-batch": ["-m", "linear", "--lr", "0.1", "--steps", "100"],
     "sgd-minibatch-shuffled": ["-m", "linear", "--lr", "0.05", "--batch-size", "16", "--epochs", "4"],
-    "adam-validation-random-init": ["-m", "poly2", "--optimizer", "adam", "--lr", "0.05", "--steps", "40",
+    "adam-validation-random-init": ["-m", "poly2", "--optimizer", "adam", "--lr", "0.05", "--steps", "300",
                                     "--val-split", "0.25", "--init", "random", "--seed", "3"],
     "lbfgs": ["-m", "poly2", "--optimizer", "lbfgs", "--steps", "15"],
     "lm": ["-m", "a*x + b", "--optimizer", "lm", "--steps", "15"],

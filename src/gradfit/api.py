@@ -19,7 +19,8 @@ from gradfit.errors import ConfigError, DataError
 from gradfit.losses import get_loss
 from gradfit.models.resolve import ModelLike, build_model, default_inputs
 from gradfit.train.callbacks import PrintLoss
-from gradfit.optim.registry import optimizer_name
+from gradfit.optim.auto import Choice, plan_optimizer
+from gradfit.optim.registry import default_lr, optimizer_name
 from gradfit.train.config import FitConfig
 from gradfit.train.loop import run_loop
 from gradfit.train.bounds import Bounds
@@ -112,7 +113,6 @@ def fit(
     config = _config(options)
     started = time.perf_counter()
     loss = get_loss(config.loss, **config.loss_options)
-    dtype = torch.float64 if config.resolved_dtype == "float64" else torch.float32
     device = _device(config.device)
 
     origin = None  # where the data can be read again, so pictures can be redrawn from a saved run
@@ -121,37 +121,42 @@ def fit(
         data = read_table(data)
     inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y if isinstance(y, str) else None)
     notes: list[str] = []
-    dataset = as_dataset(data, x=inputs, y=y, dtype=dtype, drop_nan=drop_nan, report=notes)
+    dataset = as_dataset(data, x=inputs, y=y, dtype=_dtype(config.resolved_dtype), drop_nan=drop_nan, report=notes)
     if dataset.y is None:
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
     n_outputs = _n_outputs(loss, dataset)
     built = build_model(model, dataset.x_names, n_outputs=n_outputs, **dict(model_options or {}))
     loss.check_targets(dataset.y, built.n_outputs)
-    dataset = dataset.columns(list(built.inputs)).to(device)
+    fixed = fixed_names(built, fix)
+    choice = _plan(config, loss, built, fixed, dataset)
+    config = dataclasses.replace(config, optimizer=choice.optimizer, dtype=choice.dtype, scale=choice.scale)
+    dtype = _dtype(choice.dtype)
+    dataset = dataset.columns(list(built.inputs)).to(device, dtype)
 
     generator = torch.Generator().manual_seed(config.seed)
     train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
     params = initial_params(built, init, generator, dtype, x=train.x, y=train.y)
     params = {k: v.to(device) for k, v in params.items()}
-    fixed = fixed_names(built, fix)
     box = Bounds(built, bounds)
     box.check_start(params)
     start_flat = {k: v for k, v in _flat(built, params).items()}
+    problem = _Problem.prepare(built, loss, train, params, fixed, config, box)
+    config, stability = problem.learning_rate(config, choice)
     checkpoints = _checkpointer(config, checkpoint_dir, resume, built, dataset, start_flat, fixed, box)
 
     callbacks = list(callbacks)
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
         callbacks.insert(0, PrintLoss(config.log_every))
     with catch_interrupts(catch_signals) as stop_request:  # Ctrl-C / SIGTERM end the loop at a step boundary
-        out, stability = _descend(built, loss, train, val, params, fixed, config, callbacks, generator, box,
-                                  checkpoints=checkpoints, stop_request=stop_request)
+        out = problem.descend(val, config, callbacks, generator, checkpoints=checkpoints, stop_request=stop_request)
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},
         loss=out.loss, steps=out.steps, epochs=out.epochs, stop_reason=out.stop_reason, message=out.message,
         history=out.history, model=built, model_spec=built.describe(), init_params=start_flat, fixed=tuple(sorted(fixed)),
         val_loss=out.val_loss, best_step=out.best_step, bounds=box.to_dict(),
-        diagnostics={"at_bounds": box.at_bounds(out.params), "stability_limit": stability, **out.diagnostics},
-        config={**config.to_dict(), "lr": _lr(config)},
+        diagnostics={"at_bounds": box.at_bounds(out.params), "stability_limit": stability,
+                     "choice": {**choice.to_dict(), "lr": config.lr}, "start_loss": out.start_loss, **out.diagnostics},
+        config={**config.to_dict(), "lr": config.lr, "optimizer_requested": options.get("optimizer", "auto")},
         data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
               "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes},
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
@@ -175,43 +180,86 @@ def _config(options: dict) -> FitConfig:
     return FitConfig(**options).validate()
 
 
-def _descend(model, loss, train, val, params, fixed, config: FitConfig, callbacks, generator, box, **loop_options):
-    """Run the loop, on scaled parameters when ``config.scale``; returns the output in the model's own units
-    and the stability limit at the start (of the problem actually descended)."""
-    scaling = None
-    if config.scale:
+class _Problem:
+    """What is descended: the model, loss, start and box, on scaled parameters when ``config.scale``."""
+
+    def __init__(self, model, loss, train, params, fixed, box, scaling=None):
+        self.model, self.loss, self.train, self.params, self.fixed, self.box = model, loss, train, params, fixed, box
+        self.scaling = scaling
+
+    @classmethod
+    def prepare(cls, model, loss, train, params, fixed, config: FitConfig, box) -> "_Problem":
+        if not config.scale:
+            return cls(model, loss, train, params, fixed, box)
         from gradfit.train.scaling import Scaling
 
-        scaling = Scaling.prepare(model, loss, train.x, train.y, params, fixed, bounds=box)
+        s = Scaling.prepare(model, loss, train.x, train.y, params, fixed, bounds=box)
+        return cls(s.model, s.loss, train, s.internal_start(), fixed, s.internal_bounds(box), s)
+
+    def learning_rate(self, config: FitConfig, choice) -> tuple[FitConfig, dict | None]:
+        """``config`` with its lr set (given, from the stability limit or from the curvature) and the stability
+        limit at the start (JSON-able, None where it does not apply); warns when a given lr exceeds the limit."""
+        lr = config.lr
+        if lr is None and choice.lr_rule == "curvature":
+            from gradfit.analysis.stability import adam_lr
+
+            lr = adam_lr(self.model, self.loss, self.train.x, self.train.y, self.params, self.fixed)
+        stability = check_stability(self.model, self.loss, self.train, self.params, self.fixed, config,
+                                    lr, choose=lr is None and choice.lr_rule == "stability")
+        if lr is None and stability is not None and choice.lr_rule == "stability":
+            lr = stability.get("suggested_lr")
+        if lr is None:
+            lr = default_lr(config.optimizer)
+        return dataclasses.replace(config, lr=lr), stability
+
+    def descend(self, val, config: FitConfig, callbacks, generator, **loop_options):
+        """Run the loop; returns its output in the model's own units."""
+        scaling, callbacks = self.scaling, list(callbacks)
+        if scaling is not None:
+            f = scaling.loss_factor
+            callbacks = scaling.wrap_callbacks(callbacks)
+            config = dataclasses.replace(config, target_loss=None if config.target_loss is None else config.target_loss / f,
+                                         min_delta=config.min_delta / f)
+        out = _runner(config, self.loss)(self.model, self.loss, self.train, val, self.params, self.fixed, config,
+                                         callbacks, generator, bounds=self.box, **loop_options)
+        if scaling is None:
+            return out
         f = scaling.loss_factor
-        model, loss, params, box = scaling.model, scaling.loss, scaling.internal_start(), scaling.internal_bounds(box)
-        callbacks = scaling.wrap_callbacks(callbacks)
-        config = dataclasses.replace(config, target_loss=None if config.target_loss is None else config.target_loss / f,
-                                     min_delta=config.min_delta / f)
-    stability = check_stability(model, loss, train, params, fixed, config, _lr(config))
-    out = _runner(config, loss)(model, loss, train, val, params, fixed, config, callbacks, generator, bounds=box,
-                                **loop_options)
-    if scaling is not None:
-        f = scaling.loss_factor
-        out = dataclasses.replace(out, params=scaling.to_external(out.params), loss=out.loss * f,
-                                  val_loss=None if out.val_loss is None else out.val_loss * f,
-                                  history=scaling.history_to_external(out.history),
-                                  diagnostics={**out.diagnostics, "scaling": scaling.describe()})
-    return out, stability
+        return dataclasses.replace(out, params=scaling.to_external(out.params), loss=out.loss * f,
+                                   start_loss=None if out.start_loss is None else out.start_loss * f,
+                                   val_loss=None if out.val_loss is None else out.val_loss * f,
+                                   history=scaling.history_to_external(out.history),
+                                   diagnostics={**out.diagnostics, "scaling": scaling.describe()})
+
+
+def _plan(config: FitConfig, loss, model, fixed, dataset) -> Choice:
+    """The optimizer, dtype and scaling for this problem (``auto`` chooses; a named optimizer keeps its own)."""
+    rows = len(dataset) if not config.val_split else len(dataset) - max(1, int(round(len(dataset) * config.val_split)))
+    free = sum(s.size for s in model.specs if s.name not in fixed)
+    choice = plan_optimizer(config.optimizer, rows=rows, free=free, lr_given=config.lr is not None,
+                            momentum_given=config.momentum is not None, dtype=config.dtype, scale=config.scale,
+                            loss_name=getattr(loss, "name", "loss"), least_squares=bool(getattr(loss, "least_squares", False)),
+                            batch_size=config.batch_size, network=bool(getattr(model, "network", False)))
+    if choice.optimizer == "lm":
+        _check_lm(config, loss)
+    return choice
 
 
 def _runner(config: FitConfig, loss):
     """The loop for the chosen optimizer: torch.optim's, or Levenberg-Marquardt's for least squares."""
     if optimizer_name(config.optimizer) != "lm":
         return run_loop
+    from gradfit.train.lm_loop import run_lm
+
+    return run_lm
+
+
+def _check_lm(config: FitConfig, loss) -> None:
     if not getattr(loss, "least_squares", False):
         raise ConfigError(f"Levenberg-Marquardt ('lm') minimises a sum of squares, so it needs loss='mse'. Got "
                           f"{getattr(loss, 'name', loss)!r}; use another optimizer for that loss.")
     if config.batch_size is not None:
         raise ConfigError("Levenberg-Marquardt ('lm') works on all rows at once; leave out 'batch_size'.")
-    from gradfit.train.lm_loop import run_lm
-
-    return run_lm
 
 
 def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, fixed, box):
@@ -225,7 +273,7 @@ def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, f
         return None
 
     def identity() -> dict:  # computed only when needed: the data's fingerprint reads every row
-        return fit_identity(model.describe(), dataset, {**config.to_dict(), "lr": _lr(config)}, start, fixed, box.to_dict())
+        return fit_identity(model.describe(), dataset, config.to_dict(), start, fixed, box.to_dict())
 
     state = None
     if resume is not None:
@@ -235,10 +283,8 @@ def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, f
     return Checkpointer(check_out_dir(directory), config.checkpoint_every, identity, state)
 
 
-def _lr(config: FitConfig) -> float | None:
-    from gradfit.optim.registry import default_lr
-
-    return config.lr if config.lr is not None else default_lr(config.optimizer)
+def _dtype(name: str) -> torch.dtype:
+    return torch.float64 if name == "float64" else torch.float32
 
 
 def _device(name: str) -> torch.device:

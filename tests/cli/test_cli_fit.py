@@ -166,7 +166,7 @@ def test_entry_point_runs_as_a_real_process(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.run([sys.executable, "-m", "gradfit", "fit", "builtin:linear", "--y", "y", "--model", "linear",
-                           "--lr", "0.1", "--steps", "20", "--out", str(out)],
+                           "--scale", "--lr", "0.5", "--steps", "20", "--out", str(out)],
                           capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "final loss" in proc.stdout and load(out)["steps"] == 20

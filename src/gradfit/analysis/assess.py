@@ -1,4 +1,4 @@
-"""What gradfit.fit adds around the descent: a stability check before, error bars and a report after.
+"""What gradfit.fit adds around the descent: a stability check before; error bars, a verdict and a report after.
 
 Before the loop, full-batch gradient descent is checked against its stability limit
 (2 / largest Hessian eigenvalue at the start) and a :class:`GradfitWarning` is raised when the
@@ -18,11 +18,13 @@ AUTO_UNCERTAINTY_BUDGET = 10_000_000
 MAX_UNCERTAINTY_PARAMS = 500
 
 
-def check_stability(model, loss, train, params, fixed, config, lr: float | None) -> dict | None:
-    """The stability limit at the start (JSON-able), warning when ``lr`` exceeds it; None when it does not apply."""
-    if config.batch_size is not None and config.batch_size < len(train):
-        return None  # the limit speaks of full-batch descent
-    from gradfit.analysis.stability import check_lr, lr_limit
+def check_stability(model, loss, train, params, fixed, config, lr: float | None, choose: bool = False) -> dict | None:
+    """The stability limit at the start (JSON-able, with ``suggested_lr``, half of it), warning when ``lr``
+    exceeds it; None when it does not apply. The limit speaks of full-batch descent: with mini-batches it is
+    measured only to ``choose`` an lr (mini-batch noise makes half the full-batch limit a safe start)."""
+    if config.batch_size is not None and config.batch_size < len(train) and not choose:
+        return None
+    from gradfit.analysis.stability import check_lr, lr_limit, suggested_lr
 
     limit, warning = check_lr(model, loss, train.x, train.y, params, fixed, lr or 0.0, config.optimizer,
                               momentum=config.momentum)
@@ -30,11 +32,13 @@ def check_stability(model, loss, train, params, fixed, config, lr: float | None)
         warnings.warn(warning, GradfitWarning, stacklevel=4)
     if limit is None:
         return None
-    return {**limit.to_dict(), "lr_limit": lr_limit(limit, config.optimizer, config.momentum)}
+    return {**limit.to_dict(), "lr_limit": lr_limit(limit, config.optimizer, config.momentum),
+            "suggested_lr": suggested_lr(limit, config.optimizer, config.momentum)}
 
 
 def assess(result, model, loss, train, fixed, config):
     """``result`` with ``uncertainty`` and ``report`` filled in (or the reason they are missing)."""
+    from gradfit.analysis.convergence import judge, with_verdict
     from gradfit.analysis.report import report_dict
     from gradfit.analysis.uncertainty import BUDGET_REASONS, Uncertainty, compute_uncertainty, loss_trend
 
@@ -59,5 +63,8 @@ def assess(result, model, loss, train, fixed, config):
                 max_params=max(MAX_UNCERTAINTY_PARAMS, n_free) if wanted else MAX_UNCERTAINTY_PARAMS)
         except Exception as exc:  # error bars must never fail a fit that succeeded
             unc = Uncertainty.unavailable(result.flat_params, f"Could not be computed: {type(exc).__name__}: {exc}")
-    result = dataclasses.replace(result, uncertainty=unc.to_dict())
+    verdict = judge(result, unc, model, loss, train)
+    if verdict.warning:
+        warnings.warn(verdict.warning, GradfitWarning, stacklevel=3)
+    result = dataclasses.replace(with_verdict(result, verdict), uncertainty=unc.to_dict())
     return dataclasses.replace(result, report=report_dict(result, unc, data=train))

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from gradfit.errors import ConfigError, ModelError
 
-__all__ = ["StabilityLimit", "check_lr", "lr_limit", "stability_limit", "stability_limit_of"]
+__all__ = ["StabilityLimit", "adam_lr", "check_lr", "lr_limit", "stability_limit", "stability_limit_of", "suggested_lr"]
 
 CHUNK_ROWS = 65_536
 MAX_CHECK_PARAMS = 10_000   # check_lr skips larger models: their power iteration costs as much as many steps
@@ -259,3 +259,65 @@ def check_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fi
             f"Full-batch {key} is likely to oscillate and diverge; try lr < {bound:.3g}, for example "
             f"lr={0.5 * bound:.2g}, or an adaptive optimizer such as adam, or scale the data.")
     return limit, text
+
+
+def suggested_lr(limit: StabilityLimit, optimizer: str = "sgd", momentum: float | None = None) -> float | None:
+    """Half the stability limit of ``optimizer`` (``1 / lam_max`` for sgd): the default lr of gradient descent.
+
+    On a quadratic, ``lr = 1 / lam_max`` takes the steepest direction to its minimum in one step and
+    every other direction monotonically towards it; half the limit also leaves room for curvature
+    that grows as the fit moves. None when no finite bound applies (no curvature, adaptive optimizers).
+
+    Examples
+    --------
+    >>> suggested_lr(StabilityLimit(2.0, 1.0, 10, 50, True))
+    0.5
+    """
+    bound = lr_limit(limit, optimizer, momentum)
+    return 0.5 * bound if bound is not None and math.isfinite(bound) and bound > 0 else None
+
+
+def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str] = (),
+            max_rows: int = CHECK_ROWS) -> float | None:
+    """A learning rate for Adam from the curvature of the loss along Adam's first step.
+
+    Adam's first update moves every free entry by ``lr`` against the sign of its gradient: ``d = -lr s``
+    with ``s = sign(g)``. Along that line the loss is ``f - t |g|_1 + t² sᵀHs / 2``, lowest at
+    ``t* = |g|_1 / sᵀHs`` and no lower than the start again past ``2 t*``. Adam keeps stepping by about
+    ``lr`` while the signs agree, so ``lr = t* / 10`` reaches that minimum in about ten steps without
+    overshooting it. None when the curvature along ``s`` is not positive and finite (then the caller
+    keeps torch's default). At most ``max_rows`` evenly spaced rows, in float64.
+    """
+    if isinstance(loss, str):
+        from gradfit.losses import get_loss
+
+        loss = get_loss(loss)
+    fixed = frozenset(fixed)
+    specs = [s for s in model.specs if s.name not in fixed]
+    if not specs or x.shape[0] == 0:
+        return None
+    if x.shape[0] > max_rows:
+        rows = torch.linspace(0, x.shape[0] - 1, max_rows, device=x.device).round().long()
+        x, y = x[rows], y[rows]
+    x, y = x.double(), y.double()
+    base = {k: torch.as_tensor(v).detach().to(x.device, torch.float64) for k, v in params.items()}
+    theta = torch.cat([base[s.name].reshape(-1) for s in specs]).requires_grad_(True)
+    with torch.enable_grad():
+        values, offset = dict(base), 0
+        for s in specs:
+            values[s.name] = theta[offset:offset + s.size].reshape(s.shape)
+            offset += s.size
+        mean = loss.total(model(values, x), y) / x.shape[0]
+        if not mean.requires_grad:
+            return None
+        (g,) = torch.autograd.grad(mean, theta, create_graph=True)
+        s = torch.sign(g.detach())
+        if not g.requires_grad or not torch.isfinite(g).all() or not s.any():
+            return None
+        (hs,) = torch.autograd.grad(g, theta, grad_outputs=s, allow_unused=True)
+    if hs is None:
+        return None
+    curvature, slope = float(s @ hs), float(g.detach().abs().sum())
+    if not (math.isfinite(curvature) and curvature > 0 and math.isfinite(slope) and slope > 0):
+        return None
+    return 0.1 * slope / curvature

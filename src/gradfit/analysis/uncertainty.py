@@ -71,6 +71,7 @@ class Uncertainty:
     held: tuple[str, ...] = field(default=())
     no_effect: tuple[str, ...] = ()
     at_bound: tuple[str, ...] = ()
+    newton_distance: float | None = None  # the largest move of one Newton step from here, in standard errors
 
     def to_dict(self) -> dict:
         """JSON-able: arrays as (nested) lists, NaN as None."""
@@ -79,7 +80,7 @@ class Uncertainty:
                 "ci_low": _list(self.ci_low), "ci_high": _list(self.ci_high), "level": self.level, "dof": self.dof,
                 "method": self.method, "ok": self.ok, "reason": self.reason, "warnings": list(self.warnings),
                 "held": list(self.held), "no_effect": list(self.no_effect),
-                "at_bound": list(self.at_bound)}
+                "at_bound": list(self.at_bound), "newton_distance": _list([math.nan if self.newton_distance is None else self.newton_distance])[0]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Uncertainty":
@@ -88,7 +89,8 @@ class Uncertainty:
                    corr=arr(d.get("corr")), ci_low=arr(d["ci_low"]), ci_high=arr(d["ci_high"]), level=float(d["level"]),
                    dof=int(d["dof"]), method=d["method"], ok=bool(d["ok"]), reason=d.get("reason"),
                    warnings=tuple(d.get("warnings", ())), held=tuple(d.get("held", ())),
-                   no_effect=tuple(d.get("no_effect", ())), at_bound=tuple(d.get("at_bound", ())))
+                   no_effect=tuple(d.get("no_effect", ())), at_bound=tuple(d.get("at_bound", ())),
+                   newton_distance=d.get("newton_distance"))
 
     @classmethod
     def unavailable(cls, flat_params: dict, reason: str, method: str = "jacobian", level: float = 0.95) -> "Uncertainty":
@@ -215,7 +217,11 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
     q = stats.norm.ppf((1 + level) / 2) if method == "hessian" else stats.t.ppf((1 + level) / 2, dof)
     step = np.nan_to_num(inv.cov) @ curv.gradient  # the Newton (or Gauss-Newton) step from here, in parameter units
     with np.errstate(invalid="ignore", divide="ignore"):
-        sigmas = np.abs(step) / stderr[free]
+        # Far from the minimum the residuals, hence s² and the errors, are inflated: measure the step in the
+        # errors the minimum would have (Gauss-Newton's predicted RSS there) so a distant point is not called near.
+        shrink = _predicted_rss(curv, step) / curv.rss if method == "jacobian" and curv.rss > 0 else 1.0
+        sigmas = np.abs(step) / (stderr[free] * math.sqrt(shrink))
+    distance = float(np.nanmax(sigmas, initial=0.0)) if np.isfinite(sigmas).any() else None
     if np.nanmax(sigmas, initial=0.0) > NEWTON_WARN:
         k = int(np.nanargmax(sigmas))
         warnings.append(f"The point is not at a minimum: one Newton step from here would move {free_names[k]} by "
@@ -225,7 +231,8 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
     return Uncertainty(names=names, values=values, stderr=stderr, cov=cov, corr=corr, ci_low=values - q * stderr,
                        ci_high=values + q * stderr, level=level, dof=dof, method=method, ok=not reasons,
                        reason=" ".join(reasons) or None, warnings=tuple(warnings), held=tuple(held_fixed + bound),
-                       no_effect=tuple(free_names[i] for i in inv.no_effect), at_bound=tuple(bound))
+                       no_effect=tuple(free_names[i] for i in inv.no_effect), at_bound=tuple(bound),
+                       newton_distance=distance)
 
 
 def uncertainty_of(result, data=None, level: float = 0.95, max_params: int = 500) -> Uncertainty:
@@ -277,6 +284,12 @@ def loss_trend(history, fraction: float = 0.1) -> float | None:
         return None
     start = loss[int((len(loss) - 1) * (1 - fraction))]
     return float((start - loss[-1]) / max(abs(loss[-1]), 1e-300))
+
+
+def _predicted_rss(curv, step: np.ndarray) -> float:
+    """The RSS one Gauss-Newton step from here predicts, ``RSS - (Jᵀr)ᵀ step``, kept within [0, RSS]."""
+    drop = float(np.nan_to_num(curv.gradient) @ np.nan_to_num(step))
+    return min(max(curv.rss - drop, 0.0), curv.rss)
 
 
 @torch.no_grad()

@@ -194,7 +194,7 @@ def run_rollercoaster(out: Path, quiet: bool = False, folder=None) -> int:
     # The converged run and the pictures are listed with the first save, so a later run replaces them all.
     planned = [out / "converged" / name for name in RUN_FILES] + [out / name for name in ROLLERCOASTER_PICTURES]
     stalled_paths = save(stalled, out, folder, also=planned)
-    if not stalled.success:
+    if stalled.stop_reason != "max_steps":  # not converging is the lesson; anything else is not
         report_failure(stalled, stalled_paths)
         return EXIT_FAILED
 

@@ -24,6 +24,10 @@ __all__ = ["fit_command", "run_fit", "print_report", "report_failure", "FolderLi
 DEFAULT_OUT = Path("gradfit-out")  # where runs without --out go, each in a new folder (gradfit.run_folder)
 
 _DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
+_OPTIMIZER_HELP = ("auto (the default: Levenberg-Marquardt in float64 for least squares, L-BFGS on scaled parameters "
+                   "for other losses, Adam for mini-batches and networks; the choice and why are printed), lm "
+                   "(Levenberg-Marquardt, mse only), lbfgs, sgd (the seeds' p -= lr * grad), momentum, nesterov, adam, "
+                   "adamw, rmsprop or adagrad.")
 _MODEL_HELP = ("A zoo name (linear, poly2, poly3, exponential, sigmoid, gaussian, power, sine, logistic, mlp; "
                "`gradfit models` describes them) or a formula such as 'a*t**2 + b*t + c' (names that are columns "
                "are inputs, the others parameters).")
@@ -44,8 +48,11 @@ def fit_command(
     option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="A model option KEY=VALUE, repeatable: "
                                                         "degree=3, hidden=32,32, activation=tanh.")] = None,
     loss: Annotated[str, typer.Option(help="mse, mae, huber, cross_entropy or bce.")] = "mse",
-    optimizer: Annotated[str, typer.Option(help="sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad or lbfgs.")] = "sgd",
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the optimizer's, 0.01 for sgd).")] = None,
+    optimizer: Annotated[str, typer.Option(help=_OPTIMIZER_HELP)] = "auto",
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate. Default: half the stability limit (2 / the largest "
+                                                "curvature at the start) for sgd, momentum and nesterov; from the curvature "
+                                                "for the automatic Adam; torch's for the others. Giving --lr without "
+                                                "--optimizer means plain gradient descent (sgd).")] = None,
     momentum: Annotated[Optional[float], typer.Option(help="Momentum in [0, 1) for momentum/nesterov.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Budget in updates (default 1000).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Budget in passes over the data (instead of --steps).")] = None,
@@ -65,7 +72,8 @@ def fit_command(
                                                         show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random start, the shuffling and the validation split.")] = 0,
     log_every: Annotated[Optional[int], typer.Option(help="Print the loss every K steps.")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32; float64 for --optimizer lm).")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default: chosen with the optimizer; float64 for "
+                                                 "lm and small lbfgs fits, float32 for gradient descent).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
     drop_nan: Annotated[bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, history.csv, checkpoint.pt and the "
@@ -168,16 +176,19 @@ def run_fit(
         result = fit(model, data, x=parsed_x, y=y, init=parsed_init, fix=parsed_fix, bounds=parsed_bounds, drop_nan=drop_nan,
                      model_options=parsed_options, callbacks=callbacks, log_every=log_every,
                      checkpoint_dir=out_dir, resume=resume, **{k: v for k, v in options.items() if v is not None})
-    for w in caught:
-        if issubclass(w.category, GradfitWarning):
+    for w in caught:  # the verdict on a failed fit is printed once, as the error below
+        if issubclass(w.category, GradfitWarning) and (result.success or str(w.message) != result.message):
             err_console.print(f"Warning: {w.message}", markup=False, soft_wrap=True, style="yellow")
     if not quiet:
+        choice = result.diagnostics.get("choice") or {}
+        if choice.get("reason"):
+            console.print(Text(f"optimizer: {choice['optimizer']} ({choice['reason']})"), soft_wrap=True)
         for note in result.data.get("notes", []):
             console.print(Text(f"note: {note}"), soft_wrap=True)
     kinds = (("fit", "loss", "params") if plot else ()) + (("landscape",) if pair else ()) + \
         (("animation",) if animation_path else ())
     paths = save(result, out_dir, folder, also=[out_dir / f"{k}.png" for k in kinds if k != "animation"] + [animation_path])
-    if kinds and result.success:
+    if kinds and result.stop_reason != "diverged":  # a fit short of the optimum is worth seeing too
         paths.update(draw(result, out_dir, kinds, paths, landscape=pair, animation_path=animation_path))
         folder.record(paths.values())
     if not quiet:
@@ -240,8 +251,10 @@ class FolderLine:
 
 
 def report_failure(result, paths: dict[str, Path]) -> None:
-    """The stderr paragraph for a fit that ran but failed (diverged or interrupted)."""
-    err_console.print(f"Error: the fit failed ({result.stop_reason}). {result.message} "
+    """The stderr paragraph for a fit that ran but failed (diverged, stalled, worse than its start, or short of
+    the optimum)."""
+    what = "did not converge" if result.stop_reason in ("max_steps", "max_epochs", "max_time", "converged") else "failed"
+    err_console.print(f"Error: the fit {what} ({result.stop_reason}). {result.message} "
                       f"The run was saved to {str(paths['result'])!r}.", markup=False, soft_wrap=True, style="red")
 
 

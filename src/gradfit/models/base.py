@@ -62,11 +62,14 @@ class Model(abc.ABC):
         The data columns the model reads, in the order of ``x``'s columns.
     n_outputs : int
         1 for a regression curve, the number of classes for logits.
+    network : bool
+        A neural network (many weights, no meaningful single optimum): ``optimizer="auto"`` gives it Adam.
     """
 
     name: str = "model"
     inputs: tuple[str, ...] = ()
     n_outputs: int = 1
+    network: bool = False
 
     @property
     @abc.abstractmethod

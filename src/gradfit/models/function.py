@@ -134,6 +134,8 @@ class ModuleModel(Model):
         Output units; inferred by running the module on a ``(2, k)`` zero tensor when omitted.
     """
 
+    network = True
+
     def __init__(self, module: torch.nn.Module, inputs: Sequence[str], n_outputs: int | None = None):
         if not isinstance(module, torch.nn.Module):
             raise ModelError(f"The model must be a torch.nn.Module. Got {type(module).__name__} instead.")

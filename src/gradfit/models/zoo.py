@@ -274,6 +274,7 @@ class MLP(ZooModel):
     """
 
     zoo_name = "mlp"
+    network = True
     one_input = False
     multi_output = True
     options = {"hidden": (16, 16), "activation": "tanh"}

@@ -45,6 +45,8 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
 
 # Levenberg-Marquardt is not a torch.optim optimizer: the loop hands it to gradfit.train.lm_loop.
 LEAST_SQUARES = ("lm",)
+# "auto" is resolved to one of the others before a fit starts (gradfit.optim.auto).
+AUTO = "auto"
 
 # Aliases people type; resolved before lookup.
 _ALIASES = {"gd": "sgd", "l-bfgs": "lbfgs", "l_bfgs": "lbfgs", "adam_w": "adamw", "rms": "rmsprop",
@@ -55,18 +57,21 @@ def optimizer_name(name: str) -> str:
     """The canonical name, or a ConfigError that lists the names and the closest match."""
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
-    if key in OPTIMIZERS or key in LEAST_SQUARES:
+    if key in OPTIMIZERS or key in LEAST_SQUARES or key == AUTO:
         return key
-    names = [*OPTIMIZERS, *LEAST_SQUARES]
+    names = [AUTO, *OPTIMIZERS, *LEAST_SQUARES]
     close = difflib.get_close_matches(key, names, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ConfigError(f"The 'optimizer' parameter must be one of {', '.join(names)}. Got {name!r} instead.{hint}")
 
 
 def default_lr(name: str) -> float | None:
-    """The default learning rate (None for Levenberg-Marquardt, which has none)."""
+    """The fallback learning rate (None for Levenberg-Marquardt, which has none, and for ``auto``).
+
+    ``gradfit.fit`` sets gradient descent's lr from the stability limit when it can; this is the
+    value used when no limit can be measured."""
     key = optimizer_name(name)
-    return None if key in LEAST_SQUARES else OPTIMIZERS[key].default_lr
+    return None if key in LEAST_SQUARES or key == AUTO else OPTIMIZERS[key].default_lr
 
 
 def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = None, **options) -> torch.optim.Optimizer:
@@ -91,8 +96,8 @@ def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = Non
     0.9
     """
     key = optimizer_name(name)
-    if key in LEAST_SQUARES:
-        raise ConfigError(f"{key!r} is not a torch.optim optimizer; gradfit.fit runs it through its own loop.")
+    if key in LEAST_SQUARES or key == AUTO:
+        raise ConfigError(f"{key!r} is not a torch.optim optimizer; gradfit.fit resolves or runs it itself.")
     info = OPTIMIZERS[key]
     lr = info.default_lr if lr is None else lr
     options = {k: v for k, v in options.items() if v is not None}

@@ -23,7 +23,7 @@ class FitConfig:
     """Options of a fit. See :func:`gradfit.fit` for their meaning."""
 
     loss: str | Callable = "mse"
-    optimizer: str = "sgd"
+    optimizer: str = "auto"  # chosen from the problem (gradfit.optim.auto) unless named
     lr: float | None = None
     momentum: float | None = None
     steps: int | None = None
@@ -40,10 +40,10 @@ class FitConfig:
     max_time: float | None = None
     seed: int = 0
     log_every: int | None = None
-    dtype: str | None = None  # float32, or float64 for Levenberg-Marquardt, unless given
+    dtype: str | None = None  # chosen with the optimizer unless given (see resolved_dtype)
     device: str = "cpu"
     chunk_size: int = 65536
-    scale: bool = False  # descend on whitened / Jacobi-scaled parameters (gradfit.train.scaling)
+    scale: bool | None = None  # descend on whitened / Jacobi-scaled parameters (gradfit.train.scaling); None: auto
     uncertainty: bool | None = None  # None: computed when cheap (see gradfit.analysis.assess)
     max_snapshots: int = MAX_SNAPSHOTS
     snapshot_every: int = 1
@@ -88,8 +88,9 @@ class FitConfig:
         for name in ("tol", "max_time"):
             value = getattr(self, name)
             need(value is None or (_finite(value) and value > 0), f"The '{name}' parameter must be a number > 0. Got {value!r} instead.")
-        need(self.scale in (True, False), f"The 'scale' parameter must be True or False. Got {self.scale!r} instead.")
-        need(not (self.scale is True and str(self.optimizer).strip().lower() in ("lm", "levenberg-marquardt")),
+        need(self.scale in (None, True, False),
+             f"The 'scale' parameter must be True, False or None (automatic). Got {self.scale!r} instead.")
+        need(not (self.scale is True and _optimizer_key(self.optimizer) == "lm"),
              "scale=True is for the gradient-descent optimizers; Levenberg-Marquardt ('lm') scales its own steps. "
              "Leave out scale.")
         need(self.uncertainty in (None, True, False),
@@ -105,10 +106,12 @@ class FitConfig:
 
     @property
     def resolved_dtype(self) -> str:
-        """float32 unless asked otherwise; float64 for Levenberg-Marquardt, whose normal equations need it."""
+        """The dtype given, else float64 for Levenberg-Marquardt (whose normal equations need it) and, until
+        :func:`gradfit.optim.auto.plan_optimizer` has chosen and set ``dtype``, for ``auto`` and ``lbfgs``
+        (so data read in float64 is not rounded before the choice), else float32."""
         if self.dtype is not None:
             return self.dtype
-        return "float64" if optimizer_name(self.optimizer) == "lm" else "float32"
+        return "float64" if optimizer_name(self.optimizer) in ("lm", "auto", "lbfgs") else "float32"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able options (a callable loss is recorded by its name)."""
@@ -117,6 +120,13 @@ class FitConfig:
         if callable(self.loss):
             out["loss"] = getattr(self.loss, "__name__", "custom")
         return out
+
+
+def _optimizer_key(name) -> str | None:
+    try:
+        return optimizer_name(name)
+    except ConfigError:
+        return None  # reported by the optimizer check
 
 
 def _finite(v) -> bool:

@@ -72,6 +72,7 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
     lower, upper = _box(bounds, trainable, p0)
     res = ChunkedResiduals(residuals, train.x, train.y, config.chunk_size)
     lm = LevenbergMarquardt(res, p0, options, lower, upper)
+    start_loss = lm.sum_squares / m  # before a resume overwrites the iterate
 
     rules = [r for r in (Target(config.target_loss) if config.target_loss is not None else None,
                          MaxTime(config.max_time) if config.max_time is not None else None) if r is not None]
@@ -172,7 +173,8 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
     counters = {"n_jacobian": res.n_jev, "n_function": res.n_fev, "test": it.test if it else None,
                 "lambda": lm.lam, "held": [flat_trainable[j] for j in (it.held if it else [])],
                 "no_effect": [flat_trainable[j] for j in (it.dead if it else [])]}
-    return LoopOutput(params={k: v.detach() for k, v in params.items()}, loss=final_loss, val_loss=final_val, steps=step,
+    return LoopOutput(start_loss=start_loss, params={k: v.detach() for k, v in params.items()}, loss=final_loss,
+                      val_loss=final_val, steps=step,
                       epochs=float(step), stop_reason=reason, message=message, elapsed=elapsed,
                       history=recorder.freeze(), best_step=best_step,
                       diagnostics={"lm": counters, **_notes(stop_request.reason if signalled else None, checkpoints)})

@@ -26,6 +26,8 @@ from gradfit.train.interrupt import StopRequest
 from gradfit.train.objective import Objective
 from gradfit.train.stopping import EarlyStopping, MaxTime, StepState, Target, Tolerance, describe_stop
 
+STILL_UPDATES = 3  # updates in a row that change nothing before the fit counts as stalled
+
 
 @dataclass
 class LoopOutput:
@@ -40,6 +42,7 @@ class LoopOutput:
     history: History
     best_step: int | None = None
     diagnostics: dict = field(default_factory=dict)  # optimizer-specific counters, copied into the result
+    start_loss: float | None = None  # the mean loss over all training rows at the start (None: not known)
 
 
 def run_loop(
@@ -88,6 +91,7 @@ def run_loop(
 
     step, reason = 0, budget_reason
     previous: list[torch.Tensor] | None = None
+    still = 0  # updates in a row that left every parameter bit for bit where it was (see _stillness)
     order = None
     epoch_rng = generator.get_state() if generator is not None else None  # the generator where this epoch's order was drawn
 
@@ -98,12 +102,15 @@ def run_loop(
                 "optimizer": optimizer.state_dict() if optimizer else None,
                 "scheduler": scheduler.state_dict() if scheduler else None,
                 "generator": epoch_rng if mid_epoch else (generator.get_state() if generator is not None else None),
-                "previous": previous, "early": dict(vars(early)) if early else None, "rules": rules_state(rules),
+                "previous": previous, "still": still, "early": dict(vars(early)) if early else None,
+                "rules": rules_state(rules),
                 "recorder": recorder_state(recorder), "elapsed": time.perf_counter() - start}
 
+    start_loss = float(objective.value(params, train.x, train.y))  # before a resume overwrites the start
     if checkpoints.resume is not None:
         step, previous, start = _restore(checkpoints.resume, params, total, optimizer, scheduler, generator, early, rules,
                                          recorder)
+        still = int(checkpoints.resume.get("still", 0))
     call(callbacks, "on_start", total)
     signalled, stop_request = False, stop_request if stop_request is not None else StopRequest()
     while True:
@@ -181,8 +188,7 @@ def run_loop(
             _put_back(leaves, previous)
             reason = "diverged"
             message = (f"The fit diverged at step {step + 1}: the update overflowed {leaves[0].dtype} with learning rate "
-                       f"{lr:.3g}. Kept the parameters of step {step}, the last with a finite loss. Try a much smaller "
-                       f"learning rate.")
+                       f"{lr:.3g}. Kept the parameters of step {step}, the last with a finite loss.")
             break
         if bounds and bounds.project(params) and isinstance(optimizer, torch.optim.LBFGS):
             # Its curvature memory describes a move the projection undid; start it afresh from here.
@@ -190,6 +196,7 @@ def run_loop(
         if scheduler is not None:
             scheduler.step()
         step += 1
+        still = still + 1 if all(torch.equal(p, old) for p, old in zip(leaves, previous)) else 0
     if checkpoints.wants_final(signalled) and (signalled or reason == budget_reason):
         checkpoints.save(loop_state())  # a stop at the top of a step: the state is whole
 
@@ -219,6 +226,7 @@ def run_loop(
     elapsed = time.perf_counter() - start
     recorder.add_final(step, step / per_epoch, final_loss, math.nan if final_val is None else final_val, elapsed, _flat(model, params))
     return LoopOutput(
+        start_loss=start_loss,
         params={k: v.detach() for k, v in params.items()},
         loss=final_loss,
         val_loss=final_val,
@@ -229,8 +237,21 @@ def run_loop(
         elapsed=elapsed,
         history=recorder.freeze(),
         best_step=best_step,
-        diagnostics=_notes(stop_request.reason if signalled else None, checkpoints),
+        diagnostics={**_notes(stop_request.reason if signalled else None, checkpoints),
+                     **_stillness(step, still, max(STILL_UPDATES, per_epoch), leaves, optimizer)},
     )
+
+
+def _stillness(step: int, still: int, enough: int, leaves, optimizer) -> dict:
+    """``{"still": {...}}`` when the last ``still >= enough`` updates (a whole epoch with mini-batches) changed no
+    parameter, so the fit stood still from step ``step - still``: at a minimum or stalled short of it, which the
+    verdict (gradfit.analysis.convergence) tells apart."""
+    if still < enough or not leaves:
+        return {}
+    why = ("the line search found no lower loss along its direction" if isinstance(optimizer, torch.optim.LBFGS)
+           else "each update was below the precision of the parameters")
+    return {"still": {"since": step - still, "updates": still, "why": why,
+                      "dtype": str(leaves[0].dtype).replace("torch.", "")}}
 
 
 def _put_back(leaves, previous) -> None:
@@ -292,14 +313,13 @@ def _flat(model: Model, params) -> torch.Tensor:
 
 
 def _diverged_message(step: int, loss: float, grad_norm: float, lr: float, config: FitConfig, kept: bool) -> str:
+    """What happened, in facts; the remedies that fit the cause are added by the verdict
+    (:mod:`gradfit.analysis.convergence`), which knows the stability limit and the data."""
     what = f"the loss became {loss}" if not math.isfinite(loss) else f"the gradient became {grad_norm}"
     if not kept:
         return (
             f"The fit could not start: at the initial parameters {what}. Check the initial values (--init) "
             f"and the data (for example log or sqrt of negative numbers, or division by zero)."
         )
-    smaller = f"{lr / 10:.3g}" if math.isfinite(lr) else "a smaller value"
-    return (
-        f"The fit diverged at step {step}: {what} with learning rate {lr:.3g}. Kept the parameters of step {step - 1}, "
-        f"the last with a finite loss. Try a smaller learning rate (e.g. lr={smaller}) or an adaptive optimizer such as adam."
-    )
+    return (f"The fit diverged at step {step}: {what} with learning rate {lr:.3g}. Kept the parameters of step "
+            f"{step - 1}, the last with a finite loss.")

@@ -73,8 +73,15 @@ class FitResult:
 
     @property
     def success(self) -> bool:
-        """False when the fit diverged or was interrupted."""
-        return self.stop_reason in SUCCESS
+        """False when the fit diverged, stalled, made the loss worse, was interrupted, or ended short of the
+        optimum (``converged`` is False)."""
+        return self.stop_reason in SUCCESS and self.converged is not False
+
+    @property
+    def converged(self) -> bool | None:
+        """Whether the parameters are at the optimum (see :mod:`gradfit.analysis.convergence`); None where that
+        was not judged (interrupted, early stopping, a target loss, a mini-batch or network budget)."""
+        return (self.diagnostics.get("verdict") or {}).get("converged")
 
     @property
     def flat_params(self) -> dict[str, float]:

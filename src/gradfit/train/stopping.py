@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 # Every stop reason gradfit reports; the first group counts as a successful fit.
 SUCCESS = ("max_steps", "max_epochs", "max_time", "target_loss", "converged", "early_stopped")
-FAILURE = ("diverged", "stalled", "interrupted")
+FAILURE = ("diverged", "stalled", "loss_increased", "interrupted")
 REASONS = SUCCESS + FAILURE
 
 
@@ -117,4 +117,6 @@ def describe_stop(reason: str, step: int, **info) -> str:
         return f"Stalled at step {step}: no step from here reduces the loss, yet this is not a minimum."
     if reason == "interrupted":
         return f"Interrupted at step {step}."
+    if reason == "loss_increased":
+        return f"Stopped at step {step} with the loss above its start."
     return reason
