@@ -14,8 +14,10 @@ from gradfit.cli.app import app
 from gradfit.run_folder import MANIFEST_NAME
 
 runner = CliRunner()
-FIT = ["fit", "builtin:linear", "--y", "y", "--model", "linear", "--optimizer", "sgd", "--lr", "0.1",
-       "--no-uncertainty"]
+# Levenberg-Marquardt solves this in a step or two, a success; the number of rows tells the runs apart.
+LINEAR = ["--y", "y", "--model", "linear", "--no-uncertainty"]
+# Mini-batches, so that checkpoints are written along the way.
+MINIBATCH = [*LINEAR, "--optimizer", "momentum", "--lr", "0.01", "--batch-size", "20", "--checkpoint-every", "10"]
 RUN = {"history.csv", "result.json", "timings.csv", MANIFEST_NAME}
 
 
@@ -33,6 +35,14 @@ def printed_folder(stdout: str) -> Path:
     return Path(match.group(1))
 
 
+def fit(n: int, *options) -> list[str]:
+    return ["fit", f"builtin:linear?n={n}", *LINEAR, "--optimizer", "lm", *options]
+
+
+def rows(folder: Path) -> int:
+    return json.loads((folder / "result.json").read_text())["data"]["n"]
+
+
 def steps(folder: Path) -> int:
     return json.loads((folder / "result.json").read_text())["steps"]
 
@@ -44,16 +54,16 @@ def cwd(tmp_path, monkeypatch):
 
 
 def test_each_run_without_out_gets_a_new_folder_and_says_which(cwd):
-    first = runner.invoke(app, [*FIT, "--steps", "5"])
-    second = runner.invoke(app, [*FIT, "--steps", "7"])
+    first = runner.invoke(app, fit(50))
+    second = runner.invoke(app, fit(70))
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     a, b = printed_folder(first.stdout), printed_folder(second.stdout)
     assert (a, b) == (Path("gradfit-out/run-001"), Path("gradfit-out/run-002"))
     assert f"wrote {a / 'result.json'}" in first.stdout
-    assert steps(a) == 5 and steps(b) == 7  # the first run is untouched by the second
+    assert rows(a) == 50 and rows(b) == 70  # the first run is untouched by the second
     assert files(a) == files(b) == RUN
-    quiet = runner.invoke(app, [*FIT, "--steps", "3", "--quiet"])
-    assert quiet.exit_code == 0 and quiet.stdout == "" and steps(cwd / "gradfit-out" / "run-003") == 3
+    quiet = runner.invoke(app, [*fit(30), "--quiet"])
+    assert quiet.exit_code == 0 and quiet.stdout == "" and rows(cwd / "gradfit-out" / "run-003") == 30
 
 
 def test_bad_input_without_out_creates_no_folder(cwd):
@@ -61,20 +71,20 @@ def test_bad_input_without_out_creates_no_folder(cwd):
     assert res.exit_code == 2 and "nope" in res.stderr and res.stdout == ""
     assert not (cwd / "gradfit-out").exists()
     (cwd / "gradfit-out").mkdir()
-    res = runner.invoke(app, [*FIT, "--lr", "-1"])
+    res = runner.invoke(app, fit(50, "--steps", "-1"))
     assert res.exit_code == 2 and list((cwd / "gradfit-out").iterdir()) == []
 
 
 def test_a_run_replaces_an_earlier_run_and_its_stale_files(tmp_path):
     out = tmp_path / "run1"
-    res = runner.invoke(app, [*FIT, "--steps", "20", "--plot", "--landscape", "a[0],a[1]", "--animate",
-                              str(out / "fit.gif"), "--checkpoint-every", "10", "--out", str(out), "--quiet"])
+    res = runner.invoke(app, ["fit", "builtin:linear", *MINIBATCH, "--steps", "40", "--plot", "--landscape",
+                              "a[0],a[1]", "--animate", str(out / "fit.gif"), "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     assert files(out) == RUN | {"fit.png", "loss.png", "params.png", "landscape.png", "fit.gif", "checkpoint.pt"}
-    res = runner.invoke(app, [*FIT, "--steps", "4", "--out", str(out)])
+    res = runner.invoke(app, fit(60, "--out", str(out)))
     assert res.exit_code == 0, res.output
     assert f"Writing to {out}{os.sep} (replacing the earlier run there)" in res.stdout
-    assert files(out) == RUN and steps(out) == 4  # no stale picture, animation or checkpoint of the first run
+    assert files(out) == RUN and rows(out) == 60  # no stale picture, animation or checkpoint of the first run
     assert json.loads((out / MANIFEST_NAME).read_text())["files"] == sorted(RUN - {MANIFEST_NAME})
 
 
@@ -84,31 +94,31 @@ def test_a_folder_with_other_files_is_refused_before_fitting_and_force_leaves_th
     (out / "notes.txt").write_text("my notes")
     (out / "data").mkdir()
     (out / "data" / "raw.csv").write_text("x,y\n")
-    res = runner.invoke(app, [*FIT, "--steps", "5", "--out", str(out)])
+    res = runner.invoke(app, fit(50, "--out", str(out)))
     assert res.exit_code == 2 and "Traceback" not in res.output and res.stdout == ""
     assert "data/, notes.txt" in res.stderr and "--force" in res.stderr
     assert snapshot(out) == {"notes.txt": b"my notes", "data/raw.csv": b"x,y\n"}
 
-    res = runner.invoke(app, [*FIT, "--steps", "5", "--plot", "--out", str(out), "--force"])
+    res = runner.invoke(app, fit(50, "--plot", "--out", str(out), "--force"))
     assert res.exit_code == 0, res.output
     assert "leaving 2 other files alone" in res.stdout
     assert files(out) == RUN | {"fit.png", "loss.png", "params.png", "notes.txt", "data/raw.csv"}
     # Once a run is there, the other files still need --force; with it, the run is replaced and they stay.
-    assert runner.invoke(app, [*FIT, "--steps", "6", "--out", str(out)]).exit_code == 2
-    res = runner.invoke(app, [*FIT, "--steps", "6", "--out", str(out), "--force"])
-    assert res.exit_code == 0 and steps(out) == 6
+    assert runner.invoke(app, fit(60, "--out", str(out))).exit_code == 2
+    res = runner.invoke(app, fit(60, "--out", str(out), "--force"))
+    assert res.exit_code == 0 and rows(out) == 60
     assert files(out) == RUN | {"notes.txt", "data/raw.csv"} and (out / "notes.txt").read_text() == "my notes"
 
 
 def test_an_out_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "f").write_text("x")
-    res = runner.invoke(app, [*FIT, "--out", str(tmp_path / "f")])
+    res = runner.invoke(app, fit(50, "--out", str(tmp_path / "f")))
     assert res.exit_code == 2 and "is an existing file" in res.stderr and (tmp_path / "f").read_text() == "x"
 
 
 def test_resume_continues_the_run_in_its_folder(tmp_path):
     out = tmp_path / "run"
-    base = [*FIT, "--batch-size", "20", "--checkpoint-every", "10", "--quiet"]
+    base = ["fit", "builtin:linear", *MINIBATCH, "--quiet"]
     assert runner.invoke(app, [*base, "--steps", "20", "--plot", "--out", str(out)]).exit_code == 0
     (out / "notes.txt").write_text("added by hand after the first part")
     checkpoint = (out / "checkpoint.pt").read_bytes()
@@ -130,12 +140,12 @@ def test_resume_continues_the_run_in_its_folder(tmp_path):
 
 def test_plot_adds_its_pictures_to_the_run_and_a_later_run_removes_them(tmp_path):
     out = tmp_path / "run"
-    assert runner.invoke(app, [*FIT, "--steps", "5", "--out", str(out), "--quiet"]).exit_code == 0
+    assert runner.invoke(app, fit(50, "--out", str(out), "--quiet")).exit_code == 0
     res = runner.invoke(app, ["plot", str(out), "--kind", "fit,grid,animation", "--animate", str(out / "a.html"),
                               "--quiet"])
     assert res.exit_code == 0, res.output
     assert files(out) == RUN | {"fit.png", "grid.png", "a.html"}
-    assert runner.invoke(app, [*FIT, "--steps", "6", "--out", str(out), "--quiet"]).exit_code == 0
+    assert runner.invoke(app, fit(60, "--out", str(out), "--quiet")).exit_code == 0
     assert files(out) == RUN
 
 
