@@ -124,3 +124,13 @@ def test_a_learning_rate_for_lm_is_refused(data):
         run_race("linear", data, lrs=[0.1, 0.2], optimizer="lm", **COMMON)
     with pytest.raises(ConfigError, match="no learning rate to race"):
         run_race("linear", data, runs=[{"optimizer": "lm", "lr": 0.1}], **COMMON)
+
+
+def test_labels_say_what_ran_including_an_automatic_choice(data):
+    r = run_race("linear", data, runs=[{}, {"optimizer": "auto"}, {"optimizer": "sgd"}, {"lr": 0.1}], n=5, **COMMON)
+    ran = [res.config["optimizer"] for res in r.results]
+    lrs = [res.config["lr"] for res in r.results]
+    assert ran[0] == ran[1] and ran[2] == ran[3] == "sgd" and lrs[3] == 0.1
+    auto = f"auto ({ran[0]})" + (f", lr {lrs[0]:.3g}" if lrs[0] is not None else "")
+    assert r.labels[:2] == (f"{auto} #1", f"{auto} #2")  # the same run twice, numbered
+    assert r.labels[2] == f"sgd, lr {lrs[2]:.3g}" and r.labels[3] == "sgd, lr 0.1"  # the lr sgd used, not a guess

@@ -103,11 +103,12 @@ def run_race(
     labels, results = [], []
     for spec in specs:
         spec = dict(spec)
-        label = spec.pop("label", None) or _label(spec, common)
+        label = spec.pop("label", None)
         options = {**common, **spec}
         if options.get("lr", 0) is None:  # lm: no learning rate (see _runs)
             del options["lr"]
         result = fit(model, data, catch_signals=False, **options)  # Ctrl-C stops the race
+        label = label or _label(spec, common, result)
         labels.append(label + (" (diverged)" if result.stop_reason == "diverged" else ""))
         results.append(result)
     labels = _unique(labels)
@@ -197,13 +198,16 @@ def _runs(runs, optimizers, lrs, common) -> list[dict]:
     return out
 
 
-def _label(spec: Mapping, common: Mapping) -> str:
-    from gradfit.optim.registry import default_lr, optimizer_name
+def _label(spec: Mapping, common: Mapping, result) -> str:
+    """``"adam, lr 0.001"``: the optimizer and learning rate the run used (``"auto (lm)"`` when chosen for it)."""
+    from gradfit.optim.registry import optimizer_name
 
-    opt = optimizer_name(spec.get("optimizer", common.get("optimizer", "sgd")))
-    lr = spec["lr"] if "lr" in spec else common.get("lr")
-    lr = lr if lr is not None or _without_lr(opt) else default_lr(opt)
-    parts = [opt] + ([f"lr {float(lr):.3g}"] if lr is not None else [])  # lm, and any optimizer without one
+    ran = str(result.config.get("optimizer"))
+    asked = spec.get("optimizer", common.get("optimizer"))
+    lr_given = spec.get("lr", common.get("lr")) is not None
+    chosen = (optimizer_name(asked) != ran) if asked is not None else not lr_given  # a learning rate alone means sgd
+    lr = result.config.get("lr")
+    parts = [f"auto ({ran})" if chosen else ran] + ([f"lr {float(lr):.3g}"] if lr is not None else [])  # lm has none
     parts += [f"{k}={v}" for k, v in spec.items() if k not in ("optimizer", "lr")]
     return ", ".join(parts)
 
