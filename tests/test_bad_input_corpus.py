@@ -48,8 +48,19 @@ CORPUS = {
                                r"ragged\.csv' line 3 has 3 fields but the header has 2\. Fix that row"),
     "ragged rows (too few)": ("short.csv", "x,y,z\n1,2,3\n2,3\n3,4,5\n", {},
                               r"short\.csv' line 3 has 2 fields but the header has 3\. .*missing value"),
-    "wrong delimiter": ("semi.csv", "x;y\n1;2\n2;3\n3;5\n", {},
-                        r"semi\.csv' was read as comma-separated but its header 'x;y' looks like ';'-separated"),
+    "wrong delimiter": ("semi.csv", "x;y\n1;2\n2;3\n3;5\n", {"read": {"sep": ","}},
+                        r"semi\.csv': the separator comma \(--sep\) splits nothing: no line of the first 4 holds it "
+                        r"\(the first line is 'x;y'\); it looks ';'-separated: use --sep ';'"),
+    "dates that do not parse": ("dates.csv", "when,y\n2020-01-01,2\n2020-01-02,3\n2020-02-30,4\n",
+                                {"x": "when", "read": {"dates": ["when"]}},
+                                r"dates\.csv', column 'when': 1 value is not a date in the form YYYY-MM-DD "
+                                r"\[HH:MM\[:SS\]\] \(the first at line 4: '2020-02-30'\)\. Fix it"),
+    "ambiguous day order": ("days.csv", "when,y\n01/02/2020,2\n03/04/2020,3\n05/06/2020,4\n",
+                            {"x": "when", "read": {"dates": ["when"]}},
+                            r"days\.csv', column 'when': every date could be day-first or month-first.*--dayfirst or "
+                            r"--monthfirst"),
+    "latin-1 read as UTF-8": ("latin.csv", "x,y,note\n1,2,a\n2,3,b\n3,5,c\n4,7,caf\xe9\n".encode("latin-1"), {"x": "x"},
+                              r"latin\.csv' is not valid UTF-8: byte 0xe9 .*\(line 5\).*--encoding latin-1"),
     "truncated Parquet": ("cut.parquet", _truncated_parquet, {},
                           r"Cannot read '.*cut\.parquet' as Parquet: .*truncated or corrupt; export it again"),
     "binary CSV": ("blob.csv", bytes(range(256)) * 8, {}, r"blob\.csv' looks like a binary file \(it has NUL bytes"),
@@ -94,6 +105,8 @@ def test_cli_exits_2_with_the_message_and_writes_nothing(tmp_path, name):
     args = ["fit", str(path), "--y", options["y"], "--model", "linear", "--steps", "3", "--out", str(out)]
     if "x" in options:
         args += ["--x", options["x"]]
+    for key, value in options.get("read", {}).items():  # the library's read= as the CLI's flags
+        args += [f"--{key}", ",".join(value) if isinstance(value, list) else value]
     res = runner.invoke(app, args)
     assert res.exit_code == 2, (res.output, res.exception)
     assert re.search(message, res.stderr), res.stderr

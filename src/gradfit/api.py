@@ -14,10 +14,11 @@ import torch
 from gradfit.analysis.assess import assess, check_stability
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
-from gradfit.data.io import read_table
+from gradfit.data.io import open_data
 from gradfit.errors import ConfigError, DataError
 from gradfit.losses import get_loss
-from gradfit.models.resolve import ModelLike, build_model, default_inputs
+from gradfit.models.names import check_declared, declared_params
+from gradfit.models.resolve import ModelLike, build_model, check_names, default_inputs
 from gradfit.train.callbacks import PrintLoss
 from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr, optimizer_name
@@ -41,10 +42,12 @@ def fit(
     x: str | Sequence[str] | None = None,
     y: str | None = None,
     init: Mapping[str, Any] | str | None = None,
+    params: Iterable[str] | str | None = None,
     fix: Iterable[str] | str | None = None,
     bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     model_options: Mapping[str, Any] | None = None,
     drop_nan: bool = False,
+    read: Mapping[str, Any] | None = None,
     callbacks: Sequence[Any] = (),
     checkpoint_dir: str | Path | None = None,
     resume: str | Path | None = None,
@@ -64,7 +67,13 @@ def fit(
     x, y : column names
         Inputs (default: the formula's names that are columns, else every column but ``y``) and target.
     init : mapping or "random"
-        Initial values by name (``{"a": [0.5, 0.75]}``, ``{"a[0]": 0.5}``); defaults are the model's.
+        Initial values by name (``{"a": [0.5, 0.75]}``, ``{"a[0]": 0.5}``, ``{"a[bmi]": 0.5}``); defaults are
+        the model's. A name given a value is declared a parameter (see ``params``).
+    params : names, optional
+        Formula names declared parameters. A formula name that is not a column but is close to one (``bpp``
+        for a column ``bp``, ``BMI`` for ``bmi``; see :mod:`gradfit.data.spelling`) is refused with "did you
+        mean", as is a column left out of ``x``, unless declared here (or in ``init``); a declared name that is
+        also a column is a parameter, not an input.
     fix : names
         Parameters held at their initial values.
     bounds : mapping
@@ -74,6 +83,13 @@ def fit(
     drop_nan : bool
         Drop rows with missing values in the used columns (the count is in ``result.data["notes"]``)
         instead of refusing them.
+    read : mapping, optional
+        How to read a file (see :func:`gradfit.data.io.read_table`): ``{"sep": ";", "decimal": ",",
+        "thousands": ".", "encoding": "latin-1", "header": False, "dates": ["when"]}``; separator, decimal mark
+        and thousands are detected when not given. What was used is in ``result.data["read"]``, so
+        ``read_table(path, **result.data["read"])`` reads the same numbers again. Date columns (``dates``, and the
+        datetime columns of a DataFrame) become numbers in a stated unit since a stated origin (a note says
+        which; ``result.data["dates"]`` holds them per column).
     model_options : mapping
         Zoo options such as ``{"degree": 3}`` or ``{"hidden": (32, 32)}``.
     callbacks : sequence
@@ -92,12 +108,18 @@ def fit(
         False leaves signals alone.
     **options
         Any :class:`FitConfig` field: ``loss`` ("mse", "mae", "huber", "cross_entropy", "bce" or a callable),
-        ``optimizer`` ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lbfgs", or "lm" for
-        Levenberg-Marquardt on mse), ``lr``, ``momentum``, ``steps`` or ``epochs`` (default 1000 steps),
-        ``batch_size`` (default: full batch), ``schedule``, ``val_split``, ``patience``, ``target_loss``, ``tol``,
-        ``max_time``, ``seed`` (0), ``log_every``, ``dtype`` ("float32", or "float64"; the default is float32,
-        float64 for lm), ``device`` ("auto", "cpu", "cuda"), ``scale`` (descend on scaled parameters),
-        ``uncertainty`` (None: error bars when cheap), ``checkpoint_every``.
+        ``optimizer`` ("auto", the default: Levenberg-Marquardt in float64 for least squares, L-BFGS on scaled
+        parameters for other losses, Adam for mini-batches and networks, see :mod:`gradfit.optim.auto`; or "lm",
+        "lbfgs", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"), ``lr`` (gradient descent's
+        default: half the stability limit; an lr without an optimizer means sgd), ``momentum``, ``steps`` or
+        ``epochs`` (default 1000 steps), ``batch_size`` (default: full batch), ``schedule``, ``val_split``,
+        ``patience``, ``target_loss``, ``tol``, ``max_time``, ``seed`` (0), ``log_every``, ``dtype`` ("float32" or
+        "float64"; default: chosen with the optimizer), ``device`` ("auto", "cpu", "cuda"), ``scale`` (descend on
+        scaled parameters), ``uncertainty`` (None: error bars when cheap), ``checkpoint_every``.
+
+    The result's ``success`` is False, and a :class:`~gradfit.errors.GradfitWarning` says why and what to try,
+    when the fit diverged, stalled, ended with the loss above its start, or ran out of budget short of the
+    optimum (see :mod:`gradfit.analysis.convergence`).
 
     Returns
     -------
@@ -115,17 +137,17 @@ def fit(
     loss = get_loss(config.loss, **config.loss_options)
     device = _device(config.device)
 
-    origin = None  # where the data can be read again, so pictures can be redrawn from a saved run
-    if isinstance(data, str) or hasattr(data, "__fspath__"):
-        origin = str(data) if str(data).startswith("builtin:") else str(Path(data).resolve())
-        data = read_table(data)
-    inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y if isinstance(y, str) else None)
-    notes: list[str] = []
+    # origin: where the data can be read again (with result.data["read"]), so pictures can be redrawn from a saved run
+    data, origin, reading, notes = open_data(data, read)
+    declared, y_name = declared_params(params, init), y if isinstance(y, str) else None
+    check_names(model, _columns(data), y_name, None if x is None else _split_names(x), declared)
+    inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y_name, declared)
     dataset = as_dataset(data, x=inputs, y=y, dtype=_dtype(config.resolved_dtype), drop_nan=drop_nan, report=notes)
     if dataset.y is None:
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
     n_outputs = _n_outputs(loss, dataset)
     built = build_model(model, dataset.x_names, n_outputs=n_outputs, **dict(model_options or {}))
+    check_declared(built, params)
     loss.check_targets(dataset.y, built.n_outputs)
     fixed = fixed_names(built, fix)
     choice = _plan(config, loss, built, fixed, dataset)
@@ -135,12 +157,12 @@ def fit(
 
     generator = torch.Generator().manual_seed(config.seed)
     train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
-    params = initial_params(built, init, generator, dtype, x=train.x, y=train.y)
-    params = {k: v.to(device) for k, v in params.items()}
+    start = initial_params(built, init, generator, dtype, x=train.x, y=train.y)
+    start = {k: v.to(device) for k, v in start.items()}
     box = Bounds(built, bounds)
-    box.check_start(params)
-    start_flat = {k: v for k, v in _flat(built, params).items()}
-    problem = _Problem.prepare(built, loss, train, params, fixed, config, box)
+    box.check_start(start)
+    start_flat = {k: v for k, v in _flat(built, start).items()}
+    problem = _Problem.prepare(built, loss, train, start, fixed, config, box)
     config, stability = problem.learning_rate(config, choice)
     checkpoints = _checkpointer(config, checkpoint_dir, resume, built, dataset, start_flat, fixed, box)
 
@@ -158,7 +180,8 @@ def fit(
                      "choice": {**choice.to_dict(), "lr": config.lr}, "start_loss": out.start_loss, **out.diagnostics},
         config={**config.to_dict(), "lr": config.lr, "optimizer_requested": options.get("optimizer", "auto")},
         data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
-              "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes},
+              "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes,
+              **reading},
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
     )

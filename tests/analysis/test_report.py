@@ -166,3 +166,12 @@ def test_saved_result_without_data_reports_what_it_can(tmp_path):
     assert "+/-" in fit_report(stored)
     by_default = gradfit.fit("a*x + c", d, y="y", optimizer="lbfgs", steps=50, dtype="float64")
     assert by_default.uncertainty["stderr"] == stored.uncertainty["stderr"]
+
+
+def test_no_nag_when_the_lr_is_close_to_the_stability_limit():
+    d = _line()
+    r = gradfit.fit("a*x + c", d, y="y", lr=1e-5, steps=50)
+    near = dataclasses.replace(r, diagnostics={**r.diagnostics, "stability_limit": 1e-5 / 0.9})
+    assert "below the stability limit" not in fit_report(near, data=d)
+    far = dataclasses.replace(r, diagnostics={**r.diagnostics, "stability_limit": 1e-5 / 0.3})
+    assert "below the stability limit" in fit_report(far, data=d)

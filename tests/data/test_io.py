@@ -118,16 +118,26 @@ def test_permission_denied(tmp_path, monkeypatch):
     ("long.csv", "a,b\n1,2\n3,4,5\n", r"long\.csv.*line 3 has 3 fields but the header has 2"),
     ("every.csv", "a,b\n1,2,3\n4,5,6\n", r"every\.csv.*line 2 has 3 fields but the header has 2"),
     ("short.csv", "a,b,c\n1,2,3\n4,5,6\n7,8\n", r"short\.csv.*line 4 has 2 fields but the header has 3"),
-    ("semi.csv", "a;b;c\n1;2;3\n", r"looks like ';'-separated; convert it to comma-separated.*\.tsv"),
-    ("euro.csv", "a;b\n1,5;2,5\n", r"looks like ';'-separated"),
-    ("tabs.csv", "a\tb\n1\t2\n", r"looks like tab-separated; name the file \.tsv"),
-    ("commas.tsv", "a,b\n1,2\n", r"looks like comma-separated; name the file \.csv"),
+    ("semi.csv", "a;b;c\n1;2;3\n4;5\n", r"looks like ';'-separated, and its rows do not agree.*--sep ';'"),
     ("dups.csv", "a,b,a\n1,2,3\n", r"duplicate column names: 'a'"),
 ])
 def test_bad_text_files(tmp_path, name, content, match):
     path = _write(tmp_path / name, content)
     with pytest.raises(DataError, match=match):
         read_table(path)
+
+
+@pytest.mark.parametrize("name,content,expected,note", [
+    # Files once refused for their extension's separator are read in the one that splits every line.
+    ("semi.csv", "a;b;c\n1;2;3\n", {"a": [1], "b": [2], "c": [3]}, "';'-separated"),
+    ("euro.csv", "a;b\n1,5;2,5\n", {"a": [1.5], "b": [2.5]}, "';'-separated with decimal commas"),
+    ("tabs.csv", "a\tb\n1\t2\n", {"a": [1], "b": [2]}, "tab-separated"),
+    ("commas.tsv", "a,b\n1,2\n", {"a": [1], "b": [2]}, "comma-separated"),
+])
+def test_a_separator_other_than_the_extensions_is_detected_and_stated(tmp_path, name, content, expected, note):
+    df = read_table(_write(tmp_path / name, content))
+    pd.testing.assert_frame_equal(df, pd.DataFrame(expected))
+    assert any(note in n and "detected" in n for n in df.attrs[io_mod.NOTES_ATTR])
 
 
 def test_bad_utf8_far_into_a_big_file(tmp_path):

@@ -106,8 +106,7 @@ def judge(result, uncertainty, model, loss, train) -> Verdict:
         return _diverged(result, f, model, train)
     if f.start is not None and _worse(f):
         remedies = _remedies(f, worse=True)
-        text = (f"The loss ended at {f.final:.6g}, above its start {f.start:.6g}: the fit made things worse "
-                f"({message[0].lower() + message[1:] if message else reason}).")
+        text = f"The loss ended at {f.final:.6g}, above its start {f.start:.6g}: the fit made things worse. {message}"
         return _failed("loss_increased", text, remedies)
     flat = _flatness(result, model, train, f)
     if flat is not None and flat.vanishing and flat.remedy:
@@ -121,6 +120,9 @@ def judge(result, uncertainty, model, loss, train) -> Verdict:
         decided = at_minimum and (f.newton is not None or _exact(f))
         if still:
             how = f"the parameters stopped changing at step {still['since']} ({still['why']}, in {still['dtype']})"
+            if decided and f.optimizer == "lbfgs":  # L-BFGS stands still when its own convergence tests hold
+                return Verdict("converged", f"Converged at step {still['since']}: L-BFGS stopped changing the "
+                               f"parameters, at the minimum{_newton_words(f)}.", True, flat=flat)
             if decided:
                 return Verdict(reason, f"{message} {how[0].upper() + how[1:]}, at the minimum{_newton_words(f)}.",
                                True, flat=flat)
@@ -129,6 +131,11 @@ def judge(result, uncertainty, model, loss, train) -> Verdict:
         if _exact(f):  # Levenberg-Marquardt's own stall (its tests know a minimum better than a Newton step)
             return Verdict("converged", f"Converged at step {result.steps}: the model fits the data exactly.", True,
                            flat=flat)
+        if flat is not None and flat.vanishing and not flat.remedy:
+            names = ", ".join(flat.vanishing)
+            message += (f" No start nearby gives {names} an effect either: the model may not depend on "
+                        f"{'it' if len(flat.vanishing) == 1 else 'them'} at all; hold {names} fixed (--fix) or remove "
+                        f"{'it' if len(flat.vanishing) == 1 else 'them'} from the model.")
         return _failed("stalled", message, _remedies(f, stalled=True), flat)
     if reason in BUDGETS or reason == "converged":
         if at_minimum is not False:

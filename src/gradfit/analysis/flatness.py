@@ -102,7 +102,7 @@ def flatness(model, x: torch.Tensor, y: torch.Tensor, values: Mapping[str, float
     max_params : int
         More free entries than this: nothing is probed (an empty :class:`Flatness`).
     """
-    names = list(values)
+    names = list(model.flat_names())  # the order of the model's specs, which curvature.Problem assumes
     free_idx = [names.index(n) for n in free if n in names]
     if not free_idx or len(free_idx) > max_params or y is None or len(x) == 0:
         return Flatness()

@@ -145,6 +145,7 @@ def pick_params(result, params: Sequence[str] | None = None) -> tuple[str, str]:
         free = [k for s in model.specs if s.name not in fixed for k in s.flat_names()]
         return tuple((free + [k for k in flat if k not in free])[:2])
     params = (params,) if isinstance(params, str) else tuple(params)
+    params = tuple(model.flat_key(p) if isinstance(p, str) else p for p in params)  # a[0] -> a[bmi]
     if len(params) != 2 or params[0] == params[1]:
         raise ModelError(f"The 'params' parameter must name two different parameters, e.g. {tuple(flat[:2])}. "
                          f"Got {params!r} instead.")

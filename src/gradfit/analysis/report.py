@@ -27,6 +27,7 @@ __all__ = ["fit_report", "report_dict", "statistics", "CORRELATION_FLAG"]
 
 CORRELATION_FLAG = 0.9
 STILL_FALLING = 1e-5  # relative fall of the loss over the last 10% of the steps that counts as "not converged"
+LR_NAG = 0.5  # an lr below this fraction of the stability limit is worth a word when the fit is slow
 
 
 def statistics(result, data=None) -> dict:
@@ -166,20 +167,26 @@ def render_text(rep: dict) -> str:
 
 def _warnings(result, u: Uncertainty | None, extra: list[str]) -> list[str]:
     out = []
+    verdict = result.diagnostics.get("verdict") or {}  # gradfit.analysis.convergence: what happened, what to do
+    remedies = verdict.get("remedies") or []
     trend = loss_trend(result.history)
     slow = result.stop_reason in BUDGET_REASONS and trend is not None and trend > STILL_FALLING
     if result.stop_reason == "diverged":
         out.append(f"The fit diverged: {result.message}")
     elif slow:
+        advice = f"Try {'; or '.join(remedies)}." if remedies else "Give more steps or a larger lr."
         out.append(f"Not converged: the loss was still falling when the fit stopped ({result.stop_reason}), down "
-                   f"{100 * trend:.3g}% over the last 10% of the steps. Give more steps, a larger lr or optimizer='lm'.")
+                   f"{100 * trend:.3g}% over the last 10% of the steps. {advice}")
+    elif verdict.get("converged") is False or verdict.get("warning"):
+        out.append(result.message)
+    unfinished = slow or verdict.get("converged") is False
     limit = _stability_limit(result.diagnostics.get("stability_limit"))
     lr = result.config.get("lr")
     if limit and lr and result.config.get("optimizer") == "sgd" and math.isfinite(limit):
         if lr > limit and result.stop_reason == "diverged":
             out.append(f"lr {lr:.3g} is above the stability limit {limit:.3g} (2 / largest curvature at the start): "
                        f"gradient descent is expected to diverge there. Use lr < {limit:.3g}.")
-        elif lr < limit and (slow or (u is not None and any("not at a minimum" in w for w in u.warnings))):
+        elif lr < LR_NAG * limit and (unfinished or (u is not None and any("not at a minimum" in w for w in u.warnings))):
             out.append(f"lr {lr:.3g} is {limit / lr:.3g}x below the stability limit {limit:.3g}: a larger lr, up to "
                        f"the limit, would converge faster.")
     for name in result.diagnostics.get("at_bounds", ()):
@@ -193,7 +200,8 @@ def _warnings(result, u: Uncertainty | None, extra: list[str]) -> list[str]:
         if not u.ok and reason:
             some = np.isfinite(u.stderr).any()
             out.append(f"{'Some uncertainties are' if some else 'Uncertainties are'} unavailable: {reason}")
-        out += [w for w in u.warnings if not (slow and w.startswith("The fit stopped on its budget"))
+        out += [w for w in u.warnings if not (unfinished and (w.startswith("The fit stopped on its budget")
+                                                              or w.startswith("The point is not at a minimum")))
                 and "is at a bound" not in w and "are at a bound" not in w]
     return out + extra
 

@@ -225,7 +225,8 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
     if np.nanmax(sigmas, initial=0.0) > NEWTON_WARN:
         k = int(np.nanargmax(sigmas))
         warnings.append(f"The point is not at a minimum: one Newton step from here would move {free_names[k]} by "
-                        f"{sigmas[k]:.2g} standard errors. Fit longer (or with optimizer='lm') before trusting these.")
+                        f"{sigmas[k]:.2g} standard errors. Fit longer"
+                        f"{' (or with optimizer lm)' if loss.least_squares else ''} before trusting these.")
     if curv.rss == 0.0 and loss.least_squares:
         warnings.append("The model fits every point exactly (RSS = 0): the standard errors are zero.")
     return Uncertainty(names=names, values=values, stderr=stderr, cov=cov, corr=corr, ci_low=values - q * stderr,

@@ -18,6 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gradfit.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, abort, console, err_console, guarded
+from gradfit.cli.read_options import (
+    DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
+)
 
 __all__ = ["fit_command", "run_fit", "print_report", "report_failure", "FolderLine", "DEFAULT_OUT"]
 
@@ -76,6 +79,17 @@ def fit_command(
                                                  "lm and small lbfgs fits, float32 for gradient descent).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
     drop_nan: Annotated[bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")] = False,
+    param: Params = None,
+    sep: Sep = None,
+    decimal: Decimal = None,
+    thousands: Thousands = None,
+    encoding: Encoding = None,
+    no_header: NoHeader = False,
+    dates: Dates = None,
+    date_unit: DateUnit = None,
+    date_origin: DateOrigin = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, history.csv, checkpoint.pt and the "
                                                 "pictures (default: a new folder gradfit-out/run-NNN, or the --resume "
                                                 "folder). A folder holding an earlier run gets this run instead; one "
@@ -110,9 +124,11 @@ def fit_command(
     if out is None and resume is not None:  # a resumed fit goes on writing where it was saved
         out = resume.parent if resume.is_file() else resume
     with guarded(debug):
+        read = read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin, dayfirst,
+                            date_format)
         code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, bounds=bound, model_options=option, drop_nan=drop_nan,
                        log_every=log_every, out=out, quiet=quiet, plot=plot, animate=animate, landscape=landscape,
-                       resume=resume, force=force, **options)
+                       resume=resume, force=force, params=param, read=read, **options)
     raise typer.Exit(code)
 
 
@@ -135,6 +151,8 @@ def run_fit(
     landscape: str | None = None,
     resume: Path | None = None,
     force: bool = False,
+    params: list[str] | None = None,
+    read: dict | None = None,
     **options: Any,
 ) -> int:
     """The body of ``gradfit fit``: returns the exit code; raises GradfitError for bad input.
@@ -156,6 +174,7 @@ def run_fit(
     parsed_fix = parse_names(fix, "--fix")
     parsed_bounds = parse_bounds(bounds)
     parsed_x = parse_names(x, "--x")
+    parsed_params = parse_names(params, "--param")
     parsed_options = parse_model_options(model_options)
     pair = parse_pair(landscape)
     animation_path = check_animation_path(animate) if animate is not None else None
@@ -174,7 +193,7 @@ def run_fit(
             folder.discarded_on_error():
         warnings.simplefilter("always", GradfitWarning)
         result = fit(model, data, x=parsed_x, y=y, init=parsed_init, fix=parsed_fix, bounds=parsed_bounds, drop_nan=drop_nan,
-                     model_options=parsed_options, callbacks=callbacks, log_every=log_every,
+                     params=parsed_params, read=read, model_options=parsed_options, callbacks=callbacks, log_every=log_every,
                      checkpoint_dir=out_dir, resume=resume, **{k: v for k, v in options.items() if v is not None})
     for w in caught:  # the verdict on a failed fit is printed once, as the error below
         if issubclass(w.category, GradfitWarning) and (result.success or str(w.message) != result.message):

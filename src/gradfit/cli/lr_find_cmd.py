@@ -16,6 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gradfit.cli.console import EXIT_OK, console, guarded
+from gradfit.cli.read_options import (
+    DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
+)
 
 __all__ = ["lr_find_command"]
 
@@ -39,6 +42,17 @@ def lr_find_command(
     batch_size: Annotated[Optional[int], typer.Option(help="Rows per step (default: all rows).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random start and the shuffling.")] = 0,
     dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32).")] = None,
+    param: Params = None,
+    sep: Sep = None,
+    decimal: Decimal = None,
+    thousands: Thousands = None,
+    encoding: Encoding = None,
+    no_header: NoHeader = False,
+    dates: Dates = None,
+    date_unit: DateUnit = None,
+    date_origin: DateOrigin = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for lr_find.png and lr_find.json (default: a new folder "
                                                 "gradfit-out/lr-find-NNN). A folder holding an earlier run gets this "
                                                 "one instead; one holding other files is refused (see --force).",
@@ -62,7 +76,10 @@ def lr_find_command(
         from gradfit.plots.lr_finder import LRFinderDisplay
         from gradfit.run_folder import command_folder
 
-        parsed = {"x": parse_names(x, "--x"), "init": parse_init(init), "fix": parse_names(fix, "--fix")}
+        parsed = {"x": parse_names(x, "--x"), "init": parse_init(init), "fix": parse_names(fix, "--fix"),
+                  "params": parse_names(param, "--param"),
+                  "read": read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin,
+                                       dayfirst, date_format)}
         folder = command_folder(out, force=force, prefix="lr-find")
         out_dir = folder.path
         options = {"dtype": dtype} if dtype is not None else {}

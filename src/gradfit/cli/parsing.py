@@ -16,8 +16,9 @@ from gradfit.errors import ConfigError
 
 __all__ = ["parse_bounds", "parse_init", "parse_names", "parse_model_options", "split_top_level"]
 
-# A parameter name, optionally indexed: a, a[0], W[1,2]
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\s*\d+(\s*,\s*\d+)*\s*\])?$")
+# A parameter name, optionally with an entry by position or label: a, a[0], W[1,2], a[bmi], a[body mass]
+_KEY = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<inner>[^\[\]=]*[^\[\]=\s][^\[\]=]*)\])?$")
+_INDEX = re.compile(r"^\s*\d+(\s*,\s*\d+)*\s*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -82,8 +83,8 @@ def parse_init(texts: str | Sequence[str] | None) -> dict[str, float] | str | No
                               "--init random or NAME=VALUE pairs.")
         for item in split_top_level(text):
             key, sep, value = item.partition("=")
-            key = re.sub(r"\s+", "", key)
-            if not sep or not _KEY.match(key) or not value.strip():
+            key = _entry_key(key)
+            if not sep or key is None or not value.strip():
                 raise ConfigError(
                     f"The --init option must be NAME=VALUE pairs separated by commas, such as "
                     f"--init a[0]=0.5,a[1]=0.75,b=2 (or --init random). Got {item!r} in {text!r} instead."
@@ -113,9 +114,9 @@ def parse_bounds(texts: str | Sequence[str] | None) -> dict[str, tuple[float | N
     for text in texts:
         for item in split_top_level(text):
             key, sep, value = item.partition("=")
-            key = re.sub(r"\s+", "", key)
+            key = _entry_key(key) or ""
             lo, colon, hi = value.partition(":")
-            if not sep or not colon or not _KEY.match(key) or not (lo.strip() or hi.strip()):
+            if not sep or not colon or not key or not (lo.strip() or hi.strip()):
                 raise ConfigError(f"The --bound option must be NAME=LO:HI, such as --bound b=0:10, --bound b=0: "
                                   f"(no upper limit) or --bound a[0]=:1. Got {item!r} instead.")
             pair = []
@@ -147,6 +148,20 @@ def parse_model_options(texts: Sequence[str] | None) -> dict[str, Any]:
             raise ConfigError(f"The --option option sets {key!r} twice. Give each key once.")
         out[key] = _option_value(value)
     return out
+
+
+def _entry_key(text: str) -> str | None:
+    """``" a[ 0 ] "`` -> ``"a[0]"``, ``"a[body mass]"`` kept as written; None when not NAME or NAME[ENTRY]."""
+    text = text.strip()
+    head, bracket, rest = text.partition("[")
+    m = _KEY.match(head.strip() + bracket + rest)
+    if not m:
+        return None
+    inner = m["inner"]
+    if inner is None:
+        return m["name"]
+    inner = re.sub(r"\s+", "", inner) if _INDEX.match(inner) else inner.strip()
+    return f"{m['name']}[{inner}]"
 
 
 def _option_value(value: str) -> Any:

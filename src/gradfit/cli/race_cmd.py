@@ -10,6 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gradfit.cli.console import EXIT_OK, console, guarded
+from gradfit.cli.read_options import (
+    DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
+)
 
 __all__ = ["race_command"]
 
@@ -39,6 +42,17 @@ def race_command(
                                                      "two free ones).", show_default=False)] = None,
     animate: Annotated[Optional[Path], typer.Option(help="Also write an animation: FILE.gif, FILE.mp4 or "
                                                     "FILE.html.", show_default=False)] = None,
+    param: Params = None,
+    sep: Sep = None,
+    decimal: Decimal = None,
+    thousands: Thousands = None,
+    encoding: Encoding = None,
+    no_header: NoHeader = False,
+    dates: Dates = None,
+    date_unit: DateUnit = None,
+    date_origin: DateOrigin = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for race.png (default: a new folder "
                                                 "gradfit-out/race-NNN). A folder holding an earlier run gets this one "
                                                 "instead; one holding other files is refused (see --force).",
@@ -67,11 +81,14 @@ def race_command(
         pair = parse_pair(landscape)
         if animate is not None:
             check_animation_path(animate)
+        common = dict(x=parse_names(x, "--x"), y=y, init=parse_init(init), fix=parse_names(fix, "--fix"), loss=loss,
+                      steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype,
+                      params=parse_names(param, "--param"),
+                      read=read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin,
+                                        dayfirst, date_format))
+        common = {k: v for k, v in common.items() if v is not None}
         folder = command_folder(out, force=force, prefix="race")
         out_dir = folder.path
-        common = dict(x=parse_names(x, "--x"), y=y, init=parse_init(init), fix=parse_names(fix, "--fix"), loss=loss,
-                      steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype)
-        common = {k: v for k, v in common.items() if v is not None}
         with folder.discarded_on_error():
             if lrs is not None:
                 race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)

@@ -29,6 +29,8 @@ class Table:
     first_row: int = 0
     default_x: list | None = None
     default_y: str | None = None
+    decimal: str = "."  # how a text file wrote its numbers, so a bad value is told from a good one
+    thousands: str | None = None
     problems: list = field(default_factory=list)
     text_masks: dict = field(default_factory=dict)  # positions holding text, so they are not also counted as NaN
 
@@ -60,8 +62,9 @@ def column(table: Table, name: str, dtype: torch.dtype) -> Tensor | None:
         problems.append(f"{where}: holds complex numbers. Fit the real and imaginary parts as separate columns.")
         return None
     if kind == "datetime":
-        problems.append(f"{where}: holds dates or times ({values.dtype}), not numbers. Convert it first, "
-                        "e.g. to seconds since the start: (t - t.min()).dt.total_seconds().")
+        problems.append(f"{where}: holds dates or times ({values.dtype}), not numbers. gradfit.fit converts them "
+                        "itself (to a unit since an origin, stated in a note); here convert them first with "
+                        "gradfit.data.dates.convert_dates(df, {'" + name + "': {}}).")
         return None
     if isinstance(values, Tensor):
         source_tensor = values
@@ -105,7 +108,7 @@ def _text_column(table: Table, name: str, values, dtype: torch.dtype) -> Tensor 
     s = pd.Series(np.asarray(values, dtype=object))
     missing = s.isna().to_numpy()
     try:
-        num = pd.to_numeric(s, errors="coerce")
+        num = pd.to_numeric(_plain_numbers(s, table), errors="coerce")
     except (TypeError, ValueError):  # objects such as lists, which to_numeric refuses even when coercing
         num = pd.to_numeric(s.map(lambda v: v if isinstance(v, (str, int, float, bool)) else None), errors="coerce")
     if pd.api.types.is_complex_dtype(num.dtype):
@@ -127,7 +130,8 @@ def _text_column(table: Table, name: str, values, dtype: torch.dtype) -> Tensor 
         pos = np.flatnonzero(text)
         value = str(s.iloc[pos[0]])
         shown = repr(value[:40] + ("..." if len(value) > 40 else ""))
-        fix = ("It looks like dates or times: convert them to numbers first (e.g. seconds since the start)"
+        fix = (f"It looks like dates or times: read the column as dates with --dates {name} (library: "
+               f"read={{'dates': [{name!r}]}}), which converts them to a stated unit since an origin"
                if _DATE.match(value) else f"Fix or remove those values, or leave '{name}' out of the columns used")
         table.problems.append(f"{table.source}, column '{name}': text in a number column "
                               f"({plural(len(pos), 'value')}, the first at {table.where([pos[0]])}: {shown}). {fix}.")
@@ -135,6 +139,27 @@ def _text_column(table: Table, name: str, values, dtype: torch.dtype) -> Tensor 
     out = source_tensor.to(dtype=dtype, copy=True)
     table.text_masks[name] = torch.from_numpy(text | huge)
     _check_inf(table, name, out, source_tensor)
+    return out
+
+
+def _plain_numbers(s: pd.Series, table: Table) -> pd.Series:
+    """Text numbers as Python writes them, from the file's decimal mark and thousands separator."""
+    if table.decimal == "." and table.thousands is None:
+        return s
+    text = s.map(lambda v: v if not isinstance(v, str) else v.strip())
+    is_text = text.map(lambda v: isinstance(v, str))
+    if not is_text.any():
+        return s
+    t = text[is_text].astype(str)
+    if table.thousands is not None:
+        # Only where the grouping is well formed (1.234.567,5), so '1.5' in a decimal-comma file stays an error.
+        d = re.escape(table.decimal)
+        grouped = t.str.fullmatch(rf"[+-]?\d{{1,3}}({re.escape(table.thousands)}\d{{3}})+({d}\d*)?")
+        t = t.where(~grouped, t.str.replace(table.thousands, "", regex=False))
+    if table.decimal != ".":
+        t = t.where(t.str.contains(".", regex=False), t.str.replace(table.decimal, ".", regex=False))
+    out = text.copy()
+    out[is_text] = t
     return out
 
 

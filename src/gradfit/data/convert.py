@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 
@@ -12,8 +11,9 @@ import torch
 from torch import Tensor
 
 from gradfit.data.dataset import Dataset
-from gradfit.data.io import FIRST_ROW_ATTR, ROW_LABEL_ATTR, SOURCE_ATTR, read_table
+from gradfit.data.io import FIRST_ROW_ATTR, NUMBERS_ATTR, ROW_LABEL_ATTR, SOURCE_ATTR, read_table
 from gradfit.data.columns import Table, column, plural
+from gradfit.data.spelling import suggest
 from gradfit.errors import ConfigError, DataError
 
 __all__ = ["as_dataset"]
@@ -166,6 +166,7 @@ def _from_frame(df: pd.DataFrame, source, default: str) -> Table:
     default_index = isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1
     if ROW_LABEL_ATTR in attrs and default_index:
         table.row_label, table.first_row = attrs[ROW_LABEL_ATTR], attrs.get(FIRST_ROW_ATTR, 0)
+    table.decimal, table.thousands = attrs.get(NUMBERS_ATTR, (".", None))
     for i, name in enumerate(names):
         if name in table.columns:
             table.problems.append(f"{table.source}: the column name '{name}' appears more than once. "
@@ -214,8 +215,11 @@ def _select(table: Table, x, y) -> tuple[list[str], str | None]:
     names, problems, src = list(table.columns), table.problems, table.source
 
     def unknown(name: str, role: str) -> str:
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        close = suggest(name, names)
+        hint = f" Did you mean '{close}'?" if close else ""
+        if names and all(_numeric_name(n) for n in names):
+            hint += (" The first line holds numbers, so the file probably has no header: read it with --no-header "
+                     "(library: read={'header': False}); its columns are then c1, c2, ...")
         return (f"{src}: {role} column '{name}' not found. Available columns: "
                 f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}.{hint}")
 
@@ -239,3 +243,11 @@ def _select(table: Table, x, y) -> tuple[list[str], str | None]:
     if not x_names and not problems:
         problems.append(f"{src}: no input (x) columns are left. Name at least one with x=.")
     return x_names, y_name
+
+
+def _numeric_name(name: str) -> bool:
+    try:
+        float(str(name).replace(",", "."))
+    except ValueError:
+        return False
+    return True

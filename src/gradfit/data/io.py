@@ -3,79 +3,206 @@
 Every failure is a ``DataError`` naming the file, what is wrong and how to fix it;
 no pandas or pyarrow traceback reaches the user. The reader never coerces text:
 a column with a stray word stays a text column, and ``as_dataset`` reports it.
+
+What a read used (the separator and decimal mark detected, the dates' unit and origin) is
+recorded in ``df.attrs[READ_ATTR]``; ``read_table(path, **record)`` reads the file the same
+way again (``FitResult.data["read"]`` holds it for a fit).
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import difflib
 import os
-import re
-import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pandas as pd
 
+from gradfit.data.csv_reader import check_duplicates, check_rows, read_csv
+from gradfit.data.dates import apply_dates, convert_dates, datetime_columns
+from gradfit.data.read_options import check_read
 from gradfit.data.synthetic import load_builtin
-from gradfit.errors import DataError, GradfitError
+from gradfit.errors import ConfigError, DataError, GradfitError
 
-__all__ = ["read_table"]
+__all__ = ["open_data", "read_like", "read_table"]
 
 _CSV_SUFFIXES = {".csv": ",", ".txt": ",", ".tsv": "\t", ".tab": "\t"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zip", ".xz", ".zst"}
-_SCAN_LIMIT = 256 * 2**20
-_DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "';'", "|": "'|'"}
 # Where as_dataset should count rows from: data row 1 of a CSV with a header is file line 2.
 ROW_LABEL_ATTR, FIRST_ROW_ATTR, SOURCE_ATTR = "gradfit_row_label", "gradfit_first_row", "gradfit_source"
+# What the read used (read_table(path, **attrs[READ_ATTR]) reads the same way), its notes, and the
+# number format of text columns (so a bad value is found and reported by its line, not every value).
+READ_ATTR, NOTES_ATTR, NUMBERS_ATTR = "gradfit_read", "gradfit_notes", "gradfit_numbers"
+DETECTED_ATTR = "gradfit_detected"  # which of sep, decimal, thousands were detected rather than given
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, *, sep: str | None = None, decimal: str | None = None,
+               thousands: str | None = None, encoding: str | None = None, header: bool = True, dates=None,
+               date_unit: str | None = None, date_origin: str | None = None, dayfirst: bool | None = None,
+               date_format: str | None = None) -> pd.DataFrame:
     """Read a CSV, TSV or Parquet file, or a ``builtin:NAME`` dataset, into a DataFrame.
 
     Parameters
     ----------
     path : str or os.PathLike
         ``.csv``/``.txt`` (comma-separated), ``.tsv``/``.tab`` (tab-separated),
-        ``.parquet``/``.pq``; other extensions are sniffed. ``builtin:linear`` or
+        ``.parquet``/``.pq``; other extensions are sniffed, and so is a text file whose
+        extension's separator splits nothing (a ``;``-separated ``.csv``). ``builtin:linear`` or
         ``builtin:linear?n=1000&seed=3`` loads a built-in dataset.
+    sep, decimal, thousands : str, optional
+        The separator (``","``, ``";"``, ``"tab"``, ``"|"``, ``"whitespace"``...), decimal mark
+        (``"."`` or ``","``) and thousands separator of a text file; detected when not given
+        (``;`` with decimal commas and ``.`` between thousands is recognised).
+    encoding : str, optional
+        The text's encoding (default UTF-8), e.g. ``"latin-1"``, ``"cp1252"``, ``"utf-16"``.
+    header : bool
+        False for a file without a header line: its columns are named ``c1, c2, ...``.
+    dates : list of str or dict, optional
+        Columns of dates or times, converted to numbers: a unit since an origin (see
+        :mod:`gradfit.data.dates`); a dict gives per-column options ``{"unit", "origin",
+        "dayfirst", "format"}``.
+    date_unit, date_origin, dayfirst, date_format : optional
+        Defaults for every column of ``dates``: ``"auto"`` or ``"seconds"`` ... ``"years"``; an
+        origin such as ``"2000-01-01"`` (default: the first day in the data); day-first (True) or
+        month-first (False) for dates such as ``01/02/2020``; a ``strftime`` format.
 
     Returns
     -------
     pandas.DataFrame
-        Column types as inferred by pandas; text is left as text.
+        Column types as inferred by pandas; text is left as text. ``df.attrs[READ_ATTR]`` holds
+        what was used (detected separator, dates' unit and origin...): pass it back as
+        ``read_table(path, **record)`` to read the same numbers again.
 
     Raises
     ------
     DataError
-        Missing, empty, binary, non-UTF-8, ragged, mis-delimited or corrupt files,
-        and duplicate column names.
+        Missing, empty, binary, mis-encoded, ragged, mis-delimited or corrupt files, duplicate
+        column names, a separator that splits nothing, dates that do not parse.
+    ConfigError
+        Reading options out of range.
 
     Examples
     --------
     >>> read_table("builtin:linear?n=3").shape
     (3, 2)
     """
+    options = check_read({"sep": sep, "decimal": decimal, "thousands": thousands, "encoding": encoding,
+                          "header": header, "dates": dates, "date_unit": date_unit, "date_origin": date_origin,
+                          "dayfirst": dayfirst, "date_format": date_format})
     if isinstance(path, str) and path.startswith("builtin:"):
-        return _read_builtin(path)
+        _only_text_options(options, path, "a built-in dataset")
+        return _dates(_read_builtin(path), options, {})
     p = Path(path)
     _check_file(p)
     suffixes = [s.lower() for s in p.suffixes]
-    compressed = bool(suffixes) and suffixes[-1] in _COMPRESSION_SUFFIXES
-    suffix = (suffixes[-2] if compressed and len(suffixes) > 1 else suffixes[-1]) if suffixes else ""
-    if suffix in _PARQUET_SUFFIXES:
-        return _label(_read_parquet(p), p, "row", 0)
-    if suffix in _CSV_SUFFIXES or compressed:
-        sep = _CSV_SUFFIXES.get(suffix, ",")
-    else:
-        head = _head(p)
-        if head.startswith(b"PAR1"):
-            return _label(_read_parquet(p), p, "row", 0)
-        first_line = head.split(b"\n", 1)[0]
-        sep = "\t" if b"\t" in first_line and b"," not in first_line else ","
-    return _label(_read_csv(p, sep, compressed), p, "line", 2)
+    compression = suffixes[-1] if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES else None
+    suffix = (suffixes[-2] if compression and len(suffixes) > 1 else suffixes[-1]) if suffixes else ""
+    if suffix in _PARQUET_SUFFIXES or (suffix not in _CSV_SUFFIXES and not compression
+                                       and _head(p).startswith(b"PAR1")):
+        _only_text_options(options, p, "Parquet")
+        return _dates(_label(_read_parquet(p), p, "row", 0), options, {})
+    df, dialect = read_csv(p, _CSV_SUFFIXES.get(suffix, ","), compression, options)
+    df = _label(df, p, "line", 2 if options["header"] else 1)
+    used = {"sep": dialect.sep, "decimal": dialect.decimal, "thousands": dialect.thousands,
+            "encoding": options["encoding"] or "utf-8", "header": options["header"]}
+    df.attrs[NUMBERS_ATTR] = (dialect.decimal, dialect.thousands)
+    df.attrs[DETECTED_ATTR] = dialect.detected
+    note = dialect.note()
+    return _dates(df, options, used, [note] if note else [])
+
+
+def open_data(data, read=None) -> tuple[object, str | None, dict, list[str]]:
+    """The data for a fit, read and with its date columns as numbers, and what was done.
+
+    Parameters
+    ----------
+    data : path, str, DataFrame or other
+        A path or ``"builtin:NAME"`` is read with ``read_table(data, **read)``; a DataFrame's
+        date columns (``read["dates"]`` and every datetime column) are converted; anything else
+        is returned as is.
+    read : mapping, optional
+        See :func:`read_table`; for data in memory only the date options apply.
+
+    Returns
+    -------
+    (data, origin, reading, notes)
+        ``origin``: the path to read again (None for data in memory); ``reading``: ``{"read": what
+        read_table used (None for data in memory), "dates": per converted column its unit and
+        origin}``; ``notes``: sentences for the user (detected layout, date conversions).
+    """
+    options = check_read(read)
+    if isinstance(data, (str, os.PathLike)):
+        origin = str(data) if str(data).startswith("builtin:") else str(Path(data).resolve())
+        df = read_table(data, **options)
+        used, notes = dict(df.attrs[READ_ATTR]), list(df.attrs[NOTES_ATTR])
+        df, auto, auto_notes = _datetime_columns(df, set(used.get("dates", {})))
+        if auto:
+            used["dates"] = {**used.get("dates", {}), **auto}
+        reading = {"read": used, "read_detected": list(df.attrs.get(DETECTED_ATTR, ())), "dates": used.get("dates", {})}
+        return df, origin, reading, notes + auto_notes
+    text_options = {k: v for k, v in options.items() if k != "dates" and v not in (None, True)}
+    if text_options:
+        raise ConfigError(f"The reading option(s) {', '.join(text_options)} apply to files; the data given is a "
+                          f"{type(data).__name__}. Leave them out (only 'dates' applies to a DataFrame).")
+    if not isinstance(data, pd.DataFrame):
+        if options["dates"]:
+            raise ConfigError(f"The 'dates' reading option applies to files and DataFrames; the data given is a "
+                              f"{type(data).__name__}. Convert the dates to numbers first.")
+        return data, None, {"read": None, "read_detected": [], "dates": {}}, []
+    df, records, notes = data, {}, []
+    if options["dates"]:
+        df, records, notes = convert_dates(df, options["dates"], source="DataFrame")
+    df, auto, auto_notes = _datetime_columns(df, set(records))
+    return df, None, {"read": None, "read_detected": [], "dates": {**records, **auto}}, notes + auto_notes
+
+
+def read_like(path: str | os.PathLike, info: Mapping) -> pd.DataFrame:
+    """Read ``path`` as a run's data was read: ``info`` is ``FitResult.data``.
+
+    The encoding, header, separators the user gave and the date conversion (unit, origin, day
+    order) are the run's; a separator, decimal mark or thousands separator that was detected then
+    is detected again, so new data in another layout is still read. For the run's own file,
+    ``read_table(info["path"], **info["read"])`` repeats the read exactly.
+    """
+    detected = set(info.get("read_detected") or ())
+    read = {k: v for k, v in (info.get("read") or {}).items() if k not in detected}
+    df = read_table(path, **read)
+    return apply_dates(df, info.get("dates") or {}, source=repr(str(path)),
+                       row_label=df.attrs.get(ROW_LABEL_ATTR, "row"), first_row=df.attrs.get(FIRST_ROW_ATTR, 0))
+
+
+def _datetime_columns(df: pd.DataFrame, done: set) -> tuple[pd.DataFrame, dict, list[str]]:
+    """A frame's datetime columns (not already converted) as numbers, as ``dates`` would convert them."""
+    todo = {c: {} for c in datetime_columns(df) if c not in done}
+    if not todo:
+        return df, {}, []
+    return convert_dates(df, todo, source=str(df.attrs.get(SOURCE_ATTR, "DataFrame")))
+
+
+def _only_text_options(options: dict, where, kind: str) -> None:
+    given = [k for k in ("sep", "decimal", "thousands", "encoding") if options[k] is not None]
+    given += ["header"] if not options["header"] else []
+    if given:
+        raise ConfigError(f"The reading option(s) {', '.join(given)} apply to CSV/TSV text, but {str(where)!r} is "
+                          f"{kind}. Leave them out.")
+
+
+def _dates(df: pd.DataFrame, options: dict, used: dict, notes: list[str] | None = None) -> pd.DataFrame:
+    """Convert the date columns; record in attrs what the read used, so it can be repeated."""
+    notes = list(notes or [])
+    attrs = dict(df.attrs)
+    if options["dates"]:
+        decimal_comma = attrs.get(NUMBERS_ATTR, (".", None))[0] == ","
+        df, records, date_notes = convert_dates(df, options["dates"], source=repr(attrs.get(SOURCE_ATTR, "data")),
+                                                row_label=attrs.get(ROW_LABEL_ATTR, "row"),
+                                                first_row=attrs.get(FIRST_ROW_ATTR, 0), decimal_comma=decimal_comma)
+        df.attrs.update(attrs)
+        used = {**used, "dates": records}
+        notes += date_notes
+    df.attrs.update({READ_ATTR: used, NOTES_ATTR: notes})
+    return df
 
 
 def _label(df: pd.DataFrame, p: Path, row_label: str, first_row: int) -> pd.DataFrame:
@@ -130,18 +257,13 @@ def _check_file(p: Path) -> None:
         raise DataError(f"Cannot read {str(p)!r}: the file is empty (0 bytes). Check that it was saved completely.")
 
 
-def _head(p: Path, size: int = 1024) -> bytes:
-    with open(p, "rb") as f:
-        return f.read(size)
-
-
 def _read_parquet(p: Path) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         file = pq.ParquetFile(p)
-        _check_duplicates(p, list(file.schema_arrow.names))
+        check_duplicates(p, list(file.schema_arrow.names))
         df = file.read().to_pandas()
     except DataError:
         raise
@@ -154,148 +276,10 @@ def _read_parquet(p: Path) -> pd.DataFrame:
             f"Cannot read {str(p)!r} as Parquet: {reason}. The file is truncated or corrupt; "
             "export it again (e.g. df.to_parquet(...)) or check that it is really a Parquet file."
         ) from None
-    _check_rows(p, df)
+    check_rows(p, df)
     return df
 
 
-def _read_csv(p: Path, sep: str, compressed: bool) -> pd.DataFrame:
-    if not compressed:
-        _check_text(p, _head(p))
-        header = _header(p, sep)
-        _check_delimiter(p, sep, header)
-        _check_duplicates(p, header)
-    try:
-        with warnings.catch_warnings():
-            # index_col=False stops pandas from silently taking the first column as the index when
-            # every row has one field more than the header; it warns instead, and we report the row.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(p, sep=sep, engine="c", encoding="utf-8", index_col=False)
-    except pd.errors.ParserWarning:
-        if not compressed:
-            _check_row_widths(p, sep, len(header))
-        raise DataError(f"{str(p)!r} has rows with more fields than its header. Fix those rows.") from None
-    except UnicodeDecodeError as err:
-        raise DataError(_utf8_message(p, err, compressed)) from None
-    except pd.errors.EmptyDataError:
-        raise DataError(
-            f"Cannot read {str(p)!r}: it holds no columns (only blank lines). Check that it was saved completely."
-        ) from None
-    except pd.errors.ParserError as err:
-        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
-        if m:
-            raise DataError(_ragged_message(p, int(m.group(2)), int(m.group(1)), int(m.group(3)))) from None
-        raise DataError(f"Cannot parse {str(p)!r} as {_DELIMITER_NAMES[sep]}-separated text: {err}".strip()) from None
-    if compressed:
-        _check_duplicates(p, [str(c) for c in df.columns], mangled=True)
-    _check_rows(p, df)
-    # A short row leaves NaN in the last column; scanning with the csv module is slow, so only
-    # then, and not for huge files.
-    if not compressed and df.iloc[:, -1].isna().any() and p.stat().st_size <= _SCAN_LIMIT:
-        _check_row_widths(p, sep, len(df.columns))
-    return df
-
-
-def _check_text(p: Path, head: bytes) -> None:
-    if head.startswith(b"PAR1"):
-        raise DataError(f"{str(p)!r} is a Parquet file, not text. Rename it to end in .parquet.")
-    if head.startswith(b"PK\x03\x04"):
-        raise DataError(
-            f"{str(p)!r} is a zip archive (an Excel .xlsx file?), not text. Export it as CSV (UTF-8) first."
-        )
-    if b"\x00" in head:
-        raise DataError(
-            f"{str(p)!r} looks like a binary file (it has NUL bytes in its first {len(head)} bytes), not CSV text. "
-            "Export the data as CSV (UTF-8) or Parquet; UTF-16 text must be re-saved as UTF-8."
-        )
-
-
-def _header(p: Path, sep: str) -> list[str]:
-    # The header as written: pandas renames duplicates ("a", "a.1"), so read it ourselves.
-    with open(p, encoding="utf-8-sig", errors="replace", newline="") as f:
-        for row in csv.reader(f, delimiter=sep):
-            if row:
-                return row
-    return []
-
-
-def _check_delimiter(p: Path, sep: str, header: list[str]) -> None:
-    if len(header) != 1:
-        return
-    for other in [",", "\t", ";", "|"]:
-        if other != sep and other in header[0]:
-            name = _DELIMITER_NAMES[other]
-            fix = {
-                ",": "name the file .csv",
-                "\t": "name the file .tsv",
-            }.get(other, "convert it to comma-separated (or tab-separated and name the file .tsv)")
-            raise DataError(
-                f"{str(p)!r} was read as {_DELIMITER_NAMES[sep]}-separated but its header {header[0][:60]!r} "
-                f"looks like {name}-separated; {fix}."
-            )
-
-
-def _check_duplicates(p: Path, names: list[str], mangled: bool = False) -> None:
-    if mangled:  # pandas has already renamed a second "a" to "a.1"
-        dups = [m.group(1) for m in map(re.compile(r"^(.*)\.\d+$").match, names) if m and m.group(1) in names]
-    else:
-        seen: set[str] = set()
-        dups = [n for n in names if n in seen or seen.add(n)]
-    if dups:
-        raise DataError(
-            f"{str(p)!r} has duplicate column names: {', '.join(map(repr, dict.fromkeys(dups)))}. "
-            "Give every column a unique name."
-        )
-
-
-def _check_rows(p: Path, df: pd.DataFrame) -> None:
-    if len(df) == 0:
-        raise DataError(
-            f"{str(p)!r} has columns ({', '.join(map(str, list(df.columns)[:6]))}) but no data rows. "
-            "Check that the file was saved completely."
-        )
-
-
-def _check_row_widths(p: Path, sep: str, width: int) -> None:
-    with open(p, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter=sep)
-        next(reader, None)
-        for row in reader:
-            if row and len(row) != width:
-                raise DataError(_ragged_message(p, reader.line_num, width, len(row)))
-
-
-def _ragged_message(p: Path, line: int, expected: int, found: int) -> str:
-    fix = ("a stray delimiter, or a value holding the delimiter that should be quoted"
-           if found > expected else "a missing value; write an empty field between the delimiters")
-    return (
-        f"{str(p)!r} line {line} has {found} fields but the header has {expected}. "
-        f"Fix that row ({fix})."
-    )
-
-
-def _utf8_message(p: Path, err: UnicodeDecodeError, compressed: bool) -> str:
-    fix = "Re-save the file as UTF-8 (e.g. 'CSV UTF-8' in Excel, or iconv -f latin1 -t utf-8)."
-    if compressed:
-        return f"{str(p)!r} is not valid UTF-8 text ({err.reason}). {fix}"
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset, lines = 0, 0
+def _head(p: Path, size: int = 1024) -> bytes:
     with open(p, "rb") as f:
-        while True:
-            chunk = f.read(1 << 20)
-            pending = len(decoder.getstate()[0])
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as bad:
-                at = offset - pending + bad.start
-                line = lines + chunk[: max(0, at - offset)].count(b"\n") + 1
-                byte = bad.object[bad.start]
-                guess = bytes([byte]).decode("cp1252", errors="replace")
-                return (
-                    f"{str(p)!r} is not valid UTF-8: byte 0x{byte:02x} at offset {at} (line {line}), "
-                    f"perhaps {guess!r} in Latin-1/Windows-1252. {fix}"
-                )
-            if not chunk:
-                break
-            offset += len(chunk)
-            lines += chunk.count(b"\n")
-    return f"{str(p)!r} is not valid UTF-8 text ({err.reason}). {fix}"
+        return f.read(size)

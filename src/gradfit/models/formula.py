@@ -2,9 +2,11 @@
 
 The text is parsed once with :mod:`ast` and every node is checked against a whitelist
 (numbers, names, ``+ - * / **``, unary ``-``/``+``, calls of the functions in
-:mod:`gradfit.models.formula_functions`). Allowed nodes become small closures that call torch;
-evaluating a :class:`Formula` never looks at the text again, and nothing the user wrote is
-ever executed (no ``eval``, ``exec``, bytecode or attribute lookup on user names).
+:mod:`gradfit.models.formula_functions`). A name that is not a Python identifier (a column
+called ``body mass`` or ``CO2 (ppm)``) is written between backquotes: ``a * `body mass` + b``.
+Allowed nodes become small closures that call torch; evaluating a :class:`Formula` never looks
+at the text again, and nothing the user wrote is ever executed (no ``eval``, ``exec``, bytecode
+or attribute lookup on user names).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Formula:
     text: str
     names: tuple[str, ...]
     _root: _Node = field(repr=False, compare=False)
+    spans: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
+    """Where each name first appears in ``text``: (offset, length), backquotes included."""
 
     def evaluate(self, env: Mapping[str, Tensor | float], *, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> Tensor:
@@ -134,6 +138,8 @@ def compile_formula(text: str) -> Formula:
     --------
     >>> compile_formula("a*t**2 + b*t + c").names
     ('a', 't', 'b', 'c')
+    >>> compile_formula("a * `body mass` + b").names
+    ('a', 'body mass', 'b')
     """
     if not isinstance(text, str):
         raise FormulaError(f"The formula must be a string such as 'a*x + b'. Got {type(text).__name__} instead.")
@@ -175,7 +181,9 @@ class _Compiler:
 
     def __init__(self, text: str):
         self.text = text
-        self.source = text.lstrip()
+        # Backquoted names become placeholders of the same length, so offsets (carets) stay the user's.
+        masked, self.quoted = _mask_backquotes(text)
+        self.source = masked.lstrip()
         self.shift = len(text) - len(self.source)  # the parser refuses leading indentation
         # Lines as the parser counts them: '\r' and '\r\n' end a line too.
         parts = re.split(r"(\r\n|\r|\n)", self.source)
@@ -184,6 +192,7 @@ class _Compiler:
         for line, end in zip(self.lines[:-1], parts[1::2]):
             self.starts.append(self.starts[-1] + len(line) + len(end))
         self.names: list[str] = []
+        self.spans: dict[str, tuple[int, int]] = {}
 
     def run(self) -> Formula:
         try:
@@ -201,7 +210,7 @@ class _Compiler:
         self._check_depth(tree.body)
         root = self.translate(tree.body)
         node = root if callable(root) else (lambda values, ctx, v=root: v)
-        return Formula(self.text, tuple(self.names), node)
+        return Formula(self.text, tuple(self.names), node, self.spans)
 
     # -- positions and errors ----------------------------------------------------------------
 
@@ -290,14 +299,20 @@ class _Compiler:
 
     def _name(self, node: ast.Name) -> _Node | float:
         name = node.id
+        if name in self.quoted:  # a backquoted name is always a variable, even `exp` or `pi`
+            return self._variable(self.quoted[name], node)
         if name.startswith("_"):
             self.fail(f"names starting with '_' are not allowed in a formula. Got {name!r}; rename it.", node)
         if name in FUNCTIONS:
             self.fail(f"{name} is a function; call it as {name}(...).", node)
         if name in CONSTANTS:
             return CONSTANTS[name]
+        return self._variable(name, node)
+
+    def _variable(self, name: str, node: ast.Name) -> _Node:
         if name not in self.names:
             self.names.append(name)
+            self.spans[name] = self.span(node)
         return lambda values, ctx: values[name]
 
     def _binop(self, node: ast.BinOp) -> _Node:
@@ -343,6 +358,9 @@ class _Compiler:
         return lambda values, ctx: torch.neg(operand(values, ctx))
 
     def _call(self, node: ast.Call) -> _Node:
+        if isinstance(node.func, ast.Name) and node.func.id in self.quoted:
+            self.fail(f"`{self.quoted[node.func.id]}` is a name, not a function; write an operator after it, "
+                      f"e.g. `{self.quoted[node.func.id]}`*(...).", node.func)
         if not isinstance(node.func, ast.Name):
             if isinstance(node.func, ast.Attribute):
                 self.translate(node.func)  # reports the attribute access
@@ -368,3 +386,61 @@ class _Compiler:
             return fn(*(ctx.tensor(a(values, ctx) if callable(a) else a) for a in args))
 
         return call
+
+
+def _mask_backquotes(text: str) -> tuple[str, dict[str, str]]:
+    """``a*`body mass`` -> ``a*_0________`` and ``{"_0________": "body mass"}``.
+
+    Each placeholder is an identifier starting with ``_`` (which user names may not), as long
+    as the backquoted text it replaces, so the parser's offsets are the user's offsets.
+    """
+    if "`" not in text:
+        return text, {}
+    out, quoted, by_name = [], {}, {}
+    i = 0
+    while i < len(text):
+        start = text.find("`", i)
+        if start < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:start])
+        end = text.find("`", start + 1)
+        newline = next((k for k in range(start + 1, len(text) if end < 0 else end) if text[k] in "\r\n"), None)
+        if end < 0 or newline is not None:
+            raise FormulaError("this backquote is not closed: write a name with spaces or symbols between two "
+                               "backquotes on one line, e.g. a*`body mass` + b.", formula=text, offset=start)
+        name = text[start + 1:end]
+        if not name.strip():
+            raise FormulaError("empty backquotes: write the column's name between them, e.g. `body mass`.",
+                               formula=text, offset=start, length=end - start + 1)
+        for k, side in ((start - 1, "before"), (end + 1, "after")):
+            if 0 <= k < len(text) and (text[k].isalnum() or text[k] in "_.`"):
+                raise FormulaError(f"a backquoted name must stand on its own; write an operator {side} it, "
+                                   f"e.g. 2*`{name}`.", formula=text, offset=k)
+        length = end - start + 1
+        placeholder = by_name.get(name)
+        if placeholder is None:
+            placeholder = _placeholder(len(by_name), length)
+            if placeholder is None:
+                raise FormulaError("too many different backquoted names of this length; give the columns "
+                                   "shorter names or use fewer of them.", formula=text, offset=start, length=length)
+            by_name[name] = placeholder
+            quoted[placeholder] = name
+        out.append(placeholder)
+        i = end + 1
+    return "".join(out), quoted
+
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _placeholder(k: int, length: int) -> str | None:
+    """The k-th placeholder of ``length`` characters: ``_`` and k in base 62, padded with ``_``."""
+    digits = ""
+    while True:
+        k, r = divmod(k, len(_DIGITS))
+        digits = _DIGITS[r] + digits
+        if k == 0:
+            break
+    tag = "_" + digits
+    return tag.ljust(length, "_") if len(tag) <= length else None

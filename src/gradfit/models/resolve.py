@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import torch
@@ -18,18 +18,20 @@ from gradfit.models.base import Model
 from gradfit.models.formula import compile_formula
 from gradfit.models.formula_model import FormulaModel
 from gradfit.models.function import CallableModel, ModuleModel
+from gradfit.models.names import check_formula_names
 from gradfit.models.zoo import ZOO_NAMES, is_zoo_name, make_zoo_model
 
 ModelLike = str | Model | torch.nn.Module | Callable
 
 
-def default_inputs(model: ModelLike, columns: Sequence[str], y: str | None) -> list[str]:
-    """The input columns to use when the user gave none."""
+def default_inputs(model: ModelLike, columns: Sequence[str], y: str | None,
+                   declared: Collection[str] = ()) -> list[str]:
+    """The input columns to use when the user gave none (``declared``: names declared parameters)."""
     if isinstance(model, Model):
         return list(model.inputs)
     if isinstance(model, str) and not is_zoo_name(model):
         names = compile_formula(model).names
-        inputs = [n for n in names if n in columns and n != y]
+        inputs = [n for n in names if n in columns and n != y and n not in declared]
         if not inputs:
             close = difflib.get_close_matches(model.strip().lower(), ZOO_NAMES, n=1)
             hint = f" Did you mean the zoo model {close[0]!r}?" if close else ""
@@ -40,6 +42,13 @@ def default_inputs(model: ModelLike, columns: Sequence[str], y: str | None) -> l
             )
         return inputs
     return [c for c in columns if c != y]
+
+
+def check_names(model: ModelLike, columns: Sequence[str], y: str | None, x: Sequence[str] | None,
+                declared: Collection[str] = ()) -> None:
+    """For a formula, refuse names whose meaning would silently change (see :mod:`gradfit.models.names`)."""
+    if isinstance(model, str) and not is_zoo_name(model):
+        check_formula_names(compile_formula(model), columns, y, x, declared)
 
 
 def build_model(model: ModelLike, inputs: Sequence[str], n_outputs: int = 1, **options: Any) -> Model:

@@ -100,19 +100,42 @@ class _Affine(ZooModel):
     def _make_specs(self):
         k = len(self.inputs) + 1
         shape = (k,) if self.n_outputs == 1 else (k, self.n_outputs)
-        return (ParamSpec(self.param, shape, 0.0, doc="weights of the inputs, then the bias (last)"),)
+        labels = coefficient_labels(self.inputs) if self.n_outputs == 1 else None
+        return (ParamSpec(self.param, shape, 0.0, doc="weights of the inputs, then the bias (last)", labels=labels),)
 
     def forward(self, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
         ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
         return torch.cat([x, ones], dim=1) @ params[self.param]
 
 
+def coefficient_labels(inputs: Sequence[str]) -> tuple[str, ...] | None:
+    """Labels for the weights of ``inputs`` and the intercept: ``("bmi", "bp", "intercept")``.
+
+    None (entries named by position, ``a[0]``, ``a[1]``) when the columns carry no more than their
+    position: the seeds' single column ``x`` (``y = x @ a``, where ``a[0]`` is the slope and
+    ``a[1]`` the intercept) and the ``x0, x1, ...`` gradfit gives the columns of an unnamed array.
+    Also None when a label could not be written back unambiguously (empty, a number, holding
+    ``[ ] , =``, or twice the same, e.g. a column called ``intercept``).
+    """
+    inputs = tuple(str(i) for i in inputs)
+    if inputs == ("x",) or inputs == tuple(f"x{i}" for i in range(len(inputs))):
+        return None
+    labels = (*inputs, "intercept")
+    if len(set(labels)) != len(labels) or any(
+            not label.strip() or label != label.strip() or label.isdigit() or set(label) & set("[],=")
+            for label in labels):
+        return None
+    return labels
+
+
 class Linear(_Affine):
     """``linear``: ``y = [x, 1] @ a`` (the seeds' model), for any number of inputs.
 
     Parameter ``a`` of shape ``(k + 1,)`` (``(k + 1, n_outputs)`` for several outputs): one weight
-    per input column, then the intercept (the ones column is last). For one input ``a[0]`` is the
-    slope and ``a[1]`` the intercept. Default initial value 0.
+    per input column, then the intercept (the ones column is last). The entries are named after
+    their columns, ``a[bmi]``, ``a[bp]``, ..., ``a[intercept]`` (see :func:`coefficient_labels`);
+    ``a[0]``, ``a[1]``, ... name them by position everywhere a user names an entry. For the seeds'
+    one column ``x``, ``a[0]`` is the slope and ``a[1]`` the intercept. Default initial value 0.
     """
 
     zoo_name = "linear"
@@ -121,7 +144,8 @@ class Linear(_Affine):
 class Logistic(_Affine):
     """``logistic``: logistic regression, logits ``[x, 1] @ w``, for any number of inputs.
 
-    With ``n_outputs=1`` the output is ``(n,)`` logits of class 1 (use the ``bce`` loss); with
+    With ``n_outputs=1`` the output is ``(n,)`` logits of class 1 (use the ``bce`` loss) and the
+    entries of ``w`` are named after their columns as ``linear``'s are; with
     ``n_outputs=C >= 2``, ``w`` has shape ``(k + 1, C)`` and the output is ``(n, C)`` logits (use
     ``cross_entropy``). Default initial value 0.
     """

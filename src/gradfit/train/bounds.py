@@ -11,15 +11,12 @@ reported as such, since its uncertainty then means nothing.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 
 import torch
 
 from gradfit.errors import ModelError
 from gradfit.models.base import Model
-
-_FLAT = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>[0-9, ]+)\]$")
 
 
 class Bounds:
@@ -39,7 +36,7 @@ class Bounds:
         self.upper = {s.name: torch.full(s.shape, math.inf, dtype=torch.float64) for s in model.specs}
         self.given: dict[str, tuple[float, float]] = {}
         for key, pair in (spec or {}).items():
-            name, index = _split(str(key))
+            name, index = model.entry(str(key))
             if name not in model.param_names:
                 raise ModelError(f"The bound on {key!r} names no parameter of the model {model.name!r}. "
                                  f"Its parameters are: {', '.join(model.param_names)}.")
@@ -51,7 +48,10 @@ class Bounds:
             except IndexError:
                 raise ModelError(f"The bound on {key!r} is out of range: {name!r} has shape "
                                  f"{model.spec(name).shape}.") from None
-            self.given[str(key)] = (lo, hi)
+            canonical = model.flat_key(str(key))  # a[0] and a[bmi] are one entry: say it one way
+            if canonical in self.given:
+                raise ModelError(f"The bound on {canonical!r} is given twice (as {key!r} too). Give it once.")
+            self.given[canonical] = (lo, hi)
 
     def __bool__(self) -> bool:
         return bool(self.given)
@@ -114,13 +114,6 @@ class Bounds:
     @property
     def _bounded(self) -> list[str]:
         return [n for n in self.lower if bool(torch.isfinite(self.lower[n]).any() | torch.isfinite(self.upper[n]).any())]
-
-
-def _split(key: str):
-    m = _FLAT.match(key.strip())
-    if not m:
-        return key.strip(), None
-    return m["name"], tuple(int(i) for i in m["index"].split(","))
 
 
 def _pair(key: str, pair) -> tuple[float, float]:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping
 
 import torch
 
 from gradfit.errors import ModelError
 from gradfit.models.base import Model
-
-_FLAT = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>[0-9, ]+)\]$")
 
 
 def initial_params(
@@ -33,9 +30,15 @@ def initial_params(
             raise ModelError(f"The 'init' parameter must be a mapping of name to value or 'random'. Got {init!r} instead.")
         return {s.name: torch.randn(s.shape, generator=generator, dtype=torch.float64).to(dtype) for s in model.specs}
     params = model.init_params(generator, dtype, x=x, y=y)
+    seen: dict[str, str] = {}
     for key, value in (init or {}).items():
-        name, index = _split(str(key))
+        name, index = model.entry(str(key))
         _check_name(model, name, "init")
+        canonical = model.flat_key(str(key))
+        if canonical in seen:
+            raise ModelError(f"The initial value of {canonical!r} is given twice (as {seen[canonical]!r} and {key!r}). "
+                             "Give it once.")
+        seen[canonical] = str(key)
         spec = model.spec(name)
         try:
             t = torch.as_tensor(value, dtype=torch.float64)
@@ -66,13 +69,6 @@ def fixed_names(model: Model, fix: Iterable[str] | str | None) -> frozenset[str]
     if set(names) >= set(model.param_names):
         raise ModelError(f"Every parameter is fixed ({', '.join(names)}): leave at least one free to fit.")
     return frozenset(names)
-
-
-def _split(key: str) -> tuple[str, tuple[int, ...] | None]:
-    m = _FLAT.match(key.strip())
-    if not m:
-        return key.strip(), None
-    return m["name"], tuple(int(i) for i in m["index"].split(","))
 
 
 def _check_name(model: Model, name: str, option: str) -> None:

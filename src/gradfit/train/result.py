@@ -124,6 +124,7 @@ class FitResult:
             "epochs": self.epochs,
             "stop_reason": self.stop_reason,
             "success": self.success,
+            "converged": self.converged,
             "message": self.message,
             "model": self.model_spec,
             "optimizer": self.config.get("optimizer"),

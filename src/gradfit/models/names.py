@@ -1,0 +1,123 @@
+"""Names that must not silently change meaning: a formula's names against the data's columns.
+
+In a formula, names that are columns are inputs and every other name is a parameter. A
+misspelt column (``bpp`` for ``bp``, ``BMI`` for ``bmi``) would therefore become a parameter
+and the fit would still "succeed". So a formula name that is not a column but is *close* to one
+is refused with "did you mean", unless the user declared it a parameter (``params=[...]`` /
+``--param``, or an initial value in ``init=`` / ``--init``).
+
+Close is the rule of :func:`gradfit.data.spelling.near_column`: the same name in another case,
+one edit for names of 3+ characters, two edits when both have 7+; a parameter ``a`` is never
+refused because of a column ``ab`` or ``x1``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from gradfit.data.spelling import edit_distance, near_column
+from gradfit.errors import FormulaError, ModelError
+
+__all__ = ["check_declared", "check_formula_names", "declared_params", "written"]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_ENTRY = re.compile(r"^(?P<name>[^\[\]]+)\[[^\[\]]*\]$")
+
+
+def written(name: str) -> str:
+    """How to write ``name`` in a formula: as is, or between backquotes."""
+    return name if _IDENTIFIER.match(name) else f"`{name}`"
+
+
+def declared_params(params: Iterable[str] | str | None, init: Mapping | str | None) -> frozenset[str]:
+    """The names the user declared parameters: ``params`` and the names given initial values."""
+    if params is None:
+        names: list[str] = []
+    elif isinstance(params, str):
+        names = [p.strip() for p in params.split(",") if p.strip()]
+    else:
+        names = [str(p) for p in params]
+    if isinstance(init, Mapping):
+        for key in init:
+            m = _ENTRY.match(str(key).strip())
+            names.append(m["name"].strip() if m else str(key).strip())
+    return frozenset(names)
+
+
+def check_formula_names(formula, columns: Sequence[str], y: str | None, inputs: Sequence[str] | None,
+                        declared: Collection[str] = ()) -> None:
+    """Refuse formula names whose meaning would silently change; gather every one into one message.
+
+    Parameters
+    ----------
+    formula : Formula
+    columns : sequence of str
+        The data's columns.
+    y : str or None
+        The target column.
+    inputs : sequence of str or None
+        The inputs given (``x=``), or None when the formula's names that are columns are the inputs.
+    declared : collection of str
+        Names declared parameters.
+
+    Raises
+    ------
+    FormulaError
+        For a name close to a column (see the module's docstring), the target used as a name, a
+        column left out of ``x=`` but used in the formula, or a name both declared a parameter
+        and given as an input; with a caret under the first.
+    """
+    columns = [str(c) for c in columns]
+    candidates = [c for c in columns if c != y]
+    given = set(inputs or ())
+    problems: list[tuple[str, str]] = []
+    for name in formula.names:
+        declare = (f"declare it a parameter: --param {name} (library: params=[{name!r}]), or give it a start value "
+                   f"with --init {name}=VALUE")
+        if name in declared:
+            if name in given:
+                problems.append((name, f"'{name}' is declared a parameter but also given as an input (--x); "
+                                       f"remove it from one of them"))
+            continue
+        if inputs is not None and name in given:
+            continue
+        if name == y:
+            problems.append((name, f"'{name}' is the target column (--y), so it cannot also be an input of the "
+                                   f"formula. To fit a parameter of that name, {declare}"))
+        elif name in columns:
+            if inputs is not None:
+                problems.append((name, f"'{name}' is a column of the data but not among the inputs given with --x "
+                                       f"({', '.join(inputs)}), so it would be fitted as a parameter. Add it to --x, "
+                                       f"or {declare}"))
+        else:
+            close = near_column(name, candidates)
+            if close is not None:
+                how = "differs only in case from" if close.casefold() == name.casefold() else \
+                    f"is {'one edit' if edit_distance(name.casefold(), close.casefold()) == 1 else 'two edits'} from"
+                shown = f"'{close}'" if written(close) == close else written(close)
+                problems.append((name, f"'{name}' is not a column, so it would be fitted as a parameter, but it "
+                                       f"{how} the column '{close}'. Did you mean {shown}? If '{name}' "
+                                       f"is meant to be a parameter, {declare}"))
+    if problems:
+        first = problems[0][0]
+        offset, length = formula.spans.get(first, (None, 1))
+        reason = " ".join(f"{text}." for _, text in problems) if len(problems) > 1 else f"{problems[0][1]}."
+        prefix = f"The formula has {len(problems)} names that would change meaning: " if len(problems) > 1 else ""
+        raise FormulaError(prefix + reason, formula=formula.text, offset=offset, length=length)
+
+
+def check_declared(model, params: Iterable[str] | str | None) -> None:
+    """Every name in ``params`` must be a parameter of the built ``model``; a ModelError otherwise."""
+    names = sorted(declared_params(params, None))
+    unknown = [n for n in names if n not in model.param_names]
+    if not unknown:
+        return
+    kind = "occur in the formula as a parameter" if getattr(model, "formula", None) is not None else "name a parameter"
+    hints = []
+    for n in unknown:
+        close = difflib.get_close_matches(n, model.param_names, n=1)
+        hints.append(f"{n!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ModelError(f"The 'params' option (--param) declares {', '.join(hints)}, which does not {kind} of the model "
+                     f"{model.name!r}. Its parameters are: {', '.join(model.param_names) or '(none)'}.")
