@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -117,3 +118,76 @@ def test_check_out_dir(tmp_path):
         check_out_dir(tmp_path / "file")
     with pytest.raises(ConfigError, match="is not a folder"):
         check_out_dir(tmp_path / "file" / "sub")
+
+
+@pytest.fixture(scope="module")
+def mlp_result():
+    """An MLP of 1 + 16*16 + ... parameters: above MAX_PARAM_COLUMNS, so its snapshots get a file of their own."""
+    return gradfit.fit("mlp", "builtin:linear", y="y", model_options={"hidden": (16, 16)}, optimizer="adam", lr=0.01,
+                       steps=12)
+
+
+def test_large_model_snapshots_go_to_an_npz_and_load_back_exactly(tmp_path, mlp_result):
+    from gradfit.outputs import load_run
+    from gradfit.train.snapshots import MAX_PARAM_COLUMNS
+
+    h = mlp_result.history
+    assert len(h.param_names) == 16 + 16 + 256 + 16 + 16 + 1 > MAX_PARAM_COLUMNS
+    paths = save_run(mlp_result, tmp_path)
+    assert paths["snapshots"] == tmp_path / "history_params.npz"
+    assert list(pd.read_csv(paths["history"]).columns) == ["step", "epoch", "loss", "val_loss", "lr", "grad_norm"]
+    with np.load(paths["snapshots"], allow_pickle=False) as z:
+        assert z["values"].dtype == np.float32  # a float32 fit: stored exactly in float32
+        np.testing.assert_array_equal(z["values"].astype(np.float64), h.snapshots)
+        assert tuple(z["names"]) == h.param_names and z["step"].tolist() == h.snapshot_steps.tolist()
+    loaded = load_run(tmp_path)
+    assert loaded.history.param_names == h.param_names
+    np.testing.assert_array_equal(loaded.history.snapshots, h.snapshots)
+    np.testing.assert_array_equal(loaded.history.snapshot_steps, h.snapshot_steps)
+    np.testing.assert_array_equal(loaded.history.loss, h.loss)
+    assert _leftovers(tmp_path) == []
+
+
+def test_snapshot_file_is_smaller_than_the_csv_and_its_bytes_repeat(tmp_path, mlp_result):
+    save_run(mlp_result, tmp_path / "a")
+    save_run(mlp_result, tmp_path / "b")
+    npz = (tmp_path / "a" / "history_params.npz").read_bytes()
+    assert npz == (tmp_path / "b" / "history_params.npz").read_bytes()
+    wide = mlp_result.history.to_frame().to_csv(index=False, lineterminator="\n").encode()
+    assert len(npz) + (tmp_path / "a" / "history.csv").stat().st_size < len(wide) / 2
+
+
+def test_float64_snapshots_stay_float64(tmp_path):
+    from gradfit.train.snapshots import read_snapshots, snapshots_bytes
+
+    values = np.array([[0.1, 1 / 3], [np.nan, 2.0]])
+    (tmp_path / "s.npz").write_bytes(snapshots_bytes(("a", "b"), [0, 4], values))
+    names, steps, back = read_snapshots(tmp_path / "s.npz")
+    assert names == ("a", "b") and steps.tolist() == [0, 4]
+    np.testing.assert_array_equal(back, values)
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["values"].dtype == np.float64
+
+
+def test_small_run_saved_over_a_large_one_drops_its_snapshots(tmp_path, result, mlp_result):
+    from gradfit.outputs import load_run
+
+    save_run(mlp_result, tmp_path)
+    assert (tmp_path / "history_params.npz").is_file()
+    paths = save_run(result, tmp_path)
+    assert "snapshots" not in paths and not (tmp_path / "history_params.npz").exists()
+    assert load_run(tmp_path).history.param_names == ("a[0]", "a[1]")
+
+
+def test_snapshots_of_another_run_or_a_damaged_file_are_refused(tmp_path, mlp_result):
+    from gradfit.errors import DataError
+    from gradfit.outputs import load_run
+    from gradfit.train.snapshots import snapshots_bytes
+
+    save_run(mlp_result, tmp_path)
+    (tmp_path / "history_params.npz").write_bytes(snapshots_bytes(("p", "q"), [0], [[1.0, 2.0]]))
+    with pytest.raises(DataError, match="belong to different runs"):
+        load_run(tmp_path)
+    (tmp_path / "history_params.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="is not a gradfit parameter history"):
+        load_run(tmp_path)

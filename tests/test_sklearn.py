@@ -127,3 +127,18 @@ def test_import_gradfit_does_not_import_sklearn_and_missing_sklearn_is_explained
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "pip install 'gradfit[sklearn]'" in out.stdout
+
+
+def test_sample_weight_matches_sklearns_weighted_estimators():
+    X, y = make_regression(n_samples=120, n_features=3, noise=5.0, bias=3.0, random_state=2)
+    w = np.random.default_rng(0).random(120) * 3
+    reg = GradfitRegressor().fit(X, y, sample_weight=w)
+    ref = LinearRegression().fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(reg.coef_, ref.coef_, rtol=1e-6)
+    assert reg.intercept_ == pytest.approx(ref.intercept_, rel=1e-6)
+    assert reg.result_.data["weights"]["from"] == "array"
+    assert np.abs(reg.coef_ - LinearRegression().fit(X, y).coef_).max() > 1e-3  # the weights mattered
+    Xc, yc = make_classification(n_samples=300, n_features=3, n_informative=2, n_redundant=0, flip_y=0.2, random_state=1)
+    clf = GradfitClassifier().fit(Xc, yc, sample_weight=w.repeat(3)[:300])
+    ref = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(Xc, yc, sample_weight=w.repeat(3)[:300])
+    np.testing.assert_allclose(clf.predict_proba(Xc), ref.predict_proba(Xc), atol=1e-6)

@@ -12,11 +12,13 @@ from typing import Any
 import torch
 
 from gradfit.analysis.assess import assess, check_stability
+from gradfit.analysis.metrics import with_metrics
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import open_data
+from gradfit.data.weights import check_training_rows
 from gradfit.errors import ConfigError, DataError
-from gradfit.losses import get_loss
+from gradfit.losses import check_weighting, get_loss
 from gradfit.models.names import check_declared, declared_params
 from gradfit.models.resolve import ModelLike, build_model, check_names, default_inputs
 from gradfit.train.callbacks import PrintLoss
@@ -48,6 +50,9 @@ def fit(
     model_options: Mapping[str, Any] | None = None,
     drop_nan: bool = False,
     read: Mapping[str, Any] | None = None,
+    sigma: str | Any = None,
+    absolute_sigma: bool = False,
+    weights: str | Any = None,
     callbacks: Sequence[Any] = (),
     checkpoint_dir: str | Path | None = None,
     resume: str | Path | None = None,
@@ -90,6 +95,19 @@ def fit(
         ``read_table(path, **result.data["read"])`` reads the same numbers again. Date columns (``dates``, and the
         datetime columns of a DataFrame) become numbers in a stated unit since a stated origin (a note says
         which; ``result.data["dates"]`` holds them per column).
+    sigma : column name or array, optional
+        The targets' standard deviations, one per row (> 0), as ``scipy.optimize.curve_fit``'s ``sigma``:
+        rows are weighted by ``1/sigma²``, the mse is their weighted mean (``Σ wᵢrᵢ²/Σ wᵢ``; the report
+        gives the chi-square ``Σ (rᵢ/σᵢ)²`` and the reduced chi-square), Levenberg-Marquardt minimises the
+        chi-square, and the covariance is curve_fit's ``pcov``. Needs ``loss="mse"``. The column is not an
+        input of the model.
+    absolute_sigma : bool
+        With ``sigma``: the sigmas are absolute, so the covariance is ``(JᵀWJ)⁻¹``, not scaled by the reduced
+        chi-square (curve_fit's ``absolute_sigma``).
+    weights : column name or array, optional
+        Row weights >= 0, not all 0 (as scikit-learn's ``sample_weight``; 0 leaves a row out), for any built-in
+        loss: the loss is ``Σ wᵢℓᵢ / Σ wᵢ``. Exclusive with ``sigma`` (weights = 1/sigma²). See
+        :mod:`gradfit.data.weights`.
     model_options : mapping
         Zoo options such as ``{"degree": 3}`` or ``{"hidden": (32, 32)}``.
     callbacks : sequence
@@ -141,13 +159,16 @@ def fit(
     data, origin, reading, notes = open_data(data, read)
     declared, y_name = declared_params(params, init), y if isinstance(y, str) else None
     check_names(model, _columns(data), y_name, None if x is None else _split_names(x), declared)
-    inputs = _split_names(x) if x is not None else default_inputs(model, _columns(data), y_name, declared)
-    dataset = as_dataset(data, x=inputs, y=y, dtype=_dtype(config.resolved_dtype), drop_nan=drop_nan, report=notes)
+    inputs = _split_names(x) if x is not None else _default_inputs(model, data, y_name, declared, (sigma, weights))
+    dataset = as_dataset(data, x=inputs, y=y, dtype=_dtype(config.resolved_dtype), drop_nan=drop_nan, report=notes,
+                         sigma=sigma, weights=weights, absolute_sigma=absolute_sigma)
+    check_weighting(loss, dataset.weighting)
     if dataset.y is None:
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
     n_outputs = _n_outputs(loss, dataset)
     built = build_model(model, dataset.x_names, n_outputs=n_outputs, **dict(model_options or {}))
     check_declared(built, params)
+    notes += _constant_notes(built)
     loss.check_targets(dataset.y, built.n_outputs)
     fixed = fixed_names(built, fix)
     choice = _plan(config, loss, built, fixed, dataset)
@@ -157,6 +178,7 @@ def fit(
 
     generator = torch.Generator().manual_seed(config.seed)
     train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
+    check_training_rows(train)
     start = initial_params(built, init, generator, dtype, x=train.x, y=train.y)
     start = {k: v.to(device) for k, v in start.items()}
     box = Bounds(built, bounds)
@@ -181,10 +203,12 @@ def fit(
         config={**config.to_dict(), "lr": config.lr, "optimizer_requested": options.get("optimizer", "auto")},
         data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
               "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes,
+              "weights": None if train.w is None else dataset.weighting.to_dict(float(train.w.double().sum())),
               **reading},
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
     )
+    result = with_metrics(result, built, loss, train, val)  # before assess: the report shows them
     result = assess(result, built, loss, train, fixed, config)
     for cb in callbacks:
         if hasattr(cb, "on_end"):
@@ -216,7 +240,7 @@ class _Problem:
             return cls(model, loss, train, params, fixed, box)
         from gradfit.train.scaling import Scaling
 
-        s = Scaling.prepare(model, loss, train.x, train.y, params, fixed, bounds=box)
+        s = Scaling.prepare(model, loss, train.x, train.y, params, fixed, bounds=box, w=train.w)
         return cls(s.model, s.loss, train, s.internal_start(), fixed, s.internal_bounds(box), s)
 
     def learning_rate(self, config: FitConfig, choice) -> tuple[FitConfig, dict | None]:
@@ -226,7 +250,7 @@ class _Problem:
         if lr is None and choice.lr_rule == "curvature":
             from gradfit.analysis.stability import adam_lr
 
-            lr = adam_lr(self.model, self.loss, self.train.x, self.train.y, self.params, self.fixed)
+            lr = adam_lr(self.model, self.loss, self.train.x, self.train.y, self.params, self.fixed, w=self.train.w)
         stability = check_stability(self.model, self.loss, self.train, self.params, self.fixed, config,
                                     lr, choose=lr is None and choice.lr_rule == "stability")
         if lr is None and stability is not None and choice.lr_rule == "stability":
@@ -340,6 +364,27 @@ def _columns(data) -> list[str]:
     if hasattr(data, "shape") and len(data.shape) == 2:
         return [f"x{i}" for i in range(data.shape[1])]
     return []
+
+
+def _default_inputs(model, data, y: str | None, declared, weights) -> list[str]:
+    """The model's inputs when x is not given: a formula's names that are columns (and not declared parameters),
+    else every column but y and the column of row weights (sigma or weights), which describes the rows, not the
+    model's input."""
+    from gradfit.models.resolve import is_zoo_name
+
+    columns = _columns(data)
+    if not (isinstance(model, str) and not is_zoo_name(model)):
+        columns = [c for c in columns if c not in [w for w in weights if isinstance(w, str)]]
+    return default_inputs(model, columns, y, declared)
+
+
+def _constant_notes(model) -> list[str]:
+    """A note when a formula uses ``e``: a coefficient named e would silently be Euler's number, not fitted."""
+    formula = getattr(model, "formula", None)
+    if formula is None or "e" not in getattr(formula, "constants", ()):
+        return []
+    return ["in the formula, e is Euler's number 2.71828 (a constant), not a parameter; to fit a coefficient, "
+            "give it another name"]
 
 
 def _n_outputs(loss, dataset: Dataset) -> int:

@@ -4,6 +4,9 @@ Every :class:`Loss` gives the per-row values, their sum (``total``, so the train
 up chunks and divide by the row count itself) and their mean (calling the loss). Sums use
 ``torch.sum``, whose pairwise summation keeps a float32 chunk of 65,536 rows accurate.
 
+With row weights ``w`` (``weight=``, see :mod:`gradfit.data.weights`) ``total`` is ``Σ wᵢ ℓᵢ`` and the
+mean is ``Σ wᵢ ℓᵢ / Σ wᵢ``, as scikit-learn's ``sample_weight`` and torch's weighted ``"mean"`` reduction.
+
 Examples
 --------
 >>> loss = get_loss("mse")
@@ -48,13 +51,16 @@ class Loss:
         """The loss of each row, shape ``(n,)``."""
         raise NotImplementedError
 
-    def total(self, pred: Tensor, target: Tensor) -> Tensor:
-        """The sum over rows (a scalar)."""
-        return self.per_row(pred, target).sum()
+    def total(self, pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The sum over rows (a scalar), each row times its ``weight`` when given."""
+        rows = self.per_row(pred, target)
+        return rows.sum() if weight is None else (rows * weight.to(rows.dtype)).sum()
 
-    def __call__(self, pred: Tensor, target: Tensor) -> Tensor:
-        """The mean over rows (a scalar)."""
-        return self.per_row(pred, target).mean()
+    def __call__(self, pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The mean over rows (a scalar): ``Σ wᵢ ℓᵢ / Σ wᵢ`` when ``weight`` is given."""
+        if weight is None:
+            return self.per_row(pred, target).mean()
+        return self.total(pred, target, weight) / weight.sum()
 
     def check_targets(self, y: Tensor, n_outputs: int) -> None:
         """Raise DataError when the targets do not suit this loss, ConfigError when the model's outputs do not.
@@ -188,7 +194,9 @@ class CallableLoss(Loss):
         self.f = f
         self.name = getattr(f, "__name__", type(f).__name__)
 
-    def __call__(self, pred, target):
+    def __call__(self, pred, target, weight=None):
+        if weight is not None:
+            raise ConfigError(unweighted_message(self.name))
         out = self.f(pred, target)
         if not isinstance(out, Tensor):
             raise ConfigError(f"The loss function {self.name!r} returned {type(out).__name__}, not a torch tensor. "
@@ -202,7 +210,9 @@ class CallableLoss(Loss):
     def per_row(self, pred, target):
         return self(pred, target).expand(pred.shape[0])
 
-    def total(self, pred, target):
+    def total(self, pred, target, weight=None):
+        if weight is not None:
+            raise ConfigError(unweighted_message(self.name))
         return self(pred, target) * pred.shape[0]
 
     def check_targets(self, y, n_outputs):
@@ -210,6 +220,27 @@ class CallableLoss(Loss):
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": "callable"}
+
+
+def unweighted_message(name: str) -> str:
+    return (f"The loss function {name!r} returns a mean over rows, which cannot be weighted row by row, so it cannot "
+            f"be used with sigma or weights. Use a built-in loss ({', '.join(LOSS_NAMES)}), or leave the weights out.")
+
+
+def check_weighting(loss: Loss, weighting) -> None:
+    """Raise ConfigError when ``loss`` cannot use the row weighting (a :class:`gradfit.data.weights.Weighting`).
+
+    sigma defines a chi-square, so it needs the mse; any built-in loss takes weights; a loss function
+    (a mean over rows) takes neither.
+    """
+    if weighting is None:
+        return
+    if isinstance(loss, CallableLoss) or isinstance(getattr(loss, "inner", None), CallableLoss):
+        raise ConfigError(unweighted_message(loss.name))
+    if weighting.kind == "sigma" and not loss.least_squares:
+        raise ConfigError(f"sigma (the targets' standard deviations) weights squared residuals by 1/sigma², which "
+                          f"makes the mse a chi-square; the {loss.name!r} loss is not a sum of squares. Use loss='mse', "
+                          f"or give per-row weights with weights=... (--weights COLUMN) instead.")
 
 
 _BY_KEY: dict[str, type[Loss]] = {

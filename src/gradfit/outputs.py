@@ -25,12 +25,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from gradfit.train.result import FitResult
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_out_dir", "save_run", "load_run",
-           "is_temp_name", "remove_stale_temps", "RESULT_NAME", "HISTORY_NAME", "TIMINGS_NAME", "TEMP_PREFIX"]
+           "is_temp_name", "remove_stale_temps", "RESULT_NAME", "HISTORY_NAME", "TIMINGS_NAME", "SNAPSHOTS_NAME",
+           "TEMP_PREFIX"]
 
 RESULT_NAME = "result.json"
 HISTORY_NAME = "history.csv"    # the same bytes every time a fit is repeated
 TIMINGS_NAME = "timings.csv"    # step, wall-clock seconds: differs from run to run
-RUN_FILES = (HISTORY_NAME, TIMINGS_NAME, RESULT_NAME)
+SNAPSHOTS_NAME = "history_params.npz"  # a large model's parameter snapshots (gradfit.train.snapshots)
+RUN_FILES = (HISTORY_NAME, TIMINGS_NAME, RESULT_NAME, SNAPSHOTS_NAME)
 
 #: Temporary files are hidden and named ``.tmp-<12 hex digits>-<target name>``.
 TEMP_PREFIX = ".tmp-"
@@ -142,6 +144,10 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
              ) -> dict[str, Path]:
     """Write ``history.csv``, ``timings.csv`` and ``result.json`` of a fit into ``out_dir`` (created if needed).
 
+    A model of more than :data:`gradfit.train.snapshots.MAX_PARAM_COLUMNS` parameters keeps its
+    parameter snapshots in ``history_params.npz`` (compact, exact) and ``history.csv`` keeps the
+    per-step columns only; a smaller one has a column per parameter in ``history.csv``.
+
     Each file is written atomically: whenever the writer stops, every file holds either its
     old or its new content, never a part. An error while writing leaves the earlier run as it
     was. Once the new files are written, the earlier ``result.json`` is removed, the others
@@ -166,7 +172,8 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
     Returns
     -------
     dict
-        ``{"result": Path, "history": Path, "timings": Path}``.
+        ``{"result": Path, "history": Path, "timings": Path}``, and ``"snapshots"`` when
+        ``history_params.npz`` was written.
 
     Examples
     --------
@@ -175,20 +182,33 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
     >>> sorted(p.name for p in save_run(r, tempfile.mkdtemp()).values())
     ['history.csv', 'result.json', 'timings.csv']
     """
+    from gradfit.train.snapshots import snapshots_bytes, wants_own_file
+
     out = Path(out_dir)
     text = result.to_json() + "\n"  # everything that can fail is done before a file is touched
-    history, timings = result.history.to_frame(include_time=False), result.history.timings_frame()
+    h = result.history
+    own_file = wants_own_file(len(h.param_names))  # a large model: snapshots in an .npz, not 1,000s of CSV columns
+    history, timings = h.to_frame(include_time=False, params=not own_file), h.timings_frame()
+    snapshots = snapshots_bytes(h.param_names, h.snapshot_steps, h.snapshots) if own_file else None
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     paths = {"result": out / RESULT_NAME, "history": out / HISTORY_NAME, "timings": out / TIMINGS_NAME}
-    with atomic_path(paths["history"]) as tmp_history, atomic_path(paths["timings"]) as tmp_timings:
+    if own_file:
+        paths["snapshots"] = out / SNAPSHOTS_NAME
+    with atomic_path(paths["history"]) as tmp_history, atomic_path(paths["timings"]) as tmp_timings, \
+            (atomic_path(paths["snapshots"]) if own_file else contextlib.nullcontext()) as tmp_snapshots:
         _write_csv(history, tmp_history)
         _write_csv(timings, tmp_timings)
-        # Both are written; before they replace the old ones, the old result.json goes: next to
+        if own_file:
+            tmp_snapshots.write_bytes(snapshots)
+        # All are written; before they replace the old ones, the old result.json goes: next to
         # a new history.csv it would pass off a half-saved run as complete.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(paths["result"])
             _fsync_dir(out)
+        if not own_file:  # an earlier large model's snapshots must not be read as this run's
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(out / SNAPSHOTS_NAME)
     if before_result is not None:
         before_result()
     atomic_write_text(paths["result"], text)
@@ -251,7 +271,8 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
     run whose model was a Python callable or an ``nn.Module`` (those cannot be rebuilt from JSON).
     Only the run's own file names are read: temporary files of an interrupted save are ignored.
     Floats are read back exactly as they were written. Runs saved before ``timings.csv``
-    existed (with a ``time`` column in ``history.csv``) load too.
+    existed (with a ``time`` column in ``history.csv``) load too, and so do both layouts of the
+    parameter snapshots: columns of ``history.csv``, or ``history_params.npz`` for a large model.
     """
     from gradfit.errors import DataError
     from gradfit.train.history import History
@@ -262,7 +283,7 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
     if not result_path.is_file():
         raise DataError(f"{str(out)!r} holds no saved run: {RESULT_NAME} is missing. Give the --out folder of a "
                         f"`gradfit fit` run.")
-    history = None
+    history, from_npz = None, False
     if history_path.is_file():
         timings = _read_csv(timings_path) if timings_path.is_file() else None
         try:
@@ -270,10 +291,31 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
         except (KeyError, ValueError) as exc:
             raise DataError(f"{str(history_path)!r} is not a gradfit history ({type(exc).__name__}: {exc}). "
                             f"Fit again, or delete it to load the result without its history.") from None
+        if not history.param_names and (out / SNAPSHOTS_NAME).is_file():
+            history, from_npz = _with_snapshots(history, out / SNAPSHOTS_NAME), True
     try:
-        return FitResult.from_json(result_path, model=model, history=history)
+        result = FitResult.from_json(result_path, model=model, history=history)
     except (ValueError, KeyError) as exc:
         raise DataError(f"{str(result_path)!r} is not a gradfit result ({type(exc).__name__}: {exc}).") from None
+    if from_npz and list(history.param_names) != list(result.flat_params):
+        raise DataError(f"The parameter snapshots in {str(out)!r} name other parameters than {RESULT_NAME} "
+                        f"({', '.join(list(history.param_names)[:3])}, ... against "
+                        f"{', '.join(list(result.flat_params)[:3])}, ...): the files belong to different runs. "
+                        f"Fit again.")
+    return result
+
+
+def _with_snapshots(history, path: Path):
+    """``history`` (read from a history.csv without parameter columns) with the snapshots of ``path``."""
+    from gradfit.errors import DataError
+    from gradfit.train.snapshots import read_snapshots
+
+    try:
+        names, steps, values = read_snapshots(path)
+    except ValueError as exc:
+        raise DataError(f"{str(path)!r} is not a gradfit parameter history: {exc}. Fit again, or delete it to load "
+                        f"the run without its parameter snapshots.") from None
+    return history.with_snapshots(names, steps, values)
 
 
 def _read_csv(path: Path):

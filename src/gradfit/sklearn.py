@@ -25,7 +25,7 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("gradfit.sklearn needs scikit-learn, which is not installed. Install it with "
                       "pip install 'gradfit[sklearn]' (or pip install scikit-learn).") from exc
@@ -51,7 +51,7 @@ _STILL_FALLING_RTOL = 1e-6  # relative drop over the last tenth of the fit that 
 class _GradfitEstimator(BaseEstimator):
     """Shared by both estimators: validation, the call to gradfit.fit, warnings, predictions."""
 
-    def _run(self, X: np.ndarray, targets: np.ndarray, loss: str):
+    def _run(self, X: np.ndarray, targets: np.ndarray, loss: str, sample_weight=None):
         import gradfit
 
         data = {f"x{i}": np.array(X[:, i], dtype=np.float64) for i in range(X.shape[1])}
@@ -60,6 +60,8 @@ class _GradfitEstimator(BaseEstimator):
                        dtype=self.dtype, seed=self.seed, tol=self.tol)
         if self.scale:
             options["scale"] = True  # only when asked, so this works before scale= exists in gradfit.fit
+        if sample_weight is not None:
+            options["weights"] = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         result = gradfit.fit(self.model, data, y="y", catch_signals=False, init=self.init, fix=self.fix, bounds=self.bounds,
                              model_options=self.model_options, **options)
         _warn_if_not_converged(result)
@@ -110,8 +112,8 @@ class GradfitRegressor(RegressorMixin, _GradfitEstimator):
     -----
     Every check of ``sklearn.utils.estimator_checks.check_estimator`` passes (scikit-learn 1.9); any
     that cannot would be listed, with the reason, in ``EXPECTED_FAILED_CHECKS["GradfitRegressor"]``.
-    ``sample_weight`` is not supported (so the checks that need it do not run). They pass with
-    ``dtype="float32"`` too.
+    ``sample_weight`` weights the rows (gradfit's ``weights``: the loss is ``Σ wᵢℓᵢ / Σ wᵢ``), so the
+    sample-weight checks run too. They pass with ``dtype="float32"`` too.
 
     Examples
     --------
@@ -138,10 +140,10 @@ class GradfitRegressor(RegressorMixin, _GradfitEstimator):
         self.tol = tol
         self.scale = scale
 
-    def fit(self, X, y):
-        """Fit the model to ``X`` (``(n, k)``) and ``y`` (``(n,)``); returns self."""
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` (``(n, k)``) and ``y`` (``(n,)``), rows weighted by ``sample_weight``; returns self."""
         X, y = _validate_data(self, X, y, dtype=np.float64, y_numeric=True, ensure_min_samples=2)
-        return self._run(X, y, self.loss)
+        return self._run(X, y, self.loss, sample_weight)
 
     def predict(self, X) -> np.ndarray:
         """Predictions, shape ``(n,)``."""
@@ -179,8 +181,8 @@ class GradfitClassifier(ClassifierMixin, _GradfitEstimator):
     Notes
     -----
     Every check of ``check_estimator`` passes (scikit-learn 1.9); any that cannot would be listed in
-    ``EXPECTED_FAILED_CHECKS["GradfitClassifier"]``. ``sample_weight`` and ``class_weight`` are not
-    supported.
+    ``EXPECTED_FAILED_CHECKS["GradfitClassifier"]``. ``sample_weight`` weights the rows (gradfit's
+    ``weights``); ``class_weight`` is not supported.
     """
 
     def __init__(self, model="logistic", optimizer="lbfgs", lr=None, steps=200, batch_size=None, init=None, fix=None,
@@ -199,15 +201,15 @@ class GradfitClassifier(ClassifierMixin, _GradfitEstimator):
         self.tol = tol
         self.scale = scale
 
-    def fit(self, X, y):
-        """Fit the model to ``X`` (``(n, k)``) and the labels ``y``; returns self."""
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` (``(n, k)``) and the labels ``y``, rows weighted by ``sample_weight``; returns self."""
         X, y = _validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"The classifier needs at least two classes in y. Got only one class: {classes[0]!r}.")
         self.classes_ = classes
-        return self._run(X, codes, "bce" if len(classes) == 2 else "cross_entropy")
+        return self._run(X, codes, "bce" if len(classes) == 2 else "cross_entropy", sample_weight)
 
     def decision_function(self, X) -> np.ndarray:
         """Logits: ``(n,)`` (of ``classes_[1]``) for two classes, ``(n, C)`` for more."""

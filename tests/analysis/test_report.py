@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import gradfit
 from gradfit.analysis.report import fit_report, report_dict, statistics
@@ -159,7 +160,10 @@ def test_saved_result_without_data_reports_what_it_can(tmp_path):
     r = gradfit.fit("a*x + c", d, y="y", optimizer="lbfgs", steps=50, dtype="float64", uncertainty=False)
     loaded = gradfit.FitResult.from_json(r.to_json())
     st = statistics(loaded)
-    assert st["rss"] == pytest.approx(r.loss * 20) and st["r2"] is None
+    assert st["rss"] == pytest.approx(r.loss * 20)
+    assert st["r2"] == pytest.approx(statistics(r, d)["r2"], rel=1e-12)  # stored at fit time, not lost
+    old = gradfit.FitResult.from_json(dataclasses.replace(r, metrics=None).to_json())  # saved by an older gradfit
+    assert statistics(old)["r2"] is None and statistics(old)["rss"] == pytest.approx(r.loss * 20)
     assert "Uncertainties were not computed" in fit_report(dataclasses.replace(loaded, uncertainty=None))
     # With the uncertainty stored in the result (as gradfit.fit does by default), the errors come back without data.
     stored = gradfit.FitResult.from_json(dataclasses.replace(r, uncertainty=uncertainty_of(r, d).to_dict()).to_json())
@@ -175,3 +179,108 @@ def test_no_nag_when_the_lr_is_close_to_the_stability_limit():
     assert "below the stability limit" not in fit_report(near, data=d)
     far = dataclasses.replace(r, diagnostics={**r.diagnostics, "stability_limit": 1e-5 / 0.3})
     assert "below the stability limit" in fit_report(far, data=d)
+
+
+def test_in_memory_fit_keeps_its_statistics_after_json_and_load_run(tmp_path):
+    """Issue 8, item 10: R², RSS, AIC of a fit on in-memory data survive from_json and load_run."""
+    from gradfit.outputs import load_run, save_run
+
+    d = _decay()
+    r = gradfit.fit("a*exp(-b*x) + c", d, y="y", init={"a": 1, "b": 1, "c": 0}, optimizer="lbfgs", steps=60,
+                    dtype="float64")
+    p = r.flat_params
+    resid = d["y"] - (p["a"] * np.exp(-p["b"] * d["x"]) + p["c"])
+    r2 = 1 - resid @ resid / ((d["y"] - d["y"].mean()) ** 2).sum()
+    save_run(r, tmp_path)
+    for again in (gradfit.FitResult.from_json(r.to_json()), load_run(tmp_path)):
+        st = statistics(again)
+        assert st["r2"] == pytest.approx(r2, rel=1e-10) and st["aic"] == pytest.approx(statistics(r, d)["aic"])
+        text = fit_report(again)
+        assert f"R-squared          {r2:.6g}" in text and "[[Metrics]]" in text
+
+
+def test_likelihood_statistics_survive_json():
+    rng = np.random.default_rng(1)
+    u = rng.normal(size=200)
+    d = {"u": u, "y": (rng.random(200) < 1 / (1 + np.exp(-u))).astype(float)}
+    r = gradfit.fit("a*u + c", d, y="y", loss="bce", optimizer="lbfgs", steps=30, dtype="float64")
+    st = statistics(gradfit.FitResult.from_json(r.to_json()))
+    assert st["nll"] == pytest.approx(statistics(r, d)["nll"], rel=1e-12) and st["rss"] is None
+    assert st["bic"] == pytest.approx(statistics(r, d)["bic"], rel=1e-12)
+
+
+def test_metrics_section_shows_train_and_validation():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, 120)
+    d = {"x": x, "y": 2 * x + rng.normal(scale=0.1, size=120)}
+    r = gradfit.fit("a*x + c", d, y="y", optimizer="lbfgs", steps=30, dtype="float64", val_split=0.25)
+    text = fit_report(r)
+    lines = text.splitlines()
+    i = lines.index("[[Metrics]]")
+    assert lines[i + 1].split() == ["train", "validation"]
+    for row, key in zip(lines[i + 2:i + 5], ("r2", "rmse", "mae")):
+        assert row.split()[-2:] == [f"{r.metrics['train'][key]:.6g}", f"{r.metrics['validation'][key]:.6g}"]
+    assert report_dict(r)["metrics"] == r.metrics
+
+
+def test_classifier_report_shows_accuracy_and_the_confusion_matrix():
+    from gradfit.data.io import read_table
+
+    frame = read_table("builtin:blobs")
+    r = gradfit.fit("logistic", frame, y="label", loss="cross_entropy", optimizer="adam", lr=0.05, steps=20)
+    m = r.metrics["train"]
+    text = fit_report(r)
+    assert f"accuracy {m['accuracy']:.6g}" in " ".join(text.split())
+    assert f"log-loss {m['log_loss']:.6g}" in " ".join(text.split())
+    block = text.split("[[Confusion matrix]]  (train: rows true class, columns predicted)\n")[1].splitlines()
+    assert block[0].split() == ["true", "0", "1"]
+    assert [list(map(int, row.split()[1:])) for row in block[1:3]] == m["confusion_matrix"]
+    assert sum(map(sum, m["confusion_matrix"])) == len(frame)
+
+
+@pytest.mark.parametrize("loss, lm", [("mse", True), ("cross_entropy", False), ("bce", False), ("mae", False)])
+def test_not_converged_advice_proposes_lm_only_for_least_squares(loss, lm):
+    rng = np.random.default_rng(5)
+    u = rng.normal(size=200)
+    label = (u + 0.5 * rng.normal(size=200) > 0).astype(float)
+    if loss == "cross_entropy":
+        r = gradfit.fit("logistic", {"u": u, "y": label}, y="y", loss=loss, optimizer="sgd", lr=0.01, steps=30)
+    else:
+        r = gradfit.fit("a*u + c", {"u": u, "y": label if loss == "bce" else 3 * u + 1}, y="y", loss=loss,
+                        optimizer="sgd", lr=0.001, steps=30)
+    text = fit_report(r)
+    assert "Not converged" in text
+    assert ("--optimizer lm" in text) is lm and ("--optimizer lbfgs" in text) is (not lm)
+
+
+def test_uncertainty_advice_for_a_likelihood_never_proposes_lm():
+    rng = np.random.default_rng(6)
+    u = rng.normal(size=300)
+    d = {"u": u, "y": (rng.random(300) < 1 / (1 + np.exp(-2 * u))).astype(float)}
+    r = gradfit.fit("a*u + c", d, y="y", loss="bce", optimizer="sgd", lr=0.05, steps=3, dtype="float64")
+    u_ = uncertainty_of(r, d)
+    assert any("not at a minimum" in w for w in u_.warnings)
+    assert not any("'lm'" in w for w in u_.warnings) and any("'lbfgs'" in w for w in u_.warnings)
+
+
+def test_large_model_report_summarises_each_tensor():
+    x = np.linspace(-1, 1, 64)
+    d = {"x": x, "y": np.sin(3 * x)}
+    r = gradfit.fit("mlp", d, y="y", model_options={"hidden": (16, 8)}, optimizer="adam", lr=0.01, steps=20)
+    rep = report_dict(r)
+    assert rep["parameters"] == [] and rep["n_params"] == len(r.flat_params) == 16 + 16 + 128 + 8 + 8 + 1
+    by_name = {t["name"]: t for t in rep["tensors"]}
+    assert list(by_name) == ["W0", "b0", "W1", "b1", "W2", "b2"]
+    for name, t in by_name.items():
+        v = r.params[name].double()
+        assert t["shape"] == list(v.shape) and t["size"] == v.numel()
+        assert t["norm"] == pytest.approx(float(torch.linalg.vector_norm(v)), rel=1e-12)
+        assert t["mean"] == pytest.approx(float(v.mean()), rel=1e-9, abs=1e-15)
+        assert (t["min"], t["max"]) == (pytest.approx(float(v.min())), pytest.approx(float(v.max())))
+        assert (t["values"] is None) is (v.numel() > 8)
+    text = fit_report(r)
+    assert "W1[0,0]" not in text and "177 values in 6 tensors" in text
+    assert any(l.split()[:2] == ["W1", "16x8"] for l in text.splitlines())
+    assert f"[{by_name['b2']['values'][0]:.5g}]" in text
+    small = report_dict(gradfit.fit("a*x + c", d, y="y", optimizer="lbfgs", steps=5))
+    assert small["tensors"] is None and [p["name"] for p in small["parameters"]] == ["a", "c"]

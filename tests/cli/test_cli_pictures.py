@@ -126,6 +126,23 @@ def test_picture_option_parsing():
     np.testing.assert_equal(len(KINDS), 6)
 
 
+def test_a_large_models_run_redraws_and_steps_from_its_npz(tmp_path):
+    out = tmp_path / "mlp"
+    res = runner.invoke(app, ["fit", "builtin:linear", "--y", "y", "--model", "mlp", "--option", "hidden=8,8",
+                              "--optimizer", "adam", "--lr", "0.05", "--steps", "15", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert (out / "history_params.npz").is_file() and "W0[0,0]" not in (out / "history.csv").read_text()
+    res = runner.invoke(app, ["plot", str(out), "--kind", "all", "--quiet"])
+    assert res.exit_code == 0, res.output
+    for name in ("fit.png", "loss.png", "params.png", "grid.png", "landscape.png"):
+        assert png_size(out / name)[0] == "PNG"
+    with Image.open(out / "animation.gif") as im:
+        assert im.n_frames == 16  # every kept snapshot, start included
+    res = runner.invoke(app, ["steps", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "W0[0,0]" in res.output and "97" in res.output  # the walk-through reads the snapshots from the npz
+
+
 def test_race_with_lm_draws_its_path(tmp_path):
     out = tmp_path / "race"
     res = runner.invoke(app, ["race", "builtin:linear", "--y", "y", "--model", "linear", "--optimizers",

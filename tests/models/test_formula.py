@@ -327,3 +327,21 @@ def test_model_pickles():
     assert m2.inputs == ("t",) and m2.param_names == ("a", "b")
     x = torch.arange(3.0)[:, None]
     torch.testing.assert_close(m2(m2.init_params(), x), m(m.init_params(), x))
+
+
+def test_a_formula_using_e_says_it_is_eulers_number_not_a_parameter():
+    import warnings
+
+    import numpy as np
+
+    import gradfit
+
+    assert compile_formula("a*exp(x) + e*cos(x) + pi").constants == ("e", "pi")
+    x = np.linspace(0, 1, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = gradfit.fit("a + e*x", {"x": x, "y": 1 + 2 * x}, y="y")
+    assert list(r.flat_params) == ["a"]
+    assert any("e is Euler's number" in n for n in r.data["notes"])
+    r = gradfit.fit("a + b*x", {"x": x, "y": 1 + 2 * x}, y="y")
+    assert not any("Euler" in n for n in r.data["notes"])

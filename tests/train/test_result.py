@@ -54,7 +54,7 @@ def test_predict_matches_the_formula(result):
     np.testing.assert_allclose(result.predict({"t": t}), p["a"] * t**2 + p["b"] * t + p["c"], rtol=1e-12)
     out = result.predict(torch.tensor(t))
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
-    with pytest.raises(gradfit.ModelError, match="lacks the column"):
+    with pytest.raises(gradfit.DataError, match="lacks the column"):
         result.predict({"x": t})
 
 

@@ -27,7 +27,7 @@ def check_stability(model, loss, train, params, fixed, config, lr: float | None,
     from gradfit.analysis.stability import check_lr, lr_limit, suggested_lr
 
     limit, warning = check_lr(model, loss, train.x, train.y, params, fixed, lr or 0.0, config.optimizer,
-                              momentum=config.momentum)
+                              momentum=config.momentum, w=train.w)
     if warning:
         warnings.warn(warning, GradfitWarning, stacklevel=4)
     if limit is None:

@@ -6,6 +6,10 @@ into the triangular factor ``R`` of a QR decomposition (``[R; J_chunk] = Q R'``,
 QR"): ``RᵀR = JᵀJ`` without forming ``JᵀJ``, whose condition number is the square of ``J``'s.
 Inversion scales the columns to unit norm first (so the verdict "singular" does not depend on the
 parameters' units) and names the parameters of each null direction.
+
+Row weights ``w`` (the dataset's ``w``) enter as in the fit: least squares folds ``sqrt(w) J`` and
+``sqrt(w) r`` (so ``rss`` is the chi-square ``Σ wᵢrᵢ²``), and the Hessian methods differentiate
+``Σ wᵢℓᵢ``. Rows of weight 0 carry no information and are not counted in ``n``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ class Problem:
 
     def __init__(self, model, dataset, values: np.ndarray, free: list[int]):
         self.model, self.dataset = model, dataset
+        self.w = getattr(dataset, "w", None)
+        weighting = getattr(dataset, "weighting", None)
+        # curve_fit's absolute_sigma: the sigmas are the errors' scale, not to be estimated from the residuals.
+        self.absolute = bool(self.w is not None and weighting is not None and weighting.kind == "sigma"
+                             and weighting.absolute_sigma)
+        # The points that count: rows of weight 0 say nothing about the parameters.
+        self.n = len(dataset) if self.w is None else int((self.w > 0).sum())
         device = dataset.x.device
         self.base = torch.tensor(values, dtype=torch.float64, device=device)
         self.free_index = torch.tensor(free, dtype=torch.long, device=device)
@@ -38,9 +49,11 @@ class Problem:
         return self.model({s.name: t.reshape(s.shape) for s, t in zip(self.model.specs, parts)}, x)
 
     def chunks(self, rows: int):
-        x, y = self.dataset.x, self.dataset.y
+        """``(x, y, w)`` of each chunk in float64 (``w`` None for an unweighted dataset)."""
+        x, y, w = self.dataset.x, self.dataset.y, self.w
         for start in range(0, len(x), rows):
-            yield x[start:start + rows].double(), y[start:start + rows].double()
+            wc = None if w is None else w[start:start + rows].double()
+            yield x[start:start + rows].double(), y[start:start + rows].double(), wc
 
 
 @dataclass
@@ -69,7 +82,7 @@ class Inverse:
 
 
 def curvature(problem: Problem, loss, method: str) -> Curvature:
-    n, p = len(problem.dataset), len(problem.theta)
+    n, p = problem.n, len(problem.theta)
     if method in ("jacobian", "sandwich-lad"):
         return _from_jacobian(problem, loss, method, n, p)
     return _from_hessian(problem, loss, method == "sandwich", n, p)
@@ -81,21 +94,31 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
     theta, R = problem.theta, None
     rss = 0.0
     jtr = torch.zeros(p, dtype=torch.float64, device=theta.device)
+    meat = None if problem.w is None or method == "jacobian" else torch.zeros(p, p, dtype=torch.float64, device=theta.device)
     residuals = []
-    for xc, yc in problem.chunks(max(p + 1, min(65_536, 2**22 // p))):
+    for xc, yc, wc in problem.chunks(max(p + 1, min(65_536, 2**22 // p))):
         J = jacobian(lambda t: problem.predict(t, xc).reshape(-1), theta)
         with torch.no_grad():
             r = yc - problem.predict(theta, xc).reshape(-1)
         _check_finite(J, r)
-        R = torch.linalg.qr(J if R is None else torch.cat([R, J]), mode="r").R
-        rss += float((r * r).sum())
-        jtr += J.T @ (r if method == "jacobian" else torch.sign(r))
-        if method != "jacobian":
-            residuals.append(r.cpu().numpy())
+        root = None if wc is None else wc.sqrt()
+        Jw = J if root is None else root[:, None] * J  # RᵀR = JᵀWJ
+        R = torch.linalg.qr(Jw if R is None else torch.cat([R, Jw]), mode="r").R
+        if method == "jacobian":
+            rw = r if root is None else root * r
+            rss += float((rw * rw).sum())
+            jtr += Jw.T @ rw
+            continue
+        rss += float((r * r).sum() if wc is None else (wc * r * r).sum())
+        jtr += J.T @ (torch.sign(r) if wc is None else wc * torch.sign(r))  # the gradient of Σ wᵢ|rᵢ|
+        residuals.append((r if wc is None else r[wc > 0]).cpu().numpy())
+        if meat is not None:  # the scores' variance, Σ wᵢ² JᵢJᵢᵀ (= A when unweighted)
+            meat += (wc[:, None] * J).T @ (wc[:, None] * J)
     if method == "jacobian":
-        return Curvature(R.cpu().numpy(), True, rss / (n - p), jtr.cpu().numpy(), rss)
+        return Curvature(R.cpu().numpy(), True, 1.0 if problem.absolute else rss / (n - p), jtr.cpu().numpy(), rss)
     f0 = _density_at_zero(np.concatenate(residuals))
-    return Curvature(R.cpu().numpy(), True, n / (n - p) / (4 * f0 * f0), jtr.cpu().numpy() / (2 * f0), rss)
+    return Curvature(R.cpu().numpy(), True, n / (n - p) / (4 * f0 * f0), jtr.cpu().numpy() / (2 * f0), rss,
+                     meat=None if meat is None else meat.cpu().numpy())
 
 
 def _from_hessian(problem, loss, sandwich, n, p) -> Curvature:
@@ -103,12 +126,16 @@ def _from_hessian(problem, loss, sandwich, n, p) -> Curvature:
     H = torch.zeros(p, p, dtype=torch.float64, device=theta.device)
     g = torch.zeros(p, dtype=torch.float64, device=theta.device)
     B = torch.zeros_like(H) if sandwich else None
-    for xc, yc in problem.chunks(max(1, min(65_536, 2**20 // p))):
-        total = lambda t: loss.total(problem.predict(t, xc), yc)  # noqa: E731
+    for xc, yc, wc in problem.chunks(max(1, min(65_536, 2**20 // p))):
+        if wc is None:
+            total = lambda t: loss.total(problem.predict(t, xc), yc)  # noqa: E731
+        else:
+            total = lambda t: loss.total(problem.predict(t, xc), yc, wc)  # noqa: E731
         H += hessian(total, theta)
         g += gradient(total, theta)
-        if sandwich:
-            G = jacobian(lambda t: loss.per_row(problem.predict(t, xc), yc), theta)
+        if sandwich:  # the per-row scores of Σ wᵢℓᵢ: B = Σ wᵢ² gᵢgᵢᵀ
+            scale = 1.0 if wc is None else wc[:, None]
+            G = jacobian(lambda t: loss.per_row(problem.predict(t, xc), yc), theta) * scale
             B += G.T @ G
     _check_finite(H, g)
     H = (H + H.T) / 2

@@ -120,14 +120,15 @@ def compute_landscape(
     a = np.linspace(alo, ahi, na)
     b = np.linspace(blo, bhi, nb)
 
-    ds = run_data(result, data)
+    ds = run_data(result, data, weighted=True)
     x, y = ds.x.to(torch.float64), ds.y.to(torch.float64)
+    w = None if ds.w is None else ds.w.to(torch.float64)  # a weighted fit's loss is Σ wᵢℓᵢ / Σ wᵢ
     flat_names = model.flat_names()
     base = torch.tensor([final[k] for k in flat_names], dtype=torch.float64)
     cols = [flat_names.index(k) for k in names]
     bb, aa = np.meshgrid(b, a, indexing="ij")
     points = torch.as_tensor(np.stack([aa.ravel(), bb.ravel()], axis=1))
-    values = _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows)
+    values = _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=w)
     held = {k: final[k] for k in flat_names if k not in names}
     return Landscape(names=names, a=a, b=b, loss=values.reshape(nb, na), path=path, path_steps=steps, held=held,
                      loss_name=str(getattr(loss_fn, "name", "loss")))
@@ -188,7 +189,7 @@ def grid_span(paths: Sequence[np.ndarray], extra=None, margin: float = 0.2) -> t
     return out[0], out[1]
 
 
-def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows) -> np.ndarray:
+def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=None) -> np.ndarray:
     """Mean loss at every grid point: vmap over points, chunked over points and rows."""
     specs = model.specs
     n_rows = x.shape[0]
@@ -198,7 +199,10 @@ def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows) -> np.ndarr
     def total(p, xc, yc):
         return loss_fn.total(model(p, xc), yc).to(torch.float64)
 
-    batched = vmap(total, in_dims=(0, None, None))
+    def weighted(p, xc, yc, wc):
+        return loss_fn.total(model(p, xc), yc, wc).to(torch.float64)
+
+    batched = vmap(total, in_dims=(0, None, None)) if w is None else vmap(weighted, in_dims=(0, None, None, None))
     out = torch.empty(points.shape[0], dtype=torch.float64)
     with torch.no_grad():
         for g0 in range(0, points.shape[0], per_chunk):
@@ -211,8 +215,8 @@ def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows) -> np.ndarr
                 offset += s.size
             acc = torch.zeros(pts.shape[0], dtype=torch.float64)
             for r0 in range(0, n_rows, rows):
-                acc += batched(batch, x[r0:r0 + rows], y[r0:r0 + rows])
-            out[g0:g0 + per_chunk] = acc / n_rows
+                acc += batched(batch, x[r0:r0 + rows], y[r0:r0 + rows], *(() if w is None else (w[r0:r0 + rows],)))
+            out[g0:g0 + per_chunk] = acc / (n_rows if w is None else float(w.sum()))
     return out.numpy()
 
 

@@ -6,7 +6,8 @@ the best parameters solve the linear least-squares problem ``J theta = y - f(x; 
 draw that answer next to where gradient descent went, so a reader sees how close it got.
 
 Linearity is checked, not assumed: ``J`` is taken at the fitted parameters and at a perturbed
-copy and must agree to 1e-6 (relative). The solve runs in float64.
+copy and must agree to 1e-6 (relative). The solve runs in float64. A weighted fit's optimum is
+the weighted one: rows of ``J`` and of the residuals are multiplied by ``sqrt(wᵢ)``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
     -------
     dict of str to float or None
         Every flat parameter (``a[0]``, ``b``...) at the optimum, or None when the loss is not
-        mse, the model is not linear in its free parameters, or it has no model.
+        mse, the model is not linear in its free parameters, it has no model, or it was weighted
+        by an array that the run did not keep (and ``data`` does not bring it back).
 
     Examples
     --------
@@ -49,9 +51,13 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
     model = result.model
     if model is None or result.config.get("loss", "mse") != "mse" or model.n_outputs != 1:
         return None
+    weights = result.data.get("weights")
+    if weights and weights.get("column") is None and not (isinstance(data, Dataset) and data.w is not None):
+        return None  # weighted by an array the run did not keep: no optimum to compare with
     ds = data if isinstance(data, Dataset) else run_data(result, data)
     x = ds.x.detach().to("cpu", torch.float64)
     y = ds.y.detach().to("cpu", torch.float64)
+    root = None if ds.w is None else ds.w.detach().to("cpu", torch.float64).sqrt()
     specs = model.specs
     flat = flatten_params(specs, result.params)
     names = list(flat)
@@ -87,9 +93,11 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
         J = _jacobian(predict, theta, x)
         with torch.no_grad():
             r = y - predict(zero, x)
+        if root is not None:
+            J, r = root[:, None] * J, root * r
         solution = torch.linalg.lstsq(J, r[:, None], driver="gelsd").solution[:, 0]
     else:
-        solution = _normal_equations(predict, theta, zero, x, y)
+        solution = _normal_equations(predict, theta, zero, x, y, root=root)
     out = dict(flat)
     out.update(zip(free, solution.tolist()))
     return {n: float(out[n]) for n in names}
@@ -100,8 +108,9 @@ def _jacobian(predict, theta: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return torch.autograd.functional.jacobian(lambda t: predict(t, rows), theta, vectorize=True)
 
 
-def _normal_equations(predict, theta, zero, x, y, chunk: int = 65_536) -> torch.Tensor:
-    """Solve ``J^T J theta = J^T r`` accumulated over row chunks, so 10^8 rows never build a full Jacobian."""
+def _normal_equations(predict, theta, zero, x, y, chunk: int = 65_536, root=None) -> torch.Tensor:
+    """Solve ``J^T J theta = J^T r`` accumulated over row chunks, so 10^8 rows never build a full Jacobian
+    (``J`` and ``r`` with rows times ``root``, the square roots of the weights, when given)."""
     p = theta.numel()
     jtj = torch.zeros(p, p, dtype=torch.float64)
     jtr = torch.zeros(p, dtype=torch.float64)
@@ -110,6 +119,8 @@ def _normal_equations(predict, theta, zero, x, y, chunk: int = 65_536) -> torch.
         J = _jacobian(predict, theta, rows)
         with torch.no_grad():
             r = y[start:start + chunk] - predict(zero, rows)
+        if root is not None:
+            J, r = root[start:start + chunk, None] * J, root[start:start + chunk] * r
         jtj += J.T @ J
         jtr += J.T @ r
     return torch.linalg.lstsq(jtj, jtr[:, None], driver="gelsd").solution[:, 0]

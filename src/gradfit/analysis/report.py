@@ -11,6 +11,13 @@ Statistics, on the training rows, with ``n`` rows and ``p`` free parameters:
 - likelihood losses (bce, cross_entropy): ``AIC = 2 NLL + 2p``, ``BIC = 2 NLL + p ln n``, NLL the
   summed loss; no RSS or R²;
 - other losses (mae, huber): the least-squares numbers of the residuals, AIC/BIC assuming Gaussian errors.
+
+A weighted fit (``sigma`` or ``weights``, see :mod:`gradfit.data.weights`) states how it was weighted, and
+its numbers are the weighted ones, with ``n`` the rows of positive weight: the chi-square
+``χ² = Σ wᵢrᵢ²`` (``Σ (rᵢ/σᵢ)²`` for sigma), the reduced chi-square ``χ²/(n-p)``, the weighted
+``R² = 1 - χ² / Σ wᵢ(yᵢ - ȳ_w)²`` with ``ȳ_w`` the weighted mean of ``y`` (statsmodels' WLS
+``rsquared``), ``AIC = n ln(χ²/n) + 2p`` and ``BIC = n ln(χ²/n) + p ln n`` (lmfit's, from χ²), and the
+summed weighted NLL ``Σ wᵢℓᵢ`` for likelihoods; ``rss`` stays the unweighted ``Σ rᵢ²``.
 """
 
 from __future__ import annotations
@@ -20,12 +27,16 @@ import math
 import numpy as np
 import torch
 
+from gradfit.analysis.report_sections import metrics_text, tensor_summary, tensors_text
 from gradfit.analysis.uncertainty import (BUDGET_REASONS, LIKELIHOODS, Uncertainty, bound_sentence, loss_trend,
                                           training_data, uncertainty_of)
 
-__all__ = ["fit_report", "report_dict", "statistics", "CORRELATION_FLAG"]
+__all__ = ["fit_report", "report_dict", "statistics", "CORRELATION_FLAG", "MAX_LISTED_PARAMS"]
 
 CORRELATION_FLAG = 0.9
+#: Above this many parameters the report summarises each tensor instead of listing every value.
+MAX_LISTED_PARAMS = 48
+
 STILL_FALLING = 1e-5  # relative fall of the loss over the last 10% of the steps that counts as "not converged"
 LR_NAG = 0.5  # an lr below this fraction of the stability limit is worth a word when the fit is slow
 
@@ -33,8 +44,11 @@ LR_NAG = 0.5  # an lr below this fraction of the stability limit is worth a word
 def statistics(result, data=None) -> dict:
     """Goodness-of-fit numbers on the training rows: rss, tss, r2, redchi, aic, bic, n, p (None where undefined).
 
-    Without data (an in-memory fit loaded from JSON) the least-squares numbers that follow from the
-    final mse loss alone are given, the rest None.
+    Without ``data`` they come from the metrics stored in the result at fit time
+    (``result.metrics["train"]``), so a result loaded with ``FitResult.from_json`` or ``load_run``
+    keeps its R² even when it was fitted on data held in memory. A result without stored metrics
+    (saved by an older gradfit) reads its data again, or, when it cannot, gives the least-squares
+    numbers that follow from the final mse loss alone.
 
     Examples
     --------
@@ -46,27 +60,43 @@ def statistics(result, data=None) -> dict:
 
     name = _loss_name(result)
     p = len(_free(result))
+    weights = result.data.get("weights")
     out = {"n": int(result.data.get("n_train", result.data.get("n", 0))), "p": p, "loss": name, "rss": None, "tss": None,
            "r2": None, "redchi": None, "nll": None, "aic": None, "bic": None, "kind": _kind(name)}
+    if weights:
+        out.update(chisqr=None, weighted=_weighted(weights))
+    stored = (result.metrics or {}).get("train") if data is None else None
+    if stored and stored.get("n") and not weights:  # computed at fit time: no need for the data, which may be gone
+        return {**out, **_from_metrics(stored, name, p)}
     try:
         ds = training_data(result, data) if result.model is not None else None
     except GradfitError:
         ds = None
     if ds is None:
         if name == "mse" and math.isfinite(result.loss):
-            out.update(_least_squares(result.loss * out["n"], None, out["n"], p))
+            if weights and weights.get("sum") is not None:  # the loss is χ² / Σw: χ² is recoverable, the rss not
+                out.update(_least_squares(result.loss * weights["sum"], None, out["n"], p), rss=None,
+                           chisqr=result.loss * weights["sum"])
+            elif not weights:
+                out.update(_least_squares(result.loss * out["n"], None, out["n"], p))
         return out
-    out["n"] = n = len(ds)
+    w = None if ds.w is None else ds.w.double()
+    n = len(ds) if w is None else int((w > 0).sum())
+    out["n"] = n
     params = {k: v.to(ds.x.device, torch.float64) for k, v in result.params.items()}
     with torch.no_grad():
-        pred = torch.cat([result.model(params, ds.x[i:i + 65_536].double()) for i in range(0, n, 65_536)])
+        pred = torch.cat([result.model(params, ds.x[i:i + 65_536].double()) for i in range(0, len(ds), 65_536)])
     y = ds.y.double()
     if name in LIKELIHOODS:
-        nll = float(get_loss(name).total(pred, y))
+        nll = float(get_loss(name).total(pred, y) if w is None else get_loss(name).total(pred, y, w))
         out.update(nll=nll, aic=2 * nll + 2 * p, bic=2 * nll + p * math.log(n))
-    elif pred.shape == y.shape:
+    elif pred.shape == y.shape and w is None:
         rss = float(((y - pred) ** 2).sum())
         out.update(_least_squares(rss, float(((y - y.mean()) ** 2).sum()), n, p))
+    elif pred.shape == y.shape:
+        chisqr = float((w * (y - pred) ** 2).sum())
+        tss = float((w * (y - (w * y).sum() / w.sum()) ** 2).sum())
+        out.update(_least_squares(chisqr, tss, n, p), chisqr=chisqr, rss=float(((y - pred) ** 2).sum()))
     return out
 
 
@@ -86,7 +116,9 @@ def report_dict(result, uncertainty: Uncertainty | None = None, data=None) -> di
     at_bounds = set(result.diagnostics.get("at_bounds", ()))
     fixed = set(result.fixed)
     rows = []
-    for name, value in result.flat_params.items():
+    flat = result.flat_params
+    tensors = tensor_summary(result.params) if len(flat) > MAX_LISTED_PARAMS else None
+    for name, value in ({} if tensors is not None else flat).items():
         row = {"name": name, "value": _num(value), "stderr": None, "rel_err": None, "ci_low": None, "ci_high": None,
                "fixed": name in fixed or name.split("[")[0] in fixed, "at_bound": name in at_bounds}
         if uncertainty is not None and name in uncertainty.names:
@@ -99,11 +131,15 @@ def report_dict(result, uncertainty: Uncertainty | None = None, data=None) -> di
         "schema": "gradfit.report/1",
         "model": result.model_spec.get("name") or getattr(result.model, "name", "model"),
         "data": {"source": result.data.get("source"), "path": result.data.get("path"), "n": stats["n"],
-                 "n_val": result.data.get("n_val", 0), "n_free": stats["p"]},
+                 "n_val": result.data.get("n_val", 0), "n_free": stats["p"],
+                 "weights": result.data.get("weights")},
         "optimizer": result.config.get("optimizer"), "lr": result.config.get("lr"), "loss_name": _loss_name(result),
         "loss": _num(result.loss), "val_loss": _num(result.val_loss), "steps": result.steps,
         "stop_reason": result.stop_reason, "message": result.message,
         "parameters": rows,
+        "n_params": len(flat),
+        "tensors": tensors,
+        "metrics": result.metrics,
         "statistics": {k: _num(v) if isinstance(v, float) else v for k, v in stats.items()},
         "statistics_note": _note(stats),
         "uncertainty": None if uncertainty is None else {"ok": uncertainty.ok, "method": uncertainty.method,
@@ -135,16 +171,21 @@ def render_text(rep: dict) -> str:
     lines = ["[[Fit]]", f"    model              {rep['model']}", f"    data               {where}",
              f"    points             {d['n']}" + (f" (+ {d['n_val']} held out for validation)" if d.get("n_val") else ""),
              f"    free parameters    {d['n_free']}",
+             *([f"    weighted           {_weighted(d['weights'])}"] if d.get("weights") else []),
              f"    optimizer          {rep['optimizer']}" + (f" (lr {_g(rep['lr'])})" if rep.get("lr") else ""),
              f"    steps              {rep['steps']}", f"    stopped            {rep['stop_reason']}: {rep['message']}",
-             f"    final loss ({rep['loss_name']})".ljust(23) + _g(rep["loss"])]
+             f"    final loss ({rep['loss_name']}) ".ljust(23) + _g(rep["loss"])]
     lines.append("[[Statistics]]")
-    for key, label in (("rss", "RSS"), ("tss", "TSS"), ("r2", "R-squared"), ("redchi", "reduced chi-square"),
+    for key, label in (("chisqr", "chi-square"), ("rss", "RSS"), ("tss", "TSS"), ("r2", "R-squared"),
+                       ("redchi", "reduced chi-square"),
                        ("nll", "NLL (summed loss)"), ("aic", "AIC"), ("bic", "BIC")):
         if st.get(key) is not None:
             lines.append(f"    {label:<19}{_g(st[key])}")
     if rep.get("statistics_note"):
         lines.append(f"    ({rep['statistics_note']})")
+    lines += metrics_text(rep.get("metrics"))
+    if rep.get("tensors") is not None:
+        return "\n".join(lines + tensors_text(rep) + _tail_text(rep))
     u = rep.get("uncertainty")
     level = f", {100 * u['level']:g}% intervals" if u else ""
     lines.append(f"[[Parameters]]  (value +/- standard error{level})")
@@ -156,13 +197,18 @@ def render_text(rep: dict) -> str:
             text += f" +/- {_g(r['stderr'], 4):<10}{rel:<11} [{_g(r['ci_low'])}, {_g(r['ci_high'])}]"
         text += " (fixed)" if r["fixed"] else " (at bound)" if r["at_bound"] else ""
         lines.append(text.rstrip())
+    return "\n".join(lines + _tail_text(rep))
+
+
+def _tail_text(rep: dict) -> list[str]:
+    lines = []
     if rep["correlations"]:
         lines.append(f"[[Correlations]]  (|r| > {CORRELATION_FLAG})")
         lines += [f"    {c['a']} and {c['b']} are correlated (r = {c['r']:.3f})" for c in rep["correlations"]]
     if rep["warnings"]:
         lines.append("[[Warnings]]")
         lines += [f"    - {w}" for w in rep["warnings"]]
-    return "\n".join(lines)
+    return lines
 
 
 def _warnings(result, u: Uncertainty | None, extra: list[str]) -> list[str]:
@@ -174,7 +220,8 @@ def _warnings(result, u: Uncertainty | None, extra: list[str]) -> list[str]:
     if result.stop_reason == "diverged":
         out.append(f"The fit diverged: {result.message}")
     elif slow:
-        advice = f"Try {'; or '.join(remedies)}." if remedies else "Give more steps or a larger lr."
+        advice = (f"Try {'; or '.join(remedies)}." if remedies else
+                  f"Give more steps, a larger lr or {_faster_optimizer(result)}.")
         out.append(f"Not converged: the loss was still falling when the fit stopped ({result.stop_reason}), down "
                    f"{100 * trend:.3g}% over the last 10% of the steps. {advice}")
     elif verdict.get("converged") is False or verdict.get("warning"):
@@ -226,12 +273,40 @@ def _least_squares(rss: float, tss: float | None, n: int, p: int) -> dict:
             "bic": n * math.log(rss / n) + p * math.log(n) if ok else None}
 
 
+def _from_metrics(train: dict, name: str, p: int) -> dict:
+    """The statistics from the training metrics stored at fit time."""
+    n = int(train["n"])
+    if name in LIKELIHOODS:
+        nll = train.get("nll")
+        if nll is None:
+            return {"n": n}
+        return {"n": n, "nll": nll, "aic": 2 * nll + 2 * p, "bic": 2 * nll + p * math.log(n)}
+    if train.get("rss") is None:
+        return {"n": n}
+    return {"n": n, **_least_squares(train["rss"], train.get("tss"), n, p)}
+
+
 def _note(stats: dict) -> str | None:
+    notes = []
+    if stats.get("weighted"):
+        notes.append(f"weighted by {stats['weighted']}: " + (
+            "NLL = Σ wᵢℓᵢ" if stats["kind"] == "likelihood" else
+            "chi-square = Σ wᵢrᵢ², reduced chi-square = chi-square/(n-p), TSS = Σ wᵢ(yᵢ-ȳw)², R² = 1 - chi-square/TSS "
+            "(weighted, as statsmodels' WLS), AIC and BIC from the chi-square; RSS unweighted"))
     if stats["kind"] == "likelihood":
-        return f"AIC and BIC from 2 x NLL: the {stats['loss']} loss is a negative log-likelihood"
+        notes.append(f"AIC and BIC from 2 x NLL: the {stats['loss']} loss is a negative log-likelihood")
     if stats["kind"] == "other" and stats["aic"] is not None:
-        return f"AIC and BIC from the RSS, assuming Gaussian errors, although the fit minimised {stats['loss']}"
-    return None
+        notes.append(f"AIC and BIC from the {'chi-square' if stats.get('weighted') else 'RSS'}, assuming Gaussian "
+                     f"errors, although the fit minimised {stats['loss']}")
+    return "; ".join(notes) or None
+
+
+def _weighted(weights: dict) -> str:
+    """``"1/sigma² (sigma column 'err', absolute)"``: how a fit's rows were weighted, from ``result.data["weights"]``."""
+    kind = weights.get("kind", "weights")
+    where = f"column '{weights['column']}'" if weights.get("column") is not None else "an array"
+    absolute = ", absolute sigma" if weights.get("absolute_sigma") else ""
+    return f"1/sigma² (sigma: {where}{absolute})" if kind == "sigma" else f"weights ({where})"
 
 
 def _kind(name: str) -> str:
@@ -241,6 +316,11 @@ def _kind(name: str) -> str:
 def _loss_name(result) -> str:
     loss = result.config.get("loss", "mse")
     return loss if isinstance(loss, str) else getattr(loss, "name", "loss")
+
+
+def _faster_optimizer(result) -> str:
+    # Levenberg-Marquardt solves least squares only: never propose it for a likelihood or robust loss.
+    return "optimizer='lm'" if _kind(_loss_name(result)) == "least_squares" else "optimizer='lbfgs'"
 
 
 def _free(result) -> list[str]:

@@ -63,7 +63,8 @@ class StabilityLimit:
 
 
 def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str] = (),
-                    max_rows: int = 100_000, iters: int = 50, tol: float = 1e-4, seed: int = 0) -> StabilityLimit:
+                    max_rows: int = 100_000, iters: int = 50, tol: float = 1e-4, seed: int = 0,
+                    w: Tensor | None = None) -> StabilityLimit:
     """``lambda_max`` of the Hessian of the mean loss at ``params``, and the limit ``2 / lambda_max``.
 
     Parameters
@@ -84,6 +85,8 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
         Power-iteration budget and relative tolerance on the eigenvalue.
     seed : int
         Seed of the random starting vector.
+    w : Tensor, optional
+        ``(n,)`` row weights: the Hessian is that of the weighted mean loss ``Σ wᵢℓᵢ / Σ wᵢ``.
 
     Returns
     -------
@@ -113,7 +116,10 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
     if n > max_rows:
         rows = torch.linspace(0, n - 1, max_rows, device=x.device).round().long()
         x, y = x[rows], y[rows]
+        w = None if w is None else w[rows]
     x, y = x.double(), y.double()
+    w = None if w is None else w.double()
+    count = len(x) if w is None else max(float(w.sum()), 1e-300)
     base = {k: torch.as_tensor(v).detach().to(x.device, torch.float64) for k, v in params.items()}
     p = sum(s.size for s in specs)
     if p == 0:
@@ -124,13 +130,14 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
         out = torch.zeros(p, dtype=torch.float64, device=x.device)
         for start in range(0, len(x), CHUNK_ROWS):
             xc, yc = x[start:start + CHUNK_ROWS], y[start:start + CHUNK_ROWS]
+            wc = None if w is None else w[start:start + CHUNK_ROWS]
             t = theta.clone().requires_grad_(True)
             with torch.enable_grad():
                 values, offset = dict(base), 0
                 for s in specs:
                     values[s.name] = t[offset:offset + s.size].reshape(s.shape)
                     offset += s.size
-                total = loss.total(model(values, xc), yc)
+                total = loss.total(model(values, xc), yc) if wc is None else loss.total(model(values, xc), yc, wc)
                 if not total.requires_grad:
                     continue  # no free parameter reaches the loss: zero curvature
                 (g,) = torch.autograd.grad(total, t, create_graph=True)
@@ -138,7 +145,7 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
                     (hv,) = torch.autograd.grad(g, t, grad_outputs=v, allow_unused=True)
                     if hv is not None:
                         out += hv.double()
-        return out / len(x)
+        return out / count
 
     gen = torch.Generator().manual_seed(int(seed))
     v0 = torch.randn(p, generator=gen, dtype=torch.float64).to(x.device)
@@ -192,9 +199,9 @@ def stability_limit_of(result, data=None, **options) -> StabilityLimit:
     except ConfigError:
         raise ConfigError(f"The run's loss {name!r} cannot be rebuilt by name (a custom loss function?), so its "
                           f"stability limit cannot be computed from the saved run.") from None
-    ds = run_data(result, data)
+    ds = run_data(result, data, weighted=True)
     params = unflatten_params(result.model.specs, result.init_params)
-    return stability_limit(result.model, loss, ds.x, ds.y, params, result.fixed, **options)
+    return stability_limit(result.model, loss, ds.x, ds.y, params, result.fixed, **{"w": ds.w, **options})
 
 
 def lr_limit(limit: StabilityLimit, optimizer: str = "sgd", momentum: float | None = None) -> float | None:
@@ -219,7 +226,7 @@ def lr_limit(limit: StabilityLimit, optimizer: str = "sgd", momentum: float | No
 
 def check_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str], lr: float,
              optimizer: str, momentum: float | None = None, max_params: int = MAX_CHECK_PARAMS,
-             max_rows: int = CHECK_ROWS) -> tuple[StabilityLimit | None, str | None]:
+             max_rows: int = CHECK_ROWS, w: Tensor | None = None) -> tuple[StabilityLimit | None, str | None]:
     """The stability limit at the start of a fit and, when ``lr`` exceeds it, the warning to give.
 
     Returns ``(None, None)`` when the bound does not apply (an optimizer other than sgd, momentum or
@@ -246,7 +253,7 @@ def check_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fi
     if sum(s.size for s in model.specs if s.name not in fixed) > max_params:
         return None, None
     try:
-        limit = stability_limit(model, loss, x, y, params, fixed, max_rows=max_rows, iters=30, tol=1e-3)
+        limit = stability_limit(model, loss, x, y, params, fixed, max_rows=max_rows, iters=30, tol=1e-3, w=w)
     except (ModelError, RuntimeError):
         return None, None  # the fit itself will report a non-finite start; this check must never block it
     bound = lr_limit(limit, key, momentum)
@@ -278,7 +285,7 @@ def suggested_lr(limit: StabilityLimit, optimizer: str = "sgd", momentum: float 
 
 
 def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str] = (),
-            max_rows: int = CHECK_ROWS) -> float | None:
+            max_rows: int = CHECK_ROWS, w: Tensor | None = None) -> float | None:
     """A learning rate for Adam from the curvature of the loss along Adam's first step.
 
     Adam's first update moves every free entry by ``lr`` against the sign of its gradient: ``d = -lr s``
@@ -298,8 +305,9 @@ def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fix
         return None
     if x.shape[0] > max_rows:
         rows = torch.linspace(0, x.shape[0] - 1, max_rows, device=x.device).round().long()
-        x, y = x[rows], y[rows]
-    x, y = x.double(), y.double()
+        x, y, w = x[rows], y[rows], None if w is None else w[rows]
+    x, y, w = x.double(), y.double(), None if w is None else w.double()
+    count = x.shape[0] if w is None else max(float(w.sum()), 1e-300)
     base = {k: torch.as_tensor(v).detach().to(x.device, torch.float64) for k, v in params.items()}
     theta = torch.cat([base[s.name].reshape(-1) for s in specs]).requires_grad_(True)
     with torch.enable_grad():
@@ -307,7 +315,8 @@ def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fix
         for s in specs:
             values[s.name] = theta[offset:offset + s.size].reshape(s.shape)
             offset += s.size
-        mean = loss.total(model(values, x), y) / x.shape[0]
+        pred = model(values, x)
+        mean = (loss.total(pred, y) if w is None else loss.total(pred, y, w)) / count
         if not mean.requires_grad:
             return None
         (g,) = torch.autograd.grad(mean, theta, create_graph=True)

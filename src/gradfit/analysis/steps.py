@@ -190,7 +190,7 @@ def _objective(result, loss):
 def _dataset(result, data):
     from gradfit.analysis.rundata import run_data
 
-    ds = run_data(result, data)
+    ds = run_data(result, data, weighted=True)
     inputs = list(_model(result).inputs)
     return ds if list(ds.x_names) == inputs else ds.columns(inputs)
 
@@ -207,7 +207,7 @@ def _value_and_grad(model, objective, result, ds, flat: Mapping[str, float]) -> 
     trainable = [n for n in model.param_names if n not in fixed]
     for name in trainable:
         params[name].requires_grad_(True)
-    value, grads = objective.value_and_grad(params, trainable, ds.x, ds.y)
+    value, grads = objective.value_and_grad(params, trainable, ds.x, ds.y, ds.w)
     named = {n: g.detach() for n, g in zip(trainable, grads)}
     for name in fixed:
         named[name] = torch.full_like(params[name], math.nan)

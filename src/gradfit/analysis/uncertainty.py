@@ -17,6 +17,18 @@ Which covariance, by loss (``method``):
   with the Hall-Sheather bandwidth, as in quantile regression): ``cov = n/(n-p) (JᵀJ)⁻¹ / (4 f(0)²)``,
   the asymptotic covariance of least absolute deviations under i.i.d. errors.
 
+Row weights (``sigma`` or ``weights``, see :mod:`gradfit.data.weights`) enter as they did in the fit:
+
+- ``"jacobian"``: ``J`` and the residuals are multiplied by ``sqrt(wᵢ)``, so ``cov = s² (JᵀWJ)⁻¹`` with
+  ``s² = Σ wᵢrᵢ² / (n - p)``, curve_fit's ``pcov`` with ``sigma`` (and statsmodels' WLS); with
+  ``absolute_sigma=True`` ``s² = 1``, curve_fit's ``pcov`` with ``absolute_sigma=True``.
+- ``"hessian"``: ``H`` of ``Σ wᵢℓᵢ``, so weights count as frequencies (a row of weight 2 is two rows), as
+  statsmodels' GLM ``freq_weights``; a warning says so when the weights are not whole numbers.
+- ``"sandwich"`` and ``"sandwich-lad"``: the sandwich of the weighted estimator, rows independent:
+  ``A⁻¹ B A⁻¹`` with ``A`` the (expected) Hessian of ``Σ wᵢℓᵢ`` and ``B = Σ wᵢ² gᵢgᵢᵀ``.
+
+``n`` counts the rows of positive weight (a row of weight 0 carries no information).
+
 When something cannot be estimated the result says exactly why (``ok=False``, ``reason``) and still
 holds every number that is valid: parameters at a bound are held there and the rest estimated; in a
 singular problem the estimable parameters (orthogonal to the null space) keep their errors.
@@ -140,7 +152,8 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
     held_fixed = [n for n in names if n in set(fixed) or n.split("[")[0] in set(fixed)]
     bound = [n for n in names if n in set(at_bounds) and n not in held_fixed]
     free = [i for i, n in enumerate(names) if n not in held_fixed and n not in bound]
-    n, p = len(dataset), len(free)
+    w = getattr(dataset, "w", None)
+    n, p = len(dataset) if w is None else int((w > 0).sum()), len(free)
     name = getattr(loss, "name", "loss")
     method = "jacobian" if loss.least_squares else "sandwich-lad" if name == "mae" else \
         "sandwich" if name == "huber" else "hessian"
@@ -174,6 +187,9 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
                         f"negative log-likelihood.")
     if method.startswith("sandwich"):
         warnings.append(f"The {name} loss is not a likelihood: the covariance is an approximate {method} estimate.")
+    if method == "hessian" and w is not None and not bool((w == torch.round(w)).all()):
+        warnings.append("The weights are not whole numbers: cov = H⁻¹ of the weighted loss counts them as frequencies "
+                        "(a row of weight 2 as two rows), so the standard errors scale as 1/sqrt of the weights.")
 
     if name in LIKELIHOODS and float(_mean_loss(model, loss, dataset, params)) < 1e-8:
         return _failed(**base, dof=n - p, warnings=tuple(warnings), reason=(
@@ -225,8 +241,8 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
     if np.nanmax(sigmas, initial=0.0) > NEWTON_WARN:
         k = int(np.nanargmax(sigmas))
         warnings.append(f"The point is not at a minimum: one Newton step from here would move {free_names[k]} by "
-                        f"{sigmas[k]:.2g} standard errors. Fit longer"
-                        f"{' (or with optimizer lm)' if loss.least_squares else ''} before trusting these.")
+                        f"{sigmas[k]:.2g} standard errors. Fit longer (or with optimizer="
+                        f"{'lm' if loss.least_squares else 'lbfgs'!r}) before trusting these.")
     if curv.rss == 0.0 and loss.least_squares:
         warnings.append("The model fits every point exactly (RSS = 0): the standard errors are zero.")
     return Uncertainty(names=names, values=values, stderr=stderr, cov=cov, corr=corr, ci_low=values - q * stderr,
@@ -271,7 +287,7 @@ def training_data(result, data=None):
 
     if isinstance(data, Dataset):
         return data
-    dataset = run_data(result, data)
+    dataset = run_data(result, data, weighted=True)
     if result.config.get("val_split"):
         dataset, _ = dataset.split(result.config["val_split"], torch.Generator().manual_seed(result.config.get("seed", 0)))
     return dataset
@@ -298,7 +314,7 @@ def _mean_loss(model, loss, dataset, params) -> float:
     from gradfit.train.objective import Objective
 
     cast = {k: torch.as_tensor(v).to(dataset.x.device, dataset.x.dtype) for k, v in params.items()}
-    return float(Objective(model, loss).value(cast, dataset.x, dataset.y))
+    return float(Objective(model, loss).value(cast, dataset.x, dataset.y, getattr(dataset, "w", None)))
 
 
 def _failed(names, values, level, method, held, at_bound, dof, reason, warnings=()) -> Uncertainty:

@@ -14,6 +14,7 @@ from gradfit.cli.grad_cmd import grad_command
 from gradfit.cli.lr_find_cmd import lr_find_command
 from gradfit.cli.models_cmd import models_command
 from gradfit.cli.plot_cmd import plot_command
+from gradfit.cli.predict_cmd import predict_command
 from gradfit.cli.race_cmd import race_command
 from gradfit.cli.steps_cmd import steps_command
 
@@ -35,6 +36,7 @@ app.command("steps", no_args_is_help=True)(steps_command)
 app.command("plot", no_args_is_help=True)(plot_command)
 app.command("race", no_args_is_help=True)(race_command)
 app.command("lr-find", no_args_is_help=True)(lr_find_command)
+app.command("predict", no_args_is_help=True)(predict_command)
 app.command("models")(models_command)
 
 

@@ -90,6 +90,15 @@ def fit_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
+    sigma: Annotated[Optional[str], typer.Option("--sigma", help="Column of the targets' standard deviations (> 0), "
+                                                 "as curve_fit's sigma: rows weighted by 1/sigma², the report gives "
+                                                 "the chi-square; needs --loss mse.", show_default=False)] = None,
+    absolute_sigma: Annotated[bool, typer.Option("--absolute-sigma", help="The --sigma values are absolute: the "
+                                                 "covariance is not scaled by the reduced chi-square (curve_fit's "
+                                                 "absolute_sigma).")] = False,
+    weights: Annotated[Optional[str], typer.Option("--weights", help="Column of row weights (>= 0, 0 leaves a row "
+                                                   "out), as sklearn's sample_weight; not with --sigma.",
+                                                   show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, history.csv, checkpoint.pt and the "
                                                 "pictures (default: a new folder gradfit-out/run-NNN, or the --resume "
                                                 "folder). A folder holding an earlier run gets this run instead; one "
@@ -120,7 +129,8 @@ def fit_command(
     options = dict(loss=loss, optimizer=optimizer, lr=lr, momentum=momentum, steps=steps, epochs=epochs,
                    batch_size=batch_size, schedule=schedule, val_split=val_split, patience=patience,
                    target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device,
-                   uncertainty=uncertainty, scale=scale or None, checkpoint_every=checkpoint_every)
+                   uncertainty=uncertainty, scale=scale or None, checkpoint_every=checkpoint_every,
+                   sigma=sigma, weights=weights, absolute_sigma=absolute_sigma or None)
     if out is None and resume is not None:  # a resumed fit goes on writing where it was saved
         out = resume.parent if resume.is_file() else resume
     with guarded(debug):
@@ -212,7 +222,9 @@ def run_fit(
     folder.record(paths.values())  # whatever save_run and the pictures wrote, under any name
     if not quiet:
         n, xs = result.data.get("n"), ", ".join(result.data.get("x", []))
-        print_report(result, paths, title=f"Fitted {model} to {data} ({n} rows; inputs {xs}; target {y})")
+        how = result.data.get("weights")
+        weighted = f"; {how['kind']} {how['column']}" if how else ""
+        print_report(result, paths, title=f"Fitted {model} to {data} ({n} rows; inputs {xs}; target {y}{weighted})")
     if result.stop_reason == "interrupted":
         err_console.print(f"{result.message} The run so far was saved to {str(paths['result'])!r}.",
                           markup=False, soft_wrap=True, style="yellow")

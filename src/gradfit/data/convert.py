@@ -14,6 +14,7 @@ from gradfit.data.dataset import Dataset
 from gradfit.data.io import FIRST_ROW_ATTR, NUMBERS_ATTR, ROW_LABEL_ATTR, SOURCE_ATTR, read_table
 from gradfit.data.columns import Table, column, plural
 from gradfit.data.spelling import suggest
+from gradfit.data.weights import check_values, to_weights, weight_options, weights_column, where_weights
 from gradfit.errors import ConfigError, DataError
 
 __all__ = ["as_dataset"]
@@ -23,7 +24,8 @@ _NAN_FIX = "Clean the data or pass drop_nan=True (--drop-nan on the command line
 
 
 def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = False, source: str | None = None,
-               min_rows: int = 2, report: list | None = None) -> Dataset:
+               min_rows: int = 2, report: list | None = None, sigma=None, weights=None,
+               absolute_sigma: bool = False) -> Dataset:
     """Check ``data`` once and turn it into a ``Dataset`` of float tensors.
 
     Parameters
@@ -48,6 +50,14 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
         Fewest rows accepted.
     report : list, optional
         Receives human-readable notes, e.g. ``"dropped 3 rows with missing values (rows 4, 9, 12)"``.
+    sigma : None, str or array
+        The targets' standard deviations (as ``curve_fit``'s ``sigma``): a column name or one value
+        per row, each > 0. The rows are weighted by ``1/sigma²`` (``Dataset.w``).
+    weights : None, str or array
+        Row weights >= 0 (as scikit-learn's ``sample_weight``), not all 0: a column name or one
+        value per row. Exclusive with ``sigma``. A Dataset keeps its own weights when neither is given.
+    absolute_sigma : bool
+        The sigmas are absolute (recorded in ``Dataset.weighting`` for the uncertainties).
 
     Returns
     -------
@@ -65,15 +75,27 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
     (torch.Size([3, 1]), ('x',), 'y')
     """
     dtype = _check_dtype(dtype)
+    asked = weight_options(sigma, weights, absolute_sigma)
     table = _table(data, x, y, source)
     if isinstance(y, (int, np.integer)) and not isinstance(y, bool):
         y = str(y)  # a DataFrame column named by an integer
     elif y is not None and not isinstance(y, str):
         y = _add_targets(table, y)
+    kind, weighting, w_name = weights_column(table, asked, absolute_sigma, data)
     x_names, y_name = _select(table, x, y)
     src, problems = table.source, table.problems
-    used = x_names + ([y_name] if y_name else [])
+    if w_name is not None and w_name not in table.columns:
+        problems.append(_unknown_weights(table, w_name, kind))
+        w_name = None
+    elif w_name is not None and x is None and w_name in x_names:  # row weights are not an input of the model
+        x_names.remove(w_name)
+        if not x_names:
+            problems.append(f"{src}: no input (x) columns are left besides the target and the {kind}. "
+                            "Name at least one with x=.")
+    used = x_names + ([y_name] if y_name else []) + ([w_name] if w_name else [])
     tensors = {n: t for n in dict.fromkeys(used) if (t := column(table, n, dtype)) is not None}
+    if w_name in tensors:
+        problems += check_values(kind, tensors[w_name], where_weights(table, w_name, kind, weighting), table.where)
     lengths = {n: t.shape[0] for n, t in tensors.items()}
     note, same_length = None, len(set(lengths.values())) == 1
     if lengths and not same_length:
@@ -86,6 +108,10 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
             after = " after dropping the rows with missing values" if note else ""
             problems.append(f"{src}: {plural(n_rows, 'row')}{after}, but at least {min_rows} are needed. "
                             "Give more data.")
+    w = None
+    if w_name in tensors and not problems:
+        w, bad = to_weights(kind, tensors[w_name], dtype, where_weights(table, w_name, kind, weighting))
+        problems += bad
     if problems:
         head = f"Cannot use the data from {src}: {plural(len(problems), 'problem')}:"
         raise DataError("\n".join([head] + [f"  - {p}" for p in problems]))
@@ -94,7 +120,16 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
         if report is not None:
             report.append(note)
     X = torch.stack([tensors[n] for n in x_names], dim=1)
-    return Dataset(x=X, y=tensors[y_name] if y_name else None, x_names=tuple(x_names), y_name=y_name, source=src)
+    return Dataset(x=X, y=tensors[y_name] if y_name else None, x_names=tuple(x_names), y_name=y_name, source=src,
+                   w=w, weighting=weighting if w is not None else None)
+
+
+def _unknown_weights(table: Table, name: str, kind: str) -> str:
+    names = list(table.columns)
+    close = suggest(name, names)
+    hint = f" Did you mean '{close}'?" if close else ""
+    return (f"{table.source}: {kind} column '{name}' not found. Available columns: "
+            f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}.{hint}")
 
 
 def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | None]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from gradfit.data.weights import Weighting
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -22,6 +24,11 @@ class Dataset:
     y_name : str or None
     source : str
         Where the data came from, for messages (``"data.csv"``, ``"DataFrame"``).
+    w : Tensor or None
+        ``(n,)`` row weights >= 0 (``1/sigma²`` for sigma), or None for an unweighted fit; they follow
+        the rows through :meth:`rows`, :meth:`split` and :meth:`to` (see :mod:`gradfit.data.weights`).
+    weighting : Weighting or None
+        Where the weights came from (sigma or weights, column or array, absolute_sigma).
     """
 
     x: Tensor
@@ -29,12 +36,16 @@ class Dataset:
     x_names: tuple[str, ...]
     y_name: str | None = None
     source: str = "data"
+    w: Tensor | None = None
+    weighting: Weighting | None = None
 
     def __post_init__(self):
         if self.x.ndim != 2 or self.x.shape[1] != len(self.x_names):
             raise ValueError(f"x has shape {tuple(self.x.shape)} but {len(self.x_names)} column names")
         if self.y is not None and (self.y.ndim != 1 or self.y.shape[0] != self.x.shape[0]):
             raise ValueError(f"y has shape {tuple(self.y.shape)}, expected ({self.x.shape[0]},)")
+        if self.w is not None and (self.w.ndim != 1 or self.w.shape[0] != self.x.shape[0]):
+            raise ValueError(f"w has shape {tuple(self.w.shape)}, expected ({self.x.shape[0]},)")
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -45,7 +56,8 @@ class Dataset:
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> "Dataset":
         y = None if self.y is None else self.y.to(device=device, dtype=dtype)
-        return replace(self, x=self.x.to(device=device, dtype=dtype), y=y)
+        w = None if self.w is None else self.w.to(device=device, dtype=dtype)
+        return replace(self, x=self.x.to(device=device, dtype=dtype), y=y, w=w)
 
     def columns(self, names) -> "Dataset":
         """The same rows with only the named input columns, in that order."""
@@ -54,7 +66,8 @@ class Dataset:
 
     def rows(self, index: Tensor) -> "Dataset":
         y = None if self.y is None else self.y[index]
-        return replace(self, x=self.x[index], y=y)
+        w = None if self.w is None else self.w[index]
+        return replace(self, x=self.x[index], y=y, w=w)
 
     def split(self, fraction: float, generator: torch.Generator) -> tuple["Dataset", "Dataset"]:
         """A random (train, validation) split; ``fraction`` of the rows go to validation."""

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -55,12 +56,10 @@ class ParamSpec:
             return [self.name]
         if self.labels is not None:
             return [f"{self.name}[{label}]" for label in self.labels]
-        idx = torch.arange(self.size).reshape(self.shape)
-        out = []
-        for flat in range(self.size):
-            pos = [int(i) for i in (idx == flat).nonzero()[0]]
-            out.append(f"{self.name}[{','.join(map(str, pos))}]")
-        return out
+        # Row-major positions, as reshape(-1) orders the values; linear in the size (an MLP's
+        # 256 x 256 weight has 65,536 entries).
+        index = np.unravel_index(np.arange(self.size), self.shape)
+        return [f"{self.name}[{','.join(map(str, pos))}]" for pos in zip(*(i.tolist() for i in index))]
 
 
 class Model(abc.ABC):

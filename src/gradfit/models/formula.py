@@ -70,6 +70,8 @@ class Formula:
     _root: _Node = field(repr=False, compare=False)
     spans: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
     """Where each name first appears in ``text``: (offset, length), backquotes included."""
+    constants: tuple[str, ...] = field(default=(), compare=False)
+    """The named constants it uses (``pi``, ``e``), in order of first appearance."""
 
     def evaluate(self, env: Mapping[str, Tensor | float], *, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> Tensor:
@@ -193,6 +195,7 @@ class _Compiler:
             self.starts.append(self.starts[-1] + len(line) + len(end))
         self.names: list[str] = []
         self.spans: dict[str, tuple[int, int]] = {}
+        self.constants: list[str] = []
 
     def run(self) -> Formula:
         try:
@@ -210,7 +213,7 @@ class _Compiler:
         self._check_depth(tree.body)
         root = self.translate(tree.body)
         node = root if callable(root) else (lambda values, ctx, v=root: v)
-        return Formula(self.text, tuple(self.names), node, self.spans)
+        return Formula(self.text, tuple(self.names), node, self.spans, tuple(self.constants))
 
     # -- positions and errors ----------------------------------------------------------------
 
@@ -306,6 +309,8 @@ class _Compiler:
         if name in FUNCTIONS:
             self.fail(f"{name} is a function; call it as {name}(...).", node)
         if name in CONSTANTS:
+            if name not in self.constants:
+                self.constants.append(name)
             return CONSTANTS[name]
         return self._variable(name, node)
 

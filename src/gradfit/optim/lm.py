@@ -1,6 +1,7 @@
 """Levenberg-Marquardt for least squares, after MINPACK's ``lmder`` (Moré 1978), in torch.
 
-Minimise ``||r(p)||²`` for residuals ``r`` (prediction minus target, one per row). Each iteration
+Minimise ``||r(p)||²`` for residuals ``r`` (prediction minus target, one per row; times ``sqrt(wᵢ)`` for
+row weights ``w``, so the sum of squares is ``Σ wᵢ rᵢ²``, the chi-square for ``w = 1/sigma²``). Each iteration
 takes the Jacobian ``J`` of ``r`` once, then tries steps ``δ`` solving the damped problem
 ``min ||J δ + r||² + λ ||D δ||²`` until one reduces the sum of squares; the damping ``λ`` is set,
 as in MINPACK, so that the scaled step ``||D δ||`` fits a trust radius ``Δ`` that grows after a
@@ -75,25 +76,35 @@ class ChunkedResiduals:
     backward pass per row (memory ``rows²``). Below ``SMALL`` rows reverse mode is the cheaper
     of the two (its per-call overhead is lower: 1.4 ms against 3.6 ms for MGH09's 11 rows).
     Models that ``vmap`` cannot batch fall back to one double-backward product per parameter.
+
+    With row weights ``w`` (``>= 0``) every residual, and so every row of the Jacobian, is multiplied
+    by ``sqrt(wᵢ)``: the weighted least-squares problem is the ordinary one in those residuals.
     """
 
-    def __init__(self, fn: Residuals, x: Tensor, y: Tensor, chunk_size: int = 65536):
+    def __init__(self, fn: Residuals, x: Tensor, y: Tensor, chunk_size: int = 65536, w: Tensor | None = None):
         self.fn, self.x, self.y, self.chunk_size = fn, x, y, int(chunk_size)
+        self.root_w = None if w is None else w.detach().sqrt()
         self.n_fev = 0
         self.n_jev = 0
         self._vmap_ok = True
 
-    def _chunks(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def _chunks(self) -> Iterator[tuple[Residuals, Tensor, Tensor]]:
+        """``(residual function of the chunk, x, y)``: the user's, or it times ``sqrt(w)``."""
         for s in range(0, self.x.shape[0], self.chunk_size):
-            yield self.x[s : s + self.chunk_size], self.y[s : s + self.chunk_size]
+            xc, yc = self.x[s : s + self.chunk_size], self.y[s : s + self.chunk_size]
+            if self.root_w is None:
+                yield self.fn, xc, yc
+            else:
+                root = self.root_w[s : s + self.chunk_size]
+                yield (lambda q, xs, ys, root=root: self.fn(q, xs, ys) * root.to(ys.dtype)), xc, yc
 
     @torch.no_grad()
     def sum_squares(self, p: Tensor) -> float:
         """``||r(p)||²`` (inf or nan when a residual is not finite)."""
         self.n_fev += 1
         total = 0.0
-        for xc, yc in self._chunks():
-            total += float((self.fn(p, xc, yc).double() ** 2).sum())
+        for fn, xc, yc in self._chunks():
+            total += float((fn(p, xc, yc).double() ** 2).sum())
         return total
 
     def factor(self, p: Tensor) -> tuple[np.ndarray, np.ndarray, float]:
@@ -106,8 +117,8 @@ class ChunkedResiduals:
         k = p.numel()
         aug = None
         total = 0.0
-        for xc, yc in self._chunks():
-            r, J = self._jacobian(p, xc, yc)
+        for fn, xc, yc in self._chunks():
+            r, J = self._jacobian(fn, p, xc, yc)
             total += float((r.double() ** 2).sum())
             block = torch.cat([J, r[:, None]], dim=1).double()
             if block.device.type == "cpu":
@@ -119,16 +130,16 @@ class ChunkedResiduals:
         aug = np.vstack([aug, np.zeros((k + 1 - aug.shape[0], k + 1))]) if aug.shape[0] < k + 1 else aug
         return aug[:k, :k], aug[:k, k], total
 
-    def _jacobian(self, p: Tensor, xc: Tensor, yc: Tensor) -> tuple[Tensor, Tensor]:
+    def _jacobian(self, fn: Residuals, p: Tensor, xc: Tensor, yc: Tensor) -> tuple[Tensor, Tensor]:
         if self._vmap_ok:
             try:
                 with torch.no_grad():
                     jac = torch.func.jacrev if xc.shape[0] <= SMALL else torch.func.jacfwd
-                    J, r = jac(lambda q: (self.fn(q, xc, yc),) * 2, has_aux=True)(p)
+                    J, r = jac(lambda q: (fn(q, xc, yc),) * 2, has_aux=True)(p)
                 return r.detach(), J.detach()
             except (RuntimeError, NotImplementedError, TypeError):
                 self._vmap_ok = False
-        return _jacobian_by_backward(lambda q: self.fn(q, xc, yc), p)
+        return _jacobian_by_backward(lambda q: fn(q, xc, yc), p)
 
 
 def _jacobian_by_backward(f: Callable[[Tensor], Tensor], p: Tensor) -> tuple[Tensor, Tensor]:

@@ -41,13 +41,14 @@ def checkpoint_file(path: str | Path) -> Path:
     return p if p.suffix == ".pt" and not p.is_dir() else p / CHECKPOINT_NAME
 
 
-def data_fingerprint(x: torch.Tensor, y: torch.Tensor, chunk: int = 1 << 20) -> str:
+def data_fingerprint(x: torch.Tensor, y: torch.Tensor, chunk: int = 1 << 20, w: torch.Tensor | None = None) -> str:
     """A cheap hash of the data: shapes, column sums and the first and last rows (in float64).
 
     Summed a chunk at a time where the data lives, so no float64 copy of a large table is made.
+    Row weights ``w``, when given, are hashed too (and an unweighted fit's hash is unchanged).
     """
     h = hashlib.sha256()
-    for t in (x, y):
+    for t in (x, y) if w is None else (x, y, w):
         t = t.detach().reshape(t.shape[0], -1)
         total = torch.zeros(t.shape[1], dtype=torch.float64, device=t.device)
         for start in range(0, t.shape[0], chunk):
@@ -60,10 +61,14 @@ def data_fingerprint(x: torch.Tensor, y: torch.Tensor, chunk: int = 1 << 20) -> 
 
 def fit_identity(model_spec: dict, dataset, config: dict, start: dict, fixed, bounds: dict) -> dict:
     """What a checkpoint must agree with to be resumed: model, data, options (less MAY_CHANGE), start."""
+    weights = getattr(dataset, "w", None)
+    data = {"rows": len(dataset), "columns": [*dataset.x_names, dataset.y_name],
+            "fingerprint": data_fingerprint(dataset.x, dataset.y, w=weights)}
+    if weights is not None:  # only then, so the checkpoints of unweighted fits keep their identity
+        data["weights"] = dataset.weighting.to_dict() if dataset.weighting is not None else "array"
     return {
         "model": model_spec,
-        "data": {"rows": len(dataset), "columns": [*dataset.x_names, dataset.y_name],
-                 "fingerprint": data_fingerprint(dataset.x, dataset.y)},
+        "data": data,
         "options": {k: v for k, v in config.items() if k not in MAY_CHANGE},
         "start": dict(start),
         "fixed": sorted(fixed),

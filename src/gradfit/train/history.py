@@ -19,7 +19,7 @@ by default, so a saved history is the same, byte for byte, every time a fit is r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -191,18 +191,20 @@ class History:
             raise KeyError(f"no parameter snapshot at step {step}; snapshots exist every few steps: {self.snapshot_steps[:5]}...")
         return dict(zip(self.param_names, self.snapshots[hits[0]].tolist()))
 
-    def to_frame(self, include_time: bool = False):
+    def to_frame(self, include_time: bool = False, params: bool = True):
         """One row per recorded step; parameter columns where a snapshot was kept (NaN elsewhere).
 
         The wall-clock ``time`` column is left out unless ``include_time``: it differs from run
         to run, and the frame is what ``history.csv`` holds (times go to :meth:`timings_frame`).
+        ``params=False`` leaves the parameter columns out (a large model's snapshots go to a file
+        of their own, see :mod:`gradfit.train.snapshots`).
         """
         import pandas as pd
 
         names = COLUMNS if include_time else STEP_COLUMNS
         frame = pd.DataFrame({c: self.columns[c] for c in names})
         frame["step"] = frame["step"].astype(np.int64)
-        if len(self.snapshot_steps):
+        if params and len(self.snapshot_steps):
             snaps = pd.DataFrame(self.snapshots, columns=list(self.param_names))
             snaps.insert(0, "step", self.snapshot_steps)
             frame = frame.merge(snaps, on="step", how="outer").sort_values("step", kind="stable").reset_index(drop=True)
@@ -213,6 +215,12 @@ class History:
         import pandas as pd
 
         return pd.DataFrame({"step": self.columns["step"].astype(np.int64), TIME_COLUMN: self.columns[TIME_COLUMN]})
+
+    def with_snapshots(self, names, steps, values) -> "History":
+        """The same rows with these parameter snapshots (as read from ``history_params.npz``)."""
+        values = np.asarray(values, dtype=np.float64)
+        return replace(self, param_names=tuple(names), snapshot_steps=np.asarray(steps, dtype=np.int64),
+                       snapshots=values.reshape(len(steps), len(names)))
 
     @classmethod
     def from_frame(cls, frame, timings=None) -> "History":

@@ -50,7 +50,8 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
     trainable = [n for n in model.param_names if n not in fixed]
     specs = {s.name: s for s in model.specs}
     objective = Objective(model, loss, config.chunk_size)
-    m = train.y.numel()  # the mse divides the sum of squares by the number of residuals
+    # The mse divides the sum of squares by the number of residuals (weighted: by the sum of the weights).
+    m = train.y.numel() if train.w is None else float(train.w.double().sum())
     total = config.epochs if config.epochs is not None else (DEFAULT_STEPS if config.steps is None else config.steps)
     budget_reason = "max_epochs" if config.epochs is not None else "max_steps"
     float(objective.value(params, train.x[:1], train.y[:1]))  # the loss's own shape checks, with its messages
@@ -70,7 +71,7 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
 
     p0 = torch.cat([params[n].detach().reshape(-1) for n in trainable]) if trainable else torch.zeros(0, dtype=train.y.dtype)
     lower, upper = _box(bounds, trainable, p0)
-    res = ChunkedResiduals(residuals, train.x, train.y, config.chunk_size)
+    res = ChunkedResiduals(residuals, train.x, train.y, config.chunk_size, w=train.w)  # residuals times sqrt(w)
     lm = LevenbergMarquardt(res, p0, options, lower, upper)
     start_loss = lm.sum_squares / m  # before a resume overwrites the iterate
 
@@ -126,7 +127,7 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
             break
         loss_k = it.sum_squares / m
         grad_norm = 2 * float(np.linalg.norm(it.projected_gradient)) / m
-        val_k = float(objective.value(params, val.x, val.y)) if val is not None else math.nan
+        val_k = float(objective.value(params, val.x, val.y, val.w)) if val is not None else math.nan
         elapsed = time.perf_counter() - start
         recorder.add_row(step, step, loss_k, val_k, it.lam, grad_norm, elapsed)
         if recorder.wants_snapshot(step):
@@ -165,8 +166,8 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
         message = _interrupted_message(stop_request.reason, step, checkpoints.saved)
     if p0.dtype != torch.float64 and reason != "diverged":
         message += " (Computed in float32: ask for dtype='float64', the default for lm, for full precision.)"
-    final_loss = float(objective.value(params, train.x, train.y))
-    final_val = float(objective.value(params, val.x, val.y)) if val is not None else None
+    final_loss = float(objective.value(params, train.x, train.y, train.w))
+    final_val = float(objective.value(params, val.x, val.y, val.w)) if val is not None else None
     elapsed = time.perf_counter() - start
     recorder.add_final(step, step, final_loss, math.nan if final_val is None else final_val, elapsed, _flat(model, params))
     flat_trainable = [n for name in trainable for n in specs[name].flat_names()]

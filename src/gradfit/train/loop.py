@@ -106,7 +106,7 @@ def run_loop(
                 "rules": rules_state(rules),
                 "recorder": recorder_state(recorder), "elapsed": time.perf_counter() - start}
 
-    start_loss = float(objective.value(params, train.x, train.y))  # before a resume overwrites the start
+    start_loss = float(objective.value(params, train.x, train.y, train.w))  # before a resume overwrites the start
     if checkpoints.resume is not None:
         step, previous, start = _restore(checkpoints.resume, params, total, optimizer, scheduler, generator, early, rules,
                                          recorder)
@@ -127,10 +127,10 @@ def run_loop(
                 epoch_rng = generator.get_state() if generator is not None else None
                 order = torch.randperm(n, generator=generator).to(train.x.device) if config.shuffle else torch.arange(n, device=train.x.device)
             idx = order[(step % per_epoch) * batch : (step % per_epoch + 1) * batch]
-            xb, yb = train.x[idx], train.y[idx]
+            xb, yb, wb = train.x[idx], train.y[idx], None if train.w is None else train.w[idx]
         else:
-            xb, yb = train.x, train.y
-        value, grads = objective.value_and_grad(params, trainable, xb, yb)
+            xb, yb, wb = train.x, train.y, train.w
+        value, grads = objective.value_and_grad(params, trainable, xb, yb, wb)
         if bounds:
             grads = bounds.mask_gradients(params, trainable, grads)
         loss_k = float(value)
@@ -146,7 +146,7 @@ def run_loop(
                 step -= 1
             break
         val_due = val is not None and step % per_epoch == 0  # every step in full batch, each epoch's start otherwise
-        val_k = float(objective.value(params, val.x, val.y)) if val_due else math.nan
+        val_k = float(objective.value(params, val.x, val.y, val.w)) if val_due else math.nan
         recorder.add_row(step, step / per_epoch, loss_k, val_k, lr, grad_norm, elapsed)
         if recorder.wants_snapshot(step):
             recorder.add_snapshot(step, _flat(model, params))
@@ -173,7 +173,7 @@ def run_loop(
                 for p, g in zip(leaves, cached.pop()):
                     p.grad = g
                 return value
-            v, gs = objective.value_and_grad(params, trainable, xb, yb)
+            v, gs = objective.value_and_grad(params, trainable, xb, yb, wb)
             if bounds:
                 gs = bounds.mask_gradients(params, trainable, gs)
             for p, g in zip(leaves, gs):
@@ -214,15 +214,15 @@ def run_loop(
     for p in leaves:
         p.grad = None
         p.requires_grad_(False)
-    final_loss = float(objective.value(params, train.x, train.y))
+    final_loss = float(objective.value(params, train.x, train.y, train.w))
     if reason == budget_reason and previous is not None and not (math.isfinite(final_loss) and _finite(leaves)):
         # The budget's last update overflowed: that is divergence too, and the previous step is kept.
         recorder.add_row(step, step / per_epoch, final_loss, math.nan, lr, math.nan, time.perf_counter() - start)
         reason, message = "diverged", _diverged_message(step, final_loss, math.nan, lr, config, True)
         _put_back(leaves, previous)
         step -= 1
-        final_loss = float(objective.value(params, train.x, train.y))
-    final_val = float(objective.value(params, val.x, val.y)) if val is not None else None
+        final_loss = float(objective.value(params, train.x, train.y, train.w))
+    final_val = float(objective.value(params, val.x, val.y, val.w)) if val is not None else None
     elapsed = time.perf_counter() - start
     recorder.add_final(step, step / per_epoch, final_loss, math.nan if final_val is None else final_val, elapsed, _flat(model, params))
     return LoopOutput(

@@ -5,6 +5,10 @@ gradient are accumulated in float64. That keeps float32 fits on millions of rows
 as float64 ones (a plain float32 ``mean`` followed by ``backward`` accumulates 10^7 terms in
 float32 inside the matrix products and drifts; see tests/train/test_accuracy.py) and bounds
 the memory of the autograd graph to one chunk.
+
+With row weights ``w`` the objective is the weighted mean ``Σ wᵢ ℓᵢ / Σ wᵢ`` over the rows given (a
+mini-batch's own weights normalise it; see :mod:`gradfit.data.weights`); the weights are indexed
+and chunked with the rows.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from torch import Tensor
 
 
 class Objective:
-    """``loss(model(params, x), y)`` averaged over rows.
+    """``loss(model(params, x), y)`` averaged over rows (weighted by ``w`` when given).
 
     Parameters
     ----------
@@ -32,41 +36,54 @@ class Objective:
         self.loss = loss
         self.chunk_size = int(chunk_size)
 
-    def _chunks(self, x: Tensor, y: Tensor):
-        n = x.shape[0]
-        for start in range(0, n, self.chunk_size):
-            yield x[start : start + self.chunk_size], y[start : start + self.chunk_size]
+    def _chunks(self, x: Tensor, y: Tensor, w: Tensor | None):
+        n, size = x.shape[0], self.chunk_size
+        for start in range(0, n, size):
+            yield x[start : start + size], y[start : start + size], None if w is None else w[start : start + size]
+
+    def _total(self, params, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
+        pred = self.model(params, x)
+        return self.loss.total(pred, y) if w is None else self.loss.total(pred, y, w)
 
     @torch.no_grad()
-    def value(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+    def value(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
         """The mean loss as a float64 scalar tensor."""
         total = torch.zeros((), dtype=torch.float64, device=x.device)
-        for xc, yc in self._chunks(x, y):
-            total += self.loss.total(self.model(params, xc), yc).double()
-        return total / x.shape[0]
+        for xc, yc, wc in self._chunks(x, y, w):
+            total += self._total(params, xc, yc, wc).double()
+        return total / _count(x, w)
 
     def value_and_grad(
-        self, params: Mapping[str, Tensor], trainable: Sequence[str], x: Tensor, y: Tensor
+        self, params: Mapping[str, Tensor], trainable: Sequence[str], x: Tensor, y: Tensor, w: Tensor | None = None
     ) -> tuple[Tensor, list[Tensor]]:
         """The mean loss (float64 scalar) and its gradient w.r.t. ``trainable`` (each in its parameter's dtype)."""
-        n = x.shape[0]
+        n = _count(x, w)
         leaves = [params[name] for name in trainable]
-        if n <= self.chunk_size:
+        if x.shape[0] <= self.chunk_size:
             # One chunk: differentiate the mean directly, exactly as a hand-written loop does.
             with torch.enable_grad():
-                mean = self.loss.total(self.model(params, x), y) / n
+                mean = self._total(params, x, y, w) / n
                 grads = _grad(mean, leaves)
             return mean.detach().double(), grads
         total = torch.zeros((), dtype=torch.float64, device=x.device)
         acc = [torch.zeros_like(p, dtype=torch.float64) for p in leaves]
-        for xc, yc in self._chunks(x, y):
+        for xc, yc, wc in self._chunks(x, y, w):
             with torch.enable_grad():
-                part = self.loss.total(self.model(params, xc), yc)
+                part = self._total(params, xc, yc, wc)
                 grads = _grad(part, leaves)
             total += part.detach().double()
             for a, g in zip(acc, grads):
                 a += g.double()
         return total / n, [(a / n).to(p.dtype) for a, p in zip(acc, leaves)]
+
+
+def _count(x: Tensor, w: Tensor | None) -> int | float:
+    """What the sum over rows is divided by: the row count, or the sum of the rows' weights (1 if all are 0:
+    rows of weight 0 carry no information, and their loss is 0, not NaN)."""
+    if w is None:
+        return x.shape[0]
+    total = float(w.sum(dtype=torch.float64))  # no float64 copy of the weights
+    return total if total > 0 else 1.0
 
 
 def _grad(value: Tensor, leaves: list[Tensor]) -> list[Tensor]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradfit.errors import ModelError
+from gradfit.errors import ConfigError, ModelError
 from gradfit.models.base import Model, flatten_params, unflatten_params
 from gradfit.train.history import History
 from gradfit.train.stopping import SUCCESS
@@ -46,6 +46,10 @@ class FitResult:
     history : History
     model : Model or None
         The model (None after ``from_json`` when it cannot be rebuilt from its description).
+    metrics : dict or None
+        How well the predictions match the targets, computed once at fit time on the training
+        rows and the validation rows (see :mod:`gradfit.analysis.metrics`): R², RMSE and MAE for
+        a regression; accuracy, log-loss and the confusion matrix for a classifier.
     """
 
     params: dict[str, torch.Tensor]
@@ -64,6 +68,7 @@ class FitResult:
     bounds: dict[str, list] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     uncertainty: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
     report: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -94,23 +99,77 @@ class FitResult:
     def elapsed(self) -> float:
         return self.timings.get("elapsed", math.nan)
 
-    def predict(self, x=None):
-        """Predictions of the fitted model.
+    @property
+    def task(self) -> str:
+        """``"regression"``, ``"binary"`` (fitted with bce) or ``"multiclass"`` (cross_entropy)."""
+        from gradfit.train.prediction import task_of
 
-        ``x`` may be a DataFrame or dict holding the input columns, or an array/tensor of shape
-        ``(n,)`` or ``(n, k)`` with the columns in ``data["x"]`` order. A tensor in gives a
-        tensor out; anything else gives a NumPy array.
+        return task_of(self.config.get("loss", "mse"))
+
+    def predict(self, x=None, kind: str = "output"):
+        """Predictions of the fitted model for new rows.
+
+        Parameters
+        ----------
+        x : DataFrame, dict, path, array or tensor
+            A DataFrame or dict holding the input columns (``data["x"]``; other columns are
+            ignored), a CSV/Parquet path (read as the training data was), or an array/tensor of
+            shape ``(n,)`` or ``(n, k)`` with the columns in ``data["x"]`` order.
+        kind : {"output", "class", "proba"}
+            ``"output"``: the model's outputs, shape ``(n,)`` (or ``(n, C)`` logits for
+            cross-entropy; logits of class 1 for bce). For a classifier, ``"class"``: the most
+            probable class of each row, ``0..C-1``; ``"proba"``: the class probabilities, shape
+            ``(n, C)`` (``(n, 2)`` for bce), as ``GradfitClassifier.predict_proba``.
+
+        Returns
+        -------
+        ndarray or Tensor
+            A tensor when ``x`` is a tensor, else a NumPy array. A row with a missing input
+            (NaN) gets a NaN prediction; with ``kind="class"`` the array is then float with NaN
+            there (else int64).
+
+        Raises
+        ------
+        DataError
+            An input column is missing (the message lists the columns found), holds text or
+            infinities, or the array has the wrong number of columns.
+
+        Examples
+        --------
+        >>> r = gradfit.fit("logistic", "builtin:blobs", y="label", loss="cross_entropy")  # doctest: +SKIP
+        >>> r.predict("new.csv", kind="class")  # doctest: +SKIP
+        array([0, 2, 1, ...])
         """
+        from gradfit.train.prediction import (KINDS, classes, finite_rows, input_matrix, model_outputs, probabilities,
+                                              read_rows)
+
+        if kind not in KINDS:
+            raise ConfigError(f"The 'kind' parameter must be one of {', '.join(map(repr, KINDS))}. "
+                              f"Got {kind!r} instead.")
         if self.model is None:
             raise ModelError("This result has no model to predict with (it was loaded from JSON with a callable or "
                              "nn.Module model): pass model=... to FitResult.from_json.")
+        task = self.task
+        if kind != "output" and task == "regression":
+            raise ConfigError(f"kind={kind!r} is for classifiers (a fit with loss 'bce' or 'cross_entropy'); this "
+                              f"result was fitted with {self.config.get('loss', 'mse')!r}. Use kind='output'.")
         as_tensor = isinstance(x, torch.Tensor)
+        source = None
+        if isinstance(x, (str, Path)):
+            source, x = str(x), read_rows(x, self.data)
         dtype = torch.float64 if self.data.get("dtype") == "float64" else torch.float32
-        X = _inputs(x, self.model.inputs, dtype)
-        with torch.no_grad():
-            params = {k: v.to(dtype) for k, v in self.params.items()}
-            out = self.model(params, X)
+        X = input_matrix(x, self.model.inputs, dtype, source=source)
+        out = model_outputs(self.model, self.params, X)
+        if kind == "proba":
+            out = probabilities(out, task)
+        elif kind == "class":
+            ok = finite_rows(out)
+            out = classes(out, task) if bool(ok.all()) else torch.where(ok, classes(out, task).double(), torch.nan)
         return out if as_tensor else out.cpu().numpy()
+
+    def predict_proba(self, x):
+        """Class probabilities ``(n, C)`` of a classifier: ``predict(x, kind="proba")``."""
+        return self.predict(x, kind="proba")
 
     # -- serialisation -----------------------------------------------------------------------
 
@@ -136,6 +195,7 @@ class FitResult:
             "bounds": self.bounds,
             "diagnostics": self.diagnostics,
             "uncertainty": self.uncertainty,
+            "metrics": self.metrics,
             "report": self.report,
             "config": self.config,
             "data": self.data,
@@ -180,7 +240,8 @@ class FitResult:
                                        names, np.zeros(0, np.int64), np.zeros((0, len(names)))),
             model=model, model_spec=d["model"], init_params=d.get("init_params", {}), fixed=tuple(d.get("fixed", ())),
             val_loss=_unnum(d.get("val_loss")), best_step=d.get("best_step"), bounds=d.get("bounds", {}),
-            diagnostics=d.get("diagnostics", {}), uncertainty=d.get("uncertainty"), report=d.get("report"), config=d.get("config", {}),
+            diagnostics=d.get("diagnostics", {}), uncertainty=d.get("uncertainty"), metrics=d.get("metrics"),
+            report=d.get("report"), config=d.get("config", {}),
             data=d.get("data", {}), timings=d.get("timings", {}),
         )
 
@@ -223,19 +284,3 @@ def _default(o):
     if isinstance(o, float):
         return str(o)
     return str(o)
-
-
-def _inputs(x, names: tuple[str, ...], dtype) -> torch.Tensor:
-    if x is None:
-        raise ModelError(f"predict() needs the inputs {', '.join(names)}.")
-    if hasattr(x, "columns") or isinstance(x, dict):
-        missing = [n for n in names if n not in x]
-        if missing:
-            raise ModelError(f"predict() input lacks the column(s) {', '.join(missing)}; the model reads {', '.join(names)}.")
-        return torch.stack([torch.as_tensor(np.asarray(x[n], dtype=np.float64)).to(dtype) for n in names], dim=1)
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(dtype)
-    if t.ndim == 1:
-        t = t[:, None]
-    if t.shape[1] != len(names):
-        raise ModelError(f"predict() got {t.shape[1]} input column(s); the model reads {len(names)}: {', '.join(names)}.")
-    return t

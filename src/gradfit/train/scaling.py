@@ -19,6 +19,10 @@ flattened; ``q`` starts at 0; fixed parameters untouched), ``A`` chosen from the
 The loss is divided by ``loss_factor`` for the descent (``var(y)`` for mse and huber, ``std(y)`` for
 mae, 1 for classification and user functions) so lr is dimensionless; multiply losses back by it.
 
+With row weights ``w`` the loss is ``Σ wᵢℓᵢ / Σ wᵢ``, whose mse Hessian is ``2 JᵀWJ / Σ wᵢ``: the map is
+chosen from ``sqrt(wᵢ / mean(w)) J`` and the factor is the weighted variance of ``y``, so the weighted
+descent is exactly as well conditioned as the unweighted one.
+
 Examples
 --------
 >>> from gradfit.losses import get_loss
@@ -87,16 +91,16 @@ class Scaling:
 
     @classmethod
     def prepare(cls, model: Model, loss: Loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor],
-                fixed: frozenset[str] | set[str], *, bounds=None) -> "Scaling":
-        """Choose ``A`` from the Jacobian of ``model`` at ``params`` on the rows ``x`` (targets ``y``).
+                fixed: frozenset[str] | set[str], *, bounds=None, w: Tensor | None = None) -> "Scaling":
+        """Choose ``A`` from the Jacobian of ``model`` at ``params`` on the rows ``x`` (targets ``y``, row weights ``w``).
 
         A non-empty ``bounds`` (:class:`gradfit.train.bounds.Bounds`) forces the diagonal kind, whose
         image of a box is a box (:meth:`internal_bounds`).
         """
         free = tuple(s.name for s in model.specs if s.name not in fixed and s.size)
         p0 = torch.cat([params[n].detach().double().cpu().reshape(-1) for n in free]) if free else torch.zeros(0, dtype=torch.float64)
-        factor, note = _loss_factor(loss, y)
-        kind, A, info = _choose_map(model, params, free, x, math.sqrt(factor), diagonal_only=bool(bounds))
+        factor, note = _loss_factor(loss, y, w)
+        kind, A, info = _choose_map(model, params, free, x, math.sqrt(factor), diagonal_only=bool(bounds), w=w)
         info = {**info, "loss_factor": factor, "notes": ([note] if note else []) + info["notes"]}
         start = {s.name: params[s.name].detach().clone() if s.name not in free else torch.zeros_like(params[s.name].detach())
                  for s in model.specs}
@@ -240,11 +244,12 @@ class ScaledLoss(Loss):
     def per_row(self, pred, target):
         return self.inner.per_row(pred, target) / self.factor
 
-    def total(self, pred, target):
-        return self.inner.total(pred, target) / self.factor
+    def total(self, pred, target, weight=None):
+        inner = self.inner.total(pred, target) if weight is None else self.inner.total(pred, target, weight)
+        return inner / self.factor
 
-    def __call__(self, pred, target):
-        return self.inner(pred, target) / self.factor
+    def __call__(self, pred, target, weight=None):
+        return (self.inner(pred, target) if weight is None else self.inner(pred, target, weight)) / self.factor
 
     def check_targets(self, y, n_outputs):
         return self.inner.check_targets(y, n_outputs)
@@ -253,21 +258,24 @@ class ScaledLoss(Loss):
         return self.inner.describe()
 
 
-def _loss_factor(loss: Loss, y: Tensor) -> tuple[float, str]:
+def _loss_factor(loss: Loss, y: Tensor, w: Tensor | None = None) -> tuple[float, str]:
     """What makes the loss dimensionless, and a note when nothing could."""
     name = getattr(loss, "name", "")
     if name not in ("mse", "huber", "mae"):
         return 1.0, ""  # classification losses are already dimensionless; a user's function has unknown units
     yy = y.detach().double().reshape(-1)
-    yy = yy[torch.isfinite(yy)]
-    var = float(yy.var(unbiased=False)) if yy.numel() > 1 else 0.0
+    ww = torch.ones_like(yy) if w is None else w.detach().double().reshape(-1).to(yy.device)
+    keep = torch.isfinite(yy) & (ww > 0)
+    yy, ww = yy[keep], ww[keep]
+    mean = (ww * yy).sum() / ww.sum() if yy.numel() else 0.0
+    var = float((ww * (yy - mean) ** 2).sum() / ww.sum()) if yy.numel() > 1 else 0.0
     if not (var > 0 and math.isfinite(var)):
         return 1.0, "The targets are constant, so the loss is not rescaled."
     return (math.sqrt(var), "") if name == "mae" else (var, "")
 
 
-def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: bool):
-    """``(kind, A, info)`` from the Jacobian of the predictions w.r.t. the free entries."""
+def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: bool, w: Tensor | None = None):
+    """``(kind, A, info)`` from the Jacobian of the predictions w.r.t. the free entries (rows weighted by ``w``)."""
     P = sum(model.spec(n).size for n in free)
     notes: list[str] = []
     info = {"condition_before": None, "condition_after": None, "rows": 0, "notes": notes}
@@ -293,6 +301,10 @@ def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: 
         notes.append(f"The Jacobian could not be taken by autograd ({exc}); the descent is not scaled.")
         return "identity", torch.ones(P, dtype=torch.float64), info
     info["rows"] = len(idx)
+    if w is not None:
+        # The weighted mse's Hessian is 2 JᵀWJ / Σw: scale J's rows by sqrt(w / mean w) and whiten that.
+        ww = w.detach().double().cpu()
+        J = J * (ww[idx] / ww.mean()).sqrt().repeat_interleave(J.shape[0] // len(idx))[:, None]
     if not bool(torch.isfinite(J).all()):
         notes.append("The Jacobian at the start is not finite; the descent is not scaled. Check the initial values.")
         return "identity", torch.ones(P, dtype=torch.float64), info
