@@ -181,3 +181,15 @@ def test_a_demo_replaces_another_demo_whole(tmp_path):
     assert "replacing the earlier run there" in res.stdout
     assert files(out) == RUN | {"fit.png", "loss.png", "params.png", "grid.png", "landscape.png", "animation.gif"}
     assert not (out / "converged").exists()
+
+
+def test_a_large_models_snapshot_file_goes_with_its_run(tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["fit", "builtin:linear", "--y", "y", "--model", "mlp", "--option", "hidden=8,8",
+                              "--optimizer", "adam", "--lr", "0.05", "--steps", "15", "--no-uncertainty", "--out",
+                              str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert files(out) == RUN | {"history_params.npz"}
+    assert "history_params.npz" in json.loads((out / MANIFEST_NAME).read_text())["files"]
+    assert runner.invoke(app, fit(40, "--out", str(out), "--quiet")).exit_code == 0
+    assert files(out) == RUN and rows(out) == 40

@@ -242,13 +242,14 @@ def save(result, out_dir: Path, folder=None, also=()) -> dict[str, Path]:
     run has not rewritten are removed just before the new ``result.json`` is written, and the
     run's files (with ``also``: pictures still to be drawn) are listed in the folder.
     """
-    from gradfit.outputs import RUN_FILES, save_run
+    from gradfit.outputs import RESULT_NAME, RUN_FILES, save_run
 
     def replace_earlier() -> None:
         folder.clear_earlier()
-        checkpoint = out_dir / "checkpoint.pt"  # this run's if present: an earlier one was just cleared
-        folder.record([*(out_dir / n for n in RUN_FILES), *(p for p in also if p is not None),
-                       *([checkpoint] if checkpoint.exists() else [])])
+        # What is there now is this run's (the earlier files were just cleared): its history files and any
+        # checkpoint; result.json comes next.
+        written = [out_dir / n for n in (*RUN_FILES, "checkpoint.pt") if n == RESULT_NAME or (out_dir / n).exists()]
+        folder.record([*written, *(p for p in also if p is not None)])
 
     try:
         return save_run(result, out_dir, before_result=replace_earlier if folder is not None else None)
