@@ -15,7 +15,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,7 +140,8 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
-def save_run(result: FitResult, out_dir: str | os.PathLike) -> dict[str, Path]:
+def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Callable[[], object] | None = None
+             ) -> dict[str, Path]:
     """Write ``history.csv``, ``timings.csv`` and ``result.json`` of a fit into ``out_dir`` (created if needed).
 
     A model of more than :data:`gradfit.train.snapshots.MAX_PARAM_COLUMNS` parameters keeps its
@@ -162,6 +163,11 @@ def save_run(result: FitResult, out_dir: str | os.PathLike) -> dict[str, Path]:
     ----------
     result : FitResult
     out_dir : str or os.PathLike
+    before_result : callable, optional
+        Called once the new history is in place and the earlier ``result.json`` is gone, just
+        before the new one is written: the CLI removes the earlier run's other files there
+        (:meth:`gradfit.run_folder.RunFolder.clear_earlier`), so no complete run ever sits
+        beside files of another.
 
     Returns
     -------
@@ -203,6 +209,8 @@ def save_run(result: FitResult, out_dir: str | os.PathLike) -> dict[str, Path]:
         if not own_file:  # an earlier large model's snapshots must not be read as this run's
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(out / SNAPSHOTS_NAME)
+    if before_result is not None:
+        before_result()
     atomic_write_text(paths["result"], text)
     return paths
 

@@ -90,3 +90,47 @@ def test_bad_races_are_refused(data):
         run_race("linear", data, optimizers=["sgd"], lrs=[0.1, 0.2], **COMMON)
     with pytest.raises(ConfigError, match="'optimizer' parameter must be one of"):
         run_race("linear", data, optimizers=["adma"], **COMMON)
+
+
+# -- Levenberg-Marquardt in a race: no learning rate, its path drawn like any other ----------------
+
+def test_lm_races_without_a_learning_rate_and_equals_a_separate_fit(data):
+    r = run_race("linear", data, optimizers=["adam:0.05", "lm"], n=11, **COMMON)
+    assert r.labels == ("adam, lr 0.05", "lm")
+    alone = gradfit.fit("linear", data, optimizer="lm", **COMMON)
+    assert torch.equal(r.results[1].params["a"], alone.params["a"])
+    assert r.results[1].config["lr"] is None
+    # The oracle: least squares on [x, 1] (lm solves this linear problem exactly).
+    X = torch.tensor(np.stack([data["x"], np.ones(len(data["x"]))], axis=1), dtype=torch.float64)
+    best = torch.linalg.lstsq(X, torch.tensor(data["y"], dtype=torch.float64)[:, None]).solution[:, 0]
+    np.testing.assert_allclose(r.results[1].params["a"].numpy(), best.numpy(), rtol=1e-9)
+    # Its path is its snapshots (the history's lr column, the damping, plays no part), from the shared start.
+    np.testing.assert_array_equal(r.paths[1], r.results[1].history.snapshots)
+    np.testing.assert_array_equal(r.paths[1][0], [-1.0, 1.0])
+    assert _inside(r.paths[1], r.landscape) and descended(r.results[1])
+
+
+def test_a_shared_learning_rate_is_not_given_to_lm(data):
+    r = run_race("linear", data, optimizers=["sgd", "lm"], lr=0.1, n=5, **COMMON)
+    assert r.labels == ("sgd, lr 0.1", "lm")
+    assert r.results[0].config["lr"] == 0.1 and r.results[1].config["lr"] is None
+
+
+def test_a_learning_rate_for_lm_is_refused(data):
+    assert parse_run("lm") == {"optimizer": "lm"} and parse_run("levenberg-marquardt") == {"optimizer": "levenberg-marquardt"}
+    with pytest.raises(ConfigError, match="has no learning rate"):
+        parse_run("lm:0.1")
+    with pytest.raises(ConfigError, match="no learning rate to race"):
+        run_race("linear", data, lrs=[0.1, 0.2], optimizer="lm", **COMMON)
+    with pytest.raises(ConfigError, match="no learning rate to race"):
+        run_race("linear", data, runs=[{"optimizer": "lm", "lr": 0.1}], **COMMON)
+
+
+def test_labels_say_what_ran_including_an_automatic_choice(data):
+    r = run_race("linear", data, runs=[{}, {"optimizer": "auto"}, {"optimizer": "sgd"}, {"lr": 0.1}], n=5, **COMMON)
+    ran = [res.config["optimizer"] for res in r.results]
+    lrs = [res.config["lr"] for res in r.results]
+    assert ran[0] == ran[1] and ran[2] == ran[3] == "sgd" and lrs[3] == 0.1
+    auto = f"auto ({ran[0]})" + (f", lr {lrs[0]:.3g}" if lrs[0] is not None else "")
+    assert r.labels[:2] == (f"{auto} #1", f"{auto} #2")  # the same run twice, numbered
+    assert r.labels[2] == f"sgd, lr {lrs[2]:.3g}" and r.labels[3] == "sgd, lr 0.1"  # the lr sgd used, not a guess

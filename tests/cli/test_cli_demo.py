@@ -21,6 +21,13 @@ def load(folder):
     return json.loads((folder / "result.json").read_text())
 
 
+def printed_folder(stdout: str) -> str:
+    """The folder a command without --out chose, from its line "Writing to FOLDER/ (a new folder)"."""
+    match = re.search(r"^Writing to (.+)[/\\] \(a new folder\)$", stdout, flags=re.M)
+    assert match, stdout
+    return match.group(1)
+
+
 def seed_loop(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, lr: float, steps: int, f):
     """The seeds' update(): loss, backward, a -= lr * grad; returns the losses and the final a."""
     a = a.clone().requires_grad_()
@@ -39,7 +46,8 @@ def test_demo_linear_reproduces_seeds_000_001(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default output folder is relative
     res = runner.invoke(app, ["demo", "linear"])
     assert res.exit_code == 0, res.output
-    out = tmp_path / "gradfit-out" / "demo-linear"
+    out = tmp_path / printed_folder(res.stdout)
+    assert out.parent == tmp_path / "gradfit-out"  # a new folder there, named on the first line
     d = load(out)
     assert (d["steps"], d["optimizer"], d["lr"], d["init_params"]) == (100, "sgd", 0.1, {"a[0]": 1.0, "a[1]": 1.0})
     assert len(pd.read_csv(out / "history.csv")) == 101

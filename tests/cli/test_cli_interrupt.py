@@ -28,11 +28,17 @@ def gradfit_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "gradfit", "fit", DATA, *OPTIONS, *args]
 
 
-def run_until_checkpoint(out, signum) -> subprocess.CompletedProcess:
-    """Start a long fit, wait for its first checkpoint (so the loop is running), then send ``signum``."""
+def run_until_checkpoint(out, signum, sigint_ignored: bool = False) -> subprocess.CompletedProcess:
+    """Start a long fit, wait for its first checkpoint (so the loop is running), then send ``signum``.
+
+    The child inherits this process's SIGINT disposition (ignored when pytest was started with
+    ``&`` by a script), or has it ignored explicitly with ``sigint_ignored``: either way the CLI
+    must answer SIGINT.
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     proc = subprocess.Popen(gradfit_cmd("--steps", "100000", "--checkpoint-every", "50", "--out", str(out), "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore)
     try:
         deadline = time.monotonic() + 60
         while not (out / "checkpoint.pt").exists():
@@ -82,6 +88,31 @@ def test_sigint_stops_the_fit_at_a_step_and_resume_finishes_it_exactly(tmp_path)
 def test_sigterm_stops_the_fit_the_same_way(tmp_path):
     out = tmp_path / "run"
     check_interrupted(out, run_until_checkpoint(out, signal.SIGTERM), "SIGTERM")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
+def test_sigint_stops_the_cli_even_when_started_with_sigint_ignored(tmp_path):
+    """A script's `gradfit fit ... &` starts it with SIGINT ignored; `kill -INT` must still stop and save it."""
+    out = tmp_path / "run"
+    check_interrupted(out, run_until_checkpoint(out, signal.SIGINT, sigint_ignored=True), "SIGINT")
+
+
+def test_the_library_keeps_an_ignored_sigint_ignored():
+    """Only the CLI (a process of its own) takes SIGINT back; gradfit.fit in someone's program leaves it ignored."""
+
+    class SigintAt:
+        def on_step(self, state):
+            if state.step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = gradfit.fit("linear", "builtin:linear", y="y", optimizer="sgd", lr=0.1, steps=10, uncertainty=False,
+                             callbacks=[SigintAt()])
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.stop_reason == "max_steps" and result.steps == 10
 
 
 @pytest.fixture(scope="module")

@@ -141,3 +141,16 @@ def test_a_large_models_run_redraws_and_steps_from_its_npz(tmp_path):
     res = runner.invoke(app, ["steps", str(out)])
     assert res.exit_code == 0, res.output
     assert "W0[0,0]" in res.output and "97" in res.output  # the walk-through reads the snapshots from the npz
+
+
+def test_race_with_lm_draws_its_path(tmp_path):
+    out = tmp_path / "race"
+    res = runner.invoke(app, ["race", "builtin:linear", "--y", "y", "--model", "linear", "--optimizers",
+                              "adam:0.05,lm", "--steps", "30", "--init", "a=-1,a[1]=1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert png_size(out / "race.png")[0] == "PNG"
+    assert "adam, lr 0.05" in res.output and "converged" in res.output
+    res = runner.invoke(app, ["race", "builtin:linear", "--y", "y", "--model", "linear", "--optimizers",
+                              "adam:0.05,lm:0.1", "--out", str(tmp_path / "other")])
+    assert res.exit_code == 2 and "has no learning rate" in res.stderr and "Traceback" not in res.output
+    assert not (tmp_path / "other").exists()

@@ -19,6 +19,22 @@ from gradfit.train.interrupt import catch_interrupts, request_stop
 COMPARED = ("step", "epoch", "loss", "val_loss", "lr", "grad_norm")  # every column but wall-clock time
 
 
+@pytest.fixture(autouse=True)
+def sigint_default():
+    """Python's own SIGINT handler while a test runs, as in a terminal.
+
+    These tests signal this very process. A shell that starts pytest in the background
+    (``pytest &``) hands it SIGINT ignored, and a fit rightly leaves an ignored signal ignored,
+    so without this the SIGINT tests would fail only when the suite runs in the background.
+    """
+    inherited = signal.getsignal(signal.SIGINT)
+    if inherited == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if inherited == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class SignalAt:
     """Send ``signum`` to this very process from inside the loop at step ``k`` (``times`` times)."""
 

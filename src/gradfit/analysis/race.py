@@ -103,8 +103,12 @@ def run_race(
     labels, results = [], []
     for spec in specs:
         spec = dict(spec)
-        label = spec.pop("label", None) or _label(spec, common)
-        result = fit(model, data, catch_signals=False, **{**common, **spec})  # Ctrl-C stops the race
+        label = spec.pop("label", None)
+        options = {**common, **spec}
+        if options.get("lr", 0) is None:  # lm: no learning rate (see _runs)
+            del options["lr"]
+        result = fit(model, data, catch_signals=False, **options)  # Ctrl-C stops the race
+        label = label or _label(spec, common, result)
         labels.append(label + (" (diverged)" if result.stop_reason == "diverged" else ""))
         results.append(result)
     labels = _unique(labels)
@@ -133,17 +137,31 @@ def descended(result) -> bool:
 
 
 def parse_run(text: str) -> dict:
-    """``"adam"`` -> ``{"optimizer": "adam"}``; ``"adam:0.1"`` -> ``{"optimizer": "adam", "lr": 0.1}``."""
+    """``"adam"`` -> ``{"optimizer": "adam"}``; ``"adam:0.1"`` -> ``{"optimizer": "adam", "lr": 0.1}``.
+
+    Levenberg-Marquardt (``"lm"``) has no learning rate (its steps are sized by the damping λ), so
+    ``"lm:0.1"`` is refused.
+    """
     name, sep, lr = str(text).partition(":")
     if not name.strip():
         raise ConfigError(f"An optimizer in a race must be a name or 'name:lr' such as 'adam:0.1'. Got {text!r} instead.")
     out: dict = {"optimizer": name.strip()}
     if sep:
+        if _without_lr(out["optimizer"]):
+            raise ConfigError(f"Levenberg-Marquardt has no learning rate (it sizes its own steps), so race it as "
+                              f"'{out['optimizer']}' without ':lr'. Got {text!r} instead.")
         try:
             out["lr"] = float(lr)
         except ValueError:
             raise ConfigError(f"The learning rate in {text!r} must be a number, as in 'adam:0.1'. Got {lr!r} instead.") from None
     return out
+
+
+def _without_lr(optimizer) -> bool:
+    """Whether the optimizer takes no learning rate (Levenberg-Marquardt)."""
+    from gradfit.optim.registry import LEAST_SQUARES, optimizer_name
+
+    return optimizer_name(optimizer) in LEAST_SQUARES
 
 
 def _runs(runs, optimizers, lrs, common) -> list[dict]:
@@ -169,15 +187,27 @@ def _runs(runs, optimizers, lrs, common) -> list[dict]:
         out = [{"lr": lr} for lr in ([lrs] if isinstance(lrs, (int, float)) else lrs)]
     if not out:
         raise ConfigError("A race needs at least one run; the list given is empty.")
+    for run in out:
+        if _without_lr(run.get("optimizer", common.get("optimizer", "sgd"))):
+            if "lr" in run:
+                raise ConfigError("Levenberg-Marquardt ('lm') has no learning rate to race (it sizes its own steps); "
+                                  "race it against other optimizers instead: --optimizers lm,adam:0.05 (library: "
+                                  "optimizers=['lm', 'adam:0.05']).")
+            # A learning rate shared by the other runs means nothing to it: it runs without one.
+            run["lr"] = None
     return out
 
 
-def _label(spec: Mapping, common: Mapping) -> str:
-    from gradfit.optim.registry import default_lr, optimizer_name
+def _label(spec: Mapping, common: Mapping, result) -> str:
+    """``"adam, lr 0.001"``: the optimizer and learning rate the run used (``"auto (lm)"`` when chosen for it)."""
+    from gradfit.optim.registry import optimizer_name
 
-    opt = optimizer_name(spec.get("optimizer", common.get("optimizer", "sgd")))
-    lr = spec.get("lr", common.get("lr"))
-    parts = [opt, f"lr {float(lr if lr is not None else default_lr(opt)):.3g}"]
+    ran = str(result.config.get("optimizer"))
+    asked = spec.get("optimizer", common.get("optimizer"))
+    lr_given = spec.get("lr", common.get("lr")) is not None
+    chosen = (optimizer_name(asked) != ran) if asked is not None else not lr_given  # a learning rate alone means sgd
+    lr = result.config.get("lr")
+    parts = [f"auto ({ran})" if chosen else ran] + ([f"lr {float(lr):.3g}"] if lr is not None else [])  # lm has none
     parts += [f"{k}={v}" for k, v in spec.items() if k not in ("optimizer", "lr")]
     return ", ".join(parts)
 

@@ -12,6 +12,7 @@ from gradfit.cli.demo import demo_command
 from gradfit.cli.fit_cmd import fit_command
 from gradfit.cli.grad_cmd import grad_command
 from gradfit.cli.lr_find_cmd import lr_find_command
+from gradfit.cli.models_cmd import models_command
 from gradfit.cli.plot_cmd import plot_command
 from gradfit.cli.predict_cmd import predict_command
 from gradfit.cli.race_cmd import race_command
@@ -36,6 +37,7 @@ app.command("plot", no_args_is_help=True)(plot_command)
 app.command("race", no_args_is_help=True)(race_command)
 app.command("lr-find", no_args_is_help=True)(lr_find_command)
 app.command("predict", no_args_is_help=True)(predict_command)
+app.command("models")(models_command)
 
 
 @app.callback()
@@ -48,7 +50,24 @@ def _root() -> None:
 
 def main() -> None:
     """Console-script entry point (``gradfit = "gradfit.cli.app:main"``)."""
+    _default_sigint()
     app(prog_name="gradfit")
+
+
+def _default_sigint() -> None:
+    """Answer Ctrl-C (SIGINT) even when started in the background by a script.
+
+    A shell without job control starts ``cmd &`` with SIGINT ignored, and Python then keeps it
+    ignored, so ``kill -INT`` (or Ctrl-C on the script) would not stop the fit and save it. The
+    gradfit process is ours, and stopping at a step boundary loses nothing (the run and a
+    checkpoint are saved, exit 130), so the ignored SIGINT is turned back into Python's handler.
+    Library calls are left alone: :func:`gradfit.fit` keeps an ignored signal ignored. SIGTERM
+    is not ignored by the shell and needs nothing.
+    """
+    import signal
+
+    if hasattr(signal, "SIGINT") and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

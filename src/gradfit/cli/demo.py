@@ -37,7 +37,11 @@ class DemoName(str, enum.Enum):
 def demo_command(
     name: Annotated[DemoName, typer.Argument(help="linear (seeds 000/001) or rollercoaster (seed 002).",
                                              show_default=False)],
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default gradfit-out/demo-NAME).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: a new folder gradfit-out/demo-NAME-NNN). "
+                                                "A folder holding an earlier run gets this one instead; one holding "
+                                                "other files is refused (see --force).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds other files: the "
+                                        "earlier run's files are replaced, the other files left alone.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -51,9 +55,14 @@ def demo_command(
     and landscape.png (why it crawls), and the same SGD with --scale, which converges, to OUT/converged/ with its
     fit.png and loss.png.
     """
-    target = out if out is not None else Path("gradfit-out") / f"demo-{name.value}"
     with guarded(debug):
-        code = (run_linear if name is DemoName.linear else run_rollercoaster)(target, quiet=quiet)
+        from gradfit.run_folder import command_folder
+
+        folder = command_folder(out, force=force, prefix=f"demo-{name.value}")
+        if not quiet and (folder.automatic or folder.replaces or folder.others):
+            console.print(Text(folder.describe()), soft_wrap=True)
+        with folder.discarded_on_error():
+            code = (run_linear if name is DemoName.linear else run_rollercoaster)(folder.path, quiet=quiet, folder=folder)
     raise typer.Exit(code)
 
 
@@ -63,8 +72,11 @@ def _say(quiet: bool, *lines: str) -> None:
             console.print(line, markup=False, soft_wrap=True)
 
 
-def run_linear(out: Path, quiet: bool = False) -> int:
-    """Seeds 000/001: SGD with lr 0.1 for 100 steps from a = (1, 1). Returns the exit code."""
+def run_linear(out: Path, quiet: bool = False, folder=None) -> int:
+    """Seeds 000/001: SGD with lr 0.1 for 100 steps from a = (1, 1). Returns the exit code.
+
+    ``folder`` (a :class:`~gradfit.run_folder.RunFolder` for ``out``) has an earlier run there replaced.
+    """
     import torch
 
     from gradfit.cli.fit_cmd import report_failure, save
@@ -73,7 +85,7 @@ def run_linear(out: Path, quiet: bool = False) -> int:
     from gradfit.api import fit
     from gradfit.outputs import check_out_dir
 
-    out = check_out_dir(out)
+    out = check_out_dir(out) if folder is None else folder.path
     df = read_table("builtin:linear")
     _say(quiet, "Seeds 000/001: fit y = a[0]*x + a[1] to 100 points scattered above y = 3x + 2,",
          "with plain SGD (a -= lr * grad), lr 0.1, 100 steps, starting from a = (1, 1).", "")
@@ -84,7 +96,7 @@ def run_linear(out: Path, quiet: bool = False) -> int:
     y = torch.as_tensor(df["y"].to_numpy(), dtype=torch.float64)
     best = torch.linalg.lstsq(torch.stack([x, torch.ones_like(x)], dim=1), y[:, None]).solution[:, 0].tolist()
     fitted = list(result.flat_params.values())
-    paths = save(result, out)
+    paths = save(result, out, folder, also=[out / name for name in LINEAR_PICTURES])
     if not quiet:
         table = Table(show_edge=False, pad_edge=False)
         for col in ("", "slope a[0]", "intercept a[1]"):
@@ -105,6 +117,10 @@ def run_linear(out: Path, quiet: bool = False) -> int:
     return EXIT_OK
 
 
+LINEAR_PICTURES = ("fit.png", "loss.png", "params.png", "grid.png", "landscape.png", "animation.gif")
+ROLLERCOASTER_PICTURES = ("grid.png", "fit.png", "landscape.png", "converged/fit.png", "converged/loss.png")
+
+
 def linear_pictures(result, df, out: Path) -> list[Path]:
     """The seeds' pictures of the linear run: before/after, successive fits, the path, the animation."""
     from gradfit.analysis.landscape import compute_landscape
@@ -115,14 +131,15 @@ def linear_pictures(result, df, out: Path) -> list[Path]:
     from gradfit.plots.loss import LossDisplay
     from gradfit.plots.params import ParamsDisplay
 
-    return [
-        FitDisplay(result, df, show_start=True).save(out / "fit.png"),
-        LossDisplay(result).save(out / "loss.png"),
-        ParamsDisplay(result, df).save(out / "params.png"),
-        GridDisplay(result, df, k=4).save(out / "grid.png"),
-        LandscapeDisplay(compute_landscape(result, df)).save(out / "landscape.png"),
-        FitAnimation(result, df).save(out / "animation.gif"),
+    pictures = [
+        FitDisplay(result, df, show_start=True),
+        LossDisplay(result),
+        ParamsDisplay(result, df),
+        GridDisplay(result, df, k=4),
+        LandscapeDisplay(compute_landscape(result, df)),
+        FitAnimation(result, df),
     ]
+    return [picture.save(out / name) for picture, name in zip(pictures, LINEAR_PICTURES, strict=True)]
 
 
 def rollercoaster_pictures(stalled, converged, df, out: Path) -> list[Path]:
@@ -139,30 +156,34 @@ def rollercoaster_pictures(stalled, converged, df, out: Path) -> list[Path]:
     lo_a, hi_a = min(-1.0, best["a"] - 1), max(2.0, best["a"] + 1)
     lo_b, hi_b = min(-16.0, best["b"] - 3), max(3.0, best["b"] + 3)
     land = compute_landscape(stalled, df, params=("a", "b"), n=151, span=((lo_a, hi_a), (lo_b, hi_b)))
-    return [
-        GridDisplay(stalled, df, k=4).save(out / "grid.png"),
-        FitDisplay(stalled, df, show_start=True).save(out / "fit.png"),
-        LandscapeDisplay(land).save(out / "landscape.png"),
-        FitDisplay(converged, df).save(out / "converged" / "fit.png"),
-        LossDisplay(converged).save(out / "converged" / "loss.png"),
+    pictures = [
+        GridDisplay(stalled, df, k=4),
+        FitDisplay(stalled, df, show_start=True),
+        LandscapeDisplay(land),
+        FitDisplay(converged, df),
+        LossDisplay(converged),
     ]
+    return [picture.save(out / name) for picture, name in zip(pictures, ROLLERCOASTER_PICTURES, strict=True)]
 
 
 def _wrote(quiet: bool, paths) -> None:
     _say(quiet, *(f"wrote {p}" for p in paths))
 
 
-def run_rollercoaster(out: Path, quiet: bool = False) -> int:
-    """Seed 002: 10 SGD steps with lr 1e-5 that stall, then a converging fit. Returns the exit code."""
+def run_rollercoaster(out: Path, quiet: bool = False, folder=None) -> int:
+    """Seed 002: 10 SGD steps with lr 1e-5 that stall, then a converging fit. Returns the exit code.
+
+    ``folder`` (a :class:`~gradfit.run_folder.RunFolder` for ``out``) has an earlier run there replaced.
+    """
     import numpy as np
 
     from gradfit.cli.fit_cmd import report_failure, save
     from gradfit.cli.progress import ParamLines
     from gradfit.data.io import read_table
     from gradfit.api import fit
-    from gradfit.outputs import check_out_dir
+    from gradfit.outputs import RUN_FILES, check_out_dir
 
-    out = check_out_dir(out)
+    out = check_out_dir(out) if folder is None else folder.path
     df = read_table("builtin:rollercoaster")
     t, speed = df["t"].to_numpy(np.float64), df["speed"].to_numpy(np.float64)
     _say(quiet, f"Seed 002: fit speed = {QUADRATIC} to the roller coaster's 20 points,",
@@ -170,7 +191,9 @@ def run_rollercoaster(out: Path, quiet: bool = False) -> int:
     common = dict(x="t", y="speed", init="random", seed=0)
     stalled = fit(QUADRATIC, df, optimizer="sgd", lr=1e-5, steps=10, callbacks=[] if quiet else [ParamLines(console)],
                   **common)
-    stalled_paths = save(stalled, out)
+    # The converged run and the pictures are listed with the first save, so a later run replaces them all.
+    planned = [out / "converged" / name for name in RUN_FILES] + [out / name for name in ROLLERCOASTER_PICTURES]
+    stalled_paths = save(stalled, out, folder, also=planned)
     if stalled.stop_reason != "max_steps":  # not converging is the lesson; anything else is not
         report_failure(stalled, stalled_paths)
         return EXIT_FAILED

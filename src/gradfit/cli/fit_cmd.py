@@ -22,17 +22,18 @@ from gradfit.cli.read_options import (
     DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
 )
 
-__all__ = ["fit_command", "run_fit", "print_report", "report_failure", "DEFAULT_OUT"]
+__all__ = ["fit_command", "run_fit", "print_report", "report_failure", "FolderLine", "DEFAULT_OUT"]
 
-DEFAULT_OUT = Path("gradfit-out")
+DEFAULT_OUT = Path("gradfit-out")  # where runs without --out go, each in a new folder (gradfit.run_folder)
 
 _DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
 _OPTIMIZER_HELP = ("auto (the default: Levenberg-Marquardt in float64 for least squares, L-BFGS on scaled parameters "
                    "for other losses, Adam for mini-batches and networks; the choice and why are printed), lm "
                    "(Levenberg-Marquardt, mse only), lbfgs, sgd (the seeds' p -= lr * grad), momentum, nesterov, adam, "
                    "adamw, rmsprop or adagrad.")
-_MODEL_HELP = ("A zoo name (linear, poly2, poly3, exponential, sigmoid, gaussian, power, sine, logistic, mlp) or a "
-               "formula such as 'a*t**2 + b*t + c' (names that are columns are inputs, the others parameters).")
+_MODEL_HELP = ("A zoo name (linear, poly2, poly3, exponential, sigmoid, gaussian, power, sine, logistic, mlp; "
+               "`gradfit models` describes them) or a formula such as 'a*t**2 + b*t + c' (names that are columns "
+               "are inputs, the others parameters).")
 
 
 def fit_command(
@@ -98,9 +99,14 @@ def fit_command(
     weights: Annotated[Optional[str], typer.Option("--weights", help="Column of row weights (>= 0, 0 leaves a row "
                                                    "out), as sklearn's sample_weight; not with --sigma.",
                                                    show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, history.csv and checkpoint.pt "
-                                                "(default: gradfit-out, or the --resume folder).",
+    out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, history.csv, checkpoint.pt and the "
+                                                "pictures (default: a new folder gradfit-out/run-NNN, or the --resume "
+                                                "folder). A folder holding an earlier run gets this run instead; one "
+                                                "holding other files is refused (see --force).",
                                                 show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds files other than a "
+                                        "run's: the earlier run's files are replaced, the other files left "
+                                        "alone.")] = False,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Save the fit's state to OUT/checkpoint.pt every N "
                                                             "steps (an interrupted fit always saves it).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the fit saved in DIR/checkpoint.pt; give the same "
@@ -125,14 +131,14 @@ def fit_command(
                    target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device,
                    uncertainty=uncertainty, scale=scale or None, checkpoint_every=checkpoint_every,
                    sigma=sigma, weights=weights, absolute_sigma=absolute_sigma or None)
-    if out is None:  # a resumed fit goes on writing where it was saved
-        out = DEFAULT_OUT if resume is None else (resume.parent if resume.is_file() else resume)
+    if out is None and resume is not None:  # a resumed fit goes on writing where it was saved
+        out = resume.parent if resume.is_file() else resume
     with guarded(debug):
         read = read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin, dayfirst,
                             date_format)
         code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, bounds=bound, model_options=option, drop_nan=drop_nan,
                        log_every=log_every, out=out, quiet=quiet, plot=plot, animate=animate, landscape=landscape,
-                       resume=resume, params=param, read=read, **options)
+                       resume=resume, force=force, params=param, read=read, **options)
     raise typer.Exit(code)
 
 
@@ -148,12 +154,13 @@ def run_fit(
     model_options: list[str] | None = None,
     drop_nan: bool = False,
     log_every: int | None = None,
-    out: Path = DEFAULT_OUT,
+    out: Path | None = None,
     quiet: bool = False,
     plot: bool = False,
     animate: Path | None = None,
     landscape: str | None = None,
     resume: Path | None = None,
+    force: bool = False,
     params: list[str] | None = None,
     read: dict | None = None,
     **options: Any,
@@ -162,13 +169,16 @@ def run_fit(
 
     Every option is checked (by the library) before anything is written, so bad input leaves
     no output folder behind. Checkpoints go to ``out``, so an interrupted fit can be resumed from there.
+    Without ``out`` the run goes to a new folder under ``gradfit-out/``; an ``out`` holding an
+    earlier run gets this one instead, and one holding other files needs ``force``
+    (:func:`gradfit.run_folder.command_folder`).
     """
     from gradfit.cli.parsing import parse_bounds, parse_init, parse_model_options, parse_names
     from gradfit.cli.progress import LossLines, ProgressBar
     from gradfit.api import fit
     from gradfit.errors import GradfitWarning
-    from gradfit.outputs import check_out_dir
     from gradfit.plots.run import check_animation_path, parse_pair
+    from gradfit.run_folder import command_folder
 
     parsed_init = parse_init(init)
     parsed_fix = parse_names(fix, "--fix")
@@ -176,17 +186,21 @@ def run_fit(
     parsed_x = parse_names(x, "--x")
     parsed_params = parse_names(params, "--param")
     parsed_options = parse_model_options(model_options)
-    out_dir = check_out_dir(out)
     pair = parse_pair(landscape)
     animation_path = check_animation_path(animate) if animate is not None else None
+    folder = command_folder(out, force=force, resume=resume)
+    out_dir = folder.path
 
     callbacks: list[Any] = []
+    if not quiet and (folder.automatic or folder.replaces or folder.others):
+        callbacks.append(FolderLine(folder))  # said when the fit starts, so bad input prints nothing
     if log_every and not quiet:
         callbacks.append(LossLines(console, log_every))  # fit() records log_every but leaves printing to it
     bar = ProgressBar(console) if (not quiet and console.is_terminal) else None
     if bar is not None:
         callbacks.append(bar)
-    with bar if bar is not None else contextlib.nullcontext(), warnings.catch_warnings(record=True) as caught:
+    with bar if bar is not None else contextlib.nullcontext(), warnings.catch_warnings(record=True) as caught, \
+            folder.discarded_on_error():
         warnings.simplefilter("always", GradfitWarning)
         result = fit(model, data, x=parsed_x, y=y, init=parsed_init, fix=parsed_fix, bounds=parsed_bounds, drop_nan=drop_nan,
                      params=parsed_params, read=read, model_options=parsed_options, callbacks=callbacks, log_every=log_every,
@@ -200,11 +214,12 @@ def run_fit(
             console.print(Text(f"optimizer: {choice['optimizer']} ({choice['reason']})"), soft_wrap=True)
         for note in result.data.get("notes", []):
             console.print(Text(f"note: {note}"), soft_wrap=True)
-    paths = save(result, out_dir)
     kinds = (("fit", "loss", "params") if plot else ()) + (("landscape",) if pair else ()) + \
         (("animation",) if animation_path else ())
+    paths = save(result, out_dir, folder, also=[out_dir / f"{k}.png" for k in kinds if k != "animation"] + [animation_path])
     if kinds and result.stop_reason != "diverged":  # a fit short of the optimum is worth seeing too
         paths.update(draw(result, out_dir, kinds, paths, landscape=pair, animation_path=animation_path))
+    folder.record(paths.values())  # whatever save_run and the pictures wrote, under any name
     if not quiet:
         n, xs = result.data.get("n"), ", ".join(result.data.get("x", []))
         how = result.data.get("weights")
@@ -220,12 +235,24 @@ def run_fit(
     return EXIT_OK
 
 
-def save(result, out_dir: Path) -> dict[str, Path]:
-    """``save_run`` with an OS failure (disk full, permissions) turned into a clean exit 1."""
-    from gradfit.outputs import save_run
+def save(result, out_dir: Path, folder=None, also=()) -> dict[str, Path]:
+    """``save_run`` with an OS failure (disk full, permissions) turned into a clean exit 1.
+
+    With ``folder`` (a :class:`~gradfit.run_folder.RunFolder`), the earlier run's files that this
+    run has not rewritten are removed just before the new ``result.json`` is written, and the
+    run's files (with ``also``: pictures still to be drawn) are listed in the folder.
+    """
+    from gradfit.outputs import RESULT_NAME, RUN_FILES, save_run
+
+    def replace_earlier() -> None:
+        folder.clear_earlier()
+        # What is there now is this run's (the earlier files were just cleared): its history files and any
+        # checkpoint; result.json comes next.
+        written = [out_dir / n for n in (*RUN_FILES, "checkpoint.pt") if n == RESULT_NAME or (out_dir / n).exists()]
+        folder.record([*written, *(p for p in also if p is not None)])
 
     try:
-        return save_run(result, out_dir)
+        return save_run(result, out_dir, before_result=replace_earlier if folder is not None else None)
     except OSError as exc:
         abort(f"Cannot write the results to {str(out_dir)!r}: {exc.strerror or exc}. "
               f"Free some space or give another folder with --out.", EXIT_FAILED)
@@ -241,6 +268,18 @@ def draw(result, out_dir: Path, kinds, paths: dict[str, Path], **options) -> dic
     except GradfitError as exc:
         abort(f"{exc} The fit itself succeeded and was saved to {str(paths['result'])!r}; redraw with "
               f"`gradfit plot {out_dir}`.", exc.exit_code)
+
+
+class FolderLine:
+    """A callback that says where the run goes when the fit starts (after every check has passed)."""
+
+    def __init__(self, folder):
+        self.folder, self.said = folder, False
+
+    def on_start(self, total_steps: int) -> None:
+        if not self.said:
+            self.said = True
+            console.print(Text(self.folder.describe()), soft_wrap=True)
 
 
 def report_failure(result, paths: dict[str, Path]) -> None:

@@ -28,7 +28,8 @@ _DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:l
 def lr_find_command(
     data: Annotated[str, typer.Argument(help=_DATA_HELP, show_default=False)],
     y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
-    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name or a formula.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name (`gradfit models` lists them) or a formula.",
+                                       show_default=False)],
     x: Annotated[Optional[str], typer.Option("--x", help="Input column(s), comma-separated.")] = None,
     init: Annotated[Optional[list[str]], typer.Option("--init", help="Initial values: a[0]=0.5,a[1]=0.75, or "
                                                       "'random'.")] = None,
@@ -52,7 +53,12 @@ def lr_find_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    out: Annotated[Path, typer.Option(help="Folder for lr_find.png and lr_find.json.")] = Path("gradfit-out/lr-find"),
+    out: Annotated[Optional[Path], typer.Option(help="Folder for lr_find.png and lr_find.json (default: a new folder "
+                                                "gradfit-out/lr-find-NNN). A folder holding an earlier run gets this "
+                                                "one instead; one holding other files is refused (see --force).",
+                                                show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds other files: the "
+                                        "earlier run's files are replaced, the other files left alone.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -66,27 +72,31 @@ def lr_find_command(
 
         from gradfit.analysis.lr_finder import find_lr
         from gradfit.cli.parsing import parse_init, parse_names
-        from gradfit.outputs import atomic_write_text, check_out_dir
+        from gradfit.outputs import atomic_write_text
         from gradfit.plots.lr_finder import LRFinderDisplay
+        from gradfit.run_folder import command_folder
 
         parsed = {"x": parse_names(x, "--x"), "init": parse_init(init), "fix": parse_names(fix, "--fix"),
                   "params": parse_names(param, "--param"),
                   "read": read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin,
                                        dayfirst, date_format)}
-        out_dir = check_out_dir(out)
+        folder = command_folder(out, force=force, prefix="lr-find")
+        out_dir = folder.path
         options = {"dtype": dtype} if dtype is not None else {}
-        result = find_lr(model, data, y=y, loss=loss, optimizer=optimizer, lr_min=lr_min, lr_max=lr_max, steps=steps,
-                         batch_size=batch_size, seed=seed, **parsed, **options)
-        display = LRFinderDisplay(result)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        with folder.discarded_on_error():
+            result = find_lr(model, data, y=y, loss=loss, optimizer=optimizer, lr_min=lr_min, lr_max=lr_max,
+                             steps=steps, batch_size=batch_size, seed=seed, **parsed, **options)
+            display = LRFinderDisplay(result)
+        folder.clear_earlier()
+        folder.record([out_dir / "lr_find.json", out_dir / "lr_find.png"])
         written = [atomic_write_text(out_dir / "lr_find.json", json.dumps(result.to_dict(), indent=2) + "\n"),
                    display.save(out_dir / "lr_find.png")]
         if not quiet:
-            _print(result, written)
+            _print(result, written, folder)
     raise typer.Exit(EXIT_OK)
 
 
-def _print(result, written) -> None:
+def _print(result, written, folder) -> None:
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("suggestion")
     table.add_column("lr", justify="right")
@@ -104,6 +114,8 @@ def _print(result, written) -> None:
         console.print(Text(f"Note: the loss was lowest at lr {result.min_lr:.3g}, above the stability limit "
                            f"{limit.limit:.3g}: the sweep spends too few steps at each rate for the oscillation to "
                            f"grow. A constant lr above the limit diverges; stay below it."), soft_wrap=True)
+    if folder.automatic or folder.replaces or folder.others:
+        console.print(Text(folder.describe()), soft_wrap=True)
     for path in written:
         console.print(Text(f"wrote {path}"), soft_wrap=True)
 

@@ -32,10 +32,13 @@ def plot_command(
     """Draw the pictures of a saved run into its folder (fit.png, loss.png, params.png, grid.png, landscape.png,
     animation.gif).
 
+    The pictures become part of that run: a later run written to the folder replaces them with the rest.
+
     Exit status: 0 success, 2 bad input (no run in the folder, unknown kind or parameter, unreadable data).
     """
     with guarded(debug):
         from gradfit.outputs import load_run
+        from gradfit.run_folder import RunFolder
         from gradfit.plots.run import check_animation_path, parse_kinds, parse_pair, save_pictures
 
         kinds = parse_kinds(kind)
@@ -48,6 +51,7 @@ def plot_command(
         result = load_run(run)
         written = save_pictures(result, run, kinds, data=data, landscape=pair, animation_path=animate,
                                 max_frames=max_frames)
+        RunFolder(run).record(written.values())  # the pictures are the run's now (an animation elsewhere is not)
         if not quiet:
             for path in written.values():
                 console.print(Text(f"wrote {path}"), soft_wrap=True)

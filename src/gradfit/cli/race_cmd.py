@@ -20,9 +20,11 @@ __all__ = ["race_command"]
 def race_command(
     data: Annotated[str, typer.Argument(help="A CSV/TSV/Parquet file or builtin:NAME.", show_default=False)],
     y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
-    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name or a formula.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name (`gradfit models` lists them) or a formula.",
+                                       show_default=False)],
     optimizers: Annotated[Optional[str], typer.Option(help="Optimizers to race, comma-separated; NAME:LR sets a "
-                                                      "learning rate, e.g. sgd:0.1,momentum:0.1,adam:0.1.")] = None,
+                                                      "learning rate, e.g. sgd:0.1,momentum:0.1,adam:0.1,lm (lm, "
+                                                      "Levenberg-Marquardt, takes none).")] = None,
     lrs: Annotated[Optional[str], typer.Option(help="Learning rates to race for one --optimizer, comma-separated "
                                                "(e.g. 0.01,0.1,0.5).", show_default=False)] = None,
     optimizer: Annotated[str, typer.Option(help="The optimizer of an --lrs race.")] = "sgd",
@@ -51,7 +53,12 @@ def race_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    out: Annotated[Path, typer.Option(help="Folder for race.png.")] = Path("gradfit-out/race"),
+    out: Annotated[Optional[Path], typer.Option(help="Folder for race.png (default: a new folder "
+                                                "gradfit-out/race-NNN). A folder holding an earlier run gets this one "
+                                                "instead; one holding other files is refused (see --force).",
+                                                show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds other files: the "
+                                        "earlier run's files are replaced, the other files left alone.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -64,29 +71,32 @@ def race_command(
         from gradfit.analysis.race import run_race
         from gradfit.cli.parsing import parse_init, parse_names
         from gradfit.errors import ConfigError
-        from gradfit.outputs import check_out_dir
         from gradfit.plots.animate import RaceAnimation
         from gradfit.plots.race import RaceDisplay
         from gradfit.plots.run import check_animation_path, parse_pair
+        from gradfit.run_folder import command_folder
 
         if (optimizers is None) == (lrs is None):
             raise ConfigError("Say what to race: --optimizers sgd,momentum,adam or --lrs 0.01,0.1 (one of the two).")
         pair = parse_pair(landscape)
         if animate is not None:
             check_animation_path(animate)
-        out_dir = check_out_dir(out)
         common = dict(x=parse_names(x, "--x"), y=y, init=parse_init(init), fix=parse_names(fix, "--fix"), loss=loss,
                       steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype,
                       params=parse_names(param, "--param"),
                       read=read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin,
                                         dayfirst, date_format))
         common = {k: v for k, v in common.items() if v is not None}
-        if lrs is not None:
-            race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)
-        else:
-            race = run_race(model, data, optimizers=[o.strip() for o in optimizers.split(",") if o.strip()],
-                            landscape_params=pair, **common)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        folder = command_folder(out, force=force, prefix="race")
+        out_dir = folder.path
+        with folder.discarded_on_error():
+            if lrs is not None:
+                race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)
+            else:
+                race = run_race(model, data, optimizers=[o.strip() for o in optimizers.split(",") if o.strip()],
+                                landscape_params=pair, **common)
+        folder.clear_earlier()
+        folder.record([out_dir / "race.png", *([animate] if animate is not None else [])])
         written = [RaceDisplay(race).save(out_dir / "race.png")]
         if animate is not None:
             written.append(RaceAnimation(race).save(animate))
@@ -97,6 +107,8 @@ def race_command(
             for label, r in zip(race.labels, race.results):
                 table.add_row(Text(label), f"{r.loss:.6g}", str(r.steps), r.stop_reason)
             console.print(table)
+            if folder.automatic or folder.replaces or folder.others:
+                console.print(Text(folder.describe()), soft_wrap=True)
             for path in written:
                 console.print(Text(f"wrote {path}"), soft_wrap=True)
     raise typer.Exit(EXIT_OK)
