@@ -224,8 +224,6 @@ def _warnings(result, u: Uncertainty | None, extra: list[str]) -> list[str]:
                   f"Give more steps, a larger lr or {_faster_optimizer(result)}.")
         out.append(f"Not converged: the loss was still falling when the fit stopped ({result.stop_reason}), down "
                    f"{100 * trend:.3g}% over the last 10% of the steps. {advice}")
-    elif verdict.get("converged") is False or verdict.get("warning"):
-        out.append(result.message)
     unfinished = slow or verdict.get("converged") is False
     limit = _stability_limit(result.diagnostics.get("stability_limit"))
     lr = result.config.get("lr")
@@ -241,9 +239,15 @@ def _warnings(result, u: Uncertainty | None, extra: list[str]) -> list[str]:
         out.append(f"{name} ended on its bound [{lo}, {hi}]: the best value may lie beyond it; its uncertainty is "
                    f"not defined.")
     if u is not None:
+        # Parameters the verdict found flat because of the start (an underflowing exp) are not useless: the stop
+        # reason says so and names the start; "remove it" would be wrong advice.
+        flat = verdict.get("flat") or {}
+        plateau = set(flat.get("vanishing") or ()) if flat.get("remedy") else set()
         out += [f"{n} has no effect on the predictions: the data say nothing about it; fix it or remove it from "
-                f"the model." for n in u.no_effect]
+                f"the model." for n in u.no_effect if n not in plateau]
         reason = (u.reason or "").replace(bound_sentence(u.at_bound), "").strip()
+        if plateau and set(u.no_effect) <= plateau:
+            reason = f"{', '.join(u.no_effect)} have no effect at this point (a plateau; see why the fit stopped)."
         if not u.ok and reason:
             some = np.isfinite(u.stderr).any()
             out.append(f"{'Some uncertainties are' if some else 'Uncertainties are'} unavailable: {reason}")
