@@ -116,30 +116,7 @@ def judge(result, uncertainty, model, loss, train) -> Verdict:
     at_minimum = _at_minimum(f)
     still = result.diagnostics.get("still")
     if reason == "stalled" or (still and reason in BUDGETS):
-        # A stall's flat loss says nothing: only an exact fit or the Newton step can tell a minimum.
-        decided = at_minimum and (f.newton is not None or _exact(f))
-        if still:
-            how = f"the parameters stopped changing at step {still['since']} ({still['why']}, in {still['dtype']})"
-            if decided and f.optimizer == "lbfgs":  # L-BFGS stands still when its own convergence tests hold
-                return Verdict("converged", f"Converged at step {still['since']}: L-BFGS stopped changing the "
-                               f"parameters, at the minimum{_newton_words(f)}.", True, flat=flat)
-            if decided:
-                return Verdict(reason, f"{message} {how[0].upper() + how[1:]}, at the minimum{_newton_words(f)}.",
-                               True, flat=flat)
-            if f.newton is None:  # no error bars to tell a minimum from a stall: say so, do not guess
-                return Verdict(reason, f"{message} {how[0].upper() + how[1:]}; whether that is the minimum was not "
-                               f"checked (no uncertainties were computed).", None, flat=flat)
-            return _failed("stalled", f"Stalled: {how}, short of the minimum{_newton_words(f, not_min=True)}.",
-                           _remedies(f, stalled=True), flat)
-        if _exact(f):  # Levenberg-Marquardt's own stall (its tests know a minimum better than a Newton step)
-            return Verdict("converged", f"Converged at step {result.steps}: the model fits the data exactly.", True,
-                           flat=flat)
-        if flat is not None and flat.vanishing and not flat.remedy:
-            names = ", ".join(flat.vanishing)
-            message += (f" No start nearby gives {names} an effect either: the model may not depend on "
-                        f"{'it' if len(flat.vanishing) == 1 else 'them'} at all; hold {names} fixed (--fix) or remove "
-                        f"{'it' if len(flat.vanishing) == 1 else 'them'} from the model.")
-        return _failed("stalled", message, _remedies(f, stalled=True), flat)
+        return _stood_still(result, f, at_minimum, still, flat)
     if reason in BUDGETS or reason == "converged":
         if at_minimum is not False:
             return Verdict(reason, message + (_newton_words(f, sentence=True) if reason in BUDGETS else ""),
@@ -152,6 +129,36 @@ def judge(result, uncertainty, model, loss, train) -> Verdict:
             return Verdict(reason, text if warn else message, None, _remedies(f), warn, flat)
         return _failed(reason, text, _remedies(f), flat)
     return Verdict(reason, message, None, flat=flat)
+
+
+def _stood_still(result, f: _Facts, at_minimum: bool | None, still: dict | None, flat: Flatness | None) -> Verdict:
+    """Updates that no longer move the parameters (``still``, from the loop) or Levenberg-Marquardt's own stall.
+
+    A stall's flat loss says nothing about a minimum: only an exact fit or the Newton step can tell.
+    """
+    reason, message = result.stop_reason, result.message
+    decided = at_minimum and (f.newton is not None or _exact(f))
+    if still:
+        how = f"the parameters stopped changing at step {still['since']} ({still['why']}, in {still['dtype']})"
+        if decided and f.optimizer == "lbfgs":  # L-BFGS stands still when its own convergence tests hold
+            return Verdict("converged", f"Converged at step {still['since']}: L-BFGS stopped changing the "
+                           f"parameters, at the minimum{_newton_words(f)}.", True, flat=flat)
+        if decided:
+            return Verdict(reason, f"{message} {how[0].upper() + how[1:]}, at the minimum{_newton_words(f)}.",
+                           True, flat=flat)
+        if f.newton is None:  # no error bars to tell a minimum from a stall: say so, do not guess
+            return Verdict(reason, f"{message} {how[0].upper() + how[1:]}; whether that is the minimum was not "
+                           f"checked (no uncertainties were computed).", None, flat=flat)
+        return _failed("stalled", f"Stalled: {how}, short of the minimum{_newton_words(f, not_min=True)}.",
+                       _remedies(f, stalled=True), flat)
+    if _exact(f):  # Levenberg-Marquardt's own stall (its tests know a minimum better than a Newton step)
+        return Verdict("converged", f"Converged at step {result.steps}: the model fits the data exactly.", True,
+                       flat=flat)
+    if flat is not None and flat.vanishing and not flat.remedy:
+        names, it = ", ".join(flat.vanishing), "it" if len(flat.vanishing) == 1 else "them"
+        message += (f" No start nearby gives {names} an effect either: the model may not depend on {it} at all; "
+                    f"hold {names} fixed (--fix) or remove {it} from the model.")
+    return _failed("stalled", message, _remedies(f, stalled=True), flat)
 
 
 def _facts(result, uncertainty, model, loss, train, trend) -> _Facts:
