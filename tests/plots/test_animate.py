@@ -77,7 +77,7 @@ def test_each_drawn_line_is_the_model_at_its_snapshot(seed_fit):
     fig, update = anim.make_figure(dpi=40)
     ax = fig.axes[0]
     (line,) = _by_gid(ax, "curve")
-    (label,) = _by_gid(ax, "label")
+    (label,) = _by_gid(fig, "label")  # the frame label sits on the figure's top line
     data = run_data(seed_fit)
     x_data, y_data = data.x[:, 0].double().numpy(), data.y.double().numpy()
     for i in (0, 1, 14, 29):
@@ -102,7 +102,7 @@ def test_gif_has_one_frame_per_sampled_snapshot_and_the_line_moves(seed_fit, tmp
     assert anim.frame_steps[0] == 0 and anim.frame_steps[-1] == 100
     with Image.open(path) as im:
         assert im.format == "GIF" and im.n_frames == 30
-        assert im.size == (round(6.4 * 40), round(3.6 * 40))
+        assert im.size == (round(anim.figsize[0] * 40), round(anim.figsize[1] * 40))
         assert im.info["duration"] == 40
         frames = []
         for i in (0, 10, 29):
@@ -122,7 +122,7 @@ def test_html_page_is_self_contained_with_every_frame(seed_fit, tmp_path):
     assert len(frames) == anim.n_frames == 12
     png = base64.b64decode(frames[-1].replace("\\\n", "").replace("\n", ""))
     with Image.open(io.BytesIO(png)) as im:
-        assert im.format == "PNG" and im.size == (256, 144)
+        assert im.format == "PNG" and im.size == (round(anim.figsize[0] * 40), round(anim.figsize[1] * 40))
     assert f"new Array({anim.n_frames})" in text
 
 

@@ -49,7 +49,10 @@ def test_curve_is_the_model_on_a_dense_sorted_grid(linear):
     curve = label_starting(ax, "fit (")
     x, y = np.asarray(curve.get_xdata()), np.asarray(curve.get_ydata())
     data = gradfit.datasets.linear()
-    assert len(x) == 300 and np.all(np.diff(x) > 0)
+    # The even grid, every data x, and nothing more for a straight line.
+    even = np.linspace(float(data["x"].min()), float(data["x"].max()), 300).astype(np.float32)
+    assert np.all(np.diff(x) > 0)
+    assert set(x.tolist()) == set(even.tolist()) | set(data["x"].astype(np.float32).tolist())
     assert x[0] == pytest.approx(data["x"].min()) and x[-1] == pytest.approx(data["x"].max())
     np.testing.assert_allclose(y, linear.predict(x), rtol=1e-5, atol=1e-6)
     # The data are drawn as points at their own coordinates.

@@ -96,6 +96,22 @@ class Display:
         return self.to_png()
 
 
+def quiet_corner(ax: Axes, crowd) -> str:
+    """The corner of ``ax`` holding the fewest of the given ``(x, y)`` points: where a legend hides least.
+
+    A cheap stand-in for ``legend(loc="best")``, whose search over every drawn vertex is slow on
+    big data; ``crowd`` is what matters (the data, the curves), in data coordinates, with the axes'
+    limits already set.
+    """
+    xy = np.concatenate([np.column_stack([np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()])
+                         for x, y in crowd]) if crowd else np.zeros((0, 2))
+    with np.errstate(all="ignore"):  # log axes: non-positive values map to NaN and count nowhere
+        u, v = (ax.transScale + ax.transLimits).transform(xy).T if len(xy) else (np.zeros(0), np.zeros(0))
+    corners = {"upper left": (u < 0.4) & (v > 0.6), "upper right": (u > 0.6) & (v > 0.6),
+               "lower left": (u < 0.4) & (v < 0.4), "lower right": (u > 0.6) & (v < 0.4)}
+    return min(corners, key=lambda name: int(corners[name].sum()))
+
+
 def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     """``ax``, or the Axes of a new pyplot figure (imported only then)."""
     if ax is not None:
