@@ -191,7 +191,7 @@ def grid_span(paths: Sequence[np.ndarray], extra=None, margin: float = 0.2) -> t
 
 
 def covering_span(paths: Sequence[np.ndarray], keep: Sequence[int], extra: Sequence = (), margin: float = 0.2,
-                  reach: float = 5.0) -> tuple[tuple[tuple[float, float], tuple[float, float]], list[int]]:
+                  reach: float = 10.0) -> tuple[tuple[tuple[float, float], tuple[float, float]], list[int]]:
     """A grid span covering every path it can: the ``keep`` paths (and ``extra`` points) always, any other
     path whole unless covering it would make either range more than ``reach`` times wider.
 

@@ -81,15 +81,20 @@ class Display:
 
     def save(self, path: str | os.PathLike, dpi: int = 100, figsize: tuple[float, float] | None = None) -> Path:
         """Write the picture; the format follows the extension (``.png``, ``.svg``, ``.pdf``)."""
+        from gradfit.plots.backdrop import settle
+
         target = Path(path)
-        fig = self.figure(figsize=figsize, dpi=dpi)
+        # Laid out once: with the layout engine left on, savefig would lay the figure out in a draw of its own.
+        fig = settle(self.figure(figsize=figsize, dpi=dpi))
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=target.suffix.lstrip(".").lower() or "png")
         return target
 
     def to_png(self, dpi: int = 100) -> bytes:
+        from gradfit.plots.backdrop import settle
+
         buffer = io.BytesIO()
-        self.figure(dpi=dpi).savefig(buffer, format="png")
+        settle(self.figure(dpi=dpi)).savefig(buffer, format="png")
         return buffer.getvalue()
 
     def _repr_png_(self) -> bytes:

@@ -20,6 +20,7 @@ from gradfit.analysis.landscape import Landscape, compute_landscape
 from gradfit.errors import ConfigError
 from gradfit.plots import style
 from gradfit.plots.display import Display, new_axes
+from gradfit.plots.labels import RunLabels
 
 __all__ = ["LandscapeDisplay", "contour_levels", "draw_contours", "held_note", "log_levels", "plot_landscape"]
 
@@ -172,7 +173,8 @@ class LandscapeDisplay(Display):
         if self.show_path and len(land.path):
             p = land.path
             ax.plot(p[:, 0], p[:, 1], color=PATH_COLOR, lw=1.6, marker="o", ms=2.6, markevery=_every(len(p)),
-                    path_effects=stroke(3.2), zorder=7, label=f"path ({int(land.path_steps[-1])} steps)")
+                    path_effects=stroke(3.2), zorder=7,
+                    label=f"path ({int(land.path_steps[-1])} {RunLabels({'optimizer': land.optimizer}).step}s)")
             ax.plot([p[0, 0]], [p[0, 1]], marker="o", ls="none", ms=9, color="white", mec=PATH_EDGE, mew=1.5,
                     zorder=8, label="start")
             ax.plot([p[-1, 0]], [p[-1, 1]], marker="*", ls="none", ms=16, color=END_COLOR, mec=PATH_EDGE, mew=1.0,
