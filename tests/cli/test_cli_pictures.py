@@ -18,7 +18,7 @@ from gradfit.outputs import load_run
 from gradfit.plots.run import KINDS, check_animation_path, parse_kinds, parse_pair
 
 runner = CliRunner()
-FIT = ["fit", "builtin:linear", "--y", "y", "--model", "linear", "--lr", "0.1", "--steps", "20", "--quiet"]
+FIT = ["fit", "builtin:linear", "--y", "y", "--model", "linear", "--optimizer", "sgd", "--lr", "0.1", "--steps", "20", "--quiet"]
 
 
 def png_size(path):

@@ -31,7 +31,7 @@ FRAME_PNG = re.compile(r'frames\[\d+\] = "data:image/png;base64,([A-Za-z0-9+/=\\
 
 @pytest.fixture(scope="module")
 def seed_fit():
-    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1, 1]}, lr=0.1, steps=100)
+    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1, 1]}, optimizer="sgd", lr=0.1, steps=100)
 
 
 def _by_gid(ax, gid):
@@ -194,7 +194,7 @@ def test_several_inputs_draw_predicted_against_observed():
     rng = np.random.default_rng(1)
     df = pd.DataFrame({"u": rng.normal(size=60), "v": rng.normal(size=60)})
     df["z"] = 2 * df.u - df.v + 0.1 * rng.normal(size=60)
-    r = gradfit.fit("p*u + q*v", df, y="z", lr=0.1, steps=20)
+    r = gradfit.fit("p*u + q*v", df, y="z", optimizer="sgd", lr=0.1, steps=20)
     anim = FitAnimation(r, df, max_frames=5)
     fig, update = anim.make_figure(dpi=40)
     (points,) = _by_gid(fig.axes[0], "predictions")
@@ -271,7 +271,8 @@ def seasonal():
     """A trend and a yearly cycle (co2-like): a long formula, a four-parameter landscape with two held."""
     rng = np.random.default_rng(0)
     t = np.arange(0.0, 16000.0, 7.0)
-    df = pd.DataFrame({"t": t, "co2": 315 + 0.004 * t + 3 * np.sin(2 * np.pi * t / 365.25) + rng.normal(0, 0.5, t.size)})
+    co2 = 315 + 0.004 * t + 3 * np.sin(2 * np.pi * t / 365.25) + rng.normal(0, 0.5, t.size)
+    df = pd.DataFrame({"t": t, "co2": co2})
     r = gradfit.fit("a + b*t + c*sin(2*pi*t/365.25) + d*cos(2*pi*t/365.25)", df, y="co2", optimizer="lm", steps=20)
     return r, df
 
@@ -297,7 +298,8 @@ def test_race_frames_have_no_overlapping_text():
     from gradfit.analysis.race import run_race
 
     race = run_race("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", n=21, steps=30, scale=True,
-                    runs=[{"optimizer": "sgd", "lr": 0.3}, {"optimizer": "adam", "lr": 0.1}, {"optimizer": "momentum", "lr": 0.1}])
+                    runs=[{"optimizer": "sgd", "lr": 0.3}, {"optimizer": "adam", "lr": 0.1},
+                          {"optimizer": "momentum", "lr": 0.1}])
     anim = RaceAnimation(race, max_frames=5)
     fig, update = anim.make_figure(dpi=80, frozen=False)
     for i in (0, 4):

@@ -18,7 +18,7 @@ from gradfit.plots.landscape import LandscapeDisplay, contour_levels, log_levels
 
 @pytest.fixture(scope="module")
 def result():
-    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, lr=0.1, steps=40)
+    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, optimizer="sgd", lr=0.1, steps=40)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,8 @@ def test_without_path_nothing_but_contours_and_minimum(land):
 
 
 def test_three_parameter_title_names_the_held_value():
-    r = gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random", lr=1e-5, steps=10)
+    r = gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random",
+                    optimizer="sgd", lr=1e-5, steps=10)
     ax = drawn(compute_landscape(r, params=("a", "b"), n=21))
     assert "c = " in ax.get_title() and "held" in ax.get_title()
     assert ax.get_xlabel() == "a" and ax.get_ylabel() == "b"

@@ -87,7 +87,8 @@ def wild():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lr 1.05 is past the stability limit, on purpose
         return run_race("linear", data, y="y", init={"a": [-1.0, 1.0]}, n=21,
-                        runs=[{"optimizer": "sgd", "lr": 0.1, "steps": 30}, {"optimizer": "sgd", "lr": 1.05, "steps": 12},
+                        runs=[{"optimizer": "sgd", "lr": 0.1, "steps": 30},
+                              {"optimizer": "sgd", "lr": 1.05, "steps": 12},
                               {"optimizer": "sgd", "lr": 1.05, "steps": 100}])
 
 

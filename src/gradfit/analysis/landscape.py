@@ -133,7 +133,8 @@ def compute_landscape(
     values = _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows)
     held = {k: final[k] for k in flat_names if k not in names}
     return Landscape(names=names, a=a, b=b, loss=values.reshape(nb, na), path=path, path_steps=steps, held=held,
-                     loss_name=str(getattr(loss_fn, "name", "loss")), optimizer=str(result.config.get("optimizer") or ""))
+                     loss_name=str(getattr(loss_fn, "name", "loss")),
+                     optimizer=str(result.config.get("optimizer") or ""))
 
 
 def pick_params(result, params: Sequence[str] | None = None) -> tuple[str, str]:

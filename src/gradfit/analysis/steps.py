@@ -157,7 +157,10 @@ def step_table(result, data: Any = None, steps: Sequence[int] | None = None, max
         for name in names:
             row[name] = params[name]
             row[grad_column(name)] = grad[name]
-            row[step_col(name)] = lr * grad[name] if plain else (math.nan if after is None else after[name] - params[name])
+            if plain:
+                row[step_col(name)] = lr * grad[name]
+            else:
+                row[step_col(name)] = math.nan if after is None else after[name] - params[name]
         rows.append(row)
     columns = ["step", "loss", rate] + [c for n in names for c in (n, grad_column(n), step_col(n))]
     frame = pd.DataFrame(rows, columns=columns)

@@ -122,7 +122,7 @@ class _Animation:
 
     def animation(self, dpi: int = 80, figure: tuple[Figure, Callable[[int], list]] | None = None
                   ) -> animation.FuncAnimation:
-        """A :class:`matplotlib.animation.FuncAnimation` of the frames (on ``figure``, from :meth:`make_figure`, if given)."""
+        """A :class:`matplotlib.animation.FuncAnimation` of the frames (on ``figure``, from :meth:`make_figure`)."""
         fig, update = figure if figure is not None else self.make_figure(dpi=dpi)
         return animation.FuncAnimation(fig, update, frames=self.n_frames, interval=self.interval,
                                        blit=False, cache_frame_data=False)
@@ -232,7 +232,8 @@ class FitAnimation(_Animation):
         self.frame_params = np.asarray(h.snapshots)[index]
         self.loss_steps, self.losses = finite_curve(h.step, h.loss)
         self.frame_losses = np.interp(self.frame_steps, h.step, h.loss) if len(h) else np.full(self.n_frames, np.nan)
-        self.frame_labels = [f"{self.words.at(s)}  loss {style.fmt(v)}" for s, v in zip(self.frame_steps, self.frame_losses)]
+        self.frame_labels = [f"{self.words.at(s)}  loss {style.fmt(v)}"
+                             for s, v in zip(self.frame_steps, self.frame_losses)]
 
         ds = run_data(result, data)
         self.x_names, self.y_name = tuple(ds.x_names), ds.y_name or result.data.get("y", "y")
@@ -279,8 +280,10 @@ class FitAnimation(_Animation):
         self.show_loss = bool(show_loss)
         self.loss_name = str(result.config.get("loss", "loss"))
         cfg = result.config
-        how = self.words.method if self.words.lm or cfg.get("lr") is None else f"{self.words.method}, lr {style.fmt(cfg['lr'])}"
-        self.heading = f"Fitting {self.y_name} = {_model_text(result)}  ({how}{', scaled' if self.words.scaled else ''})"
+        how = self.words.method if self.words.lm or cfg.get("lr") is None else \
+            f"{self.words.method}, lr {style.fmt(cfg['lr'])}"
+        how += ", scaled" if self.words.scaled else ""
+        self.heading = f"Fitting {self.y_name} = {_model_text(result)}  ({how})"
         panels = 1 + (self.landscape is not None) + self.show_loss
         self.figsize = (PANEL_SIZE[0] if panels == 1 else 4.5 * panels - 0.8, PANEL_SIZE[1] + 0.3)
 
