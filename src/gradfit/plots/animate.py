@@ -283,7 +283,7 @@ class FitAnimation(_Animation):
         how = self.words.method if self.words.lm or cfg.get("lr") is None else \
             f"{self.words.method}, lr {style.fmt(cfg['lr'])}"
         how += ", scaled" if self.words.scaled else ""
-        self.heading = f"Fitting {self.y_name} = {_model_text(result)}  ({how})"
+        self.heading = f"Fitting {_model_text(result, self.y_name, self.x_names)}  ({how})"
         panels = 1 + (self.landscape is not None) + self.show_loss
         self.figsize = (PANEL_SIZE[0] if panels == 1 else 4.5 * panels - 0.8, PANEL_SIZE[1] + 0.3)
 
@@ -335,7 +335,8 @@ class FitAnimation(_Animation):
                                 alpha=style.DATA_ALPHA, label="model", gid="predictions")
             ax.set(xlim=lim, ylim=lim, xlabel=f"observed {self.y_name}", ylabel=f"predicted {self.y_name}")
             crowd = [(xs, self.curves[-1]), (np.array(lim), np.array(lim))]
-        ax.set_title("Data and model", loc="left")
+        if self.landscape is not None or self.show_loss:  # alone, the panel needs no name under the heading
+            ax.set_title("Data and model", loc="left")
         ax.legend(loc=quiet_corner(ax, crowd), fontsize=style.FONT_SIZE - 1, framealpha=0.9)
 
         def update(i: int) -> list:
@@ -382,6 +383,8 @@ class RaceAnimation(_Animation):
         if self.landscape is not None:
             # A run that blew up is drawn until it leaves the map (its later points may be 1e30 or NaN).
             kept = [len(visible_prefix(p, self.landscape)) for p in self.paths]
+            self.labels = [label + (" (leaves the map)" if m < len(p) else "")
+                           for label, p, m in zip(self.labels, self.paths, kept)]
             self.paths = [p[:m] if m else p[:1] for p, m in zip(self.paths, kept)]
             self.path_steps = [s[:len(p)] for s, p in zip(self.path_steps, self.paths)]
         self.loss_curves = [finite_curve(r.history.step, r.history.loss) for r in race.results]
@@ -425,7 +428,10 @@ def _as_landscape(result, data, landscape):
                       f"Landscape. Got {landscape!r} instead.")
 
 
-def _model_text(result) -> str:
-    """The model as the heading shows it: the formula, else the model's name."""
+def _model_text(result, y: str, x_names) -> str:
+    """The model as the heading shows it: ``y = formula``, else ``y ~ name(inputs)``."""
     spec = result.model_spec or {}
-    return str(spec.get("formula") or getattr(result.model, "name", None) or spec.get("name") or "model")
+    if spec.get("formula"):
+        return f"{y} = {spec['formula']}"
+    name = getattr(result.model, "name", None) or spec.get("name") or "model"
+    return f"{y} ~ {name}({', '.join(x_names)})"
