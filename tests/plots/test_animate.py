@@ -354,3 +354,21 @@ def test_lm_animation_counts_iterations(seasonal):
     assert "Levenberg-Marquardt" in fig.get_suptitle() or fig.get_suptitle().endswith("…")
     assert fig.axes[1].get_xlabel() == "iteration"
     assert all(label.startswith("iteration ") for label in anim.frame_labels)
+
+
+def test_a_frozen_figure_saved_at_another_dpi_is_drawn_in_full(seed_fit):
+    """A user saving ``anim.animation()`` at their own dpi gets the right picture, not a misplaced backdrop."""
+    import io
+
+    anim = FitAnimation(seed_fit, show_loss=True, max_frames=5)
+    frozen, update = anim.make_figure(dpi=40)
+    full, update_full = anim.make_figure(dpi=40, frozen=False)
+    update(2)
+    update_full(2)
+    pngs = []
+    for fig in (frozen, full):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=60)
+        pngs.append(np.asarray(Image.open(buffer).convert("RGB"), dtype=int))
+    assert pngs[0].shape == pngs[1].shape == (round(anim.figsize[1] * 60), round(anim.figsize[0] * 60), 3)
+    assert np.abs(pngs[0] - pngs[1]).max() <= 4

@@ -66,20 +66,19 @@ _ICON_TAG = re.compile(r'<i class="(fa [^"]*)"></i>')
 
 
 class _Animation:
-    """Saving and showing machinery; subclasses precompute frames and implement ``make_figure``."""
+    """Layout, saving and showing machinery; subclasses precompute frames and implement ``draw_panels``."""
 
     figsize: tuple[float, float] = PANEL_SIZE
     title: str = "gradfit animation"
+    heading: str = ""          # the top line's left: what is animated
     frame_steps: np.ndarray
+    frame_labels: list[str]    # the top line's right, per frame
     interval: int
     fps: float | None
 
     @property
     def n_frames(self) -> int:
         return len(self.frame_steps)
-
-    heading: str = ""
-    frame_labels: list[str]
 
     def draw_panels(self, fig: Figure) -> Callable[[int], list]:
         """Lay the panels out on ``fig`` showing frame 0; returns ``update(i)`` (the artists it moved)."""

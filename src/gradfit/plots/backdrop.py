@@ -24,25 +24,52 @@ from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["Layer", "freeze", "render", "settle"]
+__all__ = ["Backdrop", "Layer", "freeze", "render", "settle"]
 
 
 class Layer(Artist):
-    """A figure-sized RGBA image drawn as is: no resampling, no colour mapping (the figure's own pixels)."""
+    """A figure-sized RGBA image drawn as is: no resampling, no colour mapping (the figure's own pixels).
 
-    def __init__(self, rgba: np.ndarray, zorder: float):
+    Drawn on a canvas of another size (the figure saved at another dpi), it cannot stand for the
+    artists it holds: it hands the figure back to them (see :class:`Backdrop`) and the figure is
+    drawn in full from then on.
+    """
+
+    def __init__(self, rgba: np.ndarray, zorder: float, backdrop: "Backdrop"):
         super().__init__()
         self.rgba = rgba
         self._rows_up = np.ascontiguousarray(rgba[::-1])  # the renderer takes rows from the bottom up
+        self.backdrop = backdrop
         self.set_zorder(zorder)
 
     def draw(self, renderer) -> None:
         if not self.get_visible():
             return
+        if (getattr(renderer, "height", None), getattr(renderer, "width", None)) != self.rgba.shape[:2]:
+            self.backdrop.thaw(renderer)
+            return
         gc = renderer.new_gc()
         renderer.draw_image(gc, 0, 0, self._rows_up)
         gc.restore()
         self.stale = False
+
+
+class Backdrop:
+    """The two layers of a frozen figure and the artists they stand for."""
+
+    def __init__(self, fig: Figure, still: list[Artist], under: np.ndarray, top: np.ndarray | None):
+        self.fig, self.still = fig, still
+        self.layers = [Layer(under, -1e9, self)] + ([Layer(top, 1e9, self)] if top is not None else [])
+        for layer in self.layers:
+            fig.add_artist(layer)
+
+    def thaw(self, renderer) -> None:
+        """Show the still artists again and drop the layers (the draw under way goes on with them)."""
+        for layer in self.layers:
+            layer.set_visible(False)
+        for artist in self.still:
+            artist.set_visible(True)
+        self.fig.patch.draw(renderer)  # the figure drew its (hidden) background before this layer
 
 
 def render(fig: Figure) -> np.ndarray:
@@ -78,8 +105,8 @@ def freeze(fig: Figure, moving: Iterable[Artist]) -> None:
     """Bake every artist of ``fig`` but ``moving`` into two layers, under and over the moving artists.
 
     Call it once the figure is laid out (see :func:`settle`) and shows frame 0: the layers are
-    pixels, so nothing may move afterwards but ``moving``, and the figure must be drawn at its own
-    dpi and size from now on.
+    pixels, so nothing may move afterwards but ``moving``. Drawn at another size or dpi, the
+    figure thaws and is drawn in full, correct but at the old cost.
     """
     moving = list(moving)
     keep = set(moving)
@@ -105,9 +132,7 @@ def freeze(fig: Figure, moving: Iterable[Artist]) -> None:
         artist.set_visible(False)
     for artist in moving:
         artist.set_visible(True)
-    fig.add_artist(Layer(under, zorder=-1e9))
-    if top is not None:
-        fig.add_artist(Layer(top, zorder=1e9))
+    Backdrop(fig, still, under, top)  # the artists over the moving ones are among the still ones
     if isinstance(fig.canvas, FigureCanvasAgg):
         # FuncAnimation calls draw_idle after every frame; the writers draw it again to save it.
         FigureCanvasBase(fig)
