@@ -3,9 +3,8 @@
 One input: the data as points and the model as a curve over the data's x-range, drawn on a grid
 fine enough for its structure (:func:`gradfit.plots.curve.curve_grid`) and framed by the data
 and the final fit, not by a far-off start. Several inputs: predicted against observed with the
-``y = x`` diagonal. Class logits: the data
-coloured by class with, for two inputs, the model's decision boundary. Everything drawn is
-computed once, when the display is made.
+``y = x`` diagonal. Class logits: the data coloured by class with, for two inputs, the model's
+decision boundary. Everything drawn is computed once, when the display is made.
 """
 
 from __future__ import annotations
@@ -130,7 +129,7 @@ class FitDisplay(Display):
         self.residuals = residuals and self.kind != "classes"
         if self.residuals:
             self.figsize = (self.figsize[0], round(self.figsize[1] * 1.4, 2))
-        self.x_curve = self.y_curve = self.y_start = None
+        self.x_curve = self.y_curve = self.y_start = self.ylim = None
         if self.kind == "classes":
             self._classes(result, ds, x, params, start, grid_points)
             return
@@ -155,8 +154,7 @@ class FitDisplay(Display):
             self.ylim = y_limits(self.y_data, self.y_curve)
         else:
             self.y_start = None if start is None else evaluate(result, start, x)
-            finite = np.isfinite(self.pred)
-            self.ylim = y_limits(self.y_data, self.pred[finite])
+            self.ylim = y_limits(self.y_data, self.pred)
 
     def _classes(self, result, ds, x, params, start, grid_points):
         self.labels = self.y_data.astype(np.int64)

@@ -40,7 +40,7 @@ def palette_of(frames: Sequence[np.ndarray]) -> np.ndarray:
             colors=256 - EXACT, method=Image.Quantize.MEDIANCUT)
         extra = np.asarray(cut.getpalette()[: 3 * (256 - EXACT)], dtype=np.uint8).reshape(-1, 3)
         colours = np.unique(np.concatenate([common, _codes(extra)]))
-    return np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1).astype(np.uint8)
+    return _colours(colours)
 
 
 class PaletteGifWriter(animation.PillowWriter):
@@ -68,13 +68,14 @@ class PaletteGifWriter(animation.PillowWriter):
         buf = BytesIO()
         self.fig.savefig(buf, **{**savefig_kwargs, "format": "rgba", "dpi": self.dpi})
         w, h = self.frame_size
-        codes = _codes(np.frombuffer(buf.getbuffer(), dtype=np.uint8).reshape(-1, 4)[:, :3])
+        # RGBA bytes read as little-endian 32-bit words: r + g<<8 + b<<16 + a<<24; the mask drops alpha.
+        codes = np.frombuffer(buf.getbuffer(), dtype="<u4") & 0xFFFFFF
         if self._index is None:
             self._index = np.full(1 << 24, -1, dtype=np.int16)
         index = self._index[codes]
         new = np.unique(codes[index < 0])
         if len(new):
-            rgb = np.stack([(new >> 16) & 255, (new >> 8) & 255, new & 255], axis=1).astype(np.int32)
+            rgb = _colours(new).astype(np.int32)
             distance = ((rgb[:, None, :] - self.palette[None, :, :].astype(np.int32)) ** 2).sum(axis=2)
             self._index[new] = distance.argmin(axis=1)
             index = self._index[codes]
@@ -89,6 +90,12 @@ class PaletteGifWriter(animation.PillowWriter):
 
 
 def _codes(rgb: np.ndarray) -> np.ndarray:
-    """``(n, 3)`` uint8 colours as 24-bit integers."""
+    """``(n, 3)`` uint8 colours as 24-bit integers ``r + g<<8 + b<<16`` (the bytes of RGBA, read little-endian)."""
     rgb = np.asarray(rgb, dtype=np.uint32)
-    return (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+    return rgb[:, 0] | (rgb[:, 1] << 8) | (rgb[:, 2] << 16)
+
+
+def _colours(codes: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_codes`: ``(n, 3)`` uint8."""
+    codes = np.asarray(codes, dtype=np.uint32)
+    return np.stack([codes & 255, (codes >> 8) & 255, (codes >> 16) & 255], axis=1).astype(np.uint8)

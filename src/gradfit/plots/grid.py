@@ -65,8 +65,9 @@ class GridDisplay(Display):
         self.steps = steps
         self.panels = [FitDisplay(result, ds, step=s) for s in steps]  # FitDisplay checks each step
         self.ylim = self._shared_ylim()
-        for panel in self.panels:
-            panel.ylim = self.ylim if self.ylim is not None else getattr(panel, "ylim", None)
+        if self.ylim is not None:
+            for panel in self.panels:
+                panel.ylim = self.ylim  # each panel frames itself, and places its legend, in the shared range
         self.figsize = (3.0 * len(steps) + 0.4, 3.2)
 
     def _shared_ylim(self) -> tuple[float, float] | None:
