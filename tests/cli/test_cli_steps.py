@@ -116,7 +116,7 @@ def test_an_lm_run_shows_iterations_damping_and_the_update_taken(tmp_path):
     res = runner.invoke(app, ["steps", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
     out = " ".join(res.stdout.split())
-    assert "Levenberg-Marquardt" in out and "(JᵀJ + damping·D) step = -Jᵀr" in out
+    assert "Levenberg-Marquardt" in out and "(JᵀJ + damping·DᵀD) step = -Jᵀr" in out
     header = next(line for line in res.stdout.splitlines() if "param" in line and "value" in line)
     assert [c.strip() for c in header.replace("┃", "│").split("│")] == \
         ["iteration", "loss", "damping", "param", "value", "grad", "update"]

@@ -7,7 +7,7 @@ full data (the history stores only the gradient's norm).
 
 ``lr * grad`` is the step only of plain gradient descent (``p -= lr * grad``). Every other run
 shows the update it actually took instead, ``p[k+1] - p[k]``, read from the snapshots: a
-Levenberg-Marquardt iteration solves ``(JᵀJ + λ·D) δ = -Jᵀr`` (its history's ``lr`` column is
+Levenberg-Marquardt iteration solves ``(JᵀJ + λ·DᵀD) δ = -Jᵀr`` (its history's ``lr`` column is
 the damping λ, shown as ``damping``); a run on scaled parameters (``scale=True``) steps by
 ``lr / loss_factor · A Aᵀ · grad`` for the map ``p = p0 + A q`` of ``train/scaling.py``;
 momentum and Adam step by their own rules. Values, gradients and updates are all in the user's

@@ -115,9 +115,9 @@ def _step_rule(result) -> str:
     config = result.config
     name = str(config.get("optimizer") or "sgd")
     if name == "lm":
-        return ("Levenberg-Marquardt: each iteration solves (JᵀJ + damping·D) step = -Jᵀr for the residuals r and "
-                "their Jacobian J (D: Marquardt's scaling); damping 0 is a Gauss-Newton step, a large damping a short "
-                "step down the gradient")
+        return ("Levenberg-Marquardt: each iteration solves (JᵀJ + damping·DᵀD) step = -Jᵀr for the residuals r "
+                "and their Jacobian J (D: Marquardt's scaling); damping 0 is a Gauss-Newton step, a large damping a "
+                "short step down the gradient")
     if config.get("scale"):
         factor = (result.diagnostics.get("scaling") or {}).get("loss_factor")
         over = f"{_fmt(factor)}" if factor is not None else "the loss factor"
