@@ -20,12 +20,14 @@ QUADRATIC = "a*t**2 + b*t + c"
 
 @pytest.fixture(scope="module")
 def linear_fit():
-    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, lr=0.1, steps=100, dtype="float64")
+    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]},
+                       optimizer="sgd", lr=0.1, steps=100, dtype="float64")
 
 
 @pytest.fixture(scope="module")
 def quadratic_fit():
-    return gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random", lr=1e-5, steps=10, dtype="float64")
+    return gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random",
+                       optimizer="sgd", lr=1e-5, steps=10, dtype="float64")
 
 
 def _direct(result, land, i, j, data=None):
@@ -85,7 +87,7 @@ def test_callable_model_and_in_memory_data():
     def line(x, slope, icpt=0.0):
         return slope * x + icpt
 
-    r = gradfit.fit(line, df, x="x", y="y", lr=0.1, steps=20, dtype="float64")
+    r = gradfit.fit(line, df, x="x", y="y", optimizer="sgd", lr=0.1, steps=20, dtype="float64")
     land = compute_landscape(r, df, n=7)
     assert land.names == ("slope", "icpt")
     assert land.loss[2, 5] == pytest.approx(_direct(r, land, 5, 2, df), abs=1e-10, rel=0)
@@ -102,7 +104,7 @@ def test_explicit_span_and_chunking_give_the_same_values(linear_fit, monkeypatch
 
 
 def test_default_params_skip_fixed_ones():
-    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", fix=["a"], lr=1e-5, steps=3)
+    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", fix=["a"], optimizer="sgd", lr=1e-5, steps=3)
     land = compute_landscape(r, n=5)
     assert land.names == ("b", "c") and set(land.held) == {"a"}
 

@@ -41,7 +41,7 @@ def seed_grad(values, dtype=torch.float32):
 
 @pytest.fixture(scope="module")
 def coaster():
-    return gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random", lr=1e-5, steps=10)
+    return gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random", optimizer="sgd", lr=1e-5, steps=10)
 
 
 def test_columns_are_step_loss_lr_then_value_grad_lr_grad_per_parameter(coaster):
@@ -76,7 +76,8 @@ def test_sgd_steps_are_params_minus_lr_times_grad(coaster):
 
 
 def test_float64_fit_matches_the_oracle_in_float64():
-    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random", lr=1e-5, steps=3, dtype="float64")
+    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random",
+                    optimizer="sgd", lr=1e-5, steps=3, dtype="float64")
     table = step_table(r)
     for _, row in table.iterrows():
         _, grad = seed_grad([row["a"], row["b"], row["c"]], torch.float64)
@@ -84,7 +85,7 @@ def test_float64_fit_matches_the_oracle_in_float64():
 
 
 def test_max_rows_samples_evenly_with_first_and_last():
-    r = gradfit.fit("linear", "builtin:linear", y="y", init={"a": [1.0, 1.0]}, lr=0.1, steps=100)
+    r = gradfit.fit("linear", "builtin:linear", y="y", init={"a": [1.0, 1.0]}, optimizer="sgd", lr=0.1, steps=100)
     table = step_table(r, max_rows=5)
     assert table["step"].tolist() == [0, 25, 50, 75, 100]
     assert step_table(r, max_rows=1)["step"].tolist() == [0]
@@ -97,7 +98,7 @@ def test_max_rows_samples_evenly_with_first_and_last():
 
 
 def test_lr_comes_from_the_history_with_a_schedule():
-    r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=6, schedule="cosine")
+    r = gradfit.fit("linear", "builtin:linear", y="y", optimizer="sgd", lr=0.1, steps=6, schedule="cosine")
     table = step_table(r)
     history = dict(zip(r.history.step.tolist(), r.history["lr"].tolist()))
     np.testing.assert_array_equal(table["lr"].iloc[:-1], [history[s] for s in table["step"].iloc[:-1]])
@@ -116,7 +117,8 @@ def test_fixed_parameters_have_nan_grad_and_the_rest_match_the_oracle():
 
 
 def test_minibatch_fit_shows_the_full_data_gradient():
-    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random", lr=1e-5, steps=4, batch_size=5)
+    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random",
+                    optimizer="sgd", lr=1e-5, steps=4, batch_size=5)
     table = step_table(r)
     for _, row in table.iterrows():
         loss, grad = seed_grad([row["a"], row["b"], row["c"]])
@@ -126,7 +128,7 @@ def test_minibatch_fit_shows_the_full_data_gradient():
 
 def test_gradient_at_and_in_memory_data():
     df = gradfit.datasets.linear(n=30, seed=0)
-    r = gradfit.fit("linear", df, y="y", init={"a": [-1.0, 1.0]}, lr=0.1, steps=2)
+    r = gradfit.fit("linear", df, y="y", init={"a": [-1.0, 1.0]}, optimizer="sgd", lr=0.1, steps=2)
     with pytest.raises(DataError, match="held in memory"):
         step_table(r)
     loss, grad = gradient_at(r, {"a[0]": 2.0, "a[1]": 0.5}, data=df)
@@ -176,3 +178,67 @@ def test_gradient_several_names_equals_hand_autograd():
 def test_gradient_errors(formula, values, error, match):
     with pytest.raises(error, match=match):
         gradient(formula, values)
+
+
+# -- runs that do not step by lr * grad ------------------------------------------------------------
+
+SEASONAL = "a + b*t + c*sin(2*pi*t/365.25) + d*cos(2*pi*t/365.25)"
+
+
+@pytest.fixture(scope="module")
+def seasonal(tmp_path_factory):
+    """Weekly data with a trend and a yearly cycle (co2-like), saved as a CSV so the run can read it again."""
+    rng = np.random.default_rng(0)
+    t = np.arange(0.0, 2000.0, 7.0)
+    co2 = 315 + 0.004 * t + 3 * np.sin(2 * np.pi * t / 365.25) + rng.normal(0, 0.5, t.size)
+    df = pd.DataFrame({"t": t, "co2": co2})
+    path = tmp_path_factory.mktemp("seasonal") / "seasonal.csv"
+    df.to_csv(path, index=False)
+    return df, str(path)
+
+
+def test_lm_table_shows_the_damping_and_the_gauss_newton_step(seasonal):
+    df, path = seasonal
+    r = gradfit.fit(SEASONAL, path, y="co2", optimizer="lm", steps=20)
+    table = step_table(r)
+    names = ["a", "b", "c", "d"]
+    per_param = [c for n in names for c in (n, f"grad {n}", f"update {n}")]
+    assert list(table.columns) == ["step", "loss", "damping"] + per_param
+    np.testing.assert_array_equal(table["damping"], r.history["lr"])  # the history's lr column is LM's λ
+    # The model is linear in its parameters and λ = 0: the first step is the Gauss-Newton step, straight to the
+    # least-squares answer (numpy.linalg.lstsq is the oracle).
+    assert table["damping"][0] == 0.0
+    t = df["t"].to_numpy()
+    X = np.column_stack([np.ones_like(t), t, np.sin(2 * np.pi * t / 365.25), np.cos(2 * np.pi * t / 365.25)])
+    best = np.linalg.lstsq(X, df["co2"].to_numpy(), rcond=None)[0]
+    np.testing.assert_allclose([table[f"update {n}"][0] for n in names], best - 1.0, rtol=1e-6)
+    assert table[[f"update {n}" for n in names]].iloc[-1].isna().all()  # no iteration leaves the last one
+    # The gradient is the mse's, in the data's units (hand autograd at the start, every parameter 1).
+    p = torch.ones(4, dtype=torch.float64, requires_grad=True)
+    ((torch.from_numpy(X) @ p - torch.from_numpy(df["co2"].to_numpy())) ** 2).mean().backward()
+    np.testing.assert_allclose([table[f"grad {n}"][0] for n in names], p.grad.numpy(), rtol=1e-9)
+
+
+def test_scaled_sgd_table_shows_the_step_taken_in_the_units_shown():
+    from gradfit.losses import get_loss
+    from gradfit.train.scaling import Scaling
+
+    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", optimizer="sgd", lr=0.3, steps=20, scale=True,
+                    dtype="float64")
+    table = step_table(r)
+    assert not [c for c in table.columns if c.startswith("lr*grad")]
+    # The oracle: the map p = p0 + A q rebuilt from the start, and the step sgd takes on q, seen in p.
+    df = read_table("builtin:rollercoaster")
+    t = torch.tensor(df["t"].to_numpy(), dtype=torch.float64)[:, None]
+    speed = torch.tensor(df["speed"].to_numpy(), dtype=torch.float64)
+    start = {k: torch.tensor(v, dtype=torch.float64) for k, v in r.history.params_at(0).items()}
+    scaling = Scaling.prepare(r.model, get_loss("mse"), t, speed, start, frozenset())
+    A = scaling.A.numpy()
+    assert scaling.loss_factor == pytest.approx(r.diagnostics["scaling"]["loss_factor"])
+    for k in (0, 1, 5):
+        row = table.iloc[k]
+        _, grad = seed_grad([row["a"], row["b"], row["c"]], torch.float64)
+        step = -(0.3 / scaling.loss_factor) * A @ A.T @ grad
+        np.testing.assert_allclose([row["update a"], row["update b"], row["update c"]], step, rtol=1e-6)
+        # lr * grad, what the table used to show, is nowhere near it.
+        assert abs(0.3 * grad[0]) > 1e3 * abs(step[0])

@@ -19,7 +19,8 @@ from gradfit.plots.run import KINDS, check_animation_path, parse_kinds, parse_pa
 
 runner = CliRunner()
 # Whitened sgd with lr 0.5 reaches the optimum in one step, so a 20-step fit converges (a fit short of it exits 1).
-FIT = ["fit", "builtin:linear", "--y", "y", "--model", "linear", "--scale", "--lr", "0.5", "--steps", "20", "--quiet"]
+FIT = ["fit", "builtin:linear", "--y", "y", "--model", "linear", "--optimizer", "sgd", "--scale", "--lr", "0.5", "--steps",
+       "20", "--quiet"]
 
 
 def png_size(path):

@@ -21,7 +21,8 @@ QUADRATIC = "a*t**2 + b*t + c"
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
-    result = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random", lr=1e-5, steps=10)
+    result = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random",
+                         optimizer="sgd", lr=1e-5, steps=10)
     save_run(result, folder)
     return result, folder
 
@@ -86,7 +87,8 @@ def test_csv_writes_the_step_table(saved, tmp_path):
 
 def test_data_option_for_a_fit_on_data_in_memory(tmp_path):
     df = gradfit.datasets.linear(n=20, seed=0)
-    save_run(gradfit.fit("linear", df, y="y", init={"a": [-1.0, 1.0]}, lr=0.1, steps=2), tmp_path / "run")
+    save_run(gradfit.fit("linear", df, y="y", init={"a": [-1.0, 1.0]},
+                         optimizer="sgd", lr=0.1, steps=2), tmp_path / "run")
     res = runner.invoke(app, ["steps", str(tmp_path / "run")])
     assert res.exit_code == 2 and "--data FILE" in res.stderr and "Traceback" not in res.output
     df.to_csv(tmp_path / "d.csv", index=False)
@@ -106,3 +108,38 @@ def test_bad_input_exits_2(saved, tmp_path, args, match):
     res = runner.invoke(app, ["steps", *args])
     assert res.exit_code == 2, res.output
     assert match in res.stderr.replace("\n", " ") and "Traceback" not in res.output
+
+
+def test_an_lm_run_shows_iterations_damping_and_the_update_taken(tmp_path):
+    result = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", optimizer="lm", steps=20)
+    save_run(result, tmp_path / "run")
+    res = runner.invoke(app, ["steps", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.stdout.split())
+    assert "Levenberg-Marquardt" in out and "(JᵀJ + damping·DᵀD) step = -Jᵀr" in out
+    header = next(line for line in res.stdout.splitlines() if "param" in line and "value" in line)
+    assert [c.strip() for c in header.replace("┃", "│").split("│")] == \
+        ["iteration", "loss", "damping", "param", "value", "grad", "update"]
+    assert "lr*grad" not in res.stdout
+    rows = printed_rows(res.stdout)
+    table = step_table(result)
+    for step in table["step"]:
+        for name in "abc":
+            value, grad, update = rows[(step, name)]
+            expected = table.loc[table["step"] == step, f"update {name}"].item()
+            assert value == pytest.approx(result.history.params_at(step)[name], rel=1e-5)
+            assert (np.isnan(update) and np.isnan(expected)) or update == pytest.approx(expected, rel=1e-5, abs=1e-12)
+
+
+def test_a_scaled_run_says_its_step_is_not_lr_times_grad(tmp_path):
+    out_dir = tmp_path / "run"
+    res = runner.invoke(app, ["fit", "builtin:rollercoaster", "--y", "speed", "--model", QUADRATIC, "--optimizer",
+                              "sgd", "--lr", "0.3", "--steps", "30", "--scale", "--out", str(out_dir), "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["steps", str(out_dir), "--rows", "3"])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.stdout.split())
+    assert "sgd lr 0.3 on scaled parameters (whitened)" in out
+    assert "params -= lr / " in out and "· A·Aᵀ·grad, not lr*grad" in out
+    rows = printed_rows(res.stdout)
+    assert sorted({s for s, _ in rows}) == [0, 15, 30]

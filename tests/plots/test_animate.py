@@ -31,7 +31,7 @@ FRAME_PNG = re.compile(r'frames\[\d+\] = "data:image/png;base64,([A-Za-z0-9+/=\\
 
 @pytest.fixture(scope="module")
 def seed_fit():
-    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1, 1]}, lr=0.1, steps=100)
+    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1, 1]}, optimizer="sgd", lr=0.1, steps=100)
 
 
 def _by_gid(ax, gid):
@@ -77,7 +77,7 @@ def test_each_drawn_line_is_the_model_at_its_snapshot(seed_fit):
     fig, update = anim.make_figure(dpi=40)
     ax = fig.axes[0]
     (line,) = _by_gid(ax, "curve")
-    (label,) = _by_gid(ax, "label")
+    (label,) = _by_gid(fig, "label")  # the frame label sits on the figure's top line
     data = run_data(seed_fit)
     x_data, y_data = data.x[:, 0].double().numpy(), data.y.double().numpy()
     for i in (0, 1, 14, 29):
@@ -102,7 +102,7 @@ def test_gif_has_one_frame_per_sampled_snapshot_and_the_line_moves(seed_fit, tmp
     assert anim.frame_steps[0] == 0 and anim.frame_steps[-1] == 100
     with Image.open(path) as im:
         assert im.format == "GIF" and im.n_frames == 30
-        assert im.size == (round(6.4 * 40), round(3.6 * 40))
+        assert im.size == (round(anim.figsize[0] * 40), round(anim.figsize[1] * 40))
         assert im.info["duration"] == 40
         frames = []
         for i in (0, 10, 29):
@@ -122,7 +122,7 @@ def test_html_page_is_self_contained_with_every_frame(seed_fit, tmp_path):
     assert len(frames) == anim.n_frames == 12
     png = base64.b64decode(frames[-1].replace("\\\n", "").replace("\n", ""))
     with Image.open(io.BytesIO(png)) as im:
-        assert im.format == "PNG" and im.size == (256, 144)
+        assert im.format == "PNG" and im.size == (round(anim.figsize[0] * 40), round(anim.figsize[1] * 40))
     assert f"new Array({anim.n_frames})" in text
 
 
@@ -194,7 +194,7 @@ def test_several_inputs_draw_predicted_against_observed():
     rng = np.random.default_rng(1)
     df = pd.DataFrame({"u": rng.normal(size=60), "v": rng.normal(size=60)})
     df["z"] = 2 * df.u - df.v + 0.1 * rng.normal(size=60)
-    r = gradfit.fit("p*u + q*v", df, y="z", lr=0.1, steps=20)
+    r = gradfit.fit("p*u + q*v", df, y="z", optimizer="sgd", lr=0.1, steps=20)
     anim = FitAnimation(r, df, max_frames=5)
     fig, update = anim.make_figure(dpi=40)
     (points,) = _by_gid(fig.axes[0], "predictions")
@@ -232,3 +232,143 @@ def test_race_animation_moves_one_path_per_run(tmp_path):
     path = anim.save(tmp_path / "race.gif", dpi=30)
     with Image.open(path) as im:
         assert im.n_frames == 8
+
+
+# -- layout: no text runs into another ------------------------------------------------------------
+
+def drawn_texts(fig):
+    """Every non-empty text a full draw of ``fig`` puts on the canvas, with its box in pixels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    drawn, draw = [], Text.draw
+
+    def spy(self, renderer):
+        if self.get_visible() and self.get_text().strip():
+            drawn.append((self.get_text(), self.get_window_extent(renderer)))
+        return draw(self, renderer)
+
+    Text.draw = spy
+    try:
+        FigureCanvasAgg(fig).draw()
+    finally:
+        Text.draw = draw
+    return drawn
+
+
+def assert_no_text_overlaps(fig):
+    texts = drawn_texts(fig)
+    assert len(texts) > 10
+    width, height = fig.bbox.width, fig.bbox.height
+    for k, (text, box) in enumerate(texts):
+        assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= width + 1 and box.y1 <= height + 1, text
+        for other, box2 in texts[k + 1:]:
+            assert not box.overlaps(box2), (text, other)
+
+
+@pytest.fixture(scope="module")
+def seasonal():
+    """A trend and a yearly cycle (co2-like): a long formula, a four-parameter landscape with two held."""
+    rng = np.random.default_rng(0)
+    t = np.arange(0.0, 16000.0, 7.0)
+    co2 = 315 + 0.004 * t + 3 * np.sin(2 * np.pi * t / 365.25) + rng.normal(0, 0.5, t.size)
+    df = pd.DataFrame({"t": t, "co2": co2})
+    r = gradfit.fit("a + b*t + c*sin(2*pi*t/365.25) + d*cos(2*pi*t/365.25)", df, y="co2", optimizer="lm", steps=20)
+    return r, df
+
+
+def test_three_panel_frames_have_no_overlapping_text(seasonal):
+    from gradfit.analysis.landscape import compute_landscape
+
+    r, df = seasonal
+    anim = FitAnimation(r, df, landscape=compute_landscape(r, df, params=("a", "b"), n=21), show_loss=True)
+    fig, update = anim.make_figure(dpi=80, frozen=False)
+    for i in (0, anim.n_frames - 1):
+        update(i)
+        assert_no_text_overlaps(fig)
+    # The heading says what is fitted, and by which method (unless it had to be cut to fit beside the label).
+    heading = fig.get_suptitle()
+    assert heading.startswith("Fitting co2 = a + b*t")
+    assert heading.endswith("(Levenberg-Marquardt)") or heading.endswith("…")
+    (label,) = _by_gid(fig, "label")
+    assert label.get_text() == f"iteration {anim.frame_steps[-1]}  loss {anim.frame_losses[-1]:.3g}"
+
+
+def test_race_frames_have_no_overlapping_text():
+    from gradfit.analysis.race import run_race
+
+    race = run_race("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", n=21, steps=30, scale=True,
+                    runs=[{"optimizer": "sgd", "lr": 0.3}, {"optimizer": "adam", "lr": 0.1},
+                          {"optimizer": "momentum", "lr": 0.1}])
+    anim = RaceAnimation(race, max_frames=5)
+    fig, update = anim.make_figure(dpi=80, frozen=False)
+    for i in (0, 4):
+        update(i)
+        assert_no_text_overlaps(fig)
+
+
+# -- speed without changing a pixel ------------------------------------------------------------------
+
+def test_frozen_frames_are_the_full_draws(seed_fit):
+    """Frames drawn over the baked backdrop equal frames drawn from scratch, to the rounding of blending."""
+    from gradfit.analysis.landscape import compute_landscape
+    from gradfit.plots.backdrop import render
+
+    anim = FitAnimation(seed_fit, landscape=compute_landscape(seed_fit, n=21), show_loss=True, max_frames=10)
+    frozen, update = anim.make_figure(dpi=50)
+    full, update_full = anim.make_figure(dpi=50, frozen=False)
+    assert not frozen.axes[0].xaxis.get_visible()  # the axes really are baked, not redrawn
+    for i in (0, 3, 9):
+        update(i)
+        update_full(i)
+        a, b = render(frozen).astype(int), render(full).astype(int)
+        assert a.shape == b.shape
+        assert np.abs(a - b).max() <= 4
+
+
+def test_gif_frames_are_the_rendered_frames_on_one_palette(seed_fit, tmp_path):
+    from gradfit.plots.backdrop import render
+
+    anim = FitAnimation(seed_fit, max_frames=8)
+    path = anim.save(tmp_path / "fit.gif", dpi=40)
+    fig, update = anim.make_figure(dpi=40)
+    with Image.open(path) as im:
+        palettes = set()
+        for i in range(im.n_frames):
+            im.seek(i)
+            if im.getpalette():  # None: the frame uses the file's global palette
+                palettes.add(bytes(im.getpalette()))
+            update(i)
+            gif = np.asarray(im.convert("RGB"), dtype=int)
+            drawn = render(fig)[..., :3].astype(int)
+            assert np.abs(gif - drawn).mean() < 2.0  # only the quantisation of a 256-colour palette
+    assert len(palettes) == 1
+
+
+# -- Levenberg-Marquardt runs are labelled as such ----------------------------------------------------
+
+def test_lm_animation_counts_iterations(seasonal):
+    r, df = seasonal
+    anim = FitAnimation(r, df, show_loss=True)
+    fig, update = anim.make_figure(dpi=40)
+    assert "Levenberg-Marquardt" in fig.get_suptitle() or fig.get_suptitle().endswith("…")
+    assert fig.axes[1].get_xlabel() == "iteration"
+    assert all(label.startswith("iteration ") for label in anim.frame_labels)
+
+
+def test_a_frozen_figure_saved_at_another_dpi_is_drawn_in_full(seed_fit):
+    """A user saving ``anim.animation()`` at their own dpi gets the right picture, not a misplaced backdrop."""
+    import io
+
+    anim = FitAnimation(seed_fit, show_loss=True, max_frames=5)
+    frozen, update = anim.make_figure(dpi=40)
+    full, update_full = anim.make_figure(dpi=40, frozen=False)
+    update(2)
+    update_full(2)
+    pngs = []
+    for fig in (frozen, full):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=60)
+        pngs.append(np.asarray(Image.open(buffer).convert("RGB"), dtype=int))
+    assert pngs[0].shape == pngs[1].shape == (round(anim.figsize[1] * 60), round(anim.figsize[0] * 60), 3)
+    assert np.abs(pngs[0] - pngs[1]).max() <= 4

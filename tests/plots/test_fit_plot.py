@@ -17,12 +17,13 @@ from gradfit.plots.fit import FitDisplay, plot_fit
 
 @pytest.fixture(scope="module")
 def linear():
-    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, lr=0.1, steps=30)
+    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, optimizer="sgd", lr=0.1, steps=30)
 
 
 @pytest.fixture(scope="module")
 def roller():
-    return gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random", lr=1e-5, steps=10)
+    return gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random",
+                       optimizer="sgd", lr=1e-5, steps=10)
 
 
 def lines_by_label(ax):
@@ -49,7 +50,10 @@ def test_curve_is_the_model_on_a_dense_sorted_grid(linear):
     curve = label_starting(ax, "fit (")
     x, y = np.asarray(curve.get_xdata()), np.asarray(curve.get_ydata())
     data = gradfit.datasets.linear()
-    assert len(x) == 300 and np.all(np.diff(x) > 0)
+    # The even grid, every data x, and nothing more for a straight line.
+    even = np.linspace(float(data["x"].min()), float(data["x"].max()), 300).astype(np.float32)
+    assert np.all(np.diff(x) > 0)
+    assert set(x.tolist()) == set(even.tolist()) | set(data["x"].astype(np.float32).tolist())
     assert x[0] == pytest.approx(data["x"].min()) and x[-1] == pytest.approx(data["x"].max())
     np.testing.assert_allclose(y, linear.predict(x), rtol=1e-5, atol=1e-6)
     # The data are drawn as points at their own coordinates.
@@ -99,7 +103,7 @@ def test_several_inputs_draw_predicted_against_observed():
     X = rng.normal(size=(60, 3))
     df = pd.DataFrame(X, columns=["u", "v", "w"])
     df["z"] = X @ [1.0, 2.0, -1.0] + 0.1 * rng.normal(size=60)
-    r = gradfit.fit("linear", df, y="z", lr=0.1, steps=40)
+    r = gradfit.fit("linear", df, y="z", optimizer="sgd", lr=0.1, steps=40)
     ax = FitDisplay(r, df).figure().axes[0]
     offsets = ax.collections[0].get_offsets()
     np.testing.assert_allclose(offsets[:, 0], df["z"], rtol=1e-5)
@@ -110,7 +114,7 @@ def test_several_inputs_draw_predicted_against_observed():
 
 
 def test_two_input_classifier_zones_are_the_predicted_classes():
-    r = gradfit.fit("logistic", "builtin:blobs", y="label", loss="bce", lr=0.1, steps=20)
+    r = gradfit.fit("logistic", "builtin:blobs", y="label", loss="bce", optimizer="sgd", lr=0.1, steps=20)
     display = FitDisplay(r, grid_points=50)
     gx, gy = display.grid
     predicted = (r.predict(np.stack([gx.ravel(), gy.ravel()], axis=1)) > 0).astype(int)

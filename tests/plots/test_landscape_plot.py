@@ -13,12 +13,12 @@ from PIL import Image
 import gradfit
 from gradfit.analysis.landscape import compute_landscape
 from gradfit.errors import ConfigError
-from gradfit.plots.landscape import LandscapeDisplay, log_levels, plot_landscape
+from gradfit.plots.landscape import LandscapeDisplay, contour_levels, log_levels, plot_landscape
 
 
 @pytest.fixture(scope="module")
 def result():
-    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, lr=0.1, steps=40)
+    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, optimizer="sgd", lr=0.1, steps=40)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,8 @@ def test_without_path_nothing_but_contours_and_minimum(land):
 
 
 def test_three_parameter_title_names_the_held_value():
-    r = gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random", lr=1e-5, steps=10)
+    r = gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random",
+                    optimizer="sgd", lr=1e-5, steps=10)
     ax = drawn(compute_landscape(r, params=("a", "b"), n=21))
     assert "c = " in ax.get_title() and "held" in ax.get_title()
     assert ax.get_xlabel() == "a" and ax.get_ylabel() == "b"
@@ -98,3 +99,49 @@ def test_png_decodes_at_figsize_times_dpi(result, land, tmp_path):
     assert display.landscape.loss.shape == (11, 11)
     with Image.open(display.save(tmp_path / "l2.png", dpi=40)) as img:
         assert img.size == (256, 200)
+
+
+# -- levels that stay readable over many decades ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exponential():
+    """mpg against horsepower as a decaying exponential (mtcars-like): across the grid the loss spans ~29 decades."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    hp = rng.uniform(50, 335, 32)
+    df = pd.DataFrame({"hp": hp, "mpg": 39 * np.exp(-0.0137 * hp) + 12.8 + rng.normal(0, 2, 32)})
+    r = gradfit.fit("a*exp(b*hp) + c", df, y="mpg", optimizer="lm", init={"a": 30, "b": -0.005, "c": 10}, steps=50)
+    return compute_landscape(r, df, params=("a", "b"), n=61)
+
+
+def test_levels_split_decades_and_area_when_the_loss_spans_many_decades(exponential):
+    loss = exponential.loss[np.isfinite(exponential.loss)]
+    assert np.log10(loss.max() / loss.min()) > 20
+    # Log-spaced levels leave half the map, the half the path runs in, in one band: one colour.
+    old = np.histogram(loss, bins=log_levels(exponential.loss, 20))[0] / loss.size
+    assert old.max() > 0.5
+    levels, kind = contour_levels(exponential.loss, 20)
+    assert kind == "log+area" and len(levels) == 20 and np.all(np.diff(levels) > 0)
+    assert levels[0] == loss.min() and levels[-1] == loss.max()
+    area = np.histogram(loss, bins=levels)[0] / loss.size
+    decades = np.diff(np.log(levels)) / np.log(loss.max() / loss.min())
+    assert area.max() <= 2 / 19 + 2 / loss.size  # no band covers more than its share of the map...
+    assert decades.max() <= 2 / 19 + 1e-9  # ...nor of the decades, so the valley keeps its contours too
+
+
+def test_the_drawn_contours_and_colour_bar_say_which_levels(exponential, land):
+    ax = drawn(exponential)
+    (filled,) = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]
+    np.testing.assert_allclose(filled.levels, contour_levels(exponential.loss, 20)[0])
+    assert ax.figure.axes[1].get_ylabel() == "mse (levels by decade and area)"
+    ticks = [t.get_text() for t in ax.figure.axes[1].get_yticklabels()]
+    assert len(set(ticks)) == len(ticks)  # close levels get more digits, never the same label twice
+    # A bowl spanning two decades keeps plain log-spaced levels.
+    assert contour_levels(land.loss, 20)[1] == "log"
+    assert drawn(land).figure.axes[1].get_ylabel() == "mse (log-spaced levels)"
+
+
+def test_an_lm_path_is_counted_in_iterations(exponential):
+    path = line(drawn(exponential), "path")
+    assert path.get_label() == f"path ({int(exponential.path_steps[-1])} iterations)"

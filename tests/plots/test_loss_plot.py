@@ -17,14 +17,15 @@ from gradfit.plots.loss import LossDisplay, plot_loss, uses_log_scale
 @pytest.fixture(scope="module")
 def short_linear():
     # 20 steps of the seed fit: the loss falls from 7.7 to about 0.4, about one decade.
-    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, lr=0.1, steps=20)
+    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, optimizer="sgd", lr=0.1, steps=20)
 
 
 @pytest.fixture(scope="module")
 def exact_line():
     # Noise-free data: the loss falls to rounding error, many decades.
     x = np.linspace(-1, 1, 30)
-    return gradfit.fit("linear", pd.DataFrame({"x": x, "y": 2 * x + 1}), y="y", lr=0.5, steps=100, dtype="float64")
+    return gradfit.fit("linear", pd.DataFrame({"x": x, "y": 2 * x + 1}), y="y",
+                       optimizer="sgd", lr=0.5, steps=100, dtype="float64")
 
 
 def test_png_size(short_linear, tmp_path):
@@ -53,7 +54,8 @@ def test_log_scale_when_the_loss_spans_decades(exact_line):
 
 def test_lr_axis_only_when_the_learning_rate_changes(short_linear):
     assert len(LossDisplay(short_linear).figure().axes) == 1
-    r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.2, steps=40, schedule="cosine", val_split=0.25)
+    r = gradfit.fit("linear", "builtin:linear", y="y",
+                    optimizer="sgd", lr=0.2, steps=40, schedule="cosine", val_split=0.25)
     fig = LossDisplay(r).figure()
     assert len(fig.axes) == 2
     lr_line = fig.axes[1].get_lines()[0]
@@ -69,12 +71,13 @@ def test_lr_axis_only_when_the_learning_rate_changes(short_linear):
 
 
 def test_divergence_is_noted():
-    r = gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random", lr=1e-2, steps=50)
+    r = gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random",
+                    optimizer="sgd", lr=1e-2, steps=50)
     assert r.stop_reason == "diverged"
     display = LossDisplay(r)
     texts = [t.get_text() for t in display.figure().axes[0].texts]
     assert any(t.startswith("diverged at step") for t in texts)
-    ok = LossDisplay(gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=3))
+    ok = LossDisplay(gradfit.fit("linear", "builtin:linear", y="y", optimizer="sgd", lr=0.1, steps=3))
     assert not ok.diverged and not ok.figure().axes[0].texts
 
 

@@ -15,7 +15,7 @@ from gradfit.plots.params import MAX_PANELS, ParamsDisplay, plot_params
 
 @pytest.fixture(scope="module")
 def linear():
-    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, lr=0.1, steps=40)
+    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, optimizer="sgd", lr=0.1, steps=40)
 
 
 def visible_axes(fig):
@@ -42,7 +42,7 @@ def test_panels_are_the_snapshots_and_the_optimum_is_lstsq(linear, tmp_path):
 def test_no_optimum_for_a_nonlinear_model_or_when_refused(linear):
     assert all(len(ax.get_lines()) == 1 for ax in visible_axes(ParamsDisplay(linear, optimum=False).figure()))
     df = gradfit.datasets.linear(n=30)
-    r = gradfit.fit("exponential", df, y="y", lr=1e-3, steps=5)
+    r = gradfit.fit("exponential", df, y="y", optimizer="sgd", lr=1e-3, steps=5)
     display = ParamsDisplay(r, df)
     assert display.optimum is None
     assert all(len(ax.get_lines()) == 1 for ax in visible_axes(display.figure()))
@@ -54,7 +54,7 @@ def test_no_optimum_for_a_nonlinear_model_or_when_refused(linear):
 
 def test_many_parameters_show_the_first_twelve_with_a_note():
     df = gradfit.datasets.linear(n=30)
-    r = gradfit.fit("mlp", df, y="y", lr=0.01, steps=3)
+    r = gradfit.fit("mlp", df, y="y", optimizer="sgd", lr=0.01, steps=3)
     fig = ParamsDisplay(r, df).figure()
     axes = visible_axes(fig)
     assert len(axes) == MAX_PANELS

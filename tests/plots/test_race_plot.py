@@ -74,3 +74,49 @@ def test_png_size_and_single_panel(race, tmp_path):
     ax = Figure().add_subplot()
     display = plot_race(race, ax=ax)
     assert len(by_prefix(ax, "_path")) == 3 and display.race is race
+
+
+# -- the landscape covers the runs ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def wild():
+    """A run that converges, one that overshoots for 12 steps (ends above its start, nearby) and one that blows up."""
+    import warnings
+
+    data = gradfit.datasets.linear(n=100, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lr 1.05 is past the stability limit, on purpose
+        return run_race("linear", data, y="y", init={"a": [-1.0, 1.0]}, n=21,
+                        runs=[{"optimizer": "sgd", "lr": 0.1, "steps": 30},
+                              {"optimizer": "sgd", "lr": 1.05, "steps": 12},
+                              {"optimizer": "sgd", "lr": 1.05, "steps": 100}])
+
+
+def inside(path, land):
+    return bool(np.all((path[:, 0] >= land.a[0]) & (path[:, 0] <= land.a[-1])
+                       & (path[:, 1] >= land.b[0]) & (path[:, 1] <= land.b[-1])))
+
+
+def test_the_landscape_covers_every_path_but_the_one_that_blew_up(wild):
+    from gradfit.analysis.race import descended
+
+    land = wild.landscape
+    assert [descended(r) for r in wild.results] == [True, False, False]
+    assert inside(wild.paths[0], land)
+    assert inside(wild.paths[1], land)  # it overshot without descending, and is still drawn whole
+    assert not inside(wild.paths[2], land)  # to 1e4: covering it would shrink the others to a dot
+    assert np.ptp(land.a) < 20 and np.ptp(land.b) < 20
+    losses, paths = RaceDisplay(wild).figure().axes[:2]
+    labels = [t.get_text() for t in losses.get_legend().get_texts()]
+    assert [label.endswith("(path leaves the map)") for label in labels] == [False, False, True]
+    (overshoot,) = by_prefix(paths, f"_path {wild.labels[1]}")
+    assert len(overshoot.get_xdata()) == len(wild.paths[1])  # not cut short
+
+
+def test_the_race_animation_fills_its_panel_with_the_landscape(wild):
+    from gradfit.plots.animate import RaceAnimation
+
+    fig, _ = RaceAnimation(wild, max_frames=5).make_figure(dpi=40)
+    land = wild.landscape
+    ax = next(a for a in fig.axes if any(ln.get_gid() == "current" for ln in a.get_lines()))
+    assert ax.get_xlim() == (land.a[0], land.a[-1]) and ax.get_ylim() == (land.b[0], land.b[-1])

@@ -21,7 +21,7 @@ from gradfit.analysis.rundata import run_data
 from gradfit.errors import ConfigError, ModelError
 from gradfit.losses import get_loss
 
-__all__ = ["Landscape", "compute_landscape", "grid_span", "pick_params"]
+__all__ = ["Landscape", "compute_landscape", "covering_span", "grid_span", "pick_params"]
 
 # Floats held at once per chunk (grid points x rows): ~160 MB of float64 predictions.
 _BUDGET = 20_000_000
@@ -47,6 +47,8 @@ class Landscape:
         Every other flat parameter, at the final value it was held at.
     loss_name : str
         The loss that was evaluated (``"mse"``...).
+    optimizer : str
+        The optimizer of the fit whose path this is (``"lm"``: the path's steps are iterations).
     """
 
     names: tuple[str, str]
@@ -57,6 +59,7 @@ class Landscape:
     path_steps: np.ndarray
     held: dict[str, float]
     loss_name: str
+    optimizer: str = ""
 
     def minimum(self) -> tuple[float, float, float]:
         """``(a, b, loss)`` at the grid's lowest (finite) point."""
@@ -131,7 +134,8 @@ def compute_landscape(
     values = _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=w)
     held = {k: final[k] for k in flat_names if k not in names}
     return Landscape(names=names, a=a, b=b, loss=values.reshape(nb, na), path=path, path_steps=steps, held=held,
-                     loss_name=str(getattr(loss_fn, "name", "loss")))
+                     loss_name=str(getattr(loss_fn, "name", "loss")),
+                     optimizer=str(result.config.get("optimizer") or ""))
 
 
 def pick_params(result, params: Sequence[str] | None = None) -> tuple[str, str]:
@@ -187,6 +191,45 @@ def grid_span(paths: Sequence[np.ndarray], extra=None, margin: float = 0.2) -> t
         pad = max(margin * (hi - lo), 0.1 * max(abs(lo), abs(hi)), 0.1)
         out.append((lo - pad, hi + pad))
     return out[0], out[1]
+
+
+def covering_span(paths: Sequence[np.ndarray], keep: Sequence[int], extra: Sequence = (), margin: float = 0.2,
+                  reach: float = 10.0) -> tuple[tuple[tuple[float, float], tuple[float, float]], list[int]]:
+    """A grid span covering every path it can: the ``keep`` paths (and ``extra`` points) always, any other
+    path whole unless covering it would make either range more than ``reach`` times wider.
+
+    A race's runs that descended are kept; one that overshot or wandered is covered too, so its
+    path is drawn on the landscape; one that blew up (to 1e30, or to NaN) is left out, since
+    covering it would shrink every other path to a dot.
+
+    Returns
+    -------
+    span : ((lo, hi), (lo, hi))
+        As :func:`grid_span`.
+    covered : list of int
+        The indices of the paths the span covers whole, in order.
+
+    Examples
+    --------
+    >>> near, far = np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([[0.0, 0.0], [1e6, -1e6]])
+    >>> wide = np.array([[0.0, 0.0], [2.0, -1.0]])
+    >>> span, covered = covering_span([near, far, wide], keep=[0])
+    >>> covered, span[0][1] >= 2.0, span[1][0] <= -1.0
+    ([0, 2], True, True)
+    """
+    paths = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in paths]
+    extra = [np.asarray(e, dtype=np.float64).reshape(-1, 2) for e in extra]
+    covered = sorted(set(int(i) for i in keep))
+    base = grid_span([paths[i] for i in covered] + extra, margin=margin)
+    limit = [reach * (hi - lo) for lo, hi in base]
+    for i, path in enumerate(paths):
+        if i in covered or not len(path) or not np.isfinite(path).all():
+            continue
+        trial = grid_span([paths[j] for j in covered] + [path] + extra, margin=margin)
+        if all(hi - lo <= w for (lo, hi), w in zip(trial, limit)):
+            covered.append(i)
+    covered.sort()
+    return grid_span([paths[i] for i in covered] + extra, margin=margin), covered
 
 
 def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=None) -> np.ndarray:

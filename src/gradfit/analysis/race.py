@@ -17,7 +17,7 @@ import numpy as np
 from gradfit.analysis.landscape import (
     Landscape,
     compute_landscape,
-    grid_span,
+    covering_span,
     path_of,
     pick_params,
 )
@@ -118,11 +118,12 @@ def run_race(
         names = pick_params(results[0], landscape_params)
         got = [path_of(r, names) for r in results]
         paths, steps = tuple(p for p, _ in got), tuple(s for _, s in got)
-        # A run that diverged or ended above its starting loss runs off to huge values; spanning its
-        # path would shrink every other path to a dot, so the grid spans the runs that descended.
+        # A run that diverged or ended above its starting loss may run off to huge values; spanning its
+        # path would shrink every other path to a dot, so the grid spans the runs that descended, and
+        # the others too unless that would widen it more than covering_span's reach.
         good = [i for i, r in enumerate(results) if descended(r)] or list(range(len(results)))
         finals = [np.asarray([results[i].flat_params[k] for k in names]).reshape(1, 2) for i in good]
-        span = grid_span([paths[i] for i in good] + finals)
+        span, _ = covering_span(paths, good, finals)
         land_data = None if isinstance(data, (str, os.PathLike)) else data
         land = compute_landscape(results[0], land_data, params=names, n=n, span=span)
     return Race(labels=tuple(labels), results=tuple(results), landscape=land, paths=paths, path_steps=steps)

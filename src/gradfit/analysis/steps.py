@@ -4,6 +4,14 @@ Seed 002 prints, at each step of its loop, ``params``, ``params.grad``, ``params
 the loss. :func:`step_table` gives the same walk-through for any saved fit: one row per kept
 parameter snapshot, with the gradient and the loss recomputed exactly at that snapshot on the
 full data (the history stores only the gradient's norm).
+
+``lr * grad`` is the step only of plain gradient descent (``p -= lr * grad``). Every other run
+shows the update it actually took instead, ``p[k+1] - p[k]``, read from the snapshots: a
+Levenberg-Marquardt iteration solves ``(JᵀJ + λ·DᵀD) δ = -Jᵀr`` (its history's ``lr`` column is
+the damping λ, shown as ``damping``); a run on scaled parameters (``scale=True``) steps by
+``lr / loss_factor · A Aᵀ · grad`` for the map ``p = p0 + A q`` of ``train/scaling.py``;
+momentum and Adam step by their own rules. Values, gradients and updates are all in the user's
+units.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import torch
 
 from gradfit.errors import ConfigError, DataError, ModelError
 
-__all__ = ["grad_column", "gradient_at", "lr_grad_column", "step_table"]
+__all__ = ["grad_column", "gradient_at", "lr_grad_column", "plain_descent", "step_table", "update_column"]
 
 
 def grad_column(name: str) -> str:
@@ -28,6 +36,18 @@ def grad_column(name: str) -> str:
 def lr_grad_column(name: str) -> str:
     """The step table's ``lr * gradient`` column of flat parameter ``name``: ``"lr*grad a[0]"``."""
     return f"lr*grad {name}"
+
+
+def update_column(name: str) -> str:
+    """The step table's update column of flat parameter ``name``: ``"update a[0]"`` (``p[k+1] - p[k]``)."""
+    return f"update {name}"
+
+
+def plain_descent(result) -> bool:
+    """True when the run's step is ``p -= lr * grad``: plain sgd, without scaling (the seeds' loop)."""
+    config = result.config
+    name = str(config.get("optimizer") or "sgd")
+    return name == "sgd" and not config.get("momentum") and not config.get("scale")
 
 
 def gradient_at(result, params: Mapping[str, float], data: Any = None, *, loss=None,
@@ -92,6 +112,10 @@ def step_table(result, data: Any = None, steps: Sequence[int] | None = None, max
         Columns ``step``, ``loss``, ``lr``, then for each flat parameter ``p`` (e.g. ``a[0]``),
         in the model's order: ``p`` (its value at that step), ``grad p`` (d loss / d p there) and
         ``lr*grad p`` (``lr`` times the gradient: the plain-SGD update, ``p[k+1] = p[k] - lr*grad p``).
+        For any other run (see :func:`plain_descent`) the last column is ``update p`` instead,
+        ``p[k+1] - p[k]``, the step the run took (NaN where the next step's snapshot was not
+        kept); for Levenberg-Marquardt the ``lr`` column is called ``damping`` (the λ of the
+        iteration that left that step).
 
     Notes
     -----
@@ -100,8 +124,7 @@ def step_table(result, data: Any = None, steps: Sequence[int] | None = None, max
     gradient, not the gradient of the batch the optimizer actually used; with ``val_split`` the
     loss differs from the history's training loss. ``lr`` is the learning rate used to leave that
     step (from the history): NaN at the final step, which no update leaves, and where the
-    history's rows were thinned. Fixed parameters have NaN gradient columns. For optimizers other
-    than SGD (momentum, Adam...) ``lr*grad`` is not the step taken.
+    history's rows were thinned. Fixed parameters have NaN gradient columns.
 
     Raises
     ------
@@ -119,19 +142,27 @@ def step_table(result, data: Any = None, steps: Sequence[int] | None = None, max
     ds = _dataset(result, data)
     lr_by_step = dict(zip(history.step.tolist(), history["lr"].tolist()))
     names = list(history.param_names)
+    plain = plain_descent(result)
+    rate = "damping" if str(result.config.get("optimizer")) == "lm" else "lr"
+    step_col = lr_grad_column if plain else update_column
+    kept = set(int(k) for k in history.snapshot_steps)
 
     rows = []
     for step in chosen:
         params = history.params_at(step)
         value, grad = _value_and_grad(model, objective, result, ds, params)
         lr = float(lr_by_step.get(step, math.nan))
-        row: dict[str, float] = {"step": step, "loss": value, "lr": lr}
+        after = history.params_at(step + 1) if not plain and step + 1 in kept else None
+        row: dict[str, float] = {"step": step, "loss": value, rate: lr}
         for name in names:
             row[name] = params[name]
             row[grad_column(name)] = grad[name]
-            row[lr_grad_column(name)] = lr * grad[name]
+            if plain:
+                row[step_col(name)] = lr * grad[name]
+            else:
+                row[step_col(name)] = math.nan if after is None else after[name] - params[name]
         rows.append(row)
-    columns = ["step", "loss", "lr"] + [c for n in names for c in (n, grad_column(n), lr_grad_column(n))]
+    columns = ["step", "loss", rate] + [c for n in names for c in (n, grad_column(n), step_col(n))]
     frame = pd.DataFrame(rows, columns=columns)
     frame["step"] = frame["step"].astype(np.int64)
     return frame

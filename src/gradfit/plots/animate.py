@@ -1,28 +1,26 @@
 """Animations of a descent: a fit converging, and several optimizers racing on one landscape.
 
 Every frame's arrays are computed once, when the animation is made; drawing a frame only moves
-artists. An animation saves as ``.gif`` (Pillow), ``.mp4`` (when ffmpeg is installed) or a
-self-contained ``.html`` page, and shows inline in Jupyter (``_repr_html_``). Figures are
+artists, over a backdrop of everything else rendered once (:mod:`gradfit.plots.backdrop`). An
+animation saves as ``.gif`` (Pillow, one palette for all frames), ``.mp4`` (when ffmpeg is
+installed) or a self-contained ``.html`` page, and shows inline in Jupyter (``_repr_html_``);
+the layout and saving they share is :class:`gradfit.plots.reel.Reel`. Figures are
 ``matplotlib.figure.Figure`` objects, never pyplot, so nothing needs a display.
 """
 
 from __future__ import annotations
 
-import html
-import os
-import re
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib import animation
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from gradfit.errors import ConfigError, ModelError
-from gradfit.outputs import atomic_path, atomic_write_text
 from gradfit.plots import display, style
+from gradfit.plots.curve import curve_grid, leaves, y_limits
+from gradfit.plots.display import quiet_corner
 from gradfit.plots.frames import (
     finite_curve,
     landscape_panel,
@@ -32,87 +30,16 @@ from gradfit.plots.frames import (
     snapshot_params,
     upto,
 )
+from gradfit.plots.labels import labels_of
+from gradfit.plots.reel import PANEL_SIZE, Reel
 
 __all__ = ["FitAnimation", "RaceAnimation"]
 
-GRID_POINTS = 200        # points of the smooth curve of a one-input model
-PANEL_SIZE = (6.4, 3.6)  # inches per panel: 512 x 288 pixels at dpi 80
-
-# matplotlib's jshtml player loads Font Awesome from a CDN for its button icons; a saved page
-# must work offline, so the icons become plain characters and the stylesheet link goes.
-_ICONS = {"fa fa-minus": "&minus;", "fa fa-fast-backward": "&#x23EE;", "fa fa-step-backward": "&#x25C1;",
-          "fa fa-play fa-flip-horizontal": "&#x25C0;", "fa fa-pause": "&#x23F8;", "fa fa-play": "&#x25B6;",
-          "fa fa-step-forward": "&#x25B7;", "fa fa-fast-forward": "&#x23ED;", "fa fa-plus": "+"}
-_EXTERNAL = re.compile(r"""<link\b[^>]*\bhref\s*=\s*["']?https?://[^>]*>""", re.IGNORECASE)
-_ICON_TAG = re.compile(r'<i class="(fa [^"]*)"></i>')
+CURVE_POINTS = 5_000     # the most points of a one-input model's curve, redrawn every frame
+GRID_FRAMES = 10         # frames whose curves choose where the curve is evaluated
 
 
-class _Animation:
-    """Saving and showing machinery; subclasses precompute frames and implement ``make_figure``."""
-
-    figsize: tuple[float, float] = PANEL_SIZE
-    title: str = "gradfit animation"
-    frame_steps: np.ndarray
-    interval: int
-    fps: float | None
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.frame_steps)
-
-    def make_figure(self, dpi: int = 80) -> tuple[Figure, Callable[[int], list]]:
-        """A figure showing frame 0 and ``update(i)``, which redraws it as frame ``i``."""
-        raise NotImplementedError
-
-    def animation(self, dpi: int = 80) -> animation.FuncAnimation:
-        fig, update = self.make_figure(dpi=dpi)
-        return animation.FuncAnimation(fig, update, frames=self.n_frames, interval=self.interval,
-                                       blit=False, cache_frame_data=False)
-
-    def _fps(self) -> float:
-        return float(self.fps) if self.fps else 1000.0 / self.interval
-
-    def to_jshtml(self, dpi: int = 80) -> str:
-        """An HTML fragment with every frame embedded as a base64 PNG and a player; no external URL."""
-        text = self.animation(dpi=dpi).to_jshtml(fps=self._fps(), embed_frames=True, default_mode="loop")
-        text = _EXTERNAL.sub("", text)
-        return _ICON_TAG.sub(lambda m: _ICONS.get(m.group(1), ""), text)
-
-    def _repr_html_(self) -> str:
-        return self.to_jshtml()
-
-    def save(self, path: str | os.PathLike, dpi: int = 80) -> Path:
-        """Write the animation; the format follows the extension (``.gif``, ``.mp4``, ``.html``).
-
-        The file is written atomically: an error part-way leaves no half-written file.
-
-        Raises
-        ------
-        ConfigError
-            For another extension, or ``.mp4`` when ffmpeg is not installed.
-        """
-        target = Path(path)
-        suffix = target.suffix.lower()
-        if suffix not in (".gif", ".mp4", ".html"):
-            raise ConfigError(f"Cannot save an animation as {target.name!r}: the extension must be .gif, .mp4 "
-                              f"or .html.")
-        if suffix == ".html":
-            page = (f"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                    f"<title>{html.escape(self.title)}</title>\n</head>\n<body>\n{self.to_jshtml(dpi=dpi)}\n</body>\n</html>\n")
-            return atomic_write_text(target, page)
-        if suffix == ".mp4":
-            if not animation.writers.is_available("ffmpeg"):
-                raise ConfigError("saving MP4 needs ffmpeg, which is not installed; save as .gif or .html instead.")
-            writer = animation.FFMpegWriter(fps=self._fps())
-        else:
-            writer = animation.PillowWriter(fps=self._fps())
-        anim = self.animation(dpi=dpi)
-        with atomic_path(target) as tmp:
-            anim.save(tmp, writer=writer, dpi=dpi)
-        return target
-
-
-class FitAnimation(_Animation):
+class FitAnimation(Reel):
     """The model's curve moving onto the data, one frame per kept parameter snapshot.
 
     Parameters
@@ -156,12 +83,15 @@ class FitAnimation(_Animation):
             raise ConfigError(f"The 'interval' parameter must be > 0 (milliseconds). Got {interval!r} instead.")
         h = result.history
         self.interval, self.fps = int(interval), fps
+        self.words = labels_of(result)
         self.title = f"gradfit: fitting {model.name}"
         index = sample_frames(h.snapshot_steps, max_frames)
         self.frame_steps = np.asarray(h.snapshot_steps)[index]
         self.frame_params = np.asarray(h.snapshots)[index]
         self.loss_steps, self.losses = finite_curve(h.step, h.loss)
         self.frame_losses = np.interp(self.frame_steps, h.step, h.loss) if len(h) else np.full(self.n_frames, np.nan)
+        self.frame_labels = [f"{self.words.at(s)}  loss {style.fmt(v)}"
+                             for s, v in zip(self.frame_steps, self.frame_losses)]
 
         ds = run_data(result, data)
         self.x_names, self.y_name = tuple(ds.x_names), ds.y_name or result.data.get("y", "y")
@@ -170,18 +100,31 @@ class FitAnimation(_Animation):
         shown = torch.arange(len(ds)) if rows is None else torch.from_numpy(rows)
         self.n_rows, self.n_shown = len(ds), len(shown)
         self.data_y = ds.y[shown].double().cpu().numpy()
+        frame_params = [snapshot_params(result, row, ds.dtype) for row in self.frame_params]
+
+        def predict(params, inputs: torch.Tensor) -> np.ndarray:
+            with torch.no_grad():
+                return model(params, inputs.to(ds.x.device)).reshape(-1).double().cpu().numpy()
+
         if ds.x.shape[1] == 1:
             self.data_x = ds.x[shown, 0].double().cpu().numpy()
-            lo, hi = float(ds.x[:, 0].min()), float(ds.x[:, 0].max())
-            inputs = torch.linspace(lo, hi, GRID_POINTS, dtype=torch.float64).to(ds.dtype)[:, None]
-            self.grid_x = inputs[:, 0].double().numpy()
+            # The grid follows the curves of a few frames spread over the descent (the first and last included).
+            guides = [frame_params[k] for k in sample_frames(self.frame_steps, GRID_FRAMES)]
+
+            def guided(at: np.ndarray) -> np.ndarray:
+                inputs = torch.from_numpy(at).to(ds.dtype)[:, None]
+                return np.stack([predict(p, inputs) for p in guides])
+
+            rough = y_limits(self.data_y, guided(np.linspace(self.data_x.min(), self.data_x.max(), 400))[-1])
+            grid = curve_grid(self.data_x, guided, rough, max_points=CURVE_POINTS)
+            self.grid_x = np.unique(torch.from_numpy(grid).to(ds.dtype).double().numpy())
+            inputs = torch.from_numpy(self.grid_x).to(ds.dtype)[:, None]
         else:  # several inputs: predicted against observed, at the shown data points
             inputs = ds.x[shown]
             self.data_x = self.grid_x = None
-        with torch.no_grad():
-            self.curves = np.stack([
-                model(snapshot_params(result, row, ds.dtype), inputs.to(ds.x.device)).reshape(-1).double().cpu().numpy()
-                for row in self.frame_params])
+        self.curves = np.stack([predict(p, inputs) for p in frame_params])
+        # Framed by the data and the final curve: a far-off start leaves the frame, it does not squash the data.
+        self.ylim = y_limits(self.data_y, self.curves[-1])
 
         self.landscape = self.path = self.path_steps = None
         if landscape is not None:
@@ -194,8 +137,13 @@ class FitAnimation(_Animation):
             self.path, self.path_steps = np.asarray(h.snapshots)[:, cols], np.asarray(h.snapshot_steps)
         self.show_loss = bool(show_loss)
         self.loss_name = str(result.config.get("loss", "loss"))
+        cfg = result.config
+        how = self.words.method if self.words.lm or cfg.get("lr") is None else \
+            f"{self.words.method}, lr {style.fmt(cfg['lr'])}"
+        how += ", scaled" if self.words.scaled else ""
+        self.heading = f"Fitting {_model_text(result, self.y_name, self.x_names)}  ({how})"
         panels = 1 + (self.landscape is not None) + self.show_loss
-        self.figsize = (PANEL_SIZE[0] if panels == 1 else 4.5 * panels - 0.8, PANEL_SIZE[1])
+        self.figsize = (PANEL_SIZE[0] if panels == 1 else 4.5 * panels - 0.8, PANEL_SIZE[1] + 0.3)
 
     @property
     def data_label(self) -> str:
@@ -209,8 +157,7 @@ class FitAnimation(_Animation):
         """Frame ``i``'s position on the landscape: the snapshot's values of the two landscape parameters."""
         return self.path[upto(self.path_steps, self.frame_steps[i]) - 1]
 
-    def make_figure(self, dpi: int = 80) -> tuple[Figure, Callable[[int], list]]:
-        fig = Figure(figsize=self.figsize, dpi=dpi, layout="constrained")
+    def draw_panels(self, fig: Figure) -> Callable[[int], list]:
         n = 1 + (self.landscape is not None) + self.show_loss
         axes = list(fig.subplots(1, n, squeeze=False)[0])
         updates = [self._main_panel(axes.pop(0))]
@@ -219,51 +166,48 @@ class FitAnimation(_Animation):
                                            self.frame_steps))
         if self.show_loss:
             updates.append(loss_panel(axes.pop(0), [(self.loss_steps, self.losses)], [style.PALETTE["model"]],
-                                      self.frame_steps, loss_name=self.loss_name))
+                                      self.frame_steps, loss_name=self.loss_name, step_word=self.words.step))
 
         def update(i: int) -> list:
             return [a for u in updates for a in u(i)]
 
-        return _finish(fig, update)
+        return update
 
     def _main_panel(self, ax: Axes) -> Callable[[int], list]:
         style.apply(ax)
         one_input = self.grid_x is not None
         xs, _ = self.curve_at(0)
-        shown = np.concatenate([self.data_y, _clip_to(self.curves, self.data_y)])
         if one_input:
             ax.scatter(self.data_x, self.data_y, s=style.MARKER_SIZE, color=style.PALETTE["data"],
                        alpha=style.DATA_ALPHA, label=self.data_label, gid="data")
-            ax.plot(xs, self.curves[0], **style.START_STYLE, label="start", gid="start")
+            start = "start" + (" (leaves the frame)" if leaves(self.curves[0], self.ylim) else "")
+            ax.plot(xs, self.curves[0], **style.START_STYLE, label=start, gid="start")
             (moving,) = ax.plot(xs, self.curves[0], color=style.PALETTE["model"], lw=style.LINE_WIDTH,
                                 label="model", gid="curve")
-            ax.set(xlabel=self.x_names[0], ylabel=self.y_name, xlim=pad_range(self.grid_x, 0.02),
-                   ylim=pad_range(shown, 0.06))
-            crowd = [(self.data_x, self.data_y), (xs, self.curves[0]), (xs, self.curves[-1])]
+            ax.set(xlabel=self.x_names[0], ylabel=self.y_name, xlim=pad_range(self.grid_x, 0.02), ylim=self.ylim)
+            crowd = [(self.data_x, self.data_y), (xs, self.curves[-1])]
         else:  # predicted against observed: the points gather onto the diagonal as the fit converges
-            lim = pad_range(shown, 0.06)
+            lim = self.ylim
             ax.plot(lim, lim, **style.START_STYLE, label="perfect fit")
             moving = ax.scatter(xs, self.curves[0], s=style.MARKER_SIZE, color=style.PALETTE["model"],
                                 alpha=style.DATA_ALPHA, label="model", gid="predictions")
             ax.set(xlim=lim, ylim=lim, xlabel=f"observed {self.y_name}", ylabel=f"predicted {self.y_name}")
-            crowd = [(xs, self.curves[0]), (xs, self.curves[-1]), (np.array(lim), np.array(lim))]
-        ax.set_title(self.title.removeprefix("gradfit: ").capitalize(), loc="left")
-        label = ax.set_title("", loc="right", family="monospace", fontsize=style.FONT_SIZE)
-        label.set_gid("label")
-        ax.legend(loc=_quiet_corner(ax, crowd), fontsize=style.FONT_SIZE - 1, framealpha=0.9)
+            crowd = [(xs, self.curves[-1]), (np.array(lim), np.array(lim))]
+        if self.landscape is not None or self.show_loss:  # alone, the panel needs no name under the heading
+            ax.set_title("Data and model", loc="left")
+        ax.legend(loc=quiet_corner(ax, crowd), fontsize=style.FONT_SIZE - 1, framealpha=0.9)
 
         def update(i: int) -> list:
             if one_input:
                 moving.set_ydata(self.curves[i])
             else:
                 moving.set_offsets(np.column_stack([xs, self.curves[i]]))
-            label.set_text(f"step {int(self.frame_steps[i])}  loss {style.fmt(self.frame_losses[i])}")
-            return [moving, label]
+            return [moving]
 
         return update
 
 
-class RaceAnimation(_Animation):
+class RaceAnimation(Reel):
     """Several fits descending one loss landscape together, and their loss curves growing.
 
     Parameters
@@ -281,6 +225,8 @@ class RaceAnimation(_Animation):
     """
 
     def __init__(self, race, *, max_frames: int = 100, interval: int = 50, fps: float | None = None):
+        from gradfit.plots.race import visible_prefix
+
         if interval <= 0:
             raise ConfigError(f"The 'interval' parameter must be > 0 (milliseconds). Got {interval!r} instead.")
         self.interval, self.fps = int(interval), fps
@@ -288,20 +234,30 @@ class RaceAnimation(_Animation):
         self.loss_name = str(race.results[0].config.get("loss", "loss")) if race.results else "loss"
         self.landscape = race.landscape if len(race.paths) else None
         self.title = f"gradfit: {len(self.labels)} runs on one landscape"
+        self.heading = f"{len(self.labels)} runs on one landscape" if self.landscape is not None else \
+            f"{len(self.labels)} runs"
         self.paths = [np.asarray(p, dtype=np.float64) for p in race.paths]
         self.path_steps = [np.asarray(s, dtype=np.int64) for s in race.path_steps]
+        if self.landscape is not None:
+            # A run that blew up is drawn until it leaves the map (its later points may be 1e30 or NaN).
+            kept = [len(visible_prefix(p, self.landscape)) for p in self.paths]
+            self.labels = [label + (" (leaves the map)" if m < len(p) else "")
+                           for label, p, m in zip(self.labels, self.paths, kept)]
+            self.paths = [p[:m] if m else p[:1] for p, m in zip(self.paths, kept)]
+            self.path_steps = [s[:len(p)] for s, p in zip(self.path_steps, self.paths)]
         self.loss_curves = [finite_curve(r.history.step, r.history.loss) for r in race.results]
-        axis = np.unique(np.concatenate(self.path_steps or [c[0] for c in self.loss_curves]).astype(np.int64))
+        axis = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in race.path_steps]
+                                        or [c[0] for c in self.loss_curves]).astype(np.int64))
         self.frame_steps = axis[sample_frames(axis, max_frames)]
+        self.frame_labels = [f"step {int(s)}" for s in self.frame_steps]
         self.colors = [style.CYCLE[i % len(style.CYCLE)] for i in range(len(self.labels))]
-        self.figsize = (11.0, 4.2) if self.landscape is not None else PANEL_SIZE
+        self.figsize = (11.0, 4.4) if self.landscape is not None else (PANEL_SIZE[0], PANEL_SIZE[1] + 0.3)
 
     def current_points(self, i: int) -> np.ndarray:
-        """``(runs, 2)``: where each run is at frame ``i`` (its last point once it has stopped)."""
+        """``(runs, 2)``: where each run is at frame ``i`` (its last point once it has stopped or left the map)."""
         return np.stack([p[max(upto(s, self.frame_steps[i]), 1) - 1] for p, s in zip(self.paths, self.path_steps)])
 
-    def make_figure(self, dpi: int = 80) -> tuple[Figure, Callable[[int], list]]:
-        fig = Figure(figsize=self.figsize, dpi=dpi, layout="constrained")
+    def draw_panels(self, fig: Figure) -> Callable[[int], list]:
         if self.landscape is not None:
             ax_land, ax_loss = fig.subplots(1, 2, width_ratios=[1.15, 1])
             updates = [landscape_panel(ax_land, self.landscape, self.paths, self.path_steps, self.colors,
@@ -310,26 +266,14 @@ class RaceAnimation(_Animation):
             ax_loss, updates = fig.subplots(), []
         updates.append(loss_panel(ax_loss, self.loss_curves, self.colors, self.frame_steps, self.labels,
                                   loss_name=self.loss_name))
-        label = ax_loss.set_title("", loc="right", family="monospace", fontsize=style.FONT_SIZE)
 
         def update(i: int) -> list:
-            label.set_text(f"step {int(self.frame_steps[i])}")
-            return [a for u in updates for a in u(i)] + [label]
+            return [a for u in updates for a in u(i)]
 
-        return _finish(fig, update)
+        return update
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-def _finish(fig: Figure, update):
-    """Draw frame 0, lay the figure out once and freeze it: every frame then costs one draw, not two."""
-    update(0)
-    # Limits never change between frames, so neither does the layout; with an engine left on,
-    # every savefig would run constrained layout in an extra full draw.
-    fig.draw_without_rendering()
-    fig.set_layout_engine("none")
-    return fig, update
-
 
 def _as_landscape(result, data, landscape):
     from gradfit.analysis.landscape import Landscape, compute_landscape
@@ -342,23 +286,10 @@ def _as_landscape(result, data, landscape):
                       f"Landscape. Got {landscape!r} instead.")
 
 
-def _quiet_corner(ax: Axes, crowd) -> str:
-    """The axes corner holding the fewest of the given (x, y) points: where the legend hides nothing.
-
-    Chosen once, for the data, the start and the end, so the legend does not jump between frames.
-    """
-    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    u = np.concatenate([(np.asarray(x, dtype=float) - x0) / (x1 - x0) for x, _ in crowd])
-    v = np.concatenate([(np.asarray(y, dtype=float) - y0) / (y1 - y0) for _, y in crowd])
-    corners = {"upper left": (u < 0.35) & (v > 0.65), "upper right": (u > 0.65) & (v > 0.65),
-               "lower left": (u < 0.35) & (v < 0.35), "lower right": (u > 0.65) & (v < 0.35)}
-    return min(corners, key=lambda name: int(corners[name].sum()))
-
-
-
-def _clip_to(curves: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """The curves' values, clipped to one span of ``ref`` beyond its range: a wild start cannot squash the data."""
-    lo, hi = float(np.min(ref)), float(np.max(ref))
-    span = hi - lo or 1.0
-    finite = curves[np.isfinite(curves)]
-    return np.clip(finite, lo - span, hi + span)
+def _model_text(result, y: str, x_names) -> str:
+    """The model as the heading shows it: ``y = formula``, else ``y ~ name(inputs)``."""
+    spec = result.model_spec or {}
+    if spec.get("formula"):
+        return f"{y} = {spec['formula']}"
+    name = getattr(result.model, "name", None) or spec.get("name") or "model"
+    return f"{y} ~ {name}({', '.join(x_names)})"

@@ -81,19 +81,40 @@ class Display:
 
     def save(self, path: str | os.PathLike, dpi: int = 100, figsize: tuple[float, float] | None = None) -> Path:
         """Write the picture; the format follows the extension (``.png``, ``.svg``, ``.pdf``)."""
+        from gradfit.plots.backdrop import settle
+
         target = Path(path)
-        fig = self.figure(figsize=figsize, dpi=dpi)
+        # Laid out once: with the layout engine left on, savefig would lay the figure out in a draw of its own.
+        fig = settle(self.figure(figsize=figsize, dpi=dpi))
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=target.suffix.lstrip(".").lower() or "png")
         return target
 
     def to_png(self, dpi: int = 100) -> bytes:
+        from gradfit.plots.backdrop import settle
+
         buffer = io.BytesIO()
-        self.figure(dpi=dpi).savefig(buffer, format="png")
+        settle(self.figure(dpi=dpi)).savefig(buffer, format="png")
         return buffer.getvalue()
 
     def _repr_png_(self) -> bytes:
         return self.to_png()
+
+
+def quiet_corner(ax: Axes, crowd) -> str:
+    """The corner of ``ax`` holding the fewest of the given ``(x, y)`` points: where a legend hides least.
+
+    A cheap stand-in for ``legend(loc="best")``, whose search over every drawn vertex is slow on
+    big data; ``crowd`` is what matters (the data, the curves), in data coordinates, with the axes'
+    limits already set.
+    """
+    xy = np.concatenate([np.column_stack([np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()])
+                         for x, y in crowd]) if crowd else np.zeros((0, 2))
+    with np.errstate(all="ignore"):  # log axes: non-positive values map to NaN and count nowhere
+        u, v = (ax.transScale + ax.transLimits).transform(xy).T if len(xy) else (np.zeros(0), np.zeros(0))
+    corners = {"upper left": (u < 0.4) & (v > 0.6), "upper right": (u > 0.6) & (v > 0.6),
+               "lower left": (u < 0.4) & (v < 0.4), "lower right": (u > 0.6) & (v < 0.4)}
+    return min(corners, key=lambda name: int(corners[name].sum()))
 
 
 def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:

@@ -1,9 +1,10 @@
 """FitDisplay: the data and the model's fit, the seeds' first picture.
 
-One input: the data as points and the model as a smooth curve over the data's x-range.
-Several inputs: predicted against observed with the ``y = x`` diagonal. Class logits: the data
-coloured by class with, for two inputs, the model's decision boundary. Everything drawn is
-computed once, when the display is made.
+One input: the data as points and the model as a curve over the data's x-range, drawn on a grid
+fine enough for its structure (:func:`gradfit.plots.curve.curve_grid`) and framed by the data
+and the final fit, not by a far-off start. Several inputs: predicted against observed with the
+``y = x`` diagonal. Class logits: the data coloured by class with, for two inputs, the model's
+decision boundary. Everything drawn is computed once, when the display is made.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from gradfit.data.dataset import Dataset
 from gradfit.errors import ConfigError, ModelError
 from gradfit.models.base import unflatten_params
 from gradfit.plots import display, style
-from gradfit.plots.display import Display, new_axes
+from gradfit.plots.curve import BASE_POINTS, curve_grid, leaves, y_limits
+from gradfit.plots.display import Display, new_axes, quiet_corner
+from gradfit.plots.labels import labels_of
 
 
 def dataset_of(result, data=None) -> Dataset:
@@ -97,7 +100,9 @@ class FitDisplay(Display):
     step : int, optional
         Draw the fit at this snapshot instead of the final parameters.
     grid_points : int
-        Points of the dense grid the one-input curve is evaluated on.
+        Points of the even grid the one-input curve starts from; every data x is added, and
+        midpoints wherever straight segments would miss the curve (see
+        :func:`gradfit.plots.curve.curve_grid`).
 
     Examples
     --------
@@ -105,12 +110,13 @@ class FitDisplay(Display):
     """
 
     def __init__(self, result, data=None, *, residuals: bool = False, show_start: bool = False,
-                 step: int | None = None, grid_points: int = 400):
+                 step: int | None = None, grid_points: int = BASE_POINTS):
         if isinstance(grid_points, bool) or not isinstance(grid_points, (int, np.integer)) or grid_points < 2:
             raise ConfigError(f"The 'grid_points' parameter must be an integer >= 2. Got {grid_points!r} instead.")
         ds = dataset_of(result, data)
         params, self.step, self.loss = params_at(result, step)
         start = params_at(result, 0)[0] if show_start else None
+        self.words = labels_of(result)
         self.x_names, self.y_name = tuple(ds.x_names), ds.y_name or "y"
         self.n = len(ds)
         # At most display.MAX_PLOT_ROWS points: a fixed random subset of bigger data.
@@ -123,20 +129,32 @@ class FitDisplay(Display):
         self.residuals = residuals and self.kind != "classes"
         if self.residuals:
             self.figsize = (self.figsize[0], round(self.figsize[1] * 1.4, 2))
-        self.x_curve = self.y_curve = self.y_start = None
+        self.x_curve = self.y_curve = self.y_start = self.ylim = None
         if self.kind == "classes":
             self._classes(result, ds, x, params, start, grid_points)
             return
         self.pred = evaluate(result, params, x)  # at the data points: parity plot and residuals
         self.resid = self.y_data - self.pred
         if self.kind == "curve":
+            drawn = [params] if start is None else [params, start]
+
+            def curves(at: np.ndarray) -> np.ndarray:
+                xs = torch.from_numpy(at).to(x.dtype)[:, None]
+                return np.stack([evaluate(result, p, xs).reshape(-1) for p in drawn])
+
             lo, hi = float(ds.x[:, 0].min()), float(ds.x[:, 0].max())
-            grid = torch.linspace(lo, hi, grid_points, dtype=torch.float64).to(x.dtype)[:, None]
-            self.x_curve = grid[:, 0].numpy()
-            self.y_curve = evaluate(result, params, grid)
-            self.y_start = None if start is None else evaluate(result, start, grid)
+            even = np.linspace(lo, hi, int(grid_points))
+            rough = y_limits(self.y_data, self.pred, curves(even)[0])
+            grid = curve_grid(self.x_data[:, 0], curves, rough, base_points=int(grid_points))
+            # The drawn x are the model's own inputs (float32 rounding merges some neighbours).
+            self.x_curve = np.unique(torch.from_numpy(grid).to(x.dtype).numpy())
+            values = curves(self.x_curve.astype(np.float64))
+            self.y_curve = values[0]
+            self.y_start = None if start is None else values[1]
+            self.ylim = y_limits(self.y_data, self.y_curve)
         else:
             self.y_start = None if start is None else evaluate(result, start, x)
+            self.ylim = y_limits(self.y_data, self.pred)
 
     def _classes(self, result, ds, x, params, start, grid_points):
         self.labels = self.y_data.astype(np.int64)
@@ -167,7 +185,12 @@ class FitDisplay(Display):
     @property
     def fit_label(self) -> str:
         loss = "" if math.isnan(self.loss) else f", loss {style.fmt(self.loss)}"
-        return f"fit (step {self.step}{loss})"
+        return f"fit ({self.words.at(self.step)}{loss})"
+
+    @property
+    def start_label(self) -> str:
+        off = self.y_start is not None and leaves(self.y_start, self.ylim)
+        return f"start ({self.words.at(0)}" + (", leaves the frame)" if off else ")")
 
     @property
     def data_label(self) -> str:
@@ -183,23 +206,23 @@ class FitDisplay(Display):
         ax.scatter(self.x_data[:, 0], self.y_data, s=style.MARKER_SIZE, color=style.PALETTE["data"],
                    alpha=style.DATA_ALPHA, label=self.data_label, zorder=2)
         if self.y_start is not None:
-            ax.plot(self.x_curve, self.y_start, label="start (step 0)", zorder=3, **style.START_STYLE)
+            ax.plot(self.x_curve, self.y_start, label=self.start_label, zorder=3, **style.START_STYLE)
         ax.plot(self.x_curve, self.y_curve, color=style.PALETTE["model"], lw=style.LINE_WIDTH, label=self.fit_label,
                 zorder=4)
-        ax.set(xlabel=self.x_names[0], ylabel=self.y_name)
-        ax.legend(loc="best", fontsize=style.FONT_SIZE - 1, framealpha=0.85)
+        ax.set(xlabel=self.x_names[0], ylabel=self.y_name, ylim=self.ylim)
+        crowd = [(self.x_data[:, 0], self.y_data), (self.x_curve, self.y_curve)]
+        ax.legend(loc=quiet_corner(ax, crowd), fontsize=style.FONT_SIZE - 1, framealpha=0.85)
 
     def _plot_parity(self, ax: Axes) -> None:
         if self.y_start is not None:
             ax.scatter(self.y_data, self.y_start, s=style.MARKER_SIZE, facecolors="none",
-                       edgecolors=style.PALETTE["start"], linestyle="--", label="start (step 0)", zorder=2)
+                       edgecolors=style.PALETTE["start"], linestyle="--", label=self.start_label, zorder=2)
         ax.scatter(self.y_data, self.pred, s=style.MARKER_SIZE, color=style.PALETTE["model"], alpha=style.DATA_ALPHA,
                    label=f"data: {self.fit_label}", zorder=3)
-        both = np.concatenate([self.y_data, self.pred] + ([self.y_start] if self.y_start is not None else []))
-        both = both[np.isfinite(both)]
-        lo, hi = (float(both.min()), float(both.max())) if len(both) else (0.0, 1.0)
+        # Framed by the observed values and the final predictions: a far-off start is clipped, not the frame.
+        lo, hi = self.ylim
         ax.plot([lo, hi], [lo, hi], color=style.PALETTE["data"], lw=1.2, label="y = x (perfect fit)", zorder=1)
-        ax.set(xlabel=f"observed {self.y_name}", ylabel=f"predicted {self.y_name}",
+        ax.set(xlabel=f"observed {self.y_name}", ylabel=f"predicted {self.y_name}", xlim=(lo, hi), ylim=(lo, hi),
                title=f"{self.y_name} ~ {', '.join(self.x_names)}")
         ax.legend(loc="upper left", fontsize=style.FONT_SIZE - 1, framealpha=0.85)
 
@@ -212,7 +235,7 @@ class FitDisplay(Display):
             ax.plot([], [], color=style.PALETTE["model"], lw=style.LINE_WIDTH, label="decision boundary")
             if self.margins_start is not None and self._boundaries(
                     ax, self.margins_start, colors=style.PALETTE["start"], linestyles="--", linewidths=1.5, zorder=3):
-                ax.plot([], [], label="start (step 0)", **style.START_STYLE)
+                ax.plot([], [], label=f"start ({self.words.at(0)})", **style.START_STYLE)
             for c in range(self.n_classes):
                 hit = self.labels == c
                 ax.scatter(self.x_data[hit, 0], self.x_data[hit, 1], s=style.MARKER_SIZE, color=colors[c],

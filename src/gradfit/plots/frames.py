@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from gradfit.errors import ConfigError
 from gradfit.plots import style
 
-__all__ = ["landscape_panel", "loss_panel", "sample_frames", "snapshot_params", "upto"]
+__all__ = ["landscape_panel", "loss_panel", "sample_frames", "shorten", "snapshot_params", "upto"]
 
 
 def sample_frames(snapshot_steps, max_frames: int = 100) -> np.ndarray:
@@ -77,7 +77,8 @@ def landscape_panel(ax: Axes, land, paths, path_steps, colors, frame_steps, *, c
                     fit_paths: bool = True):
     """Contours of ``land`` and each path growing to the frame's step; returns ``update(i)``.
 
-    ``fit_paths`` widens the limits to the whole paths (a given landscape may not span them).
+    ``fit_paths`` widens the limits to the whole paths (a given landscape may not span them);
+    otherwise the panel is exactly the landscape's grid, filled edge to edge.
     """
     from gradfit.plots.landscape import PATH_EDGE, draw_contours, held_note, stroke
 
@@ -86,9 +87,13 @@ def landscape_panel(ax: Axes, land, paths, path_steps, colors, frame_steps, *, c
     note = held_note(land)
     ax.set_title("Loss landscape" + (f"\n{note}" if note else ""), loc="left")
     corners = np.column_stack([land.a[[0, -1]], land.b[[0, -1]]])
-    shown = np.concatenate([corners] + (list(paths) if fit_paths else []))
-    ax.set_xlim(*pad_range(shown[:, 0], 0.0 if not fit_paths else 0.01))
-    ax.set_ylim(*pad_range(shown[:, 1], 0.0 if not fit_paths else 0.01))
+    if fit_paths:
+        shown = np.concatenate([corners] + list(paths))
+        ax.set_xlim(*pad_range(shown[:, 0], 0.01))
+        ax.set_ylim(*pad_range(shown[:, 1], 0.01))
+    else:
+        ax.set_xlim(*corners[:, 0])
+        ax.set_ylim(*corners[:, 1])
     lines, dots = [], []
     for k, (path, color) in enumerate(zip(paths, colors)):
         if k == 0:  # the runs of a race share their start
@@ -111,8 +116,11 @@ def landscape_panel(ax: Axes, land, paths, path_steps, colors, frame_steps, *, c
     return update
 
 
-def loss_panel(ax: Axes, curves, colors, frame_steps, labels=None, loss_name: str = "loss"):
-    """Each (steps, loss) curve growing to the frame's step (log scale past two decades); returns ``update(i)``."""
+def loss_panel(ax: Axes, curves, colors, frame_steps, labels=None, loss_name: str = "loss", step_word: str = "step"):
+    """Each (steps, loss) curve growing to the frame's step (log scale past two decades); returns ``update(i)``.
+
+    ``step_word`` names the x axis (``"iteration"`` for Levenberg-Marquardt).
+    """
     style.apply(ax)
     from gradfit.plots.loss import uses_log_scale
 
@@ -125,7 +133,7 @@ def loss_panel(ax: Axes, curves, colors, frame_steps, labels=None, loss_name: st
         ax.set_ylim(*pad_range(every, 0.05))
     # A little room past the last step so the final marker is not cut in half by the edge.
     ax.set_xlim(0, max(float(frame_steps[-1]), 1.0) * 1.03)
-    ax.set(xlabel="step", ylabel=f"{loss_name} (log scale)" if log else loss_name)
+    ax.set(xlabel=step_word, ylabel=f"{loss_name} (log scale)" if log else loss_name)
     ax.set_title("Training loss", loc="left")
     lines, dots = [], []
     for k, ((steps, loss), color) in enumerate(zip(curves, colors)):
@@ -135,7 +143,9 @@ def loss_panel(ax: Axes, curves, colors, frame_steps, labels=None, loss_name: st
         lines.append(line)
         dots.append(dot)
     if labels is not None:
-        ax.legend(loc="upper right", fontsize=style.FONT_SIZE - 1, framealpha=0.9)
+        from gradfit.plots.display import quiet_corner
+
+        ax.legend(loc=quiet_corner(ax, curves), fontsize=style.FONT_SIZE - 1, framealpha=0.9)
 
     def update(i: int) -> list:
         for line, dot, (steps, loss) in zip(lines, dots, curves):
@@ -159,5 +169,27 @@ def pad_range(values, frac: float) -> tuple[float, float]:
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]
     lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
-    pad = (hi - lo) * frac or max(abs(lo), 1.0) * 0.05
+    pad = (hi - lo) * frac if hi > lo else max(abs(lo), 1.0) * 0.05
     return lo - pad, hi + pad
+
+
+def shorten(text, width: float, renderer) -> bool:
+    """Cut each line of a Text with an ellipsis until it is at most ``width`` pixels wide; True if any was cut.
+
+    Long formulas and held-parameter notes would otherwise run into the next panel's title.
+    """
+    full = text.get_text().split("\n")
+    out = []
+    for line in full:
+        text.set_text(line)
+        if text.get_window_extent(renderer).width <= width:
+            out.append(line)
+            continue
+        lo, hi = 0, len(line)  # the longest prefix that fits, by bisection: a few measurements, not one per character
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            text.set_text(line[:mid].rstrip() + "…")
+            lo, hi = (mid, hi) if text.get_window_extent(renderer).width <= width else (lo, mid - 1)
+        out.append(line[:lo].rstrip() + "…")
+    text.set_text("\n".join(out))
+    return out != full

@@ -1,7 +1,9 @@
 """GridDisplay: the seeds' row of successive fits, the descent as a comic strip.
 
 A 1 x k row of panels, each the data and the fit after one step (by default k evenly spaced
-snapshots from the start to the end), with shared y-limits so the panels compare.
+snapshots from the start to the end), with shared y-limits so the panels compare. The limits
+frame the data and the last panel's curve; an early curve far off the data is drawn leaving the
+frame, with an arrow saying which way, instead of squashing the data into a line.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from matplotlib.figure import Figure
 
 from gradfit.errors import ConfigError
 from gradfit.plots import style
+from gradfit.plots.curve import y_limits
 from gradfit.plots.display import Display
 from gradfit.plots.fit import FitDisplay, dataset_of
 
@@ -42,7 +45,7 @@ class GridDisplay(Display):
     panels : list of FitDisplay
         One display per step; ``panels[i].y_curve`` is the curve drawn in panel ``i``.
     ylim : tuple of float
-        The y-limits every panel shares.
+        The y-limits every panel shares: the data's and the last panel's curve's.
     """
 
     def __init__(self, result, data=None, steps=None, k: int = 4):
@@ -62,20 +65,24 @@ class GridDisplay(Display):
         self.steps = steps
         self.panels = [FitDisplay(result, ds, step=s) for s in steps]  # FitDisplay checks each step
         self.ylim = self._shared_ylim()
+        if self.ylim is not None:
+            for panel in self.panels:
+                panel.ylim = self.ylim  # each panel frames itself, and places its legend, in the shared range
         self.figsize = (3.0 * len(steps) + 0.4, 3.2)
 
     def _shared_ylim(self) -> tuple[float, float] | None:
-        first = self.panels[0]
-        if first.kind == "classes":
+        last = self.panels[-1]
+        if last.kind == "classes":
             return None  # class panels share their x/y inputs, which already agree
-        values = [first.y_data] + [p.y_curve if p.kind == "curve" else p.pred for p in self.panels]
-        v = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in values])
+        return y_limits(last.y_data, last.y_curve if last.kind == "curve" else last.pred)
+
+    @staticmethod
+    def _off_frame(panel: FitDisplay, ylim: tuple[float, float]) -> str:
+        """``"↑"``, ``"↓"``, ``"↕"`` or ``""``: where the panel's curve leaves the shared frame."""
+        v = np.asarray(panel.y_curve if panel.kind == "curve" else panel.pred, dtype=np.float64)
         v = v[np.isfinite(v)]
-        if not len(v):
-            return None
-        lo, hi = float(v.min()), float(v.max())
-        pad = 0.05 * (hi - lo or abs(hi) or 1.0)
-        return lo - pad, hi + pad
+        up, down = bool((v > ylim[1]).any()), bool((v < ylim[0]).any())
+        return {(True, False): "↑", (False, True): "↓", (True, True): "↕"}.get((up, down), "")
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """The last panel alone (the full row needs a figure: use ``figure()`` or ``save()``)."""
@@ -86,9 +93,9 @@ class GridDisplay(Display):
         for i, (ax, panel) in enumerate(zip(axes, self.panels)):
             panel.plot(ax)
             loss = "" if np.isnan(panel.loss) else f", loss {style.fmt(panel.loss)}"
-            ax.set_title(f"step {panel.step}{loss}", fontsize=style.FONT_SIZE)
-            if self.ylim is not None:
-                ax.set_ylim(*self.ylim)
+            arrow = self._off_frame(panel, self.ylim) if self.ylim is not None else ""
+            ax.set_title(f"{panel.words.at(panel.step)}{loss}" + (f"\n(fit leaves the frame {arrow})" if arrow else ""),
+                         fontsize=style.FONT_SIZE)
             legend = ax.get_legend()
             if legend is not None and i > 0:
                 legend.remove()  # one legend explains every panel

@@ -2,7 +2,10 @@
 
 Contour levels are log-spaced between the grid's lowest and highest loss: a loss bowl spans
 decades, and evenly spaced levels would crowd every contour near the rim and leave the
-minimum, where the path ends, blank.
+minimum, where the path ends, blank. A loss that spans many decades (an exponential model
+whose loss climbs to 1e27 across the grid) would still leave most of the map in one band, the
+path in a single colour; then the levels split the decades and the map's area evenly, half
+each (:func:`contour_levels`), and the colour bar says so.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from gradfit.analysis.landscape import Landscape, compute_landscape
 from gradfit.errors import ConfigError
 from gradfit.plots import style
 from gradfit.plots.display import Display, new_axes
+from gradfit.plots.labels import RunLabels
 
-__all__ = ["LandscapeDisplay", "draw_contours", "held_note", "log_levels", "plot_landscape"]
+__all__ = ["LandscapeDisplay", "contour_levels", "draw_contours", "held_note", "log_levels", "plot_landscape"]
 
+#: Log-spaced levels are kept unless one band would cover more than this fraction of the map.
+CROWDED_BAND = 0.25
 PATH_COLOR = "white"
 PATH_EDGE = "#1a1a1a"
 END_COLOR = "#ffd400"
@@ -46,10 +52,55 @@ def log_levels(loss: np.ndarray, levels: int = 20) -> np.ndarray:
     return offset + np.geomspace(lo - offset, hi - offset, int(levels))
 
 
+def contour_levels(loss: np.ndarray, levels: int = 20) -> tuple[np.ndarray, str]:
+    """Readable contour levels of a loss grid, and what they are: ``(levels, "log")`` or ``(levels, "log+area")``.
+
+    Log-spaced (:func:`log_levels`) unless one band between them would hold more than
+    :data:`CROWDED_BAND` of the finite grid points. Then each level is a quantile of an even mix
+    of two distributions of the log-loss, the grid's (area) and the uniform one over its range
+    (decades): every band then holds at most ``2 / (levels - 1)`` of the map *and* of the
+    decades, so the flat plains and the deep valley both get contours.
+
+    Examples
+    --------
+    >>> a, b = np.meshgrid(np.linspace(0, 1, 50), np.linspace(-1, 1, 50))
+    >>> lv, kind = contour_levels(1 + np.exp(60 * b) * a, 12)   # 26 decades, mostly a plain near 1
+    >>> kind, len(lv)
+    ('log+area', 12)
+    """
+    lv = log_levels(loss, levels)
+    finite = np.asarray(loss, dtype=np.float64)[np.isfinite(loss)]
+    counts = np.histogram(finite, bins=lv)[0]
+    lo, hi = float(finite.min()), float(finite.max())
+    if counts.max() <= CROWDED_BAND * len(finite) or not hi > lo:
+        return lv, "log"
+    offset = 0.0 if lo > 0 else lo - (hi - lo) * 1e-3
+    z = np.sort(np.log(finite - offset))
+    zlo, zhi = float(z[0]), float(z[-1])
+    # The mixture's CDF on the grid's own values and an even grid: strictly increasing, so invertible by interpolation.
+    v = np.union1d(z, np.linspace(zlo, zhi, 4 * int(levels) + 1))
+    cdf = 0.5 * np.searchsorted(z, v, side="right") / len(z) + 0.5 * (v - zlo) / (zhi - zlo)
+    out = offset + np.exp(np.interp(np.linspace(0.0, 1.0, int(levels)), cdf, v))
+    out[0], out[-1] = lo, hi
+    return np.maximum.accumulate(out), "log+area"
+
+
+LEVEL_NOTES = {"log": "log-spaced levels", "log+area": "levels by decade and area"}
+
+
+def distinct_labels(values) -> list[str]:
+    """The values with 3 significant digits, or as many more as it takes for no two to read the same."""
+    for digits in range(3, 10):
+        labels = [f"{float(v):.{digits}g}" for v in values]
+        if len(set(labels)) == len(labels):
+            return labels
+    return labels
+
+
 def draw_contours(ax: Axes, land: Landscape, levels: int = 20, cmap: str = "viridis", colorbar: bool = True,
                   lines: bool = True):
-    """Filled log-spaced contours of ``land`` on ``ax`` (with a colorbar); returns the ContourSet."""
-    lv = log_levels(land.loss, levels)
+    """Filled contours of ``land`` on ``ax`` at :func:`contour_levels` (with a colorbar); returns the ContourSet."""
+    lv, kind = contour_levels(land.loss, levels)
     z = np.ma.masked_invalid(land.loss)
     # Colours by level index, not by value, so each log-spaced band gets its own shade.
     norm = BoundaryNorm(lv, 256)
@@ -58,10 +109,11 @@ def draw_contours(ax: Axes, land: Landscape, levels: int = 20, cmap: str = "viri
         ax.contour(land.a, land.b, z, levels=lv, colors="white", linewidths=0.4, alpha=0.35)
     if colorbar:
         cb = ax.figure.colorbar(cs, ax=ax, spacing="uniform", pad=0.02)
-        cb.set_label(f"{land.loss_name} (log-spaced levels)", fontsize=style.FONT_SIZE)
+        cb.set_label(f"{land.loss_name} ({LEVEL_NOTES[kind]})", fontsize=style.FONT_SIZE)
         ticks = lv[np.unique(np.round(np.linspace(0, len(lv) - 1, 6)).astype(int))]
+        names = dict(zip(ticks.tolist(), distinct_labels(ticks)))
         cb.locator = FixedLocator(ticks)
-        cb.formatter = FuncFormatter(lambda v, _pos: style.fmt(v))
+        cb.formatter = FuncFormatter(lambda v, _pos: names.get(float(v), style.fmt(v)))
         cb.update_ticks()
         cb.ax.tick_params(labelsize=style.FONT_SIZE - 1)
     ax.set_xlabel(land.names[0])
@@ -91,7 +143,7 @@ class LandscapeDisplay(Display):
     ----------
     landscape : Landscape
     levels : int, default 20
-        Number of log-spaced contour levels.
+        Number of contour levels (log-spaced, or see :func:`contour_levels`).
     show_path : bool, default True
     show_minimum : bool, default True
         Mark the grid's lowest point.
@@ -103,7 +155,7 @@ class LandscapeDisplay(Display):
     def __init__(self, landscape: Landscape, *, levels: int = 20, show_path: bool = True, show_minimum: bool = True,
                  cmap: str = "viridis"):
         self.landscape = landscape
-        self.levels = log_levels(landscape.loss, levels)
+        self.levels, self.level_kind = contour_levels(landscape.loss, levels)
         self.n_levels = int(levels)
         self.show_path = bool(show_path)
         self.show_minimum = bool(show_minimum)
@@ -121,7 +173,8 @@ class LandscapeDisplay(Display):
         if self.show_path and len(land.path):
             p = land.path
             ax.plot(p[:, 0], p[:, 1], color=PATH_COLOR, lw=1.6, marker="o", ms=2.6, markevery=_every(len(p)),
-                    path_effects=stroke(3.2), zorder=7, label=f"path ({int(land.path_steps[-1])} steps)")
+                    path_effects=stroke(3.2), zorder=7,
+                    label=f"path ({int(land.path_steps[-1])} {RunLabels({'optimizer': land.optimizer}).step}s)")
             ax.plot([p[0, 0]], [p[0, 1]], marker="o", ls="none", ms=9, color="white", mec=PATH_EDGE, mew=1.5,
                     zorder=8, label="start")
             ax.plot([p[-1, 0]], [p[-1, 1]], marker="*", ls="none", ms=16, color=END_COLOR, mec=PATH_EDGE, mew=1.0,

@@ -2,7 +2,9 @@
 
 A log scale when the loss falls by more than two decades (a linear axis would show a cliff
 and then nothing), the validation loss where it was measured, the learning rate on a second
-axis when a schedule changed it, and a note when the fit diverged.
+axis when a schedule changed it, and a note when the fit diverged. A Levenberg-Marquardt run is
+drawn against its iterations, and its history's ``lr`` column, which holds the damping λ, is
+labelled as such.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from matplotlib.axes import Axes
 from gradfit.errors import ConfigError
 from gradfit.plots import style
 from gradfit.plots.display import Display, new_axes
+from gradfit.plots.labels import labels_of
 from gradfit.train.history import History
 
 LOG_DECADES = 2.0  # log scale when the positive losses span more than this many decades
@@ -66,6 +69,7 @@ class LossDisplay(Display):
         self.diverged = len(bad) > 0 or getattr(history_or_result, "stop_reason", None) == "diverged"
         self.diverged_at = int(self.steps[bad[0]]) if len(bad) else (int(self.steps[-1]) if self.diverged else None)
         self.bad_loss = float(self.loss[bad[0]]) if len(bad) else None
+        self.words = labels_of(history_or_result)
         self.title = _title(history_or_result) if history_or_result is not history else "loss"
 
     def plot(self, ax: Axes | None = None) -> Axes:
@@ -82,24 +86,26 @@ class LossDisplay(Display):
                     marker="o" if v.sum() <= 50 else None, ms=3, label="validation loss", zorder=2)
         if self.log_scale:
             ax.set_yscale("log")
-        ax.set(xlabel="step", ylabel="loss (log scale)" if self.log_scale else "loss", title=self.title)
+        ax.set(xlabel=self.words.step, ylabel="loss (log scale)" if self.log_scale else "loss", title=self.title)
         handles, labels = ax.get_legend_handles_labels()
         if self.show_lr:
             twin = ax.twinx()
             lr_ok = np.isfinite(self.lr)
+            rate = self.words.rate
             (line,) = twin.plot(self.steps[lr_ok], self.lr[lr_ok], color=style.PALETTE["lr"], lw=1.2, ls=":",
-                                label="learning rate")
-            twin.set_ylabel("learning rate", color=style.PALETTE["lr"], fontsize=style.FONT_SIZE)
+                                label=rate)
+            axis_label = f"{rate} (0: a Gauss-Newton step)" if self.words.lm else rate
+            twin.set_ylabel(axis_label, color=style.PALETTE["lr"], fontsize=style.FONT_SIZE)
             twin.tick_params(axis="y", colors=style.PALETTE["lr"], labelsize=style.FONT_SIZE - 1)
             twin.spines["top"].set_visible(False)
             twin.set_ylim(bottom=0)
-            handles, labels = handles + [line], labels + ["learning rate"]
+            handles, labels = handles + [line], labels + [rate]
             self.lr_axes = twin
         if self.diverged:
             became = f":\nthe loss became {self.bad_loss:g}" if self.bad_loss is not None else ""
             ax.axvline(self.diverged_at, color=style.PALETTE["model"], lw=1.0, ls=":", zorder=1)
             # Bottom right: a diverging loss climbs, so that corner stays clear of the curve.
-            ax.text(0.98, 0.05, f"diverged at step {self.diverged_at}{became}",
+            ax.text(0.98, 0.05, f"diverged at {self.words.at(self.diverged_at)}{became}",
                     transform=ax.transAxes, ha="right", va="bottom", color=style.PALETTE["model"],
                     fontsize=style.FONT_SIZE, bbox={"facecolor": "white", "edgecolor": style.PALETTE["model"]})
         if len(handles) > 1:
@@ -110,8 +116,14 @@ class LossDisplay(Display):
 
 def _title(result) -> str:
     cfg = getattr(result, "config", {}) or {}
-    parts = [f"{cfg.get('optimizer') or 'sgd'}, lr {style.fmt(cfg['lr'])}" if cfg.get("lr") is not None
-             else str(cfg.get("optimizer") or "fit")]
+    words = labels_of(result)
+    if words.lm:
+        parts = [words.method]
+    else:
+        parts = [f"{cfg.get('optimizer') or 'sgd'}, lr {style.fmt(cfg['lr'])}" if cfg.get("lr") is not None
+                 else str(cfg.get("optimizer") or "fit")]
+    if words.scaled:
+        parts.append("on scaled parameters")
     if cfg.get("schedule"):
         parts.append(f"{cfg['schedule']} schedule")
     loss = cfg.get("loss")

@@ -2,7 +2,8 @@
 
 One small panel per parameter (their scales differ, so one shared axis would flatten most of
 them), with the least-squares optimum as a dashed line for models linear in their parameters,
-so the reader sees gradient descent close in on the answer.
+so the reader sees gradient descent close in on the answer. A Levenberg-Marquardt run is drawn
+against its iterations and named as such.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gradfit.analysis.optimum import least_squares_optimum
 from gradfit.errors import ConfigError, DataError
 from gradfit.plots import style
 from gradfit.plots.display import Display, new_axes
+from gradfit.plots.labels import labels_of
 
 MAX_PANELS = 12
 COLUMNS = 4
@@ -60,6 +62,7 @@ class ParamsDisplay(Display):
             raise ConfigError(f"The 'optimum' parameter must be a dict of parameter values, False or None. "
                               f"Got {type(optimum).__name__} instead.")
         self.optimum = optimum
+        self.words = labels_of(result)
         self.total = len(hist.param_names)
         self.names = list(hist.param_names[:MAX_PANELS])
         self.steps = np.asarray(hist.snapshot_steps)
@@ -75,7 +78,7 @@ class ParamsDisplay(Display):
         style.apply(ax)
         name = self.names[i]
         ax.plot(self.steps, self.values[:, i], color=style.PALETTE["model"], lw=style.LINE_WIDTH,
-                marker="o" if len(self.steps) <= 12 else None, ms=3, label="gradient descent")
+                marker="o" if len(self.steps) <= 12 else None, ms=3, label=self.words.path)
         if self.optimum is not None and name in self.optimum:
             ax.axhline(self.optimum[name], label="least-squares optimum", **style.OPTIMUM_STYLE)
         ax.set_title(name + (" (fixed)" if name in self.fixed else ""), fontsize=style.FONT_SIZE)
@@ -91,8 +94,8 @@ class ParamsDisplay(Display):
             ax.plot(self.steps, self.values[:, i], color=color, lw=1.5, label=name)
             if self.optimum is not None and name in self.optimum:
                 ax.axhline(self.optimum[name], color=color, ls="--", lw=1.0)
-        ax.set(xlabel="step", ylabel="value", title="parameters" + (" (dashed: least-squares optimum)"
-                                                                   if self.optimum is not None else ""))
+        ax.set(xlabel=self.words.step, ylabel="value", title="parameters" + (" (dashed: least-squares optimum)"
+                                                                          if self.optimum is not None else ""))
         ax.legend(fontsize=style.FONT_SIZE - 1, loc="best", ncol=2 if len(self.names) > 6 else 1)
         return ax
 
@@ -104,10 +107,11 @@ class ParamsDisplay(Display):
                 continue
             self.plot_param(ax, i, legend=i == 0 and self.optimum is not None)
             if i >= len(self.names) - self.ncols:
-                ax.set_xlabel("step", fontsize=style.FONT_SIZE)
+                ax.set_xlabel(self.words.step, fontsize=style.FONT_SIZE)
                 ax.tick_params(labelbottom=True)  # sharex hid them above an empty panel
         note = f" (the first {MAX_PANELS} of {self.total})" if self.total > MAX_PANELS else ""
-        fig.suptitle(f"parameters against step{note}", fontsize=style.TITLE_SIZE)
+        how = f" ({self.words.method})" if self.words.lm else ""
+        fig.suptitle(f"parameters against {self.words.step}{how}{note}", fontsize=style.TITLE_SIZE)
 
 
 def plot_params(result, data=None, *, optimum=None, ax: Axes | None = None) -> ParamsDisplay:

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from gradfit.analysis.landscape import Landscape
 from gradfit.analysis.race import Race, descended, run_race
 from gradfit.plots import style
-from gradfit.plots.display import Display, new_axes
+from gradfit.plots.display import Display, new_axes, quiet_corner
 from gradfit.plots.landscape import PATH_EDGE, draw_contours, held_note, stroke
 
 __all__ = ["RaceDisplay", "plot_race", "visible_prefix"]
@@ -53,19 +53,32 @@ class RaceDisplay(Display):
     def plot_losses(self, ax: Axes) -> Axes:
         """Each run's training loss against the step, log-scaled when the losses span decades."""
         style.apply(ax)
-        finite = []
-        for label, result, color in zip(self.race.labels, self.race.results, self.colors):
+        finite, crowd = [], []
+        off = self.off_map()
+        for k, (label, result, color) in enumerate(zip(self.race.labels, self.race.results, self.colors)):
             h = result.history
-            ax.plot(h.step, h.loss, color=color, lw=style.LINE_WIDTH, label=f"{label}: {style.fmt(result.loss)}")
+            note = " (path leaves the map)" if k in off else ""
+            ax.plot(h.step, h.loss, color=color, lw=style.LINE_WIDTH, label=f"{label}: {style.fmt(result.loss)}{note}")
             finite.append(h.loss[np.isfinite(h.loss)])
+            crowd.append((h.step, h.loss))
         values = np.concatenate(finite) if finite else np.zeros(0)
         if len(values) and values.min() > 0 and values.max() / values.min() > 10:
             ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel(f"training loss ({self._loss_name()})")
         ax.set_title("loss per step (legend: final loss)")
-        ax.legend(loc="best", fontsize=style.FONT_SIZE - 1, framealpha=0.9)
+        ax.legend(loc=quiet_corner(ax, crowd), fontsize=style.FONT_SIZE - 1, framealpha=0.9)
         return ax
+
+    def off_map(self) -> set[int]:
+        """The runs whose path leaves the landscape (a run that blew up): their legend entries say so."""
+        land = self.race.landscape
+        if land is None:
+            return set()
+        inside = [(np.isfinite(p).all(axis=1) & (p[:, 0] >= land.a[0]) & (p[:, 0] <= land.a[-1])
+                   & (p[:, 1] >= land.b[0]) & (p[:, 1] <= land.b[-1])).all()
+                  for p in (np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in self.race.paths)]
+        return {k for k, ok in enumerate(inside) if not ok}
 
     def plot_paths(self, ax: Axes) -> Axes:
         """Every run's path on the shared contours; the common start once, each end as a star."""

@@ -77,18 +77,13 @@ def save_pictures(
     ``landscape`` names the two parameters of the landscape (default: the first two free ones);
     ``animation_path`` overrides where the animation goes (its extension picks GIF, MP4 or HTML).
     """
-    from gradfit.analysis.landscape import compute_landscape
-    from gradfit.plots.animate import FitAnimation
-    from gradfit.plots.fit import FitDisplay
-    from gradfit.plots.grid import GridDisplay
-    from gradfit.plots.landscape import LandscapeDisplay
-    from gradfit.plots.loss import LossDisplay
-    from gradfit.plots.params import ParamsDisplay
-
+    # Each kind imports its own module: a run that asks for the loss alone does not load the animation code.
     out = Path(out)
     n_params = len(result.flat_params) - len(result.fixed)
     land = None
     if "landscape" in kinds or ("animation" in kinds and landscape is not None):
+        from gradfit.analysis.landscape import compute_landscape
+
         if n_params < 2:
             raise ConfigError("A loss landscape needs at least two free parameters; this model has "
                               f"{n_params}. Leave 'landscape' out of the pictures.")
@@ -96,16 +91,28 @@ def save_pictures(
     pictures: dict[str, Any] = {}
     for kind in kinds:
         if kind == "fit":
+            from gradfit.plots.fit import FitDisplay
+
             pictures[kind] = FitDisplay(result, data, show_start=True)
         elif kind == "loss":
+            from gradfit.plots.loss import LossDisplay
+
             pictures[kind] = LossDisplay(result)
         elif kind == "params":
+            from gradfit.plots.params import ParamsDisplay
+
             pictures[kind] = ParamsDisplay(result, data)
         elif kind == "grid":
+            from gradfit.plots.grid import GridDisplay
+
             pictures[kind] = GridDisplay(result, data, k=grid_k)
         elif kind == "landscape":
+            from gradfit.plots.landscape import LandscapeDisplay
+
             pictures[kind] = LandscapeDisplay(land)
         elif kind == "animation":
+            from gradfit.plots.animate import FitAnimation
+
             pictures[kind] = FitAnimation(result, data, max_frames=max_frames, landscape=land, show_loss=True)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
