@@ -175,7 +175,7 @@ def fit(
     choice = _plan(config, loss, built, fixed, dataset)
     config = dataclasses.replace(config, optimizer=choice.optimizer, dtype=choice.dtype, scale=choice.scale)
     dtype = _dtype(choice.dtype)
-    check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed)  # before any copy
+    check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, device)  # before any copy
     dataset = dataset.columns(list(built.inputs)).to(device, dtype)
 
     generator = torch.Generator().manual_seed(config.seed)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from gradfit.errors import ConfigError, MemoryBudgetError
 
-__all__ = ["Budget", "budget", "require", "fits", "format_bytes", "parse_size", "ENV", "DEFAULT_SHARE"]
+__all__ = ["Budget", "budget", "device_budget", "require", "fits", "format_bytes", "parse_size", "ENV", "DEFAULT_SHARE"]
 
 ENV = "GRADFIT_MEMORY"
 DEFAULT_SHARE = 0.8
@@ -144,12 +144,24 @@ def budget() -> Budget:
     return result
 
 
+def device_budget(device) -> Budget | None:
+    """The memory a GPU has free now (90% of it), or None for the CPU (whose budget is :func:`budget`)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info(device)
+    return Budget(0.9 * free, f"90% of the {format_bytes(free)} free on {device} of its {format_bytes(total)}")
+
+
 def fits(nbytes: float) -> bool:
     """True when ``nbytes`` is within the budget."""
     return nbytes <= budget().nbytes
 
 
-def require(items: float | Iterable[tuple[str, float]], task: str, advice: str | Sequence[str] = "") -> None:
+def require(items: float | Iterable[tuple[str, float]], task: str, advice: str | Sequence[str] = "",
+            limit: Budget | None = None) -> None:
     """Raise :class:`~gradfit.errors.MemoryBudgetError` when ``items`` need more than the budget.
 
     Parameters
@@ -160,6 +172,8 @@ def require(items: float | Iterable[tuple[str, float]], task: str, advice: str |
         What needs them, for the message: ``"the data of 'builtin:linear'"``.
     advice : str or sequence of str
         What to change, e.g. ``"Use fewer rows (n=...)."``
+    limit : Budget, optional
+        The budget to hold them to (a GPU's, from :func:`device_budget`); default :func:`budget`.
 
     Examples
     --------
@@ -167,7 +181,8 @@ def require(items: float | Iterable[tuple[str, float]], task: str, advice: str |
     """
     pairs = [("", float(items))] if isinstance(items, (int, float)) else [(w, float(b)) for w, b in items]
     total = sum(b for _, b in pairs)
-    limit = budget()
+    on_device = limit is not None
+    limit = limit or budget()
     if total <= limit.nbytes:
         return
     listed = [p for p in sorted(pairs, key=lambda p: -p[1]) if p[0] and p[1] >= 0.01 * total]
@@ -178,7 +193,9 @@ def require(items: float | Iterable[tuple[str, float]], task: str, advice: str |
     tips = [advice] if isinstance(advice, str) else list(advice)
     tips = [t for t in tips if t]
     machine = machine_memory()
-    if machine is not None and total > machine:
+    if on_device:
+        tips.append("Or fit on the CPU (--device cpu).")
+    elif machine is not None and total > machine:
         tips.append(f"(This machine has {format_bytes(machine)} in all.)")
     else:
         tips.append(f"If that much memory is free, raise the budget: {ENV}={_round_up(total)}.")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gradfit.memory import require
+from gradfit.memory import device_budget, require
 from gradfit.models.zoo import SPEC_BYTES
 from gradfit.optim.registry import optimizer_name
 from gradfit.train.history import MAX_ROWS, snapshot_cap
@@ -34,6 +34,7 @@ class Item:
     what: str
     nbytes: float
     advice: str
+    where: str = "device"  # "host" for what stays in the computer's memory when the fit runs on a GPU
 
 
 def fit_footprint(model, dataset, config, itemsize: int, fixed=()) -> list[Item]:
@@ -62,7 +63,7 @@ def fit_footprint(model, dataset, config, itemsize: int, fixed=()) -> list[Item]
     p_free = sum(s.size for s in model.specs if s.name not in set(fixed))
     name = optimizer_name(config.optimizer)
     fewer_rows = "Use fewer rows"
-    items = [Item(f"the data as read ({n:,} rows)", _held(dataset), fewer_rows + "."),
+    items = [Item(f"the data as read ({n:,} rows)", _held(dataset), fewer_rows + ".", "host"),
              Item(f"its {columns} used columns in {'float64' if itemsize == 8 else 'float32'}",
                   n * columns * itemsize, fewer_rows + " or --dtype float32.")]
     if n_val:
@@ -74,21 +75,31 @@ def fit_footprint(model, dataset, config, itemsize: int, fixed=()) -> list[Item]
     snapshots = min(snapshot_cap(p, config.max_snapshots), steps + 1)
     items.append(Item(f"the history ({min(steps + 1, MAX_ROWS):,} rows, {snapshots:,} snapshots of the parameters)",
                       56.0 * min(steps + 1, MAX_ROWS) + 2 * 8.0 * snapshots * p,
-                      "Keep fewer parameter snapshots (max_snapshots=...)."))
+                      "Keep fewer parameter snapshots (max_snapshots=...).", "host"))
     if config.uncertainty:  # asked for: p² matrices (automatic ones are kept small by gradfit.analysis.assess)
         items.append(Item(f"the covariance of the {p_free:,} free parameters (float64)", 8 * 8.0 * p_free * p_free
                           + 8.0 * max(p_free + 1, min(65_536, 2**22 // max(1, p_free))) * p_free,
-                          "Leave out --uncertainty (uncertainty=True)."))
+                          "Leave out --uncertainty (uncertainty=True).", "host"))
     return items
 
 
-def check_fit_memory(model, dataset, config, itemsize: int, fixed=()) -> None:
-    """Raise :class:`~gradfit.errors.MemoryBudgetError` when :func:`fit_footprint` exceeds the budget."""
+def check_fit_memory(model, dataset, config, itemsize: int, fixed=(), device=None) -> None:
+    """Raise :class:`~gradfit.errors.MemoryBudgetError` when :func:`fit_footprint` exceeds the budget.
+
+    On a GPU, what lives there (everything but the data as read, the history and the error bars) is also held to
+    the memory the GPU has free.
+    """
     items = fit_footprint(model, dataset, config, itemsize, fixed)
+    _require(items, f"this fit of {model.name!r}")
+    gpu = device_budget(device) if device is not None else None
+    if gpu is not None:
+        _require([i for i in items if i.where == "device"], f"this fit of {model.name!r} on {device}", gpu)
+
+
+def _require(items: list[Item], task: str, limit=None) -> None:
     largest = sorted(items, key=lambda i: -i.nbytes)
     advice = [i.advice for i in largest[:2] if i.nbytes >= 0.25 * largest[0].nbytes]
-    require([(i.what, i.nbytes) for i in items], f"this fit of {model.name!r}",
-            list(dict.fromkeys(advice)))  # the same advice once
+    require([(i.what, i.nbytes) for i in items], task, list(dict.fromkeys(advice)), limit)  # the same advice once
 
 
 def _model_items(model, name: str, config, itemsize: int, p: int, p_free: int, rows: int) -> list[Item]:
