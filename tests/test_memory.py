@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import gradfit
@@ -199,3 +200,34 @@ def test_cli_says_what_a_fit_past_the_budget_needs(tmp_path, monkeypatch):
     assert res.exit_code == 2, res.output
     assert "Not enough memory for this fit of 'linear'" in res.stderr and "GRADFIT_MEMORY=30MB" in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_on_a_gpu_what_lives_there_is_held_to_its_free_memory(monkeypatch):
+    """No GPU is needed: torch's report of free GPU memory is replaced by 1 GB free of 2 GB."""
+    from gradfit.train.footprint import check_fit_memory
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10**9, 2 * 10**9))
+    monkeypatch.setenv("GRADFIT_MEMORY", "100GB")
+    assert "900 MB (90% of the 1 GB free on cuda" in str(memory.device_budget("cuda"))
+    assert memory.device_budget("cpu") is None
+    model = make_zoo_model("mlp", ["x"], hidden=(1000, 1000))  # 1e6 weights; a chunk of 65,536 rows x 8,000 numbers
+    ds = gradfit.as_dataset({"x": np.zeros(10**5), "y": np.zeros(10**5)}, y="y")
+    config = FitConfig(optimizer="adam").validate()
+    check_fit_memory(model, ds, config, 4, device=torch.device("cpu"))  # the computer's 100 GB hold it
+    with pytest.raises(MemoryBudgetError, match=r"this fit of 'mlp' on cuda: .*one chunk of 65,536 rows.*budget is "
+                                                r"900 MB .*Or fit on the CPU \(--device cpu\)"):
+        check_fit_memory(model, ds, config, 4, device=torch.device("cuda"))
+
+
+@pytest.mark.parametrize("name", ["a.gif", "a.html"])
+def test_an_animation_past_the_budget_is_refused_before_a_frame_is_drawn(tmp_path, name):
+    from gradfit.plots.animate import FitAnimation
+
+    r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=20)
+    anim = FitAnimation(r, max_frames=10)
+    with pytest.raises(MemoryBudgetError, match=r"the animation \((gif|html)\): it needs about .*10 frames of "
+                                                r"9,984,000,000 pixels.*fewer frames \(max_frames=...\) or a lower dpi"):
+        anim.save(tmp_path / name, dpi=20_000)
+    assert not list(tmp_path.iterdir())
+    assert anim.save(tmp_path / name, dpi=40).exists()
