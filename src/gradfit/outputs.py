@@ -247,24 +247,36 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
     paths = {"result": out / RESULT_NAME, "history": out / HISTORY_NAME, "timings": out / TIMINGS_NAME}
     if own_file:
         paths["snapshots"] = out / SNAPSHOTS_NAME
-    with atomic_path(paths["history"]) as tmp_history, atomic_path(paths["timings"]) as tmp_timings, \
-            (atomic_path(paths["snapshots"]) if own_file else contextlib.nullcontext()) as tmp_snapshots:
-        _write_csv(history, tmp_history)
-        _write_csv(timings, tmp_timings)
-        if own_file:
-            tmp_snapshots.write_bytes(snapshots)
-        # All are written; before they replace the old ones, the old result.json goes: next to
-        # a new history.csv it would pass off a half-saved run as complete.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(paths["result"])
-            _fsync_dir(out)
-        if not own_file:  # an earlier large model's snapshots must not be read as this run's
+    with contextlib.ExitStack() as replacing:
+        with atomic_path(paths["history"]) as tmp_history, atomic_path(paths["timings"]) as tmp_timings, \
+                (atomic_path(paths["snapshots"]) if own_file else contextlib.nullcontext()) as tmp_snapshots:
+            _write_csv(history, tmp_history)
+            _write_csv(timings, tmp_timings)
+            if own_file:
+                tmp_snapshots.write_bytes(snapshots)
+            # From here the earlier run gives way to this one, in milliseconds: a signal (a second Ctrl-C)
+            # waits for the new result.json rather than leave a folder with neither run.
+            replacing.enter_context(_held())
+            # All are written; before they replace the old ones, the old result.json goes: next to
+            # a new history.csv it would pass off a half-saved run as complete.
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(out / SNAPSHOTS_NAME)
-    if before_result is not None:
-        before_result()
-    atomic_write_text(paths["result"], text)
+                os.unlink(paths["result"])
+                _fsync_dir(out)
+            if not own_file:  # an earlier large model's snapshots must not be read as this run's
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(out / SNAPSHOTS_NAME)
+        if before_result is not None:
+            before_result()
+        atomic_write_text(paths["result"], text)
     return paths
+
+
+def _held():
+    """The interrupt window's :meth:`~gradfit.train.interrupt.StopRequest.held` block, if a window is open."""
+    from gradfit.train.interrupt import current_request
+
+    request = current_request()
+    return request.held() if request is not None else contextlib.nullcontext()
 
 
 def remove_stale_temps(folder: str | os.PathLike, names=RUN_FILES, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:

@@ -88,7 +88,7 @@ def analyse(result, stop, model, loss, train, val, fixed, config, catch_signals:
     if not stop:
         with catch_interrupts(catch_signals) as stop:  # in the CLI: the command's own window
             try:
-                with stop.stage("the analysis after the fit", droppable=True):
+                with stop.stage("analysing the fit", droppable=True):
                     return assess(with_metrics(result, model, loss, train, val), model, loss, train, fixed, config)
             except Interrupted as exc:
                 if exc.second:
@@ -106,17 +106,18 @@ def without_analysis(result, by: str | None, during: str | None = None):
     from gradfit.analysis.uncertainty import Uncertainty
     from gradfit.train.stopping import SUCCESS
 
-    skipped = "the analysis after the fit (metrics, error bars, verdict and report) was skipped"
     diagnostics = {**result.diagnostics, "interrupted_by": by, "skipped": list(ANALYSIS)}
     if result.stop_reason == "interrupted":  # stopped in the loop: its message says where and what was saved
-        reason, message = "interrupted", f"{result.message} {skipped[0].upper()}{skipped[1:]}."
+        reason = "interrupted"
+        message = f"{result.message} The analysis after the fit (metrics, error bars, verdict and report) was skipped."
     else:
         reason = "interrupted" if result.stop_reason in SUCCESS else result.stop_reason
         diagnostics["loop_stop_reason"] = result.stop_reason
-        message = (f"Interrupted ({by}) {'during ' + during if during else 'after the fit'}, once the loop had ended "
-                   f"({result.message}): {skipped}, so whether these parameters are the optimum was not checked. "
-                   + ("Fit again, or resume from the checkpoint (--resume), to have it." if result.diagnostics.get("checkpoint")
-                      else "Fit again to have it."))
+        again = ("fit again, or resume from the checkpoint (--resume), to have them" if result.diagnostics.get("checkpoint")
+                 else "fit again to have them")
+        message = (f"Interrupted ({by}) while {during or 'analysing the fit'}, after the fit's last step. {result.message} "
+                   f"The metrics, error bars, verdict and report were skipped, so whether these parameters are the "
+                   f"optimum was not checked; {again}.")
     unc = Uncertainty.unavailable(result.flat_params, f"Not computed: the fit was interrupted ({by}).")
     return dataclasses.replace(result, stop_reason=reason, message=message, diagnostics=diagnostics,
                                uncertainty=unc.to_dict())

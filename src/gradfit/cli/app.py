@@ -51,7 +51,26 @@ def _root() -> None:
 def main() -> None:
     """Console-script entry point (``gradfit = "gradfit.cli.app:main"``)."""
     _default_sigint()
-    app(prog_name="gradfit")
+    try:
+        app(prog_name="gradfit")
+    finally:
+        _quiet_after_the_command()
+
+
+def _quiet_after_the_command() -> None:
+    """Let a Ctrl-C or SIGTERM that comes once the command is over end the process without a word.
+
+    The command has written and said all it had to; what is left is the interpreter's shutdown
+    (a second or more with torch loaded), during which Python's own handler would print
+    "Exception ignored in atexit callback ... KeyboardInterrupt". The default action ends the
+    process at once instead, with the signal's exit status.
+    """
+    import signal
+
+    for name in ("SIGINT", "SIGTERM"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 def _default_sigint() -> None:

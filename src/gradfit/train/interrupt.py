@@ -96,6 +96,8 @@ class StopRequest:
         self.current: str | None = None  # the stage now running
         self.droppable = False
         self.installed = False  # whether this window's handlers are in place (windows opened inside then join it)
+        self._holding = 0  # nested held() blocks now running
+        self._deferred: Interrupted | None = None  # what a signal inside them will raise when they end
 
     def __bool__(self) -> bool:
         return self.requested
@@ -127,6 +129,30 @@ class StopRequest:
             yield self
         finally:
             self.current, self.droppable = saved
+
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator["StopRequest"]:
+        """A block no signal cuts short: what a signal would raise inside it is raised when it ends.
+
+        For the few milliseconds in which a run in a folder is replaced by the next one (the old
+        ``result.json`` removed, the new files renamed into place): stopped half-way, the folder
+        would hold neither run.
+        """
+        self._holding += 1
+        try:
+            yield self
+        finally:
+            self._holding -= 1
+        if not self._holding and self._deferred is not None:
+            exc, self._deferred = self._deferred, None
+            raise exc
+
+    def _raise(self, exc: Interrupted) -> None:
+        if self._holding:
+            self._deferred = self._deferred or exc
+            return
+        raise exc
 
 
 def signal_name(signum: int | None) -> str:
@@ -192,12 +218,13 @@ def catch_interrupts(enabled: bool = True, second: str = "previous") -> Iterator
             request.signals += 1
             if request.signals > 1:  # only reached with second="raise"
                 _restore(previous)  # a third signal acts as it would without gradfit
-                raise Interrupted(signum, request.current, second=True)
+                request._raise(Interrupted(signum, request.current, second=True))
+                return
             request.set(signum)
             if second == "previous":
                 _restore(previous)  # a second signal acts as it would without gradfit
             if request.droppable:
-                raise Interrupted(signum, request.current)
+                request._raise(Interrupted(signum, request.current))
 
         for signum in previous:
             signal.signal(signum, handler)
