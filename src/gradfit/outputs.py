@@ -47,8 +47,8 @@ TEMP_PREFIX = ".tmp-"
 _TEMP_NAME = re.compile(r"\.tmp-[0-9a-f]{12}-(?P<target>.+)\Z", re.DOTALL)
 #: A temporary file of a run older than this (seconds) is a leftover of a killed writer.
 STALE_TEMP_SECONDS = 60.0
-#: Rows of a table of numbers converted to CSV text at a time (bounds the memory of a wide history).
-CSV_BATCH_ROWS = 65_536
+#: Numbers of a table converted to CSV text at a time (8 MB of float64: bounds the memory of a wide history).
+CSV_BATCH_NUMBERS = 1 << 20
 
 
 class WriteLog:
@@ -302,13 +302,13 @@ def _write_csv(table, path: Path) -> None:
     write_numbers_csv(table, path)
 
 
-def write_numbers_csv(table, path: str | os.PathLike, batch_rows: int = CSV_BATCH_ROWS) -> None:
+def write_numbers_csv(table, path: str | os.PathLike, batch_rows: int | None = None) -> None:
     """Write a table of numbers as CSV: a header, then one line per row, ``"\n"`` whatever the platform.
 
     Integers are written as integers; floats in their shortest exact form (the shortest text that
     reads back to the same float64: ``0.1``, ``1e-7``, ``1``, ``-0``, ``inf``), NaN as an empty
     field, so :func:`load_run` reads every value back bit for bit. Arrow's C++ writer converts
-    ``batch_rows`` rows at a time.
+    ``batch_rows`` rows at a time (default: :data:`CSV_BATCH_NUMBERS` numbers' worth).
 
     Parameters
     ----------
@@ -328,16 +328,20 @@ def write_numbers_csv(table, path: str | os.PathLike, batch_rows: int = CSV_BATC
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(table.names)  # quoted as pandas would, where needed
     names = [f"c{i}" for i in range(len(table.names))]  # Arrow's own header is not written
+    batch_rows = batch_rows or max(1024, CSV_BATCH_NUMBERS // max(1, len(names)))
     with open(path, "wb") as f:
         f.write(header.getvalue().encode("utf-8"))
         writer = None
         for start in range(0, len(table), batch_rows):
             columns = table.rows(start, min(start + batch_rows, len(table)))
             arrays = [pa.array(c, mask=np.isnan(c)) if c.dtype.kind == "f" else pa.array(c) for c in columns]
+            del columns  # one batch in memory at a time
             batch = pa.RecordBatch.from_arrays(arrays, names=names)
+            del arrays
             if writer is None:
                 writer = pa_csv.CSVWriter(f, batch.schema, write_options=pa_csv.WriteOptions(include_header=False))
             writer.write_batch(batch)
+            del batch
         if writer is not None:
             writer.close()
 

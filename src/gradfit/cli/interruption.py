@@ -86,7 +86,8 @@ def cut_short_message(exc: BaseException, written: list[Path]) -> str:
         text += f" The run is saved; draw any missing picture with `gradfit plot {_shell(folder)}`."
     elif _CHECKPOINT in names:
         folder = names[_CHECKPOINT]
-        text += (f" The run itself was not saved ({_RESULT} is not there), but its checkpoint was: continue with "
+        earlier = f" (the {_RESULT} there is an earlier run's)" if (folder / _RESULT).exists() else ""
+        text += (f" This run's {_RESULT} was not written{earlier}, but its checkpoint was: continue with "
                  f"`gradfit fit ... --resume {_shell(folder)}`.")
     return text + " No partial or temporary file was left."
 
