@@ -190,8 +190,8 @@ def fit(
     callbacks = list(callbacks)
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
         callbacks.insert(0, PrintLoss(config.log_every))
-    # Ctrl-C / SIGTERM end the loop at a step boundary (in the CLI, this joins the command's window)
-    with catch_interrupts(catch_signals) as stop_request, stop_request.stage("fitting"):
+    with catch_interrupts(catch_signals) as stop_request:  # in the CLI, this joins the command's window
+        stop_request.now("fitting")  # from the first step, work is kept: Ctrl-C / SIGTERM end the loop at a step boundary
         out = problem.descend(val, config, callbacks, generator, checkpoints=checkpoints, stop_request=stop_request)
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},

@@ -114,11 +114,30 @@ def test_a_signal_while_saving_finishes_the_run_and_skips_the_pictures(tmp_path,
     out = tmp_path / "run"
     res = runner.invoke(app, [*LINEAR, "--plot", "--out", str(out)])
     assert res.exit_code == 130, res.output
-    assert "Interrupted (SIGTERM) while saving the run, after the fit had ended (converged" in res.stderr
+    assert "Interrupted (SIGTERM) once the fit and its analysis were over (converged" in res.stderr
     assert f"Saved whole in {str(out)!r}: result.json, history.csv and timings.csv." in res.stderr
     assert f"Not drawn: fit.png, loss.png and params.png; draw them with `gradfit plot {out}`." in res.stderr
     assert files(out) == [".gradfit-run.json", "history.csv", "result.json", "timings.csv"]
     assert load_run(out).success
+
+
+def test_a_signal_between_the_analysis_and_the_save_loses_nothing(tmp_path, monkeypatch):
+    import gradfit.api as api
+
+    real = api.analyse
+
+    def analysed_then_signal(*args, **kwargs):
+        result = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # the callbacks' on_end and the CLI's printing are still to come
+        return result
+
+    monkeypatch.setattr(api, "analyse", analysed_then_signal)
+    out = tmp_path / "run"
+    res = runner.invoke(app, [*LINEAR, "--plot", "--out", str(out)])
+    assert res.exit_code == 130, res.output
+    assert "Interrupted (SIGINT) once the fit and its analysis were over (converged" in res.stderr
+    assert files(out) == [".gradfit-run.json", "history.csv", "result.json", "timings.csv"]
+    assert load_run(out).success and load_run(out).report is not None
 
 
 def test_a_signal_while_reading_the_data_stops_at_once_and_writes_nothing(tmp_path, monkeypatch):

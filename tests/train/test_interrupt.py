@@ -78,6 +78,19 @@ def test_a_droppable_stage_is_not_started_after_a_request():
                 pytest.fail("started work that would be thrown away")
 
 
+def test_now_sets_the_stage_until_the_next_and_a_block_inside_comes_back_to_it():
+    with catch_interrupts() as stop:
+        stop.now("reading", droppable=True)
+        with pytest.raises(Interrupted, match="during reading"):
+            send()
+        stop.now("fitting")  # the request is set: a kept stage does not raise
+        with stop.stage("drawing"):
+            assert stop.current == "drawing"
+        assert (stop.current, stop.droppable) == ("fitting", False)
+        with pytest.raises(Interrupted, match="during drawing"):
+            stop.now("drawing", droppable=True)  # work that would be thrown away is not started
+
+
 def test_the_library_window_hands_a_second_signal_to_the_previous_handler():
     with catch_interrupts() as stop:
         send()

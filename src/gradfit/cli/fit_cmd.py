@@ -209,9 +209,10 @@ def run_fit(
         callbacks.append(bar)
     stop = current_request()  # the command's interrupt window (a request never set when called without one)
     stop = stop if stop is not None else StopRequest()
-    # Until the first step nothing is worth keeping: a signal stops at once (the fit's own stages take over from there).
+    # Until the first step nothing is worth keeping: a signal stops at once (gradfit.fit says when the steps start).
+    stop.now("reading the data and preparing the fit", droppable=True)
     with bar if bar is not None else contextlib.nullcontext(), warnings.catch_warnings(record=True) as caught, \
-            folder.discarded_on_error(), stop.stage("reading the data and preparing the fit", droppable=True):
+            folder.discarded_on_error():
         warnings.simplefilter("always", GradfitWarning)
         result = fit(model, data, x=parsed_x, y=y, init=parsed_init, fix=parsed_fix, bounds=parsed_bounds, drop_nan=drop_nan,
                      params=parsed_params, read=read, model_options=parsed_options, callbacks=callbacks, log_every=log_every,

@@ -50,8 +50,9 @@ def saved_message(result, paths: dict[str, Path], stop, undrawn: list[Path]) -> 
     if result.stop_reason == "interrupted":  # the loop or the analysis was stopped: the result says how
         text = result.message
     else:
-        text = (f"Interrupted ({stop.reason}) while {stop.during or 'saving the run'}, after the fit had ended "
-                f"({result.stop_reason}; the run says whether it succeeded).")
+        # The fit and its analysis were over (else the result would say interrupted): only the pictures were left.
+        text = (f"Interrupted ({stop.reason}) once the fit and its analysis were over ({result.stop_reason}; the run "
+                f"says whether it succeeded).")
     text += f" Saved whole in {str(folder)!r}: {_and(files)}."
     if undrawn:
         text += f" Not drawn: {picture_names(undrawn)}; draw them with `gradfit plot {_shell(folder)}`."

@@ -5,7 +5,8 @@ default: it sets a :class:`StopRequest` that the loop reads once per step, at th
 between two updates, so the fit ends as ``interrupted`` with the parameters of a whole step and
 can be saved and resumed.
 
-**Stages.** What the code is doing is told with :meth:`StopRequest.stage`. In a *kept* stage
+**Stages.** What the code is doing is told with :meth:`StopRequest.stage` (a block) or
+:meth:`StopRequest.now` (from here on). In a *kept* stage
 (the steps, saving a run) the signal only sets the request and the work goes on to its next
 safe point. In a *droppable* stage (reading the data before the fit, the analysis after it,
 drawing pictures: work that loses nothing when thrown away) the first signal raises
@@ -112,6 +113,14 @@ class StopRequest:
         if not self.requested:
             self.during = self.current
         self.signal, self.requested = signum, True
+
+    def now(self, what: str, droppable: bool = False) -> None:
+        """From here on the work is the stage ``what`` (until the next :meth:`now`; a :meth:`stage` block inside
+        comes back to it). For the transitions of a command that no block encloses: the data is read (droppable),
+        then the steps start (kept) and what follows them is kept too."""
+        if droppable and self.requested:
+            raise Interrupted(self.signal, what)
+        self.current, self.droppable = what, droppable
 
     @contextlib.contextmanager
     def stage(self, what: str, droppable: bool = False) -> Iterator["StopRequest"]:
