@@ -203,3 +203,26 @@ def test_a_second_signal_while_one_run_replaces_another_waits_for_the_new_run(tm
     assert files(out) == [".gradfit-run.json", "history.csv", "result.json", "sub", "timings.csv"]  # old pictures gone
     new = load_run(out)
     assert new.init_params == {"a[0]": 5.0, "a[1]": 5.0} and new.success
+
+
+@pytest.mark.parametrize("code, leaves_now", [(130, True), (0, False), (1, False), (2, False)])
+def test_an_interrupted_command_ends_the_process_at_once_with_its_output_flushed(monkeypatch, capsys, code, leaves_now):
+    import gradfit.cli.app as cli
+
+    ended = []
+
+    def command(prog_name):
+        print("the last words", end="")  # unflushed text must still come out
+        raise SystemExit(code)
+
+    def fake_exit(status):
+        ended.append((status, capsys.readouterr().out))
+        raise SystemExit(status)
+
+    monkeypatch.setattr(cli, "app", command)
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == code
+    # Ctrl-C: no interpreter shutdown (a second or two with torch) after the files are written and said
+    assert ended == ([(130, "the last words")] if leaves_now else [])

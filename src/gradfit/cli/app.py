@@ -6,8 +6,12 @@ import torch and the library inside their bodies, so ``gradfit --help`` stays qu
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import typer
 
+from gradfit.cli.console import EXIT_INTERRUPTED
 from gradfit.cli.demo import demo_command
 from gradfit.cli.fit_cmd import fit_command
 from gradfit.cli.grad_cmd import grad_command
@@ -53,8 +57,27 @@ def main() -> None:
     _default_sigint()
     try:
         app(prog_name="gradfit")
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            _leave_now(EXIT_INTERRUPTED)
+        raise
     finally:
         _quiet_after_the_command()
+
+
+def _leave_now(code: int) -> None:
+    """End an interrupted command at once: its files are whole and closed, its messages said.
+
+    Someone who pressed Ctrl-C wants the prompt back; the interpreter's shutdown would take
+    another second or two (torch's teardown, freeing the fit's memory) and run nothing the
+    command needs, so the streams are flushed and the process ends here.
+    """
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _quiet_after_the_command() -> None:
