@@ -194,6 +194,62 @@ def test_saving_a_wide_history_never_builds_the_rows_by_parameters_block(tmp_pat
     assert back.shape == (rows, 6 + params) and back["p3"].notna().sum() == len(snap_steps)
 
 
+
+class Columns:
+    """A table of numbers as write_numbers_csv reads it, counting the batches asked for."""
+
+    def __init__(self, names, columns):
+        self.names, self.columns, self.asked = list(names), columns, []
+
+    def __len__(self):
+        return len(self.columns[0])
+
+    def rows(self, start, stop):
+        self.asked.append(start)
+        return [c[start:stop] for c in self.columns]
+
+
+def test_the_history_written_by_several_threads_is_the_one_written_by_one_byte_for_byte(tmp_path):
+    rng = np.random.default_rng(7)
+    n = 20_011  # batches of 997 rows: the last one short
+    values = rng.standard_normal(n) * 10.0 ** rng.integers(-300, 300, n)
+    values[::13] = np.nan
+    cols = [np.arange(n, dtype=np.int64), values, values[::-1].copy(), np.full(n, -0.0), rng.random(n)]
+    names = ["step", "a", "b", "c", "d"]
+    write_numbers_csv(Columns(names, cols), tmp_path / "one.csv", batch_rows=997, workers=1)
+    table = Columns(names, cols)
+    write_numbers_csv(table, tmp_path / "four.csv", batch_rows=997, workers=4)
+    assert (tmp_path / "four.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    assert sorted(table.asked) == list(range(0, n, 997))  # every batch once
+    back = pd.read_csv(tmp_path / "four.csv")
+    np.testing.assert_array_equal(back["a"].to_numpy(), values)  # in order, NaN where it was
+
+
+def test_a_second_signal_during_a_threaded_write_stops_the_threads_and_leaves_no_temporary_file(tmp_path):
+    import threading
+
+    n = 50_000
+    cols = [np.arange(n, dtype=np.int64), np.linspace(0, 1, n)]
+
+    class CutShort(Columns):
+        def rows(self, start, stop):
+            if start == 10 * 100 and threading.current_thread() is threading.main_thread():
+                raise AssertionError("batches are converted by the writer threads")
+            if start == 10 * 100:
+                os.kill(os.getpid(), signal.SIGINT)  # delivered to the main thread, waiting on a batch
+                time.sleep(0.2)
+            return super().rows(start, stop)
+
+    table = CutShort(["step", "x"], cols)
+    with pytest.raises(Fallback):  # what the handler in place raises (the CLI's: Interrupted)
+        with WriteLog() as log:
+            with atomic_path(tmp_path / "history.csv") as tmp:
+                write_numbers_csv(table, tmp, batch_rows=100, workers=3)
+    assert os.listdir(tmp_path) == [] and log.written == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("gradfit-csv")]  # the pool was shut down
+    assert max(table.asked) <= 100 * 20  # of 500 batches, those not yet started were never converted
+
+
 # -- no temporary file left, whatever cuts a write short ------------------------------------------------------------
 
 def test_a_write_cut_short_during_its_own_clean_up_leaves_no_temporary_file(tmp_path, monkeypatch):
