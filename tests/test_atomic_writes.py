@@ -185,9 +185,10 @@ def test_error_while_writing_the_history_leaves_the_earlier_run_untouched(tmp_pa
     before = _snapshot(tmp_path)
     calls = []
 
-    def half_then_fail(frame, path):
+    def half_then_fail(table, path):
         calls.append(path)
-        Path(path).write_text(frame.to_csv(index=False)[:100])
+        outputs.write_numbers_csv(table, path)
+        Path(path).write_bytes(Path(path).read_bytes()[:100])
         _disk_full()
 
     monkeypatch.setattr(outputs, "_write_csv", half_then_fail)

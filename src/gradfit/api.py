@@ -11,8 +11,7 @@ from typing import Any
 
 import torch
 
-from gradfit.analysis.assess import assess, check_stability
-from gradfit.analysis.metrics import with_metrics
+from gradfit.analysis.assess import analyse, check_stability
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import open_data
@@ -194,7 +193,8 @@ def fit(
     callbacks = list(callbacks)
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
         callbacks.insert(0, PrintLoss(config.log_every))
-    with catch_interrupts(catch_signals) as stop_request:  # Ctrl-C / SIGTERM end the loop at a step boundary
+    with catch_interrupts(catch_signals) as stop_request:  # in the CLI, this joins the command's window
+        stop_request.now("fitting")  # from the first step, work is kept: Ctrl-C / SIGTERM end the loop at a step boundary
         out = problem.descend(val, config, callbacks, generator, checkpoints=checkpoints, stop_request=stop_request)
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},
@@ -211,8 +211,8 @@ def fit(
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
     )
-    result = with_metrics(result, built, loss, train, val)  # before assess: the report shows them
-    result = assess(result, built, loss, train, fixed, config)
+    # Metrics (before assess: the report shows them), error bars, verdict; skipped, and said so, on Ctrl-C / SIGTERM.
+    result = analyse(result, stop_request, built, loss, train, val, fixed, config, catch_signals)
     for cb in callbacks:
         if hasattr(cb, "on_end"):
             cb.on_end(result)

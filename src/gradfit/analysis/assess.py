@@ -65,6 +65,59 @@ def assess(result, model, loss, train, fixed, config):
             unc = Uncertainty.unavailable(result.flat_params, f"Could not be computed: {type(exc).__name__}: {exc}")
     verdict = judge(result, unc, model, loss, train)
     if verdict.warning:
-        warnings.warn(verdict.warning, GradfitWarning, stacklevel=3)
+        warnings.warn(verdict.warning, GradfitWarning, stacklevel=4)  # assess <- analyse <- fit <- the caller
     result = dataclasses.replace(with_verdict(result, verdict), uncertainty=unc.to_dict())
     return dataclasses.replace(result, report=report_dict(result, unc, data=train))
+
+
+#: What the analysis after the fit adds to a result (what an interruption leaves out).
+ANALYSIS = ("metrics", "uncertainty", "verdict", "report")
+
+
+def analyse(result, stop, model, loss, train, val, fixed, config, catch_signals: bool = True):
+    """``result`` with its metrics, error bars, verdict and report, unless a signal says to stop.
+
+    The analysis loses nothing when thrown away, so it runs as a droppable stage of the interrupt
+    window (:mod:`gradfit.train.interrupt`): a first Ctrl-C or SIGTERM during it ends it at once,
+    and one that came during the loop (``stop`` is set) skips it. Either way the result says so
+    (:func:`without_analysis`). A second signal is not caught here.
+    """
+    from gradfit.analysis.metrics import with_metrics
+    from gradfit.train.interrupt import Interrupted, catch_interrupts
+
+    if not stop:
+        with catch_interrupts(catch_signals) as stop:  # in the CLI: the command's own window
+            try:
+                with stop.stage("analysing the fit", droppable=True):
+                    return assess(with_metrics(result, model, loss, train, val), model, loss, train, fixed, config)
+            except Interrupted as exc:
+                if exc.second:
+                    raise
+    return without_analysis(result, stop.reason, stop.during)
+
+
+def without_analysis(result, by: str | None, during: str | None = None):
+    """``result`` as an interruption leaves it: no metrics, error bars, verdict or report, and a message saying so.
+
+    A fit whose loop had ended on its own is ``interrupted`` too, unless it had already failed
+    (diverged, stalled): it was never checked against the optimum, so it cannot count as a success.
+    ``diagnostics["loop_stop_reason"]`` keeps why the loop ended.
+    """
+    from gradfit.analysis.uncertainty import Uncertainty
+    from gradfit.train.stopping import SUCCESS
+
+    diagnostics = {**result.diagnostics, "interrupted_by": by, "skipped": list(ANALYSIS)}
+    if result.stop_reason == "interrupted":  # stopped in the loop: its message says where and what was saved
+        reason = "interrupted"
+        message = f"{result.message} The analysis after the fit (metrics, error bars, verdict and report) was skipped."
+    else:
+        reason = "interrupted" if result.stop_reason in SUCCESS else result.stop_reason
+        diagnostics["loop_stop_reason"] = result.stop_reason
+        again = ("fit again, or resume from the checkpoint (--resume), to have them" if result.diagnostics.get("checkpoint")
+                 else "fit again to have them")
+        message = (f"Interrupted ({by}) while {during or 'analysing the fit'}, after the fit's last step. {result.message} "
+                   f"The metrics, error bars, verdict and report were skipped, so whether these parameters are the "
+                   f"optimum was not checked; {again}.")
+    unc = Uncertainty.unavailable(result.flat_params, f"Not computed: the fit was interrupted ({by}).")
+    return dataclasses.replace(result, stop_reason=reason, message=message, diagnostics=diagnostics,
+                               uncertainty=unc.to_dict())

@@ -6,8 +6,12 @@ import torch and the library inside their bodies, so ``gradfit --help`` stays qu
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import typer
 
+from gradfit.cli.console import EXIT_INTERRUPTED
 from gradfit.cli.demo import demo_command
 from gradfit.cli.fit_cmd import fit_command
 from gradfit.cli.grad_cmd import grad_command
@@ -51,7 +55,45 @@ def _root() -> None:
 def main() -> None:
     """Console-script entry point (``gradfit = "gradfit.cli.app:main"``)."""
     _default_sigint()
-    app(prog_name="gradfit")
+    try:
+        app(prog_name="gradfit")
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            _leave_now(EXIT_INTERRUPTED)
+        raise
+    finally:
+        _quiet_after_the_command()
+
+
+def _leave_now(code: int) -> None:
+    """End an interrupted command at once: its files are whole and closed, its messages said.
+
+    Someone who pressed Ctrl-C wants the prompt back; the interpreter's shutdown would take
+    another second or two (torch's teardown, freeing the fit's memory) and run nothing the
+    command needs, so the streams are flushed and the process ends here.
+    """
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _quiet_after_the_command() -> None:
+    """Let a Ctrl-C or SIGTERM that comes once the command is over end the process without a word.
+
+    The command has written and said all it had to; what is left is the interpreter's shutdown
+    (a second or more with torch loaded), during which Python's own handler would print
+    "Exception ignored in atexit callback ... KeyboardInterrupt". The default action ends the
+    process at once instead, with the signal's exit status.
+    """
+    import signal
+
+    for name in ("SIGINT", "SIGTERM"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 def _default_sigint() -> None:

@@ -6,7 +6,8 @@ command body runs inside :func:`guarded`, which turns exceptions into exit codes
 
 - a :class:`~gradfit.errors.GradfitError` (bad data, model or option): its message, exit
   ``exc.exit_code`` (2 for bad input, 1 for divergence);
-- Ctrl-C: exit 130;
+- Ctrl-C (or a signal the command turned into :class:`~gradfit.train.interrupt.Interrupted`): exit
+  130, saying which files were written whole before it (:mod:`gradfit.cli.interruption`);
 - anything else: a one-line "internal error" pointing to ``--debug``, exit 1.
 
 No traceback is shown unless ``--debug`` is given.
@@ -45,18 +46,22 @@ def abort(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def guarded(debug: bool = False) -> Iterator[None]:
     """Run a command body, turning every exception into a message and an exit code."""
     from gradfit.errors import GradfitError  # gradfit.errors is light; kept here so --help stays lean
+    from gradfit.outputs import WriteLog
 
+    log = WriteLog()  # what the command writes whole, for the message if it is interrupted
     try:
-        yield
+        with log:
+            yield
     except (typer.Exit, typer.Abort):
         raise
     except GradfitError as exc:
         if debug:
             err_console.print_exception()
         abort(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        abort("Interrupted (Ctrl-C) before the run could be saved. A checkpoint written with --checkpoint-every, if "
-              "any, is still in --out: continue with --resume.", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        from gradfit.cli.interruption import cut_short_message
+
+        abort(cut_short_message(exc, log.written), EXIT_INTERRUPTED)
     except Exception as exc:
         if debug:
             err_console.print_exception()

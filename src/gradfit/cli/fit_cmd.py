@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradfit.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, abort, console, err_console, guarded
+from gradfit.cli.interruption import picture_names, saved_message
 from gradfit.cli.read_options import (
     DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
 )
@@ -124,7 +125,9 @@ def fit_command(
     """Fit a model to a table by gradient descent; write OUT/result.json and OUT/history.csv.
 
     Exit status: 0 success; 1 the fit failed or diverged (result.json says why); 2 bad input (nothing written);
-    130 interrupted by Ctrl-C or SIGTERM (the run so far and OUT/checkpoint.pt are written; continue with --resume OUT).
+    130 interrupted by Ctrl-C or SIGTERM: the fit stops at the next step, the analysis and the pictures are skipped, and
+    the run so far and OUT/checkpoint.pt are saved (continue with --resume OUT); a second signal stops at once, leaving
+    only whole files. The message says what was saved.
     """
     options = dict(loss=loss, optimizer=optimizer, lr=lr, momentum=momentum, steps=steps, epochs=epochs,
                    batch_size=batch_size, schedule=schedule, val_split=val_split, patience=patience,
@@ -133,7 +136,11 @@ def fit_command(
                    sigma=sigma, weights=weights, absolute_sigma=absolute_sigma or None)
     if out is None and resume is not None:  # a resumed fit goes on writing where it was saved
         out = resume.parent if resume.is_file() else resume
-    with guarded(debug):
+    from gradfit.train.interrupt import catch_interrupts
+
+    # One interrupt window from the first step to the last file (gradfit.fit's own window joins it); a second
+    # signal, SIGTERM too, raises so that every write cleans up after itself.
+    with guarded(debug), catch_interrupts(second="raise"):
         read = read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin, dayfirst,
                             date_format)
         code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, bounds=bound, model_options=option, drop_nan=drop_nan,
@@ -179,6 +186,7 @@ def run_fit(
     from gradfit.errors import GradfitWarning
     from gradfit.plots.run import check_animation_path, parse_pair
     from gradfit.run_folder import command_folder
+    from gradfit.train.interrupt import StopRequest, current_request
 
     parsed_init = parse_init(init)
     parsed_fix = parse_names(fix, "--fix")
@@ -199,6 +207,10 @@ def run_fit(
     bar = ProgressBar(console) if (not quiet and console.is_terminal) else None
     if bar is not None:
         callbacks.append(bar)
+    stop = current_request()  # the command's interrupt window (a request never set when called without one)
+    stop = stop if stop is not None else StopRequest()
+    # Until the first step nothing is worth keeping: a signal stops at once (gradfit.fit says when the steps start).
+    stop.now("reading the data and preparing the fit", droppable=True)
     with bar if bar is not None else contextlib.nullcontext(), warnings.catch_warnings(record=True) as caught, \
             folder.discarded_on_error():
         warnings.simplefilter("always", GradfitWarning)
@@ -216,18 +228,22 @@ def run_fit(
             console.print(Text(f"note: {note}"), soft_wrap=True)
     kinds = (("fit", "loss", "params") if plot else ()) + (("landscape",) if pair else ()) + \
         (("animation",) if animation_path else ())
-    paths = save(result, out_dir, folder, also=[out_dir / f"{k}.png" for k in kinds if k != "animation"] + [animation_path])
-    if kinds and result.stop_reason != "diverged":  # a fit short of the optimum is worth seeing too
-        paths.update(draw(result, out_dir, kinds, paths, landscape=pair, animation_path=animation_path))
+    pictures = [out_dir / f"{k}.png" for k in kinds if k != "animation"] + [animation_path]
+    with stop.stage("saving the run"):  # a signal here lets the files be finished
+        paths = save(result, out_dir, folder, also=pictures)
+    undrawn = [p for p in pictures if p is not None] if kinds and result.stop_reason != "diverged" else []
+    if undrawn and not stop:  # a fit short of the optimum is worth seeing too; after a signal, none is drawn
+        with stop.stage(f"drawing {picture_names(undrawn)}", droppable=True):
+            paths.update(draw(result, out_dir, kinds, paths, landscape=pair, animation_path=animation_path))
+        undrawn = []
     folder.record(paths.values())  # whatever save_run and the pictures wrote, under any name
     if not quiet:
         n, xs = result.data.get("n"), ", ".join(result.data.get("x", []))
         how = result.data.get("weights")
         weighted = f"; {how['kind']} {how['column']}" if how else ""
         print_report(result, paths, title=f"Fitted {model} to {data} ({n} rows; inputs {xs}; target {y}{weighted})")
-    if result.stop_reason == "interrupted":
-        err_console.print(f"{result.message} The run so far was saved to {str(paths['result'])!r}.",
-                          markup=False, soft_wrap=True, style="yellow")
+    if stop or result.stop_reason == "interrupted":
+        err_console.print(saved_message(result, paths, stop, undrawn), markup=False, soft_wrap=True, style="yellow")
         return EXIT_INTERRUPTED
     if not result.success:
         report_failure(result, paths)

@@ -201,14 +201,20 @@ class History:
         """
         import pandas as pd
 
-        names = COLUMNS if include_time else STEP_COLUMNS
-        frame = pd.DataFrame({c: self.columns[c] for c in names})
-        frame["step"] = frame["step"].astype(np.int64)
-        if params and len(self.snapshot_steps):
-            snaps = pd.DataFrame(self.snapshots, columns=list(self.param_names))
-            snaps.insert(0, "step", self.snapshot_steps)
-            frame = frame.merge(snaps, on="step", how="outer").sort_values("step", kind="stable").reset_index(drop=True)
-        return frame
+        return pd.DataFrame(self.table(include_time=include_time, params=params).columns())
+
+    def table(self, include_time: bool = False, params: bool = True):
+        """The columns of :meth:`to_frame` as a :class:`~gradfit.train.history_table.HistoryTable`, produced a
+        slice of rows at a time (what :func:`gradfit.outputs.save_run` writes, fast and in bounded memory)."""
+        from gradfit.train.history_table import HistoryTable
+
+        return HistoryTable(self, COLUMNS if include_time else STEP_COLUMNS, params=params)
+
+    def timings_table(self):
+        """The columns of :meth:`timings_frame` as a :class:`~gradfit.train.history_table.HistoryTable`."""
+        from gradfit.train.history_table import HistoryTable
+
+        return HistoryTable(self, ("step", TIME_COLUMN), params=False)
 
     def timings_frame(self):
         """``step, time``: the wall-clock seconds since the start at each recorded row (``timings.csv``)."""
