@@ -17,6 +17,7 @@ import typer
 from rich.text import Text
 
 from gradfit.cli.console import console, err_console, guarded
+from gradfit.cli.paths import given_path
 
 __all__ = ["predict_command", "OUTPUT_SUFFIXES"]
 
@@ -32,7 +33,7 @@ def predict_command(
                                         show_default=False)],
     data: Annotated[str, typer.Argument(help="The rows to predict: a CSV/TSV/Parquet file holding the model's input "
                                         "columns (read as the fit's data was).", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the predictions to FILE (.csv, .tsv or "
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", parser=given_path, metavar="PATH", help="Write the predictions to FILE (.csv, .tsv or "
                                                 ".parquet; .csv.gz compresses) instead of stdout.",
                                                 show_default=False)] = None,
     columns: Annotated[str, typer.Option("--columns", help="The data's columns written before the predictions: "
