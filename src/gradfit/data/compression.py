@@ -60,7 +60,7 @@ def open_stream(p: Path, compression: str) -> Iterator[BinaryIO]:
         with _OPENERS[compression](p, "rb") as f:
             yield f
     elif compression == ".zip":
-        with zipfile.ZipFile(p) as z, z.open(z.infolist()[0]) as f:
+        with zipfile.ZipFile(p) as z, z.open(_members(z)[0]) as f:
             yield f
     else:
         zstandard = _zstandard(p)
@@ -97,7 +97,7 @@ def _a(name: str) -> str:
 def _check_zip(p: Path) -> None:
     try:
         with zipfile.ZipFile(p) as z:
-            members = [i for i in z.infolist() if not i.is_dir()]
+            members = _members(z)
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise damaged(p, ".zip", err) from None
     if not members:
@@ -109,6 +109,11 @@ def _check_zip(p: Path) -> None:
     if members[0].flag_bits & 0x1:
         raise DataError(f"Cannot read {str(p)!r}: the file in the zip archive is encrypted. Extract it with its "
                         f"password and give the plain file.")
+
+
+def _members(z: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    # Folder entries are not files: an archive of one file inside a folder holds two entries.
+    return [i for i in z.infolist() if not i.is_dir()]
 
 
 def _zstandard(p: Path):
