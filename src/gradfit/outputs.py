@@ -193,6 +193,8 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
     """
     from gradfit.train.snapshots import snapshots_bytes, wants_own_file
 
+    if isinstance(out_dir, str) and not out_dir.strip():
+        check_out_dir(out_dir)  # refuses it: Path("") would quietly be the current folder
     out = Path(out_dir)
     text = result.to_json() + "\n"  # everything that can fail is done before a file is touched
     h = result.history
