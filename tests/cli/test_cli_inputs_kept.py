@@ -149,6 +149,21 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, mon
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("args", [
+    ["plot", "", "--kind", "fit"], ["steps", ""], ["predict", "", "d.csv"], ["plot", ".", "--animate", ""],
+    ["steps", ".", "--csv", ""], ["predict", ".", "d.csv", "--out", ""], ["demo", "linear", "--out", ""],
+], ids=["plot RUN", "steps RUN", "predict RUN", "plot --animate", "steps --csv", "predict --out", "demo --out"])
+def test_an_empty_path_to_a_saved_run_or_its_outputs_is_refused(tmp_path, monkeypatch, args):
+    # A run in the current folder: '' would have reached it (and `plot ''` drew into it).
+    monkeypatch.chdir(tmp_path)
+    Path("d.csv").write_text(TABLE)
+    assert invoke("fit", "d.csv", *LINEAR, "--out", ".", "--force")[0] == 0
+    before = snapshot(tmp_path)
+    code, output = invoke(*args)
+    assert code == 2, output
+    assert "the path is empty" in output and snapshot(tmp_path) == before
+
+
 def test_dot_still_means_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("d.csv").write_text(TABLE)

@@ -15,7 +15,8 @@ __all__ = ["plot_command"]
 
 
 def plot_command(
-    run: Annotated[Path, typer.Argument(help="The folder of a saved run (the --out of `gradfit fit`).",
+    run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
+                                        help="The folder of a saved run (the --out of `gradfit fit`).",
                                         show_default=False)],
     kind: Annotated[Optional[str], typer.Option("--kind", "-k", help="What to draw, comma-separated: fit, loss, "
                                                 "params, grid, landscape, animation, or all (default fit,loss,params).",

@@ -29,7 +29,8 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head` reports for `yes`
 
 
 def predict_command(
-    run: Annotated[Path, typer.Argument(help="The folder of a saved run (the --out of `gradfit fit`).",
+    run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
+                                        help="The folder of a saved run (the --out of `gradfit fit`).",
                                         show_default=False)],
     data: Annotated[str, typer.Argument(help="The rows to predict: a CSV/TSV/Parquet file holding the model's input "
                                         "columns (read as the fit's data was).", show_default=False)],

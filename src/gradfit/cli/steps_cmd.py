@@ -27,7 +27,8 @@ MAX_SHOWN_PARAMS = 12
 
 
 def steps_command(
-    run: Annotated[Path, typer.Argument(help="The folder of a saved run (the --out of `gradfit fit`).",
+    run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
+                                        help="The folder of a saved run (the --out of `gradfit fit`).",
                                         show_default=False)],
     data: Annotated[Optional[str], typer.Option("--data", help="The fit's data, when it was not a file or built-in "
                                                 "dataset that can be read again.")] = None,
