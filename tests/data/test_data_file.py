@@ -155,3 +155,21 @@ def test_the_check_never_opens_a_pipe(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="named pipe"):
         check_data_file(tmp_path / "p.csv")
     assert not opened.is_set()
+
+
+@pytest.mark.parametrize("path,message", [
+    ("/dev/zero", "it is a character device (such as /dev/zero or a terminal), not a regular file"),
+    ("/proc/self/status", "the system reports its size as 0 bytes, yet it holds text"),
+])
+def test_the_cli_refuses_devices_and_virtual_files_with_exit_2(tmp_path, path, message):
+    if not os.path.exists(path):
+        pytest.skip(f"needs {path}")
+    from typer.testing import CliRunner
+
+    from gradfit.cli.app import app
+
+    result = CliRunner().invoke(app, ["fit", path, "--y", "y", "--model", "linear", "--out", str(tmp_path / "out")])
+    output = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2, output
+    assert f"Cannot read '{path}': {message}" in output and "empty (0 bytes)" not in output
+    assert not (tmp_path / "out").exists()
