@@ -75,3 +75,15 @@ def test_a_quoted_field_keeps_its_line_end(tmp_path):
     path.write_text('x,y,note\n1,2,"first\nsecond"\n2,4,c\n')
     df = read_table(path)
     assert df["note"].tolist() == ["first\nsecond", "c"] and df["y"].tolist() == [2, 4]
+
+
+def test_the_header_after_blank_lines_is_checked_like_any_header(tmp_path):
+    # The header is the first non-blank line: its duplicate names are refused there too (pandas
+    # would otherwise rename the second 'x' to 'x.1' without a word).
+    (tmp_path / "plain.csv").write_text("x,x,y\n1,2,3\n")
+    (tmp_path / "lead.csv").write_text("\n\nx,x,y\n1,2,3\n")
+    with pytest.raises(DataError) as plain:
+        read_table(tmp_path / "plain.csv")
+    with pytest.raises(DataError) as lead:
+        read_table(tmp_path / "lead.csv")
+    assert str(lead.value).replace("lead.csv", "plain.csv") == str(plain.value)

@@ -78,6 +78,34 @@ def test_a_wide_table_with_text_falls_back_and_keeps_the_text(tmp_path, spy):
     np.testing.assert_array_equal(df["y"].to_numpy(), values[:, -1])
 
 
+@pytest.mark.parametrize("lead", ["", "\n\n"], ids=["", "blank lines first"])
+def test_a_wide_table_with_a_name_column_reads_its_numbers_in_one_block(tmp_path, spy, lead):
+    text, values, names = wide_text(20_000, 3)
+    lines = text.splitlines()
+    named = [f'id,{lines[0]}'] + [f'"row {k}, the {k}th",{line}' for k, line in enumerate(lines[1:])]
+    (tmp_path / "n.csv").write_text(lead + "\n".join(named) + "\n")
+    df = read_table(tmp_path / "n.csv")
+    assert spy == [True]
+    assert list(df.columns) == ["id", *names]
+    assert df["id"].tolist() == ["row 0, the 0th", "row 1, the 1th", "row 2, the 2th"]
+    np.testing.assert_array_equal(df[names].to_numpy(), values)
+    # the oracle: pandas reading the same file column by column
+    pd.testing.assert_frame_equal(df, pd.read_csv(tmp_path / "n.csv").astype({n: float for n in names}),
+                                  check_dtype=False)
+
+
+def test_a_wide_table_with_an_empty_field_falls_back(tmp_path, spy):
+    text, values, names = wide_text(3_000, 3)
+    lines = text.splitlines()
+    cells = lines[3].split(",")
+    cells[5] = ""
+    lines[3] = ",".join(cells)
+    lines = [f"id,{lines[0]}"] + [f"r{k},{line}" for k, line in enumerate(lines[1:])]
+    (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
+    df = read_table(tmp_path / "e.csv")
+    assert spy == [False] and np.isnan(df["c5"].iloc[2]) and df["id"].tolist() == ["r0", "r1", "r2"]
+
+
 def test_a_wide_table_with_a_short_row_names_its_line(tmp_path, spy):
     text, _, _ = wide_text(5_000, 4)
     lines = text.splitlines()

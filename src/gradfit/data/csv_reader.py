@@ -56,7 +56,7 @@ def read_csv(p: Path, default_sep: str, compression: str | None, options: dict
     dialect = detect_dialect(lines, default_sep, options["sep"], options["decimal"], options["thousands"], header,
                              repr(str(p)))
     sep = dialect.sep
-    first = split_line(lines[0], sep) if lines else []
+    first = split_line(lines[blank_lead], sep) if len(lines) > blank_lead else []  # the header, after blank lines
     if header:
         _check_delimiter(p, sep, first)
         check_duplicates(p, first)
@@ -64,7 +64,10 @@ def read_csv(p: Path, default_sep: str, compression: str | None, options: dict
     names = first if header else headerless_names(_widest(lines, sep))
     if len(names) > WIDE_COLUMNS and dialect.decimal == "." and dialect.thousands is None and not options["dates"]:
         with _decompressing(p, compression):
-            df = read_numbers(opener, _text_encoding(encoding), sep, names, blank_lead + (1 if header else 0))
+            at = blank_lead + (1 if header else 0)
+            row = lines[at] if len(lines) > at and lines[at].strip() else None
+            df = read_numbers(opener, _text_encoding(encoding), sep, names, blank_lead + (1 if header else 0),
+                              first_row=None if row is None else split_line(row, sep))
         if df is not None:
             check_rows(p, df)
             return df, dialect, numbering
