@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gradfit.errors import ConfigError
+from gradfit.input_files import check_inputs_kept
 
 if TYPE_CHECKING:  # pragma: no cover
     from gradfit.train.result import FitResult
@@ -41,6 +42,7 @@ HISTORY_NAME = "history.csv"    # the same bytes every time a fit is repeated
 TIMINGS_NAME = "timings.csv"    # step, wall-clock seconds: differs from run to run
 SNAPSHOTS_NAME = "history_params.npz"  # a large model's parameter snapshots (gradfit.train.snapshots)
 RUN_FILES = (HISTORY_NAME, TIMINGS_NAME, RESULT_NAME, SNAPSHOTS_NAME)
+CHECKPOINT_NAME = "checkpoint.pt"  # gradfit.train.checkpoint's file: its stale temporaries are the run's too
 
 #: Temporary files are hidden and named ``.tmp-<12 hex digits>-<target name>``.
 TEMP_PREFIX = ".tmp-"
@@ -116,7 +118,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ------
     pathlib.Path
         Where to write. On success it is fsync'ed and renamed onto ``path``; on an exception
-        it is removed and the exception propagates.
+        it is removed and the exception propagates. Temporary files for ``path`` that a killed
+        writer left (older than :data:`STALE_TEMP_SECONDS`) are removed first.
 
     Examples
     --------
@@ -128,6 +131,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     'x,y\\n1,2\\n'
     """
     target = Path(path)
+    remove_stale_temps(target.parent, names=(target.name,))  # a killed writer's leftovers for this very file
     # Hidden and random so that two writers never collide and a leftover is easy to spot.
     tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}")
     for log in _logs:
@@ -180,6 +184,9 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     ConfigError
         Naming the folder and what to do instead.
     """
+    if isinstance(out_dir, str) and not out_dir.strip():  # Path("") would quietly be the current folder
+        raise ConfigError(f"The output folder is an empty path ({out_dir!r}). Give a folder name, or '.' for the "
+                          f"current folder.")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"The output folder {str(out)!r} is an existing file, not a folder. "
@@ -206,8 +213,10 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
     old or its new content, never a part. An error while writing leaves the earlier run as it
     was. Once the new files are written, the earlier ``result.json`` is removed, the others
     renamed into place and the new ``result.json`` written last: its presence means the other
-    files belong to it and are complete. Temporary files that a killed writer left behind
-    (older than :data:`STALE_TEMP_SECONDS`) are removed.
+    files belong to it and are complete. Temporary files of the run's files and of its
+    checkpoint that a killed writer left behind (older than :data:`STALE_TEMP_SECONDS`) are
+    removed. A folder whose files would replace the fit's own data file is refused first
+    (ConfigError), before anything is written.
 
     ``history.csv`` and ``result.json`` (but for its ``timings`` field) are the same, byte for
     byte, when the same fit is repeated: wall-clock times go to ``timings.csv`` only, and floats
@@ -238,17 +247,21 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
     """
     from gradfit.train.snapshots import snapshots_bytes, wants_own_file
 
+    if isinstance(out_dir, str) and not out_dir.strip():
+        check_out_dir(out_dir)  # refuses it: Path("") would quietly be the current folder
     out = Path(out_dir)
     text = result.to_json() + "\n"  # everything that can fail is done before a file is touched
     h = result.history
     own_file = wants_own_file(len(h.param_names))  # a large model: snapshots in an .npz, not 1,000s of CSV columns
     history, timings = h.table(include_time=False, params=not own_file), h.timings_table()
     snapshots = snapshots_bytes(h.param_names, h.snapshot_steps, h.snapshots) if own_file else None
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
     paths = {"result": out / RESULT_NAME, "history": out / HISTORY_NAME, "timings": out / TIMINGS_NAME}
     if own_file:
         paths["snapshots"] = out / SNAPSHOTS_NAME
+    check_inputs_kept({"The fit's data file": result.data.get("path")}, [*paths.values(), out / SNAPSHOTS_NAME],
+                      fix="save the run to another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out, names=(*RUN_FILES, CHECKPOINT_NAME))
     with contextlib.ExitStack() as replacing:
         with atomic_path(paths["history"]) as tmp_history, atomic_path(paths["timings"]) as tmp_timings, \
                 (atomic_path(paths["snapshots"]) if own_file else contextlib.nullcontext()) as tmp_snapshots:

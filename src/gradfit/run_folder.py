@@ -33,11 +33,12 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradfit.errors import ConfigError
+from gradfit.input_files import check_inputs_kept
 from gradfit.outputs import RUN_FILES, atomic_write_text, check_out_dir, is_temp_name
 
 __all__ = ["RunFolder", "command_folder", "new_run_folder", "open_run_folder", "read_manifest", "AUTO_ROOT", "MANIFEST_NAME", "KNOWN_FILES",
@@ -108,6 +109,19 @@ class RunFolder:
             n = len(self.others)
             notes.append(f"leaving {n} other file{'s' if n != 1 else ''} alone")
         return f"Writing to {where}" + (f" ({'; '.join(notes)})" if notes else "")
+
+    def check_inputs(self, inputs: Mapping[str, str | os.PathLike | None], writes: Iterable = ()) -> None:
+        """Refuse (ConfigError) a run whose files would overwrite or remove one of its ``inputs``.
+
+        ``inputs`` maps what each input is (``"The data file"``) to its path; ``writes`` are the
+        files the run will write (anywhere). The earlier run's files in the folder, which the run
+        replaces or removes, and the folder's list of run files count as written too. Call it
+        before any work, with every input the command reads.
+        """
+        replaced = [*(self.path / rel for rel in self.earlier), self.path / MANIFEST_NAME]
+        check_inputs_kept(inputs, [*writes, *replaced],
+                          fix=f"give another folder with --out (or leave --out out for a new one under {AUTO_ROOT}"
+                              f"{os.sep})")
 
     def clear_earlier(self) -> list[Path]:
         """Remove the earlier run's files that the new run has not rewritten; return them.

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from gradfit.data import data_file
 from gradfit.data import io as io_mod
 from gradfit.data.io import read_table
 from gradfit.data.synthetic import blobs, linear
@@ -102,7 +103,7 @@ def test_permission_denied(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     # Tests may run as root, for whom chmod 000 changes nothing; fake the OS's answer instead.
-    monkeypatch.setattr(io_mod, "open", deny, raising=False)
+    monkeypatch.setattr(data_file, "open", deny, raising=False)
     with pytest.raises(DataError, match=r"secret\.csv.*permission denied.*chmod"):
         read_table(path)
 

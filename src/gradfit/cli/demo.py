@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradfit.cli.console import EXIT_FAILED, EXIT_OK, console, err_console, guarded
+from gradfit.cli.paths import given_path
 
 __all__ = ["demo_command", "run_linear", "run_rollercoaster", "QUADRATIC", "CONVERGED_OPTIONS"]
 
@@ -38,7 +39,7 @@ class DemoName(str, enum.Enum):
 def demo_command(
     name: Annotated[DemoName, typer.Argument(help="linear (seeds 000/001) or rollercoaster (seed 002).",
                                              show_default=False)],
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: a new folder gradfit-out/demo-NAME-NNN). "
+    out: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH", help="Output folder (default: a new folder gradfit-out/demo-NAME-NNN). "
                                                 "A folder holding an earlier run gets this one instead; one holding "
                                                 "other files is refused (see --force).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds other files: the "

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from gradfit.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, abort, console, err_console, guarded
 from gradfit.cli.interruption import picture_names, saved_message
+from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
     DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
 )
@@ -100,7 +101,8 @@ def fit_command(
     weights: Annotated[Optional[str], typer.Option("--weights", help="Column of row weights (>= 0, 0 leaves a row "
                                                    "out), as sklearn's sample_weight; not with --sigma.",
                                                    show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for result.json, history.csv, checkpoint.pt and the "
+    out: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH",
+                                                help="Folder for result.json, history.csv, checkpoint.pt and the "
                                                 "pictures (default: a new folder gradfit-out/run-NNN, or the --resume "
                                                 "folder). A folder holding an earlier run gets this run instead; one "
                                                 "holding other files is refused (see --force).",
@@ -110,12 +112,14 @@ def fit_command(
                                         "alone.")] = False,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Save the fit's state to OUT/checkpoint.pt every N "
                                                             "steps (an interrupted fit always saves it).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the fit saved in DIR/checkpoint.pt; give the same "
+    resume: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH",
+                                                   help="Continue the fit saved in DIR/checkpoint.pt; give the same "
                                                    "data, model and options (only --steps/--epochs, --max-time, "
                                                    "--log-every and --checkpoint-every may change). The result equals an uninterrupted "
                                                    "fit's.", show_default=False)] = None,
     plot: Annotated[bool, typer.Option("--plot", help="Also write fit.png, loss.png and params.png into --out.")] = False,
-    animate: Annotated[Optional[Path], typer.Option(help="Write an animation of the fit: FILE.gif, FILE.mp4 (needs "
+    animate: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH",
+                                                    help="Write an animation of the fit: FILE.gif, FILE.mp4 (needs "
                                                     "ffmpeg) or FILE.html (self-contained).", show_default=False)] = None,
     landscape: Annotated[Optional[str], typer.Option(help="Write landscape.png: the loss over two parameters A,B "
                                                      "with the fit's path (e.g. a[0],a[1]).", show_default=False)] = None,
@@ -198,6 +202,7 @@ def run_fit(
     animation_path = check_animation_path(animate) if animate is not None else None
     folder = command_folder(out, force=force, resume=resume)
     out_dir = folder.path
+    folder.check_inputs(fit_inputs(data, resume, folder), writes=fit_outputs(out_dir, plot, pair, animation_path))
 
     callbacks: list[Any] = []
     if not quiet and (folder.automatic or folder.replaces or folder.others):
@@ -249,6 +254,28 @@ def run_fit(
         report_failure(result, paths)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def fit_inputs(data: str, resume: Path | None, folder) -> dict[str, Any]:
+    """What a fit reads, for :meth:`~gradfit.run_folder.RunFolder.check_inputs`: the data file, and the checkpoint
+    it continues unless that is the one in ``folder`` (a run resumed in place replaces its own checkpoint)."""
+    from gradfit.input_files import same_file
+    from gradfit.outputs import CHECKPOINT_NAME
+    from gradfit.train.checkpoint import checkpoint_file
+
+    inputs: dict[str, Any] = {"The data file": data}
+    if resume is not None and not same_file(checkpoint_file(resume), folder.path / CHECKPOINT_NAME):
+        inputs["The checkpoint to resume from"] = checkpoint_file(resume)
+    return inputs
+
+
+def fit_outputs(out_dir: Path, plot: bool, pair, animation_path: Path | None) -> list[Path | None]:
+    """Every file a fit may write: the run's files, its checkpoint, the pictures asked for and the animation."""
+    from gradfit.outputs import CHECKPOINT_NAME, RUN_FILES
+
+    pictures = (("fit", "loss", "params") if plot else ()) + (("landscape",) if pair else ())
+    return [*(out_dir / n for n in (*RUN_FILES, CHECKPOINT_NAME)), *(out_dir / f"{k}.png" for k in pictures),
+            animation_path]
 
 
 def save(result, out_dir: Path, folder=None, also=()) -> dict[str, Path]:

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradfit.cli.console import EXIT_OK, console, guarded
+from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
     DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
 )
@@ -53,7 +54,7 @@ def lr_find_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for lr_find.png and lr_find.json (default: a new folder "
+    out: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH", help="Folder for lr_find.png and lr_find.json (default: a new folder "
                                                 "gradfit-out/lr-find-NNN). A folder holding an earlier run gets this "
                                                 "one instead; one holding other files is refused (see --force).",
                                                 show_default=False)] = None,
@@ -83,6 +84,7 @@ def lr_find_command(
                                        dayfirst, date_format)}
         folder = command_folder(out, force=force, prefix="lr-find")
         out_dir = folder.path
+        folder.check_inputs({"The data file": data}, writes=[out_dir / "lr_find.json", out_dir / "lr_find.png"])
         options = {"dtype": dtype} if dtype is not None else {}
         with folder.discarded_on_error():
             result = find_lr(model, data, y=y, loss=loss, optimizer=optimizer, lr_min=lr_min, lr_max=lr_max,

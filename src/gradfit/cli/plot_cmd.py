@@ -9,12 +9,14 @@ import typer
 from rich.text import Text
 
 from gradfit.cli.console import console, guarded
+from gradfit.cli.paths import given_path
 
 __all__ = ["plot_command"]
 
 
 def plot_command(
-    run: Annotated[Path, typer.Argument(help="The folder of a saved run (the --out of `gradfit fit`).",
+    run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
+                                        help="The folder of a saved run (the --out of `gradfit fit`).",
                                         show_default=False)],
     kind: Annotated[Optional[str], typer.Option("--kind", "-k", help="What to draw, comma-separated: fit, loss, "
                                                 "params, grid, landscape, animation, or all (default fit,loss,params).",
@@ -23,7 +25,7 @@ def plot_command(
                                                 "dataset that can be read again.")] = None,
     landscape: Annotated[Optional[str], typer.Option(help="The landscape's two parameters A,B (default: the first "
                                                      "two free ones).", show_default=False)] = None,
-    animate: Annotated[Optional[Path], typer.Option(help="Where the animation goes: FILE.gif, FILE.mp4 or FILE.html "
+    animate: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH", help="Where the animation goes: FILE.gif, FILE.mp4 or FILE.html "
                                                     "(default RUN/animation.gif).", show_default=False)] = None,
     max_frames: Annotated[int, typer.Option(help="Most frames in an animation (evenly sampled snapshots).")] = 100,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
@@ -37,6 +39,7 @@ def plot_command(
     Exit status: 0 success, 2 bad input (no run in the folder, unknown kind or parameter, unreadable data).
     """
     with guarded(debug):
+        from gradfit.input_files import run_inputs
         from gradfit.outputs import load_run
         from gradfit.run_folder import RunFolder
         from gradfit.plots.run import check_animation_path, parse_kinds, parse_pair, save_pictures
@@ -49,6 +52,9 @@ def plot_command(
             check_animation_path(animate)
             kinds = kinds if "animation" in kinds else (*kinds, "animation")
         result = load_run(run)
+        RunFolder(run).check_inputs(run_inputs(run, data or result.data.get("path")),
+                                    writes=[*(run / f"{k}.png" for k in kinds if k != "animation"),
+                                            animate or run / "animation.gif"])
         written = save_pictures(result, run, kinds, data=data, landscape=pair, animation_path=animate,
                                 max_frames=max_frames)
         RunFolder(run).record(written.values())  # the pictures are the run's now (an animation elsewhere is not)

@@ -17,6 +17,7 @@ import typer
 from rich.text import Text
 
 from gradfit.cli.console import console, err_console, guarded
+from gradfit.cli.paths import given_path
 
 __all__ = ["predict_command", "OUTPUT_SUFFIXES"]
 
@@ -28,11 +29,12 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head` reports for `yes`
 
 
 def predict_command(
-    run: Annotated[Path, typer.Argument(help="The folder of a saved run (the --out of `gradfit fit`).",
+    run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
+                                        help="The folder of a saved run (the --out of `gradfit fit`).",
                                         show_default=False)],
     data: Annotated[str, typer.Argument(help="The rows to predict: a CSV/TSV/Parquet file holding the model's input "
                                         "columns (read as the fit's data was).", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the predictions to FILE (.csv, .tsv or "
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", parser=given_path, metavar="PATH", help="Write the predictions to FILE (.csv, .tsv or "
                                                 ".parquet; .csv.gz compresses) instead of stdout.",
                                                 show_default=False)] = None,
     columns: Annotated[str, typer.Option("--columns", help="The data's columns written before the predictions: "

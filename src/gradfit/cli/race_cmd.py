@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradfit.cli.console import EXIT_OK, console, guarded
+from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
     DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
 )
@@ -40,7 +41,7 @@ def race_command(
     dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32; float64 for --optimizer lm).")] = None,
     landscape: Annotated[Optional[str], typer.Option(help="The landscape's two parameters A,B (default: the first "
                                                      "two free ones).", show_default=False)] = None,
-    animate: Annotated[Optional[Path], typer.Option(help="Also write an animation: FILE.gif, FILE.mp4 or "
+    animate: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH", help="Also write an animation: FILE.gif, FILE.mp4 or "
                                                     "FILE.html.", show_default=False)] = None,
     param: Params = None,
     sep: Sep = None,
@@ -53,7 +54,7 @@ def race_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for race.png (default: a new folder "
+    out: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH", help="Folder for race.png (default: a new folder "
                                                 "gradfit-out/race-NNN). A folder holding an earlier run gets this one "
                                                 "instead; one holding other files is refused (see --force).",
                                                 show_default=False)] = None,
@@ -89,6 +90,7 @@ def race_command(
         common = {k: v for k, v in common.items() if v is not None}
         folder = command_folder(out, force=force, prefix="race")
         out_dir = folder.path
+        folder.check_inputs({"The data file": data}, writes=[out_dir / "race.png", animate])
         with folder.discarded_on_error():
             if lrs is not None:
                 race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradfit.cli.console import console, guarded
+from gradfit.cli.paths import given_path
 
 __all__ = ["MAX_SHOWN_PARAMS", "print_steps", "steps_command"]
 
@@ -26,13 +27,14 @@ MAX_SHOWN_PARAMS = 12
 
 
 def steps_command(
-    run: Annotated[Path, typer.Argument(help="The folder of a saved run (the --out of `gradfit fit`).",
+    run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
+                                        help="The folder of a saved run (the --out of `gradfit fit`).",
                                         show_default=False)],
     data: Annotated[Optional[str], typer.Option("--data", help="The fit's data, when it was not a file or built-in "
                                                 "dataset that can be read again.")] = None,
     rows: Annotated[int, typer.Option("--rows", help="Most steps shown, evenly spread; step 0 and the last are "
                                       "always shown.")] = 50,
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the table to this CSV file instead of "
+    csv: Annotated[Optional[Path], typer.Option("--csv", parser=given_path, metavar="PATH", help="Write the table to this CSV file instead of "
                                                 "printing it.")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -46,6 +48,7 @@ def steps_command(
     with guarded(debug):
         from gradfit.analysis.steps import step_table
         from gradfit.errors import ConfigError
+        from gradfit.input_files import check_inputs_kept, run_inputs
         from gradfit.outputs import atomic_path, load_run
 
         if rows < 1:
@@ -53,6 +56,8 @@ def steps_command(
         if csv is not None and not csv.parent.is_dir():
             raise ConfigError(f"Cannot write {str(csv)!r}: the folder {str(csv.parent)!r} does not exist.")
         result = load_run(run)
+        if csv is not None:
+            check_inputs_kept(run_inputs(run, data or result.data.get("path")), [csv], fix="give another file to --csv")
         table = step_table(result, data=data, max_rows=rows)
         if csv is not None:
             with atomic_path(csv) as tmp:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
+
+from gradfit.data.lines import LineNumbers, row_numbers
 
 _DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|\d{1,2}:\d{2})")
 
@@ -23,10 +26,10 @@ _DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|\d
 class Table:
     """Named 1-D columns (Series, arrays or tensors) before any check, and how to name their rows."""
 
-    columns: dict
+    columns: MutableMapping
     source: str
     row_label: str = "row"  # "line" when positions map to lines of a CSV file
-    first_row: int = 0
+    first_row: int | LineNumbers = 0  # the number of position 0, or the lines of a text file's rows
     default_x: list | None = None
     default_y: str | None = None
     decimal: str = "."  # how a text file wrote its numbers, so a bad value is told from a good one
@@ -36,8 +39,48 @@ class Table:
 
     def where(self, positions) -> str:
         """``"line 5"`` or ``"rows 3, 4"``: positions as the user counts them."""
-        nums = [str(int(p) + self.first_row) for p in positions]
+        nums = [str(n) for n in row_numbers(self.first_row, positions)]
         return f"{self.row_label}{'s' if len(nums) > 1 else ''} {', '.join(nums)}"
+
+
+class FrameColumns(MutableMapping):
+    """A DataFrame's columns by name, each taken out of the frame only when it is used.
+
+    A wide file has up to millions of columns and a fit uses a few; taking each out costs about
+    0.1 ms. A name given twice maps to its first column and is listed in ``repeated``; columns
+    added later (targets, weights given as values) are kept apart from the frame's.
+    """
+
+    def __init__(self, df: pd.DataFrame, names: list[str]):
+        self._df, self._added = df, {}
+        self._pos = dict(zip(names, range(len(names))))
+        self.repeated: list[str] = []
+        if len(self._pos) != len(names):  # the first of a repeated name wins
+            self._pos = {}
+            for i, n in enumerate(names):
+                if self._pos.setdefault(n, i) != i and n not in self.repeated:
+                    self.repeated.append(n)
+
+    def __getitem__(self, name):
+        if name in self._added:
+            return self._added[name]
+        return self._df.iloc[:, self._pos[name]]
+
+    def __setitem__(self, name, value) -> None:
+        self._added[name] = value
+
+    def __delitem__(self, name) -> None:
+        del self._added[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._added or name in self._pos
+
+    def __iter__(self):
+        yield from self._pos
+        yield from (n for n in self._added if n not in self._pos)
+
+    def __len__(self) -> int:
+        return len(self._pos) + sum(1 for n in self._added if n not in self._pos)
 
 
 def plural(k: int, word: str) -> str:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import FIRST_ROW_ATTR, NUMBERS_ATTR, ROW_LABEL_ATTR, SOURCE_ATTR, read_table
-from gradfit.data.columns import Table, column, plural
+from gradfit.data.columns import FrameColumns, Table, column, plural
 from gradfit.data.spelling import suggest
 from gradfit.data.weights import check_values, to_weights, weight_options, weights_column, where_weights
 from gradfit.errors import ConfigError, DataError
@@ -220,12 +220,10 @@ def _from_frame(df: pd.DataFrame, source, default: str) -> Table:
     if ROW_LABEL_ATTR in attrs and default_index:
         table.row_label, table.first_row = attrs[ROW_LABEL_ATTR], attrs.get(FIRST_ROW_ATTR, 0)
     table.decimal, table.thousands = attrs.get(NUMBERS_ATTR, (".", None))
-    for i, name in enumerate(names):
-        if name in table.columns:
-            table.problems.append(f"{table.source}: the column name '{name}' appears more than once. "
-                                  "Give every column a unique name.")
-        else:
-            table.columns[name] = df.iloc[:, i]
+    table.columns = FrameColumns(df, names)
+    for name in table.columns.repeated:
+        table.problems.append(f"{table.source}: the column name '{name}' appears more than once. "
+                              "Give every column a unique name.")
     return table
 
 

@@ -7,26 +7,28 @@ never coerces text: a column with a stray word stays a text column, reported lat
 
 from __future__ import annotations
 
-import bz2
 import codecs
+import contextlib
 import csv
-import gzip
-import lzma
+import io
 import re
 import warnings
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 
+from gradfit.data.compression import check_compressed, damaged, decompression_errors, open_stream
 from gradfit.data.dialect import SAMPLE_BYTES, Dialect, detect_dialect, split_line
+from gradfit.data.lines import LineNumbers, records
 from gradfit.data.read_options import WHITESPACE, sep_name
+from gradfit.data.wide_table import WIDE_COLUMNS, read_numbers
 from gradfit.errors import DataError
 
 __all__ = ["check_duplicates", "check_rows", "headerless_names", "read_csv"]
 
 _SCAN_LIMIT = 256 * 2**20
-_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+# The header and first row are read whole, however wide; lines longer than this are not a table's.
+_MAX_FIRST_LINE = 256 * 2**20
 
 
 def headerless_names(width: int) -> list[str]:
@@ -34,39 +36,56 @@ def headerless_names(width: int) -> list[str]:
     return [f"c{i}" for i in range(1, width + 1)]
 
 
-def read_csv(p: Path, default_sep: str, compression: str | None, options: dict) -> tuple[pd.DataFrame, Dialect]:
-    """The table in ``p`` and the dialect it was read with.
+def read_csv(p: Path, default_sep: str, compression: str | None, options: dict
+             ) -> tuple[pd.DataFrame, Dialect, LineNumbers]:
+    """The table in ``p``, the dialect it was read with and the lines its rows start on.
 
     ``compression`` is the file's compression suffix (``.gz``...) or None; ``options`` are
-    :func:`~gradfit.data.read_options.check_read`'s.
+    :func:`~gradfit.data.read_options.check_read`'s. ``p`` has passed
+    :func:`~gradfit.data.data_file.check_data_file`.
     """
     encoding = options["encoding"] or "utf-8"
     header = options["header"]
-    if compression is None:
-        _check_text(p, _head(p), encoding)
-    lines = _sample_lines(p, compression, encoding)
+    if compression is not None:
+        check_compressed(p, compression)
+    opener = _opener(p, compression)
+    with _decompressing(p, compression):
+        with opener() as raw:
+            _check_text(p, raw.read(1024), encoding)
+        lines, blank_lead = _sample_lines(p, opener, encoding)
     dialect = detect_dialect(lines, default_sep, options["sep"], options["decimal"], options["thousands"], header,
                              repr(str(p)))
     sep = dialect.sep
-    first = split_line(lines[0], sep) if lines else []
-    if header and compression is None:
+    first = split_line(lines[blank_lead], sep) if len(lines) > blank_lead else []  # the header, after blank lines
+    if header:
         _check_delimiter(p, sep, first)
         check_duplicates(p, first)
+    numbering = LineNumbers(p, opener, _text_encoding(encoding), None if sep == WHITESPACE else sep, header)
+    names = first if header else headerless_names(_widest(lines, sep))
+    if len(names) > WIDE_COLUMNS and dialect.decimal == "." and dialect.thousands is None and not options["dates"]:
+        with _decompressing(p, compression):
+            at = blank_lead + (1 if header else 0)
+            row = lines[at] if len(lines) > at and lines[at].strip() else None
+            df = read_numbers(opener, _text_encoding(encoding), sep, names, blank_lead + (1 if header else 0),
+                              first_row=None if row is None else split_line(row, sep))
+        if df is not None:
+            check_rows(p, df)
+            return df, dialect, numbering
     kwargs = dict(sep=r"\s+" if sep == WHITESPACE else sep, decimal=dialect.decimal, thousands=dialect.thousands,
                   encoding=_pandas_encoding(encoding), index_col=False, engine="c")
     if not header:
-        kwargs.update(header=None, names=headerless_names(_widest(lines, sep)))
+        kwargs.update(header=None, names=names)
     if options["dates"]:  # as text, or the thousands separator would turn 01.02.2020 into 1022020
         kwargs["dtype"] = {name: str for name in options["dates"]}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _decompressing(p, compression), \
+                (opener() if compression is not None else contextlib.nullcontext(p)) as source:
             # index_col=False stops pandas from silently taking the first column as the index when
             # every row has one field more than the header; it warns instead, and we report the row.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(p, **kwargs)
+            df = pd.read_csv(source, **kwargs)
     except pd.errors.ParserWarning:
-        if compression is None:
-            _check_row_widths(p, sep, len(first), encoding, header)
+        _check_row_widths(p, opener, sep, len(first), encoding, header)
         raise DataError(f"{str(p)!r} has rows with more fields than its {'header' if header else 'first line'}. "
                         "Fix those rows.") from None
     except UnicodeDecodeError as err:
@@ -77,17 +96,35 @@ def read_csv(p: Path, default_sep: str, compression: str | None, options: dict) 
         ) from None
     except pd.errors.ParserError as err:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
-        if m:
+        if m:  # pandas counts a quoted field's extra lines out: find the row's own line
+            _check_row_widths(p, opener, sep, int(m.group(1)), encoding, header)
             raise DataError(_ragged_message(p, int(m.group(2)), int(m.group(1)), int(m.group(3)), header)) from None
         raise DataError(f"Cannot parse {str(p)!r} as {sep_name(sep)}-separated text: {err}".strip()) from None
-    if compression is not None and header:
-        check_duplicates(p, [str(c) for c in df.columns], mangled=True)
     check_rows(p, df)
     # A short row leaves NaN in the last column; scanning with the csv module is slow, so only
     # then, and not for huge files.
     if compression is None and sep != WHITESPACE and df.iloc[:, -1].isna().any() and p.stat().st_size <= _SCAN_LIMIT:
-        _check_row_widths(p, sep, len(df.columns), encoding, header)
-    return df, dialect
+        _check_row_widths(p, opener, sep, len(df.columns), encoding, header)
+    return df, dialect, numbering
+
+
+def _opener(p: Path, compression: str | None):
+    """A function opening the file's (decompressed) bytes, for each reader that needs them."""
+    if compression is None:
+        return lambda: open(p, "rb")
+    return lambda: open_stream(p, compression)
+
+
+@contextlib.contextmanager
+def _decompressing(p: Path, compression: str | None):
+    """Failures of the decompressor (a truncated or damaged file) as the DataError that names them."""
+    if compression is None:
+        yield
+        return
+    try:
+        yield
+    except decompression_errors() as err:
+        raise damaged(p, compression, err) from None
 
 
 def _pandas_encoding(encoding: str) -> str:
@@ -99,32 +136,40 @@ def _text_encoding(encoding: str) -> str:
     return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
-def _head(p: Path, size: int = 1024) -> bytes:
-    with open(p, "rb") as f:
-        return f.read(size)
+def _sample_lines(p: Path, opener, encoding: str) -> tuple[list[str], int]:
+    """The first lines of the text and how many blank lines precede the first non-blank one.
 
-
-def _sample_lines(p: Path, compression: str | None, encoding: str) -> list[str]:
-    """The first lines of the text (at most SAMPLE_BYTES characters; a cut last line dropped)."""
-    try:
-        if compression in _OPENERS:
-            with _OPENERS[compression](p, "rt", encoding=_text_encoding(encoding), errors="replace", newline="") as f:
-                text = f.read(SAMPLE_BYTES)
-        elif compression == ".zip":
-            with zipfile.ZipFile(p) as z, z.open(z.namelist()[0]) as raw:
-                text = raw.read(SAMPLE_BYTES).decode(_text_encoding(encoding), errors="replace")
-        elif compression is not None:
-            return []  # no reader for a sample here (.zst): pandas reads it in the extension's dialect
-        else:
-            with open(p, encoding=_text_encoding(encoding), errors="replace", newline="") as f:
-                text = f.read(SAMPLE_BYTES)
-    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, IndexError) as err:
-        raise DataError(f"Cannot read {str(p)!r}: the compressed file is damaged ({err}). "
-                        "Compress it again or give the plain file.") from None
+    At least SAMPLE_BYTES characters and the first two non-blank lines (the header and a row) whole,
+    however wide; a last line cut short is dropped.
+    """
+    with opener() as raw:
+        f = io.TextIOWrapper(raw, encoding=_text_encoding(encoding), errors="replace", newline="")
+        text = f.read(SAMPLE_BYTES)
+        at_end = len(text) < SAMPLE_BYTES
+        while not at_end and _whole_lines(text) < 2:
+            if len(text) > _MAX_FIRST_LINE:
+                raise DataError(f"Cannot read {str(p)!r}: its first two lines are longer than "
+                                f"{_MAX_FIRST_LINE // 2**20} MiB. A table has a header line (or a first row) and one "
+                                f"row per line; check that this is such a file.")
+            chunk = f.read(max(SAMPLE_BYTES, len(text)))
+            text += chunk
+            at_end = not chunk
     lines = text.splitlines()
-    if len(text) == SAMPLE_BYTES and len(lines) > 1:
+    if not at_end and len(lines) > 1:
         lines = lines[:-1]
-    return lines
+    lead = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    return lines, lead
+
+
+def _whole_lines(text: str) -> int:
+    """How many non-blank lines of ``text`` have ended (0, 1 or 2: the header and one row are enough)."""
+    n = 0
+    for line in text.splitlines(keepends=True):
+        if line.strip() and line != line.rstrip("\r\n"):
+            n += 1
+            if n == 2:
+                break
+    return n
 
 
 def _widest(lines: list[str], sep: str) -> int:
@@ -161,13 +206,12 @@ def _check_delimiter(p: Path, sep: str, header: list[str]) -> None:
             )
 
 
-def check_duplicates(p: Path, names: list[str], mangled: bool = False) -> None:
+def check_duplicates(p: Path, names: list[str]) -> None:
     """A DataError naming the column names that occur more than once."""
-    if mangled:  # pandas has already renamed a second "a" to "a.1"
-        dups = [m.group(1) for m in map(re.compile(r"^(.*)\.\d+$").match, names) if m and m.group(1) in names]
-    else:
-        seen: set[str] = set()
-        dups = [n for n in names if n in seen or seen.add(n)]
+    if len(set(names)) == len(names):
+        return
+    seen: set[str] = set()
+    dups = [n for n in names if n in seen or seen.add(n)]
     if dups:
         raise DataError(
             f"{str(p)!r} has duplicate column names: {', '.join(map(repr, dict.fromkeys(dups)))}. "
@@ -184,14 +228,19 @@ def check_rows(p: Path, df: pd.DataFrame) -> None:
         )
 
 
-def _check_row_widths(p: Path, sep: str, width: int, encoding: str, header: bool) -> None:
-    with open(p, encoding=_text_encoding(encoding), errors="replace", newline="") as f:
-        reader = csv.reader(f, delimiter=sep)
-        if header:
-            next(reader, None)
-        for row in reader:
-            if row and len(row) != width:
-                raise DataError(_ragged_message(p, reader.line_num, width, len(row), header))
+def _check_row_widths(p: Path, opener, sep: str, width: int, encoding: str, header: bool) -> None:
+    """A DataError naming the first row (by the line it starts on) whose number of fields is not ``width``."""
+    with opener() as raw:
+        text = io.TextIOWrapper(raw, encoding=_text_encoding(encoding), errors="replace", newline="")
+        header_seen = not header
+        for start, row in records(text, None if sep == WHITESPACE else sep):
+            if row is None:  # blank: pandas skips it
+                continue
+            if not header_seen:
+                header_seen = True
+                continue
+            if len(row) != width:
+                raise DataError(_ragged_message(p, start, width, len(row), header))
 
 
 def _ragged_message(p: Path, line: int, expected: int, found: int, header: bool = True) -> str:

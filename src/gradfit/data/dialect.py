@@ -15,6 +15,7 @@ import csv
 import re
 from dataclasses import dataclass
 
+from gradfit.data.lines import any_field_size
 from gradfit.data.read_options import WHITESPACE, sep_name
 from gradfit.errors import DataError
 
@@ -60,7 +61,9 @@ def split_line(line: str, sep: str) -> list[str]:
     """One line's fields (quotes honoured)."""
     if sep == WHITESPACE:
         return line.split()
-    return next(csv.reader([line], delimiter=sep), [])
+    with any_field_size():
+        return next(csv.reader([line], delimiter=sep), [])
+
 
 
 def detect_dialect(lines: list[str], default_sep: str, sep: str | None, decimal: str | None,
@@ -76,14 +79,14 @@ def detect_dialect(lines: list[str], default_sep: str, sep: str | None, decimal:
         sep = _detect_sep(lines, default_sep, decimal, header)
         if sep != default_sep:
             detected.append("sep")
-    elif lines and all(len(split_line(line, sep)) < 2 for line in lines):
+    elif lines and all(_count_fields(line, sep) < 2 for line in lines):
         better = _detect_sep(lines, default_sep, decimal, header)
         fix = (f"it looks {sep_name(better)}-separated: use --sep {_flag(better)} or leave --sep out"
                if len(split_line(lines[0], better)) > 1 else "leave --sep out if the file has one column")
         raise DataError(f"{source}: the separator {sep_name(sep)} (--sep) splits nothing: no line of the first "
                         f"{len(lines)} holds it (the first line is {lines[0][:60]!r}); {fix}.")
     data = lines[1:] if header else lines
-    fields = [f.strip() for line in data for f in split_line(line, sep)]
+    fields = [f.strip() for line in data for f in _some_fields(line, sep)]
     if decimal is None:
         decimal = "."
         if sep != "," and any(_COMMA_DECIMAL.match(f) for f in fields) and \
@@ -123,17 +126,33 @@ def _width(lines: list[str], sep: str) -> int:
     """The number of fields every line has (a trailing empty field forgiven), or 0 if they differ."""
     widths = set()
     for line in lines:
-        fields = split_line(line, sep)
-        if len(fields) > 1 and fields[-1] == "":
-            fields = fields[:-1]
-        widths.add(len(fields))
+        widths.add(_count_fields(line, sep))
         if len(widths) > 1:
             return 0
     return widths.pop() if widths else 0
 
 
+def _count_fields(line: str, sep: str) -> int:
+    """The number of fields of a line, a trailing empty one forgiven (a count, not a split, without quotes)."""
+    if sep == WHITESPACE:
+        return len(line.split())
+    if '"' in line:
+        fields = split_line(line, sep)
+        return len(fields) - 1 if len(fields) > 1 and fields[-1] == "" else len(fields)
+    n = line.count(sep) + 1
+    return n - 1 if n > 1 and line.endswith(sep) else n
+
+
+def _some_fields(line: str, sep: str) -> list[str]:
+    """The fields in the first SAMPLE_BYTES characters of a line: enough to judge how numbers are written,
+    however wide the table."""
+    if len(line) <= SAMPLE_BYTES:
+        return split_line(line, sep)
+    return split_line(line[:SAMPLE_BYTES], sep)[:-1]  # the last may be cut
+
+
 def _numeric_share(lines: list[str], sep: str, decimal: str | None) -> float:
-    fields = [f.strip() for line in lines for f in split_line(line, sep) if f.strip()]
+    fields = [f.strip() for line in lines for f in _some_fields(line, sep) if f.strip()]
     if not fields:
         return 0.0
     marks = (decimal,) if decimal else (".", ",")

@@ -11,7 +11,6 @@ way again (``FitResult.data["read"]`` holds it for a fit).
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from urllib.parse import parse_qsl
 import pandas as pd
 
 from gradfit.data.csv_reader import check_duplicates, check_rows, read_csv
+from gradfit.data.data_file import check_data_file
 from gradfit.data.dates import apply_dates, convert_dates, datetime_columns
 from gradfit.data.read_options import check_read
 from gradfit.data.synthetic import load_builtin
@@ -30,7 +30,8 @@ __all__ = ["open_data", "read_like", "read_table"]
 _CSV_SUFFIXES = {".csv": ",", ".txt": ",", ".tsv": "\t", ".tab": "\t"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zip", ".xz", ".zst"}
-# Where as_dataset should count rows from: data row 1 of a CSV with a header is file line 2.
+# How as_dataset should number rows in messages: "line" and a gradfit.data.lines.LineNumbers for text
+# files (blank lines and quoted line ends counted), "row" and an offset otherwise.
 ROW_LABEL_ATTR, FIRST_ROW_ATTR, SOURCE_ATTR = "gradfit_row_label", "gradfit_first_row", "gradfit_source"
 # What the read used (read_table(path, **attrs[READ_ATTR]) reads the same way), its notes, and the
 # number format of text columns (so a bad value is found and reported by its line, not every value).
@@ -95,16 +96,19 @@ def read_table(path: str | os.PathLike, *, sep: str | None = None, decimal: str 
         _only_text_options(options, path, "a built-in dataset")
         return _dates(_read_builtin(path), options, {})
     p = Path(path)
-    _check_file(p)
+    check_data_file(p)
     suffixes = [s.lower() for s in p.suffixes]
     compression = suffixes[-1] if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES else None
     suffix = (suffixes[-2] if compression and len(suffixes) > 1 else suffixes[-1]) if suffixes else ""
     if suffix in _PARQUET_SUFFIXES or (suffix not in _CSV_SUFFIXES and not compression
                                        and _head(p).startswith(b"PAR1")):
         _only_text_options(options, p, "Parquet")
+        if compression:
+            raise DataError(f"Cannot read {str(p)!r}: a compressed Parquet file ({compression}). Parquet compresses its "
+                            f"own columns; decompress the file and give the plain .parquet file.")
         return _dates(_label(_read_parquet(p), p, "row", 0), options, {})
-    df, dialect = read_csv(p, _CSV_SUFFIXES.get(suffix, ","), compression, options)
-    df = _label(df, p, "line", 2 if options["header"] else 1)
+    df, dialect, numbering = read_csv(p, _CSV_SUFFIXES.get(suffix, ","), compression, options)
+    df = _label(df, p, "line", numbering)
     used = {"sep": dialect.sep, "decimal": dialect.decimal, "thousands": dialect.thousands,
             "encoding": options["encoding"] or "utf-8", "header": options["header"]}
     df.attrs[NUMBERS_ATTR] = (dialect.decimal, dialect.thousands)
@@ -134,8 +138,8 @@ def open_data(data, read=None) -> tuple[object, str | None, dict, list[str]]:
     """
     options = check_read(read)
     if isinstance(data, (str, os.PathLike)):
+        df = read_table(data, **options)  # first: a path that cannot be resolved (a loop of links) is refused there
         origin = str(data) if str(data).startswith("builtin:") else str(Path(data).resolve())
-        df = read_table(data, **options)
         used, notes = dict(df.attrs[READ_ATTR]), list(df.attrs[NOTES_ATTR])
         df, auto, auto_notes = _datetime_columns(df, set(used.get("dates", {})))
         if auto:
@@ -205,7 +209,7 @@ def _dates(df: pd.DataFrame, options: dict, used: dict, notes: list[str] | None 
     return df
 
 
-def _label(df: pd.DataFrame, p: Path, row_label: str, first_row: int) -> pd.DataFrame:
+def _label(df: pd.DataFrame, p: Path, row_label: str, first_row) -> pd.DataFrame:
     df.attrs.update({SOURCE_ATTR: str(p), ROW_LABEL_ATTR: row_label, FIRST_ROW_ATTR: first_row})
     return df
 
@@ -230,31 +234,6 @@ def _read_builtin(path: str) -> pd.DataFrame:
         raise DataError(f"{path!r}: {err}") from None
     df.attrs.update({SOURCE_ATTR: path, ROW_LABEL_ATTR: "row", FIRST_ROW_ATTR: 0})
     return df
-
-
-def _check_file(p: Path) -> None:
-    if not p.exists():
-        folder = p.parent
-        if not folder.is_dir():
-            raise DataError(f"Cannot read {str(p)!r}: the folder {str(folder)!r} does not exist. Check the path.")
-        close = difflib.get_close_matches(p.name, sorted(os.listdir(folder)), n=3, cutoff=0.6)
-        hint = f" Did you mean {' or '.join(repr(str(folder / c)) for c in close)}?" if close else ""
-        raise DataError(
-            f"Cannot read {str(p)!r}: no such file (looked in {str(folder.resolve())!r}).{hint}"
-        )
-    if p.is_dir():
-        raise DataError(f"Cannot read {str(p)!r}: it is a folder, not a file. Give the path of a CSV or Parquet file.")
-    try:
-        with open(p, "rb") as f:
-            f.read(1)
-    except PermissionError:
-        raise DataError(
-            f"Cannot read {str(p)!r}: permission denied. Check the file's permissions (e.g. chmod u+r)."
-        ) from None
-    except OSError as err:
-        raise DataError(f"Cannot read {str(p)!r}: {err.strerror or err}.") from None
-    if p.stat().st_size == 0:
-        raise DataError(f"Cannot read {str(p)!r}: the file is empty (0 bytes). Check that it was saved completely.")
 
 
 def _read_parquet(p: Path) -> pd.DataFrame:

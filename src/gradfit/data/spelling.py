@@ -20,6 +20,9 @@ from collections.abc import Iterable, Sequence
 
 __all__ = ["edit_distance", "near_column", "suggest"]
 
+# difflib compares a name with every column at ~20 µs each: past this many, only near misses are suggested.
+_DIFFLIB_COLUMNS = 20_000
+
 
 def edit_distance(a: str, b: str, limit: int = 2) -> int:
     """Optimal string alignment distance between ``a`` and ``b``, or ``limit + 1`` once it exceeds ``limit``.
@@ -50,7 +53,10 @@ def near_column(name: str, columns: Iterable[str]) -> str | None:
     """The column ``name`` is probably a misspelling of (the rule in the module's docstring), or None."""
     best, best_d = None, 3
     key = name.casefold()
-    for column in columns:
+    # Only columns whose length allows a match go through the loop below (a wide file has millions):
+    # casefolding changes a name's length by at most three times, and a match is at most two edits.
+    n = len(key)
+    for column in [c for c in columns if len(c) <= n + 2 and 3 * len(c) >= n - 2]:
         if column == name:
             return None
         other = column.casefold()
@@ -69,7 +75,7 @@ def near_column(name: str, columns: Iterable[str]) -> str | None:
 def suggest(name: str, columns: Sequence[str]) -> str | None:
     """The column to suggest for an unknown column ``name``: a near miss, else difflib's closest."""
     close = near_column(name, columns)
-    if close is not None:
+    if close is not None or len(columns) > _DIFFLIB_COLUMNS:
         return close
     match = difflib.get_close_matches(name, list(columns), n=1)
     return match[0] if match else None
