@@ -174,7 +174,7 @@ def fit(
     choice = _plan(config, loss, built, fixed, dataset)
     config = dataclasses.replace(config, optimizer=choice.optimizer, dtype=choice.dtype, scale=choice.scale)
     dtype = _dtype(choice.dtype)
-    dataset = dataset.columns(list(built.inputs)).to(device, dtype)
+    dataset = _narrowed(dataset.columns(list(built.inputs)), device, dtype)
 
     generator = torch.Generator().manual_seed(config.seed)
     train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
@@ -340,11 +340,31 @@ def _dtype(name: str) -> torch.dtype:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("The device 'cuda' was requested but no CUDA GPU is available here. Use --device cpu or auto.")
-    return torch.device(name)
+    from gradfit.train.config import resolve_device
+
+    return resolve_device(name)
+
+
+def _narrowed(dataset: Dataset, device, dtype: torch.dtype) -> Dataset:
+    """``dataset`` on ``device`` in ``dtype``; a DataError when a value read in float64 does not fit in float32."""
+    out = dataset.to(device, dtype)
+    if torch.finfo(dtype).bits >= torch.finfo(dataset.dtype).bits:
+        return out
+    columns = [(name, out.x[:, i]) for i, name in enumerate(out.x_names)] + [(out.y_name or "y", out.y)]
+    problems, kind = [], str(dtype).replace("torch.", "")
+    for name, values in columns:
+        if values is None:
+            continue
+        bad = (~torch.isfinite(values)).nonzero().flatten()
+        if len(bad):
+            first = int(bad[0])
+            source = dataset.x[first, dataset.x_names.index(name)] if name in dataset.x_names else dataset.y[first]
+            problems.append(f"column {name!r}: {len(bad)} value{'s' if len(bad) > 1 else ''} too large for {kind} "
+                            f"(the first in row {first + 1}: {float(source):g})")
+    if problems:
+        raise DataError(f"{dataset.source}: the fit runs in {kind}, and {'; '.join(problems)}. Fit in float64: "
+                        f"dtype='float64' (--dtype float64), or rescale the column.")
+    return out
 
 
 def _split_names(x) -> list[str]:
