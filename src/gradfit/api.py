@@ -21,7 +21,7 @@ from gradfit.errors import ConfigError, DataError
 from gradfit.losses import check_weighting, get_loss
 from gradfit.models.names import check_declared, declared_params
 from gradfit.models.resolve import ModelLike, build_model, check_names, default_inputs
-from gradfit.train.callbacks import PrintLoss
+from gradfit.train.callbacks import PrintLoss, call
 from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr, optimizer_name
 from gradfit.train.config import FitConfig
@@ -111,7 +111,7 @@ def fit(
     model_options : mapping
         Zoo options such as ``{"degree": 3}`` or ``{"hidden": (32, 32)}``.
     callbacks : sequence
-        Objects with ``on_start``/``on_step``/``on_end`` hooks (see :mod:`gradfit.train.callbacks`).
+        Objects with ``on_model``/``on_start``/``on_step``/``on_end`` hooks (see :mod:`gradfit.train.callbacks`).
     checkpoint_dir : path, optional
         Folder of ``checkpoint.pt``: written every ``checkpoint_every`` steps, at the end of the budget, and
         whenever the fit is interrupted (see :mod:`gradfit.train.checkpoint`).
@@ -171,6 +171,8 @@ def fit(
     notes += _constant_notes(built)
     loss.check_targets(dataset.y, built.n_outputs)
     fixed = fixed_names(built, fix)
+    callbacks = list(callbacks)
+    call(callbacks, "on_model", built, fixed)  # a front end's own options checked against the model, at the door
     choice = _plan(config, loss, built, fixed, dataset)
     config = dataclasses.replace(config, optimizer=choice.optimizer, dtype=choice.dtype, scale=choice.scale)
     dtype = _dtype(choice.dtype)
