@@ -28,7 +28,7 @@ from gradfit.train.config import FitConfig, check_split
 from gradfit.train.loop import run_loop
 from gradfit.train.bounds import Bounds
 from gradfit.train.interrupt import catch_interrupts
-from gradfit.train.params import check_start_loss, fixed_names, initial_params
+from gradfit.train.params import fixed_names, initial_params
 from gradfit.train.result import FitResult
 
 _OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
@@ -186,7 +186,6 @@ def fit(
     start = {k: v.to(device) for k, v in start.items()}
     box = Bounds(built, bounds)
     box.check_start(start)
-    check_start_loss(built, loss, train, start, init, config.chunk_size)  # a start the user gave, at the door
     start_flat = {k: v for k, v in _flat(built, start).items()}
     problem = _Problem.prepare(built, loss, train, start, fixed, config, box)
     config, stability = problem.learning_rate(config, choice)

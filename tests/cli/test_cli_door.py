@@ -111,10 +111,3 @@ def test_lbfgs_with_a_huge_lr_is_not_called_a_success_and_gets_lbfgs_advice(tmp_
     assert res.exit_code == 1, res.output
     assert json.loads((out / "result.json").read_text())["success"] is False
     assert "L-BFGS" in res.stderr and "first trial step" in res.stderr
-
-
-def test_a_start_at_which_the_loss_overflows_is_refused(tmp_path):
-    # found by the corpus: --init a[0]=-1e300 fits float64, its square does not; the fit ran, then result.json
-    # could not be written ("internal error: Out of range float values are not JSON compliant")
-    err = _refused(tmp_path, "--init", "a[0]=-1e300")
-    assert "The loss at the initial values given (a[0]=-1e+300; --init) is inf" in err

@@ -102,26 +102,3 @@ def _check_name(model: Model, name: str, option: str) -> None:
 
 def finite(params: Mapping[str, torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in params.values())
-
-
-def check_start_loss(model: Model, loss, train, start: Mapping[str, torch.Tensor], init, chunk_size: int) -> None:
-    """Refuse initial values given by the user at which the loss is not finite (e.g. a start of 1e300).
-
-    Every value may fit the dtype while the loss overflows (its square does not): nothing can descend
-    from there, and the fit would only report the overflow after the run. Only starts the user gave are
-    checked here; a default start whose loss is not finite is reported by the fit itself.
-    """
-    import math
-
-    from gradfit.errors import ConfigError
-    from gradfit.train.objective import Objective
-
-    if not isinstance(init, Mapping) or not init:
-        return
-    with torch.no_grad():
-        value = float(Objective(model, loss, chunk_size).value(start, train.x, train.y, train.w))
-    if not math.isfinite(value):
-        given = ", ".join(f"{k}={v}" for k, v in init.items())
-        raise ConfigError(f"The loss at the initial values given ({given}; --init) is {value}: nothing can descend from "
-                          f"there. Give starts closer to the data's scale (--init), or leave them out for the default "
-                          f"start.")
