@@ -24,7 +24,7 @@ from gradfit.models.resolve import ModelLike, build_model, check_names, default_
 from gradfit.train.callbacks import PrintLoss, call
 from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr, optimizer_name
-from gradfit.train.config import FitConfig, check_split
+from gradfit.train.config import FitConfig
 from gradfit.train.loop import run_loop
 from gradfit.train.bounds import Bounds
 from gradfit.train.interrupt import catch_interrupts
@@ -179,7 +179,6 @@ def fit(
     dataset = _narrowed(dataset.columns(list(built.inputs)), device, dtype)
 
     generator = torch.Generator().manual_seed(config.seed)
-    check_split(len(dataset), config.val_split)  # split sizes at the door: no training row is a bad option
     train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
     check_training_rows(train)
     start = initial_params(built, init, generator, dtype, x=train.x, y=train.y)

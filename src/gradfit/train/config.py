@@ -218,17 +218,3 @@ def _finite(v) -> bool:
 def _int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
-
-def check_split(rows: int, val_split: float | None) -> None:
-    """Refuse a validation split that leaves no training row (or no validation row) of ``rows``.
-
-    The split sends ``max(1, round(rows * val_split))`` rows to validation (see ``Dataset.split``);
-    checked on the rows actually loaded, after ``--drop-nan``, before any work.
-    """
-    if not val_split:
-        return
-    n_val = max(1, int(round(rows * val_split)))
-    if rows - n_val < 1:
-        need = "at least 2 rows" if rows < 2 else f"a val_split below {(rows - 0.5) / rows:.4g}"
-        raise ConfigError(f"The validation split val_split={val_split:g} (--val-split) takes {n_val} of the {rows} "
-                          f"rows, leaving no row to train on. Give a smaller --val-split ({need}), or more data.")
