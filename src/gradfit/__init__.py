@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "FormulaError": "gradfit.errors",
     "ConfigError": "gradfit.errors",
     "DivergenceError": "gradfit.errors",
+    "MemoryBudgetError": "gradfit.errors",
 }
 # Modules exposed as attributes: gradfit.datasets.linear(n=..., seed=...).
 _MODULES = {"datasets": "gradfit.data.synthetic", "synthetic": "gradfit.data.synthetic"}

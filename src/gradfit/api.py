@@ -25,6 +25,7 @@ from gradfit.train.callbacks import PrintLoss, call
 from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr, optimizer_name
 from gradfit.train.config import FitConfig
+from gradfit.train.footprint import check_fit_memory
 from gradfit.train.loop import run_loop
 from gradfit.train.bounds import Bounds
 from gradfit.train.interrupt import catch_interrupts
@@ -176,11 +177,13 @@ def fit(
     choice = _plan(config, loss, built, fixed, dataset)
     config = dataclasses.replace(config, optimizer=choice.optimizer, dtype=choice.dtype, scale=choice.scale)
     dtype = _dtype(choice.dtype)
+    check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, device)  # before any copy
     dataset = _narrowed(dataset.columns(list(built.inputs)), device, dtype)
 
     generator = torch.Generator().manual_seed(config.seed)
     train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
     check_training_rows(train)
+    built = built.with_data(train.x)  # a formula's sum()/mean() over all training rows, whatever the chunking
     start = initial_params(built, init, generator, dtype, x=train.x, y=train.y)
     start = {k: v.to(device) for k, v in start.items()}
     box = Bounds(built, bounds)
@@ -417,7 +420,7 @@ def _constant_notes(model) -> list[str]:
 def _n_outputs(loss, dataset: Dataset) -> int:
     if getattr(loss, "name", "") != "cross_entropy" or dataset.y is None:
         return 1
-    return max(2, int(dataset.y.max().item()) + 1) if torch.isfinite(dataset.y).all() else 2
+    return loss.n_classes(dataset.y, dataset.x.shape[1]) if torch.isfinite(dataset.y).all() else 2
 
 
 def _flat(model, params) -> dict[str, float]:

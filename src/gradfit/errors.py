@@ -53,6 +53,14 @@ class ConfigError(GradfitError, ValueError):
     """An option is out of range or options contradict each other."""
 
 
+class MemoryBudgetError(GradfitError, ValueError):
+    """A fit, picture or table would need more memory than the budget (see :mod:`gradfit.memory`).
+
+    Raised before anything is allocated, with a message that lists what needs the memory and
+    what to change.
+    """
+
+
 class DivergenceError(GradfitError, ArithmeticError):
     """The loss became NaN or infinite. Raised only when asked to (``raise_on_divergence``)."""
 

@@ -145,6 +145,32 @@ class CrossEntropy(Loss):
                               f"(or 'bce' with one output for two classes).")
         return F.cross_entropy(pred, target.long(), reduction="none")
 
+    def n_classes(self, y: Tensor, n_inputs: int = 1, chunk_rows: int = 65536) -> int:
+        """The number of classes the labels ask for: the largest label + 1 (at least 2).
+
+        Labels are class indices, so a stray large label (a year, an id) asks for that many outputs:
+        refused (:class:`~gradfit.errors.MemoryBudgetError`) when their logits and weights exceed
+        the memory budget, naming the label.
+        """
+        from gradfit.memory import fits, require
+
+        finite = y[torch.isfinite(y)]
+        top = float(finite.max()) if finite.numel() else 0.0
+        if top < 1:
+            return 2
+        classes = int(top) + 1
+        rows = min(chunk_rows, y.shape[0])
+        need = [(f"the logits of {rows:,} rows and their gradients", 3.0 * 8 * rows * classes),
+                (f"{n_inputs + 1} weights per class, with gradients and optimizer state", 4.0 * 4 * (n_inputs + 1) * classes)]
+        if fits(sum(b for _, b in need)):
+            return classes
+        distinct = int(torch.unique(finite).numel())
+        require(need, f"the 'cross_entropy' loss with {classes:,} classes",
+                f"cross_entropy takes each label as a class index 0..C-1, so the largest label, {top:g}, asks for "
+                f"{classes:,} classes (one output each), while {distinct:,} distinct labels occur. Number the classes "
+                f"0..{distinct - 1} (in pandas: y.rank(method='dense') - 1), or use 'mse' to predict a number.")
+        return classes
+
     def check_targets(self, y, n_outputs):
         if n_outputs < 2:
             raise ConfigError("The 'cross_entropy' loss needs a model with one output per class (n_outputs >= 2). "

@@ -38,9 +38,9 @@ def _refused(tmp_path, *args, data=None):
     (["--optimizer", "lbfgs", "--schedule", "onecycle"], ["L-BFGS ('lbfgs')", "schedule ('onecycle') does not apply"]),
     (["--init", "a[0]=1e39", "--dtype", "float32", "--optimizer", "adam"],
      ["1e+39, overflows to inf in float32", "--dtype float64"]),
-    (["--val-split", "0.99"], ["val_split=0.99 (--val-split) takes 50 of the 50 rows, leaving no row to train on"]),
-    (["--val-split", "0.99", "--optimizer", "adam"], ["leaving no row to train on", "smaller --val-split"]),
-    (["--val-split", "0.99", "--drop-nan"], ["leaving no row to train on"]),
+    (["--val-split", "0.99"], ["val_split=0.99 of the 50 rows", "leaves no row to fit on", "(--val-split)"]),
+    (["--val-split", "0.99", "--optimizer", "adam"], ["leaves no row to fit on", "(--val-split)"]),
+    (["--val-split", "0.99", "--drop-nan"], ["leaves no row to fit on"]),
     (["--landscape", "zz"], ["'--landscape' option takes two different parameter names", "'zz'"]),
     (["--landscape", "a,zz"], ["--landscape option (a,zz)", "no parameter 'a'", "a[0], a[1]"]),
 ])

@@ -277,7 +277,7 @@ def test_model_construction_errors():
         FormulaModel("open(x)", columns=["x"])
 
 
-@pytest.mark.parametrize("text", ["k", "sum(a*x)", "a*x + b"])
+@pytest.mark.parametrize("text", ["k", "a*sum(x)", "a*x + b"])
 def test_forward_returns_one_value_per_row_and_keeps_gradients(text):
     m = FormulaModel(text, columns=["x"])
     x = torch.linspace(0, 1, 5, dtype=torch.float64)[:, None] if m.inputs else torch.zeros(5, 0, dtype=torch.float64)

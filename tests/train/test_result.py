@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -71,3 +73,19 @@ def test_timings_are_kept_apart_so_runs_compare_equal():
     da, db = a.to_dict(), b.to_dict()
     da.pop("timings"), db.pop("timings")
     assert json.dumps(da) == json.dumps(db)
+
+
+def test_non_finite_values_anywhere_are_written_as_strings_and_read_back():
+    """result.json is always valid JSON: no NaN or Infinity tokens, wherever a non-finite number sits."""
+    import json as _json
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = gradfit.fit("a*x + b", "builtin:linear", y="y", init={"a": 1e39}, optimizer="sgd", lr=0.1, steps=3)
+    assert r.stop_reason == "diverged" and math.isinf(r.flat_params["a"])
+    text = r.to_json()
+    _json.loads(text, parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}"))
+    assert '"a": "inf"' in text
+    back = gradfit.FitResult.from_json(text)
+    assert math.isinf(back.flat_params["a"]) and math.isinf(back.init_params["a"])
+    assert back.flat_params["b"] == r.flat_params["b"]

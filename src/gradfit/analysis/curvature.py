@@ -193,15 +193,11 @@ def _dominant(vector: np.ndarray, keep: list[int]) -> list[int]:
 
 
 def jacobian(f, theta: torch.Tensor) -> torch.Tensor:
-    """``d f / d theta`` as ``(m, p)``: forward mode first (row chunks are sized so ``m`` exceeds ``p``)."""
-    for transform in (torch.func.jacfwd, torch.func.jacrev):
-        try:
-            with torch.enable_grad():
-                return transform(f)(theta)
-        except (RuntimeError, NotImplementedError, TypeError):
-            continue
-    # A model torch.func cannot transform (in-place ops, .item()): plain autograd, one output at a time.
-    return torch.autograd.functional.jacobian(f, theta)
+    """``d f / d theta`` as ``(m, p)``, in ``m x p`` memory (:func:`gradfit.models.jacobian.row_jacobian`: reverse
+    mode would batch over an ``m x m`` identity)."""
+    from gradfit.models.jacobian import row_jacobian
+
+    return row_jacobian(f, theta)
 
 
 def hessian(f, theta: torch.Tensor) -> torch.Tensor:

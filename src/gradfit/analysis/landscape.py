@@ -20,6 +20,7 @@ from torch.func import vmap
 from gradfit.analysis.rundata import run_data
 from gradfit.errors import ConfigError, ModelError
 from gradfit.losses import get_loss
+from gradfit.memory import require
 
 __all__ = ["Landscape", "compute_landscape", "covering_span", "grid_span", "pick_params"]
 
@@ -112,6 +113,9 @@ def compute_landscape(
     model = _model(result)
     names = pick_params(result, params)
     na, nb = _grid_size(n)
+    # The grid's losses, their float64 copies for drawing, and a chunk of predictions (_BUDGET numbers).
+    require([(f"the loss at {na:,} x {nb:,} grid points", 3 * 8.0 * na * nb), ("a chunk of predictions", 8.0 * _BUDGET)],
+            "the loss landscape", "Use fewer grid points (n=...).")
     if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
         raise ConfigError(f"The 'chunk_rows' parameter must be a whole number >= 1. Got {chunk_rows!r} instead.")
     loss_fn = _loss(result, loss)

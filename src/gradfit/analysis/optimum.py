@@ -6,8 +6,10 @@ the best parameters solve the linear least-squares problem ``J theta = y - f(x; 
 draw that answer next to where gradient descent went, so a reader sees how close it got.
 
 Linearity is checked, not assumed: ``J`` is taken at the fitted parameters and at a perturbed
-copy and must agree to 1e-6 (relative). The solve runs in float64. A weighted fit's optimum is
-the weighted one: rows of ``J`` and of the residuals are multiplied by ``sqrt(wᵢ)``.
+copy and must agree to 1e-6 (relative). The solve runs in float64, over chunks of rows folded into
+one triangular factor, so its memory is a chunk's Jacobian (at most 2^22 numbers) whatever the
+number of rows. A weighted fit's optimum is the weighted one: rows of ``J`` and of the residuals
+are multiplied by ``sqrt(wᵢ)``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import torch
 from gradfit.analysis.rundata import run_data
 from gradfit.data.dataset import Dataset
 from gradfit.models.base import flatten_params
+from gradfit.models.jacobian import row_jacobian
 
 CHECK_ROWS = 512          # rows used to test linearity (the Jacobian there decides)
 MAX_PARAMS = 2_000        # beyond this the Jacobian is too costly for a picture's side note
-DIRECT_ROWS = 200_000     # above this, solve the normal equations accumulated over chunks
+CHUNK_ROWS = 65_536       # rows whose Jacobian is held at once (fewer for many parameters: 2^22 numbers at most)
 RTOL = 1e-6
 
 
@@ -55,9 +58,7 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
     if weights and weights.get("column") is None and not (isinstance(data, Dataset) and data.w is not None):
         return None  # weighted by an array the run did not keep: no optimum to compare with
     ds = data if isinstance(data, Dataset) else run_data(result, data)
-    x = ds.x.detach().to("cpu", torch.float64)
-    y = ds.y.detach().to("cpu", torch.float64)
-    root = None if ds.w is None else ds.w.detach().to("cpu", torch.float64).sqrt()
+    x, y, w = ds.x.detach(), ds.y.detach(), None if ds.w is None else ds.w.detach()
     specs = model.specs
     flat = flatten_params(specs, result.params)
     names = list(flat)
@@ -76,7 +77,7 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
     theta = torch.tensor([flat[n] for n in free], dtype=torch.float64)
     if not torch.isfinite(theta).all():
         return None
-    probe = x[:CHECK_ROWS]
+    probe = _float64(x[:CHECK_ROWS])
     gen = torch.Generator().manual_seed(0)
     other = theta + (0.5 + torch.rand(theta.shape, generator=gen, dtype=torch.float64)) * (theta.abs() + 1.0)
     try:
@@ -88,40 +89,41 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
     if not (torch.isfinite(j1).all() and torch.isfinite(j2).all()) or (j1 - j2).abs().max() > RTOL * max(scale, 1e-300):
         return None
 
-    zero = torch.zeros_like(theta)
-    if len(x) <= DIRECT_ROWS:
-        J = _jacobian(predict, theta, x)
-        with torch.no_grad():
-            r = y - predict(zero, x)
-        if root is not None:
-            J, r = root[:, None] * J, root * r
-        solution = torch.linalg.lstsq(J, r[:, None], driver="gelsd").solution[:, 0]
-    else:
-        solution = _normal_equations(predict, theta, zero, x, y, root=root)
+    solution = _solve(predict, theta, x, y, w)
     out = dict(flat)
     out.update(zip(free, solution.tolist()))
     return {n: float(out[n]) for n in names}
 
 
 def _jacobian(predict, theta: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``(n, p)``: d predictions / d free parameters at ``theta``."""
-    return torch.autograd.functional.jacobian(lambda t: predict(t, rows), theta, vectorize=True)
+    """``(n, p)``: d predictions / d free parameters at ``theta`` (memory rows x parameters)."""
+    return row_jacobian(lambda t: predict(t, rows), theta)
 
 
-def _normal_equations(predict, theta, zero, x, y, chunk: int = 65_536, root=None) -> torch.Tensor:
-    """Solve ``J^T J theta = J^T r`` accumulated over row chunks, so 10^8 rows never build a full Jacobian
-    (``J`` and ``r`` with rows times ``root``, the square roots of the weights, when given)."""
+def _float64(t: torch.Tensor) -> torch.Tensor:
+    return t.to("cpu", torch.float64)
+
+
+def _solve(predict, theta, x, y, w=None) -> torch.Tensor:
+    """The least-squares solution of ``J theta = y - f(x; 0)`` (rows times ``sqrt(w)`` when weighted), from the
+    triangular factor of ``[J | r]`` accumulated over row chunks (``[R; J_chunk] = Q R'``, as
+    :mod:`gradfit.analysis.curvature` does): memory chunk x parameters, whatever the number of rows, and none of
+    the normal equations' squared condition number."""
     p = theta.numel()
-    jtj = torch.zeros(p, p, dtype=torch.float64)
-    jtr = torch.zeros(p, dtype=torch.float64)
-    for start in range(0, len(x), chunk):
-        rows = x[start:start + chunk]
-        J = _jacobian(predict, theta, rows)
+    rows = max(p + 1, min(CHUNK_ROWS, 2**22 // p))
+    zero = torch.zeros_like(theta)
+    aug = None
+    for start in range(0, len(x), rows):
+        xc, yc = _float64(x[start:start + rows]), _float64(y[start:start + rows])
+        J = _jacobian(predict, theta, xc)
         with torch.no_grad():
-            r = y[start:start + chunk] - predict(zero, rows)
-        if root is not None:
-            J, r = root[start:start + chunk, None] * J, root[start:start + chunk] * r
-        jtj += J.T @ J
-        jtr += J.T @ r
-    return torch.linalg.lstsq(jtj, jtr[:, None], driver="gelsd").solution[:, 0]
-
+            r = yc - predict(zero, xc)
+        if w is not None:
+            root = _float64(w[start:start + rows]).sqrt()
+            J, r = root[:, None] * J, root * r
+        block = torch.cat([J, r[:, None]], dim=1)
+        aug = torch.linalg.qr(block if aug is None else torch.cat([aug, block]), mode="r").R
+    if aug.shape[0] < p + 1:  # fewer rows than parameters: the factor's missing rows are zeros
+        aug = torch.cat([aug, aug.new_zeros(p + 1 - aug.shape[0], p + 1)])
+    # gelsd: the minimum-norm answer when the columns are dependent, as lstsq on J itself gives.
+    return torch.linalg.lstsq(aug[:p, :p], aug[:p, p:], driver="gelsd").solution[:, 0]

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from gradfit import memory
 from gradfit.analysis import curvature as cv
 
 __all__ = ["Uncertainty", "compute_uncertainty", "uncertainty_of", "training_data", "loss_trend"]
@@ -173,6 +174,12 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
     if p > max_params:
         return _failed(**base, dof=n - p, reason=f"The model has {p} free parameters, more than max_params={max_params}; "
                        f"the cost grows as rows x params². Pass max_params={p} (or more) to compute them anyway.")
+    # The matrices are p x p (the covariance and correlations over every parameter): weigh them first.
+    need = 8.0 * (6 * len(names) ** 2 + 4 * p * p + max(p + 1, min(65_536, 2**22 // p)) * p)
+    if not memory.fits(need):
+        return _failed(**base, dof=n - p, reason=f"Not computed: the covariance of {p:,} free parameters needs about "
+                       f"{memory.format_bytes(need)}, more than the memory budget of {memory.budget()}. Fix some "
+                       f"parameters or fit a smaller model.")
     if n <= p:
         return _failed(**base, dof=n - p, reason=f"No degrees of freedom: {n} data point(s) for {p} free parameter(s). "
                        f"Uncertainties need more points than parameters; add data or fix parameters.")

@@ -75,6 +75,7 @@ def lr_find_command(
         from gradfit.outputs import atomic_write_text
         from gradfit.plots.lr_finder import LRFinderDisplay
         from gradfit.run_folder import command_folder
+        from gradfit.train.result import json_safe
 
         parsed = {"x": parse_names(x, "--x"), "init": parse_init(init), "fix": parse_names(fix, "--fix"),
                   "params": parse_names(param, "--param"),
@@ -89,7 +90,8 @@ def lr_find_command(
             display = LRFinderDisplay(result)
         folder.clear_earlier()
         folder.record([out_dir / "lr_find.json", out_dir / "lr_find.png"])
-        written = [atomic_write_text(out_dir / "lr_find.json", json.dumps(result.to_dict(), indent=2) + "\n"),
+        text = json.dumps(json_safe(result.to_dict()), indent=2, allow_nan=False) + "\n"  # no NaN tokens
+        written = [atomic_write_text(out_dir / "lr_find.json", text),
                    display.save(out_dir / "lr_find.png")]
         if not quiet:
             _print(result, written, folder)

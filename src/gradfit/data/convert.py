@@ -93,6 +93,7 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
             problems.append(f"{src}: no input (x) columns are left besides the target and the {kind}. "
                             "Name at least one with x=.")
     used = x_names + ([y_name] if y_name else []) + ([w_name] if w_name else [])
+    _check_memory(table, list(dict.fromkeys(used)), dtype)
     tensors = {n: t for n in dict.fromkeys(used) if (t := column(table, n, dtype)) is not None}
     if w_name in tensors:
         problems += check_values(kind, tensors[w_name], where_weights(table, w_name, kind, weighting), table.where)
@@ -153,6 +154,23 @@ def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | N
             table.problems.append(f"{table.source}, column '{n}': {plural(len(pos), 'missing value')} "
                                   f"(NaN or empty) at {table.where(pos[:5].tolist())}{more}. {_NAN_FIX}")
     return tensors, None
+
+
+def _check_memory(table: Table, used: list[str], dtype: torch.dtype) -> None:
+    """Refuse, before any column is converted, columns whose tensors the memory budget cannot hold."""
+    from gradfit.memory import require
+
+    rows = 0
+    for name in used:
+        try:
+            rows = max(rows, len(table.columns[name]))
+        except (KeyError, TypeError):
+            continue
+    itemsize = torch.finfo(dtype).bits // 8
+    # Each column becomes a tensor of ``dtype``, through one float64 copy of a column at a time.
+    require([(f"{len(used)} column{'s' if len(used) != 1 else ''} of {rows:,} rows in {str(dtype).replace('torch.', '')}",
+              float(rows) * len(used) * itemsize), ("a float64 copy of one column", 8.0 * rows)],
+            f"the data from {table.source}", "Use fewer rows or columns.")
 
 
 def _check_dtype(dtype) -> torch.dtype:

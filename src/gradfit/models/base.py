@@ -175,6 +175,23 @@ class Model(abc.ABC):
                 out[s.name] = torch.full(s.shape, float(s.default), dtype=dtype)
         return out
 
+    def row_width(self) -> int:
+        """About how many numbers one row holds in a forward pass (inputs, intermediate values, outputs).
+
+        An estimate for the memory budget (:mod:`gradfit.memory`): a chunk of ``m`` rows holds
+        about ``m * row_width()`` numbers, and autograd keeps them for the backward pass.
+        """
+        return len(self.inputs) + 2 * self.n_outputs + 8
+
+    def with_data(self, x: Tensor) -> "Model":
+        """The model to fit on the rows ``x``: itself, or a copy holding what it computes over all of them.
+
+        A formula's ``sum()``/``mean()`` of data columns are such statistics (see
+        :mod:`gradfit.models.formula_model`): computed here once, they stay the same in every chunk
+        and batch the fit evaluates. ``gradfit.fit`` calls this with the training rows.
+        """
+        return self
+
     def describe(self) -> dict:
         """A JSON-able description; ``gradfit.models.build_model`` rebuilds it when possible."""
         return {"kind": type(self).__name__, "name": self.name, "inputs": list(self.inputs)}

@@ -38,6 +38,7 @@ class _Context:
 
     dtype: torch.dtype
     device: torch.device | None
+    aggregates: Mapping[int, Tensor | float] | None = None  # values of reductions, by index, given from outside
 
     def tensor(self, value: Tensor | float) -> Tensor:
         if isinstance(value, Tensor):
@@ -51,6 +52,38 @@ def _apply(op: Callable, a: Tensor | float, b: Tensor | float, ctx: _Context) ->
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = ctx.tensor(a)
     return op(a, b)
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """One ``sum(...)`` or ``mean(...)`` in a formula.
+
+    Attributes
+    ----------
+    index : int
+        Its position among the formula's reductions; inner ones come first.
+    function : str
+        ``"sum"`` or ``"mean"``.
+    text : str
+        The call as written, e.g. ``"mean(x)"``.
+    names : tuple of str
+        Every name its argument uses.
+    row_names : tuple of str
+        The names its argument uses outside inner reductions: where these are data columns, the
+        reduction runs over rows.
+    span : (int, int)
+        Where it stands in the formula: (offset, length).
+    """
+
+    index: int
+    function: str
+    text: str
+    names: tuple[str, ...]
+    row_names: tuple[str, ...]
+    span: tuple[int, int]
+
+
+REDUCTIONS = ("sum", "mean")
 
 
 @dataclass(frozen=True)
@@ -72,36 +105,68 @@ class Formula:
     """Where each name first appears in ``text``: (offset, length), backquotes included."""
     constants: tuple[str, ...] = field(default=(), compare=False)
     """The named constants it uses (``pi``, ``e``), in order of first appearance."""
+    reductions: tuple[Reduction, ...] = field(default=(), compare=False)
+    """Its ``sum(...)``/``mean(...)`` calls, inner ones first (see :meth:`reduction_total`)."""
+    _reduction_args: tuple = field(default=(), repr=False, compare=False)
+    size: int = field(default=1, compare=False)
+    """Its number of parts (numbers, names, operations): each holds one value per row while it is evaluated."""
 
     def evaluate(self, env: Mapping[str, Tensor | float], *, dtype: torch.dtype | None = None,
-                 device: torch.device | str | None = None) -> Tensor:
+                 device: torch.device | str | None = None,
+                 aggregates: Mapping[int, Tensor | float] | None = None) -> Tensor:
         """The formula's value for the variables in ``env``.
 
         Numbers in the formula take the dtype and device of the first tensor among the
         formula's variables in ``env`` (float32 on the CPU when there is none), unless
-        ``dtype``/``device`` are given.
+        ``dtype``/``device`` are given. ``aggregates`` gives the values of reductions by their
+        index (see :attr:`reductions`): those are used instead of reducing what ``env`` holds.
 
         Examples
         --------
         >>> f = compile_formula("a*t**2 + b")
         >>> f.evaluate({"a": 2.0, "t": torch.tensor([1.0, 3.0]), "b": 1.0})
         tensor([ 3., 19.])
+        >>> compile_formula("t - mean(t)").evaluate({"t": torch.tensor([1.0, 3.0])}, aggregates={0: 0.0})
+        tensor([1., 3.])
         """
-        missing = [n for n in self.names if n not in env]
+        values, ctx = self._prepare(env, self.names, dtype, device, aggregates)
+        return ctx.tensor(self._root(values, ctx))
+
+    def reduction_total(self, index: int, env: Mapping[str, Tensor | float], *, dtype: torch.dtype | None = None,
+                        aggregates: Mapping[int, Tensor | float] | None = None) -> tuple[Tensor, int]:
+        """The float64 sum of reduction ``index``'s argument over the values in ``env``, and how many were summed.
+
+        Summed over chunks of rows, these give a ``sum()`` or ``mean()`` over all the rows whatever the
+        chunking; ``env`` needs only the names the argument uses (inner reductions from ``aggregates``).
+
+        Examples
+        --------
+        >>> f = compile_formula("a*(x - mean(x))")
+        >>> f.reduction_total(0, {"x": torch.tensor([1.0, 2.0])})
+        (tensor(3., dtype=torch.float64), 2)
+        """
+        reduction = self.reductions[index]
+        values, ctx = self._prepare(env, reduction.names, dtype, None, aggregates)
+        arg = self._reduction_args[index]
+        value = ctx.tensor(arg(values, ctx) if callable(arg) else arg)
+        return value.double().sum(), value.numel()
+
+    def _prepare(self, env, names, dtype, device, aggregates):
+        missing = [n for n in names if n not in env]
         if missing:
             raise ModelError(
                 f"The formula {self.text.strip()!r} needs a value for {', '.join(map(repr, missing))}. "
                 f"Got values for: {', '.join(map(repr, env)) or '(nothing)'}. Give every name in {list(self.names)}."
             )
-        used = [env[n] for n in self.names]
+        used = [env[n] for n in names]
         tensors = [v for v in used if isinstance(v, Tensor)]
         if dtype is None:
             dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
         if device is None and tensors:
             device = tensors[0].device
-        ctx = _Context(dtype, None if device is None else torch.device(device))
+        ctx = _Context(dtype, None if device is None else torch.device(device), aggregates)
         values = {}
-        for name, value in zip(self.names, used):
+        for name, value in zip(names, used):
             if not isinstance(value, Tensor):
                 try:
                     value = torch.as_tensor(value, dtype=dtype, device=ctx.device)
@@ -109,7 +174,7 @@ class Formula:
                     raise ModelError(f"The value of {name!r} must be a tensor or a number. "
                                      f"Got {type(value).__name__} instead.") from err
             values[name] = value
-        return ctx.tensor(self._root(values, ctx))
+        return values, ctx
 
     def __reduce__(self):
         # Closures cannot be pickled; the text is enough to rebuild them.
@@ -196,6 +261,8 @@ class _Compiler:
         self.names: list[str] = []
         self.spans: dict[str, tuple[int, int]] = {}
         self.constants: list[str] = []
+        self.reductions: list[Reduction] = []
+        self.reduction_args: list = []
 
     def run(self) -> Formula:
         try:
@@ -213,7 +280,8 @@ class _Compiler:
         self._check_depth(tree.body)
         root = self.translate(tree.body)
         node = root if callable(root) else (lambda values, ctx, v=root: v)
-        return Formula(self.text, tuple(self.names), node, self.spans, tuple(self.constants))
+        return Formula(self.text, tuple(self.names), node, self.spans, tuple(self.constants),
+                       tuple(self.reductions), tuple(self.reduction_args), n_nodes)
 
     # -- positions and errors ----------------------------------------------------------------
 
@@ -386,11 +454,46 @@ class _Compiler:
             self.fail(f"{name}() takes {spec.arity} {plural} ({spec.usage}); got {len(node.args)}.", node)
         args = [self.translate(arg) for arg in node.args]
         fn = spec.fn
+        if spec.fn is FUNCTIONS["sum"].fn or spec.fn is FUNCTIONS["mean"].fn:
+            return self._reduction(node, args[0], fn)
 
         def call(values, ctx):
             return fn(*(ctx.tensor(a(values, ctx) if callable(a) else a) for a in args))
 
         return call
+
+    def _reduction(self, node: ast.Call, arg, fn) -> _Node:
+        """A ``sum``/``mean`` call, numbered (after the ones inside it) so its value can be given from outside."""
+        k = len(self.reductions)
+        span = self.span(node)
+        self.reductions.append(Reduction(k, "sum" if fn is FUNCTIONS["sum"].fn else "mean",
+                                         self.text[span[0]:span[0] + span[1]], self._names_in(node.args[0], True),
+                                         self._names_in(node.args[0], False), span))
+        self.reduction_args.append(arg)
+
+        def call(values, ctx):
+            if ctx.aggregates is not None and k in ctx.aggregates:
+                return ctx.tensor(ctx.aggregates[k])
+            return fn(ctx.tensor(arg(values, ctx) if callable(arg) else arg))
+
+        return call
+
+    def _names_in(self, node: ast.expr, nested: bool) -> tuple[str, ...]:
+        """The variables ``node`` uses, in order; without ``nested``, not those inside inner sum()/mean() calls."""
+        found: list[str] = []
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, ast.Call) and not nested and isinstance(n.func, ast.Name) and n.func.id in REDUCTIONS:
+                continue
+            if isinstance(n, ast.Name):
+                name = self.quoted.get(n.id)
+                if name is None and n.id not in FUNCTIONS and n.id not in CONSTANTS:
+                    name = n.id
+                if name is not None and name not in found:
+                    found.append(name)
+            stack.extend(reversed(list(ast.iter_child_nodes(n))))
+        return tuple(found)
 
 
 def _mask_backquotes(text: str) -> tuple[str, dict[str, str]]:

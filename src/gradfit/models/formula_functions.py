@@ -68,8 +68,8 @@ _ROWS: list[tuple[tuple[str, ...], int, Callable[..., torch.Tensor], str]] = [
     (("minimum", "min"), 2, torch.minimum, "element-wise minimum of two values"),
     (("maximum", "max"), 2, torch.maximum, "element-wise maximum of two values"),
     (("pow",), 2, torch.pow, "a to the power b, same as a**b"),
-    (("sum",), 1, _reduce_sum, "sum of all values (a scalar)"),
-    (("mean",), 1, _reduce_mean, "mean of all values (a scalar)"),
+    (("sum",), 1, _reduce_sum, "sum of all values (a scalar); of a data column: over every row fitted, computed once"),
+    (("mean",), 1, _reduce_mean, "mean of all values (a scalar); of a data column: over every row fitted, computed once"),
 ]
 
 #: Allowed functions by every name they may be called by.

@@ -87,7 +87,7 @@ def rebuild_model(spec: dict) -> Model | None:
     """The model described by ``Model.describe()``, or None when it cannot be rebuilt (callables, modules)."""
     kind = spec.get("kind")
     if kind == "formula":
-        return FormulaModel(spec["formula"], inputs=spec.get("inputs"))
+        return FormulaModel.from_description(spec)
     if kind == "zoo":
         options = {k: v for k, v in spec.items() if k not in ("kind", "name", "inputs", "n_outputs")}
         if isinstance(options.get("hidden"), list):

@@ -79,6 +79,12 @@ class ZooModel(Model):
         self.opts = {**self.options, **options}
         self._specs = self._make_specs()
         self.name = self.zoo_name
+        check_size(self.zoo_name, sum(s.size for s in self._specs), len(self._specs), self._size_words(),
+                   "Use fewer input columns or outputs (cross_entropy makes one output per class 0..C-1).")
+
+    def _size_words(self) -> str:
+        """What makes the model this big, for a memory message."""
+        return f"{self.n_outputs:,} outputs" if self.n_outputs > 1 else ""
 
     @property
     def specs(self) -> tuple[ParamSpec, ...]:
@@ -92,10 +98,28 @@ class ZooModel(Model):
                 "n_outputs": self.n_outputs, **self.opts}
 
 
+#: Memory a named parameter costs beyond its numbers (its spec, names, 0-d tensors, autograd nodes and optimizer
+#: state): measured 6.8 kB for each scalar coefficient of a degree-100,000 polynomial through one Adam step.
+SPEC_BYTES = 8192
+
+
+def check_size(name: str, n_values: int, n_specs: int, why: str = "", advice: str = "") -> None:
+    """Refuse, before any tensor exists, a model whose parameters alone exceed the memory budget (in float32, the
+    least a fit holds; :mod:`gradfit.train.footprint` then counts the whole fit)."""
+    from gradfit.memory import require
+
+    require([("their values in float32", 4 * n_values), ("one Python object per named parameter", SPEC_BYTES * n_specs)],
+            f"the zoo model {name!r}{f' with {why}' if why else ''}, which has {n_values:,} parameters",
+            advice)
+
+
 class _Affine(ZooModel):
     one_input = False
     multi_output = True
     param = "a"
+
+    def row_width(self) -> int:
+        return len(self.inputs) + 1 + 3 * self.n_outputs  # [x, 1], the outputs and their gradients
 
     def _make_specs(self):
         k = len(self.inputs) + 1
@@ -167,6 +191,9 @@ class Poly(ZooModel):
         degree = self.opts["degree"]
         if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
             raise ModelError(f"The 'degree' of a polynomial must be an integer >= 1. Got {degree!r} instead.")
+        check_size(f"poly{degree}", degree + 1, degree + 1, f"degree {degree:,}",  # before a spec per coefficient
+                   "Choose a lower degree (a polynomial of high degree is also ill-conditioned: a spline or another "
+                   "curve fits better).")
         # A canonical name (poly3, no options) so describe() round-trips either spelling.
         self.zoo_name, self.opts = f"poly{degree}", {}
         return tuple(ParamSpec(f"c{k}", (), 0.0, doc=f"coefficient of x**{k}") for k in range(degree + 1))
@@ -324,12 +351,23 @@ class MLP(ZooModel):
                              f"Got {self.opts['activation']!r} instead.")
         self.opts = {"hidden": hidden, "activation": act}
         sizes = [len(self.inputs), *hidden, self.n_outputs]
+        # Counted before the specs: a width of 10^12 must be refused, not listed in a shape.
+        check_size("mlp", sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])), 2 * (len(sizes) - 1),
+                   f"hidden={','.join(map(str, hidden))}",
+                   "Choose fewer or narrower hidden layers (--option hidden=32,32, say).")
         specs = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             scale = 1 / math.sqrt(fan_in)
             specs += [ParamSpec(f"W{i}", (fan_in, fan_out), None, scale, doc=f"layer {i} weights"),
                       ParamSpec(f"b{i}", (fan_out,), None, scale, doc=f"layer {i} biases")]
         return tuple(specs)
+
+    def _size_words(self) -> str:
+        return f"hidden={','.join(map(str, self.opts['hidden']))}"
+
+    def row_width(self) -> int:
+        # Each hidden unit holds its pre-activation, its activation and their gradients.
+        return len(self.inputs) + 4 * sum(self.opts["hidden"]) + 3 * self.n_outputs
 
     def forward(self, params, x):
         act = _ACTIVATIONS[self.opts["activation"]]

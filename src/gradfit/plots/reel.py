@@ -110,8 +110,23 @@ class Reel:
     def _fps(self) -> float:
         return float(self.fps) if self.fps else 1000.0 / self.interval
 
+    def check_memory(self, dpi: int, kind: str) -> None:
+        """Refuse, before drawing, frames the memory budget cannot hold (:mod:`gradfit.memory`).
+
+        A GIF keeps every frame as a palette image (a byte a pixel), an HTML page as base64 PNG text
+        (counted as 3 bytes a pixel, an upper bound); both keep the still part as two RGBA images.
+        """
+        from gradfit.memory import require
+
+        pixels = self.figsize[0] * dpi * self.figsize[1] * dpi
+        per_frame = {"gif": 1.0, "html": 3.0}.get(kind, 0.0)
+        require([(f"{self.n_frames:,} frames of {pixels:,.0f} pixels", per_frame * pixels * self.n_frames),
+                 ("the still part of the picture", 2 * 4.0 * pixels)],
+                f"the animation ({kind})", "Keep fewer frames (max_frames=...) or a lower dpi.")
+
     def to_jshtml(self, dpi: int = 80) -> str:
         """An HTML fragment with every frame embedded as a base64 PNG and a player; no external URL."""
+        self.check_memory(dpi, "html")
         with matplotlib.rc_context(_SAVING):
             text = self.animation(dpi=dpi).to_jshtml(fps=self._fps(), embed_frames=True, default_mode="loop")
         text = _EXTERNAL.sub("", text)
@@ -141,6 +156,7 @@ class Reel:
             return atomic_write_text(target, page)
         if suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
             raise ConfigError("saving MP4 needs ffmpeg, which is not installed; save as .gif or .html instead.")
+        self.check_memory(dpi, suffix[1:])
         figure = self.make_figure(dpi=dpi)
         if suffix == ".mp4":
             writer = animation.FFMpegWriter(fps=self._fps())

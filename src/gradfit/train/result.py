@@ -205,7 +205,7 @@ class FitResult:
 
     def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
         """The result as JSON text (also written to ``path`` when given)."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_default)
+        text = json.dumps(json_safe(self.to_dict()), indent=indent, allow_nan=False, default=_default)
         if path is not None:
             from gradfit.outputs import atomic_write_text
 
@@ -227,6 +227,8 @@ class FitResult:
 
             model = rebuild_model(d["model"])
         shapes = d.get("param_shapes", {})
+        d["params"] = {k: _unnum(v) for k, v in d["params"].items()}
+        d["init_params"] = {k: _unnum(v) for k, v in (d.get("init_params") or {}).items()}
         if model is not None:
             params = {k: v.float() if d.get("data", {}).get("dtype") != "float64" else v
                       for k, v in unflatten_params(model.specs, d["params"]).items()}
@@ -276,6 +278,33 @@ def _num(v):
 
 def _unnum(v):
     return None if v is None else float(v)
+
+
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def json_safe(obj):
+    """``obj`` with every non-finite float written as the string ``"nan"``, ``"inf"`` or ``"-inf"``.
+
+    JSON has no NaN or Infinity, and ``result.json`` must stay valid JSON whatever the fit did (a parameter
+    started at 1e39 is inf in float32; a diverged loss is inf). Readers turn the strings back with ``float``.
+
+    Examples
+    --------
+    >>> json_safe({"a": [1.0, float("inf")], "b": {"c": float("nan")}, "d": "x"})
+    {'a': [1.0, 'inf'], 'b': {'c': 'nan'}, 'd': 'x'}
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return json_safe(obj.item())
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    return obj
 
 
 def _default(o):

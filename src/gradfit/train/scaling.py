@@ -47,6 +47,7 @@ from torch import Tensor
 
 from gradfit.losses import Loss
 from gradfit.models.base import Model
+from gradfit.models.jacobian import row_jacobian
 
 MAX_ROWS = 100_000          # rows the Jacobian is taken on
 MAX_ENTRIES = 5_000_000     # rows x outputs x free entries of that Jacobian (40 MB in float64)
@@ -332,7 +333,9 @@ def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: 
 
 
 def _jacobian(predict, theta: Tensor, rows: Tensor) -> Tensor:
-    return torch.autograd.functional.jacobian(lambda t: predict(t, rows), theta, vectorize=True).reshape(-1, theta.numel())
+    # Column by column (memory rows x parameters): a vectorised reverse-mode Jacobian would batch over an identity
+    # of rows x rows (80 GB for MAX_ROWS rows).
+    return row_jacobian(lambda t: predict(t, rows), theta).reshape(-1, theta.numel())
 
 
 def _is_linear(predict, theta: Tensor, rows: Tensor, J: Tensor) -> bool:

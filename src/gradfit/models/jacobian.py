@@ -1,0 +1,70 @@
+"""The Jacobian of a model's predictions over rows, in rows × parameters memory (never rows × rows).
+
+``torch.autograd.functional.jacobian(f, theta, vectorize=True)`` and ``torch.func.jacrev``
+differentiate one output at a time, batched over an identity matrix the size of the output: for
+``m`` predictions that is an ``m × m`` matrix (80 GB for 10^5 rows), whatever the number of
+parameters. A model's predictions have many rows and few parameters, so the Jacobian is taken
+column by column instead:
+
+1. forward mode (``torch.func.jacfwd``): one batched forward pass carrying a tangent per
+   parameter, memory ``m × p``;
+2. for models ``torch.func`` cannot transform (in-place operations, ``.item()``): one
+   double-backward product per parameter (``g(v) = Jᵀv`` is linear in ``v``, so the gradient
+   of ``g·e_j`` with respect to ``v`` is the column ``J e_j``), memory ``m × p``;
+3. for a model that cannot be differentiated twice either: plain autograd, one backward pass
+   per output, memory ``m × p``.
+
+Callers still take it over chunks of rows so that ``m × p`` stays small.
+
+Examples
+--------
+>>> x = torch.linspace(0, 1, 5, dtype=torch.float64)
+>>> row_jacobian(lambda t: t[0] * x + t[1], torch.ones(2, dtype=torch.float64))[:, 0].tolist()
+[0.0, 0.25, 0.5, 0.75, 1.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["row_jacobian", "jacobian_by_backward"]
+
+
+def row_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
+    """``d f(theta) / d theta`` as an ``(m, p)`` tensor, ``m`` the number of values ``f`` returns (flattened).
+
+    Parameters
+    ----------
+    f : callable
+        ``(p,)`` tensor -> tensor of any shape (the predictions of some rows).
+    theta : Tensor
+        The point, shape ``(p,)``.
+    """
+    try:
+        with torch.enable_grad():
+            return torch.func.jacfwd(lambda t: f(t).reshape(-1))(theta)
+    except (RuntimeError, NotImplementedError, TypeError):
+        pass
+    try:
+        return jacobian_by_backward(f, theta)
+    except (RuntimeError, NotImplementedError, TypeError):
+        pass
+    return torch.autograd.functional.jacobian(lambda t: f(t).reshape(-1), theta)  # one output at a time
+
+
+def jacobian_by_backward(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
+    """The ``(m, p)`` Jacobian by ``p`` double-backward products (see the module), for models vmap cannot batch."""
+    with torch.enable_grad():
+        q = theta.detach().clone().requires_grad_(True)
+        r = f(q).reshape(-1)
+        v = torch.zeros_like(r, requires_grad=True)
+        (g,) = torch.autograd.grad(r, q, grad_outputs=v, create_graph=True, allow_unused=True) if r.requires_grad \
+            else (None,)
+        if g is None or not g.requires_grad:  # predictions that do not depend on theta
+            return torch.zeros(r.numel(), theta.numel(), dtype=r.dtype, device=r.device)
+        cols = [torch.autograd.grad(g[j], v, retain_graph=True, allow_unused=True)[0] for j in range(theta.numel())]
+    cols = [torch.zeros_like(r) if c is None else c for c in cols]
+    return torch.stack(cols, dim=1).detach()
