@@ -111,3 +111,14 @@ def test_lbfgs_with_a_huge_lr_is_not_called_a_success_and_gets_lbfgs_advice(tmp_
     assert res.exit_code == 1, res.output
     assert json.loads((out / "result.json").read_text())["success"] is False
     assert "L-BFGS" in res.stderr and "first trial step" in res.stderr
+
+
+def test_lbfgs_that_never_moves_is_stalled_not_a_full_budget(tmp_path):
+    # issue 9: '--optimizer lbfgs --lr 1e10' never moved and reported "Ran the full budget", exit 0
+    res, out = _fit(tmp_path, "--optimizer", "lbfgs", "--lr", "1e10", "--steps", "50",
+                    data=["fit", "builtin:rollercoaster", "--y", "speed", "--model", "sine"])
+    assert res.exit_code == 1, res.output
+    result = json.loads((out / "result.json").read_text())
+    assert result["stop_reason"] == "stalled" and result["success"] is False
+    assert "Stalled: the parameters stopped changing" in res.stderr and "short of the minimum" in res.stderr
+    assert "L-BFGS's own first step" in res.stderr and "Ran the full budget" not in res.output
