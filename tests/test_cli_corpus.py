@@ -178,7 +178,7 @@ def test_random_combinations_end_in_an_allowed_way(case):
 
 
 @pytest.mark.slow
-@settings(max_examples=400, **_SETTINGS)
+@settings(max_examples=800, **_SETTINGS)
 @given(combinations(pictures=True, most=5))
 def test_many_random_combinations_end_in_an_allowed_way(case):
     check_run(*case)
