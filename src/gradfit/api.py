@@ -20,7 +20,7 @@ from gradfit.errors import ConfigError, DataError
 from gradfit.losses import check_weighting, get_loss
 from gradfit.models.names import check_declared, declared_params
 from gradfit.models.resolve import ModelLike, build_model, check_names, default_inputs
-from gradfit.train.callbacks import PrintLoss
+from gradfit.train.callbacks import PrintLoss, call
 from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr, optimizer_name
 from gradfit.train.config import FitConfig
@@ -111,7 +111,7 @@ def fit(
     model_options : mapping
         Zoo options such as ``{"degree": 3}`` or ``{"hidden": (32, 32)}``.
     callbacks : sequence
-        Objects with ``on_start``/``on_step``/``on_end`` hooks (see :mod:`gradfit.train.callbacks`).
+        Objects with ``on_model``/``on_start``/``on_step``/``on_end`` hooks (see :mod:`gradfit.train.callbacks`).
     checkpoint_dir : path, optional
         Folder of ``checkpoint.pt``: written every ``checkpoint_every`` steps, at the end of the budget, and
         whenever the fit is interrupted (see :mod:`gradfit.train.checkpoint`).
@@ -171,11 +171,13 @@ def fit(
     notes += _constant_notes(built)
     loss.check_targets(dataset.y, built.n_outputs)
     fixed = fixed_names(built, fix)
+    callbacks = list(callbacks)
+    call(callbacks, "on_model", built, fixed)  # a front end's own options checked against the model, at the door
     choice = _plan(config, loss, built, fixed, dataset)
     config = dataclasses.replace(config, optimizer=choice.optimizer, dtype=choice.dtype, scale=choice.scale)
     dtype = _dtype(choice.dtype)
     check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, device)  # before any copy
-    dataset = dataset.columns(list(built.inputs)).to(device, dtype)
+    dataset = _narrowed(dataset.columns(list(built.inputs)), device, dtype)
 
     generator = torch.Generator().manual_seed(config.seed)
     train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
@@ -343,11 +345,31 @@ def _dtype(name: str) -> torch.dtype:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("The device 'cuda' was requested but no CUDA GPU is available here. Use --device cpu or auto.")
-    return torch.device(name)
+    from gradfit.train.config import resolve_device
+
+    return resolve_device(name)
+
+
+def _narrowed(dataset: Dataset, device, dtype: torch.dtype) -> Dataset:
+    """``dataset`` on ``device`` in ``dtype``; a DataError when a value read in float64 does not fit in float32."""
+    out = dataset.to(device, dtype)
+    if torch.finfo(dtype).bits >= torch.finfo(dataset.dtype).bits:
+        return out
+    columns = [(name, out.x[:, i]) for i, name in enumerate(out.x_names)] + [(out.y_name or "y", out.y)]
+    problems, kind = [], str(dtype).replace("torch.", "")
+    for name, values in columns:
+        if values is None:
+            continue
+        bad = (~torch.isfinite(values)).nonzero().flatten()
+        if len(bad):
+            first = int(bad[0])
+            source = dataset.x[first, dataset.x_names.index(name)] if name in dataset.x_names else dataset.y[first]
+            problems.append(f"column {name!r}: {len(bad)} value{'s' if len(bad) > 1 else ''} too large for {kind} "
+                            f"(the first in row {first + 1}: {float(source):g})")
+    if problems:
+        raise DataError(f"{dataset.source}: the fit runs in {kind}, and {'; '.join(problems)}. Fit in float64: "
+                        f"dtype='float64' (--dtype float64), or rescale the column.")
+    return out
 
 
 def _split_names(x) -> list[str]:

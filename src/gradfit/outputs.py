@@ -198,6 +198,12 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ConfigError(f"Cannot write the output folder {str(out)!r}: {str(ancestor)!r} is not writable. "
                           f"Give another path with --out.")
+    from gradfit.targets import probe_folder
+
+    reason = probe_folder(ancestor)  # root passes os.access; a read-only mount or /proc refuses files all the same
+    if reason is not None:
+        raise ConfigError(f"Cannot write the output folder {str(out)!r}: {str(ancestor)!r} does not accept new files "
+                          f"({reason}). Give another path with --out.")
     return out
 
 

@@ -76,12 +76,14 @@ def test_plot_of_a_folder_without_a_run(tmp_path):
     assert res.exit_code == 2 and "result.json is missing" in res.output
 
 
-def test_fit_with_a_bad_landscape_name_keeps_the_run(tmp_path):
+def test_fit_with_a_bad_landscape_name_is_refused_before_fitting(tmp_path):
+    """Issue 9: the name was caught only after the fit had been written; now at the door, nothing written."""
     out = tmp_path / "run"
     res = runner.invoke(app, [*FIT, "--out", str(out), "--landscape", "a[0],nope"])
-    assert res.exit_code == 2 and "nope" in res.output and "was saved" in res.output
-    assert json.loads((out / "result.json").read_text())["stop_reason"] == "max_steps"
-    assert not (out / "landscape.png").exists()
+    assert res.exit_code == 2, res.output
+    assert "The --landscape option (a[0],nope): The model 'linear' has no parameter 'nope'" in res.output
+    assert "Its parameters are: a[0], a[1]" in res.output and "Traceback" not in res.output
+    assert not out.exists()
 
 
 def test_fit_refuses_a_bad_animation_path_before_fitting(tmp_path):

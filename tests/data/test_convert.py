@@ -147,7 +147,7 @@ def test_drop_nan_ignores_unused_columns():
     (pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 2.0]}), {"x": "x,y", "y": "y"}, r"'y' is both the target \(y\) and an input \(x\)"),
     (pd.DataFrame({"x": [1.0, np.nan, 3.0, np.nan]}), {}, r"column 'x': 2 missing values \(NaN or empty\) at rows 1, 3.*drop_nan=True.*--drop-nan"),
     (pd.DataFrame({"x": [1.0, np.inf, -np.inf]}), {}, r"column 'x': 2 values infinite"),
-    (pd.DataFrame({"x": [1e300, 1.0]}), {}, r"too large for torch.float32 at row 0. Pass dtype=torch.float64"),
+    (pd.DataFrame({"x": [1e300, 1.0]}), {}, r"too large for float32 at row 0. Fit in float64: dtype='float64' \(--dtype float64\)"),
     (pd.DataFrame({"x": [1.0]}), {}, r"1 row, but at least 2 are needed"),
     (pd.DataFrame({"x": [1.0, 2.0, 3.0]}), {"min_rows": 5}, r"3 rows, but at least 5"),
     (pd.DataFrame({"t": pd.date_range("2024-01-01", periods=3)}), {}, r"column 't': holds dates or times"),

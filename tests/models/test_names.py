@@ -75,8 +75,55 @@ def test_short_parameter_names_are_not_taken_for_columns(formula, columns):
 
 
 def test_the_target_in_a_formula_is_refused():
-    with pytest.raises(FormulaError, match=r"'y' is the target column \(--y\), so it cannot also be an input"):
+    with pytest.raises(FormulaError, match=r"'y' is the target column \(y\), the values the model predicts, so the "
+                                           r"formula cannot also read it as an input\. Did you mean bmi or bp\? If 'y' "
+                                           r"is meant to be a parameter \(not the column\), declare it a parameter: "
+                                           r"--param y"):
         gradfit.fit("a*bmi + y", FRAME, y="y", **LSQ)
+
+
+def test_the_target_as_the_only_input_suggests_the_columns_not_a_parameter():
+    # issue 9, item 6: 'a*y+b' got a confusing message; with no input at all, declaring y a parameter
+    # would leave a model without inputs, so only the columns are suggested.
+    with pytest.raises(FormulaError) as info:
+        gradfit.fit("a*y+b", FRAME, y="y", **LSQ)
+    text = str(info.value)
+    assert "'y' is the target column (y)" in text and "Did you mean bmi or bp?" in text
+    assert "?." not in text and "--param" not in text and info.value.offset == 2
+
+
+def test_a_formula_without_any_input_names_each_reason():
+    with pytest.raises(ModelError) as info:
+        gradfit.fit("a*pi + b", FRAME, y="y", **LSQ)
+    text = str(info.value)
+    assert "has no input column" in text and "pi is a constant of the formula language" in text
+    assert "a, b are not columns and so parameters" in text and "one of the columns bmi, bp" in text
+
+
+@pytest.mark.parametrize("column,formula,means", [
+    ("pi", "a*pi + b", "the constant pi = 3.14159"),
+    ("e", "a*e + b", "the constant e = 2.71828"),
+    ("exp", "a*exp + b", "the function exp(...)"),
+    ("sum", "a*sum + b", "the function sum(...)"),
+])
+def test_a_column_named_like_a_constant_or_function_is_refused_unless_backquoted(column, formula, means):
+    # issue 9, item 6: a column named pi fitted the constant silently; one named exp got "exp is a function"
+    frame = pd.DataFrame({column: BMI, "y": 2.0 * BMI + 1})
+    with pytest.raises(FormulaError) as info:
+        gradfit.fit(formula, frame, y="y", **LSQ)
+    text = str(info.value)
+    assert f"'{column}' is a column of the data, but in a formula {column} is {means}" in text
+    assert f"`{column}`" in text and info.value.offset == 2 and text.splitlines()[-1].strip() == "^" * len(column)
+    r = gradfit.fit(f"a*`{column}` + b", frame, y="y", **LSQ)
+    np.testing.assert_allclose([r.flat_params["a"], r.flat_params["b"]],
+                               np.linalg.lstsq(np.column_stack([BMI, np.ones(N)]), 2.0 * BMI + 1, rcond=None)[0],
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_a_function_call_on_a_column_named_like_the_function_is_the_function():
+    frame = pd.DataFrame({"x": BMI / 10, "exp": BMI, "y": 2.0 * np.exp(BMI / 10) + 1})
+    r = gradfit.fit("a*exp(x) + b", frame, y="y", **LSQ)
+    np.testing.assert_allclose([r.flat_params["a"], r.flat_params["b"]], [2.0, 1.0], rtol=1e-6)
 
 
 def test_a_column_left_out_of_x_is_refused_unless_declared():

@@ -41,6 +41,12 @@ STILL_IMPROVING = 1e-2     # ... and, for mini-batch and network fits, that is w
 EXACT = {"float64": 1e-10, "float32": 1e-9}  # a final loss below this fraction of the start's: an exact fit
 BUDGETS = ("max_steps", "max_epochs", "max_time")
 GD = ("sgd", "momentum", "nesterov")
+ADAPTIVE = ("adam", "adamw", "rmsprop", "adagrad")  # steps of about lr per parameter, whatever the gradient's size
+# The stability limits of gradfit.analysis.stability.lr_limit, in words (b: the momentum, lam: the largest curvature).
+_LIMIT_FORMULA = {"sgd": "2 / the largest curvature of the loss",
+                  "momentum": "2(1 + b) / the largest curvature, for heavy-ball momentum b",
+                  "nesterov": "2(1 + b) / ((1 + 2b) x the largest curvature), for Nesterov momentum b"}
+LBFGS_LR = 1.0  # torch's L-BFGS default: the first trial step of its line search
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ class _Facts:
     trend: float | None
     limit: float | None       # the stability limit of the optimizer used (None: does not apply)
     columns: str | None       # input columns far from unit scale, in words
+    size: float = 1.0         # the free parameters' typical size (largest |value| at the start or the end, >= 1e-3)
 
 
 def judge(result, uncertainty, model, loss, train) -> Verdict:
@@ -146,6 +153,10 @@ def _stood_still(result, f: _Facts, at_minimum: bool | None, still: dict | None,
         if decided:
             return Verdict(reason, f"{message} {how[0].upper() + how[1:]}, at the minimum{_newton_words(f)}.",
                            True, flat=flat)
+        if still["since"] == 0:  # nothing moved, ever: a fit that did nothing is not a success unless shown right
+            return _failed("stalled", f"Stalled: the parameters never moved from their start ({still['why']}, in "
+                           f"{still['dtype']}){_newton_words(f, not_min=True) or '; nothing shows that the start is the minimum'}.",
+                           _remedies(f, stalled=True), flat)
         if f.newton is None:  # no error bars to tell a minimum from a stall: say so, do not guess
             return Verdict(reason, f"{message} {how[0].upper() + how[1:]}; whether that is the minimum was not "
                            f"checked (no uncertainties were computed).", None, flat=flat)
@@ -175,7 +186,7 @@ def _facts(result, uncertainty, model, loss, train, trend) -> _Facts:
                   start=None if start is None or not math.isfinite(start) else float(start),
                   baseline=_baseline(loss, train), final=float(result.loss),
                   newton=None if newton is None or not math.isfinite(newton) else float(newton), trend=trend,
-                  limit=_float(lr_limit), columns=_badly_scaled(train))
+                  limit=_float(lr_limit), columns=_badly_scaled(train), size=_size(result))
 
 
 def _worse(f: _Facts) -> bool:
@@ -235,7 +246,7 @@ def _diverged(result, f: _Facts, model, train) -> Verdict:
                 remedies.append(f"starting from {_remedy_text(flat)}")
     if f.optimizer in GD and f.limit is not None and f.lr is not None and f.lr > f.limit:
         causes.append(f"The learning rate {f.lr:.3g} is above the stability limit {f.limit:.3g} measured at the start "
-                      f"(2 / the largest curvature of the loss), beyond which gradient descent oscillates and grows.")
+                      f"({_LIMIT_FORMULA[f.optimizer]}), beyond which {f.optimizer} oscillates and grows.")
     if f.columns and not f.scaled and f.optimizer != "lm":
         causes.append(f"The input columns are far from unit scale ({f.columns}): the curvature of the loss differs by "
                       f"orders of magnitude between directions, so no single step size suits them all.")
@@ -246,17 +257,35 @@ def _diverged(result, f: _Facts, model, train) -> Verdict:
 
 def _remedies(f: _Facts, worse: bool = False, stalled: bool = False, diverged: bool = False) -> tuple[str, ...]:
     out = []
+    too_fast = (worse or diverged) and f.optimizer in GD and f.limit is not None and f.lr is not None and f.lr > f.limit
+    # Adaptive optimizers move each parameter by about lr per step: an lr beyond the parameters' size overshoots.
+    adaptive = (worse or diverged) and f.optimizer in ADAPTIVE and bool(f.lr)
+    if adaptive and f.lr > f.size:
+        too_fast = True
+        out.append(_adaptive_lr(f))
+    if (worse or diverged or stalled) and f.optimizer == "lbfgs" and f.lr is not None and f.lr != LBFGS_LR:
+        # L-BFGS's lr is no step size: it scales the first trial step of the line search, whose default is 1.
+        out.append(f"L-BFGS's own first step (leave out --lr: lr={f.lr:.3g} sets the length of its line search's first "
+                   f"trial step, whose default is {LBFGS_LR:g})")
+    if too_fast and not adaptive:  # the cause itself first
+        out.append(f"a smaller learning rate, below the stability limit {f.limit:.3g} (lr={f.lr:.3g} is "
+                   f"{f.lr / f.limit:.2g}x the limit; e.g. lr={0.5 * f.limit:.2g}, --lr {0.5 * f.limit:.2g})")
     auto = f.least_squares and f.optimizer != "lm" and not f.stochastic
     if auto:
         out.append("Levenberg-Marquardt (--optimizer lm, or leave out --optimizer and --lr for the automatic choice)")
     if f.dtype == "float32" and (stalled or f.optimizer == "lbfgs"):
         out.append("float64 (--dtype float64)")
-    if not f.scaled and f.optimizer != "lm" and (f.columns or stalled or diverged or worse) and not f.stochastic:
+    # Scaling evens out the curvature across directions; it does not rescue an lr above the limit on its own.
+    uneven = f.columns or stalled or ((diverged or worse) and not too_fast)
+    if not f.scaled and f.optimizer != "lm" and uneven and not f.stochastic:
         out.append("scaled parameters (--scale)")
     if (worse or diverged) and f.optimizer in GD and f.limit is not None and f.lr is not None:
-        above = f"lr={f.lr:.3g} is {f.lr / f.limit:.2g}x the limit; " if f.lr > f.limit else ""
-        out.append(f"a smaller learning rate, below the stability limit {f.limit:.3g} ({above}e.g. "
-                   f"lr={0.5 * f.limit:.2g}, --lr {0.5 * f.limit:.2g})")
+        if not too_fast:
+            out.append(f"a smaller learning rate, below the stability limit {f.limit:.3g} (e.g. "
+                       f"lr={0.5 * f.limit:.2g}, --lr {0.5 * f.limit:.2g})")
+    elif adaptive:
+        if not too_fast:
+            out.append(_adaptive_lr(f))
     elif (worse or diverged) and f.optimizer not in ("lm", "lbfgs"):
         out.append(f"a smaller learning rate (--lr {0.1 * f.lr:.2g})" if f.lr else "a smaller learning rate (--lr)")
     if not (worse or diverged or stalled):
@@ -266,6 +295,12 @@ def _remedies(f: _Facts, worse: bool = False, stalled: bool = False, diverged: b
     if not f.least_squares and not f.stochastic and f.optimizer not in ("lbfgs",) and not (worse or diverged):
         out.append("L-BFGS (--optimizer lbfgs, or leave out --optimizer and --lr for the automatic choice)")
     return tuple(dict.fromkeys(out))
+
+
+def _adaptive_lr(f: _Facts) -> str:
+    """A smaller lr for Adam and kin, which move each parameter by about lr per step: a fraction of their size."""
+    return (f"a smaller learning rate ({f.optimizer} moves each parameter by about lr per step, and the parameters "
+            f"are of size {f.size:.2g}: e.g. --lr {min(0.1 * f.lr, 0.1 * f.size):.2g})")
 
 
 def _failed(reason: str, text: str, remedies, flat: Flatness | None = None) -> Verdict:
@@ -302,6 +337,15 @@ def _badly_scaled(train) -> str | None:
     if not bad:
         return None
     return ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+
+
+def _size(result) -> float:
+    """The free parameters' typical size: the largest finite |value| at the start or the end (1 when all are 0)."""
+    free = _free(result)
+    values = [abs(v) for d in (result.init_params, result.flat_params) for k, v in d.items()
+              if k in free and isinstance(v, (int, float)) and math.isfinite(v)]
+    big = max(values, default=0.0)
+    return big if big > 1e-3 else 1.0
 
 
 def _free(result) -> list[str]:

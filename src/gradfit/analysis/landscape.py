@@ -144,13 +144,18 @@ def compute_landscape(
 
 def pick_params(result, params: Sequence[str] | None = None) -> tuple[str, str]:
     """The two flat parameter names to vary: checked ``params``, else the first two free ones."""
-    model = _model(result)
+    return landscape_pair(_model(result), result.fixed, params)
+
+
+def landscape_pair(model, fixed=(), params: Sequence[str] | None = None) -> tuple[str, str]:
+    """:func:`pick_params` for a model and its fixed parameters, before any fit (the CLI checks
+    ``--landscape`` with it at the door)."""
     flat = model.flat_names()
     if len(flat) < 2:
         raise ModelError(f"A loss landscape needs a model with at least two parameters; {model.name!r} has "
                          f"{len(flat)} ({', '.join(flat) or 'none'}).")
     if params is None:
-        fixed = set(result.fixed)
+        fixed = set(fixed)
         free = [k for s in model.specs if s.name not in fixed for k in s.flat_names()]
         return tuple((free + [k for k in flat if k not in free])[:2])
     params = (params,) if isinstance(params, str) else tuple(params)

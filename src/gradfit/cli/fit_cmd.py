@@ -204,7 +204,7 @@ def run_fit(
     out_dir = folder.path
     folder.check_inputs(fit_inputs(data, resume, folder), writes=fit_outputs(out_dir, plot, pair, animation_path))
 
-    callbacks: list[Any] = []
+    callbacks: list[Any] = [PictureCheck(pair)] if pair else []
     if not quiet and (folder.automatic or folder.replaces or folder.others):
         callbacks.append(FolderLine(folder))  # said when the fit starts, so bad input prints nothing
     if log_every and not quiet:
@@ -311,6 +311,18 @@ def draw(result, out_dir: Path, kinds, paths: dict[str, Path], **options) -> dic
     except GradfitError as exc:
         abort(f"{exc} The fit itself succeeded and was saved to {str(paths['result'])!r}; redraw with "
               f"`gradfit plot {out_dir}`.", exc.exit_code)
+
+
+class PictureCheck:
+    """A callback that checks ``--landscape`` against the model once it is built, before the fit starts."""
+
+    def __init__(self, pair):
+        self.pair = pair
+
+    def on_model(self, model, fixed) -> None:
+        from gradfit.plots.run import check_landscape
+
+        check_landscape(model, fixed, self.pair)
 
 
 class FolderLine:

@@ -225,7 +225,8 @@ def _check_inf(table: Table, name: str, out: Tensor, source_tensor: Tensor) -> N
         return
     # A finite source value that became inf did not fit in the narrower dtype.
     overflow = inf & ~torch.isinf(source_tensor.to(out.device)) if source_tensor.is_floating_point() else inf
-    for mask, what, fix in [(overflow, f"too large for {out.dtype}", "Pass dtype=torch.float64"),
+    kind = str(out.dtype).replace("torch.", "")
+    for mask, what, fix in [(overflow, f"too large for {kind}", "Fit in float64: dtype='float64' (--dtype float64)"),
                              (inf & ~overflow, "infinite (inf or -inf)", "Replace or remove them; a fit needs finite numbers")]:
         if mask.any():
             pos = mask.nonzero().flatten()

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from gradfit.errors import ConfigError, DataError
+from gradfit.seeds import generator
 
 __all__ = ["BUILTIN", "blobs", "linear", "load_builtin", "rollercoaster"]
 
@@ -41,8 +42,7 @@ def _check_size(name: str, n: int, bytes_per_row: int) -> None:
 
 
 def _generator(seed) -> torch.Generator:
-    seed = _check_int("seed", seed, 0)
-    return torch.Generator().manual_seed(seed)
+    return generator(seed)  # the seed rule of gradfit.seeds: 0 to 2**64 - 1
 
 
 def linear(n: int = 100, seed: int = 0) -> pd.DataFrame:

@@ -181,7 +181,7 @@ def to_weights(kind: str, values: Tensor, dtype: torch.dtype, where: str) -> tup
     if not bool(torch.isfinite(out).all()):
         pos = (~torch.isfinite(out)).nonzero().flatten()
         problems.append(f"{where}: {len(pos)} sigma value(s) so small that 1/sigma² overflows {dtype} (the first is "
-                        f"{float(values[pos[0]]):g}). Pass dtype='float64', or give the sigmas in other units.")
+                        f"{float(values[pos[0]]):g}). Fit in float64: dtype='float64' (--dtype float64), or give the sigmas in other units.")
     return (None if problems else out), problems
 
 

@@ -20,7 +20,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from gradfit.data.spelling import edit_distance, near_column
 from gradfit.errors import FormulaError, ModelError
 
-__all__ = ["check_declared", "check_formula_names", "declared_params", "written"]
+__all__ = ["check_declared", "check_formula_names", "check_reserved_columns", "declared_params", "no_input_message",
+           "written"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _ENTRY = re.compile(r"^(?P<name>[^\[\]]+)\[[^\[\]]*\]$")
@@ -84,8 +85,14 @@ def check_formula_names(formula, columns: Sequence[str], y: str | None, inputs: 
         if inputs is not None and name in given:
             continue
         if name == y:
-            problems.append((name, f"'{name}' is the target column (--y), so it cannot also be an input of the "
-                                   f"formula. To fit a parameter of that name, {declare}"))
+            others = [written(c) for c in candidates]
+            hint = (f" Did you mean {' or '.join(others[:3])}?" if 0 < len(others) <= 3 else
+                    f" The other columns are: {', '.join(others[:12])}{', ...' if len(others) > 12 else ''}." if others
+                    else "")
+            has_input = any(n in columns and n != y and n not in declared for n in formula.names) or bool(given)
+            param = (f" If '{name}' is meant to be a parameter (not the column), {declare}." if has_input else "")
+            problems.append((name, f"'{name}' is the target column (y), the values the model predicts, so the formula "
+                                   f"cannot also read it as an input.{hint}{param}".rstrip(".")))
         elif name in columns:
             if inputs is not None:
                 problems.append((name, f"'{name}' is a column of the data but not among the inputs given with --x "
@@ -103,9 +110,83 @@ def check_formula_names(formula, columns: Sequence[str], y: str | None, inputs: 
     if problems:
         first = problems[0][0]
         offset, length = formula.spans.get(first, (None, 1))
-        reason = " ".join(f"{text}." for _, text in problems) if len(problems) > 1 else f"{problems[0][1]}."
+        reason = " ".join(_sentence(text) for _, text in problems)
         prefix = f"The formula has {len(problems)} names that would change meaning: " if len(problems) > 1 else ""
         raise FormulaError(prefix + reason, formula=formula.text, offset=offset, length=length)
+
+
+def _sentence(text: str) -> str:
+    """``text`` ended as a sentence: a question keeps its question mark."""
+    return text if text.endswith(("?", ".")) else f"{text}."
+
+
+def check_reserved_columns(text: str, columns: Sequence[str], y: str | None) -> None:
+    """Refuse a formula that writes a column's name where the formula language means something else.
+
+    A column may be named like a constant (``pi``, ``e``) or a function (``exp``, ``sum``): written bare in
+    the formula, the name means the constant or the function, never the column, which would silently
+    change the model (``a*pi + b`` fits a constant) or give a confusing message (``exp is a function``). The
+    column is written between backquotes (```pi```, which always means a name); the target column is left
+    out, as it cannot be an input anyway. A function called with ``(...)`` is the function, as written.
+
+    Raises
+    ------
+    FormulaError
+        Naming the column, what the name means in a formula and how to write either meaning, with a
+        caret under its first use.
+    """
+    from gradfit.models.formula import _mask_backquotes
+    from gradfit.models.formula_functions import CONSTANTS, FUNCTIONS
+
+    clashes = [str(c) for c in columns if str(c) != y and (str(c) in CONSTANTS or str(c) in FUNCTIONS)]
+    if not clashes or not isinstance(text, str):
+        return
+    try:
+        masked, _ = _mask_backquotes(text)  # same length as text: offsets stay the user's
+    except FormulaError:
+        return  # the compiler reports a bad backquote
+    problems = []
+    for name in clashes:
+        for m in re.finditer(rf"(?<![\w.`]){re.escape(name)}(?![\w`])", masked):
+            if name in FUNCTIONS and re.match(r"\s*\(", masked[m.end():]):
+                continue  # exp(x): the function, as written
+            if name in CONSTANTS:
+                meaning = (f"the constant {name} = {CONSTANTS[name]:.6g}; to use the column write it between "
+                           f"backquotes, `{name}`, and to mean the constant while a column has its name, write its "
+                           f"value, {CONSTANTS[name]!r}")
+            else:
+                meaning = f"the function {name}(...); to use the column, write it between backquotes: `{name}`"
+            problems.append((m.start(), name, f"'{name}' is a column of the data, but in a formula {name} is {meaning}"))
+            break
+    if problems:
+        offset, name, text_ = problems[0]
+        reason = " ".join(f"{t}." for _, _, t in problems)
+        raise FormulaError(reason, formula=text, offset=offset, length=len(name))
+
+
+def no_input_message(formula, columns: Sequence[str], y: str | None, declared: Collection[str] = ()) -> str:
+    """Why a formula has no input, name by name, and what to write instead (for ``default_inputs``)."""
+    from gradfit.models.formula_functions import CONSTANTS
+
+    columns = [str(c) for c in columns]
+    why = []
+    for name in formula.names:
+        if name == y:
+            why.append(f"{name} is the target (y)")
+        elif name in declared and name in columns:
+            why.append(f"{name} is declared a parameter")
+    used = [c for c in getattr(formula, "constants", ()) if c in CONSTANTS]
+    if used:
+        why.append(f"{', '.join(used)} {'is a constant' if len(used) == 1 else 'are constants'} of the formula "
+                   f"language")
+    rest = [n for n in formula.names if n not in columns]
+    if rest:
+        why.append(f"{', '.join(rest)} {'is' if len(rest) == 1 else 'are'} not {'a column' if len(rest) == 1 else 'columns'}"
+                   f" and so {'a parameter' if len(rest) == 1 else 'parameters'}")
+    inputs = [c for c in columns if c != y]
+    return (f"The formula {formula.text!r} has no input column: {'; '.join(why) or 'it names no column'}. A model "
+            f"needs at least one input: write the formula with {'one of the columns ' + ', '.join(map(written, inputs)) if inputs else 'a column of the data'}"
+            f" (or name the inputs with x=..., --x).")
 
 
 def check_declared(model, params: Iterable[str] | str | None) -> None:

@@ -18,7 +18,7 @@ from gradfit.models.base import Model
 from gradfit.models.formula import compile_formula
 from gradfit.models.formula_model import FormulaModel
 from gradfit.models.function import CallableModel, ModuleModel
-from gradfit.models.names import check_formula_names
+from gradfit.models.names import check_formula_names, check_reserved_columns, no_input_message
 from gradfit.models.zoo import ZOO_NAMES, is_zoo_name, make_zoo_model
 
 ModelLike = str | Model | torch.nn.Module | Callable
@@ -30,16 +30,12 @@ def default_inputs(model: ModelLike, columns: Sequence[str], y: str | None,
     if isinstance(model, Model):
         return list(model.inputs)
     if isinstance(model, str) and not is_zoo_name(model):
-        names = compile_formula(model).names
-        inputs = [n for n in names if n in columns and n != y and n not in declared]
+        formula = compile_formula(model)
+        inputs = [n for n in formula.names if n in columns and n != y and n not in declared]
         if not inputs:
             close = difflib.get_close_matches(model.strip().lower(), ZOO_NAMES, n=1)
             hint = f" Did you mean the zoo model {close[0]!r}?" if close else ""
-            raise ModelError(
-                f"The formula {model!r} uses none of the data's columns ({', '.join(map(str, columns))}), so it has no "
-                f"input: every name in it would be a parameter.{hint} Write the formula with the column names, or name "
-                f"the inputs with x=... (--x)."
-            )
+            raise ModelError(no_input_message(formula, columns, y, declared) + hint)
         return inputs
     return [c for c in columns if c != y]
 
@@ -48,6 +44,7 @@ def check_names(model: ModelLike, columns: Sequence[str], y: str | None, x: Sequ
                 declared: Collection[str] = ()) -> None:
     """For a formula, refuse names whose meaning would silently change (see :mod:`gradfit.models.names`)."""
     if isinstance(model, str) and not is_zoo_name(model):
+        check_reserved_columns(model, columns, y)  # a column named pi or exp, written bare
         check_formula_names(compile_formula(model), columns, y, x, declared)
 
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gradfit.errors import ConfigError
+from gradfit.errors import ConfigError, GradfitError
 
 KINDS = ("fit", "loss", "params", "grid", "landscape", "animation")
 STATIC = ("fit", "loss", "params")
@@ -43,6 +43,21 @@ def parse_pair(text: str | None, option: str = "--landscape") -> tuple[str, str]
     return names[0], names[1]
 
 
+def check_landscape(model, fixed, pair: tuple[str, str] | None) -> None:
+    """A ModelError/ConfigError, before any fit, when ``pair`` (``--landscape``) names no two parameters of
+    ``model``, or the model has fewer than two free parameters for a landscape."""
+    from gradfit.analysis.landscape import landscape_pair
+
+    free = sum(s.size for s in model.specs if s.name not in set(fixed))
+    if free < 2:
+        raise ConfigError(f"A loss landscape (--landscape) needs at least two free parameters; the model "
+                          f"{model.name!r} has {free}. Leave out --landscape.")
+    try:
+        landscape_pair(model, fixed, pair)
+    except GradfitError as exc:
+        raise ConfigError(f"The --landscape option ({','.join(pair)}): {exc}") from None
+
+
 def check_animation_path(path: str | os.PathLike) -> Path:
     """The path, if an animation can be written there; else a ConfigError saying why (before any fit runs)."""
     target = Path(path)
@@ -56,7 +71,9 @@ def check_animation_path(path: str | os.PathLike) -> Path:
             raise ConfigError("Saving MP4 needs ffmpeg, which is not installed here; save as .gif or .html instead.")
     if target.parent.exists() and not target.parent.is_dir():
         raise ConfigError(f"Cannot save the animation to {str(target)!r}: {str(target.parent)!r} is a file, not a folder.")
-    return target
+    from gradfit.targets import check_file_target
+
+    return check_file_target(target, "--animate", "animation")  # a folder there, a read-only mount, /proc...
 
 
 def save_pictures(

@@ -1,8 +1,11 @@
 """Callbacks: how the loop talks to the outside (printing, progress bars, animations).
 
-A callback is any object with some of ``on_start(total_steps)``, ``on_step(state)`` and
-``on_end(result)``; ``on_step`` may return True to stop the fit (reason ``"callback"`` is
-reported as ``interrupted``). The loop never imports rich or matplotlib; the CLI brings its own.
+A callback is any object with some of ``on_model(model, fixed)``, ``on_start(total_steps)``,
+``on_step(state)`` and ``on_end(result)``; ``on_step`` may return True to stop the fit (reason
+``"callback"`` is reported as ``interrupted``). ``on_model`` is called by :func:`gradfit.fit` once
+the model is built, before the fit starts: raising a GradfitError there refuses the fit, so a
+front end can check its own options against the model (the CLI's ``--landscape``) at the door.
+The loop never imports rich or matplotlib; the CLI brings its own.
 """
 
 from __future__ import annotations

@@ -14,8 +14,24 @@ from gradfit.errors import ConfigError
 from gradfit.optim.registry import optimizer_name
 from gradfit.train.history import MAX_SNAPSHOTS
 from gradfit.optim.schedules import schedule_name
+from gradfit.seeds import MAX_SEED, SEED_RULE
 
 DEFAULT_STEPS = 1000
+#: Whole-number options and their smallest value; every one is at most MAX_WHOLE (int64, as torch counts).
+WHOLE = {"steps": 0, "epochs": 1, "batch_size": 1, "patience": 1, "log_every": 1, "chunk_size": 1,
+         "max_snapshots": 1, "snapshot_every": 1, "checkpoint_every": 1}
+MAX_WHOLE = 2**63 - 1
+#: Real-valued options: (lowest, highest, the rule in words); an open end is written as a strict bound
+#: below, ``None`` is unbounded; every one must be finite.
+NUMBERS = {
+    "lr": ((0.0, False), None, "a finite number > 0"),
+    "momentum": ((0.0, True), (1.0, False), "in [0, 1)"),
+    "val_split": ((0.0, False), (1.0, False), "a fraction in (0, 1), e.g. 0.2"),
+    "target_loss": (None, None, "a finite number"),
+    "min_delta": ((0.0, True), None, "a finite number >= 0"),
+    "tol": ((0.0, False), None, "a number > 0"),
+    "max_time": ((0.0, False), None, "a number > 0"),
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +69,12 @@ class FitConfig:
     schedule_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "FitConfig":
-        """Return self if every option is usable, else raise ConfigError naming each problem."""
+        """Return self if every option is usable, else raise ConfigError naming each problem.
+
+        Each option is checked against its declared kind and range (:data:`WHOLE`, :data:`NUMBERS`,
+        :data:`MAX_SEED`), then the combinations that cannot work together (a budget in steps and
+        epochs, early stopping without a validation split, an optimizer and a schedule or momentum it
+        cannot use)."""
         problems: list[str] = []
 
         def need(cond: bool, msg: str) -> None:
@@ -65,29 +86,20 @@ class FitConfig:
                 (optimizer_name if name == "optimizer" else schedule_name)(getattr(self, name))
             except ConfigError as exc:
                 problems.append(str(exc))
-        if self.lr is not None:
-            need(_finite(self.lr) and self.lr > 0, f"The 'lr' parameter must be a finite number > 0. Got {self.lr!r} instead.")
-        if self.momentum is not None:
-            need(_finite(self.momentum) and 0 <= self.momentum < 1, f"The 'momentum' parameter must be in [0, 1). Got {self.momentum!r} instead.")
+        for name, (low, high, what) in NUMBERS.items():
+            value = getattr(self, name)
+            if value is not None and not _in_range(value, low, high):
+                problems.append(f"The '{name}' parameter must be {what}. Got {value!r} instead.")
         need(not (self.steps is not None and self.epochs is not None),
              "Give a budget in steps or in epochs, not both (got steps=%r and epochs=%r)." % (self.steps, self.epochs))
-        for name in ("steps", "epochs", "batch_size", "patience", "log_every", "chunk_size", "max_snapshots", "snapshot_every",
-                     "checkpoint_every"):
+        for name, low in WHOLE.items():
             value = getattr(self, name)
             if value is not None:
-                need(_int(value) and value >= (0 if name == "steps" else 1),
-                     f"The '{name}' parameter must be a whole number >= {0 if name == 'steps' else 1}. Got {value!r} instead.")
-        if self.val_split is not None:
-            need(_finite(self.val_split) and 0 < self.val_split < 1,
-                 f"The 'val_split' parameter must be a fraction in (0, 1), e.g. 0.2. Got {self.val_split!r} instead.")
+                need(_int(value) and low <= value <= MAX_WHOLE,
+                     f"The '{name}' parameter must be a whole number >= {low}"
+                     f"{f' (at most 2**63 - 1)' if _int(value) and value > MAX_WHOLE else ''}. Got {value!r} instead.")
         need(self.patience is None or self.val_split is not None,
              "Early stopping ('patience') watches the validation loss: also give 'val_split' (e.g. 0.2).")
-        for name in ("target_loss", "min_delta"):
-            value = getattr(self, name)
-            need(value is None or _finite(value), f"The '{name}' parameter must be a finite number. Got {value!r} instead.")
-        for name in ("tol", "max_time"):
-            value = getattr(self, name)
-            need(value is None or (_finite(value) and value > 0), f"The '{name}' parameter must be a number > 0. Got {value!r} instead.")
         need(self.scale in (None, True, False),
              f"The 'scale' parameter must be True, False or None (automatic). Got {self.scale!r} instead.")
         need(not (self.scale is True and _optimizer_key(self.optimizer) == "lm"),
@@ -95,11 +107,10 @@ class FitConfig:
              "Leave out scale.")
         need(self.uncertainty in (None, True, False),
              f"The 'uncertainty' parameter must be True, False or None (automatic). Got {self.uncertainty!r} instead.")
-        need(_int(self.seed) and self.seed >= 0, f"The 'seed' parameter must be a whole number >= 0. Got {self.seed!r} instead.")
+        need(_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"The 'seed' parameter must be {SEED_RULE}. Got {self.seed!r} instead.")
         need(self.dtype in (None, "float32", "float64"),
              f"The 'dtype' parameter must be 'float32' or 'float64'. Got {self.dtype!r} instead.")
-        need(str(self.device).split(":")[0] in ("auto", "cpu", "cuda", "mps"),
-             f"The 'device' parameter must be 'auto', 'cpu' or 'cuda'. Got {self.device!r} instead.")
+        problems += _device_problems(self.device) + _pair_problems(self)
         if problems:
             raise ConfigError("Invalid options:\n- " + "\n- ".join(problems) if len(problems) > 1 else problems[0])
         return self
@@ -129,9 +140,81 @@ def _optimizer_key(name) -> str | None:
         return None  # reported by the optimizer check
 
 
+def _in_range(v, low, high) -> bool:
+    """``v`` is a finite real number within ``low``/``high``: ``(bound, inclusive)`` or None (unbounded)."""
+    if not _finite(v):
+        return False
+    if low is not None and not (v >= low[0] if low[1] else v > low[0]):
+        return False
+    return high is None or (v <= high[0] if high[1] else v < high[0])
+
+
+def _device_problems(device) -> list[str]:
+    """What is wrong with a device name, checked here and now: its spelling, and that this machine has it."""
+    try:
+        resolve_device(device)
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
+
+
+def resolve_device(name) -> "torch.device":
+    """The torch device for ``name`` ("auto", "cpu", "cuda", "cuda:1", "mps"), or a ConfigError when it is
+    misspelt or not available on this machine."""
+    import torch
+
+    allowed = "'auto', 'cpu', 'cuda' or 'cuda:N' (a GPU's index), or 'mps' (Apple GPUs)"
+    given, name = name, name.strip().lower() if isinstance(name, str) else name
+    if not isinstance(name, str) or name.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
+        raise ConfigError(f"The 'device' parameter must be {allowed}. Got {given!r} instead.")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"The 'device' parameter must be {allowed}. Got {given!r} instead.") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"The device {name!r} was requested but no CUDA GPU is available here. "
+                              f"Use --device cpu or auto.")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"The device {name!r} was requested but this machine has {count} CUDA GPU"
+                              f"{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}).")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"The device {name!r} (Apple's Metal GPUs) is not available here. Use --device cpu or auto.")
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise ConfigError(f"The device {name!r} names a CPU by index; there is one CPU device. Use --device cpu.")
+    return device
+
+
+def _pair_problems(config: "FitConfig") -> list[str]:
+    """Options that are each fine but do not go together with the optimizer named."""
+    key = _optimizer_key(config.optimizer)
+    out = []
+    if key == "lbfgs" and config.schedule is not None and _schedule_key(config.schedule) not in (None, "constant"):
+        out.append(f"L-BFGS ('lbfgs') chooses each step's length by a line search, so a learning-rate schedule "
+                   f"({config.schedule!r}) does not apply to it. Leave out schedule, or choose a gradient-descent "
+                   f"optimizer (sgd, momentum, adam, ...).")
+    if config.momentum is not None and key in ("sgd", "adam", "adamw", "adagrad", "lbfgs"):
+        own = {"adam": "its own momentum is betas[0]", "adamw": "its own momentum is betas[0]",
+               "sgd": "sgd is the plain step p -= lr * grad"}.get(key, f"{key!r} has none")
+        out.append(f"The 'momentum' parameter applies to the optimizers momentum, nesterov and rmsprop; {own}. "
+                   f"Leave out momentum, or use --optimizer momentum (or nesterov).")
+    return out
+
+
+def _schedule_key(name) -> str | None:
+    try:
+        return schedule_name(name)
+    except ConfigError:
+        return None  # reported by the schedule check
+
+
 def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+

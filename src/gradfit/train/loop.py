@@ -200,6 +200,10 @@ def run_loop(
     if checkpoints.wants_final(signalled) and (signalled or reason == budget_reason):
         checkpoints.save(loop_state())  # a stop at the top of a step: the state is whole
 
+    # Early stopping is for overfitting: the training loss falls while the validation loss rises. When the
+    # training loss has risen above its start too, the descent was diverging, and that is what is reported.
+    stop_loss = float(objective.value(params, train.x, train.y, train.w)) if reason == "early_stopped" else None
+    diverging = stop_loss is not None and math.isfinite(start_loss) and not stop_loss <= start_loss
     best_step = None
     if reason == "early_stopped" and config.restore_best and early.best_params is not None:
         with torch.no_grad():
@@ -209,6 +213,8 @@ def run_loop(
     if reason != "diverged":
         message = describe_stop(reason, step, epochs=config.epochs, max_time=config.max_time, target_loss=config.target_loss,
                                 tol=config.tol, patience=config.patience, best_step=early.best_step if early else None)
+    if diverging:
+        reason, message = "diverged", _diverged_early_message(step, start_loss, stop_loss, lr, config, best_step)
     if signalled:
         message = _interrupted_message(stop_request.reason, step, checkpoints.saved)
     for p in leaves:
@@ -286,6 +292,16 @@ def _restore(saved: dict, params, total: int, optimizer, scheduler, generator, e
     device = next(iter(params.values())).device if params else None
     previous = None if saved.get("previous") is None else [t.to(device) for t in saved["previous"]]
     return step, previous, time.perf_counter() - float(saved["elapsed"])
+
+
+def _diverged_early_message(step: int, start: float, stop: float, lr: float, config: FitConfig,
+                            best_step: int | None) -> str:
+    """Divergence seen by early stopping before the loss overflowed: facts only, the verdict adds the remedies."""
+    kept = (f"kept the parameters of step {best_step}{' (the start)' if best_step == 0 else ''}, those with the best "
+            f"validation loss" if best_step is not None else f"left the parameters of step {step}")
+    return (f"The fit diverged by step {step}: the training loss rose from {start:.6g} at the start to {stop:.6g} with "
+            f"learning rate {lr:.3g}, while the validation loss did not improve for {config.patience} checks; early "
+            f"stopping {kept}.")
 
 
 def _interrupted_message(by: str | None, step: int, checkpoint) -> str:

@@ -46,6 +46,7 @@ def initial_params(
             raise ModelError(f"The initial value of {key!r} must be a number. Got {value!r} instead.") from None
         if not bool(torch.isfinite(t).all()):
             raise ModelError(f"The initial value of {key!r} must be finite. Got {value!r} instead.")
+        _check_range(key, t, dtype)
         if index is not None:
             if len(index) != len(spec.shape) or any(not 0 <= i < d for i, d in zip(index, spec.shape)):
                 raise ModelError(f"{key!r} is out of range: {name!r} has shape {spec.shape}.")
@@ -57,6 +58,23 @@ def initial_params(
         else:
             raise ModelError(f"The initial value of {name!r} must be one number or of shape {spec.shape}. Got shape {tuple(t.shape)}.")
     return params
+
+
+def _check_range(key, t: torch.Tensor, dtype: torch.dtype) -> None:
+    """A ConfigError when a value would not survive the fit's dtype: inf, or a number other than 0 that becomes 0."""
+    cast = t.to(dtype)
+    lost = ~torch.isfinite(cast) | ((cast == 0) & (t != 0))
+    if not bool(lost.any()):
+        return
+    from gradfit.errors import ConfigError
+
+    bad = float(t.reshape(-1)[lost.reshape(-1)][0])
+    info = torch.finfo(dtype)
+    name = str(dtype).replace("torch.", "")
+    what = "overflows to inf" if abs(bad) > 1 else "rounds to 0"
+    raise ConfigError(f"The initial value of {key!r}, {bad:g}, {what} in {name}, whose numbers range from "
+                      f"{info.tiny:.3g} to {info.max:.3g} in size. Give a start within that range, or fit in "
+                      f"float64: dtype='float64' (--dtype float64).")
 
 
 def fixed_names(model: Model, fix: Iterable[str] | str | None) -> frozenset[str]:
