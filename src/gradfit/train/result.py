@@ -285,8 +285,8 @@ NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 def json_safe(obj):
     """``obj`` with every non-finite float written as the string ``"nan"``, ``"inf"`` or ``"-inf"``.
 
-    JSON has no NaN or Infinity, and ``result.json`` must stay valid JSON whatever the fit did (a parameter
-    started at 1e39 is inf in float32; a diverged loss is inf). Readers turn the strings back with ``float``.
+    JSON has no NaN or Infinity, and ``result.json`` must stay valid JSON whatever the fit did (a diverged loss
+    is inf; a loss that could not be evaluated is nan). Readers turn the strings back with ``float``.
 
     Examples
     --------
