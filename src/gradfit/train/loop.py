@@ -20,6 +20,7 @@ from gradfit.optim.registry import make_optimizer
 from gradfit.optim.schedules import make_schedule
 from gradfit.train.callbacks import call
 from gradfit.train.checkpoint import Checkpointer, recorder_state, restore_recorder, restore_rules, rules_state
+from gradfit.train.checkpoint_schema import check_resumable
 from gradfit.train.config import DEFAULT_STEPS, FitConfig
 from gradfit.train.history import History, HistoryRecorder
 from gradfit.train.interrupt import StopRequest
@@ -264,12 +265,16 @@ def _finite(leaves) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in leaves)
 
 
-def _restore(saved: dict, params, total: int, optimizer, scheduler, generator, early, rules, recorder):
-    """Put the loop back where a checkpoint left it; returns (step, previous, start time)."""
-    step = int(saved["step"])
+def _restore(saved: dict, params, total: int, optimizer, scheduler, generator, early, rules, recorder, solver=None):
+    """Put the loop back where a checkpoint left it, every field checked first; returns (step, previous, start time).
+
+    ``solver``: Levenberg-Marquardt's description (see :func:`gradfit.train.checkpoint_schema.check_resumable`)."""
+    step = int(saved["step"])  # a whole number >= 0 (load_checkpoint)
     if step > total:
         raise ConfigError(f"The checkpoint is at step {step}, past this fit's budget of {total} steps: give a larger "
                           f"budget (--steps / --epochs) to continue it.")
+    check_resumable(saved, params=params, total=total, optimizer=optimizer, scheduler=scheduler, generator=generator,
+                    early=early, rules=rules, recorder=recorder, solver=solver)
     with torch.no_grad():
         for name, value in saved["params"].items():
             params[name].copy_(value)
