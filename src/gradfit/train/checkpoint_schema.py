@@ -19,6 +19,7 @@ there), so whatever passes restores and steps without error. A failure is a
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from typing import Any, NoReturn
 
@@ -26,7 +27,7 @@ import torch
 
 from gradfit.errors import DataError
 
-__all__ = ["check_resumable", "Damaged"]
+__all__ = ["check_resumable"]
 
 #: What a schedule moves in an optimizer's options, and the range it keeps them in.
 _SCHEDULED = {"lr": (0.0, math.inf), "momentum": (0.0, 1.0), "betas": (0.0, 1.0)}
@@ -41,7 +42,7 @@ class Damaged(Exception):
         self.field, self.problem = field, problem
 
 
-def check_resumable(saved: dict, *, params: dict, total: int, optimizer=None, scheduler=None, generator=None,
+def check_resumable(saved: dict, *, params: dict, optimizer=None, scheduler=None, generator=None,
                     early=None, rules=(), recorder=None, solver: dict | None = None) -> None:
     """Raise DataError naming the first field of ``saved`` that the loop cannot resume from.
 
@@ -51,23 +52,21 @@ def check_resumable(saved: dict, *, params: dict, total: int, optimizer=None, sc
         A checkpoint read by :func:`~gradfit.train.checkpoint.load_checkpoint`.
     params : dict of str to Tensor
         The loop's parameters (names, shapes and dtype the checkpoint must match).
-    total : int
-        The loop's budget in steps.
     optimizer, scheduler, generator, early, rules, recorder
         The loop's own objects, freshly made (None where the loop has none).
     solver : dict, optional
         For Levenberg-Marquardt, whose state replaces the optimizer's: ``{"trainable": the free parameters'
-        names, "dtype": the dtype of its iterate}``.
+        names}`` (its iterate is kept in float64 whatever the fit's dtype).
     """
     try:
-        _check(saved, params, total, optimizer, scheduler, generator, early, rules, recorder, solver)
+        _check(saved, params, optimizer, scheduler, generator, early, rules, recorder, solver)
     except Damaged as exc:
         where = saved.get("file", "the checkpoint")
         raise DataError(f"Cannot resume: the checkpoint {where!r} is damaged: field {exc.field!r} {exc.problem}. "
                         f"Start the fit afresh without --resume, or resume from an intact checkpoint.") from None
 
 
-def _check(saved, params, total, optimizer, scheduler, generator, early, rules, recorder, solver) -> None:
+def _check(saved, params, optimizer, scheduler, generator, early, rules, recorder, solver) -> None:
     step = _integer(saved, "step", 0)
     _number(saved, "elapsed", 0.0)
     _params(_field(saved, "params", dict), params, "params")
@@ -120,7 +119,8 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
     if len(groups) != len(reference["param_groups"]):
         raise Damaged("optimizer.param_groups", f"has {len(groups)} group(s), expected {len(reference['param_groups'])}")
     # The options are this fit's (the identity says so); only what a schedule moves may differ, within its range.
-    moved = set(_SCHEDULED) if scheduler is not None else set()
+    moved = set() if scheduler is None else {"lr", "momentum", "betas"} if getattr(scheduler, "cycle_momentum", False) \
+        else {"lr"}  # the one-cycle policy cycles the momentum too
     for i, (group, ref) in enumerate(zip(groups, reference["param_groups"])):
         where = f"optimizer.param_groups.{i}"
         _like(group, ref, where, exact=tuple(k for k in ref if k not in moved))
@@ -145,7 +145,8 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
             raise Damaged(where, f"is the state of parameter number {index!r}; this fit has {len(leaves)}")
         if not isinstance(entry, dict):
             raise Damaged(where, f"is {_kind(entry)}, expected a dict")
-        shapes = {(), (1,), tuple(leaves[index].shape), (flat,)}
+        # L-BFGS keeps flat vectors over all parameters (with the first one); the others, tensors like their own.
+        shapes = {(), (1,), (flat,) if isinstance(optimizer, torch.optim.LBFGS) else tuple(leaves[index].shape)}
         for key, value in entry.items():
             _optimizer_value(value, f"{where}.{key}", shapes)
     _trial_step(optimizer, state, leaves)
@@ -172,7 +173,8 @@ def _trial_step(optimizer, state: dict | None, leaves: list) -> dict:
     """
     copies = [p.detach().clone().requires_grad_(True) for p in leaves]
     try:
-        trial = type(optimizer)(copies, **optimizer.defaults)
+        accepted = inspect.signature(type(optimizer).__init__).parameters  # AdamW's defaults hold more than it takes
+        trial = type(optimizer)(copies, **{k: v for k, v in optimizer.defaults.items() if k in accepted})
         if state is not None:
             trial.load_state_dict(copy.deepcopy(state))
 
@@ -225,13 +227,13 @@ def _previous(saved: dict, leaves: list, step: int) -> None:
 def _solver(state: dict, solver: dict, params: dict) -> None:
     """Levenberg-Marquardt's iterate, trust region and counters; its iterate is the saved free parameters."""
     free = torch.cat([params[n].reshape(-1) for n in solver["trainable"]]) if solver["trainable"] else torch.zeros(0)
-    p = _tensor(_field(state, "p", where="lm.p"), "lm.p", shape=(free.numel(),), dtype=solver["dtype"])
-    if not torch.equal(p, free.to(p.dtype)):
+    p = _tensor(_field(state, "p", where="lm.p"), "lm.p", shape=(free.numel(),), dtype=torch.float64)
+    if not torch.equal(p.to(free.dtype), free):  # the parameters are the iterate, in the fit's dtype
         raise Damaged("lm.p", "differs from the saved parameters")
     if "diag" not in state:
         raise Damaged("lm.diag", "is missing")
     if state["diag"] is not None:
-        diag = _tensor(state["diag"], "lm.diag", shape=(free.numel(),), dtype=solver["dtype"])
+        diag = _tensor(state["diag"], "lm.diag", shape=(free.numel(),), dtype=torch.float64)
         if bool((diag < 0).any()):
             raise Damaged("lm.diag", "has negative entries")
     for key in ("sum_squares", "delta", "lam"):

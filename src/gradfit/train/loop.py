@@ -273,7 +273,7 @@ def _restore(saved: dict, params, total: int, optimizer, scheduler, generator, e
     if step > total:
         raise ConfigError(f"The checkpoint is at step {step}, past this fit's budget of {total} steps: give a larger "
                           f"budget (--steps / --epochs) to continue it.")
-    check_resumable(saved, params=params, total=total, optimizer=optimizer, scheduler=scheduler, generator=generator,
+    check_resumable(saved, params=params, optimizer=optimizer, scheduler=scheduler, generator=generator,
                     early=early, rules=rules, recorder=recorder, solver=solver)
     with torch.no_grad():
         for name, value in saved["params"].items():
