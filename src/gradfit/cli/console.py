@@ -9,6 +9,8 @@ command body runs inside :func:`guarded`, which turns exceptions into exit codes
 - Ctrl-C: exit 130;
 - anything else: a one-line "internal error" pointing to ``--debug``, exit 1.
 
+The output folders a command locked (:mod:`gradfit.folder_lock`) are unlocked when it ends.
+
 No traceback is shown unless ``--debug`` is given.
 """
 
@@ -45,9 +47,11 @@ def abort(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def guarded(debug: bool = False) -> Iterator[None]:
     """Run a command body, turning every exception into a message and an exit code."""
     from gradfit.errors import GradfitError  # gradfit.errors is light; kept here so --help stays lean
+    from gradfit.folder_lock import locks_released
 
     try:
-        yield
+        with locks_released():  # the output folders the command locked are free again when it ends
+            yield
     except (typer.Exit, typer.Abort):
         raise
     except GradfitError as exc:

@@ -219,7 +219,7 @@ def run_fit(
     paths = save(result, out_dir, folder, also=[out_dir / f"{k}.png" for k in kinds if k != "animation"] + [animation_path])
     if kinds and result.stop_reason != "diverged":  # a fit short of the optimum is worth seeing too
         paths.update(draw(result, out_dir, kinds, paths, landscape=pair, animation_path=animation_path))
-    folder.record(paths.values())  # whatever save_run and the pictures wrote, under any name
+    folder.record(paths.values(), run_id=result.run_id)  # whatever save_run and the pictures wrote, under any name
     if not quiet:
         n, xs = result.data.get("n"), ", ".join(result.data.get("x", []))
         how = result.data.get("weights")

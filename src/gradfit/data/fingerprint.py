@@ -18,7 +18,7 @@ import hashlib
 
 import torch
 
-__all__ = ["data_fingerprint", "FINGERPRINT_LENGTH"]
+__all__ = ["data_fingerprint", "dataset_fingerprint", "FINGERPRINT_LENGTH"]
 
 #: Hex digits kept: 64 bits, so two different tables share a fingerprint once in 10^19.
 FINGERPRINT_LENGTH = 16
@@ -65,3 +65,14 @@ def data_fingerprint(x: torch.Tensor, y: torch.Tensor | None = None, w: torch.Te
             block = rows[start : start + per_block].contiguous().cpu()
             h.update(block.view(torch.uint8).numpy())
     return h.hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def dataset_fingerprint(dataset) -> str:
+    """The fingerprint of a :class:`~gradfit.data.dataset.Dataset` as a saved run can read it again.
+
+    Its inputs and targets, and its row weights when they came from a column of the data (weights
+    given as an array are not saved with a run, so they are left out).
+    """
+    how = getattr(dataset, "weighting", None)
+    w = dataset.w if how is not None and how.column is not None else None
+    return data_fingerprint(dataset.x, dataset.y, w=w)

@@ -74,10 +74,14 @@ class Checkpointer:
         so a fit that never saves never pays for the data's fingerprint).
     resume : dict or None
         A loaded checkpoint to continue from (:func:`load_checkpoint`).
+    run_id : str
+        The id of the run that saves (:mod:`gradfit.run_schema`), kept in every checkpoint it writes.
     """
 
-    def __init__(self, directory=None, every: int | None = None, identity=None, resume: dict | None = None):
+    def __init__(self, directory=None, every: int | None = None, identity=None, resume: dict | None = None,
+                 run_id: str = ""):
         self.directory = None if directory is None else Path(directory)
+        self.run_id = run_id
         self.every = every
         self.identity = identity if identity is not None else {}
         self.resume = resume
@@ -103,7 +107,8 @@ class Checkpointer:
         if callable(self.identity):
             self.identity = self.identity()
         self.directory.mkdir(parents=True, exist_ok=True)
-        payload = {"format": FORMAT, "identity": json.dumps(self.identity, sort_keys=True, default=repr), **state}
+        payload = {"format": FORMAT, "identity": json.dumps(self.identity, sort_keys=True, default=repr),
+                   "run": self.run_id, **state}
         with atomic_path(self.path) as tmp:
             torch.save(payload, tmp)
         self.saved = self.path

@@ -68,6 +68,7 @@ def check_resumable(saved: dict, *, params: dict, optimizer=None, scheduler=None
 
 def _check(saved, params, optimizer, scheduler, generator, early, rules, recorder, solver) -> None:
     step = _integer(saved, "step", 0)
+    _field(saved, "run", str)  # the id of the run that wrote it
     _number(saved, "elapsed", 0.0)
     _params(_field(saved, "params", dict), params, "params")
     if generator is not None:
