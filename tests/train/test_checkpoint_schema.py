@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 import gradfit
 from gradfit.cli.app import app
 from gradfit.data.fingerprint import data_fingerprint
-from gradfit.errors import DataError
+from gradfit.errors import ConfigError, DataError
 from gradfit.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from gradfit.train.history import HistoryRecorder
 
@@ -100,7 +100,7 @@ def test_different_data_with_two_targets_swapped_is_refused(table, adam_run, tmp
     swapped = tmp_path / "swapped.csv"
     frame.to_csv(swapped, index=False)
     out = tmp_path / "out"
-    res = fit_cli(swapped, ADAM, "--steps", "40", "--resume", str(adam_run), "--out", str(out))
+    res = fit_cli(swapped, ADAM, "--steps", "24", "--resume", str(adam_run), "--out", str(out))
     assert res.exit_code == 2, res.output
     text = " ".join(res.output.split())
     assert "belongs to a different fit" in text and "data 'fingerprint'" in text and "internal error" not in text
@@ -123,14 +123,14 @@ def test_the_fingerprint_sees_every_value_in_order():
 def test_a_parameter_removed_is_refused(adam_run, table, tmp_path):
     folder = damaged(adam_run, tmp_path, lambda s: s["params"].pop("b"))
     out = tmp_path / "out"
-    res = fit_cli(table, ADAM, "--steps", "40", "--resume", str(folder), "--out", str(out))
+    res = fit_cli(table, ADAM, "--steps", "24", "--resume", str(folder), "--out", str(out))
     assert_refused(res, folder, out, "is damaged: field 'params' lacks the parameter(s) 'b'")
 
 
 def test_step_true_is_refused_not_read_as_step_1(adam_run, table, tmp_path):
     folder = damaged(adam_run, tmp_path, lambda s: s.update(step=True))
     out = tmp_path / "out"
-    res = fit_cli(table, ADAM, "--steps", "40", "--resume", str(folder), "--out", str(out))
+    res = fit_cli(table, ADAM, "--steps", "24", "--resume", str(folder), "--out", str(out))
     assert_refused(res, folder, out, "is damaged: field 'step' is True, expected a whole number >= 0")
 
 
@@ -187,7 +187,7 @@ DAMAGE = {
 def test_each_kind_of_damage_is_refused_naming_the_field(adam_run, table, tmp_path, where, value, message):
     folder = damaged(adam_run, tmp_path, _set(where, value))
     out = tmp_path / "out"
-    res = fit_cli(table, ADAM, "--steps", "40", "--resume", str(folder), "--out", str(out))
+    res = fit_cli(table, ADAM, "--steps", "24", "--resume", str(folder), "--out", str(out))
     assert_refused(res, folder, out, "Cannot resume: the checkpoint", "is damaged:", message,
                    "Start the fit afresh without --resume")
 
@@ -214,13 +214,13 @@ def test_the_library_raises_a_data_error_naming_the_field(adam_run, table, tmp_p
     with pytest.raises(DataError, match=r"is damaged: field 'recorder.row_every' is 0"):
         gradfit.fit(FORMULA, str(table), y="y", optimizer="adam", lr=0.05, batch_size=16, schedule="cosine",
                     val_split=0.2, patience=50, tol=1e-12, init={"a": 1, "b": 0.2, "c": 0}, uncertainty=False,
-                    steps=40, resume=folder)
+                    steps=24, resume=folder)
 
 
 def test_an_untouched_copy_resumes(adam_run, table, tmp_path):
     """The refusals above come from the damage: the same copy, unchanged, resumes."""
     folder = damaged(adam_run, tmp_path, lambda s: None)
-    res = fit_cli(table, ADAM, "--steps", "40", "--resume", str(folder), "--out", str(tmp_path / "out"))
+    res = fit_cli(table, ADAM, "--steps", "24", "--resume", str(folder), "--out", str(tmp_path / "out"))
     assert res.exit_code in (0, 1) and "Cannot resume" not in res.output, res.output
 
 
@@ -300,3 +300,15 @@ def test_a_copy_of_the_state_is_not_changed_by_the_check(adam_run):
     _trial_step(opt, state["optimizer"], leaves)
     assert all(torch.equal(a, b) for a, b in zip(kept["state"][0].values(), state["optimizer"]["state"][0].values()))
     assert all(float(p) == 0.0 for p in leaves)
+
+
+def test_a_scheduled_fit_resumes_with_its_own_budget(curve, tmp_path):
+    """Found by the corpus: a one-cycle fit resumed with a larger budget stepped its schedule past its end (an
+    internal error), and a cosine one would have annealed over the old budget. The budget is part of the schedule."""
+    common = dict(y="y", optimizer="momentum", lr=0.05, schedule="onecycle", batch_size=16, seed=2, uncertainty=False)
+    gradfit.fit(FORMULA, curve, steps=12, callbacks=[StopAt(5)], checkpoint_dir=tmp_path, **common)
+    with pytest.raises(ConfigError, match=r"over a budget of 12 steps, and this one over 30.*--steps 12"):
+        gradfit.fit(FORMULA, curve, steps=30, resume=tmp_path, **common)
+    full = gradfit.fit(FORMULA, curve, steps=12, **common)
+    resumed = gradfit.fit(FORMULA, curve, steps=12, resume=tmp_path, **common)
+    assert resumed.flat_params == full.flat_params

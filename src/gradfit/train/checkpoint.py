@@ -31,7 +31,8 @@ __all__ = ["FORMAT", "CHECKPOINT_NAME", "MAY_CHANGE", "Checkpointer", "fit_ident
 
 FORMAT = "gradfit.checkpoint/2"  # 2: the data's fingerprint covers every value, every field is checked
 CHECKPOINT_NAME = "checkpoint.pt"
-# Options that do not change the path of the descent, so a resumed fit may set them anew.
+# Options that do not change the path of the descent, so a resumed fit may set them anew (the budget, not when a
+# learning-rate schedule is laid over it: see gradfit.train.loop._restore).
 MAY_CHANGE = ("steps", "epochs", "max_time", "log_every", "checkpoint_every")
 #: What a fit's identity (:func:`fit_identity`) holds.
 IDENTITY_FIELDS = ("model", "data", "options", "start", "fixed", "bounds")

@@ -31,6 +31,8 @@ __all__ = ["check_resumable"]
 
 #: What a schedule moves in an optimizer's options, and the range it keeps them in.
 _SCHEDULED = {"lr": (0.0, math.inf), "momentum": (0.0, 1.0), "betas": (0.0, 1.0)}
+#: What a schedule's state holds about where it is, not how it is laid: everything else must be this fit's.
+_SCHEDULE_POSITION = ("last_epoch", "_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step")
 _TENSOR_KINDS = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32, torch.int64)
 
 
@@ -79,6 +81,7 @@ def _check(saved, params, optimizer, scheduler, generator, early, rules, recorde
         leaves = [] if optimizer is None else [p for g in optimizer.param_groups for p in g["params"]]
         _previous(saved, leaves, step)
         _integer(saved, "still", 0, step)
+        _integer(saved, "total", step)
     else:
         _solver(_field(saved, "lm", dict), solver, saved["params"])
     _early(saved, early, params, step)
@@ -136,7 +139,7 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
     # What the optimizer keeps per parameter: as built (step 0), or as one step leaves it (Adam's moments...).
     made = reference["state"] if step == 0 else _trial_step(optimizer, None, leaves)
     expected = {i: sorted(map(str, entry)) for i, entry in made.items()}
-    found = {i: sorted(map(str, entry)) if isinstance(entry, dict) else entry for i, entry in per_param.items()}
+    found = {i: sorted(map(str, entry)) if isinstance(entry, dict) else _kind(entry) for i, entry in per_param.items()}
     if found != expected:
         raise Damaged("optimizer.state", f"holds {_summary(found)}; {type(optimizer).__name__} at step {step} keeps "
                                          f"{_summary(expected)}")
@@ -197,7 +200,7 @@ def _trial_step(optimizer, state: dict | None, leaves: list) -> dict:
 def _summary(state: dict) -> str:
     if not state:
         return "no state"
-    return "; ".join(f"parameter {i}: {', '.join(v) if isinstance(v, list) else _kind(v)}" for i, v in state.items())
+    return "; ".join(f"parameter {i}: {', '.join(v) if isinstance(v, list) else v}" for i, v in state.items())
 
 
 def _scheduler(saved: dict, scheduler, step: int) -> None:
@@ -206,9 +209,17 @@ def _scheduler(saved: dict, scheduler, step: int) -> None:
             raise Damaged("scheduler", "holds a schedule's state, but this fit has none")
         return
     state = _field(saved, "scheduler", dict)
-    _like(state, scheduler.state_dict(), "scheduler")
+    # Laid over the same budget (gradfit.train.loop._restore), a schedule's settings are this fit's to the bit;
+    # only its position moves.
+    reference = scheduler.state_dict()
+    _like(state, reference, "scheduler", exact=tuple(k for k in reference if k not in _SCHEDULE_POSITION))
     if state["last_epoch"] != step:
         raise Damaged("scheduler.last_epoch", f"is {state['last_epoch']}, expected the checkpoint's step {step}")
+    # The schedule's last rates are the optimizer's rates (it sets them at every step).
+    last = state.get("_last_lr")
+    for i, group in enumerate(saved["optimizer"]["param_groups"] if isinstance(last, list) else ()):
+        if group["lr"] != last[i]:
+            raise Damaged(f"optimizer.param_groups.{i}.lr", f"is {group['lr']!r}, but the schedule set {last[i]!r}")
 
 
 def _previous(saved: dict, leaves: list, step: int) -> None:

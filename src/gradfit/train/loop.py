@@ -99,7 +99,7 @@ def run_loop(
     def loop_state() -> dict:
         """Everything the rest of the fit depends on, at the top of ``step`` (see gradfit.train.checkpoint)."""
         mid_epoch = batch < n and config.shuffle and step % per_epoch != 0
-        return {"step": step, "params": {k: v.detach() for k, v in params.items()},
+        return {"step": step, "total": total, "params": {k: v.detach() for k, v in params.items()},
                 "optimizer": optimizer.state_dict() if optimizer else None,
                 "scheduler": scheduler.state_dict() if scheduler else None,
                 "generator": epoch_rng if mid_epoch else (generator.get_state() if generator is not None else None),
@@ -273,6 +273,11 @@ def _restore(saved: dict, params, total: int, optimizer, scheduler, generator, e
     if step > total:
         raise ConfigError(f"The checkpoint is at step {step}, past this fit's budget of {total} steps: give a larger "
                           f"budget (--steps / --epochs) to continue it.")
+    if scheduler is not None and isinstance(saved.get("total"), int) and saved["total"] != total:
+        raise ConfigError(f"The checkpoint's fit lays its learning-rate schedule over a budget of {saved['total']} "
+                          f"steps, and this one over {total}: the schedule would change, so the result would not be "
+                          f"the uninterrupted fit's. Resume with the budget the fit was started with (--steps "
+                          f"{saved['total']}, or the same --epochs), or start afresh.")
     check_resumable(saved, params=params, optimizer=optimizer, scheduler=scheduler, generator=generator,
                     early=early, rules=rules, recorder=recorder, solver=solver)
     with torch.no_grad():
