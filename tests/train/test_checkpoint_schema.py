@@ -197,7 +197,10 @@ LM_DAMAGE = {
     "iterate not the parameters": ("lm.p", lambda t: t + 1, "field 'lm.p' differs from the saved parameters"),
     "trust region NaN": ("lm.delta", math.nan, "field 'lm.delta' is nan"),
     "counter as a float": ("lm.n_jev", 2.0, "field 'lm.n_jev' is 2.0, expected a whole number"),
-    "scaling negative": ("lm.diag", lambda t: -t, "field 'lm.diag' has negative entries"),
+    "scaling negative": ("lm.diag", lambda t: -t, "field 'lm.diag' has entries <= 0"),
+    # Found by the corpus: a zero trust radius was a ZeroDivisionError (internal error) in lmpar.
+    "trust region zero": ("lm.delta", 0.0, "field 'lm.delta' is 0, expected a trust radius > 0"),
+    "scaling zero": ("lm.diag", lambda t: t * 0, "field 'lm.diag' has entries <= 0"),
 }
 
 

@@ -70,7 +70,9 @@ def check_resumable(saved: dict, *, params: dict, optimizer=None, scheduler=None
 
 def _check(saved, params, optimizer, scheduler, generator, early, rules, recorder, solver) -> None:
     step = _integer(saved, "step", 0)
-    _field(saved, "run", str)  # the id of the run that wrote it
+    run = _field(saved, "run", str)  # the id of the run that wrote it (gradfit.run_schema.new_run_id), or none
+    if run and not (len(run) == 16 and all(c in "0123456789abcdef" for c in run)):
+        raise Damaged("run", f"is {run[:40]!r}, expected a run id of 16 hex digits")
     _number(saved, "elapsed", 0.0)
     _params(_field(saved, "params", dict), params, "params")
     if generator is not None:
@@ -245,10 +247,16 @@ def _solver(state: dict, solver: dict, params: dict) -> None:
     if "diag" not in state:
         raise Damaged("lm.diag", "is missing")
     if state["diag"] is not None:
+        # The scaling D is a running maximum of the Jacobian's column norms, zeros replaced by 1, and the trust
+        # radius is laid in the norm it scales: both strictly positive once the first iteration has set them.
         diag = _tensor(state["diag"], "lm.diag", shape=(free.numel(),), dtype=torch.float64)
-        if bool((diag < 0).any()):
-            raise Damaged("lm.diag", "has negative entries")
-    for key in ("sum_squares", "delta", "lam"):
+        if not bool((diag > 0).all()):
+            raise Damaged("lm.diag", "has entries <= 0, expected the Jacobian's column norms (> 0)")
+        if _number(state, "delta", 0.0, where="lm.delta") == 0.0:
+            raise Damaged("lm.delta", "is 0, expected a trust radius > 0")
+    elif not isinstance(_field(state, "delta", where="lm.delta"), float):  # set afresh by the first iteration
+        raise Damaged("lm.delta", f"is {_kind(state['delta'])}, expected a number")
+    for key in ("sum_squares", "lam"):
         _number(state, key, 0.0, where=f"lm.{key}")
     for key in ("n_fev", "n_jev"):
         _integer(state, key, 0, where=f"lm.{key}")
