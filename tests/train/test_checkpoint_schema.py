@@ -315,3 +315,20 @@ def test_a_scheduled_fit_resumes_with_its_own_budget(curve, tmp_path):
     full = gradfit.fit(FORMULA, curve, steps=12, **common)
     resumed = gradfit.fit(FORMULA, curve, steps=12, resume=tmp_path, **common)
     assert resumed.flat_params == full.flat_params
+
+
+class StopBeforeTheFirstStep:
+    def on_start(self, total):
+        from gradfit.train.interrupt import request_stop
+
+        request_stop()
+
+
+def test_a_levenberg_marquardt_checkpoint_from_before_the_first_step_resumes(curve, tmp_path):
+    """Before its first iteration LM has no scaling and no trust radius yet (NaN): that is not damage."""
+    common = dict(y="y", optimizer="lm", init={"a": 5, "b": 3, "c": -1}, uncertainty=False, steps=12)
+    stopped = gradfit.fit(FORMULA, curve, checkpoint_dir=tmp_path, callbacks=[StopBeforeTheFirstStep()], **common)
+    saved = load_checkpoint(tmp_path)
+    assert stopped.steps == 0 and saved["lm"]["diag"] is None and math.isnan(saved["lm"]["delta"])
+    resumed = gradfit.fit(FORMULA, curve, resume=tmp_path, **common)
+    assert resumed.flat_params == gradfit.fit(FORMULA, curve, **common).flat_params and resumed.steps > 0
