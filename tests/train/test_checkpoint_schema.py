@@ -180,6 +180,8 @@ DAMAGE = {
                                                   "field 'early.best_params.b' has shape (1, 1), expected ()"),
     "tolerance rule's running mean as text": ("rules.Tolerance.running", "x", "field 'rules.Tolerance.running' is 'x'"),
     "previous parameters of the wrong shape": ("previous.0", lambda t: torch.zeros(4), "field 'previous.0' has shape (4,)"),
+    "a run id that is not one": ("run", "abc", "field 'run' is 'abc', expected a run id of 16 hex digits"),
+    "Levenberg-Marquardt's state in a gradient fit": ("lm", {"p": torch.zeros(3)}, "field 'lm' holds Levenberg-Marquardt's"),
 }
 
 
@@ -201,6 +203,9 @@ LM_DAMAGE = {
     # Found by the corpus: a zero trust radius was a ZeroDivisionError (internal error) in lmpar.
     "trust region zero": ("lm.delta", 0.0, "field 'lm.delta' is 0, expected a trust radius > 0"),
     "scaling zero": ("lm.diag", lambda t: t * 0, "field 'lm.diag' has entries <= 0"),
+    # Found by the corpus: text in a gradient loop's field was an AttributeError after the check.
+    "a gradient loop's previous parameters": ("previous", "x", "field 'previous' is 'x', but Levenberg-Marquardt keeps"),
+    "an optimizer's state": ("optimizer", {"state": {}}, "field 'optimizer' is a dict, but Levenberg-Marquardt keeps"),
 }
 
 

@@ -84,8 +84,13 @@ def _check(saved, params, optimizer, scheduler, generator, early, rules, recorde
         _previous(saved, leaves, step)
         _integer(saved, "still", 0, step)
         _integer(saved, "total", step)
+        if saved.get("lm") is not None:
+            raise Damaged("lm", "holds Levenberg-Marquardt's state, but this fit descends by gradient")
     else:
         _solver(_field(saved, "lm", dict), solver, saved["params"])
+        for key in ("optimizer", "scheduler", "previous", "still", "total"):  # what only a gradient descent keeps
+            if saved.get(key) is not None:
+                raise Damaged(key, f"is {_kind(saved[key])}, but Levenberg-Marquardt keeps no such state")
     _early(saved, early, params, step)
     _rules(saved, rules)
     if recorder is not None:
