@@ -180,6 +180,7 @@ DAMAGE = {
                                                   "field 'early.best_params.b' has shape (1, 1), expected ()"),
     "tolerance rule's running mean as text": ("rules.Tolerance.running", "x", "field 'rules.Tolerance.running' is 'x'"),
     "previous parameters of the wrong shape": ("previous.0", lambda t: torch.zeros(4), "field 'previous.0' has shape (4,)"),
+    "the schedule's budget as True": ("total", True, "field 'total' is True, expected a whole number"),
     "a run id that is not one": ("run", "abc", "field 'run' is 'abc', expected a run id of 16 hex digits"),
     "Levenberg-Marquardt's state in a gradient fit": ("lm", {"p": torch.zeros(3)}, "field 'lm' holds Levenberg-Marquardt's"),
 }

@@ -21,11 +21,12 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from typing import Any, NoReturn
 
 import torch
 
 from gradfit.errors import DataError
+from gradfit.train.checkpoint_values import (Damaged, describe, field, finite_number, first_line, integer, like,
+                                             number, tensor)
 
 __all__ = ["check_resumable"]
 
@@ -33,15 +34,6 @@ __all__ = ["check_resumable"]
 _SCHEDULED = {"lr": (0.0, math.inf), "momentum": (0.0, 1.0), "betas": (0.0, 1.0)}
 #: What a schedule's state holds about where it is, not how it is laid: everything else must be this fit's.
 _SCHEDULE_POSITION = ("last_epoch", "_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step")
-_TENSOR_KINDS = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32, torch.int64)
-
-
-class Damaged(Exception):
-    """A field that fails its check: ``field`` (dotted path) and what is wrong with it."""
-
-    def __init__(self, field: str, problem: str):
-        super().__init__(f"{field}: {problem}")
-        self.field, self.problem = field, problem
 
 
 def check_resumable(saved: dict, *, params: dict, optimizer=None, scheduler=None, generator=None,
@@ -69,12 +61,12 @@ def check_resumable(saved: dict, *, params: dict, optimizer=None, scheduler=None
 
 
 def _check(saved, params, optimizer, scheduler, generator, early, rules, recorder, solver) -> None:
-    step = _integer(saved, "step", 0)
-    run = _field(saved, "run", str)  # the id of the run that wrote it (gradfit.run_schema.new_run_id), or none
+    step = integer(saved, "step", 0)
+    run = field(saved, "run", str)  # the id of the run that wrote it (gradfit.run_schema.new_run_id), or none
     if run and not (len(run) == 16 and all(c in "0123456789abcdef" for c in run)):
         raise Damaged("run", f"is {run[:40]!r}, expected a run id of 16 hex digits")
-    _number(saved, "elapsed", 0.0)
-    _params(_field(saved, "params", dict), params, "params")
+    number(saved, "elapsed", 0.0)
+    _params(field(saved, "params", dict), params, "params")
     if generator is not None:
         _generator(saved, generator)
     if solver is None:
@@ -82,19 +74,19 @@ def _check(saved, params, optimizer, scheduler, generator, early, rules, recorde
         _scheduler(saved, scheduler, step)
         leaves = [] if optimizer is None else [p for g in optimizer.param_groups for p in g["params"]]
         _previous(saved, leaves, step)
-        _integer(saved, "still", 0, step)
-        _integer(saved, "total", step)
+        integer(saved, "still", 0, step)
+        integer(saved, "total", step)
         if saved.get("lm") is not None:
             raise Damaged("lm", "holds Levenberg-Marquardt's state, but this fit descends by gradient")
     else:
-        _solver(_field(saved, "lm", dict), solver, saved["params"])
+        _solver(field(saved, "lm", dict), solver, saved["params"])
         for key in ("optimizer", "scheduler", "previous", "still", "total"):  # what only a gradient descent keeps
             if saved.get(key) is not None:
-                raise Damaged(key, f"is {_kind(saved[key])}, but Levenberg-Marquardt keeps no such state")
+                raise Damaged(key, f"is {describe(saved[key])}, but Levenberg-Marquardt keeps no such state")
     _early(saved, early, params, step)
     _rules(saved, rules)
     if recorder is not None:
-        _recorder(_field(saved, "recorder", dict), recorder, step)
+        _recorder(field(saved, "recorder", dict), recorder, step)
 
 
 # -- the fields ------------------------------------------------------------------------------------
@@ -107,16 +99,16 @@ def _params(value: dict, expected: dict, where: str) -> None:
     if extra:
         raise Damaged(where, f"holds parameter(s) this model does not have: {', '.join(map(repr, extra))}")
     for name, t in expected.items():
-        _tensor(value[name], f"{where}.{name}", shape=tuple(t.shape), dtype=t.dtype)
+        tensor(value[name], f"{where}.{name}", shape=tuple(t.shape), dtype=t.dtype)
 
 
 def _generator(saved: dict, generator: torch.Generator) -> None:
     reference = generator.get_state()
-    state = _tensor(_field(saved, "generator"), "generator", shape=tuple(reference.shape), dtype=reference.dtype)
+    state = tensor(field(saved, "generator"), "generator", shape=tuple(reference.shape), dtype=reference.dtype)
     try:
         torch.Generator().set_state(state)
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise Damaged("generator", f"is not a random generator's state ({_first_line(exc)})") from None
+        raise Damaged("generator", f"is not a random generator's state ({first_line(exc)})") from None
 
 
 def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
@@ -124,8 +116,8 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
         if saved.get("optimizer") is not None:
             raise Damaged("optimizer", "holds a state, but every parameter of this fit is fixed")
         return
-    state = _field(saved, "optimizer", dict)
-    groups = _field(state, "param_groups", list, "optimizer.param_groups")
+    state = field(saved, "optimizer", dict)
+    groups = field(state, "param_groups", list, "optimizer.param_groups")
     reference = optimizer.state_dict()
     if len(groups) != len(reference["param_groups"]):
         raise Damaged("optimizer.param_groups", f"has {len(groups)} group(s), expected {len(reference['param_groups'])}")
@@ -134,7 +126,7 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
         else {"lr"}  # the one-cycle policy cycles the momentum too
     for i, (group, ref) in enumerate(zip(groups, reference["param_groups"])):
         where = f"optimizer.param_groups.{i}"
-        _like(group, ref, where, exact=tuple(k for k in ref if k not in moved))
+        like(group, ref, where, exact=tuple(k for k in ref if k not in moved))
         for key in moved & set(ref):
             for v in group[key] if isinstance(group[key], (list, tuple)) else [group[key]]:
                 lo, hi = _SCHEDULED[key]
@@ -142,11 +134,11 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
                     raise Damaged(f"{where}.{key}", f"is {group[key]!r}, expected values in [{lo}, {hi})")
     leaves = [p for g in optimizer.param_groups for p in g["params"]]
     flat = sum(p.numel() for p in leaves)
-    per_param = _field(state, "state", dict, "optimizer.state")
+    per_param = field(state, "state", dict, "optimizer.state")
     # What the optimizer keeps per parameter: as built (step 0), or as one step leaves it (Adam's moments...).
     made = reference["state"] if step == 0 else _trial_step(optimizer, None, leaves)
     expected = {i: sorted(map(str, entry)) for i, entry in made.items()}
-    found = {i: sorted(map(str, entry)) if isinstance(entry, dict) else _kind(entry) for i, entry in per_param.items()}
+    found = {i: sorted(map(str, entry)) if isinstance(entry, dict) else describe(entry) for i, entry in per_param.items()}
     if found != expected:
         raise Damaged("optimizer.state", f"holds {_summary(found)}; {type(optimizer).__name__} at step {step} keeps "
                                          f"{_summary(expected)}")
@@ -155,7 +147,7 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(leaves):
             raise Damaged(where, f"is the state of parameter number {index!r}; this fit has {len(leaves)}")
         if not isinstance(entry, dict):
-            raise Damaged(where, f"is {_kind(entry)}, expected a dict")
+            raise Damaged(where, f"is {describe(entry)}, expected a dict")
         # L-BFGS keeps flat vectors over all parameters (with the first one); the others, tensors like their own.
         shapes = {(), (1,), (flat,) if isinstance(optimizer, torch.optim.LBFGS) else tuple(leaves[index].shape)}
         for key, value in entry.items():
@@ -172,9 +164,9 @@ def _optimizer_value(value, where: str, shapes: set) -> None:
     elif isinstance(value, torch.Tensor):
         if tuple(value.shape) not in shapes:
             raise Damaged(where, f"has shape {tuple(value.shape)}, expected one of {sorted(shapes, key=len)}")
-        _tensor(value, where)
+        tensor(value, where)
     elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise Damaged(where, f"is {_kind(value)}, expected a finite number or a tensor")
+        raise Damaged(where, f"is {describe(value)}, expected a finite number or a tensor")
 
 
 def _trial_step(optimizer, state: dict | None, leaves: list) -> dict:
@@ -198,7 +190,7 @@ def _trial_step(optimizer, state: dict | None, leaves: list) -> dict:
         trial.step(closure)
     except Exception as exc:  # noqa: BLE001 - whatever torch says, the state cannot be resumed
         raise Damaged("optimizer", f"cannot be loaded into {type(optimizer).__name__} or stepped "
-                                   f"({type(exc).__name__}: {_first_line(exc)})") from None
+                                   f"({type(exc).__name__}: {first_line(exc)})") from None
     if not all(bool(torch.isfinite(c).all()) for c in copies):
         raise Damaged("optimizer", "makes a step to non-finite parameters")
     return trial.state_dict()["state"]
@@ -215,11 +207,11 @@ def _scheduler(saved: dict, scheduler, step: int) -> None:
         if saved.get("scheduler") is not None:
             raise Damaged("scheduler", "holds a schedule's state, but this fit has none")
         return
-    state = _field(saved, "scheduler", dict)
+    state = field(saved, "scheduler", dict)
     # Laid over the same budget (gradfit.train.loop._restore), a schedule's settings are this fit's to the bit;
     # only its position moves.
     reference = scheduler.state_dict()
-    _like(state, reference, "scheduler", exact=tuple(k for k in reference if k not in _SCHEDULE_POSITION))
+    like(state, reference, "scheduler", exact=tuple(k for k in reference if k not in _SCHEDULE_POSITION))
     if state["last_epoch"] != step:
         raise Damaged("scheduler.last_epoch", f"is {state['last_epoch']}, expected the checkpoint's step {step}")
     # The schedule's last rates are the optimizer's rates (it sets them at every step).
@@ -238,15 +230,15 @@ def _previous(saved: dict, leaves: list, step: int) -> None:
                                       "the last update")
         return
     if not isinstance(previous, list) or len(previous) != len(leaves):
-        raise Damaged("previous", f"is {_kind(previous)}, expected None or a list of {len(leaves)} tensor(s)")
+        raise Damaged("previous", f"is {describe(previous)}, expected None or a list of {len(leaves)} tensor(s)")
     for i, (value, leaf) in enumerate(zip(previous, leaves)):
-        _tensor(value, f"previous.{i}", shape=tuple(leaf.shape), dtype=leaf.dtype)
+        tensor(value, f"previous.{i}", shape=tuple(leaf.shape), dtype=leaf.dtype)
 
 
 def _solver(state: dict, solver: dict, params: dict) -> None:
     """Levenberg-Marquardt's iterate, trust region and counters; its iterate is the saved free parameters."""
     free = torch.cat([params[n].reshape(-1) for n in solver["trainable"]]) if solver["trainable"] else torch.zeros(0)
-    p = _tensor(_field(state, "p", where="lm.p"), "lm.p", shape=(free.numel(),), dtype=torch.float64)
+    p = tensor(field(state, "p", where="lm.p"), "lm.p", shape=(free.numel(),), dtype=torch.float64)
     if not torch.equal(p.to(free.dtype), free):  # the parameters are the iterate, in the fit's dtype
         raise Damaged("lm.p", "differs from the saved parameters")
     if "diag" not in state:
@@ -254,17 +246,17 @@ def _solver(state: dict, solver: dict, params: dict) -> None:
     if state["diag"] is not None:
         # The scaling D is a running maximum of the Jacobian's column norms, zeros replaced by 1, and the trust
         # radius is laid in the norm it scales: both strictly positive once the first iteration has set them.
-        diag = _tensor(state["diag"], "lm.diag", shape=(free.numel(),), dtype=torch.float64)
+        diag = tensor(state["diag"], "lm.diag", shape=(free.numel(),), dtype=torch.float64)
         if not bool((diag > 0).all()):
             raise Damaged("lm.diag", "has entries <= 0, expected the Jacobian's column norms (> 0)")
-        if _number(state, "delta", 0.0, where="lm.delta") == 0.0:
+        if number(state, "delta", 0.0, where="lm.delta") == 0.0:
             raise Damaged("lm.delta", "is 0, expected a trust radius > 0")
-    elif not isinstance(_field(state, "delta", where="lm.delta"), float):  # set afresh by the first iteration
-        raise Damaged("lm.delta", f"is {_kind(state['delta'])}, expected a number")
+    elif not isinstance(field(state, "delta", where="lm.delta"), float):  # set afresh by the first iteration
+        raise Damaged("lm.delta", f"is {describe(state['delta'])}, expected a number")
     for key in ("sum_squares", "lam"):
-        _number(state, key, 0.0, where=f"lm.{key}")
+        number(state, key, 0.0, where=f"lm.{key}")
     for key in ("n_fev", "n_jev"):
-        _integer(state, key, 0, where=f"lm.{key}")
+        integer(state, key, 0, where=f"lm.{key}")
 
 
 def _early(saved: dict, early, params: dict, step: int) -> None:
@@ -273,24 +265,24 @@ def _early(saved: dict, early, params: dict, step: int) -> None:
         if state is not None:
             raise Damaged("early", "holds early stopping's state, but this fit does not stop early")
         return
-    state = _field(saved, "early", dict)
+    state = field(saved, "early", dict)
     reference = vars(early)
     for key in ("patience", "min_delta"):
-        if _field(state, key, where=f"early.{key}") != reference[key]:
+        if field(state, key, where=f"early.{key}") != reference[key]:
             raise Damaged(f"early.{key}", f"is {state[key]!r}, but this fit has {reference[key]!r}")
-    best = _field(state, "best", where="early.best")
+    best = field(state, "best", where="early.best")
     if isinstance(best, bool) or not isinstance(best, (int, float)) or math.isnan(best) or best == -math.inf:
-        raise Damaged("early.best", f"is {_kind(best)}, expected a number (inf before the first check)")
-    _integer(state, "best_step", 0, step, where="early.best_step")
-    _integer(state, "bad", 0, early.patience, where="early.bad")
+        raise Damaged("early.best", f"is {describe(best)}, expected a number (inf before the first check)")
+    integer(state, "best_step", 0, step, where="early.best_step")
+    integer(state, "bad", 0, early.patience, where="early.bad")
     if state.get("best_params") is not None:
-        _params(_field(state, "best_params", dict, "early.best_params"), params, "early.best_params")
+        _params(field(state, "best_params", dict, "early.best_params"), params, "early.best_params")
     elif "best_params" not in state:
         raise Damaged("early.best_params", "is missing")
 
 
 def _rules(saved: dict, rules) -> None:
-    state = _field(saved, "rules", dict)
+    state = field(saved, "rules", dict)
     by_name = {type(r).__name__: r for r in rules}
     unknown = sorted(str(k) for k in state if k not in by_name)
     if unknown:
@@ -299,31 +291,31 @@ def _rules(saved: dict, rules) -> None:
         expected = {k for k in ("previous", "running") if hasattr(rule, k)}
         if not expected and name not in state:
             continue  # a rule without state (a target loss, a time limit)
-        entry = _field(state, name, dict, f"rules.{name}")
+        entry = field(state, name, dict, f"rules.{name}")
         if set(entry) != expected:
             raise Damaged(f"rules.{name}", f"holds {sorted(map(str, entry))}, expected {sorted(expected)}")
         if "previous" in entry:
             v = entry["previous"]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
-                raise Damaged(f"rules.{name}.previous", f"is {_kind(v)}, expected a number (inf before the first)")
+                raise Damaged(f"rules.{name}.previous", f"is {describe(v)}, expected a number (inf before the first)")
         if "running" in entry:
             running = entry["running"]
-            if not isinstance(running, list) or not all(_finite_number(v) for v in running):
-                raise Damaged(f"rules.{name}.running", f"is {_kind(running)}, expected a list of finite numbers")
+            if not isinstance(running, list) or not all(finite_number(v) for v in running):
+                raise Damaged(f"rules.{name}.running", f"is {describe(running)}, expected a list of finite numbers")
 
 
 def _recorder(state: dict, recorder, step: int) -> None:
     from gradfit.train.history import COLUMNS
 
-    row_every = _integer(state, "row_every", 1, where="recorder.row_every")
+    row_every = integer(state, "row_every", 1, where="recorder.row_every")
     if row_every & (row_every - 1):
         raise Damaged("recorder.row_every", f"is {row_every}, expected a power of two (the rows are thinned by halves)")
-    snapshot_every = _integer(state, "snapshot_every", 1, where="recorder.snapshot_every")
+    snapshot_every = integer(state, "snapshot_every", 1, where="recorder.snapshot_every")
     ratio, rest = divmod(snapshot_every, recorder.snapshot_every)
     if rest or ratio & (ratio - 1):
         raise Damaged("recorder.snapshot_every", f"is {snapshot_every}, expected {recorder.snapshot_every} times a "
                                                  f"power of two")
-    rows = _tensor(_field(state, "rows", where="recorder.rows"), "recorder.rows", dtype=torch.float64, finite=False)
+    rows = tensor(field(state, "rows", where="recorder.rows"), "recorder.rows", dtype=torch.float64, finite=False)
     if rows.dim() != 2 or rows.shape[1] != len(COLUMNS):
         raise Damaged("recorder.rows", f"has shape {tuple(rows.shape)}, expected (rows, {len(COLUMNS)}): the columns "
                                        f"{', '.join(COLUMNS)}")
@@ -332,12 +324,12 @@ def _recorder(state: dict, recorder, step: int) -> None:
             raise Damaged(f"recorder.rows.{name}", "holds NaN or infinite values")
     _steps(rows[:, 0], "recorder.rows.step", row_every, step)
     names = len(recorder.param_names)
-    snap_steps = _tensor(_field(state, "snap_steps", where="recorder.snap_steps"), "recorder.snap_steps",
+    snap_steps = tensor(field(state, "snap_steps", where="recorder.snap_steps"), "recorder.snap_steps",
                          dtype=torch.int64)
     if snap_steps.dim() != 1:
         raise Damaged("recorder.snap_steps", f"has shape {tuple(snap_steps.shape)}, expected (snapshots,)")
     _steps(snap_steps, "recorder.snap_steps", snapshot_every, step)
-    _tensor(_field(state, "snaps", where="recorder.snaps"), "recorder.snaps", shape=(len(snap_steps), names),
+    tensor(field(state, "snaps", where="recorder.snaps"), "recorder.snaps", shape=(len(snap_steps), names),
             dtype=torch.float64)
 
 
@@ -356,100 +348,3 @@ def _span(values: torch.Tensor) -> str:
         return "none"
     shown = ", ".join(f"{v:g}" for v in values[:3].tolist())
     return shown + (f", ..., {values[-1].item():g}" if len(values) > 3 else "")
-
-
-# -- values ----------------------------------------------------------------------------------------
-
-def _field(container: dict, key: str, kind: type | None = None, where: str | None = None) -> Any:
-    where = where or key
-    if not isinstance(container, dict) or key not in container:
-        raise Damaged(where, "is missing")
-    value = container[key]
-    if kind is not None and not isinstance(value, kind):
-        raise Damaged(where, f"is {_kind(value)}, expected a {kind.__name__}")
-    return value
-
-
-def _integer(container: dict, key: str, lo: int, hi: int | None = None, where: str | None = None) -> int:
-    where = where or key
-    value = _field(container, key, where=where)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Damaged(where, f"is {_kind(value)}, expected a whole number")
-    if value < lo or (hi is not None and value > hi):
-        span = f">= {lo}" if hi is None else f"from {lo} to {hi}"
-        raise Damaged(where, f"is {value}, expected a whole number {span}")
-    return value
-
-
-def _number(container: dict, key: str, lo: float, where: str | None = None) -> float:
-    where = where or key
-    value = _field(container, key, where=where)
-    if not _finite_number(value) or value < lo:
-        raise Damaged(where, f"is {_kind(value)}, expected a finite number >= {lo:g}")
-    return float(value)
-
-
-def _tensor(value, where: str, shape: tuple | None = None, dtype: torch.dtype | None = None,
-            finite: bool = True) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
-        raise Damaged(where, f"is {_kind(value)}, expected a tensor")
-    if dtype is not None and value.dtype != dtype:
-        raise Damaged(where, f"has dtype {str(value.dtype).replace('torch.', '')}, expected "
-                             f"{str(dtype).replace('torch.', '')}")
-    if dtype is None and value.dtype not in _TENSOR_KINDS:
-        raise Damaged(where, f"has dtype {str(value.dtype).replace('torch.', '')}, expected a float or integer dtype")
-    if shape is not None and tuple(value.shape) != tuple(shape):
-        raise Damaged(where, f"has shape {tuple(value.shape)}, expected {tuple(shape)}")
-    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-        raise Damaged(where, "holds NaN or infinite values")
-    return value
-
-
-def _like(value, reference, where: str, exact=()) -> None:
-    """``value`` has ``reference``'s structure: the same keys, lengths and kinds of values (finite numbers).
-
-    Keys named in ``exact``, and every bool, string and None, must also equal the reference's.
-    """
-    if isinstance(reference, dict):
-        if not isinstance(value, dict):
-            raise Damaged(where, f"is {_kind(value)}, expected a dict")
-        if set(value) != set(reference):
-            missing, extra = sorted(set(reference) - set(value), key=str), sorted(set(value) - set(reference), key=str)
-            what = "lacks " + ", ".join(map(repr, missing)) if missing else "holds unknown " + ", ".join(map(repr, extra))
-            raise Damaged(where, what)
-        for key in reference:
-            if key in exact and value[key] != reference[key]:
-                raise Damaged(f"{where}.{key}", f"is {value[key]!r}, expected {reference[key]!r}")
-            _like(value[key], reference[key], f"{where}.{key}", exact)
-    elif isinstance(reference, (list, tuple)):
-        if not isinstance(value, (list, tuple)) or len(value) != len(reference):
-            raise Damaged(where, f"is {_kind(value)}, expected a list of {len(reference)}")
-        for i, (v, r) in enumerate(zip(value, reference)):
-            _like(v, r, f"{where}.{i}", exact)
-    elif reference is None or isinstance(reference, (bool, str)):  # switches and names: as this fit has them
-        if type(value) is not type(reference) or value != reference:
-            raise Damaged(where, f"is {_kind(value)}, expected {reference!r}")
-    elif isinstance(reference, (int, float)):
-        if not _finite_number(value):
-            raise Damaged(where, f"is {_kind(value)}, expected a finite number")
-    elif isinstance(reference, torch.Tensor):
-        _tensor(value, where, shape=tuple(reference.shape))
-
-
-def _finite_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _kind(value) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)}"
-    if isinstance(value, (bool, int, float)) or value is None:
-        return repr(value)
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 20 else f"a string of {len(value)} characters"
-    return f"a {type(value).__name__}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else "no message"
