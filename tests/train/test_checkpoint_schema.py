@@ -181,6 +181,9 @@ DAMAGE = {
     "tolerance rule's running mean as text": ("rules.Tolerance.running", "x", "field 'rules.Tolerance.running' is 'x'"),
     "previous parameters of the wrong shape": ("previous.0", lambda t: torch.zeros(4), "field 'previous.0' has shape (4,)"),
     "the schedule's budget as True": ("total", True, "field 'total' is True, expected a whole number"),
+    "the schedule's budget negative": ("total", -1, "field 'total' is -1, expected a whole number >= 24"),
+    "the schedule's rate changed": ("scheduler._last_lr.0", 1.0, "field 'optimizer.param_groups.0.lr' is 0.0, but field "
+                                                                 "'scheduler._last_lr.0', the rate the schedule set, is 1.0"),
     "a run id that is not one": ("run", "abc", "field 'run' is 'abc', expected a run id of 16 hex digits"),
     "Levenberg-Marquardt's state in a gradient fit": ("lm", {"p": torch.zeros(3)}, "field 'lm' holds Levenberg-Marquardt's"),
 }

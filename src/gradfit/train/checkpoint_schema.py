@@ -218,7 +218,8 @@ def _scheduler(saved: dict, scheduler, step: int) -> None:
     last = state.get("_last_lr")
     for i, group in enumerate(saved["optimizer"]["param_groups"] if isinstance(last, list) else ()):
         if group["lr"] != last[i]:
-            raise Damaged(f"optimizer.param_groups.{i}.lr", f"is {group['lr']!r}, but the schedule set {last[i]!r}")
+            raise Damaged(f"optimizer.param_groups.{i}.lr", f"is {group['lr']!r}, but field 'scheduler._last_lr.{i}', "
+                                                        f"the rate the schedule set, is {last[i]!r}: one of them was changed")
 
 
 def _previous(saved: dict, leaves: list, step: int) -> None:

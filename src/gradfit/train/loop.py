@@ -273,8 +273,9 @@ def _restore(saved: dict, params, total: int, optimizer, scheduler, generator, e
     if step > total:
         raise ConfigError(f"The checkpoint is at step {step}, past this fit's budget of {total} steps: give a larger "
                           f"budget (--steps / --epochs) to continue it.")
-    if scheduler is not None and type(saved.get("total")) is int and saved["total"] != total:  # else damage
-        raise ConfigError(f"The checkpoint's fit lays its learning-rate schedule over a budget of {saved['total']} "
+    if scheduler is not None and type(saved.get("total")) is int and step <= saved["total"] != total:  # else damage
+        raise ConfigError(f"The checkpoint's fit (its field 'total') lays its learning-rate schedule over a budget of "
+                          f"{saved['total']} "
                           f"steps, and this one over {total}: the schedule would change, so the result would not be "
                           f"the uninterrupted fit's. Resume with the budget the fit was started with (--steps "
                           f"{saved['total']}, or the same --epochs), or start afresh.")
