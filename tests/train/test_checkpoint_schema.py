@@ -341,3 +341,18 @@ def test_a_levenberg_marquardt_checkpoint_from_before_the_first_step_resumes(cur
     assert stopped.steps == 0 and saved["lm"]["diag"] is None and math.isnan(saved["lm"]["delta"])
     resumed = gradfit.fit(FORMULA, curve, resume=tmp_path, **common)
     assert resumed.flat_params == gradfit.fit(FORMULA, curve, **common).flat_params and resumed.steps > 0
+
+
+def test_lbfgs_scaling_as_a_list_is_refused(tmp_path):
+    """Found by the corpus: L-BFGS's H_diag saved as a list passed the trial step (which overwrote it before use)
+    and was a TypeError in the fit's own step (internal error). Each entry must be of the kind the optimizer keeps."""
+    t = np.linspace(0, 3, 120)
+    data = pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * np.sin(40 * t)})
+    common = dict(y="y", optimizer="lbfgs", lr=0.1, init={"a": 5, "b": 3, "c": -1}, uncertainty=False, steps=12)
+    gradfit.fit(FORMULA, data, checkpoint_dir=tmp_path, callbacks=[StopAt(5)], **common)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert "H_diag" in state["optimizer"]["state"][0]
+    state["optimizer"]["state"][0]["H_diag"] = [1.0]
+    torch.save(state, tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(DataError, match=r"field 'optimizer.state.0.H_diag' is a list, expected a finite number or a "):
+        gradfit.fit(FORMULA, data, resume=tmp_path, **common)

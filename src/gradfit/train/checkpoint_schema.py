@@ -151,6 +151,12 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
         # L-BFGS keeps flat vectors over all parameters (with the first one); the others, tensors like their own.
         shapes = {(), (1,), (flat,) if isinstance(optimizer, torch.optim.LBFGS) else tuple(leaves[index].shape)}
         for key, value in entry.items():
+            # A list where the optimizer keeps one (L-BFGS's directions), a number or tensor elsewhere: the trial
+            # step below may overwrite a value before using it (L-BFGS's H_diag), so it cannot be the only check.
+            listed = isinstance(made.get(index, {}).get(key), (list, tuple))
+            if listed != isinstance(value, (list, tuple)):
+                raise Damaged(f"{where}.{key}", f"is {describe(value)}, expected "
+                                                f"{'a list' if listed else 'a finite number or a tensor'}")
             _optimizer_value(value, f"{where}.{key}", shapes)
     _trial_step(optimizer, state, leaves)
 
