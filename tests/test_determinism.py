@@ -1,6 +1,7 @@
 """Determinism: the same ``gradfit fit`` command twice writes the same bytes.
 
-``result.json`` is byte-identical apart from its ``timings`` field, and ``history.csv`` is
+``result.json`` is byte-identical apart from its ``timings`` field and its ``run`` field (the run's
+own id, and the digests of its files, one of which is ``timings.csv``), and ``history.csv`` is
 byte-identical (wall-clock times live in ``timings.csv``). Floats in the CSV read back bit for
 bit. The oracle is the first run: any byte that differs in the second is a failure.
 """
@@ -45,11 +46,13 @@ def _fit(out: Path, options: list[str]) -> None:
 
 
 def _without_timings(path: Path) -> tuple[bytes, dict]:
-    """The file's bytes with the ``timings`` field's value blanked, and that field."""
+    """The file's bytes with the values of the ``timings`` and ``run`` fields blanked, and the timings."""
     text = path.read_text()
     data = json.loads(text)
     timings = data.pop("timings")
-    blanked = json.dumps({**data, "timings": None}, indent=2)
+    run = data.pop("run")
+    assert set(run) == {"id", "files"} and set(run["files"]) >= {"history.csv", "timings.csv"}
+    blanked = json.dumps({**data, "timings": None, "run": None}, indent=2)
     return blanked.encode(), timings
 
 
@@ -66,20 +69,25 @@ def test_same_command_twice_writes_the_same_bytes(case, tmp_path):
     assert text.endswith("\n") and '"timings": {' in text and set(timings_a) == set(timings_b)
     assert (first / "history.csv").read_bytes() == (second / "history.csv").read_bytes()
     assert (first / "timings.csv").is_file() and "time" not in pd.read_csv(first / "history.csv").columns
+    # Two runs, two ids; the same history, the same digest.
+    run_a, run_b = (json.loads((f / "result.json").read_text())["run"] for f in (first, second))
+    assert run_a["id"] != run_b["id"] and run_a["files"]["history.csv"] == run_b["files"]["history.csv"]
     # The run loaded back is the run written: same parameters, bit for bit.
     loaded = load_run(first)
     assert loaded.flat_params == json.loads(text)["params"]
 
 
-def test_result_json_differs_only_in_timings(tmp_path):
+def test_result_json_differs_only_in_timings_and_run(tmp_path):
     _fit(tmp_path / "a", CASES["sgd-minibatch-shuffled"])
     _fit(tmp_path / "b", CASES["sgd-minibatch-shuffled"])
     la = (tmp_path / "a" / "result.json").read_text().splitlines()
     lb = (tmp_path / "b" / "result.json").read_text().splitlines()
     assert len(la) == len(lb)
     start = la.index('  "timings": {')
-    assert la[:start] == lb[:start]  # timings is the last field: everything before it is equal line for line
-    assert all(line.startswith("    \"") or line in ("  }", "}") for line in la[start + 1:])
+    assert la[:start] == lb[:start]  # timings and run are the last fields: everything before is equal line for line
+    run = la.index('  "run": {')
+    assert all(line.startswith("    \"") or line in ("  },",) for line in la[start + 1:run])
+    assert la[-1] == "}" and all(line.startswith("    ") or line == "  }" for line in la[run + 1:-1])
 
 
 def test_a_different_seed_changes_the_bytes(tmp_path):
@@ -148,6 +156,9 @@ def test_history_floats_round_trip_bit_for_bit(tmp_path):
 def test_old_history_files_with_a_time_column_still_load(tmp_path):
     result = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=5)
     save_run(result, tmp_path)
+    saved = json.loads((tmp_path / "result.json").read_text())
+    del saved["run"]  # runs that old did not record their files' digests
+    (tmp_path / "result.json").write_text(json.dumps(saved))
     (tmp_path / "timings.csv").unlink()
     result.history.to_frame(include_time=True).to_csv(tmp_path / "history.csv", index=False)
     back = load_run(tmp_path).history

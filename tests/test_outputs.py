@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -94,7 +95,11 @@ def test_save_run_writes_result_and_history(tmp_path, result):
     out = tmp_path / "runs" / "one"
     paths = save_run(result, out)
     assert paths == {"result": out / "result.json", "history": out / "history.csv", "timings": out / "timings.csv"}
-    assert json.loads(paths["result"].read_text()) == json.loads(result.to_json())
+    saved = json.loads(paths["result"].read_text())
+    record = saved.pop("run")  # the run's id and its files' digests (gradfit.run_schema), last
+    assert saved == json.loads(result.to_json())
+    assert record["id"] == result.run_id and sorted(record["files"]) == ["history.csv", "timings.csv"]
+    assert record["files"]["history.csv"]["sha256"] == hashlib.sha256(paths["history"].read_bytes()).hexdigest()
     history = pd.read_csv(paths["history"])
     expected = result.history.to_frame()
     assert len(history) == result.steps + 1 == 8
@@ -186,6 +191,12 @@ def test_snapshots_of_another_run_or_a_damaged_file_are_refused(tmp_path, mlp_re
 
     save_run(mlp_result, tmp_path)
     (tmp_path / "history_params.npz").write_bytes(snapshots_bytes(("p", "q"), [0], [[1.0, 2.0]]))
+    with pytest.raises(DataError, match="history_params.npz' is not the file run '[0-9a-f]{16}' saved in"):
+        load_run(tmp_path)  # result.json's digest of the file says so first
+    # A run saved before result.json sealed its files is still checked by what the files hold.
+    saved = json.loads((tmp_path / "result.json").read_text())
+    del saved["run"]
+    (tmp_path / "result.json").write_text(json.dumps(saved))
     with pytest.raises(DataError, match="belong to different runs"):
         load_run(tmp_path)
     (tmp_path / "history_params.npz").write_bytes(b"not a zip")

@@ -14,12 +14,14 @@ import torch
 from gradfit.analysis.assess import analyse, check_stability
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
+from gradfit.data.fingerprint import dataset_fingerprint
 from gradfit.data.io import open_data
 from gradfit.data.weights import check_training_rows
 from gradfit.errors import ConfigError, DataError
 from gradfit.losses import check_weighting, get_loss
 from gradfit.models.names import check_declared, declared_params
 from gradfit.models.resolve import ModelLike, build_model, check_names, default_inputs
+from gradfit.run_schema import new_run_id
 from gradfit.train.callbacks import PrintLoss, call
 from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr, optimizer_name
@@ -190,7 +192,8 @@ def fit(
     start_flat = {k: v for k, v in _flat(built, start).items()}
     problem = _Problem.prepare(built, loss, train, start, fixed, config, box)
     config, stability = problem.learning_rate(config, choice)
-    checkpoints = _checkpointer(config, checkpoint_dir, resume, built, dataset, start_flat, fixed, box)
+    run_id = new_run_id()  # in the checkpoints and the saved result.json (gradfit.run_schema)
+    checkpoints = _checkpointer(config, checkpoint_dir, resume, built, dataset, start_flat, fixed, box, run_id)
 
     callbacks = list(callbacks)
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
@@ -208,10 +211,12 @@ def fit(
         config={**config.to_dict(), "lr": config.lr, "optimizer_requested": options.get("optimizer", "auto")},
         data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
               "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes,
+              "fingerprint": dataset_fingerprint(dataset),  # gradfit plot checks the data read again against it
               "weights": None if train.w is None else dataset.weighting.to_dict(float(train.w.double().sum())),
               **reading},
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
+        run_id=run_id,
     )
     # Metrics (before assess: the report shows them), error bars, verdict; skipped, and said so, on Ctrl-C / SIGTERM.
     result = analyse(result, stop_request, built, loss, train, val, fixed, config, catch_signals)
@@ -319,7 +324,7 @@ def _check_lm(config: FitConfig, loss) -> None:
                           f"{' and '.join(map(repr, given))}, or choose a gradient-descent optimizer.")
 
 
-def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, fixed, box):
+def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, fixed, box, run_id: str = ""):
     """Where checkpoints go and the state to resume from, checked against this fit (None: neither)."""
     from gradfit.outputs import check_out_dir
     from gradfit.train.checkpoint import Checkpointer, check_identity, checkpoint_file, fit_identity, load_checkpoint
@@ -337,7 +342,7 @@ def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, f
         state = load_checkpoint(resume)
         check_identity(state["identity"], identity(), resume)
     directory = directory if directory is not None else checkpoint_file(resume).parent
-    return Checkpointer(check_out_dir(directory), config.checkpoint_every, identity, state)
+    return Checkpointer(check_out_dir(directory), config.checkpoint_every, identity, state, run_id=run_id)
 
 
 def _dtype(name: str) -> torch.dtype:

@@ -251,6 +251,7 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
     >>> sorted(p.name for p in save_run(r, tempfile.mkdtemp()).values())
     ['history.csv', 'result.json', 'timings.csv']
     """
+    from gradfit.run_schema import new_run_id, run_record, with_run_record
     from gradfit.train.snapshots import snapshots_bytes, wants_own_file
 
     if isinstance(out_dir, str) and not out_dir.strip():
@@ -275,6 +276,10 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
             _write_csv(timings, tmp_timings)
             if own_file:
                 tmp_snapshots.write_bytes(snapshots)
+            # result.json seals the files written before it: their sizes and digests (gradfit.run_schema).
+            written = {HISTORY_NAME: tmp_history, TIMINGS_NAME: tmp_timings,
+                       **({SNAPSHOTS_NAME: tmp_snapshots} if own_file else {})}
+            text = with_run_record(text, run_record(result.run_id or new_run_id(), written))
             # From here the earlier run gives way to this one, in milliseconds: a signal (a second Ctrl-C)
             # waits for the new result.json rather than leave a folder with neither run.
             replacing.enter_context(_held())
@@ -429,11 +434,16 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
     from gradfit.train.history import History
     from gradfit.train.result import FitResult
 
+    from gradfit.run_schema import RUN_FIELD, check_run_files, read_result
+
     out = Path(out_dir)
     result_path, history_path, timings_path = out / RESULT_NAME, out / HISTORY_NAME, out / TIMINGS_NAME
     if not result_path.is_file():
         raise DataError(f"{str(out)!r} holds no saved run: {RESULT_NAME} is missing. Give the --out folder of a "
                         f"`gradfit fit` run.")
+    text, fields = read_result(result_path)
+    # The files result.json sealed must be the ones it describes: not cut short, edited, or another run's.
+    check_run_files(out, fields.get(RUN_FIELD), names=(HISTORY_NAME, TIMINGS_NAME, SNAPSHOTS_NAME))
     history, from_npz = None, False
     if history_path.is_file():
         timings = _read_csv(timings_path) if timings_path.is_file() else None
@@ -445,8 +455,10 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
         if not history.param_names and (out / SNAPSHOTS_NAME).is_file():
             history, from_npz = _with_snapshots(history, out / SNAPSHOTS_NAME), True
     try:
-        result = FitResult.from_json(result_path, model=model, history=history)
-    except (ValueError, KeyError) as exc:
+        result = FitResult.from_json(text, model=model, history=history)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
+        # Fields of the right kinds (read_result) that still do not make a result: a model description or
+        # parameters that do not fit together.
         raise DataError(f"{str(result_path)!r} is not a gradfit result ({type(exc).__name__}: {exc}).") from None
     if from_npz and list(history.param_names) != list(result.flat_params):
         raise DataError(f"The parameter snapshots in {str(out)!r} name other parameters than {RESULT_NAME} "

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradfit.errors import ConfigError
+from gradfit.folder_lock import lock_folder
 from gradfit.input_files import check_inputs_kept
 from gradfit.outputs import RUN_FILES, atomic_write_text, check_out_dir, is_temp_name
 
@@ -148,11 +149,12 @@ class RunFolder:
                 folder = folder.parent
         return removed
 
-    def record(self, paths: Iterable[str | os.PathLike]) -> Path | None:
+    def record(self, paths: Iterable[str | os.PathLike], run_id: str | None = None) -> Path | None:
         """Add ``paths`` (files this run wrote or will write) to the folder's list of run files.
 
         Paths outside the folder are left out. The list is what lets a later run replace exactly
-        this run's files, whatever their names (an animation saved as ``fit.gif``, say).
+        this run's files, whatever their names (an animation saved as ``fit.gif``, say). ``run_id``
+        (:mod:`gradfit.run_schema`) is written with it; None keeps the id the list has.
         """
         root = self.path.resolve()
         names = set(read_manifest(self.path))
@@ -167,7 +169,9 @@ class RunFolder:
         if not names:
             return None
         self.path.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"format": _MANIFEST_FORMAT, "files": sorted(names)}, indent=1) + "\n"
+        run_id = run_id or _manifest_run(self.path)
+        text = json.dumps({"format": _MANIFEST_FORMAT, **({"run": run_id} if run_id else {}), "files": sorted(names)},
+                          indent=1) + "\n"
         return atomic_write_text(self.path / MANIFEST_NAME, text)
 
     def discard_if_empty(self) -> None:
@@ -193,15 +197,19 @@ def command_folder(out: str | os.PathLike | None, *, force: bool = False, resume
     """The folder of a command's run, checked before any work: ``out``, or a new ``gradfit-out/<prefix>-NNN``.
 
     Only the automatic folder is created here. ``resume`` (a folder or its checkpoint file) that
-    is also ``out`` is the run being continued: it is replaced without ``force``.
+    is also ``out`` is the run being continued: it is replaced without ``force``. The folder is
+    locked for the command (:mod:`gradfit.folder_lock`): another command writing there is refused.
     """
     if out is None:
-        return new_run_folder(prefix)
+        folder = new_run_folder(prefix)
+        lock_folder(folder.path)  # a new name, but `gradfit plot` on it must wait for the run
+        return folder
     in_place = False
     if resume is not None:
         resume = Path(resume)
         with contextlib.suppress(OSError):
             in_place = Path(out).resolve() == (resume.parent if resume.is_file() else resume).resolve()
+    lock_folder(check_out_dir(out))  # before looking at what the folder holds: no other command changes it now
     return open_run_folder(out, force=force, resuming=in_place)
 
 
@@ -294,6 +302,15 @@ def read_manifest(folder: str | os.PathLike) -> list[str]:
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         return []
     return [f for f in files if isinstance(f, str) and _safe_relative(f)]
+
+
+def _manifest_run(folder: Path) -> str | None:
+    """The run id in ``folder``'s list of run files, if any."""
+    try:
+        run = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("run")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return run if isinstance(run, str) else None
 
 
 def _survey(path: Path) -> tuple[dict[str, tuple[int, int, int]], list[str]]:

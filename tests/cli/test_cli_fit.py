@@ -119,6 +119,10 @@ def test_same_command_twice_gives_the_same_result(tmp_path):
         d = load(tmp_path / name)
         d.pop("timings")
         runs.append(d)
+    # Apart from timings, only the run's own record differs: a new id, and timings.csv's digest.
+    records = [d.pop("run") for d in runs]
+    assert records[0]["id"] != records[1]["id"]
+    assert records[0]["files"]["history.csv"] == records[1]["files"]["history.csv"]
     assert runs[0] == runs[1]
 
 

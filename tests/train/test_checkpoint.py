@@ -13,7 +13,7 @@ import torch
 
 import gradfit
 from gradfit.errors import ConfigError, DataError
-from gradfit.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from gradfit.train.checkpoint import CHECKPOINT_NAME, FORMAT, load_checkpoint
 from gradfit.train.interrupt import catch_interrupts, request_stop
 
 COMPARED = ("step", "epoch", "loss", "val_loss", "lr", "grad_norm")  # every column but wall-clock time
@@ -224,7 +224,8 @@ def test_a_budget_already_spent_is_refused(saved, curve):
     (lambda p: p.write_bytes(p.read_bytes()[: 1000]), "is damaged"),
     (lambda p: p.write_bytes(b"\x00garbage"), "is damaged"),
     (lambda p: torch.save({"format": "gradfit.checkpoint/0"}, p), "not a checkpoint this gradfit can read"),
-    (lambda p: torch.save({"format": "gradfit.checkpoint/1", "step": 3}, p), "lacks identity"),
+    (lambda p: torch.save({"format": "gradfit.checkpoint/1", "step": 3}, p), "written by an earlier gradfit"),
+    (lambda p: torch.save({"format": FORMAT, "step": 3}, p), r"field 'identity' is missing \(and 'params'"),
 ])
 def test_a_missing_or_damaged_checkpoint_is_a_data_error(saved, curve, damage, match):
     damage(saved / CHECKPOINT_NAME)
@@ -242,5 +243,5 @@ def test_checkpoint_options_are_checked(curve):
 def test_a_checkpoint_holds_no_code(saved):
     """It loads with weights_only=True: tensors and plain data only, so loading runs nothing from the file."""
     state = torch.load(saved / CHECKPOINT_NAME, weights_only=True)
-    assert state["format"] == "gradfit.checkpoint/1" and state["step"] == 10
+    assert state["format"] == FORMAT and state["step"] == 10
     assert not list(saved.glob(".tmp-*"))  # written atomically: no temporary left behind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -11,9 +12,10 @@ import torch
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
 from gradfit.data.dates import apply_dates
+from gradfit.data.fingerprint import dataset_fingerprint
 from gradfit.data.io import read_like, read_table
 from gradfit.data.weights import Weighting
-from gradfit.errors import DataError
+from gradfit.errors import DataError, GradfitWarning
 
 
 def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:
@@ -32,8 +34,12 @@ def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:
         The caller needs the fit's row weights (statistics, uncertainties): raise DataError when
         the fit was weighted by an array, which a saved run cannot read again. Without it such a
         run's data come back unweighted (enough for pictures of the data).
+
+    Data read again from the run's file must be the data of the fit (DataError otherwise), and
+    data passed in that are not get a warning: see :func:`check_same_data`.
     """
     info = result.data
+    source = None  # where the data were read again from, when they were not passed in
     if data is None:
         path = info.get("path")
         if not path:
@@ -41,6 +47,7 @@ def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:
                 f"This run was fitted on data held in memory ({info.get('source', 'unknown')}), which was not saved. "
                 f"Pass the data again: data=... in Python, --data FILE on the command line."
             )
+        source = path
         try:
             data = read_table(path, **(info.get("read") or {}))  # the same separator, decimal mark, dates...
         except DataError as exc:
@@ -60,4 +67,31 @@ def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:
         raise DataError(f"This run was weighted by {how.kind} given as an array, which is not saved with the run, so "
                         f"its statistics cannot be recomputed from the data alone. Pass a Dataset with the weights "
                         f"(data=Dataset(..., w=...)), or fit with the {how.kind} in a column of the data.")
-    return as_dataset(data, x=list(info["x"]), y=info["y"], dtype=dtype, drop_nan=any(str(n).startswith("dropped") for n in info.get("notes") or ()), **rows)
+    dataset = as_dataset(data, x=list(info["x"]), y=info["y"], dtype=dtype,
+                         drop_nan=any(str(n).startswith("dropped") for n in info.get("notes") or ()), **rows)
+    check_same_data(result, dataset, source=source)
+    return dataset
+
+
+def check_same_data(result, dataset: Dataset, source: str | None = None) -> None:
+    """Refuse (``source``: data read again from the run's own file) or warn (data passed in) when ``dataset`` is
+    not the data ``result`` was fitted on, by the fingerprint the fit recorded (runs saved before it was recorded
+    are not checked).
+
+    Pictures and analyses of a run draw its fitted curve over its data: over data edited since, they would
+    show a fit that was never made, without a word.
+    """
+    expected = result.data.get("fingerprint")
+    if not isinstance(expected, str) or dataset_fingerprint(dataset) == expected:
+        return
+    n = result.data.get("n")
+    what = (f"{len(dataset):,} rows where the fit had {n:,}" if isinstance(n, int) and n != len(dataset)
+            else f"the same {len(dataset):,} rows, but values that differ (data fingerprint "
+                 f"{dataset_fingerprint(dataset)}; the fit's was {expected})")
+    if source is not None:
+        raise DataError(f"The data in {source!r} are no longer the data this run was fitted on: {what}. The file was "
+                        f"changed after the fit, so its pictures would show the fitted curve over other data. Restore "
+                        f"the file, fit again on the data as they are now, or pass the fit's data with --data FILE "
+                        f"(data=... in Python).")
+    warnings.warn(GradfitWarning(f"The data given are not the data this run was fitted on: {what}. The fitted curve "
+                                 f"is drawn over other data than it was fitted to."), stacklevel=3)

@@ -10,6 +10,8 @@ command body runs inside :func:`guarded`, which turns exceptions into exit codes
   130, saying which files were written whole before it (:mod:`gradfit.cli.interruption`);
 - anything else: a one-line "internal error" pointing to ``--debug``, exit 1.
 
+The output folders a command locked (:mod:`gradfit.folder_lock`) are unlocked when it ends.
+
 No traceback is shown unless ``--debug`` is given.
 """
 
@@ -46,11 +48,13 @@ def abort(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def guarded(debug: bool = False) -> Iterator[None]:
     """Run a command body, turning every exception into a message and an exit code."""
     from gradfit.errors import GradfitError  # gradfit.errors is light; kept here so --help stays lean
+    from gradfit.folder_lock import locks_released
     from gradfit.outputs import WriteLog
 
     log = WriteLog()  # what the command writes whole, for the message if it is interrupted
     try:
-        with log:
+        # The output folders the command locked are free again when it ends.
+        with log, locks_released():
             yield
     except (typer.Exit, typer.Abort):
         raise

@@ -241,7 +241,7 @@ def run_fit(
         with stop.stage(f"drawing {picture_names(undrawn)}", droppable=True):
             paths.update(draw(result, out_dir, kinds, paths, landscape=pair, animation_path=animation_path))
         undrawn = []
-    folder.record(paths.values())  # whatever save_run and the pictures wrote, under any name
+    folder.record(paths.values(), run_id=result.run_id)  # whatever save_run and the pictures wrote, under any name
     if not quiet:
         n, xs = result.data.get("n"), ", ".join(result.data.get("x", []))
         how = result.data.get("weights")

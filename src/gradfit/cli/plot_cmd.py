@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.text import Text
 
-from gradfit.cli.console import console, guarded
+from gradfit.cli.console import console, err_console, guarded
 from gradfit.cli.paths import given_path
 
 __all__ = ["plot_command"]
@@ -36,9 +37,15 @@ def plot_command(
 
     The pictures become part of that run: a later run written to the folder replaces them with the rest.
 
-    Exit status: 0 success, 2 bad input (no run in the folder, unknown kind or parameter, unreadable data).
+    The run is checked first: a history.csv cut short or changed since the fit, or data changed since
+    (read again from the fit's file), is refused; data given with --data that are not the fit's get a warning.
+
+    Exit status: 0 success, 2 bad input (no run in the folder, a damaged run, data changed since the fit, unknown
+    kind or parameter, unreadable data, a folder another command is writing to).
     """
     with guarded(debug):
+        from gradfit.errors import GradfitWarning
+        from gradfit.folder_lock import lock_folder
         from gradfit.input_files import run_inputs
         from gradfit.outputs import load_run
         from gradfit.run_folder import RunFolder
@@ -51,13 +58,20 @@ def plot_command(
         if animate is not None:
             check_animation_path(animate)
             kinds = kinds if "animation" in kinds else (*kinds, "animation")
+        if run.is_dir():
+            lock_folder(run)  # no fit replaces the run while its pictures are drawn into it
         result = load_run(run)
         RunFolder(run).check_inputs(run_inputs(run, data or result.data.get("path")),
                                     writes=[*(run / f"{k}.png" for k in kinds if k != "animation"),
                                             animate or run / "animation.gif"])
-        written = save_pictures(result, run, kinds, data=data, landscape=pair, animation_path=animate,
-                                max_frames=max_frames)
-        RunFolder(run).record(written.values())  # the pictures are the run's now (an animation elsewhere is not)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", GradfitWarning)
+            written = save_pictures(result, run, kinds, data=data, landscape=pair, animation_path=animate,
+                                    max_frames=max_frames)
+        for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, GradfitWarning)):
+            err_console.print(f"Warning: {message}", markup=False, soft_wrap=True, style="yellow")
+        RunFolder(run).record(written.values(), run_id=result.run_id)  # the pictures are the run's now (an
+        # animation elsewhere is not)
         if not quiet:
             for path in written.values():
                 console.print(Text(f"wrote {path}"), soft_wrap=True)

@@ -16,7 +16,6 @@ plain data, so loading a checkpoint never runs code from the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -24,39 +23,25 @@ from typing import Any
 
 import torch
 
+from gradfit.data.fingerprint import data_fingerprint
 from gradfit.errors import ConfigError, DataError
 
 __all__ = ["FORMAT", "CHECKPOINT_NAME", "MAY_CHANGE", "Checkpointer", "fit_identity", "load_checkpoint",
            "check_identity", "checkpoint_file"]
 
-FORMAT = "gradfit.checkpoint/1"
+FORMAT = "gradfit.checkpoint/2"  # 2: the data's fingerprint covers every value, every field is checked
 CHECKPOINT_NAME = "checkpoint.pt"
-# Options that do not change the path of the descent, so a resumed fit may set them anew.
+# Options that do not change the path of the descent, so a resumed fit may set them anew (the budget, not when a
+# learning-rate schedule is laid over it: see gradfit.train.loop._restore).
 MAY_CHANGE = ("steps", "epochs", "max_time", "log_every", "checkpoint_every")
+#: What a fit's identity (:func:`fit_identity`) holds.
+IDENTITY_FIELDS = ("model", "data", "options", "start", "fixed", "bounds")
 
 
 def checkpoint_file(path: str | Path) -> Path:
     """``DIR/checkpoint.pt`` for a folder, the path itself for a file."""
     p = Path(path)
     return p if p.suffix == ".pt" and not p.is_dir() else p / CHECKPOINT_NAME
-
-
-def data_fingerprint(x: torch.Tensor, y: torch.Tensor, chunk: int = 1 << 20, w: torch.Tensor | None = None) -> str:
-    """A cheap hash of the data: shapes, column sums and the first and last rows (in float64).
-
-    Summed a chunk at a time where the data lives, so no float64 copy of a large table is made.
-    Row weights ``w``, when given, are hashed too (and an unweighted fit's hash is unchanged).
-    """
-    h = hashlib.sha256()
-    for t in (x, y) if w is None else (x, y, w):
-        t = t.detach().reshape(t.shape[0], -1)
-        total = torch.zeros(t.shape[1], dtype=torch.float64, device=t.device)
-        for start in range(0, t.shape[0], chunk):
-            total += t[start : start + chunk].double().sum(dim=0)
-        h.update(repr(tuple(t.shape)).encode())
-        h.update(total.cpu().numpy().tobytes())
-        h.update(torch.cat([t[:4], t[-4:]]).double().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def fit_identity(model_spec: dict, dataset, config: dict, start: dict, fixed, bounds: dict) -> dict:
@@ -66,7 +51,7 @@ def fit_identity(model_spec: dict, dataset, config: dict, start: dict, fixed, bo
             "fingerprint": data_fingerprint(dataset.x, dataset.y, w=weights)}
     if weights is not None:  # only then, so the checkpoints of unweighted fits keep their identity
         data["weights"] = dataset.weighting.to_dict() if dataset.weighting is not None else "array"
-    return {
+    return {  # IDENTITY_FIELDS
         "model": model_spec,
         "data": data,
         "options": {k: v for k, v in config.items() if k not in MAY_CHANGE},
@@ -90,10 +75,14 @@ class Checkpointer:
         so a fit that never saves never pays for the data's fingerprint).
     resume : dict or None
         A loaded checkpoint to continue from (:func:`load_checkpoint`).
+    run_id : str
+        The id of the run that saves (:mod:`gradfit.run_schema`), kept in every checkpoint it writes.
     """
 
-    def __init__(self, directory=None, every: int | None = None, identity=None, resume: dict | None = None):
+    def __init__(self, directory=None, every: int | None = None, identity=None, resume: dict | None = None,
+                 run_id: str = ""):
         self.directory = None if directory is None else Path(directory)
+        self.run_id = run_id
         self.every = every
         self.identity = identity if identity is not None else {}
         self.resume = resume
@@ -119,7 +108,8 @@ class Checkpointer:
         if callable(self.identity):
             self.identity = self.identity()
         self.directory.mkdir(parents=True, exist_ok=True)
-        payload = {"format": FORMAT, "identity": json.dumps(self.identity, sort_keys=True, default=repr), **state}
+        payload = {"format": FORMAT, "identity": json.dumps(self.identity, sort_keys=True, default=repr),
+                   "run": self.run_id, **state}
         with atomic_path(self.path) as tmp:
             torch.save(payload, tmp)
         self.saved = self.path
@@ -142,23 +132,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                         f"the fit afresh without --resume.") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        older = isinstance(found, str) and found.startswith("gradfit.checkpoint/")
+        why = (" It was written by an earlier gradfit, whose checkpoints recorded too little of the data to be checked."
+               if older else "")
         raise DataError(f"Cannot resume: {str(file)!r} is not a checkpoint this gradfit can read (format {found!r}, "
-                        f"expected {FORMAT!r}). Start the fit afresh without --resume.")
+                        f"expected {FORMAT!r}).{why} Start the fit afresh without --resume.")
     missing = [k for k in ("identity", "step", "params", "recorder", "elapsed") if k not in state]
     if missing:
-        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} lacks {', '.join(missing)}; it is damaged. "
-                        f"Start the fit afresh without --resume.")
-    recorder = state["recorder"]
-    if not (isinstance(state["step"], int) and state["step"] >= 0 and isinstance(state["params"], dict)
-            and all(isinstance(v, torch.Tensor) for v in state["params"].values()) and isinstance(recorder, dict)
-            and all(isinstance(recorder.get(k), torch.Tensor) for k in ("rows", "snap_steps", "snaps"))):
-        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} holds values of the wrong kind; it is damaged. "
-                        f"Start the fit afresh without --resume.")
+        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} is damaged: field {missing[0]!r} is missing"
+                        f"{' (and ' + ', '.join(map(repr, missing[1:])) + ')' if missing[1:] else ''}. Start the fit "
+                        f"afresh without --resume.")
+    step = state["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} is damaged: field 'step' is {step!r}, expected a "
+                        f"whole number >= 0. Start the fit afresh without --resume.")
     try:
-        state["identity"] = json.loads(state["identity"])
-    except (TypeError, ValueError):
-        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} has a damaged description of its fit. "
-                        f"Start the fit afresh without --resume.") from None
+        identity = json.loads(state["identity"]) if isinstance(state["identity"], str) else None
+    except (ValueError, RecursionError):
+        identity = None
+    if not isinstance(identity, dict) or set(identity) != set(IDENTITY_FIELDS):
+        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} is damaged: field 'identity' is not the "
+                        f"description of a fit. Start the fit afresh without --resume.")
+    state["identity"] = identity
+    state["file"] = str(file)  # for the messages of gradfit.train.checkpoint_schema
     return state
 
 

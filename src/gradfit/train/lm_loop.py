@@ -94,7 +94,8 @@ def run_lm(model: Model, loss, train, val, params: dict[str, torch.Tensor], fixe
 
     if checkpoints.resume is not None:
         saved = checkpoints.resume
-        step, _, start = _restore(saved, params, total, None, None, generator, early, rules, recorder)
+        step, _, start = _restore(saved, params, total, None, None, generator, early, rules, recorder,
+                                  solver={"trainable": trainable})
         solver = saved["lm"]
         lm.p, lm.sum_squares, lm.delta, lm.lam = solver["p"].numpy().copy(), solver["sum_squares"], solver["delta"], solver["lam"]
         lm.diag = None if solver["diag"] is None else solver["diag"].numpy().copy()

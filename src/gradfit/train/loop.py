@@ -20,6 +20,7 @@ from gradfit.optim.registry import make_optimizer
 from gradfit.optim.schedules import make_schedule
 from gradfit.train.callbacks import call
 from gradfit.train.checkpoint import Checkpointer, recorder_state, restore_recorder, restore_rules, rules_state
+from gradfit.train.checkpoint_schema import check_resumable
 from gradfit.train.config import DEFAULT_STEPS, FitConfig
 from gradfit.train.history import History, HistoryRecorder
 from gradfit.train.interrupt import StopRequest
@@ -98,7 +99,7 @@ def run_loop(
     def loop_state() -> dict:
         """Everything the rest of the fit depends on, at the top of ``step`` (see gradfit.train.checkpoint)."""
         mid_epoch = batch < n and config.shuffle and step % per_epoch != 0
-        return {"step": step, "params": {k: v.detach() for k, v in params.items()},
+        return {"step": step, "total": total, "params": {k: v.detach() for k, v in params.items()},
                 "optimizer": optimizer.state_dict() if optimizer else None,
                 "scheduler": scheduler.state_dict() if scheduler else None,
                 "generator": epoch_rng if mid_epoch else (generator.get_state() if generator is not None else None),
@@ -270,12 +271,22 @@ def _finite(leaves) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in leaves)
 
 
-def _restore(saved: dict, params, total: int, optimizer, scheduler, generator, early, rules, recorder):
-    """Put the loop back where a checkpoint left it; returns (step, previous, start time)."""
-    step = int(saved["step"])
+def _restore(saved: dict, params, total: int, optimizer, scheduler, generator, early, rules, recorder, solver=None):
+    """Put the loop back where a checkpoint left it, every field checked first; returns (step, previous, start time).
+
+    ``solver``: Levenberg-Marquardt's description (see :func:`gradfit.train.checkpoint_schema.check_resumable`)."""
+    step = int(saved["step"])  # a whole number >= 0 (load_checkpoint)
     if step > total:
         raise ConfigError(f"The checkpoint is at step {step}, past this fit's budget of {total} steps: give a larger "
                           f"budget (--steps / --epochs) to continue it.")
+    if scheduler is not None and type(saved.get("total")) is int and step <= saved["total"] != total:  # else damage
+        raise ConfigError(f"The checkpoint's fit (its field 'total') lays its learning-rate schedule over a budget of "
+                          f"{saved['total']} "
+                          f"steps, and this one over {total}: the schedule would change, so the result would not be "
+                          f"the uninterrupted fit's. Resume with the budget the fit was started with (--steps "
+                          f"{saved['total']}, or the same --epochs), or start afresh.")
+    check_resumable(saved, params=params, optimizer=optimizer, scheduler=scheduler, generator=generator,
+                    early=early, rules=rules, recorder=recorder, solver=solver)
     with torch.no_grad():
         for name, value in saved["params"].items():
             params[name].copy_(value)

@@ -50,6 +50,10 @@ class FitResult:
         How well the predictions match the targets, computed once at fit time on the training
         rows and the validation rows (see :mod:`gradfit.analysis.metrics`): R², RMSE and MAE for
         a regression; accuracy, log-loss and the confusion matrix for a classifier.
+    run_id : str
+        This run's id, new for every fit (:mod:`gradfit.run_schema`): written into its checkpoints and,
+        by :func:`gradfit.outputs.save_run`, into ``result.json``'s ``run`` field, not into ``to_json()``,
+        which stays the same when the fit is repeated.
     """
 
     params: dict[str, torch.Tensor]
@@ -73,6 +77,7 @@ class FitResult:
     config: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    run_id: str = field(default="", compare=False)  # this run's id (gradfit.run_schema): in result.json's "run" field
 
     # -- convenience -------------------------------------------------------------------------
 
@@ -245,6 +250,7 @@ class FitResult:
             diagnostics=d.get("diagnostics", {}), uncertainty=d.get("uncertainty"), metrics=d.get("metrics"),
             report=d.get("report"), config=d.get("config", {}),
             data=d.get("data", {}), timings=d.get("timings", {}),
+            run_id=str((d.get("run") if isinstance(d.get("run"), dict) else {}).get("id", "")),
         )
 
     def save_history(self, path: str | Path) -> None:
