@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import gradfit
 from gradfit.aliases import ALIASES, canonical, closest, near_miss, unknown_name
 from gradfit.cli.app import app
-from gradfit.cli.fit_cmd import FIT_FLAGS, fit_command
+from gradfit.cli.fit_cmd import FIT_FLAGS
 from gradfit.errors import ConfigError
 from gradfit.options import OPTIONS
 from gradfit.train.config import FitConfig
