@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import time
 from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,6 +10,7 @@ from typing import Any
 
 import torch
 
+from gradfit.aliases import ALIASES, closest
 from gradfit.analysis.assess import analyse, check_stability
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
@@ -25,6 +25,7 @@ from gradfit.run_schema import new_run_id
 from gradfit.train.callbacks import PrintLoss, call
 from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr, optimizer_name
+from gradfit.options import options_doc
 from gradfit.train.config import FitConfig
 from gradfit.train.footprint import check_fit_memory
 from gradfit.train.loop import run_loop
@@ -34,9 +35,6 @@ from gradfit.train.params import fixed_names, initial_params
 from gradfit.train.result import FitResult
 
 _OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
-# Names people reach for out of habit from other libraries.
-_SYNONYMS = {"learning_rate": "lr", "max_steps": "steps", "n_steps": "steps", "iterations": "steps",
-             "max_iter": "steps", "n_epochs": "epochs", "max_epochs": "epochs", "random_state": "seed"}
 
 
 def fit(
@@ -127,15 +125,10 @@ def fit(
         returns with ``stop_reason="interrupted"`` (a second Ctrl-C raises KeyboardInterrupt as usual).
         False leaves signals alone.
     **options
-        Any :class:`FitConfig` field: ``loss`` ("mse", "mae", "huber", "cross_entropy", "bce" or a callable),
-        ``optimizer`` ("auto", the default: Levenberg-Marquardt in float64 for least squares, L-BFGS on scaled
-        parameters for other losses, Adam for mini-batches and networks, see :mod:`gradfit.optim.auto`; or "lm",
-        "lbfgs", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"), ``lr`` (gradient descent's
-        default: half the stability limit; an lr without an optimizer means sgd), ``momentum``, ``steps`` or
-        ``epochs`` (default 1000 steps), ``batch_size`` (default: full batch), ``schedule``, ``val_split``,
-        ``patience``, ``target_loss``, ``tol``, ``max_time``, ``seed`` (0), ``log_every``, ``dtype`` ("float32" or
-        "float64"; default: chosen with the optimizer), ``device`` ("auto", "cpu", "cuda"), ``scale`` (descend on
-        scaled parameters), ``uncertainty`` (None: error bars when cheap), ``checkpoint_every``.
+        The options of :class:`FitConfig`, declared in :data:`gradfit.options.OPTIONS` (this list is written
+        from it; ``None``: not given, chosen or computed as the help says):
+
+{options}
 
     The result's ``success`` is False, and a :class:`~gradfit.errors.GradfitWarning` says why and what to try,
     when the fit diverged, stalled, ended with the loss above its start, or ran out of budget short of the
@@ -226,12 +219,16 @@ def fit(
     return result
 
 
+if fit.__doc__:  # None under python -OO
+    fit.__doc__ = fit.__doc__.replace("{options}", options_doc(" " * 8))
+
+
 def _config(options: dict) -> FitConfig:
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
         hints = []
         for u in unknown:
-            match = _SYNONYMS.get(u) or next(iter(difflib.get_close_matches(u, _OPTIONS, n=1)), None)
+            match = ALIASES["option"].get(u) or closest(u, sorted(_OPTIONS))
             hints.append(f"{u!r} (did you mean {match!r}?)" if match else repr(u))
         raise ConfigError(f"Unknown option(s) to fit(): {', '.join(hints)}. Known options: {', '.join(sorted(_OPTIONS))}.")
     return FitConfig(**options).validate()

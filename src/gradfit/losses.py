@@ -16,7 +16,6 @@ Examples
 
 from __future__ import annotations
 
-import difflib
 import numbers
 from collections.abc import Callable
 
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gradfit.aliases import closest
 from gradfit.errors import ConfigError, DataError
 
 LOSS_NAMES: tuple[str, ...] = ("mse", "mae", "huber", "cross_entropy", "bce")
@@ -305,8 +305,8 @@ def get_loss(name_or_callable: str | Callable | Loss, **options) -> Loss:
                           f"Got {type(name_or_callable).__name__} instead.")
     key = "".join(ch for ch in name_or_callable.lower() if ch not in "-_ ")
     if key not in _BY_KEY:
-        close = difflib.get_close_matches(key, list(_BY_KEY), n=1, cutoff=0.5)
-        hint = f" Did you mean {_BY_KEY[close[0]].name!r}?" if close else ""
+        close = closest(key, list(_BY_KEY), cutoff=0.5)
+        hint = f" Did you mean {_BY_KEY[close].name!r}?" if close else ""
         raise ConfigError(f"Unknown loss {name_or_callable!r}.{hint} The losses are: {', '.join(LOSS_NAMES)}.")
     cls = _BY_KEY[key]
     try:

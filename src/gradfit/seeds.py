@@ -7,9 +7,12 @@ reduced, two different seeds would silently give the same draws.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from gradfit.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["MAX_SEED", "SEED_RULE", "check_seed", "generator"]
 
@@ -36,4 +39,6 @@ def check_seed(seed, name: str = "seed") -> int:
 
 def generator(seed) -> torch.Generator:
     """A new ``torch.Generator`` seeded with a checked ``seed``."""
+    import torch  # here, so that the seed's rule can be read (gradfit.options, the CLI's help) without torch
+
     return torch.Generator().manual_seed(check_seed(seed))

@@ -32,6 +32,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import numpy as np
 
+from gradfit.options import OPTIONS
+
 try:
     from sklearn.utils.validation import validate_data as _validate_data  # scikit-learn >= 1.6
 except ImportError:  # pragma: no cover - older scikit-learn
@@ -45,6 +47,12 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
     "GradfitClassifier": {},
 }
 
+#: The options of gradfit.fit the estimators take and pass on (marked ``sklearn`` in gradfit.options.OPTIONS).
+PASSED = tuple(name for name, option in OPTIONS.items() if option.sklearn)
+#: The estimators' defaults where they differ from gradfit.fit's: a fixed budget of L-BFGS in float64, so that
+#: the fits of a grid search or a cross-validation are alike (tests/test_options.py checks the others).
+OWN_DEFAULTS = {"optimizer": "lbfgs", "steps": 200, "dtype": "float64", "scale": False}
+
 _STILL_FALLING_RTOL = 1e-6  # relative drop over the last tenth of the fit that counts as "still falling"
 
 
@@ -56,10 +64,10 @@ class _GradfitEstimator(BaseEstimator):
 
         data = {f"x{i}": np.array(X[:, i], dtype=np.float64) for i in range(X.shape[1])}
         data["y"] = np.array(targets, dtype=np.float64)
-        options = dict(loss=loss, optimizer=self.optimizer, lr=self.lr, steps=self.steps, batch_size=self.batch_size,
-                       dtype=self.dtype, seed=self.seed, tol=self.tol)
+        options = {name: getattr(self, name) for name in PASSED if name not in ("loss", "scale")}
+        options["loss"] = loss
         if self.scale:
-            options["scale"] = True  # only when asked, so this works before scale= exists in gradfit.fit
+            options["scale"] = True  # only when asked: scale=False is "automatic" here, as leaving out --scale
         if sample_weight is not None:
             options["weights"] = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         result = gradfit.fit(self.model, data, y="y", catch_signals=False, init=self.init, fix=self.fix, bounds=self.bounds,

@@ -23,16 +23,22 @@ from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
     DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
 )
+from gradfit.options import OPTIONS
 
 __all__ = ["fit_command", "run_fit", "print_report", "report_failure", "FolderLine", "DEFAULT_OUT"]
 
 DEFAULT_OUT = Path("gradfit-out")  # where runs without --out go, each in a new folder (gradfit.run_folder)
 
 _DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
-_OPTIMIZER_HELP = ("auto (the default: Levenberg-Marquardt in float64 for least squares, L-BFGS on scaled parameters "
-                   "for other losses, Adam for mini-batches and networks; the choice and why are printed), lm "
-                   "(Levenberg-Marquardt, mse only), lbfgs, sgd (the seeds' p -= lr * grad), momentum, nesterov, adam, "
-                   "adamw, rmsprop or adagrad.")
+#: The fit options ``gradfit fit`` takes as flags: those of gradfit.options.OPTIONS with a CLI flag.
+FIT_FLAGS = {name: option.cli for name, option in OPTIONS.items() if option.cli}
+
+
+def _help(name: str) -> str:
+    """A flag's help: the option's line in gradfit.options.OPTIONS (one text for the CLI, the docstring, the table)."""
+    return OPTIONS[name].help
+
+
 _MODEL_HELP = ("A zoo name (linear, poly2, poly3, exponential, sigmoid, gaussian, power, sine, logistic, mlp; "
                "`gradfit models` describes them) or a formula such as 'a*t**2 + b*t + c' (names that are columns "
                "are inputs, the others parameters).")
@@ -52,34 +58,27 @@ def fit_command(
                                                        "is unbounded: b=0: ), honoured by projection.")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="A model option KEY=VALUE, repeatable: "
                                                         "degree=3, hidden=32,32, activation=tanh.")] = None,
-    loss: Annotated[str, typer.Option(help="mse, mae, huber, cross_entropy or bce.")] = "mse",
-    optimizer: Annotated[str, typer.Option(help=_OPTIMIZER_HELP)] = "auto",
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate. Default: half the stability limit (2 / the largest "
-                                                "curvature at the start) for sgd, momentum and nesterov; from the curvature "
-                                                "for the automatic Adam; torch's for the others. Giving --lr without "
-                                                "--optimizer means plain gradient descent (sgd).")] = None,
-    momentum: Annotated[Optional[float], typer.Option(help="Momentum in [0, 1) for momentum/nesterov.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Budget in updates (default 1000).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Budget in passes over the data (instead of --steps).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Rows per step (default: all rows).")] = None,
-    schedule: Annotated[Optional[str], typer.Option(help="constant, step, exponential, cosine or onecycle.")] = None,
-    val_split: Annotated[Optional[float], typer.Option(help="Fraction of rows held out for validation, e.g. 0.2.")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="Stop when the validation loss has not improved for P "
-                                                    "checks (needs --val-split).")] = None,
-    target_loss: Annotated[Optional[float], typer.Option(help="Stop once the loss is at or below L.")] = None,
-    max_time: Annotated[Optional[float], typer.Option(help="Stop after S seconds.")] = None,
-    tol: Annotated[Optional[float], typer.Option(help="Stop when the loss improves by less than T (relative).")] = None,
-    scale: Annotated[bool, typer.Option("--scale", help="Descend on scaled parameters (whitened from the Jacobian at "
-                                        "the start, like standardising the inputs) and map them back: plain sgd then "
-                                        "converges on badly conditioned problems.")] = False,
-    uncertainty: Annotated[Optional[bool], typer.Option("--uncertainty/--no-uncertainty", help="Compute the "
-                                                        "parameters' standard errors (default: when cheap).",
+    loss: Annotated[str, typer.Option(help=_help("loss"))] = OPTIONS["loss"].default,
+    optimizer: Annotated[str, typer.Option(help=_help("optimizer"))] = OPTIONS["optimizer"].default,
+    lr: Annotated[Optional[float], typer.Option(help=_help("lr"))] = None,
+    momentum: Annotated[Optional[float], typer.Option(help=_help("momentum"))] = None,
+    steps: Annotated[Optional[int], typer.Option(help=_help("steps"))] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=_help("epochs"))] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=_help("batch_size"))] = None,
+    schedule: Annotated[Optional[str], typer.Option(help=_help("schedule"))] = None,
+    val_split: Annotated[Optional[float], typer.Option(help=_help("val_split"))] = None,
+    patience: Annotated[Optional[int], typer.Option(help=_help("patience"))] = None,
+    target_loss: Annotated[Optional[float], typer.Option(help=_help("target_loss"))] = None,
+    max_time: Annotated[Optional[float], typer.Option(help=_help("max_time"))] = None,
+    tol: Annotated[Optional[float], typer.Option(help=_help("tol"))] = None,
+    # A flag, not --scale/--no-scale: left out, the choice is automatic (scale=None).
+    scale: Annotated[bool, typer.Option("--scale", help=_help("scale"))] = False,
+    uncertainty: Annotated[Optional[bool], typer.Option("--uncertainty/--no-uncertainty", help=_help("uncertainty"),
                                                         show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random start, the shuffling and the validation split.")] = 0,
-    log_every: Annotated[Optional[int], typer.Option(help="Print the loss every K steps.")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default: chosen with the optimizer; float64 for "
-                                                 "lm and small lbfgs fits, float32 for gradient descent).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "cpu",
+    seed: Annotated[int, typer.Option(help=_help("seed"))] = OPTIONS["seed"].default,
+    log_every: Annotated[Optional[int], typer.Option(help=_help("log_every"))] = None,
+    dtype: Annotated[Optional[str], typer.Option(help=_help("dtype"))] = None,
+    device: Annotated[str, typer.Option(help=_help("device"))] = OPTIONS["device"].default,
     drop_nan: Annotated[bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")] = False,
     param: Params = None,
     sep: Sep = None,
@@ -110,8 +109,7 @@ def fit_command(
     force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds files other than a "
                                         "run's: the earlier run's files are replaced, the other files left "
                                         "alone.")] = False,
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Save the fit's state to OUT/checkpoint.pt every N "
-                                                            "steps (an interrupted fit always saves it).")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help=_help("checkpoint_every"))] = None,
     resume: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH",
                                                    help="Continue the fit saved in DIR/checkpoint.pt; give the same "
                                                    "data, model and options (only --steps/--epochs, --max-time, "

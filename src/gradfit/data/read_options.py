@@ -13,9 +13,9 @@ Examples
 from __future__ import annotations
 
 import codecs
-import difflib
 from collections.abc import Mapping
 
+from gradfit.aliases import ALIASES, closest
 from gradfit.data.dates import check_date_spec
 from gradfit.errors import ConfigError
 
@@ -28,9 +28,6 @@ _SEP_ALIASES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe"
 _THOUSANDS = {",", ".", " ", "'", "\u00a0", "\u202f", "_"}
 _DATE_DEFAULTS = {"date_unit": "unit", "date_origin": "origin", "dayfirst": "dayfirst", "date_format": "format"}
 # Names people reach for out of habit (pandas, R, Excel).
-_SYNONYMS = {"separator": "sep", "seperator": "sep", "delimiter": "sep", "delim": "sep", "delim_whitespace": "sep",
-             "dec": "decimal", "decimal_mark": "decimal", "decimal_point": "decimal", "thousands_sep": "thousands",
-             "fileencoding": "encoding", "parse_dates": "dates", "no_header": "header"}
 READ_KEYS = ("sep", "decimal", "thousands", "encoding", "header", "dates", *_DATE_DEFAULTS)
 
 
@@ -73,8 +70,7 @@ def check_read(read: Mapping | None) -> dict:
     if unknown:
         hints = []
         for key in unknown:
-            close = _SYNONYMS.get(str(key).lower()) or next(iter(difflib.get_close_matches(str(key), READ_KEYS, n=1)),
-                                                            None)
+            close = ALIASES["read option"].get(str(key).lower()) or closest(key, READ_KEYS)
             hints.append(f"{key!r}" + (f" (did you mean {close!r}?)" if close else ""))
         raise ConfigError(f"Unknown reading option(s): {', '.join(hints)}. Known: {', '.join(READ_KEYS)}.")
     sep = _sep(read.get("sep"))

@@ -8,7 +8,6 @@ under a second.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
+from gradfit.aliases import closest
 from gradfit.errors import ConfigError, DataError
 from gradfit.seeds import generator
 
@@ -179,8 +179,8 @@ def load_builtin(name: str, **kwargs) -> pd.DataFrame:
     7
     """
     if name not in BUILTIN:
-        close = difflib.get_close_matches(str(name), list(BUILTIN), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        close = closest(name, list(BUILTIN))
+        hint = f" Did you mean '{close}'?" if close else ""
         raise DataError(
             f"Unknown built-in dataset {name!r}. Known names: {', '.join(sorted(BUILTIN))}.{hint}"
         )

@@ -13,11 +13,10 @@ refused because of a column ``ab`` or ``x1``.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from gradfit.data.spelling import edit_distance, near_column
+from gradfit.aliases import closest, edit_distance, near_miss as near_column
 from gradfit.errors import FormulaError, ModelError
 
 __all__ = ["check_declared", "check_formula_names", "check_reserved_columns", "declared_params", "no_input_message",
@@ -198,7 +197,7 @@ def check_declared(model, params: Iterable[str] | str | None) -> None:
     kind = "occur in the formula as a parameter" if getattr(model, "formula", None) is not None else "name a parameter"
     hints = []
     for n in unknown:
-        close = difflib.get_close_matches(n, model.param_names, n=1)
-        hints.append(f"{n!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        close = closest(n, model.param_names)
+        hints.append(f"{n!r}" + (f" (did you mean {close!r}?)" if close else ""))
     raise ModelError(f"The 'params' option (--param) declares {', '.join(hints)}, which does not {kind} of the model "
                      f"{model.name!r}. Its parameters are: {', '.join(model.param_names) or '(none)'}.")

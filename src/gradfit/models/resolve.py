@@ -6,13 +6,12 @@ names in it that are columns; for anything else, every column but the target.
 
 from __future__ import annotations
 
-import difflib
-
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import torch
 
+from gradfit.aliases import closest
 from gradfit.errors import ModelError
 from gradfit.models.base import Model
 from gradfit.models.formula import compile_formula
@@ -33,8 +32,8 @@ def default_inputs(model: ModelLike, columns: Sequence[str], y: str | None,
         formula = compile_formula(model)
         inputs = [n for n in formula.names if n in columns and n != y and n not in declared]
         if not inputs:
-            close = difflib.get_close_matches(model.strip().lower(), ZOO_NAMES, n=1)
-            hint = f" Did you mean the zoo model {close[0]!r}?" if close else ""
+            close = closest(model.strip().lower(), ZOO_NAMES)
+            hint = f" Did you mean the zoo model {close!r}?" if close else ""
             raise ModelError(no_input_message(formula, columns, y, declared) + hint)
         return inputs
     return [c for c in columns if c != y]

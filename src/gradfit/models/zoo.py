@@ -16,7 +16,6 @@ Examples
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from gradfit.aliases import ALIASES, closest
 from gradfit.errors import ModelError
 from gradfit.models.base import Model, ParamSpec
 from gradfit.models.guess import guess_exponential, guess_gaussian, guess_power, guess_sigmoid, guess_sine
@@ -33,8 +33,7 @@ ZOO_NAMES: tuple[str, ...] = (
 )
 """The zoo's names; ``polyN`` (``poly2``, ``poly3``, ...) is a polynomial of degree N."""
 
-_ALIASES = {"line": "linear", "quadratic": "poly2", "cubic": "poly3", "exp": "exponential",
-            "sin": "sine", "gauss": "gaussian", "neural": "mlp"}
+_ALIASES = ALIASES["model"]
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
                 "gelu": torch.nn.functional.gelu}
 
@@ -420,8 +419,8 @@ def make_zoo_model(name: str, inputs: Sequence[str], n_outputs: int = 1, **optio
     if key == "polynomial":
         key = "poly"
     if key not in _REGISTRY:
-        close = difflib.get_close_matches(key, list(ZOO_NAMES) + list(_ALIASES), n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = closest(key, list(ZOO_NAMES) + list(_ALIASES), cutoff=0.5)
+        hint = f" Did you mean {close!r}?" if close else ""
         raise ModelError(
             f"Unknown zoo model {name!r}.{hint} The zoo has: {', '.join(ZOO_NAMES)} "
             f"(and polyN for a polynomial of degree N, e.g. 'poly3')."

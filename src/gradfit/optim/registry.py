@@ -7,13 +7,13 @@ against the class's own signature so a typo is an error, not silently ignored.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from gradfit.aliases import canonical, unknown_name
 from gradfit.errors import ConfigError
 
 
@@ -48,21 +48,16 @@ LEAST_SQUARES = ("lm",)
 # "auto" is resolved to one of the others before a fit starts (gradfit.optim.auto).
 AUTO = "auto"
 
-# Aliases people type; resolved before lookup.
-_ALIASES = {"gd": "sgd", "l-bfgs": "lbfgs", "l_bfgs": "lbfgs", "adam_w": "adamw", "rms": "rmsprop",
-            "levenberg-marquardt": "lm", "levenberg_marquardt": "lm", "marquardt": "lm"}
+#: Every name ``optimizer`` takes, in the order the help lists them (aliases: gradfit.aliases.ALIASES).
+OPTIMIZER_NAMES = (AUTO, *OPTIMIZERS, *LEAST_SQUARES)
 
 
 def optimizer_name(name: str) -> str:
     """The canonical name, or a ConfigError that lists the names and the closest match."""
-    key = str(name).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key in OPTIMIZERS or key in LEAST_SQUARES or key == AUTO:
+    key = canonical("optimizer", name)
+    if key in OPTIMIZER_NAMES:
         return key
-    names = [AUTO, *OPTIMIZERS, *LEAST_SQUARES]
-    close = difflib.get_close_matches(key, names, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"The 'optimizer' parameter must be one of {', '.join(names)}. Got {name!r} instead.{hint}")
+    raise ConfigError(unknown_name("optimizer", key, OPTIMIZER_NAMES, given=name))
 
 
 def default_lr(name: str) -> float | None:

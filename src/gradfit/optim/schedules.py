@@ -10,25 +10,20 @@ peak rate; plain ``sgd`` never gets momentum.
 
 from __future__ import annotations
 
-import difflib
-
 import torch
 from torch.optim import lr_scheduler
 
+from gradfit.aliases import canonical, unknown_name
 from gradfit.errors import ConfigError
 
 SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle")
-_ALIASES = {"none": "constant", "const": "constant", "exp": "exponential", "one-cycle": "onecycle", "one_cycle": "onecycle"}
 
 
 def schedule_name(name: str | None) -> str:
-    key = "constant" if name is None else str(name).strip().lower()
-    key = _ALIASES.get(key, key)
+    key = "constant" if name is None else canonical("schedule", name)
     if key in SCHEDULES:
         return key
-    close = difflib.get_close_matches(key, SCHEDULES, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"The 'schedule' parameter must be one of {', '.join(SCHEDULES)}. Got {name!r} instead.{hint}")
+    raise ConfigError(unknown_name("schedule", key, SCHEDULES, given=name))
 
 
 def make_schedule(

@@ -1,37 +1,22 @@
 """FitConfig: every option of a fit, validated in one place.
 
-The constructor holds no logic (as in scikit-learn); :meth:`FitConfig.validate` checks ranges
-and contradictions and raises one :class:`ConfigError` listing every problem.
+The constructor holds no logic (as in scikit-learn); :meth:`FitConfig.validate` checks each option's
+kind and range as declared in :data:`gradfit.options.OPTIONS`, then the combinations that cannot
+work together, and raises one :class:`ConfigError` listing every problem.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from gradfit.errors import ConfigError
 from gradfit.optim.registry import optimizer_name
+from gradfit.options import DEFAULT_STEPS, MAX_WHOLE, OPTIONS
 from gradfit.train.history import MAX_SNAPSHOTS
 from gradfit.optim.schedules import schedule_name
-from gradfit.seeds import MAX_SEED, SEED_RULE
 
-DEFAULT_STEPS = 1000
-#: Whole-number options and their smallest value; every one is at most MAX_WHOLE (int64, as torch counts).
-WHOLE = {"steps": 0, "epochs": 1, "batch_size": 1, "patience": 1, "log_every": 1, "chunk_size": 1,
-         "max_snapshots": 1, "snapshot_every": 1, "checkpoint_every": 1}
-MAX_WHOLE = 2**63 - 1
-#: Real-valued options: (lowest, highest, the rule in words); an open end is written as a strict bound
-#: below, ``None`` is unbounded; every one must be finite.
-NUMBERS = {
-    "lr": ((0.0, False), None, "a finite number > 0"),
-    "momentum": ((0.0, True), (1.0, False), "in [0, 1)"),
-    "val_split": ((0.0, False), (1.0, False), "a fraction in (0, 1), e.g. 0.2"),
-    "target_loss": (None, None, "a finite number"),
-    "min_delta": ((0.0, True), None, "a finite number >= 0"),
-    "tol": ((0.0, False), None, "a number > 0"),
-    "max_time": ((0.0, False), None, "a number > 0"),
-}
+__all__ = ["FitConfig", "DEFAULT_STEPS", "MAX_WHOLE", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -71,8 +56,7 @@ class FitConfig:
     def validate(self) -> "FitConfig":
         """Return self if every option is usable, else raise ConfigError naming each problem.
 
-        Each option is checked against its declared kind and range (:data:`WHOLE`, :data:`NUMBERS`,
-        :data:`MAX_SEED`), then the combinations that cannot work together (a budget in steps and
+        Each option is checked against its kind and range in :data:`gradfit.options.OPTIONS`, then the combinations that cannot work together (a budget in steps and
         epochs, early stopping without a validation split, an optimizer and a schedule or momentum it
         cannot use)."""
         problems: list[str] = []
@@ -86,34 +70,25 @@ class FitConfig:
                 (optimizer_name if name == "optimizer" else schedule_name)(getattr(self, name))
             except ConfigError as exc:
                 problems.append(str(exc))
-        for name, (low, high, what) in NUMBERS.items():
-            value = getattr(self, name)
-            if value is not None and not _in_range(value, low, high):
-                problems.append(f"The '{name}' parameter must be {what}. Got {value!r} instead.")
+        problems += self._declared(*_of_kind("number"))
         need(not (self.steps is not None and self.epochs is not None),
              "Give a budget in steps or in epochs, not both (got steps=%r and epochs=%r)." % (self.steps, self.epochs))
-        for name, low in WHOLE.items():
-            value = getattr(self, name)
-            if value is not None:
-                need(_int(value) and low <= value <= MAX_WHOLE,
-                     f"The '{name}' parameter must be a whole number >= {low}"
-                     f"{f' (at most 2**63 - 1)' if _int(value) and value > MAX_WHOLE else ''}. Got {value!r} instead.")
+        problems += self._declared(*_of_kind("whole"))
         need(self.patience is None or self.val_split is not None,
              "Early stopping ('patience') watches the validation loss: also give 'val_split' (e.g. 0.2).")
-        need(self.scale in (None, True, False),
-             f"The 'scale' parameter must be True, False or None (automatic). Got {self.scale!r} instead.")
+        problems += self._declared("scale")
         need(not (self.scale is True and _optimizer_key(self.optimizer) == "lm"),
              "scale=True is for the gradient-descent optimizers; Levenberg-Marquardt ('lm') scales its own steps. "
              "Leave out scale.")
-        need(self.uncertainty in (None, True, False),
-             f"The 'uncertainty' parameter must be True, False or None (automatic). Got {self.uncertainty!r} instead.")
-        need(_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"The 'seed' parameter must be {SEED_RULE}. Got {self.seed!r} instead.")
-        need(self.dtype in (None, "float32", "float64"),
-             f"The 'dtype' parameter must be 'float32' or 'float64'. Got {self.dtype!r} instead.")
+        problems += self._declared("uncertainty", "seed", "dtype", *_of_kind("flag"), *_of_kind("mapping"))
         problems += _device_problems(self.device) + _pair_problems(self)
         if problems:
             raise ConfigError("Invalid options:\n- " + "\n- ".join(problems) if len(problems) > 1 else problems[0])
         return self
+
+    def _declared(self, *names: str) -> list[str]:
+        """The problems of the options ``names`` with their declared kind and range."""
+        return [p for p in (OPTIONS[n].problem(getattr(self, n)) for n in names) if p is not None]
 
     @property
     def resolved_dtype(self) -> str:
@@ -138,15 +113,6 @@ def _optimizer_key(name) -> str | None:
         return optimizer_name(name)
     except ConfigError:
         return None  # reported by the optimizer check
-
-
-def _in_range(v, low, high) -> bool:
-    """``v`` is a finite real number within ``low``/``high``: ``(bound, inclusive)`` or None (unbounded)."""
-    if not _finite(v):
-        return False
-    if low is not None and not (v >= low[0] if low[1] else v > low[0]):
-        return False
-    return high is None or (v <= high[0] if high[1] else v < high[0])
 
 
 def _device_problems(device) -> list[str]:
@@ -211,10 +177,5 @@ def _schedule_key(name) -> str | None:
         return None  # reported by the schedule check
 
 
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
+def _of_kind(kind: str) -> tuple[str, ...]:
+    return tuple(name for name, option in OPTIONS.items() if option.kind == kind)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 
 import torch
 
+from gradfit.aliases import closest
 from gradfit.errors import ModelError
 from gradfit.models.base import Model
 
@@ -92,8 +92,8 @@ def fixed_names(model: Model, fix: Iterable[str] | str | None) -> frozenset[str]
 def _check_name(model: Model, name: str, option: str) -> None:
     if name in model.param_names:
         return
-    close = difflib.get_close_matches(name, model.param_names, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    close = closest(name, model.param_names)
+    hint = f" Did you mean {close!r}?" if close else ""
     raise ModelError(
         f"The '{option}' option names {name!r}, which is not a parameter of the model {model.name!r}. "
         f"Its parameters are: {', '.join(model.param_names)}.{hint}"
