@@ -98,7 +98,7 @@ class ParamView:
 
 def flatten(specs, params: Mapping[str, Tensor], dtype=torch.float64, device=None) -> Tensor:
     """Every entry of ``params`` in ``specs`` order (row-major within each) as one vector of ``dtype``."""
-    parts = [torch.as_tensor(params[s.name]).detach().to(device, dtype).reshape(-1) for s in specs]
+    parts = [torch.as_tensor(params[s.name]).detach().to(device=device, dtype=dtype).reshape(-1) for s in specs]
     return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype, device=device)
 
 
