@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from gradfit.errors import ConfigError, DataError, ModelError
+from gradfit.rowpass import CHUNK_ROWS, MemoryRows, concat
 
 __all__ = ["TASKS", "KINDS", "KEEP", "task_of", "input_matrix", "model_outputs", "probabilities", "classes",
            "finite_rows", "read_rows", "prediction_frame", "CHUNK_ROWS"]
@@ -37,7 +38,6 @@ TASKS = ("regression", "binary", "multiclass")
 #: class labels, or class probabilities.
 KINDS = ("output", "class", "proba")
 #: Rows per forward pass, and at most this many numbers per chunk of (rows x outputs).
-CHUNK_ROWS = 65_536
 _CHUNK_NUMBERS = 1 << 24
 
 
@@ -132,7 +132,7 @@ def model_outputs(model, params: Mapping[str, Tensor], X: Tensor, chunk_rows: in
     step = max(1, min(chunk_rows, _CHUNK_NUMBERS // n_out))
     if len(X) <= step:
         return model(cast, X)
-    return torch.cat([model(cast, X[i:i + step]) for i in range(0, len(X), step)])
+    return concat(lambda xc, _y, _w: model(cast, xc), MemoryRows(X, chunk_size=step))
 
 
 def probabilities(outputs: Tensor, task: str) -> Tensor:
