@@ -99,7 +99,7 @@ class Scaling:
         image of a box is a box (:meth:`internal_bounds`).
         """
         free = tuple(s.name for s in model.specs if s.name not in fixed and s.size)
-        p0 = torch.cat([params[n].detach().double().cpu().reshape(-1) for n in free]) if free else torch.zeros(0, dtype=torch.float64)
+        p0 = ParamView.of(model, params, fixed, device="cpu").theta  # float64: the free entries at the start
         factor, note = _loss_factor(loss, y, w)
         kind, A, info = _choose_map(model, params, free, x, math.sqrt(factor), diagonal_only=bool(bounds), w=w)
         info = {**info, "loss_factor": factor, "notes": ([note] if note else []) + info["notes"]}
