@@ -10,10 +10,12 @@ bounds; its rows are read through :mod:`gradfit.rowpass`, so every sum over them
 
 Examples
 --------
->>> from gradfit.models import build_model  # doctest: +SKIP
->>> view = ParamView.of(build_model("linear", ("x",)), {"a": torch.tensor([3.0, 2.0])})  # doctest: +SKIP
->>> view.names, view.theta.tolist()  # doctest: +SKIP
+>>> from gradfit.models.resolve import build_model
+>>> view = ParamView.of(build_model("linear", ("x",)), {"a": torch.tensor([3.0, 2.0])})
+>>> view.names, view.theta.tolist()
 (['a[0]', 'a[1]'], [3.0, 2.0])
+>>> view.jacobian(view.theta, torch.tensor([[0.0], [1.0], [2.0]], dtype=torch.float64)).tolist()
+[[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]]
 """
 
 from __future__ import annotations
