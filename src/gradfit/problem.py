@@ -60,7 +60,8 @@ class ParamView:
         """The view of ``params`` (named tensors) with every entry free except those of the ``fixed`` names."""
         fixed = frozenset(fixed)
         base = flatten(model.specs, params, dtype, device)
-        free, pos = [], 0
+        free: list[int] = []
+        pos = 0
         for s in model.specs:
             if s.name not in fixed:
                 free.extend(range(pos, pos + s.size))

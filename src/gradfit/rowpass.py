@@ -101,8 +101,8 @@ class MemoryRows:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def _cast(self, t: Tensor | None) -> Tensor | None:
-        if t is None or (self.dtype is None and self.device is None):
+    def _cast(self, t: Tensor) -> Tensor:
+        if self.dtype is None and self.device is None:
             return t
         return t.to(self.device if self.device is not None else t.device, self.dtype or t.dtype)
 
