@@ -132,3 +132,27 @@ def test_problem_record_reads_rows_through_the_row_pass(model, params, rows):
     total = reduce(lambda xc, yc, wc: problem.loss.total(view.predict(view.theta, xc), yc, wc), source)
     oracle = (w * (y.float().double() - model(params, x.float().double())) ** 2).sum()
     assert float(total) == pytest.approx(float(oracle), rel=1e-13)
+
+
+@pytest.mark.parametrize("size", [1, 7, None])
+def test_row_sums_of_the_problem_match_autograd_on_all_rows(model, params, rows, size):
+    x, y = rows
+    w = torch.linspace(0.5, 2.0, len(x), dtype=F64)
+    problem = Problem(model, get_loss("mse"), x, y, w, fixed={"c"}, chunk_size=size)
+    view = problem.view(params)
+    theta, v = view.theta, torch.tensor([0.3, -1.0, 2.0], dtype=F64)
+    whole = lambda t: (w * (y - view.predict(t, x)) ** 2).sum()  # noqa: E731
+    _, hv = torch.autograd.functional.hvp(whole, theta, v)
+    torch.testing.assert_close(problem.hvp(view, theta, v), hv, rtol=1e-11, atol=1e-12)
+    t = theta.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(whole(t), t)
+    torch.testing.assert_close(problem.gradient(view, theta), g, rtol=1e-12, atol=1e-14)
+    jtwj, jtwr = problem.normal_equations(view, theta, None if size is None else problem.rows(size))
+    root = w.sqrt()
+    J = torch.autograd.functional.jacobian(lambda t: view.predict(t, x), theta) * root[:, None]
+    r = (y - view.predict(theta, x)) * root
+    torch.testing.assert_close(jtwj, J.T @ J, rtol=1e-12, atol=1e-12)
+    # The Gauss-Newton step from the summed normal equations is the weighted least-squares solution.
+    step = torch.linalg.solve(jtwj, jtwr)
+    torch.testing.assert_close(step, torch.linalg.lstsq(J, r[:, None]).solution[:, 0], rtol=1e-9, atol=1e-12)
+    assert torch.equal(problem.hvp(view, theta, v), problem.hvp(view, theta, v))  # deterministic

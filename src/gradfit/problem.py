@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from gradfit.models.jacobian import row_jacobian
-from gradfit.rowpass import MemoryRows
+from gradfit.rowpass import MemoryRows, jacobian_rows, reduce
 
 __all__ = ["ParamView", "Problem", "gradient", "hessian", "hvp"]
 
@@ -165,3 +165,35 @@ class Problem:
     def view(self, params: Mapping[str, Tensor], dtype=torch.float64) -> ParamView:
         """The flat view of ``params`` whose free entries are those of the trainable names."""
         return ParamView.of(self.model, params, self.fixed, dtype, self.x.device)
+
+    def total(self, view: ParamView, theta: Tensor, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
+        """The loss summed over the rows given (``Σ wᵢℓᵢ`` when weighted)."""
+        pred = view.predict(theta, x)
+        return self.loss.total(pred, y) if w is None else self.loss.total(pred, y, w)
+
+    def gradient(self, view: ParamView, theta: Tensor, rows: MemoryRows | None = None) -> Tensor:
+        """The gradient of the summed loss at ``theta``, summed over the row chunks in float64."""
+        return reduce(lambda x, y, w: gradient(lambda t: self.total(view, t, x, y, w), theta),
+                      rows if rows is not None else self.rows())
+
+    def hvp(self, view: ParamView, theta: Tensor, v: Tensor, rows: MemoryRows | None = None) -> Tensor:
+        """The Hessian of the summed loss at ``theta`` times ``v``, summed over the row chunks in float64 (zero
+        where the loss has no second derivative)."""
+        def part(x, y, w):
+            hv = hvp(lambda t: self.total(view, t, x, y, w), theta, v)
+            return torch.zeros_like(theta) if hv is None else hv
+
+        return reduce(part, rows if rows is not None else self.rows())
+
+    def normal_equations(self, view: ParamView, theta: Tensor,
+                         rows: MemoryRows | None = None) -> tuple[Tensor, Tensor]:
+        """``(JᵀWJ, JᵀWr)`` at ``theta`` for one output per row (``W`` the row weights; the identity when none),
+        summed over chunks whose Jacobian holds at most :data:`gradfit.rowpass.JACOBIAN_NUMBERS` numbers."""
+        def part(x, y, w):
+            J, r = view.jacobian(theta, x), view.residuals(theta, x, y)
+            Jw = J if w is None else w[:, None] * J
+            return Jw.T @ J, Jw.T @ r
+
+        if rows is None:
+            rows = self.rows(jacobian_rows(theta.numel(), chunk_size=self.chunk_size))
+        return reduce(part, rows)

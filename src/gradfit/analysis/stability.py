@@ -22,9 +22,7 @@ import torch
 from torch import Tensor
 
 from gradfit.errors import ConfigError, ModelError
-from gradfit.problem import ParamView
-from gradfit.problem import hvp as hessian_vector
-from gradfit.rowpass import MemoryRows, reduce
+from gradfit.problem import ParamView, Problem
 
 __all__ = ["StabilityLimit", "adam_lr", "check_lr", "lr_limit", "stability_limit", "stability_limit_of", "suggested_lr"]
 
@@ -121,21 +119,14 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
     x, y = x.double(), y.double()
     w = None if w is None else w.double()
     count = len(x) if w is None else max(float(w.sum()), 1e-300)
-    view = ParamView.of(model, params, fixed, device=x.device)
+    problem = Problem(model, loss, x, y, w, fixed)
+    view = problem.view(params)
     p, theta = view.theta.numel(), view.theta
     if p == 0:
         return StabilityLimit(0.0, math.inf, 0, len(x), True)
 
     def hvp(v: Tensor) -> Tensor:
-        def part(xc, yc, wc):
-            def total(t):
-                pred = view.predict(t, xc)
-                return loss.total(pred, yc) if wc is None else loss.total(pred, yc, wc)
-            hv = hessian_vector(total, theta, v)
-            # None: no free parameter reaches the loss, or the loss is linear in them: zero curvature.
-            return torch.zeros(p, dtype=torch.float64, device=x.device) if hv is None else hv
-
-        return reduce(part, MemoryRows(x, y, w)) / count
+        return problem.hvp(view, theta, v) / count
 
     gen = torch.Generator().manual_seed(int(seed))
     v0 = torch.randn(p, generator=gen, dtype=torch.float64).to(x.device)
