@@ -25,6 +25,7 @@ from torch import Tensor
 
 from gradfit.aliases import closest
 from gradfit.errors import ConfigError, DataError
+from gradfit import rowpass
 
 LOSS_NAMES: tuple[str, ...] = ("mse", "mae", "huber", "cross_entropy", "bce")
 
@@ -145,7 +146,7 @@ class CrossEntropy(Loss):
                               f"(or 'bce' with one output for two classes).")
         return F.cross_entropy(pred, target.long(), reduction="none")
 
-    def n_classes(self, y: Tensor, n_inputs: int = 1, chunk_rows: int = 65536) -> int:
+    def n_classes(self, y: Tensor, n_inputs: int = 1, chunk_rows: int | None = None) -> int:
         """The number of classes the labels ask for: the largest label + 1 (at least 2).
 
         Labels are class indices, so a stray large label (a year, an id) asks for that many outputs:
@@ -159,7 +160,7 @@ class CrossEntropy(Loss):
         if top < 1:
             return 2
         classes = int(top) + 1
-        rows = min(chunk_rows, y.shape[0])
+        rows = min(rowpass.chunk_rows(chunk_rows), y.shape[0])
         need = [(f"the logits of {rows:,} rows and their gradients", 3.0 * 8 * rows * classes),
                 (f"{n_inputs + 1} weights per class, with gradients and optimizer state", 4.0 * 4 * (n_inputs + 1) * classes)]
         if fits(sum(b for _, b in need)):

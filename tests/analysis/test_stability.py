@@ -12,6 +12,7 @@ import torch
 
 import gradfit
 from gradfit.analysis import stability
+from gradfit import rowpass
 from gradfit.analysis.stability import (
     check_lr,
     lr_limit,
@@ -147,7 +148,7 @@ def test_chunks_and_subsample_agree_with_the_rows_they_use(monkeypatch):
     model = build_model("linear", ("x",))
     params = {"a": torch.zeros(2, dtype=torch.float64)}
     whole = stability_limit(model, "mse", x, y, params, tol=1e-13, iters=300)
-    monkeypatch.setattr(stability, "CHUNK_ROWS", 97)
+    monkeypatch.setattr(rowpass, "CHUNK_ROWS", 97)  # every row pass reads its chunk size there
     chunked = stability_limit(model, "mse", x, y, params, tol=1e-13, iters=300)
     assert chunked.lam_max == pytest.approx(whole.lam_max, rel=1e-10)
     sub = stability_limit(model, "mse", x, y, params, max_rows=101, tol=1e-13, iters=300)

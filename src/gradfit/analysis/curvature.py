@@ -20,16 +20,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gradfit.problem import ParamView, gradient, hessian
+from gradfit.rowpass import MemoryRows, fold, jacobian_rows, reduce
+
 
 class NotComputable(Exception):
     """The curvature cannot be computed at this point; the message says why."""
 
 
-class Problem:
-    """The predictions as a function of the free flat parameters ``theta`` (the held ones keep ``values``)."""
+class Problem(ParamView):
+    """The predictions as a function of the free flat parameters ``theta`` (the held ones keep ``values``), and
+    the dataset's rows."""
 
     def __init__(self, model, dataset, values: np.ndarray, free: list[int]):
-        self.model, self.dataset = model, dataset
+        super().__init__(model, torch.tensor(values, dtype=torch.float64, device=dataset.x.device), free)
+        self.dataset = dataset
         self.w = getattr(dataset, "w", None)
         weighting = getattr(dataset, "weighting", None)
         # curve_fit's absolute_sigma: the sigmas are the errors' scale, not to be estimated from the residuals.
@@ -37,23 +42,14 @@ class Problem:
                              and weighting.absolute_sigma)
         # The points that count: rows of weight 0 say nothing about the parameters.
         self.n = len(dataset) if self.w is None else int((self.w > 0).sum())
-        device = dataset.x.device
-        self.base = torch.tensor(values, dtype=torch.float64, device=device)
-        self.free_index = torch.tensor(free, dtype=torch.long, device=device)
-        self.theta = self.base[self.free_index].clone()
-        self.sizes = [s.size for s in model.specs]
 
-    def predict(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        full = self.base.index_copy(0, self.free_index, theta)
-        parts = torch.split(full, self.sizes)
-        return self.model({s.name: t.reshape(s.shape) for s, t in zip(self.model.specs, parts)}, x)
+    def rows(self, rows: int) -> MemoryRows:
+        """The dataset's rows, ``rows`` at a time, each chunk in float64 (``w`` None for an unweighted dataset)."""
+        return MemoryRows(self.dataset.x, self.dataset.y, self.w, rows, dtype=torch.float64)
 
     def chunks(self, rows: int):
         """``(x, y, w)`` of each chunk in float64 (``w`` None for an unweighted dataset)."""
-        x, y, w = self.dataset.x, self.dataset.y, self.w
-        for start in range(0, len(x), rows):
-            wc = None if w is None else w[start:start + rows].double()
-            yield x[start:start + rows].double(), y[start:start + rows].double(), wc
+        return self.rows(rows).chunks()
 
 
 @dataclass
@@ -91,52 +87,61 @@ def curvature(problem: Problem, loss, method: str) -> Curvature:
 def _from_jacobian(problem, loss, method, n, p) -> Curvature:
     if problem.model.n_outputs != 1:
         raise NotComputable(f"The {loss.name} loss needs one prediction per row; the model has {problem.model.n_outputs}.")
-    theta, R = problem.theta, None
-    rss = 0.0
-    jtr = torch.zeros(p, dtype=torch.float64, device=theta.device)
-    meat = None if problem.w is None or method == "jacobian" else torch.zeros(p, p, dtype=torch.float64, device=theta.device)
-    residuals = []
-    for xc, yc, wc in problem.chunks(max(p + 1, min(65_536, 2**22 // p))):
-        J = jacobian(lambda t: problem.predict(t, xc).reshape(-1), theta)
+    theta = problem.theta
+    zeros = theta.new_zeros
+    start = {"R": None, "rss": 0.0, "jtr": zeros(p), "residuals": [],
+             "meat": None if problem.w is None or method == "jacobian" else zeros(p, p)}
+
+    def step(acc, xc, yc, wc):
+        J = problem.jacobian(theta, xc)
         with torch.no_grad():
             r = yc - problem.predict(theta, xc).reshape(-1)
         _check_finite(J, r)
         root = None if wc is None else wc.sqrt()
         Jw = J if root is None else root[:, None] * J  # RᵀR = JᵀWJ
-        R = torch.linalg.qr(Jw if R is None else torch.cat([R, Jw]), mode="r").R
+        acc["R"] = torch.linalg.qr(Jw if acc["R"] is None else torch.cat([acc["R"], Jw]), mode="r").R
         if method == "jacobian":
             rw = r if root is None else root * r
-            rss += float((rw * rw).sum())
-            jtr += Jw.T @ rw
-            continue
-        rss += float((r * r).sum() if wc is None else (wc * r * r).sum())
-        jtr += J.T @ (torch.sign(r) if wc is None else wc * torch.sign(r))  # the gradient of Σ wᵢ|rᵢ|
-        residuals.append((r if wc is None else r[wc > 0]).cpu().numpy())
-        if meat is not None:  # the scores' variance, Σ wᵢ² JᵢJᵢᵀ (= A when unweighted)
-            meat += (wc[:, None] * J).T @ (wc[:, None] * J)
+            acc["rss"] += float((rw * rw).sum())
+            acc["jtr"] += Jw.T @ rw
+            return acc
+        acc["rss"] += float((r * r).sum() if wc is None else (wc * r * r).sum())
+        acc["jtr"] += J.T @ (torch.sign(r) if wc is None else wc * torch.sign(r))  # the gradient of Σ wᵢ|rᵢ|
+        acc["residuals"].append((r if wc is None else r[wc > 0]).cpu().numpy())
+        if acc["meat"] is not None:  # the scores' variance, Σ wᵢ² JᵢJᵢᵀ (= A when unweighted)
+            acc["meat"] += (wc[:, None] * J).T @ (wc[:, None] * J)
+        return acc
+
+    acc = fold(step, problem.rows(jacobian_rows(p)), start)
+    R, rss, jtr, meat = acc["R"], acc["rss"], acc["jtr"], acc["meat"]
     if method == "jacobian":
         return Curvature(R.cpu().numpy(), True, 1.0 if problem.absolute else rss / (n - p), jtr.cpu().numpy(), rss)
-    f0 = _density_at_zero(np.concatenate(residuals))
+    f0 = _density_at_zero(np.concatenate(acc["residuals"]))
     return Curvature(R.cpu().numpy(), True, n / (n - p) / (4 * f0 * f0), jtr.cpu().numpy() / (2 * f0), rss,
                      meat=None if meat is None else meat.cpu().numpy())
 
 
 def _from_hessian(problem, loss, sandwich, n, p) -> Curvature:
     theta = problem.theta
-    H = torch.zeros(p, p, dtype=torch.float64, device=theta.device)
-    g = torch.zeros(p, dtype=torch.float64, device=theta.device)
-    B = torch.zeros_like(H) if sandwich else None
-    for xc, yc, wc in problem.chunks(max(1, min(65_536, 2**20 // p))):
+
+    def sums(xc, yc, wc):
         if wc is None:
             total = lambda t: loss.total(problem.predict(t, xc), yc)  # noqa: E731
         else:
             total = lambda t: loss.total(problem.predict(t, xc), yc, wc)  # noqa: E731
-        H += hessian(total, theta)
-        g += gradient(total, theta)
+        parts = [hessian(total, theta), gradient(total, theta)]
         if sandwich:  # the per-row scores of Σ wᵢℓᵢ: B = Σ wᵢ² gᵢgᵢᵀ
             scale = 1.0 if wc is None else wc[:, None]
             G = jacobian(lambda t: loss.per_row(problem.predict(t, xc), yc), theta) * scale
-            B += G.T @ G
+            parts.append(G.T @ G)
+        return tuple(parts)
+
+    # A Hessian chunk holds the autograd graph of rows x parameters twice: 2^20 numbers at most.
+    out = reduce(sums, problem.rows(jacobian_rows(p, 2**20, square=False)))
+    if out is None:
+        out = (theta.new_zeros(p, p), theta.new_zeros(p)) + ((theta.new_zeros(p, p),) if sandwich else ())
+    H, g = out[0], out[1]
+    B = out[2] if sandwich else None
     _check_finite(H, g)
     H = (H + H.T) / 2
     meat = None if B is None else B.cpu().numpy()
@@ -198,20 +203,6 @@ def jacobian(f, theta: torch.Tensor) -> torch.Tensor:
     from gradfit.models.jacobian import row_jacobian
 
     return row_jacobian(f, theta)
-
-
-def hessian(f, theta: torch.Tensor) -> torch.Tensor:
-    try:
-        with torch.enable_grad():
-            return torch.func.hessian(f)(theta)
-    except (RuntimeError, NotImplementedError, TypeError):
-        return torch.autograd.functional.hessian(f, theta)
-
-
-def gradient(f, theta: torch.Tensor) -> torch.Tensor:
-    with torch.enable_grad():
-        t = theta.detach().clone().requires_grad_(True)
-        return torch.autograd.grad(f(t), t)[0]
 
 
 def _density_at_zero(r: np.ndarray) -> float:

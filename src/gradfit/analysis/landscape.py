@@ -21,6 +21,8 @@ from gradfit.analysis.rundata import run_data
 from gradfit.errors import ConfigError, ModelError
 from gradfit.losses import get_loss
 from gradfit.memory import require
+from gradfit import rowpass
+from gradfit.rowpass import MemoryRows, reduce
 
 __all__ = ["Landscape", "compute_landscape", "covering_span", "grid_span", "pick_params"]
 
@@ -75,7 +77,7 @@ def compute_landscape(
     params: tuple[str, str] | None = None,
     n: int | tuple[int, int] = 101,
     span: tuple[tuple[float, float], tuple[float, float]] | None = None,
-    chunk_rows: int = 65536,
+    chunk_rows: int | None = None,
     loss=None,
 ) -> Landscape:
     """The exact mean loss of ``result``'s model on a grid over two parameters.
@@ -92,8 +94,8 @@ def compute_landscape(
     span : ((lo, hi), (lo, hi)), optional
         The grid's ranges. Default: the path and the final point, plus 20% each side (and at
         least 10% of the value, or 0.1).
-    chunk_rows : int, default 65536
-        Rows evaluated at once.
+    chunk_rows : int, optional
+        Rows evaluated at once (default :data:`gradfit.rowpass.CHUNK_ROWS`).
     loss : str, callable or Loss, optional
         The loss to evaluate; default the fit's own (needed when the fit used a callable loss
         and was reloaded from JSON).
@@ -116,6 +118,7 @@ def compute_landscape(
     # The grid's losses, their float64 copies for drawing, and a chunk of predictions (_BUDGET numbers).
     require([(f"the loss at {na:,} x {nb:,} grid points", 3 * 8.0 * na * nb), ("a chunk of predictions", 8.0 * _BUDGET)],
             "the loss landscape", "Use fewer grid points (n=...).")
+    chunk_rows = rowpass.chunk_rows() if chunk_rows is None else chunk_rows
     if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
         raise ConfigError(f"The 'chunk_rows' parameter must be a whole number >= 1. Got {chunk_rows!r} instead.")
     loss_fn = _loss(result, loss)
@@ -265,9 +268,8 @@ def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=None) -> 
             for s in specs:
                 batch[s.name] = flat[:, offset:offset + s.size].reshape((pts.shape[0],) + tuple(s.shape))
                 offset += s.size
-            acc = torch.zeros(pts.shape[0], dtype=torch.float64)
-            for r0 in range(0, n_rows, rows):
-                acc += batched(batch, x[r0:r0 + rows], y[r0:r0 + rows], *(() if w is None else (w[r0:r0 + rows],)))
+            acc = reduce(lambda xc, yc, wc: batched(batch, xc, yc, *(() if wc is None else (wc,))),
+                         MemoryRows(x, y, w, rows))
             out[g0:g0 + per_chunk] = acc / (n_rows if w is None else float(w.sum()))
     return out.numpy()
 

@@ -30,7 +30,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from gradfit.train.prediction import CHUNK_ROWS, classes, model_outputs, task_of
+from gradfit.rowpass import MemoryRows, chunk_rows as rows_per_chunk
+from gradfit.train.prediction import classes, model_outputs, task_of
 
 __all__ = ["RegressionScore", "ClassificationScore", "score", "fit_metrics", "with_metrics", "MAX_CONFUSION_CLASSES"]
 
@@ -117,17 +118,16 @@ class ClassificationScore:
         return _clean(out)
 
 
-def score(model, params, dataset, task: str, chunk_rows: int = CHUNK_ROWS) -> dict:
+def score(model, params, dataset, task: str, chunk_rows: int | None = None) -> dict:
     """The metrics of ``model`` at ``params`` on ``dataset`` (float64, in chunks of rows)."""
     if task == "regression":
         acc = RegressionScore()
     else:
         acc = ClassificationScore(2 if task == "binary" else int(getattr(model, "n_outputs", 2)), task == "binary")
     n_out = max(1, int(getattr(model, "n_outputs", 1)))
-    step = max(1, min(chunk_rows, (1 << 24) // n_out))
-    for i in range(0, len(dataset), step):
-        x, y = dataset.x[i:i + step].double(), dataset.y[i:i + step]
-        pred = model_outputs(model, params, x, chunk_rows=step)
+    step = max(1, min(rows_per_chunk(chunk_rows), (1 << 24) // n_out))
+    for x, y, _ in MemoryRows(dataset.x, dataset.y, chunk_size=step).chunks():
+        pred = model_outputs(model, params, x.double(), chunk_rows=step)
         if task == "regression" and pred.shape != y.shape:
             return {"n": len(dataset), "note": f"predictions of shape {tuple(pred.shape[1:])} per row cannot be "
                                                f"compared with one target per row"}

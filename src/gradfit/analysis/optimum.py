@@ -19,11 +19,11 @@ import torch
 from gradfit.analysis.rundata import run_data
 from gradfit.data.dataset import Dataset
 from gradfit.models.base import flatten_params
-from gradfit.models.jacobian import row_jacobian
+from gradfit.problem import ParamView
+from gradfit.rowpass import MemoryRows, fold, jacobian_rows
 
 CHECK_ROWS = 512          # rows used to test linearity (the Jacobian there decides)
 MAX_PARAMS = 2_000        # beyond this the Jacobian is too costly for a picture's side note
-CHUNK_ROWS = 65_536       # rows whose Jacobian is held at once (fewer for many parameters: 2^22 numbers at most)
 RTOL = 1e-6
 
 
@@ -59,70 +59,56 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
         return None  # weighted by an array the run did not keep: no optimum to compare with
     ds = data if isinstance(data, Dataset) else run_data(result, data)
     x, y, w = ds.x.detach(), ds.y.detach(), None if ds.w is None else ds.w.detach()
-    specs = model.specs
-    flat = flatten_params(specs, result.params)
+    flat = flatten_params(model.specs, result.params)
     names = list(flat)
-    fixed = set(result.fixed)
-    free = [n for s in specs if s.name not in fixed for n in s.flat_names()]
+    view = ParamView.of(model, result.params, result.fixed, device="cpu")
+    free = view.names
     if not free or len(free) > MAX_PARAMS:
         return None
-
-    def predict(theta: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        values = dict(flat)
-        values.update(zip(free, theta.unbind()))
-        params = {s.name: torch.stack([torch.as_tensor(values[n], dtype=torch.float64) for n in s.flat_names()])
-                  .reshape(s.shape) for s in specs}
-        return model(params, rows).reshape(-1)
-
-    theta = torch.tensor([flat[n] for n in free], dtype=torch.float64)
+    theta = view.theta
     if not torch.isfinite(theta).all():
         return None
     probe = _float64(x[:CHECK_ROWS])
     gen = torch.Generator().manual_seed(0)
     other = theta + (0.5 + torch.rand(theta.shape, generator=gen, dtype=torch.float64)) * (theta.abs() + 1.0)
     try:
-        j1 = _jacobian(predict, theta, probe)
-        j2 = _jacobian(predict, other, probe)
+        j1 = view.jacobian(theta, probe)
+        j2 = view.jacobian(other, probe)
     except (RuntimeError, TypeError, ValueError):
         return None  # a forward torch cannot differentiate here: no closed form to offer
     scale = float(torch.maximum(j1.abs().max(), j2.abs().max()))
     if not (torch.isfinite(j1).all() and torch.isfinite(j2).all()) or (j1 - j2).abs().max() > RTOL * max(scale, 1e-300):
         return None
 
-    solution = _solve(predict, theta, x, y, w)
+    solution = _solve(view, theta, x, y, w)
     out = dict(flat)
     out.update(zip(free, solution.tolist()))
     return {n: float(out[n]) for n in names}
-
-
-def _jacobian(predict, theta: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``(n, p)``: d predictions / d free parameters at ``theta`` (memory rows x parameters)."""
-    return row_jacobian(lambda t: predict(t, rows), theta)
 
 
 def _float64(t: torch.Tensor) -> torch.Tensor:
     return t.to("cpu", torch.float64)
 
 
-def _solve(predict, theta, x, y, w=None) -> torch.Tensor:
+def _solve(view: ParamView, theta, x, y, w=None) -> torch.Tensor:
     """The least-squares solution of ``J theta = y - f(x; 0)`` (rows times ``sqrt(w)`` when weighted), from the
     triangular factor of ``[J | r]`` accumulated over row chunks (``[R; J_chunk] = Q R'``, as
     :mod:`gradfit.analysis.curvature` does): memory chunk x parameters, whatever the number of rows, and none of
     the normal equations' squared condition number."""
     p = theta.numel()
-    rows = max(p + 1, min(CHUNK_ROWS, 2**22 // p))
     zero = torch.zeros_like(theta)
-    aug = None
-    for start in range(0, len(x), rows):
-        xc, yc = _float64(x[start:start + rows]), _float64(y[start:start + rows])
-        J = _jacobian(predict, theta, xc)
+
+    def step(aug, xc, yc, wc):
+        J = view.jacobian(theta, xc)
         with torch.no_grad():
-            r = yc - predict(zero, xc)
-        if w is not None:
-            root = _float64(w[start:start + rows]).sqrt()
+            r = yc.reshape(-1) - view.predict(zero, xc).reshape(-1)
+        if wc is not None:
+            root = wc.sqrt()
             J, r = root[:, None] * J, root * r
         block = torch.cat([J, r[:, None]], dim=1)
-        aug = torch.linalg.qr(block if aug is None else torch.cat([aug, block]), mode="r").R
+        return torch.linalg.qr(block if aug is None else torch.cat([aug, block]), mode="r").R
+
+    aug = fold(step, MemoryRows(x, y, w, jacobian_rows(p), dtype=torch.float64, device="cpu"), None)
     if aug.shape[0] < p + 1:  # fewer rows than parameters: the factor's missing rows are zeros
         aug = torch.cat([aug, aug.new_zeros(p + 1 - aug.shape[0], p + 1)])
     # gelsd: the minimum-norm answer when the columns are dependent, as lstsq on J itself gives.

@@ -30,6 +30,7 @@ import torch
 from gradfit.analysis.report_sections import metrics_text, tensor_summary, tensors_text
 from gradfit.analysis.uncertainty import (BUDGET_REASONS, LIKELIHOODS, Uncertainty, bound_sentence, loss_trend,
                                           training_data, uncertainty_of)
+from gradfit.rowpass import MemoryRows, concat
 
 __all__ = ["fit_report", "report_dict", "statistics", "CORRELATION_FLAG", "MAX_LISTED_PARAMS"]
 
@@ -85,7 +86,7 @@ def statistics(result, data=None) -> dict:
     out["n"] = n
     params = {k: v.to(ds.x.device, torch.float64) for k, v in result.params.items()}
     with torch.no_grad():
-        pred = torch.cat([result.model(params, ds.x[i:i + 65_536].double()) for i in range(0, len(ds), 65_536)])
+        pred = concat(lambda xc, _y, _w: result.model(params, xc), MemoryRows(ds.x, dtype=torch.float64))
     y = ds.y.double()
     if name in LIKELIHOODS:
         nll = float(get_loss(name).total(pred, y) if w is None else get_loss(name).total(pred, y, w))

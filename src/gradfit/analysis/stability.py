@@ -22,10 +22,10 @@ import torch
 from torch import Tensor
 
 from gradfit.errors import ConfigError, ModelError
+from gradfit.problem import ParamView, Problem
 
 __all__ = ["StabilityLimit", "adam_lr", "check_lr", "lr_limit", "stability_limit", "stability_limit_of", "suggested_lr"]
 
-CHUNK_ROWS = 65_536
 MAX_CHECK_PARAMS = 10_000   # check_lr skips larger models: their power iteration costs as much as many steps
 CHECK_ROWS = 10_000         # check_lr's subsample: a warning needs the eigenvalue to a few percent, not to 1e-4
 _MOMENTUM_DEFAULT = 0.9     # what gradfit's 'momentum' and 'nesterov' use when no momentum is given
@@ -109,7 +109,6 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"The '{name}' parameter must be a whole number >= {low}. Got {value!r} instead.")
     fixed = frozenset(fixed)
-    specs = [s for s in model.specs if s.name not in fixed]
     n = x.shape[0]
     if n == 0:
         raise ConfigError("The stability limit needs at least one row of data.")
@@ -120,32 +119,14 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
     x, y = x.double(), y.double()
     w = None if w is None else w.double()
     count = len(x) if w is None else max(float(w.sum()), 1e-300)
-    base = {k: torch.as_tensor(v).detach().to(x.device, torch.float64) for k, v in params.items()}
-    p = sum(s.size for s in specs)
+    problem = Problem(model, loss, x, y, w, fixed)
+    view = problem.view(params)
+    p, theta = view.theta.numel(), view.theta
     if p == 0:
         return StabilityLimit(0.0, math.inf, 0, len(x), True)
-    theta = torch.cat([base[s.name].reshape(-1) for s in specs])
 
     def hvp(v: Tensor) -> Tensor:
-        out = torch.zeros(p, dtype=torch.float64, device=x.device)
-        for start in range(0, len(x), CHUNK_ROWS):
-            xc, yc = x[start:start + CHUNK_ROWS], y[start:start + CHUNK_ROWS]
-            wc = None if w is None else w[start:start + CHUNK_ROWS]
-            t = theta.clone().requires_grad_(True)
-            with torch.enable_grad():
-                values, offset = dict(base), 0
-                for s in specs:
-                    values[s.name] = t[offset:offset + s.size].reshape(s.shape)
-                    offset += s.size
-                total = loss.total(model(values, xc), yc) if wc is None else loss.total(model(values, xc), yc, wc)
-                if not total.requires_grad:
-                    continue  # no free parameter reaches the loss: zero curvature
-                (g,) = torch.autograd.grad(total, t, create_graph=True)
-                if g.requires_grad:  # a loss linear in the parameters has no second derivative graph
-                    (hv,) = torch.autograd.grad(g, t, grad_outputs=v, allow_unused=True)
-                    if hv is not None:
-                        out += hv.double()
-        return out / count
+        return problem.hvp(view, theta, v) / count
 
     gen = torch.Generator().manual_seed(int(seed))
     v0 = torch.randn(p, generator=gen, dtype=torch.float64).to(x.device)
@@ -308,14 +289,10 @@ def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fix
         x, y, w = x[rows], y[rows], None if w is None else w[rows]
     x, y, w = x.double(), y.double(), None if w is None else w.double()
     count = x.shape[0] if w is None else max(float(w.sum()), 1e-300)
-    base = {k: torch.as_tensor(v).detach().to(x.device, torch.float64) for k, v in params.items()}
-    theta = torch.cat([base[s.name].reshape(-1) for s in specs]).requires_grad_(True)
+    view = ParamView.of(model, params, fixed, device=x.device)
+    theta = view.theta.requires_grad_(True)
     with torch.enable_grad():
-        values, offset = dict(base), 0
-        for s in specs:
-            values[s.name] = theta[offset:offset + s.size].reshape(s.shape)
-            offset += s.size
-        pred = model(values, x)
+        pred = view.predict(theta, x)
         mean = (loss.total(pred, y) if w is None else loss.total(pred, y, w)) / count
         if not mean.requires_grad:
             return None

@@ -215,7 +215,7 @@ def _objective(result, loss):
                               f"function?). Pass it again: loss=...") from None
     else:
         loss = get_loss(loss)
-    return Objective(_model(result), loss, int(config.get("chunk_size", 65536)))
+    return Objective(_model(result), loss, config.get("chunk_size"))
 
 
 def _dataset(result, data):

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from gradfit import memory
+from gradfit.rowpass import jacobian_rows
 from gradfit.analysis import curvature as cv
 
 __all__ = ["Uncertainty", "compute_uncertainty", "uncertainty_of", "training_data", "loss_trend"]
@@ -175,7 +176,7 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
         return _failed(**base, dof=n - p, reason=f"The model has {p} free parameters, more than max_params={max_params}; "
                        f"the cost grows as rows x params². Pass max_params={p} (or more) to compute them anyway.")
     # The matrices are p x p (the covariance and correlations over every parameter): weigh them first.
-    need = 8.0 * (6 * len(names) ** 2 + 4 * p * p + max(p + 1, min(65_536, 2**22 // p)) * p)
+    need = 8.0 * (6 * len(names) ** 2 + 4 * p * p + jacobian_rows(p) * p)
     if not memory.fits(need):
         return _failed(**base, dof=n - p, reason=f"Not computed: the covariance of {p:,} free parameters needs about "
                        f"{memory.format_bytes(need)}, more than the memory budget of {memory.budget()}. Fix some "

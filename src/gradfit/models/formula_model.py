@@ -21,8 +21,8 @@ from torch import Tensor
 from gradfit.errors import FormulaError, ModelError
 from gradfit.models.base import Model, ParamSpec
 from gradfit.models.formula import Formula, compile_formula
+from gradfit.rowpass import MemoryRows, reduce
 
-CHUNK_ROWS = 65_536  # rows evaluated at once while the aggregates are summed
 
 
 class FormulaModel(Model):
@@ -100,7 +100,7 @@ class FormulaModel(Model):
     def with_data(self, x: Tensor) -> "FormulaModel":
         """This model with its ``sum()``/``mean()`` over rows computed over all the rows of ``x`` (a copy).
 
-        The sums run in float64 over chunks of :data:`CHUNK_ROWS` rows; the model is returned
+        The sums run in float64 over chunks of :data:`gradfit.rowpass.CHUNK_ROWS` rows; the model is returned
         unchanged when it has no such reduction.
 
         Examples
@@ -113,13 +113,14 @@ class FormulaModel(Model):
             return self
         values: dict[int, float] = {}
         for k in self._over_rows:  # inner ones first: an outer sum uses their values
-            total, count = torch.zeros((), dtype=torch.float64), 0
-            for start in range(0, x.shape[0], CHUNK_ROWS):
-                xc = x[start:start + CHUNK_ROWS]
+
+            def part(xc, _y, _w, k=k):
                 env = {name: xc[:, i] for i, name in enumerate(self.inputs)}
-                part, n = self.formula.reduction_total(k, env, dtype=xc.dtype if xc.is_floating_point() else None,
-                                                       aggregates=values)
-                total, count = total + part.cpu(), count + n
+                total, n = self.formula.reduction_total(k, env, dtype=xc.dtype if xc.is_floating_point() else None,
+                                                        aggregates=values)
+                return total.cpu(), torch.tensor(float(n), dtype=torch.float64)
+
+            total, count = reduce(part, MemoryRows(x)) or (torch.zeros((), dtype=torch.float64), 0)
             reduction = self.formula.reductions[k]
             values[k] = float(total / count) if reduction.function == "mean" else float(total)
             if not math.isfinite(values[k]):

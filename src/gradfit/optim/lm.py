@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gradfit.rowpass import MemoryRows, chunk_rows, reduce
+
 EPS = float(np.finfo(np.float64).eps)
 DWARF = float(np.finfo(np.float64).tiny)
 TESTS = {
@@ -81,8 +83,8 @@ class ChunkedResiduals:
     by ``sqrt(wᵢ)``: the weighted least-squares problem is the ordinary one in those residuals.
     """
 
-    def __init__(self, fn: Residuals, x: Tensor, y: Tensor, chunk_size: int = 65536, w: Tensor | None = None):
-        self.fn, self.x, self.y, self.chunk_size = fn, x, y, int(chunk_size)
+    def __init__(self, fn: Residuals, x: Tensor, y: Tensor, chunk_size: int | None = None, w: Tensor | None = None):
+        self.fn, self.x, self.y, self.chunk_size = fn, x, y, chunk_rows(chunk_size)
         self.root_w = None if w is None else w.detach().sqrt()
         self.n_fev = 0
         self.n_jev = 0
@@ -90,22 +92,24 @@ class ChunkedResiduals:
 
     def _chunks(self) -> Iterator[tuple[Residuals, Tensor, Tensor]]:
         """``(residual function of the chunk, x, y)``: the user's, or it times ``sqrt(w)``."""
-        for s in range(0, self.x.shape[0], self.chunk_size):
-            xc, yc = self.x[s : s + self.chunk_size], self.y[s : s + self.chunk_size]
-            if self.root_w is None:
-                yield self.fn, xc, yc
-            else:
-                root = self.root_w[s : s + self.chunk_size]
-                yield (lambda q, xs, ys, root=root: self.fn(q, xs, ys) * root.to(ys.dtype)), xc, yc
+        for xc, yc, root in self.rows().chunks():
+            yield self._weighted(root), xc, yc
+
+    def rows(self) -> MemoryRows:
+        """The rows and the square roots of their weights, as a :class:`gradfit.rowpass.RowSource`."""
+        return MemoryRows(self.x, self.y, self.root_w, self.chunk_size)
+
+    def _weighted(self, root: Tensor | None) -> Residuals:
+        if root is None:
+            return self.fn
+        return lambda q, xs, ys: self.fn(q, xs, ys) * root.to(ys.dtype)
 
     @torch.no_grad()
     def sum_squares(self, p: Tensor) -> float:
         """``||r(p)||²`` (inf or nan when a residual is not finite)."""
         self.n_fev += 1
-        total = 0.0
-        for fn, xc, yc in self._chunks():
-            total += float((fn(p, xc, yc).double() ** 2).sum())
-        return total
+        total = reduce(lambda xc, yc, root: (self._weighted(root)(p, xc, yc).double() ** 2).sum(), self.rows())
+        return 0.0 if total is None else float(total)
 
     def factor(self, p: Tensor) -> tuple[np.ndarray, np.ndarray, float]:
         """``(R, Qᵀr, ||r||²)`` with ``RᵀR = JᵀJ``, in float64 numpy.

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from gradfit.errors import ConfigError
 from gradfit.optim.registry import optimizer_name
 from gradfit.options import DEFAULT_STEPS, MAX_WHOLE, OPTIONS
+from gradfit.rowpass import CHUNK_ROWS
 from gradfit.train.history import MAX_SNAPSHOTS
 from gradfit.optim.schedules import schedule_name
 
@@ -43,7 +44,7 @@ class FitConfig:
     log_every: int | None = None
     dtype: str | None = None  # chosen with the optimizer unless given (see resolved_dtype)
     device: str = "cpu"
-    chunk_size: int = 65536
+    chunk_size: int = CHUNK_ROWS  # rows per chunk of every pass over the rows (gradfit.rowpass)
     scale: bool | None = None  # descend on whitened / Jacobi-scaled parameters (gradfit.train.scaling); None: auto
     uncertainty: bool | None = None  # None: computed when cheap (see gradfit.analysis.assess)
     max_snapshots: int = MAX_SNAPSHOTS

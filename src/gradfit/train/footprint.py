@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from gradfit.memory import device_budget, require
 from gradfit.models.zoo import SPEC_BYTES
 from gradfit.optim.registry import optimizer_name
+from gradfit.rowpass import jacobian_rows
 from gradfit.train.history import MAX_ROWS, snapshot_cap
 
 #: Numbers of the size of the parameters that each optimizer keeps, besides the parameters and their gradients.
@@ -78,7 +79,7 @@ def fit_footprint(model, dataset, config, itemsize: int, fixed=()) -> list[Item]
                       "Keep fewer parameter snapshots (max_snapshots=...).", "host"))
     if config.uncertainty:  # asked for: p² matrices (automatic ones are kept small by gradfit.analysis.assess)
         items.append(Item(f"the covariance of the {p_free:,} free parameters (float64)", 8 * 8.0 * p_free * p_free
-                          + 8.0 * max(p_free + 1, min(65_536, 2**22 // max(1, p_free))) * p_free,
+                          + 8.0 * jacobian_rows(p_free) * p_free,
                           "Leave out --uncertainty (uncertainty=True).", "host"))
     return items
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from gradfit.rowpass import MemoryRows, chunk_rows, reduce
+
 
 class Objective:
     """``loss(model(params, x), y)`` averaged over rows (weighted by ``w`` when given).
@@ -27,19 +29,19 @@ class Objective:
     model : gradfit.models.base.Model
     loss : gradfit.losses.Loss
         Must provide ``total(pred, target)``, the sum over rows.
-    chunk_size : int
-        Rows per chunk; 65,536 keeps float32 sums accurate to ~1e-7 and is faster than one pass.
+    chunk_size : int, optional
+        Rows per chunk (``FitConfig.chunk_size``; default :data:`gradfit.rowpass.CHUNK_ROWS`, which keeps float32
+        sums accurate to ~1e-7 and is faster than one pass).
     """
 
-    def __init__(self, model, loss, chunk_size: int = 65536):
+    def __init__(self, model, loss, chunk_size: int | None = None):
         self.model = model
         self.loss = loss
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = chunk_rows(chunk_size)
 
-    def _chunks(self, x: Tensor, y: Tensor, w: Tensor | None):
-        n, size = x.shape[0], self.chunk_size
-        for start in range(0, n, size):
-            yield x[start : start + size], y[start : start + size], None if w is None else w[start : start + size]
+    def rows(self, x: Tensor, y: Tensor, w: Tensor | None = None) -> MemoryRows:
+        """The rows as a :class:`gradfit.rowpass.RowSource` of this objective's chunk size."""
+        return MemoryRows(x, y, w, self.chunk_size)
 
     def _total(self, params, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
         pred = self.model(params, x)
@@ -48,9 +50,9 @@ class Objective:
     @torch.no_grad()
     def value(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
         """The mean loss as a float64 scalar tensor."""
-        total = torch.zeros((), dtype=torch.float64, device=x.device)
-        for xc, yc, wc in self._chunks(x, y, w):
-            total += self._total(params, xc, yc, wc).double()
+        total = reduce(lambda xc, yc, wc: self._total(params, xc, yc, wc), self.rows(x, y, w))
+        if total is None:  # no rows
+            total = torch.zeros((), dtype=torch.float64, device=x.device)
         return total / _count(x, w)
 
     def value_and_grad(
@@ -65,15 +67,13 @@ class Objective:
                 mean = self._total(params, x, y, w) / n
                 grads = _grad(mean, leaves)
             return mean.detach().double(), grads
-        total = torch.zeros((), dtype=torch.float64, device=x.device)
-        acc = [torch.zeros_like(p, dtype=torch.float64) for p in leaves]
-        for xc, yc, wc in self._chunks(x, y, w):
+
+        def part(xc, yc, wc):
             with torch.enable_grad():
-                part = self._total(params, xc, yc, wc)
-                grads = _grad(part, leaves)
-            total += part.detach().double()
-            for a, g in zip(acc, grads):
-                a += g.double()
+                chunk = self._total(params, xc, yc, wc)
+                return (chunk, *_grad(chunk, leaves))
+
+        total, *acc = reduce(part, self.rows(x, y, w))
         return total / n, [(a / n).to(p.dtype) for a, p in zip(acc, leaves)]
 
 

@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 
 from gradfit.errors import ConfigError, DataError, ModelError
+from gradfit.rowpass import CHUNK_ROWS, MemoryRows, concat
+from gradfit.rowpass import chunk_rows as rows_per_chunk
 
 __all__ = ["TASKS", "KINDS", "KEEP", "task_of", "input_matrix", "model_outputs", "probabilities", "classes",
            "finite_rows", "read_rows", "prediction_frame", "CHUNK_ROWS"]
@@ -36,8 +38,8 @@ TASKS = ("regression", "binary", "multiclass")
 #: What ``FitResult.predict`` returns: the model's own outputs (values, or logits for a classifier),
 #: class labels, or class probabilities.
 KINDS = ("output", "class", "proba")
-#: Rows per forward pass, and at most this many numbers per chunk of (rows x outputs).
-CHUNK_ROWS = 65_536
+#: At most this many numbers per chunk of (rows x outputs); the rows per forward pass are the row pass's
+#: (``CHUNK_ROWS``, re-exported from :mod:`gradfit.rowpass`).
 _CHUNK_NUMBERS = 1 << 24
 
 
@@ -125,14 +127,14 @@ def _from_columns(x, names, dtype, source: str) -> Tensor:
 
 
 @torch.no_grad()
-def model_outputs(model, params: Mapping[str, Tensor], X: Tensor, chunk_rows: int = CHUNK_ROWS) -> Tensor:
+def model_outputs(model, params: Mapping[str, Tensor], X: Tensor, chunk_rows: int | None = None) -> Tensor:
     """``model(params, X)`` in chunks of rows, without autograd; params are cast to ``X``'s dtype and device."""
     cast = {k: torch.as_tensor(v).to(X.device, X.dtype) for k, v in params.items()}
     n_out = max(1, int(getattr(model, "n_outputs", 1)))
-    step = max(1, min(chunk_rows, _CHUNK_NUMBERS // n_out))
+    step = max(1, min(rows_per_chunk(chunk_rows), _CHUNK_NUMBERS // n_out))
     if len(X) <= step:
         return model(cast, X)
-    return torch.cat([model(cast, X[i:i + step]) for i in range(0, len(X), step)])
+    return concat(lambda xc, _y, _w: model(cast, xc), MemoryRows(X, chunk_size=step))
 
 
 def probabilities(outputs: Tensor, task: str) -> Tensor:

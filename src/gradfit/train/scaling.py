@@ -47,7 +47,7 @@ from torch import Tensor
 
 from gradfit.losses import Loss
 from gradfit.models.base import Model
-from gradfit.models.jacobian import row_jacobian
+from gradfit.problem import ParamView
 
 MAX_ROWS = 100_000          # rows the Jacobian is taken on
 MAX_ENTRIES = 5_000_000     # rows x outputs x free entries of that Jacobian (40 MB in float64)
@@ -99,7 +99,7 @@ class Scaling:
         image of a box is a box (:meth:`internal_bounds`).
         """
         free = tuple(s.name for s in model.specs if s.name not in fixed and s.size)
-        p0 = torch.cat([params[n].detach().double().cpu().reshape(-1) for n in free]) if free else torch.zeros(0, dtype=torch.float64)
+        p0 = ParamView.of(model, params, fixed, device="cpu").theta  # float64: the free entries at the start
         factor, note = _loss_factor(loss, y, w)
         kind, A, info = _choose_map(model, params, free, x, math.sqrt(factor), diagonal_only=bool(bounds), w=w)
         info = {**info, "loss_factor": factor, "notes": ([note] if note else []) + info["notes"]}
@@ -282,22 +282,14 @@ def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: 
     info = {"condition_before": None, "condition_after": None, "rows": 0, "notes": notes}
     if P == 0:
         return "identity", torch.ones(0, dtype=torch.float64), info
-    values = {k: v.detach().double().cpu() for k, v in params.items()}
+    view = ParamView.of(model, params, (s.name for s in model.specs if s.name not in free), device="cpu")
     x64 = x.detach().double().cpu()
     rows = int(min(len(x64), MAX_ROWS, max(CHECK_ROWS, MAX_ENTRIES // max(1, P * model.n_outputs))))
     idx = torch.linspace(0, len(x64) - 1, rows).round().long() if rows < len(x64) else torch.arange(len(x64))
-    theta = torch.cat([values[n].reshape(-1) for n in free])
-
-    def predict(t: Tensor, xs: Tensor) -> Tensor:
-        p, pos = dict(values), 0
-        for n in free:
-            size = model.spec(n).size
-            p[n] = t[pos:pos + size].reshape(model.spec(n).shape)
-            pos += size
-        return model(p, xs).reshape(-1)
+    theta = view.theta
 
     try:
-        J = _jacobian(predict, theta, x64[idx])
+        J = view.jacobian(theta, x64[idx])
     except (RuntimeError, TypeError, ValueError) as exc:
         notes.append(f"The Jacobian could not be taken by autograd ({exc}); the descent is not scaled.")
         return "identity", torch.ones(P, dtype=torch.float64), info
@@ -315,7 +307,7 @@ def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: 
     if bool(zero.any()):
         names = [f for n in free for f in model.spec(n).flat_names()]
         notes.append("Without effect at the start (scale kept at 1): " + ", ".join(n for n, z in zip(names, zero) if z) + ".")
-    if not diagonal_only and P <= MAX_WHITEN and not bool(zero.any()) and _is_linear(predict, theta, x64[idx[:CHECK_ROWS]], J):
+    if not diagonal_only and P <= MAX_WHITEN and not bool(zero.any()) and _is_linear(view, theta, x64[idx[:CHECK_ROWS]], J):
         D = 1.0 / J.norm(dim=0)
         R = torch.linalg.qr(J * D, mode="r").R
         d = R.diagonal().abs()
@@ -332,18 +324,12 @@ def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: 
     return "diagonal", A, info
 
 
-def _jacobian(predict, theta: Tensor, rows: Tensor) -> Tensor:
-    # Column by column (memory rows x parameters): a vectorised reverse-mode Jacobian would batch over an identity
-    # of rows x rows (80 GB for MAX_ROWS rows).
-    return row_jacobian(lambda t: predict(t, rows), theta).reshape(-1, theta.numel())
-
-
-def _is_linear(predict, theta: Tensor, rows: Tensor, J: Tensor) -> bool:
+def _is_linear(view: ParamView, theta: Tensor, rows: Tensor, J: Tensor) -> bool:
     """J at a perturbed point equals J here to RTOL (as analysis/optimum.py checks)."""
     gen = torch.Generator().manual_seed(0)
     other = theta + (0.5 + torch.rand(theta.shape, generator=gen, dtype=torch.float64)) * (theta.abs() + 1.0)
     try:
-        j1, j2 = _jacobian(predict, theta, rows), _jacobian(predict, other, rows)
+        j1, j2 = view.jacobian(theta, rows), view.jacobian(other, rows)
     except (RuntimeError, TypeError, ValueError):
         return False
     scale = float(torch.maximum(j1.abs().max(), j2.abs().max()))
