@@ -48,6 +48,8 @@ app.command("models")(models_command)
 # The subcommands whose own --quiet / --debug the root's flags switch on (those that have them).
 _QUIET_COMMANDS = ("fit", "demo", "plot", "race", "lr-find", "predict")
 _DEBUG_COMMANDS = (*_QUIET_COMMANDS, "grad", "steps", "models")
+_QUIET_HELP = "Print nothing but errors (the command's own --quiet, for the commands that have one)."
+_DEBUG_HELP = "Show the traceback of an error (the command's own --debug)."
 
 
 def _print_version(value: bool) -> None:
@@ -61,8 +63,8 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (as the command's own --quiet).")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error (as the command's own --debug).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)] = False,
+    debug: Annotated[bool, typer.Option("--debug", help=_DEBUG_HELP)] = False,
     version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version, is_eager=True,
                                           help="Print gradfit's version and exit.")] = False,
 ) -> None:
