@@ -7,7 +7,6 @@ names in it that are columns; for anything else, every column but the target.
 from __future__ import annotations
 
 import difflib
-
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
