@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,7 +91,36 @@ def test_importing_gradfit_and_its_cli_does_not_import_torch_or_matplotlib():
 
 def test_the_version_is_the_packages_version():
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
-    from pathlib import Path
-
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
     assert tomllib.loads(pyproject.read_text())["project"]["version"] == gradfit.__version__
+
+
+def test_a_type_checker_sees_the_exports_and_refuses_a_misspelt_name(tmp_path):
+    """mypy, reading the packages as a user's code would: real types for the names, an error for a typo."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (pip install -e '.[test]' installs it)")
+
+    user = tmp_path / "user.py"
+    user.write_text(
+        "import gradfit\n"
+        "from gradfit.analysis import fit_report\n"
+        "from gradfit.plots import FitDisplay\n"
+        "reveal_type(gradfit.fit)\n"
+        "reveal_type(gradfit.GradfitWarning)\n"
+        "reveal_type(FitDisplay)\n"
+        "reveal_type(fit_report)\n"
+        "gradfit.fitt\n"
+    )
+    src = Path(gradfit.__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports",
+         f"--cache-dir={Path(__file__).resolve().parents[1] / '.mypy_cache' / 'user-view'}", str(user)],
+        capture_output=True, text=True, env={**os.environ, "MYPYPATH": str(src)}, cwd=tmp_path,
+    )
+    out = done.stdout
+    assert "-> gradfit.train.result.FitResult" in out  # fit's real signature, not Any
+    assert "gradfit.errors.GradfitWarning" in out
+    assert "gradfit.plots.fit.FitDisplay" in out
+    assert "def (result: Any, uncertainty: gradfit.analysis.uncertainty.Uncertainty" in out  # fit_report
+    assert 'user.py:8: error: Module has no attribute "fitt"' in out, out
+    assert out.count("error:") == 1, out
