@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.gradfit-installed
 
-.PHONY: demo test test-slow install bench clean
+.PHONY: demo test test-slow lint install bench clean
 
 install: $(STAMP)
 
@@ -20,8 +20,14 @@ demo: $(STAMP)
 	$(VENV)/bin/gradfit demo linear
 	$(VENV)/bin/gradfit demo rollercoaster
 
-test: $(STAMP)
+# The linter and the type checker first (seconds once mypy has its cache): a finding fails `make test`
+# before the tests run. tests/test_quality.py runs them too, for a bare `pytest`.
+test: lint
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
 
 # The generated corpora and the 10^6-row memory checks (minutes): CI runs them after `make test`.
 test-slow: $(STAMP)
@@ -31,4 +37,4 @@ bench: $(STAMP)
 	$(PY) bench/bench_loop.py
 
 clean:
-	rm -rf $(VENV) gradfit-out .pytest_cache
+	rm -rf $(VENV) gradfit-out .pytest_cache .mypy_cache .ruff_cache

@@ -32,8 +32,8 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = ["FolderLock", "lock_folder", "locks_released"]
 
-_HELD: dict[tuple[int, int], "FolderLock"] = {}  # this process's locks, by the folder's (device, inode)
-_SCOPES: list[list["FolderLock"]] = []  # the open locks_released() blocks, innermost last
+_HELD: dict[tuple[int, int], FolderLock] = {}  # this process's locks, by the folder's (device, inode)
+_SCOPES: list[list[FolderLock]] = []  # the open locks_released() blocks, innermost last
 
 
 class FolderLock:

@@ -75,7 +75,7 @@ class WriteLog:
         self.written: list[Path] = []
         self.pending: set[Path] = set()
 
-    def __enter__(self) -> "WriteLog":
+    def __enter__(self) -> WriteLog:
         _logs.append(self)
         return self
 
@@ -431,10 +431,9 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
     parameter snapshots: columns of ``history.csv``, or ``history_params.npz`` for a large model.
     """
     from gradfit.errors import DataError
+    from gradfit.run_schema import RUN_FIELD, check_run_files, read_result
     from gradfit.train.history import History
     from gradfit.train.result import FitResult
-
-    from gradfit.run_schema import RUN_FIELD, check_run_files, read_result
 
     out = Path(out_dir)
     result_path, history_path, timings_path = out / RESULT_NAME, out / HISTORY_NAME, out / TIMINGS_NAME

@@ -142,7 +142,7 @@ def _result_problem(data) -> str | None:
         return f"it holds {type(data).__name__} instead of an object"
     if data.get("schema", SCHEMA) != SCHEMA:
         return f"its schema is {data.get('schema')!r}, expected {SCHEMA!r}"
-    for name, kind in _REQUIRED.items():
+    for name in _REQUIRED:
         if name not in data:
             return f"the field {name!r} is missing"
     for name, kind in {**_REQUIRED, **_OPTIONAL}.items():

@@ -7,16 +7,21 @@ import json
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import (accuracy_score, confusion_matrix, log_loss, mean_absolute_error, mean_squared_error,
-                             r2_score)
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
 
 import gradfit
-from gradfit.analysis.metrics import (MAX_CONFUSION_CLASSES, ClassificationScore, RegressionScore, fit_metrics,
-                                      score)
+from gradfit.analysis.metrics import MAX_CONFUSION_CLASSES, ClassificationScore, RegressionScore, fit_metrics, score
 from gradfit.analysis.rundata import run_data
+from gradfit.data.dataset import Dataset
 from gradfit.data.io import read_table
 from gradfit.errors import GradfitWarning
-from gradfit.data.dataset import Dataset
 from gradfit.models.base import Model, ParamSpec
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from gradfit.data import io as io_mod
-from gradfit.data.lines import row_numbers
 from gradfit.data.io import read_like, read_table
+from gradfit.data.lines import row_numbers
 from gradfit.errors import ConfigError, DataError
 
 EURO = ("Gewicht;Größe;Preis\n"

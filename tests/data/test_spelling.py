@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -13,7 +13,7 @@ from gradfit.data.spelling import edit_distance, near_column, suggest
 def _osa(a: str, b: str) -> int:
     """Optimal string alignment distance by its recursive definition (the oracle)."""
 
-    @lru_cache(maxsize=None)
+    @cache
     def d(i: int, j: int) -> int:
         if i == 0 or j == 0:
             return i + j

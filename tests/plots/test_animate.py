@@ -224,7 +224,7 @@ def test_race_animation_moves_one_path_per_run(tmp_path):
     for i in (0, 3, 7):
         update(i)
         step = anim.frame_steps[i]
-        for k, (dot, result) in enumerate(zip(dots, race.results)):
+        for dot, result in zip(dots, race.results):
             shown = min(step, result.steps)  # the short run freezes at its end
             snap = result.history.params_at(int(max(s for s in result.history.snapshot_steps if s <= shown)))
             assert (dot.get_xdata()[0], dot.get_ydata()[0]) == pytest.approx((snap["a[0]"], snap["a[1]"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from typing import Annotated
 
 import typer
 
@@ -44,12 +45,43 @@ app.command("predict", no_args_is_help=True)(predict_command)
 app.command("models")(models_command)
 
 
+# The subcommands whose own --quiet / --debug the root's flags switch on (those that have them).
+_QUIET_COMMANDS = ("fit", "demo", "plot", "race", "lr-find", "predict")
+_DEBUG_COMMANDS = (*_QUIET_COMMANDS, "grad", "steps", "models")
+_QUIET_HELP = "Print nothing but errors (the command's own --quiet, for the commands that have one)."
+_DEBUG_HELP = "Show the traceback of an error (the command's own --debug)."
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from gradfit import __version__
+
+        typer.echo(f"gradfit {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)] = False,
+    debug: Annotated[bool, typer.Option("--debug", help=_DEBUG_HELP)] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version, is_eager=True,
+                                          help="Print gradfit's version and exit.")] = False,
+) -> None:
     """Fit any differentiable model to data by gradient descent, and watch it learn.
 
     Exit status: 0 success, 1 the fit failed or diverged, 2 bad input or options.
     """
+    # ``gradfit --quiet fit ...`` means ``gradfit fit --quiet ...``: the root's flags become the
+    # defaults of the command's own options (click's default_map, read when the command's context
+    # is made, after this callback), so each command keeps one ``quiet`` and one ``debug``.
+    defaults: dict[str, dict[str, bool]] = {}
+    for names, flag, on in ((_QUIET_COMMANDS, "quiet", quiet), (_DEBUG_COMMANDS, "debug", debug)):
+        if on:
+            for name in names:
+                defaults.setdefault(name, {})[flag] = True
+    if defaults:
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
 
 
 def main() -> None:

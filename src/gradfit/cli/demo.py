@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -39,7 +39,7 @@ class DemoName(str, enum.Enum):
 def demo_command(
     name: Annotated[DemoName, typer.Argument(help="linear (seeds 000/001) or rollercoaster (seed 002).",
                                              show_default=False)],
-    out: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH", help="Output folder (default: a new folder gradfit-out/demo-NAME-NNN). "
+    out: Annotated[Path | None, typer.Option(parser=given_path, metavar="PATH", help="Output folder (default: a new folder gradfit-out/demo-NAME-NNN). "
                                                 "A folder holding an earlier run gets this one instead; one holding "
                                                 "other files is refused (see --force).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds other files: the "
@@ -81,10 +81,10 @@ def run_linear(out: Path, quiet: bool = False, folder=None) -> int:
     """
     import torch
 
+    from gradfit.api import fit
     from gradfit.cli.fit_cmd import report_failure, save
     from gradfit.cli.progress import LossLines
     from gradfit.data.io import read_table
-    from gradfit.api import fit
     from gradfit.outputs import check_out_dir
 
     out = check_out_dir(out) if folder is None else folder.path
@@ -179,10 +179,10 @@ def run_rollercoaster(out: Path, quiet: bool = False, folder=None) -> int:
     """
     import numpy as np
 
+    from gradfit.api import fit
     from gradfit.cli.fit_cmd import report_failure, save
     from gradfit.cli.progress import ParamLines
     from gradfit.data.io import read_table
-    from gradfit.api import fit
     from gradfit.errors import GradfitWarning
     from gradfit.outputs import RUN_FILES, check_out_dir
 

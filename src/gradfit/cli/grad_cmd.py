@@ -9,7 +9,7 @@ needs a scalar) and the fix, ``sum(...)``, rather than silently summed.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,7 +23,7 @@ _AT_HELP = ("Where to take the gradient: VALUES for a formula with one name (3, 
 
 def grad_command(
     formula: Annotated[str, typer.Argument(help="An expression such as 'x**2' or 'sum(x**2) + y'.", show_default=False)],
-    at: Annotated[Optional[list[str]], typer.Option("--at", help=_AT_HELP, show_default=False)] = None,
+    at: Annotated[list[str] | None, typer.Option("--at", help=_AT_HELP, show_default=False)] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
     """Print a formula's value and its gradient (torch.autograd, float64) at a point.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -18,7 +18,18 @@ from rich.text import Text
 from gradfit.cli.console import EXIT_OK, console, guarded
 from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
-    DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
+    DateFormat,
+    DateOrigin,
+    Dates,
+    DateUnit,
+    DayFirst,
+    Decimal,
+    Encoding,
+    NoHeader,
+    Params,
+    Sep,
+    Thousands,
+    read_options,
 )
 
 __all__ = ["lr_find_command"]
@@ -31,18 +42,18 @@ def lr_find_command(
     y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="A zoo name (`gradfit models` lists them) or a formula.",
                                        show_default=False)],
-    x: Annotated[Optional[str], typer.Option("--x", help="Input column(s), comma-separated.")] = None,
-    init: Annotated[Optional[list[str]], typer.Option("--init", help="Initial values: a[0]=0.5,a[1]=0.75, or "
+    x: Annotated[str | None, typer.Option("--x", help="Input column(s), comma-separated.")] = None,
+    init: Annotated[list[str] | None, typer.Option("--init", help="Initial values: a[0]=0.5,a[1]=0.75, or "
                                                       "'random'.")] = None,
-    fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Parameters held fixed, comma-separated.")] = None,
+    fix: Annotated[list[str] | None, typer.Option("--fix", help="Parameters held fixed, comma-separated.")] = None,
     loss: Annotated[str, typer.Option(help="mse, mae, huber, cross_entropy or bce.")] = "mse",
     optimizer: Annotated[str, typer.Option(help="sgd, momentum, nesterov, adam, adamw, rmsprop or adagrad.")] = "sgd",
     lr_min: Annotated[float, typer.Option(help="First learning rate of the sweep.")] = 1e-7,
     lr_max: Annotated[float, typer.Option(help="Last learning rate of the sweep.")] = 10.0,
     steps: Annotated[int, typer.Option(help="Updates in the sweep.")] = 100,
-    batch_size: Annotated[Optional[int], typer.Option(help="Rows per step (default: all rows).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Rows per step (default: all rows).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random start and the shuffling.")] = 0,
-    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32).")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32 or float64 (default float32).")] = None,
     param: Params = None,
     sep: Sep = None,
     decimal: Decimal = None,
@@ -54,7 +65,7 @@ def lr_find_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    out: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH", help="Folder for lr_find.png and lr_find.json (default: a new folder "
+    out: Annotated[Path | None, typer.Option(parser=given_path, metavar="PATH", help="Folder for lr_find.png and lr_find.json (default: a new folder "
                                                 "gradfit-out/lr-find-NNN). A folder holding an earlier run gets this "
                                                 "one instead; one holding other files is refused (see --force).",
                                                 show_default=False)] = None,

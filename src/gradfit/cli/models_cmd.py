@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -20,9 +20,9 @@ __all__ = ["models_command"]
 
 
 def models_command(
-    name: Annotated[Optional[str], typer.Argument(help="A zoo model to show in detail (linear, poly3, exponential, "
+    name: Annotated[str | None, typer.Argument(help="A zoo model to show in detail (linear, poly3, exponential, "
                                                   "...). Leave out for the table of all.", show_default=False)] = None,
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="A model option KEY=VALUE for the "
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="A model option KEY=VALUE for the "
                                                         "detail (degree=3, hidden=8,8), as `gradfit fit` takes it.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue (or the one model) as JSON.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,

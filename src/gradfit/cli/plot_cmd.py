@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -19,14 +19,14 @@ def plot_command(
     run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
                                         help="The folder of a saved run (the --out of `gradfit fit`).",
                                         show_default=False)],
-    kind: Annotated[Optional[str], typer.Option("--kind", "-k", help="What to draw, comma-separated: fit, loss, "
+    kind: Annotated[str | None, typer.Option("--kind", "-k", help="What to draw, comma-separated: fit, loss, "
                                                 "params, grid, landscape, animation, or all (default fit,loss,params).",
                                                 show_default=False)] = None,
-    data: Annotated[Optional[str], typer.Option("--data", help="The fit's data, when it was not a file or built-in "
+    data: Annotated[str | None, typer.Option("--data", help="The fit's data, when it was not a file or built-in "
                                                 "dataset that can be read again.")] = None,
-    landscape: Annotated[Optional[str], typer.Option(help="The landscape's two parameters A,B (default: the first "
+    landscape: Annotated[str | None, typer.Option(help="The landscape's two parameters A,B (default: the first "
                                                      "two free ones).", show_default=False)] = None,
-    animate: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH", help="Where the animation goes: FILE.gif, FILE.mp4 or FILE.html "
+    animate: Annotated[Path | None, typer.Option(parser=given_path, metavar="PATH", help="Where the animation goes: FILE.gif, FILE.mp4 or FILE.html "
                                                     "(default RUN/animation.gif).", show_default=False)] = None,
     max_frames: Annotated[int, typer.Option(help="Most frames in an animation (evenly sampled snapshots).")] = 100,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
@@ -48,8 +48,8 @@ def plot_command(
         from gradfit.folder_lock import lock_folder
         from gradfit.input_files import run_inputs
         from gradfit.outputs import load_run
-        from gradfit.run_folder import RunFolder
         from gradfit.plots.run import check_animation_path, parse_kinds, parse_pair, save_pictures
+        from gradfit.run_folder import RunFolder
 
         kinds = parse_kinds(kind)
         pair = parse_pair(landscape)

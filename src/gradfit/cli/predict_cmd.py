@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -34,7 +34,7 @@ def predict_command(
                                         show_default=False)],
     data: Annotated[str, typer.Argument(help="The rows to predict: a CSV/TSV/Parquet file holding the model's input "
                                         "columns (read as the fit's data was).", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", parser=given_path, metavar="PATH", help="Write the predictions to FILE (.csv, .tsv or "
+    out: Annotated[Path | None, typer.Option("--out", "-o", parser=given_path, metavar="PATH", help="Write the predictions to FILE (.csv, .tsv or "
                                                 ".parquet; .csv.gz compresses) instead of stdout.",
                                                 show_default=False)] = None,
     columns: Annotated[str, typer.Option("--columns", help="The data's columns written before the predictions: "

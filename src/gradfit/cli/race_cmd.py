@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -12,7 +12,18 @@ from rich.text import Text
 from gradfit.cli.console import EXIT_OK, console, guarded
 from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
-    DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
+    DateFormat,
+    DateOrigin,
+    Dates,
+    DateUnit,
+    DayFirst,
+    Decimal,
+    Encoding,
+    NoHeader,
+    Params,
+    Sep,
+    Thousands,
+    read_options,
 )
 
 __all__ = ["race_command"]
@@ -23,25 +34,25 @@ def race_command(
     y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="A zoo name (`gradfit models` lists them) or a formula.",
                                        show_default=False)],
-    optimizers: Annotated[Optional[str], typer.Option(help="Optimizers to race, comma-separated; NAME:LR sets a "
+    optimizers: Annotated[str | None, typer.Option(help="Optimizers to race, comma-separated; NAME:LR sets a "
                                                       "learning rate, e.g. sgd:0.1,momentum:0.1,adam:0.1,lm (lm, "
                                                       "Levenberg-Marquardt, takes none).")] = None,
-    lrs: Annotated[Optional[str], typer.Option(help="Learning rates to race for one --optimizer, comma-separated "
+    lrs: Annotated[str | None, typer.Option(help="Learning rates to race for one --optimizer, comma-separated "
                                                "(e.g. 0.01,0.1,0.5).", show_default=False)] = None,
     optimizer: Annotated[str, typer.Option(help="The optimizer of an --lrs race.")] = "sgd",
-    x: Annotated[Optional[str], typer.Option("--x", help="Input column(s), comma-separated.")] = None,
-    init: Annotated[Optional[list[str]], typer.Option("--init", help="Initial values shared by every run: "
+    x: Annotated[str | None, typer.Option("--x", help="Input column(s), comma-separated.")] = None,
+    init: Annotated[list[str] | None, typer.Option("--init", help="Initial values shared by every run: "
                                                       "a[0]=0.5,a[1]=0.75, or 'random'.")] = None,
-    fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Parameters held fixed.")] = None,
+    fix: Annotated[list[str] | None, typer.Option("--fix", help="Parameters held fixed.")] = None,
     loss: Annotated[str, typer.Option(help="mse, mae, huber, cross_entropy or bce.")] = "mse",
-    steps: Annotated[Optional[int], typer.Option(help="Budget in updates for every run (default 1000).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Budget in epochs for every run.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Rows per step (default: all rows).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Budget in updates for every run (default 1000).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Budget in epochs for every run.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Rows per step (default: all rows).")] = None,
     seed: Annotated[int, typer.Option(help="Seed shared by every run.")] = 0,
-    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default float32; float64 for --optimizer lm).")] = None,
-    landscape: Annotated[Optional[str], typer.Option(help="The landscape's two parameters A,B (default: the first "
+    dtype: Annotated[str | None, typer.Option(help="float32 or float64 (default float32; float64 for --optimizer lm).")] = None,
+    landscape: Annotated[str | None, typer.Option(help="The landscape's two parameters A,B (default: the first "
                                                      "two free ones).", show_default=False)] = None,
-    animate: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH", help="Also write an animation: FILE.gif, FILE.mp4 or "
+    animate: Annotated[Path | None, typer.Option(parser=given_path, metavar="PATH", help="Also write an animation: FILE.gif, FILE.mp4 or "
                                                     "FILE.html.", show_default=False)] = None,
     param: Params = None,
     sep: Sep = None,
@@ -54,7 +65,7 @@ def race_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    out: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH", help="Folder for race.png (default: a new folder "
+    out: Annotated[Path | None, typer.Option(parser=given_path, metavar="PATH", help="Folder for race.png (default: a new folder "
                                                 "gradfit-out/race-NNN). A folder holding an earlier run gets this one "
                                                 "instead; one holding other files is refused (see --force).",
                                                 show_default=False)] = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -30,11 +30,11 @@ def steps_command(
     run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
                                         help="The folder of a saved run (the --out of `gradfit fit`).",
                                         show_default=False)],
-    data: Annotated[Optional[str], typer.Option("--data", help="The fit's data, when it was not a file or built-in "
+    data: Annotated[str | None, typer.Option("--data", help="The fit's data, when it was not a file or built-in "
                                                 "dataset that can be read again.")] = None,
     rows: Annotated[int, typer.Option("--rows", help="Most steps shown, evenly spread; step 0 and the last are "
                                       "always shown.")] = 50,
-    csv: Annotated[Optional[Path], typer.Option("--csv", parser=given_path, metavar="PATH", help="Write the table to this CSV file instead of "
+    csv: Annotated[Path | None, typer.Option("--csv", parser=given_path, metavar="PATH", help="Write the table to this CSV file instead of "
                                                 "printing it.")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:

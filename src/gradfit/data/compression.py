@@ -127,7 +127,7 @@ def _zstandard(p: Path):
 
 
 def _what_it_is(head: bytes) -> str:
-    for suffix, (name, signatures) in COMPRESSIONS.items():
+    for name, signatures in COMPRESSIONS.values():
         if head.startswith(signatures):
             return f"it is a {name} file"
     if head.startswith(b"PAR1"):

@@ -10,9 +10,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from gradfit.data.columns import FrameColumns, Table, column, plural
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import FIRST_ROW_ATTR, NUMBERS_ATTR, ROW_LABEL_ATTR, SOURCE_ATTR, read_table
-from gradfit.data.columns import FrameColumns, Table, column, plural
 from gradfit.data.spelling import suggest
 from gradfit.data.weights import check_values, to_weights, weight_options, weights_column, where_weights
 from gradfit.errors import ConfigError, DataError

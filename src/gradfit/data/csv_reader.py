@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import csv
 import io
 import re
 import warnings

@@ -54,22 +54,22 @@ class Dataset:
     def dtype(self) -> torch.dtype:
         return self.x.dtype
 
-    def to(self, device=None, dtype: torch.dtype | None = None) -> "Dataset":
+    def to(self, device=None, dtype: torch.dtype | None = None) -> Dataset:
         y = None if self.y is None else self.y.to(device=device, dtype=dtype)
         w = None if self.w is None else self.w.to(device=device, dtype=dtype)
         return replace(self, x=self.x.to(device=device, dtype=dtype), y=y, w=w)
 
-    def columns(self, names) -> "Dataset":
+    def columns(self, names) -> Dataset:
         """The same rows with only the named input columns, in that order."""
         idx = [self.x_names.index(n) for n in names]
         return replace(self, x=self.x[:, idx], x_names=tuple(names))
 
-    def rows(self, index: Tensor) -> "Dataset":
+    def rows(self, index: Tensor) -> Dataset:
         y = None if self.y is None else self.y[index]
         w = None if self.w is None else self.w[index]
         return replace(self, x=self.x[index], y=y, w=w)
 
-    def split(self, fraction: float, generator: torch.Generator) -> tuple["Dataset", "Dataset"]:
+    def split(self, fraction: float, generator: torch.Generator) -> tuple[Dataset, Dataset]:
         """A random (train, validation) split; ``fraction`` of the rows go to validation."""
         n = len(self)
         n_val = max(1, int(round(n * fraction)))

@@ -220,7 +220,7 @@ def _to_times(col: pd.Series, name: str, spec: dict, source: str, row_label: str
                     f"(library: read={{'dates': {{'{name}': {{'format': '%d %b %Y'}}}}}}).")
 
 
-def _from_parts(parts: pd.DataFrame, kind: str, spec: dict, where: "_Where", present: np.ndarray,
+def _from_parts(parts: pd.DataFrame, kind: str, spec: dict, where: _Where, present: np.ndarray,
                 decimal_comma: bool) -> tuple[pd.Series, dict, str]:
     if kind == "ymd":
         year, month, day, hour, minute, second = (parts[i] for i in range(6))
@@ -245,7 +245,7 @@ def _from_parts(parts: pd.DataFrame, kind: str, spec: dict, where: "_Where", pre
     return parsed, record, how
 
 
-def _dayfirst(a: pd.Series, b: pd.Series, sep: pd.Series, given, where: "_Where", decimal_comma: bool) -> bool:
+def _dayfirst(a: pd.Series, b: pd.Series, sep: pd.Series, given, where: _Where, decimal_comma: bool) -> bool:
     if given is not None:
         return given
     first, second = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")

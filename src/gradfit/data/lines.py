@@ -107,7 +107,7 @@ def records(lines: Iterable[str], sep: str | None) -> Iterator[tuple[int, list[s
 class _Counter:
     """Lines of a text, counted as the csv reader takes them."""
 
-    def __init__(self, lines: Iterator[str]):
+    def __init__(self, lines: Iterable[str]):
         self.lines, self.count, self.last = iter(lines), 0, ""
 
     def __iter__(self) -> _Counter:

@@ -67,7 +67,7 @@ class Weighting:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "Weighting | None":
+    def from_dict(cls, d: dict | None) -> Weighting | None:
         if not d:
             return None
         return cls(d["kind"], d.get("column"), bool(d.get("absolute_sigma", False)))

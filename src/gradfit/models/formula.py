@@ -22,7 +22,14 @@ from torch import Tensor
 
 from gradfit.errors import FormulaError, ModelError
 from gradfit.models.formula_functions import (
-    BINARY, CONSTANTS, FAMILY, FUNCTIONS, HINT, REFUSED, SYMBOLS, allowed_functions,
+    BINARY,
+    CONSTANTS,
+    FAMILY,
+    FUNCTIONS,
+    HINT,
+    REFUSED,
+    SYMBOLS,
+    allowed_functions,
 )
 
 MAX_LENGTH = 10_000

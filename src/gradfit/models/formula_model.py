@@ -97,7 +97,7 @@ class FormulaModel(Model):
     def row_width(self) -> int:
         return len(self.inputs) + self.formula.size + 2
 
-    def with_data(self, x: Tensor) -> "FormulaModel":
+    def with_data(self, x: Tensor) -> FormulaModel:
         """This model with its ``sum()``/``mean()`` over rows computed over all the rows of ``x`` (a copy).
 
         The sums run in float64 over chunks of :data:`gradfit.rowpass.CHUNK_ROWS` rows; the model is returned
@@ -129,7 +129,7 @@ class FormulaModel(Model):
                                  f"them. Rescale the columns it uses.")
         return self._with_aggregates(values)
 
-    def _with_aggregates(self, values: Mapping[int, float]) -> "FormulaModel":
+    def _with_aggregates(self, values: Mapping[int, float]) -> FormulaModel:
         out = copy.copy(self)
         out.aggregates = dict(values)
         return out
@@ -162,7 +162,7 @@ class FormulaModel(Model):
         return out
 
     @classmethod
-    def from_description(cls, spec: Mapping) -> "FormulaModel":
+    def from_description(cls, spec: Mapping) -> FormulaModel:
         """The model :meth:`describe` described, its aggregates included."""
         model = cls(spec["formula"], inputs=spec.get("inputs"))
         saved = spec.get("aggregates")

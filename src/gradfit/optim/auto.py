@@ -102,7 +102,7 @@ def choose_optimizer(*, loss_name: str, least_squares: bool, rows: int, free: in
                       f"{given} given, so gradient descent ({name}) with {'them' if ' and ' in given else 'it'}; "
                       f"leave {'them' if ' and ' in given else 'it'} out for the automatic choice")
     if mini_batch or network or free > MAX_QUASI_NEWTON:
-        why = ("mini-batches of %d rows" % batch_size if mini_batch else
+        why = (f"mini-batches of {batch_size:d} rows" if mini_batch else
                "a neural network" if network else f"{free:,} free parameters")
         return Choice("adam", dtype or "float32", bool(scale), "curvature",
                       f"{why}: Adam in {dtype or 'float32'}, its learning rate from the curvature of the loss at the start")

@@ -35,7 +35,7 @@ class Layer(Artist):
     drawn in full from then on.
     """
 
-    def __init__(self, rgba: np.ndarray, zorder: float, backdrop: "Backdrop"):
+    def __init__(self, rgba: np.ndarray, zorder: float, backdrop: Backdrop):
         super().__init__()
         self.rgba = rgba
         self._rows_up = np.ascontiguousarray(rgba[::-1])  # the renderer takes rows from the bottom up

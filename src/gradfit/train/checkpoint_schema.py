@@ -25,8 +25,17 @@ import math
 import torch
 
 from gradfit.errors import DataError
-from gradfit.train.checkpoint_values import (Damaged, describe, field, finite_number, first_line, integer, like,
-                                             number, tensor)
+from gradfit.train.checkpoint_values import (
+    Damaged,
+    describe,
+    field,
+    finite_number,
+    first_line,
+    integer,
+    like,
+    number,
+    tensor,
+)
 
 __all__ = ["check_resumable"]
 

@@ -53,7 +53,7 @@ __all__ = ["StopRequest", "Interrupted", "catch_interrupts", "request_stop", "cu
 SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
 
 # The requests of the windows now open, innermost last: request_stop() speaks to the innermost.
-_active: list["StopRequest"] = []
+_active: list[StopRequest] = []
 
 
 class Interrupted(KeyboardInterrupt):
@@ -123,7 +123,7 @@ class StopRequest:
         self.current, self.droppable = what, droppable
 
     @contextlib.contextmanager
-    def stage(self, what: str, droppable: bool = False) -> Iterator["StopRequest"]:
+    def stage(self, what: str, droppable: bool = False) -> Iterator[StopRequest]:
         """Run the block as the stage ``what``; the stage around it comes back afterwards.
 
         In a ``droppable`` stage a signal raises :class:`Interrupted` at once (and entering one
@@ -141,7 +141,7 @@ class StopRequest:
 
 
     @contextlib.contextmanager
-    def held(self) -> Iterator["StopRequest"]:
+    def held(self) -> Iterator[StopRequest]:
         """A block no signal cuts short: what a signal would raise inside it is raised when it ends.
 
         For the few milliseconds in which a run in a folder is replaced by the next one (the old

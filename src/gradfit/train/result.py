@@ -145,8 +145,15 @@ class FitResult:
         >>> r.predict("new.csv", kind="class")  # doctest: +SKIP
         array([0, 2, 1, ...])
         """
-        from gradfit.train.prediction import (KINDS, classes, finite_rows, input_matrix, model_outputs, probabilities,
-                                              read_rows)
+        from gradfit.train.prediction import (
+            KINDS,
+            classes,
+            finite_rows,
+            input_matrix,
+            model_outputs,
+            probabilities,
+            read_rows,
+        )
 
         if kind not in KINDS:
             raise ConfigError(f"The 'kind' parameter must be one of {', '.join(map(repr, KINDS))}. "
@@ -218,7 +225,7 @@ class FitResult:
         return text
 
     @classmethod
-    def from_json(cls, source: str | Path, model: Model | None = None, history: History | None = None) -> "FitResult":
+    def from_json(cls, source: str | Path, model: Model | None = None, history: History | None = None) -> FitResult:
         """Rebuild a result from ``to_json`` output (text or a file path).
 
         The model is rebuilt from its description when it is a formula or zoo model; pass
