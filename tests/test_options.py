@@ -88,7 +88,8 @@ def test_fit_docstring_documents_every_option_with_its_default():
 
 
 def test_fit_refuses_an_unknown_option_with_the_registrys_suggestion():
-    with pytest.raises(ConfigError, match=r"'learning_rate' \(did you mean 'lr'\?\), 'stpes' \(did you mean 'steps'\?\)"):
+    expected = r"'learning_rate' \(did you mean 'lr'\?\), 'stpes' \(did you mean 'steps'\?\)"
+    with pytest.raises(ConfigError, match=expected):
         gradfit.fit("linear", "builtin:linear", y="y", learning_rate=0.1, stpes=3)
 
 

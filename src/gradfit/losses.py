@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gradfit import rowpass
 from gradfit.aliases import closest
 from gradfit.errors import ConfigError, DataError
-from gradfit import rowpass
 
 LOSS_NAMES: tuple[str, ...] = ("mse", "mae", "huber", "cross_entropy", "bce")
 

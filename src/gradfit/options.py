@@ -66,6 +66,7 @@ class Option:
         if self.kind == "name" or value is None and self.kind in ("whole", "number", "auto flag", "choice"):
             return None  # None is "not given" (a whole number's or a real's default applies where it is used)
         if self.kind == "whole":
+            assert self.low is not None, self.name  # every whole-number option has a lowest value
             if _int(value) and self.low[0] <= value <= MAX_WHOLE:
                 return None
             big = " (at most 2**63 - 1)" if _int(value) and value > MAX_WHOLE else ""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from gradfit.losses import Loss
 from gradfit.models.jacobian import row_jacobian
 from gradfit.rowpass import MemoryRows, jacobian_rows, reduce
 
@@ -56,7 +57,7 @@ class ParamView:
 
     @classmethod
     def of(cls, model, params: Mapping[str, Tensor], fixed: Iterable[str] = (), dtype=torch.float64,
-           device=None) -> "ParamView":
+           device=None) -> ParamView:
         """The view of ``params`` (named tensors) with every entry free except those of the ``fixed`` names."""
         fixed = frozenset(fixed)
         base = flatten(model.specs, params, dtype, device)
@@ -145,7 +146,7 @@ class Problem:
     """
 
     model: object
-    loss: object
+    loss: Loss
     x: Tensor
     y: Tensor
     w: Tensor | None = None

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import gradfit
-from gradfit.analysis import stability
 from gradfit import rowpass
 from gradfit.analysis.stability import (
     check_lr,

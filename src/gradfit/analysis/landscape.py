@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch.func import vmap
 
+from gradfit import rowpass
 from gradfit.analysis.rundata import run_data
 from gradfit.errors import ConfigError, ModelError
 from gradfit.losses import get_loss
 from gradfit.memory import require
-from gradfit import rowpass
 from gradfit.rowpass import MemoryRows, reduce
 
 __all__ = ["Landscape", "compute_landscape", "covering_span", "grid_span", "pick_params"]

@@ -30,7 +30,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from gradfit.rowpass import MemoryRows, chunk_rows as rows_per_chunk
+from gradfit.rowpass import MemoryRows
+from gradfit.rowpass import chunk_rows as rows_per_chunk
 from gradfit.train.prediction import classes, model_outputs, task_of
 
 __all__ = ["RegressionScore", "ClassificationScore", "score", "fit_metrics", "with_metrics", "MAX_CONFUSION_CLASSES"]
@@ -127,6 +128,7 @@ def score(model, params, dataset, task: str, chunk_rows: int | None = None) -> d
     n_out = max(1, int(getattr(model, "n_outputs", 1)))
     step = max(1, min(rows_per_chunk(chunk_rows), (1 << 24) // n_out))
     for x, y, _ in MemoryRows(dataset.x, dataset.y, chunk_size=step).chunks():
+        assert y is not None  # metrics are of a dataset with a target
         pred = model_outputs(model, params, x.double(), chunk_rows=step)
         if task == "regression" and pred.shape != y.shape:
             return {"n": len(dataset), "note": f"predictions of shape {tuple(pred.shape[1:])} per row cannot be "

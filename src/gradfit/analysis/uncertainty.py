@@ -43,8 +43,8 @@ import numpy as np
 import torch
 
 from gradfit import memory
-from gradfit.rowpass import jacobian_rows
 from gradfit.analysis import curvature as cv
+from gradfit.rowpass import jacobian_rows
 
 __all__ = ["Uncertainty", "compute_uncertainty", "uncertainty_of", "training_data", "loss_trend"]
 

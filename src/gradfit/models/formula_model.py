@@ -24,7 +24,6 @@ from gradfit.models.formula import Formula, compile_formula
 from gradfit.rowpass import MemoryRows, reduce
 
 
-
 class FormulaModel(Model):
     """A model from a formula: data columns are inputs, every other free name is a parameter.
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from gradfit.aliases import closest, edit_distance, near_miss as near_column
+from gradfit.aliases import closest, edit_distance
+from gradfit.aliases import near_miss as near_column
 from gradfit.errors import FormulaError, ModelError
 
 __all__ = ["check_declared", "check_formula_names", "check_reserved_columns", "declared_params", "no_input_message",

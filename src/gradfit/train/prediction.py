@@ -134,7 +134,9 @@ def model_outputs(model, params: Mapping[str, Tensor], X: Tensor, chunk_rows: in
     step = max(1, min(rows_per_chunk(chunk_rows), _CHUNK_NUMBERS // n_out))
     if len(X) <= step:
         return model(cast, X)
-    return concat(lambda xc, _y, _w: model(cast, xc), MemoryRows(X, chunk_size=step))
+    out = concat(lambda xc, _y, _w: model(cast, xc), MemoryRows(X, chunk_size=step))
+    assert out is not None  # X has more rows than one chunk
+    return out
 
 
 def probabilities(outputs: Tensor, task: str) -> Tensor:
