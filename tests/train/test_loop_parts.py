@@ -95,7 +95,8 @@ def test_stepper_state_dict_continues_bit_for_bit(optimizer, options):
     whole, ds = _stepper(optimizer, whole_params, **options)
     want = run(whole, ds, range(6))
     # Real moves (L-BFGS's line searches reach the minimum in two), no test fired.
-    assert [t[4] for t in want] == [True] * (2 if optimizer == "lbfgs" else 6) + [False] * (4 if optimizer == "lbfgs" else 0)
+    moves = 2 if optimizer == "lbfgs" else 6
+    assert [t[4] for t in want] == [True] * moves + [False] * (6 - moves)
     assert all(t[3] and t[5] is None for t in want)
 
     params = _problem()[2]

@@ -262,14 +262,14 @@ class _Fit:
         stop_loss = self._loss(train) if reason == "early_stopped" and self.stepper.checks_rise else None
         diverging = stop_loss is not None and math.isfinite(start_loss) and not stop_loss <= start_loss
         best_step = None
-        if reason == "early_stopped" and config.restore_best and early.best_params is not None:
+        if reason == "early_stopped" and config.restore_best and early is not None and early.best_params is not None:
             self.stepper.assign(early.best_params)
             best_step = early.best_step
         if not message:
             message = describe_stop(reason, state.step, epochs=config.epochs, max_time=config.max_time,
                                     target_loss=config.target_loss, tol=config.tol, patience=config.patience,
                                     best_step=early.best_step if early else None)
-        if diverging:
+        if diverging and stop_loss is not None:
             reason = "diverged"
             message = _diverged_early_message(state.step, start_loss, stop_loss, state.lr, config, best_step)
         if signalled:

@@ -29,7 +29,7 @@ class TorchStepper:
         The budget in steps, over which the learning-rate schedule is laid.
     """
 
-    loop_fields = ("step", "total", "previous", "still", "elapsed")
+    loop_fields: tuple[str, ...] = ("step", "total", "previous", "still", "elapsed")
     checks_rise = True
     takes_tol = False
 
@@ -54,9 +54,10 @@ class TorchStepper:
 
     def look(self, k: int, batch: tuple) -> Look:
         self._batch = batch
-        self._value, self._grads = self._value_and_grad()
-        loss = float(self._value)
-        grad_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in self._grads))) if self._grads else 0.0
+        value, grads = self._value_and_grad()
+        self._value, self._grads = value, grads
+        loss = float(value)
+        grad_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))) if grads else 0.0
         lr = self.optimizer.param_groups[0]["lr"] if self.optimizer else math.nan
         stop = None if math.isfinite(loss) and math.isfinite(grad_norm) else "diverged"
         return Look(loss, grad_norm, lr, stop=stop)
@@ -82,6 +83,7 @@ class TorchStepper:
             self.optimizer.state.clear()
         if self.scheduler is not None:
             self.scheduler.step()
+        assert previous is not None  # snapshot() gives one whenever there is an optimizer
         return StepReport(True, not all(torch.equal(p, old) for p, old in zip(self.leaves, previous)))
 
     def _value_and_grad(self):
@@ -105,7 +107,8 @@ class TorchStepper:
 
     # -- the loop's helpers ----------------------------------------------------------------------
 
-    def put_back(self, previous: list) -> None:
+    def put_back(self, previous: list | None) -> None:
+        assert previous is not None, "put back only after a snapshot"
         with torch.no_grad():
             for p, old in zip(self.leaves, previous):
                 p.copy_(old)
@@ -130,7 +133,8 @@ class TorchStepper:
         stalled short of it, which the verdict (gradfit.analysis.convergence) tells apart."""
         if still < enough or not self.leaves:
             return dict(notes)
-        why = ("the line search found no lower loss along its direction" if isinstance(self.optimizer, torch.optim.LBFGS)
+        lbfgs = isinstance(self.optimizer, torch.optim.LBFGS)
+        why = ("the line search found no lower loss along its direction" if lbfgs
                else "each update was below the precision of the parameters")
         return {**notes, "still": {"since": step - still, "updates": still, "why": why,
                                    "dtype": str(self.leaves[0].dtype).replace("torch.", "")}}

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from gradfit.errors import ConfigError
-from gradfit.optim.lm import TESTS, ChunkedResiduals, LevenbergMarquardt, LMOptions
+from gradfit.optim.lm import TESTS, ChunkedResiduals, Iteration, LevenbergMarquardt, LMOptions
 from gradfit.train.steppers import Look, StepReport
 
 _OPTIONS = tuple(f.name for f in dataclasses.fields(LMOptions))
@@ -35,7 +35,7 @@ class LMStepper:
     schedule) and with the loss, whose shape checks run once on the first row.
     """
 
-    loop_fields = ("step", "previous", "elapsed")
+    loop_fields: tuple[str, ...] = ("step", "previous", "elapsed")
     checks_rise = False
     takes_tol = True  # as ftol: the loop adds no Tolerance rule
 
@@ -57,7 +57,7 @@ class LMStepper:
         self.res = ChunkedResiduals(self._residuals, train.x, train.y, config.chunk_size, w=train.w)
         self.lm = LevenbergMarquardt(self.res, p0, self.options, lower, upper)
         self.start_loss = self.lm.sum_squares / self.m  # before a resume overwrites the iterate
-        self.it = None
+        self.it: Iteration | None = None  # the last iteration: its tests, held and dead columns
 
     def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         out, offset = dict(self._base), 0
@@ -97,6 +97,7 @@ class LMStepper:
 
     def step(self, k: int, previous) -> StepReport:
         it = self.it
+        assert it is not None, "step() follows look()"
         if it.trial is not None:
             self.lm.accept(it)
             _write(self.params, self._unflatten(self.lm.tensor(self.lm.p)), self.trainable)
@@ -108,7 +109,7 @@ class LMStepper:
 
     # -- the loop's helpers ----------------------------------------------------------------------
 
-    def put_back(self, previous) -> None:  # never called: snapshot() is None
+    def put_back(self, previous: list | None) -> None:  # never called: snapshot() is None
         raise AssertionError("Levenberg-Marquardt keeps no previous parameters")
 
     def finite(self) -> bool:
@@ -124,9 +125,11 @@ class LMStepper:
 
     def diagnostics(self, notes: dict, step: int, still: int, enough: int) -> dict:
         it, names = self.it, self._flat_names()
+        held: list[int] = list(it.held) if it else []
+        dead: list[int] = list(it.dead) if it else []
         counters = {"n_jacobian": self.res.n_jev, "n_function": self.res.n_fev, "test": it.test if it else None,
-                    "lambda": self.lm.lam, "held": [names[j] for j in (it.held if it else [])],
-                    "no_effect": [names[j] for j in (it.dead if it else [])]}
+                    "lambda": self.lm.lam, "held": [names[j] for j in held],
+                    "no_effect": [names[j] for j in dead]}
         return {"lm": counters, **notes}
 
     def _flat_names(self) -> list[str]:
@@ -134,6 +137,7 @@ class LMStepper:
 
     def _test_message(self, step: int) -> str:
         it, options, names = self.it, self.options, self._flat_names()
+        assert it is not None and it.test is not None
         if it.test == "stalled":
             return (f"Stalled at iteration {step}: {options.max_rejections} steps in a row failed to reduce the sum of "
                     f"squares although the gradient is not zero. The model may not be differentiable here or may "
@@ -160,7 +164,8 @@ class LMStepper:
 
     def load_state_dict(self, saved: dict) -> None:
         state, lm = saved["lm"], self.lm
-        lm.p, lm.sum_squares, lm.delta, lm.lam = state["p"].numpy().copy(), state["sum_squares"], state["delta"], state["lam"]
+        lm.p, lm.sum_squares = state["p"].numpy().copy(), state["sum_squares"]
+        lm.delta, lm.lam = state["delta"], state["lam"]
         lm.diag = None if state["diag"] is None else state["diag"].numpy().copy()
         self.res.n_fev, self.res.n_jev = state["n_fev"], state["n_jev"]
 
