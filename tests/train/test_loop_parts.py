@@ -241,3 +241,17 @@ def test_checkpoint_fields_are_todays(tmp_path, optimizer, fields):
     assert saved["step"] == out.steps == 0 and out.stop_reason == "interrupted"
     # LM applies tol itself (as ftol): only gradient descent carries a Tolerance rule.
     assert ("Tolerance" in saved["rules"]) == (optimizer != "lm")
+
+
+def test_a_checkpoint_saved_again_right_after_a_mid_epoch_resume_still_resumes_exactly(tmp_path):
+    """Resumed mid-epoch and saved at once (here: at the end of its budget), the checkpoint holds the generator
+    of the epoch's start, not the fresh fit's, so resuming it once more gives the uninterrupted fit (the oracle).
+    Before the shuffling generator owned its state, the second resume drew another order."""
+    frame = linear(n=200, seed=0)
+    kw = dict(y="y", init={"a": [1.0, 1.0]}, optimizer="sgd", lr=0.05, batch_size=32, seed=5)  # 7 steps an epoch
+    full = gradfit.fit("linear", frame, steps=30, **kw)
+    gradfit.fit("linear", frame, steps=10, checkpoint_every=5, checkpoint_dir=tmp_path, **kw)  # saved at step 10
+    gradfit.fit("linear", frame, steps=10, checkpoint_every=5, checkpoint_dir=tmp_path, resume=tmp_path, **kw)
+    again = gradfit.fit("linear", frame, steps=30, resume=tmp_path, **kw)
+    assert again.steps == full.steps == 30
+    assert all(torch.equal(torch.as_tensor(again.params[k]), torch.as_tensor(full.params[k])) for k in full.params)
