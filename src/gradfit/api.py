@@ -302,11 +302,7 @@ def _plan(config: FitConfig, loss, model, fixed, dataset) -> Choice:
 
 def _runner(config: FitConfig, loss):
     """The loop for the chosen optimizer: torch.optim's, or Levenberg-Marquardt's for least squares."""
-    if optimizer_name(config.optimizer) != "lm":
-        return run_loop
-    from gradfit.train.lm_loop import run_lm
-
-    return run_lm
+    return run_loop  # one loop; it picks Levenberg-Marquardt's stepper or torch.optim's (gradfit.train.steppers)
 
 
 def _check_lm(config: FitConfig, loss) -> None:

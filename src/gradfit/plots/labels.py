@@ -2,7 +2,7 @@
 
 Gradient descent takes steps of a learning rate; Levenberg-Marquardt takes iterations (one
 Jacobian each), and the history's ``lr`` column holds its damping λ instead (λ = 0 is a pure
-Gauss-Newton step, a large λ a short step along the gradient; see ``gradfit.train.lm_loop``).
+Gauss-Newton step, a large λ a short step along the gradient; see ``gradfit.train.steppers.levenberg``).
 Every picture names them from here, so an lm run is never labelled as a learning-rate run.
 """
 

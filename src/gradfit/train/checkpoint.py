@@ -32,7 +32,7 @@ __all__ = ["FORMAT", "CHECKPOINT_NAME", "MAY_CHANGE", "Checkpointer", "fit_ident
 FORMAT = "gradfit.checkpoint/2"  # 2: the data's fingerprint covers every value, every field is checked
 CHECKPOINT_NAME = "checkpoint.pt"
 # Options that do not change the path of the descent, so a resumed fit may set them anew (the budget, not when a
-# learning-rate schedule is laid over it: see gradfit.train.loop._restore).
+# learning-rate schedule is laid over it: see gradfit.train.steppers.gradient.TorchStepper.check_resume).
 MAY_CHANGE = ("steps", "epochs", "max_time", "log_every", "checkpoint_every")
 #: What a fit's identity (:func:`fit_identity`) holds.
 IDENTITY_FIELDS = ("model", "data", "options", "start", "fixed", "bounds")
@@ -187,42 +187,3 @@ def _differences(a, b, where: str = "") -> list[tuple[str, Any, Any]]:
 def _show(v) -> str:
     text = json.dumps(v, default=repr) if not isinstance(v, str) else repr(v)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-# -- packing the loop's pieces -------------------------------------------------------------------
-
-def recorder_state(recorder) -> dict:
-    """A :class:`~gradfit.train.history.HistoryRecorder` as tensors and numbers (weights_only-safe)."""
-    from gradfit.train.history import COLUMNS
-
-    k = len(recorder.param_names)
-    return {"rows": torch.from_numpy(recorder.table()).reshape(-1, len(COLUMNS)),
-            "snap_steps": torch.tensor(recorder.snap_steps, dtype=torch.int64),
-            "snaps": torch.as_tensor(torch.from_numpy(_stack(recorder.snaps, k))),
-            "row_every": recorder.row_every, "snapshot_every": recorder.snapshot_every}
-
-
-def restore_recorder(recorder, state: dict) -> None:
-    """Refill a fresh recorder through its own methods (the kept rows are multiples of ``row_every``)."""
-    recorder.row_every, recorder.snapshot_every = int(state["row_every"]), int(state["snapshot_every"])
-    for row in state["rows"].tolist():
-        recorder.add_row(int(row[0]), *row[1:])
-    for step, flat in zip(state["snap_steps"].tolist(), state["snaps"]):
-        recorder.add_snapshot(int(step), flat.numpy().copy())
-
-
-def rules_state(rules) -> dict:
-    """The running state of the stopping rules, by class (only Tolerance keeps any)."""
-    return {type(r).__name__: {k: v for k, v in vars(r).items() if k in ("previous", "running")} for r in rules}
-
-
-def restore_rules(rules, state: dict) -> None:
-    for r in rules:
-        for key, value in state.get(type(r).__name__, {}).items():
-            setattr(r, key, list(value) if isinstance(value, list) else value)
-
-
-def _stack(snaps, k: int):
-    import numpy as np
-
-    return np.stack(snaps) if snaps else np.zeros((0, k))

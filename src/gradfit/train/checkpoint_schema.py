@@ -223,7 +223,7 @@ def _scheduler(saved: dict, scheduler, step: int) -> None:
             raise Damaged("scheduler", "holds a schedule's state, but this fit has none")
         return
     state = field(saved, "scheduler", dict)
-    # Laid over the same budget (gradfit.train.loop._restore), a schedule's settings are this fit's to the bit;
+    # Laid over the same budget (TorchStepper.check_resume), a schedule's settings are this fit's to the bit;
     # only its position moves.
     reference = scheduler.state_dict()
     like(state, reference, "scheduler", exact=tuple(k for k in reference if k not in _SCHEDULE_POSITION))

@@ -115,6 +115,21 @@ class HistoryRecorder:
             self.snap_steps.append(step)
             self.snaps.append(_vector(flat))
 
+    def state_dict(self) -> dict:
+        """The rows and snapshots so far, as tensors and numbers (``torch.load(weights_only=True)`` reads them)."""
+        return {"rows": torch.from_numpy(self.table()).reshape(-1, len(COLUMNS)),
+                "snap_steps": torch.tensor(self.snap_steps, dtype=torch.int64),
+                "snaps": torch.from_numpy(np.stack(self.snaps) if self.snaps else np.zeros((0, len(self.param_names)))),
+                "row_every": self.row_every, "snapshot_every": self.snapshot_every}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Refill a fresh recorder through its own methods (the kept rows are multiples of ``row_every``)."""
+        self.row_every, self.snapshot_every = int(state["row_every"]), int(state["snapshot_every"])
+        for row in state["rows"].tolist():
+            self.add_row(int(row[0]), *row[1:])
+        for step, flat in zip(state["snap_steps"].tolist(), state["snaps"]):
+            self.add_snapshot(int(step), flat.numpy().copy())
+
     def freeze(self) -> "History":
         table = self._table[: self._n]
         snaps = np.stack(self.snaps) if self.snaps else np.zeros((0, len(self.param_names)))

@@ -1,9 +1,16 @@
-"""The one training loop: batches -> loss -> gradient -> step -> history -> stopping rules.
+"""The one training loop: batches -> look -> history -> stopping rules -> step.
 
-Row ``k`` of the history is the state after ``k`` updates. At each step the loop takes the
-loss and gradient at the current parameters, records them, asks the stopping rules, and only
-then updates. A non-finite loss, gradient or parameter stops the fit as ``diverged`` and puts
-back the last parameters whose loss was finite.
+Row ``k`` of the history is the state after ``k`` updates. At each step the loop has the stepper
+(:mod:`gradfit.train.steppers`) take the loss and gradient at the current parameters, records
+them, asks callbacks, early stopping and the stopping rules, and only then lets the stepper
+update. A non-finite loss, gradient or parameter stops the fit as ``diverged`` and puts back the
+last parameters whose loss was finite.
+
+The loop owns the step boundary: the budget, the stop request (Ctrl-C, SIGTERM) and the
+checkpoints, taken at the top of a step. A checkpoint is ``{name: part.state_dict()}`` over the
+loop's parts (:data:`CHECKPOINT_FIELDS`; see :mod:`gradfit.train.checkpoint`): the loop's own
+:class:`LoopState`, the parameters, the stepper, the shuffling generator (:class:`Batches`),
+early stopping, the stopping rules and the history recorder.
 """
 
 from __future__ import annotations
@@ -16,18 +23,21 @@ import torch
 
 from gradfit.errors import ConfigError
 from gradfit.models.base import Model
-from gradfit.optim.registry import make_optimizer
-from gradfit.optim.schedules import make_schedule
+from gradfit.train.batches import Batches
 from gradfit.train.callbacks import call
-from gradfit.train.checkpoint import Checkpointer, recorder_state, restore_recorder, restore_rules, rules_state
+from gradfit.train.checkpoint import Checkpointer
 from gradfit.train.checkpoint_schema import check_resumable
 from gradfit.train.config import DEFAULT_STEPS, FitConfig
 from gradfit.train.history import History, HistoryRecorder
 from gradfit.train.interrupt import StopRequest
 from gradfit.train.objective import Objective
-from gradfit.train.stopping import EarlyStopping, MaxTime, StepState, Target, Tolerance, describe_stop
+from gradfit.train.steppers import BUDGET, Stepper, make_stepper
+from gradfit.train.stopping import EarlyStopping, MaxTime, StepState, StoppingRules, Target, Tolerance, describe_stop
 
 STILL_UPDATES = 3  # updates in a row that change nothing before the fit counts as stalled
+#: A checkpoint's fields, in the order they are written (a stepper keeps those of its parts and ``loop_fields``).
+CHECKPOINT_FIELDS = ("step", "total", "params", "optimizer", "scheduler", "lm", "generator", "previous", "still",
+                     "early", "rules", "recorder", "elapsed")
 
 
 @dataclass
@@ -46,6 +56,37 @@ class LoopOutput:
     start_loss: float | None = None  # the mean loss over all training rows at the start (None: not known)
 
 
+@dataclass
+class LoopState:
+    """The loop's own state at the top of step ``step``.
+
+    ``previous``: the free parameters before the last update (the rollback after a divergence; None before the
+    first update and for steppers that keep their own); ``still``: updates in a row that left every parameter bit
+    for bit where it was; ``started``: the clock (:func:`time.perf_counter`) at the fit's start, moved back by the
+    time a resumed fit had already run; ``lr``: the learning rate of the last look.
+    """
+
+    total: int
+    started: float
+    step: int = 0
+    previous: list[torch.Tensor] | None = None
+    still: int = 0
+    lr: float = math.nan
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "total": self.total, "previous": self.previous, "still": self.still,
+                "elapsed": self.elapsed()}
+
+    def load_state_dict(self, saved: dict, device) -> None:
+        self.step = int(saved["step"])
+        self.previous = None if saved.get("previous") is None else [t.to(device) for t in saved["previous"]]
+        self.still = int(saved.get("still", 0))
+        self.started = time.perf_counter() - float(saved["elapsed"])
+
+
 def run_loop(
     model: Model,
     loss,
@@ -62,247 +103,209 @@ def run_loop(
 ) -> LoopOutput:
     """Fit ``params`` (modified in place, leaves on the data's device) and return what happened.
 
-    ``checkpoints`` saves the loop's state between steps and may hold a state to resume from
-    (:mod:`gradfit.train.checkpoint`); once ``stop_request`` is set (by Ctrl-C or SIGTERM, see
-    :mod:`gradfit.train.interrupt`) the fit stops at the next step boundary as ``interrupted``.
+    The optimizer's stepper (:func:`gradfit.train.steppers.make_stepper`: torch.optim's, or
+    Levenberg-Marquardt's) makes the moves. ``checkpoints`` saves the loop's state between steps and may
+    hold a state to resume from (:mod:`gradfit.train.checkpoint`); once ``stop_request`` is set (by Ctrl-C
+    or SIGTERM, see :mod:`gradfit.train.interrupt`) the fit stops at the next step boundary as
+    ``interrupted``.
     """
-    start = time.perf_counter()
-    checkpoints = checkpoints or Checkpointer()
-    trainable = [n for n in model.param_names if n not in fixed]
-    leaves = [params[n].requires_grad_(True) for n in trainable]
-    for n in fixed:
-        params[n].requires_grad_(False)
-    objective = Objective(model, loss, config.chunk_size)
-    n = len(train)
-    batch = n if config.batch_size is None else min(config.batch_size, n)
-    per_epoch = math.ceil(n / batch)
-    total = config.epochs * per_epoch if config.epochs is not None else (DEFAULT_STEPS if config.steps is None else config.steps)
-    budget_reason = "max_epochs" if config.epochs is not None else "max_steps"
-
-    options = dict(config.optimizer_options, momentum=config.momentum)
-    optimizer = make_optimizer(config.optimizer, leaves, lr=config.lr, **options) if leaves else None
-    scheduler = make_schedule(config.schedule, optimizer, total, **config.schedule_options) if optimizer else None
-    rules = [r for r in (
-        Target(config.target_loss) if config.target_loss is not None else None,
-        Tolerance(config.tol) if config.tol is not None else None,
-        MaxTime(config.max_time) if config.max_time is not None else None,
-    ) if r is not None]
-    early = EarlyStopping(config.patience, config.min_delta) if (val is not None and config.patience) else None
-    recorder = HistoryRecorder(model.flat_names(), max_snapshots=config.max_snapshots, snapshot_every=config.snapshot_every)
-
-    step, reason = 0, budget_reason
-    previous: list[torch.Tensor] | None = None
-    still = 0  # updates in a row that left every parameter bit for bit where it was (see _stillness)
-    order = None
-    epoch_rng = generator.get_state() if generator is not None else None  # the generator where this epoch's order was drawn
-
-    def loop_state() -> dict:
-        """Everything the rest of the fit depends on, at the top of ``step`` (see gradfit.train.checkpoint)."""
-        mid_epoch = batch < n and config.shuffle and step % per_epoch != 0
-        return {"step": step, "total": total, "params": {k: v.detach() for k, v in params.items()},
-                "optimizer": optimizer.state_dict() if optimizer else None,
-                "scheduler": scheduler.state_dict() if scheduler else None,
-                "generator": epoch_rng if mid_epoch else (generator.get_state() if generator is not None else None),
-                "previous": previous, "still": still, "early": dict(vars(early)) if early else None,
-                "rules": rules_state(rules),
-                "recorder": recorder_state(recorder), "elapsed": time.perf_counter() - start}
-
-    start_loss = float(objective.value(params, train.x, train.y, train.w))  # before a resume overwrites the start
+    fit = _Fit(model, loss, train, val, params, fixed, config, callbacks, generator, bounds, checkpoints)
+    stop_request = stop_request if stop_request is not None else StopRequest()
+    state, checkpoints = fit.state, fit.checkpoints
     if checkpoints.resume is not None:
-        step, previous, start = _restore(checkpoints.resume, params, total, optimizer, scheduler, generator, early, rules,
-                                         recorder)
-        still = int(checkpoints.resume.get("still", 0))
-    call(callbacks, "on_start", total)
-    signalled, stop_request = False, stop_request if stop_request is not None else StopRequest()
-    while True:
-        if step >= total:
-            break
-        if stop_request:
-            reason, signalled = "interrupted", True
-            break
-        if checkpoints.due(step):
-            checkpoints.save(loop_state())
-        if batch < n:
-            if order is None or (step % per_epoch == 0 and config.shuffle):
-                # Drawn afresh after a resume mid-epoch too, from the generator state of the epoch's start.
-                epoch_rng = generator.get_state() if generator is not None else None
-                order = torch.randperm(n, generator=generator).to(train.x.device) if config.shuffle else torch.arange(n, device=train.x.device)
-            idx = order[(step % per_epoch) * batch : (step % per_epoch + 1) * batch]
-            xb, yb, wb = train.x[idx], train.y[idx], None if train.w is None else train.w[idx]
+        fit.resume(checkpoints.resume)
+    call(callbacks, "on_start", state.total)
+    outcome, signalled = fit.refusal(), False
+    while outcome is None:
+        if state.step >= state.total:
+            outcome = (fit.budget_reason, "")
+        elif stop_request:
+            outcome, signalled = ("interrupted", ""), True
         else:
-            xb, yb, wb = train.x, train.y, train.w
-        value, grads = objective.value_and_grad(params, trainable, xb, yb, wb)
-        if bounds:
-            grads = bounds.mask_gradients(params, trainable, grads)
-        loss_k = float(value)
-        grad_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))) if grads else 0.0
-        lr = optimizer.param_groups[0]["lr"] if optimizer else math.nan
-        elapsed = time.perf_counter() - start
-        if not (math.isfinite(loss_k) and math.isfinite(grad_norm)):
-            recorder.add_row(step, step / per_epoch, loss_k, math.nan, lr, grad_norm, elapsed)
-            reason = "diverged"
-            message = _diverged_message(step, loss_k, grad_norm, lr, config, previous is not None)
-            if previous is not None:
-                _put_back(leaves, previous)
-                step -= 1
-            break
-        val_due = val is not None and step % per_epoch == 0  # every step in full batch, each epoch's start otherwise
-        val_k = float(objective.value(params, val.x, val.y, val.w)) if val_due else math.nan
-        recorder.add_row(step, step / per_epoch, loss_k, val_k, lr, grad_norm, elapsed)
-        if recorder.wants_snapshot(step):
-            recorder.add_snapshot(step, _flat(model, params))
-        state = StepState(step, step / per_epoch, loss_k, val_k, lr, grad_norm, elapsed, total, params,
-                          epoch_end=(step + 1) % per_epoch == 0)
-        stop = call(callbacks, "on_step", state)
-        if early is not None and math.isfinite(val_k) and early.update(step, val_k, params):
-            reason = "early_stopped"
-            break
-        hit = next((r for r in (rule.check(state) for rule in rules) if r), None)
-        if hit:
-            reason = hit
-            break
-        if stop:
-            reason = "interrupted"
-            break
-        if optimizer is None:
-            break
-        previous = [p.detach().clone() for p in leaves]
-        cached = [grads]
+            if checkpoints.due(state.step):
+                checkpoints.save(fit.state_dict())
+            outcome = fit.advance()
+    if checkpoints.wants_final(signalled) and (signalled or outcome[0] == fit.budget_reason):
+        checkpoints.save(fit.state_dict())  # a stop at the top of a step: the state is whole
+    return fit.finish(*outcome, stop_request.reason if signalled else None)
 
-        def closure():
-            if cached:  # the gradient at the current parameters is already known
-                for p, g in zip(leaves, cached.pop()):
-                    p.grad = g
-                return value
-            v, gs = objective.value_and_grad(params, trainable, xb, yb, wb)
-            if bounds:
-                gs = bounds.mask_gradients(params, trainable, gs)
-            for p, g in zip(leaves, gs):
-                p.grad = g
-            return v
 
-        try:
-            optimizer.step(closure)
-        except RuntimeError as exc:  # an lr beyond the dtype's range overflows inside torch.optim
-            if "overflow" not in str(exc):
-                raise
-            _put_back(leaves, previous)
-            reason = "diverged"
-            message = (f"The fit diverged at step {step + 1}: the update overflowed {leaves[0].dtype} with learning rate "
-                       f"{lr:.3g}. Kept the parameters of step {step}, the last with a finite loss.")
-            break
-        if bounds and bounds.project(params) and isinstance(optimizer, torch.optim.LBFGS):
-            # Its curvature memory describes a move the projection undid; start it afresh from here.
-            optimizer.state.clear()
-        if scheduler is not None:
-            scheduler.step()
-        step += 1
-        still = still + 1 if all(torch.equal(p, old) for p, old in zip(leaves, previous)) else 0
-    if checkpoints.wants_final(signalled) and (signalled or reason == budget_reason):
-        checkpoints.save(loop_state())  # a stop at the top of a step: the state is whole
+class _Fit:
+    """The parts of one fit and the loop's steps over them (each method one phase of :func:`run_loop`)."""
 
-    # Early stopping is for overfitting: the training loss falls while the validation loss rises. When the
-    # training loss has risen above its start too, the descent was diverging, and that is what is reported.
-    stop_loss = float(objective.value(params, train.x, train.y, train.w)) if reason == "early_stopped" else None
-    diverging = stop_loss is not None and math.isfinite(start_loss) and not stop_loss <= start_loss
-    best_step = None
-    if reason == "early_stopped" and config.restore_best and early.best_params is not None:
+    def __init__(self, model, loss, train, val, params, fixed, config: FitConfig, callbacks, generator, bounds,
+                 checkpoints):
+        started = time.perf_counter()
+        self.model, self.train, self.val, self.params, self.config = model, train, val, params, config
+        self.callbacks = callbacks
+        self.checkpoints = checkpoints or Checkpointer()
+        self.objective = Objective(model, loss, config.chunk_size)
+        self.batches = Batches(train, config.batch_size, config.shuffle, generator)
+        per_epoch = self.batches.per_epoch
+        total = config.epochs * per_epoch if config.epochs is not None else (
+            DEFAULT_STEPS if config.steps is None else config.steps)
+        self.budget_reason = "max_epochs" if config.epochs is not None else "max_steps"
+        self.stepper: Stepper = make_stepper(model, loss, train, params, fixed, config, total, bounds, self.objective)
+        self.rules = StoppingRules([
+            Target(config.target_loss) if config.target_loss is not None else None,
+            Tolerance(config.tol) if config.tol is not None and not self.stepper.takes_tol else None,
+            MaxTime(config.max_time) if config.max_time is not None else None])
+        self.early = EarlyStopping(config.patience, config.min_delta) if (val is not None and config.patience) else None
+        self.recorder = HistoryRecorder(model.flat_names(), max_snapshots=config.max_snapshots,
+                                        snapshot_every=config.snapshot_every)
+        self.state = LoopState(total=total, started=started)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything the rest of the fit depends on, at the top of the step (see gradfit.train.checkpoint)."""
+        loop = self.state.state_dict()
+        parts = {**{k: loop[k] for k in self.stepper.loop_fields},
+                 "params": {k: v.detach() for k, v in self.params.items()}, **self.stepper.state_dict(),
+                 "generator": self.batches.state_dict(), "early": self.early.state_dict() if self.early else None,
+                 "rules": self.rules.state_dict(), "recorder": self.recorder.state_dict()}
+        return {k: parts[k] for k in CHECKPOINT_FIELDS if k in parts}
+
+    def resume(self, saved: dict) -> None:
+        """Put every part back where the checkpoint left it, every field checked first."""
+        step, total = int(saved["step"]), self.state.total  # a whole number >= 0 (load_checkpoint)
+        if step > total:
+            raise ConfigError(f"The checkpoint is at step {step}, past this fit's budget of {total} steps: give a "
+                              f"larger budget (--steps / --epochs) to continue it.")
+        self.stepper.check_resume(saved, total)
+        check_resumable(saved, params=self.params, generator=self.batches.generator, early=self.early,
+                        rules=self.rules.rules, recorder=self.recorder, **self.stepper.resumable())
         with torch.no_grad():
-            for name, value in early.best_params.items():
-                params[name].copy_(value)
-        best_step = early.best_step
-    if reason != "diverged":
-        message = describe_stop(reason, step, epochs=config.epochs, max_time=config.max_time, target_loss=config.target_loss,
-                                tol=config.tol, patience=config.patience, best_step=early.best_step if early else None)
-    if diverging:
-        reason, message = "diverged", _diverged_early_message(step, start_loss, stop_loss, lr, config, best_step)
-    if signalled:
-        message = _interrupted_message(stop_request.reason, step, checkpoints.saved)
-    for p in leaves:
-        p.grad = None
-        p.requires_grad_(False)
-    final_loss = float(objective.value(params, train.x, train.y, train.w))
-    if reason == budget_reason and previous is not None and not (math.isfinite(final_loss) and _finite(leaves)):
-        # The budget's last update overflowed: that is divergence too, and the previous step is kept.
-        recorder.add_row(step, step / per_epoch, final_loss, math.nan, lr, math.nan, time.perf_counter() - start)
-        reason, message = "diverged", _diverged_message(step, final_loss, math.nan, lr, config, True)
-        _put_back(leaves, previous)
-        step -= 1
-        final_loss = float(objective.value(params, train.x, train.y, train.w))
-    final_val = float(objective.value(params, val.x, val.y, val.w)) if val is not None else None
-    elapsed = time.perf_counter() - start
-    recorder.add_final(step, step / per_epoch, final_loss, math.nan if final_val is None else final_val, elapsed, _flat(model, params))
-    return LoopOutput(
-        start_loss=start_loss,
-        params={k: v.detach() for k, v in params.items()},
-        loss=final_loss,
-        val_loss=final_val,
-        steps=step,
-        epochs=step / per_epoch,
-        stop_reason=reason,
-        message=message,
-        elapsed=elapsed,
-        history=recorder.freeze(),
-        best_step=best_step,
-        diagnostics={**_notes(stop_request.reason if signalled else None, checkpoints),
-                     **_stillness(step, still, max(STILL_UPDATES, per_epoch), leaves, optimizer)},
-    )
+            for name, value in saved["params"].items():
+                self.params[name].copy_(value)
+        self.stepper.load_state_dict(saved)
+        self.batches.load_state_dict(saved.get("generator"))
+        if self.early is not None and saved.get("early"):
+            self.early.load_state_dict(saved["early"])
+        self.rules.load_state_dict(saved.get("rules") or {})
+        self.recorder.load_state_dict(saved["recorder"])
+        device = next(iter(self.params.values())).device if self.params else None
+        self.state.load_state_dict(saved, device)
 
+    def refusal(self) -> tuple[str, str] | None:
+        """A fit the stepper cannot start (its row says so); None for one that can."""
+        refused = self.stepper.refusal()
+        if refused is not None:
+            self.recorder.add_row(0, 0, math.nan, math.nan, math.nan, math.nan, self.state.elapsed())
+        return refused
 
-def _stillness(step: int, still: int, enough: int, leaves, optimizer) -> dict:
-    """``{"still": {...}}`` when the last ``still >= enough`` updates (a whole epoch with mini-batches) changed no
-    parameter, so the fit stood still from step ``step - still``: at a minimum or stalled short of it, which the
-    verdict (gradfit.analysis.convergence) tells apart."""
-    if still < enough or not leaves:
-        return {}
-    why = ("the line search found no lower loss along its direction" if isinstance(optimizer, torch.optim.LBFGS)
-           else "each update was below the precision of the parameters")
-    return {"still": {"since": step - still, "updates": still, "why": why,
-                      "dtype": str(leaves[0].dtype).replace("torch.", "")}}
+    # -- one step --------------------------------------------------------------------------------
 
+    def advance(self) -> tuple[str, str] | None:
+        """Step ``state.step``: look, record, ask the rules, then move; a ``(reason, message)`` ends the fit."""
+        state, per_epoch, val = self.state, self.batches.per_epoch, self.val
+        k = state.step
+        look = self.stepper.look(k, self.batches.take(k))
+        state.lr = look.lr
+        if look.stop:
+            return self._halt(look)
+        val_due = val is not None and k % per_epoch == 0  # every step in full batch, each epoch's start otherwise
+        val_k = float(self.objective.value(self.params, val.x, val.y, val.w)) if val_due else math.nan
+        elapsed = state.elapsed()
+        self.recorder.add_row(k, k / per_epoch, look.loss, val_k, look.lr, look.grad_norm, elapsed)
+        if self.recorder.wants_snapshot(k):
+            self.recorder.add_snapshot(k, _flat(self.model, self.params))
+        seen = StepState(k, k / per_epoch, look.loss, val_k, look.lr, look.grad_norm, elapsed, state.total,
+                         self.params, epoch_end=(k + 1) % per_epoch == 0)
+        stop = call(self.callbacks, "on_step", seen)
+        if self.early is not None and math.isfinite(val_k) and self.early.update(k, val_k, self.params):
+            return "early_stopped", ""
+        hit = self.rules.check(seen)
+        if hit or stop:
+            return hit or "interrupted", ""
+        return self._move(k)
 
-def _put_back(leaves, previous) -> None:
-    with torch.no_grad():
-        for p, old in zip(leaves, previous):
-            p.copy_(old)
+    def _move(self, k: int) -> tuple[str, str] | None:
+        state = self.state
+        previous = self.stepper.snapshot()
+        if previous is not None:
+            state.previous = previous
+        report = self.stepper.step(k, previous)
+        if report.stop == BUDGET:
+            return self.budget_reason, ""
+        if report.stop == "diverged":
+            return "diverged", report.message
+        if report.advanced:
+            state.step += 1
+        if previous is not None:
+            state.still = 0 if report.moved else state.still + 1
+        return (report.stop, report.message) if report.stop else None
 
+    def _halt(self, look) -> tuple[str, str]:
+        """A stop the look found: a non-finite loss or gradient (rolled back a step) or the stepper's own."""
+        state, k = self.state, self.state.step
+        if look.row:
+            self.recorder.add_row(k, k / self.batches.per_epoch, look.loss, math.nan, look.lr, look.grad_norm,
+                                  state.elapsed())
+        if look.stop != "diverged" or look.message:
+            return look.stop, look.message
+        kept = state.previous is not None
+        message = _diverged_message(k, look.loss, look.grad_norm, look.lr, self.config, kept)
+        if kept:
+            self.stepper.put_back(state.previous)
+            state.step -= 1
+        return "diverged", message
 
-def _finite(leaves) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in leaves)
+    # -- the end ---------------------------------------------------------------------------------
 
+    def finish(self, reason: str, message: str, signalled: str | None) -> LoopOutput:
+        """The result: early stopping's best parameters, the message, the final row and the counters."""
+        state, config, early, train = self.state, self.config, self.early, self.train
+        # Early stopping is for overfitting: the training loss falls while the validation loss rises. When the
+        # training loss has risen above its start too, the descent was diverging, and that is what is reported.
+        start_loss = self.stepper.start_loss
+        stop_loss = self._loss(train) if reason == "early_stopped" and self.stepper.checks_rise else None
+        diverging = stop_loss is not None and math.isfinite(start_loss) and not stop_loss <= start_loss
+        best_step = None
+        if reason == "early_stopped" and config.restore_best and early is not None and early.best_params is not None:
+            self.stepper.assign(early.best_params)
+            best_step = early.best_step
+        if not message:
+            message = describe_stop(reason, state.step, epochs=config.epochs, max_time=config.max_time,
+                                    target_loss=config.target_loss, tol=config.tol, patience=config.patience,
+                                    best_step=early.best_step if early else None)
+        if diverging and stop_loss is not None:
+            reason = "diverged"
+            message = _diverged_early_message(state.step, start_loss, stop_loss, state.lr, config, best_step)
+        if signalled:
+            message = _interrupted_message(signalled, state.step, self.checkpoints.saved)
+        message = self.stepper.finish(reason, message)
+        final_loss = self._loss(train)
+        if reason == self.budget_reason and state.previous is not None and not (
+                math.isfinite(final_loss) and self.stepper.finite()):
+            reason, message, final_loss = self._overflowed(final_loss)
+        return self._output(reason, message, final_loss, best_step, signalled)
 
-def _restore(saved: dict, params, total: int, optimizer, scheduler, generator, early, rules, recorder, solver=None):
-    """Put the loop back where a checkpoint left it, every field checked first; returns (step, previous, start time).
+    def _overflowed(self, final_loss: float) -> tuple[str, str, float]:
+        """The budget's last update overflowed: that is divergence too, and the previous step is kept."""
+        state = self.state
+        self.recorder.add_row(state.step, state.step / self.batches.per_epoch, final_loss, math.nan, state.lr,
+                              math.nan, state.elapsed())
+        message = _diverged_message(state.step, final_loss, math.nan, state.lr, self.config, True)
+        self.stepper.put_back(state.previous)
+        state.step -= 1
+        return "diverged", message, self._loss(self.train)
 
-    ``solver``: Levenberg-Marquardt's description (see :func:`gradfit.train.checkpoint_schema.check_resumable`)."""
-    step = int(saved["step"])  # a whole number >= 0 (load_checkpoint)
-    if step > total:
-        raise ConfigError(f"The checkpoint is at step {step}, past this fit's budget of {total} steps: give a larger "
-                          f"budget (--steps / --epochs) to continue it.")
-    if scheduler is not None and type(saved.get("total")) is int and step <= saved["total"] != total:  # else damage
-        raise ConfigError(f"The checkpoint's fit (its field 'total') lays its learning-rate schedule over a budget of "
-                          f"{saved['total']} "
-                          f"steps, and this one over {total}: the schedule would change, so the result would not be "
-                          f"the uninterrupted fit's. Resume with the budget the fit was started with (--steps "
-                          f"{saved['total']}, or the same --epochs), or start afresh.")
-    check_resumable(saved, params=params, optimizer=optimizer, scheduler=scheduler, generator=generator,
-                    early=early, rules=rules, recorder=recorder, solver=solver)
-    with torch.no_grad():
-        for name, value in saved["params"].items():
-            params[name].copy_(value)
-    if optimizer is not None and saved.get("optimizer") is not None:
-        optimizer.load_state_dict(saved["optimizer"])
-    if scheduler is not None and saved.get("scheduler") is not None:
-        scheduler.load_state_dict(saved["scheduler"])
-    if generator is not None and saved.get("generator") is not None:
-        generator.set_state(saved["generator"])
-    if early is not None and saved.get("early"):
-        early.__dict__.update(saved["early"])
-    restore_rules(rules, saved.get("rules") or {})
-    restore_recorder(recorder, saved["recorder"])
-    device = next(iter(params.values())).device if params else None
-    previous = None if saved.get("previous") is None else [t.to(device) for t in saved["previous"]]
-    return step, previous, time.perf_counter() - float(saved["elapsed"])
+    def _output(self, reason: str, message: str, final_loss: float, best_step, signalled) -> LoopOutput:
+        state, per_epoch, params = self.state, self.batches.per_epoch, self.params
+        final_val = self._loss(self.val) if self.val is not None else None
+        elapsed = state.elapsed()
+        self.recorder.add_final(state.step, state.step / per_epoch, final_loss,
+                                math.nan if final_val is None else final_val, elapsed, _flat(self.model, params))
+        notes = _notes(signalled, self.checkpoints)
+        return LoopOutput(
+            start_loss=self.stepper.start_loss, params={k: v.detach() for k, v in params.items()}, loss=final_loss,
+            val_loss=final_val, steps=state.step, epochs=state.step / per_epoch, stop_reason=reason, message=message,
+            elapsed=elapsed, history=self.recorder.freeze(), best_step=best_step,
+            diagnostics=self.stepper.diagnostics(notes, state.step, state.still, max(STILL_UPDATES, per_epoch)))
+
+    def _loss(self, data) -> float:
+        return float(self.objective.value(self.params, data.x, data.y, data.w))
 
 
 def _diverged_early_message(step: int, start: float, stop: float, lr: float, config: FitConfig,

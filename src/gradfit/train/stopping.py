@@ -75,6 +75,37 @@ class Tolerance:
             return "converged"
         return None
 
+    def state_dict(self) -> dict:
+        """The running state: the last check's mean and the losses since (the setting ``tol`` is the fit's)."""
+        return {"previous": self.previous, "running": list(self.running)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.previous = state.get("previous", self.previous)
+        self.running = list(state.get("running", self.running))
+
+
+class StoppingRules:
+    """The optional rules of a fit, asked in order; the first that answers stops it.
+
+    Its state (:meth:`state_dict`) names each rule by its class: ``{"Tolerance": {"previous": ...,
+    "running": [...]}, "Target": {}}``; rules without running state hold an empty dict.
+    """
+
+    def __init__(self, rules):
+        self.rules = [r for r in rules if r is not None]
+
+    def check(self, s: StepState) -> str | None:
+        """The first rule's reason, or None; the rules after it are not asked (Tolerance counts its checks)."""
+        return next((r for r in (rule.check(s) for rule in self.rules) if r), None)
+
+    def state_dict(self) -> dict:
+        return {type(r).__name__: r.state_dict() if hasattr(r, "state_dict") else {} for r in self.rules}
+
+    def load_state_dict(self, state: dict) -> None:
+        for r in self.rules:
+            if hasattr(r, "load_state_dict"):
+                r.load_state_dict(state.get(type(r).__name__, {}))
+
 
 class EarlyStopping:
     """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` checks."""
@@ -94,6 +125,16 @@ class EarlyStopping:
             return None
         self.bad += 1
         return "early_stopped" if self.bad >= self.patience else None
+
+    def state_dict(self) -> dict:
+        """Settings and running state: ``patience``, ``min_delta``, ``best``, ``best_step``, ``best_params``, ``bad``."""
+        return {"patience": self.patience, "min_delta": self.min_delta, "best": self.best, "best_step": self.best_step,
+                "best_params": self.best_params, "bad": self.bad}
+
+    def load_state_dict(self, state: dict) -> None:
+        """The running state of a checkpoint (its settings were checked against this fit's on loading)."""
+        self.best, self.best_step, self.bad = state["best"], state["best_step"], state["bad"]
+        self.best_params = state["best_params"]
 
 
 def describe_stop(reason: str, step: int, **info) -> str:

@@ -1,0 +1,204 @@
+"""The Levenberg-Marquardt stepper: :mod:`gradfit.optim.lm` inside the one loop.
+
+One history row per LM iteration, i.e. per Jacobian: row ``k`` holds the state after ``k``
+accepted steps (steps rejected inside an iteration are not rows; an iteration ends when a step is
+accepted or a convergence test fires). In that row ``loss`` is the mse at those parameters,
+``grad_norm`` the norm of the mse's gradient ``2 Jᵀr / m`` (entries held on a bound left out) and
+the ``lr`` column holds the damping λ of the step that left them: LM has no learning rate, and λ
+is its counterpart (λ = 0 is a pure Gauss-Newton step; a large λ a short gradient step).
+
+The budget ``steps`` (or ``epochs``: LM is full batch, so they coincide) counts iterations, hence
+Jacobian evaluations. Options: ``optimizer_options={"ftol": ..., "xtol": ..., "gtol": ...,
+"factor": ...}`` (see :class:`gradfit.optim.lm.LMOptions`); ``tol`` sets ``ftol``. Counters
+(Jacobian and residual evaluations, the test that fired) go to ``result.diagnostics["lm"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+
+from gradfit.errors import ConfigError
+from gradfit.optim.lm import TESTS, ChunkedResiduals, Iteration, LevenbergMarquardt, LMOptions
+from gradfit.train.steppers import Look, StepReport
+
+_OPTIONS = tuple(f.name for f in dataclasses.fields(LMOptions))
+
+
+class LMStepper:
+    """Levenberg-Marquardt on all rows of ``train`` over the free entries of ``params`` (changed in place).
+
+    Parameters as for :class:`~gradfit.train.steppers.gradient.TorchStepper`, less the budget (LM has no
+    schedule) and with the loss, whose shape checks run once on the first row.
+    """
+
+    loop_fields: tuple[str, ...] = ("step", "previous", "elapsed")
+    checks_rise = False
+    takes_tol = True  # as ftol: the loop adds no Tolerance rule
+
+    def __init__(self, model, loss, train, params: dict, fixed: frozenset, config, bounds, objective):
+        self.options = _options(config)
+        self.model, self.params = model, params
+        self.trainable = [n for n in model.param_names if n not in fixed]
+        self.specs = {s.name: s for s in model.specs}
+        # The mse divides the sum of squares by the number of residuals (weighted: by the sum of the weights).
+        self.m = train.y.numel() if train.w is None else float(train.w.double().sum())
+        float(objective.value(params, train.x[:1], train.y[:1]))  # the loss's own shape checks, with its messages
+        self._base = {k: v.detach() for k, v in params.items()}
+        trainable = self.trainable
+        p0 = (torch.cat([params[n].detach().reshape(-1) for n in trainable]) if trainable
+              else torch.zeros(0, dtype=train.y.dtype))
+        self.dtype = p0.dtype
+        lower, upper = _box(bounds, trainable)
+        # residuals times sqrt(w)
+        self.res = ChunkedResiduals(self._residuals, train.x, train.y, config.chunk_size, w=train.w)
+        self.lm = LevenbergMarquardt(self.res, p0, self.options, lower, upper)
+        self.start_loss = self.lm.sum_squares / self.m  # before a resume overwrites the iterate
+        self.it: Iteration | None = None  # the last iteration: its tests, held and dead columns
+
+    def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, offset = dict(self._base), 0
+        for name in self.trainable:
+            spec = self.specs[name]
+            out[name] = flat[offset : offset + spec.size].reshape(spec.shape)
+            offset += spec.size
+        return out
+
+    def _residuals(self, flat, xc, yc):
+        return (self.model(self._unflatten(flat), xc) - yc).reshape(-1)
+
+    # -- a step ----------------------------------------------------------------------------------
+
+    def refusal(self) -> tuple[str, str] | None:
+        if math.isfinite(self.lm.sum_squares):
+            return None
+        return ("diverged", "The fit could not start: at the initial parameters the residuals are not finite. Check "
+                "the initial values (--init) and the data (for example log or sqrt of negative numbers, or division "
+                "by zero).")
+
+    def look(self, k: int, batch: tuple) -> Look:
+        """One iteration up to its accepted step (or a test); LM is full batch, so ``batch`` is all rows."""
+        if not self.trainable:
+            return Look(math.nan, math.nan, math.nan, "converged", "Nothing to fit: every parameter is fixed.", False)
+        try:
+            self.it = it = self.lm.iterate()
+        except FloatingPointError as exc:
+            return Look(math.nan, math.nan, math.nan, "diverged", row=False, message=(
+                f"The fit stopped at iteration {k}: {exc}, so no step can be computed. Kept the parameters of "
+                f"iteration {k}, whose residuals are finite. Try other initial values or bounds that keep the "
+                f"model away from where it overflows."))
+        return Look(it.sum_squares / self.m, 2 * float(np.linalg.norm(it.projected_gradient)) / self.m, it.lam)
+
+    def snapshot(self) -> None:
+        return None  # a rejected trial never leaves the iterate: nothing to roll back to
+
+    def step(self, k: int, previous) -> StepReport:
+        it = self.it
+        assert it is not None, "step() follows look()"
+        if it.trial is not None:
+            self.lm.accept(it)
+            _write(self.params, self._unflatten(self.lm.tensor(self.lm.p)), self.trainable)
+            k += 1
+        if not it.test:
+            return StepReport(advanced=it.trial is not None, moved=it.trial is not None)
+        reason = "converged" if it.test in TESTS and not it.dead else "stalled"
+        return StepReport(it.trial is not None, it.trial is not None, reason, self._test_message(k))
+
+    # -- the loop's helpers ----------------------------------------------------------------------
+
+    def put_back(self, previous: list | None) -> None:  # never called: snapshot() is None
+        raise AssertionError("Levenberg-Marquardt keeps no previous parameters")
+
+    def finite(self) -> bool:
+        return True  # an accepted step has a finite sum of squares
+
+    def assign(self, values: dict) -> None:
+        _write(self.params, values, list(values))
+
+    def finish(self, reason: str, message: str) -> str:
+        if self.dtype != torch.float64 and reason != "diverged":
+            message += " (Computed in float32: ask for dtype='float64', the default for lm, for full precision.)"
+        return message
+
+    def diagnostics(self, notes: dict, step: int, still: int, enough: int) -> dict:
+        it, names = self.it, self._flat_names()
+        held: list[int] = list(it.held) if it else []
+        dead: list[int] = list(it.dead) if it else []
+        counters = {"n_jacobian": self.res.n_jev, "n_function": self.res.n_fev, "test": it.test if it else None,
+                    "lambda": self.lm.lam, "held": [names[j] for j in held],
+                    "no_effect": [names[j] for j in dead]}
+        return {"lm": counters, **notes}
+
+    def _flat_names(self) -> list[str]:
+        return [n for name in self.trainable for n in self.specs[name].flat_names()]
+
+    def _test_message(self, step: int) -> str:
+        it, options, names = self.it, self.options, self._flat_names()
+        assert it is not None and it.test is not None
+        if it.test == "stalled":
+            return (f"Stalled at iteration {step}: {options.max_rejections} steps in a row failed to reduce the sum of "
+                    f"squares although the gradient is not zero. The model may not be differentiable here or may "
+                    f"overflow nearby; try other initial values.")
+        test = TESTS[it.test].format(**dataclasses.asdict(options))
+        text = f"Converged at iteration {step}: " + test + "."
+        if it.dead:
+            dead = ", ".join(names[j] for j in it.dead)
+            text = (f"Stopped at iteration {step} on a plateau, not a minimum: {dead} no longer change(s) the "
+                    f"predictions (the Jacobian column vanished), so {test.split(' (')[0]} without the fit being "
+                    f"found. Try initial values closer to the answer, or bounds that keep {dead} in a sensible range.")
+        if it.held:
+            text += f" Held at a bound: {', '.join(names[j] for j in it.held)}."
+        return text
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """``{"lm": ...}``: the iterate (float64), sum of squares, trust radius, damping, scaling and counters."""
+        lm, res = self.lm, self.res
+        return {"lm": {"p": torch.from_numpy(lm.p.copy()), "sum_squares": lm.sum_squares, "delta": lm.delta,
+                       "lam": lm.lam, "diag": None if lm.diag is None else torch.from_numpy(lm.diag.copy()),
+                       "n_fev": res.n_fev, "n_jev": res.n_jev}}
+
+    def load_state_dict(self, saved: dict) -> None:
+        state, lm = saved["lm"], self.lm
+        lm.p, lm.sum_squares = state["p"].numpy().copy(), state["sum_squares"]
+        lm.delta, lm.lam = state["delta"], state["lam"]
+        lm.diag = None if state["diag"] is None else state["diag"].numpy().copy()
+        self.res.n_fev, self.res.n_jev = state["n_fev"], state["n_jev"]
+
+    def resumable(self) -> dict:
+        return {"solver": {"trainable": self.trainable}}
+
+    def check_resume(self, saved: dict, total: int) -> None:
+        return None  # no schedule: any budget continues the same iterations
+
+
+def _options(config) -> LMOptions:
+    given = dict(config.optimizer_options)
+    unknown = sorted(set(given) - set(_OPTIONS))
+    if unknown:
+        raise ConfigError(f"Unknown option(s) for Levenberg-Marquardt: {', '.join(map(repr, unknown))}. "
+                          f"Known: {', '.join(_OPTIONS)}.")
+    if config.tol is not None:
+        given.setdefault("ftol", config.tol)
+    for key, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"The Levenberg-Marquardt option {key!r} must be a number > 0. Got {value!r} instead.")
+    return LMOptions(**given)
+
+
+def _box(bounds, trainable: list[str]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    if not bounds or not trainable:
+        return None, None
+    return (torch.cat([bounds.lower[n].reshape(-1) for n in trainable]),
+            torch.cat([bounds.upper[n].reshape(-1) for n in trainable]))
+
+
+def _write(params: dict[str, torch.Tensor], values: dict[str, torch.Tensor], names) -> None:
+    with torch.no_grad():
+        for name in names:
+            params[name].requires_grad_(False)
+            params[name].copy_(values[name])
