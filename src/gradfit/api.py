@@ -24,7 +24,7 @@ from gradfit.models.resolve import ModelLike, build_model, check_names, default_
 from gradfit.run_schema import new_run_id
 from gradfit.train.callbacks import PrintLoss, call
 from gradfit.optim.auto import Choice, plan_optimizer
-from gradfit.optim.registry import default_lr, optimizer_name
+from gradfit.optim.registry import default_lr
 from gradfit.options import options_doc
 from gradfit.train.config import FitConfig
 from gradfit.train.footprint import check_fit_memory

@@ -339,7 +339,9 @@ def _notes(signalled: str | None, checkpoints: Checkpointer) -> dict:
 
 
 def _flat(model: Model, params) -> torch.Tensor:
-    return torch.cat([params[n].detach().reshape(-1).double().cpu() for n in model.param_names]) if params else torch.zeros(0)
+    if not params:
+        return torch.zeros(0)
+    return torch.cat([params[n].detach().reshape(-1).double().cpu() for n in model.param_names])
 
 
 def _diverged_message(step: int, loss: float, grad_norm: float, lr: float, config: FitConfig, kept: bool) -> str:

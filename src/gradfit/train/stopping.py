@@ -127,7 +127,8 @@ class EarlyStopping:
         return "early_stopped" if self.bad >= self.patience else None
 
     def state_dict(self) -> dict:
-        """Settings and running state: ``patience``, ``min_delta``, ``best``, ``best_step``, ``best_params``, ``bad``."""
+        """Settings and running state: ``patience``, ``min_delta``, ``best``, ``best_step``, ``best_params``,
+        ``bad``."""
         return {"patience": self.patience, "min_delta": self.min_delta, "best": self.best, "best_step": self.best_step,
                 "best_params": self.best_params, "bad": self.bad}
 
