@@ -25,6 +25,11 @@ def node_of(module: str) -> str:
     return f"{parts[1]}/" if (SRC / parts[1]).is_dir() else f"{parts[1]}.py"
 
 
+def _is_module(dotted: str) -> bool:
+    path = SRC.parent.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
 def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = defaultdict(set)
     for path in SRC.rglob("*.py"):
@@ -32,7 +37,9 @@ def import_graph() -> dict[str, set[str]]:
         source = node_of(module)
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                targets = [node.module]
+                # `from gradfit import rowpass` imports the module rowpass, not the package's names
+                targets = [f"{node.module}.{a.name}" if _is_module(f"{node.module}.{a.name}") else node.module
+                           for a in node.names]
             elif isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             else:
