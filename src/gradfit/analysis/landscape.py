@@ -8,7 +8,6 @@ and the loss), chunked over grid points and rows so memory stays bounded whateve
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 from torch.func import vmap
 
 from gradfit import rowpass
+from gradfit.aliases import closest
 from gradfit.analysis.rundata import run_data
 from gradfit.errors import ConfigError, ModelError
 from gradfit.losses import get_loss
@@ -168,8 +168,8 @@ def landscape_pair(model, fixed=(), params: Sequence[str] | None = None) -> tupl
                          f"Got {params!r} instead.")
     for p in params:
         if p not in flat:
-            close = difflib.get_close_matches(str(p), flat, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            close = closest(str(p), flat)
+            hint = f" Did you mean {close!r}?" if close else ""
             shown = ", ".join(flat[:12]) + (", ..." if len(flat) > 12 else "")
             raise ModelError(f"The model {model.name!r} has no parameter {p!r}.{hint} Its parameters are: {shown}.")
     return params

@@ -43,7 +43,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     ),
 }
 
-# Levenberg-Marquardt is not a torch.optim optimizer: the loop hands it to gradfit.train.lm_loop.
+# Levenberg-Marquardt is not a torch.optim optimizer: the loop drives it through gradfit.train.steppers.levenberg.
 LEAST_SQUARES = ("lm",)
 # "auto" is resolved to one of the others before a fit starts (gradfit.optim.auto).
 AUTO = "auto"
