@@ -1,17 +1,12 @@
-"""Writing a run to disk so that no file is ever left half-written.
+"""Saving a run to a folder and reading it back: ``result.json``, ``history.csv``, ``timings.csv``.
 
-Every file is written to a temporary name in its own folder, flushed and fsync'ed, and only
-then renamed onto its target with :func:`os.replace` (atomic on POSIX and Windows when both
-names are on the same file system, which a sibling temporary guarantees). A crash or an
-exception part-way leaves the old file, or no file, never a truncated one.
+Every file goes through :mod:`gradfit.atomic_files` (whole or not there), the tables through
+:mod:`gradfit.numbers_csv` (fast, so an interrupted fit winds down in about a second), and
+``result.json`` is written last, sealing the others by size and digest (:mod:`gradfit.run_schema`):
+a folder holds the earlier run or this one, never a mixture.
 
-A :class:`WriteLog` open around a command records every file written whole while it is open
-and removes any temporary file a write cut short left behind (a second Ctrl-C, say), so the CLI
-can say exactly what an interruption saved.
-
-``history.csv`` and ``timings.csv`` are tables of numbers written by Arrow's C++ CSV writer a
-batch of rows at a time: a history of a million rows is written in about a second, not the
-tens of seconds of a text conversion in Python, so an interrupted fit winds down fast.
+The atomic-write names (``atomic_path``, ``WriteLog``, ...) are re-exported here for code written
+against them; new code imports them from :mod:`gradfit.atomic_files`.
 
 No rich, typer or matplotlib here: the library and the CLI both use it.
 """
@@ -20,22 +15,34 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gradfit.atomic_files import (
+    STALE_TEMP_SECONDS,
+    TEMP_PREFIX,
+    WriteLog,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    fsync_dir,
+    is_temp_name,
+)
+from gradfit.atomic_files import remove_stale_temps as _remove_stale_temps
 from gradfit.errors import ConfigError
 from gradfit.input_files import check_inputs_kept
+from gradfit.numbers_csv import write_numbers_csv
 
 if TYPE_CHECKING:  # pragma: no cover
     from gradfit.train.result import FitResult
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_out_dir", "save_run", "load_run",
-           "is_temp_name", "remove_stale_temps", "WriteLog", "write_numbers_csv", "RESULT_NAME", "HISTORY_NAME", "TIMINGS_NAME", "SNAPSHOTS_NAME",
-           "TEMP_PREFIX"]
+__all__ = ["check_out_dir", "save_run", "load_run", "RESULT_NAME", "HISTORY_NAME", "TIMINGS_NAME", "SNAPSHOTS_NAME",
+           "RUN_FILES", "CHECKPOINT_NAME",
+           "remove_stale_temps",
+           # re-exported from gradfit.atomic_files and gradfit.numbers_csv
+           "atomic_path", "atomic_write_bytes", "atomic_write_text", "is_temp_name", "WriteLog",
+           "write_numbers_csv", "TEMP_PREFIX", "STALE_TEMP_SECONDS"]
 
 RESULT_NAME = "result.json"
 HISTORY_NAME = "history.csv"    # the same bytes every time a fit is repeated
@@ -44,133 +51,6 @@ SNAPSHOTS_NAME = "history_params.npz"  # a large model's parameter snapshots (gr
 RUN_FILES = (HISTORY_NAME, TIMINGS_NAME, RESULT_NAME, SNAPSHOTS_NAME)
 CHECKPOINT_NAME = "checkpoint.pt"  # gradfit.train.checkpoint's file: its stale temporaries are the run's too
 
-#: Temporary files are hidden and named ``.tmp-<12 hex digits>-<target name>``.
-TEMP_PREFIX = ".tmp-"
-_TEMP_NAME = re.compile(r"\.tmp-[0-9a-f]{12}-(?P<target>.+)\Z", re.DOTALL)
-#: A temporary file of a run older than this (seconds) is a leftover of a killed writer.
-STALE_TEMP_SECONDS = 60.0
-#: Numbers of a table converted to CSV text at a time (2 MB of float64: bounds the memory of a wide history).
-CSV_BATCH_NUMBERS = 1 << 18
-#: Threads converting batches to CSV text at once (Arrow's writer releases the GIL): the wind-down after Ctrl-C.
-CSV_WRITERS = max(1, min(4, os.cpu_count() or 1))
-
-
-class WriteLog:
-    """The files written whole while the log is open, and the temporary files of writes under way.
-
-    Every :func:`atomic_path` reports to the logs open at the time. On leaving the block, a
-    temporary file still there (a write cut short where its own clean-up could not run, e.g. by
-    a further signal) is removed, so an interrupted command leaves no ``.tmp-`` file.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> with WriteLog() as log:
-    ...     p = atomic_write_text(Path(tempfile.mkdtemp()) / "a.txt", "hi")
-    >>> log.written == [p]
-    True
-    """
-
-    def __init__(self) -> None:
-        self.written: list[Path] = []
-        self.pending: set[Path] = set()
-
-    def __enter__(self) -> WriteLog:
-        _logs.append(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        _logs.remove(self)
-        for tmp in list(self.pending):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        self.pending.clear()
-
-
-_logs: list[WriteLog] = []
-
-
-def is_temp_name(name: str, target: str | None = None) -> bool:
-    """Whether ``name`` is one of :func:`atomic_path`'s temporary files (for ``target`` when given).
-
-    Examples
-    --------
-    >>> is_temp_name(".tmp-0123456789ab-result.json", "result.json"), is_temp_name("result.json")
-    (True, False)
-    """
-    m = _TEMP_NAME.match(name)
-    return m is not None and (target is None or m.group("target") == target)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path next to ``path`` that replaces ``path`` only if the block succeeds.
-
-    The temporary name keeps the target's suffix, so writers that choose a format by extension
-    (``DataFrame.to_csv``, ``FitResult.save_history``) behave as they would on the target.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The final file. Its folder must exist.
-
-    Yields
-    ------
-    pathlib.Path
-        Where to write. On success it is fsync'ed and renamed onto ``path``; on an exception
-        it is removed and the exception propagates. Temporary files for ``path`` that a killed
-        writer left (older than :data:`STALE_TEMP_SECONDS`) are removed first.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> target = Path(tempfile.mkdtemp()) / "table.csv"
-    >>> with atomic_path(target) as tmp:
-    ...     _ = tmp.write_text("x,y\\n1,2\\n")
-    >>> target.read_text()
-    'x,y\\n1,2\\n'
-    """
-    target = Path(path)
-    remove_stale_temps(target.parent, names=(target.name,))  # a killed writer's leftovers for this very file
-    # Hidden and random so that two writers never collide and a leftover is easy to spot.
-    tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}")
-    for log in _logs:
-        log.pending.add(tmp)
-    try:
-        yield tmp
-        _fsync_file(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        for log in _logs:
-            log.pending.discard(tmp)
-        raise
-    for log in _logs:
-        log.pending.discard(tmp)
-        log.written.append(target)
-    _fsync_dir(target.parent)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; return the path.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> p = atomic_write_bytes(Path(tempfile.mkdtemp()) / "b.bin", b"abc")
-    >>> p.read_bytes()
-    b'abc'
-    """
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-    return Path(path)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically (UTF-8 by default); return the path."""
-    return atomic_write_bytes(path, text.encode(encoding))
 
 
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
@@ -287,7 +167,7 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
             # a new history.csv it would pass off a half-saved run as complete.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(paths["result"])
-                _fsync_dir(out)
+                fsync_dir(out)
             if not own_file:  # an earlier large model's snapshots must not be read as this run's
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(out / SNAPSHOTS_NAME)
@@ -295,6 +175,14 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
             before_result()
         atomic_write_text(paths["result"], text)
     return paths
+
+
+def remove_stale_temps(folder: str | os.PathLike, names=RUN_FILES, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove the temporary files of a run's files (``names``) in ``folder`` that a killed writer left.
+
+    :func:`gradfit.atomic_files.remove_stale_temps` with a run's file names as the default.
+    """
+    return _remove_stale_temps(folder, names, older_than)
 
 
 def _held():
@@ -305,119 +193,8 @@ def _held():
     return request.held() if request is not None else contextlib.nullcontext()
 
 
-def remove_stale_temps(folder: str | os.PathLike, names=RUN_FILES, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """Remove the temporary files for ``names`` in ``folder`` last modified over ``older_than`` seconds ago.
-
-    A writer killed between creating its temporary file and renaming it (SIGKILL, power loss)
-    cannot clean up; the next save does. Younger files may belong to a writer still at work.
-    Returns the removed paths.
-    """
-    cutoff = time.time() - older_than
-    removed = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
-            if any(is_temp_name(entry.name, n) for n in names) and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(OSError):
-                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                        os.unlink(entry.path)
-                        removed.append(Path(entry.path))
-    return removed
-
-
 def _write_csv(table, path: Path) -> None:
     write_numbers_csv(table, path)
-
-
-def write_numbers_csv(table, path: str | os.PathLike, batch_rows: int | None = None, workers: int | None = None) -> None:
-    """Write a table of numbers as CSV: a header, then one line per row, ``"\n"`` whatever the platform.
-
-    Integers are written as integers; floats in their shortest exact form (the shortest text that
-    reads back to the same float64: ``0.1``, ``1e-7``, ``1``, ``-0``, ``inf``), NaN as an empty
-    field, so :func:`load_run` reads every value back bit for bit. Arrow's C++ writer converts
-    ``batch_rows`` rows at a time (default: :data:`CSV_BATCH_NUMBERS` numbers' worth), in
-    ``workers`` threads (default :data:`CSV_WRITERS`), and the batches are written in order: at
-    most ``workers + 1`` batches are in memory at once.
-
-    Parameters
-    ----------
-    table : HistoryTable or similar
-        ``names`` (the header), ``len(table)`` rows, and ``rows(start, stop)``: a NumPy array per
-        column (int64 or float64).
-    path : path
-        Written as it is (wrap it in :func:`atomic_path` for an atomic write).
-    """
-    import collections
-    import csv
-    import io
-    from concurrent.futures import ThreadPoolExecutor
-
-    header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow(table.names)  # quoted as pandas would, where needed
-    names = [f"c{i}" for i in range(len(table.names))]  # Arrow's own header is not written
-    batch_rows = batch_rows or max(1024, CSV_BATCH_NUMBERS // max(1, len(names)))
-    starts = range(0, len(table), batch_rows)
-    workers = max(1, min(workers or CSV_WRITERS, len(starts)))
-
-    def text(start: int):
-        return _csv_text(table.rows(start, min(start + batch_rows, len(table))), names)
-
-    with open(path, "wb") as f:
-        f.write(header.getvalue().encode("utf-8"))
-        if workers == 1:
-            for start in starts:
-                f.write(text(start))
-            return
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="gradfit-csv")
-        try:
-            pending: collections.deque = collections.deque()
-            for start in starts:
-                pending.append(pool.submit(text, start))
-                if len(pending) > workers:  # bounded: the oldest batch is written before another is started
-                    f.write(pending.popleft().result())
-            while pending:
-                f.write(pending.popleft().result())
-        finally:
-            # A second Ctrl-C lands here (in the main thread): the batches under way end in milliseconds, the
-            # others are never started, and the caller's atomic_path removes the temporary file.
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _csv_text(columns, names: list[str]):
-    """One batch of rows (a NumPy array per column) as CSV text without a header: an Arrow buffer."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-
-    arrays = [pa.array(c, mask=np.isnan(c)) if c.dtype.kind == "f" else pa.array(c) for c in columns]
-    del columns
-    sink = pa.BufferOutputStream()
-    pa_csv.write_csv(pa.RecordBatch.from_arrays(arrays, names=names), sink,
-                     write_options=pa_csv.WriteOptions(include_header=False))
-    return sink.getvalue()
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; folders cannot be opened this way on Windows.
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:

@@ -37,10 +37,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gradfit.atomic_files import atomic_write_text, is_temp_name
 from gradfit.errors import ConfigError
 from gradfit.folder_lock import lock_folder
 from gradfit.input_files import check_inputs_kept
-from gradfit.outputs import RUN_FILES, atomic_write_text, check_out_dir, is_temp_name
+from gradfit.outputs import RUN_FILES, check_out_dir
 
 __all__ = ["RunFolder", "command_folder", "new_run_folder", "open_run_folder", "read_manifest", "AUTO_ROOT", "MANIFEST_NAME", "KNOWN_FILES",
            "RUN_MARKERS"]

@@ -3,7 +3,7 @@
 Permission bits do not tell: ``root`` passes every :func:`os.access` check, a read-only mount or
 ``/proc`` refuses files whatever the bits say, and a folder may be full. So a folder is tried
 the only sure way, by creating (and at once removing) a hidden empty file in it, named like
-:func:`gradfit.outputs.atomic_path`'s temporary files so that a leftover is recognised as one.
+:func:`gradfit.atomic_files.atomic_path`'s temporary files so that a leftover is recognised as one.
 
 No rich, typer or matplotlib here: the library and the CLI both use it.
 """

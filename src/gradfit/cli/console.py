@@ -47,9 +47,9 @@ def abort(message: str, code: int = EXIT_USAGE) -> NoReturn:
 @contextlib.contextmanager
 def guarded(debug: bool = False) -> Iterator[None]:
     """Run a command body, turning every exception into a message and an exit code."""
+    from gradfit.atomic_files import WriteLog
     from gradfit.errors import GradfitError  # gradfit.errors is light; kept here so --help stays lean
     from gradfit.folder_lock import locks_released
-    from gradfit.outputs import WriteLog
 
     log = WriteLog()  # what the command writes whole, for the message if it is interrupted
     try:

@@ -6,7 +6,7 @@ A command stopped by a signal ends in one of two ways (see :mod:`gradfit.train.i
   run was saved): :func:`saved_message` reports from the result and the paths written;
 - it was cut short by an exception (a signal during droppable work such as reading the data or
   drawing, a second signal, or Ctrl-C outside any window): :func:`cut_short_message` reports
-  from the :class:`~gradfit.outputs.WriteLog` of the files written whole before it.
+  from the :class:`~gradfit.atomic_files.WriteLog` of the files written whole before it.
 
 Either way the message names only files that are complete on disk: every write is atomic, and
 the temporary file of a write cut short is removed.
@@ -62,7 +62,7 @@ def saved_message(result, paths: dict[str, Path], stop, undrawn: list[Path]) -> 
 def cut_short_message(exc: BaseException, written: list[Path]) -> str:
     """The stderr paragraph of a command that a signal ended by an exception.
 
-    ``written`` is what the command wrote whole before (:attr:`gradfit.outputs.WriteLog.written`).
+    ``written`` is what the command wrote whole before (:attr:`gradfit.atomic_files.WriteLog.written`).
     """
     from gradfit.train.interrupt import Interrupted
 

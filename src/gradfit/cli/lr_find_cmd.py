@@ -83,8 +83,8 @@ def lr_find_command(
         import json
 
         from gradfit.analysis.lr_finder import find_lr
+        from gradfit.atomic_files import atomic_write_text
         from gradfit.cli.parsing import parse_init, parse_names
-        from gradfit.outputs import atomic_write_text
         from gradfit.plots.lr_finder import LRFinderDisplay
         from gradfit.run_folder import command_folder
         from gradfit.train.result import json_safe

@@ -133,8 +133,8 @@ def _to_stdout(table) -> None:
 
 
 def _write(table, out: Path, fmt: str) -> None:
+    from gradfit.atomic_files import atomic_path
     from gradfit.cli.console import EXIT_FAILED, abort
-    from gradfit.outputs import atomic_path
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

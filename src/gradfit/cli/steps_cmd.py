@@ -47,9 +47,10 @@ def steps_command(
     """
     with guarded(debug):
         from gradfit.analysis.steps import step_table
+        from gradfit.atomic_files import atomic_path
         from gradfit.errors import ConfigError
         from gradfit.input_files import check_inputs_kept, run_inputs
-        from gradfit.outputs import atomic_path, load_run
+        from gradfit.outputs import load_run
 
         if rows < 1:
             raise ConfigError(f"--rows must be a whole number >= 1. Got {rows} instead.")

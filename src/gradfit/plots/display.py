@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from gradfit.outputs import atomic_path
+from gradfit.atomic_files import atomic_path
 
 #: Data rows drawn by a still picture (FitDisplay, GridDisplay); more only blot the picture.
 MAX_PLOT_ROWS = 20_000

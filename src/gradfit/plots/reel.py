@@ -23,8 +23,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
+from gradfit.atomic_files import atomic_path, atomic_write_text
 from gradfit.errors import ConfigError
-from gradfit.outputs import atomic_path, atomic_write_text
 from gradfit.plots import style
 from gradfit.plots.backdrop import freeze, render, settle
 from gradfit.plots.frames import shorten

@@ -10,7 +10,7 @@ to a different fit. Resuming therefore replays the same batches and gives the sa
 bit for bit, as a fit that was never stopped.
 
 The file is ``DIR/checkpoint.pt``, written with :func:`torch.save` through
-:func:`gradfit.outputs.atomic_path` and read back with ``weights_only=True``: only tensors and
+:func:`gradfit.atomic_files.atomic_path` and read back with ``weights_only=True``: only tensors and
 plain data, so loading a checkpoint never runs code from the file.
 """
 
@@ -103,7 +103,7 @@ class Checkpointer:
 
     def save(self, state: dict[str, Any]) -> Path:
         """Write ``state`` (plus format and identity) to ``DIR/checkpoint.pt`` atomically."""
-        from gradfit.outputs import atomic_path
+        from gradfit.atomic_files import atomic_path
 
         if callable(self.identity):
             self.identity = self.identity()

@@ -22,7 +22,7 @@ is seen by both.
 handler puts the previous handlers back when it fires, so a second Ctrl-C behaves as if
 gradfit were not there (``KeyboardInterrupt``). With ``second="raise"`` (the CLI) the second
 SIGINT *or SIGTERM* raises :class:`Interrupted` wherever the program is, so every ``finally``
-and every atomic write (:func:`gradfit.outputs.atomic_path`) cleans up, where SIGTERM's default
+and every atomic write (:func:`gradfit.atomic_files.atomic_path`) cleans up, where SIGTERM's default
 action would kill the process in the middle of a write; only a third signal acts as without
 gradfit. The previous handlers are always restored when the window closes.
 

@@ -219,7 +219,7 @@ class FitResult:
         """The result as JSON text (also written to ``path`` when given)."""
         text = json.dumps(json_safe(self.to_dict()), indent=indent, allow_nan=False, default=_default)
         if path is not None:
-            from gradfit.outputs import atomic_write_text
+            from gradfit.atomic_files import atomic_write_text
 
             atomic_write_text(path, text + "\n")
         return text
@@ -262,7 +262,8 @@ class FitResult:
 
     def save_history(self, path: str | Path) -> None:
         """Write the history as CSV or Parquet, chosen by the file's extension."""
-        from gradfit.outputs import atomic_path, write_numbers_csv
+        from gradfit.atomic_files import atomic_path
+        from gradfit.numbers_csv import write_numbers_csv
 
         with atomic_path(path) as tmp:  # the temporary file keeps the suffix, so the format follows it
             if str(path).endswith((".parquet", ".pq")):
