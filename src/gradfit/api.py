@@ -188,7 +188,6 @@ def fit(
     run_id = new_run_id()  # in the checkpoints and the saved result.json (gradfit.run_schema)
     checkpoints = _checkpointer(config, checkpoint_dir, resume, built, dataset, start_flat, fixed, box, run_id)
 
-    callbacks = list(callbacks)
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
         callbacks.insert(0, PrintLoss(config.log_every))
     with catch_interrupts(catch_signals) as stop_request:  # in the CLI, this joins the command's window
