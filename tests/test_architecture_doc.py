@@ -1,4 +1,5 @@
-"""docs/architecture.md matches the code: the paths it names exist, its import table is the import graph.
+"""docs/architecture.md matches the code: the paths it names exist, its layers are the import-linter contract,
+its import table is the import graph.
 
 The graph is read from the source with ``ast`` (every ``import gradfit...`` and ``from gradfit...
 import``, inside functions and under ``TYPE_CHECKING`` too), one node per package of
@@ -87,3 +88,46 @@ def test_short_paths_in_the_data_path_exist():
     block = text[text.index("## The data's path"):text.index("## Each package's room")]
     short = set(re.findall(r"(?<![\w/])((?:data|models|optim|train|analysis|plots|cli)/\w+\.py)", block))
     assert short and sorted(p for p in short if not (SRC / p).exists()) == []
+
+
+def documented_layers() -> list[str]:
+    """The layer rows of the page's ``layers`` block, without their comments (two spaces or more start one)."""
+    text = DOC.read_text(encoding="utf-8")
+    block = text[text.index("<!-- layers:"):].split("```", 2)[1]
+    rows = [re.split(r"\s{2,}", line.strip(), maxsplit=1)[0] for line in block.splitlines() if line.strip()]
+    return [" ".join(row.split()) for row in rows]
+
+
+def contract_layers() -> list[str]:
+    tomllib = __import__("pytest").importorskip("tomllib")  # Python >= 3.11
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    (layers,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    assert layers["containers"] == ["gradfit"] and layers["exhaustive"]
+    return [" ".join(row.split()) for row in layers["layers"]]
+
+
+def test_the_pages_layers_are_the_import_linter_contract():
+    assert documented_layers() == contract_layers()
+
+
+def test_the_import_graph_keeps_the_layers():
+    """The same rule as lint-imports, on the page's own graph: no package imports one in a layer above its own,
+    nor a sibling across ``|``; so the page cannot show an import the contract forbids."""
+    level: dict[str, int] = {}
+    independent: dict[str, bool] = {}
+    for i, row in enumerate(contract_layers()):
+        names = re.split(r"\s*[|:]\s*", row)
+        for name in names:
+            node = f"{name}/" if (SRC / name).is_dir() else f"{name}.py"
+            level[node], independent[node] = i, "|" in row
+    graph = import_graph()
+    for source, targets in graph.items():
+        if source not in level:
+            assert source in ("__init__.py", "__main__.py"), f"{source} is in no layer of the contract"
+            continue
+        for target in targets:
+            if target == "__init__.py":
+                continue  # the container: the command line and sklearn import `gradfit` itself
+            assert level[target] >= level[source], f"{source} imports {target}, a layer above it"
+            if level[target] == level[source]:
+                assert not independent[source], f"{source} imports {target}, an independent sibling"

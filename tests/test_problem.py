@@ -7,7 +7,7 @@ import torch
 
 from gradfit.losses import get_loss
 from gradfit.models.base import Model, ParamSpec
-from gradfit.models.resolve import build_model
+from gradfit.models.builder import build_model
 from gradfit.problem import ParamView, Problem, flatten, gradient, hessian, hvp
 from gradfit.rowpass import MemoryRows, reduce
 

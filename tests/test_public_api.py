@@ -20,9 +20,10 @@ import pytest
 
 import gradfit
 import gradfit.analysis
+import gradfit.experiments
 import gradfit.plots
 
-PACKAGES = [gradfit, gradfit.plots, gradfit.analysis]
+PACKAGES = [gradfit, gradfit.plots, gradfit.analysis, gradfit.experiments]
 
 
 def static_imports(package) -> dict[str, str]:

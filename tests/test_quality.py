@@ -1,8 +1,8 @@
-"""The project's habits: the linter and the type checker pass, and ``make test`` runs them.
+"""The project's habits: the linter, the import layers and the type checker pass, and ``make test`` runs them.
 
-Both tools come with the ``test`` extra; the checks that run them are skipped only where a tool
-is not installed. Their settings (rules, per-file TODO ignores, the mypy baseline) live in
-pyproject.toml.
+The tools come with the ``test`` extra; the checks that run them are skipped only where a tool
+is not installed. Their settings (rules, per-file TODO ignores, the layers contract, the mypy
+baseline) live in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -29,6 +29,17 @@ def test_ruff_finds_nothing_in_src_and_tests():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_import_layers_are_kept():
+    """import-linter's contracts in pyproject.toml: each layer imports only from the layers below it."""
+    if importlib.util.find_spec("importlinter") is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[test]' installs it)")
+    done = subprocess.run([sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
+                           "sys.exit(lint_imports_command())", "--no-cache"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"Contracts: [1-9]\d* kept, 0 broken", done.stdout), done.stdout
+
+
 def test_mypy_finds_nothing_in_src():
     done = run_tool("mypy", "src")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -41,12 +52,13 @@ def test_make_test_runs_the_linter_and_the_type_checker_before_the_tests():
     assert test_rule is not None and "lint" in test_rule.group(1).split()
     lint_recipe = re.search(r"^lint:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert lint_recipe is not None
-    assert "ruff check src tests" in lint_recipe.group(1) and "mypy src" in lint_recipe.group(1)
+    for command in ("ruff check src tests", "lint-imports", "mypy src"):
+        assert command in lint_recipe.group(1), command
 
 
-def test_the_test_extra_installs_both_tools_with_a_lower_bound():
+def test_the_test_extra_installs_the_tools_with_a_lower_bound():
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
     pins = {re.split(r"[<>=!~ ]", spec, maxsplit=1)[0]: spec for spec in extra}
-    for tool in ("ruff", "mypy"):
+    for tool in ("ruff", "mypy", "import-linter"):
         assert tool in pins and ">=" in pins[tool], extra

@@ -240,6 +240,6 @@ def test_record_keeps_paths_inside_the_folder_and_merges(tmp_path):
 
 
 def test_every_picture_the_cli_draws_is_a_known_run_file():
-    from gradfit.plots.run import KINDS
+    from gradfit.plots.run_pictures import KINDS
 
     assert {f"{k}.png" for k in KINDS if k != "animation"} | {"animation.gif"} <= rf.KNOWN_FILES

@@ -1,4 +1,4 @@
-"""A saved run is checked when it is read back (gradfit.run_schema, gradfit.analysis.rundata, gradfit.folder_lock).
+"""A saved run is checked when it is read back (gradfit.run_schema, gradfit.analysis.fitted_data, gradfit.folder_lock).
 
 Issue 9's examples: ``gradfit plot`` drew a half-cut ``history.csv`` and a CSV edited since the fit
 without a word (exit 0), and a deeply nested ``result.json`` was an internal error. Now each is
@@ -24,7 +24,7 @@ import torch
 from typer.testing import CliRunner
 
 import gradfit
-from gradfit.analysis.rundata import run_data
+from gradfit.analysis.fitted_data import run_data
 from gradfit.cli.app import app
 from gradfit.errors import ConfigError, DataError, GradfitWarning
 from gradfit.folder_lock import lock_folder, locks_released

@@ -38,12 +38,12 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names (the ``as`` fo
     from gradfit.losses import get_loss as get_loss
     from gradfit.models.base import Model as Model
     from gradfit.models.base import ParamSpec as ParamSpec
+    from gradfit.models.builder import build_model as build_model
     from gradfit.models.formula import Formula as Formula
     from gradfit.models.formula import compile_formula as compile_formula
     from gradfit.models.formula_model import FormulaModel as FormulaModel
     from gradfit.models.function import CallableModel as CallableModel
     from gradfit.models.function import ModuleModel as ModuleModel
-    from gradfit.models.resolve import build_model as build_model
     from gradfit.models.zoo import ZOO_NAMES as ZOO_NAMES
     from gradfit.models.zoo import make_zoo_model as make_zoo_model
     from gradfit.optim.registry import OPTIMIZERS as OPTIMIZERS
@@ -75,7 +75,7 @@ _EXPORTS: dict[str, str] = {
     "ModuleModel": "gradfit.models.function",
     "ZOO_NAMES": "gradfit.models.zoo",
     "make_zoo_model": "gradfit.models.zoo",
-    "build_model": "gradfit.models.resolve",
+    "build_model": "gradfit.models.builder",
     # losses, optimizers, schedules
     "Loss": "gradfit.losses",
     "get_loss": "gradfit.losses",

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from gradfit.aliases import ALIASES, closest
-from gradfit.analysis.assess import analyse, check_stability
+from gradfit.analysis.fit_analysis import analyse, check_stability
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
 from gradfit.data.fingerprint import dataset_fingerprint
@@ -20,7 +20,7 @@ from gradfit.data.weights import check_training_rows
 from gradfit.errors import ConfigError, DataError
 from gradfit.losses import check_weighting, get_loss
 from gradfit.models.names import check_declared, declared_params
-from gradfit.models.resolve import ModelLike, build_model, check_names, default_inputs
+from gradfit.models.builder import ModelLike, build_model, check_names, default_inputs
 from gradfit.run_schema import new_run_id
 from gradfit.train.callbacks import PrintLoss, call
 from gradfit.optim.auto import Choice, plan_optimizer
@@ -31,7 +31,7 @@ from gradfit.train.footprint import check_fit_memory
 from gradfit.train.loop import run_loop
 from gradfit.train.bounds import Bounds
 from gradfit.train.interrupt import catch_interrupts
-from gradfit.train.params import fixed_names, initial_params
+from gradfit.train.initial_values import fixed_names, initial_params
 from gradfit.train.result import FitResult
 
 _OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
@@ -397,7 +397,7 @@ def _default_inputs(model, data, y: str | None, declared, weights) -> list[str]:
     """The model's inputs when x is not given: a formula's names that are columns (and not declared parameters),
     else every column but y and the column of row weights (sigma or weights), which describes the rows, not the
     model's input."""
-    from gradfit.models.resolve import is_zoo_name
+    from gradfit.models.builder import is_zoo_name
 
     columns = _columns(data)
     if not (isinstance(model, str) and not is_zoo_name(model)):

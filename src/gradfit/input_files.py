@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gradfit.errors import ConfigError
 
-__all__ = ["check_inputs_kept", "run_inputs", "same_file"]
+__all__ = ["check_inputs_kept", "same_file"]
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -60,7 +60,7 @@ def check_inputs_kept(inputs: Mapping[str, str | os.PathLike | None], outputs: I
     ...
     gradfit.errors.ConfigError: The data file ... would be lost: it is among the files this command would write, ...
     """
-    files = {label: path for label, path in inputs.items() if _is_file(path)}
+    files = {label: path for label, path in inputs.items() if path is not None and _is_file(path)}
     if not files:
         return
     for out in outputs:
@@ -72,16 +72,6 @@ def check_inputs_kept(inputs: Mapping[str, str | os.PathLike | None], outputs: I
                 raise ConfigError(f"{label} {shown} would be lost: it is among the files this command would "
                                   f"write, replace or remove. An input is never overwritten; {fix}, or copy the input "
                                   f"somewhere else first.")
-
-
-def run_inputs(run: str | os.PathLike, data: str | os.PathLike | None = None) -> dict[str, Path | str | None]:
-    """The inputs of a command that reads the saved run in ``run`` (and the fit's ``data``): label -> path."""
-    from gradfit.outputs import CHECKPOINT_NAME, RUN_FILES  # outputs uses this module
-
-    inputs: dict[str, Path | str | None] = {f"The run's {name}": Path(run) / name
-                                            for name in (*RUN_FILES, CHECKPOINT_NAME)}
-    inputs["The data file"] = data
-    return inputs
 
 
 def _is_file(path) -> bool:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gradfit.train.result import FitResult
 
 __all__ = ["check_out_dir", "save_run", "load_run", "RESULT_NAME", "HISTORY_NAME", "TIMINGS_NAME", "SNAPSHOTS_NAME",
-           "RUN_FILES", "CHECKPOINT_NAME",
+           "RUN_FILES", "CHECKPOINT_NAME", "run_inputs",
            "remove_stale_temps",
            # re-exported from gradfit.atomic_files and gradfit.numbers_csv
            "atomic_path", "atomic_write_bytes", "atomic_write_text", "is_temp_name", "WriteLog",
@@ -175,6 +175,15 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
             before_result()
         atomic_write_text(paths["result"], text)
     return paths
+
+
+def run_inputs(run: str | os.PathLike,
+               data: str | os.PathLike | None = None) -> dict[str, str | os.PathLike | None]:
+    """The inputs of a command that reads the saved run in ``run`` (and the fit's ``data``): label -> path."""
+    inputs: dict[str, str | os.PathLike | None] = {f"The run's {name}": Path(run) / name
+                                                  for name in (*RUN_FILES, CHECKPOINT_NAME)}
+    inputs["The data file"] = data
+    return inputs
 
 
 def remove_stale_temps(folder: str | os.PathLike, names=RUN_FILES, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:

@@ -10,7 +10,7 @@ bounds; its rows are read through :mod:`gradfit.rowpass`, so every sum over them
 
 Examples
 --------
->>> from gradfit.models.resolve import build_model
+>>> from gradfit.models.builder import build_model
 >>> view = ParamView.of(build_model("linear", ("x",)), {"a": torch.tensor([3.0, 2.0])})
 >>> view.names, view.theta.tolist()
 (['a[0]', 'a[1]'], [3.0, 2.0])

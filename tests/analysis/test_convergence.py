@@ -11,7 +11,7 @@ import torch
 import gradfit
 from gradfit.analysis.flatness import flatness
 from gradfit.errors import GradfitWarning
-from gradfit.models.resolve import build_model
+from gradfit.models.builder import build_model
 
 X = np.linspace(0.0, 1.0, 50)
 LINE = {"x": X, "y": 3 * X + 2 + 0.1 * np.sin(40 * X)}

@@ -8,8 +8,8 @@ import torch
 
 import gradfit
 import gradfit.analysis.landscape as landscape_module
+from gradfit.analysis.fitted_data import run_data
 from gradfit.analysis.landscape import compute_landscape, grid_span
-from gradfit.analysis.rundata import run_data
 from gradfit.errors import ConfigError, ModelError
 from gradfit.losses import get_loss
 from gradfit.models.base import unflatten_params

@@ -17,8 +17,8 @@ from sklearn.metrics import (
 )
 
 import gradfit
+from gradfit.analysis.fitted_data import run_data
 from gradfit.analysis.metrics import MAX_CONFUSION_CLASSES, ClassificationScore, RegressionScore, fit_metrics, score
-from gradfit.analysis.rundata import run_data
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import read_table
 from gradfit.errors import GradfitWarning

@@ -20,7 +20,7 @@ from gradfit.analysis.stability import (
 )
 from gradfit.errors import ConfigError
 from gradfit.losses import get_loss
-from gradfit.models.resolve import build_model
+from gradfit.models.builder import build_model
 
 
 def _least_squares_eigs(J: np.ndarray) -> np.ndarray:

@@ -12,13 +12,13 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 import gradfit
+from gradfit.analysis.fitted_data import run_data
 from gradfit.analysis.landscape import compute_landscape
 from gradfit.analysis.optimum import least_squares_optimum
 from gradfit.analysis.report import fit_report, statistics
-from gradfit.analysis.rundata import run_data
 from gradfit.analysis.stability import stability_limit, stability_limit_of
-from gradfit.analysis.steps import gradient_at
 from gradfit.analysis.uncertainty import compute_uncertainty, uncertainty_of
+from gradfit.analysis.walkthrough import gradient_at
 from gradfit.data.convert import as_dataset
 from gradfit.errors import DataError
 from gradfit.losses import get_loss

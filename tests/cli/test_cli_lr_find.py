@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from gradfit.analysis.lr_finder import find_lr
 from gradfit.cli.app import app
+from gradfit.experiments.lr_finder import find_lr
 
 runner = CliRunner()
 

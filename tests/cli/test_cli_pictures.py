@@ -12,8 +12,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gradfit.cli.app import app
+from gradfit.cli.picture_options import parse_kinds, parse_pair
 from gradfit.outputs import load_run
-from gradfit.plots.run import KINDS, check_animation_path, parse_kinds, parse_pair
+from gradfit.plots.run_pictures import KINDS, check_animation_path
 
 runner = CliRunner()
 # Whitened sgd with lr 0.5 reaches the optimum in one step, so a 20-step fit converges (a fit short of it exits 1).

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 import gradfit
-from gradfit.analysis.lr_finder import find_lr
 from gradfit.cli.app import app
+from gradfit.experiments.lr_finder import find_lr
 
 runner = CliRunner()
 DAYS = np.array([0.0, 1.0, 3.0, 10.0, 31.0, 45.0])

@@ -93,7 +93,7 @@ def test_a_signal_during_the_error_bars_saves_the_finished_fit(tmp_path, monkeyp
 
 def test_a_signal_while_drawing_says_the_run_was_saved(tmp_path, monkeypatch):
     """The issue: "During picture drawing the run was saved but the message says it was not"."""
-    import gradfit.plots.run as run
+    import gradfit.plots.run_pictures as run
 
     monkeypatch.setattr(run, "save_pictures", signalling(run.save_pictures, then_spin=True))
     out = tmp_path / "run"

@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 import gradfit
-from gradfit.analysis.steps import step_table
+from gradfit.analysis.walkthrough import step_table
 from gradfit.cli.app import app
 from gradfit.data.io import read_table
 from gradfit.outputs import save_run

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import gradfit
-from gradfit.analysis.rundata import run_data
+from gradfit.analysis.fitted_data import run_data
 from gradfit.data.dates import apply_dates, convert_dates
 from gradfit.data.io import read_table
 from gradfit.errors import DataError

@@ -15,7 +15,7 @@ from gradfit.analysis.stability import adam_lr
 from gradfit.cli.app import app
 from gradfit.data.io import read_table
 from gradfit.losses import get_loss
-from gradfit.models.resolve import build_model
+from gradfit.models.builder import build_model
 from gradfit.optim.auto import LM_COST, choose_optimizer, plan_optimizer
 
 LS = dict(loss_name="mse", least_squares=True)

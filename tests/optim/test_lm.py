@@ -41,7 +41,7 @@ from scipy.optimize import least_squares
 
 import gradfit
 from gradfit.errors import ConfigError
-from gradfit.models.resolve import build_model
+from gradfit.models.builder import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 from problems import PROBLEMS  # noqa: E402

@@ -20,11 +20,11 @@ from matplotlib import animation  # noqa: E402
 from PIL import Image, ImageChops  # noqa: E402
 
 import gradfit  # noqa: E402
-from gradfit.analysis.rundata import run_data  # noqa: E402
+from gradfit.analysis.fitted_data import run_data  # noqa: E402
 from gradfit.errors import ConfigError  # noqa: E402
 from gradfit.models.base import unflatten_params  # noqa: E402
 from gradfit.plots.animate import FitAnimation, RaceAnimation  # noqa: E402
-from gradfit.plots.frames import sample_frames  # noqa: E402
+from gradfit.plots.animation_frames import sample_frames  # noqa: E402
 
 FRAME_PNG = re.compile(r'frames\[\d+\] = "data:image/png;base64,([A-Za-z0-9+/=\\\n]+)"')
 
@@ -209,7 +209,7 @@ def test_several_inputs_draw_predicted_against_observed():
 # -- the race -------------------------------------------------------------------------------------
 
 def test_race_animation_moves_one_path_per_run(tmp_path):
-    from gradfit.analysis.race import run_race
+    from gradfit.experiments.race import run_race
 
     race = run_race("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, n=21,
                     runs=[{"optimizer": "sgd", "lr": 0.1, "steps": 10}, {"optimizer": "adam", "lr": 0.1, "steps": 30},
@@ -295,7 +295,7 @@ def test_three_panel_frames_have_no_overlapping_text(seasonal):
 
 
 def test_race_frames_have_no_overlapping_text():
-    from gradfit.analysis.race import run_race
+    from gradfit.experiments.race import run_race
 
     race = run_race("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", n=21, steps=30, scale=True,
                     runs=[{"optimizer": "sgd", "lr": 0.3}, {"optimizer": "adam", "lr": 0.1},

@@ -8,9 +8,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gradfit.plots.animation_panels import shorten
 from gradfit.plots.backdrop import render, settle
 from gradfit.plots.display import quiet_corner
-from gradfit.plots.frames import shorten
 
 
 def test_quiet_corner_is_the_emptiest_corner_on_linear_and_log_axes():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gradfit.analysis.lr_finder import LRFinderResult, find_lr, smooth
 from gradfit.errors import ConfigError
+from gradfit.experiments.lr_finder import LRFinderResult, find_lr, smooth
 from gradfit.plots import style
 from gradfit.plots.lr_finder import LRFinderDisplay
 

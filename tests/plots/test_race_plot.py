@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import gradfit
-from gradfit.analysis.race import run_race
+from gradfit.experiments.race import run_race
 from gradfit.plots.race import RaceDisplay, plot_race, visible_prefix
 
 COMMON = {"y": "y", "init": {"a": [-1.0, 1.0]}, "steps": 40}
@@ -98,7 +98,7 @@ def inside(path, land):
 
 
 def test_the_landscape_covers_every_path_but_the_one_that_blew_up(wild):
-    from gradfit.analysis.race import descended
+    from gradfit.experiments.race import descended
 
     land = wild.landscape
     assert [descended(r) for r in wild.results] == [True, False, False]

@@ -17,7 +17,7 @@ import gradfit
 from gradfit.data.convert import as_dataset
 from gradfit.data.synthetic import linear
 from gradfit.losses import get_loss
-from gradfit.models.resolve import build_model
+from gradfit.models.builder import build_model
 from gradfit.train.batches import Batches
 from gradfit.train.checkpoint import Checkpointer
 from gradfit.train.config import FitConfig

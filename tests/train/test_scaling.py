@@ -13,7 +13,7 @@ import gradfit
 from gradfit.data.convert import as_dataset
 from gradfit.data.synthetic import linear, rollercoaster
 from gradfit.losses import get_loss
-from gradfit.models.resolve import build_model
+from gradfit.models.builder import build_model
 from gradfit.train.bounds import Bounds
 from gradfit.train.config import FitConfig
 from gradfit.train.loop import run_loop

@@ -17,18 +17,18 @@ from gradfit.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from gradfit.analysis.convergence import Verdict as Verdict
+    from gradfit.analysis.fitted_data import run_data as run_data
     from gradfit.analysis.landscape import Landscape as Landscape
     from gradfit.analysis.landscape import compute_landscape as compute_landscape
     from gradfit.analysis.optimum import least_squares_optimum as least_squares_optimum
     from gradfit.analysis.report import fit_report as fit_report
     from gradfit.analysis.report import report_dict as report_dict
     from gradfit.analysis.report import statistics as statistics
-    from gradfit.analysis.rundata import run_data as run_data
     from gradfit.analysis.stability import StabilityLimit as StabilityLimit
     from gradfit.analysis.stability import stability_limit_of as stability_limit_of
-    from gradfit.analysis.steps import step_table as step_table
     from gradfit.analysis.uncertainty import Uncertainty as Uncertainty
     from gradfit.analysis.uncertainty import uncertainty_of as uncertainty_of
+    from gradfit.analysis.walkthrough import step_table as step_table
 
 _EXPORTS: dict[str, str] = {
     "fit_report": "gradfit.analysis.report",  # the lmfit-style text report
@@ -42,8 +42,8 @@ _EXPORTS: dict[str, str] = {
     "StabilityLimit": "gradfit.analysis.stability",
     "compute_landscape": "gradfit.analysis.landscape",  # exact loss over two parameters
     "Landscape": "gradfit.analysis.landscape",
-    "step_table": "gradfit.analysis.steps",  # the seeds' walk-through: params, gradient, update, loss
-    "run_data": "gradfit.analysis.rundata",  # the data a saved run was fitted on, read again and checked
+    "step_table": "gradfit.analysis.walkthrough",  # the seeds' walk-through: params, gradient, update, loss
+    "run_data": "gradfit.analysis.fitted_data",  # the data a saved run was fitted on, read again and checked
 }
 
 __all__ = [

@@ -28,7 +28,7 @@ class NotComputable(Exception):
     """The curvature cannot be computed at this point; the message says why."""
 
 
-class Problem(ParamView):
+class DatasetView(ParamView):
     """The predictions as a function of the free flat parameters ``theta`` (the held ones keep ``values``), and
     the dataset's rows."""
 
@@ -77,7 +77,7 @@ class Inverse:
     condition: float
 
 
-def curvature(problem: Problem, loss, method: str) -> Curvature:
+def curvature(problem: DatasetView, loss, method: str) -> Curvature:
     n, p = problem.n, len(problem.theta)
     if method in ("jacobian", "sandwich-lad"):
         return _from_jacobian(problem, loss, method, n, p)

@@ -13,7 +13,7 @@ so the message can name the cause and the start to use instead (``--init b=0.01`
 Examples
 --------
 >>> import torch
->>> from gradfit.models.resolve import build_model
+>>> from gradfit.models.builder import build_model
 >>> model = build_model("a*exp(-b*hp) + c", ("hp",))
 >>> hp = torch.linspace(50, 335, 32, dtype=torch.float64)[:, None]
 >>> y = 30 * torch.exp(-0.01 * hp[:, 0]) + 10
@@ -102,7 +102,7 @@ def flatness(model, x: torch.Tensor, y: torch.Tensor, values: Mapping[str, float
     max_params : int
         More free entries than this: nothing is probed (an empty :class:`Flatness`).
     """
-    names = list(model.flat_names())  # the order of the model's specs, which curvature.Problem assumes
+    names = list(model.flat_names())  # the order of the model's specs, which curvature.DatasetView assumes
     free_idx = [names.index(n) for n in free if n in names]
     if not free_idx or len(free_idx) > max_params or y is None or len(x) == 0:
         return Flatness()
@@ -125,7 +125,7 @@ def _effects(model, x, base: np.ndarray, free_idx: list[int], spread: float) -> 
     """Each free entry's effect, ``|J_j| * max(|theta_j|, 1) / sqrt(m) / spread``; None when not finite."""
     from gradfit.data.dataset import Dataset
 
-    problem = cv.Problem(model, Dataset(x, torch.zeros(len(x), dtype=x.dtype), tuple(f"x{i}" for i in range(x.shape[1]))),
+    problem = cv.DatasetView(model, Dataset(x, torch.zeros(len(x), dtype=x.dtype), tuple(f"x{i}" for i in range(x.shape[1]))),
                          base, free_idx)
     try:
         with torch.no_grad():

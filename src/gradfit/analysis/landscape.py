@@ -18,7 +18,7 @@ from torch.func import vmap
 
 from gradfit import rowpass
 from gradfit.aliases import closest
-from gradfit.analysis.rundata import run_data
+from gradfit.analysis.fitted_data import run_data
 from gradfit.errors import ConfigError, ModelError
 from gradfit.losses import get_loss
 from gradfit.memory import require
@@ -86,7 +86,7 @@ def compute_landscape(
     ----------
     result : FitResult
     data : optional
-        The fit's data, when it was given in memory (see :func:`gradfit.analysis.rundata.run_data`).
+        The fit's data, when it was given in memory (see :func:`gradfit.analysis.fitted_data.run_data`).
     params : (str, str), optional
         Flat parameter names for the x and y axes; default the first two free ones.
     n : int or (int, int), default 101

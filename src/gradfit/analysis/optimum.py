@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from gradfit.analysis.rundata import run_data
+from gradfit.analysis.fitted_data import run_data
 from gradfit.data.dataset import Dataset
 from gradfit.models.base import flatten_params
 from gradfit.problem import ParamView
@@ -35,7 +35,7 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
     result : FitResult
         Its loss must be ``"mse"`` and its model one output; fixed parameters stay at their values.
     data : optional
-        The data, as for :func:`gradfit.analysis.rundata.run_data`. Every row is used, so with
+        The data, as for :func:`gradfit.analysis.fitted_data.run_data`. Every row is used, so with
         a validation split the optimum is that of all rows, not of the training rows alone.
 
     Returns

@@ -95,7 +95,7 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
     Examples
     --------
     >>> import torch
-    >>> from gradfit.models.resolve import build_model
+    >>> from gradfit.models.builder import build_model
     >>> x = torch.linspace(-1, 1, 50)[:, None]
     >>> s = stability_limit(build_model("linear", ("x",)), "mse", x, 3 * x[:, 0], {"a": torch.zeros(2)})
     >>> round(s.lam_max, 3), round(s.limit, 3)   # 2/n X^T X has eigenvalues 2*mean(x^2)=0.694 and 2
@@ -163,11 +163,11 @@ def _power(hvp, v: Tensor, shift: float, iters: int, tol: float) -> tuple[float,
 def stability_limit_of(result, data=None, **options) -> StabilityLimit:
     """The stability limit of a fit at its INITIAL parameters (``result.init_params``), on all its rows.
 
-    ``data`` as for :func:`gradfit.analysis.rundata.run_data` (needed when the fit was given data in
+    ``data`` as for :func:`gradfit.analysis.fitted_data.run_data` (needed when the fit was given data in
     memory). With a validation split the Hessian is that of every row, not of the training rows alone.
     ``options`` go to :func:`stability_limit`.
     """
-    from gradfit.analysis.rundata import run_data
+    from gradfit.analysis.fitted_data import run_data
     from gradfit.losses import get_loss
     from gradfit.models.base import unflatten_params
 
@@ -219,7 +219,7 @@ def check_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fi
     Examples
     --------
     >>> import torch
-    >>> from gradfit.models.resolve import build_model
+    >>> from gradfit.models.builder import build_model
     >>> x = torch.linspace(-1, 1, 50)[:, None]
     >>> lim, text = check_lr(build_model("linear", ("x",)), "mse", x, 3 * x[:, 0], {"a": torch.zeros(2)}, (), 1.5, "sgd")
     >>> print(text)  # doctest: +ELLIPSIS

@@ -203,7 +203,7 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
         return _failed(**base, dof=n - p, warnings=tuple(warnings), reason=(
             f"The {name} loss is ~0: the classes are perfectly separated, so the maximum-likelihood estimate lies at "
             f"infinity and the parameters have no finite uncertainty. Add a penalty or more (overlapping) data."))
-    problem = cv.Problem(model, dataset, values, free)
+    problem = cv.DatasetView(model, dataset, values, free)
     try:
         curv = cv.curvature(problem, loss, method)
     except cv.NotComputable as exc:
@@ -263,7 +263,7 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
 def uncertainty_of(result, data=None, level: float = 0.95, max_params: int = 500) -> Uncertainty:
     """:func:`compute_uncertainty` for a :class:`~gradfit.train.result.FitResult`, on the rows it was trained on.
 
-    ``data`` as for :func:`gradfit.analysis.rundata.run_data` (a Dataset is used as given). The
+    ``data`` as for :func:`gradfit.analysis.fitted_data.run_data` (a Dataset is used as given). The
     validation split, if any, is redrawn from the seed, so the rows are the training rows.
     """
     from gradfit.errors import ModelError
@@ -290,7 +290,7 @@ def bound_sentence(names) -> str:
 def training_data(result, data=None):
     """The rows ``result`` was trained on: ``data`` itself if a Dataset, else the run's data with the
     validation split (if any) redrawn from the seed, as :func:`gradfit.fit` drew it."""
-    from gradfit.analysis.rundata import run_data
+    from gradfit.analysis.fitted_data import run_data
     from gradfit.data.dataset import Dataset
 
     if isinstance(data, Dataset):

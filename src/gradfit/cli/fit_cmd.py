@@ -186,7 +186,8 @@ def run_fit(
     from gradfit.cli.progress import LossLines, ProgressBar
     from gradfit.api import fit
     from gradfit.errors import GradfitWarning
-    from gradfit.plots.run import check_animation_path, parse_pair
+    from gradfit.cli.picture_options import parse_pair
+    from gradfit.plots.run_pictures import check_animation_path
     from gradfit.run_folder import command_folder
     from gradfit.train.interrupt import StopRequest, current_request
 
@@ -302,7 +303,7 @@ def save(result, out_dir: Path, folder=None, also=()) -> dict[str, Path]:
 def draw(result, out_dir: Path, kinds, paths: dict[str, Path], **options) -> dict[str, Path]:
     """The pictures of a saved run; a picture that cannot be drawn is reported, and the run stays saved."""
     from gradfit.errors import GradfitError
-    from gradfit.plots.run import save_pictures
+    from gradfit.plots.run_pictures import save_pictures
 
     try:
         return save_pictures(result, out_dir, kinds, **options)
@@ -318,7 +319,7 @@ class PictureCheck:
         self.pair = pair
 
     def on_model(self, model, fixed) -> None:
-        from gradfit.plots.run import check_landscape
+        from gradfit.plots.run_pictures import check_landscape
 
         check_landscape(model, fixed, self.pair)
 

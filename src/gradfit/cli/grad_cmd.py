@@ -33,7 +33,7 @@ def grad_command(
     Exit status: 0 success, 2 bad input.
     """
     with guarded(debug):
-        from gradfit.analysis.autograd import gradient
+        from gradfit.analysis.formula_gradient import gradient
         from gradfit.models.formula import compile_formula
 
         names = compile_formula(formula).names

@@ -1,6 +1,6 @@
 """``gradfit lr-find``: sweep the learning rate, print the suggestions, draw the curve.
 
-A thin command over :func:`gradfit.analysis.lr_finder.find_lr`: it writes ``OUT/lr_find.png`` and
+A thin command over :func:`gradfit.experiments.lr_finder.find_lr`: it writes ``OUT/lr_find.png`` and
 ``OUT/lr_find.json`` and prints the suggested learning rates and, for full-batch sgd, the stability
 limit ``2 / lambda_max``. torch and the library are imported inside the command.
 """
@@ -82,9 +82,9 @@ def lr_find_command(
     with guarded(debug):
         import json
 
-        from gradfit.analysis.lr_finder import find_lr
         from gradfit.atomic_files import atomic_write_text
         from gradfit.cli.parsing import parse_init, parse_names
+        from gradfit.experiments.lr_finder import find_lr
         from gradfit.plots.lr_finder import LRFinderDisplay
         from gradfit.run_folder import command_folder
         from gradfit.train.result import json_safe

@@ -44,11 +44,11 @@ def plot_command(
     kind or parameter, unreadable data, a folder another command is writing to).
     """
     with guarded(debug):
+        from gradfit.cli.picture_options import parse_kinds, parse_pair
         from gradfit.errors import GradfitWarning
         from gradfit.folder_lock import lock_folder
-        from gradfit.input_files import run_inputs
-        from gradfit.outputs import load_run
-        from gradfit.plots.run import check_animation_path, parse_kinds, parse_pair, save_pictures
+        from gradfit.outputs import load_run, run_inputs
+        from gradfit.plots.run_pictures import check_animation_path, save_pictures
         from gradfit.run_folder import RunFolder
 
         kinds = parse_kinds(kind)

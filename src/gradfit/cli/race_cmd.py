@@ -80,12 +80,13 @@ def race_command(
     Exit status: 0 success (even if some runs diverged; the table says which), 2 bad input.
     """
     with guarded(debug):
-        from gradfit.analysis.race import run_race
         from gradfit.cli.parsing import parse_init, parse_names
+        from gradfit.cli.picture_options import parse_pair
         from gradfit.errors import ConfigError
+        from gradfit.experiments.race import run_race
         from gradfit.plots.animate import RaceAnimation
         from gradfit.plots.race import RaceDisplay
-        from gradfit.plots.run import check_animation_path, parse_pair
+        from gradfit.plots.run_pictures import check_animation_path
         from gradfit.run_folder import command_folder
 
         if (optimizers is None) == (lrs is None):

@@ -1,6 +1,6 @@
 """``gradfit steps``: seed 002's walk-through (params, grad, lr * grad, loss) of a saved run.
 
-The table comes from :func:`gradfit.analysis.steps.step_table`. On the terminal it is shown
+The table comes from :func:`gradfit.analysis.walkthrough.step_table`. On the terminal it is shown
 long: one block per step and one line per parameter, which fits an 80-column screen whatever
 the number of parameters; ``--csv FILE`` writes the wide DataFrame instead. Plain gradient
 descent shows ``lr*grad``, the step it takes; any other run (Levenberg-Marquardt, ``--scale``,
@@ -46,11 +46,11 @@ def steps_command(
     Exit status: 0 success, 2 bad input (no run in the folder, unreadable data).
     """
     with guarded(debug):
-        from gradfit.analysis.steps import step_table
+        from gradfit.analysis.walkthrough import step_table
         from gradfit.atomic_files import atomic_path
         from gradfit.errors import ConfigError
-        from gradfit.input_files import check_inputs_kept, run_inputs
-        from gradfit.outputs import load_run
+        from gradfit.input_files import check_inputs_kept
+        from gradfit.outputs import load_run, run_inputs
 
         if rows < 1:
             raise ConfigError(f"--rows must be a whole number >= 1. Got {rows} instead.")
@@ -70,7 +70,7 @@ def steps_command(
 
 def print_steps(result, table, run: Path | str = "") -> None:
     """Print the step table long: a block per step, a line per parameter."""
-    from gradfit.analysis.steps import grad_column, lr_grad_column, plain_descent, update_column
+    from gradfit.analysis.walkthrough import grad_column, lr_grad_column, plain_descent, update_column
 
     names = list(result.history.param_names)
     shown = names[:MAX_SHOWN_PARAMS]

@@ -1,10 +1,10 @@
 """Models: pure functions of (named parameters, inputs)."""
 
 from gradfit.models.base import Model, ParamSpec
+from gradfit.models.builder import build_model
 from gradfit.models.formula import Formula, compile_formula
 from gradfit.models.formula_model import FormulaModel
 from gradfit.models.function import CallableModel, ModuleModel
-from gradfit.models.resolve import build_model
 from gradfit.models.zoo import ZOO_NAMES, make_zoo_model
 
 __all__ = [

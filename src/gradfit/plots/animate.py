@@ -19,17 +19,10 @@ from matplotlib.figure import Figure
 
 from gradfit.errors import ConfigError, ModelError
 from gradfit.plots import display, style
+from gradfit.plots.animation_frames import sample_frames, snapshot_params, upto
+from gradfit.plots.animation_panels import finite_curve, landscape_panel, loss_panel, pad_range
 from gradfit.plots.curve import curve_grid, leaves, y_limits
 from gradfit.plots.display import quiet_corner
-from gradfit.plots.frames import (
-    finite_curve,
-    landscape_panel,
-    loss_panel,
-    pad_range,
-    sample_frames,
-    snapshot_params,
-    upto,
-)
 from gradfit.plots.labels import labels_of
 from gradfit.plots.reel import PANEL_SIZE, Reel
 
@@ -47,9 +40,9 @@ class FitAnimation(Reel):
     result : FitResult
         A fit with a model and a history (``load_run`` results work too).
     data : optional
-        The fit's data, needed when it was given in memory (see :func:`gradfit.analysis.rundata.run_data`).
+        The fit's data, needed when it was given in memory (see :func:`gradfit.analysis.fitted_data.run_data`).
     max_frames : int, default 100
-        The most frames (see :func:`gradfit.plots.frames.sample_frames`); start and end always shown.
+        The most frames (see :func:`gradfit.plots.animation_frames.sample_frames`); start and end always shown.
         For more than ~100 in HTML, also raise ``matplotlib.rcParams["animation.embed_limit"]`` (MB).
     landscape : (str, str) or Landscape, optional
         Add a panel with the loss landscape over these two parameters and the path so far.
@@ -71,7 +64,7 @@ class FitAnimation(Reel):
 
     def __init__(self, result, data=None, *, max_frames: int = 100, landscape=None, show_loss: bool = False,
                  interval: int = 50, fps: float | None = None):
-        from gradfit.analysis.rundata import run_data
+        from gradfit.analysis.fitted_data import run_data
 
         model = result.model
         if model is None:
@@ -213,7 +206,7 @@ class RaceAnimation(Reel):
     Parameters
     ----------
     race : Race
-        From :func:`gradfit.analysis.race.run_race`: labels, results, a landscape and each run's path.
+        From :func:`gradfit.experiments.race.run_race`: labels, results, a landscape and each run's path.
         Without a landscape (a one-parameter model) only the loss curves are drawn.
     max_frames : int, default 100
         The most frames, evenly spaced over the steps of all runs (first and last always shown).

@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from gradfit.analysis.rundata import run_data
+from gradfit.analysis.fitted_data import run_data
 from gradfit.data.dataset import Dataset
 from gradfit.errors import ConfigError, ModelError
 from gradfit.models.base import unflatten_params
@@ -92,7 +92,7 @@ class FitDisplay(Display):
     ----------
     result : FitResult
     data : optional
-        The data, as for :func:`gradfit.analysis.rundata.run_data` (needed for in-memory fits).
+        The data, as for :func:`gradfit.analysis.fitted_data.run_data` (needed for in-memory fits).
     residuals : bool
         Add a residuals panel (data minus model) below, sharing the x-axis (regression only).
     show_start : bool

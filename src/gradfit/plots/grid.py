@@ -33,7 +33,7 @@ class GridDisplay(Display):
     ----------
     result : FitResult
     data : optional
-        The data, as for :func:`gradfit.analysis.rundata.run_data`.
+        The data, as for :func:`gradfit.analysis.fitted_data.run_data`.
     steps : sequence of int, optional
         The steps to show; each must have a parameter snapshot. Default: ``k`` evenly spaced ones.
     k : int

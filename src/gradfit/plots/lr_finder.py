@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 
-from gradfit.analysis.lr_finder import LRFinderResult
 from gradfit.errors import ConfigError
+from gradfit.experiments.lr_finder import LRFinderResult
 from gradfit.plots import style
 from gradfit.plots.display import Display, new_axes
 
@@ -49,13 +49,13 @@ class LRFinderDisplay(Display):
 
     Examples
     --------
-    >>> from gradfit.analysis.lr_finder import find_lr          # doctest: +SKIP
+    >>> from gradfit.experiments.lr_finder import find_lr          # doctest: +SKIP
     >>> LRFinderDisplay(find_lr("linear", "builtin:linear", y="y")).save("lr_find.png")  # doctest: +SKIP
     """
 
     def __init__(self, result: LRFinderResult):
         if not isinstance(result, LRFinderResult):
-            raise ConfigError(f"LRFinderDisplay needs an LRFinderResult (from gradfit.analysis.lr_finder.find_lr). "
+            raise ConfigError(f"LRFinderDisplay needs an LRFinderResult (from gradfit.experiments.lr_finder.find_lr). "
                               f"Got {type(result).__name__} instead.")
         self.result = result
         self.lrs = np.asarray(result.lrs, dtype=np.float64)

@@ -31,7 +31,7 @@ class ParamsDisplay(Display):
     ----------
     result : FitResult
     data : optional
-        The data, to compute the optimum (as for :func:`gradfit.analysis.rundata.run_data`).
+        The data, to compute the optimum (as for :func:`gradfit.analysis.fitted_data.run_data`).
     optimum : dict of str to float, False or None
         Reference values to draw (flat names); None computes the least-squares optimum when it
         exists (and the data can be read); False draws none.

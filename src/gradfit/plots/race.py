@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from gradfit.analysis.landscape import Landscape
-from gradfit.analysis.race import Race, descended, run_race
+from gradfit.experiments.race import Race, descended, run_race
 from gradfit.plots import style
 from gradfit.plots.display import Display, new_axes, quiet_corner
 from gradfit.plots.landscape import PATH_EDGE, draw_contours, held_note, stroke

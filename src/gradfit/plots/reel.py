@@ -26,8 +26,8 @@ from matplotlib.text import Text
 from gradfit.atomic_files import atomic_path, atomic_write_text
 from gradfit.errors import ConfigError
 from gradfit.plots import style
+from gradfit.plots.animation_panels import shorten
 from gradfit.plots.backdrop import freeze, render, settle
-from gradfit.plots.frames import shorten
 from gradfit.plots.gif import PaletteGifWriter, palette_of
 
 __all__ = ["PANEL_SIZE", "Reel"]

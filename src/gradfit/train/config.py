@@ -46,7 +46,7 @@ class FitConfig:
     device: str = "cpu"
     chunk_size: int = CHUNK_ROWS  # rows per chunk of every pass over the rows (gradfit.rowpass)
     scale: bool | None = None  # descend on whitened / Jacobi-scaled parameters (gradfit.train.scaling); None: auto
-    uncertainty: bool | None = None  # None: computed when cheap (see gradfit.analysis.assess)
+    uncertainty: bool | None = None  # None: computed when cheap (see gradfit.analysis.fit_analysis)
     max_snapshots: int = MAX_SNAPSHOTS
     snapshot_every: int = 1
     checkpoint_every: int | None = None  # save the loop's state every N steps (gradfit.train.checkpoint)

@@ -77,7 +77,7 @@ def fit_footprint(model, dataset, config, itemsize: int, fixed=()) -> list[Item]
     items.append(Item(f"the history ({min(steps + 1, MAX_ROWS):,} rows, {snapshots:,} snapshots of the parameters)",
                       56.0 * min(steps + 1, MAX_ROWS) + 2 * 8.0 * snapshots * p,
                       "Keep fewer parameter snapshots (max_snapshots=...).", "host"))
-    if config.uncertainty:  # asked for: p² matrices (automatic ones are kept small by gradfit.analysis.assess)
+    if config.uncertainty:  # asked for: p² matrices (automatic ones are kept small by gradfit.analysis.fit_analysis)
         items.append(Item(f"the covariance of the {p_free:,} free parameters (float64)", 8 * 8.0 * p_free * p_free
                           + 8.0 * jacobian_rows(p_free) * p_free,
                           "Leave out --uncertainty (uncertainty=True).", "host"))

@@ -235,7 +235,7 @@ class FitResult:
         text = Path(source).read_text() if not str(source).lstrip().startswith("{") else str(source)
         d = json.loads(text)
         if model is None:
-            from gradfit.models.resolve import rebuild_model
+            from gradfit.models.builder import rebuild_model
 
             model = rebuild_model(d["model"])
         shapes = d.get("param_shapes", {})

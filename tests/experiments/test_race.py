@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import gradfit
-from gradfit.analysis.race import descended, parse_run, run_race
 from gradfit.errors import ConfigError
+from gradfit.experiments.race import descended, parse_run, run_race
 
 COMMON = {"y": "y", "init": {"a": [-1.0, 1.0]}, "steps": 30}
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import gradfit
-from gradfit.analysis.lr_finder import LRFinderResult, find_lr, smooth
 from gradfit.errors import ConfigError, DivergenceError
+from gradfit.experiments.lr_finder import LRFinderResult, find_lr, smooth
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import gradfit
-from gradfit.analysis.autograd import gradient
-from gradfit.analysis.steps import grad_column, gradient_at, lr_grad_column, step_table
+from gradfit.analysis.formula_gradient import gradient
+from gradfit.analysis.walkthrough import grad_column, gradient_at, lr_grad_column, step_table
 from gradfit.data.io import read_table
 from gradfit.errors import ConfigError, DataError, FormulaError, ModelError
 from gradfit.outputs import load_run, save_run

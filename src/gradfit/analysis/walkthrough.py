@@ -61,7 +61,7 @@ def gradient_at(result, params: Mapping[str, float], data: Any = None, *, loss=N
     params : mapping of str to float
         Every flat parameter by name (``{"a[0]": 0.5, "a[1]": 1.0}``), e.g. a history snapshot.
     data : optional
-        The fit's data when it was given in memory (see :func:`gradfit.analysis.rundata.run_data`).
+        The fit's data when it was given in memory (see :func:`gradfit.analysis.fitted_data.run_data`).
     loss : optional
         The loss, needed only when the fit used a Python function as its loss.
     dataset : Dataset, optional
@@ -219,7 +219,7 @@ def _objective(result, loss):
 
 
 def _dataset(result, data):
-    from gradfit.analysis.rundata import run_data
+    from gradfit.analysis.fitted_data import run_data
 
     ds = run_data(result, data, weighted=True)
     inputs = list(_model(result).inputs)
