@@ -26,9 +26,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import gradfit
 from gradfit.cli.app import app
 from gradfit.train.checkpoint import CHECKPOINT_NAME
+from helpers.checkpoints import fit_stopped_at
 
 runner = CliRunner()
 FORMULA = "a*exp(-b*t) + c"
@@ -46,17 +46,6 @@ def flags(options: dict) -> list[str]:
     return [text for k, v in options.items() for text in (f"--{k.replace('_', '-')}", str(v))]
 
 
-class StopAt:
-    def __init__(self, k: int):
-        self.k = k
-
-    def on_step(self, state):
-        if state.step == self.k:
-            from gradfit.train.interrupt import request_stop
-
-            request_stop()
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Per kind of fit, built when first asked for: the data, and a folder holding its checkpoint at step SAVED_AT
@@ -72,9 +61,8 @@ def runs(tmp_path_factory):
         if name not in made:
             options, folder = FITS[name], root / name
             init = dict(kv.split("=") for kv in options["init"].split(","))
-            gradfit.fit(FORMULA, str(table), y="y", uncertainty=False, steps=BUDGET, checkpoint_dir=folder,
-                        callbacks=[StopAt(SAVED_AT - 1)],
-                        **{**options, "init": {k: float(v) for k, v in init.items()}})
+            fit_stopped_at(SAVED_AT - 1, folder, FORMULA, str(table), y="y", uncertainty=False, steps=BUDGET,
+                           **{**options, "init": {k: float(v) for k, v in init.items()}})
             assert torch.load(folder / CHECKPOINT_NAME, weights_only=True)["step"] == SAVED_AT, name
             made[name] = (table, folder)
         return made[name]
