@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 import gradfit
 
-__all__ = ["COMPARED", "StopAt", "assert_same_fit", "fit_stopped_at"]
+__all__ = ["COMPARED", "StopAt", "assert_same_fit", "decay_curve", "fit_stopped_at"]
 
 COMPARED = ("step", "epoch", "loss", "val_loss", "lr", "grad_norm")  # every history column but wall-clock time
+
+
+def decay_curve(n: int = 120) -> pd.DataFrame:
+    """Columns t and y: ``2 exp(-0.7 t) + 0.3`` on [0, 3] with a small ripple, for ``a*exp(-b*t) + c``."""
+    t = np.linspace(0, 3, n)
+    return pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * np.sin(40 * t)})
 
 
 class StopAt:

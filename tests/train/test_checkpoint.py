@@ -7,7 +7,6 @@ import signal
 import threading
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -15,7 +14,7 @@ import gradfit
 from gradfit.errors import ConfigError, DataError
 from gradfit.train.checkpoint import CHECKPOINT_NAME, FORMAT, load_checkpoint
 from gradfit.train.interrupt import catch_interrupts, request_stop
-from helpers.checkpoints import StopAt, assert_same_fit, fit_stopped_at
+from helpers.checkpoints import StopAt, assert_same_fit, decay_curve, fit_stopped_at
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +47,7 @@ class SignalAt:
 
 @pytest.fixture(scope="module")
 def curve():
-    t = np.linspace(0, 3, 120)
-    return pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * np.sin(40 * t)})
+    return decay_curve(120)
 
 
 MINIBATCH = {  # options, the signal, the step it is sent at

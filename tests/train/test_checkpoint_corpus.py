@@ -18,8 +18,6 @@ import math
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -28,7 +26,7 @@ from typer.testing import CliRunner
 
 from gradfit.cli.app import app
 from gradfit.train.checkpoint import CHECKPOINT_NAME
-from helpers.checkpoints import fit_stopped_at
+from helpers.checkpoints import decay_curve, fit_stopped_at
 
 runner = CliRunner()
 FORMULA = "a*exp(-b*t) + c"
@@ -51,10 +49,8 @@ def runs(tmp_path_factory):
     """Per kind of fit, built when first asked for: the data, and a folder holding its checkpoint at step SAVED_AT
     of BUDGET (interrupted)."""
     root = tmp_path_factory.mktemp("corpus")
-    t = np.linspace(0, 3, 120)
-    frame = pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * np.sin(40 * t)})
     table = root / "decay.csv"
-    frame.to_csv(table, index=False)
+    decay_curve(120).to_csv(table, index=False)
     made: dict[str, tuple[Path, Path]] = {}
 
     def run(name: str) -> tuple[Path, Path]:

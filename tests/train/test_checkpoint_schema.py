@@ -25,7 +25,7 @@ from gradfit.data.fingerprint import data_fingerprint
 from gradfit.errors import ConfigError, DataError
 from gradfit.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from gradfit.train.history import HistoryRecorder
-from helpers.checkpoints import assert_same_fit, fit_stopped_at
+from helpers.checkpoints import assert_same_fit, decay_curve, fit_stopped_at
 
 runner = CliRunner()
 
@@ -240,9 +240,8 @@ def test_an_untouched_copy_resumes(adam_run, table, tmp_path):
 
 @pytest.fixture(scope="module")
 def curve() -> pd.DataFrame:
-    t = np.linspace(0, 3, 90)
-    return pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * np.sin(40 * t),
-                         "w": 1.0 + 0.5 * np.cos(3 * t)})
+    data = decay_curve(90)
+    return data.assign(w=1.0 + 0.5 * np.cos(3 * data["t"]))
 
 
 RESUMABLE = {
@@ -328,8 +327,7 @@ def test_a_levenberg_marquardt_checkpoint_from_before_the_first_step_resumes(cur
 def test_lbfgs_scaling_as_a_list_is_refused(tmp_path):
     """Found by the corpus: L-BFGS's H_diag saved as a list passed the trial step (which overwrote it before use)
     and was a TypeError in the fit's own step (internal error). Each entry must be of the kind the optimizer keeps."""
-    t = np.linspace(0, 3, 120)
-    data = pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * np.sin(40 * t)})
+    data = decay_curve(120)
     common = dict(y="y", optimizer="lbfgs", lr=0.1, init={"a": 5, "b": 3, "c": -1}, uncertainty=False, steps=12)
     fit_stopped_at(5, tmp_path, FORMULA, data, **common)
     state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
