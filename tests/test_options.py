@@ -2,7 +2,9 @@
 
 Each of FitConfig, fit()'s docstring, ``gradfit fit``'s flags and the scikit-learn estimators must know
 every option the table declares, with the table's default and choices: a test here fails when one of
-them misses an option or disagrees.
+them misses an option or disagrees. ``gradfit race`` and ``gradfit lr-find`` must take the flags they share
+with a fit from the table too: its name, kind, default (unless the command's OWN_DEFAULTS says otherwise),
+help and range check.
 """
 
 from __future__ import annotations

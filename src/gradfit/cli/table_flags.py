@@ -20,7 +20,7 @@ from gradfit.options import OPTIONS
 __all__ = ["table_flag"]
 
 
-def table_flag(name: str, *, note: str = "", show_default: bool = True) -> Any:
+def table_flag(name: str, *, note: str = "") -> Any:
     """The ``typer.Option`` of the table's option ``name``: its CLI flag, its help and its range check.
 
     Parameters
@@ -28,10 +28,8 @@ def table_flag(name: str, *, note: str = "", show_default: bool = True) -> Any:
     name : str
         An option of :data:`gradfit.options.OPTIONS` that has a CLI flag.
     note : str, optional
-        What differs in this command, put after the table's help: another default or another role
-        (race's ``--optimizer`` is the optimizer of an ``--lrs`` race, sgd unless given).
-    show_default : bool, default True
-        As for ``typer.Option``.
+        What differs in this command, put after the table's help and begun with ``Here:``: another default
+        or another role (race's ``--optimizer`` is the optimizer of an ``--lrs`` race, sgd unless given).
 
     Examples
     --------
@@ -50,4 +48,4 @@ def table_flag(name: str, *, note: str = "", show_default: bool = True) -> Any:
         return value
 
     help_text = f"{option.help} {note}" if note else option.help
-    return typer.Option(option.cli, help=help_text, callback=check, show_default=show_default)
+    return typer.Option(option.cli, help=help_text, callback=check)
