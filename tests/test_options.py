@@ -2,7 +2,9 @@
 
 Each of FitConfig, fit()'s docstring, ``gradfit fit``'s flags and the scikit-learn estimators must know
 every option the table declares, with the table's default and choices: a test here fails when one of
-them misses an option or disagrees.
+them misses an option or disagrees. ``gradfit race`` and ``gradfit lr-find`` must take the flags they share
+with a fit from the table too: its name, kind, default (unless the command's OWN_DEFAULTS says otherwise),
+help and range check.
 """
 
 from __future__ import annotations
@@ -139,6 +141,103 @@ def test_cli_passes_every_flag_to_fit(tmp_path, monkeypatch):
     res = runner.invoke(app, ["fit", "builtin:linear", "--y", "y", "--model", "linear"])
     assert res.exit_code == 0, res.output
     assert set(FIT_FLAGS) <= set(seen)
+
+
+# -- 3b. the other commands that run fits: race and lr-find -------------------------------------------------
+
+#: A value each kind of option refuses, as a command-line word (the kinds a resolver checks have none here).
+_BAD_WORD = {"whole": "-1", "number": "nan", "seed": "-1", "choice": "float16"}
+_COMMANDS = {"race": ("gradfit.cli.race_cmd", "gradfit.experiments.race.run_race"),
+             "lr-find": ("gradfit.cli.lr_find_cmd", "gradfit.experiments.lr_finder.find_lr")}
+
+
+def _command_flags(command_name):
+    """A command's options as click sees them: {parameter name: click.Option}."""
+    import typer
+
+    command = typer.main.get_command(app).commands[command_name]
+    return {p.name: p for p in command.params if p.opts[0].startswith("--")}
+
+
+@pytest.mark.parametrize("command_name", list(_COMMANDS))
+def test_race_and_lr_find_take_the_tables_flags(command_name):
+    import importlib
+
+    own_defaults = importlib.import_module(_COMMANDS[command_name][0]).OWN_DEFAULTS
+    flags = _command_flags(command_name)
+    shared = {n for n in flags if n in OPTIONS}
+    assert {"optimizer", "steps", "seed", "loss", "dtype", "batch_size"} <= shared  # what both took before
+    assert set(own_defaults) <= shared
+    table_flags = {o.cli: n for n, o in OPTIONS.items() if o.cli}
+    for name, p in flags.items():
+        # no flag of the table under another parameter name
+        assert all(table_flags.get(d, name) == name for d in p.opts), (name, p.opts)
+    kinds = {"whole": int, "seed": int, "number": float, "choice": str, "name": str}
+    for name in shared:
+        option, p = OPTIONS[name], flags[name]
+        assert p.opts == [option.cli], name
+        assert p.type_descriptor.annotation is kinds[option.kind], name
+        assert p.default == own_defaults.get(name, option.default), name
+        # the table's help; a command's own note (another default or role) only after it
+        assert p.help == option.help or p.help.startswith(option.help + " Here: "), (name, p.help)
+        if name in own_defaults:
+            assert f"default {own_defaults[name]}" in p.help.removeprefix(option.help), name
+
+
+@pytest.mark.parametrize("command_name", list(_COMMANDS))
+def test_race_and_lr_find_check_the_tables_ranges_before_any_work(command_name, tmp_path, monkeypatch):
+    called = []
+    monkeypatch.setattr(_COMMANDS[command_name][1], lambda *a, **k: called.append(k))
+    args = [command_name, "builtin:linear", "--y", "y", "--model", "linear", "--out", str(tmp_path / "never")]
+    args += ["--optimizers", "sgd,adam"] if command_name == "race" else []
+    checked = 0
+    for name in _command_flags(command_name).keys() & OPTIONS.keys():
+        option = OPTIONS[name]
+        if option.kind not in _BAD_WORD:
+            continue
+        word = _BAD_WORD[option.kind]
+        value = {"-1": -1, "nan": float("nan")}.get(word, word)
+        message = option.problem(value)
+        assert message is not None, name
+        res = runner.invoke(app, [*args, option.cli, word])
+        assert res.exit_code == 2, (name, res.output)
+        assert res.stderr.strip() == f"Error: {message}", (name, res.stderr)
+        checked += 1
+    assert checked >= 4 and not called and not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["race", "--optimizers", "sgd,adam", "--steps", "-1"], "The 'steps' parameter must be a whole number >= 0. "
+                                                            "Got -1 instead."),
+    (["race", "--optimizers", "sgd,adam", "--epochs", "0"], "The 'epochs' parameter must be a whole number >= 1. "
+                                                            "Got 0 instead."),
+    (["lr-find", "--seed", "-1"], "The 'seed' parameter must be a whole number from 0 to 2**64 - 1"),
+    (["lr-find", "--batch-size", "0"], "The 'batch_size' parameter must be a whole number >= 1. Got 0 instead."),
+])
+def test_race_and_lr_find_refuse_out_of_range_values_with_the_tables_message(args, message, tmp_path):
+    out = tmp_path / "never"
+    res = runner.invoke(app, [args[0], "builtin:linear", "--y", "y", "--model", "linear", *args[1:],
+                              "--out", str(out)])
+    assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.output, res.output
+    assert not out.exists()
+
+
+def test_lr_finds_own_defaults_are_find_lrs():
+    from gradfit.cli.lr_find_cmd import OWN_DEFAULTS
+    from gradfit.experiments.lr_finder import find_lr
+
+    params = inspect.signature(find_lr).parameters
+    for name, default in OWN_DEFAULTS.items():
+        assert params[name].default == default, name
+
+
+@pytest.mark.parametrize("command_name", list(_COMMANDS))
+def test_race_and_lr_find_help_lists_the_tables_flags(command_name):
+    res = runner.invoke(app, [command_name, "--help"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    for name in _command_flags(command_name).keys() & OPTIONS.keys():
+        assert OPTIONS[name].cli in res.stdout
+        assert " ".join(OPTIONS[name].help.split()[:4]) in res.stdout, name
 
 
 # -- 4. scikit-learn ----------------------------------------------------------------------------------------

@@ -20,24 +20,11 @@ import gradfit
 from gradfit import outputs
 from gradfit.outputs import WriteLog, atomic_path, load_run, save_run, write_numbers_csv
 from gradfit.train.history import History, HistoryRecorder
+from helpers.signals import Fallback
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+pytestmark = [pytest.mark.skipif(os.name != "posix", reason="POSIX signals"),
+              pytest.mark.usefixtures("fallback_handlers")]  # tests/conftest.py: a missed signal fails the test
 COMMON = dict(y="y", optimizer="sgd", lr=0.1, steps=30)
-
-
-class Fallback(BaseException):
-    """Raised by the handlers in place before a fit: a window that misses a signal fails the test, nothing more."""
-
-
-@pytest.fixture(autouse=True)
-def fallback_handlers():
-    def fallback(signum, frame):
-        raise Fallback(signal.Signals(signum).name)
-
-    before = {s: signal.signal(s, fallback) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, handler in before.items():
-        signal.signal(s, handler)
 
 
 def spin(seconds: float = 5.0) -> None:

@@ -4,7 +4,8 @@
 the options section of :func:`gradfit.fit`'s docstring is written from it, ``gradfit fit``'s flags
 take their help (and the lists of names, such as the optimizers) from it, and the scikit-learn
 estimators pass on the options it marks for them. A test checks that the four agree with it
-(tests/test_options.py).
+(tests/test_options.py). ``gradfit race`` and ``gradfit lr-find`` take the flags they share with a
+fit from it too, range check included (:func:`gradfit.cli.table_flags.table_flag`).
 
 Examples
 --------

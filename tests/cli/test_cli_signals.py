@@ -20,25 +20,10 @@ import gradfit
 from gradfit.cli.app import app
 from gradfit.outputs import load_run
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+pytestmark = [pytest.mark.skipif(os.name != "posix", reason="POSIX signals"),
+              pytest.mark.usefixtures("fallback_handlers")]  # tests/conftest.py: a missed signal fails the test
 runner = CliRunner()
 LINEAR = ["fit", "builtin:linear?n=300", "--y", "y", "--model", "linear", "--optimizer", "lm", "--quiet"]
-
-
-class Fallback(BaseException):
-    """Raised by the handlers in place before the command: a window that misses a signal fails the test (it would
-    otherwise be a KeyboardInterrupt ending pytest, or SIGTERM's default action killing it)."""
-
-
-@pytest.fixture(autouse=True)
-def fallback_handlers():
-    def fallback(signum, frame):
-        raise Fallback(signal.Signals(signum).name)
-
-    before = {s: signal.signal(s, fallback) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, handler in before.items():
-        signal.signal(s, handler)
 
 
 def signalling(real, signum=signal.SIGINT, times: int = 1, then_spin: bool = False):

@@ -7,7 +7,6 @@ import signal
 import threading
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -15,8 +14,7 @@ import gradfit
 from gradfit.errors import ConfigError, DataError
 from gradfit.train.checkpoint import CHECKPOINT_NAME, FORMAT, load_checkpoint
 from gradfit.train.interrupt import catch_interrupts, request_stop
-
-COMPARED = ("step", "epoch", "loss", "val_loss", "lr", "grad_norm")  # every column but wall-clock time
+from helpers.checkpoints import StopAt, assert_same_fit, decay_curve, fit_stopped_at
 
 
 @pytest.fixture(autouse=True)
@@ -47,29 +45,9 @@ class SignalAt:
                 os.kill(os.getpid(), self.signum)
 
 
-class RequestAt:
-    def __init__(self, k: int):
-        self.k = k
-
-    def on_step(self, state):
-        if state.step == self.k:
-            assert request_stop()
-
-
-def assert_same_fit(resumed, full):
-    assert resumed.steps == full.steps and resumed.stop_reason == full.stop_reason
-    for name in full.params:
-        assert torch.equal(resumed.params[name], full.params[name]), name
-    for column in COMPARED:
-        np.testing.assert_array_equal(resumed.history[column], full.history[column], err_msg=column)
-    np.testing.assert_array_equal(resumed.history.snapshot_steps, full.history.snapshot_steps)
-    np.testing.assert_array_equal(resumed.history.snapshots, full.history.snapshots)
-
-
 @pytest.fixture(scope="module")
 def curve():
-    t = np.linspace(0, 3, 120)
-    return pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * np.sin(40 * t)})
+    return decay_curve(120)
 
 
 MINIBATCH = {  # options, the signal, the step it is sent at
@@ -128,7 +106,7 @@ def test_resume_from_a_periodic_checkpoint_after_a_crash(tmp_path, curve):
 def test_lbfgs_full_batch(tmp_path, curve):
     common = dict(y="y", optimizer="lbfgs", lr=0.5, steps=25, init={"a": 1.0, "b": 0.2, "c": 0.0})
     full = gradfit.fit("a*exp(-b*t) + c", curve, **common)
-    stopped = gradfit.fit("a*exp(-b*t) + c", curve, callbacks=[RequestAt(6)], checkpoint_dir=tmp_path, **common)
+    stopped = fit_stopped_at(6, tmp_path, "a*exp(-b*t) + c", curve, **common)
     assert (stopped.stop_reason, stopped.steps) == ("interrupted", 7)
     assert stopped.diagnostics["interrupted_by"] == "request"
     assert_same_fit(gradfit.fit("a*exp(-b*t) + c", curve, resume=tmp_path, **common), full)
@@ -175,7 +153,7 @@ def test_signals_are_left_alone_when_asked_or_outside_the_main_thread(curve):
 
     results = []
     thread = threading.Thread(target=lambda: results.append(
-        gradfit.fit("a*exp(-b*t) + c", curve, y="y", lr=0.01, steps=50, callbacks=[RequestAt(3)])))
+        gradfit.fit("a*exp(-b*t) + c", curve, y="y", lr=0.01, steps=50, callbacks=[StopAt(3)])))
     thread.start()
     thread.join()
     assert results[0].stop_reason == "interrupted" and results[0].steps == 4

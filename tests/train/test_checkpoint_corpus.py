@@ -18,17 +18,15 @@ import math
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import gradfit
 from gradfit.cli.app import app
 from gradfit.train.checkpoint import CHECKPOINT_NAME
+from helpers.checkpoints import decay_curve, fit_stopped_at
 
 runner = CliRunner()
 FORMULA = "a*exp(-b*t) + c"
@@ -46,35 +44,21 @@ def flags(options: dict) -> list[str]:
     return [text for k, v in options.items() for text in (f"--{k.replace('_', '-')}", str(v))]
 
 
-class StopAt:
-    def __init__(self, k: int):
-        self.k = k
-
-    def on_step(self, state):
-        if state.step == self.k:
-            from gradfit.train.interrupt import request_stop
-
-            request_stop()
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Per kind of fit, built when first asked for: the data, and a folder holding its checkpoint at step SAVED_AT
     of BUDGET (interrupted)."""
     root = tmp_path_factory.mktemp("corpus")
-    t = np.linspace(0, 3, 120)
-    frame = pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * np.sin(40 * t)})
     table = root / "decay.csv"
-    frame.to_csv(table, index=False)
+    decay_curve(120).to_csv(table, index=False)
     made: dict[str, tuple[Path, Path]] = {}
 
     def run(name: str) -> tuple[Path, Path]:
         if name not in made:
             options, folder = FITS[name], root / name
             init = dict(kv.split("=") for kv in options["init"].split(","))
-            gradfit.fit(FORMULA, str(table), y="y", uncertainty=False, steps=BUDGET, checkpoint_dir=folder,
-                        callbacks=[StopAt(SAVED_AT - 1)],
-                        **{**options, "init": {k: float(v) for k, v in init.items()}})
+            fit_stopped_at(SAVED_AT - 1, folder, FORMULA, str(table), y="y", uncertainty=False, steps=BUDGET,
+                           **{**options, "init": {k: float(v) for k, v in init.items()}})
             assert torch.load(folder / CHECKPOINT_NAME, weights_only=True)["step"] == SAVED_AT, name
             made[name] = (table, folder)
         return made[name]

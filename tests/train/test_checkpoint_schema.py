@@ -25,9 +25,9 @@ from gradfit.data.fingerprint import data_fingerprint
 from gradfit.errors import ConfigError, DataError
 from gradfit.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from gradfit.train.history import HistoryRecorder
+from helpers.checkpoints import assert_same_fit, decay_curve, fit_stopped_at
 
 runner = CliRunner()
-COMPARED = ("step", "epoch", "loss", "val_loss", "lr", "grad_norm")
 
 
 @pytest.fixture(scope="module")
@@ -238,22 +238,10 @@ def test_an_untouched_copy_resumes(adam_run, table, tmp_path):
 
 # -- whole checkpoints still resume, bit for bit -----------------------------------------------------
 
-class StopAt:
-    def __init__(self, k: int):
-        self.k = k
-
-    def on_step(self, state):
-        if state.step == self.k:
-            from gradfit.train.interrupt import request_stop
-
-            request_stop()
-
-
 @pytest.fixture(scope="module")
 def curve() -> pd.DataFrame:
-    t = np.linspace(0, 3, 90)
-    return pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * np.sin(40 * t),
-                         "w": 1.0 + 0.5 * np.cos(3 * t)})
+    data = decay_curve(90)
+    return data.assign(w=1.0 + 0.5 * np.cos(3 * data["t"]))
 
 
 RESUMABLE = {
@@ -274,16 +262,9 @@ def test_whole_checkpoints_resume_to_the_uninterrupted_fit(curve, tmp_path, opti
     common = dict(y="y", init={"a": 1.5, "b": 0.5, "c": 0.1}, seed=3, uncertainty=False, **options)
     full = gradfit.fit(FORMULA, curve, **common)
     k = max(2, full.steps // 2)
-    stopped = gradfit.fit(FORMULA, curve, callbacks=[StopAt(k)], checkpoint_dir=tmp_path, **common)
+    stopped = fit_stopped_at(k, tmp_path, FORMULA, curve, **common)
     assert stopped.stop_reason == "interrupted" and load_checkpoint(tmp_path)["step"] == k + 1
-    resumed = gradfit.fit(FORMULA, curve, resume=tmp_path, **common)
-    assert resumed.steps == full.steps and resumed.stop_reason == full.stop_reason
-    for name in full.params:
-        assert torch.equal(resumed.params[name], full.params[name]), name
-    for column in COMPARED:
-        np.testing.assert_array_equal(resumed.history[column], full.history[column], err_msg=column)
-    np.testing.assert_array_equal(resumed.history.snapshot_steps, full.history.snapshot_steps)
-    np.testing.assert_array_equal(resumed.history.snapshots, full.history.snapshots)
+    assert_same_fit(gradfit.fit(FORMULA, curve, resume=tmp_path, **common), full)
 
 
 def test_thinned_rows_resume(curve, tmp_path, monkeypatch):
@@ -293,7 +274,7 @@ def test_thinned_rows_resume(curve, tmp_path, monkeypatch):
     monkeypatch.setattr(HistoryRecorder.__init__, "__defaults__", tuple(defaults))
     common = dict(y="y", optimizer="adam", lr=0.05, steps=40, seed=1, uncertainty=False)
     full = gradfit.fit(FORMULA, curve, **common)
-    gradfit.fit(FORMULA, curve, callbacks=[StopAt(29)], checkpoint_dir=tmp_path, **common)
+    fit_stopped_at(29, tmp_path, FORMULA, curve, **common)
     saved = load_checkpoint(tmp_path)
     assert saved["recorder"]["row_every"] == 4 and saved["step"] == 30
     resumed = gradfit.fit(FORMULA, curve, resume=tmp_path, **common)
@@ -318,7 +299,7 @@ def test_a_scheduled_fit_resumes_with_its_own_budget(curve, tmp_path):
     """Found by the corpus: a one-cycle fit resumed with a larger budget stepped its schedule past its end (an
     internal error), and a cosine one would have annealed over the old budget. The budget is part of the schedule."""
     common = dict(y="y", optimizer="momentum", lr=0.05, schedule="onecycle", batch_size=16, seed=2, uncertainty=False)
-    gradfit.fit(FORMULA, curve, steps=12, callbacks=[StopAt(5)], checkpoint_dir=tmp_path, **common)
+    fit_stopped_at(5, tmp_path, FORMULA, curve, steps=12, **common)
     with pytest.raises(ConfigError, match=r"over a budget of 12 steps, and this one over 30.*--steps 12"):
         gradfit.fit(FORMULA, curve, steps=30, resume=tmp_path, **common)
     full = gradfit.fit(FORMULA, curve, steps=12, **common)
@@ -346,10 +327,9 @@ def test_a_levenberg_marquardt_checkpoint_from_before_the_first_step_resumes(cur
 def test_lbfgs_scaling_as_a_list_is_refused(tmp_path):
     """Found by the corpus: L-BFGS's H_diag saved as a list passed the trial step (which overwrote it before use)
     and was a TypeError in the fit's own step (internal error). Each entry must be of the kind the optimizer keeps."""
-    t = np.linspace(0, 3, 120)
-    data = pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * np.sin(40 * t)})
+    data = decay_curve(120)
     common = dict(y="y", optimizer="lbfgs", lr=0.1, init={"a": 5, "b": 3, "c": -1}, uncertainty=False, steps=12)
-    gradfit.fit(FORMULA, data, checkpoint_dir=tmp_path, callbacks=[StopAt(5)], **common)
+    fit_stopped_at(5, tmp_path, FORMULA, data, **common)
     state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     assert "H_diag" in state["optimizer"]["state"][0]
     state["optimizer"]["state"][0]["H_diag"] = [1.0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -31,8 +31,13 @@ from gradfit.cli.read_options import (
     Thousands,
     read_options,
 )
+from gradfit.cli.table_flags import table_flag
+from gradfit.options import OPTIONS
 
-__all__ = ["lr_find_command"]
+__all__ = ["lr_find_command", "OWN_DEFAULTS"]
+
+#: Where lr-find's default differs from a fit's (gradfit.options.OPTIONS): find_lr's, a short sweep of plain sgd.
+OWN_DEFAULTS: dict[str, Any] = {"optimizer": "sgd", "steps": 100}
 
 _DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
 
@@ -46,14 +51,17 @@ def lr_find_command(
     init: Annotated[list[str] | None, typer.Option("--init", help="Initial values: a[0]=0.5,a[1]=0.75, or "
                                                       "'random'.")] = None,
     fix: Annotated[list[str] | None, typer.Option("--fix", help="Parameters held fixed, comma-separated.")] = None,
-    loss: Annotated[str, typer.Option(help="mse, mae, huber, cross_entropy or bce.")] = "mse",
-    optimizer: Annotated[str, typer.Option(help="sgd, momentum, nesterov, adam, adamw, rmsprop or adagrad.")] = "sgd",
+    loss: Annotated[str, table_flag("loss")] = OPTIONS["loss"].default,
+    optimizer: Annotated[str, table_flag("optimizer", note="Here: the optimizer whose learning rate is swept, "
+                                         "default sgd; one of sgd, momentum, nesterov, adam, adamw, rmsprop or "
+                                         "adagrad (auto, lbfgs and lm size their own steps).")] = OWN_DEFAULTS["optimizer"],
     lr_min: Annotated[float, typer.Option(help="First learning rate of the sweep.")] = 1e-7,
     lr_max: Annotated[float, typer.Option(help="Last learning rate of the sweep.")] = 10.0,
-    steps: Annotated[int, typer.Option(help="Updates in the sweep.")] = 100,
-    batch_size: Annotated[int | None, typer.Option(help="Rows per step (default: all rows).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random start and the shuffling.")] = 0,
-    dtype: Annotated[str | None, typer.Option(help="float32 or float64 (default float32).")] = None,
+    steps: Annotated[int, table_flag("steps", note="Here: the updates in the sweep, default 100, at "
+                                     "least 5.")] = OWN_DEFAULTS["steps"],
+    batch_size: Annotated[int | None, table_flag("batch_size")] = OPTIONS["batch_size"].default,
+    seed: Annotated[int, table_flag("seed")] = OPTIONS["seed"].default,
+    dtype: Annotated[str | None, table_flag("dtype")] = OPTIONS["dtype"].default,
     param: Params = None,
     sep: Sep = None,
     decimal: Decimal = None,

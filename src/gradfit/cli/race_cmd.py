@@ -25,8 +25,13 @@ from gradfit.cli.read_options import (
     Thousands,
     read_options,
 )
+from gradfit.cli.table_flags import table_flag
+from gradfit.options import OPTIONS
 
-__all__ = ["race_command"]
+__all__ = ["race_command", "OWN_DEFAULTS"]
+
+#: Where race's default differs from a fit's (gradfit.options.OPTIONS): an --lrs race is of plain sgd.
+OWN_DEFAULTS = {"optimizer": "sgd"}
 
 
 def race_command(
@@ -39,17 +44,18 @@ def race_command(
                                                       "Levenberg-Marquardt, takes none).")] = None,
     lrs: Annotated[str | None, typer.Option(help="Learning rates to race for one --optimizer, comma-separated "
                                                "(e.g. 0.01,0.1,0.5).", show_default=False)] = None,
-    optimizer: Annotated[str, typer.Option(help="The optimizer of an --lrs race.")] = "sgd",
+    optimizer: Annotated[str, table_flag("optimizer", note="Here: the optimizer of an --lrs race, "
+                                         "default sgd.")] = OWN_DEFAULTS["optimizer"],
     x: Annotated[str | None, typer.Option("--x", help="Input column(s), comma-separated.")] = None,
     init: Annotated[list[str] | None, typer.Option("--init", help="Initial values shared by every run: "
                                                       "a[0]=0.5,a[1]=0.75, or 'random'.")] = None,
     fix: Annotated[list[str] | None, typer.Option("--fix", help="Parameters held fixed.")] = None,
-    loss: Annotated[str, typer.Option(help="mse, mae, huber, cross_entropy or bce.")] = "mse",
-    steps: Annotated[int | None, typer.Option(help="Budget in updates for every run (default 1000).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Budget in epochs for every run.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Rows per step (default: all rows).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed shared by every run.")] = 0,
-    dtype: Annotated[str | None, typer.Option(help="float32 or float64 (default float32; float64 for --optimizer lm).")] = None,
+    loss: Annotated[str, table_flag("loss")] = OPTIONS["loss"].default,
+    steps: Annotated[int | None, table_flag("steps", note="Here: every run's.")] = OPTIONS["steps"].default,
+    epochs: Annotated[int | None, table_flag("epochs", note="Here: every run's.")] = OPTIONS["epochs"].default,
+    batch_size: Annotated[int | None, table_flag("batch_size")] = OPTIONS["batch_size"].default,
+    seed: Annotated[int, table_flag("seed", note="Here: shared by every run.")] = OPTIONS["seed"].default,
+    dtype: Annotated[str | None, table_flag("dtype")] = OPTIONS["dtype"].default,
     landscape: Annotated[str | None, typer.Option(help="The landscape's two parameters A,B (default: the first "
                                                      "two free ones).", show_default=False)] = None,
     animate: Annotated[Path | None, typer.Option(parser=given_path, metavar="PATH", help="Also write an animation: FILE.gif, FILE.mp4 or "

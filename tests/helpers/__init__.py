@@ -1,0 +1,1 @@
+"""Code shared by several test modules; importable as ``helpers`` (tests/conftest.py puts tests/ on the path)."""
