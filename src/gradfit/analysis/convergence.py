@@ -101,8 +101,11 @@ class _Facts:
     size: float = 1.0         # the free parameters' typical size (largest |value| at the start or the end, >= 1e-3)
 
 
-def judge(result, uncertainty, model, loss, train) -> Verdict:
-    """The verdict on ``result`` (a FitResult before its verdict), from its ``uncertainty`` and training rows."""
+def judge(result, uncertainty, model, loss, train, chunk_size: int | None = None) -> Verdict:
+    """The verdict on ``result`` (a FitResult before its verdict), from its ``uncertainty`` and training rows.
+
+    The rows are read ``chunk_size`` at a time (the fit's ``FitConfig.chunk_size``; default
+    :data:`gradfit.rowpass.CHUNK_ROWS`)."""
     from gradfit.analysis.uncertainty import loss_trend
 
     f = _facts(result, uncertainty, model, loss, train, loss_trend(result.history))
@@ -110,12 +113,12 @@ def judge(result, uncertainty, model, loss, train) -> Verdict:
     if reason == "interrupted" or (reason in BUDGETS and result.steps == 0):  # stopped, or asked not to fit
         return Verdict(reason, message, None)
     if reason == "diverged":
-        return _diverged(result, f, model, train)
+        return _diverged(result, f, model, train, chunk_size)
     if f.start is not None and _worse(f):
         remedies = _remedies(f, worse=True)
         text = f"The loss ended at {f.final:.6g}, above its start {f.start:.6g}: the fit made things worse. {message}"
         return _failed("loss_increased", text, remedies)
-    flat = _flatness(result, model, train, f)
+    flat = _flatness(result, model, train, f, chunk_size)
     if flat is not None and flat.vanishing and flat.remedy:
         text = (f"Stopped at step {result.steps} on a plateau, not at a minimum: "
                 f"{flat.sentence('at this point', remedy=False)[:-1]}.")
@@ -219,25 +222,26 @@ def _at_minimum(f: _Facts) -> bool | None:
     return None
 
 
-def _flatness(result, model, train, f: _Facts) -> Flatness | None:
+def _flatness(result, model, train, f: _Facts, chunk_size: int | None = None) -> Flatness | None:
     """Flat directions at the final point, for small models of curves (None when not looked at)."""
     free = _free(result)
     if f.stochastic or not free or len(free) > MAX_PROBE_PARAMS or getattr(model, "n_outputs", 1) != 1:
         return None
     try:
-        return flatness(model, train.x, train.y, result.flat_params, free)
+        return flatness(model, train.x, train.y, result.flat_params, free, chunk_size=chunk_size)
     except Exception:  # a diagnosis must never fail a fit  # noqa: BLE001
         return None
 
 
-def _diverged(result, f: _Facts, model, train) -> Verdict:
+def _diverged(result, f: _Facts, model, train, chunk_size: int | None = None) -> Verdict:
     """Divergence: the message with the measured stability limit and the fixes that fit the cause."""
     message = result.message
     causes, remedies = [], []
     if result.steps == 0 and not f.stochastic:  # it could not start: look at the start itself
         free = _free(result)
         try:
-            flat = flatness(model, train.x, train.y, result.init_params, free) if len(free) <= MAX_PROBE_PARAMS else None
+            flat = (flatness(model, train.x, train.y, result.init_params, free, chunk_size=chunk_size)
+                    if len(free) <= MAX_PROBE_PARAMS else None)
         except Exception:  # noqa: BLE001
             flat = None
         if flat is not None and flat.flat:
