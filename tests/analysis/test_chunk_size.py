@@ -21,7 +21,7 @@ from gradfit.analysis.landscape import compute_landscape
 from gradfit.analysis.metrics import fit_metrics
 from gradfit.analysis.optimum import least_squares_optimum
 from gradfit.analysis.report import report_dict, statistics
-from gradfit.analysis.stability import check_lr, stability_limit, stability_limit_of
+from gradfit.analysis.stability import adam_lr, check_lr, stability_limit, stability_limit_of
 from gradfit.analysis.uncertainty import compute_uncertainty, training_data, uncertainty_of
 from gradfit.analysis.walkthrough import step_table
 from gradfit.data.convert import as_dataset
@@ -175,6 +175,38 @@ def test_stability_check_in_chunks_of_7(fitted, df, chunks):
     limit, _ = check_lr(fitted.model, "mse", ds.x, ds.y, params, (), 1.0, "sgd", w=ds.w, chunk_size=SMALL)
     _looked(chunks)
     assert limit is not None
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_adams_learning_rate_in_chunks_of_7(weighted, fitted, df, chunks):
+    """The curvature along the gradient's signs, summed over chunks: the single pass's answer to rounding."""
+    ds = training_data(fitted, df)
+    w = ds.w if weighted else None
+    params = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in fitted.params.items()}
+    whole = adam_lr(fitted.model, "mse", ds.x, ds.y, params, w=w)
+    assert chunks == []  # one chunk: the single autograd pass, as before chunks were taken
+    small = adam_lr(fitted.model, "mse", ds.x, ds.y, params, w=w, chunk_size=SMALL)
+    _looked(chunks)
+    assert whole is not None and small == pytest.approx(whole, rel=RTOL)
+    chunks.clear()
+    flat = build_model("a + 0*x", ("x",)), "mae", ds.x, ds.y, {"a": torch.tensor(1.0, dtype=torch.float64)}
+    assert adam_lr(*flat) is None and adam_lr(*flat, chunk_size=SMALL) is None  # |y - a| has no curvature in a
+    _looked(chunks)
+
+
+def test_a_fit_with_adam_in_chunks_of_7_chooses_its_lr_in_them(df, chunks, monkeypatch):
+    from gradfit.analysis import stability
+
+    sizes, original = [], stability._adam_lr_in_chunks
+    monkeypatch.setattr(stability, "_adam_lr_in_chunks",
+                        lambda problem, *a: sizes.append(problem.chunk_size) or original(problem, *a))
+    r = gradfit.fit(QUADRATIC, df, y="y", batch_size=50, steps=5, chunk_size=SMALL, dtype="float64")
+    _looked(chunks)
+    assert r.config["optimizer"] == "adam"  # mini-batches: the automatic choice, its lr from the curvature
+    assert sizes == [SMALL]
+    train = training_data(r, df)
+    params = {k: torch.tensor(v, dtype=torch.float64) for k, v in r.init_params.items()}
+    assert r.config["lr"] == pytest.approx(adam_lr(r.model, "mse", train.x, train.y, params), rel=RTOL)
 
 
 def test_flatness_in_chunks_of_7(chunks):

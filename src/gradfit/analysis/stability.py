@@ -23,6 +23,7 @@ from torch import Tensor
 
 from gradfit.errors import ConfigError, ModelError
 from gradfit.problem import ParamView, Problem
+from gradfit.rowpass import chunk_rows
 
 __all__ = ["StabilityLimit", "adam_lr", "check_lr", "lr_limit", "stability_limit", "stability_limit_of", "suggested_lr"]
 
@@ -273,7 +274,7 @@ def suggested_lr(limit: StabilityLimit, optimizer: str = "sgd", momentum: float 
 
 
 def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str] = (),
-            max_rows: int = CHECK_ROWS, w: Tensor | None = None) -> float | None:
+            max_rows: int = CHECK_ROWS, w: Tensor | None = None, chunk_size: int | None = None) -> float | None:
     """A learning rate for Adam from the curvature of the loss along Adam's first step.
 
     Adam's first update moves every free entry by ``lr`` against the sign of its gradient: ``d = -lr s``
@@ -281,7 +282,8 @@ def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fix
     ``t* = |g|_1 / sᵀHs`` and no lower than the start again past ``2 t*``. Adam keeps stepping by about
     ``lr`` while the signs agree, so ``lr = t* / 10`` reaches that minimum in about ten steps without
     overshooting it. None when the curvature along ``s`` is not positive and finite (then the caller
-    keeps torch's default). At most ``max_rows`` evenly spaced rows, in float64.
+    keeps torch's default). At most ``max_rows`` evenly spaced rows, in float64, in chunks of ``chunk_size``
+    rows (the fit's; default :data:`gradfit.rowpass.CHUNK_ROWS`).
     """
     if isinstance(loss, str):
         from gradfit.losses import get_loss
@@ -296,6 +298,8 @@ def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fix
         x, y, w = x[rows], y[rows], None if w is None else w[rows]
     x, y, w = x.double(), y.double(), None if w is None else w.double()
     count = x.shape[0] if w is None else max(float(w.sum()), 1e-300)
+    if x.shape[0] > chunk_rows(chunk_size):
+        return _adam_lr_in_chunks(Problem(model, loss, x, y, w, fixed, chunk_size=chunk_size), params, count)
     view = ParamView.of(model, params, fixed, device=x.device)
     theta = view.theta.requires_grad_(True)
     with torch.enable_grad():
@@ -310,7 +314,27 @@ def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fix
         (hs,) = torch.autograd.grad(g, theta, grad_outputs=s, allow_unused=True)
     if hs is None:
         return None
-    curvature, slope = float(s @ hs), float(g.detach().abs().sum())
+    return _tenth_of_newton(float(s @ hs), float(g.detach().abs().sum()))
+
+
+def _adam_lr_in_chunks(problem: Problem, params: Mapping[str, Tensor], count: float) -> float | None:
+    """:func:`adam_lr` over more rows than one chunk: the gradient, then the curvature along its signs, each
+    summed over the chunks (one chunk takes :func:`adam_lr`'s single pass, whose numbers this reproduces to
+    rounding)."""
+    view = problem.view(params)
+    try:
+        g = problem.gradient(view, view.theta) / count
+    except RuntimeError:  # the loss does not depend on the free parameters
+        return None
+    s = torch.sign(g)
+    if not torch.isfinite(g).all() or not s.any():
+        return None
+    hs = problem.hvp(view, view.theta, s) / count  # zero where the loss is linear in them: no curvature
+    return _tenth_of_newton(float(s @ hs), float(g.abs().sum()))
+
+
+def _tenth_of_newton(curvature: float, slope: float) -> float | None:
+    """A tenth of the Newton step along the signs, ``|g|_1 / sᵀHs``; None unless both are positive and finite."""
     if not (math.isfinite(curvature) and curvature > 0 and math.isfinite(slope) and slope > 0):
         return None
     return 0.1 * slope / curvature
