@@ -238,6 +238,24 @@ def test_the_verdict_in_chunks_of_7(df, chunks):
     assert small == whole
 
 
+def test_the_verdicts_column_scales_and_baseline_in_chunks_of_7(df, chunks):
+    """What the verdict measures of the rows (the inputs' scale, the targets' variance) against numpy, in any chunks."""
+    from gradfit.analysis.convergence import _badly_scaled, _baseline
+
+    far = pd.DataFrame({"x": df["x"] * 1e3 + 5e5, "z": df["x"] * 1e-3, "y": df["y"]})  # an offset, a tiny scale
+    ds = as_dataset(far, x=["x", "z"], y="y", dtype=torch.float32)
+    mse = get_loss("mse")
+    whole, base = _badly_scaled(ds), _baseline(mse, ds)
+    chunks.clear()
+    rms = np.sqrt((ds.x.double().numpy() ** 2).mean(axis=0))
+    assert _badly_scaled(ds, SMALL) == whole == f"x: rms {rms[0]:.3g}, z: rms {rms[1]:.3g}"
+    _looked(chunks)
+    chunks.clear()
+    assert _baseline(mse, ds, SMALL) == pytest.approx(base, rel=RTOL)
+    _looked(chunks)
+    assert base == pytest.approx(np.var(ds.y.double().numpy()), rel=RTOL)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "lm"])
 def test_a_fit_in_chunks_of_7_reads_every_row_pass_in_them(optimizer, df, chunks):
     """Before the loop (the stability check), the loop, and every analysis after it: no chunk above 7 rows; and
