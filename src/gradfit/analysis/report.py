@@ -30,7 +30,7 @@ import torch
 from gradfit.analysis.report_sections import metrics_text, tensor_summary, tensors_text
 from gradfit.analysis.uncertainty import (BUDGET_REASONS, LIKELIHOODS, Uncertainty, bound_sentence, loss_trend,
                                           training_data, uncertainty_of)
-from gradfit.rowpass import MemoryRows, concat
+from gradfit.rowpass import MemoryRows, reduce
 
 __all__ = ["fit_report", "report_dict", "statistics", "CORRELATION_FLAG", "MAX_LISTED_PARAMS"]
 
@@ -50,7 +50,7 @@ def statistics(result, data=None, chunk_size: int | None = None) -> dict:
     keeps its R² even when it was fitted on data held in memory. A result without stored metrics
     (saved by an older gradfit) reads its data again, or, when it cannot, gives the least-squares
     numbers that follow from the final mse loss alone. The predictions are made ``chunk_size`` rows at a
-    time, by default the fit's own (``result.config["chunk_size"]``).
+    time and every sum is a row pass in those chunks, by default the fit's own (``result.config["chunk_size"]``).
 
     Examples
     --------
@@ -88,20 +88,39 @@ def statistics(result, data=None, chunk_size: int | None = None) -> dict:
     n = len(ds) if w is None else int((w > 0).sum())
     out["n"] = n
     params = {k: v.to(ds.x.device, torch.float64) for k, v in result.params.items()}
+    loss = get_loss(name) if name in LIKELIHOODS else None
+    rows = MemoryRows(ds.x, ds.y, w, chunk_size=chunk_size, dtype=torch.float64)
     with torch.no_grad():
-        pred = concat(lambda xc, _y, _w: result.model(params, xc), MemoryRows(ds.x, chunk_size=chunk_size, dtype=torch.float64))
-    y = ds.y.double()
-    if name in LIKELIHOODS:
-        nll = float(get_loss(name).total(pred, y) if w is None else get_loss(name).total(pred, y, w))
+        sums = reduce(lambda xc, yc, wc: _sums(result.model(params, xc), yc, wc, loss), rows)
+    if sums is None or "mismatch" in sums:  # no rows, or several predictions per row for one target
+        return out
+    if loss is not None:
+        nll = float(sums["nll"])
         out.update(nll=nll, aic=2 * nll + 2 * p, bic=2 * nll + p * math.log(n))
-    elif pred.shape == y.shape and w is None:
-        rss = float(((y - pred) ** 2).sum())
-        out.update(_least_squares(rss, float(((y - y.mean()) ** 2).sum()), n, p))
-    elif pred.shape == y.shape:
-        chisqr = float((w * (y - pred) ** 2).sum())
-        tss = float((w * (y - (w * y).sum() / w.sum()) ** 2).sum())
-        out.update(_least_squares(chisqr, tss, n, p), chisqr=chisqr, rss=float(((y - pred) ** 2).sum()))
+        return out
+    # The targets' spread about their (weighted) mean, a second pass once the mean is known.
+    mean = sums["y"] / (len(ds) if w is None else sums["w"])
+    tss = float(reduce(lambda yc, _y, wc: ((yc - mean) ** 2).sum() if wc is None else (wc * (yc - mean) ** 2).sum(),
+                       MemoryRows(ds.y, None, w, chunk_size=chunk_size, dtype=torch.float64)))
+    if w is None:
+        out.update(_least_squares(float(sums["rss"]), tss, n, p))
+    else:
+        chisqr = float(sums["chisqr"])
+        out.update(_least_squares(chisqr, tss, n, p), chisqr=chisqr, rss=float(sums["rss"]))
     return out
+
+
+def _sums(pred, y, w, loss) -> dict:
+    """One chunk's share of :func:`statistics`: the summed (weighted) NLL of a likelihood ``loss``, else the
+    residuals' sums of squares and the (weighted) sum of the targets."""
+    if loss is not None:
+        return {"nll": loss.total(pred, y) if w is None else loss.total(pred, y, w)}
+    if pred.shape != y.shape:
+        return {"mismatch": y.new_ones(())}
+    r2 = (y - pred) ** 2
+    if w is None:
+        return {"rss": r2.sum(), "y": y.sum()}
+    return {"rss": r2.sum(), "chisqr": (w * r2).sum(), "y": (w * y).sum(), "w": w.sum()}
 
 
 def report_dict(result, uncertainty: Uncertainty | None = None, data=None, chunk_size: int | None = None) -> dict:
