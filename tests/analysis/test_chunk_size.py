@@ -153,6 +153,24 @@ def test_uncertainty_of_every_method_in_chunks_of_7(loss, df, chunks):
     np.testing.assert_allclose(small.cov, whole.cov, rtol=RTOL, atol=0)
 
 
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_unweighted_and_likelihood_statistics_in_chunks_of_7(loss, df, chunks):
+    data = df.assign(c=(df["y"] > df["y"].median()).astype(float))
+    r = gradfit.fit("a + b*x", data, y="y" if loss == "mse" else "c", loss=loss, optimizer="sgd", lr=0.01, steps=5)
+    whole = statistics(r, data)
+    chunks.clear()
+    small = statistics(r, data, chunk_size=SMALL)
+    _looked(chunks)
+    keys = ("rss", "tss", "r2", "aic") if loss == "mse" else ("nll", "aic", "bic")
+    for key in keys:
+        assert small[key] == pytest.approx(whole[key], rel=RTOL)
+    y = training_data(r, data).y.double().numpy()  # the targets in the fit's dtype (float32)
+    if loss == "mse":  # the oracle: numpy on the model's predictions
+        pred = np.asarray(r.predict(data), dtype=np.float64).reshape(-1)
+        assert small["rss"] == pytest.approx(float(((y - pred) ** 2).sum()), rel=1e-6)
+        assert small["tss"] == pytest.approx(float(((y - y.mean()) ** 2).sum()), rel=RTOL)
+
+
 def test_metrics_in_chunks_of_7(fitted, df, chunks):
     loss, train = get_loss("mse"), training_data(fitted, df)
     whole = fit_metrics(fitted.model, fitted.params, loss, train)
