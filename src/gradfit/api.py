@@ -256,7 +256,8 @@ class _Problem:
         if lr is None and choice.lr_rule == "curvature":
             from gradfit.analysis.stability import adam_lr
 
-            lr = adam_lr(self.model, self.loss, self.train.x, self.train.y, self.params, self.fixed, w=self.train.w)
+            lr = adam_lr(self.model, self.loss, self.train.x, self.train.y, self.params, self.fixed, w=self.train.w,
+                         chunk_size=config.chunk_size)
         stability = check_stability(self.model, self.loss, self.train, self.params, self.fixed, config,
                                     lr, choose=lr is None and choice.lr_rule == "stability")
         if lr is None and stability is not None and choice.lr_rule == "stability":

@@ -30,8 +30,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from gradfit.analysis.flatness import MAX_PROBE_PARAMS, Flatness, flatness
+from gradfit.rowpass import MemoryRows, reduce
 
 __all__ = ["Verdict", "judge", "NEWTON_TOL", "STILL_FALLING", "BUDGETS"]
 
@@ -101,21 +103,24 @@ class _Facts:
     size: float = 1.0         # the free parameters' typical size (largest |value| at the start or the end, >= 1e-3)
 
 
-def judge(result, uncertainty, model, loss, train) -> Verdict:
-    """The verdict on ``result`` (a FitResult before its verdict), from its ``uncertainty`` and training rows."""
+def judge(result, uncertainty, model, loss, train, chunk_size: int | None = None) -> Verdict:
+    """The verdict on ``result`` (a FitResult before its verdict), from its ``uncertainty`` and training rows.
+
+    The rows are read ``chunk_size`` at a time (the fit's ``FitConfig.chunk_size``; default
+    :data:`gradfit.rowpass.CHUNK_ROWS`)."""
     from gradfit.analysis.uncertainty import loss_trend
 
-    f = _facts(result, uncertainty, model, loss, train, loss_trend(result.history))
+    f = _facts(result, uncertainty, model, loss, train, loss_trend(result.history), chunk_size)
     reason, message = result.stop_reason, result.message
     if reason == "interrupted" or (reason in BUDGETS and result.steps == 0):  # stopped, or asked not to fit
         return Verdict(reason, message, None)
     if reason == "diverged":
-        return _diverged(result, f, model, train)
+        return _diverged(result, f, model, train, chunk_size)
     if f.start is not None and _worse(f):
         remedies = _remedies(f, worse=True)
         text = f"The loss ended at {f.final:.6g}, above its start {f.start:.6g}: the fit made things worse. {message}"
         return _failed("loss_increased", text, remedies)
-    flat = _flatness(result, model, train, f)
+    flat = _flatness(result, model, train, f, chunk_size)
     if flat is not None and flat.vanishing and flat.remedy:
         text = (f"Stopped at step {result.steps} on a plateau, not at a minimum: "
                 f"{flat.sentence('at this point', remedy=False)[:-1]}.")
@@ -172,7 +177,7 @@ def _stood_still(result, f: _Facts, at_minimum: bool | None, still: dict | None,
     return _failed("stalled", message, _remedies(f, stalled=True), flat)
 
 
-def _facts(result, uncertainty, model, loss, train, trend) -> _Facts:
+def _facts(result, uncertainty, model, loss, train, trend, chunk_size: int | None = None) -> _Facts:
     cfg, diag = result.config, result.diagnostics
     limit = diag.get("stability_limit") or {}
     lr_limit = limit.get("lr_limit") if isinstance(limit, dict) else None
@@ -184,9 +189,9 @@ def _facts(result, uncertainty, model, loss, train, trend) -> _Facts:
                   scaled=bool(cfg.get("scale")), least_squares=bool(getattr(loss, "least_squares", False)),
                   loss_name=str(getattr(loss, "name", "loss")), stochastic=stochastic,
                   start=None if start is None or not math.isfinite(start) else float(start),
-                  baseline=_baseline(loss, train), final=float(result.loss),
+                  baseline=_baseline(loss, train, chunk_size), final=float(result.loss),
                   newton=None if newton is None or not math.isfinite(newton) else float(newton), trend=trend,
-                  limit=_float(lr_limit), columns=_badly_scaled(train), size=_size(result))
+                  limit=_float(lr_limit), columns=_badly_scaled(train, chunk_size), size=_size(result))
 
 
 def _worse(f: _Facts) -> bool:
@@ -202,10 +207,19 @@ def _exact(f: _Facts) -> bool:
     return bool(refs) and f.final <= EXACT.get(f.dtype, 1e-9) * min(refs)
 
 
-def _baseline(loss, train) -> float | None:
+def _baseline(loss, train, chunk_size: int | None = None) -> float | None:
     if not getattr(loss, "least_squares", False) or train.y is None or len(train.y) < 2:
         return None
-    return float(train.y.double().var(correction=0))
+    _, m2 = _moments(train.y, chunk_size)
+    return float(m2 / len(train.y))
+
+
+def _moments(t, chunk_size: int | None = None):
+    """The mean of ``t``'s rows and their summed squared deviation from it (per column), in float64: two row
+    passes in chunks of ``chunk_size`` rows (a one-pass sum of squares would cancel on a large offset)."""
+    rows = MemoryRows(t, chunk_size=chunk_size, dtype=torch.float64)
+    mean = reduce(lambda c, _y, _w: c.sum(0), rows) / t.shape[0]
+    return mean, reduce(lambda c, _y, _w: ((c - mean) ** 2).sum(0), rows)
 
 
 def _at_minimum(f: _Facts) -> bool | None:
@@ -219,25 +233,26 @@ def _at_minimum(f: _Facts) -> bool | None:
     return None
 
 
-def _flatness(result, model, train, f: _Facts) -> Flatness | None:
+def _flatness(result, model, train, f: _Facts, chunk_size: int | None = None) -> Flatness | None:
     """Flat directions at the final point, for small models of curves (None when not looked at)."""
     free = _free(result)
     if f.stochastic or not free or len(free) > MAX_PROBE_PARAMS or getattr(model, "n_outputs", 1) != 1:
         return None
     try:
-        return flatness(model, train.x, train.y, result.flat_params, free)
+        return flatness(model, train.x, train.y, result.flat_params, free, chunk_size=chunk_size)
     except Exception:  # a diagnosis must never fail a fit  # noqa: BLE001
         return None
 
 
-def _diverged(result, f: _Facts, model, train) -> Verdict:
+def _diverged(result, f: _Facts, model, train, chunk_size: int | None = None) -> Verdict:
     """Divergence: the message with the measured stability limit and the fixes that fit the cause."""
     message = result.message
     causes, remedies = [], []
     if result.steps == 0 and not f.stochastic:  # it could not start: look at the start itself
         free = _free(result)
         try:
-            flat = flatness(model, train.x, train.y, result.init_params, free) if len(free) <= MAX_PROBE_PARAMS else None
+            flat = (flatness(model, train.x, train.y, result.init_params, free, chunk_size=chunk_size)
+                    if len(free) <= MAX_PROBE_PARAMS else None)
         except Exception:  # noqa: BLE001
             flat = None
         if flat is not None and flat.flat:
@@ -324,14 +339,16 @@ def _remedy_text(flat: Flatness) -> str:
     return f"{name} = {value:.3g} (--init {name}={value:.3g})"
 
 
-def _badly_scaled(train) -> str | None:
+def _badly_scaled(train, chunk_size: int | None = None) -> str | None:
     """Input columns whose scale is far from 1 (rms above 100 or below 0.01, or an offset 100x their spread)."""
-    x = train.x.double()
+    x = train.x
     if x.numel() == 0:
         return None
-    rms = x.pow(2).mean(0).sqrt().cpu().numpy()
-    spread = x.std(0).cpu().numpy() if len(x) > 1 else np.zeros_like(rms)
-    offset = np.abs(x.mean(0).cpu().numpy())
+    n = len(x)
+    mean, m2 = _moments(x, chunk_size)
+    rms = ((m2 + n * mean * mean) / n).sqrt().cpu().numpy()
+    spread = (m2 / (n - 1)).sqrt().cpu().numpy() if n > 1 else np.zeros_like(rms)
+    offset = np.abs(mean.cpu().numpy())
     bad = [f"{name}: rms {r:.3g}" for name, r, s, o in zip(train.x_names, rms, spread, offset)
            if r > 100 or 0 < r < 0.01 or (s > 0 and o > 100 * s)]
     if not bad:

@@ -30,11 +30,13 @@ class NotComputable(Exception):
 
 class DatasetView(ParamView):
     """The predictions as a function of the free flat parameters ``theta`` (the held ones keep ``values``), and
-    the dataset's rows."""
+    the dataset's rows, read ``chunk_size`` at a time at most (the fit's ``FitConfig.chunk_size``; None for
+    :data:`gradfit.rowpass.CHUNK_ROWS`)."""
 
-    def __init__(self, model, dataset, values: np.ndarray, free: list[int]):
+    def __init__(self, model, dataset, values: np.ndarray, free: list[int], chunk_size: int | None = None):
         super().__init__(model, torch.tensor(values, dtype=torch.float64, device=dataset.x.device), free)
         self.dataset = dataset
+        self.chunk_size = chunk_size
         self.w = getattr(dataset, "w", None)
         weighting = getattr(dataset, "weighting", None)
         # curve_fit's absolute_sigma: the sigmas are the errors' scale, not to be estimated from the residuals.
@@ -112,7 +114,7 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
             acc["meat"] += (wc[:, None] * J).T @ (wc[:, None] * J)
         return acc
 
-    acc = fold(step, problem.rows(jacobian_rows(p)), start)
+    acc = fold(step, problem.rows(jacobian_rows(p, chunk_size=problem.chunk_size)), start)
     R, rss, jtr, meat = acc["R"], acc["rss"], acc["jtr"], acc["meat"]
     if method == "jacobian":
         return Curvature(R.cpu().numpy(), True, 1.0 if problem.absolute else rss / (n - p), jtr.cpu().numpy(), rss)
@@ -137,7 +139,7 @@ def _from_hessian(problem, loss, sandwich, n, p) -> Curvature:
         return tuple(parts)
 
     # A Hessian chunk holds the autograd graph of rows x parameters twice: 2^20 numbers at most.
-    out = reduce(sums, problem.rows(jacobian_rows(p, 2**20, square=False)))
+    out = reduce(sums, problem.rows(jacobian_rows(p, 2**20, chunk_size=problem.chunk_size, square=False)))
     if out is None:
         out = (theta.new_zeros(p, p), theta.new_zeros(p)) + ((theta.new_zeros(p, p),) if sandwich else ())
     H, g = out[0], out[1]

@@ -3,7 +3,8 @@
 Before the loop, full-batch gradient descent is checked against its stability limit
 (2 / largest Hessian eigenvalue at the start) and a :class:`GradfitWarning` is raised when the
 learning rate is above it. After the loop, the parameters' uncertainties and the fit report
-are computed on the training rows already in memory, within a cost guard, and never fail a fit.
+are computed on the training rows already in memory, within a cost guard, and never fail a fit. Every
+pass over the rows, before and after, is in the fit's chunks (``config.chunk_size``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def check_stability(model, loss, train, params, fixed, config, lr: float | None,
     from gradfit.analysis.stability import check_lr, lr_limit, suggested_lr
 
     limit, warning = check_lr(model, loss, train.x, train.y, params, fixed, lr or 0.0, config.optimizer,
-                              momentum=config.momentum, w=train.w)
+                              momentum=config.momentum, w=train.w, chunk_size=config.chunk_size)
     if warning:
         warnings.warn(warning, GradfitWarning, stacklevel=4)
     if limit is None:
@@ -60,14 +61,15 @@ def assess(result, model, loss, train, fixed, config):
                 model, loss, train, result.params, fixed=fixed, at_bounds=result.diagnostics.get("at_bounds", ()),
                 stopped_early=result.stop_reason in BUDGET_REASONS and (trend or 0) > 1e-5,
                 diverged=result.stop_reason == "diverged",
-                max_params=max(MAX_UNCERTAINTY_PARAMS, n_free) if wanted else MAX_UNCERTAINTY_PARAMS)
+                max_params=max(MAX_UNCERTAINTY_PARAMS, n_free) if wanted else MAX_UNCERTAINTY_PARAMS,
+                chunk_size=config.chunk_size)
         except Exception as exc:  # error bars must never fail a fit that succeeded
             unc = Uncertainty.unavailable(result.flat_params, f"Could not be computed: {type(exc).__name__}: {exc}")
-    verdict = judge(result, unc, model, loss, train)
+    verdict = judge(result, unc, model, loss, train, chunk_size=config.chunk_size)
     if verdict.warning:
         warnings.warn(verdict.warning, GradfitWarning, stacklevel=4)  # assess <- analyse <- fit <- the caller
     result = dataclasses.replace(with_verdict(result, verdict), uncertainty=unc.to_dict())
-    return dataclasses.replace(result, report=report_dict(result, unc, data=train))
+    return dataclasses.replace(result, report=report_dict(result, unc, data=train, chunk_size=config.chunk_size))
 
 
 #: What the analysis after the fit adds to a result (what an interruption leaves out).
@@ -89,7 +91,8 @@ def analyse(result, stop, model, loss, train, val, fixed, config, catch_signals:
         with catch_interrupts(catch_signals) as stop:  # in the CLI: the command's own window
             try:
                 with stop.stage("analysing the fit", droppable=True):
-                    return assess(with_metrics(result, model, loss, train, val), model, loss, train, fixed, config)
+                    measured = with_metrics(result, model, loss, train, val, chunk_size=config.chunk_size)
+                    return assess(measured, model, loss, train, fixed, config)
             except Interrupted as exc:
                 if exc.second:
                     raise

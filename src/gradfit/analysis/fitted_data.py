@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from typing import Any
@@ -15,7 +16,7 @@ from gradfit.data.dates import apply_dates
 from gradfit.data.fingerprint import dataset_fingerprint
 from gradfit.data.io import read_like, read_table
 from gradfit.data.weights import Weighting
-from gradfit.errors import DataError, GradfitWarning
+from gradfit.errors import ConfigError, DataError, GradfitWarning
 
 
 def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:
@@ -95,3 +96,28 @@ def check_same_data(result, dataset: Dataset, source: str | None = None) -> None
                         f"(data=... in Python).")
     warnings.warn(GradfitWarning(f"The data given are not the data this run was fitted on: {what}. The fitted curve "
                                  f"is drawn over other data than it was fitted to."), stacklevel=3)
+
+
+def chunk_size_of(result, chunk_size: int | None = None) -> int | None:
+    """The rows per chunk of an analysis of ``result``: ``chunk_size`` when given, else the fit's own.
+
+    The fit's is ``result.config["chunk_size"]`` (``FitConfig.chunk_size``, saved in result.json), so an
+    analysis of a run loaded later reads its rows in the chunks the fit did. None (the row pass's default,
+    :data:`gradfit.rowpass.CHUNK_ROWS`) for a result whose config does not hold a valid one.
+
+    Raises
+    ------
+    ConfigError
+        ``chunk_size`` is given and is not a whole number >= 1.
+    """
+    if chunk_size is not None:
+        if not _whole(chunk_size):
+            raise ConfigError(f"The 'chunk_size' parameter must be a whole number >= 1. Got {chunk_size!r} instead.")
+        return int(chunk_size)
+    saved = (getattr(result, "config", None) or {}).get("chunk_size")
+    # A run saved without one (or a hand-edited result.json): the row pass's default.
+    return int(saved) if _whole(saved) else None
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from gradfit.analysis import curvature as cv
+from gradfit.rowpass import chunk_rows, fold
 
 __all__ = ["Flatness", "flatness", "MAX_PROBE_PARAMS"]
 
@@ -87,7 +88,7 @@ class Flatness:
 
 
 def flatness(model, x: torch.Tensor, y: torch.Tensor, values: Mapping[str, float], free: Sequence[str],
-             max_params: int = MAX_PROBE_PARAMS) -> Flatness:
+             max_params: int = MAX_PROBE_PARAMS, chunk_size: int | None = None) -> Flatness:
     """The entries of ``free`` (flat names) that do not move the predictions at ``values``, and a remedy.
 
     Parameters
@@ -101,6 +102,9 @@ def flatness(model, x: torch.Tensor, y: torch.Tensor, values: Mapping[str, float
         The flat names that were fitted.
     max_params : int
         More free entries than this: nothing is probed (an empty :class:`Flatness`).
+    chunk_size : int, optional
+        Rows per chunk of the Jacobians (a fit's ``FitConfig.chunk_size``; default
+        :data:`gradfit.rowpass.CHUNK_ROWS`).
     """
     names = list(model.flat_names())  # the order of the model's specs, which curvature.DatasetView assumes
     free_idx = [names.index(n) for n in free if n in names]
@@ -111,41 +115,59 @@ def flatness(model, x: torch.Tensor, y: torch.Tensor, values: Mapping[str, float
     spread = float(y.std()) if len(y) > 1 else 0.0
     spread = spread if spread > 0 else max(float(y.abs().mean()), 1.0)
     base = np.array([float(values[n]) for n in names], dtype=np.float64)
-    effects = _effects(model, x, base, free_idx, spread)
+    effects = _effects(model, x, base, free_idx, spread, chunk_size)
     if effects is None:
-        return Flatness(overflow=True, remedy=_probe(model, x, base, free_idx, spread, names, list(range(len(free_idx)))))
+        every = list(range(len(free_idx)))
+        return Flatness(overflow=True, remedy=_probe(model, x, base, free_idx, spread, names, every, chunk_size))
     gone = [k for k, e in enumerate(effects) if e <= VANISH]
     if not gone:
         return Flatness()
     vanishing = tuple(names[free_idx[k]] for k in gone)
-    return Flatness(vanishing=vanishing, remedy=_probe(model, x, base, free_idx, spread, names, gone))
+    return Flatness(vanishing=vanishing, remedy=_probe(model, x, base, free_idx, spread, names, gone, chunk_size))
 
 
-def _effects(model, x, base: np.ndarray, free_idx: list[int], spread: float) -> np.ndarray | None:
-    """Each free entry's effect, ``|J_j| * max(|theta_j|, 1) / sqrt(m) / spread``; None when not finite."""
+def _effects(model, x, base: np.ndarray, free_idx: list[int], spread: float,
+             chunk_size: int | None = None) -> np.ndarray | None:
+    """Each free entry's effect, ``|J_j| * max(|theta_j|, 1) / sqrt(m) / spread``; None when not finite.
+
+    ``|J_j|`` is the norm of the chunks' column norms, so one chunk gives its norm exactly.
+    """
     from gradfit.data.dataset import Dataset
 
-    problem = cv.DatasetView(model, Dataset(x, torch.zeros(len(x), dtype=x.dtype), tuple(f"x{i}" for i in range(x.shape[1]))),
-                         base, free_idx)
-    try:
+    dataset = Dataset(x, torch.zeros(len(x), dtype=x.dtype), tuple(f"x{i}" for i in range(x.shape[1])))
+    problem = cv.DatasetView(model, dataset, base, free_idx, chunk_size)
+
+    def column_norms(acc, xc, _y, _w):
+        if acc is None:
+            return None  # not finite in an earlier chunk
         with torch.no_grad():
-            pred = problem.predict(problem.theta, x)
-        J = cv.jacobian(lambda t: problem.predict(t, x).reshape(-1), problem.theta)
+            pred = problem.predict(problem.theta, xc)
+        J = cv.jacobian(lambda t: problem.predict(t, xc).reshape(-1), problem.theta)
+        if not (torch.isfinite(pred).all() and torch.isfinite(J).all()):
+            return None
+        norms, m = acc
+        return [*norms, J.norm(dim=0)], m + J.shape[0]
+
+    try:
+        start: tuple[list[torch.Tensor], int] | None = ([], 0)
+        acc = fold(column_norms, problem.rows(chunk_rows(chunk_size)), start)
     except (RuntimeError, ValueError, ArithmeticError):
         return None
-    if not (torch.isfinite(pred).all() and torch.isfinite(J).all()):
+    if acc is None:
         return None
+    norms, m = acc
     scale = np.maximum(np.abs(base[free_idx]), 1.0)
-    return J.norm(dim=0).cpu().numpy() * scale / math.sqrt(J.shape[0]) / spread
+    return torch.stack(norms).norm(dim=0).cpu().numpy() * scale / math.sqrt(m) / spread
 
 
-def _probe(model, x, base, free_idx, spread, names, gone: list[int]) -> dict[str, float] | None:
+def _probe(model, x, base, free_idx, spread, names, gone: list[int],
+           chunk_size: int | None = None) -> dict[str, float] | None:
     """The first single-entry rescaling (smallest change first) at which every entry in ``gone`` matters."""
     for factor in FACTORS:
         for k, j in enumerate(free_idx):
             trial = base.copy()
             trial[j] = base[j] * factor if base[j] != 0 else factor
-            effects = _effects(model, x, trial, free_idx, spread)
+            effects = _effects(model, x, trial, free_idx, spread, chunk_size)
             if effects is not None and all(effects[g] > REVIVED for g in gone):
                 return {names[j]: float(trial[j])}
     return None

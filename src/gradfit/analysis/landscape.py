@@ -18,7 +18,7 @@ from torch.func import vmap
 
 from gradfit import rowpass
 from gradfit.aliases import closest
-from gradfit.analysis.fitted_data import run_data
+from gradfit.analysis.fitted_data import chunk_size_of, run_data
 from gradfit.errors import ConfigError, ModelError
 from gradfit.losses import get_loss
 from gradfit.memory import require
@@ -79,6 +79,8 @@ def compute_landscape(
     span: tuple[tuple[float, float], tuple[float, float]] | None = None,
     chunk_rows: int | None = None,
     loss=None,
+    *,
+    chunk_size: int | None = None,
 ) -> Landscape:
     """The exact mean loss of ``result``'s model on a grid over two parameters.
 
@@ -95,10 +97,13 @@ def compute_landscape(
         The grid's ranges. Default: the path and the final point, plus 20% each side (and at
         least 10% of the value, or 0.1).
     chunk_rows : int, optional
-        Rows evaluated at once (default :data:`gradfit.rowpass.CHUNK_ROWS`).
+        The former name of ``chunk_size``, still accepted.
     loss : str, callable or Loss, optional
         The loss to evaluate; default the fit's own (needed when the fit used a callable loss
         and was reloaded from JSON).
+    chunk_size : int, optional
+        Rows evaluated at once; default the fit's own (``result.config["chunk_size"]``, else
+        :data:`gradfit.rowpass.CHUNK_ROWS`).
 
     Returns
     -------
@@ -118,9 +123,7 @@ def compute_landscape(
     # The grid's losses, their float64 copies for drawing, and a chunk of predictions (_BUDGET numbers).
     require([(f"the loss at {na:,} x {nb:,} grid points", 3 * 8.0 * na * nb), ("a chunk of predictions", 8.0 * _BUDGET)],
             "the loss landscape", "Use fewer grid points (n=...).")
-    chunk_rows = rowpass.chunk_rows() if chunk_rows is None else chunk_rows
-    if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
-        raise ConfigError(f"The 'chunk_rows' parameter must be a whole number >= 1. Got {chunk_rows!r} instead.")
+    chunk_rows = _chunk_rows(result, chunk_rows, chunk_size)
     loss_fn = _loss(result, loss)
     final = result.flat_params
     path, steps = path_of(result, names)
@@ -272,6 +275,17 @@ def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=None) -> 
                          MemoryRows(x, y, w, rows))
             out[g0:g0 + per_chunk] = acc / (n_rows if w is None else float(w.sum()))
     return out.numpy()
+
+
+def _chunk_rows(result, chunk_rows: int | None, chunk_size: int | None) -> int:
+    """The rows per chunk: ``chunk_size`` or its former name ``chunk_rows`` (checked), else the fit's."""
+    if chunk_rows is not None and chunk_size is not None and chunk_rows != chunk_size:
+        raise ConfigError(f"The 'chunk_rows' parameter is the former name of 'chunk_size': give one of them. Got "
+                          f"chunk_rows={chunk_rows!r} and chunk_size={chunk_size!r}.")
+    given, name = (chunk_size, "chunk_size") if chunk_size is not None else (chunk_rows, "chunk_rows")
+    if given is not None and (not isinstance(given, int) or isinstance(given, bool) or given < 1):
+        raise ConfigError(f"The '{name}' parameter must be a whole number >= 1. Got {given!r} instead.")
+    return rowpass.chunk_rows(chunk_size_of(result, given))
 
 
 def _model(result):

@@ -137,17 +137,18 @@ def score(model, params, dataset, task: str, chunk_rows: int | None = None) -> d
     return acc.result()
 
 
-def fit_metrics(model, params, loss, train, val=None) -> dict:
-    """``{"task": ..., "train": {...}, "validation": {...} or None}`` for a fit with ``loss``."""
+def fit_metrics(model, params, loss, train, val=None, chunk_size: int | None = None) -> dict:
+    """``{"task": ..., "train": {...}, "validation": {...} or None}`` for a fit with ``loss``, the rows read
+    ``chunk_size`` at a time (the fit's ``FitConfig.chunk_size``; default :data:`gradfit.rowpass.CHUNK_ROWS`)."""
     task = task_of(loss)
-    return {"task": task, "train": score(model, params, train, task),
-            "validation": None if val is None or len(val) == 0 else score(model, params, val, task)}
+    return {"task": task, "train": score(model, params, train, task, chunk_size),
+            "validation": None if val is None or len(val) == 0 else score(model, params, val, task, chunk_size)}
 
 
-def with_metrics(result, model, loss, train, val=None):
+def with_metrics(result, model, loss, train, val=None, chunk_size: int | None = None):
     """``result`` with its ``metrics`` filled in; they never fail a fit (the reason is stored instead)."""
     try:
-        metrics = fit_metrics(model, result.params, loss, train, val)
+        metrics = fit_metrics(model, result.params, loss, train, val, chunk_size)
     except Exception as exc:  # a metric must never cost the user a fit that succeeded
         metrics = {"task": task_of(loss), "train": None, "validation": None,
                    "error": f"Could not be computed: {type(exc).__name__}: {exc}"}

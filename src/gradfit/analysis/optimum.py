@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from gradfit.analysis.fitted_data import run_data
+from gradfit.analysis.fitted_data import chunk_size_of, run_data
 from gradfit.data.dataset import Dataset
 from gradfit.models.base import flatten_params
 from gradfit.problem import ParamView
@@ -27,7 +27,7 @@ MAX_PARAMS = 2_000        # beyond this the Jacobian is too costly for a picture
 RTOL = 1e-6
 
 
-def least_squares_optimum(result, data=None) -> dict[str, float] | None:
+def least_squares_optimum(result, data=None, chunk_size: int | None = None) -> dict[str, float] | None:
     """The mse-optimal parameters of a model linear in its free parameters, else None.
 
     Parameters
@@ -37,6 +37,9 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
     data : optional
         The data, as for :func:`gradfit.analysis.fitted_data.run_data`. Every row is used, so with
         a validation split the optimum is that of all rows, not of the training rows alone.
+    chunk_size : int, optional
+        Rows per chunk of the solve (at least one more than the free parameters); default the fit's own
+        (``result.config["chunk_size"]``).
 
     Returns
     -------
@@ -52,6 +55,7 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
     {'a[0]': 3.07..., 'a[1]': 2.46...}
     """
     model = result.model
+    chunk_size = chunk_size_of(result, chunk_size)
     if model is None or result.config.get("loss", "mse") != "mse" or model.n_outputs != 1:
         return None
     weights = result.data.get("weights")
@@ -80,7 +84,7 @@ def least_squares_optimum(result, data=None) -> dict[str, float] | None:
     if not (torch.isfinite(j1).all() and torch.isfinite(j2).all()) or (j1 - j2).abs().max() > RTOL * max(scale, 1e-300):
         return None
 
-    solution = _solve(view, theta, x, y, w)
+    solution = _solve(view, theta, x, y, w, chunk_size)
     out = dict(flat)
     out.update(zip(free, solution.tolist()))
     return {n: float(out[n]) for n in names}
@@ -90,7 +94,7 @@ def _float64(t: torch.Tensor) -> torch.Tensor:
     return t.to("cpu", torch.float64)
 
 
-def _solve(view: ParamView, theta, x, y, w=None) -> torch.Tensor:
+def _solve(view: ParamView, theta, x, y, w=None, chunk_size: int | None = None) -> torch.Tensor:
     """The least-squares solution of ``J theta = y - f(x; 0)`` (rows times ``sqrt(w)`` when weighted), from the
     triangular factor of ``[J | r]`` accumulated over row chunks (``[R; J_chunk] = Q R'``, as
     :mod:`gradfit.analysis.curvature` does): memory chunk x parameters, whatever the number of rows, and none of
@@ -108,7 +112,8 @@ def _solve(view: ParamView, theta, x, y, w=None) -> torch.Tensor:
         block = torch.cat([J, r[:, None]], dim=1)
         return torch.linalg.qr(block if aug is None else torch.cat([aug, block]), mode="r").R
 
-    aug = fold(step, MemoryRows(x, y, w, jacobian_rows(p), dtype=torch.float64, device="cpu"), None)
+    rows = MemoryRows(x, y, w, jacobian_rows(p, chunk_size=chunk_size), dtype=torch.float64, device="cpu")
+    aug = fold(step, rows, None)
     if aug.shape[0] < p + 1:  # fewer rows than parameters: the factor's missing rows are zeros
         aug = torch.cat([aug, aug.new_zeros(p + 1 - aug.shape[0], p + 1)])
     # gelsd: the minimum-norm answer when the columns are dependent, as lstsq on J itself gives.

@@ -30,7 +30,7 @@ import torch
 from gradfit.analysis.report_sections import metrics_text, tensor_summary, tensors_text
 from gradfit.analysis.uncertainty import (BUDGET_REASONS, LIKELIHOODS, Uncertainty, bound_sentence, loss_trend,
                                           training_data, uncertainty_of)
-from gradfit.rowpass import MemoryRows, concat
+from gradfit.rowpass import MemoryRows, reduce
 
 __all__ = ["fit_report", "report_dict", "statistics", "CORRELATION_FLAG", "MAX_LISTED_PARAMS"]
 
@@ -42,23 +42,26 @@ STILL_FALLING = 1e-5  # relative fall of the loss over the last 10% of the steps
 LR_NAG = 0.5  # an lr below this fraction of the stability limit is worth a word when the fit is slow
 
 
-def statistics(result, data=None) -> dict:
+def statistics(result, data=None, chunk_size: int | None = None) -> dict:
     """Goodness-of-fit numbers on the training rows: rss, tss, r2, redchi, aic, bic, n, p (None where undefined).
 
     Without ``data`` they come from the metrics stored in the result at fit time
     (``result.metrics["train"]``), so a result loaded with ``FitResult.from_json`` or ``load_run``
     keeps its R² even when it was fitted on data held in memory. A result without stored metrics
     (saved by an older gradfit) reads its data again, or, when it cannot, gives the least-squares
-    numbers that follow from the final mse loss alone.
+    numbers that follow from the final mse loss alone. The predictions are made ``chunk_size`` rows at a
+    time and every sum is a row pass in those chunks, by default the fit's own (``result.config["chunk_size"]``).
 
     Examples
     --------
     >>> statistics(gradfit.fit("linear", "builtin:linear", y="y", lr=0.1))  # doctest: +SKIP
     {'n': 100, 'p': 2, 'rss': 84.2, 'tss': 1790.3, 'r2': 0.953, ...}
     """
+    from gradfit.analysis.fitted_data import chunk_size_of
     from gradfit.errors import GradfitError
     from gradfit.losses import get_loss
 
+    chunk_size = chunk_size_of(result, chunk_size)
     name = _loss_name(result)
     p = len(_free(result))
     weights = result.data.get("weights")
@@ -85,24 +88,47 @@ def statistics(result, data=None) -> dict:
     n = len(ds) if w is None else int((w > 0).sum())
     out["n"] = n
     params = {k: v.to(ds.x.device, torch.float64) for k, v in result.params.items()}
+    loss = get_loss(name) if name in LIKELIHOODS else None
+    rows = MemoryRows(ds.x, ds.y, w, chunk_size=chunk_size, dtype=torch.float64)
     with torch.no_grad():
-        pred = concat(lambda xc, _y, _w: result.model(params, xc), MemoryRows(ds.x, dtype=torch.float64))
-    y = ds.y.double()
-    if name in LIKELIHOODS:
-        nll = float(get_loss(name).total(pred, y) if w is None else get_loss(name).total(pred, y, w))
+        sums = reduce(lambda xc, yc, wc: _sums(result.model(params, xc), yc, wc, loss), rows)
+    if sums is None or "mismatch" in sums:  # no rows, or several predictions per row for one target
+        return out
+    if loss is not None:
+        nll = float(sums["nll"])
         out.update(nll=nll, aic=2 * nll + 2 * p, bic=2 * nll + p * math.log(n))
-    elif pred.shape == y.shape and w is None:
-        rss = float(((y - pred) ** 2).sum())
-        out.update(_least_squares(rss, float(((y - y.mean()) ** 2).sum()), n, p))
-    elif pred.shape == y.shape:
-        chisqr = float((w * (y - pred) ** 2).sum())
-        tss = float((w * (y - (w * y).sum() / w.sum()) ** 2).sum())
-        out.update(_least_squares(chisqr, tss, n, p), chisqr=chisqr, rss=float(((y - pred) ** 2).sum()))
+        return out
+    # The targets' spread about their (weighted) mean, a second pass once the mean is known.
+    mean = sums["y"] / (len(ds) if w is None else sums["w"])
+    tss = float(reduce(lambda yc, _y, wc: ((yc - mean) ** 2).sum() if wc is None else (wc * (yc - mean) ** 2).sum(),
+                       MemoryRows(ds.y, None, w, chunk_size=chunk_size, dtype=torch.float64)))
+    if w is None:
+        out.update(_least_squares(float(sums["rss"]), tss, n, p))
+    else:
+        chisqr = float(sums["chisqr"])
+        out.update(_least_squares(chisqr, tss, n, p), chisqr=chisqr, rss=float(sums["rss"]))
     return out
 
 
-def report_dict(result, uncertainty: Uncertainty | None = None, data=None) -> dict:
-    """The report as JSON-able data: header, parameters, statistics, correlations, warnings."""
+def _sums(pred, y, w, loss) -> dict:
+    """One chunk's share of :func:`statistics`: the summed (weighted) NLL of a likelihood ``loss``, else the
+    residuals' sums of squares and the (weighted) sum of the targets."""
+    if loss is not None:
+        return {"nll": loss.total(pred, y) if w is None else loss.total(pred, y, w)}
+    if pred.shape != y.shape:
+        return {"mismatch": y.new_ones(())}
+    r2 = (y - pred) ** 2
+    if w is None:
+        return {"rss": r2.sum(), "y": y.sum()}
+    return {"rss": r2.sum(), "chisqr": (w * r2).sum(), "y": (w * y).sum(), "w": w.sum()}
+
+
+def report_dict(result, uncertainty: Uncertainty | None = None, data=None, chunk_size: int | None = None) -> dict:
+    """The report as JSON-able data: header, parameters, statistics, correlations, warnings.
+
+    What it computes from the rows (the uncertainties when not given, the statistics) reads them
+    ``chunk_size`` at a time, by default the fit's own (``result.config["chunk_size"]``).
+    """
     from gradfit.errors import GradfitError
 
     warnings: list[str] = []
@@ -110,10 +136,10 @@ def report_dict(result, uncertainty: Uncertainty | None = None, data=None) -> di
         uncertainty = Uncertainty.from_dict(result.uncertainty)
     if uncertainty is None and result.model is not None:
         try:
-            uncertainty = uncertainty_of(result, data)
+            uncertainty = uncertainty_of(result, data, chunk_size=chunk_size)
         except GradfitError as exc:
             warnings.append(f"Uncertainties were not computed: {exc}")
-    stats = statistics(result, data)
+    stats = statistics(result, data, chunk_size)
     at_bounds = set(result.diagnostics.get("at_bounds", ()))
     fixed = set(result.fixed)
     rows = []
@@ -151,8 +177,8 @@ def report_dict(result, uncertainty: Uncertainty | None = None, data=None) -> di
     }
 
 
-def fit_report(result, uncertainty: Uncertainty | None = None, data=None) -> str:
-    """The report as text, in lmfit's ``fit_report`` style.
+def fit_report(result, uncertainty: Uncertainty | None = None, data=None, chunk_size: int | None = None) -> str:
+    """The report as text, in lmfit's ``fit_report`` style (``chunk_size`` as for :func:`report_dict`).
 
     Examples
     --------
@@ -162,7 +188,7 @@ def fit_report(result, uncertainty: Uncertainty | None = None, data=None) -> str
         model              a*exp(-b*x)
         ...
     """
-    return render_text(report_dict(result, uncertainty, data))
+    return render_text(report_dict(result, uncertainty, data, chunk_size))
 
 
 def render_text(rep: dict) -> str:

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from gradfit.errors import ConfigError, ModelError
 from gradfit.problem import ParamView, Problem
+from gradfit.rowpass import chunk_rows
 
 __all__ = ["StabilityLimit", "adam_lr", "check_lr", "lr_limit", "stability_limit", "stability_limit_of", "suggested_lr"]
 
@@ -64,7 +65,7 @@ class StabilityLimit:
 
 def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str] = (),
                     max_rows: int = 100_000, iters: int = 50, tol: float = 1e-4, seed: int = 0,
-                    w: Tensor | None = None) -> StabilityLimit:
+                    w: Tensor | None = None, chunk_size: int | None = None) -> StabilityLimit:
     """``lambda_max`` of the Hessian of the mean loss at ``params``, and the limit ``2 / lambda_max``.
 
     Parameters
@@ -87,6 +88,9 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
         Seed of the random starting vector.
     w : Tensor, optional
         ``(n,)`` row weights: the Hessian is that of the weighted mean loss ``Σ wᵢℓᵢ / Σ wᵢ``.
+    chunk_size : int, optional
+        Rows per chunk of each Hessian-vector product (a fit's ``FitConfig.chunk_size``; default
+        :data:`gradfit.rowpass.CHUNK_ROWS`).
 
     Returns
     -------
@@ -119,7 +123,7 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
     x, y = x.double(), y.double()
     w = None if w is None else w.double()
     count = len(x) if w is None else max(float(w.sum()), 1e-300)
-    problem = Problem(model, loss, x, y, w, fixed)
+    problem = Problem(model, loss, x, y, w, fixed, chunk_size=chunk_size)
     view = problem.view(params)
     p, theta = view.theta.numel(), view.theta
     if p == 0:
@@ -160,14 +164,15 @@ def _power(hvp, v: Tensor, shift: float, iters: int, tol: float) -> tuple[float,
     return lam, iters, False
 
 
-def stability_limit_of(result, data=None, **options) -> StabilityLimit:
+def stability_limit_of(result, data=None, chunk_size: int | None = None, **options) -> StabilityLimit:
     """The stability limit of a fit at its INITIAL parameters (``result.init_params``), on all its rows.
 
     ``data`` as for :func:`gradfit.analysis.fitted_data.run_data` (needed when the fit was given data in
     memory). With a validation split the Hessian is that of every row, not of the training rows alone.
-    ``options`` go to :func:`stability_limit`.
+    The rows are read in the fit's chunks (``result.config["chunk_size"]``) unless ``chunk_size`` says
+    otherwise. ``options`` go to :func:`stability_limit`.
     """
-    from gradfit.analysis.fitted_data import run_data
+    from gradfit.analysis.fitted_data import chunk_size_of, run_data
     from gradfit.losses import get_loss
     from gradfit.models.base import unflatten_params
 
@@ -182,7 +187,8 @@ def stability_limit_of(result, data=None, **options) -> StabilityLimit:
                           f"stability limit cannot be computed from the saved run.") from None
     ds = run_data(result, data, weighted=True)
     params = unflatten_params(result.model.specs, result.init_params)
-    return stability_limit(result.model, loss, ds.x, ds.y, params, result.fixed, **{"w": ds.w, **options})
+    return stability_limit(result.model, loss, ds.x, ds.y, params, result.fixed,
+                           **{"w": ds.w, "chunk_size": chunk_size_of(result, chunk_size), **options})
 
 
 def lr_limit(limit: StabilityLimit, optimizer: str = "sgd", momentum: float | None = None) -> float | None:
@@ -207,14 +213,15 @@ def lr_limit(limit: StabilityLimit, optimizer: str = "sgd", momentum: float | No
 
 def check_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str], lr: float,
              optimizer: str, momentum: float | None = None, max_params: int = MAX_CHECK_PARAMS,
-             max_rows: int = CHECK_ROWS, w: Tensor | None = None) -> tuple[StabilityLimit | None, str | None]:
+             max_rows: int = CHECK_ROWS, w: Tensor | None = None,
+             chunk_size: int | None = None) -> tuple[StabilityLimit | None, str | None]:
     """The stability limit at the start of a fit and, when ``lr`` exceeds it, the warning to give.
 
     Returns ``(None, None)`` when the bound does not apply (an optimizer other than sgd, momentum or
     nesterov; more than ``max_params`` free parameters; a curvature that cannot be computed there),
     ``(limit, None)`` when ``lr`` is within it, and ``(limit, text)`` when it is not. It is cheap enough
     to run before every fit: at most ``max_rows`` evenly spaced rows, 30 Hessian-vector products, and a
-    relative tolerance of 1e-3 on the eigenvalue.
+    relative tolerance of 1e-3 on the eigenvalue, the rows read ``chunk_size`` at a time (the fit's).
 
     Examples
     --------
@@ -234,7 +241,8 @@ def check_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fi
     if sum(s.size for s in model.specs if s.name not in fixed) > max_params:
         return None, None
     try:
-        limit = stability_limit(model, loss, x, y, params, fixed, max_rows=max_rows, iters=30, tol=1e-3, w=w)
+        limit = stability_limit(model, loss, x, y, params, fixed, max_rows=max_rows, iters=30, tol=1e-3, w=w,
+                                chunk_size=chunk_size)
     except (ModelError, RuntimeError):
         return None, None  # the fit itself will report a non-finite start; this check must never block it
     bound = lr_limit(limit, key, momentum)
@@ -266,7 +274,7 @@ def suggested_lr(limit: StabilityLimit, optimizer: str = "sgd", momentum: float 
 
 
 def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str] = (),
-            max_rows: int = CHECK_ROWS, w: Tensor | None = None) -> float | None:
+            max_rows: int = CHECK_ROWS, w: Tensor | None = None, chunk_size: int | None = None) -> float | None:
     """A learning rate for Adam from the curvature of the loss along Adam's first step.
 
     Adam's first update moves every free entry by ``lr`` against the sign of its gradient: ``d = -lr s``
@@ -274,7 +282,8 @@ def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fix
     ``t* = |g|_1 / sᵀHs`` and no lower than the start again past ``2 t*``. Adam keeps stepping by about
     ``lr`` while the signs agree, so ``lr = t* / 10`` reaches that minimum in about ten steps without
     overshooting it. None when the curvature along ``s`` is not positive and finite (then the caller
-    keeps torch's default). At most ``max_rows`` evenly spaced rows, in float64.
+    keeps torch's default). At most ``max_rows`` evenly spaced rows, in float64, in chunks of ``chunk_size``
+    rows (the fit's; default :data:`gradfit.rowpass.CHUNK_ROWS`).
     """
     if isinstance(loss, str):
         from gradfit.losses import get_loss
@@ -289,6 +298,8 @@ def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fix
         x, y, w = x[rows], y[rows], None if w is None else w[rows]
     x, y, w = x.double(), y.double(), None if w is None else w.double()
     count = x.shape[0] if w is None else max(float(w.sum()), 1e-300)
+    if x.shape[0] > chunk_rows(chunk_size):
+        return _adam_lr_in_chunks(Problem(model, loss, x, y, w, fixed, chunk_size=chunk_size), params, count)
     view = ParamView.of(model, params, fixed, device=x.device)
     theta = view.theta.requires_grad_(True)
     with torch.enable_grad():
@@ -303,7 +314,27 @@ def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fix
         (hs,) = torch.autograd.grad(g, theta, grad_outputs=s, allow_unused=True)
     if hs is None:
         return None
-    curvature, slope = float(s @ hs), float(g.detach().abs().sum())
+    return _tenth_of_newton(float(s @ hs), float(g.detach().abs().sum()))
+
+
+def _adam_lr_in_chunks(problem: Problem, params: Mapping[str, Tensor], count: float) -> float | None:
+    """:func:`adam_lr` over more rows than one chunk: the gradient, then the curvature along its signs, each
+    summed over the chunks (one chunk takes :func:`adam_lr`'s single pass, whose numbers this reproduces to
+    rounding)."""
+    view = problem.view(params)
+    try:
+        g = problem.gradient(view, view.theta) / count
+    except RuntimeError:  # the loss does not depend on the free parameters
+        return None
+    s = torch.sign(g)
+    if not torch.isfinite(g).all() or not s.any():
+        return None
+    hs = problem.hvp(view, view.theta, s) / count  # zero where the loss is linear in them: no curvature
+    return _tenth_of_newton(float(s @ hs), float(g.abs().sum()))
+
+
+def _tenth_of_newton(curvature: float, slope: float) -> float | None:
+    """A tenth of the Newton step along the signs, ``|g|_1 / sᵀHs``; None unless both are positive and finite."""
     if not (math.isfinite(curvature) and curvature > 0 and math.isfinite(slope) and slope > 0):
         return None
     return 0.1 * slope / curvature

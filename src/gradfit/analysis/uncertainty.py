@@ -118,7 +118,8 @@ class Uncertainty:
 
 
 def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), level: float = 0.95,
-                        stopped_early: bool = False, max_params: int = 500, diverged: bool = False) -> Uncertainty:
+                        stopped_early: bool = False, max_params: int = 500, diverged: bool = False,
+                        chunk_size: int | None = None) -> Uncertainty:
     """Uncertainties of ``params`` for ``model`` under ``loss`` on ``dataset`` (all its rows).
 
     Parameters
@@ -141,6 +142,9 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
         Refuse more free parameters than this (the cost grows as rows x params²).
     diverged : bool
         The fit diverged: nothing is computed.
+    chunk_size : int, optional
+        Rows per chunk of the passes over ``dataset`` (the fit's ``FitConfig.chunk_size``; default
+        :data:`gradfit.rowpass.CHUNK_ROWS`). A Jacobian chunk has at least ``p + 1`` rows.
 
     Examples
     --------
@@ -176,7 +180,7 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
         return _failed(**base, dof=n - p, reason=f"The model has {p} free parameters, more than max_params={max_params}; "
                        f"the cost grows as rows x params². Pass max_params={p} (or more) to compute them anyway.")
     # The matrices are p x p (the covariance and correlations over every parameter): weigh them first.
-    need = 8.0 * (6 * len(names) ** 2 + 4 * p * p + jacobian_rows(p) * p)
+    need = 8.0 * (6 * len(names) ** 2 + 4 * p * p + jacobian_rows(p, chunk_size=chunk_size) * p)
     if not memory.fits(need):
         return _failed(**base, dof=n - p, reason=f"Not computed: the covariance of {p:,} free parameters needs about "
                        f"{memory.format_bytes(need)}, more than the memory budget of {memory.budget()}. Fix some "
@@ -199,11 +203,11 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
         warnings.append("The weights are not whole numbers: cov = H⁻¹ of the weighted loss counts them as frequencies "
                         "(a row of weight 2 as two rows), so the standard errors scale as 1/sqrt of the weights.")
 
-    if name in LIKELIHOODS and float(_mean_loss(model, loss, dataset, params)) < 1e-8:
+    if name in LIKELIHOODS and float(_mean_loss(model, loss, dataset, params, chunk_size)) < 1e-8:
         return _failed(**base, dof=n - p, warnings=tuple(warnings), reason=(
             f"The {name} loss is ~0: the classes are perfectly separated, so the maximum-likelihood estimate lies at "
             f"infinity and the parameters have no finite uncertainty. Add a penalty or more (overlapping) data."))
-    problem = cv.DatasetView(model, dataset, values, free)
+    problem = cv.DatasetView(model, dataset, values, free, chunk_size)
     try:
         curv = cv.curvature(problem, loss, method)
     except cv.NotComputable as exc:
@@ -260,12 +264,15 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
                        newton_distance=distance)
 
 
-def uncertainty_of(result, data=None, level: float = 0.95, max_params: int = 500) -> Uncertainty:
+def uncertainty_of(result, data=None, level: float = 0.95, max_params: int = 500,
+                   chunk_size: int | None = None) -> Uncertainty:
     """:func:`compute_uncertainty` for a :class:`~gradfit.train.result.FitResult`, on the rows it was trained on.
 
     ``data`` as for :func:`gradfit.analysis.fitted_data.run_data` (a Dataset is used as given). The
-    validation split, if any, is redrawn from the seed, so the rows are the training rows.
+    validation split, if any, is redrawn from the seed, so the rows are the training rows. The rows are
+    read in the fit's chunks (``result.config["chunk_size"]``) unless ``chunk_size`` says otherwise.
     """
+    from gradfit.analysis.fitted_data import chunk_size_of
     from gradfit.errors import ModelError
     from gradfit.losses import get_loss
 
@@ -278,7 +285,8 @@ def uncertainty_of(result, data=None, level: float = 0.95, max_params: int = 500
     early = result.stop_reason in BUDGET_REASONS and trend is not None and trend > 1e-5
     return compute_uncertainty(result.model, loss, dataset, result.params, fixed=result.fixed,
                                at_bounds=result.diagnostics.get("at_bounds", ()), level=level, stopped_early=early,
-                               max_params=max_params, diverged=result.stop_reason == "diverged")
+                               max_params=max_params, diverged=result.stop_reason == "diverged",
+                               chunk_size=chunk_size_of(result, chunk_size))
 
 
 def bound_sentence(names) -> str:
@@ -318,11 +326,11 @@ def _predicted_rss(curv, step: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def _mean_loss(model, loss, dataset, params) -> float:
+def _mean_loss(model, loss, dataset, params, chunk_size: int | None = None) -> float:
     from gradfit.train.objective import Objective
 
     cast = {k: torch.as_tensor(v).to(dataset.x.device, dataset.x.dtype) for k, v in params.items()}
-    return float(Objective(model, loss).value(cast, dataset.x, dataset.y, getattr(dataset, "w", None)))
+    return float(Objective(model, loss, chunk_size).value(cast, dataset.x, dataset.y, getattr(dataset, "w", None)))
 
 
 def _failed(names, values, level, method, held, at_bound, dof, reason, warnings=()) -> Uncertainty:

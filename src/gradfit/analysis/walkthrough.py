@@ -51,7 +51,7 @@ def plain_descent(result) -> bool:
 
 
 def gradient_at(result, params: Mapping[str, float], data: Any = None, *, loss=None,
-                dataset=None) -> tuple[float, dict[str, float]]:
+                dataset=None, chunk_size: int | None = None) -> tuple[float, dict[str, float]]:
     """The mean loss of ``result``'s fit and its gradient at ``params``, on the full data.
 
     Parameters
@@ -66,6 +66,8 @@ def gradient_at(result, params: Mapping[str, float], data: Any = None, *, loss=N
         The loss, needed only when the fit used a Python function as its loss.
     dataset : Dataset, optional
         Already-read data (skips ``data``); :func:`step_table` passes it to read the data once.
+    chunk_size : int, optional
+        Rows per chunk of the sums over the data; default the fit's own (``result.config["chunk_size"]``).
 
     Returns
     -------
@@ -83,12 +85,13 @@ def gradient_at(result, params: Mapping[str, float], data: Any = None, *, loss=N
     ['a[0]', 'a[1]']
     """
     model = _model(result)
-    objective = _objective(result, loss)
+    objective = _objective(result, loss, chunk_size)
     ds = dataset if dataset is not None else _dataset(result, data)
     return _value_and_grad(model, objective, result, ds, params)
 
 
-def step_table(result, data: Any = None, steps: Sequence[int] | None = None, max_rows: int = 50, *, loss=None):
+def step_table(result, data: Any = None, steps: Sequence[int] | None = None, max_rows: int = 50, *, loss=None,
+               chunk_size: int | None = None):
     """Seed 002's walk-through of a fit, one row per parameter snapshot.
 
     Parameters
@@ -105,6 +108,8 @@ def step_table(result, data: Any = None, steps: Sequence[int] | None = None, max
         Most rows when ``steps`` is not given (>= 1).
     loss : optional
         The loss, needed only when the fit used a Python function as its loss.
+    chunk_size : int, optional
+        Rows per chunk of the sums over the data; default the fit's own (``result.config["chunk_size"]``).
 
     Returns
     -------
@@ -138,7 +143,7 @@ def step_table(result, data: Any = None, steps: Sequence[int] | None = None, max
     history = result.history
     chosen = _choose_steps(history, steps, max_rows)
     model = _model(result)
-    objective = _objective(result, loss)
+    objective = _objective(result, loss, chunk_size)
     ds = _dataset(result, data)
     lr_by_step = dict(zip(history.step.tolist(), history["lr"].tolist()))
     names = list(history.param_names)
@@ -201,7 +206,8 @@ def _model(result):
     return result.model
 
 
-def _objective(result, loss):
+def _objective(result, loss, chunk_size: int | None = None):
+    from gradfit.analysis.fitted_data import chunk_size_of
     from gradfit.losses import get_loss
     from gradfit.train.objective import Objective
 
@@ -215,7 +221,7 @@ def _objective(result, loss):
                               f"function?). Pass it again: loss=...") from None
     else:
         loss = get_loss(loss)
-    return Objective(_model(result), loss, config.get("chunk_size"))
+    return Objective(_model(result), loss, chunk_size_of(result, chunk_size))
 
 
 def _dataset(result, data):
