@@ -151,18 +151,12 @@ class LMStepper:
     # -- checkpoints -----------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """``{"lm": ...}``: the iterate (float64), sum of squares, trust radius, damping, scaling and counters."""
-        lm, res = self.lm, self.res
-        return {"lm": {"p": torch.from_numpy(lm.p.copy()), "sum_squares": lm.sum_squares, "delta": lm.delta,
-                       "lam": lm.lam, "diag": None if lm.diag is None else torch.from_numpy(lm.diag.copy()),
-                       "n_fev": res.n_fev, "n_jev": res.n_jev}}
+        """``{"lm": ...}``: the solver's own :meth:`~gradfit.optim.lm.LevenbergMarquardt.state_dict` (the iterate in
+        float64, sum of squares, trust radius, damping, scaling and counters)."""
+        return {"lm": self.lm.state_dict()}
 
     def load_state_dict(self, saved: dict) -> None:
-        state, lm = saved["lm"], self.lm
-        lm.p, lm.sum_squares = state["p"].numpy().copy(), state["sum_squares"]
-        lm.delta, lm.lam = state["delta"], state["lam"]
-        lm.diag = None if state["diag"] is None else state["diag"].numpy().copy()
-        self.res.n_fev, self.res.n_jev = state["n_fev"], state["n_jev"]
+        self.lm.load_state_dict(saved["lm"])
 
     def resumable(self) -> dict:
         return {"solver": {"trainable": self.trainable}}
