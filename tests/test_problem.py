@@ -8,7 +8,7 @@ import torch
 from gradfit.losses import get_loss
 from gradfit.models.base import Model, ParamSpec
 from gradfit.models.builder import build_model
-from gradfit.problem import ParamView, Problem, flatten, gradient, hessian, hvp
+from gradfit.problem import ParamView, Problem, flatten, gradient, hessian, hvp, pack, positions, unflatten
 from gradfit.rowpass import MemoryRows, reduce
 
 F64 = torch.float64
@@ -56,6 +56,40 @@ def test_flatten_and_unflatten_round_trip(model, params):
     assert set(back) == set(params)
     for k in params:
         assert back[k].shape == params[k].shape and torch.equal(back[k], params[k])
+
+
+def test_pack_takes_the_names_in_the_order_given_and_keeps_dtype_device_and_graph(model, params):
+    order = ["c", "w"]  # a subset, out of specs order (LM packs the trainable names, bounds by the same names)
+    packed = pack(params, order)
+    assert packed.tolist() == [0.1, 0.5, -0.1] and packed.dtype == F64
+    assert pack({"m": torch.tensor([[1, 2], [3, 4]], dtype=torch.int32)}, ["m"]).tolist() == [1, 2, 3, 4]  # row-major
+    assert pack(params, order, torch.float32).dtype == torch.float32
+    assert pack(params, [], F64).dtype == F64 and pack(params, []).numel() == 0
+    w = params["w"].clone().requires_grad_(True)
+    (pack({"c": params["c"], "w": w}, order) ** 2).sum().backward()  # differentiable by default, as a forward needs
+    assert torch.equal(w.grad, 2 * params["w"])
+    assert not pack({"w": w}, ["w"], detach=True).requires_grad
+    assert torch.equal(pack(params, [s.name for s in model.specs]), flatten(model.specs, params))
+
+
+def test_unflatten_inverts_pack_over_any_subset_with_views(model, params):
+    specs = [model.spec("w"), model.spec("a")]
+    flat = pack(params, ["w", "a"]).requires_grad_(True)
+    back = unflatten(specs, flat)
+    assert list(back) == ["w", "a"] and back["w"].shape == (2,) and back["a"].shape == ()
+    assert all(torch.equal(back[k], params[k]) for k in back)
+    (3 * back["a"] + back["w"].sum()).backward()
+    assert flat.grad.tolist() == [1.0, 1.0, 3.0]
+
+
+def test_positions_are_those_of_the_names_in_the_full_vector(model, params):
+    full = flatten(model.specs, params)
+    for names in (["w"], ["c", "a"], ["a", "w", "c"], []):
+        index = positions(model.specs, names)
+        kept = [s.name for s in model.specs if s.name in names]  # specs order, whatever the order asked
+        assert full[index].tolist() == pack(params, kept).tolist()
+    assert positions(model.specs, ["c", "a"]) == [0, 3]
+    assert ParamView.of(model, params, fixed={"a"}).free_index.tolist() == positions(model.specs, ["w", "c"])
 
 
 def test_fixed_names_keep_their_values(model, params):

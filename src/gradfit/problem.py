@@ -30,7 +30,7 @@ from gradfit.losses import Loss
 from gradfit.models.jacobian import row_jacobian
 from gradfit.rowpass import MemoryRows, jacobian_rows, reduce
 
-__all__ = ["ParamView", "Problem", "gradient", "hessian", "hvp"]
+__all__ = ["ParamView", "Problem", "flatten", "gradient", "hessian", "hvp", "pack", "positions", "unflatten"]
 
 
 class ParamView:
@@ -61,13 +61,7 @@ class ParamView:
         """The view of ``params`` (named tensors) with every entry free except those of the ``fixed`` names."""
         fixed = frozenset(fixed)
         base = flatten(model.specs, params, dtype, device)
-        free: list[int] = []
-        pos = 0
-        for s in model.specs:
-            if s.name not in fixed:
-                free.extend(range(pos, pos + s.size))
-            pos += s.size
-        return cls(model, base, free)
+        return cls(model, base, positions(model.specs, [s.name for s in model.specs if s.name not in fixed]))
 
     @property
     def names(self) -> list[str]:
@@ -81,7 +75,7 @@ class ParamView:
 
     def unflatten(self, full: Tensor) -> dict[str, Tensor]:
         """Named tensors from a full flat vector (views of it: gradients flow back)."""
-        return {s.name: t.reshape(s.shape) for s, t in zip(self.specs, torch.split(full, self.sizes))}
+        return unflatten(self.specs, full)
 
     def params(self, theta: Tensor) -> dict[str, Tensor]:
         """Named tensors at ``theta``."""
@@ -102,8 +96,63 @@ class ParamView:
 
 def flatten(specs, params: Mapping[str, Tensor], dtype=torch.float64, device=None) -> Tensor:
     """Every entry of ``params`` in ``specs`` order (row-major within each) as one vector of ``dtype``."""
-    parts = [torch.as_tensor(params[s.name]).detach().to(device=device, dtype=dtype).reshape(-1) for s in specs]
+    return pack(params, [s.name for s in specs], dtype, device, detach=True)
+
+
+def pack(values: Mapping[str, Tensor], names: Iterable[str], dtype: torch.dtype | None = None, device=None,
+         detach: bool = False) -> Tensor:
+    """The entries of the tensors ``values[n]`` for ``n`` in ``names``, in that order (row-major within each), as
+    one vector.
+
+    Parameters
+    ----------
+    values : mapping of str to Tensor
+        Named tensors (parameters, or per-entry bounds), of any shapes.
+    names : iterable of str
+        Which of them, in which order: ``model.param_names``, the trainable names, a subset.
+    dtype, device : optional
+        Of the vector; None keeps the tensors' own (mixed dtypes promote as ``torch.cat`` does). With no names the
+        vector is empty, of ``dtype`` (torch's default when None).
+    detach : bool
+        Cut the vector from the tensors' graphs; by default it is differentiable in them.
+
+    Examples
+    --------
+    >>> pack({"a": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "b": torch.tensor(5.0)}, ["b", "a"]).tolist()
+    [5.0, 1.0, 2.0, 3.0, 4.0]
+    """
+    parts = []
+    for n in names:
+        t = torch.as_tensor(values[n])
+        parts.append((t.detach() if detach else t).to(device=device, dtype=dtype).reshape(-1))
     return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype, device=device)
+
+
+def unflatten(specs, flat: Tensor) -> dict[str, Tensor]:
+    """The named tensors of ``specs`` (their shapes, in their order) from the consecutive entries of ``flat``, which
+    holds exactly those entries: the inverse of :func:`pack` over ``[s.name for s in specs]``. Each is a view of
+    ``flat``, so gradients flow back.
+
+    Examples
+    --------
+    >>> from gradfit.models.base import ParamSpec
+    >>> unflatten([ParamSpec("b", ()), ParamSpec("a", (2,))], torch.tensor([5.0, 1.0, 2.0]))
+    {'b': tensor(5.), 'a': tensor([1., 2.])}
+    """
+    specs = list(specs)
+    return {s.name: t.reshape(s.shape) for s, t in zip(specs, torch.split(flat, [s.size for s in specs]))}
+
+
+def positions(specs, names: Iterable[str]) -> list[int]:
+    """The positions, in a vector of every entry of ``specs`` (``flatten``'s), of the entries of ``names``, in
+    ``specs`` order whatever the order of ``names``."""
+    chosen, pos = frozenset(names), 0
+    out: list[int] = []
+    for s in specs:
+        if s.name in chosen:
+            out.extend(range(pos, pos + s.size))
+        pos += s.size
+    return out
 
 
 def gradient(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:

@@ -46,6 +46,9 @@ TESTS = {
     "gtol": "the residuals became orthogonal to the Jacobian's columns (max |cos| below gtol={gtol:g})",
 }
 
+# What LevenbergMarquardt.state_dict() holds (the checkpoint's "lm" entry).
+STATE_KEYS = ("p", "sum_squares", "delta", "lam", "diag", "n_fev", "n_jev")
+
 SMALL = 256  # rows up to which the Jacobian is taken in reverse mode
 
 # A residual function takes the flat parameter vector and one chunk of inputs and targets.
@@ -298,6 +301,46 @@ class LevenbergMarquardt:
         """Move to the iteration's accepted point (if it has one)."""
         if it.trial is not None:
             self.p, self.sum_squares = it.trial, it.trial_sum_squares
+
+    def state_dict(self) -> dict:
+        """What the next iterations depend on, copied: a plain dict of tensors and numbers (torch.optim's convention).
+
+        ``p`` (the iterate, float64), ``sum_squares`` (at ``p``), ``delta`` (the trust radius; nan before the first
+        iteration), ``lam`` (the damping), ``diag`` (the scaling ``D``, float64; None before the first iteration),
+        and the residuals' counters ``n_fev`` and ``n_jev``. The options, bounds and residual function are the
+        solver's construction, not its state.
+        """
+        return {"p": torch.from_numpy(self.p.copy()), "sum_squares": self.sum_squares, "delta": self.delta,
+                "lam": self.lam, "diag": None if self.diag is None else torch.from_numpy(self.diag.copy()),
+                "n_fev": self.res.n_fev, "n_jev": self.res.n_jev}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state`` (a :meth:`state_dict`, copied in): the iterations that follow are those the solver
+        that saved it would have made, to the bit.
+
+        Raises
+        ------
+        ValueError
+            When a key is missing, or ``p`` or ``diag`` does not have one entry per parameter of this solver.
+        """
+        missing = [k for k in STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"Levenberg-Marquardt's state lacks {', '.join(map(repr, missing))}: a state_dict() "
+                             f"holds {', '.join(STATE_KEYS)}.")
+        p = _vector(state["p"], "p", self.p.size)
+        diag = None if state["diag"] is None else _vector(state["diag"], "diag", self.p.size)
+        self.p, self.diag = p, diag
+        self.sum_squares, self.delta, self.lam = state["sum_squares"], state["delta"], state["lam"]
+        self.res.n_fev, self.res.n_jev = state["n_fev"], state["n_jev"]
+
+
+def _vector(value, key: str, size: int) -> np.ndarray:
+    """A float64 numpy copy of a saved vector, checked to have ``size`` entries."""
+    out = torch.as_tensor(value).detach().cpu().double().numpy().copy()
+    if out.shape != (size,):
+        raise ValueError(f"Levenberg-Marquardt's state has {key!r} of shape {tuple(out.shape)}; this solver has "
+                         f"{size} parameter(s), so it expects ({size},).")
+    return out
 
 
 def _solve(A: np.ndarray, b: np.ndarray, D: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray | None]:

@@ -25,6 +25,7 @@ import math
 import torch
 
 from gradfit.errors import DataError
+from gradfit.problem import pack
 from gradfit.train.checkpoint_values import (
     Damaged,
     describe,
@@ -253,7 +254,7 @@ def _previous(saved: dict, leaves: list, step: int) -> None:
 
 def _solver(state: dict, solver: dict, params: dict) -> None:
     """Levenberg-Marquardt's iterate, trust region and counters; its iterate is the saved free parameters."""
-    free = torch.cat([params[n].reshape(-1) for n in solver["trainable"]]) if solver["trainable"] else torch.zeros(0)
+    free = pack(params, solver["trainable"])
     p = tensor(field(state, "p", where="lm.p"), "lm.p", shape=(free.numel(),), dtype=torch.float64)
     if not torch.equal(p.to(free.dtype), free):  # the parameters are the iterate, in the fit's dtype
         raise Damaged("lm.p", "differs from the saved parameters")

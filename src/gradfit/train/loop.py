@@ -23,6 +23,7 @@ import torch
 
 from gradfit.errors import ConfigError
 from gradfit.models.base import Model
+from gradfit.problem import flatten
 from gradfit.train.batches import Batches
 from gradfit.train.callbacks import call
 from gradfit.train.checkpoint import Checkpointer
@@ -339,9 +340,8 @@ def _notes(signalled: str | None, checkpoints: Checkpointer) -> dict:
 
 
 def _flat(model: Model, params) -> torch.Tensor:
-    if not params:
-        return torch.zeros(0)
-    return torch.cat([params[n].detach().reshape(-1).double().cpu() for n in model.param_names])
+    """Every entry of ``params`` as the history's snapshots hold them: float64, on the CPU."""
+    return flatten(model.specs, params, torch.float64, "cpu")
 
 
 def _diverged_message(step: int, loss: float, grad_norm: float, lr: float, config: FitConfig, kept: bool) -> str:

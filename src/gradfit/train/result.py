@@ -19,6 +19,7 @@ import torch
 
 from gradfit.errors import ConfigError, ModelError
 from gradfit.models.base import Model, flatten_params, unflatten_params
+from gradfit.problem import pack
 from gradfit.train.history import History
 from gradfit.train.stopping import SUCCESS
 
@@ -278,7 +279,7 @@ class FitResult:
 
 
 def _flat_values(params) -> list[float]:
-    return [v for t in params.values() for v in torch.as_tensor(t).reshape(-1).double().tolist()]
+    return pack(params, list(params), torch.float64, "cpu").tolist()
 
 
 def _num(v):

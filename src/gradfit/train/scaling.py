@@ -47,7 +47,7 @@ from torch import Tensor
 
 from gradfit.losses import Loss
 from gradfit.models.base import Model
-from gradfit.problem import ParamView
+from gradfit.problem import ParamView, pack, positions, unflatten
 
 MAX_ROWS = 100_000          # rows the Jacobian is taken on
 MAX_ENTRIES = 5_000_000     # rows x outputs x free entries of that Jacobian (40 MB in float64)
@@ -84,9 +84,7 @@ class Scaling:
         self.kind = kind
         self.info = info
         self.bounds = None                # the user's Bounds, when given (diagonal kinds only)
-        offsets = np.cumsum([0] + [s.size for s in original.specs])
-        self.free_index = np.array([i for k, s in enumerate(original.specs) if s.name in free
-                                    for i in range(offsets[k], offsets[k + 1])], dtype=np.int64)
+        self.free_index = np.array(positions(original.specs, free), dtype=np.int64)
         self.model = ScaledModel(self)
         self.loss = ScaledLoss(loss, self.loss_factor)
 
@@ -161,13 +159,13 @@ class Scaling:
             return inner
         if self.A.ndim != 1:
             raise ConfigError("Bounds with scaling need the diagonal map: build the Scaling with bounds=... .")
-        pos = 0
+        free_specs = [s for s in self.original.specs if s.name in self.free]
+        scales, starts = unflatten(free_specs, self.A), unflatten(free_specs, self.p0)
         for s in self.original.specs:
             lo, hi = bounds.lower[s.name].clone(), bounds.upper[s.name].clone()
             if s.name in self.free:
-                a, p0 = self.A[pos:pos + s.size].reshape(s.shape), self.p0[pos:pos + s.size].reshape(s.shape)
+                a, p0 = scales[s.name], starts[s.name]
                 lo, hi = (lo - p0) / a, (hi - p0) / a  # a > 0: the order is kept
-                pos += s.size
             inner.lower[s.name], inner.upper[s.name] = lo, hi
         inner.given = dict(bounds.given)
         return inner
@@ -217,12 +215,8 @@ class ScaledModel(Model):
         out = dict(q)
         free = self.scaling.free
         if free:
-            p = self.scaling.free_to_external(torch.cat([q[n].reshape(-1).double() for n in free]))
-            pos = 0
-            for s in self.specs:
-                if s.name in free:
-                    out[s.name] = p[pos:pos + s.size].reshape(s.shape).to(q[s.name].dtype)
-                    pos += s.size
+            p = self.scaling.free_to_external(pack(q, free, torch.float64))
+            out.update({n: t.to(q[n].dtype) for n, t in unflatten([s for s in self.specs if s.name in free], p).items()})
         return out
 
     def forward(self, params: Mapping[str, Tensor], x: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ import torch
 
 from gradfit.errors import ConfigError
 from gradfit.optim.lm import TESTS, ChunkedResiduals, Iteration, LevenbergMarquardt, LMOptions
+from gradfit.problem import pack, unflatten
 from gradfit.train.steppers import Look, StepReport
 
 _OPTIONS = tuple(f.name for f in dataclasses.fields(LMOptions))
@@ -49,8 +50,7 @@ class LMStepper:
         float(objective.value(params, train.x[:1], train.y[:1]))  # the loss's own shape checks, with its messages
         self._base = {k: v.detach() for k, v in params.items()}
         trainable = self.trainable
-        p0 = (torch.cat([params[n].detach().reshape(-1) for n in trainable]) if trainable
-              else torch.zeros(0, dtype=train.y.dtype))
+        p0 = pack(params, trainable, detach=True) if trainable else torch.zeros(0, dtype=train.y.dtype)
         self.dtype = p0.dtype
         lower, upper = _box(bounds, trainable)
         # residuals times sqrt(w)
@@ -60,12 +60,7 @@ class LMStepper:
         self.it: Iteration | None = None  # the last iteration: its tests, held and dead columns
 
     def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        out, offset = dict(self._base), 0
-        for name in self.trainable:
-            spec = self.specs[name]
-            out[name] = flat[offset : offset + spec.size].reshape(spec.shape)
-            offset += spec.size
-        return out
+        return {**self._base, **unflatten([self.specs[n] for n in self.trainable], flat)}
 
     def _residuals(self, flat, xc, yc):
         return (self.model(self._unflatten(flat), xc) - yc).reshape(-1)
@@ -156,18 +151,12 @@ class LMStepper:
     # -- checkpoints -----------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """``{"lm": ...}``: the iterate (float64), sum of squares, trust radius, damping, scaling and counters."""
-        lm, res = self.lm, self.res
-        return {"lm": {"p": torch.from_numpy(lm.p.copy()), "sum_squares": lm.sum_squares, "delta": lm.delta,
-                       "lam": lm.lam, "diag": None if lm.diag is None else torch.from_numpy(lm.diag.copy()),
-                       "n_fev": res.n_fev, "n_jev": res.n_jev}}
+        """``{"lm": ...}``: the solver's own :meth:`~gradfit.optim.lm.LevenbergMarquardt.state_dict` (the iterate in
+        float64, sum of squares, trust radius, damping, scaling and counters)."""
+        return {"lm": self.lm.state_dict()}
 
     def load_state_dict(self, saved: dict) -> None:
-        state, lm = saved["lm"], self.lm
-        lm.p, lm.sum_squares = state["p"].numpy().copy(), state["sum_squares"]
-        lm.delta, lm.lam = state["delta"], state["lam"]
-        lm.diag = None if state["diag"] is None else state["diag"].numpy().copy()
-        self.res.n_fev, self.res.n_jev = state["n_fev"], state["n_jev"]
+        self.lm.load_state_dict(saved["lm"])
 
     def resumable(self) -> dict:
         return {"solver": {"trainable": self.trainable}}
@@ -193,8 +182,7 @@ def _options(config) -> LMOptions:
 def _box(bounds, trainable: list[str]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     if not bounds or not trainable:
         return None, None
-    return (torch.cat([bounds.lower[n].reshape(-1) for n in trainable]),
-            torch.cat([bounds.upper[n].reshape(-1) for n in trainable]))
+    return pack(bounds.lower, trainable), pack(bounds.upper, trainable)
 
 
 def _write(params: dict[str, torch.Tensor], values: dict[str, torch.Tensor], names) -> None:
