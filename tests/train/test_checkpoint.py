@@ -112,6 +112,17 @@ def test_lbfgs_full_batch(tmp_path, curve):
     assert_same_fit(gradfit.fit("a*exp(-b*t) + c", curve, resume=tmp_path, **common), full)
 
 
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam", "momentum"])
+def test_resume_from_the_default_start_of_all_ones(tmp_path, optimizer):
+    """Every parameter starting at 1.0 (the default start) is resumed: the checkpoint's check steps a toy problem
+    whose minimum must not sit at the start (L-BFGS at a minimum keeps no directions; this was refused as damaged)."""
+    common = dict(y="speed", optimizer=optimizer, steps=12, lr=0.01 if optimizer != "lbfgs" else 1.0)
+    full = gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", **common)
+    assert full.history.snapshots[0].tolist() == [1.0, 1.0, 1.0]
+    fit_stopped_at(2, tmp_path, "a*t**2 + b*t + c", "builtin:rollercoaster", **common)
+    assert_same_fit(gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", resume=tmp_path, **common), full)
+
+
 def test_levenberg_marquardt(tmp_path, curve):
     common = dict(y="y", optimizer="lm", steps=50, init={"a": 5.0, "b": 3.0, "c": -1.0})
     full = gradfit.fit("a*exp(-b*t) + c", curve, **common)

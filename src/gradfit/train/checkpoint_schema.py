@@ -191,6 +191,10 @@ def _trial_step(optimizer, state: dict | None, leaves: list) -> dict:
     Returns the copy's per-parameter state after the step.
     """
     copies = [p.detach().clone().requires_grad_(True) for p in leaves]
+    # A toy loss whose minimum is one unit away from every entry: its gradient is never zero, so every optimizer
+    # takes a whole step (L-BFGS at its minimum returns before keeping its directions: at the default start of
+    # all ones, a minimum at 1 made a sound checkpoint look damaged).
+    targets = [p.detach() + 1.0 for p in leaves]
     try:
         accepted = inspect.signature(type(optimizer).__init__).parameters  # AdamW's defaults hold more than it takes
         trial = type(optimizer)(copies, **{k: v for k, v in optimizer.defaults.items() if k in accepted})
@@ -199,7 +203,7 @@ def _trial_step(optimizer, state: dict | None, leaves: list) -> dict:
 
         def closure():
             trial.zero_grad()
-            loss = sum(((c - 1.0) ** 2).sum() for c in copies)
+            loss = sum(((c - t) ** 2).sum() for c, t in zip(copies, targets))
             loss.backward()
             return loss
 
