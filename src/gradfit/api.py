@@ -193,6 +193,10 @@ def fit(
     with catch_interrupts(catch_signals) as stop_request:  # in the CLI, this joins the command's window
         stop_request.now("fitting")  # from the first step, work is kept: Ctrl-C / SIGTERM end the loop at a step boundary
         out = problem.descend(val, config, callbacks, generator, checkpoints=checkpoints, stop_request=stop_request)
+    weights = None
+    if train.w is not None:
+        assert dataset.weighting is not None  # as_dataset records how the weights of every dataset were given
+        weights = dataset.weighting.to_dict(float(train.w.double().sum()))
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},
         loss=out.loss, steps=out.steps, epochs=out.epochs, stop_reason=out.stop_reason, message=out.message,
@@ -204,7 +208,7 @@ def fit(
         data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
               "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes,
               "fingerprint": dataset_fingerprint(dataset),  # gradfit plot checks the data read again against it
-              "weights": None if train.w is None else dataset.weighting.to_dict(float(train.w.double().sum())),
+              "weights": weights,
               **reading},
         timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
                  "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
@@ -361,7 +365,11 @@ def _narrowed(dataset: Dataset, device, dtype: torch.dtype) -> Dataset:
         bad = (~torch.isfinite(values)).nonzero().flatten()
         if len(bad):
             first = int(bad[0])
-            source = dataset.x[first, dataset.x_names.index(name)] if name in dataset.x_names else dataset.y[first]
+            if name in dataset.x_names:
+                source = dataset.x[first, dataset.x_names.index(name)]
+            else:
+                assert dataset.y is not None  # out.y, the targets in the new dtype, holds this value
+                source = dataset.y[first]
             problems.append(f"column {name!r}: {len(bad)} value{'s' if len(bad) > 1 else ''} too large for {kind} "
                             f"(the first in row {first + 1}: {float(source):g})")
     if problems:

@@ -28,7 +28,9 @@ from gradfit.errors import ConfigError
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    _LOCKING = False
+else:
+    _LOCKING = True
 
 __all__ = ["FolderLock", "lock_folder", "locks_released"]
 
@@ -47,7 +49,8 @@ class FolderLock:
         self.count -= 1
         if self.count > 0:
             return
-        _HELD.pop(self.key, None)
+        if self.key is not None:  # None: a folder that was never locked (no fcntl)
+            _HELD.pop(self.key, None)
         if self.fd is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -68,7 +71,7 @@ def lock_folder(path: str | os.PathLike) -> FolderLock:
     """
     folder = Path(path)
     created = _make(folder)
-    if fcntl is None:  # pragma: no cover
+    if not _LOCKING:  # pragma: no cover
         lock = FolderLock(folder, None, None, created)
         _remember(lock)
         return lock

@@ -154,11 +154,12 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
                 (atomic_path(paths["snapshots"]) if own_file else contextlib.nullcontext()) as tmp_snapshots:
             _write_csv(history, tmp_history)
             _write_csv(timings, tmp_timings)
+            written = {HISTORY_NAME: tmp_history, TIMINGS_NAME: tmp_timings}
             if own_file:
+                assert tmp_snapshots is not None and snapshots is not None  # both made when own_file
                 tmp_snapshots.write_bytes(snapshots)
+                written[SNAPSHOTS_NAME] = tmp_snapshots
             # result.json seals the files written before it: their sizes and digests (gradfit.run_schema).
-            written = {HISTORY_NAME: tmp_history, TIMINGS_NAME: tmp_timings,
-                       **({SNAPSHOTS_NAME: tmp_snapshots} if own_file else {})}
             text = with_run_record(text, run_record(result.run_id or new_run_id(), written))
             # From here the earlier run gives way to this one, in milliseconds: a signal (a second Ctrl-C)
             # waits for the new result.json rather than leave a folder with neither run.
@@ -245,7 +246,7 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
         # Fields of the right kinds (read_result) that still do not make a result: a model description or
         # parameters that do not fit together.
         raise DataError(f"{str(result_path)!r} is not a gradfit result ({type(exc).__name__}: {exc}).") from None
-    if from_npz and list(history.param_names) != list(result.flat_params):
+    if from_npz and history is not None and list(history.param_names) != list(result.flat_params):
         raise DataError(f"The parameter snapshots in {str(out)!r} name other parameters than {RESULT_NAME} "
                         f"({', '.join(list(history.param_names)[:3])}, ... against "
                         f"{', '.join(list(result.flat_params)[:3])}, ...): the files belong to different runs. "

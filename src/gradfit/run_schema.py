@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 from gradfit.errors import DataError
@@ -57,7 +58,7 @@ def file_digest(path: str | os.PathLike) -> dict:
     return {"bytes": size, "sha256": h.hexdigest()}
 
 
-def run_record(run_id: str, files: dict[str, str | os.PathLike]) -> dict:
+def run_record(run_id: str, files: Mapping[str, str | os.PathLike]) -> dict:
     """The ``run`` field of result.json: ``run_id`` and the digest of each file, by its name in the run's folder.
 
     ``files`` maps the name the file has (or will have) in the folder to where its bytes are now
@@ -97,7 +98,12 @@ def check_run_files(folder: str | os.PathLike, record, names=None) -> None:
 
 # -- result.json -------------------------------------------------------------------------------------
 
+# The type of a field of result.json, or its types as isinstance() takes them.
+_FieldKind = type | tuple[type, ...]
+
 #: result.json's fields that every reader relies on, and the kinds of value they hold.
+_REQUIRED: dict[str, _FieldKind]
+_OPTIONAL: dict[str, _FieldKind]
 _REQUIRED = {"params": dict, "model": dict, "steps": int, "epochs": (int, float), "stop_reason": str, "message": str}
 _OPTIONAL = {"diagnostics": dict, "config": dict, "data": dict, "bounds": dict, "init_params": dict,
              "param_shapes": dict, "timings": dict, "fixed": list, "metrics": (dict, type(None)),

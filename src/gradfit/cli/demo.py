@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypedDict
 
 import typer
 from rich.table import Table
@@ -21,13 +21,37 @@ from rich.text import Text
 from gradfit.cli.console import EXIT_FAILED, EXIT_OK, console, err_console, guarded
 from gradfit.cli.paths import given_path
 
+if TYPE_CHECKING:
+    from gradfit.plots.display import Display
+    from gradfit.plots.reel import Reel
+
 __all__ = ["demo_command", "run_linear", "run_rollercoaster", "QUADRATIC", "CONVERGED_OPTIONS"]
 
 QUADRATIC = "a*t**2 + b*t + c"
+
+
+class _Descent(TypedDict):
+    """Keywords of :func:`gradfit.fit` that choose how it descends."""
+
+    optimizer: str
+    scale: bool
+    lr: float
+    steps: int
+
+
+class _Start(TypedDict):
+    """Keywords of :func:`gradfit.fit` that every run of seed 002 shares: the columns and the start."""
+
+    x: str
+    y: str
+    init: str
+    seed: int
+
+
 # The converging run: the same plain SGD, on parameters whitened from the Jacobian at the start
 # (gradfit.train.scaling), where every direction has the same curvature, so one lr suits them all.
 # and float64 keeps the normal equations' round-off (condition number ~1e5) far below 1e-3.
-CONVERGED_OPTIONS = dict(optimizer="sgd", scale=True, lr=0.3, steps=200)
+CONVERGED_OPTIONS: _Descent = dict(optimizer="sgd", scale=True, lr=0.3, steps=200)
 TOLERANCE = 1e-3
 
 
@@ -133,7 +157,7 @@ def linear_pictures(result, df, out: Path) -> list[Path]:
     from gradfit.plots.loss import LossDisplay
     from gradfit.plots.params import ParamsDisplay
 
-    pictures = [
+    pictures: list[Display | Reel] = [
         FitDisplay(result, df, show_start=True),
         LossDisplay(result),
         ParamsDisplay(result, df),
@@ -191,7 +215,7 @@ def run_rollercoaster(out: Path, quiet: bool = False, folder=None) -> int:
     t, speed = df["t"].to_numpy(np.float64), df["speed"].to_numpy(np.float64)
     _say(quiet, f"Seed 002: fit speed = {QUADRATIC} to the roller coaster's 20 points,",
          "from a random start (seed 0), with plain SGD, lr 1e-5, 10 steps.", "")
-    common = dict(x="t", y="speed", init="random", seed=0)
+    common: _Start = dict(x="t", y="speed", init="random", seed=0)
     with warnings.catch_warnings():  # not converging is the lesson, explained below, not a warning
         warnings.simplefilter("ignore", GradfitWarning)
         stalled = fit(QUADRATIC, df, optimizer="sgd", lr=1e-5, steps=10,

@@ -11,7 +11,7 @@ import math
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 __all__ = ["LossLines", "ParamLines", "ProgressBar"]
 
@@ -27,7 +27,7 @@ class ProgressBar:
         self.console = console
         self.refresh_every = refresh_every
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._last = -math.inf
 
     def on_start(self, total_steps: int) -> None:
@@ -44,6 +44,7 @@ class ProgressBar:
     def on_step(self, state) -> None:
         if self._progress is None:
             return
+        assert self._task is not None  # on_start sets the bar and its task together
         now = time.perf_counter()
         # Updating at every step would cost more than a small model's step; 10 Hz is enough to read.
         if now - self._last >= self.refresh_every or state.step + 1 >= state.total_steps:

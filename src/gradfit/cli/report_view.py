@@ -89,7 +89,7 @@ def _metrics(metrics: dict) -> Table:
     table.add_column("train", justify="right")
     if val:
         table.add_column("validation", justify="right")
-    for key, label in METRIC_ROWS.get(metrics.get("task"), ()):
+    for key, label in METRIC_ROWS.get(metrics.get("task", ""), ()):  # no task: no rows
         if key in train:
             table.add_row(label.replace("R-squared", "R²"), _g(train.get(key)), *([_g(val.get(key))] if val else []))
     note = next((part["note"] for part in (train, val) if part and part.get("note")), None)
@@ -99,7 +99,8 @@ def _metrics(metrics: dict) -> Table:
 
 
 def _confusion(part: dict | None) -> Table | None:
-    m = (part or {}).get("confusion_matrix")
+    part = part or {}
+    m = part.get("confusion_matrix")
     if not m or len(m) > SHOWN_CLASSES:
         return None
     labels = [str(v) for v in part.get("labels", range(len(m)))]

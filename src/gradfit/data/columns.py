@@ -52,7 +52,8 @@ class FrameColumns(MutableMapping):
     """
 
     def __init__(self, df: pd.DataFrame, names: list[str]):
-        self._df, self._added = df, {}
+        self._df = df
+        self._added: dict[str, object] = {}
         self._pos = dict(zip(names, range(len(names))))
         self.repeated: list[str] = []
         if len(self._pos) != len(names):  # the first of a repeated name wins
@@ -91,6 +92,7 @@ def column(table: Table, name: str, dtype: torch.dtype) -> Tensor | None:
     """One column as a 1-D float tensor of ``dtype`` (a copy), or None after recording why not."""
     col, src, problems = table.columns[name], table.source, table.problems
     where = f"{src}, column '{name}'"
+    values: Tensor | pd.Series | np.ndarray
     if isinstance(col, Tensor):
         values = col.detach()
     elif isinstance(col, pd.Series):
@@ -117,6 +119,7 @@ def column(table: Table, name: str, dtype: torch.dtype) -> Tensor | None:
             arr = arr.astype(arr.dtype.newbyteorder("="))
         source_tensor = _from_numpy(arr)
     elif kind == "nullable":
+        assert isinstance(values, pd.Series)  # an array's dtype is NumPy's: only a Series has a nullable one
         source_tensor = _from_numpy(values.to_numpy(dtype="float64", na_value=np.nan))
     else:
         return _text_column(table, name, values, dtype)

@@ -19,7 +19,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from gradfit.errors import DataError
 
@@ -54,7 +54,7 @@ def check_compressed(p: Path, compression: str) -> None:
 
 
 @contextlib.contextmanager
-def open_stream(p: Path, compression: str) -> Iterator[BinaryIO]:
+def open_stream(p: Path, compression: str) -> Iterator[IO[bytes]]:
     """The decompressed bytes of ``p`` (checked first with :func:`check_compressed`) as a binary file."""
     if compression in _OPENERS:
         with _OPENERS[compression](p, "rb") as f:

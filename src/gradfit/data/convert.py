@@ -96,6 +96,7 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
     _check_memory(table, list(dict.fromkeys(used)), dtype)
     tensors = {n: t for n in dict.fromkeys(used) if (t := column(table, n, dtype)) is not None}
     if w_name in tensors:
+        assert weighting is not None  # weights_column gives a record with every column it names
         problems += check_values(kind, tensors[w_name], where_weights(table, w_name, kind, weighting), table.where)
     lengths = {n: t.shape[0] for n, t in tensors.items()}
     note, same_length = None, len(set(lengths.values())) == 1
@@ -111,6 +112,7 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
                             "Give more data.")
     w = None
     if w_name in tensors and not problems:
+        assert weighting is not None  # as above
         w, bad = to_weights(kind, tensors[w_name], dtype, where_weights(table, w_name, kind, weighting))
         problems += bad
     if problems:

@@ -13,6 +13,7 @@ import io
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -70,6 +71,7 @@ def read_csv(p: Path, default_sep: str, compression: str | None, options: dict
         if df is not None:
             check_rows(p, df)
             return df, dialect, numbering
+    kwargs: dict[str, Any]
     kwargs = dict(sep=r"\s+" if sep == WHITESPACE else sep, decimal=dialect.decimal, thousands=dialect.thousands,
                   encoding=_pandas_encoding(encoding), index_col=False, engine="c")
     if not header:
@@ -210,7 +212,11 @@ def check_duplicates(p: Path, names: list[str]) -> None:
     if len(set(names)) == len(names):
         return
     seen: set[str] = set()
-    dups = [n for n in names if n in seen or seen.add(n)]
+    dups = []
+    for n in names:
+        if n in seen:
+            dups.append(n)
+        seen.add(n)
     if dups:
         raise DataError(
             f"{str(p)!r} has duplicate column names: {', '.join(map(repr, dict.fromkeys(dups)))}. "

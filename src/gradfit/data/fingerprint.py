@@ -63,7 +63,8 @@ def data_fingerprint(x: torch.Tensor, y: torch.Tensor | None = None, w: torch.Te
         per_block = max(1, block_bytes // max(1, rows.shape[1] * rows.element_size()))
         for start in range(0, rows.shape[0], per_block):
             block = rows[start : start + per_block].contiguous().cpu()
-            h.update(block.view(torch.uint8).numpy())
+            # .data: the array's own bytes as a memoryview, which the type checker knows is a buffer
+            h.update(block.view(torch.uint8).numpy().data)
     return h.hexdigest()[:FINGERPRINT_LENGTH]
 
 

@@ -155,7 +155,8 @@ def open_data(data, read=None) -> tuple[object, str | None, dict, list[str]]:
             raise ConfigError(f"The 'dates' reading option applies to files and DataFrames; the data given is a "
                               f"{type(data).__name__}. Convert the dates to numbers first.")
         return data, None, {"read": None, "read_detected": [], "dates": {}}, []
-    df, records, notes = data, {}, []
+    df, notes = data, []
+    records: dict = {}
     if options["dates"]:
         df, records, notes = convert_dates(df, options["dates"], source="DataFrame")
     df, auto, auto_notes = _datetime_columns(df, set(records))
@@ -179,7 +180,7 @@ def read_like(path: str | os.PathLike, info: Mapping) -> pd.DataFrame:
 
 def _datetime_columns(df: pd.DataFrame, done: set) -> tuple[pd.DataFrame, dict, list[str]]:
     """A frame's datetime columns (not already converted) as numbers, as ``dates`` would convert them."""
-    todo = {c: {} for c in datetime_columns(df) if c not in done}
+    todo: dict[str, dict] = {c: {} for c in datetime_columns(df) if c not in done}
     if not todo:
         return df, {}, []
     return convert_dates(df, todo, source=str(df.attrs.get(SOURCE_ATTR, "DataFrame")))
@@ -216,7 +217,7 @@ def _label(df: pd.DataFrame, p: Path, row_label: str, first_row) -> pd.DataFrame
 
 def _read_builtin(path: str) -> pd.DataFrame:
     name, _, query = path[len("builtin:"):].partition("?")
-    kwargs = {}
+    kwargs: dict[str, float] = {}  # int where the text is one
     for key, text in parse_qsl(query, keep_blank_values=True):
         try:
             kwargs[key] = int(text)

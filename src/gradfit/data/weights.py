@@ -60,7 +60,7 @@ class Weighting:
 
     def to_dict(self, total: float | None = None) -> dict:
         """JSON-able, for ``result.data["weights"]``; ``total`` is Σ wᵢ over the training rows."""
-        out = {"kind": self.kind, "column": self.column, "from": "column" if self.column is not None else "array",
+        out: dict[str, object] = {"kind": self.kind, "column": self.column, "from": "column" if self.column is not None else "array",
                "absolute_sigma": self.absolute_sigma}
         if total is not None:
             out["sum"] = float(total)

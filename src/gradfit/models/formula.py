@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import torch
 from torch import Tensor
@@ -36,7 +37,12 @@ MAX_LENGTH = 10_000
 MAX_NODES = 2_000
 MAX_DEPTH = 100
 
-_Node = Callable[[Mapping[str, Tensor], "_Context"], "Tensor | float"]
+# A compiled part of a formula: the variables' values and the context -> its values.
+_Node = Callable[[Mapping[str, Tensor], "_Context"], Tensor]
+# The whole formula: a constant one gives its number as it is (evaluate() makes it a tensor).
+_Root = Callable[[Mapping[str, Tensor], "_Context"], "Tensor | float"]
+# What the parser gives a position: every expression, and a call's keyword arguments.
+_Positioned = ast.expr | ast.keyword
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class Formula:
 
     text: str
     names: tuple[str, ...]
-    _root: _Node = field(repr=False, compare=False)
+    _root: _Root = field(repr=False, compare=False)
     spans: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
     """Where each name first appears in ``text``: (offset, length), backquotes included."""
     constants: tuple[str, ...] = field(default=(), compare=False)
@@ -297,18 +303,27 @@ class _Compiler:
         col = len(line.encode("utf-8")[:col_bytes].decode("utf-8", errors="ignore"))  # ast counts UTF-8 bytes
         return self.shift + self.starts[lineno - 1] + col
 
-    def span(self, node: ast.AST) -> tuple[int, int]:
+    def span(self, node: _Positioned) -> tuple[int, int]:
         start = self.offset(node.lineno, node.col_offset)
-        return start, self.offset(node.end_lineno, node.end_col_offset) - start
+        return start, self.end(node) - start
 
-    def fail(self, message: str, node: ast.AST | None = None, span: tuple[int, int] | None = None):
-        start, length = span if span is not None else self.span(node)
+    def end(self, node: _Positioned) -> int:
+        """The offset just after ``node``."""
+        assert node.end_lineno is not None and node.end_col_offset is not None  # ast.parse sets them on every node
+        return self.offset(node.end_lineno, node.end_col_offset)
+
+    def fail(self, message: str, node: _Positioned | None = None, span: tuple[int, int] | None = None) -> NoReturn:
+        if span is None:
+            assert node is not None, "fail() needs the node or the span at fault"
+            span = self.span(node)
+        start, length = span
         raise FormulaError(message, formula=self.text, offset=start, length=length)
 
-    def _syntax_error(self, err: SyntaxError):
+    def _syntax_error(self, err: SyntaxError) -> NoReturn:
         lineno, col = err.lineno or 1, max(1, err.offset or 1) - 1
         start = self.shift + self.starts[min(lineno, len(self.starts)) - 1] + col
-        length = (err.end_offset - 1 - col) if err.end_lineno == lineno and (err.end_offset or 0) > col + 1 else 1
+        end = err.end_offset or 0
+        length = (end - 1 - col) if err.end_lineno == lineno and end > col + 1 else 1
         start = min(start, max(0, len(self.text) - 1))
         found = self.text[start:start + 1]
         if found == "=":  # the usual slip: 'y = a*x + b'
@@ -352,8 +367,7 @@ class _Compiler:
         if isinstance(node, ast.Attribute):
             while isinstance(node.value, ast.Attribute):  # point at the first '.name' of a chain
                 node = node.value
-            start = self.offset(node.value.end_lineno, node.value.end_col_offset)
-            end = self.offset(node.end_lineno, node.end_col_offset)
+            start, end = self.end(node.value), self.end(node)
             self.fail(f"attribute access ('.{node.attr}') is not allowed in a formula. {HINT}",
                       span=(start, end - start))
         message = REFUSED.get(type(node), f"{type(node).__name__} expressions are not allowed in a formula")
@@ -416,9 +430,9 @@ class _Compiler:
 
         return chain
 
-    def _bad_operator(self, node: ast.BinOp):
+    def _bad_operator(self, node: ast.BinOp) -> NoReturn:
         symbol = SYMBOLS.get(type(node.op), type(node.op).__name__)
-        start = self.offset(node.left.end_lineno, node.left.end_col_offset)
+        start = self.end(node.left)
         found = self.text.find(symbol, start)
         span = (found, len(symbol)) if found >= 0 else self.span(node)
         if symbol == "^":
@@ -488,7 +502,7 @@ class _Compiler:
     def _names_in(self, node: ast.expr, nested: bool) -> tuple[str, ...]:
         """The variables ``node`` uses, in order; without ``nested``, not those inside inner sum()/mean() calls."""
         found: list[str] = []
-        stack = [node]
+        stack: list[ast.AST] = [node]
         while stack:
             n = stack.pop()
             if isinstance(n, ast.Call) and not nested and isinstance(n.func, ast.Name) and n.func.id in REDUCTIONS:
@@ -511,7 +525,9 @@ def _mask_backquotes(text: str) -> tuple[str, dict[str, str]]:
     """
     if "`" not in text:
         return text, {}
-    out, quoted, by_name = [], {}, {}
+    out: list[str] = []
+    quoted: dict[str, str] = {}  # placeholder -> name
+    by_name: dict[str, str] = {}  # name -> placeholder
     i = 0
     while i < len(text):
         start = text.find("`", i)

@@ -63,8 +63,8 @@ class FormulaModel(Model):
                 raise ModelError(f"The inputs must be distinct. Got {list(inputs)} instead.")
             self.inputs = inputs
         else:
-            columns = {columns} if isinstance(columns, str) else set(columns or ())
-            self.inputs = tuple(n for n in names if n in columns)
+            data_columns = {columns} if isinstance(columns, str) else set(columns or ())
+            self.inputs = tuple(n for n in names if n in data_columns)
         params = [n for n in names if n not in self.inputs]
         if not params:
             raise ModelError(f"The formula {self.name!r} has no free parameter to fit; names that are data "
@@ -154,7 +154,7 @@ class FormulaModel(Model):
                              f"value per row ({x.shape[0]},). Are the parameters scalars?") from None
 
     def describe(self) -> dict:
-        out = {"kind": "formula", "formula": self.name, "inputs": list(self.inputs)}
+        out: dict[str, object] = {"kind": "formula", "formula": self.name, "inputs": list(self.inputs)}
         if self.aggregates is not None:  # what with_data computed, so a saved run predicts with the same values
             out["aggregates"] = [{"text": self.formula.reductions[k].text, "value": v}
                                  for k, v in sorted(self.aggregates.items())]

@@ -148,7 +148,7 @@ class ModuleModel(Model):
         self._initial = {k: p.detach().clone() for k, p in trainable.items()}
         self._specs = tuple(ParamSpec(k, tuple(p.shape), None, doc="copied from the module")
                             for k, p in trainable.items())
-        fixed = {k: p for k, p in module.named_parameters() if not p.requires_grad}
+        fixed: dict[str, Tensor] = {k: p for k, p in module.named_parameters() if not p.requires_grad}
         fixed.update(dict(module.named_buffers()))
         self._fixed = {k: t.detach().clone() for k, t in fixed.items()}
         self._fixed_cache: dict = {}

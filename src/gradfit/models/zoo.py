@@ -390,7 +390,7 @@ def is_zoo_name(name: str) -> bool:
     return key in ZOO_NAMES or key in _ALIASES or key == "polynomial" or re.fullmatch(r"poly(?:nomial)?\d+", key) is not None
 
 
-def make_zoo_model(name: str, inputs: Sequence[str], n_outputs: int = 1, **options) -> Model:
+def make_zoo_model(name: str, inputs: Sequence[str], n_outputs: int = 1, **options) -> ZooModel:
     """Build a zoo model by name.
 
     Parameters

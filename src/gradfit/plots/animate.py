@@ -15,7 +15,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from gradfit.errors import ConfigError, ModelError
 from gradfit.plots import display, style
@@ -62,6 +64,9 @@ class FitAnimation(Reel):
     array([ 0,  5, 10, 15, 20])
     """
 
+    data_x: np.ndarray | None  # the shown rows' input, for one input (None for several)
+    grid_x: np.ndarray | None  # where the curve is drawn, for one input (None for several)
+
     def __init__(self, result, data=None, *, max_frames: int = 100, landscape=None, show_loss: bool = False,
                  interval: int = 50, fps: float | None = None):
         from gradfit.analysis.fitted_data import run_data
@@ -92,6 +97,7 @@ class FitAnimation(Reel):
         rows = display.plot_rows(len(ds), display.MAX_ANIMATION_ROWS)
         shown = torch.arange(len(ds)) if rows is None else torch.from_numpy(rows)
         self.n_rows, self.n_shown = len(ds), len(shown)
+        assert ds.y is not None  # a fit's data have targets (fit() refuses data without)
         self.data_y = ds.y[shown].double().cpu().numpy()
         frame_params = [snapshot_params(result, row, ds.dtype) for row in self.frame_params]
 
@@ -148,6 +154,7 @@ class FitAnimation(Reel):
 
     def current_point(self, i: int) -> np.ndarray:
         """Frame ``i``'s position on the landscape: the snapshot's values of the two landscape parameters."""
+        assert self.path is not None and self.path_steps is not None, "current_point needs a landscape"
         return self.path[upto(self.path_steps, self.frame_steps[i]) - 1]
 
     def draw_panels(self, fig: Figure) -> Callable[[int], list]:
@@ -170,7 +177,9 @@ class FitAnimation(Reel):
         style.apply(ax)
         one_input = self.grid_x is not None
         xs, _ = self.curve_at(0)
+        moving: Line2D | PathCollection
         if one_input:
+            assert self.data_x is not None  # __init__ sets it with grid_x
             ax.scatter(self.data_x, self.data_y, s=style.MARKER_SIZE, color=style.PALETTE["data"],
                        alpha=style.DATA_ALPHA, label=self.data_label, gid="data")
             start = "start" + (" (leaves the frame)" if leaves(self.curves[0], self.ylim) else "")
@@ -191,7 +200,7 @@ class FitAnimation(Reel):
         ax.legend(loc=quiet_corner(ax, crowd), fontsize=style.FONT_SIZE - 1, framealpha=0.9)
 
         def update(i: int) -> list:
-            if one_input:
+            if isinstance(moving, Line2D):  # one input: a curve
                 moving.set_ydata(self.curves[i])
             else:
                 moving.set_offsets(np.column_stack([xs, self.curves[i]]))

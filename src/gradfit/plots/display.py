@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -101,7 +102,11 @@ class Display:
         return self.to_png()
 
 
-def quiet_corner(ax: Axes, crowd) -> str:
+#: Where :func:`quiet_corner` puts a legend (a ``loc`` of ``Axes.legend``).
+Corner = Literal["upper left", "upper right", "lower left", "lower right"]
+
+
+def quiet_corner(ax: Axes, crowd) -> Corner:
     """The corner of ``ax`` holding the fewest of the given ``(x, y)`` points: where a legend hides least.
 
     A cheap stand-in for ``legend(loc="best")``, whose search over every drawn vertex is slow on
@@ -112,8 +117,8 @@ def quiet_corner(ax: Axes, crowd) -> str:
                          for x, y in crowd]) if crowd else np.zeros((0, 2))
     with np.errstate(all="ignore"):  # log axes: non-positive values map to NaN and count nowhere
         u, v = (ax.transScale + ax.transLimits).transform(xy).T if len(xy) else (np.zeros(0), np.zeros(0))
-    corners = {"upper left": (u < 0.4) & (v > 0.6), "upper right": (u > 0.6) & (v > 0.6),
-               "lower left": (u < 0.4) & (v < 0.4), "lower right": (u > 0.6) & (v < 0.4)}
+    corners: dict[Corner, np.ndarray] = {"upper left": (u < 0.4) & (v > 0.6), "upper right": (u > 0.6) & (v > 0.6),
+                                         "lower left": (u < 0.4) & (v < 0.4), "lower right": (u > 0.6) & (v < 0.4)}
     return min(corners, key=lambda name: int(corners[name].sum()))
 
 

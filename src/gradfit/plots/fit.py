@@ -114,6 +114,7 @@ class FitDisplay(Display):
         if isinstance(grid_points, bool) or not isinstance(grid_points, (int, np.integer)) or grid_points < 2:
             raise ConfigError(f"The 'grid_points' parameter must be an integer >= 2. Got {grid_points!r} instead.")
         ds = dataset_of(result, data)
+        assert ds.y is not None  # a fit's data have targets (fit() refuses data without)
         params, self.step, self.loss = params_at(result, step)
         start = params_at(result, 0)[0] if show_start else None
         self.words = labels_of(result)
@@ -189,7 +190,7 @@ class FitDisplay(Display):
 
     @property
     def start_label(self) -> str:
-        off = self.y_start is not None and leaves(self.y_start, self.ylim)
+        off = self.y_start is not None and self.ylim is not None and leaves(self.y_start, self.ylim)
         return f"start ({self.words.at(0)}" + (", leaves the frame)" if off else ")")
 
     @property
@@ -203,6 +204,7 @@ class FitDisplay(Display):
         return ax
 
     def _plot_curve(self, ax: Axes) -> None:
+        assert self.x_curve is not None and self.y_curve is not None  # __init__ computes them for a curve
         ax.scatter(self.x_data[:, 0], self.y_data, s=style.MARKER_SIZE, color=style.PALETTE["data"],
                    alpha=style.DATA_ALPHA, label=self.data_label, zorder=2)
         if self.y_start is not None:
@@ -220,6 +222,7 @@ class FitDisplay(Display):
         ax.scatter(self.y_data, self.pred, s=style.MARKER_SIZE, color=style.PALETTE["model"], alpha=style.DATA_ALPHA,
                    label=f"data: {self.fit_label}", zorder=3)
         # Framed by the observed values and the final predictions: a far-off start is clipped, not the frame.
+        assert self.ylim is not None  # __init__ sets it for a parity plot
         lo, hi = self.ylim
         ax.plot([lo, hi], [lo, hi], color=style.PALETTE["data"], lw=1.2, label="y = x (perfect fit)", zorder=1)
         ax.set(xlabel=f"observed {self.y_name}", ylabel=f"predicted {self.y_name}", xlim=(lo, hi), ylim=(lo, hi),

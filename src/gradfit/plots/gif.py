@@ -38,7 +38,9 @@ def palette_of(frames: Sequence[np.ndarray]) -> np.ndarray:
         others = rgb[~np.isin(_codes(rgb), common)]
         cut = Image.fromarray(np.ascontiguousarray(others.reshape(1, -1, 3))).quantize(
             colors=256 - EXACT, method=Image.Quantize.MEDIANCUT)
-        extra = np.asarray(cut.getpalette()[: 3 * (256 - EXACT)], dtype=np.uint8).reshape(-1, 3)
+        palette = cut.getpalette()
+        assert palette is not None  # quantize() makes a "P" image, which always has a palette
+        extra = np.asarray(palette[: 3 * (256 - EXACT)], dtype=np.uint8).reshape(-1, 3)
         colours = np.unique(np.concatenate([common, _codes(extra)]))
     return _colours(colours)
 
@@ -59,7 +61,8 @@ class PaletteGifWriter(animation.PillowWriter):
     """
 
     def __init__(self, palette: np.ndarray, fps: float = 5, **kwargs):
-        super().__init__(fps=fps, **kwargs)
+        # matplotlib's stubs say fps is an int; a GIF stores any rate as its delay, round(1000 / fps) ms
+        super().__init__(fps=fps, **kwargs)  # type: ignore[arg-type]
         self.palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
         self._flat = self.palette.ravel().tolist() + [0] * (768 - self.palette.size)
         self._index: np.ndarray | None = None  # colour code (24 bits) -> palette index, -1 until met

@@ -21,9 +21,9 @@ __all__ = ["LRFinderDisplay"]
 TOP_FACTOR = 1.5  # the y-axis shows losses up to this multiple of the first smoothed loss
 LOG_SPAN = 10.0   # a log y-axis when the losses shown span more than this factor
 
-SUGGESTION_STYLE = {"color": style.PALETTE["model"], "linestyle": "--", "linewidth": 1.3}
-MIN10_STYLE = {"color": style.PALETTE["optimum"], "linestyle": "--", "linewidth": 1.3}
-LIMIT_STYLE = {"color": style.PALETTE["lr"], "linestyle": ":", "linewidth": 1.6}
+SUGGESTION_STYLE: style.LineStyle = {"color": style.PALETTE["model"], "linestyle": "--", "linewidth": 1.3}
+MIN10_STYLE: style.LineStyle = {"color": style.PALETTE["optimum"], "linestyle": "--", "linewidth": 1.3}
+LIMIT_STYLE: style.LineStyle = {"color": style.PALETTE["lr"], "linestyle": ":", "linewidth": 1.6}
 
 
 class LRFinderDisplay(Display):

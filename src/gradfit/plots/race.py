@@ -83,6 +83,7 @@ class RaceDisplay(Display):
     def plot_paths(self, ax: Axes) -> Axes:
         """Every run's path on the shared contours; the common start once, each end as a star."""
         land = self.race.landscape
+        assert land is not None, "plot_paths needs a race with a landscape"  # draw() and plot() check
         style.apply(ax, grid=False)
         draw_contours(ax, land, self.levels, self.cmap)
         for label, path, color, result in zip(self.race.labels, self.race.paths, self.colors, self.race.results):

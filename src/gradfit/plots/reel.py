@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -30,12 +31,15 @@ from gradfit.plots.animation_panels import shorten
 from gradfit.plots.backdrop import freeze, render, settle
 from gradfit.plots.gif import PaletteGifWriter, palette_of
 
+if TYPE_CHECKING:  # matplotlib.typing is new in matplotlib 3.8; the annotations are never evaluated
+    from matplotlib.typing import RcKeyType
+
 __all__ = ["PANEL_SIZE", "Reel"]
 
 PANEL_SIZE = (6.4, 3.6)  # inches per panel: 512 x 288 pixels at dpi 80
 GAP = 12                 # pixels kept between the top line's two texts
 # Saving must use the figure's own dpi and extent: the backdrop is pixels.
-_SAVING = {"savefig.dpi": "figure", "savefig.bbox": None}
+_SAVING: dict[RcKeyType, Any] = {"savefig.dpi": "figure", "savefig.bbox": None}
 
 # matplotlib's jshtml player loads Font Awesome from a CDN for its button icons; a saved page
 # must work offline, so the icons become plain characters and the stylesheet link goes.
@@ -72,7 +76,7 @@ class Reel:
         :func:`gradfit.plots.backdrop.freeze`): the figure must then be saved at ``dpi``.
         """
         fig = Figure(figsize=self.figsize, dpi=dpi, layout="constrained")
-        FigureCanvasAgg(fig)
+        canvas = FigureCanvasAgg(fig)
         head = fig.suptitle(self.heading, x=0.01, ha="left", fontsize=style.TITLE_SIZE)
         label = fig.text(0.99, 0.99, max(self.frame_labels, key=len), ha="right", va="top", family="monospace",
                          fontsize=style.FONT_SIZE, gid="label")
@@ -86,7 +90,7 @@ class Reel:
         update(0)
         # Limits never change between frames, so neither does the layout: lay it out once, then fit the texts.
         settle(fig)
-        renderer = fig.canvas.get_renderer()
+        renderer = canvas.get_renderer()
         label.set_text(max(self.frame_labels, key=len))
         label.set_y(head.get_position()[1])
         room = label.get_window_extent(renderer).x0 - head.get_window_extent(renderer).x0 - GAP
@@ -128,7 +132,9 @@ class Reel:
         """An HTML fragment with every frame embedded as a base64 PNG and a player; no external URL."""
         self.check_memory(dpi, "html")
         with matplotlib.rc_context(_SAVING):
-            text = self.animation(dpi=dpi).to_jshtml(fps=self._fps(), embed_frames=True, default_mode="loop")
+            # matplotlib's stubs say fps is an int; it takes any rate (the player's delay is 1000 / fps ms)
+            text = self.animation(dpi=dpi).to_jshtml(fps=self._fps(), embed_frames=True,  # type: ignore[arg-type]
+                                                     default_mode="loop")
         text = _EXTERNAL.sub("", text)
         return _ICON_TAG.sub(lambda m: _ICONS.get(m.group(1), ""), text)
 
@@ -158,8 +164,10 @@ class Reel:
             raise ConfigError("saving MP4 needs ffmpeg, which is not installed; save as .gif or .html instead.")
         self.check_memory(dpi, suffix[1:])
         figure = self.make_figure(dpi=dpi)
+        writer: animation.AbstractMovieWriter
         if suffix == ".mp4":
-            writer = animation.FFMpegWriter(fps=self._fps())
+            # matplotlib's stubs say fps is an int; ffmpeg takes any rate (-r 12.5)
+            writer = animation.FFMpegWriter(fps=self._fps())  # type: ignore[arg-type]
         else:
             writer = PaletteGifWriter(self._palette(*figure), fps=self._fps())
         anim = self.animation(dpi=dpi, figure=figure)

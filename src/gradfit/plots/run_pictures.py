@@ -30,6 +30,8 @@ def check_landscape(model, fixed, pair: tuple[str, str] | None) -> None:
     try:
         landscape_pair(model, fixed, pair)
     except GradfitError as exc:
+        # Without a pair it refuses only a model of fewer than two parameters, refused above.
+        assert pair is not None
         raise ConfigError(f"The --landscape option ({','.join(pair)}): {exc}") from None
 
 
@@ -101,6 +103,7 @@ def save_pictures(
         elif kind == "landscape":
             from gradfit.plots.landscape import LandscapeDisplay
 
+            assert land is not None  # computed above for the landscape
             pictures[kind] = LandscapeDisplay(land)
         elif kind == "animation":
             from gradfit.plots.animate import FitAnimation

@@ -7,6 +7,8 @@ the least-squares optimum green and a descent path red.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from matplotlib.axes import Axes
 
 PALETTE: dict[str, str] = {
@@ -27,8 +29,18 @@ TITLE_SIZE = 11
 LINE_WIDTH = 2.0
 MARKER_SIZE = 18        # scatter ``s`` (points^2)
 DATA_ALPHA = 0.7
-START_STYLE = {"color": PALETTE["start"], "linestyle": "--", "linewidth": 1.5}
-OPTIMUM_STYLE = {"color": PALETTE["optimum"], "linestyle": "--", "linewidth": 1.2}
+
+
+class LineStyle(TypedDict):
+    """The keywords of a reference line (``ax.axhline(y, **style.OPTIMUM_STYLE)``)."""
+
+    color: str
+    linestyle: str
+    linewidth: float
+
+
+START_STYLE: LineStyle = {"color": PALETTE["start"], "linestyle": "--", "linewidth": 1.5}
+OPTIMUM_STYLE: LineStyle = {"color": PALETTE["optimum"], "linestyle": "--", "linewidth": 1.2}
 
 
 def apply(ax: Axes, *, grid: bool = True) -> Axes:
@@ -39,9 +51,9 @@ def apply(ax: Axes, *, grid: bool = True) -> Axes:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(labelsize=FONT_SIZE - 1)
-    ax.xaxis.label.set_size(FONT_SIZE)
-    ax.yaxis.label.set_size(FONT_SIZE)
-    ax.title.set_size(TITLE_SIZE)
+    ax.xaxis.label.set_fontsize(FONT_SIZE)
+    ax.yaxis.label.set_fontsize(FONT_SIZE)
+    ax.title.set_fontsize(TITLE_SIZE)
     return ax
 
 

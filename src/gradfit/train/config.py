@@ -8,7 +8,7 @@ work together, and raises one :class:`ConfigError` listing every problem.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from gradfit.errors import ConfigError
 from gradfit.optim.registry import optimizer_name
@@ -16,6 +16,9 @@ from gradfit.options import DEFAULT_STEPS, MAX_WHOLE, OPTIONS
 from gradfit.rowpass import CHUNK_ROWS
 from gradfit.train.history import MAX_SNAPSHOTS
 from gradfit.optim.schedules import schedule_name
+
+if TYPE_CHECKING:  # torch is imported where a device is resolved, not to read a config
+    import torch
 
 __all__ = ["FitConfig", "DEFAULT_STEPS", "MAX_WHOLE", "resolve_device"]
 

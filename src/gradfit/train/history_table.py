@@ -72,6 +72,7 @@ class HistoryTable:
         """Rows ``start:stop`` of every column, in :attr:`names` order (``step`` as int64, the rest float64)."""
         if self._order is None:
             return [c[start:stop] for c in self._columns]
+        assert self._snap is not None and self._snapshots is not None  # __init__ sets them with _order
         index = self._order[start:stop]
         from_rows = index < self._n_rows
         out = [self._steps[start:stop]]

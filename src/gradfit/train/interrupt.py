@@ -46,11 +46,16 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
 
 __all__ = ["StopRequest", "Interrupted", "catch_interrupts", "request_stop", "current_request", "SIGNALS"]
 
 SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
+
+# What signal.getsignal() returns and signal.signal() takes back (typeshed's private signal._HANDLER).
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 # The requests of the windows now open, innermost last: request_stop() speaks to the innermost.
 _active: list[StopRequest] = []
@@ -215,7 +220,7 @@ def catch_interrupts(enabled: bool = True, second: str = "previous") -> Iterator
             _active.remove(outer)
         return
     request = StopRequest()
-    previous: dict[int, object] = {}
+    previous: dict[int, _Handler] = {}
     if enabled and main:
         for signum in SIGNALS:
             current = signal.getsignal(signum)
@@ -247,7 +252,7 @@ def catch_interrupts(enabled: bool = True, second: str = "previous") -> Iterator
         _restore(previous)
 
 
-def _restore(previous: dict[int, object]) -> None:
+def _restore(previous: dict[int, _Handler]) -> None:
     for signum, old in previous.items():
         # None: a handler installed from C, which Python cannot reinstall; the default is the closest.
         signal.signal(signum, old if old is not None else signal.SIG_DFL)

@@ -123,7 +123,9 @@ def _from_columns(x, names, dtype, source: str) -> Tensor:
                               f"({', '.join(f'{n!r} has {k}' for n, k in lengths.items())}).")
     if table.problems:
         raise DataError("\n".join([f"Cannot predict from {source}:"] + [f"  - {p}" for p in table.problems]))
-    return torch.stack(cols, dim=1)
+    present = [c for c in cols if c is not None]
+    assert len(present) == len(cols)  # column() records a problem whenever it gives None
+    return torch.stack(present, dim=1)
 
 
 @torch.no_grad()
