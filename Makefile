@@ -20,13 +20,14 @@ demo: $(STAMP)
 	$(VENV)/bin/gradfit demo linear
 	$(VENV)/bin/gradfit demo rollercoaster
 
-# The linter, the import layers and the type checker first (seconds once mypy has its cache): a finding
+# The linter, the formatter's check, the import layers and the type checker first (seconds once mypy has its cache): a finding
 # fails `make test` before the tests run. tests/test_quality.py runs them too, for a bare `pytest`.
 test: lint
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy src
 

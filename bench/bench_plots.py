@@ -38,8 +38,9 @@ def make_run(folder: Path):
     frame = pd.DataFrame({"x": x, "y": 2.0 * np.exp(0.8 * x) + rng.normal(0.0, 1.0, x.size)})
     csv = folder / "exp100.csv"
     frame.to_csv(csv, index=False)
-    result = gradfit.fit("a*exp(b*x)", str(csv), y="y", optimizer="adam", lr=0.05, steps=300, init={"a": 1.0, "b": 0.5},
-                         dtype="float64")
+    result = gradfit.fit(
+        "a*exp(b*x)", str(csv), y="y", optimizer="adam", lr=0.05, steps=300, init={"a": 1.0, "b": 0.5}, dtype="float64"
+    )
     save_run(result, folder / "run")
     return folder / "run"
 
@@ -84,8 +85,13 @@ def worker(src: str | None, run: Path, repeat: int) -> dict[str, float]:
     env = dict(os.environ, MPLBACKEND="Agg")
     if src:
         env["PYTHONPATH"] = src
-    text = subprocess.run([sys.executable, __file__, "--worker", str(run), "--repeat", str(repeat)], env=env,
-                          check=True, capture_output=True, text=True).stdout
+    text = subprocess.run(
+        [sys.executable, __file__, "--worker", str(run), "--repeat", str(repeat)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(text.strip().splitlines()[-1])
 
 

@@ -39,8 +39,10 @@ def import_graph() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 # `from gradfit import rowpass` imports the module rowpass, not the package's names
-                targets = [f"{node.module}.{a.name}" if _is_module(f"{node.module}.{a.name}") else node.module
-                           for a in node.names]
+                targets = [
+                    f"{node.module}.{a.name}" if _is_module(f"{node.module}.{a.name}") else node.module
+                    for a in node.names
+                ]
             elif isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             else:
@@ -54,7 +56,7 @@ def import_graph() -> dict[str, set[str]]:
 
 def documented_graph() -> dict[str, set[str]]:
     text = DOC.read_text(encoding="utf-8")
-    table = text[text.index("<!-- imports:"):].split("\n\n", 1)[0]
+    table = text[text.index("<!-- imports:") :].split("\n\n", 1)[0]
     graph = {}
     for row in re.findall(r"^\| `([^`]+)` \| (.+) \|$", table, re.MULTILINE):
         graph[row[0]] = set(re.findall(r"`([^`]+)`", row[1]))
@@ -75,7 +77,7 @@ def test_every_path_the_page_names_exists():
     missing = sorted(p for p in named if not (ROOT / p).exists())
     assert missing == []
     # the table of rooms names every package and top-level module there is, and nothing else
-    rooms = text[text.index("## Each package's room"):text.index("## What each may import")]
+    rooms = text[text.index("## Each package's room") : text.index("## What each may import")]
     listed = set(re.findall(r"`([\w]+/|[\w]+\.py)`", rooms))
     on_disk = {f"{p.name}/" for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     on_disk |= {p.name for p in SRC.glob("*.py") if p.name != "__main__.py"}
@@ -85,7 +87,7 @@ def test_every_path_the_page_names_exists():
 def test_short_paths_in_the_data_path_exist():
     """The data's path names some files relative to the package (``optim/registry.py``)."""
     text = DOC.read_text(encoding="utf-8")
-    block = text[text.index("## The data's path"):text.index("## Each package's room")]
+    block = text[text.index("## The data's path") : text.index("## Each package's room")]
     short = set(re.findall(r"(?<![\w/])((?:data|models|optim|train|analysis|plots|cli)/\w+\.py)", block))
     assert short and sorted(p for p in short if not (SRC / p).exists()) == []
 
@@ -93,7 +95,7 @@ def test_short_paths_in_the_data_path_exist():
 def documented_layers() -> list[str]:
     """The layer rows of the page's ``layers`` block, without their comments (two spaces or more start one)."""
     text = DOC.read_text(encoding="utf-8")
-    block = text[text.index("<!-- layers:"):].split("```", 2)[1]
+    block = text[text.index("<!-- layers:") :].split("```", 2)[1]
     rows = [re.split(r"\s{2,}", line.strip(), maxsplit=1)[0] for line in block.splitlines() if line.strip()]
     return [" ".join(row.split()) for row in rows]
 

@@ -63,8 +63,9 @@ def test_sigkill_during_atomic_write_bytes_leaves_old_or_new_never_partial(tmp_p
     rng = random.Random(5)
     seen, mid_write = set(), 0
     for _ in range(10):
-        child = subprocess.Popen([sys.executable, "-c", BYTES_WRITER, str(target), str(size)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = subprocess.Popen(
+            [sys.executable, "-c", BYTES_WRITER, str(target), str(size)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         try:
             assert child.stdout.readline() == b"ready\n", child.stderr.read().decode()
             time.sleep(rng.uniform(0.0, 0.05))
@@ -132,8 +133,9 @@ print("done", flush=True)
 
 def test_sigkill_during_save_run_leaves_each_file_whole_and_the_run_consistent(tmp_path):
     kills = 8
-    done = subprocess.run([sys.executable, "-c", RUN_WRITER, str(tmp_path), str(kills)], capture_output=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_WRITER, str(tmp_path), str(kills)], capture_output=True, timeout=300
+    )
     assert done.returncode == 0 and done.stdout == b"done\n", done.stderr.decode()[-3000:]
     refs = {name: {f: (tmp_path / "ref" / name / f).read_bytes() for f in RUN_FILES} for name in "AB"}
     assert refs["A"]["history.csv"] != refs["B"]["history.csv"] and refs["A"]["result.json"] != refs["B"]["result.json"]
@@ -166,6 +168,7 @@ def test_sigkill_during_save_run_leaves_each_file_whole_and_the_run_consistent(t
 
 
 # -- errors while writing ----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def result():
@@ -255,6 +258,7 @@ def test_error_while_writing_bytes_leaves_no_temp(tmp_path, monkeypatch):
 
 # -- leftovers of a killed writer ---------------------------------------------------------------------
 
+
 def test_load_run_ignores_temp_leftovers(tmp_path, result):
     save_run(result, tmp_path)
     clean = load_run(tmp_path)
@@ -267,9 +271,14 @@ def test_load_run_ignores_temp_leftovers(tmp_path, result):
 
 def test_save_run_removes_only_its_own_stale_temps(tmp_path, result):
     old = time.time() - 2 * outputs.STALE_TEMP_SECONDS
-    names = {"stale": ".tmp-0123456789ab-history.csv", "stale_result": ".tmp-00112233aabb-result.json",
-             "fresh": ".tmp-fedcba987654-result.json", "picture": ".tmp-0123456789ab-fit.png",
-             "user": ".tmp-notes.txt", "hidden": ".history.csv"}
+    names = {
+        "stale": ".tmp-0123456789ab-history.csv",
+        "stale_result": ".tmp-00112233aabb-result.json",
+        "fresh": ".tmp-fedcba987654-result.json",
+        "picture": ".tmp-0123456789ab-fit.png",
+        "user": ".tmp-notes.txt",
+        "hidden": ".history.csv",
+    }
     for key, name in names.items():
         (tmp_path / name).write_text("x")
         if key != "fresh":

@@ -60,8 +60,22 @@ NUMBERS = ["0", "-1", "1e-12", "0.01", "0.5", "1", "3", "1e10", "1e400", "nan", 
 #: A value may be a list (several arguments) or depend on the model (a callable of the model).
 OPTIONS: dict[str, list] = {
     "--loss": ["mse", "mae", "huber", "cross_entropy", "bce", "msee", ""],
-    "--optimizer": ["auto", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lbfgs", "lm",
-                    "l-bfgs", "gd", "newton", ""],
+    "--optimizer": [
+        "auto",
+        "sgd",
+        "momentum",
+        "nesterov",
+        "adam",
+        "adamw",
+        "rmsprop",
+        "adagrad",
+        "lbfgs",
+        "lm",
+        "l-bfgs",
+        "gd",
+        "newton",
+        "",
+    ],
     "--lr": NUMBERS,
     "--momentum": ["0", "0.5", "0.9", "0.999", "1", "-0.1", "2", "nan"],
     "--steps": ["-1", "0", "1", "5", "20", str(BIG - 1), str(BIG), "1.5"],
@@ -84,11 +98,16 @@ OPTIONS: dict[str, list] = {
     "--option": ["foo=1", "degree=2", "hidden=3", "hidden=-1", "=", "noequals"],
     "--resume": ["{tmp}/no-such-run", "{tmp}"],
     "--animate": ["{tmp}/a.txt", "/proc/x.gif", "{tmp}", "{tmp}/no/such/folder/a.gif"],
-    "--init": lambda m: [f"{p}={v}" for p in (*m.params, "zz") for v in ("0", "1", "1e39", "-1e300", "nan", "inf")]
-                        + ["=1", "noequals", f"{m.params[0]}=1,{m.params[0]}=2"],
+    "--init": lambda m: (
+        [f"{p}={v}" for p in (*m.params, "zz") for v in ("0", "1", "1e39", "-1e300", "nan", "inf")]
+        + ["=1", "noequals", f"{m.params[0]}=1,{m.params[0]}=2"]
+    ),
     "--fix": lambda m: [*m.params, "zz", ",".join(m.params), ""],
-    "--bound": lambda m: [f"{p}={lo}:{hi}" for p in (m.params[0], "zz")
-                          for lo, hi in (("0", ""), ("", "0"), ("-1", "1"), ("5", "1"), ("nan", "1"), ("1", "1"))],
+    "--bound": lambda m: [
+        f"{p}={lo}:{hi}"
+        for p in (m.params[0], "zz")
+        for lo, hi in (("0", ""), ("", "0"), ("-1", "1"), ("5", "1"), ("nan", "1"), ("1", "1"))
+    ],
     "--landscape": lambda m: [",".join(m.params[:2]), m.params[0], f"{m.params[0]},{m.params[0]}", "zz,yy"],
 }
 FLAGS = ["--scale", "--uncertainty", "--no-uncertainty", "--drop-nan", "--absolute-sigma", "--force"]
@@ -105,18 +124,34 @@ def _names(flag: str) -> list[str]:
     """The spellings of an option a message may use: ``--val-split``, ``val_split``, ``val-split``..."""
     bare = flag[2:]
     names = [flag, bare, bare.replace("-", "_")]
-    extra = {"--option": ["option"], "--x": ["input", "column"], "--sigma": ["sigma", "column"],
-             "--weights": ["weight", "column"], "--init": ["initial", "start"], "--fix": ["fix"],
-             "--bound": ["bound", "limit"], "--resume": ["checkpoint", "resume"], "--animate": ["animation"],
-             "--device": ["device"], "--dtype": ["dtype", "float"], "--loss": ["loss"], "--epochs": ["epoch"],
-             "--steps": ["step"], "--landscape": ["landscape"], "--scale": ["scale"],
-             "--uncertainty": ["uncertaint"], "--absolute-sigma": ["sigma"], "--drop-nan": ["nan", "row"]}
+    extra = {
+        "--option": ["option"],
+        "--x": ["input", "column"],
+        "--sigma": ["sigma", "column"],
+        "--weights": ["weight", "column"],
+        "--init": ["initial", "start"],
+        "--fix": ["fix"],
+        "--bound": ["bound", "limit"],
+        "--resume": ["checkpoint", "resume"],
+        "--animate": ["animation"],
+        "--device": ["device"],
+        "--dtype": ["dtype", "float"],
+        "--loss": ["loss"],
+        "--epochs": ["epoch"],
+        "--steps": ["step"],
+        "--landscape": ["landscape"],
+        "--scale": ["scale"],
+        "--uncertainty": ["uncertaint"],
+        "--absolute-sigma": ["sigma"],
+        "--drop-nan": ["nan", "row"],
+    }
     return names + extra.get(flag, [])
 
 
 def _strict(text: str):
     def refuse(token):
         raise AssertionError(f"result.json holds the non-JSON token {token}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -146,8 +181,9 @@ def check_run(model: Model, options: list[tuple[str, str | None]]) -> int:
             message = res.stderr.lower()
             assert message.strip(), shown
             named = [f for f in given if any(n.lower() in message for n in _names(f))]
-            assert named or (model.refused and model.refused.lower() in message), \
+            assert named or (model.refused and model.refused.lower() in message), (
                 f"the message names none of the options given:\n{shown}"
+            )
         else:
             assert (out / "result.json").is_file(), shown
             _strict((out / "result.json").read_text())
@@ -167,8 +203,12 @@ def combinations(draw, pictures: bool, most: int):
     return model, options
 
 
-_SETTINGS = dict(deadline=None, derandomize=True, print_blob=True,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_SETTINGS = dict(
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @settings(max_examples=30, **_SETTINGS)
@@ -193,13 +233,34 @@ def test_every_value_of_every_option_alone_ends_in_an_allowed_way(model, flag, v
     check_run(model, [(flag, value)])
 
 
-@pytest.mark.parametrize("flag,value", [("--steps", str(BIG)), ("--seed", str(2**64)), ("--val-split", "1"),
-                                        ("--lr", "nan"), ("--device", "cpu:abc"), ("--dtype", "float16"),
-                                        ("--batch-size", "0"), ("--momentum", "1")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--steps", str(BIG)),
+        ("--seed", str(2**64)),
+        ("--val-split", "1"),
+        ("--lr", "nan"),
+        ("--device", "cpu:abc"),
+        ("--dtype", "float16"),
+        ("--batch-size", "0"),
+        ("--momentum", "1"),
+    ],
+)
 def test_a_value_beyond_its_range_is_refused_naming_the_option(flag, value):
     assert check_run(MODELS[0], [(flag, value)]) == 2
 
 
 def test_values_inside_their_ranges_run():
-    assert check_run(MODELS[1], [("--optimizer", "lm"), ("--seed", str(2**64 - 1)), ("--tol", "1e-12"),
-                                 ("--val-split", "0.2"), ("--checkpoint-every", "5")]) == 0
+    assert (
+        check_run(
+            MODELS[1],
+            [
+                ("--optimizer", "lm"),
+                ("--seed", str(2**64 - 1)),
+                ("--tol", "1e-12"),
+                ("--val-split", "0.2"),
+                ("--checkpoint-every", "5"),
+            ],
+        )
+        == 0
+    )

@@ -30,12 +30,42 @@ runner = CliRunner()
 CASES = {
     "sgd-full-batch": ["-m", "linear", "--lr", "0.1", "--steps", "100"],
     "sgd-minibatch-shuffled": ["-m", "linear", "--lr", "0.05", "--batch-size", "16", "--epochs", "4"],
-    "adam-validation-random-init": ["-m", "poly2", "--optimizer", "adam", "--lr", "0.05", "--steps", "300",
-                                    "--val-split", "0.25", "--init", "random", "--seed", "3"],
+    "adam-validation-random-init": [
+        "-m",
+        "poly2",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.05",
+        "--steps",
+        "300",
+        "--val-split",
+        "0.25",
+        "--init",
+        "random",
+        "--seed",
+        "3",
+    ],
     "lbfgs": ["-m", "poly2", "--optimizer", "lbfgs", "--steps", "15"],
     "lm": ["-m", "a*x + b", "--optimizer", "lm", "--steps", "15"],
-    "mlp-minibatch": ["-m", "mlp", "-o", "hidden=8", "--optimizer", "adam", "--lr", "0.01", "--batch-size", "32",
-                      "--steps", "30", "--val-split", "0.2", "--seed", "7"],
+    "mlp-minibatch": [
+        "-m",
+        "mlp",
+        "-o",
+        "hidden=8",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "32",
+        "--steps",
+        "30",
+        "--val-split",
+        "0.2",
+        "--seed",
+        "7",
+    ],
 }
 
 
@@ -86,8 +116,8 @@ def test_result_json_differs_only_in_timings_and_run(tmp_path):
     start = la.index('  "timings": {')
     assert la[:start] == lb[:start]  # timings and run are the last fields: everything before is equal line for line
     run = la.index('  "run": {')
-    assert all(line.startswith("    \"") or line in ("  },",) for line in la[start + 1:run])
-    assert la[-1] == "}" and all(line.startswith("    ") or line == "  }" for line in la[run + 1:-1])
+    assert all(line.startswith('    "') or line in ("  },",) for line in la[start + 1 : run])
+    assert la[-1] == "}" and all(line.startswith("    ") or line == "  }" for line in la[run + 1 : -1])
 
 
 def test_a_different_seed_changes_the_bytes(tmp_path):
@@ -104,8 +134,14 @@ def test_two_processes_with_different_hash_seeds_write_the_same_bytes(tmp_path):
     for name, hash_seed in (("a", "1"), ("b", "2")):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         code = "import sys; from gradfit.cli.app import app; sys.argv = ['gradfit', 'fit'] + sys.argv[1:]; app()"
-        procs.append(subprocess.Popen([sys.executable, "-c", code, *args, "--out", str(tmp_path / name)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code, *args, "--out", str(tmp_path / name)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
     for p in procs:
         out, _ = p.communicate(timeout=120)
         assert p.returncode == 0, out.decode()
@@ -115,13 +151,27 @@ def test_two_processes_with_different_hash_seeds_write_the_same_bytes(tmp_path):
 
 # -- exact floats in the CSV ----------------------------------------------------------------------
 
+
 def _awkward_floats(n: int, seed: int) -> np.ndarray:
     """Floats whose decimal text is hard: random bit patterns, subnormals, extremes, signed zero, NaN, inf."""
     rng = np.random.default_rng(seed)
     bits = rng.integers(0, 2**63 - 1, n, dtype=np.int64) * rng.choice([1, -1], n)
     values = bits.view(np.float64).copy()
-    special = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1, 1 / 3,
-               np.nextafter(1.0, 2.0), math.pi, math.nan, math.inf, -math.inf]
+    special = [
+        0.0,
+        -0.0,
+        5e-324,
+        -5e-324,
+        2.2250738585072014e-308,
+        1.7976931348623157e308,
+        0.1,
+        1 / 3,
+        np.nextafter(1.0, 2.0),
+        math.pi,
+        math.nan,
+        math.inf,
+        -math.inf,
+    ]
     values[: len(special)] = special
     return values
 
@@ -135,8 +185,15 @@ def test_history_floats_round_trip_bit_for_bit(tmp_path):
     n = 2000
     values = _awkward_floats(7 * n, seed=0).reshape(7, n)
     steps = np.arange(n, dtype=np.float64)
-    columns = {"step": steps, "epoch": values[0], "loss": values[1], "val_loss": values[2], "lr": values[3],
-               "grad_norm": values[4], "time": values[5]}
+    columns = {
+        "step": steps,
+        "epoch": values[0],
+        "loss": values[1],
+        "val_loss": values[2],
+        "lr": values[3],
+        "grad_norm": values[4],
+        "time": values[5],
+    }
     snapshots = np.stack([values[6], values[6][::-1]], axis=1)
     snapshots[np.isnan(snapshots)] = 0.0  # a snapshot row with NaN would read as "no snapshot kept"
     history = History(columns, ("a[0]", "b"), np.arange(n, dtype=np.int64), snapshots)

@@ -25,7 +25,11 @@ def frame_of(y, x=X):
     [
         ("exponential", dict(a=2.0, b=-0.7, c=0.5), lambda x, a, b, c: a * np.exp(b * x) + c),
         ("sigmoid", dict(L=3.0, k=2.0, x0=2.0, c=0.2), lambda x, L, k, x0, c: L / (1 + np.exp(-k * (x - x0))) + c),
-        ("gaussian", dict(a=2.0, mu=2.1, sigma=0.5, c=0.1), lambda x, a, mu, sigma, c: a * np.exp(-((x - mu) ** 2) / (2 * sigma**2)) + c),
+        (
+            "gaussian",
+            dict(a=2.0, mu=2.1, sigma=0.5, c=0.1),
+            lambda x, a, mu, sigma, c: a * np.exp(-((x - mu) ** 2) / (2 * sigma**2)) + c,
+        ),
         ("power", dict(a=1.5, b=0.7), lambda x, a, b: a * x**b),
         ("sine", dict(a=1.2, w=2.5, phi=0.3, c=0.4), lambda x, a, w, phi, c: a * np.sin(w * x + phi) + c),
     ],
@@ -82,8 +86,9 @@ def test_nn_module_model_is_fitted_without_touching_the_module():
 
 def test_fixed_parameters_stay_at_their_initial_values():
     frame = synthetic.rollercoaster(seed=0)
-    r = gradfit.fit("a*t**2 + b*t + c", frame, y="speed", init={"c": 5.0}, fix=["c"], optimizer="lbfgs", steps=30,
-                    dtype="float64")
+    r = gradfit.fit(
+        "a*t**2 + b*t + c", frame, y="speed", init={"c": 5.0}, fix=["c"], optimizer="lbfgs", steps=30, dtype="float64"
+    )
     assert r.flat_params["c"] == 5.0 and r.fixed == ("c",)
     t, s = frame["t"].to_numpy(np.float64), frame["speed"].to_numpy(np.float64)
     A = np.stack([t**2, t], axis=1)
@@ -159,15 +164,27 @@ def test_public_api_resolves_and_fit_stays_a_function():
 
 def test_bounds_are_honoured_by_projection():
     frame = synthetic.rollercoaster(seed=0)
-    for optimizer, kw in [("adam", dict(lr=0.5, steps=500)), ("lbfgs", dict(steps=30)), ("sgd", dict(lr=1e-5, steps=50))]:
-        r = gradfit.fit("a*t**2 + b*t + c", frame, y="speed", bounds={"c": (None, 10.0), "a": (0.0, 5.0)},
-                        optimizer=optimizer, dtype="float64", **kw)
+    for optimizer, kw in [
+        ("adam", dict(lr=0.5, steps=500)),
+        ("lbfgs", dict(steps=30)),
+        ("sgd", dict(lr=1e-5, steps=50)),
+    ]:
+        r = gradfit.fit(
+            "a*t**2 + b*t + c",
+            frame,
+            y="speed",
+            bounds={"c": (None, 10.0), "a": (0.0, 5.0)},
+            optimizer=optimizer,
+            dtype="float64",
+            **kw,
+        )
         snaps = r.history.snapshots[:, list(r.history.param_names).index("c")]
         assert snaps.max() <= 10.0 and r.flat_params["c"] <= 10.0 and r.flat_params["a"] >= 0.0
         assert r.bounds == {"c": [None, 10.0], "a": [0.0, 5.0]}
     assert "c" in r.diagnostics["at_bounds"] or optimizer == "sgd"
-    lbfgs = gradfit.fit("a*t**2 + b*t + c", frame, y="speed", bounds={"c": (None, 10.0)}, optimizer="lbfgs",
-                        steps=40, dtype="float64")
+    lbfgs = gradfit.fit(
+        "a*t**2 + b*t + c", frame, y="speed", bounds={"c": (None, 10.0)}, optimizer="lbfgs", steps=40, dtype="float64"
+    )
     assert lbfgs.flat_params["c"] == 10.0 and lbfgs.diagnostics["at_bounds"] == ["c"]
     # the constrained optimum: least squares for a, b with c at its bound
     t, s = frame["t"].to_numpy(np.float64), frame["speed"].to_numpy(np.float64)
@@ -177,8 +194,12 @@ def test_bounds_are_honoured_by_projection():
 
 @pytest.mark.parametrize(
     "bounds, match",
-    [({"q": (0, 1)}, "names no parameter"), ({"a": (1, 0)}, "lo < hi"), ({"a": (2.0, 3.0)}, "outside"),
-     ({"a": "0:1"}, "must be a pair")],
+    [
+        ({"q": (0, 1)}, "names no parameter"),
+        ({"a": (1, 0)}, "lo < hi"),
+        ({"a": (2.0, 3.0)}, "outside"),
+        ({"a": "0:1"}, "must be a pair"),
+    ],
 )
 def test_bad_bounds_are_refused(bounds, match):
     with pytest.raises(gradfit.ModelError, match=match):

@@ -33,8 +33,12 @@ CASES = [
     ("huber", {"delta": 0.3}, _regression, lambda p, t: F.huber_loss(p, t, delta=0.3)),
     ("cross_entropy", {}, _classes, lambda p, t: F.cross_entropy(p, t.long())),
     ("bce", {}, _binary, lambda p, t: F.binary_cross_entropy_with_logits(p, t)),
-    ("bce", {}, lambda: (_binary()[0], torch.rand(N, generator=G, dtype=DT)),  # probabilities
-     lambda p, t: F.binary_cross_entropy_with_logits(p, t)),
+    (
+        "bce",
+        {},
+        lambda: (_binary()[0], torch.rand(N, generator=G, dtype=DT)),  # probabilities
+        lambda p, t: F.binary_cross_entropy_with_logits(p, t),
+    ),
 ]
 
 
@@ -53,7 +57,7 @@ def test_loss_equals_torch_functional_in_value_and_gradient(name, options, data,
     assert rows.shape == (N,)
     torch.testing.assert_close(loss.total(pred, target), expected * N, rtol=1e-12, atol=1e-12)
     # chunks add up to the whole: what the training loop relies on
-    chunks = sum(loss.total(pred[i:i + 7], target[i:i + 7]) for i in range(0, N, 7))
+    chunks = sum(loss.total(pred[i : i + 7], target[i : i + 7]) for i in range(0, N, 7))
     torch.testing.assert_close(chunks, expected * N, rtol=1e-12, atol=1e-12)
 
 
@@ -73,17 +77,28 @@ def test_float32_chunk_of_65536_rows_is_summed_accurately():
         assert abs(float(loss.total(pred, target)) - float(exact)) / float(exact) < 1e-6
 
 
-@pytest.mark.parametrize(("spelling", "name"), [
-    ("MSE", "mse"), ("L1", "mae"), ("Huber", "huber"), ("ce", "cross_entropy"), ("crossentropy", "cross_entropy"),
-    ("Cross-Entropy", "cross_entropy"), ("cross_entropy", "cross_entropy"), ("binary_cross_entropy", "bce"),
-    ("binary-cross-entropy", "bce"), ("BCE", "bce"),
-])
+@pytest.mark.parametrize(
+    ("spelling", "name"),
+    [
+        ("MSE", "mse"),
+        ("L1", "mae"),
+        ("Huber", "huber"),
+        ("ce", "cross_entropy"),
+        ("crossentropy", "cross_entropy"),
+        ("Cross-Entropy", "cross_entropy"),
+        ("cross_entropy", "cross_entropy"),
+        ("binary_cross_entropy", "bce"),
+        ("binary-cross-entropy", "bce"),
+        ("BCE", "bce"),
+    ],
+)
 def test_names_are_case_and_separator_insensitive(spelling, name):
     assert get_loss(spelling).name == name
 
 
-@pytest.mark.parametrize(("spelling", "closest"), [("hubber", "huber"), ("crossentropi", "cross_entropy"),
-                                                   ("msee", "mse")])
+@pytest.mark.parametrize(
+    ("spelling", "closest"), [("hubber", "huber"), ("crossentropi", "cross_entropy"), ("msee", "mse")]
+)
 def test_unknown_name_lists_the_losses_and_the_closest_match(spelling, closest):
     with pytest.raises(ConfigError, match=rf"Did you mean '{closest}'\?.*mse, mae, huber, cross_entropy, bce"):
         get_loss(spelling)
@@ -154,7 +169,7 @@ def test_callable_loss_is_a_mean_scaled_to_a_sum():
     torch.testing.assert_close(loss(pred, target), rmse4(pred, target))
     torch.testing.assert_close(loss.total(pred, target), rmse4(pred, target) * N)
     assert loss.per_row(pred, target).shape == (N,)
-    chunks = sum(loss.total(pred[i:i + 8], target[i:i + 8]) for i in range(0, N, 8))
+    chunks = sum(loss.total(pred[i : i + 8], target[i : i + 8]) for i in range(0, N, 8))
     torch.testing.assert_close(chunks, rmse4(pred, target) * N)
     same = get_loss(loss)
     assert same is loss and isinstance(same, Loss)

@@ -23,8 +23,18 @@ runner = CliRunner()
 # -- the budget ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, nbytes", [("8GB", 8 * 10**9), ("8g", 8 * 10**9), ("512MB", 512 * 10**6),
-                                          ("1.5GiB", 3 * 2**29), ("2e9", 2 * 10**9), ("100", 100), ("1 TB", 10**12)])
+@pytest.mark.parametrize(
+    "text, nbytes",
+    [
+        ("8GB", 8 * 10**9),
+        ("8g", 8 * 10**9),
+        ("512MB", 512 * 10**6),
+        ("1.5GiB", 3 * 2**29),
+        ("2e9", 2 * 10**9),
+        ("100", 100),
+        ("1 TB", 10**12),
+    ],
+)
 def test_sizes_are_read_as_people_write_them(text, nbytes):
     assert memory.parse_size(text) == nbytes
 
@@ -67,18 +77,32 @@ def test_require_names_the_large_items_first_and_what_to_change(monkeypatch):
 
 def test_a_dataset_too_large_to_draw_is_refused_with_the_largest_n_that_fits(monkeypatch):
     monkeypatch.setenv("GRADFIT_MEMORY", "1GB")
-    with pytest.raises(MemoryBudgetError, match=r"built-in dataset 'linear' with n=100,000,000,000.*at most "
-                                                r"n=41,666,666 can be drawn"):
+    with pytest.raises(
+        MemoryBudgetError,
+        match=r"built-in dataset 'linear' with n=100,000,000,000.*at most "
+        r"n=41,666,666 can be drawn",
+    ):
         linear(10**11)
     assert len(linear(10**6)) == 10**6  # 24 MB: drawn
 
 
-@pytest.mark.parametrize("name, options, fragment", [
-    ("mlp", {"hidden": (100_000, 100_000)}, r"'mlp' with hidden=100000,100000, which has 10,000,400,001 parameters"),
-    ("poly1000000000", {}, r"'poly1000000000' with degree 1,000,000,000, which has 1,000,000,001 parameters.*lower "
-                           r"degree"),
-    ("logistic", {"n_outputs": 10**10}, r"'logistic' with 10,000,000,000 outputs"),
-])
+@pytest.mark.parametrize(
+    "name, options, fragment",
+    [
+        (
+            "mlp",
+            {"hidden": (100_000, 100_000)},
+            r"'mlp' with hidden=100000,100000, which has 10,000,400,001 parameters",
+        ),
+        (
+            "poly1000000000",
+            {},
+            r"'poly1000000000' with degree 1,000,000,000, which has 1,000,000,001 parameters.*lower "
+            r"degree",
+        ),
+        ("logistic", {"n_outputs": 10**10}, r"'logistic' with 10,000,000,000 outputs"),
+    ],
+)
 def test_a_zoo_model_too_large_is_refused_before_its_parameters_exist(name, options, fragment):
     with pytest.raises(MemoryBudgetError, match=fragment):
         make_zoo_model(name, ["x"], **options)
@@ -86,8 +110,11 @@ def test_a_zoo_model_too_large_is_refused_before_its_parameters_exist(name, opti
 
 def test_a_label_of_a_trillion_asks_for_a_trillion_classes_and_is_refused_naming_it():
     y = np.array([0.0, 1.0, 1e12] * 10)
-    with pytest.raises(MemoryBudgetError, match=r"the largest label, 1e\+12, asks for 1,000,000,000,001 classes .* "
-                                                r"while 3 distinct labels occur. Number the classes 0..2"):
+    with pytest.raises(
+        MemoryBudgetError,
+        match=r"the largest label, 1e\+12, asks for 1,000,000,000,001 classes .* "
+        r"while 3 distinct labels occur. Number the classes 0..2",
+    ):
         gradfit.fit("logistic", {"x": np.arange(30.0), "y": y}, y="y", loss="cross_entropy")
 
 
@@ -97,8 +124,13 @@ def test_a_fit_past_the_budget_is_refused_with_its_items(monkeypatch):
     with pytest.raises(MemoryBudgetError) as err:
         gradfit.fit("linear", data, y="y", optimizer="adam", batch_size=100, val_split=0.2, steps=10)
     text = str(err.value)
-    for item in ("this fit of 'linear'", "the data as read (1,000,000 rows)", "the training and validation rows",
-                 "the shuffled order of the 800,000 training rows", "Use fewer rows."):
+    for item in (
+        "this fit of 'linear'",
+        "the data as read (1,000,000 rows)",
+        "the training and validation rows",
+        "the shuffled order of the 800,000 training rows",
+        "Use fewer rows.",
+    ):
         assert item in text, text
     monkeypatch.setenv("GRADFIT_MEMORY", "400MB")
     assert gradfit.fit("linear", data, y="y", optimizer="adam", batch_size=100, val_split=0.2, steps=10).steps == 10
@@ -112,8 +144,9 @@ def test_forced_uncertainty_of_a_large_network_is_refused_at_the_door(monkeypatc
 
 
 def test_uncertainty_past_the_budget_is_unavailable_with_the_reason(monkeypatch):
-    r = gradfit.fit("mlp", {"x": np.linspace(0, 1, 50), "y": np.linspace(0, 1, 50)}, y="y", steps=5,
-                    model_options={"hidden": (8,)})
+    r = gradfit.fit(
+        "mlp", {"x": np.linspace(0, 1, 50), "y": np.linspace(0, 1, 50)}, y="y", steps=5, model_options={"hidden": (8,)}
+    )
     from gradfit.analysis.uncertainty import uncertainty_of
 
     monkeypatch.setenv("GRADFIT_MEMORY", "10kB")
@@ -142,8 +175,12 @@ def _items(model, rows: int, **options) -> dict[str, float]:
 def test_the_footprint_grows_with_rows_only_where_rows_are_held():
     model = make_zoo_model("linear", ["x"])
     small, large = (_items(model, n, optimizer="adam", batch_size=100, val_split=0.5) for n in (10**4, 10**6))
-    for what in ("the data as read", "its 2 used columns in float32", "the training and validation rows",
-                 "the shuffled order of the 5,000 training rows"):
+    for what in (
+        "the data as read",
+        "its 2 used columns in float32",
+        "the training and validation rows",
+        "the shuffled order of the 5,000 training rows",
+    ):
         assert what in small
     assert large["the data as read"] == 100 * small["the data as read"]
     assert large["the training and validation rows"] == 100 * small["the training and validation rows"]
@@ -167,16 +204,26 @@ def test_lbfgs_state_is_counted_by_its_history():
 
 CLI_CASES = {
     # issue 9, item 3: sizes that crashed instead of being refused
-    "builtin:linear?n=100000000000": (["fit", "builtin:linear?n=100000000000", "--y", "y", "--model", "linear"],
-                                      "Not enough memory for the built-in dataset 'linear' with n=100,000,000,000"),
-    "builtin:linear?n=1e11": (["fit", "builtin:linear?n=1e11", "--y", "y", "--model", "linear"],
-                              r"Not enough memory for the built-in dataset|The 'n' parameter must be an integer"),
-    "hidden=100000,100000": (["fit", "builtin:linear", "--y", "y", "--model", "mlp", "--option", "hidden=100000,100000"],
-                             "Not enough memory for the zoo model 'mlp' with hidden=100000,100000"),
-    "poly1000000000": (["fit", "builtin:linear", "--y", "y", "--model", "poly1000000000"],
-                       "Not enough memory for the zoo model 'poly1000000000'"),
-    "cross-entropy label 1e12": (["fit", "{d}/labels.csv", "--y", "y", "--model", "logistic", "--loss", "cross_entropy"],
-                                 r"the largest label, 1e\+12, asks for 1,000,000,000,001 classes"),
+    "builtin:linear?n=100000000000": (
+        ["fit", "builtin:linear?n=100000000000", "--y", "y", "--model", "linear"],
+        "Not enough memory for the built-in dataset 'linear' with n=100,000,000,000",
+    ),
+    "builtin:linear?n=1e11": (
+        ["fit", "builtin:linear?n=1e11", "--y", "y", "--model", "linear"],
+        r"Not enough memory for the built-in dataset|The 'n' parameter must be an integer",
+    ),
+    "hidden=100000,100000": (
+        ["fit", "builtin:linear", "--y", "y", "--model", "mlp", "--option", "hidden=100000,100000"],
+        "Not enough memory for the zoo model 'mlp' with hidden=100000,100000",
+    ),
+    "poly1000000000": (
+        ["fit", "builtin:linear", "--y", "y", "--model", "poly1000000000"],
+        "Not enough memory for the zoo model 'poly1000000000'",
+    ),
+    "cross-entropy label 1e12": (
+        ["fit", "{d}/labels.csv", "--y", "y", "--model", "logistic", "--loss", "cross_entropy"],
+        r"the largest label, 1e\+12, asks for 1,000,000,000,001 classes",
+    ),
 }
 
 
@@ -195,8 +242,21 @@ def test_cli_refuses_sizes_that_cannot_be_allocated(tmp_path, name):
 
 def test_cli_says_what_a_fit_past_the_budget_needs(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADFIT_MEMORY", "30MB")
-    res = runner.invoke(app, ["fit", "builtin:linear?n=1000000", "--y", "y", "--model", "linear", "--val-split", "0.2",
-                              "--out", str(tmp_path / "out")])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "builtin:linear?n=1000000",
+            "--y",
+            "y",
+            "--model",
+            "linear",
+            "--val-split",
+            "0.2",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert res.exit_code == 2, res.output
     assert "Not enough memory for this fit of 'linear'" in res.stderr and "GRADFIT_MEMORY=30MB" in res.stderr
     assert not (tmp_path / "out").exists()
@@ -215,8 +275,11 @@ def test_on_a_gpu_what_lives_there_is_held_to_its_free_memory(monkeypatch):
     ds = gradfit.as_dataset({"x": np.zeros(10**5), "y": np.zeros(10**5)}, y="y")
     config = FitConfig(optimizer="adam").validate()
     check_fit_memory(model, ds, config, 4, device=torch.device("cpu"))  # the computer's 100 GB hold it
-    with pytest.raises(MemoryBudgetError, match=r"this fit of 'mlp' on cuda: .*one chunk of 65,536 rows.*budget is "
-                                                r"900 MB .*Or fit on the CPU \(--device cpu\)"):
+    with pytest.raises(
+        MemoryBudgetError,
+        match=r"this fit of 'mlp' on cuda: .*one chunk of 65,536 rows.*budget is "
+        r"900 MB .*Or fit on the CPU \(--device cpu\)",
+    ):
         check_fit_memory(model, ds, config, 4, device=torch.device("cuda"))
 
 
@@ -226,8 +289,11 @@ def test_an_animation_past_the_budget_is_refused_before_a_frame_is_drawn(tmp_pat
 
     r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=20)
     anim = FitAnimation(r, max_frames=10)
-    with pytest.raises(MemoryBudgetError, match=r"the animation \((gif|html)\): it needs about .*10 frames of "
-                                                r"9,984,000,000 pixels.*fewer frames \(max_frames=...\) or a lower dpi"):
+    with pytest.raises(
+        MemoryBudgetError,
+        match=r"the animation \((gif|html)\): it needs about .*10 frames of "
+        r"9,984,000,000 pixels.*fewer frames \(max_frames=...\) or a lower dpi",
+    ):
         anim.save(tmp_path / name, dpi=20_000)
     assert not list(tmp_path.iterdir())
     assert anim.save(tmp_path / name, dpi=40).exists()

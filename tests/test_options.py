@@ -28,6 +28,7 @@ runner = CliRunner()
 
 # -- the table against the registries it names -------------------------------------------------------------
 
+
 def test_the_tables_names_are_the_registries():
     from gradfit.losses import LOSS_NAMES
     from gradfit.optim.registry import OPTIMIZER_NAMES
@@ -43,6 +44,7 @@ def test_the_tables_names_are_the_registries():
 
 # -- 1. FitConfig -------------------------------------------------------------------------------------------
 
+
 def test_fitconfig_has_every_option_with_the_tables_default():
     fields = {f.name: f for f in dataclasses.fields(FitConfig)}
     assert set(fields) == set(OPTIONS)
@@ -54,8 +56,15 @@ def test_fitconfig_has_every_option_with_the_tables_default():
 
 def test_every_option_is_checked_by_validate():
     # A value of the wrong kind for each option that is checked by kind: validate must name the option.
-    wrong = {"whole": -5, "number": float("nan"), "flag": "yes", "auto flag": "yes", "choice": "float16",
-             "seed": -1, "mapping": 3}
+    wrong = {
+        "whole": -5,
+        "number": float("nan"),
+        "flag": "yes",
+        "auto flag": "yes",
+        "choice": "float16",
+        "seed": -1,
+        "mapping": 3,
+    }
     for name, option in OPTIONS.items():
         if option.kind == "name":
             continue
@@ -81,9 +90,10 @@ def test_scale_with_levenberg_marquardt_is_refused_by_any_name(alias):
 
 # -- 2. fit()'s docstring -----------------------------------------------------------------------------------
 
+
 def test_fit_docstring_documents_every_option_with_its_default():
     doc = gradfit.fit.__doc__
-    section = doc[doc.index("**options"):doc.index("Returns\n")]
+    section = doc[doc.index("**options") : doc.index("Returns\n")]
     for name, option in OPTIONS.items():
         assert f"        {name} : default {option.default!r}" in section, name
         assert " ".join(option.help.split()[:4]) in " ".join(section.split()), name
@@ -96,6 +106,7 @@ def test_fit_refuses_an_unknown_option_with_the_registrys_suggestion():
 
 
 # -- 3. the CLI ---------------------------------------------------------------------------------------------
+
 
 def _flags():
     """The fit command's options as click sees them: {parameter name: (flag names, default, help)}."""
@@ -147,8 +158,10 @@ def test_cli_passes_every_flag_to_fit(tmp_path, monkeypatch):
 
 #: A value each kind of option refuses, as a command-line word (the kinds a resolver checks have none here).
 _BAD_WORD = {"whole": "-1", "number": "nan", "seed": "-1", "choice": "float16"}
-_COMMANDS = {"race": ("gradfit.cli.race_cmd", "gradfit.experiments.race.run_race"),
-             "lr-find": ("gradfit.cli.lr_find_cmd", "gradfit.experiments.lr_finder.find_lr")}
+_COMMANDS = {
+    "race": ("gradfit.cli.race_cmd", "gradfit.experiments.race.run_race"),
+    "lr-find": ("gradfit.cli.lr_find_cmd", "gradfit.experiments.lr_finder.find_lr"),
+}
 
 
 def _command_flags(command_name):
@@ -206,18 +219,24 @@ def test_race_and_lr_find_check_the_tables_ranges_before_any_work(command_name, 
     assert checked >= 4 and not called and not (tmp_path / "never").exists()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["race", "--optimizers", "sgd,adam", "--steps", "-1"], "The 'steps' parameter must be a whole number >= 0. "
-                                                            "Got -1 instead."),
-    (["race", "--optimizers", "sgd,adam", "--epochs", "0"], "The 'epochs' parameter must be a whole number >= 1. "
-                                                            "Got 0 instead."),
-    (["lr-find", "--seed", "-1"], "The 'seed' parameter must be a whole number from 0 to 2**64 - 1"),
-    (["lr-find", "--batch-size", "0"], "The 'batch_size' parameter must be a whole number >= 1. Got 0 instead."),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["race", "--optimizers", "sgd,adam", "--steps", "-1"],
+            "The 'steps' parameter must be a whole number >= 0. Got -1 instead.",
+        ),
+        (
+            ["race", "--optimizers", "sgd,adam", "--epochs", "0"],
+            "The 'epochs' parameter must be a whole number >= 1. Got 0 instead.",
+        ),
+        (["lr-find", "--seed", "-1"], "The 'seed' parameter must be a whole number from 0 to 2**64 - 1"),
+        (["lr-find", "--batch-size", "0"], "The 'batch_size' parameter must be a whole number >= 1. Got 0 instead."),
+    ],
+)
 def test_race_and_lr_find_refuse_out_of_range_values_with_the_tables_message(args, message, tmp_path):
     out = tmp_path / "never"
-    res = runner.invoke(app, [args[0], "builtin:linear", "--y", "y", "--model", "linear", *args[1:],
-                              "--out", str(out)])
+    res = runner.invoke(app, [args[0], "builtin:linear", "--y", "y", "--model", "linear", *args[1:], "--out", str(out)])
     assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.output, res.output
     assert not out.exists()
 
@@ -241,6 +260,7 @@ def test_race_and_lr_find_help_lists_the_tables_flags(command_name):
 
 
 # -- 4. scikit-learn ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["GradfitRegressor", "GradfitClassifier"])
 def test_sklearn_passes_the_tables_options_with_their_defaults(name):
@@ -278,12 +298,23 @@ def test_sklearn_hands_each_option_to_fit(monkeypatch):
 
 # -- the alias registry and the one "did you mean" rule -----------------------------------------------------
 
-@pytest.mark.parametrize(("kind", "name", "expected"), [
-    ("optimizer", "marquardt", "lm"), ("optimizer", " Levenberg-Marquardt ", "lm"), ("optimizer", "L-BFGS", "lbfgs"),
-    ("optimizer", "gd", "sgd"), ("optimizer", "adam", "adam"), ("schedule", "one_cycle", "onecycle"),
-    ("schedule", "none", "constant"), ("model", "cubic", "poly3"), ("option", "random_state", "seed"),
-    ("read option", "delimiter", "sep"), ("nothing", "Adam", "adam"),
-])
+
+@pytest.mark.parametrize(
+    ("kind", "name", "expected"),
+    [
+        ("optimizer", "marquardt", "lm"),
+        ("optimizer", " Levenberg-Marquardt ", "lm"),
+        ("optimizer", "L-BFGS", "lbfgs"),
+        ("optimizer", "gd", "sgd"),
+        ("optimizer", "adam", "adam"),
+        ("schedule", "one_cycle", "onecycle"),
+        ("schedule", "none", "constant"),
+        ("model", "cubic", "poly3"),
+        ("option", "random_state", "seed"),
+        ("read option", "delimiter", "sep"),
+        ("nothing", "Adam", "adam"),
+    ],
+)
 def test_canonical_resolves_aliases(kind, name, expected):
     assert canonical(kind, name) == expected
 
@@ -299,26 +330,32 @@ def test_every_alias_points_at_a_real_name():
     assert all(is_zoo_name(v) for v in ALIASES["model"].values())
 
 
-@pytest.mark.parametrize(("name", "candidates", "expected"), [
-    ("BMI", ["age", "bmi"], "bmi"),                        # another case, always
-    ("bpp", ["bp", "age"], "bp"),                          # one edit, 3+ characters
-    ("tmep", ["temp", "time"], "temp"),                    # a swap is one edit
-    ("temprature", ["temperture", "x"], "temperture"),     # two edits, both 7+
-    ("a", ["ab", "x1"], None),                             # short names: case only
-    ("b1", ["x1"], None),
-])
+@pytest.mark.parametrize(
+    ("name", "candidates", "expected"),
+    [
+        ("BMI", ["age", "bmi"], "bmi"),  # another case, always
+        ("bpp", ["bp", "age"], "bp"),  # one edit, 3+ characters
+        ("tmep", ["temp", "time"], "temp"),  # a swap is one edit
+        ("temprature", ["temperture", "x"], "temperture"),  # two edits, both 7+
+        ("a", ["ab", "x1"], None),  # short names: case only
+        ("b1", ["x1"], None),
+    ],
+)
 def test_near_miss_rule(name, candidates, expected):
     assert near_miss(name, candidates) == expected
 
 
-@pytest.mark.parametrize(("name", "candidates", "expected"), [
-    ("adamm", ["sgd", "adam", "adamw"], "adam"),
-    ("sgdd", ["auto", "sgd", "lm"], "sgd"),
-    ("cosin", ["constant", "step", "cosine"], "cosine"),
-    ("lineer", ["linear", "rollercoaster", "blobs"], "linear"),   # a near miss
-    ("crossentropi", ["mse", "crossentropy"], "crossentropy"),      # difflib's ratio where edits are too many
-    ("zzz", ["mse", "mae"], None),
-])
+@pytest.mark.parametrize(
+    ("name", "candidates", "expected"),
+    [
+        ("adamm", ["sgd", "adam", "adamw"], "adam"),
+        ("sgdd", ["auto", "sgd", "lm"], "sgd"),
+        ("cosin", ["constant", "step", "cosine"], "cosine"),
+        ("lineer", ["linear", "rollercoaster", "blobs"], "linear"),  # a near miss
+        ("crossentropi", ["mse", "crossentropy"], "crossentropy"),  # difflib's ratio where edits are too many
+        ("zzz", ["mse", "mae"], None),
+    ],
+)
 def test_closest(name, candidates, expected):
     assert closest(name, candidates) == expected
 
@@ -330,17 +367,21 @@ def test_closest_cutoff_is_difflibs():
 
 def test_unknown_name_message():
     assert unknown_name("schedule", "cosin", ("constant", "cosine"), given="Cosin") == (
-        "The 'schedule' parameter must be one of constant, cosine. Got 'Cosin' instead. Did you mean 'cosine'?")
+        "The 'schedule' parameter must be one of constant, cosine. Got 'Cosin' instead. Did you mean 'cosine'?"
+    )
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: FitConfig(optimizer="adamm").validate(), "Did you mean 'adam'?"),
-    (lambda: FitConfig(schedule="cosin").validate(), "Did you mean 'cosine'?"),
-    (lambda: gradfit.losses.get_loss("hubber"), "Did you mean 'huber'?"),
-    (lambda: gradfit.models.zoo.make_zoo_model("gausian", ["x"]), "Did you mean 'gaussian'?"),
-    (lambda: gradfit.data.synthetic.load_builtin("lineer"), "Did you mean 'linear'?"),
-    (lambda: gradfit.data.read_options.check_read({"seperator": ";"}), "(did you mean 'sep'?)"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: FitConfig(optimizer="adamm").validate(), "Did you mean 'adam'?"),
+        (lambda: FitConfig(schedule="cosin").validate(), "Did you mean 'cosine'?"),
+        (lambda: gradfit.losses.get_loss("hubber"), "Did you mean 'huber'?"),
+        (lambda: gradfit.models.zoo.make_zoo_model("gausian", ["x"]), "Did you mean 'gaussian'?"),
+        (lambda: gradfit.data.synthetic.load_builtin("lineer"), "Did you mean 'linear'?"),
+        (lambda: gradfit.data.read_options.check_read({"seperator": ";"}), "(did you mean 'sep'?)"),
+    ],
+)
 def test_resolvers_suggest_through_the_registry(call, message):
     with pytest.raises(gradfit.errors.GradfitError) as info:
         call()

@@ -128,8 +128,9 @@ def test_check_out_dir(tmp_path):
 @pytest.fixture(scope="module")
 def mlp_result():
     """An MLP of 1 + 16*16 + ... parameters: above MAX_PARAM_COLUMNS, so its snapshots get a file of their own."""
-    return gradfit.fit("mlp", "builtin:linear", y="y", model_options={"hidden": (16, 16)}, optimizer="adam", lr=0.01,
-                       steps=12)
+    return gradfit.fit(
+        "mlp", "builtin:linear", y="y", model_options={"hidden": (16, 16)}, optimizer="adam", lr=0.01, steps=12
+    )
 
 
 def test_large_model_snapshots_go_to_an_npz_and_load_back_exactly(tmp_path, mlp_result):

@@ -37,8 +37,9 @@ def peak_rss(args: list[str], tmp_path) -> tuple[subprocess.CompletedProcess, fl
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2", "MALLOC_ARENA_MAX": "2"}
     env.pop("GRADFIT_MEMORY", None)
     with open(tmp_path / "stdout.txt", "w") as out, open(tmp_path / "stderr.txt", "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "gradfit", *args], stdout=out, stderr=err, env=env,
-                                cwd=tmp_path, preexec_fn=limit)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gradfit", *args], stdout=out, stderr=err, env=env, cwd=tmp_path, preexec_fn=limit
+        )
         timer = threading.Timer(900, proc.kill)
         timer.start()
         try:
@@ -46,8 +47,9 @@ def peak_rss(args: list[str], tmp_path) -> tuple[subprocess.CompletedProcess, fl
         finally:
             timer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
-    done = subprocess.CompletedProcess(args, proc.returncode, (tmp_path / "stdout.txt").read_text(),
-                                       (tmp_path / "stderr.txt").read_text())
+    done = subprocess.CompletedProcess(
+        args, proc.returncode, (tmp_path / "stdout.txt").read_text(), (tmp_path / "stderr.txt").read_text()
+    )
     return done, usage.ru_maxrss * 1024.0  # kilobytes on Linux
 
 
@@ -59,8 +61,19 @@ CASES = {
     # params.png's least-squares line once built a rows x rows basis: 3.6 GB at 20,000 rows, 80 GB at 10^5.
     "lm --plot": ["--optimizer", "lm", "--plot", "--landscape", "a[0],a[1]"],
     # The split copies, the shuffled order, the batches and the validation checks: all linear in rows.
-    "adam --batch-size --val-split --plot": ["--optimizer", "adam", "--lr", "0.05", "--batch-size", "1000",
-                                             "--epochs", "2", "--val-split", "0.2", "--plot"],
+    "adam --batch-size --val-split --plot": [
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "1000",
+        "--epochs",
+        "2",
+        "--val-split",
+        "0.2",
+        "--plot",
+    ],
     # The scaling's Jacobian at the start once batched over a rows x rows identity (80 GB at 10^5 rows).
     "sgd --scale --uncertainty": ["--scale", "--lr", "0.5", "--steps", "200", "--uncertainty"],
 }

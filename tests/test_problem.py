@@ -35,8 +35,11 @@ def model():
 
 @pytest.fixture
 def params():
-    return {"a": torch.tensor(2.0, dtype=F64), "w": torch.tensor([0.5, -0.1], dtype=F64),
-            "c": torch.tensor(0.1, dtype=F64)}
+    return {
+        "a": torch.tensor(2.0, dtype=F64),
+        "w": torch.tensor([0.5, -0.1], dtype=F64),
+        "c": torch.tensor(0.1, dtype=F64),
+    }
 
 
 @pytest.fixture

@@ -84,8 +84,10 @@ def test_the_warning_a_failed_fit_gives_is_exported_and_is_a_user_warning():
 
 def test_importing_gradfit_and_its_cli_does_not_import_torch_or_matplotlib():
     """The CLI's start-up (``gradfit --help``) must not pay for torch or matplotlib."""
-    code = ("import sys, gradfit, gradfit.plots, gradfit.analysis, gradfit.cli.app; "
-            "print(sorted(m for m in ('torch', 'matplotlib', 'numpy', 'pandas') if m in sys.modules))")
+    code = (
+        "import sys, gradfit, gradfit.plots, gradfit.analysis, gradfit.cli.app; "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'numpy', 'pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -114,9 +116,19 @@ def test_a_type_checker_sees_the_exports_and_refuses_a_misspelt_name(tmp_path):
     )
     src = Path(gradfit.__file__).resolve().parents[1]
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports",
-         f"--cache-dir={Path(__file__).resolve().parents[1] / '.mypy_cache' / 'user-view'}", str(user)],
-        capture_output=True, text=True, env={**os.environ, "MYPYPATH": str(src)}, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--follow-imports=silent",
+            "--ignore-missing-imports",
+            f"--cache-dir={Path(__file__).resolve().parents[1] / '.mypy_cache' / 'user-view'}",
+            str(user),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MYPYPATH": str(src)},
+        cwd=tmp_path,
     )
     out = done.stdout
     assert "-> gradfit.train.result.FitResult" in out  # fit's real signature, not Any

@@ -25,7 +25,13 @@ def run_tool(module: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_ruff_finds_nothing_in_src_and_tests():
-    done = run_tool("ruff", "check", "--no-cache", "src", "tests")
+    done = run_tool("ruff", "check", "--no-cache", "src", "tests", "bench")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_code_is_as_ruff_formats_it():
+    """``ruff format`` (its settings in pyproject.toml): run it on a file before committing."""
+    done = run_tool("ruff", "format", "--check", "--no-cache", "src", "tests", "bench")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -33,9 +39,17 @@ def test_the_import_layers_are_kept():
     """import-linter's contracts in pyproject.toml: each layer imports only from the layers below it."""
     if importlib.util.find_spec("importlinter") is None:
         pytest.skip("import-linter is not installed (pip install -e '.[test]' installs it)")
-    done = subprocess.run([sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
-                           "sys.exit(lint_imports_command())", "--no-cache"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
+            "--no-cache",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"Contracts: [1-9]\d* kept, 0 broken", done.stdout), done.stdout
 
@@ -52,7 +66,7 @@ def test_make_test_runs_the_linter_and_the_type_checker_before_the_tests():
     assert test_rule is not None and "lint" in test_rule.group(1).split()
     lint_recipe = re.search(r"^lint:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert lint_recipe is not None
-    for command in ("ruff check src tests", "lint-imports", "mypy src"):
+    for command in ("ruff check src tests bench", "ruff format --check src tests bench", "lint-imports", "mypy src"):
         assert command in lint_recipe.group(1), command
 
 

@@ -156,8 +156,9 @@ def test_a_hopeless_start_exits_1_naming_the_start(tmp_path, mtcars):
     """exp(-b*hp) at the default b = 1 is ~1e-48 and below: a plateau. curve_fit stops there too."""
     code, result, err = fit_cli(tmp_path, mtcars, "--y", "mpg", "--model", "a*exp(-b*hp) + c")
     x, y = mtcars["hp"].to_numpy(float), mtcars["mpg"].to_numpy(float)
-    ref, _ = curve_fit(lambda x, a, b, c: a * np.exp(-b * x) + c, x, y, p0=[1, 0.01, 1], ftol=1e-15, xtol=1e-15,
-                       gtol=1e-15)
+    ref, _ = curve_fit(
+        lambda x, a, b, c: a * np.exp(-b * x) + c, x, y, p0=[1, 0.01, 1], ftol=1e-15, xtol=1e-15, gtol=1e-15
+    )
     reached = result is not None and np.allclose([result["params"][k] for k in "abc"], ref, rtol=1e-5)
     if not reached:
         assert code == 1 and result["success"] is False and result["stop_reason"] == "stalled"
@@ -165,8 +166,15 @@ def test_a_hopeless_start_exits_1_naming_the_start(tmp_path, mtcars):
         assert "has no effect on the predictions: the data say nothing about it" not in err
         # The start it names does reach curve_fit's optimum.
         suggested = result["diagnostics"]["verdict"]["flat"]["remedy"]
-        code, again, err = fit_cli(tmp_path, mtcars, "--y", "mpg", "--model", "a*exp(-b*hp) + c",
-                                   *[f"--init={k}={v}" for k, v in suggested.items()])
+        code, again, err = fit_cli(
+            tmp_path,
+            mtcars,
+            "--y",
+            "mpg",
+            "--model",
+            "a*exp(-b*hp) + c",
+            *[f"--init={k}={v}" for k, v in suggested.items()],
+        )
         assert code == 0, err
         np.testing.assert_allclose([again["params"][k] for k in "abc"], ref, rtol=1e-5)
 
@@ -181,14 +189,17 @@ def test_sunspots_sine_default_equals_curve_fit_from_its_guess(tmp_path):
     x, y = frame["YEAR"].to_numpy(float), frame["SUNACTIVITY"].to_numpy(float)
     model = gradfit.fit("sine", frame, x="YEAR", y="SUNACTIVITY", steps=0).model
     with torch.no_grad():
+
         def f(x, *p):
             params = {k: torch.tensor(v, dtype=torch.float64) for k, v in zip(names, p)}
             return model(params, torch.as_tensor(x, dtype=torch.float64)[:, None]).numpy()
+
     ref, _ = curve_fit(f, x, y, p0=start)
     assert result["loss"] == pytest.approx(np.mean((f(x, *ref) - y) ** 2), rel=1e-6)
 
 
 # -- the other optimizers, asked for by name, say so when they do not get there ------------------
+
 
 def test_sgd_on_diabetes_is_not_converged_and_exits_1(tmp_path, diabetes):
     code, result, err = fit_cli(tmp_path, diabetes, "--y", "target", "--model", "linear", "--optimizer", "sgd")
@@ -201,16 +212,18 @@ def test_sgd_on_diabetes_is_not_converged_and_exits_1(tmp_path, diabetes):
 
 
 def test_sgd_that_makes_the_loss_worse_exits_1_with_its_own_reason(tmp_path, mtcars):
-    code, result, err = fit_cli(tmp_path, mtcars, "--y", "mpg", "--x", "hp", "--model", "exponential",
-                                "--optimizer", "sgd", "--lr", "0.01")
+    code, result, err = fit_cli(
+        tmp_path, mtcars, "--y", "mpg", "--x", "hp", "--model", "exponential", "--optimizer", "sgd", "--lr", "0.01"
+    )
     assert code == 1 and result["stop_reason"] == "loss_increased" and result["success"] is False
     assert result["loss"] > result["diagnostics"]["start_loss"]
     assert "above its start" in err and "stability limit" in err and "--scale" in err
 
 
 def test_sgd_divergence_on_badly_scaled_columns_names_the_limit_scale_and_lm(tmp_path, longley):
-    code, result, err = fit_cli(tmp_path, longley, "--y", "TOTEMP", "--model", "linear", "--optimizer", "sgd",
-                                "--lr", "0.01")
+    code, result, err = fit_cli(
+        tmp_path, longley, "--y", "TOTEMP", "--model", "linear", "--optimizer", "sgd", "--lr", "0.01"
+    )
     assert code == 1 and result["stop_reason"] == "diverged"
     limit = result["diagnostics"]["stability_limit"]["lr_limit"]
     assert f"{limit:.3g}" in err and "--scale" in err and "--optimizer lm" in err
@@ -227,6 +240,13 @@ def test_lbfgs_in_float32_stalls_and_names_float64(mtcars):
         r64 = gradfit.fit("exponential", frame, x="hp", y="mpg", optimizer="lbfgs", steps=300)
     assert r64.config["dtype"] == "float64" and r64.success and r64.stop_reason == "converged"
     x, y = frame["hp"].to_numpy(float), frame["mpg"].to_numpy(float)
-    ref, _ = curve_fit(lambda x, a, b, c: a * np.exp(b * x) + c, x, y, p0=list(r64.init_params.values()),
-                       ftol=1e-15, xtol=1e-15, gtol=1e-15)
+    ref, _ = curve_fit(
+        lambda x, a, b, c: a * np.exp(b * x) + c,
+        x,
+        y,
+        p0=list(r64.init_params.values()),
+        ftol=1e-15,
+        xtol=1e-15,
+        gtol=1e-15,
+    )
     np.testing.assert_allclose(list(r64.flat_params.values()), ref, rtol=1e-5)

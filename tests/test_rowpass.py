@@ -28,8 +28,11 @@ def data():
 @pytest.fixture
 def view():
     model = FormulaModel("a*exp(-b*t) + c", columns=["t"])
-    params = {"a": torch.tensor(2.0, dtype=torch.float64), "b": torch.tensor(0.5, dtype=torch.float64),
-              "c": torch.tensor(0.1, dtype=torch.float64)}
+    params = {
+        "a": torch.tensor(2.0, dtype=torch.float64),
+        "b": torch.tensor(0.5, dtype=torch.float64),
+        "c": torch.tensor(0.1, dtype=torch.float64),
+    }
     return ParamView.of(model, params)
 
 
@@ -140,7 +143,7 @@ def test_no_rows_give_none():
 def test_one_chunk_setting(monkeypatch):
     assert chunk_rows() == CHUNK_ROWS == FitConfig().chunk_size
     assert chunk_rows(7) == 7 and chunk_rows(0) == 1
-    assert jacobian_rows(3) == CHUNK_ROWS and jacobian_rows(2**21) == 2**21 + 1   # square factor: p + 1 rows
+    assert jacobian_rows(3) == CHUNK_ROWS and jacobian_rows(2**21) == 2**21 + 1  # square factor: p + 1 rows
     assert jacobian_rows(100, numbers=1000, square=False) == 10
     monkeypatch.setattr(rowpass, "CHUNK_ROWS", 11)
     assert chunk_rows() == 11 and MemoryRows(torch.zeros(30, 1)).chunk_size == 11
@@ -151,8 +154,9 @@ def test_one_chunk_setting(monkeypatch):
 def test_objective_sums_through_the_row_pass(data, size):
     x, y, w = data
     model = FormulaModel("a*exp(-b*t) + c", columns=["t"])
-    params = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in (("a", 2.0), ("b", 0.5),
-                                                                                        ("c", 0.1))}
+    params = {
+        k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in (("a", 2.0), ("b", 0.5), ("c", 0.1))
+    }
     value, grads = Objective(model, get_loss("mse"), size).value_and_grad(params, ["a", "b"], x, y, w)
     mean = (w * (y - model(params, x)) ** 2).sum() / w.sum()
     oracle = torch.autograd.grad(mean, [params["a"], params["b"]])

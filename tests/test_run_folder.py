@@ -38,6 +38,7 @@ def a_run(folder: Path, result, extra=("fit.png", "landscape.png", "checkpoint.p
 
 # -- automatic names -------------------------------------------------------------------------------
 
+
 def test_automatic_folders_are_numbered_per_command_after_the_highest(tmp_path):
     root = tmp_path / "gradfit-out"
     assert [new_run_folder("run", root).path.name for _ in range(3)] == ["run-001", "run-002", "run-003"]
@@ -109,6 +110,7 @@ def test_a_failed_command_leaves_no_empty_folder_behind(tmp_path):
 
 # -- what a folder holds ------------------------------------------------------------------------------
 
+
 def test_a_new_or_empty_folder_is_accepted_and_nothing_is_created(tmp_path):
     folder = open_run_folder(tmp_path / "new")
     assert folder == RunFolder(tmp_path / "new") and not (tmp_path / "new").exists()
@@ -124,9 +126,19 @@ def test_a_run_folder_is_replaced_and_its_files_are_the_listed_and_gradfit_named
     before = snapshot(run)
     folder = open_run_folder(run)
     assert folder.replaces and folder.others == ()
-    assert set(folder.earlier) == {"result.json", "history.csv", "timings.csv", "fit.png", "landscape.png",
-                                   "checkpoint.pt", "fit.gif", "converged/result.json", "converged/fit.png",
-                                   ".tmp-0123456789ab-fit.png", MANIFEST_NAME}
+    assert set(folder.earlier) == {
+        "result.json",
+        "history.csv",
+        "timings.csv",
+        "fit.png",
+        "landscape.png",
+        "checkpoint.pt",
+        "fit.gif",
+        "converged/result.json",
+        "converged/fit.png",
+        ".tmp-0123456789ab-fit.png",
+        MANIFEST_NAME,
+    }
     assert snapshot(run) == before  # looking writes nothing
     assert "replacing the earlier run there" in folder.describe()
 
@@ -175,14 +187,16 @@ def test_symlinks_are_never_a_runs_file(tmp_path, result):
 
 def test_a_manifest_cannot_reach_outside_the_folder(tmp_path):
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / MANIFEST_NAME).write_text(json.dumps(
-        {"format": "gradfit.run-files/1", "files": ["../outside.txt", "/etc/passwd", "ok.png", 3]}))
+    (tmp_path / "run" / MANIFEST_NAME).write_text(
+        json.dumps({"format": "gradfit.run-files/1", "files": ["../outside.txt", "/etc/passwd", "ok.png", 3]})
+    )
     assert read_manifest(tmp_path / "run") == ["ok.png"]
     (tmp_path / "run" / MANIFEST_NAME).write_text("{not json")
     assert read_manifest(tmp_path / "run") == []
 
 
 # -- replacing -----------------------------------------------------------------------------------------
+
 
 def test_clear_earlier_removes_what_the_new_run_did_not_rewrite_and_nothing_else(tmp_path, result):
     run = a_run(tmp_path / "run", result, listed=("fit.gif", "converged/result.json", "converged/fit.png"))
@@ -191,8 +205,16 @@ def test_clear_earlier_removes_what_the_new_run_did_not_rewrite_and_nothing_else
     atomic_write_bytes(run / "checkpoint.pt", b"the new run's checkpoint")  # rewritten while the new run ran
     removed = folder.clear_earlier()
     assert {p.relative_to(run).as_posix() for p in removed} == {
-        "result.json", "history.csv", "timings.csv", "fit.png", "landscape.png", "fit.gif", MANIFEST_NAME,
-        "converged/result.json", "converged/fit.png"}
+        "result.json",
+        "history.csv",
+        "timings.csv",
+        "fit.png",
+        "landscape.png",
+        "fit.gif",
+        MANIFEST_NAME,
+        "converged/result.json",
+        "converged/fit.png",
+    }
     assert snapshot(run) == {"checkpoint.pt": b"the new run's checkpoint", "notes.txt": b"mine"}
     assert not (run / "converged").exists()  # emptied, so removed
 

@@ -44,8 +44,23 @@ def table(tmp_path) -> Path:
 
 
 def fit_run(table: Path, out: Path, *options: str) -> Path:
-    done = runner.invoke(app, ["fit", str(table), "--y", "y", "--model", "linear", "--optimizer", "lm", *options,
-                               "--out", str(out), "--quiet"])
+    done = runner.invoke(
+        app,
+        [
+            "fit",
+            str(table),
+            "--y",
+            "y",
+            "--model",
+            "linear",
+            "--optimizer",
+            "lm",
+            *options,
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert done.exit_code == 0, done.output
     return out
 
@@ -65,12 +80,14 @@ def assert_refused(res, folder: Path, *expected: str) -> None:
 
 # -- the history no longer the run's ------------------------------------------------------------------
 
+
 def test_a_half_cut_history_is_refused_by_plot(table, tmp_path):
     out = fit_run(table, tmp_path / "run")
     history = (out / "history.csv").read_bytes()
     (out / "history.csv").write_bytes(history[: len(history) // 2])
-    assert_refused(plot(out), out, "history.csv' is not the file run", f"where the run wrote {len(history):,}",
-                   "(cut short)")
+    assert_refused(
+        plot(out), out, "history.csv' is not the file run", f"where the run wrote {len(history):,}", "(cut short)"
+    )
 
 
 def test_an_edited_history_of_the_same_size_is_refused(table, tmp_path):
@@ -104,11 +121,13 @@ def test_every_file_names_the_run(table, tmp_path):
 
 # -- result.json damaged ---------------------------------------------------------------------------------
 
+
 def test_a_deeply_nested_result_is_refused_not_an_internal_error(table, tmp_path):
     out = fit_run(table, tmp_path / "run")
     text = (out / "result.json").read_text()
-    (out / "result.json").write_text(text.replace('"diagnostics": {', '"diagnostics": {"deep": ' + "[" * 100_000
-                                                  + "]" * 100_000 + ",", 1))
+    (out / "result.json").write_text(
+        text.replace('"diagnostics": {', '"diagnostics": {"deep": ' + "[" * 100_000 + "]" * 100_000 + ",", 1)
+    )
     assert_refused(plot(out), out, "result.json' is not a gradfit result: its JSON is nested too deeply to read")
 
 
@@ -118,8 +137,10 @@ DAMAGED_FIELDS = {
     "another schema": (lambda d: {**d, "schema": "gradfit.result/9"}, "its schema is 'gradfit.result/9'"),
     "params missing": (lambda d: {k: v for k, v in d.items() if k != "params"}, "the field 'params' is missing"),
     "params a list": (lambda d: {**d, "params": [1, 2]}, "the field 'params' is an array"),
-    "a parameter as an object": (lambda d: {**d, "params": {**d["params"], "a[0]": {}}},
-                                 "the parameter 'a[0]' is an object, not a number"),
+    "a parameter as an object": (
+        lambda d: {**d, "params": {**d["params"], "a[0]": {}}},
+        "the parameter 'a[0]' is an object, not a number",
+    ),
     "steps as text": (lambda d: {**d, "steps": "7"}, "the field 'steps' is '7'"),
     "steps as true": (lambda d: {**d, "steps": True}, "the field 'steps' is True"),
     "data a string": (lambda d: {**d, "data": "x"}, "the field 'data' is 'x'"),
@@ -138,13 +159,19 @@ def test_a_damaged_result_is_refused_naming_the_field(table, tmp_path, change, m
 
 # -- the data no longer the run's -------------------------------------------------------------------------
 
+
 def test_data_edited_since_the_fit_are_refused_by_plot(table, tmp_path):
     out = fit_run(table, tmp_path / "run")
     frame = pd.read_csv(table)
     frame.loc[[3, 150], "y"] = frame.loc[[150, 3], "y"].to_numpy()  # two values swapped: same sums, same ends
     frame.to_csv(table, index=False)
-    assert_refused(plot(out), out, f"The data in {str(table)!r} are no longer the data this run was fitted on",
-                   "the same 200 rows, but values that differ", "Restore the file, fit again")
+    assert_refused(
+        plot(out),
+        out,
+        f"The data in {str(table)!r} are no longer the data this run was fitted on",
+        "the same 200 rows, but values that differ",
+        "Restore the file, fit again",
+    )
     # The loss and the parameters' paths need only the history: still drawn.
     assert plot(out, "--kind", "loss").exit_code == 0
 
@@ -182,8 +209,9 @@ def test_the_same_data_read_again_pass_without_a_word(tmp_path, options):
     """No false alarm: the data a run reads again (dtype, dropped rows, weights) have the fit's fingerprint."""
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 3, 60)
-    frame = pd.DataFrame({"x": x, "y": 1.5 * x - 2 + 0.1 * rng.standard_normal(60), "err": 0.1 + 0.05 * x,
-                          "w": rng.uniform(0.5, 2, 60)})
+    frame = pd.DataFrame(
+        {"x": x, "y": 1.5 * x - 2 + 0.1 * rng.standard_normal(60), "err": 0.1 + 0.05 * x, "w": rng.uniform(0.5, 2, 60)}
+    )
     frame.loc[7, "y"] = np.nan
     if not options.get("drop_nan"):
         frame = frame.dropna()
@@ -208,16 +236,19 @@ def test_the_library_warns_for_other_data(table, tmp_path):
 
 # -- the folder lock -------------------------------------------------------------------------------------
 
-HOLD = ("import sys, time\nfrom gradfit.folder_lock import lock_folder\nlock_folder(sys.argv[1])\n"
-        "print('locked', flush=True)\ntime.sleep(120)\n")
+HOLD = (
+    "import sys, time\nfrom gradfit.folder_lock import lock_folder\nlock_folder(sys.argv[1])\n"
+    "print('locked', flush=True)\ntime.sleep(120)\n"
+)
 
 
 @pytest.fixture
 def held(tmp_path):
     """A folder another process holds the lock of (the holder is killed with SIGKILL at the end)."""
     folder = tmp_path / "busy"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True, env={**os.environ}
+    )
     assert holder.stdout.readline().strip() == "locked"
     yield folder, holder
     if holder.poll() is None:
@@ -227,8 +258,9 @@ def held(tmp_path):
 
 def test_a_folder_another_command_is_writing_to_is_refused(held, table):
     folder, holder = held
-    res = runner.invoke(app, ["fit", str(table), "--y", "y", "--model", "linear", "--optimizer", "lm", "--out",
-                              str(folder)])
+    res = runner.invoke(
+        app, ["fit", str(table), "--y", "y", "--model", "linear", "--optimizer", "lm", "--out", str(folder)]
+    )
     text = " ".join(res.output.split())
     assert res.exit_code == 2 and f"The folder {str(folder)!r} is in use: another gradfit command" in text, text
     assert list(folder.iterdir()) == []  # nothing written
@@ -251,11 +283,17 @@ def test_a_lock_is_shared_within_a_process_and_released_with_its_block(tmp_path)
         lock_folder(target)
         (target / "kept.txt").write_text("x")
     assert (target / "kept.txt").is_file()
-    check = subprocess.run([sys.executable, "-c", HOLD.replace("time.sleep(120)", ""), str(target)],
-                           capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [sys.executable, "-c", HOLD.replace("time.sleep(120)", ""), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 0 and "locked" in check.stdout  # given back: another process takes it
 
 
 def test_a_refused_fit_into_a_new_folder_leaves_nothing(table, tmp_path):
-    res = runner.invoke(app, ["fit", str(table), "--y", "nope", "--model", "linear", "--out", str(tmp_path / "a" / "b")])
+    res = runner.invoke(
+        app, ["fit", str(table), "--y", "nope", "--model", "linear", "--out", str(tmp_path / "a" / "b")]
+    )
     assert res.exit_code == 2 and not (tmp_path / "a").exists()

@@ -24,8 +24,10 @@ from gradfit.sklearn import EXPECTED_FAILED_CHECKS, GradfitClassifier, GradfitRe
 
 
 # 30 L-BFGS steps: enough for every check's tiny data, and the whole run stays well under a minute.
-@parametrize_with_checks([GradfitRegressor(steps=30), GradfitClassifier(steps=30)],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS[type(est).__name__])
+@parametrize_with_checks(
+    [GradfitRegressor(steps=30), GradfitClassifier(steps=30)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS[type(est).__name__],
+)
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -99,8 +101,11 @@ def test_pipeline_and_grid_search_over_lr_and_model_options():
     pipe = make_pipeline(StandardScaler(), GradfitRegressor(model="poly", optimizer="sgd", lr=0.1, steps=300))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        search = GridSearchCV(pipe, {"gradfitregressor__model_options": [{"degree": 1}, {"degree": 2}],
-                                     "gradfitregressor__lr": [1e-4, 0.1]}, cv=3).fit(X, y)
+        search = GridSearchCV(
+            pipe,
+            {"gradfitregressor__model_options": [{"degree": 1}, {"degree": 2}], "gradfitregressor__lr": [1e-4, 0.1]},
+            cv=3,
+        ).fit(X, y)
     assert search.best_params_ == {"gradfitregressor__model_options": {"degree": 2}, "gradfitregressor__lr": 0.1}
     assert search.best_score_ > 0.99
 
@@ -120,10 +125,12 @@ def test_formula_model_on_some_columns_and_clone():
 
 
 def test_import_gradfit_does_not_import_sklearn_and_missing_sklearn_is_explained():
-    code = ("import sys, gradfit; gradfit.fit; gradfit.FitResult\n"
-            "assert 'sklearn' not in sys.modules\n"
-            "sys.modules['sklearn'] = None\n"
-            "try:\n    import gradfit.sklearn\nexcept ImportError as e:\n    print(e)\n")
+    code = (
+        "import sys, gradfit; gradfit.fit; gradfit.FitResult\n"
+        "assert 'sklearn' not in sys.modules\n"
+        "sys.modules['sklearn'] = None\n"
+        "try:\n    import gradfit.sklearn\nexcept ImportError as e:\n    print(e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "pip install 'gradfit[sklearn]'" in out.stdout
@@ -138,7 +145,9 @@ def test_sample_weight_matches_sklearns_weighted_estimators():
     assert reg.intercept_ == pytest.approx(ref.intercept_, rel=1e-6)
     assert reg.result_.data["weights"]["from"] == "array"
     assert np.abs(reg.coef_ - LinearRegression().fit(X, y).coef_).max() > 1e-3  # the weights mattered
-    Xc, yc = make_classification(n_samples=300, n_features=3, n_informative=2, n_redundant=0, flip_y=0.2, random_state=1)
+    Xc, yc = make_classification(
+        n_samples=300, n_features=3, n_informative=2, n_redundant=0, flip_y=0.2, random_state=1
+    )
     clf = GradfitClassifier().fit(Xc, yc, sample_weight=w.repeat(3)[:300])
     ref = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(Xc, yc, sample_weight=w.repeat(3)[:300])
     np.testing.assert_allclose(clf.predict_proba(Xc), ref.predict_proba(Xc), atol=1e-6)

@@ -25,16 +25,21 @@ def _pair(n=40, classes=None):
     return pred, target, torch.as_tensor(RNG.random(n) * 2)
 
 
-@pytest.mark.parametrize("name, torch_rows", [
-    ("mse", lambda p, t: F.mse_loss(p, t, reduction="none")),
-    ("mae", lambda p, t: F.l1_loss(p, t, reduction="none")),
-    ("huber", lambda p, t: F.huber_loss(p, t, reduction="none", delta=1.0)),
-])
+@pytest.mark.parametrize(
+    "name, torch_rows",
+    [
+        ("mse", lambda p, t: F.mse_loss(p, t, reduction="none")),
+        ("mae", lambda p, t: F.l1_loss(p, t, reduction="none")),
+        ("huber", lambda p, t: F.huber_loss(p, t, reduction="none", delta=1.0)),
+    ],
+)
 def test_regression_losses_weight_torch_rows(name, torch_rows):
     pred, target, w = _pair()
     loss = get_loss(name)
     assert float(loss.total(pred, target, w)) == pytest.approx(float((w * torch_rows(pred, target)).sum()), rel=1e-14)
-    assert float(loss(pred, target, w)) == pytest.approx(float((w * torch_rows(pred, target)).sum() / w.sum()), rel=1e-14)
+    assert float(loss(pred, target, w)) == pytest.approx(
+        float((w * torch_rows(pred, target)).sum() / w.sum()), rel=1e-14
+    )
     assert float(loss(pred, target, torch.ones_like(w))) == pytest.approx(float(loss(pred, target)), rel=1e-14)
 
 
@@ -63,8 +68,9 @@ def _classes(n=300, seed=0):
 
 def test_bce_with_weights_matches_sklearn_and_statsmodels_freq_weights():
     d = _classes()
-    r = gradfit.fit("a*u + b*v + c", d, y="y", x="u,v", loss="bce", weights="w", optimizer="lbfgs", steps=100,
-                    dtype="float64")
+    r = gradfit.fit(
+        "a*u + b*v + c", d, y="y", x="u,v", loss="bce", weights="w", optimizer="lbfgs", steps=100, dtype="float64"
+    )
     got = np.array([r.flat_params[k] for k in "abc"])
     X = np.column_stack([d["u"], d["v"]])
     sk = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(X, d["y"], sample_weight=d["w"])
@@ -76,8 +82,17 @@ def test_bce_with_weights_matches_sklearn_and_statsmodels_freq_weights():
     np.testing.assert_allclose(np.array(r.uncertainty["cov"]), glm.cov_params()[np.ix_(order, order)], rtol=1e-6)
     assert r.report["statistics"]["nll"] == pytest.approx(-glm.llf, rel=1e-9)
     assert not any("whole numbers" in w for w in r.report["warnings"])
-    half = gradfit.fit("a*u + b*v + c", {**d, "w": d["w"] / 2.5}, y="y", x="u,v", loss="bce", weights="w",
-                       optimizer="lbfgs", steps=100, dtype="float64")
+    half = gradfit.fit(
+        "a*u + b*v + c",
+        {**d, "w": d["w"] / 2.5},
+        y="y",
+        x="u,v",
+        loss="bce",
+        weights="w",
+        optimizer="lbfgs",
+        steps=100,
+        dtype="float64",
+    )
     assert any("not whole numbers" in w for w in half.report["warnings"])
 
 
@@ -89,8 +104,17 @@ def test_cross_entropy_with_weights_matches_sklearn_probabilities():
     y = np.array([rng.choice(3, p=np.exp(z) / np.exp(z).sum()) for z in logits]).astype(float)
     w = rng.random(n) * 3
     d = {"x1": X[:, 0], "x2": X[:, 1], "y": y, "w": w}
-    r = gradfit.fit("logistic", d, y="y", x="x1,x2", loss="cross_entropy", weights="w", optimizer="lbfgs", steps=200,
-                    dtype="float64")
+    r = gradfit.fit(
+        "logistic",
+        d,
+        y="y",
+        x="x1,x2",
+        loss="cross_entropy",
+        weights="w",
+        optimizer="lbfgs",
+        steps=200,
+        dtype="float64",
+    )
     sk = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(X, y, sample_weight=w)
     # The softmax's parameters are identifiable only up to a shift per row; the probabilities are.
     prob = torch.softmax(torch.as_tensor(r.predict(X)), dim=1).numpy()
@@ -108,9 +132,23 @@ def test_mae_with_weights_is_weighted_least_absolute_deviations():
     X = np.column_stack([x, np.ones(n)])
     # min Σ wᵢ(eᵢ⁺ + eᵢ⁻) subject to X b + e⁺ - e⁻ = y, e >= 0: the weighted LAD fit, exactly.
     A_eq = sparse.hstack([sparse.csr_matrix(X), sparse.eye(n), -sparse.eye(n)]).tocsr()
-    lp = linprog(np.r_[0, 0, w, w], A_eq=A_eq, b_eq=y, bounds=[(None, None)] * 2 + [(0, None)] * (2 * n), method="highs")
-    r = gradfit.fit("a*x + b", {"x": x, "y": y, "w": w}, y="y", x="x", loss="mae", weights="w", optimizer="adam",
-                    lr=0.01, steps=4000, schedule="cosine", dtype="float64", init={"a": 1.0, "b": 0.0})
+    lp = linprog(
+        np.r_[0, 0, w, w], A_eq=A_eq, b_eq=y, bounds=[(None, None)] * 2 + [(0, None)] * (2 * n), method="highs"
+    )
+    r = gradfit.fit(
+        "a*x + b",
+        {"x": x, "y": y, "w": w},
+        y="y",
+        x="x",
+        loss="mae",
+        weights="w",
+        optimizer="adam",
+        lr=0.01,
+        steps=4000,
+        schedule="cosine",
+        dtype="float64",
+        init={"a": 1.0, "b": 0.0},
+    )
     got = np.array([r.flat_params["a"], r.flat_params["b"]])
     best = float(np.sum(w * np.abs(X @ lp.x[:2] - y)) / w.sum())
     assert r.loss == pytest.approx(best, rel=1e-6)  # the weighted LAD objective's minimum value
@@ -131,8 +169,17 @@ def test_huber_with_weights_matches_scipy_minimize():
         return np.sum(w * rows) / w.sum(), np.array([np.sum(w * grad_rows * x), np.sum(w * grad_rows)]) / w.sum()
 
     oracle = minimize(objective, [1.0, 0.0], jac=True, method="BFGS", options={"gtol": 1e-13})
-    r = gradfit.fit("a*x + b", {"x": x, "y": y, "w": w}, y="y", x="x", loss="huber", weights="w", optimizer="lbfgs",
-                    steps=200, dtype="float64")
+    r = gradfit.fit(
+        "a*x + b",
+        {"x": x, "y": y, "w": w},
+        y="y",
+        x="x",
+        loss="huber",
+        weights="w",
+        optimizer="lbfgs",
+        steps=200,
+        dtype="float64",
+    )
     np.testing.assert_allclose([r.flat_params["a"], r.flat_params["b"]], oracle.x, rtol=1e-7)
     assert r.loss == pytest.approx(oracle.fun, rel=1e-12)
 

@@ -22,8 +22,10 @@ from gradfit.outputs import WriteLog, atomic_path, load_run, save_run, write_num
 from gradfit.train.history import History, HistoryRecorder
 from helpers.signals import Fallback
 
-pytestmark = [pytest.mark.skipif(os.name != "posix", reason="POSIX signals"),
-              pytest.mark.usefixtures("fallback_handlers")]  # tests/conftest.py: a missed signal fails the test
+pytestmark = [
+    pytest.mark.skipif(os.name != "posix", reason="POSIX signals"),
+    pytest.mark.usefixtures("fallback_handlers"),
+]  # tests/conftest.py: a missed signal fails the test
 COMMON = dict(y="y", optimizer="sgd", lr=0.1, steps=30)
 
 
@@ -75,8 +77,9 @@ def test_a_signal_during_the_loop_skips_the_analysis(monkeypatch, tmp_path):
             if state.step == 5:
                 os.kill(os.getpid(), signal.SIGTERM)
 
-    r = gradfit.fit("linear", "builtin:linear", uncertainty=True, callbacks=[SignalAt()], checkpoint_dir=tmp_path,
-                    **COMMON)
+    r = gradfit.fit(
+        "linear", "builtin:linear", uncertainty=True, callbacks=[SignalAt()], checkpoint_dir=tmp_path, **COMMON
+    )
     assert called == []
     assert (r.stop_reason, r.steps, r.diagnostics["interrupted_by"]) == ("interrupted", 6, "SIGTERM")
     assert "loop_stop_reason" not in r.diagnostics and r.metrics is None and r.report is None
@@ -98,6 +101,7 @@ def test_a_fit_that_had_diverged_keeps_its_reason_when_the_analysis_is_interrupt
 
 # -- the history, written fast and exactly ----------------------------------------------------------------------
 
+
 def merged_by_pandas(history: History) -> pd.DataFrame:
     """The oracle: what ``History.to_frame`` was before it merged with NumPy (a pandas outer merge on step)."""
     frame = pd.DataFrame({c: history.columns[c] for c in ("step", "epoch", "loss", "val_loss", "lr", "grad_norm")})
@@ -111,20 +115,30 @@ def recorded(steps, snapshot_steps, n_params=2, seed=0) -> History:
     rng = np.random.default_rng(seed)
     rec = HistoryRecorder([f"p{i}" for i in range(n_params)])
     for s in steps:
-        rec.add_row(int(s), s / 7, float(rng.standard_normal()), float(rng.random()) if s % 3 else math.nan,
-                    0.01, float(rng.random()), s * 1e-3)
+        rec.add_row(
+            int(s),
+            s / 7,
+            float(rng.standard_normal()),
+            float(rng.random()) if s % 3 else math.nan,
+            0.01,
+            float(rng.random()),
+            s * 1e-3,
+        )
     for s in snapshot_steps:
         rec.add_snapshot(int(s), rng.standard_normal(n_params))
     return rec.freeze()
 
 
-@pytest.mark.parametrize("steps, snapshot_steps", [
-    (range(10), range(10)),                      # every step both
-    (range(0, 20, 2), [0, 3, 4, 17, 18]),        # snapshots at steps without a row, and rows without one
-    (range(5), []),                              # no snapshots at all
-    ([0, 1, 2, 5, 4], [0, 4, 6]),                 # rows out of order (a blow-up row before the final state)
-    ([0, 1, 1, 2], [1]),                          # a step recorded twice
-])
+@pytest.mark.parametrize(
+    "steps, snapshot_steps",
+    [
+        (range(10), range(10)),  # every step both
+        (range(0, 20, 2), [0, 3, 4, 17, 18]),  # snapshots at steps without a row, and rows without one
+        (range(5), []),  # no snapshots at all
+        ([0, 1, 2, 5, 4], [0, 4, 6]),  # rows out of order (a blow-up row before the final state)
+        ([0, 1, 1, 2], [1]),  # a step recorded twice
+    ],
+)
 def test_the_merged_history_equals_the_pandas_merge(steps, snapshot_steps):
     h = recorded(steps, snapshot_steps)
     expected = merged_by_pandas(h) if len(h.snapshot_steps) else h.to_frame()
@@ -137,15 +151,42 @@ def test_the_merged_history_equals_the_pandas_merge(steps, snapshot_steps):
 
 def test_history_csv_reads_back_bit_for_bit(tmp_path):
     rng = np.random.default_rng(1)
-    awkward = np.array([0.0, -0.0, 1.0, 0.1, 1e-7, 1e-5, 2.5e-7, 1e16, 1e21, 1e22, 3e15, 2.0**53, 5e-324, 2.2250738585072014e-308,
-                        1.7976931348623157e308, math.inf, -math.inf, 1 / 3, 0.30000000000000004])
+    awkward = np.array(
+        [
+            0.0,
+            -0.0,
+            1.0,
+            0.1,
+            1e-7,
+            1e-5,
+            2.5e-7,
+            1e16,
+            1e21,
+            1e22,
+            3e15,
+            2.0**53,
+            5e-324,
+            2.2250738585072014e-308,
+            1.7976931348623157e308,
+            math.inf,
+            -math.inf,
+            1 / 3,
+            0.30000000000000004,
+        ]
+    )
     random = rng.standard_normal(3000) * 10.0 ** rng.integers(-300, 300, 3000)
     bits = np.frombuffer(rng.bytes(8 * 3000), dtype=np.float64)
     values = np.concatenate([awkward, random, bits[np.isfinite(bits)]])
     n = len(values)
-    cols = {"step": np.arange(n, dtype=np.float64), "epoch": values, "loss": values[::-1].copy(),
-            "val_loss": np.where(np.arange(n) % 2, values, np.nan), "lr": np.full(n, 0.01), "grad_norm": values,
-            "time": np.zeros(n)}
+    cols = {
+        "step": np.arange(n, dtype=np.float64),
+        "epoch": values,
+        "loss": values[::-1].copy(),
+        "val_loss": np.where(np.arange(n) % 2, values, np.nan),
+        "lr": np.full(n, 0.01),
+        "grad_norm": values,
+        "time": np.zeros(n),
+    }
     names = ("a[0]", "w,b", 'q"x')  # a header needing quotes is quoted as pandas would
     h = History(cols, names, np.arange(0, n, 5), rng.standard_normal((len(range(0, n, 5)), 3)))
     path = tmp_path / "history.csv"
@@ -166,7 +207,9 @@ def test_history_csv_reads_back_bit_for_bit(tmp_path):
 def test_saving_a_wide_history_never_builds_the_rows_by_parameters_block(tmp_path):
     rows, params = 120_000, 40
     steps = np.arange(rows, dtype=np.float64)
-    cols = {c: steps if c == "step" else steps / 3 for c in ("step", "epoch", "loss", "val_loss", "lr", "grad_norm", "time")}
+    cols = {
+        c: steps if c == "step" else steps / 3 for c in ("step", "epoch", "loss", "val_loss", "lr", "grad_norm", "time")
+    }
     snap_steps = np.arange(0, rows, 60)
     h = History(cols, tuple(f"p{i}" for i in range(params)), snap_steps, np.ones((len(snap_steps), params)))
     tracemalloc.start()
@@ -179,7 +222,6 @@ def test_saving_a_wide_history_never_builds_the_rows_by_parameters_block(tmp_pat
     assert peak < block / 2, f"peak {peak / 1e6:.1f} MB"
     back = outputs._read_csv(tmp_path / "history.csv")
     assert back.shape == (rows, 6 + params) and back["p3"].notna().sum() == len(snap_steps)
-
 
 
 class Columns:
@@ -239,6 +281,7 @@ def test_a_second_signal_during_a_threaded_write_stops_the_threads_and_leaves_no
 
 # -- no temporary file left, whatever cuts a write short ------------------------------------------------------------
 
+
 def test_a_write_cut_short_during_its_own_clean_up_leaves_no_temporary_file(tmp_path, monkeypatch):
     real_unlink = Path.unlink
     cut = []
@@ -276,7 +319,9 @@ def test_checkpoint_and_history_of_an_interrupted_fit_agree(tmp_path):
             if state.step == 7:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    r = gradfit.fit("linear", "builtin:linear", callbacks=[SignalAt()], checkpoint_dir=tmp_path, batch_size=10, **COMMON)
+    r = gradfit.fit(
+        "linear", "builtin:linear", callbacks=[SignalAt()], checkpoint_dir=tmp_path, batch_size=10, **COMMON
+    )
     save_run(r, tmp_path)
     back = load_run(tmp_path)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)

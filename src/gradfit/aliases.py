@@ -30,20 +30,58 @@ __all__ = ["ALIASES", "canonical", "closest", "edit_distance", "near_miss", "unk
 
 #: What people type, by the kind of name, mapped to gradfit's own name. Keys are lower case.
 ALIASES: dict[str, dict[str, str]] = {
-    "optimizer": {"gd": "sgd", "l-bfgs": "lbfgs", "l_bfgs": "lbfgs", "adam_w": "adamw", "rms": "rmsprop",
-                  "levenberg-marquardt": "lm", "levenberg_marquardt": "lm", "marquardt": "lm"},
-    "schedule": {"none": "constant", "const": "constant", "exp": "exponential", "one-cycle": "onecycle",
-                 "one_cycle": "onecycle"},
+    "optimizer": {
+        "gd": "sgd",
+        "l-bfgs": "lbfgs",
+        "l_bfgs": "lbfgs",
+        "adam_w": "adamw",
+        "rms": "rmsprop",
+        "levenberg-marquardt": "lm",
+        "levenberg_marquardt": "lm",
+        "marquardt": "lm",
+    },
+    "schedule": {
+        "none": "constant",
+        "const": "constant",
+        "exp": "exponential",
+        "one-cycle": "onecycle",
+        "one_cycle": "onecycle",
+    },
     # Habits from other libraries (scikit-learn, Keras, scipy) for fit()'s options.
-    "option": {"learning_rate": "lr", "max_steps": "steps", "n_steps": "steps", "iterations": "steps",
-               "max_iter": "steps", "n_epochs": "epochs", "max_epochs": "epochs", "random_state": "seed"},
-    "model": {"line": "linear", "quadratic": "poly2", "cubic": "poly3", "exp": "exponential", "sin": "sine",
-              "gauss": "gaussian", "neural": "mlp"},
+    "option": {
+        "learning_rate": "lr",
+        "max_steps": "steps",
+        "n_steps": "steps",
+        "iterations": "steps",
+        "max_iter": "steps",
+        "n_epochs": "epochs",
+        "max_epochs": "epochs",
+        "random_state": "seed",
+    },
+    "model": {
+        "line": "linear",
+        "quadratic": "poly2",
+        "cubic": "poly3",
+        "exp": "exponential",
+        "sin": "sine",
+        "gauss": "gaussian",
+        "neural": "mlp",
+    },
     # pandas' and csv's names for read={...}'s options.
-    "read option": {"separator": "sep", "seperator": "sep", "delimiter": "sep", "delim": "sep",
-                    "delim_whitespace": "sep", "dec": "decimal", "decimal_mark": "decimal", "decimal_point": "decimal",
-                    "thousands_sep": "thousands", "fileencoding": "encoding", "parse_dates": "dates",
-                    "no_header": "header"},
+    "read option": {
+        "separator": "sep",
+        "seperator": "sep",
+        "delimiter": "sep",
+        "delim": "sep",
+        "delim_whitespace": "sep",
+        "dec": "decimal",
+        "decimal_mark": "decimal",
+        "decimal_point": "decimal",
+        "thousands_sep": "thousands",
+        "fileencoding": "encoding",
+        "parse_dates": "dates",
+        "no_header": "header",
+    },
 }
 
 # difflib compares a name with every candidate at ~20 µs each: past this many, only near misses are suggested.

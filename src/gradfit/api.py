@@ -61,89 +61,89 @@ def fit(
 ) -> FitResult:
     """Fit ``model`` to ``data`` by gradient descent.
 
-    Parameters
-    ----------
-    model : str, callable, nn.Module or Model
-        A zoo name (``"linear"``, ``"poly2"``, ``"exponential"``, ``"logistic"``, ``"mlp"``...), a formula
-        (``"a*t**2 + b*t + c"``: names that are data columns are inputs, the others parameters), a function
-        ``f(x, a, b, ...)`` written with torch operations, or a ``torch.nn.Module``.
-    data : path, DataFrame, dict, array, tensor, (X, y) tuple or Dataset
-        CSV/Parquet paths and ``"builtin:linear"`` / ``"builtin:rollercoaster"`` are read for you.
-    x, y : column names
-        Inputs (default: the formula's names that are columns, else every column but ``y``) and target.
-    init : mapping or "random"
-        Initial values by name (``{"a": [0.5, 0.75]}``, ``{"a[0]": 0.5}``, ``{"a[bmi]": 0.5}``); defaults are
-        the model's. A name given a value is declared a parameter (see ``params``).
-    params : names, optional
-        Formula names declared parameters. A formula name that is not a column but is close to one (``bpp``
-        for a column ``bp``, ``BMI`` for ``bmi``; see :mod:`gradfit.data.spelling`) is refused with "did you
-        mean", as is a column left out of ``x``, unless declared here (or in ``init``); a declared name that is
-        also a column is a parameter, not an input.
-    fix : names
-        Parameters held at their initial values.
-    bounds : mapping
-        Limits by name or entry, ``{"b": (0, None), "a[0]": (-1, 1)}`` (None: unbounded on that side). Every
-        optimizer honours them by projection: after each update, parameters are clipped into their box, and
-        an entry on a bound whose gradient points outward is held there.
-    drop_nan : bool
-        Drop rows with missing values in the used columns (the count is in ``result.data["notes"]``)
-        instead of refusing them.
-    read : mapping, optional
-        How to read a file (see :func:`gradfit.data.io.read_table`): ``{"sep": ";", "decimal": ",",
-        "thousands": ".", "encoding": "latin-1", "header": False, "dates": ["when"]}``; separator, decimal mark
-        and thousands are detected when not given. What was used is in ``result.data["read"]``, so
-        ``read_table(path, **result.data["read"])`` reads the same numbers again. Date columns (``dates``, and the
-        datetime columns of a DataFrame) become numbers in a stated unit since a stated origin (a note says
-        which; ``result.data["dates"]`` holds them per column).
-    sigma : column name or array, optional
-        The targets' standard deviations, one per row (> 0), as ``scipy.optimize.curve_fit``'s ``sigma``:
-        rows are weighted by ``1/sigma²``, the mse is their weighted mean (``Σ wᵢrᵢ²/Σ wᵢ``; the report
-        gives the chi-square ``Σ (rᵢ/σᵢ)²`` and the reduced chi-square), Levenberg-Marquardt minimises the
-        chi-square, and the covariance is curve_fit's ``pcov``. Needs ``loss="mse"``. The column is not an
-        input of the model.
-    absolute_sigma : bool
-        With ``sigma``: the sigmas are absolute, so the covariance is ``(JᵀWJ)⁻¹``, not scaled by the reduced
-        chi-square (curve_fit's ``absolute_sigma``).
-    weights : column name or array, optional
-        Row weights >= 0, not all 0 (as scikit-learn's ``sample_weight``; 0 leaves a row out), for any built-in
-        loss: the loss is ``Σ wᵢℓᵢ / Σ wᵢ``. Exclusive with ``sigma`` (weights = 1/sigma²). See
-        :mod:`gradfit.data.weights`.
-    model_options : mapping
-        Zoo options such as ``{"degree": 3}`` or ``{"hidden": (32, 32)}``.
-    callbacks : sequence
-        Objects with ``on_model``/``on_start``/``on_step``/``on_end`` hooks (see :mod:`gradfit.train.callbacks`).
-    checkpoint_dir : path, optional
-        Folder of ``checkpoint.pt``: written every ``checkpoint_every`` steps, at the end of the budget, and
-        whenever the fit is interrupted (see :mod:`gradfit.train.checkpoint`).
-    resume : path, optional
-        A folder (or ``checkpoint.pt``) to continue from. Model, data and options must be those of the saved
-        fit (only ``steps``/``epochs``, ``max_time``, ``log_every`` and ``checkpoint_every`` may change);
-        the result equals, bit for bit, that of a fit never stopped. Checkpoints go on being written there
-        unless ``checkpoint_dir`` says otherwise.
-    catch_signals : bool
-        While the loop runs, Ctrl-C (SIGINT) or SIGTERM stops it at the next step boundary and the fit
-        returns with ``stop_reason="interrupted"`` (a second Ctrl-C raises KeyboardInterrupt as usual).
-        False leaves signals alone.
-    **options
-        The options of :class:`FitConfig`, declared in :data:`gradfit.options.OPTIONS` (this list is written
-        from it; ``None``: not given, chosen or computed as the help says):
+        Parameters
+        ----------
+        model : str, callable, nn.Module or Model
+            A zoo name (``"linear"``, ``"poly2"``, ``"exponential"``, ``"logistic"``, ``"mlp"``...), a formula
+            (``"a*t**2 + b*t + c"``: names that are data columns are inputs, the others parameters), a function
+            ``f(x, a, b, ...)`` written with torch operations, or a ``torch.nn.Module``.
+        data : path, DataFrame, dict, array, tensor, (X, y) tuple or Dataset
+            CSV/Parquet paths and ``"builtin:linear"`` / ``"builtin:rollercoaster"`` are read for you.
+        x, y : column names
+            Inputs (default: the formula's names that are columns, else every column but ``y``) and target.
+        init : mapping or "random"
+            Initial values by name (``{"a": [0.5, 0.75]}``, ``{"a[0]": 0.5}``, ``{"a[bmi]": 0.5}``); defaults are
+            the model's. A name given a value is declared a parameter (see ``params``).
+        params : names, optional
+            Formula names declared parameters. A formula name that is not a column but is close to one (``bpp``
+            for a column ``bp``, ``BMI`` for ``bmi``; see :mod:`gradfit.data.spelling`) is refused with "did you
+            mean", as is a column left out of ``x``, unless declared here (or in ``init``); a declared name that is
+            also a column is a parameter, not an input.
+        fix : names
+            Parameters held at their initial values.
+        bounds : mapping
+            Limits by name or entry, ``{"b": (0, None), "a[0]": (-1, 1)}`` (None: unbounded on that side). Every
+            optimizer honours them by projection: after each update, parameters are clipped into their box, and
+            an entry on a bound whose gradient points outward is held there.
+        drop_nan : bool
+            Drop rows with missing values in the used columns (the count is in ``result.data["notes"]``)
+            instead of refusing them.
+        read : mapping, optional
+            How to read a file (see :func:`gradfit.data.io.read_table`): ``{"sep": ";", "decimal": ",",
+            "thousands": ".", "encoding": "latin-1", "header": False, "dates": ["when"]}``; separator, decimal mark
+            and thousands are detected when not given. What was used is in ``result.data["read"]``, so
+            ``read_table(path, **result.data["read"])`` reads the same numbers again. Date columns (``dates``, and the
+            datetime columns of a DataFrame) become numbers in a stated unit since a stated origin (a note says
+            which; ``result.data["dates"]`` holds them per column).
+        sigma : column name or array, optional
+            The targets' standard deviations, one per row (> 0), as ``scipy.optimize.curve_fit``'s ``sigma``:
+            rows are weighted by ``1/sigma²``, the mse is their weighted mean (``Σ wᵢrᵢ²/Σ wᵢ``; the report
+            gives the chi-square ``Σ (rᵢ/σᵢ)²`` and the reduced chi-square), Levenberg-Marquardt minimises the
+            chi-square, and the covariance is curve_fit's ``pcov``. Needs ``loss="mse"``. The column is not an
+            input of the model.
+        absolute_sigma : bool
+            With ``sigma``: the sigmas are absolute, so the covariance is ``(JᵀWJ)⁻¹``, not scaled by the reduced
+            chi-square (curve_fit's ``absolute_sigma``).
+        weights : column name or array, optional
+            Row weights >= 0, not all 0 (as scikit-learn's ``sample_weight``; 0 leaves a row out), for any built-in
+            loss: the loss is ``Σ wᵢℓᵢ / Σ wᵢ``. Exclusive with ``sigma`` (weights = 1/sigma²). See
+            :mod:`gradfit.data.weights`.
+        model_options : mapping
+            Zoo options such as ``{"degree": 3}`` or ``{"hidden": (32, 32)}``.
+        callbacks : sequence
+            Objects with ``on_model``/``on_start``/``on_step``/``on_end`` hooks (see :mod:`gradfit.train.callbacks`).
+        checkpoint_dir : path, optional
+            Folder of ``checkpoint.pt``: written every ``checkpoint_every`` steps, at the end of the budget, and
+            whenever the fit is interrupted (see :mod:`gradfit.train.checkpoint`).
+        resume : path, optional
+            A folder (or ``checkpoint.pt``) to continue from. Model, data and options must be those of the saved
+            fit (only ``steps``/``epochs``, ``max_time``, ``log_every`` and ``checkpoint_every`` may change);
+            the result equals, bit for bit, that of a fit never stopped. Checkpoints go on being written there
+            unless ``checkpoint_dir`` says otherwise.
+        catch_signals : bool
+            While the loop runs, Ctrl-C (SIGINT) or SIGTERM stops it at the next step boundary and the fit
+            returns with ``stop_reason="interrupted"`` (a second Ctrl-C raises KeyboardInterrupt as usual).
+            False leaves signals alone.
+        **options
+            The options of :class:`FitConfig`, declared in :data:`gradfit.options.OPTIONS` (this list is written
+            from it; ``None``: not given, chosen or computed as the help says):
 
-{options}
+    {options}
 
-    The result's ``success`` is False, and a :class:`~gradfit.errors.GradfitWarning` says why and what to try,
-    when the fit diverged, stalled, ended with the loss above its start, or ran out of budget short of the
-    optimum (see :mod:`gradfit.analysis.convergence`).
+        The result's ``success`` is False, and a :class:`~gradfit.errors.GradfitWarning` says why and what to try,
+        when the fit diverged, stalled, ended with the loss above its start, or ran out of budget short of the
+        optimum (see :mod:`gradfit.analysis.convergence`).
 
-    Returns
-    -------
-    FitResult
+        Returns
+        -------
+        FitResult
 
-    Examples
-    --------
-    >>> import gradfit
-    >>> r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=1000)
-    >>> [round(v, 2) for v in r.flat_params.values()]
-    [3.08, 2.46]
+        Examples
+        --------
+        >>> import gradfit
+        >>> r = gradfit.fit("linear", "builtin:linear", y="y", lr=0.1, steps=1000)
+        >>> [round(v, 2) for v in r.flat_params.values()]
+        [3.08, 2.46]
     """
     config = _config(options)
     started = time.perf_counter()
@@ -155,8 +155,17 @@ def fit(
     declared, y_name = declared_params(params, init), y if isinstance(y, str) else None
     check_names(model, _columns(data), y_name, None if x is None else _split_names(x), declared)
     inputs = _split_names(x) if x is not None else _default_inputs(model, data, y_name, declared, (sigma, weights))
-    dataset = as_dataset(data, x=inputs, y=y, dtype=_dtype(config.resolved_dtype), drop_nan=drop_nan, report=notes,
-                         sigma=sigma, weights=weights, absolute_sigma=absolute_sigma)
+    dataset = as_dataset(
+        data,
+        x=inputs,
+        y=y,
+        dtype=_dtype(config.resolved_dtype),
+        drop_nan=drop_nan,
+        report=notes,
+        sigma=sigma,
+        weights=weights,
+        absolute_sigma=absolute_sigma,
+    )
     check_weighting(loss, dataset.weighting)
     if dataset.y is None:
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
@@ -191,7 +200,9 @@ def fit(
     if config.log_every and not any(getattr(cb, "prints_loss", False) for cb in callbacks):
         callbacks.insert(0, PrintLoss(config.log_every))
     with catch_interrupts(catch_signals) as stop_request:  # in the CLI, this joins the command's window
-        stop_request.now("fitting")  # from the first step, work is kept: Ctrl-C / SIGTERM end the loop at a step boundary
+        stop_request.now(
+            "fitting"
+        )  # from the first step, work is kept: Ctrl-C / SIGTERM end the loop at a step boundary
         out = problem.descend(val, config, callbacks, generator, checkpoints=checkpoints, stop_request=stop_request)
     weights = None
     if train.w is not None:
@@ -199,19 +210,47 @@ def fit(
         weights = dataset.weighting.to_dict(float(train.w.double().sum()))
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},
-        loss=out.loss, steps=out.steps, epochs=out.epochs, stop_reason=out.stop_reason, message=out.message,
-        history=out.history, model=built, model_spec=built.describe(), init_params=start_flat, fixed=tuple(sorted(fixed)),
-        val_loss=out.val_loss, best_step=out.best_step, bounds=box.to_dict(),
-        diagnostics={"at_bounds": box.at_bounds(out.params), "stability_limit": stability,
-                     "choice": {**choice.to_dict(), "lr": config.lr}, "start_loss": out.start_loss, **out.diagnostics},
+        loss=out.loss,
+        steps=out.steps,
+        epochs=out.epochs,
+        stop_reason=out.stop_reason,
+        message=out.message,
+        history=out.history,
+        model=built,
+        model_spec=built.describe(),
+        init_params=start_flat,
+        fixed=tuple(sorted(fixed)),
+        val_loss=out.val_loss,
+        best_step=out.best_step,
+        bounds=box.to_dict(),
+        diagnostics={
+            "at_bounds": box.at_bounds(out.params),
+            "stability_limit": stability,
+            "choice": {**choice.to_dict(), "lr": config.lr},
+            "start_loss": out.start_loss,
+            **out.diagnostics,
+        },
         config={**config.to_dict(), "lr": config.lr, "optimizer_requested": options.get("optimizer", "auto")},
-        data={"source": dataset.source, "path": origin, "n": len(dataset), "n_train": len(train), "n_val": 0 if val is None else len(val),
-              "x": list(dataset.x_names), "y": dataset.y_name, "dtype": config.resolved_dtype, "device": str(device), "notes": notes,
-              "fingerprint": dataset_fingerprint(dataset),  # gradfit plot checks the data read again against it
-              "weights": weights,
-              **reading},
-        timings={"elapsed": time.perf_counter() - started, "loop": out.elapsed,
-                 "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0},
+        data={
+            "source": dataset.source,
+            "path": origin,
+            "n": len(dataset),
+            "n_train": len(train),
+            "n_val": 0 if val is None else len(val),
+            "x": list(dataset.x_names),
+            "y": dataset.y_name,
+            "dtype": config.resolved_dtype,
+            "device": str(device),
+            "notes": notes,
+            "fingerprint": dataset_fingerprint(dataset),  # gradfit plot checks the data read again against it
+            "weights": weights,
+            **reading,
+        },
+        timings={
+            "elapsed": time.perf_counter() - started,
+            "loop": out.elapsed,
+            "steps_per_second": out.steps / out.elapsed if out.elapsed > 0 else 0.0,
+        },
         run_id=run_id,
     )
     # Metrics (before assess: the report shows them), error bars, verdict; skipped, and said so, on Ctrl-C / SIGTERM.
@@ -233,7 +272,9 @@ def _config(options: dict) -> FitConfig:
         for u in unknown:
             match = ALIASES["option"].get(u) or closest(u, sorted(_OPTIONS))
             hints.append(f"{u!r} (did you mean {match!r}?)" if match else repr(u))
-        raise ConfigError(f"Unknown option(s) to fit(): {', '.join(hints)}. Known options: {', '.join(sorted(_OPTIONS))}.")
+        raise ConfigError(
+            f"Unknown option(s) to fit(): {', '.join(hints)}. Known options: {', '.join(sorted(_OPTIONS))}."
+        )
     return FitConfig(**options).validate()
 
 
@@ -260,10 +301,26 @@ class _Problem:
         if lr is None and choice.lr_rule == "curvature":
             from gradfit.analysis.stability import adam_lr
 
-            lr = adam_lr(self.model, self.loss, self.train.x, self.train.y, self.params, self.fixed, w=self.train.w,
-                         chunk_size=config.chunk_size)
-        stability = check_stability(self.model, self.loss, self.train, self.params, self.fixed, config,
-                                    lr, choose=lr is None and choice.lr_rule == "stability")
+            lr = adam_lr(
+                self.model,
+                self.loss,
+                self.train.x,
+                self.train.y,
+                self.params,
+                self.fixed,
+                w=self.train.w,
+                chunk_size=config.chunk_size,
+            )
+        stability = check_stability(
+            self.model,
+            self.loss,
+            self.train,
+            self.params,
+            self.fixed,
+            config,
+            lr,
+            choose=lr is None and choice.lr_rule == "stability",
+        )
         if lr is None and stability is not None and choice.lr_rule == "stability":
             lr = stability.get("suggested_lr")
         if lr is None:
@@ -276,29 +333,56 @@ class _Problem:
         if scaling is not None:
             f = scaling.loss_factor
             callbacks = scaling.wrap_callbacks(callbacks)
-            config = dataclasses.replace(config, target_loss=None if config.target_loss is None else config.target_loss / f,
-                                         min_delta=config.min_delta / f)
-        out = _runner(config, self.loss)(self.model, self.loss, self.train, val, self.params, self.fixed, config,
-                                         callbacks, generator, bounds=self.box, **loop_options)
+            config = dataclasses.replace(
+                config,
+                target_loss=None if config.target_loss is None else config.target_loss / f,
+                min_delta=config.min_delta / f,
+            )
+        out = _runner(config, self.loss)(
+            self.model,
+            self.loss,
+            self.train,
+            val,
+            self.params,
+            self.fixed,
+            config,
+            callbacks,
+            generator,
+            bounds=self.box,
+            **loop_options,
+        )
         if scaling is None:
             return out
         f = scaling.loss_factor
-        return dataclasses.replace(out, params=scaling.to_external(out.params), loss=out.loss * f,
-                                   start_loss=None if out.start_loss is None else out.start_loss * f,
-                                   val_loss=None if out.val_loss is None else out.val_loss * f,
-                                   history=scaling.history_to_external(out.history),
-                                   diagnostics={**out.diagnostics, "scaling": scaling.describe()})
+        return dataclasses.replace(
+            out,
+            params=scaling.to_external(out.params),
+            loss=out.loss * f,
+            start_loss=None if out.start_loss is None else out.start_loss * f,
+            val_loss=None if out.val_loss is None else out.val_loss * f,
+            history=scaling.history_to_external(out.history),
+            diagnostics={**out.diagnostics, "scaling": scaling.describe()},
+        )
 
 
 def _plan(config: FitConfig, loss, model, fixed, dataset) -> Choice:
     """The optimizer, dtype and scaling for this problem (``auto`` chooses; a named optimizer keeps its own)."""
     rows = len(dataset) if not config.val_split else len(dataset) - max(1, int(round(len(dataset) * config.val_split)))
     free = sum(s.size for s in model.specs if s.name not in fixed)
-    choice = plan_optimizer(config.optimizer, rows=rows, free=free, lr_given=config.lr is not None,
-                            momentum_given=config.momentum is not None, schedule_given=config.schedule is not None,
-                            dtype=config.dtype, scale=config.scale,
-                            loss_name=getattr(loss, "name", "loss"), least_squares=bool(getattr(loss, "least_squares", False)),
-                            batch_size=config.batch_size, network=bool(getattr(model, "network", False)))
+    choice = plan_optimizer(
+        config.optimizer,
+        rows=rows,
+        free=free,
+        lr_given=config.lr is not None,
+        momentum_given=config.momentum is not None,
+        schedule_given=config.schedule is not None,
+        dtype=config.dtype,
+        scale=config.scale,
+        loss_name=getattr(loss, "name", "loss"),
+        least_squares=bool(getattr(loss, "least_squares", False)),
+        batch_size=config.batch_size,
+        network=bool(getattr(model, "network", False)),
+    )
     if choice.optimizer == "lm":
         _check_lm(config, loss)
     return choice
@@ -311,14 +395,18 @@ def _runner(config: FitConfig, loss):
 
 def _check_lm(config: FitConfig, loss) -> None:
     if not getattr(loss, "least_squares", False):
-        raise ConfigError(f"Levenberg-Marquardt ('lm') minimises a sum of squares, so it needs loss='mse'. Got "
-                          f"{getattr(loss, 'name', loss)!r}; use another optimizer for that loss.")
+        raise ConfigError(
+            f"Levenberg-Marquardt ('lm') minimises a sum of squares, so it needs loss='mse'. Got "
+            f"{getattr(loss, 'name', loss)!r}; use another optimizer for that loss."
+        )
     if config.batch_size is not None:
         raise ConfigError("Levenberg-Marquardt ('lm') works on all rows at once; leave out 'batch_size'.")
     if config.lr is not None or config.momentum is not None or config.schedule is not None:
         given = [k for k in ("lr", "momentum", "schedule") if getattr(config, k) is not None]
-        raise ConfigError(f"Levenberg-Marquardt ('lm') has no learning rate: its damping adapts by itself. Leave out "
-                          f"{' and '.join(map(repr, given))}, or choose a gradient-descent optimizer.")
+        raise ConfigError(
+            f"Levenberg-Marquardt ('lm') has no learning rate: its damping adapts by itself. Leave out "
+            f"{' and '.join(map(repr, given))}, or choose a gradient-descent optimizer."
+        )
 
 
 def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, fixed, box, run_id: str = ""):
@@ -328,7 +416,9 @@ def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, f
 
     if directory is None and resume is None:
         if config.checkpoint_every is not None:
-            raise ConfigError("checkpoint_every needs a folder to write to: give checkpoint_dir=... (the CLI uses --out).")
+            raise ConfigError(
+                "checkpoint_every needs a folder to write to: give checkpoint_dir=... (the CLI uses --out)."
+            )
         return None
 
     def identity() -> dict:  # computed only when needed: the data's fingerprint reads every row
@@ -370,11 +460,15 @@ def _narrowed(dataset: Dataset, device, dtype: torch.dtype) -> Dataset:
             else:
                 assert dataset.y is not None  # out.y, the targets in the new dtype, holds this value
                 source = dataset.y[first]
-            problems.append(f"column {name!r}: {len(bad)} value{'s' if len(bad) > 1 else ''} too large for {kind} "
-                            f"(the first in row {first + 1}: {float(source):g})")
+            problems.append(
+                f"column {name!r}: {len(bad)} value{'s' if len(bad) > 1 else ''} too large for {kind} "
+                f"(the first in row {first + 1}: {float(source):g})"
+            )
     if problems:
-        raise DataError(f"{dataset.source}: the fit runs in {kind}, and {'; '.join(problems)}. Fit in float64: "
-                        f"dtype='float64' (--dtype float64), or rescale the column.")
+        raise DataError(
+            f"{dataset.source}: the fit runs in {kind}, and {'; '.join(problems)}. Fit in float64: "
+            f"dtype='float64' (--dtype float64), or rescale the column."
+        )
     return out
 
 
@@ -419,8 +513,10 @@ def _constant_notes(model) -> list[str]:
     formula = getattr(model, "formula", None)
     if formula is None or "e" not in getattr(formula, "constants", ()):
         return []
-    return ["in the formula, e is Euler's number 2.71828 (a constant), not a parameter; to fit a coefficient, "
-            "give it another name"]
+    return [
+        "in the formula, e is Euler's number 2.71828 (a constant), not a parameter; to fit a coefficient, "
+        "give it another name"
+    ]
 
 
 def _n_outputs(loss, dataset: Dataset) -> int:

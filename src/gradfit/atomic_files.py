@@ -23,8 +23,17 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "is_temp_name", "remove_stale_temps",
-           "WriteLog", "TEMP_PREFIX", "STALE_TEMP_SECONDS", "fsync_dir"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "is_temp_name",
+    "remove_stale_temps",
+    "WriteLog",
+    "TEMP_PREFIX",
+    "STALE_TEMP_SECONDS",
+    "fsync_dir",
+]
 
 #: Temporary files are hidden and named ``.tmp-<12 hex digits>-<target name>``.
 TEMP_PREFIX = ".tmp-"
@@ -151,8 +160,9 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str], older_than: float = STALE_TEMP_SECONDS
-                       ) -> list[Path]:
+def remove_stale_temps(
+    folder: str | os.PathLike, names: Iterable[str], older_than: float = STALE_TEMP_SECONDS
+) -> list[Path]:
     """Remove the temporary files for ``names`` in ``folder`` last modified over ``older_than`` seconds ago.
 
     A writer killed between creating its temporary file and renaming it (SIGKILL, power loss)

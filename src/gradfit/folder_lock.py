@@ -79,8 +79,9 @@ def lock_folder(path: str | os.PathLike) -> FolderLock:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as exc:
         _remove(created)
-        raise ConfigError(f"Cannot use the output folder {str(folder)!r}: {exc.strerror or exc}. Give another folder "
-                          f"with --out.") from None
+        raise ConfigError(
+            f"Cannot use the output folder {str(folder)!r}: {exc.strerror or exc}. Give another folder with --out."
+        ) from None
     st = os.fstat(fd)
     key = (st.st_dev, st.st_ino)
     if key in _HELD:  # this process holds it already
@@ -95,9 +96,11 @@ def lock_folder(path: str | os.PathLike) -> FolderLock:
         os.close(fd)
         _remove(created)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise ConfigError(f"The folder {str(folder)!r} is in use: another gradfit command is writing a run there "
-                              f"right now. Wait for it to finish, or write to another folder (--out; without --out a "
-                              f"fit gets a new folder of its own).") from None
+            raise ConfigError(
+                f"The folder {str(folder)!r} is in use: another gradfit command is writing a run there "
+                f"right now. Wait for it to finish, or write to another folder (--out; without --out a "
+                f"fit gets a new folder of its own)."
+            ) from None
         if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
             raise
         # A file system without locks (some network mounts): write without one, as before locks existed.
@@ -136,8 +139,9 @@ def _make(folder: Path) -> tuple[Path, ...]:
                 created.append(p)
     except OSError as exc:
         _remove(tuple(reversed(created)))
-        raise ConfigError(f"Cannot create the output folder {str(folder)!r}: {exc.strerror or exc}. Give another "
-                          f"folder with --out.") from None
+        raise ConfigError(
+            f"Cannot create the output folder {str(folder)!r}: {exc.strerror or exc}. Give another folder with --out."
+        ) from None
     return tuple(reversed(created))
 
 

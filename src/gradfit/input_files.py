@@ -30,8 +30,11 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return False
 
 
-def check_inputs_kept(inputs: Mapping[str, str | os.PathLike | None], outputs: Iterable[str | os.PathLike | None],
-                      fix: str = "give another output path") -> None:
+def check_inputs_kept(
+    inputs: Mapping[str, str | os.PathLike | None],
+    outputs: Iterable[str | os.PathLike | None],
+    fix: str = "give another output path",
+) -> None:
     """Refuse, before anything is written, outputs that would write over or remove an input.
 
     Parameters
@@ -69,9 +72,11 @@ def check_inputs_kept(inputs: Mapping[str, str | os.PathLike | None], outputs: I
         for label, path in files.items():
             if same_file(out, path):
                 shown = f"{str(path)!r}" + ("" if Path(out) == Path(path) else f" (the same file as {str(out)!r})")
-                raise ConfigError(f"{label} {shown} would be lost: it is among the files this command would "
-                                  f"write, replace or remove. An input is never overwritten; {fix}, or copy the input "
-                                  f"somewhere else first.")
+                raise ConfigError(
+                    f"{label} {shown} would be lost: it is among the files this command would "
+                    f"write, replace or remove. An input is never overwritten; {fix}, or copy the input "
+                    f"somewhere else first."
+                )
 
 
 def _is_file(path) -> bool:

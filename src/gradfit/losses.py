@@ -69,9 +69,11 @@ class Loss:
         The regression losses need one output per row; their targets can be any finite number.
         """
         if n_outputs != 1:
-            raise ConfigError(f"The {self.name!r} loss compares one prediction per row with the target, but the "
-                              f"model has {n_outputs} outputs. Use 'cross_entropy' for class logits, or a model "
-                              f"with n_outputs=1.")
+            raise ConfigError(
+                f"The {self.name!r} loss compares one prediction per row with the target, but the "
+                f"model has {n_outputs} outputs. Use 'cross_entropy' for class logits, or a model "
+                f"with n_outputs=1."
+            )
 
     def describe(self) -> dict:
         return {"name": self.name, **self.options}
@@ -84,8 +86,10 @@ class Loss:
 def _same_shape(name: str, pred: Tensor, target: Tensor) -> None:
     # Broadcasting (n,) against (n, 1) would silently build an (n, n) loss.
     if pred.shape != target.shape:
-        raise ConfigError(f"The {name!r} loss needs predictions and targets of the same shape. "
-                          f"Got {tuple(pred.shape)} and {tuple(target.shape)} instead.")
+        raise ConfigError(
+            f"The {name!r} loss needs predictions and targets of the same shape. "
+            f"Got {tuple(pred.shape)} and {tuple(target.shape)} instead."
+        )
 
 
 def _rows(values: Tensor) -> Tensor:
@@ -141,9 +145,11 @@ class CrossEntropy(Loss):
 
     def per_row(self, pred, target):
         if pred.ndim != 2 or pred.shape[0] != target.shape[0]:
-            raise ConfigError(f"The 'cross_entropy' loss needs (n, C) class logits for n = {target.shape[0]} rows. "
-                              f"Got predictions of shape {tuple(pred.shape)}; use a model with n_outputs = C >= 2 "
-                              f"(or 'bce' with one output for two classes).")
+            raise ConfigError(
+                f"The 'cross_entropy' loss needs (n, C) class logits for n = {target.shape[0]} rows. "
+                f"Got predictions of shape {tuple(pred.shape)}; use a model with n_outputs = C >= 2 "
+                f"(or 'bce' with one output for two classes)."
+            )
         return F.cross_entropy(pred, target.long(), reduction="none")
 
     def n_classes(self, y: Tensor, n_inputs: int = 1, chunk_rows: int | None = None) -> int:
@@ -161,32 +167,46 @@ class CrossEntropy(Loss):
             return 2
         classes = int(top) + 1
         rows = min(rowpass.chunk_rows(chunk_rows), y.shape[0])
-        need = [(f"the logits of {rows:,} rows and their gradients", 3.0 * 8 * rows * classes),
-                (f"{n_inputs + 1} weights per class, with gradients and optimizer state", 4.0 * 4 * (n_inputs + 1) * classes)]
+        need = [
+            (f"the logits of {rows:,} rows and their gradients", 3.0 * 8 * rows * classes),
+            (
+                f"{n_inputs + 1} weights per class, with gradients and optimizer state",
+                4.0 * 4 * (n_inputs + 1) * classes,
+            ),
+        ]
         if fits(sum(b for _, b in need)):
             return classes
         distinct = int(torch.unique(finite).numel())
-        require(need, f"the 'cross_entropy' loss with {classes:,} classes",
-                f"cross_entropy takes each label as a class index 0..C-1, so the largest label, {top:g}, asks for "
-                f"{classes:,} classes (one output each), while {distinct:,} distinct labels occur. Number the classes "
-                f"0..{distinct - 1} (in pandas: y.rank(method='dense') - 1), or use 'mse' to predict a number.")
+        require(
+            need,
+            f"the 'cross_entropy' loss with {classes:,} classes",
+            f"cross_entropy takes each label as a class index 0..C-1, so the largest label, {top:g}, asks for "
+            f"{classes:,} classes (one output each), while {distinct:,} distinct labels occur. Number the classes "
+            f"0..{distinct - 1} (in pandas: y.rank(method='dense') - 1), or use 'mse' to predict a number.",
+        )
         return classes
 
     def check_targets(self, y, n_outputs):
         if n_outputs < 2:
-            raise ConfigError("The 'cross_entropy' loss needs a model with one output per class (n_outputs >= 2). "
-                              "Got n_outputs=1; set n_outputs to the number of classes, or use 'bce' for two classes.")
+            raise ConfigError(
+                "The 'cross_entropy' loss needs a model with one output per class (n_outputs >= 2). "
+                "Got n_outputs=1; set n_outputs to the number of classes, or use 'bce' for two classes."
+            )
         bad = ~torch.isfinite(y) | (y != torch.round(y))
         if bool(bad.any()):
             row, value = _first_bad(y, bad)
-            raise DataError(f"The 'cross_entropy' loss needs class labels that are whole numbers 0..{n_outputs - 1}. "
-                            f"Found {value:g} at row {row}. Use 'mse' to predict a number instead.")
+            raise DataError(
+                f"The 'cross_entropy' loss needs class labels that are whole numbers 0..{n_outputs - 1}. "
+                f"Found {value:g} at row {row}. Use 'mse' to predict a number instead."
+            )
         bad = (y < 0) | (y > n_outputs - 1)
         if bool(bad.any()):
             row, value = _first_bad(y, bad)
-            raise DataError(f"The 'cross_entropy' loss needs class labels 0..{n_outputs - 1} for a model with "
-                            f"{n_outputs} outputs. Found {value:g} at row {row}; set n_outputs to the number of "
-                            f"classes or renumber the labels from 0.")
+            raise DataError(
+                f"The 'cross_entropy' loss needs class labels 0..{n_outputs - 1} for a model with "
+                f"{n_outputs} outputs. Found {value:g} at row {row}; set n_outputs to the number of "
+                f"classes or renumber the labels from 0."
+            )
 
 
 class BCE(Loss):
@@ -200,13 +220,17 @@ class BCE(Loss):
 
     def check_targets(self, y, n_outputs):
         if n_outputs != 1:
-            raise ConfigError(f"The 'bce' loss needs a model with one output (the logit of class 1). Got "
-                              f"n_outputs={n_outputs}; use 'cross_entropy' for several classes.")
+            raise ConfigError(
+                f"The 'bce' loss needs a model with one output (the logit of class 1). Got "
+                f"n_outputs={n_outputs}; use 'cross_entropy' for several classes."
+            )
         bad = ~((y >= 0) & (y <= 1))  # written so that NaN counts as bad
         if bool(bad.any()):
             row, value = _first_bad(y, bad)
-            raise DataError(f"The 'bce' loss needs targets that are 0/1 labels or probabilities in [0, 1]. "
-                            f"Found {value:g} at row {row}. Use 'cross_entropy' for more than two classes.")
+            raise DataError(
+                f"The 'bce' loss needs targets that are 0/1 labels or probabilities in [0, 1]. "
+                f"Found {value:g} at row {row}. Use 'cross_entropy' for more than two classes."
+            )
 
 
 class CallableLoss(Loss):
@@ -226,12 +250,16 @@ class CallableLoss(Loss):
             raise ConfigError(unweighted_message(self.name))
         out = self.f(pred, target)
         if not isinstance(out, Tensor):
-            raise ConfigError(f"The loss function {self.name!r} returned {type(out).__name__}, not a torch tensor. "
-                              f"It must compute with torch operations (torch.mean, not numpy.mean) so gradients "
-                              f"can flow.")
+            raise ConfigError(
+                f"The loss function {self.name!r} returned {type(out).__name__}, not a torch tensor. "
+                f"It must compute with torch operations (torch.mean, not numpy.mean) so gradients "
+                f"can flow."
+            )
         if out.numel() != 1:
-            raise ConfigError(f"The loss function {self.name!r} must return a scalar (the mean over rows). "
-                              f"Got shape {tuple(out.shape)} instead.")
+            raise ConfigError(
+                f"The loss function {self.name!r} must return a scalar (the mean over rows). "
+                f"Got shape {tuple(out.shape)} instead."
+            )
         return out.reshape(())
 
     def per_row(self, pred, target):
@@ -250,8 +278,10 @@ class CallableLoss(Loss):
 
 
 def unweighted_message(name: str) -> str:
-    return (f"The loss function {name!r} returns a mean over rows, which cannot be weighted row by row, so it cannot "
-            f"be used with sigma or weights. Use a built-in loss ({', '.join(LOSS_NAMES)}), or leave the weights out.")
+    return (
+        f"The loss function {name!r} returns a mean over rows, which cannot be weighted row by row, so it cannot "
+        f"be used with sigma or weights. Use a built-in loss ({', '.join(LOSS_NAMES)}), or leave the weights out."
+    )
 
 
 def check_weighting(loss: Loss, weighting) -> None:
@@ -265,17 +295,25 @@ def check_weighting(loss: Loss, weighting) -> None:
     if isinstance(loss, CallableLoss) or isinstance(getattr(loss, "inner", None), CallableLoss):
         raise ConfigError(unweighted_message(loss.name))
     if weighting.kind == "sigma" and not loss.least_squares:
-        raise ConfigError(f"sigma (the targets' standard deviations) weights squared residuals by 1/sigma², which "
-                          f"makes the mse a chi-square; the {loss.name!r} loss is not a sum of squares. Use loss='mse', "
-                          f"or give per-row weights with weights=... (--weights COLUMN) instead.")
+        raise ConfigError(
+            f"sigma (the targets' standard deviations) weights squared residuals by 1/sigma², which "
+            f"makes the mse a chi-square; the {loss.name!r} loss is not a sum of squares. Use loss='mse', "
+            f"or give per-row weights with weights=... (--weights COLUMN) instead."
+        )
 
 
 _BY_KEY: dict[str, type[Loss]] = {
-    "mse": MSE, "l2": MSE, "meansquarederror": MSE,
-    "mae": MAE, "l1": MAE, "meanabsoluteerror": MAE,
+    "mse": MSE,
+    "l2": MSE,
+    "meansquarederror": MSE,
+    "mae": MAE,
+    "l1": MAE,
+    "meanabsoluteerror": MAE,
     "huber": Huber,
-    "crossentropy": CrossEntropy, "ce": CrossEntropy,
-    "bce": BCE, "binarycrossentropy": BCE,
+    "crossentropy": CrossEntropy,
+    "ce": CrossEntropy,
+    "bce": BCE,
+    "binarycrossentropy": BCE,
 }
 
 
@@ -298,12 +336,16 @@ def get_loss(name_or_callable: str | Callable | Loss, **options) -> Loss:
     """
     if isinstance(name_or_callable, Loss) or (callable(name_or_callable) and not isinstance(name_or_callable, str)):
         if options:
-            raise ConfigError(f"Options {sorted(options)} only apply to a loss given by name. Got a "
-                              f"{type(name_or_callable).__name__}; set them on it instead.")
+            raise ConfigError(
+                f"Options {sorted(options)} only apply to a loss given by name. Got a "
+                f"{type(name_or_callable).__name__}; set them on it instead."
+            )
         return name_or_callable if isinstance(name_or_callable, Loss) else CallableLoss(name_or_callable)
     if not isinstance(name_or_callable, str):
-        raise ConfigError(f"The loss must be a name ({', '.join(LOSS_NAMES)}) or a function f(pred, target). "
-                          f"Got {type(name_or_callable).__name__} instead.")
+        raise ConfigError(
+            f"The loss must be a name ({', '.join(LOSS_NAMES)}) or a function f(pred, target). "
+            f"Got {type(name_or_callable).__name__} instead."
+        )
     key = "".join(ch for ch in name_or_callable.lower() if ch not in "-_ ")
     if key not in _BY_KEY:
         close = closest(key, list(_BY_KEY), cutoff=0.5)
@@ -313,5 +355,7 @@ def get_loss(name_or_callable: str | Callable | Loss, **options) -> Loss:
     try:
         return cls(**options)
     except TypeError:
-        raise ConfigError(f"The {cls.name!r} loss got unknown option(s) {sorted(options)}. "
-                          f"{'Its only option is delta.' if cls is Huber else 'It takes no options.'}") from None
+        raise ConfigError(
+            f"The {cls.name!r} loss got unknown option(s) {sorted(options)}. "
+            f"{'Its only option is delta.' if cls is Huber else 'It takes no options.'}"
+        ) from None

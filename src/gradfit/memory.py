@@ -41,8 +41,22 @@ __all__ = ["Budget", "budget", "device_budget", "require", "fits", "format_bytes
 ENV = "GRADFIT_MEMORY"
 DEFAULT_SHARE = 0.8
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*|%)\s*$")
 
 
@@ -75,15 +89,18 @@ def parse_size(text: str, machine: float | None = None) -> int:
     m = _SIZE.match(str(text))
     unit = m.group(2).lower() if m else None
     if m is None or (unit != "%" and unit not in _UNITS):
-        raise ConfigError(f"{ENV} must be a size such as 8GB, 512MB, 1.5GiB or a share such as 50%. "
-                          f"Got {text!r} instead.")
+        raise ConfigError(
+            f"{ENV} must be a size such as 8GB, 512MB, 1.5GiB or a share such as 50%. Got {text!r} instead."
+        )
     value = float(m.group(1))
     if unit == "%":
         if not 0 < value <= 100:
             raise ConfigError(f"{ENV} as a share must be in (0%, 100%]. Got {text!r} instead.")
         if machine is None:
-            raise ConfigError(f"{ENV}={text!r} is a share of this machine's memory, which cannot be read here; "
-                              "give a size such as 8GB instead.")
+            raise ConfigError(
+                f"{ENV}={text!r} is a share of this machine's memory, which cannot be read here; "
+                "give a size such as 8GB instead."
+            )
         return int(machine * value / 100)
     nbytes = value * _UNITS[unit]
     if not nbytes >= 1:
@@ -134,8 +151,10 @@ def budget() -> Budget:
     if text:
         result = Budget(float(parse_size(text, machine)), f"{ENV}={text}")
     elif machine is not None:
-        result = Budget(DEFAULT_SHARE * machine, f"{DEFAULT_SHARE:.0%} of this machine's {format_bytes(machine)}; "
-                                                 f"set {ENV} to change it")
+        result = Budget(
+            DEFAULT_SHARE * machine,
+            f"{DEFAULT_SHARE:.0%} of this machine's {format_bytes(machine)}; set {ENV} to change it",
+        )
     else:
         result = Budget(math.inf, f"this machine's memory cannot be read; set {ENV} to set one")
     left = _address_space_left()
@@ -160,8 +179,9 @@ def fits(nbytes: float) -> bool:
     return nbytes <= budget().nbytes
 
 
-def require(items: float | Iterable[tuple[str, float]], task: str, advice: str | Sequence[str] = "",
-            limit: Budget | None = None) -> None:
+def require(
+    items: float | Iterable[tuple[str, float]], task: str, advice: str | Sequence[str] = "", limit: Budget | None = None
+) -> None:
     """Raise :class:`~gradfit.errors.MemoryBudgetError` when ``items`` need more than the budget.
 
     Parameters
@@ -199,8 +219,10 @@ def require(items: float | Iterable[tuple[str, float]], task: str, advice: str |
         tips.append(f"(This machine has {format_bytes(machine)} in all.)")
     else:
         tips.append(f"If that much memory is free, raise the budget: {ENV}={_round_up(total)}.")
-    raise MemoryBudgetError(f"Not enough memory for {task}: it needs about {format_bytes(total)}{detail}, and the "
-                            f"memory budget is {limit}. {' '.join(tips)}")
+    raise MemoryBudgetError(
+        f"Not enough memory for {task}: it needs about {format_bytes(total)}{detail}, and the "
+        f"memory budget is {limit}. {' '.join(tips)}"
+    )
 
 
 def _round_up(nbytes: float) -> str:

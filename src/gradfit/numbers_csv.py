@@ -17,8 +17,9 @@ CSV_BATCH_NUMBERS = 1 << 18
 CSV_WRITERS = max(1, min(4, os.cpu_count() or 1))
 
 
-def write_numbers_csv(table, path: str | os.PathLike, batch_rows: int | None = None,
-                      workers: int | None = None) -> None:
+def write_numbers_csv(
+    table, path: str | os.PathLike, batch_rows: int | None = None, workers: int | None = None
+) -> None:
     """Write a table of numbers as CSV: a header, then one line per row, ``"\n"`` whatever the platform.
 
     Integers are written as integers; floats in their shortest exact form (the shortest text that
@@ -81,6 +82,7 @@ def _csv_text(columns, names: list[str]):
     arrays = [pa.array(c, mask=np.isnan(c)) if c.dtype.kind == "f" else pa.array(c) for c in columns]
     del columns
     sink = pa.BufferOutputStream()
-    pa_csv.write_csv(pa.RecordBatch.from_arrays(arrays, names=names), sink,
-                     write_options=pa_csv.WriteOptions(include_header=False))
+    pa_csv.write_csv(
+        pa.RecordBatch.from_arrays(arrays, names=names), sink, write_options=pa_csv.WriteOptions(include_header=False)
+    )
     return sink.getvalue()

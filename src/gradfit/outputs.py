@@ -37,20 +37,35 @@ from gradfit.numbers_csv import write_numbers_csv
 if TYPE_CHECKING:  # pragma: no cover
     from gradfit.train.result import FitResult
 
-__all__ = ["check_out_dir", "save_run", "load_run", "RESULT_NAME", "HISTORY_NAME", "TIMINGS_NAME", "SNAPSHOTS_NAME",
-           "RUN_FILES", "CHECKPOINT_NAME", "run_inputs",
-           "remove_stale_temps",
-           # re-exported from gradfit.atomic_files and gradfit.numbers_csv
-           "atomic_path", "atomic_write_bytes", "atomic_write_text", "is_temp_name", "WriteLog",
-           "write_numbers_csv", "TEMP_PREFIX", "STALE_TEMP_SECONDS"]
+__all__ = [
+    "check_out_dir",
+    "save_run",
+    "load_run",
+    "RESULT_NAME",
+    "HISTORY_NAME",
+    "TIMINGS_NAME",
+    "SNAPSHOTS_NAME",
+    "RUN_FILES",
+    "CHECKPOINT_NAME",
+    "run_inputs",
+    "remove_stale_temps",
+    # re-exported from gradfit.atomic_files and gradfit.numbers_csv
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "is_temp_name",
+    "WriteLog",
+    "write_numbers_csv",
+    "TEMP_PREFIX",
+    "STALE_TEMP_SECONDS",
+]
 
 RESULT_NAME = "result.json"
-HISTORY_NAME = "history.csv"    # the same bytes every time a fit is repeated
-TIMINGS_NAME = "timings.csv"    # step, wall-clock seconds: differs from run to run
+HISTORY_NAME = "history.csv"  # the same bytes every time a fit is repeated
+TIMINGS_NAME = "timings.csv"  # step, wall-clock seconds: differs from run to run
 SNAPSHOTS_NAME = "history_params.npz"  # a large model's parameter snapshots (gradfit.train.snapshots)
 RUN_FILES = (HISTORY_NAME, TIMINGS_NAME, RESULT_NAME, SNAPSHOTS_NAME)
 CHECKPOINT_NAME = "checkpoint.pt"  # gradfit.train.checkpoint's file: its stale temporaries are the run's too
-
 
 
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
@@ -65,30 +80,39 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
         Naming the folder and what to do instead.
     """
     if isinstance(out_dir, str) and not out_dir.strip():  # Path("") would quietly be the current folder
-        raise ConfigError(f"The output folder is an empty path ({out_dir!r}). Give a folder name, or '.' for the "
-                          f"current folder.")
+        raise ConfigError(
+            f"The output folder is an empty path ({out_dir!r}). Give a folder name, or '.' for the current folder."
+        )
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"The output folder {str(out)!r} is an existing file, not a folder. "
-                          f"Give another path with --out.")
+        raise ConfigError(
+            f"The output folder {str(out)!r} is an existing file, not a folder. Give another path with --out."
+        )
     ancestor = out if out.exists() else next((p for p in out.absolute().parents if p.exists()), None)
     if ancestor is None or not ancestor.is_dir():
-        raise ConfigError(f"Cannot create the output folder {str(out)!r}: {str(ancestor)!r} is not a folder. "
-                          f"Give another path with --out.")
+        raise ConfigError(
+            f"Cannot create the output folder {str(out)!r}: {str(ancestor)!r} is not a folder. "
+            f"Give another path with --out."
+        )
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"Cannot write the output folder {str(out)!r}: {str(ancestor)!r} is not writable. "
-                          f"Give another path with --out.")
+        raise ConfigError(
+            f"Cannot write the output folder {str(out)!r}: {str(ancestor)!r} is not writable. "
+            f"Give another path with --out."
+        )
     from gradfit.targets import probe_folder
 
     reason = probe_folder(ancestor)  # root passes os.access; a read-only mount or /proc refuses files all the same
     if reason is not None:
-        raise ConfigError(f"Cannot write the output folder {str(out)!r}: {str(ancestor)!r} does not accept new files "
-                          f"({reason}). Give another path with --out.")
+        raise ConfigError(
+            f"Cannot write the output folder {str(out)!r}: {str(ancestor)!r} does not accept new files "
+            f"({reason}). Give another path with --out."
+        )
     return out
 
 
-def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Callable[[], object] | None = None
-             ) -> dict[str, Path]:
+def save_run(
+    result: FitResult, out_dir: str | os.PathLike, before_result: Callable[[], object] | None = None
+) -> dict[str, Path]:
     """Write ``history.csv``, ``timings.csv`` and ``result.json`` of a fit into ``out_dir`` (created if needed).
 
     A model of more than :data:`gradfit.train.snapshots.MAX_PARAM_COLUMNS` parameters keeps its
@@ -145,13 +169,19 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
     paths = {"result": out / RESULT_NAME, "history": out / HISTORY_NAME, "timings": out / TIMINGS_NAME}
     if own_file:
         paths["snapshots"] = out / SNAPSHOTS_NAME
-    check_inputs_kept({"The fit's data file": result.data.get("path")}, [*paths.values(), out / SNAPSHOTS_NAME],
-                      fix="save the run to another folder")
+    check_inputs_kept(
+        {"The fit's data file": result.data.get("path")},
+        [*paths.values(), out / SNAPSHOTS_NAME],
+        fix="save the run to another folder",
+    )
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out, names=(*RUN_FILES, CHECKPOINT_NAME))
     with contextlib.ExitStack() as replacing:
-        with atomic_path(paths["history"]) as tmp_history, atomic_path(paths["timings"]) as tmp_timings, \
-                (atomic_path(paths["snapshots"]) if own_file else contextlib.nullcontext()) as tmp_snapshots:
+        with (
+            atomic_path(paths["history"]) as tmp_history,
+            atomic_path(paths["timings"]) as tmp_timings,
+            atomic_path(paths["snapshots"]) if own_file else contextlib.nullcontext() as tmp_snapshots,
+        ):
             _write_csv(history, tmp_history)
             _write_csv(timings, tmp_timings)
             written = {HISTORY_NAME: tmp_history, TIMINGS_NAME: tmp_timings}
@@ -178,16 +208,18 @@ def save_run(result: FitResult, out_dir: str | os.PathLike, before_result: Calla
     return paths
 
 
-def run_inputs(run: str | os.PathLike,
-               data: str | os.PathLike | None = None) -> dict[str, str | os.PathLike | None]:
+def run_inputs(run: str | os.PathLike, data: str | os.PathLike | None = None) -> dict[str, str | os.PathLike | None]:
     """The inputs of a command that reads the saved run in ``run`` (and the fit's ``data``): label -> path."""
-    inputs: dict[str, str | os.PathLike | None] = {f"The run's {name}": Path(run) / name
-                                                  for name in (*RUN_FILES, CHECKPOINT_NAME)}
+    inputs: dict[str, str | os.PathLike | None] = {
+        f"The run's {name}": Path(run) / name for name in (*RUN_FILES, CHECKPOINT_NAME)
+    }
     inputs["The data file"] = data
     return inputs
 
 
-def remove_stale_temps(folder: str | os.PathLike, names=RUN_FILES, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+def remove_stale_temps(
+    folder: str | os.PathLike, names=RUN_FILES, older_than: float = STALE_TEMP_SECONDS
+) -> list[Path]:
     """Remove the temporary files of a run's files (``names``) in ``folder`` that a killed writer left.
 
     :func:`gradfit.atomic_files.remove_stale_temps` with a run's file names as the default.
@@ -225,8 +257,9 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
     out = Path(out_dir)
     result_path, history_path, timings_path = out / RESULT_NAME, out / HISTORY_NAME, out / TIMINGS_NAME
     if not result_path.is_file():
-        raise DataError(f"{str(out)!r} holds no saved run: {RESULT_NAME} is missing. Give the --out folder of a "
-                        f"`gradfit fit` run.")
+        raise DataError(
+            f"{str(out)!r} holds no saved run: {RESULT_NAME} is missing. Give the --out folder of a `gradfit fit` run."
+        )
     text, fields = read_result(result_path)
     # The files result.json sealed must be the ones it describes: not cut short, edited, or another run's.
     check_run_files(out, fields.get(RUN_FIELD), names=(HISTORY_NAME, TIMINGS_NAME, SNAPSHOTS_NAME))
@@ -236,8 +269,10 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
         try:
             history = History.from_frame(_read_csv(history_path), timings=timings)
         except (KeyError, ValueError) as exc:
-            raise DataError(f"{str(history_path)!r} is not a gradfit history ({type(exc).__name__}: {exc}). "
-                            f"Fit again, or delete it to load the result without its history.") from None
+            raise DataError(
+                f"{str(history_path)!r} is not a gradfit history ({type(exc).__name__}: {exc}). "
+                f"Fit again, or delete it to load the result without its history."
+            ) from None
         if not history.param_names and (out / SNAPSHOTS_NAME).is_file():
             history, from_npz = _with_snapshots(history, out / SNAPSHOTS_NAME), True
     try:
@@ -247,10 +282,12 @@ def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:
         # parameters that do not fit together.
         raise DataError(f"{str(result_path)!r} is not a gradfit result ({type(exc).__name__}: {exc}).") from None
     if from_npz and history is not None and list(history.param_names) != list(result.flat_params):
-        raise DataError(f"The parameter snapshots in {str(out)!r} name other parameters than {RESULT_NAME} "
-                        f"({', '.join(list(history.param_names)[:3])}, ... against "
-                        f"{', '.join(list(result.flat_params)[:3])}, ...): the files belong to different runs. "
-                        f"Fit again.")
+        raise DataError(
+            f"The parameter snapshots in {str(out)!r} name other parameters than {RESULT_NAME} "
+            f"({', '.join(list(history.param_names)[:3])}, ... against "
+            f"{', '.join(list(result.flat_params)[:3])}, ...): the files belong to different runs. "
+            f"Fit again."
+        )
     return result
 
 
@@ -262,8 +299,10 @@ def _with_snapshots(history, path: Path):
     try:
         names, steps, values = read_snapshots(path)
     except ValueError as exc:
-        raise DataError(f"{str(path)!r} is not a gradfit parameter history: {exc}. Fit again, or delete it to load "
-                        f"the run without its parameter snapshots.") from None
+        raise DataError(
+            f"{str(path)!r} is not a gradfit parameter history: {exc}. Fit again, or delete it to load "
+            f"the run without its parameter snapshots."
+        ) from None
     return history.with_snapshots(names, steps, values)
 
 
@@ -285,6 +324,7 @@ def _read_csv(path: Path):
             text = frame[name].to_numpy(dtype=str)
             frame[name] = np.where(text == "", "nan", text).astype(np.float64)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:  # EmptyDataError is a ValueError
-        raise DataError(f"{str(path)!r} is not a readable table of numbers ({type(exc).__name__}: {exc}). "
-                        f"Fit again to rewrite it.") from None
+        raise DataError(
+            f"{str(path)!r} is not a readable table of numbers ({type(exc).__name__}: {exc}). Fit again to rewrite it."
+        ) from None
     return frame

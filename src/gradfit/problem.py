@@ -56,8 +56,9 @@ class ParamView:
         self.theta = self.base[self.free_index].clone()
 
     @classmethod
-    def of(cls, model, params: Mapping[str, Tensor], fixed: Iterable[str] = (), dtype=torch.float64,
-           device=None) -> ParamView:
+    def of(
+        cls, model, params: Mapping[str, Tensor], fixed: Iterable[str] = (), dtype=torch.float64, device=None
+    ) -> ParamView:
         """The view of ``params`` (named tensors) with every entry free except those of the ``fixed`` names."""
         fixed = frozenset(fixed)
         base = flatten(model.specs, params, dtype, device)
@@ -99,8 +100,13 @@ def flatten(specs, params: Mapping[str, Tensor], dtype=torch.float64, device=Non
     return pack(params, [s.name for s in specs], dtype, device, detach=True)
 
 
-def pack(values: Mapping[str, Tensor], names: Iterable[str], dtype: torch.dtype | None = None, device=None,
-         detach: bool = False) -> Tensor:
+def pack(
+    values: Mapping[str, Tensor],
+    names: Iterable[str],
+    dtype: torch.dtype | None = None,
+    device=None,
+    detach: bool = False,
+) -> Tensor:
     """The entries of the tensors ``values[n]`` for ``n`` in ``names``, in that order (row-major within each), as
     one vector.
 
@@ -223,22 +229,25 @@ class Problem:
 
     def gradient(self, view: ParamView, theta: Tensor, rows: MemoryRows | None = None) -> Tensor:
         """The gradient of the summed loss at ``theta``, summed over the row chunks in float64."""
-        return reduce(lambda x, y, w: gradient(lambda t: self.total(view, t, x, y, w), theta),
-                      rows if rows is not None else self.rows())
+        return reduce(
+            lambda x, y, w: gradient(lambda t: self.total(view, t, x, y, w), theta),
+            rows if rows is not None else self.rows(),
+        )
 
     def hvp(self, view: ParamView, theta: Tensor, v: Tensor, rows: MemoryRows | None = None) -> Tensor:
         """The Hessian of the summed loss at ``theta`` times ``v``, summed over the row chunks in float64 (zero
         where the loss has no second derivative)."""
+
         def part(x, y, w):
             hv = hvp(lambda t: self.total(view, t, x, y, w), theta, v)
             return torch.zeros_like(theta) if hv is None else hv
 
         return reduce(part, rows if rows is not None else self.rows())
 
-    def normal_equations(self, view: ParamView, theta: Tensor,
-                         rows: MemoryRows | None = None) -> tuple[Tensor, Tensor]:
+    def normal_equations(self, view: ParamView, theta: Tensor, rows: MemoryRows | None = None) -> tuple[Tensor, Tensor]:
         """``(JᵀWJ, JᵀWr)`` at ``theta`` for one output per row (``W`` the row weights; the identity when none),
         summed over chunks whose Jacobian holds at most :data:`gradfit.rowpass.JACOBIAN_NUMBERS` numbers."""
+
         def part(x, y, w):
             J, r = view.jacobian(theta, x), view.residuals(theta, x, y)
             Jw = J if w is None else w[:, None] * J

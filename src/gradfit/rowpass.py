@@ -41,8 +41,18 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import torch
 from torch import Tensor
 
-__all__ = ["CHUNK_ROWS", "JACOBIAN_NUMBERS", "Chunk", "RowSource", "MemoryRows", "chunk_rows", "jacobian_rows",
-           "reduce", "fold", "concat"]
+__all__ = [
+    "CHUNK_ROWS",
+    "JACOBIAN_NUMBERS",
+    "Chunk",
+    "RowSource",
+    "MemoryRows",
+    "chunk_rows",
+    "jacobian_rows",
+    "reduce",
+    "fold",
+    "concat",
+]
 
 #: Rows per chunk by default: float32 sums of this many terms stay accurate to ~1e-7, and a pass in chunks
 #: of this size is faster than one pass over 10^7 rows (the autograd graph of a chunk fits in cache-friendly
@@ -73,8 +83,7 @@ def jacobian_rows(p: int, numbers: int = JACOBIAN_NUMBERS, chunk_size: int | Non
 class RowSource(Protocol):
     """Anything that yields the rows as ``(x, y, w)`` chunks, in a fixed order (sums are then reproducible)."""
 
-    def chunks(self) -> Iterator[Chunk]:
-        ...
+    def chunks(self) -> Iterator[Chunk]: ...
 
 
 class MemoryRows:
@@ -92,8 +101,15 @@ class MemoryRows:
         Convert each chunk (not the whole data) to this dtype and device, e.g. float64 on the CPU.
     """
 
-    def __init__(self, x: Tensor, y: Tensor | None = None, w: Tensor | None = None, chunk_size: int | None = None,
-                 dtype: torch.dtype | None = None, device: torch.device | str | None = None):
+    def __init__(
+        self,
+        x: Tensor,
+        y: Tensor | None = None,
+        w: Tensor | None = None,
+        chunk_size: int | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ):
         self.x, self.y, self.w = x, y, w
         self.chunk_size = chunk_rows(chunk_size)
         self.dtype, self.device = dtype, device
@@ -110,13 +126,16 @@ class MemoryRows:
         size = self.chunk_size
         for start in range(0, len(self), size):
             stop = start + size
-            yield (self._cast(self.x[start:stop]),
-                   None if self.y is None else self._cast(self.y[start:stop]),
-                   None if self.w is None else self._cast(self.w[start:stop]))
+            yield (
+                self._cast(self.x[start:stop]),
+                None if self.y is None else self._cast(self.y[start:stop]),
+                None if self.w is None else self._cast(self.w[start:stop]),
+            )
 
 
-def reduce(fn: Callable[[Tensor, Any, Any], Any], source: RowSource,
-           combine: Callable[[list[Tensor]], object] | None = None) -> Any:
+def reduce(
+    fn: Callable[[Tensor, Any, Any], Any], source: RowSource, combine: Callable[[list[Tensor]], object] | None = None
+) -> Any:
     """The float64 sum over chunks of ``fn(x, y, w)``, which returns a tensor, a tuple/list or a dict of tensors.
 
     The sums keep ``fn``'s structure (a tuple stays a tuple, a dict a dict) and each entry's shape; they

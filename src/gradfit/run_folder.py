@@ -43,8 +43,17 @@ from gradfit.folder_lock import lock_folder
 from gradfit.input_files import check_inputs_kept
 from gradfit.outputs import RUN_FILES, check_out_dir
 
-__all__ = ["RunFolder", "command_folder", "new_run_folder", "open_run_folder", "read_manifest", "AUTO_ROOT", "MANIFEST_NAME", "KNOWN_FILES",
-           "RUN_MARKERS"]
+__all__ = [
+    "RunFolder",
+    "command_folder",
+    "new_run_folder",
+    "open_run_folder",
+    "read_manifest",
+    "AUTO_ROOT",
+    "MANIFEST_NAME",
+    "KNOWN_FILES",
+    "RUN_MARKERS",
+]
 
 #: Where runs without ``--out`` go.
 AUTO_ROOT = Path("gradfit-out")
@@ -54,10 +63,20 @@ _MANIFEST_FORMAT = "gradfit.run-files/1"
 #: Files that only a gradfit run writes: a folder holding one of them holds a run.
 RUN_MARKERS = frozenset({*RUN_FILES, "checkpoint.pt", "lr_find.json", MANIFEST_NAME})
 #: Every name gradfit gives a file in a run folder: the run's data, checkpoint and pictures.
-KNOWN_FILES = RUN_MARKERS | frozenset({
-    "fit.png", "loss.png", "params.png", "grid.png", "landscape.png", "race.png", "lr_find.png",
-    "animation.gif", "animation.mp4", "animation.html",
-})
+KNOWN_FILES = RUN_MARKERS | frozenset(
+    {
+        "fit.png",
+        "loss.png",
+        "params.png",
+        "grid.png",
+        "landscape.png",
+        "race.png",
+        "lr_find.png",
+        "animation.gif",
+        "animation.mp4",
+        "animation.html",
+    }
+)
 #: Files an operating system puts in any folder; neither a run's nor worth refusing a folder for.
 _SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 _SHOWN = 5  # other files named in a refusal
@@ -121,9 +140,11 @@ class RunFolder:
         before any work, with every input the command reads.
         """
         replaced = [*(self.path / rel for rel in self.earlier), self.path / MANIFEST_NAME]
-        check_inputs_kept(inputs, [*writes, *replaced],
-                          fix=f"give another folder with --out (or leave --out out for a new one under {AUTO_ROOT}"
-                              f"{os.sep})")
+        check_inputs_kept(
+            inputs,
+            [*writes, *replaced],
+            fix=f"give another folder with --out (or leave --out out for a new one under {AUTO_ROOT}{os.sep})",
+        )
 
     def clear_earlier(self) -> list[Path]:
         """Remove the earlier run's files that the new run has not rewritten; return them.
@@ -171,8 +192,12 @@ class RunFolder:
             return None
         self.path.mkdir(parents=True, exist_ok=True)
         run_id = run_id or _manifest_run(self.path)
-        text = json.dumps({"format": _MANIFEST_FORMAT, **({"run": run_id} if run_id else {}), "files": sorted(names)},
-                          indent=1) + "\n"
+        text = (
+            json.dumps(
+                {"format": _MANIFEST_FORMAT, **({"run": run_id} if run_id else {}), "files": sorted(names)}, indent=1
+            )
+            + "\n"
+        )
         return atomic_write_text(self.path / MANIFEST_NAME, text)
 
     def discard_if_empty(self) -> None:
@@ -193,8 +218,9 @@ class RunFolder:
             raise
 
 
-def command_folder(out: str | os.PathLike | None, *, force: bool = False, resume: str | os.PathLike | None = None,
-                   prefix: str = "run") -> RunFolder:
+def command_folder(
+    out: str | os.PathLike | None, *, force: bool = False, resume: str | os.PathLike | None = None, prefix: str = "run"
+) -> RunFolder:
     """The folder of a command's run, checked before any work: ``out``, or a new ``gradfit-out/<prefix>-NNN``.
 
     Only the automatic folder is created here. ``resume`` (a folder or its checkpoint file) that
@@ -253,10 +279,12 @@ def new_run_folder(prefix: str = "run", root: str | os.PathLike = AUTO_ROOT) -> 
                 continue
             return RunFolder(path, created=(path, *reversed(created)), automatic=True)
     except OSError as exc:
-        raise ConfigError(f"Cannot create a folder for the run in {str(root)!r}: {exc.strerror or exc}. "
-                          f"Give a folder with --out.") from None
-    raise ConfigError(f"Cannot find a free name for the run in {str(root)!r} after {_MAX_CLAIMS} tries. "
-                      f"Give a folder with --out.")
+        raise ConfigError(
+            f"Cannot create a folder for the run in {str(root)!r}: {exc.strerror or exc}. Give a folder with --out."
+        ) from None
+    raise ConfigError(
+        f"Cannot find a free name for the run in {str(root)!r} after {_MAX_CLAIMS} tries. Give a folder with --out."
+    )
 
 
 def open_run_folder(out: str | os.PathLike, *, force: bool = False, resuming: bool = False) -> RunFolder:
@@ -290,7 +318,8 @@ def open_run_folder(out: str | os.PathLike, *, force: bool = False, resuming: bo
             f"The output folder {str(path)!r} holds{what} files that are not from a gradfit run: {shown}. "
             f"Each run is written to a folder of its own so that it never mixes with other files: give a new or "
             f"empty folder with --out, leave --out out to get a new folder under {AUTO_ROOT}{os.sep}, or add --force "
-            f"to write the run there anyway (an earlier run's files are replaced; the other files are left alone).")
+            f"to write the run there anyway (an earlier run's files are replaced; the other files are left alone)."
+        )
     folder = RunFolder(path, earlier=earlier, others=tuple(others))
     return dataclasses.replace(folder, resumed=True) if resuming and folder.replaces else folder
 

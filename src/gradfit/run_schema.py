@@ -87,13 +87,17 @@ def check_run_files(folder: str | os.PathLike, record, names=None) -> None:
         found = file_digest(path)
         if found == {"bytes": expected.get("bytes"), "sha256": expected.get("sha256")}:
             continue
-        how = (f"it has {found['bytes']:,} bytes where the run wrote {expected.get('bytes'):,}"
-               if isinstance(expected.get("bytes"), int) and found["bytes"] != expected["bytes"]
-               else "its content differs from what the run wrote (same size)")
+        how = (
+            f"it has {found['bytes']:,} bytes where the run wrote {expected.get('bytes'):,}"
+            if isinstance(expected.get("bytes"), int) and found["bytes"] != expected["bytes"]
+            else "its content differs from what the run wrote (same size)"
+        )
         short = " (cut short)" if isinstance(expected.get("bytes"), int) and found["bytes"] < expected["bytes"] else ""
-        raise DataError(f"{str(path)!r} is not the file run {record.get('id')!r} saved in {str(folder)!r}: {how}"
-                        f"{short}. It was changed after the run was saved, or written by another run. Fit again to "
-                        f"write the run afresh, or restore the file.")
+        raise DataError(
+            f"{str(path)!r} is not the file run {record.get('id')!r} saved in {str(folder)!r}: {how}"
+            f"{short}. It was changed after the run was saved, or written by another run. Fit again to "
+            f"write the run afresh, or restore the file."
+        )
 
 
 # -- result.json -------------------------------------------------------------------------------------
@@ -105,10 +109,21 @@ _FieldKind = type | tuple[type, ...]
 _REQUIRED: dict[str, _FieldKind]
 _OPTIONAL: dict[str, _FieldKind]
 _REQUIRED = {"params": dict, "model": dict, "steps": int, "epochs": (int, float), "stop_reason": str, "message": str}
-_OPTIONAL = {"diagnostics": dict, "config": dict, "data": dict, "bounds": dict, "init_params": dict,
-             "param_shapes": dict, "timings": dict, "fixed": list, "metrics": (dict, type(None)),
-             "uncertainty": (dict, type(None)), "report": (dict, type(None)), "best_step": (int, type(None)),
-             RUN_FIELD: dict}
+_OPTIONAL = {
+    "diagnostics": dict,
+    "config": dict,
+    "data": dict,
+    "bounds": dict,
+    "init_params": dict,
+    "param_shapes": dict,
+    "timings": dict,
+    "fixed": list,
+    "metrics": (dict, type(None)),
+    "uncertainty": (dict, type(None)),
+    "report": (dict, type(None)),
+    "best_step": (int, type(None)),
+    RUN_FIELD: dict,
+}
 
 
 def with_run_record(text: str, record: dict) -> str:
@@ -129,15 +144,20 @@ def read_result(path: str | os.PathLike) -> tuple[str, dict]:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text)
     except RecursionError:
-        raise DataError(f"{str(path)!r} is not a gradfit result: its JSON is nested too deeply to read. Fit again to "
-                        f"write the run afresh.") from None
+        raise DataError(
+            f"{str(path)!r} is not a gradfit result: its JSON is nested too deeply to read. Fit again to "
+            f"write the run afresh."
+        ) from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{str(path)!r} is not a gradfit result: it is not valid JSON ({exc}). Fit again to write the "
-                        f"run afresh.") from None
+        raise DataError(
+            f"{str(path)!r} is not a gradfit result: it is not valid JSON ({exc}). Fit again to write the run afresh."
+        ) from None
     problem = _result_problem(data)
     if problem:
-        raise DataError(f"{str(path)!r} is not a gradfit result this gradfit can read: {problem}. Fit again to write "
-                        f"the run afresh.")
+        raise DataError(
+            f"{str(path)!r} is not a gradfit result this gradfit can read: {problem}. Fit again to write "
+            f"the run afresh."
+        )
     return text, data
 
 

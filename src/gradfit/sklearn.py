@@ -27,8 +27,10 @@ try:
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("gradfit.sklearn needs scikit-learn, which is not installed. Install it with "
-                      "pip install 'gradfit[sklearn]' (or pip install scikit-learn).") from exc
+    raise ImportError(
+        "gradfit.sklearn needs scikit-learn, which is not installed. Install it with "
+        "pip install 'gradfit[sklearn]' (or pip install scikit-learn)."
+    ) from exc
 
 import numpy as np
 
@@ -37,8 +39,10 @@ from gradfit.options import OPTIONS
 try:
     from sklearn.utils.validation import validate_data as _validate_data  # scikit-learn >= 1.6
 except ImportError:  # pragma: no cover - older scikit-learn
+
     def _validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
         return estimator._validate_data(X, y, **kwargs)
+
 
 # Checks of sklearn.utils.estimator_checks.check_estimator that cannot pass, by estimator: {check: why}.
 # None with scikit-learn 1.9 (check_array_api_input is skipped unless SCIPY_ARRAY_API=1, and passes then).
@@ -70,8 +74,17 @@ class _GradfitEstimator(BaseEstimator):
             options["scale"] = True  # only when asked: scale=False is "automatic" here, as leaving out --scale
         if sample_weight is not None:
             options["weights"] = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        result = gradfit.fit(self.model, data, y="y", catch_signals=False, init=self.init, fix=self.fix, bounds=self.bounds,
-                             model_options=self.model_options, **options)
+        result = gradfit.fit(
+            self.model,
+            data,
+            y="y",
+            catch_signals=False,
+            init=self.init,
+            fix=self.fix,
+            bounds=self.bounds,
+            model_options=self.model_options,
+            **options,
+        )
         _warn_if_not_converged(result)
         self.result_ = result
         self.n_features_in_ = X.shape[1]
@@ -131,8 +144,23 @@ class GradfitRegressor(RegressorMixin, _GradfitEstimator):
     1.0
     """
 
-    def __init__(self, model="linear", loss="mse", optimizer="lbfgs", lr=None, steps=200, batch_size=None, init=None,
-                 fix=None, bounds=None, model_options=None, dtype="float64", seed=0, tol=None, scale=False):
+    def __init__(
+        self,
+        model="linear",
+        loss="mse",
+        optimizer="lbfgs",
+        lr=None,
+        steps=200,
+        batch_size=None,
+        init=None,
+        fix=None,
+        bounds=None,
+        model_options=None,
+        dtype="float64",
+        seed=0,
+        tol=None,
+        scale=False,
+    ):
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -193,8 +221,22 @@ class GradfitClassifier(ClassifierMixin, _GradfitEstimator):
     ``weights``); ``class_weight`` is not supported.
     """
 
-    def __init__(self, model="logistic", optimizer="lbfgs", lr=None, steps=200, batch_size=None, init=None, fix=None,
-                 bounds=None, model_options=None, dtype="float64", seed=0, tol=None, scale=False):
+    def __init__(
+        self,
+        model="logistic",
+        optimizer="lbfgs",
+        lr=None,
+        steps=200,
+        batch_size=None,
+        init=None,
+        fix=None,
+        bounds=None,
+        model_options=None,
+        dtype="float64",
+        seed=0,
+        tol=None,
+        scale=False,
+    ):
         self.model = model
         self.optimizer = optimizer
         self.lr = lr
@@ -258,6 +300,10 @@ def _warn_if_not_converged(result) -> None:
     # a loss that has fallen to rounding level of where it started is not "still falling"
     floor = 1e-12 * abs(loss[0])
     if before - last > _STILL_FALLING_RTOL * max(abs(before), floor, math.ulp(1.0)):
-        warnings.warn(f"The gradfit fit used all {result.steps} steps while the loss was still falling "
-                      f"({before:.6g} -> {last:.6g} over the last tenth). Increase 'steps', raise 'lr', "
-                      f"or try optimizer='lbfgs'.", ConvergenceWarning, stacklevel=4)
+        warnings.warn(
+            f"The gradfit fit used all {result.steps} steps while the loss was still falling "
+            f"({before:.6g} -> {last:.6g} over the last tenth). Increase 'steps', raise 'lr', "
+            f"or try optimizer='lbfgs'.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )

@@ -65,17 +65,25 @@ def check_file_target(path: str | os.PathLike, option: str, what: str = "file") 
         mode = os.stat(target).st_mode if target.exists() else os.lstat(target).st_mode
         if stat.S_ISDIR(mode):
             example = target / f"fit{target.suffix or '.gif'}"
-            raise ConfigError(f"Cannot write the {what} {shown!r} given with {option}: it is an existing folder. "
-                              f"Give a file name, e.g. {str(example)!r}.")
+            raise ConfigError(
+                f"Cannot write the {what} {shown!r} given with {option}: it is an existing folder. "
+                f"Give a file name, e.g. {str(example)!r}."
+            )
         if not stat.S_ISREG(mode):
-            raise ConfigError(f"Cannot write the {what} {shown!r} given with {option}: it is not a regular file (a "
-                              f"device, a pipe, a socket or a broken link), and writing would replace it. Give another path.")
+            raise ConfigError(
+                f"Cannot write the {what} {shown!r} given with {option}: it is not a regular file (a "
+                f"device, a pipe, a socket or a broken link), and writing would replace it. Give another path."
+            )
     folder = nearest_folder(target.parent)
     if folder is None or not folder.is_dir():
-        raise ConfigError(f"Cannot write the {what} {shown!r} given with {option}: {str(folder)!r} is a file, not a "
-                          f"folder. Give another path.")
+        raise ConfigError(
+            f"Cannot write the {what} {shown!r} given with {option}: {str(folder)!r} is a file, not a "
+            f"folder. Give another path."
+        )
     reason = probe_folder(folder)
     if reason is not None:
-        raise ConfigError(f"Cannot write the {what} {shown!r} given with {option}: the folder {str(folder)!r} does "
-                          f"not accept new files ({reason}). Give another path.")
+        raise ConfigError(
+            f"Cannot write the {what} {shown!r} given with {option}: the folder {str(folder)!r} does "
+            f"not accept new files ({reason}). Give another path."
+        )
     return target

@@ -55,8 +55,7 @@ def chunks(monkeypatch):
 def df():
     rng = np.random.default_rng(1)
     x = np.linspace(0.0, 3.0, N)
-    return pd.DataFrame({"x": x, "y": 2 + 0.5 * x - 0.3 * x**2 + rng.normal(0, 0.1, N),
-                         "s": rng.uniform(0.05, 0.2, N)})
+    return pd.DataFrame({"x": x, "y": 2 + 0.5 * x - 0.3 * x**2 + rng.normal(0, 0.1, N), "s": rng.uniform(0.05, 0.2, N)})
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +113,11 @@ def test_a_loaded_run_is_analysed_in_the_chunks_it_was_fitted_in(name, fitted, d
 
 
 def test_a_run_saved_without_a_chunk_size_reads_the_default(fitted, df, chunks):
-    old = FitResult.from_json(dataclasses.replace(fitted, config={k: v for k, v in fitted.config.items()
-                                                                   if k != "chunk_size"}).to_json(),
-                              model=fitted.model, history=fitted.history)
+    old = FitResult.from_json(
+        dataclasses.replace(fitted, config={k: v for k, v in fitted.config.items() if k != "chunk_size"}).to_json(),
+        model=fitted.model,
+        history=fitted.history,
+    )
     assert "chunk_size" not in old.config and chunk_size_of(old) is None
     uncertainty_of(old, df)
     assert max(chunks) == N
@@ -143,8 +144,11 @@ def test_uncertainty_of_every_method_in_chunks_of_7(loss, df, chunks):
     """The Jacobian's QR fold (mse, mae) and the Hessian's sums (huber) agree across chunk sizes."""
     model = build_model(QUADRATIC, ("x",))
     ds = as_dataset(df, x=["x"], y="y", dtype=torch.float64)
-    params = {"a": torch.tensor(2.0, dtype=torch.float64), "b": torch.tensor(0.5, dtype=torch.float64),
-              "c": torch.tensor(-0.3, dtype=torch.float64)}
+    params = {
+        "a": torch.tensor(2.0, dtype=torch.float64),
+        "b": torch.tensor(0.5, dtype=torch.float64),
+        "c": torch.tensor(-0.3, dtype=torch.float64),
+    }
     whole = compute_uncertainty(model, get_loss(loss), ds, params)
     chunks.clear()
     small = compute_uncertainty(model, get_loss(loss), ds, params, chunk_size=SMALL)
@@ -216,8 +220,9 @@ def test_a_fit_with_adam_in_chunks_of_7_chooses_its_lr_in_them(df, chunks, monke
     from gradfit.analysis import stability
 
     sizes, original = [], stability._adam_lr_in_chunks
-    monkeypatch.setattr(stability, "_adam_lr_in_chunks",
-                        lambda problem, *a: sizes.append(problem.chunk_size) or original(problem, *a))
+    monkeypatch.setattr(
+        stability, "_adam_lr_in_chunks", lambda problem, *a: sizes.append(problem.chunk_size) or original(problem, *a)
+    )
     r = gradfit.fit(QUADRATIC, df, y="y", batch_size=50, steps=5, chunk_size=SMALL, dtype="float64")
     _looked(chunks)
     assert r.config["optimizer"] == "adam"  # mini-batches: the automatic choice, its lr from the curvature
@@ -240,8 +245,9 @@ def test_flatness_in_chunks_of_7(chunks):
     _looked(chunks)
     np.testing.assert_allclose(small, whole, rtol=RTOL, atol=0)
     plateau = {"a": 1.0, "b": 1.0, "c": 1.0}
-    assert flatness(model, hp, y, plateau, ["a", "b", "c"], chunk_size=SMALL) == \
-        flatness(model, hp, y, plateau, ["a", "b", "c"])
+    assert flatness(model, hp, y, plateau, ["a", "b", "c"], chunk_size=SMALL) == flatness(
+        model, hp, y, plateau, ["a", "b", "c"]
+    )
     assert flatness(model, hp, y, plateau, ["a", "b", "c"], chunk_size=SMALL).remedy == {"b": 0.01}
 
 

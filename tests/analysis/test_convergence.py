@@ -46,7 +46,7 @@ def test_updates_that_no_longer_move_the_parameters_at_the_minimum_are_reported_
     assert r.success and r.converged is True
     still = r.diagnostics["still"]
     assert 0 < still["since"] < 3000 and "stopped changing at step" in r.message and "at the minimum" in r.message
-    rows = r.history.loss[still["since"]:-1]  # the last row is the final loss, summed another way
+    rows = r.history.loss[still["since"] : -1]  # the last row is the final loss, summed another way
     assert np.all(rows == rows[0])  # the history agrees: nothing changed after
 
 
@@ -55,8 +55,9 @@ def test_a_loss_that_ends_above_its_start_has_its_own_stop_reason():
     limit = quiet_fit("linear", LINE, y="y", optimizer="sgd", steps=0).diagnostics["stability_limit"]["lr_limit"]
     best = quiet_fit("linear", LINE, y="y", optimizer="lm").params["a"]
     with pytest.warns(GradfitWarning, match="above its start"):
-        r = gradfit.fit("linear", LINE, y="y", optimizer="sgd", lr=1.2 * limit, steps=15,
-                        init={"a": (best + 0.01).tolist()})
+        r = gradfit.fit(
+            "linear", LINE, y="y", optimizer="sgd", lr=1.2 * limit, steps=15, init={"a": (best + 0.01).tolist()}
+        )
     assert r.stop_reason == "loss_increased" and not r.success and r.loss > r.diagnostics["start_loss"]
     assert "stability limit" in r.message and f"lr={0.5 * limit:.2g}" in r.message
 

@@ -20,14 +20,23 @@ QUADRATIC = "a*t**2 + b*t + c"
 
 @pytest.fixture(scope="module")
 def linear_fit():
-    return gradfit.fit("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]},
-                       optimizer="sgd", lr=0.1, steps=100, dtype="float64")
+    return gradfit.fit(
+        "linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, optimizer="sgd", lr=0.1, steps=100, dtype="float64"
+    )
 
 
 @pytest.fixture(scope="module")
 def quadratic_fit():
-    return gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random",
-                       optimizer="sgd", lr=1e-5, steps=10, dtype="float64")
+    return gradfit.fit(
+        QUADRATIC,
+        "builtin:rollercoaster",
+        y="speed",
+        init="random",
+        optimizer="sgd",
+        lr=1e-5,
+        steps=10,
+        dtype="float64",
+    )
 
 
 def _direct(result, land, i, j, data=None):
@@ -111,8 +120,8 @@ def test_default_params_skip_fixed_ones():
 
 def test_grid_span_margins():
     (alo, ahi), (blo, bhi) = grid_span([np.array([[0.0, 5.0], [10.0, 5.0]])])
-    assert (alo, ahi) == pytest.approx((-2.0, 12.0))      # 20% of the width each side
-    assert (blo, bhi) == pytest.approx((4.5, 5.5))        # a still coordinate: 10% of |5|
+    assert (alo, ahi) == pytest.approx((-2.0, 12.0))  # 20% of the width each side
+    assert (blo, bhi) == pytest.approx((4.5, 5.5))  # a still coordinate: 10% of |5|
 
 
 def test_bad_inputs_are_refused(linear_fit):

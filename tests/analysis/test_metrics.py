@@ -149,8 +149,9 @@ def test_fit_stores_train_and_validation_metrics_for_regression():
 
 def test_fit_stores_classification_metrics_for_cross_entropy_and_bce():
     frame = read_table("builtin:blobs")
-    r = gradfit.fit("logistic", frame, y="label", loss="cross_entropy", optimizer="adam", lr=0.05, steps=40,
-                    val_split=0.3, seed=1)
+    r = gradfit.fit(
+        "logistic", frame, y="label", loss="cross_entropy", optimizer="adam", lr=0.05, steps=40, val_split=0.3, seed=1
+    )
     train, val = _split(r, frame)
     for part, ds in (("train", train), ("validation", val)):
         y = ds.y.numpy()

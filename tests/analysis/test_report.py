@@ -27,8 +27,9 @@ def _decay(n=40, seed=0):
 @pytest.fixture(scope="module")
 def decay():
     d = _decay()
-    r = gradfit.fit("a*exp(-b*x) + c", d, y="y", init={"a": 1, "b": 1, "c": 0}, optimizer="lbfgs", steps=60,
-                    dtype="float64")
+    r = gradfit.fit(
+        "a*exp(-b*x) + c", d, y="y", init={"a": 1, "b": 1, "c": 0}, optimizer="lbfgs", steps=60, dtype="float64"
+    )
     return r, d
 
 
@@ -104,8 +105,17 @@ def test_diverged_warning():
 
 def test_at_bound_and_fixed_markers():
     d = _line()
-    r = gradfit.fit("a*x + c + e0", d, y="y", bounds={"c": (1.5, None)}, init={"c": 2.0, "e0": 0.0}, fix="e0",
-                    optimizer="lbfgs", steps=50, dtype="float64")
+    r = gradfit.fit(
+        "a*x + c + e0",
+        d,
+        y="y",
+        bounds={"c": (1.5, None)},
+        init={"c": 2.0, "e0": 0.0},
+        fix="e0",
+        optimizer="lbfgs",
+        steps=50,
+        dtype="float64",
+    )
     text = fit_report(r, data=d)
     assert "c ended on its bound [1.5, inf]" in text
     assert next(l for l in text.splitlines() if l.strip().startswith("c ")).endswith("(at bound)")
@@ -115,13 +125,18 @@ def test_at_bound_and_fixed_markers():
 
 def test_parameter_without_effect_and_unidentifiable_pair_are_warned():
     d = _line()
-    r = gradfit.fit("a*b*x + c + 0*k", d, y="y", init={"a": 1.0, "b": -2.0}, optimizer="lbfgs", steps=50,
-                    dtype="float64")
+    r = gradfit.fit(
+        "a*b*x + c + 0*k", d, y="y", init={"a": 1.0, "b": -2.0}, optimizer="lbfgs", steps=50, dtype="float64"
+    )
     rep = report_dict(r, data=d)
-    assert "k has no effect on the predictions: the data say nothing about it; fix it or remove it from the model." \
+    assert (
+        "k has no effect on the predictions: the data say nothing about it; fix it or remove it from the model."
         in rep["warnings"]
-    assert any(w.startswith("Some uncertainties are unavailable:") and "a and b are not separately identifiable" in w
-               for w in rep["warnings"])
+    )
+    assert any(
+        w.startswith("Some uncertainties are unavailable:") and "a and b are not separately identifiable" in w
+        for w in rep["warnings"]
+    )
 
 
 def test_stability_limit_warning_from_diagnostics():
@@ -129,8 +144,10 @@ def test_stability_limit_warning_from_diagnostics():
     r = gradfit.fit("a*x + c", d, y="y", lr=1e-5, steps=50)
     r = dataclasses.replace(r, diagnostics={**r.diagnostics, "stability_limit": 3.5e-5})
     text = fit_report(r, data=d)
-    assert ("lr 1e-05 is 3.5x below the stability limit 3.5e-05: a larger lr, up to the limit, would converge faster."
-            in text)
+    assert (
+        "lr 1e-05 is 3.5x below the stability limit 3.5e-05: a larger lr, up to the limit, would converge faster."
+        in text
+    )
     r = dataclasses.replace(r, diagnostics={"stability_limit": {"limit": 3.5e-5, "lam_max": 2 / 3.5e-5}})
     assert "3.5x below the stability limit" in fit_report(r, data=d)
 
@@ -138,7 +155,9 @@ def test_stability_limit_warning_from_diagnostics():
 def test_no_stability_warning_when_converged():
     d = _line()
     r = gradfit.fit("a*x + c", d, y="y", optimizer="lbfgs", steps=50, dtype="float64")
-    r = dataclasses.replace(r, config={**r.config, "optimizer": "sgd", "lr": 1e-5}, diagnostics={"stability_limit": 1.0})
+    r = dataclasses.replace(
+        r, config={**r.config, "optimizer": "sgd", "lr": 1e-5}, diagnostics={"stability_limit": 1.0}
+    )
     assert "stability limit" not in fit_report(r, data=d)
 
 
@@ -186,8 +205,9 @@ def test_in_memory_fit_keeps_its_statistics_after_json_and_load_run(tmp_path):
     from gradfit.outputs import load_run, save_run
 
     d = _decay()
-    r = gradfit.fit("a*exp(-b*x) + c", d, y="y", init={"a": 1, "b": 1, "c": 0}, optimizer="lbfgs", steps=60,
-                    dtype="float64")
+    r = gradfit.fit(
+        "a*exp(-b*x) + c", d, y="y", init={"a": 1, "b": 1, "c": 0}, optimizer="lbfgs", steps=60, dtype="float64"
+    )
     p = r.flat_params
     resid = d["y"] - (p["a"] * np.exp(-p["b"] * d["x"]) + p["c"])
     r2 = 1 - resid @ resid / ((d["y"] - d["y"].mean()) ** 2).sum()
@@ -218,7 +238,7 @@ def test_metrics_section_shows_train_and_validation():
     lines = text.splitlines()
     i = lines.index("[[Metrics]]")
     assert lines[i + 1].split() == ["train", "validation"]
-    for row, key in zip(lines[i + 2:i + 5], ("r2", "rmse", "mae")):
+    for row, key in zip(lines[i + 2 : i + 5], ("r2", "rmse", "mae")):
         assert row.split()[-2:] == [f"{r.metrics['train'][key]:.6g}", f"{r.metrics['validation'][key]:.6g}"]
     assert report_dict(r)["metrics"] == r.metrics
 
@@ -246,8 +266,15 @@ def test_not_converged_advice_proposes_lm_only_for_least_squares(loss, lm):
     if loss == "cross_entropy":
         r = gradfit.fit("logistic", {"u": u, "y": label}, y="y", loss=loss, optimizer="sgd", lr=0.01, steps=30)
     else:
-        r = gradfit.fit("a*u + c", {"u": u, "y": label if loss == "bce" else 3 * u + 1}, y="y", loss=loss,
-                        optimizer="sgd", lr=0.001, steps=30)
+        r = gradfit.fit(
+            "a*u + c",
+            {"u": u, "y": label if loss == "bce" else 3 * u + 1},
+            y="y",
+            loss=loss,
+            optimizer="sgd",
+            lr=0.001,
+            steps=30,
+        )
     text = fit_report(r)
     assert "Not converged" in text
     assert ("--optimizer lm" in text) is lm and ("--optimizer lbfgs" in text) is (not lm)

@@ -106,10 +106,15 @@ def test_nonlinear_model_matches_torch_hessian_and_fixed_parameters_drop_out():
     x = torch.tensor(rng.uniform(0, 3, 60))[:, None]
     y = 2.0 * torch.exp(-0.7 * x[:, 0]) + 0.05 * torch.tensor(rng.normal(size=60))
     model = build_model("a*exp(-k*x) + c", ("x",))
-    params = {"a": torch.tensor(0.5, dtype=torch.float64), "k": torch.tensor(2.0, dtype=torch.float64),
-              "c": torch.tensor(0.3, dtype=torch.float64)}
+    params = {
+        "a": torch.tensor(0.5, dtype=torch.float64),
+        "k": torch.tensor(2.0, dtype=torch.float64),
+        "c": torch.tensor(0.3, dtype=torch.float64),
+    }
     full = _hessian_eigs(model, params, ["a", "k", "c"], x, y)
-    assert stability_limit(model, "mse", x, y, params, tol=1e-12, iters=500).lam_max == pytest.approx(full[-1], rel=1e-8)
+    assert stability_limit(model, "mse", x, y, params, tol=1e-12, iters=500).lam_max == pytest.approx(
+        full[-1], rel=1e-8
+    )
     part = _hessian_eigs(model, params, ["a", "k"], x, y)
     s = stability_limit(model, "mse", x, y, params, fixed=["c"], tol=1e-12, iters=500)
     assert s.lam_max == pytest.approx(part[-1], rel=1e-8)

@@ -25,8 +25,18 @@ def _curve_fit(pr):
     # forward differences alone differ by 2e-4 on the ill-conditioned lanczos3).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return curve_fit(pr.f, pr.x, pr.y, p0=pr.starts[1], method="trf", jac="cs", xtol=1e-15, ftol=1e-15,
-                         gtol=1e-15, max_nfev=10_000)
+        return curve_fit(
+            pr.f,
+            pr.x,
+            pr.y,
+            p0=pr.starts[1],
+            method="trf",
+            jac="cs",
+            xtol=1e-15,
+            ftol=1e-15,
+            gtol=1e-15,
+            max_nfev=10_000,
+        )
 
 
 @pytest.mark.parametrize("pr", PROBLEMS, ids=[p.name for p in PROBLEMS])
@@ -112,8 +122,13 @@ def test_mae_covariance_is_close_to_the_laplace_theory():
     X = np.column_stack([x, np.ones(n)])
     # The least-absolute-deviations fit, exactly, by linear programming: min sum(e+ + e-) with X b + e+ - e- = y.
     A_eq = sparse.hstack([sparse.csr_matrix(X), sparse.eye(n), -sparse.eye(n)]).tocsr()
-    lp = linprog(np.r_[0, 0, np.ones(2 * n)], A_eq=A_eq, b_eq=y,
-                 bounds=[(None, None)] * 2 + [(0, None)] * (2 * n), method="highs")
+    lp = linprog(
+        np.r_[0, 0, np.ones(2 * n)],
+        A_eq=A_eq,
+        b_eq=y,
+        bounds=[(None, None)] * 2 + [(0, None)] * (2 * n),
+        method="highs",
+    )
     dataset = as_dataset({"x": x, "y": y}, x=["x"], y="y", dtype=torch.float64)
     model = gradfit.fit("a*x + b", {"x": x, "y": y}, y="y", steps=0).model
     u = compute_uncertainty(model, get_loss("mae"), dataset, {"a": torch.tensor(lp.x[0]), "b": torch.tensor(lp.x[1])})
@@ -151,8 +166,9 @@ def test_a_parameter_without_effect_is_named():
 
 def test_a_parameter_at_a_bound_is_held_and_named():
     d = _line()
-    r = gradfit.fit("a*x + c", d, y="y", bounds={"c": (1.5, None)}, init={"c": 2.0}, optimizer="lbfgs", steps=50,
-                    dtype="float64")
+    r = gradfit.fit(
+        "a*x + c", d, y="y", bounds={"c": (1.5, None)}, init={"c": 2.0}, optimizer="lbfgs", steps=50, dtype="float64"
+    )
     assert r.diagnostics["at_bounds"] == ["c"]
     u = uncertainty_of(r, d)
     assert not u.ok and u.at_bound == ("c",) and "c is at a bound" in u.reason

@@ -46,8 +46,20 @@ def coaster():
 
 def test_columns_are_step_loss_lr_then_value_grad_lr_grad_per_parameter(coaster):
     table = step_table(coaster)
-    assert list(table.columns) == ["step", "loss", "lr", "a", "grad a", "lr*grad a", "b", "grad b", "lr*grad b",
-                                   "c", "grad c", "lr*grad c"]
+    assert list(table.columns) == [
+        "step",
+        "loss",
+        "lr",
+        "a",
+        "grad a",
+        "lr*grad a",
+        "b",
+        "grad b",
+        "lr*grad b",
+        "c",
+        "grad c",
+        "lr*grad c",
+    ]
     assert (grad_column("a[0]"), lr_grad_column("a[0]")) == ("grad a[0]", "lr*grad a[0]")
     assert table["step"].tolist() == list(range(11))
     assert table["step"].dtype == np.int64
@@ -76,8 +88,9 @@ def test_sgd_steps_are_params_minus_lr_times_grad(coaster):
 
 
 def test_float64_fit_matches_the_oracle_in_float64():
-    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random",
-                    optimizer="sgd", lr=1e-5, steps=3, dtype="float64")
+    r = gradfit.fit(
+        QUADRATIC, "builtin:rollercoaster", y="speed", init="random", optimizer="sgd", lr=1e-5, steps=3, dtype="float64"
+    )
     table = step_table(r)
     for _, row in table.iterrows():
         _, grad = seed_grad([row["a"], row["b"], row["c"]], torch.float64)
@@ -106,8 +119,9 @@ def test_lr_comes_from_the_history_with_a_schedule():
 
 
 def test_fixed_parameters_have_nan_grad_and_the_rest_match_the_oracle():
-    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init={"a": 0.1, "b": 0.2, "c": 0.3}, fix="c",
-                    lr=1e-5, steps=2)
+    r = gradfit.fit(
+        QUADRATIC, "builtin:rollercoaster", y="speed", init={"a": 0.1, "b": 0.2, "c": 0.3}, fix="c", lr=1e-5, steps=2
+    )
     table = step_table(r)
     assert table["grad c"].isna().all() and table["lr*grad c"].isna().all()
     assert (table["c"] == np.float32(0.3)).all()
@@ -117,8 +131,9 @@ def test_fixed_parameters_have_nan_grad_and_the_rest_match_the_oracle():
 
 
 def test_minibatch_fit_shows_the_full_data_gradient():
-    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random",
-                    optimizer="sgd", lr=1e-5, steps=4, batch_size=5)
+    r = gradfit.fit(
+        QUADRATIC, "builtin:rollercoaster", y="speed", init="random", optimizer="sgd", lr=1e-5, steps=4, batch_size=5
+    )
     table = step_table(r)
     for _, row in table.iterrows():
         loss, grad = seed_grad([row["a"], row["b"], row["c"]])
@@ -166,15 +181,18 @@ def test_gradient_several_names_equals_hand_autograd():
     assert list(grad) == ["y", "x"]  # the formula's order of names
 
 
-@pytest.mark.parametrize("formula, values, error, match", [
-    ("x**2", {"x": [3, 4, 10]}, ModelError, r"gives 3 values .* backward\(\) starts from a scalar.*sum\(x\*\*2\)"),
-    ("x**2", {}, ModelError, "needs a value for 'x'"),
-    ("x**2", {"x": 1, "z": 2}, ModelError, "has no name 'z'; its names are: x"),
-    ("x**2", {"x": "three"}, ModelError, "must be a number or a list of numbers. Got 'three'"),
-    ("x**2", {"x": []}, ModelError, "is empty"),
-    ("foo(x)", {"x": 1}, FormulaError, "unknown function 'foo'"),
-    ("x = 2", {"x": 1}, FormulaError, "assignments"),
-])
+@pytest.mark.parametrize(
+    "formula, values, error, match",
+    [
+        ("x**2", {"x": [3, 4, 10]}, ModelError, r"gives 3 values .* backward\(\) starts from a scalar.*sum\(x\*\*2\)"),
+        ("x**2", {}, ModelError, "needs a value for 'x'"),
+        ("x**2", {"x": 1, "z": 2}, ModelError, "has no name 'z'; its names are: x"),
+        ("x**2", {"x": "three"}, ModelError, "must be a number or a list of numbers. Got 'three'"),
+        ("x**2", {"x": []}, ModelError, "is empty"),
+        ("foo(x)", {"x": 1}, FormulaError, "unknown function 'foo'"),
+        ("x = 2", {"x": 1}, FormulaError, "assignments"),
+    ],
+)
 def test_gradient_errors(formula, values, error, match):
     with pytest.raises(error, match=match):
         gradient(formula, values)
@@ -223,8 +241,9 @@ def test_scaled_sgd_table_shows_the_step_taken_in_the_units_shown():
     from gradfit.losses import get_loss
     from gradfit.train.scaling import Scaling
 
-    r = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", optimizer="sgd", lr=0.3, steps=20, scale=True,
-                    dtype="float64")
+    r = gradfit.fit(
+        QUADRATIC, "builtin:rollercoaster", y="speed", optimizer="sgd", lr=0.3, steps=20, scale=True, dtype="float64"
+    )
     table = step_table(r)
     assert not [c for c in table.columns if c.startswith("lr*grad")]
     # The oracle: the map p = p0 + A q rebuilt from the start, and the step sgd takes on q, seen in p.

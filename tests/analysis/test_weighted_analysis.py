@@ -37,7 +37,9 @@ def test_weighted_huber_sandwich_matches_numpy():
     y = 1.0 + 2.0 * x + rng.standard_t(2, 200) * 0.5
     w = rng.random(200) * 3
     d = {"x": x, "y": y, "w": w}
-    r = gradfit.fit("a*x + b", d, y="y", x="x", loss="huber", weights="w", optimizer="lbfgs", steps=200, dtype="float64")
+    r = gradfit.fit(
+        "a*x + b", d, y="y", x="x", loss="huber", weights="w", optimizer="lbfgs", steps=200, dtype="float64"
+    )
     u = uncertainty_of(r, d)
     X = np.column_stack([x, np.ones_like(x)])
     res = X @ np.array([r.flat_params["a"], r.flat_params["b"]]) - y
@@ -56,7 +58,9 @@ def test_weighted_mae_covariance_is_close_to_the_laplace_theory():
     w = 0.2 + rng.random(n) * 3
     X = np.column_stack([x, np.ones(n)])
     A_eq = sparse.hstack([sparse.csr_matrix(X), sparse.eye(n), -sparse.eye(n)]).tocsr()
-    lp = linprog(np.r_[0, 0, w, w], A_eq=A_eq, b_eq=y, bounds=[(None, None)] * 2 + [(0, None)] * (2 * n), method="highs")
+    lp = linprog(
+        np.r_[0, 0, w, w], A_eq=A_eq, b_eq=y, bounds=[(None, None)] * 2 + [(0, None)] * (2 * n), method="highs"
+    )
     dataset = as_dataset({"x": x, "y": y, "w": w}, x=["x"], y="y", weights="w", dtype=torch.float64)
     model = gradfit.fit("a*x + b", {"x": x, "y": y}, y="y", steps=0).model
     u = compute_uncertainty(model, get_loss("mae"), dataset, {"a": torch.tensor(lp.x[0]), "b": torch.tensor(lp.x[1])})
@@ -73,8 +77,17 @@ def test_equal_weights_change_no_uncertainty():
     d = _line()
     for loss in ("mse", "mae", "huber"):
         plain = gradfit.fit("a*x + b", d, y="y", x="x", loss=loss, optimizer="lbfgs", steps=100, dtype="float64")
-        ones = gradfit.fit("a*x + b", d.assign(w=2.0), y="y", x="x", loss=loss, weights="w", optimizer="lbfgs",
-                           steps=100, dtype="float64")
+        ones = gradfit.fit(
+            "a*x + b",
+            d.assign(w=2.0),
+            y="y",
+            x="x",
+            loss=loss,
+            weights="w",
+            optimizer="lbfgs",
+            steps=100,
+            dtype="float64",
+        )
         np.testing.assert_allclose(ones.uncertainty["cov"], plain.uncertainty["cov"], rtol=1e-6, err_msg=loss)
 
 
@@ -88,8 +101,9 @@ def test_stability_limit_is_that_of_the_weighted_loss():
     X = np.column_stack([d["x"], np.ones(len(d))])
     lam = np.linalg.eigvalsh(2 * X.T @ (X * w[:, None]) / w.sum()).max()
     assert got.lam_max == pytest.approx(lam, rel=1e-8)
-    r = gradfit.fit("a*x + b", d, y="y", sigma="err", optimizer="sgd", lr=1e-3, steps=2, init={"a": 0.0, "b": 0.0},
-                    dtype="float64")
+    r = gradfit.fit(
+        "a*x + b", d, y="y", sigma="err", optimizer="sgd", lr=1e-3, steps=2, init={"a": 0.0, "b": 0.0}, dtype="float64"
+    )
     assert r.diagnostics["stability_limit"]["lam_max"] == pytest.approx(lam, rel=1e-2)
     assert stability_limit_of(r, d, tol=1e-10, iters=200).lam_max == pytest.approx(lam, rel=1e-8)
 

@@ -11,8 +11,21 @@ from gradfit.cli.app import app
 from gradfit.cli.parsing import parse_bounds
 
 runner = CliRunner()
-FIT = ["fit", "builtin:rollercoaster", "--y", "speed", "--model", "a*t**2 + b*t + c", "--optimizer", "lbfgs",
-       "--steps", "40", "--dtype", "float64", "--quiet"]
+FIT = [
+    "fit",
+    "builtin:rollercoaster",
+    "--y",
+    "speed",
+    "--model",
+    "a*t**2 + b*t + c",
+    "--optimizer",
+    "lbfgs",
+    "--steps",
+    "40",
+    "--dtype",
+    "float64",
+    "--quiet",
+]
 
 
 def test_bound_pins_a_parameter_and_is_recorded(tmp_path):
@@ -24,8 +37,16 @@ def test_bound_pins_a_parameter_and_is_recorded(tmp_path):
     assert saved["diagnostics"]["at_bounds"] == ["c"]
 
 
-@pytest.mark.parametrize("text, match", [("c=x:10", "must be numbers"), ("c=10", "NAME=LO:HI"), ("c=:", "NAME=LO:HI"),
-                                         ("q=0:1", "names no parameter"), ("c=5:1", "lo < hi")])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("c=x:10", "must be numbers"),
+        ("c=10", "NAME=LO:HI"),
+        ("c=:", "NAME=LO:HI"),
+        ("q=0:1", "names no parameter"),
+        ("c=5:1", "lo < hi"),
+    ],
+)
 def test_bad_bounds_exit_2(tmp_path, text, match):
     res = runner.invoke(app, [*FIT, "--bound", text, "--out", str(tmp_path / "out")])
     assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output

@@ -54,7 +54,15 @@ def test_builtin_linear_reaches_least_squares(tmp_path):
     history = pd.read_csv(out / "history.csv")
     assert len(history) == d["steps"] + 1 and history["step"].tolist() == list(range(1001))
     # The report: parameters, loss, steps, reason and where the files went.
-    for text in ("a[0]", "a[1]", f"{d['params']['a[0]']:.6g}", "final loss", "max_steps", "1000", str(out / "result.json")):
+    for text in (
+        "a[0]",
+        "a[1]",
+        f"{d['params']['a[0]']:.6g}",
+        "final loss",
+        "max_steps",
+        "1000",
+        str(out / "result.json"),
+    ):
         assert text in res.stdout
 
 
@@ -63,8 +71,26 @@ def test_csv_in_tmp_path_with_init_and_log_every(tmp_path):
     y = 2.0 * x - 1.0 + 0.1 * np.sin(7 * x)
     pd.DataFrame({"x": x, "y": y}).to_csv(tmp_path / "line.csv", index=False)
     out = tmp_path / "out"
-    res = invoke("fit", tmp_path / "line.csv", "--y", "y", "--model", "linear", "--init", "a=1", "--lr", 0.2,
-                 "--steps", 400, "--log-every", 100, "--dtype", "float64", "--out", out)
+    res = invoke(
+        "fit",
+        tmp_path / "line.csv",
+        "--y",
+        "y",
+        "--model",
+        "linear",
+        "--init",
+        "a=1",
+        "--lr",
+        0.2,
+        "--steps",
+        400,
+        "--log-every",
+        100,
+        "--dtype",
+        "float64",
+        "--out",
+        out,
+    )
     assert res.exit_code == 0, res.output
     d = load(out)
     np.testing.assert_allclose(list(d["params"].values()), lstsq(x, y), atol=1e-8)
@@ -79,14 +105,46 @@ def test_formula_init_fix_and_indexed_init(tmp_path):
     y = 3 * x + 0.5
     pd.DataFrame({"x": x, "y": y}).to_csv(tmp_path / "d.csv", index=False)
     out = tmp_path / "out"
-    res = invoke("fit", tmp_path / "d.csv", "--y", "y", "--model", "a*x + b", "--init", "a=2.5,b=0", "--fix", "a",
-                 "--optimizer", "lbfgs", "--dtype", "float64", "--steps", 20, "--out", out, "--quiet")
+    res = invoke(
+        "fit",
+        tmp_path / "d.csv",
+        "--y",
+        "y",
+        "--model",
+        "a*x + b",
+        "--init",
+        "a=2.5,b=0",
+        "--fix",
+        "a",
+        "--optimizer",
+        "lbfgs",
+        "--dtype",
+        "float64",
+        "--steps",
+        20,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert res.exit_code == 0, res.output
     d = load(out)
     assert d["params"]["a"] == 2.5 and d["fixed"] == ["a"]
     assert d["params"]["b"] == pytest.approx(np.mean(y - 2.5 * x), abs=1e-10)  # best b with a held at 2.5
-    res = invoke("fit", tmp_path / "d.csv", "--y", "y", "--model", "linear", "--init", "a[0]=0.5,a[1]=0.75",
-                 "--steps", 0, "--out", out, "--quiet")
+    res = invoke(
+        "fit",
+        tmp_path / "d.csv",
+        "--y",
+        "y",
+        "--model",
+        "linear",
+        "--init",
+        "a[0]=0.5,a[1]=0.75",
+        "--steps",
+        0,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert res.exit_code == 0, res.output
     assert load(out)["params"] == {"a[0]": 0.5, "a[1]": 0.75}
 
@@ -97,13 +155,49 @@ def test_several_inputs_and_model_option(tmp_path):
     y = 1.5 * x1 - 2 * x2 + 0.3 + 0.5 * x1**2
     pd.DataFrame({"x1": x1, "x2": x2, "y": y}).to_csv(tmp_path / "m.csv", index=False)
     out = tmp_path / "out"
-    res = invoke("fit", tmp_path / "m.csv", "--y", "y", "--x", "x1,x2", "--model", "linear", "--optimizer", "lbfgs",
-                 "--dtype", "float64", "--steps", 30, "--out", out, "--quiet")
+    res = invoke(
+        "fit",
+        tmp_path / "m.csv",
+        "--y",
+        "y",
+        "--x",
+        "x1,x2",
+        "--model",
+        "linear",
+        "--optimizer",
+        "lbfgs",
+        "--dtype",
+        "float64",
+        "--steps",
+        30,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert res.exit_code == 0, res.output
     X = np.column_stack([x1, x2, np.ones(30)])
     np.testing.assert_allclose(list(load(out)["params"].values()), np.linalg.lstsq(X, y, rcond=None)[0], atol=1e-7)
-    res = invoke("fit", tmp_path / "m.csv", "--y", "y", "--x", "x1", "--model", "poly", "--option", "degree=2",
-                 "--optimizer", "lbfgs", "--dtype", "float64", "--steps", 30, "--out", out, "--quiet")
+    res = invoke(
+        "fit",
+        tmp_path / "m.csv",
+        "--y",
+        "y",
+        "--x",
+        "x1",
+        "--model",
+        "poly",
+        "--option",
+        "degree=2",
+        "--optimizer",
+        "lbfgs",
+        "--dtype",
+        "float64",
+        "--steps",
+        30,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert res.exit_code == 0, res.output
     params = load(out)["params"]
     assert list(params) == ["c0", "c1", "c2"]
@@ -111,8 +205,21 @@ def test_several_inputs_and_model_option(tmp_path):
 
 
 def test_same_command_twice_gives_the_same_result(tmp_path):
-    args = ["fit", "builtin:linear", "--y", "y", "--model", "linear", "--lr", 0.05, "--steps", 50, "--batch-size", 16,
-            "--quiet"]
+    args = [
+        "fit",
+        "builtin:linear",
+        "--y",
+        "y",
+        "--model",
+        "linear",
+        "--lr",
+        0.05,
+        "--steps",
+        50,
+        "--batch-size",
+        16,
+        "--quiet",
+    ]
     runs = []
     for name in ("one", "two"):
         assert invoke(*args, "--out", tmp_path / name).exit_code == 0
@@ -129,8 +236,24 @@ def test_same_command_twice_gives_the_same_result(tmp_path):
 def test_quiet_prints_nothing_and_drop_nan(tmp_path):
     (tmp_path / "nan.csv").write_text("x,y\n0,1\n1,\n2,5\n3,7\n")
     out = tmp_path / "out"
-    res = invoke("fit", tmp_path / "nan.csv", "--y", "y", "--model", "linear", "--drop-nan", "--optimizer", "lbfgs",
-                 "--dtype", "float64", "--steps", 20, "--out", out, "--quiet")
+    res = invoke(
+        "fit",
+        tmp_path / "nan.csv",
+        "--y",
+        "y",
+        "--model",
+        "linear",
+        "--drop-nan",
+        "--optimizer",
+        "lbfgs",
+        "--dtype",
+        "float64",
+        "--steps",
+        20,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert res.exit_code == 0, res.output
     assert res.output == ""
     d = load(out)
@@ -163,19 +286,52 @@ def test_parsers():
     assert parse_init("random") == "random" and parse_init(None) is None
     assert parse_names("x1, x2", "--x") == ["x1", "x2"] and parse_names(["a", "b,c"], "--fix") == ["a", "b", "c"]
     assert parse_model_options(["degree=3", "hidden=32,32", "activation=tanh", "scale=0.5", "bias=false"]) == {
-        "degree": 3, "hidden": (32, 32), "activation": "tanh", "scale": 0.5, "bias": False}
+        "degree": 3,
+        "hidden": (32, 32),
+        "activation": "tanh",
+        "scale": 0.5,
+        "bias": False,
+    }
 
 
 def test_entry_point_runs_as_a_real_process(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.run([sys.executable, "-m", "gradfit", "fit", "builtin:linear", "--y", "y", "--model", "linear",
-                           "--scale", "--lr", "0.5", "--steps", "20", "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gradfit",
+            "fit",
+            "builtin:linear",
+            "--y",
+            "y",
+            "--model",
+            "linear",
+            "--scale",
+            "--lr",
+            "0.5",
+            "--steps",
+            "20",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "final loss" in proc.stdout and load(out)["steps"] == 20
     script = Path(sys.executable).with_name("gradfit")
     if script.exists():  # the console script declared in pyproject.toml
-        proc = subprocess.run([str(script), "fit", "builtin:nope", "--y", "y", "--model", "linear", "--out", str(out)],
-                              capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+        proc = subprocess.run(
+            [str(script), "fit", "builtin:nope", "--y", "y", "--model", "linear", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=tmp_path,
+        )
         assert proc.returncode == 2 and "Unknown built-in dataset" in proc.stderr and "Traceback" not in proc.stderr

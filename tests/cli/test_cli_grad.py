@@ -45,7 +45,7 @@ def test_several_names_one_line_each_matching_hand_autograd():
 
 def test_negative_value_and_named_single_value():
     assert grad("x**3", "--at", "-2").stdout == "value: -8\ngradient: 12\n"
-    assert grad("x**3", "--at", "x=[1, 2]" ).exit_code == 2  # a vector: x**3 is not a single number
+    assert grad("x**3", "--at", "x=[1, 2]").exit_code == 2  # a vector: x**3 is not a single number
     assert grad("sum(x**3)", "--at", "x=[1, 2]").stdout == "value: 9\ngradient: [3, 12]\n"
 
 
@@ -54,19 +54,22 @@ def test_formula_without_names():
     assert res.exit_code == 0 and res.stdout.startswith("value: 8\ngradient: none")
 
 
-@pytest.mark.parametrize("args, match", [
-    (["x**2", "--at", "3,4,10"], r"gives 3 values .*backward\(\) starts from a scalar.*sum\(x\*\*2\)"),
-    (["x**", "--at", "3"], "not a valid expression"),
-    (["foo(x)", "--at", "3"], "unknown function 'foo'"),
-    (["x*y", "--at", "x=3"], r"No value for 'y' .*--at y=VALUES"),
-    (["x**2"], r"No value for 'x' .*--at VALUES"),
-    (["x*y", "--at", "3"], r"has 2 names \(x, y\), so name the one each value is for: --at x=VALUES --at y=VALUES"),
-    (["x**2", "--at", "z=3"], "--at z=3: the formula 'x\\*\\*2' has no name 'z'; its names are: x"),
-    (["x**2", "--at", "abc"], "--at abc: 'abc' is not a number"),
-    (["x**2", "--at", "x=1,,2"], "a value is missing"),
-    (["x**2", "--at", "x=1", "--at", "x=2"], "gives 'x' twice"),
-    (["2", "--at", "3"], "has no names, so it takes no --at"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["x**2", "--at", "3,4,10"], r"gives 3 values .*backward\(\) starts from a scalar.*sum\(x\*\*2\)"),
+        (["x**", "--at", "3"], "not a valid expression"),
+        (["foo(x)", "--at", "3"], "unknown function 'foo'"),
+        (["x*y", "--at", "x=3"], r"No value for 'y' .*--at y=VALUES"),
+        (["x**2"], r"No value for 'x' .*--at VALUES"),
+        (["x*y", "--at", "3"], r"has 2 names \(x, y\), so name the one each value is for: --at x=VALUES --at y=VALUES"),
+        (["x**2", "--at", "z=3"], "--at z=3: the formula 'x\\*\\*2' has no name 'z'; its names are: x"),
+        (["x**2", "--at", "abc"], "--at abc: 'abc' is not a number"),
+        (["x**2", "--at", "x=1,,2"], "a value is missing"),
+        (["x**2", "--at", "x=1", "--at", "x=2"], "gives 'x' twice"),
+        (["2", "--at", "3"], "has no names, so it takes no --at"),
+    ],
+)
 def test_bad_input_exits_2_with_one_message(args, match):
     res = grad(*args)
     assert res.exit_code == 2, res.output

@@ -63,8 +63,22 @@ def test_fitting_an_earlier_runs_history_into_that_run_is_refused(tmp_path):
     assert code == 0, output
     before = snapshot(tmp_path)
     # The earlier run is replaced without --force, so its history.csv would go with it.
-    code, output = invoke("fit", tmp_path / "run" / "history.csv", "--y", "loss", "--x", "step", "--model", "linear",
-                          "--optimizer", "lm", "--no-uncertainty", "-q", "--out", tmp_path / "run")
+    code, output = invoke(
+        "fit",
+        tmp_path / "run" / "history.csv",
+        "--y",
+        "loss",
+        "--x",
+        "step",
+        "--model",
+        "linear",
+        "--optimizer",
+        "lm",
+        "--no-uncertainty",
+        "-q",
+        "--out",
+        tmp_path / "run",
+    )
     assert_refused(code, output, before, tmp_path, f"The data file '{tmp_path / 'run' / 'history.csv'}'")
 
 
@@ -86,8 +100,9 @@ def test_the_default_out_never_touches_an_earlier_runs_history(tmp_path, monkeyp
     assert invoke("fit", "d.csv", *LINEAR)[0] == 0
     history = Path("gradfit-out/run-001/history.csv")
     kept = history.read_bytes()
-    code, output = invoke("fit", history, "--y", "loss", "--x", "step", "--model", "linear", "--optimizer", "lm",
-                          "--no-uncertainty", "-q")
+    code, output = invoke(
+        "fit", history, "--y", "loss", "--x", "step", "--model", "linear", "--optimizer", "lm", "--no-uncertainty", "-q"
+    )
     assert code in (0, 1), output
     assert history.read_bytes() == kept
     assert Path("gradfit-out/run-002/history.csv").is_file()
@@ -110,11 +125,25 @@ def test_race_and_lr_find_keep_their_data(tmp_path):
     (out / "race.png").write_text(TABLE)  # a data file with a picture's name: unlikely, and still never lost
     (out / "lr_find.json").write_text(TABLE)
     before = snapshot(tmp_path)
-    code, output = invoke("race", out / "race.png", "--y", "y", "--x", "x", "--model", "linear", "--optimizers", "sgd,adam",
-                          "--out", out, "--force")
+    code, output = invoke(
+        "race",
+        out / "race.png",
+        "--y",
+        "y",
+        "--x",
+        "x",
+        "--model",
+        "linear",
+        "--optimizers",
+        "sgd,adam",
+        "--out",
+        out,
+        "--force",
+    )
     assert_refused(code, output, before, tmp_path, f"The data file '{out / 'race.png'}'")
-    code, output = invoke("lr-find", out / "lr_find.json", "--y", "y", "--x", "x", "--model", "linear", "--out", out,
-                          "--force")
+    code, output = invoke(
+        "lr-find", out / "lr_find.json", "--y", "y", "--x", "x", "--model", "linear", "--out", out, "--force"
+    )
     assert_refused(code, output, before, tmp_path, f"The data file '{out / 'lr_find.json'}'")
 
 
@@ -122,8 +151,11 @@ def test_save_run_refuses_to_replace_the_fits_own_data(tmp_path):
     (tmp_path / "history.csv").write_text(TABLE)
     result = gradfit.fit("linear", tmp_path / "history.csv", y="y", x="x", optimizer="lm", uncertainty=False)
     before = snapshot(tmp_path)
-    with pytest.raises(ConfigError, match=r"The fit's data file '.*history\.csv' would be lost.*save the run to "
-                                          r"another folder"):
+    with pytest.raises(
+        ConfigError,
+        match=r"The fit's data file '.*history\.csv' would be lost.*save the run to "
+        r"another folder",
+    ):
         save_run(result, tmp_path)
     assert snapshot(tmp_path) == before
     assert save_run(result, tmp_path / "elsewhere")["history"].is_file()
@@ -131,14 +163,19 @@ def test_save_run_refuses_to_replace_the_fits_own_data(tmp_path):
 
 # -- empty paths --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    ["fit", "d.csv", *LINEAR, "--out", ""],
-    ["fit", "d.csv", *LINEAR, "--out", "  "],
-    ["fit", "d.csv", *LINEAR, "--resume", ""],
-    ["fit", "d.csv", *LINEAR, "--animate", ""],
-    ["race", "d.csv", "--y", "y", "--x", "x", "--model", "linear", "--optimizers", "sgd,adam", "--out", ""],
-    ["lr-find", "d.csv", "--y", "y", "--x", "x", "--model", "linear", "--out", ""],
-], ids=["fit --out", "fit --out blanks", "fit --resume", "fit --animate", "race --out", "lr-find --out"])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fit", "d.csv", *LINEAR, "--out", ""],
+        ["fit", "d.csv", *LINEAR, "--out", "  "],
+        ["fit", "d.csv", *LINEAR, "--resume", ""],
+        ["fit", "d.csv", *LINEAR, "--animate", ""],
+        ["race", "d.csv", "--y", "y", "--x", "x", "--model", "linear", "--optimizers", "sgd,adam", "--out", ""],
+        ["lr-find", "d.csv", "--y", "y", "--x", "x", "--model", "linear", "--out", ""],
+    ],
+    ids=["fit --out", "fit --out blanks", "fit --resume", "fit --animate", "race --out", "lr-find --out"],
+)
 def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
     Path("d.csv").write_text(TABLE)
@@ -149,10 +186,19 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, mon
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("args", [
-    ["plot", "", "--kind", "fit"], ["steps", ""], ["predict", "", "d.csv"], ["plot", ".", "--animate", ""],
-    ["steps", ".", "--csv", ""], ["predict", ".", "d.csv", "--out", ""], ["demo", "linear", "--out", ""],
-], ids=["plot RUN", "steps RUN", "predict RUN", "plot --animate", "steps --csv", "predict --out", "demo --out"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plot", "", "--kind", "fit"],
+        ["steps", ""],
+        ["predict", "", "d.csv"],
+        ["plot", ".", "--animate", ""],
+        ["steps", ".", "--csv", ""],
+        ["predict", ".", "d.csv", "--out", ""],
+        ["demo", "linear", "--out", ""],
+    ],
+    ids=["plot RUN", "steps RUN", "predict RUN", "plot --animate", "steps --csv", "predict --out", "demo --out"],
+)
 def test_an_empty_path_to_a_saved_run_or_its_outputs_is_refused(tmp_path, monkeypatch, args):
     # A run in the current folder: '' would have reached it (and `plot ''` drew into it).
     monkeypatch.chdir(tmp_path)
@@ -179,6 +225,7 @@ def test_the_library_refuses_an_empty_output_folder(tmp_path):
 
 
 # -- a killed writer's leftovers ---------------------------------------------------------------------------
+
 
 def test_a_checkpoint_temporary_left_by_kill_9_is_cleaned_by_the_next_run(tmp_path):
     # A run killed while writing its first checkpoint leaves only the temporary file in its folder.

@@ -19,8 +19,19 @@ from gradfit.cli.app import app
 
 DATA = "builtin:linear?n=20000"
 # --no-uncertainty: the error bars are beside the point here and cost each process a second.
-OPTIONS = ["--y", "y", "--model", "linear", "--batch-size", "64", "--optimizer", "momentum", "--lr", "0.01",
-           "--no-uncertainty"]
+OPTIONS = [
+    "--y",
+    "y",
+    "--model",
+    "linear",
+    "--batch-size",
+    "64",
+    "--optimizer",
+    "momentum",
+    "--lr",
+    "0.01",
+    "--no-uncertainty",
+]
 runner = CliRunner()
 
 
@@ -37,8 +48,14 @@ def run_until_checkpoint(out, signum, sigint_ignored: bool = False) -> subproces
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
-    proc = subprocess.Popen(gradfit_cmd("--steps", "100000", "--checkpoint-every", "50", "--out", str(out), "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore)
+    proc = subprocess.Popen(
+        gradfit_cmd("--steps", "100000", "--checkpoint-every", "50", "--out", str(out), "--quiet"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=ignore,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (out / "checkpoint.pt").exists():
@@ -73,8 +90,9 @@ def test_sigint_stops_the_fit_at_a_step_and_resume_finishes_it_exactly(tmp_path)
     k = check_interrupted(out, run_until_checkpoint(out, signal.SIGINT), "SIGINT")["steps"]
 
     m = k + 137
-    resumed = subprocess.run(gradfit_cmd("--steps", str(m), "--resume", str(out), "--quiet"),
-                             capture_output=True, text=True, timeout=60)
+    resumed = subprocess.run(
+        gradfit_cmd("--steps", str(m), "--resume", str(out), "--quiet"), capture_output=True, text=True, timeout=60
+    )
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads((out / "result.json").read_text())  # --out defaults to the --resume folder
     assert result["steps"] == m and result["stop_reason"] == "max_steps"
@@ -107,8 +125,16 @@ def test_the_library_keeps_an_ignored_sigint_ignored():
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        result = gradfit.fit("linear", "builtin:linear", y="y", optimizer="sgd", lr=0.1, steps=10, uncertainty=False,
-                             callbacks=[SigintAt()])
+        result = gradfit.fit(
+            "linear",
+            "builtin:linear",
+            y="y",
+            optimizer="sgd",
+            lr=0.1,
+            steps=10,
+            uncertainty=False,
+            callbacks=[SigintAt()],
+        )
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -118,15 +144,42 @@ def test_the_library_keeps_an_ignored_sigint_ignored():
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("saved")
-    r = runner.invoke(app, ["fit", "builtin:linear?n=500", *OPTIONS, "--steps", "20", "--checkpoint-every", "10",
-                            "--out", str(out), "--quiet"])
+    r = runner.invoke(
+        app,
+        [
+            "fit",
+            "builtin:linear?n=500",
+            *OPTIONS,
+            "--steps",
+            "20",
+            "--checkpoint-every",
+            "10",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     return out
 
 
 def test_resume_with_other_options_is_refused_listing_them(saved_run):
-    r = runner.invoke(app, ["fit", "builtin:linear?n=500", *OPTIONS, "--lr", "0.02", "--seed", "3",
-                            "--steps", "40", "--resume", str(saved_run)])
+    r = runner.invoke(
+        app,
+        [
+            "fit",
+            "builtin:linear?n=500",
+            *OPTIONS,
+            "--lr",
+            "0.02",
+            "--seed",
+            "3",
+            "--steps",
+            "40",
+            "--resume",
+            str(saved_run),
+        ],
+    )
     assert r.exit_code == 2
     assert "belongs to a different fit" in r.stderr
     assert "option 'lr': the checkpoint has 0.01, this fit has 0.02" in r.stderr
@@ -139,11 +192,14 @@ def test_resume_on_other_data_is_refused(saved_run):
     assert r.exit_code == 2 and "data 'rows': the checkpoint has 500, this fit has 400" in r.stderr
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "there is no checkpoint at"),
-    (b"PK\x03\x04 cut short", "is damaged"),
-    (b"not a checkpoint at all", "is damaged"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "there is no checkpoint at"),
+        (b"PK\x03\x04 cut short", "is damaged"),
+        (b"not a checkpoint at all", "is damaged"),
+    ],
+)
 def test_a_missing_or_corrupt_checkpoint_exits_2(tmp_path, content, message):
     if content is not None:
         (tmp_path / "checkpoint.pt").write_bytes(content)

@@ -60,12 +60,15 @@ def test_json():
     assert one["guesses"] is True and one["formula"] == "y = a * sin(w * x + phi) + c"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["models", "expo"], "Did you mean 'exp'"),
-    (["models", "-o", "degree=3"], "give its NAME too"),
-    (["models", "mlp", "-o", "hidden=x"], "'hidden' option of 'mlp'"),
-    (["models", "linear", "-o", "degree=3"], "unknown option"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["models", "expo"], "Did you mean 'exp'"),
+        (["models", "-o", "degree=3"], "give its NAME too"),
+        (["models", "mlp", "-o", "hidden=x"], "'hidden' option of 'mlp'"),
+        (["models", "linear", "-o", "degree=3"], "unknown option"),
+    ],
+)
 def test_bad_names_and_options_exit_2(args, message):
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.output and res.stdout == ""

@@ -77,8 +77,24 @@ def test_bad_input_without_out_creates_no_folder(cwd):
 
 def test_a_run_replaces_an_earlier_run_and_its_stale_files(tmp_path):
     out = tmp_path / "run1"
-    res = runner.invoke(app, ["fit", "builtin:linear", *MINIBATCH, "--steps", "40", "--plot", "--landscape",
-                              "a[0],a[1]", "--animate", str(out / "fit.gif"), "--out", str(out), "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "builtin:linear",
+            *MINIBATCH,
+            "--steps",
+            "40",
+            "--plot",
+            "--landscape",
+            "a[0],a[1]",
+            "--animate",
+            str(out / "fit.gif"),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert files(out) == RUN | {"fit.png", "loss.png", "params.png", "landscape.png", "fit.gif", "checkpoint.pt"}
     res = runner.invoke(app, fit(60, "--out", str(out)))
@@ -133,16 +149,18 @@ def test_resume_continues_the_run_in_its_folder(tmp_path):
     (other / "x.txt").write_text("x")
     res = runner.invoke(app, [*base, "--steps", "50", "--resume", str(out), "--out", str(other)])
     assert res.exit_code == 2 and "x.txt" in res.stderr
-    res = runner.invoke(app, [*base, "--steps", "50", "--resume", str(out / "checkpoint.pt"), "--out",
-                              str(tmp_path / "third")])
+    res = runner.invoke(
+        app, [*base, "--steps", "50", "--resume", str(out / "checkpoint.pt"), "--out", str(tmp_path / "third")]
+    )
     assert res.exit_code == 0 and steps(tmp_path / "third") == 50 and snapshot(out) == before
 
 
 def test_plot_adds_its_pictures_to_the_run_and_a_later_run_removes_them(tmp_path):
     out = tmp_path / "run"
     assert runner.invoke(app, fit(50, "--out", str(out), "--quiet")).exit_code == 0
-    res = runner.invoke(app, ["plot", str(out), "--kind", "fit,grid,animation", "--animate", str(out / "a.html"),
-                              "--quiet"])
+    res = runner.invoke(
+        app, ["plot", str(out), "--kind", "fit,grid,animation", "--animate", str(out / "a.html"), "--quiet"]
+    )
     assert res.exit_code == 0, res.output
     assert files(out) == RUN | {"fit.png", "grid.png", "a.html"}
     assert runner.invoke(app, fit(60, "--out", str(out), "--quiet")).exit_code == 0
@@ -167,8 +185,7 @@ def test_race_and_lr_find_get_folders_of_their_own(cwd):
     assert folder == cwd / "gradfit-out" / "lr-find-001"
     assert files(folder) == {"lr_find.json", "lr_find.png", MANIFEST_NAME}
     res = runner.invoke(app, ["race", "builtin:linear", "--y", "y", "--model", "linear", "--optimizers", "lm:0.1"])
-    assert res.exit_code == 2 and sorted(p.name for p in (cwd / "gradfit-out").iterdir()) == ["lr-find-001",
-                                                                                                "race-001"]
+    assert res.exit_code == 2 and sorted(p.name for p in (cwd / "gradfit-out").iterdir()) == ["lr-find-001", "race-001"]
 
 
 def test_a_demo_replaces_another_demo_whole(tmp_path):
@@ -185,9 +202,29 @@ def test_a_demo_replaces_another_demo_whole(tmp_path):
 
 def test_a_large_models_snapshot_file_goes_with_its_run(tmp_path):
     out = tmp_path / "run"
-    res = runner.invoke(app, ["fit", "builtin:linear", "--y", "y", "--model", "mlp", "--option", "hidden=8,8",
-                              "--optimizer", "adam", "--lr", "0.05", "--steps", "15", "--no-uncertainty", "--out",
-                              str(out), "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "builtin:linear",
+            "--y",
+            "y",
+            "--model",
+            "mlp",
+            "--option",
+            "hidden=8,8",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.05",
+            "--steps",
+            "15",
+            "--no-uncertainty",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert files(out) == RUN | {"history_params.npz"}
     assert "history_params.npz" in json.loads((out / MANIFEST_NAME).read_text())["files"]

@@ -18,8 +18,22 @@ from gradfit.plots.run_pictures import KINDS, check_animation_path
 
 runner = CliRunner()
 # Whitened sgd with lr 0.5 reaches the optimum in one step, so a 20-step fit converges (a fit short of it exits 1).
-FIT = ["fit", "builtin:linear", "--y", "y", "--model", "linear", "--optimizer", "sgd", "--scale", "--lr", "0.5", "--steps",
-       "20", "--quiet"]
+FIT = [
+    "fit",
+    "builtin:linear",
+    "--y",
+    "y",
+    "--model",
+    "linear",
+    "--optimizer",
+    "sgd",
+    "--scale",
+    "--lr",
+    "0.5",
+    "--steps",
+    "20",
+    "--quiet",
+]
 
 
 def png_size(path):
@@ -29,8 +43,9 @@ def png_size(path):
 
 def test_fit_plot_landscape_and_animation(tmp_path):
     out = tmp_path / "run"
-    res = runner.invoke(app, [*FIT, "--out", str(out), "--plot", "--landscape", "a[0],a[1]", "--animate",
-                              str(out / "anim.gif")])
+    res = runner.invoke(
+        app, [*FIT, "--out", str(out), "--plot", "--landscape", "a[0],a[1]", "--animate", str(out / "anim.gif")]
+    )
     assert res.exit_code == 0, res.output
     for name, size in [("fit.png", (640, 440)), ("loss.png", (640, 440)), ("landscape.png", (640, 500))]:
         assert png_size(out / name) == ("PNG", size)
@@ -94,9 +109,25 @@ def test_fit_refuses_a_bad_animation_path_before_fitting(tmp_path):
 
 def test_race_writes_the_figure_and_one_row_per_run(tmp_path):
     out = tmp_path / "race"
-    res = runner.invoke(app, ["race", "builtin:linear", "--y", "y", "--model", "linear", "--optimizers",
-                              "sgd:0.1,momentum:0.1,adam:0.1", "--steps", "30", "--init", "a=-1,a[1]=1",
-                              "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "race",
+            "builtin:linear",
+            "--y",
+            "y",
+            "--model",
+            "linear",
+            "--optimizers",
+            "sgd:0.1,momentum:0.1,adam:0.1",
+            "--steps",
+            "30",
+            "--init",
+            "a=-1,a[1]=1",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert png_size(out / "race.png")[0] == "PNG"
     for label in ("sgd, lr 0.1", "momentum, lr 0.1", "adam, lr 0.1"):
@@ -130,8 +161,28 @@ def test_picture_option_parsing():
 
 def test_a_large_models_run_redraws_and_steps_from_its_npz(tmp_path):
     out = tmp_path / "mlp"
-    res = runner.invoke(app, ["fit", "builtin:linear", "--y", "y", "--model", "mlp", "--option", "hidden=8,8",
-                              "--optimizer", "adam", "--lr", "0.05", "--steps", "15", "--out", str(out), "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "builtin:linear",
+            "--y",
+            "y",
+            "--model",
+            "mlp",
+            "--option",
+            "hidden=8,8",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.05",
+            "--steps",
+            "15",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (out / "history_params.npz").is_file() and "W0[0,0]" not in (out / "history.csv").read_text()
     res = runner.invoke(app, ["plot", str(out), "--kind", "all", "--quiet"])
@@ -147,12 +198,42 @@ def test_a_large_models_run_redraws_and_steps_from_its_npz(tmp_path):
 
 def test_race_with_lm_draws_its_path(tmp_path):
     out = tmp_path / "race"
-    res = runner.invoke(app, ["race", "builtin:linear", "--y", "y", "--model", "linear", "--optimizers",
-                              "adam:0.05,lm", "--steps", "30", "--init", "a=-1,a[1]=1", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "race",
+            "builtin:linear",
+            "--y",
+            "y",
+            "--model",
+            "linear",
+            "--optimizers",
+            "adam:0.05,lm",
+            "--steps",
+            "30",
+            "--init",
+            "a=-1,a[1]=1",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert png_size(out / "race.png")[0] == "PNG"
     assert "adam, lr 0.05" in res.output and "converged" in res.output
-    res = runner.invoke(app, ["race", "builtin:linear", "--y", "y", "--model", "linear", "--optimizers",
-                              "adam:0.05,lm:0.1", "--out", str(tmp_path / "other")])
+    res = runner.invoke(
+        app,
+        [
+            "race",
+            "builtin:linear",
+            "--y",
+            "y",
+            "--model",
+            "linear",
+            "--optimizers",
+            "adam:0.05,lm:0.1",
+            "--out",
+            str(tmp_path / "other"),
+        ],
+    )
     assert res.exit_code == 2 and "has no learning rate" in res.stderr and "Traceback" not in res.output
     assert not (tmp_path / "other").exists()

@@ -29,8 +29,20 @@ def _fit(out, *args) -> None:
 @pytest.fixture(scope="module")
 def regression(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reg")
-    _fit(folder / "run", "builtin:linear", "--y", "y", "--model", "a*x + b", "--optimizer", "lbfgs", "--steps", "20",
-         "--dtype", "float64")
+    _fit(
+        folder / "run",
+        "builtin:linear",
+        "--y",
+        "y",
+        "--model",
+        "a*x + b",
+        "--optimizer",
+        "lbfgs",
+        "--steps",
+        "20",
+        "--dtype",
+        "float64",
+    )
     frame = pd.DataFrame({"id": ["p", "q", "r", "s"], "x": [0.0, 0.25, -1.0, 2.0], "y": [1.0, 2.0, 3.0, 4.0]})
     frame.to_csv(folder / "new.csv", index=False)
     return folder
@@ -39,8 +51,22 @@ def regression(tmp_path_factory):
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cls")
-    _fit(folder / "run", "builtin:blobs", "--y", "label", "--model", "logistic", "--loss", "cross_entropy",
-         "--optimizer", "lbfgs", "--steps", "10", "--dtype", "float64")
+    _fit(
+        folder / "run",
+        "builtin:blobs",
+        "--y",
+        "label",
+        "--model",
+        "logistic",
+        "--loss",
+        "cross_entropy",
+        "--optimizer",
+        "lbfgs",
+        "--steps",
+        "10",
+        "--dtype",
+        "float64",
+    )
     return folder
 
 
@@ -72,8 +98,20 @@ def test_classifier_writes_class_and_probabilities_to_a_file(classifier, tmp_pat
 
 
 def test_bce_writes_the_probability_of_class_1(tmp_path):
-    _fit(tmp_path / "run", "builtin:blobs", "--y", "label", "--model", "logistic", "--loss", "bce", "--optimizer",
-         "lbfgs", "--steps", "3")
+    _fit(
+        tmp_path / "run",
+        "builtin:blobs",
+        "--y",
+        "label",
+        "--model",
+        "logistic",
+        "--loss",
+        "bce",
+        "--optimizer",
+        "lbfgs",
+        "--steps",
+        "3",
+    )
     res = runner.invoke(app, ["predict", str(tmp_path / "run"), "builtin:blobs", "--columns", "all"])
     assert res.exit_code == 0, res.output
     table = pd.read_csv(io.StringIO(res.stdout))
@@ -86,8 +124,19 @@ def test_bce_writes_the_probability_of_class_1(tmp_path):
 @pytest.mark.parametrize("name", ["pred.parquet", "pred.tsv", "pred.csv.gz"])
 def test_output_format_follows_the_extension(regression, tmp_path, name):
     out = tmp_path / name
-    res = runner.invoke(app, ["predict", str(regression / "run"), str(regression / "new.csv"), "--out", str(out),
-                              "--columns", "none", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "predict",
+            str(regression / "run"),
+            str(regression / "new.csv"),
+            "--out",
+            str(out),
+            "--columns",
+            "none",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert res.stdout == ""
     table = pd.read_parquet(out) if name.endswith("parquet") else pd.read_csv(out, sep="\t" if "tsv" in name else ",")
@@ -142,8 +191,26 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(regression, tmp_path, ca
 
 
 def test_a_failed_run_is_refused_unless_allowed(tmp_path):
-    res = runner.invoke(app, ["fit", "builtin:linear", "--y", "y", "--model", "linear", "--optimizer", "sgd", "--lr",
-                              "50", "--steps", "100", "--out", str(tmp_path / "run"), "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "builtin:linear",
+            "--y",
+            "y",
+            "--model",
+            "linear",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "50",
+            "--steps",
+            "100",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 1
     assert json.loads((tmp_path / "run" / "result.json").read_text())["stop_reason"] == "diverged"
     res = runner.invoke(app, ["predict", str(tmp_path / "run"), "builtin:linear"])
@@ -157,8 +224,12 @@ def test_a_failed_run_is_refused_unless_allowed(tmp_path):
 def test_a_reader_that_stops_early_ends_it_quietly(regression):
     """`gradfit predict RUN DATA | head -1`: a closed pipe is SIGPIPE's exit 141, not an internal error."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "gradfit", "predict", str(regression / "run"),
-                             "builtin:linear?n=200000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradfit", "predict", str(regression / "run"), "builtin:linear?n=200000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     first = proc.stdout.readline()
     proc.stdout.close()  # what head does after its line
     err = proc.stderr.read().decode()

@@ -20,8 +20,10 @@ import gradfit
 from gradfit.cli.app import app
 from gradfit.outputs import load_run
 
-pytestmark = [pytest.mark.skipif(os.name != "posix", reason="POSIX signals"),
-              pytest.mark.usefixtures("fallback_handlers")]  # tests/conftest.py: a missed signal fails the test
+pytestmark = [
+    pytest.mark.skipif(os.name != "posix", reason="POSIX signals"),
+    pytest.mark.usefixtures("fallback_handlers"),
+]  # tests/conftest.py: a missed signal fails the test
 runner = CliRunner()
 LINEAR = ["fit", "builtin:linear?n=300", "--y", "y", "--model", "linear", "--optimizer", "lm", "--quiet"]
 
@@ -57,11 +59,26 @@ def test_a_signal_during_the_error_bars_saves_the_finished_fit(tmp_path, monkeyp
     during the uncertainty computation, gave exit 130 "before the run could be saved" (SIGTERM: 143) and no folder."""
     import gradfit.analysis.uncertainty as uncertainty
 
-    monkeypatch.setattr(uncertainty, "compute_uncertainty",
-                        signalling(uncertainty.compute_uncertainty, signum, then_spin=True))
+    monkeypatch.setattr(
+        uncertainty, "compute_uncertainty", signalling(uncertainty.compute_uncertainty, signum, then_spin=True)
+    )
     out = tmp_path / "run"
-    res = runner.invoke(app, ["fit", "builtin:linear?n=3000", "--y", "y", "--model", "poly3", "--steps", "2",
-                              "--uncertainty", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "builtin:linear?n=3000",
+            "--y",
+            "y",
+            "--model",
+            "poly3",
+            "--steps",
+            "2",
+            "--uncertainty",
+            "--out",
+            str(out),
+        ],
+    )
     name = signal.Signals(signum).name
     assert res.exit_code == 130, res.output
     assert f"Interrupted ({name}) while analysing the fit, after the fit's last step." in res.stderr
@@ -136,7 +153,9 @@ def test_a_signal_while_reading_the_data_stops_at_once_and_writes_nothing(tmp_pa
     assert files(tmp_path) == []
 
 
-def test_a_signal_during_the_loop_saves_the_run_and_its_checkpoint_and_skips_analysis_and_pictures(tmp_path, monkeypatch):
+def test_a_signal_during_the_loop_saves_the_run_and_its_checkpoint_and_skips_analysis_and_pictures(
+    tmp_path, monkeypatch
+):
     import gradfit.cli.progress as progress
 
     real = progress.LossLines.on_step
@@ -148,8 +167,28 @@ def test_a_signal_during_the_loop_saves_the_run_and_its_checkpoint_and_skips_ana
 
     monkeypatch.setattr(progress.LossLines, "on_step", on_step)
     out = tmp_path / "run"
-    res = runner.invoke(app, ["fit", "builtin:linear?n=300", "--y", "y", "--model", "linear", "--optimizer", "sgd",
-                              "--lr", "0.01", "--steps", "500", "--log-every", "1", "--plot", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "builtin:linear?n=300",
+            "--y",
+            "y",
+            "--model",
+            "linear",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.01",
+            "--steps",
+            "500",
+            "--log-every",
+            "1",
+            "--plot",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 130, res.output
     assert "Interrupted (SIGINT) at step 4" in res.stderr and f"--resume {str(out)!r}" in res.stderr
     assert "The analysis after the fit (metrics, error bars, verdict and report) was skipped." in res.stderr

@@ -21,8 +21,9 @@ QUADRATIC = "a*t**2 + b*t + c"
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
-    result = gradfit.fit(QUADRATIC, "builtin:rollercoaster", y="speed", init="random",
-                         optimizer="sgd", lr=1e-5, steps=10)
+    result = gradfit.fit(
+        QUADRATIC, "builtin:rollercoaster", y="speed", init="random", optimizer="sgd", lr=1e-5, steps=10
+    )
     save_run(result, folder)
     return result, folder
 
@@ -42,7 +43,10 @@ def printed_rows(stdout: str) -> dict[tuple[int, str], list[float]]:
 
 def hand_grad(values):
     df = read_table("builtin:rollercoaster")
-    t, speed = torch.tensor(df["t"].to_numpy(), dtype=torch.float32), torch.tensor(df["speed"].to_numpy(), dtype=torch.float32)
+    t, speed = (
+        torch.tensor(df["t"].to_numpy(), dtype=torch.float32),
+        torch.tensor(df["speed"].to_numpy(), dtype=torch.float32),
+    )
     params = torch.tensor(values, dtype=torch.float32).requires_grad_()
     a, b, c = params
     ((a * t**2 + b * t + c - speed) ** 2).mean().backward()
@@ -87,8 +91,9 @@ def test_csv_writes_the_step_table(saved, tmp_path):
 
 def test_data_option_for_a_fit_on_data_in_memory(tmp_path):
     df = gradfit.datasets.linear(n=20, seed=0)
-    save_run(gradfit.fit("linear", df, y="y", init={"a": [-1.0, 1.0]},
-                         optimizer="sgd", lr=0.1, steps=2), tmp_path / "run")
+    save_run(
+        gradfit.fit("linear", df, y="y", init={"a": [-1.0, 1.0]}, optimizer="sgd", lr=0.1, steps=2), tmp_path / "run"
+    )
     res = runner.invoke(app, ["steps", str(tmp_path / "run")])
     assert res.exit_code == 2 and "--data FILE" in res.stderr and "Traceback" not in res.output
     df.to_csv(tmp_path / "d.csv", index=False)
@@ -97,11 +102,14 @@ def test_data_option_for_a_fit_on_data_in_memory(tmp_path):
     assert sorted({s for s, _ in printed_rows(res.stdout)}) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("args, match", [
-    (["{d}/empty"], "holds no saved run: result.json is missing"),
-    (["{run}", "--rows", "0"], "--rows must be a whole number >= 1"),
-    (["{run}", "--csv", "{d}/nowhere/t.csv"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["{d}/empty"], "holds no saved run: result.json is missing"),
+        (["{run}", "--rows", "0"], "--rows must be a whole number >= 1"),
+        (["{run}", "--csv", "{d}/nowhere/t.csv"], "does not exist"),
+    ],
+)
 def test_bad_input_exits_2(saved, tmp_path, args, match):
     (tmp_path / "empty").mkdir()
     args = [a.format(d=tmp_path, run=saved[1]) for a in args]
@@ -118,8 +126,15 @@ def test_an_lm_run_shows_iterations_damping_and_the_update_taken(tmp_path):
     out = " ".join(res.stdout.split())
     assert "Levenberg-Marquardt" in out and "(JᵀJ + damping·DᵀD) step = -Jᵀr" in out
     header = next(line for line in res.stdout.splitlines() if "param" in line and "value" in line)
-    assert [c.strip() for c in header.replace("┃", "│").split("│")] == \
-        ["iteration", "loss", "damping", "param", "value", "grad", "update"]
+    assert [c.strip() for c in header.replace("┃", "│").split("│")] == [
+        "iteration",
+        "loss",
+        "damping",
+        "param",
+        "value",
+        "grad",
+        "update",
+    ]
     assert "lr*grad" not in res.stdout
     rows = printed_rows(res.stdout)
     table = step_table(result)
@@ -133,8 +148,27 @@ def test_an_lm_run_shows_iterations_damping_and_the_update_taken(tmp_path):
 
 def test_a_scaled_run_says_its_step_is_not_lr_times_grad(tmp_path):
     out_dir = tmp_path / "run"
-    res = runner.invoke(app, ["fit", "builtin:rollercoaster", "--y", "speed", "--model", QUADRATIC, "--optimizer",
-                              "sgd", "--lr", "0.3", "--steps", "30", "--scale", "--out", str(out_dir), "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "builtin:rollercoaster",
+            "--y",
+            "speed",
+            "--model",
+            QUADRATIC,
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.3",
+            "--steps",
+            "30",
+            "--scale",
+            "--out",
+            str(out_dir),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["steps", str(out_dir), "--rows", "3"])
     assert res.exit_code == 0, res.output

@@ -39,15 +39,25 @@ def csv(tmp_path, frame):
 def _oracle(frame, absolute):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return curve_fit(_f, frame["x"], frame["y"], p0=(1.0, 1.0, 0.0), sigma=frame["err"], absolute_sigma=absolute,
-                         xtol=1e-15, ftol=1e-15, gtol=1e-15)
+        return curve_fit(
+            _f,
+            frame["x"],
+            frame["y"],
+            p0=(1.0, 1.0, 0.0),
+            sigma=frame["err"],
+            absolute_sigma=absolute,
+            xtol=1e-15,
+            ftol=1e-15,
+            gtol=1e-15,
+        )
 
 
 @pytest.mark.parametrize("absolute", [False, True])
 def test_sigma_column_gives_curve_fits_answer(tmp_path, csv, frame, absolute):
     out = tmp_path / "run"
-    res = runner.invoke(app, ["fit", str(csv), *MODEL, "--sigma", "err", "--out", str(out)]
-                        + (["--absolute-sigma"] if absolute else []))
+    res = runner.invoke(
+        app, ["fit", str(csv), *MODEL, "--sigma", "err", "--out", str(out)] + (["--absolute-sigma"] if absolute else [])
+    )
     assert res.exit_code == 0, res.output
     d = json.loads((out / "result.json").read_text())
     popt, pcov = _oracle(frame, absolute)
@@ -65,8 +75,9 @@ def test_weights_column_equals_sigma(tmp_path, csv):
         res = runner.invoke(app, ["fit", str(csv), *MODEL, "--x", "x", flag, col, "--out", str(out), "-q"])
         assert res.exit_code == 0, res.output
         runs[flag] = json.loads((out / "result.json").read_text())
-    np.testing.assert_allclose(list(runs["--weights"]["params"].values()), list(runs["--sigma"]["params"].values()),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        list(runs["--weights"]["params"].values()), list(runs["--sigma"]["params"].values()), rtol=1e-10
+    )
     assert runs["--weights"]["data"]["weights"]["kind"] == "weights"
 
 
@@ -83,14 +94,17 @@ def test_drop_nan_drops_the_rows_with_a_missing_sigma(tmp_path, frame):
     assert steps.exit_code == 0, steps.output
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--sigma", "er"], "Did you mean 'err'?"),
-    (["--sigma", "err", "--weights", "w"], "not both"),
-    (["--weights", "w", "--absolute-sigma"], "needs sigma"),
-    (["--sigma", "err", "--loss", "mae"], "not a sum of squares"),
-    (["--sigma", "x", "--x", "x"], "sigma value(s) <= 0"),
-    (["--weights", "neg"], "negative weight(s)"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--sigma", "er"], "Did you mean 'err'?"),
+        (["--sigma", "err", "--weights", "w"], "not both"),
+        (["--weights", "w", "--absolute-sigma"], "needs sigma"),
+        (["--sigma", "err", "--loss", "mae"], "not a sum of squares"),
+        (["--sigma", "x", "--x", "x"], "sigma value(s) <= 0"),
+        (["--weights", "neg"], "negative weight(s)"),
+    ],
+)
 def test_bad_weights_exit_2_and_write_nothing(tmp_path, frame, args, fragment):
     path = tmp_path / "d.csv"
     frame.assign(neg=-frame["w"]).to_csv(path, index=False)

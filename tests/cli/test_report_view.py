@@ -74,15 +74,18 @@ def test_confusion_matrix_and_accuracy_of_a_classifier():
     from gradfit.data.io import read_table
 
     frame = read_table("builtin:blobs")
-    r = gradfit.fit("logistic", frame, y="label", loss="bce", optimizer="lbfgs", steps=3, val_split=0.25,
-                    dtype="float64")
+    r = gradfit.fit(
+        "logistic", frame, y="label", loss="bce", optimizer="lbfgs", steps=3, val_split=0.25, dtype="float64"
+    )
     text = _render(report_dict(r)).export_text()
     assert "confusion matrix, train (rows: true class, columns: predicted class)" in text
     assert "confusion matrix, validation" in text
     rows = [line for line in text.splitlines() if "│" in line]
     acc = next(line for line in rows if line.startswith("accuracy"))
-    assert [c.strip() for c in acc.split("│")[1:]] == [f"{r.metrics['train']['accuracy']:.6g}",
-                                                      f"{r.metrics['validation']['accuracy']:.6g}"]
+    assert [c.strip() for c in acc.split("│")[1:]] == [
+        f"{r.metrics['train']['accuracy']:.6g}",
+        f"{r.metrics['validation']['accuracy']:.6g}",
+    ]
     counts = [[int(c) for c in line.split("│")[1:]] for line in rows if line.split("│")[0].strip() in ("0", "1")]
     assert counts[:2] == r.metrics["train"]["confusion_matrix"]
     assert counts[2:] == r.metrics["validation"]["confusion_matrix"]
@@ -90,8 +93,9 @@ def test_confusion_matrix_and_accuracy_of_a_classifier():
 
 def test_large_model_is_shown_per_tensor():
     x = np.linspace(-1, 1, 50)
-    r = gradfit.fit("mlp", {"x": x, "y": x**2}, y="y", model_options={"hidden": (24,)}, optimizer="adam", lr=0.01,
-                    steps=10)
+    r = gradfit.fit(
+        "mlp", {"x": x, "y": x**2}, y="y", model_options={"hidden": (24,)}, optimizer="adam", lr=0.01, steps=10
+    )
     text = _render(report_dict(r)).export_text()
     assert "W0[0,0]" not in text.split("warning:")[0]
     assert f"{len(r.flat_params)} parameters in 4 tensors" in text and len(r.flat_params) == 73

@@ -28,8 +28,23 @@ TABLE = b"x,y\n" + b"".join(b"%d,%d\n" % (i, 2 * i + 1) for i in range(5000))
 
 def fit_cli(path, tmp_path):
     """``gradfit fit PATH`` into tmp_path/out: (exit code, output)."""
-    result = runner.invoke(app, ["fit", str(path), "--y", "y", "--model", "linear", "--optimizer", "lm",
-                                 "--no-uncertainty", "-q", "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(path),
+            "--y",
+            "y",
+            "--model",
+            "linear",
+            "--optimizer",
+            "lm",
+            "--no-uncertainty",
+            "-q",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     return result.exit_code, result.output
 
 
@@ -46,8 +61,12 @@ def refused(path, tmp_path, match: str) -> None:
 def test_a_csv_gz_that_is_plain_text_is_told_apart_from_a_damaged_one(tmp_path):
     path = tmp_path / "a.csv.gz"
     path.write_bytes(TABLE)
-    refused(path, tmp_path, r"'.*a\.csv\.gz': its name ends in \.gz, but it is not a gzip file \(it starts like plain "
-                            r"text: 'x,y'\)\. If it is plain text, rename it to 'a\.csv'")
+    refused(
+        path,
+        tmp_path,
+        r"'.*a\.csv\.gz': its name ends in \.gz, but it is not a gzip file \(it starts like plain "
+        r"text: 'x,y'\)\. If it is plain text, rename it to 'a\.csv'",
+    )
 
 
 def test_a_gz_that_is_another_format_is_named_with_the_right_suffix(tmp_path):
@@ -61,8 +80,12 @@ def test_a_truncated_file_is_called_truncated(tmp_path, suffix, compress):
     whole = compress(TABLE)
     path = tmp_path / f"t.csv{suffix}"
     path.write_bytes(whole[: len(whole) // 2])
-    refused(path, tmp_path, r"'.*t\.csv\.\w+': the \w+ data is damaged: it ends before the end of its compressed "
-                            r"data, so the file is truncated")
+    refused(
+        path,
+        tmp_path,
+        r"'.*t\.csv\.\w+': the \w+ data is damaged: it ends before the end of its compressed "
+        r"data, so the file is truncated",
+    )
 
 
 def test_a_gzip_with_a_bad_checksum_is_damaged(tmp_path):
@@ -78,8 +101,12 @@ def test_a_zip_with_two_members_names_them(tmp_path):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("a.csv", TABLE)
         z.writestr("b.csv", TABLE)
-    refused(path, tmp_path, r"the zip archive holds 2 files \(a\.csv, b\.csv\); gradfit reads an archive that holds "
-                            r"exactly one\. Extract the one you want")
+    refused(
+        path,
+        tmp_path,
+        r"the zip archive holds 2 files \(a\.csv, b\.csv\); gradfit reads an archive that holds "
+        r"exactly one\. Extract the one you want",
+    )
 
 
 def test_an_empty_zip_is_refused(tmp_path):
@@ -102,12 +129,17 @@ def test_a_zst_without_the_zstandard_package_names_the_package(tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "zstandard", None)  # `import zstandard` raises ImportError, installed or not
     path = tmp_path / "z.csv.zst"
     path.write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 32)
-    refused(path, tmp_path, r"'.*z\.csv\.zst': reading Zstandard-compressed files \(\.zst\) needs the Python package "
-                            r"'zstandard', which is not installed\. Install it \(pip install zstandard\), or decompress")
+    refused(
+        path,
+        tmp_path,
+        r"'.*z\.csv\.zst': reading Zstandard-compressed files \(\.zst\) needs the Python package "
+        r"'zstandard', which is not installed\. Install it \(pip install zstandard\), or decompress",
+    )
 
 
-@pytest.mark.parametrize("suffix,compress", [("", lambda b: b), (".gz", gzip.compress), (".bz2", bz2.compress),
-                                             (".xz", lzma.compress)])
+@pytest.mark.parametrize(
+    "suffix,compress", [("", lambda b: b), (".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress)]
+)
 def test_columns_x_and_x_1_are_not_duplicates_compressed_or_not(tmp_path, suffix, compress):
     body = b"x,x.1,y\n1,2,3\n2,3,5\n3,5,8\n4,4,9\n"
     path = tmp_path / f"dup.csv{suffix}"
@@ -120,8 +152,25 @@ def test_columns_x_and_x_1_are_not_duplicates_compressed_or_not(tmp_path, suffix
 def test_a_csv_gz_with_x_and_x_1_fits_as_the_plain_file_does(tmp_path):
     body = b"x,x.1,y\n" + b"".join(b"%d,%d,%d\n" % (i, (7 * i) % 11, 3 * ((7 * i) % 11) - 2) for i in range(40))
     (tmp_path / "dup.csv.gz").write_bytes(gzip.compress(body))
-    result = runner.invoke(app, ["fit", str(tmp_path / "dup.csv.gz"), "--y", "y", "--x", "x.1", "--model", "linear",
-                                 "--optimizer", "lm", "--no-uncertainty", "-q", "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(tmp_path / "dup.csv.gz"),
+            "--y",
+            "y",
+            "--x",
+            "x.1",
+            "--model",
+            "linear",
+            "--optimizer",
+            "lm",
+            "--no-uncertainty",
+            "-q",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "duplicate" not in result.output.lower()
     assert (tmp_path / "out" / "result.json").is_file()

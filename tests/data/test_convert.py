@@ -100,8 +100,14 @@ def test_float32_to_float64_is_exact():
 
 
 def test_booleans_nullable_and_categorical_numbers():
-    df = pd.DataFrame({"b": [True, False, True], "n": pd.array([1, 2, 3], dtype="Int64"),
-                       "c": pd.Categorical([1.5, 2.5, 1.5]), "o": pd.Series([True, 2, "3"], dtype=object)})
+    df = pd.DataFrame(
+        {
+            "b": [True, False, True],
+            "n": pd.array([1, 2, 3], dtype="Int64"),
+            "c": pd.Categorical([1.5, 2.5, 1.5]),
+            "o": pd.Series([True, 2, "3"], dtype=object),
+        }
+    )
     ds = as_dataset(df)
     assert torch.equal(ds.x, torch.tensor([[1.0, 1.0, 1.5, 1.0], [0.0, 2.0, 2.5, 2.0], [1.0, 3.0, 1.5, 3.0]]))
 
@@ -141,23 +147,46 @@ def test_drop_nan_ignores_unused_columns():
     assert len(as_dataset(df, x="x", y="y", drop_nan=True)) == 3
 
 
-@pytest.mark.parametrize("data,kwargs,match", [
-    (pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 2.0]}), {"y": "yy"}, r"target \(y\) column 'yy' not found. Available columns: x, y. Did you mean 'y'"),
-    (pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 2.0]}), {"x": "xx", "y": "y"}, r"input \(x\) column 'xx' not found.*'x'"),
-    (pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 2.0]}), {"x": "x,y", "y": "y"}, r"'y' is both the target \(y\) and an input \(x\)"),
-    (pd.DataFrame({"x": [1.0, np.nan, 3.0, np.nan]}), {}, r"column 'x': 2 missing values \(NaN or empty\) at rows 1, 3.*drop_nan=True.*--drop-nan"),
-    (pd.DataFrame({"x": [1.0, np.inf, -np.inf]}), {}, r"column 'x': 2 values infinite"),
-    (pd.DataFrame({"x": [1e300, 1.0]}), {}, r"too large for float32 at row 0. Fit in float64: dtype='float64' \(--dtype float64\)"),
-    (pd.DataFrame({"x": [1.0]}), {}, r"1 row, but at least 2 are needed"),
-    (pd.DataFrame({"x": [1.0, 2.0, 3.0]}), {"min_rows": 5}, r"3 rows, but at least 5"),
-    (pd.DataFrame({"t": pd.date_range("2024-01-01", periods=3)}), {}, r"column 't': holds dates or times"),
-    (pd.DataFrame({"t": ["2024-01-01", "2024-01-02"]}), {}, r"text in a number column.*looks like dates"),
-    (pd.DataFrame({"z": np.array([1 + 2j, 3 + 0j])}), {}, r"column 'z': holds complex numbers"),
-    ({"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0]}, {"y": "b"}, r"different lengths \('a' has 3, 'b' has 2 rows\)"),
-    (np.zeros((3, 2)), {"y": np.zeros(4)}, r"different lengths"),
-    (pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], columns=["a", "a"]), {}, r"'a' appears more than once"),
-    ({"a": np.zeros((2, 2))}, {}, r"column 'a': expected a 1-D column"),
-])
+@pytest.mark.parametrize(
+    "data,kwargs,match",
+    [
+        (
+            pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 2.0]}),
+            {"y": "yy"},
+            r"target \(y\) column 'yy' not found. Available columns: x, y. Did you mean 'y'",
+        ),
+        (
+            pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 2.0]}),
+            {"x": "xx", "y": "y"},
+            r"input \(x\) column 'xx' not found.*'x'",
+        ),
+        (
+            pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 2.0]}),
+            {"x": "x,y", "y": "y"},
+            r"'y' is both the target \(y\) and an input \(x\)",
+        ),
+        (
+            pd.DataFrame({"x": [1.0, np.nan, 3.0, np.nan]}),
+            {},
+            r"column 'x': 2 missing values \(NaN or empty\) at rows 1, 3.*drop_nan=True.*--drop-nan",
+        ),
+        (pd.DataFrame({"x": [1.0, np.inf, -np.inf]}), {}, r"column 'x': 2 values infinite"),
+        (
+            pd.DataFrame({"x": [1e300, 1.0]}),
+            {},
+            r"too large for float32 at row 0. Fit in float64: dtype='float64' \(--dtype float64\)",
+        ),
+        (pd.DataFrame({"x": [1.0]}), {}, r"1 row, but at least 2 are needed"),
+        (pd.DataFrame({"x": [1.0, 2.0, 3.0]}), {"min_rows": 5}, r"3 rows, but at least 5"),
+        (pd.DataFrame({"t": pd.date_range("2024-01-01", periods=3)}), {}, r"column 't': holds dates or times"),
+        (pd.DataFrame({"t": ["2024-01-01", "2024-01-02"]}), {}, r"text in a number column.*looks like dates"),
+        (pd.DataFrame({"z": np.array([1 + 2j, 3 + 0j])}), {}, r"column 'z': holds complex numbers"),
+        ({"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0]}, {"y": "b"}, r"different lengths \('a' has 3, 'b' has 2 rows\)"),
+        (np.zeros((3, 2)), {"y": np.zeros(4)}, r"different lengths"),
+        (pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], columns=["a", "a"]), {}, r"'a' appears more than once"),
+        ({"a": np.zeros((2, 2))}, {}, r"column 'a': expected a 1-D column"),
+    ],
+)
 def test_bad_inputs(data, kwargs, match):
     with pytest.raises(DataError, match=match):
         as_dataset(data, **kwargs)
@@ -193,9 +222,13 @@ def test_every_problem_in_one_message(tmp_path):
     assert lines[0] == f"Cannot use the data from {path}: 5 problems:"
     assert len(lines) == 6 and all(line.startswith(f"  - {path}") for line in lines[1:])
     body = "\n".join(lines)
-    for expected in ["target (y) column 'dd' not found", "input (x) column 'e' not found",
-                     "column 'b': text in a number column", "column 'c': 1 missing value (NaN or empty) at line 3",
-                     "column 'c': 1 value infinite (inf or -inf) at line 4"]:
+    for expected in [
+        "target (y) column 'dd' not found",
+        "input (x) column 'e' not found",
+        "column 'b': text in a number column",
+        "column 'c': 1 missing value (NaN or empty) at line 3",
+        "column 'c': 1 value infinite (inf or -inf) at line 4",
+    ]:
         assert expected in body
 
 

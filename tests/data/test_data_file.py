@@ -25,8 +25,9 @@ HANG_GUARD = 300  # seconds: far more than any of these commands needs; only the
 
 def gradfit(*args, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-m", "gradfit", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=HANG_GUARD)
+    return subprocess.run(
+        [sys.executable, "-m", "gradfit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG_GUARD
+    )
 
 
 @POSIX
@@ -56,8 +57,9 @@ def test_a_named_pipe_being_written_is_not_called_empty(tmp_path):
 @POSIX
 def test_plot_refuses_a_run_whose_data_path_is_now_a_named_pipe(tmp_path):
     (tmp_path / "d.csv").write_text("x,y\n0,1\n1,3\n2,5\n3,7.1\n")
-    fitted = gradfit("fit", "d.csv", "--y", "y", "--model", "linear", "--optimizer", "lm", "--out", "run", "-q",
-                     cwd=tmp_path)
+    fitted = gradfit(
+        "fit", "d.csv", "--y", "y", "--model", "linear", "--optimizer", "lm", "--out", "run", "-q", cwd=tmp_path
+    )
     assert fitted.returncode == 0, fitted.stderr
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     Path(saved["data"]["path"]).unlink()
@@ -157,10 +159,13 @@ def test_the_check_never_opens_a_pipe(tmp_path, monkeypatch):
     assert not opened.is_set()
 
 
-@pytest.mark.parametrize("path,message", [
-    ("/dev/zero", "it is a character device (such as /dev/zero or a terminal), not a regular file"),
-    ("/proc/self/status", "the system reports its size as 0 bytes, yet it holds text"),
-])
+@pytest.mark.parametrize(
+    "path,message",
+    [
+        ("/dev/zero", "it is a character device (such as /dev/zero or a terminal), not a regular file"),
+        ("/proc/self/status", "the system reports its size as 0 bytes, yet it holds text"),
+    ],
+)
 def test_the_cli_refuses_devices_and_virtual_files_with_exit_2(tmp_path, path, message):
     if not os.path.exists(path):
         pytest.skip(f"needs {path}")

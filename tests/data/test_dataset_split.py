@@ -28,8 +28,11 @@ def test_every_fraction_below_the_stated_limit_keeps_a_row_and_every_one_above_i
             train, val = ds.split(fraction, torch.Generator().manual_seed(0))
             assert len(train) >= 1 and len(val) >= 1 and len(train) + len(val) == n
         else:
-            with pytest.raises(DataError, match=rf"val_split={fraction:g} of the {n} rows of .* leaves no row to fit on"
-                                                rf".*below {limit:.3g}"):
+            with pytest.raises(
+                DataError,
+                match=rf"val_split={fraction:g} of the {n} rows of .* leaves no row to fit on"
+                rf".*below {limit:.3g}",
+            ):
                 ds.split(fraction, torch.Generator().manual_seed(0))
 
 
@@ -40,12 +43,15 @@ def files(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("data, options", [
-    ("two.csv", ["--optimizer", "adam", "--val-split", "0.9"]),       # adam: ZeroDivisionError
-    ("two.csv", ["--optimizer", "lm", "--val-split", "0.9"]),         # lm: internal error
-    ("two.csv", ["--val-split", "0.75"]),                             # the automatic choice; 0.75 rounds to 2 of 2
-    ("gaps.csv", ["--drop-nan", "--val-split", "0.8"]),               # 2 rows left after --drop-nan, both to validation
-])
+@pytest.mark.parametrize(
+    "data, options",
+    [
+        ("two.csv", ["--optimizer", "adam", "--val-split", "0.9"]),  # adam: ZeroDivisionError
+        ("two.csv", ["--optimizer", "lm", "--val-split", "0.9"]),  # lm: internal error
+        ("two.csv", ["--val-split", "0.75"]),  # the automatic choice; 0.75 rounds to 2 of 2
+        ("gaps.csv", ["--drop-nan", "--val-split", "0.8"]),  # 2 rows left after --drop-nan, both to validation
+    ],
+)
 def test_cli_refuses_a_split_that_leaves_no_training_row(files, data, options):
     out = files / "out"
     res = runner.invoke(app, ["fit", str(files / data), "--y", "y", "--model", "a*x+b", *options, "--out", str(out)])

@@ -39,13 +39,16 @@ def test_iso_dates_in_a_fit_are_days_since_the_first_and_say_so(tmp_path):
     assert r.data["read"]["dates"] == r.data["dates"]
 
 
-@pytest.mark.parametrize("strings,fmt,dayfirst", [
-    (["31/12/2020", "01/01/2021", "15/02/2021"], "%d/%m/%Y", True),     # a first field above 12: day-first
-    (["12/31/2020", "01/01/2021", "02/15/2021"], "%m/%d/%Y", False),    # a second field above 12: month-first
-    (["01.02.2021", "03.04.2021", "05.06.2021"], "%d.%m.%Y", True),     # dots: day-first by convention
-    (["31-12-20", "1-1-21", "15-2-21"], "%d-%m-%y", True),              # two-digit years are 20xx below 69
-    (["2020/12/31", "2021/01/01", "2021/02/15"], "%Y/%m/%d", None),     # year first
-])
+@pytest.mark.parametrize(
+    "strings,fmt,dayfirst",
+    [
+        (["31/12/2020", "01/01/2021", "15/02/2021"], "%d/%m/%Y", True),  # a first field above 12: day-first
+        (["12/31/2020", "01/01/2021", "02/15/2021"], "%m/%d/%Y", False),  # a second field above 12: month-first
+        (["01.02.2021", "03.04.2021", "05.06.2021"], "%d.%m.%Y", True),  # dots: day-first by convention
+        (["31-12-20", "1-1-21", "15-2-21"], "%d-%m-%y", True),  # two-digit years are 20xx below 69
+        (["2020/12/31", "2021/01/01", "2021/02/15"], "%Y/%m/%d", None),  # year first
+    ],
+)
 def test_day_first_and_month_first_forms_equal_pandas_told_the_format(strings, fmt, dayfirst):
     df, records, notes = convert_dates(pd.DataFrame({"t": strings}), {"t": {}})
     origin = pd.to_datetime(pd.Series(strings), format=fmt).min()
@@ -67,13 +70,20 @@ def test_ambiguous_day_order_is_asked_for_unless_the_file_says(tmp_path):
     assert df.attrs["gradfit_read"]["dates"]["t"]["dayfirst"] is True
 
 
-@pytest.mark.parametrize("strings,unit,first,last", [
-    (["1958-03-01", "1980-01-01", "2001-12-01"], "years", 0.0, (pd.Timestamp("2001-12-01")
-                                                                - pd.Timestamp("1958-03-01")).days / 365.25),
-    (["2021-01-01 10:00", "2021-01-01 13:30"], "hours", 0.0, 3.5),
-    (["2021-01-01 10:00:00", "2021-01-01 10:00:40"], "seconds", 0.0, 40.0),
-    (["2021-01-01 10:00", "2021-01-01 10:12"], "minutes", 0.0, 12.0),
-])
+@pytest.mark.parametrize(
+    "strings,unit,first,last",
+    [
+        (
+            ["1958-03-01", "1980-01-01", "2001-12-01"],
+            "years",
+            0.0,
+            (pd.Timestamp("2001-12-01") - pd.Timestamp("1958-03-01")).days / 365.25,
+        ),
+        (["2021-01-01 10:00", "2021-01-01 13:30"], "hours", 0.0, 3.5),
+        (["2021-01-01 10:00:00", "2021-01-01 10:00:40"], "seconds", 0.0, 40.0),
+        (["2021-01-01 10:00", "2021-01-01 10:12"], "minutes", 0.0, 12.0),
+    ],
+)
 def test_the_unit_is_the_largest_the_data_spans_twice(strings, unit, first, last):
     df, records, notes = convert_dates(pd.DataFrame({"t": strings}), {"t": None})
     assert records["t"]["unit"] == unit
@@ -82,8 +92,9 @@ def test_the_unit_is_the_largest_the_data_spans_twice(strings, unit, first, last
 
 
 def test_unit_origin_format_and_zones_as_given():
-    df, rec, _ = convert_dates(pd.DataFrame({"t": ["2021-01-02", "2021-01-09"]}),
-                               {"t": {"unit": "weeks", "origin": "2021-01-01"}})
+    df, rec, _ = convert_dates(
+        pd.DataFrame({"t": ["2021-01-02", "2021-01-09"]}), {"t": {"unit": "weeks", "origin": "2021-01-01"}}
+    )
     assert df["t"].tolist() == pytest.approx([1 / 7, 8 / 7]) and rec["t"]["origin"] == "2021-01-01"
     df, rec, _ = convert_dates(pd.DataFrame({"t": ["3 Mar 2021", "10 Mar 2021"]}), {"t": {"format": "%d %b %Y"}})
     assert df["t"].tolist() == [0.0, 7.0] and rec["t"]["format"] == "%d %b %Y"
@@ -94,12 +105,18 @@ def test_unit_origin_format_and_zones_as_given():
 
 def test_a_date_that_does_not_parse_names_the_column_the_line_and_the_fix(tmp_path):
     path = _write(tmp_path / "bad.csv", "when,y\n2021-01-01,1\n2021-01-02,2\n2021-02-31,3\n\n2021-13-01,4\n")
-    with pytest.raises(DataError, match=r"'.*bad\.csv', column 'when': 2 values are not dates in the form YYYY-MM-DD "
-                                        r"\[HH:MM\[:SS\]\] \(the first at line 4: '2021-02-31'\)\. Fix them, or leave "
-                                        r"'when' out of --dates"):
+    with pytest.raises(
+        DataError,
+        match=r"'.*bad\.csv', column 'when': 2 values are not dates in the form YYYY-MM-DD "
+        r"\[HH:MM\[:SS\]\] \(the first at line 4: '2021-02-31'\)\. Fix them, or leave "
+        r"'when' out of --dates",
+    ):
         read_table(path, dates=["when"])
-    with pytest.raises(DataError, match=r"column 'when': 'March 3' at line 2 is not a date gradfit can read .* "
-                                        r"--date-format"):
+    with pytest.raises(
+        DataError,
+        match=r"column 'when': 'March 3' at line 2 is not a date gradfit can read .* "
+        r"--date-format",
+    ):
         read_table(_write(tmp_path / "words.csv", "when,y\nMarch 3,1\n"), dates="when")
     with pytest.raises(DataError, match=r"the date column 'wen' named in --dates .* Did you mean 'when'\?"):
         read_table(path, dates=["wen"])

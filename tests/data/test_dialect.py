@@ -14,11 +14,7 @@ from gradfit.data.io import read_like, read_table
 from gradfit.data.lines import row_numbers
 from gradfit.errors import ConfigError, DataError
 
-EURO = ("Gewicht;Größe;Preis\n"
-        "1.234,5;1,72;10,5\n"
-        "980,25;1,8;-3,25\n"
-        "12.000;1,65;1.000.000,5\n"
-        "7;1,9;0,001\n")
+EURO = "Gewicht;Größe;Preis\n1.234,5;1,72;10,5\n980,25;1,8;-3,25\n12.000;1,65;1.000.000,5\n7;1,9;0,001\n"
 
 
 def _write(path, text, encoding="utf-8"):
@@ -38,8 +34,13 @@ def test_european_csv_is_detected_and_equals_pandas_told_the_layout(tmp_path, en
     df = read_table(path, encoding=None if encoding == "utf-8" else encoding)
     pd.testing.assert_frame_equal(df, oracle)
     assert "';'-separated with decimal commas and '.' between thousands (detected" in _notes(df)
-    assert df.attrs[io_mod.READ_ATTR] == {"sep": ";", "decimal": ",", "thousands": ".", "encoding": encoding,
-                                          "header": True}
+    assert df.attrs[io_mod.READ_ATTR] == {
+        "sep": ";",
+        "decimal": ",",
+        "thousands": ".",
+        "encoding": encoding,
+        "header": True,
+    }
 
 
 def test_given_options_are_used_as_given(tmp_path):
@@ -69,7 +70,10 @@ def test_a_file_without_a_header_gets_column_names_a_formula_can_use(tmp_path):
     path = _write(tmp_path / "raw.csv", "1,2.5,a\n2,4.5,b\n3,6.5,c\n")
     df = read_table(path, header=False)
     pd.testing.assert_frame_equal(df, pd.read_csv(path, header=None, names=["c1", "c2", "c3"]))
-    assert row_numbers(df.attrs[io_mod.FIRST_ROW_ATTR], [0, 2]) == [1, 3]  # data row 1 is line 1: messages count from there
+    assert row_numbers(df.attrs[io_mod.FIRST_ROW_ATTR], [0, 2]) == [
+        1,
+        3,
+    ]  # data row 1 is line 1: messages count from there
     with pytest.raises(DataError, match=r"line 2 has 2 fields but the widest of the first lines has 3"):
         read_table(_write(tmp_path / "ragged.csv", "1,2,3\n4,5\n6,7,8\n"), header=False)
 
@@ -85,14 +89,19 @@ def test_a_bad_value_in_a_european_file_is_reported_by_its_line_only(tmp_path):
     import gradfit
 
     path = _write(tmp_path / "bad.csv", "x;y\n1,5;2\n2,5;3,25\n3;4,5x\n4;1.234,5\n")
-    with pytest.raises(DataError, match=r"column 'y': text in a number column \(1 value, the first at line 4: '4,5x'\)"):
+    with pytest.raises(
+        DataError, match=r"column 'y': text in a number column \(1 value, the first at line 4: '4,5x'\)"
+    ):
         gradfit.fit("linear", path, y="y", steps=1)
 
 
 def test_a_separator_that_splits_nothing_is_refused(tmp_path):
     path = _write(tmp_path / "c.csv", "x,y\n1,2\n3,4\n")
-    with pytest.raises(DataError, match=r"the separator ';' \(--sep\) splits nothing: no line of the first 3 holds it "
-                                        r"\(the first line is 'x,y'\); it looks comma-separated: use --sep ','"):
+    with pytest.raises(
+        DataError,
+        match=r"the separator ';' \(--sep\) splits nothing: no line of the first 3 holds it "
+        r"\(the first line is 'x,y'\); it looks comma-separated: use --sep ','",
+    ):
         read_table(path, sep=";")
 
 
@@ -108,18 +117,21 @@ def test_encodings(tmp_path):
     pd.testing.assert_frame_equal(read_table(utf16, encoding="utf-16"), read_table(latin, encoding="latin-1"))
 
 
-@pytest.mark.parametrize("read,message", [
-    ({"sep": "ab"}, r"separator \(sep, --sep\) must be one character"),
-    ({"decimal": ";"}, r"decimal mark .* must be '\.' or ','"),
-    ({"sep": ",", "decimal": ","}, r"sep and the decimal are the same character"),
-    ({"decimal": ",", "thousands": ","}, r"decimal and the thousands are the same character"),
-    ({"encoding": "klingon"}, r"Unknown encoding 'klingon'"),
-    ({"header": "no"}, r"'header' reading option must be True or False"),
-    ({"dates": 3}, r"'dates' reading option must name columns"),
-    ({"date_unit": "fortnights", "dates": ["t"]}, r"date unit of column 't' must be one of auto, seconds"),
-    ({"date_origin": "yesterday-ish", "dates": ["t"]}, r"date origin of column 't' must be a date"),
-    ({"seperator": ";"}, r"Unknown reading option\(s\): 'seperator' \(did you mean 'sep'\?\)"),
-])
+@pytest.mark.parametrize(
+    "read,message",
+    [
+        ({"sep": "ab"}, r"separator \(sep, --sep\) must be one character"),
+        ({"decimal": ";"}, r"decimal mark .* must be '\.' or ','"),
+        ({"sep": ",", "decimal": ","}, r"sep and the decimal are the same character"),
+        ({"decimal": ",", "thousands": ","}, r"decimal and the thousands are the same character"),
+        ({"encoding": "klingon"}, r"Unknown encoding 'klingon'"),
+        ({"header": "no"}, r"'header' reading option must be True or False"),
+        ({"dates": 3}, r"'dates' reading option must name columns"),
+        ({"date_unit": "fortnights", "dates": ["t"]}, r"date unit of column 't' must be one of auto, seconds"),
+        ({"date_origin": "yesterday-ish", "dates": ["t"]}, r"date origin of column 't' must be a date"),
+        ({"seperator": ";"}, r"Unknown reading option\(s\): 'seperator' \(did you mean 'sep'\?\)"),
+    ],
+)
 def test_reading_options_are_checked_at_the_door(tmp_path, read, message):
     import gradfit
 
@@ -142,8 +154,9 @@ def test_text_options_do_not_apply_to_parquet_or_frames(tmp_path):
 def test_the_record_reads_the_same_numbers_again_and_read_like_redetects(tmp_path):
     import gradfit
 
-    path = _write(tmp_path / "euro.csv", "when;x;y\n31.12.2020;1,5;2,5\n01.01.2021;2,5;4\n15.01.2021;3,25;5,5\n",
-                  "latin-1")
+    path = _write(
+        tmp_path / "euro.csv", "when;x;y\n31.12.2020;1,5;2,5\n01.01.2021;2,5;4\n15.01.2021;3,25;5,5\n", "latin-1"
+    )
     r = gradfit.fit("a*x + b*when + c", path, y="y", read={"encoding": "latin-1", "dates": ["when"]}, steps=0)
     again = read_table(path, **r.data["read"])
     assert again["when"].tolist() == [0.0, 1.0, 15.0] and again["x"].tolist() == [1.5, 2.5, 3.25]

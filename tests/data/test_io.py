@@ -47,8 +47,12 @@ def test_parquet_round_trip_and_sniffing(tmp_path, frame, name):
 
 
 def test_unknown_extension_is_read_as_csv_and_sniffs_tabs(tmp_path):
-    pd.testing.assert_frame_equal(read_table(_write(tmp_path / "a.dat", "a,b\n1,2\n")), pd.DataFrame({"a": [1], "b": [2]}))
-    pd.testing.assert_frame_equal(read_table(_write(tmp_path / "b.dat", "a\tb\n1\t2\n")), pd.DataFrame({"a": [1], "b": [2]}))
+    pd.testing.assert_frame_equal(
+        read_table(_write(tmp_path / "a.dat", "a,b\n1,2\n")), pd.DataFrame({"a": [1], "b": [2]})
+    )
+    pd.testing.assert_frame_equal(
+        read_table(_write(tmp_path / "b.dat", "a\tb\n1\t2\n")), pd.DataFrame({"a": [1], "b": [2]})
+    )
 
 
 def test_compressed_csv(tmp_path, frame):
@@ -69,12 +73,15 @@ def test_builtin_paths():
     pd.testing.assert_frame_equal(read_table("builtin:blobs?n=20&spread=0.25"), blobs(20, spread=0.25))
 
 
-@pytest.mark.parametrize("path,match", [
-    ("builtin:lineer", r"Unknown built-in dataset 'lineer'.*Did you mean 'linear'"),
-    ("builtin:linear?n=ten", r"value of 'n' must be a number. Got 'ten'"),
-    ("builtin:linear?m=3", r"does not take 'm'"),
-    ("builtin:linear?n=0", r"'n' parameter must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "path,match",
+    [
+        ("builtin:lineer", r"Unknown built-in dataset 'lineer'.*Did you mean 'linear'"),
+        ("builtin:linear?n=ten", r"value of 'n' must be a number. Got 'ten'"),
+        ("builtin:linear?m=3", r"does not take 'm'"),
+        ("builtin:linear?n=0", r"'n' parameter must be an integer >= 1"),
+    ],
+)
 def test_bad_builtin_paths(path, match):
     with pytest.raises(DataError, match=match):
         read_table(path)
@@ -108,33 +115,43 @@ def test_permission_denied(tmp_path, monkeypatch):
         read_table(path)
 
 
-@pytest.mark.parametrize("name,content,match", [
-    ("empty.csv", b"", r"empty\.csv.*empty \(0 bytes\)"),
-    ("blank.csv", "\n\n", r"no columns"),
-    ("header.csv", "a,b\n", r"header\.csv.*no data rows"),
-    ("binary.csv", b"a,b\n\x00\x01\x02\x03", r"binary\.csv.*binary file.*NUL"),
-    ("utf16.csv", "a,b\n1,2\n".encode("utf-16"), r"binary file"),
-    ("sheet.csv", b"PK\x03\x04rest", r"zip archive.*Export it as CSV"),
-    ("latin.csv", b"a,b\n1,2\n3,caf\xe9\n", r"latin\.csv.*not valid UTF-8: byte 0xe9 at offset 13 \(line 3\).*Re-save"),
-    ("long.csv", "a,b\n1,2\n3,4,5\n", r"long\.csv.*line 3 has 3 fields but the header has 2"),
-    ("every.csv", "a,b\n1,2,3\n4,5,6\n", r"every\.csv.*line 2 has 3 fields but the header has 2"),
-    ("short.csv", "a,b,c\n1,2,3\n4,5,6\n7,8\n", r"short\.csv.*line 4 has 2 fields but the header has 3"),
-    ("semi.csv", "a;b;c\n1;2;3\n4;5\n", r"looks like ';'-separated, and its rows do not agree.*--sep ';'"),
-    ("dups.csv", "a,b,a\n1,2,3\n", r"duplicate column names: 'a'"),
-])
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        ("empty.csv", b"", r"empty\.csv.*empty \(0 bytes\)"),
+        ("blank.csv", "\n\n", r"no columns"),
+        ("header.csv", "a,b\n", r"header\.csv.*no data rows"),
+        ("binary.csv", b"a,b\n\x00\x01\x02\x03", r"binary\.csv.*binary file.*NUL"),
+        ("utf16.csv", "a,b\n1,2\n".encode("utf-16"), r"binary file"),
+        ("sheet.csv", b"PK\x03\x04rest", r"zip archive.*Export it as CSV"),
+        (
+            "latin.csv",
+            b"a,b\n1,2\n3,caf\xe9\n",
+            r"latin\.csv.*not valid UTF-8: byte 0xe9 at offset 13 \(line 3\).*Re-save",
+        ),
+        ("long.csv", "a,b\n1,2\n3,4,5\n", r"long\.csv.*line 3 has 3 fields but the header has 2"),
+        ("every.csv", "a,b\n1,2,3\n4,5,6\n", r"every\.csv.*line 2 has 3 fields but the header has 2"),
+        ("short.csv", "a,b,c\n1,2,3\n4,5,6\n7,8\n", r"short\.csv.*line 4 has 2 fields but the header has 3"),
+        ("semi.csv", "a;b;c\n1;2;3\n4;5\n", r"looks like ';'-separated, and its rows do not agree.*--sep ';'"),
+        ("dups.csv", "a,b,a\n1,2,3\n", r"duplicate column names: 'a'"),
+    ],
+)
 def test_bad_text_files(tmp_path, name, content, match):
     path = _write(tmp_path / name, content)
     with pytest.raises(DataError, match=match):
         read_table(path)
 
 
-@pytest.mark.parametrize("name,content,expected,note", [
-    # Files once refused for their extension's separator are read in the one that splits every line.
-    ("semi.csv", "a;b;c\n1;2;3\n", {"a": [1], "b": [2], "c": [3]}, "';'-separated"),
-    ("euro.csv", "a;b\n1,5;2,5\n", {"a": [1.5], "b": [2.5]}, "';'-separated with decimal commas"),
-    ("tabs.csv", "a\tb\n1\t2\n", {"a": [1], "b": [2]}, "tab-separated"),
-    ("commas.tsv", "a,b\n1,2\n", {"a": [1], "b": [2]}, "comma-separated"),
-])
+@pytest.mark.parametrize(
+    "name,content,expected,note",
+    [
+        # Files once refused for their extension's separator are read in the one that splits every line.
+        ("semi.csv", "a;b;c\n1;2;3\n", {"a": [1], "b": [2], "c": [3]}, "';'-separated"),
+        ("euro.csv", "a;b\n1,5;2,5\n", {"a": [1.5], "b": [2.5]}, "';'-separated with decimal commas"),
+        ("tabs.csv", "a\tb\n1\t2\n", {"a": [1], "b": [2]}, "tab-separated"),
+        ("commas.tsv", "a,b\n1,2\n", {"a": [1], "b": [2]}, "comma-separated"),
+    ],
+)
 def test_a_separator_other_than_the_extensions_is_detected_and_stated(tmp_path, name, content, expected, note):
     df = read_table(_write(tmp_path / name, content))
     pd.testing.assert_frame_equal(df, pd.DataFrame(expected))

@@ -27,8 +27,24 @@ def line_of(text: str, marker: str) -> int:
 
 
 def fit_error(path, tmp_path) -> str:
-    result = runner.invoke(app, ["fit", str(path), "--y", "y", "--x", "x", "--model", "linear", "--optimizer", "lm",
-                                 "--no-uncertainty", "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(path),
+            "--y",
+            "y",
+            "--x",
+            "x",
+            "--model",
+            "linear",
+            "--optimizer",
+            "lm",
+            "--no-uncertainty",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "internal error" not in result.output and not (tmp_path / "out").exists()
     return result.output
@@ -51,15 +67,20 @@ def test_text_in_a_number_column_is_reported_at_its_real_line(tmp_path, name, pa
     path.write_bytes(gzip.compress(text.encode()) if packed else text.encode())
     expected = line_of(text, "BAD")
     output = fit_error(path, tmp_path)
-    assert re.search(rf"column 'y': text in a number column \(1 value, the first at line {expected}: 'BAD'\)",
-                     " ".join(output.split())), output
+    assert re.search(
+        rf"column 'y': text in a number column \(1 value, the first at line {expected}: 'BAD'\)",
+        " ".join(output.split()),
+    ), output
 
 
-@pytest.mark.parametrize("text,marker,fields", [
-    ('x,y,note\n1,2,"a\nb"\n2,4,c\n3,6,d,EXTRA\n', "EXTRA", 4),
-    ("\n\nx,y\n1,2\n\n2,4,EXTRA\n", "EXTRA", 3),
-    ('x,y,note\n1,2,"a\n\nb"\n2,4\n', "2,4", 2),
-])
+@pytest.mark.parametrize(
+    "text,marker,fields",
+    [
+        ('x,y,note\n1,2,"a\nb"\n2,4,c\n3,6,d,EXTRA\n', "EXTRA", 4),
+        ("\n\nx,y\n1,2\n\n2,4,EXTRA\n", "EXTRA", 3),
+        ('x,y,note\n1,2,"a\n\nb"\n2,4\n', "2,4", 2),
+    ],
+)
 def test_a_ragged_row_is_reported_at_its_real_line(tmp_path, text, marker, fields):
     path = tmp_path / "r.csv"
     path.write_text(text)

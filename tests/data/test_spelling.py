@@ -32,30 +32,36 @@ def test_edit_distance_equals_the_recursive_definition_up_to_its_limit():
             assert edit_distance(a, b, limit) == min(_osa(a, b), limit + 1), (a, b, limit)
 
 
-@pytest.mark.parametrize("name,column", [
-    ("bpp", "bp"),              # the example: a letter too many
-    ("BMI", "bmi"),             # case only, always
-    ("Y", "y"),                 # case only, even for one letter
-    ("tmep", "temp"),           # neighbours swapped
-    ("presure", "pressure"),    # a letter missing
-    ("temprature", "temperture"),  # two edits, both names of 7+ characters
-    ("bodymass", "body mass"),  # a column with a space, written without it
-])
+@pytest.mark.parametrize(
+    "name,column",
+    [
+        ("bpp", "bp"),  # the example: a letter too many
+        ("BMI", "bmi"),  # case only, always
+        ("Y", "y"),  # case only, even for one letter
+        ("tmep", "temp"),  # neighbours swapped
+        ("presure", "pressure"),  # a letter missing
+        ("temprature", "temperture"),  # two edits, both names of 7+ characters
+        ("bodymass", "body mass"),  # a column with a space, written without it
+    ],
+)
 def test_close_names_are_misspellings(name, column):
     assert near_column(name, ["zzzzzz", column, "y"] if column != "y" else ["zzzzzz", column]) == column
 
 
-@pytest.mark.parametrize("name,columns", [
-    ("a", ["x1", "ab", "y"]),     # a one-letter parameter is never taken for a column (but for its case)
-    ("b", ["ab", "x", "y"]),
-    ("k", ["x", "y"]),
-    ("b1", ["x1", "y"]),          # NIST-style b1, b2 next to x1, x2
-    ("x0", ["x", "x1"]),          # a sigmoid's midpoint next to its input
-    ("mu", ["m", "y"]),
-    ("tau", ["t", "y"]),          # two edits on short names
-    ("sigma", ["sigma_y", "y"]),  # two edits, but 'sigma' is shorter than 7
-    ("bp", ["bp"]),               # the column itself is not a misspelling
-])
+@pytest.mark.parametrize(
+    "name,columns",
+    [
+        ("a", ["x1", "ab", "y"]),  # a one-letter parameter is never taken for a column (but for its case)
+        ("b", ["ab", "x", "y"]),
+        ("k", ["x", "y"]),
+        ("b1", ["x1", "y"]),  # NIST-style b1, b2 next to x1, x2
+        ("x0", ["x", "x1"]),  # a sigmoid's midpoint next to its input
+        ("mu", ["m", "y"]),
+        ("tau", ["t", "y"]),  # two edits on short names
+        ("sigma", ["sigma_y", "y"]),  # two edits, but 'sigma' is shorter than 7
+        ("bp", ["bp"]),  # the column itself is not a misspelling
+    ],
+)
 def test_short_or_distant_names_are_not(name, columns):
     assert near_column(name, columns) is None
 
@@ -63,6 +69,6 @@ def test_short_or_distant_names_are_not(name, columns):
 def test_the_closest_column_wins_and_suggest_falls_back_to_difflib():
     assert near_column("pressur", ["pressure", "presser"]) == "pressure"
     assert near_column("Pressure", ["pressur", "pressure"]) == "pressure"  # case-only beats one edit
-    assert suggest("X", ["x", "y"]) == "x"          # difflib alone would not suggest a different case
+    assert suggest("X", ["x", "y"]) == "x"  # difflib alone would not suggest a different case
     assert suggest("weight_kg", ["weight", "y"]) == "weight"  # not near, but difflib's closest
     assert suggest("qqq", ["x", "y"]) is None

@@ -44,8 +44,9 @@ def test_rollercoaster_matches_the_seed_recipe():
     assert torch.equal(torch.tensor(df["speed"].to_numpy()), speed)
 
 
-@pytest.mark.parametrize("make", [lambda s: linear(50, seed=s), lambda s: rollercoaster(seed=s),
-                                  lambda s: blobs(50, seed=s)])
+@pytest.mark.parametrize(
+    "make", [lambda s: linear(50, seed=s), lambda s: rollercoaster(seed=s), lambda s: blobs(50, seed=s)]
+)
 def test_same_seed_same_data_other_seed_other_data(make):
     pd.testing.assert_frame_equal(make(1), make(1))
     assert not make(1).equals(make(2))
@@ -95,7 +96,9 @@ def test_load_builtin_passes_arguments():
 
 
 def test_load_builtin_unknown_name_lists_names_and_suggests():
-    with pytest.raises(DataError, match=r"(?s)Unknown built-in dataset 'linaer'.*blobs, linear, rollercoaster.*'linear'"):
+    with pytest.raises(
+        DataError, match=r"(?s)Unknown built-in dataset 'linaer'.*blobs, linear, rollercoaster.*'linear'"
+    ):
         load_builtin("linaer")
 
 

@@ -15,8 +15,14 @@ from gradfit.errors import ConfigError, DataError
 
 @pytest.fixture
 def frame():
-    return pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0, 4.0], "y": [1.0, 2.9, 5.2, 7.1, 8.8],
-                         "err": [0.1, 0.2, 0.4, 0.5, 1.0], "w": [1.0, 2.0, 0.0, 3.0, 1.0]})
+    return pd.DataFrame(
+        {
+            "x": [0.0, 1.0, 2.0, 3.0, 4.0],
+            "y": [1.0, 2.9, 5.2, 7.1, 8.8],
+            "err": [0.1, 0.2, 0.4, 0.5, 1.0],
+            "w": [1.0, 2.0, 0.0, 3.0, 1.0],
+        }
+    )
 
 
 def test_sigma_column_gives_inverse_variance_weights_and_is_not_an_input(frame):
@@ -30,10 +36,16 @@ def test_sigma_column_gives_inverse_variance_weights_and_is_not_an_input(frame):
     assert ds.weighting == Weighting("weights", "w", False)
 
 
-@pytest.mark.parametrize("given", [np.array([0.1, 0.2, 0.4, 0.5, 1.0]), [0.1, 0.2, 0.4, 0.5, 1.0],
-                                   torch.tensor([0.1, 0.2, 0.4, 0.5, 1.0], dtype=torch.float64),
-                                   pd.Series([0.1, 0.2, 0.4, 0.5, 1.0], index=[9, 8, 7, 6, 5]),
-                                   np.array([[0.1], [0.2], [0.4], [0.5], [1.0]])])
+@pytest.mark.parametrize(
+    "given",
+    [
+        np.array([0.1, 0.2, 0.4, 0.5, 1.0]),
+        [0.1, 0.2, 0.4, 0.5, 1.0],
+        torch.tensor([0.1, 0.2, 0.4, 0.5, 1.0], dtype=torch.float64),
+        pd.Series([0.1, 0.2, 0.4, 0.5, 1.0], index=[9, 8, 7, 6, 5]),
+        np.array([[0.1], [0.2], [0.4], [0.5], [1.0]]),
+    ],
+)
 def test_sigma_as_an_array_in_row_order(frame, given):
     ds = as_dataset(frame[["x", "y"]], y="y", sigma=given, absolute_sigma=True, dtype=torch.float64)
     assert ds.x_names == ("x",)
@@ -74,8 +86,15 @@ def test_nan_in_the_weights_is_refused_or_dropped_with_its_row(frame):
     bad = frame.assign(err=[0.1, np.nan, 0.4, 0.5, 1.0])
     assert "column 'err': 1 missing value (NaN or empty) at row 1" in _problems(bad, sigma="err")
     notes: list = []
-    ds = as_dataset(bad.assign(x=[0.0, 1.0, 2.0, np.nan, 4.0]), y="y", x=["x"], sigma="err", drop_nan=True,
-                    report=notes, dtype=torch.float64)
+    ds = as_dataset(
+        bad.assign(x=[0.0, 1.0, 2.0, np.nan, 4.0]),
+        y="y",
+        x=["x"],
+        sigma="err",
+        drop_nan=True,
+        report=notes,
+        dtype=torch.float64,
+    )
     # The same rows go from the inputs, the targets and the weights.
     assert notes == ["dropped 2 rows with missing values (rows 1, 3)"]
     np.testing.assert_array_equal(ds.x[:, 0].numpy(), [0.0, 2.0, 4.0])
@@ -85,7 +104,9 @@ def test_nan_in_the_weights_is_refused_or_dropped_with_its_row(frame):
 
 def test_wrong_length_and_shape(frame):
     assert "sigma has 3 values but the data has 5 rows" in _problems(frame, sigma=[1.0, 2.0, 3.0])
-    assert "weights must be one value per row (a 1-D array). Got shape (5, 2)" in _problems(frame, weights=np.ones((5, 2)))
+    assert "weights must be one value per row (a 1-D array). Got shape (5, 2)" in _problems(
+        frame, weights=np.ones((5, 2))
+    )
 
 
 def test_text_and_infinite_values_are_reported_as_for_any_column(frame):
@@ -105,13 +126,16 @@ def test_every_problem_in_one_message(frame):
     assert "2 problems" in text and "<= 0" in text and "text in a number column" in text
 
 
-@pytest.mark.parametrize("kw, words", [
-    (dict(sigma="err", weights="w"), "not both"),
-    (dict(weights="w", absolute_sigma=True), "needs sigma"),
-    (dict(absolute_sigma=True), "needs sigma"),
-    (dict(sigma="err", absolute_sigma="yes"), "must be True or False"),
-    (dict(sigma=0.5), "column name or an array"),
-])
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(sigma="err", weights="w"), "not both"),
+        (dict(weights="w", absolute_sigma=True), "needs sigma"),
+        (dict(absolute_sigma=True), "needs sigma"),
+        (dict(sigma="err", absolute_sigma="yes"), "must be True or False"),
+        (dict(sigma=0.5), "column name or an array"),
+    ],
+)
 def test_contradictions_are_config_errors(frame, kw, words):
     with pytest.raises(ConfigError, match=words):
         as_dataset(frame, y="y", **kw)

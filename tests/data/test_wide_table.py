@@ -82,7 +82,7 @@ def test_a_wide_table_with_text_falls_back_and_keeps_the_text(tmp_path, spy):
 def test_a_wide_table_with_a_name_column_reads_its_numbers_in_one_block(tmp_path, spy, lead):
     text, values, names = wide_text(20_000, 3)
     lines = text.splitlines()
-    named = [f'id,{lines[0]}'] + [f'"row {k}, the {k}th",{line}' for k, line in enumerate(lines[1:])]
+    named = [f"id,{lines[0]}"] + [f'"row {k}, the {k}th",{line}' for k, line in enumerate(lines[1:])]
     (tmp_path / "n.csv").write_text(lead + "\n".join(named) + "\n")
     df = read_table(tmp_path / "n.csv")
     assert spy == [True]
@@ -90,8 +90,9 @@ def test_a_wide_table_with_a_name_column_reads_its_numbers_in_one_block(tmp_path
     assert df["id"].tolist() == ["row 0, the 0th", "row 1, the 1th", "row 2, the 2th"]
     np.testing.assert_array_equal(df[names].to_numpy(), values)
     # the oracle: pandas reading the same file column by column
-    pd.testing.assert_frame_equal(df, pd.read_csv(tmp_path / "n.csv").astype({n: float for n in names}),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        df, pd.read_csv(tmp_path / "n.csv").astype({n: float for n in names}), check_dtype=False
+    )
 
 
 def test_a_wide_table_with_an_empty_field_falls_back(tmp_path, spy):
@@ -131,8 +132,25 @@ def test_the_cli_fits_a_column_of_a_wide_table(tmp_path):
     frame = pd.DataFrame(rng.normal(size=(n, 10_000)), columns=[f"c{i}" for i in range(10_000)])
     frame["x"], frame["y"] = x, 3 * x - 1 + 0.1 * rng.normal(size=n)
     frame.to_csv(tmp_path / "w.csv", index=False)
-    result = runner.invoke(app, ["fit", str(tmp_path / "w.csv"), "--y", "y", "--x", "x", "--model", "linear",
-                                 "--optimizer", "lm", "--no-uncertainty", "-q", "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(tmp_path / "w.csv"),
+            "--y",
+            "y",
+            "--x",
+            "x",
+            "--model",
+            "linear",
+            "--optimizer",
+            "lm",
+            "--no-uncertainty",
+            "-q",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     slope, intercept = np.polyfit(x, frame["y"], 1)
     params = json.loads((tmp_path / "out" / "result.json").read_text())["params"]

@@ -23,7 +23,9 @@ def seed_sweep() -> LRFinderResult:
 def test_suggestion_within_a_factor_10_of_the_best_constant_lr(seed_sweep):
     # The test: brute force = the constant lr (sgd, 100 steps) with the lowest final loss.
     grid = np.logspace(-4, np.log10(2), 30)
-    finals = [gradfit.fit("linear", "builtin:linear", y="y", optimizer="sgd", lr=float(lr), steps=100).loss for lr in grid]
+    finals = [
+        gradfit.fit("linear", "builtin:linear", y="y", optimizer="sgd", lr=float(lr), steps=100).loss for lr in grid
+    ]
     best = float(grid[int(np.nanargmin(finals))])
     assert best / 10 <= seed_sweep.suggestion <= best * 10
     assert best / 10 <= seed_sweep.suggestion_min10 <= best * 10
@@ -68,8 +70,16 @@ def test_runs_to_lr_max_when_nothing_diverges():
 
 
 def test_deterministic_for_a_seed_with_mini_batches():
-    kwargs = {"y": "y", "batch_size": 16, "optimizer": "adam", "lr_min": 1e-5, "lr_max": 1.0, "steps": 40, "seed": 3,
-              "init": "random"}
+    kwargs = {
+        "y": "y",
+        "batch_size": 16,
+        "optimizer": "adam",
+        "lr_min": 1e-5,
+        "lr_max": 1.0,
+        "steps": 40,
+        "seed": 3,
+        "init": "random",
+    }
     one = find_lr("linear", "builtin:linear", **kwargs)
     two = find_lr("linear", "builtin:linear", **kwargs)
     other = find_lr("linear", "builtin:linear", **{**kwargs, "seed": 4})
@@ -113,16 +123,19 @@ def test_to_dict_is_json(seed_sweep):
     assert d["stability_limit"]["lam_max"] == seed_sweep.stability_limit.lam_max
 
 
-@pytest.mark.parametrize("options, match", [
-    ({"lr_min": 0.0}, "'lr_min' parameter must be a finite number > 0"),
-    ({"lr_min": 1.0, "lr_max": 0.5}, "'lr_max' parameter must be larger than 'lr_min'"),
-    ({"steps": 2}, "'steps' parameter must be a whole number >= 5"),
-    ({"smoothing": 0.0}, "'smoothing' parameter must be in \\(0, 1\\]"),
-    ({"diverge_factor": 1.0}, "'diverge_factor' parameter must be a number > 1"),
-    ({"lr": 0.1}, "sets lr itself"),
-    ({"optimizer": "lbfgs"}, "chooses its own step length"),
-    ({"optimizer": "adamm"}, "Did you mean 'adam'"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"lr_min": 0.0}, "'lr_min' parameter must be a finite number > 0"),
+        ({"lr_min": 1.0, "lr_max": 0.5}, "'lr_max' parameter must be larger than 'lr_min'"),
+        ({"steps": 2}, "'steps' parameter must be a whole number >= 5"),
+        ({"smoothing": 0.0}, "'smoothing' parameter must be in \\(0, 1\\]"),
+        ({"diverge_factor": 1.0}, "'diverge_factor' parameter must be a number > 1"),
+        ({"lr": 0.1}, "sets lr itself"),
+        ({"optimizer": "lbfgs"}, "chooses its own step length"),
+        ({"optimizer": "adamm"}, "Did you mean 'adam'"),
+    ],
+)
 def test_bad_options(options, match):
     with pytest.raises(ConfigError, match=match):
         find_lr("linear", "builtin:linear", y="y", **options)

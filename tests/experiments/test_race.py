@@ -24,14 +24,19 @@ def race(data):
 
 
 def _inside(path, land):
-    return (land.a[0] <= path[:, 0].min() and path[:, 0].max() <= land.a[-1]
-            and land.b[0] <= path[:, 1].min() and path[:, 1].max() <= land.b[-1])
+    return (
+        land.a[0] <= path[:, 0].min()
+        and path[:, 0].max() <= land.a[-1]
+        and land.b[0] <= path[:, 1].min()
+        and path[:, 1].max() <= land.b[-1]
+    )
 
 
 def test_each_run_equals_a_separate_fit(race, data):
     assert race.labels == ("sgd, lr 0.1", "momentum, lr 0.05", "adam, lr 0.001")
-    for result, options in zip(race.results, [{"optimizer": "sgd", "lr": 0.1}, {"optimizer": "momentum", "lr": 0.05},
-                                              {"optimizer": "adam"}]):
+    for result, options in zip(
+        race.results, [{"optimizer": "sgd", "lr": 0.1}, {"optimizer": "momentum", "lr": 0.05}, {"optimizer": "adam"}]
+    ):
         alone = gradfit.fit("linear", data, **COMMON, **options)
         assert torch.equal(result.params["a"], alone.params["a"])
         np.testing.assert_array_equal(result.history.loss, alone.history.loss)
@@ -62,8 +67,9 @@ def test_learning_rates_of_one_optimizer_and_a_divergent_run(data):
 
 
 def test_explicit_runs_with_labels(data):
-    r = run_race("linear", data, runs=[{"lr": 0.1, "label": "slow"}, {"optimizer": "nesterov", "lr": 0.05}],
-                 n=5, **COMMON)
+    r = run_race(
+        "linear", data, runs=[{"lr": 0.1, "label": "slow"}, {"optimizer": "nesterov", "lr": 0.05}], n=5, **COMMON
+    )
     assert r.labels == ("slow", "nesterov, lr 0.05")
     alone = gradfit.fit("linear", data, optimizer="nesterov", lr=0.05, **COMMON)
     assert torch.equal(r.results[1].params["a"], alone.params["a"])
@@ -94,6 +100,7 @@ def test_bad_races_are_refused(data):
 
 # -- Levenberg-Marquardt in a race: no learning rate, its path drawn like any other ----------------
 
+
 def test_lm_races_without_a_learning_rate_and_equals_a_separate_fit(data):
     r = run_race("linear", data, optimizers=["adam:0.05", "lm"], n=11, **COMMON)
     assert r.labels == ("adam, lr 0.05", "lm")
@@ -117,7 +124,9 @@ def test_a_shared_learning_rate_is_not_given_to_lm(data):
 
 
 def test_a_learning_rate_for_lm_is_refused(data):
-    assert parse_run("lm") == {"optimizer": "lm"} and parse_run("levenberg-marquardt") == {"optimizer": "levenberg-marquardt"}
+    assert parse_run("lm") == {"optimizer": "lm"} and parse_run("levenberg-marquardt") == {
+        "optimizer": "levenberg-marquardt"
+    }
     with pytest.raises(ConfigError, match="has no learning rate"):
         parse_run("lm:0.1")
     with pytest.raises(ConfigError, match="no learning rate to race"):

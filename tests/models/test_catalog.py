@@ -57,12 +57,17 @@ def test_guessed_starts_are_said_so_and_the_others_start_from_their_defaults():
 
 
 def test_names_aliases_and_options():
-    assert zoo_entry("poly3").model_name == "poly3" and [p.name for p in zoo_entry("poly3").params] == ["c0", "c1", "c2", "c3"]
+    assert zoo_entry("poly3").model_name == "poly3" and [p.name for p in zoo_entry("poly3").params] == [
+        "c0",
+        "c1",
+        "c2",
+        "c3",
+    ]
     assert zoo_entry("quadratic").model_name == "poly2"
     assert "exp" in zoo_entry("exponential").aliases
     mlp = zoo_entry("mlp", hidden=(8,))
     assert [(p.name, p.shape) for p in mlp.params] == [("W0", (1, 8)), ("b0", (8,)), ("W1", (8, 1)), ("b1", (1,))]
-    np.testing.assert_allclose([p.scale for p in mlp.params], [1, 1, 8 ** -0.5, 8 ** -0.5])
+    np.testing.assert_allclose([p.scale for p in mlp.params], [1, 1, 8**-0.5, 8**-0.5])
     with pytest.raises(ModelError, match="Did you mean 'exp'"):
         zoo_entry("expo")
 

@@ -38,26 +38,73 @@ VALID = [
     ("a*sin(pi*x) + e**b", ("a", "x", "b"), lambda v: v["a"] * torch.sin(math.pi * v["x"]) + math.e ** v["b"]),
     ("sum(a*x**2)", ("a", "x"), lambda v: torch.sum(v["a"] * v["x"] ** 2)),
     ("mean((a*x - b)**2)", ("a", "x", "b"), lambda v: torch.mean((v["a"] * v["x"] - v["b"]) ** 2)),
-    ("log(a*x) + log10(x) + log2(b*x) + log1p(x) + expm1(a*x)", ("a", "x", "b"),
-     lambda v: torch.log(v["a"] * v["x"]) + torch.log10(v["x"]) + torch.log2(v["b"] * v["x"])
-     + torch.log1p(v["x"]) + torch.expm1(v["a"] * v["x"])),
-    ("sqrt(a*x) + abs(b - x) + tan(a*x) + cos(b*x)", ("a", "x", "b"),
-     lambda v: torch.sqrt(v["a"] * v["x"]) + torch.abs(v["b"] - v["x"]) + torch.tan(v["a"] * v["x"])
-     + torch.cos(v["b"] * v["x"])),
-    ("arcsin(a*x/2) + asin(x/2) + arccos(x/2) + acos(b*x/2) + arctan(a*x) + atan(x)", ("a", "x", "b"),
-     lambda v: torch.asin(v["a"] * v["x"] / 2) + torch.asin(v["x"] / 2) + torch.acos(v["x"] / 2)
-     + torch.acos(v["b"] * v["x"] / 2) + torch.atan(v["a"] * v["x"]) + torch.atan(v["x"])),
-    ("arctan2(a, x) + atan2(x, b)", ("a", "x", "b"),
-     lambda v: torch.atan2(v["a"].expand_as(v["x"]), v["x"]) + torch.atan2(v["x"], v["b"].expand_as(v["x"]))),
-    ("sinh(a*x) + cosh(b*x) + tanh(x) + sigmoid(a*x) + softplus(b*x)", ("a", "x", "b"),
-     lambda v: torch.sinh(v["a"] * v["x"]) + torch.cosh(v["b"] * v["x"]) + torch.tanh(v["x"])
-     + torch.sigmoid(v["a"] * v["x"]) + F.softplus(v["b"] * v["x"])),
-    ("erf(a*x) + relu(x - b) + minimum(a, x) + min(x, b) + maximum(a*x, b) + max(x, 0.5)", ("a", "x", "b"),
-     lambda v: torch.erf(v["a"] * v["x"]) + torch.relu(v["x"] - v["b"]) + torch.minimum(v["a"], v["x"])
-     + torch.minimum(v["x"], v["b"]) + torch.maximum(v["a"] * v["x"], v["b"]) + torch.maximum(v["x"], _t(0.5, v["x"]))),
+    (
+        "log(a*x) + log10(x) + log2(b*x) + log1p(x) + expm1(a*x)",
+        ("a", "x", "b"),
+        lambda v: (
+            torch.log(v["a"] * v["x"])
+            + torch.log10(v["x"])
+            + torch.log2(v["b"] * v["x"])
+            + torch.log1p(v["x"])
+            + torch.expm1(v["a"] * v["x"])
+        ),
+    ),
+    (
+        "sqrt(a*x) + abs(b - x) + tan(a*x) + cos(b*x)",
+        ("a", "x", "b"),
+        lambda v: (
+            torch.sqrt(v["a"] * v["x"])
+            + torch.abs(v["b"] - v["x"])
+            + torch.tan(v["a"] * v["x"])
+            + torch.cos(v["b"] * v["x"])
+        ),
+    ),
+    (
+        "arcsin(a*x/2) + asin(x/2) + arccos(x/2) + acos(b*x/2) + arctan(a*x) + atan(x)",
+        ("a", "x", "b"),
+        lambda v: (
+            torch.asin(v["a"] * v["x"] / 2)
+            + torch.asin(v["x"] / 2)
+            + torch.acos(v["x"] / 2)
+            + torch.acos(v["b"] * v["x"] / 2)
+            + torch.atan(v["a"] * v["x"])
+            + torch.atan(v["x"])
+        ),
+    ),
+    (
+        "arctan2(a, x) + atan2(x, b)",
+        ("a", "x", "b"),
+        lambda v: torch.atan2(v["a"].expand_as(v["x"]), v["x"]) + torch.atan2(v["x"], v["b"].expand_as(v["x"])),
+    ),
+    (
+        "sinh(a*x) + cosh(b*x) + tanh(x) + sigmoid(a*x) + softplus(b*x)",
+        ("a", "x", "b"),
+        lambda v: (
+            torch.sinh(v["a"] * v["x"])
+            + torch.cosh(v["b"] * v["x"])
+            + torch.tanh(v["x"])
+            + torch.sigmoid(v["a"] * v["x"])
+            + F.softplus(v["b"] * v["x"])
+        ),
+    ),
+    (
+        "erf(a*x) + relu(x - b) + minimum(a, x) + min(x, b) + maximum(a*x, b) + max(x, 0.5)",
+        ("a", "x", "b"),
+        lambda v: (
+            torch.erf(v["a"] * v["x"])
+            + torch.relu(v["x"] - v["b"])
+            + torch.minimum(v["a"], v["x"])
+            + torch.minimum(v["x"], v["b"])
+            + torch.maximum(v["a"] * v["x"], v["b"])
+            + torch.maximum(v["x"], _t(0.5, v["x"]))
+        ),
+    ),
     ("pow(a, 2) * x / b", ("a", "x", "b"), lambda v: torch.pow(v["a"], 2) * v["x"] / v["b"]),
-    ("exp(exp(-a*x)) / (1 + log(b + sqrt(x)))", ("a", "x", "b"),
-     lambda v: torch.exp(torch.exp(-v["a"] * v["x"])) / (1 + torch.log(v["b"] + torch.sqrt(v["x"])))),
+    (
+        "exp(exp(-a*x)) / (1 + log(b + sqrt(x)))",
+        ("a", "x", "b"),
+        lambda v: torch.exp(torch.exp(-v["a"] * v["x"])) / (1 + torch.log(v["b"] + torch.sqrt(v["x"]))),
+    ),
     ("a - b - x + 1 - 2", ("a", "b", "x"), lambda v: (((v["a"] - v["b"]) - v["x"]) + 1) - 2),
     ("a / x / b * 2", ("a", "x", "b"), lambda v: ((v["a"] / v["x"]) / v["b"]) * 2),
     ("x**a**b + 2**(b*x)", ("x", "a", "b"), lambda v: v["x"] ** (v["a"] ** v["b"]) + 2 ** (v["b"] * v["x"])),
@@ -200,16 +247,19 @@ def test_hostile_and_invalid_text_is_refused_at_compile_time(text, message, mark
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("text, offset, length", [
-    ("x.real", 1, 5),
-    ("a*t**2 + open(t)", 9, 4),
-    ("a ^ 2", 2, 1),
-    ("a*x // 2", 4, 2),
-    ("a; b", 1, 1),
-    ("  exp(x, y)", 2, 9),
-    ("α*x.y", 3, 2),  # ast counts UTF-8 bytes; the caret counts characters
-    ("exp(x=1)", 4, 3),
-])
+@pytest.mark.parametrize(
+    "text, offset, length",
+    [
+        ("x.real", 1, 5),
+        ("a*t**2 + open(t)", 9, 4),
+        ("a ^ 2", 2, 1),
+        ("a*x // 2", 4, 2),
+        ("a; b", 1, 1),
+        ("  exp(x, y)", 2, 9),
+        ("α*x.y", 3, 2),  # ast counts UTF-8 bytes; the caret counts characters
+        ("exp(x=1)", 4, 3),
+    ],
+)
 def test_caret_points_at_the_offending_part(text, offset, length):
     with pytest.raises(FormulaError) as info:
         compile_formula(text)
@@ -224,8 +274,10 @@ def test_non_string_is_refused():
 
 def test_parser_recursion_and_memory_errors_become_formula_errors(monkeypatch):
     for exc in (RecursionError, MemoryError):
+
         def boom(*args, exc=exc, **kwargs):
             raise exc()
+
         monkeypatch.setattr(formula_module.ast, "parse", boom)
         with pytest.raises(FormulaError, match=exc.__name__):
             compile_formula("x + a")
@@ -234,6 +286,7 @@ def test_parser_recursion_and_memory_errors_become_formula_errors(monkeypatch):
 def test_nothing_is_evaluated_or_executed(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("eval/exec called")
+
     monkeypatch.setattr(builtins, "eval", refuse)
     monkeypatch.setattr(builtins, "exec", refuse)
     out = compile_formula("b1*(1-exp(-b2*x))").evaluate({"b1": 2.0, "b2": 1.0, "x": torch.zeros(2)})
@@ -244,8 +297,9 @@ def test_the_compiler_source_uses_no_dynamic_execution():
     banned = {"eval", "exec", "compile", "getattr", "__import__", "globals", "locals", "vars"}
     for module in (formula_module, functions_module):
         source = Path(module.__file__).read_text()
-        names = {tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
-                 if tok.type == tokenize.NAME}
+        names = {
+            tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.NAME
+        }
         assert not names & banned, module.__name__
 
 
@@ -317,8 +371,9 @@ def test_vmap_over_parameters_as_in_a_learning_rate_sweep():
     out = vmap(lambda p: m(p, x))({"b1": b1, "b2": b2})
     torch.testing.assert_close(out, b1[:, None] * (1 - torch.exp(-b2[:, None] * X[None, :])))
     const = FormulaModel("k")
-    torch.testing.assert_close(vmap(lambda p: const(p, torch.zeros(4, 0)))({"k": b1.float()}),
-                               b1.float()[:, None].expand(3, 4))
+    torch.testing.assert_close(
+        vmap(lambda p: const(p, torch.zeros(4, 0)))({"k": b1.float()}), b1.float()[:, None].expand(3, 4)
+    )
 
 
 def test_model_pickles():

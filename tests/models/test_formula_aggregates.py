@@ -53,8 +53,9 @@ def test_sum_and_nested_reductions_match_numpy_over_all_rows():
     rng = np.random.default_rng(1)
     x = rng.normal(5.0, 2.0, N)
     y = 1.5 * (x - x.mean()) / x.std() + 0.5 * x / x.sum()
-    r = gradfit.fit("a*(x - mean(x))/sqrt(mean((x - mean(x))**2)) + c*x/sum(x)", {"x": x, "y": y}, y="y",
-                    optimizer="lm")
+    r = gradfit.fit(
+        "a*(x - mean(x))/sqrt(mean((x - mean(x))**2)) + c*x/sum(x)", {"x": x, "y": y}, y="y", optimizer="lm"
+    )
     values = {a["text"]: a["value"] for a in r.model_spec["aggregates"]}
     assert values["mean(x)"] == pytest.approx(x.mean(), rel=1e-12)
     assert values["mean((x - mean(x))**2)"] == pytest.approx(x.var(), rel=1e-12)
@@ -82,8 +83,21 @@ def test_a_validation_split_keeps_the_mean_of_the_training_rows(centred):
 
 
 def test_a_saved_run_predicts_new_rows_with_the_training_mean(tmp_path, centred):
-    res = runner.invoke(app, ["fit", str(_csv(tmp_path, centred)), "--y", "y", "--model", "a*(x - mean(x)) + b",
-                              "--optimizer", "lm", "--out", str(tmp_path / "run")])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            str(_csv(tmp_path, centred)),
+            "--y",
+            "y",
+            "--model",
+            "a*(x - mean(x)) + b",
+            "--optimizer",
+            "lm",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     saved = json.loads((tmp_path / "run" / "result.json").read_text())["model"]["aggregates"]
     assert saved[0]["value"] == pytest.approx(centred["x"].mean(), rel=1e-12)
@@ -102,11 +116,14 @@ def test_a_resumed_fit_ends_where_an_uninterrupted_one_does(tmp_path, centred):
     assert resumed.flat_params == whole.flat_params and resumed.model_spec == whole.model_spec
 
 
-@pytest.mark.parametrize("formula, reduction, params", [
-    ("sum(a*x) + b", "sum(a*x)", "parameter a"),
-    ("x/mean(exp(k*x))", "mean(exp(k*x))", "parameter k"),
-    ("mean(x*mean(a*x))", "mean(a*x)", "parameter a"),
-])
+@pytest.mark.parametrize(
+    "formula, reduction, params",
+    [
+        ("sum(a*x) + b", "sum(a*x)", "parameter a"),
+        ("x/mean(exp(k*x))", "mean(exp(k*x))", "parameter k"),
+        ("mean(x*mean(a*x))", "mean(a*x)", "parameter a"),
+    ],
+)
 def test_a_reduction_over_rows_that_depends_on_a_parameter_is_refused_with_a_caret(formula, reduction, params):
     with pytest.raises(FormulaError) as err:
         FormulaModel(formula, columns=["x", "y"])
@@ -125,16 +142,29 @@ def test_reductions_of_parameters_or_of_reduced_columns_are_still_allowed():
 
 
 def test_the_cli_refuses_a_reduction_with_a_parameter(tmp_path, centred):
-    res = runner.invoke(app, ["fit", str(_csv(tmp_path, centred)), "--y", "y", "--model", "sum(a*x) + b",
-                              "--out", str(tmp_path / "out")])
+    res = runner.invoke(
+        app,
+        ["fit", str(_csv(tmp_path, centred)), "--y", "y", "--model", "sum(a*x) + b", "--out", str(tmp_path / "out")],
+    )
     assert res.exit_code == 2, res.output
     assert "sum(a*x) runs over rows and depends on the parameter a" in res.stderr
     assert not (tmp_path / "out").exists()
 
 
 def test_the_cli_fits_the_issue_example_with_exit_0(tmp_path, centred):
-    res = runner.invoke(app, ["fit", str(_csv(tmp_path, centred)), "--y", "y", "--model", "a*(x - mean(x)) + b",
-                              "--out", str(tmp_path / "out")])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            str(_csv(tmp_path, centred)),
+            "--y",
+            "y",
+            "--model",
+            "a*(x - mean(x)) + b",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["loss"] < 1e-20

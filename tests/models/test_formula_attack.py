@@ -27,29 +27,66 @@ assert sum(EXAMPLES.values()) >= 10_000
 
 
 def _settings(name: str):
-    return settings(max_examples=EXAMPLES[name], derandomize=True, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    return settings(
+        max_examples=EXAMPLES[name],
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
 
 
 # -- the grammar and a reference interpreter over the same tree --------------------------------
 
 # Written independently of formula_functions: the test checks the table, not copies it.
 REFERENCE = {
-    "exp": torch.exp, "log": torch.log, "log10": torch.log10, "log2": torch.log2, "log1p": torch.log1p,
-    "expm1": torch.expm1, "sqrt": torch.sqrt, "abs": torch.abs, "sin": torch.sin, "cos": torch.cos, "tan": torch.tan,
-    "arcsin": torch.asin, "asin": torch.asin, "arccos": torch.acos, "acos": torch.acos, "arctan": torch.atan,
-    "atan": torch.atan, "arctan2": torch.atan2, "atan2": torch.atan2, "sinh": torch.sinh, "cosh": torch.cosh,
-    "tanh": torch.tanh, "sigmoid": torch.sigmoid, "softplus": F.softplus, "erf": torch.erf, "relu": torch.relu,
-    "minimum": torch.minimum, "min": torch.minimum, "maximum": torch.maximum, "max": torch.maximum,
-    "pow": torch.pow, "sum": torch.sum, "mean": torch.mean,
+    "exp": torch.exp,
+    "log": torch.log,
+    "log10": torch.log10,
+    "log2": torch.log2,
+    "log1p": torch.log1p,
+    "expm1": torch.expm1,
+    "sqrt": torch.sqrt,
+    "abs": torch.abs,
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "tan": torch.tan,
+    "arcsin": torch.asin,
+    "asin": torch.asin,
+    "arccos": torch.acos,
+    "acos": torch.acos,
+    "arctan": torch.atan,
+    "atan": torch.atan,
+    "arctan2": torch.atan2,
+    "atan2": torch.atan2,
+    "sinh": torch.sinh,
+    "cosh": torch.cosh,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "softplus": F.softplus,
+    "erf": torch.erf,
+    "relu": torch.relu,
+    "minimum": torch.minimum,
+    "min": torch.minimum,
+    "maximum": torch.maximum,
+    "max": torch.maximum,
+    "pow": torch.pow,
+    "sum": torch.sum,
+    "mean": torch.mean,
 }
-ARITY = {name: 2 if name in ("arctan2", "atan2", "minimum", "min", "maximum", "max", "pow") else 1 for name in REFERENCE}
+ARITY = {
+    name: 2 if name in ("arctan2", "atan2", "minimum", "min", "maximum", "max", "pow") else 1 for name in REFERENCE
+}
 OPS = {"+": torch.add, "-": torch.sub, "*": torch.mul, "/": torch.div, "**": torch.pow}
 CONSTANTS = {"pi": math.pi, "e": math.e}
 NAMES = ("a", "b", "c", "x")
 X = torch.linspace(0.1, 2.0, 7, dtype=torch.float64)
-ENV = {"a": torch.tensor(0.7, dtype=torch.float64), "b": torch.tensor(1.3, dtype=torch.float64),
-       "c": torch.tensor(-0.4, dtype=torch.float64), "x": X}
+ENV = {
+    "a": torch.tensor(0.7, dtype=torch.float64),
+    "b": torch.tensor(1.3, dtype=torch.float64),
+    "c": torch.tensor(-0.4, dtype=torch.float64),
+    "x": X,
+}
 
 
 def test_the_reference_covers_exactly_the_whitelist():
@@ -58,8 +95,22 @@ def test_the_reference_covers_exactly_the_whitelist():
 
 
 # Numbers as a formula may write them: (text, value).
-_numbers = st.sampled_from([("0", 0.0), ("1", 1.0), ("2", 2.0), ("3", 3.0), ("0.5", 0.5), (".5", 0.5), ("1.5", 1.5),
-                            ("15e-1", 1.5), ("2.0", 2.0), ("1E1", 10.0), ("0.25", 0.25), ("1_0", 10.0)])
+_numbers = st.sampled_from(
+    [
+        ("0", 0.0),
+        ("1", 1.0),
+        ("2", 2.0),
+        ("3", 3.0),
+        ("0.5", 0.5),
+        (".5", 0.5),
+        ("1.5", 1.5),
+        ("15e-1", 1.5),
+        ("2.0", 2.0),
+        ("1E1", 10.0),
+        ("0.25", 0.25),
+        ("1_0", 10.0),
+    ]
+)
 _leaves = st.one_of(
     _numbers.map(lambda n: ("num", n[0], n[1])),
     st.sampled_from(NAMES).map(lambda n: ("name", n)),
@@ -73,9 +124,11 @@ def _extend(children):
         st.tuples(st.just("neg"), children),
         st.tuples(st.just("pos"), children),
         st.sampled_from(sorted(n for n in REFERENCE if ARITY[n] == 1)).flatmap(
-            lambda f: st.tuples(st.just("call"), st.just(f), st.tuples(children))),
+            lambda f: st.tuples(st.just("call"), st.just(f), st.tuples(children))
+        ),
         st.sampled_from(sorted(n for n in REFERENCE if ARITY[n] == 2)).flatmap(
-            lambda f: st.tuples(st.just("call"), st.just(f), st.tuples(children, children))),
+            lambda f: st.tuples(st.just("call"), st.just(f), st.tuples(children, children))
+        ),
     )
 
 
@@ -122,8 +175,12 @@ def names_in_order(tree, out: list) -> list:
     if kind == "name" and tree[1] not in out:
         out.append(tree[1])
     for child in tree[1:]:
-        if isinstance(child, tuple) and child and isinstance(child[0], str) and child[0] in (
-                "num", "name", "const", "bin", "neg", "pos", "call"):
+        if (
+            isinstance(child, tuple)
+            and child
+            and isinstance(child[0], str)
+            and child[0] in ("num", "name", "const", "bin", "neg", "pos", "call")
+        ):
             names_in_order(child, out)
         elif isinstance(child, tuple):
             for arg in child:
@@ -199,12 +256,36 @@ HOSTILE_EXPRESSIONS = [
     ("(await {0})", r"Await expressions are not allowed|not a valid expression"),
 ]
 HOSTILE_STATEMENTS = [
-    "import os", "from os import system", "q = {0}", "{0}; {0}", "del x", "global x", "{0}\nimport os",
-    "with open('f') as q: {0}", "def f(): return {0}", "class A: pass", "raise SystemExit", "assert {0}",
-    "for q in x: pass", "q += {0}", "exec 'x'", "print 'x'",
+    "import os",
+    "from os import system",
+    "q = {0}",
+    "{0}; {0}",
+    "del x",
+    "global x",
+    "{0}\nimport os",
+    "with open('f') as q: {0}",
+    "def f(): return {0}",
+    "class A: pass",
+    "raise SystemExit",
+    "assert {0}",
+    "for q in x: pass",
+    "q += {0}",
+    "exec 'x'",
+    "print 'x'",
 ]
-_contexts = st.sampled_from(["{h}", "{v} + {h}", "{h} * ({v})", "exp({h})", "({v}) - ({h})", "atan2({v}, {h})",
-                             "-({h})", "({h})**2", "sum({h})"])
+_contexts = st.sampled_from(
+    [
+        "{h}",
+        "{v} + {h}",
+        "{h} * ({v})",
+        "exp({h})",
+        "({v}) - ({h})",
+        "atan2({v}, {h})",
+        "-({h})",
+        "({h})**2",
+        "sum({h})",
+    ]
+)
 _statement_contexts = st.sampled_from(["{h}", "{v}; {h}", "{h}; {v}", "{v}\n{h}"])
 
 
@@ -232,8 +313,7 @@ def test_arbitrary_text_compiles_or_is_refused_cleanly(text):
 
 
 @_settings("formula_text")
-@given(text=st.text(alphabet="ax_()[]{}+-*/%.,:;=<>!'\"\\ \n\r\t0123456789eEjlambdopnrtfis#@~^|&",
-                    max_size=40))
+@given(text=st.text(alphabet="ax_()[]{}+-*/%.,:;=<>!'\"\\ \n\r\t0123456789eEjlambdopnrtfis#@~^|&", max_size=40))
 def test_formula_like_text_compiles_or_is_refused_cleanly(text):
     _compile_or_refuse(text)
 
@@ -278,8 +358,13 @@ def test_hostile_strings_import_nothing(monkeypatch, module):
     for name in (module, "antigravity", "this"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     before = set(sys.modules)
-    for text in [f"__import__('{module}')", f"exp(__import__('{module}'))", f"x + __import__('{module}').x",
-                 f"import {module}", f"[__import__('{module}') for q in x]"]:
+    for text in [
+        f"__import__('{module}')",
+        f"exp(__import__('{module}'))",
+        f"x + __import__('{module}').x",
+        f"import {module}",
+        f"[__import__('{module}') for q in x]",
+    ]:
         with pytest.raises(FormulaError):
             compile_formula(text)
     assert module not in sys.modules and "antigravity" not in sys.modules and "this" not in sys.modules
@@ -288,7 +373,9 @@ def test_hostile_strings_import_nothing(monkeypatch, module):
 
 # One formula per allowed function, plus constants and every operator.
 WARM = [f"{n}(a*x + 1.5)" if ARITY[n] == 1 else f"{n}(a*x + 1.5, b)" for n in sorted(REFERENCE)] + [
-    "a*x**2 + b*x - c/x + pi - e + -(+x)", "b1*(1-exp(-b2*x))"]
+    "a*x**2 + b*x - c/x + pi - e + -(+x)",
+    "b1*(1-exp(-b2*x))",
+]
 
 
 def test_compile_and_evaluate_run_no_eval_exec_bytecode_or_import():
@@ -301,6 +388,7 @@ def test_compile_and_evaluate_run_no_eval_exec_bytecode_or_import():
         def trap(*args, **kwargs):
             calls.append(name)
             raise AssertionError(f"{name} was called")
+
         return trap
 
     real_compile = builtins.compile
@@ -350,30 +438,34 @@ def test_compile_and_evaluate_run_no_eval_exec_bytecode_or_import():
 LIMIT = r"at most [\d,]+ (characters|parts|levels|are allowed)|deeper than 100|too deeply nested or too large"
 
 
-@pytest.mark.parametrize("text", [
-    "-" * 10_000 + "x",
-    "-" * 9_999 + "x",
-    "-" * 5_000 + "x",
-    "-" * 300 + "x",
-    "+" * 5_000 + "x",
-    "-+" * 2_500 + "x",
-    "not " * 2_000 + "x",
-    "~" * 5_000 + "x",
-    "x" + "**x" * 3_000,
-    "x" + "**x" * 150,
-    "x" + "**-x" * 150,
-    "exp(" * 2_000 + "x" + ")" * 2_000,
-    "exp(-" * 150 + "x" + ")" * 150,
-    "atan2(x, " * 150 + "x" + ")" * 150,
-    "(" * 5_000 + "x" + ")" * 5_000,
-    "(" * 5_000 + "x",
-    "[" * 3_000 + "x" + "]" * 3_000,
-    "x*(" * 500 + "x" + ")" * 500,
-    "lambda: " * 1_000 + "x",
-    "x" + "+x" * 4_000,
-    "x+" * 10_000 + "x",
-    "1" * 5_000,
-], ids=lambda t: f"{t[:12]}...{len(t)}")
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-" * 10_000 + "x",
+        "-" * 9_999 + "x",
+        "-" * 5_000 + "x",
+        "-" * 300 + "x",
+        "+" * 5_000 + "x",
+        "-+" * 2_500 + "x",
+        "not " * 2_000 + "x",
+        "~" * 5_000 + "x",
+        "x" + "**x" * 3_000,
+        "x" + "**x" * 150,
+        "x" + "**-x" * 150,
+        "exp(" * 2_000 + "x" + ")" * 2_000,
+        "exp(-" * 150 + "x" + ")" * 150,
+        "atan2(x, " * 150 + "x" + ")" * 150,
+        "(" * 5_000 + "x" + ")" * 5_000,
+        "(" * 5_000 + "x",
+        "[" * 3_000 + "x" + "]" * 3_000,
+        "x*(" * 500 + "x" + ")" * 500,
+        "lambda: " * 1_000 + "x",
+        "x" + "+x" * 4_000,
+        "x+" * 10_000 + "x",
+        "1" * 5_000,
+    ],
+    ids=lambda t: f"{t[:12]}...{len(t)}",
+)
 def test_deep_or_huge_formulas_hit_a_clear_limit(text):
     with pytest.raises(FormulaError, match=LIMIT + "|more than 4,300 digits"):
         compile_formula(text)
@@ -396,11 +488,14 @@ def test_limits_hold_with_a_small_recursion_limit():
         sys.setrecursionlimit(old)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("(a\r+x.y)", r"attribute access \('\.y'\)"),  # '\r' ends a line for the parser; offsets must follow
-    ("(a\r\n+\rx[0])", r"indexing or slicing"),
-    ("a*x\udce9", r"not valid text \(U\+DCE9, at offset 3"),  # a non-UTF-8 byte from argv
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("(a\r+x.y)", r"attribute access \('\.y'\)"),  # '\r' ends a line for the parser; offsets must follow
+        ("(a\r\n+\rx[0])", r"indexing or slicing"),
+        ("a*x\udce9", r"not valid text \(U\+DCE9, at offset 3"),  # a non-UTF-8 byte from argv
+    ],
+)
 def test_line_ends_and_surrogates_give_formula_errors(text, message):
     with pytest.raises(FormulaError, match=message) as info:
         compile_formula(text)

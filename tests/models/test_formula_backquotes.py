@@ -51,16 +51,19 @@ def test_pickle_and_the_model_keep_the_backquotes():
     torch.testing.assert_close(out, 2 * X + 1)
 
 
-@pytest.mark.parametrize("text,message,offset,length", [
-    ("a*`body mass + b", "backquote is not closed", 2, 1),
-    ("a*`` + b", "empty backquotes", 2, 2),
-    ("2`x`", "must stand on its own; write an operator before it", 0, 1),
-    ("a`x` + b", "must stand on its own; write an operator before it", 0, 1),
-    ("`x`b", "write an operator after it", 3, 1),
-    ("`x`(2)", "is a name, not a function", 0, 3),
-    ("a*`Körper größe` + b^2", r"'\^' is not a power operator", 20, 1),  # carets stay right after non-ASCII names
-    ("a*`x\ny` + b", "backquote is not closed", 2, 1),
-])
+@pytest.mark.parametrize(
+    "text,message,offset,length",
+    [
+        ("a*`body mass + b", "backquote is not closed", 2, 1),
+        ("a*`` + b", "empty backquotes", 2, 2),
+        ("2`x`", "must stand on its own; write an operator before it", 0, 1),
+        ("a`x` + b", "must stand on its own; write an operator before it", 0, 1),
+        ("`x`b", "write an operator after it", 3, 1),
+        ("`x`(2)", "is a name, not a function", 0, 3),
+        ("a*`Körper größe` + b^2", r"'\^' is not a power operator", 20, 1),  # carets stay right after non-ASCII names
+        ("a*`x\ny` + b", "backquote is not closed", 2, 1),
+    ],
+)
 def test_bad_backquotes_get_a_caret_under_the_mistake(text, message, offset, length):
     with pytest.raises(FormulaError, match=message) as info:
         compile_formula(text)

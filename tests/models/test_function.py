@@ -79,12 +79,15 @@ def test_callable_gradients_flow():
     torch.testing.assert_close(k.grad, (-x[:, 0] * torch.exp(-0.5 * x[:, 0])).sum())
 
 
-@pytest.mark.parametrize("f", [
-    lambda x, a, *rest: a * x,
-    lambda x, a, **kw: a * x,
-    lambda x: x,
-    lambda: 1.0,
-])
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x, a, *rest: a * x,
+        lambda x, a, **kw: a * x,
+        lambda x: x,
+        lambda: 1.0,
+    ],
+)
 def test_callable_bad_signatures_explain_the_form(f):
     with pytest.raises(ModelError, match=r"f\(x, a, b, \.\.\.\)"):
         CallableModel(f, ["x"])

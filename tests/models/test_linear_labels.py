@@ -54,7 +54,7 @@ def test_one_scheme_in_result_json_history_csv_and_the_report(fitted, tmp_path):
     paths = save_run(fitted, tmp_path)
     saved = json.loads(paths["result"].read_text())
     assert list(saved["params"]) == names and list(saved["init_params"]) == names
-    assert pd.read_csv(paths["history"]).columns.tolist()[-len(names):] == names
+    assert pd.read_csv(paths["history"]).columns.tolist()[-len(names) :] == names
     text = fit_report(fitted)
     assert all(n in text for n in names) and "a[0]" not in text
     back = load_run(tmp_path)
@@ -63,8 +63,9 @@ def test_one_scheme_in_result_json_history_csv_and_the_report(fitted, tmp_path):
 
 def test_the_index_form_names_the_same_entries_everywhere():
     by_index = gradfit.fit("linear", DIABETES, y="target", init={"a[2]": 100.0}, bounds={"a[3]": (None, 300.0)}, **LSQ)
-    by_label = gradfit.fit("linear", DIABETES, y="target", init={"a[bmi]": 100.0}, bounds={"a[bp]": (None, 300.0)},
-                           **LSQ)
+    by_label = gradfit.fit(
+        "linear", DIABETES, y="target", init={"a[bmi]": 100.0}, bounds={"a[bp]": (None, 300.0)}, **LSQ
+    )
     assert by_index.init_params == by_label.init_params and by_index.init_params["a[bmi]"] == 100.0
     assert by_index.bounds == by_label.bounds == {"a[bp]": [None, 300.0]}
     assert by_index.flat_params == by_label.flat_params
@@ -83,8 +84,11 @@ def test_an_entry_named_twice_or_a_label_that_is_not_one_is_refused():
         gradfit.fit("linear", DIABETES, y="target", init={"a[0]": 1.0, "a[age]": 2.0}, steps=0)
     with pytest.raises(ModelError, match=r"bound on 'a\[bmi\]' is given twice"):
         gradfit.fit("linear", DIABETES, y="target", bounds={"a[bmi]": (0, 1), "a[2]": (0, 2)}, steps=0)
-    with pytest.raises(ModelError, match=r"'a\[BMI\]' names no entry of the parameter 'a'\. Its entries are: a\[age\], "
-                                         r"a\[sex\], .*or by position, a\[0\], a\[1\]"):
+    with pytest.raises(
+        ModelError,
+        match=r"'a\[BMI\]' names no entry of the parameter 'a'\. Its entries are: a\[age\], "
+        r"a\[sex\], .*or by position, a\[0\], a\[1\]",
+    ):
         gradfit.fit("linear", DIABETES, y="target", init={"a[BMI]": 1.0}, steps=0)
 
 
@@ -100,13 +104,21 @@ def test_the_seeds_column_x_and_unnamed_arrays_keep_the_index_names():
     np.testing.assert_allclose(list(one.flat_params.values()), [slope, intercept], rtol=1e-7)
 
 
-@pytest.mark.parametrize("inputs,labels", [
-    (["bmi", "bp"], ("bmi", "bp", "intercept")),
-    (["body mass", "CO2 (ppm)"], ("body mass", "CO2 (ppm)", "intercept")),
-    (["x"], None), (["x0", "x1"], None),
-    (["bmi", "intercept"], None),   # would name two entries a[intercept]
-    (["a[1]", "b"], None), (["3", "b"], None), (["p,q", "b"], None), (["p=q", "b"], None), ([" b", "c"], None),
-])
+@pytest.mark.parametrize(
+    "inputs,labels",
+    [
+        (["bmi", "bp"], ("bmi", "bp", "intercept")),
+        (["body mass", "CO2 (ppm)"], ("body mass", "CO2 (ppm)", "intercept")),
+        (["x"], None),
+        (["x0", "x1"], None),
+        (["bmi", "intercept"], None),  # would name two entries a[intercept]
+        (["a[1]", "b"], None),
+        (["3", "b"], None),
+        (["p,q", "b"], None),
+        (["p=q", "b"], None),
+        ([" b", "c"], None),
+    ],
+)
 def test_labels_only_where_they_can_be_read_back(inputs, labels):
     assert coefficient_labels(inputs) == labels
     model = make_zoo_model("linear", inputs)
@@ -129,14 +141,37 @@ def test_the_cli_takes_either_form_and_prints_the_labels(tmp_path):
     path = tmp_path / "diabetes.csv"
     DIABETES[["bmi", "bp", "target"]].to_csv(path, index=False)
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["fit", str(path), "--y", "target", "--model", "linear", "--optimizer", "lbfgs",
-                                   "--dtype", "float64", "--steps", "50", "--init", "a[bmi]=500,a[1]=300",
-                                   "--bound", "a[2]=0:", "--landscape", "a[0],a[bp]", "--out", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            str(path),
+            "--y",
+            "target",
+            "--model",
+            "linear",
+            "--optimizer",
+            "lbfgs",
+            "--dtype",
+            "float64",
+            "--steps",
+            "50",
+            "--init",
+            "a[bmi]=500,a[1]=300",
+            "--bound",
+            "a[2]=0:",
+            "--landscape",
+            "a[0],a[bp]",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     d = json.loads((out / "result.json").read_text())
     assert list(d["params"]) == ["a[bmi]", "a[bp]", "a[intercept]"] and d["bounds"] == {"a[intercept]": [0.0, None]}
     assert d["init_params"] == {"a[bmi]": 500.0, "a[bp]": 300.0, "a[intercept]": 0.0}
     assert "a[bmi]" in res.stdout and "a[intercept]" in res.stdout and (out / "landscape.png").exists()
     X = np.column_stack([DIABETES["bmi"], DIABETES["bp"], np.ones(len(DIABETES))])
-    np.testing.assert_allclose(list(d["params"].values()), np.linalg.lstsq(X, DIABETES["target"], rcond=None)[0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        list(d["params"].values()), np.linalg.lstsq(X, DIABETES["target"], rcond=None)[0], rtol=1e-6
+    )

@@ -16,16 +16,28 @@ DT = torch.float64
 # name -> (options, params, the formula written directly in torch)
 CURVES = {
     "exponential": ({}, {"a": 2.0, "b": 0.7, "c": 1.0}, lambda p, t: p["a"] * torch.exp(p["b"] * t) + p["c"]),
-    "sigmoid": ({}, {"L": 3.0, "k": 2.5, "x0": 2.0, "c": 0.5},
-                lambda p, t: p["L"] / (1 + torch.exp(-p["k"] * (t - p["x0"]))) + p["c"]),
-    "gaussian": ({}, {"a": -2.0, "mu": 1.3, "sigma": 0.4, "c": 4.0},
-                 lambda p, t: p["a"] * torch.exp(-((t - p["mu"]) ** 2) / (2 * p["sigma"] ** 2)) + p["c"]),
+    "sigmoid": (
+        {},
+        {"L": 3.0, "k": 2.5, "x0": 2.0, "c": 0.5},
+        lambda p, t: p["L"] / (1 + torch.exp(-p["k"] * (t - p["x0"]))) + p["c"],
+    ),
+    "gaussian": (
+        {},
+        {"a": -2.0, "mu": 1.3, "sigma": 0.4, "c": 4.0},
+        lambda p, t: p["a"] * torch.exp(-((t - p["mu"]) ** 2) / (2 * p["sigma"] ** 2)) + p["c"],
+    ),
     "power": ({}, {"a": 1.5, "b": 2.3}, lambda p, t: p["a"] * t ** p["b"]),
     "power_offset": ({"offset": True}, {"a": 1.5, "b": -1.2, "c": 0.3}, lambda p, t: p["a"] * t ** p["b"] + p["c"]),
-    "sine": ({}, {"a": 1.7, "w": 9.0, "phi": 0.4, "c": -1.0},
-             lambda p, t: p["a"] * torch.sin(p["w"] * t + p["phi"]) + p["c"]),
-    "poly3": ({}, {"c0": 0.5, "c1": -1.0, "c2": 2.0, "c3": 0.25},
-              lambda p, t: p["c0"] + p["c1"] * t + p["c2"] * t**2 + p["c3"] * t**3),
+    "sine": (
+        {},
+        {"a": 1.7, "w": 9.0, "phi": 0.4, "c": -1.0},
+        lambda p, t: p["a"] * torch.sin(p["w"] * t + p["phi"]) + p["c"],
+    ),
+    "poly3": (
+        {},
+        {"c0": 0.5, "c1": -1.0, "c2": 2.0, "c3": 0.25},
+        lambda p, t: p["c0"] + p["c1"] * t + p["c2"] * t**2 + p["c3"] * t**3,
+    ),
 }
 
 
@@ -146,8 +158,9 @@ def test_guess_is_finite_close_and_a_fit_from_it_converges(name, options, true, 
     # the oracle: least squares started from the guess reaches the true curve
     params = model.init_params(dtype=DT, x=x, y=y)
     leaves = [p.requires_grad_() for p in params.values()]
-    opt = torch.optim.LBFGS(leaves, max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-15,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        leaves, max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe"
+    )
 
     def closure():
         opt.zero_grad()
@@ -202,10 +215,15 @@ def test_mlp_init_is_fixed_by_the_seed():
     assert 0.5 / 4 < spread < 2 / 4  # scale 1/sqrt(16)
 
 
-@pytest.mark.parametrize(("options", "match"), [
-    ({"hidden": "16,x"}, "hidden"), ({"hidden": (0,)}, "hidden"), ({"hidden": (True,)}, "hidden"),
-    ({"activation": "swish"}, "activation"),
-])
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"hidden": "16,x"}, "hidden"),
+        ({"hidden": (0,)}, "hidden"),
+        ({"hidden": (True,)}, "hidden"),
+        ({"activation": "swish"}, "activation"),
+    ],
+)
 def test_mlp_bad_options(options, match):
     with pytest.raises(ModelError, match=match):
         make_zoo_model("mlp", ["x"], **options)
@@ -234,16 +252,19 @@ def test_unknown_name_lists_the_zoo_and_the_closest_match():
         make_zoo_model("gausian", ["x"])
 
 
-@pytest.mark.parametrize(("name", "inputs", "kwargs", "match"), [
-    ("gaussian", ["x", "y"], {}, "exactly one input"),
-    ("linear", [], {}, "at least one input"),
-    ("linear", ["x", "x"], {}, "distinct"),
-    ("sine", ["x"], {"n_outputs": 2}, "one output"),
-    ("linear", ["x"], {"n_outputs": 0}, "n_outputs"),
-    ("linear", ["x"], {"degree": 2}, "unknown option"),
-    ("exponential", ["x"], {"offset": True}, "unknown option"),
-    ("power", ["x"], {"offset": "yes"}, "offset"),
-])
+@pytest.mark.parametrize(
+    ("name", "inputs", "kwargs", "match"),
+    [
+        ("gaussian", ["x", "y"], {}, "exactly one input"),
+        ("linear", [], {}, "at least one input"),
+        ("linear", ["x", "x"], {}, "distinct"),
+        ("sine", ["x"], {"n_outputs": 2}, "one output"),
+        ("linear", ["x"], {"n_outputs": 0}, "n_outputs"),
+        ("linear", ["x"], {"degree": 2}, "unknown option"),
+        ("exponential", ["x"], {"offset": True}, "unknown option"),
+        ("power", ["x"], {"offset": "yes"}, "offset"),
+    ],
+)
 def test_bad_inputs_and_options(name, inputs, kwargs, match):
     with pytest.raises(ModelError, match=match):
         make_zoo_model(name, inputs, **kwargs)

@@ -22,20 +22,23 @@ LS = dict(loss_name="mse", least_squares=True)
 CE = dict(loss_name="cross_entropy", least_squares=False)
 
 
-@pytest.mark.parametrize("facts, optimizer, dtype, scale", [
-    (dict(**LS, rows=442, free=11), "lm", "float64", False),
-    (dict(**LS, rows=10**7, free=4), "lm", "float64", False),
-    (dict(**LS, rows=10**7, free=40), "lbfgs", "float32", True),       # above lm's budget, large: float32
-    (dict(**LS, rows=10**5, free=300), "lbfgs", "float64", True),      # above lm's budget, small: float64
-    (dict(**CE, rows=300, free=9), "lbfgs", "float64", True),
-    (dict(loss_name="mae", least_squares=False, rows=100, free=2), "lbfgs", "float64", True),
-    (dict(**LS, rows=10**5, free=2, batch_size=64), "adam", "float32", False),
-    (dict(**LS, rows=100, free=400, network=True), "adam", "float32", False),
-    (dict(**LS, rows=100, free=2, lr_given=True), "sgd", "float32", False),
-    (dict(**LS, rows=100, free=2, momentum_given=True), "momentum", "float32", False),
-    (dict(**LS, rows=100, free=2, scale=True), "lbfgs", "float64", True),  # lm scales its own steps
-    (dict(**LS, rows=100, free=2, dtype="float32"), "lm", "float32", False),  # the user's dtype wins
-])
+@pytest.mark.parametrize(
+    "facts, optimizer, dtype, scale",
+    [
+        (dict(**LS, rows=442, free=11), "lm", "float64", False),
+        (dict(**LS, rows=10**7, free=4), "lm", "float64", False),
+        (dict(**LS, rows=10**7, free=40), "lbfgs", "float32", True),  # above lm's budget, large: float32
+        (dict(**LS, rows=10**5, free=300), "lbfgs", "float64", True),  # above lm's budget, small: float64
+        (dict(**CE, rows=300, free=9), "lbfgs", "float64", True),
+        (dict(loss_name="mae", least_squares=False, rows=100, free=2), "lbfgs", "float64", True),
+        (dict(**LS, rows=10**5, free=2, batch_size=64), "adam", "float32", False),
+        (dict(**LS, rows=100, free=400, network=True), "adam", "float32", False),
+        (dict(**LS, rows=100, free=2, lr_given=True), "sgd", "float32", False),
+        (dict(**LS, rows=100, free=2, momentum_given=True), "momentum", "float32", False),
+        (dict(**LS, rows=100, free=2, scale=True), "lbfgs", "float64", True),  # lm scales its own steps
+        (dict(**LS, rows=100, free=2, dtype="float32"), "lm", "float32", False),  # the user's dtype wins
+    ],
+)
 def test_choose_optimizer_rules(facts, optimizer, dtype, scale):
     c = choose_optimizer(**facts)
     assert (c.optimizer, c.dtype, c.scale) == (optimizer, dtype, scale)
@@ -97,8 +100,11 @@ def test_adam_lr_is_a_tenth_of_the_newton_step_along_the_sign_of_the_gradient():
     model = build_model("a*exp(-b*x) + c", ("x",))
     x = torch.linspace(0, 3, 40, dtype=torch.float64)[:, None]
     y = 2 * torch.exp(-1.3 * x[:, 0]) + 0.5
-    params = {"a": torch.tensor(1.0, dtype=torch.float64), "b": torch.tensor(0.5, dtype=torch.float64),
-              "c": torch.tensor(0.0, dtype=torch.float64)}
+    params = {
+        "a": torch.tensor(1.0, dtype=torch.float64),
+        "b": torch.tensor(0.5, dtype=torch.float64),
+        "c": torch.tensor(0.0, dtype=torch.float64),
+    }
     lr = adam_lr(model, get_loss("mse"), x, y, params)
 
     def mean_loss(theta):

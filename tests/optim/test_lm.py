@@ -74,8 +74,14 @@ def _jacobian(problem):
 
 def scipy_lm(problem, start, **kw):
     with np.errstate(all="ignore"):
-        return least_squares(lambda b: problem.f(problem.x, *b) - problem.y, start, jac=_jacobian(problem),
-                             method="lm", x_scale="jac", **{**TOL, **kw})
+        return least_squares(
+            lambda b: problem.f(problem.x, *b) - problem.y,
+            start,
+            jac=_jacobian(problem),
+            method="lm",
+            x_scale="jac",
+            **{**TOL, **kw},
+        )
 
 
 def _rel(a, b) -> float:
@@ -96,8 +102,9 @@ def _print_table():
 @pytest.mark.parametrize("problem", PROBLEMS, ids=[p.name for p in PROBLEMS])
 def test_matches_scipy(problem, which):
     counter = CountIterations()
-    result = gradfit.fit(problem.formula, problem.data, y="y", optimizer="lm", init=problem.init(which),
-                         callbacks=[counter])
+    result = gradfit.fit(
+        problem.formula, problem.data, y="y", optimizer="lm", init=problem.init(which), callbacks=[counter]
+    )
     ref = scipy_lm(problem, problem.starts[which])
     # The best answer known: scipy from the easy start, checked against NIST where the data are NIST's.
     best = scipy_lm(problem, problem.starts[1])
@@ -159,7 +166,9 @@ def test_callable_model_and_vmap_fallback():
         return a1 * torch.exp(-k1 * x) + a2 * torch.exp(-k2 * x)
 
     def branchy(x, a1, k1, a2, k2):
-        if float(k1.detach()) < float(k2.detach()):  # data-dependent Python control flow: torch.func cannot vmap through it
+        if float(k1.detach()) < float(
+            k2.detach()
+        ):  # data-dependent Python control flow: torch.func cannot vmap through it
             a1, k1, a2, k2 = a2, k2, a1, k1
         return a1 * torch.exp(-k1 * x) + a2 * torch.exp(-k2 * x)
 
@@ -197,10 +206,23 @@ def test_bounds_pin_a_parameter_like_scipy_trf():
     lo = np.array([-np.inf, -np.inf, -np.inf, 0.25])  # k2's unbounded optimum is ~0.2
     start = (2.0, 1.0, 1.0, 0.5)
     with np.errstate(all="ignore"):
-        ref = least_squares(lambda b: problem.f(problem.x, *b) - problem.y, start, method="trf",
-                            bounds=(lo, np.inf), xtol=1e-14, ftol=1e-14, gtol=1e-14)
-    result = gradfit.fit(problem.formula, problem.data, y="y", optimizer="lm", init=dict(zip(problem.params, start)),
-                         bounds={"k2": (0.25, None)})
+        ref = least_squares(
+            lambda b: problem.f(problem.x, *b) - problem.y,
+            start,
+            method="trf",
+            bounds=(lo, np.inf),
+            xtol=1e-14,
+            ftol=1e-14,
+            gtol=1e-14,
+        )
+    result = gradfit.fit(
+        problem.formula,
+        problem.data,
+        y="y",
+        optimizer="lm",
+        init=dict(zip(problem.params, start)),
+        bounds={"k2": (0.25, None)},
+    )
     got = [result.flat_params[n] for n in problem.params]
     assert result.flat_params["k2"] == 0.25
     assert _rel(got, ref.x) < 1e-6
@@ -211,8 +233,14 @@ def test_bounds_pin_a_parameter_like_scipy_trf():
 def test_inactive_bounds_change_nothing():
     problem = next(p for p in PROBLEMS if p.name == "misra1a")
     free = gradfit.fit(problem.formula, problem.data, y="y", optimizer="lm", init=problem.init(0))
-    boxed = gradfit.fit(problem.formula, problem.data, y="y", optimizer="lm", init=problem.init(0),
-                        bounds={"b1": (0, 1e4), "b2": (0, 1)})
+    boxed = gradfit.fit(
+        problem.formula,
+        problem.data,
+        y="y",
+        optimizer="lm",
+        init=problem.init(0),
+        bounds={"b1": (0, 1e4), "b2": (0, 1)},
+    )
     assert boxed.flat_params == pytest.approx(free.flat_params, rel=1e-9)
 
 
@@ -222,8 +250,9 @@ def test_fixed_parameter_matches_scipy_on_the_rest():
     start["d"] = 0.25
     result = gradfit.fit(problem.formula, problem.data, y="y", optimizer="lm", init=start, fix=["d"])
     free = [n for n in problem.params if n != "d"]
-    ref = least_squares(lambda b: problem.f(problem.x, *b, 0.25) - problem.y, [start[n] for n in free],
-                        method="lm", **TOL)
+    ref = least_squares(
+        lambda b: problem.f(problem.x, *b, 0.25) - problem.y, [start[n] for n in free], method="lm", **TOL
+    )
     assert result.flat_params["d"] == 0.25
     assert _rel([result.flat_params[n] for n in free], ref.x) < 1e-6
 
@@ -257,7 +286,9 @@ def test_budget_target_and_callbacks_stop_it():
         def on_step(self, state):
             return state.step == 2
 
-    stopped = gradfit.fit(problem.formula, problem.data, y="y", optimizer="lm", init=problem.init(1), callbacks=[StopAt2()])
+    stopped = gradfit.fit(
+        problem.formula, problem.data, y="y", optimizer="lm", init=problem.init(1), callbacks=[StopAt2()]
+    )
     assert stopped.stop_reason == "interrupted" and stopped.steps == 2
     target = gradfit.fit(problem.formula, problem.data, y="y", optimizer="lm", init=problem.init(1), target_loss=1e-4)
     assert target.stop_reason == "target_loss" and target.loss <= 1e-4 < target.history["loss"][target.steps - 1]
@@ -279,12 +310,15 @@ def test_float32_works_and_says_float64_is_better():
     assert _rel([result.flat_params[n] for n in problem.params], ref.x) < 1e-3
 
 
-@pytest.mark.parametrize("options, match", [
-    (dict(loss="mae"), "loss='mse'"),
-    (dict(batch_size=4), "batch_size"),
-    (dict(optimizer_options={"ftoll": 1e-8}), "ftoll"),
-    (dict(optimizer_options={"xtol": -1}), "xtol"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (dict(loss="mae"), "loss='mse'"),
+        (dict(batch_size=4), "batch_size"),
+        (dict(optimizer_options={"ftoll": 1e-8}), "ftoll"),
+        (dict(optimizer_options={"xtol": -1}), "xtol"),
+    ],
+)
 def test_bad_options_are_config_errors(options, match):
     problem = next(p for p in PROBLEMS if p.name == "danwood")
     with pytest.raises(ConfigError, match=match):

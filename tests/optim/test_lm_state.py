@@ -17,8 +17,10 @@ from gradfit.optim.lm import STATE_KEYS, ChunkedResiduals, LevenbergMarquardt
 X = torch.linspace(0, 4, 40, dtype=torch.float64)
 Y = 3 * torch.exp(-1.3 * X) + 0.5 + 0.01 * torch.sin(7 * X)
 START = torch.tensor([1.0, 0.1, 0.0], dtype=torch.float64)
-BOXES = {"no bounds": (None, None),
-         "bounds": (torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64), torch.tensor([10.0, 1.0, 0.45]))}
+BOXES = {
+    "no bounds": (None, None),
+    "bounds": (torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64), torch.tensor([10.0, 1.0, 0.45])),
+}
 
 
 def _solver(lower=None, upper=None, start=START) -> LevenbergMarquardt:
@@ -32,9 +34,23 @@ def _run(lm: LevenbergMarquardt, n: int) -> list:
     for _ in range(n):
         it = lm.iterate()
         lm.accept(it)
-        seen.append((None if it.trial is None else it.trial.tobytes(), it.gradient.tobytes(), it.lam, it.test,
-                     it.trials, it.held, lm.p.tobytes(), lm.sum_squares, lm.delta, lm.lam, lm.diag.tobytes(),
-                     lm.res.n_fev, lm.res.n_jev))
+        seen.append(
+            (
+                None if it.trial is None else it.trial.tobytes(),
+                it.gradient.tobytes(),
+                it.lam,
+                it.test,
+                it.trials,
+                it.held,
+                lm.p.tobytes(),
+                lm.sum_squares,
+                lm.delta,
+                lm.lam,
+                lm.diag.tobytes(),
+                lm.res.n_fev,
+                lm.res.n_jev,
+            )
+        )
         if it.test:
             break
     return seen
@@ -93,8 +109,9 @@ def test_a_state_missing_a_key_is_refused_by_name(key):
         lm.load_state_dict(state)
     after = lm.state_dict()  # a refused state changes nothing
     assert after["p"].equal(before["p"]) and after["diag"].equal(before["diag"])
-    assert [after[k] for k in ("sum_squares", "delta", "lam", "n_fev", "n_jev")] == \
-        [before[k] for k in ("sum_squares", "delta", "lam", "n_fev", "n_jev")]
+    assert [after[k] for k in ("sum_squares", "delta", "lam", "n_fev", "n_jev")] == [
+        before[k] for k in ("sum_squares", "delta", "lam", "n_fev", "n_jev")
+    ]
 
 
 @pytest.mark.parametrize("key", ["p", "diag"])

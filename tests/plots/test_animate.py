@@ -47,6 +47,7 @@ def _model_at(result, step, x):
 
 # -- frame sampling -------------------------------------------------------------------------------
 
+
 @settings(max_examples=150, deadline=None)
 @given(m=st.integers(1, 3000), cap=st.integers(2, 300))
 def test_sample_frames_properties(m, cap):
@@ -63,6 +64,7 @@ def test_sample_frames_rejects_bad_cap(bad):
 
 
 # -- the fit animation ----------------------------------------------------------------------------
+
 
 def test_frames_are_sampled_snapshots(seed_fit):
     anim = FitAnimation(seed_fit)
@@ -161,8 +163,9 @@ def test_landscape_and_loss_panels_follow_the_snapshots(seed_fit):
     land = compute_landscape(seed_fit, n=21)
     anim = FitAnimation(seed_fit, landscape=land, show_loss=True, max_frames=10)
     fig, update = anim.make_figure(dpi=40)
-    main, ax_land, ax_loss = [ax for ax in fig.axes if _by_gid(ax, "curve") or _by_gid(ax, "current")
-                              or _by_gid(ax, "loss-now")]
+    main, ax_land, ax_loss = [
+        ax for ax in fig.axes if _by_gid(ax, "curve") or _by_gid(ax, "current") or _by_gid(ax, "loss-now")
+    ]
     h = seed_fit.history
     for i in (0, 4, 9):
         update(i)
@@ -208,12 +211,22 @@ def test_several_inputs_draw_predicted_against_observed():
 
 # -- the race -------------------------------------------------------------------------------------
 
+
 def test_race_animation_moves_one_path_per_run(tmp_path):
     from gradfit.experiments.race import run_race
 
-    race = run_race("linear", "builtin:linear", y="y", init={"a": [-1.0, 1.0]}, n=21,
-                    runs=[{"optimizer": "sgd", "lr": 0.1, "steps": 10}, {"optimizer": "adam", "lr": 0.1, "steps": 30},
-                          {"optimizer": "momentum", "lr": 0.05, "steps": 30}])
+    race = run_race(
+        "linear",
+        "builtin:linear",
+        y="y",
+        init={"a": [-1.0, 1.0]},
+        n=21,
+        runs=[
+            {"optimizer": "sgd", "lr": 0.1, "steps": 10},
+            {"optimizer": "adam", "lr": 0.1, "steps": 30},
+            {"optimizer": "momentum", "lr": 0.05, "steps": 30},
+        ],
+    )
     anim = RaceAnimation(race, max_frames=8)
     assert anim.frame_steps[0] == 0 and anim.frame_steps[-1] == 30 and anim.n_frames == 8
     fig, update = anim.make_figure(dpi=40)
@@ -235,6 +248,7 @@ def test_race_animation_moves_one_path_per_run(tmp_path):
 
 
 # -- layout: no text runs into another ------------------------------------------------------------
+
 
 def drawn_texts(fig):
     """Every non-empty text a full draw of ``fig`` puts on the canvas, with its box in pixels."""
@@ -262,7 +276,7 @@ def assert_no_text_overlaps(fig):
     width, height = fig.bbox.width, fig.bbox.height
     for k, (text, box) in enumerate(texts):
         assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= width + 1 and box.y1 <= height + 1, text
-        for other, box2 in texts[k + 1:]:
+        for other, box2 in texts[k + 1 :]:
             assert not box.overlaps(box2), (text, other)
 
 
@@ -297,9 +311,15 @@ def test_three_panel_frames_have_no_overlapping_text(seasonal):
 def test_race_frames_have_no_overlapping_text():
     from gradfit.experiments.race import run_race
 
-    race = run_race("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", n=21, steps=30, scale=True,
-                    runs=[{"optimizer": "sgd", "lr": 0.3}, {"optimizer": "adam", "lr": 0.1},
-                          {"optimizer": "momentum", "lr": 0.1}])
+    race = run_race(
+        "a*t**2 + b*t + c",
+        "builtin:rollercoaster",
+        y="speed",
+        n=21,
+        steps=30,
+        scale=True,
+        runs=[{"optimizer": "sgd", "lr": 0.3}, {"optimizer": "adam", "lr": 0.1}, {"optimizer": "momentum", "lr": 0.1}],
+    )
     anim = RaceAnimation(race, max_frames=5)
     fig, update = anim.make_figure(dpi=80, frozen=False)
     for i in (0, 4):
@@ -308,6 +328,7 @@ def test_race_frames_have_no_overlapping_text():
 
 
 # -- speed without changing a pixel ------------------------------------------------------------------
+
 
 def test_frozen_frames_are_the_full_draws(seed_fit):
     """Frames drawn over the baked backdrop equal frames drawn from scratch, to the rounding of blending."""
@@ -346,6 +367,7 @@ def test_gif_frames_are_the_rendered_frames_on_one_palette(seed_fit, tmp_path):
 
 
 # -- Levenberg-Marquardt runs are labelled as such ----------------------------------------------------
+
 
 def test_lm_animation_counts_iterations(seasonal):
     r, df = seasonal

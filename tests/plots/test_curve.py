@@ -99,6 +99,7 @@ def test_y_limits_and_leaves():
 
 # -- the y-range ---------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def three_weeks():
     frame = daily_cycle(21)

@@ -22,8 +22,9 @@ def linear():
 
 @pytest.fixture(scope="module")
 def roller():
-    return gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random",
-                       optimizer="sgd", lr=1e-5, steps=10)
+    return gradfit.fit(
+        "a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random", optimizer="sgd", lr=1e-5, steps=10
+    )
 
 
 def lines_by_label(ax):
@@ -78,8 +79,9 @@ def test_start_and_step_curves_are_the_model_at_the_snapshots(linear):
     display = FitDisplay(linear, step=7)
     snap = linear.history.params_at(7)
     curve = label_starting(display.figure().axes[0], "fit (step 7")
-    np.testing.assert_allclose(curve.get_ydata(), snap["a[0]"] * np.asarray(curve.get_xdata()) + snap["a[1]"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        curve.get_ydata(), snap["a[0]"] * np.asarray(curve.get_xdata()) + snap["a[1]"], rtol=1e-5, atol=1e-6
+    )
     assert display.loss == pytest.approx(linear.history.loss[7])
 
 

@@ -15,8 +15,9 @@ from gradfit.plots.grid import GridDisplay, choose_steps, plot_grid
 
 @pytest.fixture(scope="module")
 def roller():
-    return gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random",
-                       optimizer="sgd", lr=1e-5, steps=10)
+    return gradfit.fit(
+        "a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random", optimizer="sgd", lr=1e-5, steps=10
+    )
 
 
 def curve_of(ax):

@@ -84,8 +84,9 @@ def test_without_path_nothing_but_contours_and_minimum(land):
 
 
 def test_three_parameter_title_names_the_held_value():
-    r = gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random",
-                    optimizer="sgd", lr=1e-5, steps=10)
+    r = gradfit.fit(
+        "a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random", optimizer="sgd", lr=1e-5, steps=10
+    )
     ax = drawn(compute_landscape(r, params=("a", "b"), n=21))
     assert "c = " in ax.get_title() and "held" in ax.get_title()
     assert ax.get_xlabel() == "a" and ax.get_ylabel() == "b"
@@ -102,6 +103,7 @@ def test_png_decodes_at_figsize_times_dpi(result, land, tmp_path):
 
 
 # -- levels that stay readable over many decades ---------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def exponential():

@@ -31,8 +31,9 @@ def lm(data):
 
 @pytest.fixture(scope="module")
 def sgd(data):
-    return gradfit.fit("a*exp(b*x)", data, y="y", optimizer="sgd", lr=1e-4, init={"a": 1.0, "b": 0.5}, steps=30,
-                       schedule="cosine")
+    return gradfit.fit(
+        "a*exp(b*x)", data, y="y", optimizer="sgd", lr=1e-4, init={"a": 1.0, "b": 0.5}, steps=30, schedule="cosine"
+    )
 
 
 def test_loss_picture_names_the_damping_and_the_iterations(lm):
@@ -71,5 +72,9 @@ def test_params_fit_and_grid_count_iterations(lm, data):
 def test_labels_of():
     assert labels_of(None).rate == "learning rate"
     words = labels_of(type("R", (), {"config": {"optimizer": "lm", "scale": False}})())
-    assert (words.method, words.step, words.rate, words.at(3)) == ("Levenberg-Marquardt", "iteration", "damping λ",
-                                                                   "iteration 3")
+    assert (words.method, words.step, words.rate, words.at(3)) == (
+        "Levenberg-Marquardt",
+        "iteration",
+        "damping λ",
+        "iteration 3",
+    )

@@ -24,8 +24,9 @@ def short_linear():
 def exact_line():
     # Noise-free data: the loss falls to rounding error, many decades.
     x = np.linspace(-1, 1, 30)
-    return gradfit.fit("linear", pd.DataFrame({"x": x, "y": 2 * x + 1}), y="y",
-                       optimizer="sgd", lr=0.5, steps=100, dtype="float64")
+    return gradfit.fit(
+        "linear", pd.DataFrame({"x": x, "y": 2 * x + 1}), y="y", optimizer="sgd", lr=0.5, steps=100, dtype="float64"
+    )
 
 
 def test_png_size(short_linear, tmp_path):
@@ -54,8 +55,9 @@ def test_log_scale_when_the_loss_spans_decades(exact_line):
 
 def test_lr_axis_only_when_the_learning_rate_changes(short_linear):
     assert len(LossDisplay(short_linear).figure().axes) == 1
-    r = gradfit.fit("linear", "builtin:linear", y="y",
-                    optimizer="sgd", lr=0.2, steps=40, schedule="cosine", val_split=0.25)
+    r = gradfit.fit(
+        "linear", "builtin:linear", y="y", optimizer="sgd", lr=0.2, steps=40, schedule="cosine", val_split=0.25
+    )
     fig = LossDisplay(r).figure()
     assert len(fig.axes) == 2
     lr_line = fig.axes[1].get_lines()[0]
@@ -71,8 +73,9 @@ def test_lr_axis_only_when_the_learning_rate_changes(short_linear):
 
 
 def test_divergence_is_noted():
-    r = gradfit.fit("a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random",
-                    optimizer="sgd", lr=1e-2, steps=50)
+    r = gradfit.fit(
+        "a*t**2 + b*t + c", "builtin:rollercoaster", y="speed", init="random", optimizer="sgd", lr=1e-2, steps=50
+    )
     assert r.stop_reason == "diverged"
     display = LossDisplay(r)
     texts = [t.get_text() for t in display.figure().axes[0].texts]

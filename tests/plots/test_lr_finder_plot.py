@@ -21,7 +21,9 @@ def full_batch():
 
 @pytest.fixture(scope="module")
 def mini_batch():
-    return find_lr("linear", "builtin:linear", y="y", batch_size=10, optimizer="adam", lr_min=1e-5, lr_max=1.0, steps=60)
+    return find_lr(
+        "linear", "builtin:linear", y="y", batch_size=10, optimizer="adam", lr_min=1e-5, lr_max=1.0, steps=60
+    )
 
 
 def _lines(ax):
@@ -35,8 +37,11 @@ def test_full_batch_one_curve_with_the_suggestions_and_the_stability_limit(full_
     np.testing.assert_array_equal(lines["loss"].get_xdata(), full_batch.lrs[ok])
     np.testing.assert_array_equal(lines["loss"].get_ydata(), full_batch.smoothed[ok])
     assert not any(label.startswith("smoothed") for label in lines)  # smoothing 1: the two would coincide
-    expected = {"suggestion": full_batch.suggestion, "min/10": full_batch.suggestion_min10,
-                "stability limit": full_batch.stability_limit.limit}
+    expected = {
+        "suggestion": full_batch.suggestion,
+        "min/10": full_batch.suggestion_min10,
+        "stability limit": full_batch.stability_limit.limit,
+    }
     vertical = {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}
     assert set(vertical) == set(expected)
     for gid, value in expected.items():
@@ -48,8 +53,17 @@ def test_full_batch_one_curve_with_the_suggestions_and_the_stability_limit(full_
 def test_y_axis_ignores_the_blow_up():
     lrs = np.logspace(-6, 1, 50)
     losses = np.concatenate([np.linspace(10.0, 4.0, 45), [5.0, 50.0, 1e4, 1e8, np.inf]])
-    sweep = LRFinderResult(lrs=lrs, losses=losses, smoothed=smooth(losses, 1.0), suggestion=1e-3, min_lr=0.1,
-                           suggestion_min10=0.01, stopped_early=True, stability_limit=None, steps_run=50)
+    sweep = LRFinderResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed=smooth(losses, 1.0),
+        suggestion=1e-3,
+        min_lr=0.1,
+        suggestion_min10=0.01,
+        stopped_early=True,
+        stability_limit=None,
+        steps_run=50,
+    )
     display = LRFinderDisplay(sweep)
     ax = display.figure().axes[0]
     assert ax.get_ylim() == pytest.approx((4.0 - 0.05 * 11.0, 15.0 + 0.05 * 11.0))  # [min, 1.5 x first], 5% margins

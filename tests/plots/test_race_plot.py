@@ -42,7 +42,7 @@ def test_one_loss_curve_per_run_equal_to_its_history(race, panels):
         np.testing.assert_array_equal(curve.get_xdata(), result.history.step)
         np.testing.assert_array_equal(curve.get_ydata(), result.history.loss)
         assert curve.get_label() == f"{label}: {result.loss:.3g}"
-    assert losses.get_yscale() == "log"      # 7.8 down to 0.078: two decades
+    assert losses.get_yscale() == "log"  # 7.8 down to 0.078: two decades
     assert [t.get_text() for t in losses.get_legend().get_texts()] == [c.get_label() for c in curves]
 
 
@@ -78,6 +78,7 @@ def test_png_size_and_single_panel(race, tmp_path):
 
 # -- the landscape covers the runs ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def wild():
     """A run that converges, one that overshoots for 12 steps (ends above its start, nearby) and one that blows up."""
@@ -86,15 +87,29 @@ def wild():
     data = gradfit.datasets.linear(n=100, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lr 1.05 is past the stability limit, on purpose
-        return run_race("linear", data, y="y", init={"a": [-1.0, 1.0]}, n=21,
-                        runs=[{"optimizer": "sgd", "lr": 0.1, "steps": 30},
-                              {"optimizer": "sgd", "lr": 1.05, "steps": 12},
-                              {"optimizer": "sgd", "lr": 1.05, "steps": 100}])
+        return run_race(
+            "linear",
+            data,
+            y="y",
+            init={"a": [-1.0, 1.0]},
+            n=21,
+            runs=[
+                {"optimizer": "sgd", "lr": 0.1, "steps": 30},
+                {"optimizer": "sgd", "lr": 1.05, "steps": 12},
+                {"optimizer": "sgd", "lr": 1.05, "steps": 100},
+            ],
+        )
 
 
 def inside(path, land):
-    return bool(np.all((path[:, 0] >= land.a[0]) & (path[:, 0] <= land.a[-1])
-                       & (path[:, 1] >= land.b[0]) & (path[:, 1] <= land.b[-1])))
+    return bool(
+        np.all(
+            (path[:, 0] >= land.a[0])
+            & (path[:, 0] <= land.a[-1])
+            & (path[:, 1] >= land.b[0])
+            & (path[:, 1] <= land.b[-1])
+        )
+    )
 
 
 def test_the_landscape_covers_every_path_but_the_one_that_blew_up(wild):

@@ -54,8 +54,11 @@ MINIBATCH = {  # options, the signal, the step it is sent at
     "momentum, step schedule, SIGINT": (dict(optimizer="momentum", lr=0.05, schedule="step"), signal.SIGINT, 11),
     "adam, cosine, SIGTERM": (dict(optimizer="adam", lr=0.05, schedule="cosine"), signal.SIGTERM, 11),
     # Stops early at step 30 (best 12): only if the resumed fit remembers the best loss and the count since.
-    "adam, early stopping and tol": (dict(optimizer="adam", lr=0.2, val_split=0.25, patience=3, tol=1e-12, epochs=30),
-                                     signal.SIGINT, 19),
+    "adam, early stopping and tol": (
+        dict(optimizer="adam", lr=0.2, val_split=0.25, patience=3, tol=1e-12, epochs=30),
+        signal.SIGINT,
+        19,
+    ),
 }
 
 
@@ -68,8 +71,9 @@ def test_minibatch_resume_equals_the_uninterrupted_fit(tmp_path, curve, case):
     assert full.steps > k + 5
 
     before = signal.getsignal(signum)
-    stopped = gradfit.fit("a*exp(-b*t) + c", curve, callbacks=[SignalAt(k, signum)], checkpoint_every=4,
-                          checkpoint_dir=tmp_path, **common)
+    stopped = gradfit.fit(
+        "a*exp(-b*t) + c", curve, callbacks=[SignalAt(k, signum)], checkpoint_every=4, checkpoint_dir=tmp_path, **common
+    )
     assert signal.getsignal(signum) is before  # handlers put back
     # The signal arrives inside step k; the loop finishes that update and stops at the next boundary.
     assert stopped.stop_reason == "interrupted" and stopped.steps == k + 1 and not stopped.success
@@ -97,7 +101,9 @@ def test_resume_from_a_periodic_checkpoint_after_a_crash(tmp_path, curve):
     full = gradfit.fit("a*exp(-b*t) + c", curve, **common)
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(RuntimeError, match="power cut"):
-        gradfit.fit("a*exp(-b*t) + c", curve, callbacks=[Crash()], checkpoint_every=10, checkpoint_dir=tmp_path, **common)
+        gradfit.fit(
+            "a*exp(-b*t) + c", curve, callbacks=[Crash()], checkpoint_every=10, checkpoint_dir=tmp_path, **common
+        )
     assert signal.getsignal(signal.SIGINT) is before  # restored on the way out of an exception too
     assert load_checkpoint(tmp_path)["step"] == 20
     assert_same_fit(gradfit.fit("a*exp(-b*t) + c", curve, resume=tmp_path, **common), full)
@@ -127,8 +133,9 @@ def test_levenberg_marquardt(tmp_path, curve):
     common = dict(y="y", optimizer="lm", steps=50, init={"a": 5.0, "b": 3.0, "c": -1.0})
     full = gradfit.fit("a*exp(-b*t) + c", curve, **common)
     assert full.steps > 5
-    stopped = gradfit.fit("a*exp(-b*t) + c", curve, callbacks=[SignalAt(3)], checkpoint_every=2,
-                          checkpoint_dir=tmp_path, **common)
+    stopped = gradfit.fit(
+        "a*exp(-b*t) + c", curve, callbacks=[SignalAt(3)], checkpoint_every=2, checkpoint_dir=tmp_path, **common
+    )
     assert (stopped.stop_reason, stopped.steps) == ("interrupted", 4)
     resumed = gradfit.fit("a*exp(-b*t) + c", curve, resume=tmp_path, **common)
     assert_same_fit(resumed, full)
@@ -163,8 +170,11 @@ def test_signals_are_left_alone_when_asked_or_outside_the_main_thread(curve):
     assert seen and all(seen)
 
     results = []
-    thread = threading.Thread(target=lambda: results.append(
-        gradfit.fit("a*exp(-b*t) + c", curve, y="y", lr=0.01, steps=50, callbacks=[StopAt(3)])))
+    thread = threading.Thread(
+        target=lambda: results.append(
+            gradfit.fit("a*exp(-b*t) + c", curve, y="y", lr=0.01, steps=50, callbacks=[StopAt(3)])
+        )
+    )
     thread.start()
     thread.join()
     assert results[0].stop_reason == "interrupted" and results[0].steps == 4
@@ -179,10 +189,12 @@ def test_request_stop_outside_a_fit_says_so():
 
 # -- refusals ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def saved(tmp_path, curve):
-    gradfit.fit("a*exp(-b*t) + c", curve, y="y", lr=0.05, steps=10, batch_size=16, checkpoint_every=5,
-                checkpoint_dir=tmp_path)
+    gradfit.fit(
+        "a*exp(-b*t) + c", curve, y="y", lr=0.05, steps=10, batch_size=16, checkpoint_every=5, checkpoint_dir=tmp_path
+    )
     return tmp_path
 
 
@@ -208,14 +220,17 @@ def test_a_budget_already_spent_is_refused(saved, curve):
         gradfit.fit("a*exp(-b*t) + c", curve, y="y", lr=0.05, steps=5, batch_size=16, resume=saved)
 
 
-@pytest.mark.parametrize("damage, match", [
-    (lambda p: p.unlink(), "there is no checkpoint at"),
-    (lambda p: p.write_bytes(p.read_bytes()[: 1000]), "is damaged"),
-    (lambda p: p.write_bytes(b"\x00garbage"), "is damaged"),
-    (lambda p: torch.save({"format": "gradfit.checkpoint/0"}, p), "not a checkpoint this gradfit can read"),
-    (lambda p: torch.save({"format": "gradfit.checkpoint/1", "step": 3}, p), "written by an earlier gradfit"),
-    (lambda p: torch.save({"format": FORMAT, "step": 3}, p), r"field 'identity' is missing \(and 'params'"),
-])
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda p: p.unlink(), "there is no checkpoint at"),
+        (lambda p: p.write_bytes(p.read_bytes()[:1000]), "is damaged"),
+        (lambda p: p.write_bytes(b"\x00garbage"), "is damaged"),
+        (lambda p: torch.save({"format": "gradfit.checkpoint/0"}, p), "not a checkpoint this gradfit can read"),
+        (lambda p: torch.save({"format": "gradfit.checkpoint/1", "step": 3}, p), "written by an earlier gradfit"),
+        (lambda p: torch.save({"format": FORMAT, "step": 3}, p), r"field 'identity' is missing \(and 'params'"),
+    ],
+)
 def test_a_missing_or_damaged_checkpoint_is_a_data_error(saved, curve, damage, match):
     damage(saved / CHECKPOINT_NAME)
     with pytest.raises(DataError, match=match):

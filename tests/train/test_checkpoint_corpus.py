@@ -31,8 +31,16 @@ from helpers.checkpoints import decay_curve, fit_stopped_at
 runner = CliRunner()
 FORMULA = "a*exp(-b*t) + c"
 FITS = {  # options of gradfit.fit; the CLI gets the same as flags
-    "adam": dict(init="a=1,b=0.2,c=0", optimizer="adam", lr=0.05, batch_size=16, schedule="cosine", val_split=0.2,
-                 patience=50, tol=1e-12),
+    "adam": dict(
+        init="a=1,b=0.2,c=0",
+        optimizer="adam",
+        lr=0.05,
+        batch_size=16,
+        schedule="cosine",
+        val_split=0.2,
+        patience=50,
+        tol=1e-12,
+    ),
     "momentum": dict(init="a=1,b=0.2,c=0", optimizer="momentum", lr=0.02, batch_size=32, schedule="onecycle"),
     "lbfgs": dict(init="a=5,b=3,c=-1", optimizer="lbfgs", lr=0.1),
     "lm": dict(init="a=5,b=3,c=-1", optimizer="lm", target_loss=1e-12),
@@ -57,8 +65,16 @@ def runs(tmp_path_factory):
         if name not in made:
             options, folder = FITS[name], root / name
             init = dict(kv.split("=") for kv in options["init"].split(","))
-            fit_stopped_at(SAVED_AT - 1, folder, FORMULA, str(table), y="y", uncertainty=False, steps=BUDGET,
-                           **{**options, "init": {k: float(v) for k, v in init.items()}})
+            fit_stopped_at(
+                SAVED_AT - 1,
+                folder,
+                FORMULA,
+                str(table),
+                y="y",
+                uncertainty=False,
+                steps=BUDGET,
+                **{**options, "init": {k: float(v) for k, v in init.items()}},
+            )
             assert torch.load(folder / CHECKPOINT_NAME, weights_only=True)["step"] == SAVED_AT, name
             made[name] = (table, folder)
         return made[name]
@@ -87,8 +103,11 @@ def changes(value) -> list[tuple[str, object]]:
     """The ways to damage one field holding ``value`` (``"removed"`` removes it)."""
     out = [("removed", None), ("none", None), ("text", "abc"), ("true", True), ("list", [1.0]), ("dict", {"k": 1})]
     if isinstance(value, torch.Tensor):
-        out += [("longer", torch.zeros(value.numel() + 1, dtype=value.dtype)), ("float16", value.to(torch.float16)),
-                ("2-d", value.reshape(1, -1) if value.numel() else torch.zeros(1, 1))]
+        out += [
+            ("longer", torch.zeros(value.numel() + 1, dtype=value.dtype)),
+            ("float16", value.to(torch.float16)),
+            ("2-d", value.reshape(1, -1) if value.numel() else torch.zeros(1, 1)),
+        ]
         if value.is_floating_point() and value.numel():
             nan = value.clone()
             nan.view(-1)[-1] = math.nan
@@ -132,8 +151,26 @@ def resume(table: Path, name: str, state: dict, where: Path):
     folder.mkdir(parents=True)
     torch.save(state, folder / CHECKPOINT_NAME)
     before = (folder / CHECKPOINT_NAME).read_bytes()
-    res = runner.invoke(app, ["fit", str(table), "--y", "y", "--model", FORMULA, "--no-uncertainty", *flags(FITS[name]),
-                              "--steps", str(BUDGET), "--resume", str(folder), "--out", str(out), "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            str(table),
+            "--y",
+            "y",
+            "--model",
+            FORMULA,
+            "--no-uncertainty",
+            *flags(FITS[name]),
+            "--steps",
+            str(BUDGET),
+            "--resume",
+            str(folder),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     return res, folder, out, before
 
 
@@ -219,8 +256,12 @@ def test_random_combinations_of_damage(runs, tmp_path_factory, name):
     base = torch.load(folder / CHECKPOINT_NAME, weights_only=True)
     where = tmp_path_factory.mktemp(f"combo-{name}")
 
-    @settings(max_examples=60, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=60,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(st.data())
     def run(data):
         changes_drawn = damage(data.draw, base)

@@ -35,15 +35,37 @@ def table(tmp_path_factory) -> Path:
     rng = np.random.default_rng(5)
     t = np.linspace(0, 3, 150)
     path = tmp_path_factory.mktemp("data") / "decay.csv"
-    pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * rng.standard_normal(150)}).to_csv(path, index=False)
+    pd.DataFrame({"t": t, "y": 2.0 * np.exp(-0.7 * t) + 0.3 + 0.02 * rng.standard_normal(150)}).to_csv(
+        path, index=False
+    )
     return path
 
 
 FORMULA = "a*exp(-b*t) + c"
 # Mini-batch Adam with a schedule, early stopping and tol: every part of the state is there.
-ADAM = ["--y", "y", "--model", FORMULA, "--optimizer", "adam", "--lr", "0.05", "--batch-size", "16",
-        "--schedule", "cosine", "--val-split", "0.2", "--patience", "50", "--tol", "1e-12", "--init", "a=1,b=0.2,c=0",
-        "--no-uncertainty"]
+ADAM = [
+    "--y",
+    "y",
+    "--model",
+    FORMULA,
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.05",
+    "--batch-size",
+    "16",
+    "--schedule",
+    "cosine",
+    "--val-split",
+    "0.2",
+    "--patience",
+    "50",
+    "--tol",
+    "1e-12",
+    "--init",
+    "a=1,b=0.2,c=0",
+    "--no-uncertainty",
+]
 LM = ["--y", "y", "--model", FORMULA, "--optimizer", "lm", "--init", "a=5,b=3,c=-1", "--no-uncertainty"]
 
 
@@ -94,6 +116,7 @@ def assert_refused(result, folder: Path, out: Path, *expected: str) -> None:
 
 # -- the issue's examples ----------------------------------------------------------------------------
 
+
 def test_different_data_with_two_targets_swapped_is_refused(table, adam_run, tmp_path):
     frame = pd.read_csv(table)
     frame.loc[[10, 90], "y"] = frame.loc[[90, 10], "y"].to_numpy()  # same sum, same first and last rows
@@ -115,8 +138,19 @@ def test_the_fingerprint_sees_every_value_in_order():
     swapped[[100, 900]] = swapped[[900, 100]]
     last_bit = y.clone()
     last_bit[500] = torch.nextafter(last_bit[500], torch.tensor(2.0))
-    assert len({base, data_fingerprint(x, swapped), data_fingerprint(x, last_bit), data_fingerprint(x.double(), y.double()),
-                data_fingerprint(x[:-1], y[:-1]), data_fingerprint(x, y, w=torch.ones(1000))}) == 6
+    assert (
+        len(
+            {
+                base,
+                data_fingerprint(x, swapped),
+                data_fingerprint(x, last_bit),
+                data_fingerprint(x.double(), y.double()),
+                data_fingerprint(x[:-1], y[:-1]),
+                data_fingerprint(x, y, w=torch.ones(1000)),
+            }
+        )
+        == 6
+    )
     assert data_fingerprint(x, y, block_bytes=8) == base  # read a few rows at a time: the same hash
 
 
@@ -136,12 +170,14 @@ def test_step_true_is_refused_not_read_as_step_1(adam_run, table, tmp_path):
 
 def _set(path: str, value):
     """A change that puts ``value`` at the dotted ``path`` of the state."""
+
     def change(state):
         keys = [int(k) if k.isdigit() else k for k in path.split(".")]
         inner = state
         for k in keys[:-1]:
             inner = inner[k]
         inner[keys[-1]] = value(inner[keys[-1]]) if callable(value) else value
+
     return change
 
 
@@ -154,38 +190,95 @@ def _nan_first(t: torch.Tensor) -> torch.Tensor:
 # The eleven kinds of damage the tester found (wrong shapes, bad generator or optimizer state, recorder columns,
 # elapsed as a string or NaN, row_every 0), and their neighbours: each is named in the message.
 DAMAGE = {
-    "parameter of the wrong shape": ("params.a", lambda t: torch.zeros(2), "field 'params.a' has shape (2,), expected ()"),
+    "parameter of the wrong shape": (
+        "params.a",
+        lambda t: torch.zeros(2),
+        "field 'params.a' has shape (2,), expected ()",
+    ),
     "parameter NaN": ("params.c", _nan_first, "field 'params.c' holds NaN or infinite values"),
-    "parameter of another dtype": ("params.a", lambda t: t.double(), "field 'params.a' has dtype float64, expected float32"),
-    "optimizer moment of the wrong shape": ("optimizer.state.0.exp_avg", lambda t: torch.zeros(3),
-                                            "field 'optimizer.state.0.exp_avg' has shape (3,)"),
-    "optimizer moment NaN": ("optimizer.state.1.exp_avg_sq", _nan_first,
-                             "field 'optimizer.state.1.exp_avg_sq' holds NaN or infinite values"),
+    "parameter of another dtype": (
+        "params.a",
+        lambda t: t.double(),
+        "field 'params.a' has dtype float64, expected float32",
+    ),
+    "optimizer moment of the wrong shape": (
+        "optimizer.state.0.exp_avg",
+        lambda t: torch.zeros(3),
+        "field 'optimizer.state.0.exp_avg' has shape (3,)",
+    ),
+    "optimizer moment NaN": (
+        "optimizer.state.1.exp_avg_sq",
+        _nan_first,
+        "field 'optimizer.state.1.exp_avg_sq' holds NaN or infinite values",
+    ),
     "optimizer step as text": ("optimizer.state.2.step", "12", "field 'optimizer.state.2.step' is '12'"),
-    "optimizer option changed": ("optimizer.param_groups.0.betas", (0.5, 0.5), "field 'optimizer.param_groups.0.betas'"),
-    "optimizer groups missing": ("optimizer.param_groups", [], "field 'optimizer.param_groups' has 0 group(s), expected 1"),
-    "generator of the wrong size": ("generator", lambda t: t[:100], "field 'generator' has shape (100,), expected (5056,)"),
+    "optimizer option changed": (
+        "optimizer.param_groups.0.betas",
+        (0.5, 0.5),
+        "field 'optimizer.param_groups.0.betas'",
+    ),
+    "optimizer groups missing": (
+        "optimizer.param_groups",
+        [],
+        "field 'optimizer.param_groups' has 0 group(s), expected 1",
+    ),
+    "generator of the wrong size": (
+        "generator",
+        lambda t: t[:100],
+        "field 'generator' has shape (100,), expected (5056,)",
+    ),
     "generator as text": ("generator", "seed", "field 'generator' is 'seed', expected a tensor"),
-    "recorder column missing": ("recorder.rows", lambda t: t[:, :6], "field 'recorder.rows' has shape (24, 6), expected (rows, 7)"),
+    "recorder column missing": (
+        "recorder.rows",
+        lambda t: t[:, :6],
+        "field 'recorder.rows' has shape (24, 6), expected (rows, 7)",
+    ),
     "recorder rows cut": ("recorder.rows", lambda t: t[:10], "field 'recorder.rows.step' holds 10 step(s)"),
-    "snapshots of the wrong width": ("recorder.snaps", lambda t: t[:, :2], "field 'recorder.snaps' has shape (24, 2), expected (24, 3)"),
+    "snapshots of the wrong width": (
+        "recorder.snaps",
+        lambda t: t[:, :2],
+        "field 'recorder.snaps' has shape (24, 2), expected (24, 3)",
+    ),
     "row_every 0": ("recorder.row_every", 0, "field 'recorder.row_every' is 0, expected a whole number >= 1"),
-    "snapshot_every as text": ("recorder.snapshot_every", "1", "field 'recorder.snapshot_every' is '1', expected a whole number"),
+    "snapshot_every as text": (
+        "recorder.snapshot_every",
+        "1",
+        "field 'recorder.snapshot_every' is '1', expected a whole number",
+    ),
     "elapsed as text": ("elapsed", "3.5", "field 'elapsed' is '3.5', expected a finite number >= 0"),
     "elapsed NaN": ("elapsed", math.nan, "field 'elapsed' is nan, expected a finite number >= 0"),
-    "schedule behind the step": ("scheduler.last_epoch", 3, "field 'scheduler.last_epoch' is 3, expected the checkpoint's step 24"),
+    "schedule behind the step": (
+        "scheduler.last_epoch",
+        3,
+        "field 'scheduler.last_epoch' is 3, expected the checkpoint's step 24",
+    ),
     "schedule state as a list": ("scheduler", [1, 2], "field 'scheduler' is a list, expected a dict"),
     "early stopping's best NaN": ("early.best", math.nan, "field 'early.best' is nan"),
-    "early stopping's best parameters reshaped": ("early.best_params.b", lambda t: torch.zeros(1, 1),
-                                                  "field 'early.best_params.b' has shape (1, 1), expected ()"),
+    "early stopping's best parameters reshaped": (
+        "early.best_params.b",
+        lambda t: torch.zeros(1, 1),
+        "field 'early.best_params.b' has shape (1, 1), expected ()",
+    ),
     "tolerance rule's running mean as text": ("rules.Tolerance.running", "x", "field 'rules.Tolerance.running' is 'x'"),
-    "previous parameters of the wrong shape": ("previous.0", lambda t: torch.zeros(4), "field 'previous.0' has shape (4,)"),
+    "previous parameters of the wrong shape": (
+        "previous.0",
+        lambda t: torch.zeros(4),
+        "field 'previous.0' has shape (4,)",
+    ),
     "the schedule's budget as True": ("total", True, "field 'total' is True, expected a whole number"),
     "the schedule's budget negative": ("total", -1, "field 'total' is -1, expected a whole number >= 24"),
-    "the schedule's rate changed": ("scheduler._last_lr.0", 1.0, "field 'optimizer.param_groups.0.lr' is 0.0, but field "
-                                                                 "'scheduler._last_lr.0', the rate the schedule set, is 1.0"),
+    "the schedule's rate changed": (
+        "scheduler._last_lr.0",
+        1.0,
+        "field 'optimizer.param_groups.0.lr' is 0.0, but field "
+        "'scheduler._last_lr.0', the rate the schedule set, is 1.0",
+    ),
     "a run id that is not one": ("run", "abc", "field 'run' is 'abc', expected a run id of 16 hex digits"),
-    "Levenberg-Marquardt's state in a gradient fit": ("lm", {"p": torch.zeros(3)}, "field 'lm' holds Levenberg-Marquardt's"),
+    "Levenberg-Marquardt's state in a gradient fit": (
+        "lm",
+        {"p": torch.zeros(3)},
+        "field 'lm' holds Levenberg-Marquardt's",
+    ),
 }
 
 
@@ -194,8 +287,15 @@ def test_each_kind_of_damage_is_refused_naming_the_field(adam_run, table, tmp_pa
     folder = damaged(adam_run, tmp_path, _set(where, value))
     out = tmp_path / "out"
     res = fit_cli(table, ADAM, "--steps", "24", "--resume", str(folder), "--out", str(out))
-    assert_refused(res, folder, out, "Cannot resume: the checkpoint", "is damaged:", message,
-                   "Start the fit afresh without --resume")
+    assert_refused(
+        res,
+        folder,
+        out,
+        "Cannot resume: the checkpoint",
+        "is damaged:",
+        message,
+        "Start the fit afresh without --resume",
+    )
 
 
 LM_DAMAGE = {
@@ -208,7 +308,11 @@ LM_DAMAGE = {
     "trust region zero": ("lm.delta", 0.0, "field 'lm.delta' is 0, expected a trust radius > 0"),
     "scaling zero": ("lm.diag", lambda t: t * 0, "field 'lm.diag' has entries <= 0"),
     # Found by the corpus: text in a gradient loop's field was an AttributeError after the check.
-    "a gradient loop's previous parameters": ("previous", "x", "field 'previous' is 'x', but Levenberg-Marquardt keeps"),
+    "a gradient loop's previous parameters": (
+        "previous",
+        "x",
+        "field 'previous' is 'x', but Levenberg-Marquardt keeps",
+    ),
     "an optimizer's state": ("optimizer", {"state": {}}, "field 'optimizer' is a dict, but Levenberg-Marquardt keeps"),
 }
 
@@ -224,9 +328,22 @@ def test_levenberg_marquardt_state_is_checked(lm_run, table, tmp_path, where, va
 def test_the_library_raises_a_data_error_naming_the_field(adam_run, table, tmp_path):
     folder = damaged(adam_run, tmp_path, _set("recorder.row_every", 0))
     with pytest.raises(DataError, match=r"is damaged: field 'recorder.row_every' is 0"):
-        gradfit.fit(FORMULA, str(table), y="y", optimizer="adam", lr=0.05, batch_size=16, schedule="cosine",
-                    val_split=0.2, patience=50, tol=1e-12, init={"a": 1, "b": 0.2, "c": 0}, uncertainty=False,
-                    steps=24, resume=folder)
+        gradfit.fit(
+            FORMULA,
+            str(table),
+            y="y",
+            optimizer="adam",
+            lr=0.05,
+            batch_size=16,
+            schedule="cosine",
+            val_split=0.2,
+            patience=50,
+            tol=1e-12,
+            init={"a": 1, "b": 0.2, "c": 0},
+            uncertainty=False,
+            steps=24,
+            resume=folder,
+        )
 
 
 def test_an_untouched_copy_resumes(adam_run, table, tmp_path):
@@ -237,6 +354,7 @@ def test_an_untouched_copy_resumes(adam_run, table, tmp_path):
 
 
 # -- whole checkpoints still resume, bit for bit -----------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def curve() -> pd.DataFrame:

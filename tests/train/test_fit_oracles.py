@@ -45,8 +45,10 @@ def test_sgd_equals_the_seeds_hand_written_loop_step_by_step():
     np.testing.assert_allclose(r.params["a"].numpy(), a.detach().numpy(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("optimizer, options", [("lbfgs", dict(steps=50, dtype="float64")),
-                                                ("adam", dict(lr=0.5, steps=3000, dtype="float64"))])
+@pytest.mark.parametrize(
+    "optimizer, options",
+    [("lbfgs", dict(steps=50, dtype="float64")), ("adam", dict(lr=0.5, steps=3000, dtype="float64"))],
+)
 def test_rollercoaster_reaches_polyfit(optimizer, options):
     frame = synthetic.rollercoaster(seed=0)
     expected = np.polyfit(frame["t"].to_numpy(np.float64), frame["speed"].to_numpy(np.float64), 2)

@@ -52,6 +52,7 @@ def _stepper(optimizer, params, total=20, dtype=torch.float64, **options):
 
 # -- structure ---------------------------------------------------------------------------------------
 
+
 def test_no_function_under_train_is_longer_than_80_lines():
     long = []
     for path in sorted(TRAIN.rglob("*.py")):
@@ -63,13 +64,18 @@ def test_no_function_under_train_is_longer_than_80_lines():
 
 def test_one_loop_function_drives_every_optimizer():
     """No second loop: nothing under train/ defines a run_* function besides run_loop."""
-    runners = sorted(node.name for path in TRAIN.rglob("*.py") for node in ast.parse(path.read_text()).body
-                     if isinstance(node, ast.FunctionDef) and node.name.startswith("run_"))
+    runners = sorted(
+        node.name
+        for path in TRAIN.rglob("*.py")
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("run_")
+    )
     assert runners == ["run_loop"]
 
 
-@pytest.mark.parametrize("optimizer, cls", [("sgd", TorchStepper), ("lbfgs", TorchStepper), ("lm", LMStepper),
-                                            ("marquardt", LMStepper)])
+@pytest.mark.parametrize(
+    "optimizer, cls", [("sgd", TorchStepper), ("lbfgs", TorchStepper), ("lm", LMStepper), ("marquardt", LMStepper)]
+)
 def test_make_stepper_picks_the_stepper_and_it_has_the_whole_protocol(optimizer, cls):
     stepper, _ = _stepper(optimizer, _problem()[2])
     assert type(stepper) is cls
@@ -79,10 +85,13 @@ def test_make_stepper_picks_the_stepper_and_it_has_the_whole_protocol(optimizer,
 
 # -- steppers: a stepper rebuilt from its state continues as the uninterrupted one ---------------------
 
-@pytest.mark.parametrize("optimizer, options", [
-    ("adam", {}), ("sgd", {"schedule": "cosine"}), ("lbfgs", {}), ("lm", {})])
+
+@pytest.mark.parametrize(
+    "optimizer, options", [("adam", {}), ("sgd", {"schedule": "cosine"}), ("lbfgs", {}), ("lm", {})]
+)
 def test_stepper_state_dict_continues_bit_for_bit(optimizer, options):
     """Three steps, state_dict, a fresh stepper loads it and takes three more: the uninterrupted six, to the bit."""
+
     def run(stepper, ds, steps):
         trace = []
         for k in steps:
@@ -125,6 +134,7 @@ def test_lm_stepper_state_dict_holds_the_iterate_in_float64():
 
 
 # -- the other parts ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("cut", [0, 1, 4, 5, 6, 9])
 def test_batches_resumed_anywhere_give_the_uninterrupted_batches(cut):
@@ -222,8 +232,20 @@ def test_loop_state_round_trip_moves_previous_to_the_device():
 
 # -- the checkpoint is composed of the parts, under today's fields ------------------------------------
 
-GD_FIELDS = ["step", "total", "params", "optimizer", "scheduler", "generator", "previous", "still", "early", "rules",
-             "recorder", "elapsed"]
+GD_FIELDS = [
+    "step",
+    "total",
+    "params",
+    "optimizer",
+    "scheduler",
+    "generator",
+    "previous",
+    "still",
+    "early",
+    "rules",
+    "recorder",
+    "elapsed",
+]
 LM_FIELDS = ["step", "params", "lm", "generator", "previous", "early", "rules", "recorder", "elapsed"]
 
 
@@ -233,9 +255,19 @@ def test_checkpoint_fields_are_todays(tmp_path, optimizer, fields):
     config = FitConfig(optimizer=optimizer, lr=0.003 if optimizer != "lm" else None, steps=4, tol=1e-3).validate()
     stop = StopRequest()
     callbacks = [type("StopAtOnce", (), {"on_start": lambda self, total: stop.set()})()]
-    out = run_loop(model, get_loss("mse"), ds, None, params, frozenset(), config, callbacks=callbacks,
-                   generator=torch.Generator().manual_seed(0), checkpoints=Checkpointer(tmp_path),
-                   stop_request=stop)  # a request (as by Ctrl-C) before step 0: the state is saved there
+    out = run_loop(
+        model,
+        get_loss("mse"),
+        ds,
+        None,
+        params,
+        frozenset(),
+        config,
+        callbacks=callbacks,
+        generator=torch.Generator().manual_seed(0),
+        checkpoints=Checkpointer(tmp_path),
+        stop_request=stop,
+    )  # a request (as by Ctrl-C) before step 0: the state is saved there
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert [k for k in saved if k not in ("format", "identity", "run")] == fields
     assert saved["step"] == out.steps == 0 and out.stop_reason == "interrupted"

@@ -56,8 +56,9 @@ def check(result, could_not_start: bool = False):
 def test_overflow_at_the_start_cannot_start_and_keeps_the_start(optimizer):
     result = fit("a*exp(b*x)", {"x": X, "y": 2 * np.exp(0.5 * X)}, init={"b": 1000.0}, optimizer=optimizer, steps=50)
     check(result, could_not_start=True)
-    assert re.search(r"could not start: at the initial parameters (the loss became inf|the residuals are not finite)",
-                     result.message)
+    assert re.search(
+        r"could not start: at the initial parameters (the loss became inf|the residuals are not finite)", result.message
+    )
     assert math.isinf(result.loss) and result.flat_params["b"] == 1000.0  # the reason says why the loss is inf
 
 
@@ -88,8 +89,15 @@ def test_nan_gradient_at_a_finite_loss_stops_at_once(optimizer):
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_nan_gradient_reached_during_the_descent(optimizer):
     # The bound projects a onto 0, where the gradient is NaN; the loss stays finite all along.
-    result = fit("sqrt(abs(a))*x", {"x": X, "y": -X}, init={"a": 1.0}, bounds={"a": (0, None)}, optimizer=optimizer,
-                 lr=None if optimizer == "lm" else 0.5, steps=50)
+    result = fit(
+        "sqrt(abs(a))*x",
+        {"x": X, "y": -X},
+        init={"a": 1.0},
+        bounds={"a": (0, None)},
+        optimizer=optimizer,
+        lr=None if optimizer == "lm" else 0.5,
+        steps=50,
+    )
     check(result)
     assert result.flat_params["a"] >= 0.0
 
@@ -124,12 +132,16 @@ def test_zero_variance_target(optimizer):
 # -- parameters that run away --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("optimizer, model, data, options", [
-    ("sgd", "linear", {"x": X, "y": 2 * X + 1}, {"lr": 10.0}),  # far above the stability limit: |params| double
-    ("adam", "a*(x-0.5)", {"x": X, "y": LABELS}, {"lr": 1e37, "loss": "bce"}),  # separable: a grows without bound
-    ("lbfgs", "a*(x-0.5)", {"x": X, "y": LABELS}, {"lr": 1e38, "loss": "bce"}),
-    ("lm", "sigmoid(a*(x-0.5))", {"x": X, "y": LABELS}, {}),  # the optimum is at a = inf
-], ids=OPTIMIZERS)
+@pytest.mark.parametrize(
+    "optimizer, model, data, options",
+    [
+        ("sgd", "linear", {"x": X, "y": 2 * X + 1}, {"lr": 10.0}),  # far above the stability limit: |params| double
+        ("adam", "a*(x-0.5)", {"x": X, "y": LABELS}, {"lr": 1e37, "loss": "bce"}),  # separable: a grows without bound
+        ("lbfgs", "a*(x-0.5)", {"x": X, "y": LABELS}, {"lr": 1e38, "loss": "bce"}),
+        ("lm", "sigmoid(a*(x-0.5))", {"x": X, "y": LABELS}, {}),  # the optimum is at a = inf
+    ],
+    ids=OPTIMIZERS,
+)
 def test_parameters_that_run_away_end_finite(optimizer, model, data, options):
     with np.errstate(all="ignore"):
         result = fit(model, data, optimizer=optimizer, steps=200, **options)

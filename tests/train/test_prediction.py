@@ -34,8 +34,9 @@ def three_classes():
 
 
 def test_task_follows_the_loss():
-    assert [task_of(n) for n in ("mse", "mae", "huber", "bce", "cross_entropy", "CE", "Binary-Cross-Entropy")] == \
-        ["regression"] * 3 + ["binary", "multiclass", "multiclass", "binary"]
+    assert [task_of(n) for n in ("mse", "mae", "huber", "bce", "cross_entropy", "CE", "Binary-Cross-Entropy")] == [
+        "regression"
+    ] * 3 + ["binary", "multiclass", "multiclass", "binary"]
     assert task_of(lambda p, t: ((p - t) ** 2).mean()) == "regression"
 
 

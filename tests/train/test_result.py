@@ -81,8 +81,9 @@ def test_non_finite_values_anywhere_are_written_as_strings_and_read_back():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = gradfit.fit("a*x + b", "builtin:linear", y="y", init={"a": 1e300}, optimizer="sgd", lr=0.1, steps=3,
-                        dtype="float64")
+        r = gradfit.fit(
+            "a*x + b", "builtin:linear", y="y", init={"a": 1e300}, optimizer="sgd", lr=0.1, steps=3, dtype="float64"
+        )
     # a start that overflows float32 is refused at the door (issue 9), so the infinities are put in by hand
     r.params["a"] = torch.tensor(math.inf)
     r.init_params["a"] = math.inf

@@ -68,7 +68,9 @@ def test_plain_sgd_without_scaling_is_far_from_polyfit():
     """The contrast the issue describes: the same budget without scaling stalls (lr below its stability limit)."""
     df = rollercoaster()
     model, ds, params = _problem(ROLLER, df, ["t"], "speed")
-    out = run_loop(model, get_loss("mse"), ds, None, params, frozenset(), FitConfig(optimizer="sgd", lr=1e-5, steps=200).validate())
+    out = run_loop(
+        model, get_loss("mse"), ds, None, params, frozenset(), FitConfig(optimizer="sgd", lr=1e-5, steps=200).validate()
+    )
     want = np.polyfit(df["t"].to_numpy(float), df["speed"].to_numpy(float), 2)
     assert np.max(np.abs(_values(out.params, "abc") - want) / np.abs(want)) > 0.1
 
@@ -132,7 +134,15 @@ def test_nonlinear_decay_converges_faster_scaled():
     assert s.kind == "diagonal"
     for lr in (1e-5, 3e-5, 1e-4, 3e-4):
         params = {n: torch.tensor(init[n], dtype=torch.float64) for n in model.param_names}
-        out = run_loop(model, get_loss("mse"), ds, None, params, frozenset(), FitConfig(optimizer="sgd", lr=lr, steps=budget).validate())
+        out = run_loop(
+            model,
+            get_loss("mse"),
+            ds,
+            None,
+            params,
+            frozenset(),
+            FitConfig(optimizer="sgd", lr=lr, steps=budget).validate(),
+        )
         plain[lr] = _steps_to(out.history.snapshots, want)
     assert min(v for v in scaled.values() if v is not None) < budget, scaled
     assert all(v is None for v in plain.values()), plain
@@ -227,8 +237,16 @@ def test_wrapped_callbacks_see_the_original_units():
 
     wrapped = s.wrap_callbacks([Spy()])
     assert wrapped[0].prints_loss
-    out = run_loop(s.model, s.loss, ds, None, s.internal_start(), frozenset(), FitConfig(optimizer="sgd", lr=0.3, steps=50).validate(),
-                   callbacks=wrapped)
+    out = run_loop(
+        s.model,
+        s.loss,
+        ds,
+        None,
+        s.internal_start(),
+        frozenset(),
+        FitConfig(optimizer="sgd", lr=0.3, steps=50).validate(),
+        callbacks=wrapped,
+    )
     assert out.stop_reason == "interrupted" and len(seen) == 3
     t, v = ds.x[:, 0], ds.y
     for loss, p in seen:  # each state's loss is the original mse at the state's (original) parameters

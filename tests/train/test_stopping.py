@@ -48,8 +48,17 @@ def test_early_stopping_restores_the_best_parameters():
     torch.manual_seed(0)
     # An MLP on few noisy points overfits: the validation loss turns up and early stopping fires.
     frame = synthetic.linear(n=40, seed=7)
-    r = gradfit.fit("mlp", frame, y="y", optimizer="adam", lr=0.05, steps=3000, val_split=0.5, patience=20,
-                    model_options={"hidden": (64, 64)})
+    r = gradfit.fit(
+        "mlp",
+        frame,
+        y="y",
+        optimizer="adam",
+        lr=0.05,
+        steps=3000,
+        val_split=0.5,
+        patience=20,
+        model_options={"hidden": (64, 64)},
+    )
     assert r.stop_reason == "early_stopped"
     val = r.history["val_loss"]
     best = int(np.nanargmin(val[:-1]))

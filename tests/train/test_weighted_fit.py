@@ -52,7 +52,14 @@ def _nist(name: str):
 def _cases():
     line, decay = _line(), _decay()
     yield "linear", "linear", line, lambda x, a, b: a * x + b, ("a[0]", "a[1]"), (1.0, 0.0)
-    yield "exponential", "a*exp(-b*x) + c", decay, lambda x, a, b, c: a * np.exp(-b * x) + c, ("a", "b", "c"), (1.0, 1.0, 0.0)
+    yield (
+        "exponential",
+        "a*exp(-b*x) + c",
+        decay,
+        lambda x, a, b, c: a * np.exp(-b * x) + c,
+        ("a", "b", "c"),
+        (1.0, 1.0, 0.0),
+    )
     for name in ("misra1a", "eckerle4", "thurber"):
         frame, pr = _nist(name)
         yield name, pr.formula, frame, pr.f, pr.params, pr.starts[1]
@@ -64,9 +71,20 @@ CASES = list(_cases())
 def _oracle(f, frame, p0, absolute):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return curve_fit(f, frame["x"].to_numpy(), frame["y"].to_numpy(), p0=p0, sigma=frame["err"].to_numpy(),
-                         absolute_sigma=absolute, method="trf", jac="cs", xtol=1e-15, ftol=1e-15, gtol=1e-15,
-                         max_nfev=20_000)
+        return curve_fit(
+            f,
+            frame["x"].to_numpy(),
+            frame["y"].to_numpy(),
+            p0=p0,
+            sigma=frame["err"].to_numpy(),
+            absolute_sigma=absolute,
+            method="trf",
+            jac="cs",
+            xtol=1e-15,
+            ftol=1e-15,
+            gtol=1e-15,
+            max_nfev=20_000,
+        )
 
 
 @pytest.mark.parametrize("absolute", [False, True], ids=["relative", "absolute"])
@@ -74,8 +92,17 @@ def _oracle(f, frame, p0, absolute):
 def test_matches_curve_fit_with_sigma(case, absolute):
     _, model, frame, f, names, start = case
     popt, pcov = _oracle(f, frame, start, absolute)
-    r = gradfit.fit(model, frame, y="y", sigma="err", absolute_sigma=absolute, optimizer="lm", dtype="float64",
-                    init=dict(zip(names, start)), steps=500)
+    r = gradfit.fit(
+        model,
+        frame,
+        y="y",
+        sigma="err",
+        absolute_sigma=absolute,
+        optimizer="lm",
+        dtype="float64",
+        init=dict(zip(names, start)),
+        steps=500,
+    )
     assert r.success and r.data["x"] == ["x"]  # the sigma column is not an input
     got = np.array([r.flat_params[n] for n in names])
     np.testing.assert_allclose(got, popt, rtol=1e-6, atol=1e-9 * np.abs(popt).max())
@@ -91,8 +118,16 @@ def test_matches_curve_fit_with_sigma(case, absolute):
 def test_gradient_descent_reaches_the_weighted_answer_too():
     frame = _decay()
     popt, pcov = _oracle(lambda x, a, b, c: a * np.exp(-b * x) + c, frame, (1.0, 1.0, 0.0), False)
-    r = gradfit.fit("a*exp(-b*x) + c", frame, y="y", sigma="err", optimizer="lbfgs", steps=300, dtype="float64",
-                    init={"a": 1.0, "b": 1.0, "c": 0.0})
+    r = gradfit.fit(
+        "a*exp(-b*x) + c",
+        frame,
+        y="y",
+        sigma="err",
+        optimizer="lbfgs",
+        steps=300,
+        dtype="float64",
+        init={"a": 1.0, "b": 1.0, "c": 0.0},
+    )
     np.testing.assert_allclose([r.flat_params[n] for n in "abc"], popt, rtol=1e-6)
     np.testing.assert_allclose(np.array(r.uncertainty["cov"]), pcov, rtol=1e-4, atol=1e-4 * np.abs(pcov).max())
 
@@ -124,14 +159,20 @@ def test_the_loss_is_the_weighted_mean_and_the_chi_square_is_recoverable():
     w = 1 / frame["err"] ** 2
     assert r.loss == pytest.approx(float(np.sum(w * res**2) / np.sum(w)), rel=1e-12)
     assert r.history["loss"][-1] == pytest.approx(r.loss, rel=1e-12)
-    assert r.data["weights"] == {"kind": "sigma", "column": "err", "from": "column", "absolute_sigma": False,
-                                 "sum": pytest.approx(float(w.sum()), rel=1e-12)}
+    assert r.data["weights"] == {
+        "kind": "sigma",
+        "column": "err",
+        "from": "column",
+        "absolute_sigma": False,
+        "sum": pytest.approx(float(w.sum()), rel=1e-12),
+    }
     chisqr = r.loss * r.data["weights"]["sum"]
     assert chisqr == pytest.approx(float(np.sum((res / frame["err"]) ** 2)), rel=1e-10)
     assert r.report["statistics"]["chisqr"] == pytest.approx(chisqr, rel=1e-10)
     # Weights times a constant: the same fit and loss (a weighted mean), a chi-square times that constant.
-    scaled = gradfit.fit("a*exp(-b*x) + c", frame.assign(w=10 * w), y="y", weights="w", x="x", optimizer="lm",
-                         dtype="float64")
+    scaled = gradfit.fit(
+        "a*exp(-b*x) + c", frame.assign(w=10 * w), y="y", weights="w", x="x", optimizer="lm", dtype="float64"
+    )
     np.testing.assert_allclose(list(scaled.flat_params.values()), list(p.values()), rtol=1e-9)
     assert scaled.loss == pytest.approx(r.loss, rel=1e-9)
     assert scaled.report["statistics"]["chisqr"] == pytest.approx(10 * chisqr, rel=1e-9)
@@ -175,8 +216,19 @@ def test_minibatches_carry_their_rows_weights():
     w = 1 / frame["err"].to_numpy() ** 2
     wls, ols = _wls(frame, w).params, _wls(frame, np.ones(len(frame))).params
     assert np.abs(wls - ols).max() > 0.3  # the weights matter here
-    r = gradfit.fit("linear", frame, y="y", sigma="err", optimizer="adam", lr=0.02, batch_size=20, epochs=300,
-                    schedule="cosine", seed=1, dtype="float64")
+    r = gradfit.fit(
+        "linear",
+        frame,
+        y="y",
+        sigma="err",
+        optimizer="adam",
+        lr=0.02,
+        batch_size=20,
+        epochs=300,
+        schedule="cosine",
+        seed=1,
+        dtype="float64",
+    )
     got = np.array([r.flat_params["a[1]"], r.flat_params["a[0]"]])
     assert np.abs(got - wls).max() < 0.1 * np.abs(wls - ols).max()
     exact = Objective(r.model, gradfit.losses.get_loss("mse"))
@@ -192,13 +244,18 @@ def test_objective_sums_weighted_chunks_as_autograd_does(loss):
     y = torch.as_tensor((rng.random(n) < 0.5).astype(float) if loss == "bce" else rng.normal(size=n))
     w = torch.as_tensor(rng.random(n) * 3)
     model = gradfit.fit("a*x + b", {"x": x[:, 0].numpy(), "y": y.numpy()}, y="y", steps=0).model
-    params = {"a": torch.tensor(0.7, dtype=torch.float64, requires_grad=True),
-              "b": torch.tensor(-0.2, dtype=torch.float64, requires_grad=True)}
+    params = {
+        "a": torch.tensor(0.7, dtype=torch.float64, requires_grad=True),
+        "b": torch.tensor(-0.2, dtype=torch.float64, requires_grad=True),
+    }
     fn = gradfit.losses.get_loss(loss)
     pred = params["a"] * x[:, 0] + params["b"]
-    per_row = {"mse": (pred - y) ** 2, "mae": (pred - y).abs(),
-               "huber": torch.nn.functional.huber_loss(pred, y, reduction="none"),
-               "bce": torch.nn.functional.binary_cross_entropy_with_logits(pred, y, reduction="none")}[loss]
+    per_row = {
+        "mse": (pred - y) ** 2,
+        "mae": (pred - y).abs(),
+        "huber": torch.nn.functional.huber_loss(pred, y, reduction="none"),
+        "bce": torch.nn.functional.binary_cross_entropy_with_logits(pred, y, reduction="none"),
+    }[loss]
     oracle = (w * per_row).sum() / w.sum()
     grads = torch.autograd.grad(oracle, [params["a"], params["b"]])
     for chunk in (n, 64):
@@ -207,15 +264,26 @@ def test_objective_sums_weighted_chunks_as_autograd_does(loss):
         assert float(value) == pytest.approx(float(oracle), rel=1e-12)
         for g, o in zip(got, grads):
             assert float(g) == pytest.approx(float(o), rel=1e-10)
-        assert float(Objective(model, fn, chunk_size=chunk).value(params, x, y, w)) == pytest.approx(float(oracle), rel=1e-12)
+        assert float(Objective(model, fn, chunk_size=chunk).value(params, x, y, w)) == pytest.approx(
+            float(oracle), rel=1e-12
+        )
     zero = torch.zeros(n, dtype=torch.float64)  # a batch whose rows all weigh 0 has loss 0, not NaN
     assert float(Objective(model, fn).value(params, x, y, zero)) == 0.0
 
 
 def test_the_validation_rows_keep_their_weights():
     frame = _decay(n=80)
-    r = gradfit.fit("a*exp(-b*x) + c", frame, y="y", sigma="err", optimizer="lbfgs", steps=50, val_split=0.25,
-                    seed=4, dtype="float64")
+    r = gradfit.fit(
+        "a*exp(-b*x) + c",
+        frame,
+        y="y",
+        sigma="err",
+        optimizer="lbfgs",
+        steps=50,
+        val_split=0.25,
+        seed=4,
+        dtype="float64",
+    )
     ds = gradfit.data.as_dataset(frame, x="x", y="y", sigma="err", dtype=torch.float64)
     train, val = ds.split(0.25, torch.Generator().manual_seed(4))
     p = r.params
@@ -233,8 +301,9 @@ def test_scaling_whitens_the_weighted_problem():
     s = np.where(x < 12, 0.01, 1.0)
     frame = pd.DataFrame({"x": x, "y": 0.5 * x + 3 + rng.normal(0, s), "err": s})
     wls = _wls(frame, 1 / s**2).params
-    r = gradfit.fit("a*x + b", frame, y="y", sigma="err", optimizer="sgd", lr=0.5, steps=60, scale=True,
-                    dtype="float64")
+    r = gradfit.fit(
+        "a*x + b", frame, y="y", sigma="err", optimizer="sgd", lr=0.5, steps=60, scale=True, dtype="float64"
+    )
     assert r.diagnostics["scaling"]["kind"] == "whitened"
     assert r.diagnostics["scaling"]["condition_after"] == pytest.approx(1.0, abs=1e-6)
     np.testing.assert_allclose([r.flat_params["b"], r.flat_params["a"]], wls, rtol=1e-7)
@@ -251,11 +320,13 @@ def test_lm_in_chunks_equals_lm_in_one_pass():
 
 def test_a_checkpoint_remembers_the_weights(tmp_path):
     frame = _decay(n=120).assign(w=lambda d: 1 / d["err"] ** 2, v=1.0)
-    common = dict(y="y", x="x", optimizer="adam", lr=0.05, batch_size=16, epochs=4, seed=3,
-                  init={"a": 1.0, "b": 0.5, "c": 0.0})
+    common = dict(
+        y="y", x="x", optimizer="adam", lr=0.05, batch_size=16, epochs=4, seed=3, init={"a": 1.0, "b": 0.5, "c": 0.0}
+    )
     full = gradfit.fit("a*exp(-b*x) + c", frame, weights="w", **common)
-    gradfit.fit("a*exp(-b*x) + c", frame, weights="w", checkpoint_every=5, checkpoint_dir=tmp_path,
-                **{**common, "epochs": 2})
+    gradfit.fit(
+        "a*exp(-b*x) + c", frame, weights="w", checkpoint_every=5, checkpoint_dir=tmp_path, **{**common, "epochs": 2}
+    )
     with pytest.raises(ConfigError, match="data 'fingerprint'"):
         gradfit.fit("a*exp(-b*x) + c", frame, weights="v", resume=tmp_path, **common)
     with pytest.raises(ConfigError, match="data 'weights'"):
@@ -271,8 +342,15 @@ def test_refusals_name_the_problem():
     with pytest.raises(ConfigError, match="'mae' loss is not a sum of squares"):
         gradfit.fit("a*exp(-b*x) + c", frame, y="y", sigma="err", loss="mae", optimizer="lbfgs")
     with pytest.raises(ConfigError, match="cannot be weighted row by row"):
-        gradfit.fit("a*exp(-b*x) + c", frame, y="y", x="x", weights="err", optimizer="lbfgs",
-                    loss=lambda p, t: ((p - t) ** 2).mean())
+        gradfit.fit(
+            "a*exp(-b*x) + c",
+            frame,
+            y="y",
+            x="x",
+            weights="err",
+            optimizer="lbfgs",
+            loss=lambda p, t: ((p - t) ** 2).mean(),
+        )
     with pytest.raises(gradfit.errors.DataError, match="did you mean|Did you mean 'err'"):
         gradfit.fit("a*exp(-b*x) + c", frame, y="y", sigma="eer", optimizer="lbfgs")
 
@@ -282,7 +360,9 @@ def test_result_json_round_trips_the_weighting():
     back = gradfit.FitResult.from_json(r.to_json())
     assert back.data["weights"] == r.data["weights"] and back.data["weights"]["absolute_sigma"] is True
     assert r.report["data"]["weights"]["column"] == "err"
-    assert "weighted           1/sigma² (sigma: column 'err', absolute sigma)" in gradfit.analysis.report.render_text(r.report)
+    assert "weighted           1/sigma² (sigma: column 'err', absolute sigma)" in gradfit.analysis.report.render_text(
+        r.report
+    )
     plain = gradfit.fit("a*exp(-b*x) + c", _decay(), y="y", x="x", optimizer="lm")
     assert plain.data["weights"] is None and "chisqr" not in plain.report["statistics"]
 

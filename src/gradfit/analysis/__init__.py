@@ -47,8 +47,18 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "Landscape", "StabilityLimit", "Uncertainty", "Verdict", "compute_landscape", "fit_report",
-    "least_squares_optimum", "report_dict", "run_data", "stability_limit_of", "statistics", "step_table",
+    "Landscape",
+    "StabilityLimit",
+    "Uncertainty",
+    "Verdict",
+    "compute_landscape",
+    "fit_report",
+    "least_squares_optimum",
+    "report_dict",
+    "run_data",
+    "stability_limit_of",
+    "statistics",
+    "step_table",
     "uncertainty_of",
 ]
 

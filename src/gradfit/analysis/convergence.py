@@ -37,17 +37,19 @@ from gradfit.rowpass import MemoryRows, reduce
 
 __all__ = ["Verdict", "judge", "NEWTON_TOL", "STILL_FALLING", "BUDGETS"]
 
-NEWTON_TOL = 0.1           # standard errors a Newton step may still move a parameter at a converged point
-STILL_FALLING = 1e-5       # relative fall of the loss over the last 10% of the steps that means "still falling"
-STILL_IMPROVING = 1e-2     # ... and, for mini-batch and network fits, that is worth a warning
+NEWTON_TOL = 0.1  # standard errors a Newton step may still move a parameter at a converged point
+STILL_FALLING = 1e-5  # relative fall of the loss over the last 10% of the steps that means "still falling"
+STILL_IMPROVING = 1e-2  # ... and, for mini-batch and network fits, that is worth a warning
 EXACT = {"float64": 1e-10, "float32": 1e-9}  # a final loss below this fraction of the start's: an exact fit
 BUDGETS = ("max_steps", "max_epochs", "max_time")
 GD = ("sgd", "momentum", "nesterov")
 ADAPTIVE = ("adam", "adamw", "rmsprop", "adagrad")  # steps of about lr per parameter, whatever the gradient's size
 # The stability limits of gradfit.analysis.stability.lr_limit, in words (b: the momentum, lam: the largest curvature).
-_LIMIT_FORMULA = {"sgd": "2 / the largest curvature of the loss",
-                  "momentum": "2(1 + b) / the largest curvature, for heavy-ball momentum b",
-                  "nesterov": "2(1 + b) / ((1 + 2b) x the largest curvature), for Nesterov momentum b"}
+_LIMIT_FORMULA = {
+    "sgd": "2 / the largest curvature of the loss",
+    "momentum": "2(1 + b) / the largest curvature, for heavy-ball momentum b",
+    "nesterov": "2(1 + b) / ((1 + 2b) x the largest curvature), for Nesterov momentum b",
+}
 LBFGS_LR = 1.0  # torch's L-BFGS default: the first trial step of its line search
 
 
@@ -79,8 +81,11 @@ class Verdict:
     flat: Flatness | None = None
 
     def to_dict(self) -> dict:
-        flat = None if self.flat is None else {"vanishing": list(self.flat.vanishing), "overflow": self.flat.overflow,
-                                               "remedy": self.flat.remedy}
+        flat = (
+            None
+            if self.flat is None
+            else {"vanishing": list(self.flat.vanishing), "overflow": self.flat.overflow, "remedy": self.flat.remedy}
+        )
         return {"converged": self.converged, "remedies": list(self.remedies), "flat": flat, "warning": self.warning}
 
 
@@ -92,15 +97,15 @@ class _Facts:
     scaled: bool
     least_squares: bool
     loss_name: str
-    stochastic: bool          # mini-batches or a network: budgets are the norm, the optimum is not unique
+    stochastic: bool  # mini-batches or a network: budgets are the norm, the optimum is not unique
     start: float | None
-    baseline: float | None    # the loss of the best constant prediction (least squares: the targets' variance)
+    baseline: float | None  # the loss of the best constant prediction (least squares: the targets' variance)
     final: float
-    newton: float | None      # the Newton step in standard errors (None: no uncertainties)
+    newton: float | None  # the Newton step in standard errors (None: no uncertainties)
     trend: float | None
-    limit: float | None       # the stability limit of the optimizer used (None: does not apply)
-    columns: str | None       # input columns far from unit scale, in words
-    size: float = 1.0         # the free parameters' typical size (largest |value| at the start or the end, >= 1e-3)
+    limit: float | None  # the stability limit of the optimizer used (None: does not apply)
+    columns: str | None  # input columns far from unit scale, in words
+    size: float = 1.0  # the free parameters' typical size (largest |value| at the start or the end, >= 1e-3)
 
 
 def judge(result, uncertainty, model, loss, train, chunk_size: int | None = None) -> Verdict:
@@ -122,8 +127,10 @@ def judge(result, uncertainty, model, loss, train, chunk_size: int | None = None
         return _failed("loss_increased", text, remedies)
     flat = _flatness(result, model, train, f, chunk_size)
     if flat is not None and flat.vanishing and flat.remedy:
-        text = (f"Stopped at step {result.steps} on a plateau, not at a minimum: "
-                f"{flat.sentence('at this point', remedy=False)[:-1]}.")
+        text = (
+            f"Stopped at step {result.steps} on a plateau, not at a minimum: "
+            f"{flat.sentence('at this point', remedy=False)[:-1]}."
+        )
         return _failed("stalled", text, (f"starting from {_remedy_text(flat)}",), flat)
     at_minimum = _at_minimum(f)
     still = result.diagnostics.get("still")
@@ -131,10 +138,17 @@ def judge(result, uncertainty, model, loss, train, chunk_size: int | None = None
         return _stood_still(result, f, at_minimum, still, flat)
     if reason in BUDGETS or reason == "converged":
         if at_minimum is not False:
-            return Verdict(reason, message + (_newton_words(f, sentence=True) if reason in BUDGETS else ""),
-                           None if at_minimum is None else True, flat=flat)
-        why = (f"the loss was still falling ({100 * f.trend:.2g}% over the last 10% of the steps)"
-               if f.trend is not None and f.trend > STILL_FALLING else "this is not the minimum")
+            return Verdict(
+                reason,
+                message + (_newton_words(f, sentence=True) if reason in BUDGETS else ""),
+                None if at_minimum is None else True,
+                flat=flat,
+            )
+        why = (
+            f"the loss was still falling ({100 * f.trend:.2g}% over the last 10% of the steps)"
+            if f.trend is not None and f.trend > STILL_FALLING
+            else "this is not the minimum"
+        )
         text = f"{message} Not converged: {why}{_newton_words(f, not_min=True)}."
         if f.stochastic:  # a network's or a mini-batch fit's budget: say so, do not fail it
             warn = text if f.trend is not None and f.trend > STILL_IMPROVING else None
@@ -153,27 +167,49 @@ def _stood_still(result, f: _Facts, at_minimum: bool | None, still: dict | None,
     if still:
         how = f"the parameters stopped changing at step {still['since']} ({still['why']}, in {still['dtype']})"
         if decided and f.optimizer == "lbfgs":  # L-BFGS stands still when its own convergence tests hold
-            return Verdict("converged", f"Converged at step {still['since']}: L-BFGS stopped changing the "
-                           f"parameters, at the minimum{_newton_words(f)}.", True, flat=flat)
+            return Verdict(
+                "converged",
+                f"Converged at step {still['since']}: L-BFGS stopped changing the "
+                f"parameters, at the minimum{_newton_words(f)}.",
+                True,
+                flat=flat,
+            )
         if decided:
-            return Verdict(reason, f"{message} {how[0].upper() + how[1:]}, at the minimum{_newton_words(f)}.",
-                           True, flat=flat)
+            return Verdict(
+                reason, f"{message} {how[0].upper() + how[1:]}, at the minimum{_newton_words(f)}.", True, flat=flat
+            )
         if still["since"] == 0:  # nothing moved, ever: a fit that did nothing is not a success unless shown right
-            return _failed("stalled", f"Stalled: the parameters never moved from their start ({still['why']}, in "
-                           f"{still['dtype']}){_newton_words(f, not_min=True) or '; nothing shows that the start is the minimum'}.",
-                           _remedies(f, stalled=True), flat)
+            return _failed(
+                "stalled",
+                f"Stalled: the parameters never moved from their start ({still['why']}, in "
+                f"{still['dtype']}){_newton_words(f, not_min=True) or '; nothing shows that the start is the minimum'}.",
+                _remedies(f, stalled=True),
+                flat,
+            )
         if f.newton is None:  # no error bars to tell a minimum from a stall: say so, do not guess
-            return Verdict(reason, f"{message} {how[0].upper() + how[1:]}; whether that is the minimum was not "
-                           f"checked (no uncertainties were computed).", None, flat=flat)
-        return _failed("stalled", f"Stalled: {how}, short of the minimum{_newton_words(f, not_min=True)}.",
-                       _remedies(f, stalled=True), flat)
+            return Verdict(
+                reason,
+                f"{message} {how[0].upper() + how[1:]}; whether that is the minimum was not "
+                f"checked (no uncertainties were computed).",
+                None,
+                flat=flat,
+            )
+        return _failed(
+            "stalled",
+            f"Stalled: {how}, short of the minimum{_newton_words(f, not_min=True)}.",
+            _remedies(f, stalled=True),
+            flat,
+        )
     if _exact(f):  # Levenberg-Marquardt's own stall (its tests know a minimum better than a Newton step)
-        return Verdict("converged", f"Converged at step {result.steps}: the model fits the data exactly.", True,
-                       flat=flat)
+        return Verdict(
+            "converged", f"Converged at step {result.steps}: the model fits the data exactly.", True, flat=flat
+        )
     if flat is not None and flat.vanishing and not flat.remedy:
         names, it = ", ".join(flat.vanishing), "it" if len(flat.vanishing) == 1 else "them"
-        message += (f" No start nearby gives {names} an effect either: the model may not depend on {it} at all; "
-                    f"hold {names} fixed (--fix) or remove {it} from the model.")
+        message += (
+            f" No start nearby gives {names} an effect either: the model may not depend on {it} at all; "
+            f"hold {names} fixed (--fix) or remove {it} from the model."
+        )
     return _failed("stalled", message, _remedies(f, stalled=True), flat)
 
 
@@ -182,16 +218,27 @@ def _facts(result, uncertainty, model, loss, train, trend, chunk_size: int | Non
     limit = diag.get("stability_limit") or {}
     lr_limit = limit.get("lr_limit") if isinstance(limit, dict) else None
     start = diag.get("start_loss")
-    stochastic = bool(getattr(model, "network", False)) or (cfg.get("batch_size") is not None
-                                                              and cfg["batch_size"] < len(train))
+    stochastic = bool(getattr(model, "network", False)) or (
+        cfg.get("batch_size") is not None and cfg["batch_size"] < len(train)
+    )
     newton = getattr(uncertainty, "newton_distance", None) if uncertainty is not None else None
-    return _Facts(optimizer=str(cfg.get("optimizer")), dtype=str(cfg.get("dtype")), lr=cfg.get("lr"),
-                  scaled=bool(cfg.get("scale")), least_squares=bool(getattr(loss, "least_squares", False)),
-                  loss_name=str(getattr(loss, "name", "loss")), stochastic=stochastic,
-                  start=None if start is None or not math.isfinite(start) else float(start),
-                  baseline=_baseline(loss, train, chunk_size), final=float(result.loss),
-                  newton=None if newton is None or not math.isfinite(newton) else float(newton), trend=trend,
-                  limit=_float(lr_limit), columns=_badly_scaled(train, chunk_size), size=_size(result))
+    return _Facts(
+        optimizer=str(cfg.get("optimizer")),
+        dtype=str(cfg.get("dtype")),
+        lr=cfg.get("lr"),
+        scaled=bool(cfg.get("scale")),
+        least_squares=bool(getattr(loss, "least_squares", False)),
+        loss_name=str(getattr(loss, "name", "loss")),
+        stochastic=stochastic,
+        start=None if start is None or not math.isfinite(start) else float(start),
+        baseline=_baseline(loss, train, chunk_size),
+        final=float(result.loss),
+        newton=None if newton is None or not math.isfinite(newton) else float(newton),
+        trend=trend,
+        limit=_float(lr_limit),
+        columns=_badly_scaled(train, chunk_size),
+        size=_size(result),
+    )
 
 
 def _worse(f: _Facts) -> bool:
@@ -251,8 +298,11 @@ def _diverged(result, f: _Facts, model, train, chunk_size: int | None = None) ->
     if result.steps == 0 and not f.stochastic:  # it could not start: look at the start itself
         free = _free(result)
         try:
-            flat = (flatness(model, train.x, train.y, result.init_params, free, chunk_size=chunk_size)
-                    if len(free) <= MAX_PROBE_PARAMS else None)
+            flat = (
+                flatness(model, train.x, train.y, result.init_params, free, chunk_size=chunk_size)
+                if len(free) <= MAX_PROBE_PARAMS
+                else None
+            )
         except Exception:  # noqa: BLE001
             flat = None
         if flat is not None and flat.flat:
@@ -260,11 +310,15 @@ def _diverged(result, f: _Facts, model, train, chunk_size: int | None = None) ->
             if flat.remedy:
                 remedies.append(f"starting from {_remedy_text(flat)}")
     if f.optimizer in GD and f.limit is not None and f.lr is not None and f.lr > f.limit:
-        causes.append(f"The learning rate {f.lr:.3g} is above the stability limit {f.limit:.3g} measured at the start "
-                      f"({_LIMIT_FORMULA[f.optimizer]}), beyond which {f.optimizer} oscillates and grows.")
+        causes.append(
+            f"The learning rate {f.lr:.3g} is above the stability limit {f.limit:.3g} measured at the start "
+            f"({_LIMIT_FORMULA[f.optimizer]}), beyond which {f.optimizer} oscillates and grows."
+        )
     if f.columns and not f.scaled and f.optimizer != "lm":
-        causes.append(f"The input columns are far from unit scale ({f.columns}): the curvature of the loss differs by "
-                      f"orders of magnitude between directions, so no single step size suits them all.")
+        causes.append(
+            f"The input columns are far from unit scale ({f.columns}): the curvature of the loss differs by "
+            f"orders of magnitude between directions, so no single step size suits them all."
+        )
     remedies += _remedies(f, diverged=True)
     text = " ".join([message, *causes])
     return _failed("diverged", text, remedies)
@@ -280,11 +334,15 @@ def _remedies(f: _Facts, worse: bool = False, stalled: bool = False, diverged: b
         out.append(_adaptive_lr(f))
     if (worse or diverged or stalled) and f.optimizer == "lbfgs" and f.lr is not None and f.lr != LBFGS_LR:
         # L-BFGS's lr is no step size: it scales the first trial step of the line search, whose default is 1.
-        out.append(f"L-BFGS's own first step (leave out --lr: lr={f.lr:.3g} sets the length of its line search's first "
-                   f"trial step, whose default is {LBFGS_LR:g})")
+        out.append(
+            f"L-BFGS's own first step (leave out --lr: lr={f.lr:.3g} sets the length of its line search's first "
+            f"trial step, whose default is {LBFGS_LR:g})"
+        )
     if too_fast and not adaptive:  # the cause itself first
-        out.append(f"a smaller learning rate, below the stability limit {f.limit:.3g} (lr={f.lr:.3g} is "
-                   f"{f.lr / f.limit:.2g}x the limit; e.g. lr={0.5 * f.limit:.2g}, --lr {0.5 * f.limit:.2g})")
+        out.append(
+            f"a smaller learning rate, below the stability limit {f.limit:.3g} (lr={f.lr:.3g} is "
+            f"{f.lr / f.limit:.2g}x the limit; e.g. lr={0.5 * f.limit:.2g}, --lr {0.5 * f.limit:.2g})"
+        )
     auto = f.least_squares and f.optimizer != "lm" and not f.stochastic
     if auto:
         out.append("Levenberg-Marquardt (--optimizer lm, or leave out --optimizer and --lr for the automatic choice)")
@@ -296,8 +354,10 @@ def _remedies(f: _Facts, worse: bool = False, stalled: bool = False, diverged: b
         out.append("scaled parameters (--scale)")
     if (worse or diverged) and f.optimizer in GD and f.limit is not None and f.lr is not None:
         if not too_fast:
-            out.append(f"a smaller learning rate, below the stability limit {f.limit:.3g} (e.g. "
-                       f"lr={0.5 * f.limit:.2g}, --lr {0.5 * f.limit:.2g})")
+            out.append(
+                f"a smaller learning rate, below the stability limit {f.limit:.3g} (e.g. "
+                f"lr={0.5 * f.limit:.2g}, --lr {0.5 * f.limit:.2g})"
+            )
     elif adaptive:
         if not too_fast:
             out.append(_adaptive_lr(f))
@@ -314,8 +374,10 @@ def _remedies(f: _Facts, worse: bool = False, stalled: bool = False, diverged: b
 
 def _adaptive_lr(f: _Facts) -> str:
     """A smaller lr for Adam and kin, which move each parameter by about lr per step: a fraction of their size."""
-    return (f"a smaller learning rate ({f.optimizer} moves each parameter by about lr per step, and the parameters "
-            f"are of size {f.size:.2g}: e.g. --lr {min(0.1 * f.lr, 0.1 * f.size):.2g})")
+    return (
+        f"a smaller learning rate ({f.optimizer} moves each parameter by about lr per step, and the parameters "
+        f"are of size {f.size:.2g}: e.g. --lr {min(0.1 * f.lr, 0.1 * f.size):.2g})"
+    )
 
 
 def _failed(reason: str, text: str, remedies, flat: Flatness | None = None) -> Verdict:
@@ -335,7 +397,7 @@ def _newton_words(f: _Facts, not_min: bool = False, sentence: bool = False) -> s
 
 
 def _remedy_text(flat: Flatness) -> str:
-    (name, value), = flat.remedy.items()
+    ((name, value),) = flat.remedy.items()
     return f"{name} = {value:.3g} (--init {name}={value:.3g})"
 
 
@@ -349,8 +411,11 @@ def _badly_scaled(train, chunk_size: int | None = None) -> str | None:
     rms = ((m2 + n * mean * mean) / n).sqrt().cpu().numpy()
     spread = (m2 / (n - 1)).sqrt().cpu().numpy() if n > 1 else np.zeros_like(rms)
     offset = np.abs(mean.cpu().numpy())
-    bad = [f"{name}: rms {r:.3g}" for name, r, s, o in zip(train.x_names, rms, spread, offset)
-           if r > 100 or 0 < r < 0.01 or (s > 0 and o > 100 * s)]
+    bad = [
+        f"{name}: rms {r:.3g}"
+        for name, r, s, o in zip(train.x_names, rms, spread, offset)
+        if r > 100 or 0 < r < 0.01 or (s > 0 and o > 100 * s)
+    ]
     if not bad:
         return None
     return ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
@@ -359,8 +424,12 @@ def _badly_scaled(train, chunk_size: int | None = None) -> str | None:
 def _size(result) -> float:
     """The free parameters' typical size: the largest finite |value| at the start or the end (1 when all are 0)."""
     free = _free(result)
-    values = [abs(v) for d in (result.init_params, result.flat_params) for k, v in d.items()
-              if k in free and isinstance(v, (int, float)) and math.isfinite(v)]
+    values = [
+        abs(v)
+        for d in (result.init_params, result.flat_params)
+        for k, v in d.items()
+        if k in free and isinstance(v, (int, float)) and math.isfinite(v)
+    ]
     big = max(values, default=0.0)
     return big if big > 1e-3 else 1.0
 
@@ -386,5 +455,9 @@ def _float(v) -> float | None:
 
 def with_verdict(result, verdict: Verdict):
     """``result`` with the verdict's stop reason, message and diagnostics."""
-    return dataclasses.replace(result, stop_reason=verdict.stop_reason, message=verdict.message,
-                               diagnostics={**result.diagnostics, "verdict": verdict.to_dict()})
+    return dataclasses.replace(
+        result,
+        stop_reason=verdict.stop_reason,
+        message=verdict.message,
+        diagnostics={**result.diagnostics, "verdict": verdict.to_dict()},
+    )

@@ -40,8 +40,9 @@ class DatasetView(ParamView):
         self.w = getattr(dataset, "w", None)
         weighting = getattr(dataset, "weighting", None)
         # curve_fit's absolute_sigma: the sigmas are the errors' scale, not to be estimated from the residuals.
-        self.absolute = bool(self.w is not None and weighting is not None and weighting.kind == "sigma"
-                             and weighting.absolute_sigma)
+        self.absolute = bool(
+            self.w is not None and weighting is not None and weighting.kind == "sigma" and weighting.absolute_sigma
+        )
         # The points that count: rows of weight 0 say nothing about the parameters.
         self.n = len(dataset) if self.w is None else int((self.w > 0).sum())
 
@@ -72,10 +73,10 @@ class Curvature:
 
 @dataclass
 class Inverse:
-    cov: np.ndarray                # A⁻¹ on the estimable parameters, NaN elsewhere
-    no_effect: list[int]           # zero columns
-    null: list[list[int]]          # the dominant parameters of each null direction
-    negative: list[int]            # the dominant parameters of negative-curvature directions
+    cov: np.ndarray  # A⁻¹ on the estimable parameters, NaN elsewhere
+    no_effect: list[int]  # zero columns
+    null: list[list[int]]  # the dominant parameters of each null direction
+    negative: list[int]  # the dominant parameters of negative-curvature directions
     condition: float
 
 
@@ -88,11 +89,18 @@ def curvature(problem: DatasetView, loss, method: str) -> Curvature:
 
 def _from_jacobian(problem, loss, method, n, p) -> Curvature:
     if problem.model.n_outputs != 1:
-        raise NotComputable(f"The {loss.name} loss needs one prediction per row; the model has {problem.model.n_outputs}.")
+        raise NotComputable(
+            f"The {loss.name} loss needs one prediction per row; the model has {problem.model.n_outputs}."
+        )
     theta = problem.theta
     zeros = theta.new_zeros
-    start = {"R": None, "rss": 0.0, "jtr": zeros(p), "residuals": [],
-             "meat": None if problem.w is None or method == "jacobian" else zeros(p, p)}
+    start = {
+        "R": None,
+        "rss": 0.0,
+        "jtr": zeros(p),
+        "residuals": [],
+        "meat": None if problem.w is None or method == "jacobian" else zeros(p, p),
+    }
 
     def step(acc, xc, yc, wc):
         J = problem.jacobian(theta, xc)
@@ -119,8 +127,14 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
     if method == "jacobian":
         return Curvature(R.cpu().numpy(), True, 1.0 if problem.absolute else rss / (n - p), jtr.cpu().numpy(), rss)
     f0 = _density_at_zero(np.concatenate(acc["residuals"]))
-    return Curvature(R.cpu().numpy(), True, n / (n - p) / (4 * f0 * f0), jtr.cpu().numpy() / (2 * f0), rss,
-                     meat=None if meat is None else meat.cpu().numpy())
+    return Curvature(
+        R.cpu().numpy(),
+        True,
+        n / (n - p) / (4 * f0 * f0),
+        jtr.cpu().numpy() / (2 * f0),
+        rss,
+        meat=None if meat is None else meat.cpu().numpy(),
+    )
 
 
 def _from_hessian(problem, loss, sandwich, n, p) -> Curvature:
@@ -216,15 +230,19 @@ def _density_at_zero(r: np.ndarray) -> float:
     h = min(0.49, len(r) ** (-1 / 3) * 1.959964 ** (2 / 3) * (1.5 * (1 / math.sqrt(2 * math.pi)) ** 2) ** (1 / 3))
     lo, hi = np.quantile(r, [0.5 - h, 0.5 + h])
     if not hi > lo:
-        raise NotComputable("The residuals have no spread (the model interpolates the data), so the mae "
-                            "covariance, which needs their density at zero, is not defined.")
+        raise NotComputable(
+            "The residuals have no spread (the model interpolates the data), so the mae "
+            "covariance, which needs their density at zero, is not defined."
+        )
     return float(2 * h / (hi - lo))
 
 
 def _check_finite(*tensors) -> None:
     if not all(bool(torch.isfinite(t).all()) for t in tensors):
-        raise NotComputable("The loss or its derivatives are not finite at the fitted parameters (NaN or inf in the "
-                            "predictions or their Jacobian), so no uncertainty can be computed there.")
+        raise NotComputable(
+            "The loss or its derivatives are not finite at the fitted parameters (NaN or inf in the "
+            "predictions or their Jacobian), so no uncertainty can be computed there."
+        )
 
 
 def _unique(groups: list[list[int]]) -> list[list[int]]:

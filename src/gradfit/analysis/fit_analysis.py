@@ -27,14 +27,28 @@ def check_stability(model, loss, train, params, fixed, config, lr: float | None,
         return None
     from gradfit.analysis.stability import check_lr, lr_limit, suggested_lr
 
-    limit, warning = check_lr(model, loss, train.x, train.y, params, fixed, lr or 0.0, config.optimizer,
-                              momentum=config.momentum, w=train.w, chunk_size=config.chunk_size)
+    limit, warning = check_lr(
+        model,
+        loss,
+        train.x,
+        train.y,
+        params,
+        fixed,
+        lr or 0.0,
+        config.optimizer,
+        momentum=config.momentum,
+        w=train.w,
+        chunk_size=config.chunk_size,
+    )
     if warning:
         warnings.warn(warning, GradfitWarning, stacklevel=4)
     if limit is None:
         return None
-    return {**limit.to_dict(), "lr_limit": lr_limit(limit, config.optimizer, config.momentum),
-            "suggested_lr": suggested_lr(limit, config.optimizer, config.momentum)}
+    return {
+        **limit.to_dict(),
+        "lr_limit": lr_limit(limit, config.optimizer, config.momentum),
+        "suggested_lr": suggested_lr(limit, config.optimizer, config.momentum),
+    }
 
 
 def assess(result, model, loss, train, fixed, config):
@@ -53,16 +67,23 @@ def assess(result, model, loss, train, fixed, config):
             result.flat_params,
             f"Not computed automatically: {len(train):,} rows x {n_free:,} free parameters is above "
             f"{AUTO_UNCERTAINTY_BUDGET:.0e} (or more than {MAX_UNCERTAINTY_PARAMS} parameters). Pass uncertainty=True "
-            f"(--uncertainty) or call gradfit.analysis.uncertainty.uncertainty_of(result, data).")
+            f"(--uncertainty) or call gradfit.analysis.uncertainty.uncertainty_of(result, data).",
+        )
     else:
         trend = loss_trend(result.history)
         try:
             unc = compute_uncertainty(
-                model, loss, train, result.params, fixed=fixed, at_bounds=result.diagnostics.get("at_bounds", ()),
+                model,
+                loss,
+                train,
+                result.params,
+                fixed=fixed,
+                at_bounds=result.diagnostics.get("at_bounds", ()),
                 stopped_early=result.stop_reason in BUDGET_REASONS and (trend or 0) > 1e-5,
                 diverged=result.stop_reason == "diverged",
                 max_params=max(MAX_UNCERTAINTY_PARAMS, n_free) if wanted else MAX_UNCERTAINTY_PARAMS,
-                chunk_size=config.chunk_size)
+                chunk_size=config.chunk_size,
+            )
         except Exception as exc:  # error bars must never fail a fit that succeeded
             unc = Uncertainty.unavailable(result.flat_params, f"Could not be computed: {type(exc).__name__}: {exc}")
     verdict = judge(result, unc, model, loss, train, chunk_size=config.chunk_size)
@@ -116,11 +137,17 @@ def without_analysis(result, by: str | None, during: str | None = None):
     else:
         reason = "interrupted" if result.stop_reason in SUCCESS else result.stop_reason
         diagnostics["loop_stop_reason"] = result.stop_reason
-        again = ("fit again, or resume from the checkpoint (--resume), to have them" if result.diagnostics.get("checkpoint")
-                 else "fit again to have them")
-        message = (f"Interrupted ({by}) while {during or 'analysing the fit'}, after the fit's last step. {result.message} "
-                   f"The metrics, error bars, verdict and report were skipped, so whether these parameters are the "
-                   f"optimum was not checked; {again}.")
+        again = (
+            "fit again, or resume from the checkpoint (--resume), to have them"
+            if result.diagnostics.get("checkpoint")
+            else "fit again to have them"
+        )
+        message = (
+            f"Interrupted ({by}) while {during or 'analysing the fit'}, after the fit's last step. {result.message} "
+            f"The metrics, error bars, verdict and report were skipped, so whether these parameters are the "
+            f"optimum was not checked; {again}."
+        )
     unc = Uncertainty.unavailable(result.flat_params, f"Not computed: the fit was interrupted ({by}).")
-    return dataclasses.replace(result, stop_reason=reason, message=message, diagnostics=diagnostics,
-                               uncertainty=unc.to_dict())
+    return dataclasses.replace(
+        result, stop_reason=reason, message=message, diagnostics=diagnostics, uncertainty=unc.to_dict()
+    )

@@ -52,7 +52,9 @@ def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:
         try:
             data = read_table(path, **(info.get("read") or {}))  # the same separator, decimal mark, dates...
         except DataError as exc:
-            raise DataError(f"Cannot read the run's data again from {path!r}: {exc} Pass it with --data FILE.") from None
+            raise DataError(
+                f"Cannot read the run's data again from {path!r}: {exc} Pass it with --data FILE."
+            ) from None
     elif isinstance(data, (str, os.PathLike)):
         data = read_like(data, info)
     elif isinstance(data, pd.DataFrame):
@@ -65,11 +67,19 @@ def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:
     elif how is not None and how.column is not None:
         rows = {how.kind: how.column, "absolute_sigma": how.absolute_sigma}
     elif how is not None and weighted:
-        raise DataError(f"This run was weighted by {how.kind} given as an array, which is not saved with the run, so "
-                        f"its statistics cannot be recomputed from the data alone. Pass a Dataset with the weights "
-                        f"(data=Dataset(..., w=...)), or fit with the {how.kind} in a column of the data.")
-    dataset = as_dataset(data, x=list(info["x"]), y=info["y"], dtype=dtype,
-                         drop_nan=any(str(n).startswith("dropped") for n in info.get("notes") or ()), **rows)
+        raise DataError(
+            f"This run was weighted by {how.kind} given as an array, which is not saved with the run, so "
+            f"its statistics cannot be recomputed from the data alone. Pass a Dataset with the weights "
+            f"(data=Dataset(..., w=...)), or fit with the {how.kind} in a column of the data."
+        )
+    dataset = as_dataset(
+        data,
+        x=list(info["x"]),
+        y=info["y"],
+        dtype=dtype,
+        drop_nan=any(str(n).startswith("dropped") for n in info.get("notes") or ()),
+        **rows,
+    )
     check_same_data(result, dataset, source=source)
     return dataset
 
@@ -86,16 +96,26 @@ def check_same_data(result, dataset: Dataset, source: str | None = None) -> None
     if not isinstance(expected, str) or dataset_fingerprint(dataset) == expected:
         return
     n = result.data.get("n")
-    what = (f"{len(dataset):,} rows where the fit had {n:,}" if isinstance(n, int) and n != len(dataset)
-            else f"the same {len(dataset):,} rows, but values that differ (data fingerprint "
-                 f"{dataset_fingerprint(dataset)}; the fit's was {expected})")
+    what = (
+        f"{len(dataset):,} rows where the fit had {n:,}"
+        if isinstance(n, int) and n != len(dataset)
+        else f"the same {len(dataset):,} rows, but values that differ (data fingerprint "
+        f"{dataset_fingerprint(dataset)}; the fit's was {expected})"
+    )
     if source is not None:
-        raise DataError(f"The data in {source!r} are no longer the data this run was fitted on: {what}. The file was "
-                        f"changed after the fit, so its pictures would show the fitted curve over other data. Restore "
-                        f"the file, fit again on the data as they are now, or pass the fit's data with --data FILE "
-                        f"(data=... in Python).")
-    warnings.warn(GradfitWarning(f"The data given are not the data this run was fitted on: {what}. The fitted curve "
-                                 f"is drawn over other data than it was fitted to."), stacklevel=3)
+        raise DataError(
+            f"The data in {source!r} are no longer the data this run was fitted on: {what}. The file was "
+            f"changed after the fit, so its pictures would show the fitted curve over other data. Restore "
+            f"the file, fit again on the data as they are now, or pass the fit's data with --data FILE "
+            f"(data=... in Python)."
+        )
+    warnings.warn(
+        GradfitWarning(
+            f"The data given are not the data this run was fitted on: {what}. The fitted curve "
+            f"is drawn over other data than it was fitted to."
+        ),
+        stacklevel=3,
+    )
 
 
 def chunk_size_of(result, chunk_size: int | None = None) -> int | None:

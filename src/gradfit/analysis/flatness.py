@@ -36,9 +36,9 @@ from gradfit.rowpass import chunk_rows, fold
 
 __all__ = ["Flatness", "flatness", "MAX_PROBE_PARAMS"]
 
-VANISH = 1e-9          # an entry whose effect is below this fraction of the targets' spread has no visible effect
-REVIVED = 1e-3         # ... and above this one it clearly matters (the probe's test for a usable start)
-PROBE_ROWS = 2_000     # rows (evenly spaced) the Jacobians are taken on
+VANISH = 1e-9  # an entry whose effect is below this fraction of the targets' spread has no visible effect
+REVIVED = 1e-3  # ... and above this one it clearly matters (the probe's test for a usable start)
+PROBE_ROWS = 2_000  # rows (evenly spaced) the Jacobians are taken on
 MAX_PROBE_PARAMS = 50  # beyond this many free entries the probe costs more than it tells
 FACTORS = (1e-1, 1e1, 1e-2, 1e2, 1e-3, 1e3, 1e-4, 1e4, 1e-6, 1e6)  # smallest change first
 
@@ -73,22 +73,33 @@ class Flatness:
             text = f"{where} the model's predictions overflow (they are not finite)"
         else:
             names = _join(self.vanishing)
-            text = (f"{where} {names} {'has' if len(self.vanishing) == 1 else 'have'} no visible effect on the "
-                    f"predictions (the model underflows or saturates there, e.g. exp of a large negative number)")
+            text = (
+                f"{where} {names} {'has' if len(self.vanishing) == 1 else 'have'} no visible effect on the "
+                f"predictions (the model underflows or saturates there, e.g. exp of a large negative number)"
+            )
         if self.remedy and not remedy:
-            (name, value), = self.remedy.items()
+            ((name, value),) = self.remedy.items()
             text += f"; with {name} = {value:.3g} instead, the model is finite and every parameter matters"
         elif self.remedy:
-            (name, value), = self.remedy.items()
-            text += (f"; with {name} = {value:.3g} instead, the model is finite and every parameter matters: start there "
-                     f"(--init {name}={value:.3g}, or init={{'{name}': {value:.3g}}})")
+            ((name, value),) = self.remedy.items()
+            text += (
+                f"; with {name} = {value:.3g} instead, the model is finite and every parameter matters: start there "
+                f"(--init {name}={value:.3g}, or init={{'{name}': {value:.3g}}})"
+            )
         else:
             text += "; no nearby start was found where it is not: give initial values on the scale of the data (--init)"
         return text + "."
 
 
-def flatness(model, x: torch.Tensor, y: torch.Tensor, values: Mapping[str, float], free: Sequence[str],
-             max_params: int = MAX_PROBE_PARAMS, chunk_size: int | None = None) -> Flatness:
+def flatness(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    values: Mapping[str, float],
+    free: Sequence[str],
+    max_params: int = MAX_PROBE_PARAMS,
+    chunk_size: int | None = None,
+) -> Flatness:
     """The entries of ``free`` (flat names) that do not move the predictions at ``values``, and a remedy.
 
     Parameters
@@ -126,8 +137,9 @@ def flatness(model, x: torch.Tensor, y: torch.Tensor, values: Mapping[str, float
     return Flatness(vanishing=vanishing, remedy=_probe(model, x, base, free_idx, spread, names, gone, chunk_size))
 
 
-def _effects(model, x, base: np.ndarray, free_idx: list[int], spread: float,
-             chunk_size: int | None = None) -> np.ndarray | None:
+def _effects(
+    model, x, base: np.ndarray, free_idx: list[int], spread: float, chunk_size: int | None = None
+) -> np.ndarray | None:
     """Each free entry's effect, ``|J_j| * max(|theta_j|, 1) / sqrt(m) / spread``; None when not finite.
 
     ``|J_j|`` is the norm of the chunks' column norms, so one chunk gives its norm exactly.
@@ -160,8 +172,9 @@ def _effects(model, x, base: np.ndarray, free_idx: list[int], spread: float,
     return torch.stack(norms).norm(dim=0).cpu().numpy() * scale / math.sqrt(m) / spread
 
 
-def _probe(model, x, base, free_idx, spread, names, gone: list[int],
-           chunk_size: int | None = None) -> dict[str, float] | None:
+def _probe(
+    model, x, base, free_idx, spread, names, gone: list[int], chunk_size: int | None = None
+) -> dict[str, float] | None:
     """The first single-entry rescaling (smallest change first) at which every entry in ``gone`` matters."""
     for factor in FACTORS:
         for k, j in enumerate(free_idx):

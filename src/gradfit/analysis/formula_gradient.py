@@ -65,12 +65,15 @@ def gradient(formula: str, values: Values) -> tuple[float, dict[str, float | lis
     names = compiled.names
     missing = [n for n in names if n not in values]
     if missing:
-        raise ModelError(f"The formula {text!r} needs a value for {_names(missing)}. Give a value for each of its "
-                         f"names: {', '.join(names)}.")
+        raise ModelError(
+            f"The formula {text!r} needs a value for {_names(missing)}. Give a value for each of its "
+            f"names: {', '.join(names)}."
+        )
     unknown = [n for n in values if n not in names]
     if unknown:
-        raise ModelError(f"The formula {text!r} has no name {_names(unknown)}; its names are: "
-                         f"{', '.join(names) or '(none)'}.")
+        raise ModelError(
+            f"The formula {text!r} has no name {_names(unknown)}; its names are: {', '.join(names) or '(none)'}."
+        )
     leaves = {n: _leaf(n, values[n]) for n in names}
     with torch.enable_grad():
         out = compiled.evaluate(leaves, dtype=torch.float64)
@@ -79,7 +82,8 @@ def gradient(formula: str, values: Values) -> tuple[float, dict[str, float | lis
                 f"The formula {text!r} gives {out.numel()} values (shape {tuple(out.shape)}), not one number, so it "
                 f"has no single gradient: backward() starts from a scalar, as seed 002 says. Wrap it in sum(...), "
                 f"e.g. 'sum({text})': for an elementwise formula the gradient of the sum is the derivative of "
-                f"each entry.")
+                f"each entry."
+            )
         grads = torch.autograd.grad(out.reshape(()), list(leaves.values()), allow_unused=True) if leaves else ()
     result = {n: (torch.zeros_like(t) if g is None else g).tolist() for (n, t), g in zip(leaves.items(), grads)}
     return float(out.detach()), result
@@ -89,8 +93,9 @@ def _leaf(name: str, value) -> torch.Tensor:
     try:
         t = torch.as_tensor(value, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
-        raise ModelError(f"The value of {name!r} must be a number or a list of numbers. Got {value!r} "
-                         f"instead.") from None
+        raise ModelError(
+            f"The value of {name!r} must be a number or a list of numbers. Got {value!r} instead."
+        ) from None
     if t.numel() == 0:
         raise ModelError(f"The value of {name!r} is empty; give at least one number.")
     return t.clone().requires_grad_(True)
@@ -98,4 +103,3 @@ def _leaf(name: str, value) -> torch.Tensor:
 
 def _names(names: Sequence[str]) -> str:
     return ", ".join(repr(n) for n in names)
-

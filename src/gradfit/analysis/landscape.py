@@ -121,8 +121,11 @@ def compute_landscape(
     names = pick_params(result, params)
     na, nb = _grid_size(n)
     # The grid's losses, their float64 copies for drawing, and a chunk of predictions (_BUDGET numbers).
-    require([(f"the loss at {na:,} x {nb:,} grid points", 3 * 8.0 * na * nb), ("a chunk of predictions", 8.0 * _BUDGET)],
-            "the loss landscape", "Use fewer grid points (n=...).")
+    require(
+        [(f"the loss at {na:,} x {nb:,} grid points", 3 * 8.0 * na * nb), ("a chunk of predictions", 8.0 * _BUDGET)],
+        "the loss landscape",
+        "Use fewer grid points (n=...).",
+    )
     chunk_rows = _chunk_rows(result, chunk_rows, chunk_size)
     loss_fn = _loss(result, loss)
     final = result.flat_params
@@ -143,9 +146,17 @@ def compute_landscape(
     points = torch.as_tensor(np.stack([aa.ravel(), bb.ravel()], axis=1))
     values = _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=w)
     held = {k: final[k] for k in flat_names if k not in names}
-    return Landscape(names=names, a=a, b=b, loss=values.reshape(nb, na), path=path, path_steps=steps, held=held,
-                     loss_name=str(getattr(loss_fn, "name", "loss")),
-                     optimizer=str(result.config.get("optimizer") or ""))
+    return Landscape(
+        names=names,
+        a=a,
+        b=b,
+        loss=values.reshape(nb, na),
+        path=path,
+        path_steps=steps,
+        held=held,
+        loss_name=str(getattr(loss_fn, "name", "loss")),
+        optimizer=str(result.config.get("optimizer") or ""),
+    )
 
 
 def pick_params(result, params: Sequence[str] | None = None) -> tuple[str, str]:
@@ -158,8 +169,10 @@ def landscape_pair(model, fixed=(), params: Sequence[str] | None = None) -> tupl
     ``--landscape`` with it at the door)."""
     flat = model.flat_names()
     if len(flat) < 2:
-        raise ModelError(f"A loss landscape needs a model with at least two parameters; {model.name!r} has "
-                         f"{len(flat)} ({', '.join(flat) or 'none'}).")
+        raise ModelError(
+            f"A loss landscape needs a model with at least two parameters; {model.name!r} has "
+            f"{len(flat)} ({', '.join(flat) or 'none'})."
+        )
     if params is None:
         fixed = set(fixed)
         free = [k for s in model.specs if s.name not in fixed for k in s.flat_names()]
@@ -167,8 +180,10 @@ def landscape_pair(model, fixed=(), params: Sequence[str] | None = None) -> tupl
     params = (params,) if isinstance(params, str) else tuple(params)
     params = tuple(model.flat_key(p) if isinstance(p, str) else p for p in params)  # a[0] -> a[bmi]
     if len(params) != 2 or params[0] == params[1]:
-        raise ModelError(f"The 'params' parameter must name two different parameters, e.g. {tuple(flat[:2])}. "
-                         f"Got {params!r} instead.")
+        raise ModelError(
+            f"The 'params' parameter must name two different parameters, e.g. {tuple(flat[:2])}. "
+            f"Got {params!r} instead."
+        )
     for p in params:
         if p not in flat:
             close = closest(str(p), flat)
@@ -184,10 +199,14 @@ def path_of(result, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     cols = [hist.param_names.index(k) for k in names] if all(k in hist.param_names for k in names) else None
     if cols is None or len(hist.snapshot_steps) == 0:
         return np.zeros((0, 2)), np.zeros(0, np.int64)
-    return np.asarray(hist.snapshots[:, cols], dtype=np.float64).copy(), np.asarray(hist.snapshot_steps, np.int64).copy()
+    return np.asarray(hist.snapshots[:, cols], dtype=np.float64).copy(), np.asarray(
+        hist.snapshot_steps, np.int64
+    ).copy()
 
 
-def grid_span(paths: Sequence[np.ndarray], extra=None, margin: float = 0.2) -> tuple[tuple[float, float], tuple[float, float]]:
+def grid_span(
+    paths: Sequence[np.ndarray], extra=None, margin: float = 0.2
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Ranges covering every finite point of ``paths`` (and the ``extra`` point), with a margin.
 
     The margin is ``margin`` times the width each side, and at least 10% of the largest
@@ -208,8 +227,9 @@ def grid_span(paths: Sequence[np.ndarray], extra=None, margin: float = 0.2) -> t
     return out[0], out[1]
 
 
-def covering_span(paths: Sequence[np.ndarray], keep: Sequence[int], extra: Sequence = (), margin: float = 0.2,
-                  reach: float = 10.0) -> tuple[tuple[tuple[float, float], tuple[float, float]], list[int]]:
+def covering_span(
+    paths: Sequence[np.ndarray], keep: Sequence[int], extra: Sequence = (), margin: float = 0.2, reach: float = 10.0
+) -> tuple[tuple[tuple[float, float], tuple[float, float]], list[int]]:
     """A grid span covering every path it can: the ``keep`` paths (and ``extra`` points) always, any other
     path whole unless covering it would make either range more than ``reach`` times wider.
 
@@ -264,24 +284,27 @@ def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=None) -> 
     out = torch.empty(points.shape[0], dtype=torch.float64)
     with torch.no_grad():
         for g0 in range(0, points.shape[0], per_chunk):
-            pts = points[g0:g0 + per_chunk]
+            pts = points[g0 : g0 + per_chunk]
             flat = base.expand(pts.shape[0], -1).clone()
             flat[:, cols] = pts
             batch, offset = {}, 0
             for s in specs:
-                batch[s.name] = flat[:, offset:offset + s.size].reshape((pts.shape[0],) + tuple(s.shape))
+                batch[s.name] = flat[:, offset : offset + s.size].reshape((pts.shape[0],) + tuple(s.shape))
                 offset += s.size
-            acc = reduce(lambda xc, yc, wc: batched(batch, xc, yc, *(() if wc is None else (wc,))),
-                         MemoryRows(x, y, w, rows))
-            out[g0:g0 + per_chunk] = acc / (n_rows if w is None else float(w.sum()))
+            acc = reduce(
+                lambda xc, yc, wc: batched(batch, xc, yc, *(() if wc is None else (wc,))), MemoryRows(x, y, w, rows)
+            )
+            out[g0 : g0 + per_chunk] = acc / (n_rows if w is None else float(w.sum()))
     return out.numpy()
 
 
 def _chunk_rows(result, chunk_rows: int | None, chunk_size: int | None) -> int:
     """The rows per chunk: ``chunk_size`` or its former name ``chunk_rows`` (checked), else the fit's."""
     if chunk_rows is not None and chunk_size is not None and chunk_rows != chunk_size:
-        raise ConfigError(f"The 'chunk_rows' parameter is the former name of 'chunk_size': give one of them. Got "
-                          f"chunk_rows={chunk_rows!r} and chunk_size={chunk_size!r}.")
+        raise ConfigError(
+            f"The 'chunk_rows' parameter is the former name of 'chunk_size': give one of them. Got "
+            f"chunk_rows={chunk_rows!r} and chunk_size={chunk_size!r}."
+        )
     given, name = (chunk_size, "chunk_size") if chunk_size is not None else (chunk_rows, "chunk_rows")
     if given is not None and (not isinstance(given, int) or isinstance(given, bool) or given < 1):
         raise ConfigError(f"The '{name}' parameter must be a whole number >= 1. Got {given!r} instead.")
@@ -290,8 +313,10 @@ def _chunk_rows(result, chunk_rows: int | None, chunk_size: int | None) -> int:
 
 def _model(result):
     if getattr(result, "model", None) is None:
-        raise ModelError("This result has no model to evaluate (it was loaded from JSON with a callable or nn.Module "
-                         "model): pass model=... to FitResult.from_json first.")
+        raise ModelError(
+            "This result has no model to evaluate (it was loaded from JSON with a callable or nn.Module "
+            "model): pass model=... to FitResult.from_json first."
+        )
     return result.model
 
 
@@ -302,8 +327,10 @@ def _loss(result, loss):
     try:
         return get_loss(name, **dict(result.config.get("loss_options") or {}))
     except ConfigError:
-        raise ConfigError(f"The fit's loss {name!r} cannot be rebuilt from its name (a function, probably): "
-                          f"pass it again with loss=...") from None
+        raise ConfigError(
+            f"The fit's loss {name!r} cannot be rebuilt from its name (a function, probably): "
+            f"pass it again with loss=..."
+        ) from None
 
 
 def _grid_size(n) -> tuple[int, int]:
@@ -315,10 +342,13 @@ def _grid_size(n) -> tuple[int, int]:
 
 def _check_span(span) -> None:
     try:
-        ok = len(span) == 2 and all(len(r) == 2 and all(math.isfinite(float(v)) for v in r) and float(r[0]) < float(r[1])
-                                    for r in span)
+        ok = len(span) == 2 and all(
+            len(r) == 2 and all(math.isfinite(float(v)) for v in r) and float(r[0]) < float(r[1]) for r in span
+        )
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise ConfigError(f"The 'span' parameter must be ((lo, hi), (lo, hi)) with finite lo < hi for each axis. "
-                          f"Got {span!r} instead.")
+        raise ConfigError(
+            f"The 'span' parameter must be ((lo, hi), (lo, hi)) with finite lo < hi for each axis. "
+            f"Got {span!r} instead."
+        )

@@ -64,8 +64,16 @@ class RegressionScore:
 
     def result(self) -> dict:
         n, rss, tss = self.n, self.sse, self.m2
-        return _clean({"n": n, "r2": 1 - rss / tss if tss > 0 else None, "rmse": math.sqrt(rss / n) if n else None,
-                       "mae": self.sae / n if n else None, "rss": rss, "tss": tss})
+        return _clean(
+            {
+                "n": n,
+                "r2": 1 - rss / tss if tss > 0 else None,
+                "rmse": math.sqrt(rss / n) if n else None,
+                "mae": self.sae / n if n else None,
+                "rss": rss,
+                "tss": tss,
+            }
+        )
 
 
 class ClassificationScore:
@@ -85,8 +93,9 @@ class ClassificationScore:
     def __init__(self, n_classes: int, binary: bool):
         self.n_classes, self.binary = int(n_classes), binary
         self.n, self.correct, self.nll, self.soft = 0, 0, 0.0, False
-        self.counts = torch.zeros(self.n_classes ** 2, dtype=torch.int64) if self.n_classes <= MAX_CONFUSION_CLASSES \
-            else None
+        self.counts = (
+            torch.zeros(self.n_classes**2, dtype=torch.int64) if self.n_classes <= MAX_CONFUSION_CLASSES else None
+        )
 
     def update(self, logits: torch.Tensor, y: torch.Tensor) -> None:
         logits, y = logits.detach().double(), y.detach().double().reshape(-1)
@@ -104,18 +113,24 @@ class ClassificationScore:
         truth, guess = y.long(), classes(logits, "binary" if self.binary else "multiclass")
         self.correct += int((truth == guess).sum())
         if self.counts is not None:
-            self.counts += torch.bincount((truth * self.n_classes + guess).cpu(), minlength=self.n_classes ** 2)
+            self.counts += torch.bincount((truth * self.n_classes + guess).cpu(), minlength=self.n_classes**2)
 
     def result(self) -> dict:
         n = self.n
-        out = {"n": n, "accuracy": None if self.soft or not n else self.correct / n,
-               "log_loss": self.nll / n if n else None, "nll": self.nll, "labels": list(range(self.n_classes)),
-               "confusion_matrix": None}
+        out = {
+            "n": n,
+            "accuracy": None if self.soft or not n else self.correct / n,
+            "log_loss": self.nll / n if n else None,
+            "nll": self.nll,
+            "labels": list(range(self.n_classes)),
+            "confusion_matrix": None,
+        }
         if self.counts is not None and not self.soft:
             out["confusion_matrix"] = self.counts.reshape(self.n_classes, self.n_classes).tolist()
         if self.soft:
-            out["note"] = ("the targets are probabilities, not 0/1 labels: accuracy and the confusion matrix are "
-                           "not defined")
+            out["note"] = (
+                "the targets are probabilities, not 0/1 labels: accuracy and the confusion matrix are not defined"
+            )
         return _clean(out)
 
 
@@ -131,8 +146,11 @@ def score(model, params, dataset, task: str, chunk_rows: int | None = None) -> d
         assert y is not None  # metrics are of a dataset with a target
         pred = model_outputs(model, params, x.double(), chunk_rows=step)
         if task == "regression" and pred.shape != y.shape:
-            return {"n": len(dataset), "note": f"predictions of shape {tuple(pred.shape[1:])} per row cannot be "
-                                               f"compared with one target per row"}
+            return {
+                "n": len(dataset),
+                "note": f"predictions of shape {tuple(pred.shape[1:])} per row cannot be "
+                f"compared with one target per row",
+            }
         acc.update(pred, y)
     return acc.result()
 
@@ -141,8 +159,11 @@ def fit_metrics(model, params, loss, train, val=None, chunk_size: int | None = N
     """``{"task": ..., "train": {...}, "validation": {...} or None}`` for a fit with ``loss``, the rows read
     ``chunk_size`` at a time (the fit's ``FitConfig.chunk_size``; default :data:`gradfit.rowpass.CHUNK_ROWS`)."""
     task = task_of(loss)
-    return {"task": task, "train": score(model, params, train, task, chunk_size),
-            "validation": None if val is None or len(val) == 0 else score(model, params, val, task, chunk_size)}
+    return {
+        "task": task,
+        "train": score(model, params, train, task, chunk_size),
+        "validation": None if val is None or len(val) == 0 else score(model, params, val, task, chunk_size),
+    }
 
 
 def with_metrics(result, model, loss, train, val=None, chunk_size: int | None = None):
@@ -150,8 +171,12 @@ def with_metrics(result, model, loss, train, val=None, chunk_size: int | None = 
     try:
         metrics = fit_metrics(model, result.params, loss, train, val, chunk_size)
     except Exception as exc:  # a metric must never cost the user a fit that succeeded
-        metrics = {"task": task_of(loss), "train": None, "validation": None,
-                   "error": f"Could not be computed: {type(exc).__name__}: {exc}"}
+        metrics = {
+            "task": task_of(loss),
+            "train": None,
+            "validation": None,
+            "error": f"Could not be computed: {type(exc).__name__}: {exc}",
+        }
     return dataclasses.replace(result, metrics=metrics)
 
 

@@ -22,8 +22,8 @@ from gradfit.models.base import flatten_params
 from gradfit.problem import ParamView
 from gradfit.rowpass import MemoryRows, fold, jacobian_rows
 
-CHECK_ROWS = 512          # rows used to test linearity (the Jacobian there decides)
-MAX_PARAMS = 2_000        # beyond this the Jacobian is too costly for a picture's side note
+CHECK_ROWS = 512  # rows used to test linearity (the Jacobian there decides)
+MAX_PARAMS = 2_000  # beyond this the Jacobian is too costly for a picture's side note
 RTOL = 1e-6
 
 

@@ -28,8 +28,15 @@ import numpy as np
 import torch
 
 from gradfit.analysis.report_sections import metrics_text, tensor_summary, tensors_text
-from gradfit.analysis.uncertainty import (BUDGET_REASONS, LIKELIHOODS, Uncertainty, bound_sentence, loss_trend,
-                                          training_data, uncertainty_of)
+from gradfit.analysis.uncertainty import (
+    BUDGET_REASONS,
+    LIKELIHOODS,
+    Uncertainty,
+    bound_sentence,
+    loss_trend,
+    training_data,
+    uncertainty_of,
+)
 from gradfit.rowpass import MemoryRows, reduce
 
 __all__ = ["fit_report", "report_dict", "statistics", "CORRELATION_FLAG", "MAX_LISTED_PARAMS"]
@@ -65,8 +72,19 @@ def statistics(result, data=None, chunk_size: int | None = None) -> dict:
     name = _loss_name(result)
     p = len(_free(result))
     weights = result.data.get("weights")
-    out = {"n": int(result.data.get("n_train", result.data.get("n", 0))), "p": p, "loss": name, "rss": None, "tss": None,
-           "r2": None, "redchi": None, "nll": None, "aic": None, "bic": None, "kind": _kind(name)}
+    out = {
+        "n": int(result.data.get("n_train", result.data.get("n", 0))),
+        "p": p,
+        "loss": name,
+        "rss": None,
+        "tss": None,
+        "r2": None,
+        "redchi": None,
+        "nll": None,
+        "aic": None,
+        "bic": None,
+        "kind": _kind(name),
+    }
     if weights:
         out.update(chisqr=None, weighted=_weighted(weights))
     stored = (result.metrics or {}).get("train") if data is None else None
@@ -79,8 +97,11 @@ def statistics(result, data=None, chunk_size: int | None = None) -> dict:
     if ds is None:
         if name == "mse" and math.isfinite(result.loss):
             if weights and weights.get("sum") is not None:  # the loss is χ² / Σw: χ² is recoverable, the rss not
-                out.update(_least_squares(result.loss * weights["sum"], None, out["n"], p), rss=None,
-                           chisqr=result.loss * weights["sum"])
+                out.update(
+                    _least_squares(result.loss * weights["sum"], None, out["n"], p),
+                    rss=None,
+                    chisqr=result.loss * weights["sum"],
+                )
             elif not weights:
                 out.update(_least_squares(result.loss * out["n"], None, out["n"], p))
         return out
@@ -100,8 +121,12 @@ def statistics(result, data=None, chunk_size: int | None = None) -> dict:
         return out
     # The targets' spread about their (weighted) mean, a second pass once the mean is known.
     mean = sums["y"] / (len(ds) if w is None else sums["w"])
-    tss = float(reduce(lambda yc, _y, wc: ((yc - mean) ** 2).sum() if wc is None else (wc * (yc - mean) ** 2).sum(),
-                       MemoryRows(ds.y, None, w, chunk_size=chunk_size, dtype=torch.float64)))
+    tss = float(
+        reduce(
+            lambda yc, _y, wc: ((yc - mean) ** 2).sum() if wc is None else (wc * (yc - mean) ** 2).sum(),
+            MemoryRows(ds.y, None, w, chunk_size=chunk_size, dtype=torch.float64),
+        )
+    )
     if w is None:
         out.update(_least_squares(float(sums["rss"]), tss, n, p))
     else:
@@ -146,32 +171,60 @@ def report_dict(result, uncertainty: Uncertainty | None = None, data=None, chunk
     flat = result.flat_params
     tensors = tensor_summary(result.params) if len(flat) > MAX_LISTED_PARAMS else None
     for name, value in ({} if tensors is not None else flat).items():
-        row = {"name": name, "value": _num(value), "stderr": None, "rel_err": None, "ci_low": None, "ci_high": None,
-               "fixed": name in fixed or name.split("[")[0] in fixed, "at_bound": name in at_bounds}
+        row = {
+            "name": name,
+            "value": _num(value),
+            "stderr": None,
+            "rel_err": None,
+            "ci_low": None,
+            "ci_high": None,
+            "fixed": name in fixed or name.split("[")[0] in fixed,
+            "at_bound": name in at_bounds,
+        }
         if uncertainty is not None and name in uncertainty.names:
             i = uncertainty.names.index(name)
             se = _num(uncertainty.stderr[i])
-            row.update(stderr=se, ci_low=_num(uncertainty.ci_low[i]), ci_high=_num(uncertainty.ci_high[i]),
-                       rel_err=None if se is None or value == 0 else 100 * se / abs(value))
+            row.update(
+                stderr=se,
+                ci_low=_num(uncertainty.ci_low[i]),
+                ci_high=_num(uncertainty.ci_high[i]),
+                rel_err=None if se is None or value == 0 else 100 * se / abs(value),
+            )
         rows.append(row)
     return {
         "schema": "gradfit.report/1",
         "model": result.model_spec.get("name") or getattr(result.model, "name", "model"),
-        "data": {"source": result.data.get("source"), "path": result.data.get("path"), "n": stats["n"],
-                 "n_val": result.data.get("n_val", 0), "n_free": stats["p"],
-                 "weights": result.data.get("weights")},
-        "optimizer": result.config.get("optimizer"), "lr": result.config.get("lr"), "loss_name": _loss_name(result),
-        "loss": _num(result.loss), "val_loss": _num(result.val_loss), "steps": result.steps,
-        "stop_reason": result.stop_reason, "message": result.message,
+        "data": {
+            "source": result.data.get("source"),
+            "path": result.data.get("path"),
+            "n": stats["n"],
+            "n_val": result.data.get("n_val", 0),
+            "n_free": stats["p"],
+            "weights": result.data.get("weights"),
+        },
+        "optimizer": result.config.get("optimizer"),
+        "lr": result.config.get("lr"),
+        "loss_name": _loss_name(result),
+        "loss": _num(result.loss),
+        "val_loss": _num(result.val_loss),
+        "steps": result.steps,
+        "stop_reason": result.stop_reason,
+        "message": result.message,
         "parameters": rows,
         "n_params": len(flat),
         "tensors": tensors,
         "metrics": result.metrics,
         "statistics": {k: _num(v) if isinstance(v, float) else v for k, v in stats.items()},
         "statistics_note": _note(stats),
-        "uncertainty": None if uncertainty is None else {"ok": uncertainty.ok, "method": uncertainty.method,
-                                                        "level": uncertainty.level, "dof": uncertainty.dof,
-                                                        "reason": uncertainty.reason},
+        "uncertainty": None
+        if uncertainty is None
+        else {
+            "ok": uncertainty.ok,
+            "method": uncertainty.method,
+            "level": uncertainty.level,
+            "dof": uncertainty.dof,
+            "reason": uncertainty.reason,
+        },
         "correlations": _correlations(uncertainty),
         "warnings": _warnings(result, uncertainty, warnings),
     }
@@ -195,17 +248,29 @@ def render_text(rep: dict) -> str:
     """The text of a :func:`report_dict` (also for a report read back from result.json)."""
     d, st = rep["data"], rep["statistics"]
     where = d.get("path") or d.get("source") or "data"
-    lines = ["[[Fit]]", f"    model              {rep['model']}", f"    data               {where}",
-             f"    points             {d['n']}" + (f" (+ {d['n_val']} held out for validation)" if d.get("n_val") else ""),
-             f"    free parameters    {d['n_free']}",
-             *([f"    weighted           {_weighted(d['weights'])}"] if d.get("weights") else []),
-             f"    optimizer          {rep['optimizer']}" + (f" (lr {_g(rep['lr'])})" if rep.get("lr") else ""),
-             f"    steps              {rep['steps']}", f"    stopped            {rep['stop_reason']}: {rep['message']}",
-             f"    final loss ({rep['loss_name']}) ".ljust(23) + _g(rep["loss"])]
+    lines = [
+        "[[Fit]]",
+        f"    model              {rep['model']}",
+        f"    data               {where}",
+        f"    points             {d['n']}" + (f" (+ {d['n_val']} held out for validation)" if d.get("n_val") else ""),
+        f"    free parameters    {d['n_free']}",
+        *([f"    weighted           {_weighted(d['weights'])}"] if d.get("weights") else []),
+        f"    optimizer          {rep['optimizer']}" + (f" (lr {_g(rep['lr'])})" if rep.get("lr") else ""),
+        f"    steps              {rep['steps']}",
+        f"    stopped            {rep['stop_reason']}: {rep['message']}",
+        f"    final loss ({rep['loss_name']}) ".ljust(23) + _g(rep["loss"]),
+    ]
     lines.append("[[Statistics]]")
-    for key, label in (("chisqr", "chi-square"), ("rss", "RSS"), ("tss", "TSS"), ("r2", "R-squared"),
-                       ("redchi", "reduced chi-square"),
-                       ("nll", "NLL (summed loss)"), ("aic", "AIC"), ("bic", "BIC")):
+    for key, label in (
+        ("chisqr", "chi-square"),
+        ("rss", "RSS"),
+        ("tss", "TSS"),
+        ("r2", "R-squared"),
+        ("redchi", "reduced chi-square"),
+        ("nll", "NLL (summed loss)"),
+        ("aic", "AIC"),
+        ("bic", "BIC"),
+    ):
         if st.get(key) is not None:
             lines.append(f"    {label:<19}{_g(st[key])}")
     if rep.get("statistics_note"):
@@ -247,40 +312,62 @@ def _warnings(result, u: Uncertainty | None, extra: list[str]) -> list[str]:
     if result.stop_reason == "diverged":
         out.append(f"The fit diverged: {result.message}")
     elif slow:
-        advice = (f"Try {'; or '.join(remedies)}." if remedies else
-                  f"Give more steps, a larger lr or {_faster_optimizer(result)}.")
-        out.append(f"Not converged: the loss was still falling when the fit stopped ({result.stop_reason}), down "
-                   f"{100 * trend:.3g}% over the last 10% of the steps. {advice}")
+        advice = (
+            f"Try {'; or '.join(remedies)}."
+            if remedies
+            else f"Give more steps, a larger lr or {_faster_optimizer(result)}."
+        )
+        out.append(
+            f"Not converged: the loss was still falling when the fit stopped ({result.stop_reason}), down "
+            f"{100 * trend:.3g}% over the last 10% of the steps. {advice}"
+        )
     unfinished = slow or verdict.get("converged") is False
     limit = _stability_limit(result.diagnostics.get("stability_limit"))
     lr = result.config.get("lr")
     if limit and lr and result.config.get("optimizer") == "sgd" and math.isfinite(limit):
         if lr > limit and result.stop_reason == "diverged":
-            out.append(f"lr {lr:.3g} is above the stability limit {limit:.3g} (2 / largest curvature at the start): "
-                       f"gradient descent is expected to diverge there. Use lr < {limit:.3g}.")
-        elif lr < LR_NAG * limit and (unfinished or (u is not None and any("not at a minimum" in w for w in u.warnings))):
-            out.append(f"lr {lr:.3g} is {limit / lr:.3g}x below the stability limit {limit:.3g}: a larger lr, up to "
-                       f"the limit, would converge faster.")
+            out.append(
+                f"lr {lr:.3g} is above the stability limit {limit:.3g} (2 / largest curvature at the start): "
+                f"gradient descent is expected to diverge there. Use lr < {limit:.3g}."
+            )
+        elif lr < LR_NAG * limit and (
+            unfinished or (u is not None and any("not at a minimum" in w for w in u.warnings))
+        ):
+            out.append(
+                f"lr {lr:.3g} is {limit / lr:.3g}x below the stability limit {limit:.3g}: a larger lr, up to "
+                f"the limit, would converge faster."
+            )
     for name in result.diagnostics.get("at_bounds", ()):
         lo, hi = _bound(result.bounds, name)
-        out.append(f"{name} ended on its bound [{lo}, {hi}]: the best value may lie beyond it; its uncertainty is "
-                   f"not defined.")
+        out.append(
+            f"{name} ended on its bound [{lo}, {hi}]: the best value may lie beyond it; its uncertainty is not defined."
+        )
     if u is not None:
         # Parameters the verdict found flat because of the start (an underflowing exp) are not useless: the stop
         # reason says so and names the start; "remove it" would be wrong advice.
         flat = verdict.get("flat") or {}
         plateau = set(flat.get("vanishing") or ()) if flat.get("remedy") else set()
-        out += [f"{n} has no effect on the predictions: the data say nothing about it; fix it or remove it from "
-                f"the model." for n in u.no_effect if n not in plateau]
+        out += [
+            f"{n} has no effect on the predictions: the data say nothing about it; fix it or remove it from the model."
+            for n in u.no_effect
+            if n not in plateau
+        ]
         reason = (u.reason or "").replace(bound_sentence(u.at_bound), "").strip()
         if plateau and set(u.no_effect) <= plateau:
             reason = f"{', '.join(u.no_effect)} have no effect at this point (a plateau; see why the fit stopped)."
         if not u.ok and reason:
             some = np.isfinite(u.stderr).any()
             out.append(f"{'Some uncertainties are' if some else 'Uncertainties are'} unavailable: {reason}")
-        out += [w for w in u.warnings if not (unfinished and (w.startswith("The fit stopped on its budget")
-                                                              or w.startswith("The point is not at a minimum")))
-                and "is at a bound" not in w and "are at a bound" not in w]
+        out += [
+            w
+            for w in u.warnings
+            if not (
+                unfinished
+                and (w.startswith("The fit stopped on its budget") or w.startswith("The point is not at a minimum"))
+            )
+            and "is at a bound" not in w
+            and "are at a bound" not in w
+        ]
     return out + extra
 
 
@@ -298,10 +385,14 @@ def _correlations(u: Uncertainty | None) -> list[dict]:
 
 def _least_squares(rss: float, tss: float | None, n: int, p: int) -> dict:
     ok = rss > 0 and n > 0
-    return {"rss": rss, "tss": tss, "r2": None if not tss else 1 - rss / tss,
-            "redchi": rss / (n - p) if n > p else None,
-            "aic": n * math.log(rss / n) + 2 * p if ok else None,
-            "bic": n * math.log(rss / n) + p * math.log(n) if ok else None}
+    return {
+        "rss": rss,
+        "tss": tss,
+        "r2": None if not tss else 1 - rss / tss,
+        "redchi": rss / (n - p) if n > p else None,
+        "aic": n * math.log(rss / n) + 2 * p if ok else None,
+        "bic": n * math.log(rss / n) + p * math.log(n) if ok else None,
+    }
 
 
 def _from_metrics(train: dict, name: str, p: int) -> dict:
@@ -320,15 +411,22 @@ def _from_metrics(train: dict, name: str, p: int) -> dict:
 def _note(stats: dict) -> str | None:
     notes = []
     if stats.get("weighted"):
-        notes.append(f"weighted by {stats['weighted']}: " + (
-            "NLL = Σ wᵢℓᵢ" if stats["kind"] == "likelihood" else
-            "chi-square = Σ wᵢrᵢ², reduced chi-square = chi-square/(n-p), TSS = Σ wᵢ(yᵢ-ȳw)², R² = 1 - chi-square/TSS "
-            "(weighted, as statsmodels' WLS), AIC and BIC from the chi-square; RSS unweighted"))
+        notes.append(
+            f"weighted by {stats['weighted']}: "
+            + (
+                "NLL = Σ wᵢℓᵢ"
+                if stats["kind"] == "likelihood"
+                else "chi-square = Σ wᵢrᵢ², reduced chi-square = chi-square/(n-p), TSS = Σ wᵢ(yᵢ-ȳw)², R² = 1 - chi-square/TSS "
+                "(weighted, as statsmodels' WLS), AIC and BIC from the chi-square; RSS unweighted"
+            )
+        )
     if stats["kind"] == "likelihood":
         notes.append(f"AIC and BIC from 2 x NLL: the {stats['loss']} loss is a negative log-likelihood")
     if stats["kind"] == "other" and stats["aic"] is not None:
-        notes.append(f"AIC and BIC from the {'chi-square' if stats.get('weighted') else 'RSS'}, assuming Gaussian "
-                     f"errors, although the fit minimised {stats['loss']}")
+        notes.append(
+            f"AIC and BIC from the {'chi-square' if stats.get('weighted') else 'RSS'}, assuming Gaussian "
+            f"errors, although the fit minimised {stats['loss']}"
+        )
     return "; ".join(notes) or None
 
 

@@ -12,16 +12,25 @@ import math
 
 import torch
 
-__all__ = ["METRIC_ROWS", "SHOWN_CLASSES", "SHOWN_VALUES", "metrics_text", "tensors_text", "tensor_summary",
-           "shape_text"]
+__all__ = [
+    "METRIC_ROWS",
+    "SHOWN_CLASSES",
+    "SHOWN_VALUES",
+    "metrics_text",
+    "tensors_text",
+    "tensor_summary",
+    "shape_text",
+]
 
 #: A summarised tensor of at most this many entries also shows its values.
 SHOWN_VALUES = 8
 
 #: (key, label) of the metrics shown, by task.
-METRIC_ROWS = {"regression": (("r2", "R-squared"), ("rmse", "RMSE"), ("mae", "MAE")),
-               "binary": (("accuracy", "accuracy"), ("log_loss", "log-loss")),
-               "multiclass": (("accuracy", "accuracy"), ("log_loss", "log-loss"))}
+METRIC_ROWS = {
+    "regression": (("r2", "R-squared"), ("rmse", "RMSE"), ("mae", "MAE")),
+    "binary": (("accuracy", "accuracy"), ("log_loss", "log-loss")),
+    "multiclass": (("accuracy", "accuracy"), ("log_loss", "log-loss")),
+}
 #: Classes up to which the text and the CLI draw the confusion matrix (result.json keeps up to 50).
 SHOWN_CLASSES = 20
 
@@ -48,8 +57,10 @@ def _confusion_text(part: dict | None, title: str) -> list[str]:
         return []
     labels = [str(v) for v in part.get("labels", range(len(m)))]
     width = max(5, *(len(str(v)) for row in m for v in row), *(len(v) for v in labels))
-    lines = [f"[[Confusion matrix]]  ({title}: rows true class, columns predicted)",
-             "    " + "true".ljust(6) + "".join(f"{v:>{width + 1}}" for v in labels)]
+    lines = [
+        f"[[Confusion matrix]]  ({title}: rows true class, columns predicted)",
+        "    " + "true".ljust(6) + "".join(f"{v:>{width + 1}}" for v in labels),
+    ]
     lines += ["    " + lab.ljust(6) + "".join(f"{v:>{width + 1}}" for v in row) for lab, row in zip(labels, m)]
     return lines
 
@@ -57,13 +68,17 @@ def _confusion_text(part: dict | None, title: str) -> list[str]:
 def tensors_text(rep: dict) -> list[str]:
     """The ``[[Parameters]]`` lines of a report that summarises its parameters per tensor."""
     tensors = rep["tensors"]
-    lines = [f"[[Parameters]]  ({rep.get('n_params', sum(t['size'] for t in tensors)):,} values in {len(tensors)} "
-             f"tensors, summarised; every value is in the result's params)"]
+    lines = [
+        f"[[Parameters]]  ({rep.get('n_params', sum(t['size'] for t in tensors)):,} values in {len(tensors)} "
+        f"tensors, summarised; every value is in the result's params)"
+    ]
     width = max([len(t["name"]) for t in tensors] + [6])
     lines.append(f"    {'tensor':<{width}}  {'shape':<12}{'norm':>12}{'mean':>12}{'std':>12}{'min':>12}{'max':>12}")
     for t in tensors:
-        text = (f"    {t['name']:<{width}}  {shape_text(t['shape']):<12}{_g(t['norm'], 5):>12}{_g(t['mean'], 5):>12}"
-                f"{_g(t['std'], 5):>12}{_g(t['min'], 5):>12}{_g(t['max'], 5):>12}")
+        text = (
+            f"    {t['name']:<{width}}  {shape_text(t['shape']):<12}{_g(t['norm'], 5):>12}{_g(t['mean'], 5):>12}"
+            f"{_g(t['std'], 5):>12}{_g(t['min'], 5):>12}{_g(t['max'], 5):>12}"
+        )
         if t.get("values") is not None:
             text += "  [" + ", ".join(_g(v, 5) for v in t["values"]) + "]"
         lines.append(text)
@@ -87,11 +102,19 @@ def tensor_summary(params) -> list[dict]:
     for name, value in params.items():
         t = torch.as_tensor(value).detach().double().cpu().reshape(-1)
         size = t.numel()
-        rows.append({"name": name, "shape": list(torch.as_tensor(value).shape), "size": size,
-                     "norm": _num(torch.linalg.vector_norm(t)) if size else 0.0,
-                     "mean": _num(t.mean()) if size else None, "std": _num(t.std(unbiased=False)) if size else None,
-                     "min": _num(t.min()) if size else None, "max": _num(t.max()) if size else None,
-                     "values": [_num(v) for v in t.tolist()] if size <= SHOWN_VALUES else None})
+        rows.append(
+            {
+                "name": name,
+                "shape": list(torch.as_tensor(value).shape),
+                "size": size,
+                "norm": _num(torch.linalg.vector_norm(t)) if size else 0.0,
+                "mean": _num(t.mean()) if size else None,
+                "std": _num(t.std(unbiased=False)) if size else None,
+                "min": _num(t.min()) if size else None,
+                "max": _num(t.max()) if size else None,
+                "values": [_num(v) for v in t.tolist()] if size <= SHOWN_VALUES else None,
+            }
+        )
     return rows
 
 

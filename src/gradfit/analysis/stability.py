@@ -27,9 +27,9 @@ from gradfit.rowpass import chunk_rows
 
 __all__ = ["StabilityLimit", "adam_lr", "check_lr", "lr_limit", "stability_limit", "stability_limit_of", "suggested_lr"]
 
-MAX_CHECK_PARAMS = 10_000   # check_lr skips larger models: their power iteration costs as much as many steps
-CHECK_ROWS = 10_000         # check_lr's subsample: a warning needs the eigenvalue to a few percent, not to 1e-4
-_MOMENTUM_DEFAULT = 0.9     # what gradfit's 'momentum' and 'nesterov' use when no momentum is given
+MAX_CHECK_PARAMS = 10_000  # check_lr skips larger models: their power iteration costs as much as many steps
+CHECK_ROWS = 10_000  # check_lr's subsample: a warning needs the eigenvalue to a few percent, not to 1e-4
+_MOMENTUM_DEFAULT = 0.9  # what gradfit's 'momentum' and 'nesterov' use when no momentum is given
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,20 @@ class StabilityLimit:
         return d
 
 
-def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str] = (),
-                    max_rows: int = 100_000, iters: int = 50, tol: float = 1e-4, seed: int = 0,
-                    w: Tensor | None = None, chunk_size: int | None = None) -> StabilityLimit:
+def stability_limit(
+    model,
+    loss,
+    x: Tensor,
+    y: Tensor,
+    params: Mapping[str, Tensor],
+    fixed: Iterable[str] = (),
+    max_rows: int = 100_000,
+    iters: int = 50,
+    tol: float = 1e-4,
+    seed: int = 0,
+    w: Tensor | None = None,
+    chunk_size: int | None = None,
+) -> StabilityLimit:
     """``lambda_max`` of the Hessian of the mean loss at ``params``, and the limit ``2 / lambda_max``.
 
     Parameters
@@ -136,8 +147,10 @@ def stability_limit(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tens
     v0 = torch.randn(p, generator=gen, dtype=torch.float64).to(x.device)
     lam, used, converged = _power(hvp, v0, 0.0, iters, tol)
     if not math.isfinite(lam):
-        raise ModelError("The loss's curvature at these parameters is not finite (NaN or inf): the stability limit "
-                         "cannot be computed there. Check the initial values and the data.")
+        raise ModelError(
+            "The loss's curvature at these parameters is not finite (NaN or inf): the stability limit "
+            "cannot be computed there. Check the initial values and the data."
+        )
     if lam < 0:
         # Power iteration finds the eigenvalue largest in magnitude; when that one is negative, shifting by it
         # makes the largest (algebraic) eigenvalue the dominant one.
@@ -177,18 +190,29 @@ def stability_limit_of(result, data=None, chunk_size: int | None = None, **optio
     from gradfit.models.base import unflatten_params
 
     if result.model is None:
-        raise ModelError("This result has no model (loaded from JSON with a callable or nn.Module model): pass "
-                         "model=... to FitResult.from_json to compute its stability limit.")
+        raise ModelError(
+            "This result has no model (loaded from JSON with a callable or nn.Module model): pass "
+            "model=... to FitResult.from_json to compute its stability limit."
+        )
     name = result.config.get("loss", "mse")
     try:
         loss = get_loss(name, **(result.config.get("loss_options") or {}))
     except ConfigError:
-        raise ConfigError(f"The run's loss {name!r} cannot be rebuilt by name (a custom loss function?), so its "
-                          f"stability limit cannot be computed from the saved run.") from None
+        raise ConfigError(
+            f"The run's loss {name!r} cannot be rebuilt by name (a custom loss function?), so its "
+            f"stability limit cannot be computed from the saved run."
+        ) from None
     ds = run_data(result, data, weighted=True)
     params = unflatten_params(result.model.specs, result.init_params)
-    return stability_limit(result.model, loss, ds.x, ds.y, params, result.fixed,
-                           **{"w": ds.w, "chunk_size": chunk_size_of(result, chunk_size), **options})
+    return stability_limit(
+        result.model,
+        loss,
+        ds.x,
+        ds.y,
+        params,
+        result.fixed,
+        **{"w": ds.w, "chunk_size": chunk_size_of(result, chunk_size), **options},
+    )
 
 
 def lr_limit(limit: StabilityLimit, optimizer: str = "sgd", momentum: float | None = None) -> float | None:
@@ -211,10 +235,21 @@ def lr_limit(limit: StabilityLimit, optimizer: str = "sgd", momentum: float | No
     return None
 
 
-def check_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str], lr: float,
-             optimizer: str, momentum: float | None = None, max_params: int = MAX_CHECK_PARAMS,
-             max_rows: int = CHECK_ROWS, w: Tensor | None = None,
-             chunk_size: int | None = None) -> tuple[StabilityLimit | None, str | None]:
+def check_lr(
+    model,
+    loss,
+    x: Tensor,
+    y: Tensor,
+    params: Mapping[str, Tensor],
+    fixed: Iterable[str],
+    lr: float,
+    optimizer: str,
+    momentum: float | None = None,
+    max_params: int = MAX_CHECK_PARAMS,
+    max_rows: int = CHECK_ROWS,
+    w: Tensor | None = None,
+    chunk_size: int | None = None,
+) -> tuple[StabilityLimit | None, str | None]:
     """The stability limit at the start of a fit and, when ``lr`` exceeds it, the warning to give.
 
     Returns ``(None, None)`` when the bound does not apply (an optimizer other than sgd, momentum or
@@ -241,19 +276,25 @@ def check_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fi
     if sum(s.size for s in model.specs if s.name not in fixed) > max_params:
         return None, None
     try:
-        limit = stability_limit(model, loss, x, y, params, fixed, max_rows=max_rows, iters=30, tol=1e-3, w=w,
-                                chunk_size=chunk_size)
+        limit = stability_limit(
+            model, loss, x, y, params, fixed, max_rows=max_rows, iters=30, tol=1e-3, w=w, chunk_size=chunk_size
+        )
     except (ModelError, RuntimeError):
         return None, None  # the fit itself will report a non-finite start; this check must never block it
     bound = lr_limit(limit, key, momentum)
     if bound is None or not math.isfinite(bound) or lr <= bound:
         return limit, None
-    how = (f"= 2 / {limit.lam_max:.4g}, the largest curvature of the loss at the start" if key == "sgd" else
-           f"for {key} with momentum {_MOMENTUM_DEFAULT if momentum is None else momentum:g}; "
-           f"largest curvature {limit.lam_max:.4g}")
-    text = (f"The learning rate {lr:.4g} exceeds the stability limit of gradient descent here, {bound:.4g} ({how}). "
-            f"Full-batch {key} is likely to oscillate and diverge; try lr < {bound:.3g}, for example "
-            f"lr={0.5 * bound:.2g}, or an adaptive optimizer such as adam, or scale the data.")
+    how = (
+        f"= 2 / {limit.lam_max:.4g}, the largest curvature of the loss at the start"
+        if key == "sgd"
+        else f"for {key} with momentum {_MOMENTUM_DEFAULT if momentum is None else momentum:g}; "
+        f"largest curvature {limit.lam_max:.4g}"
+    )
+    text = (
+        f"The learning rate {lr:.4g} exceeds the stability limit of gradient descent here, {bound:.4g} ({how}). "
+        f"Full-batch {key} is likely to oscillate and diverge; try lr < {bound:.3g}, for example "
+        f"lr={0.5 * bound:.2g}, or an adaptive optimizer such as adam, or scale the data."
+    )
     return limit, text
 
 
@@ -273,8 +314,17 @@ def suggested_lr(limit: StabilityLimit, optimizer: str = "sgd", momentum: float 
     return 0.5 * bound if bound is not None and math.isfinite(bound) and bound > 0 else None
 
 
-def adam_lr(model, loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor], fixed: Iterable[str] = (),
-            max_rows: int = CHECK_ROWS, w: Tensor | None = None, chunk_size: int | None = None) -> float | None:
+def adam_lr(
+    model,
+    loss,
+    x: Tensor,
+    y: Tensor,
+    params: Mapping[str, Tensor],
+    fixed: Iterable[str] = (),
+    max_rows: int = CHECK_ROWS,
+    w: Tensor | None = None,
+    chunk_size: int | None = None,
+) -> float | None:
     """A learning rate for Adam from the curvature of the loss along Adam's first step.
 
     Adam's first update moves every free entry by ``lr`` against the sign of its gradient: ``d = -lr s``

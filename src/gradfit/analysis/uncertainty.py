@@ -50,8 +50,8 @@ __all__ = ["Uncertainty", "compute_uncertainty", "uncertainty_of", "training_dat
 
 LIKELIHOODS = ("bce", "cross_entropy")
 BUDGET_REASONS = ("max_steps", "max_epochs", "max_time", "interrupted")
-SINGULAR = 1e-10     # singular values of the column-scaled Jacobian (or sqrt of H's eigenvalues) below this, relative
-NEWTON_WARN = 0.5    # a Newton step longer than this many standard errors: not at a minimum
+SINGULAR = 1e-10  # singular values of the column-scaled Jacobian (or sqrt of H's eigenvalues) below this, relative
+NEWTON_WARN = 0.5  # a Newton step longer than this many standard errors: not at a minimum
 
 
 @dataclass(frozen=True)
@@ -89,25 +89,53 @@ class Uncertainty:
 
     def to_dict(self) -> dict:
         """JSON-able: arrays as (nested) lists, NaN as None."""
-        return {"names": list(self.names), "values": _list(self.values), "stderr": _list(self.stderr),
-                "cov": None if self.cov is None else _list(self.cov), "corr": None if self.corr is None else _list(self.corr),
-                "ci_low": _list(self.ci_low), "ci_high": _list(self.ci_high), "level": self.level, "dof": self.dof,
-                "method": self.method, "ok": self.ok, "reason": self.reason, "warnings": list(self.warnings),
-                "held": list(self.held), "no_effect": list(self.no_effect),
-                "at_bound": list(self.at_bound), "newton_distance": _list([math.nan if self.newton_distance is None else self.newton_distance])[0]}
+        return {
+            "names": list(self.names),
+            "values": _list(self.values),
+            "stderr": _list(self.stderr),
+            "cov": None if self.cov is None else _list(self.cov),
+            "corr": None if self.corr is None else _list(self.corr),
+            "ci_low": _list(self.ci_low),
+            "ci_high": _list(self.ci_high),
+            "level": self.level,
+            "dof": self.dof,
+            "method": self.method,
+            "ok": self.ok,
+            "reason": self.reason,
+            "warnings": list(self.warnings),
+            "held": list(self.held),
+            "no_effect": list(self.no_effect),
+            "at_bound": list(self.at_bound),
+            "newton_distance": _list([math.nan if self.newton_distance is None else self.newton_distance])[0],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Uncertainty":
         arr = lambda v: None if v is None else np.array(v, dtype=np.float64)  # None -> nan  # noqa: E731
-        return cls(names=tuple(d["names"]), values=arr(d["values"]), stderr=arr(d["stderr"]), cov=arr(d.get("cov")),
-                   corr=arr(d.get("corr")), ci_low=arr(d["ci_low"]), ci_high=arr(d["ci_high"]), level=float(d["level"]),
-                   dof=int(d["dof"]), method=d["method"], ok=bool(d["ok"]), reason=d.get("reason"),
-                   warnings=tuple(d.get("warnings", ())), held=tuple(d.get("held", ())),
-                   no_effect=tuple(d.get("no_effect", ())), at_bound=tuple(d.get("at_bound", ())),
-                   newton_distance=d.get("newton_distance"))
+        return cls(
+            names=tuple(d["names"]),
+            values=arr(d["values"]),
+            stderr=arr(d["stderr"]),
+            cov=arr(d.get("cov")),
+            corr=arr(d.get("corr")),
+            ci_low=arr(d["ci_low"]),
+            ci_high=arr(d["ci_high"]),
+            level=float(d["level"]),
+            dof=int(d["dof"]),
+            method=d["method"],
+            ok=bool(d["ok"]),
+            reason=d.get("reason"),
+            warnings=tuple(d.get("warnings", ())),
+            held=tuple(d.get("held", ())),
+            no_effect=tuple(d.get("no_effect", ())),
+            at_bound=tuple(d.get("at_bound", ())),
+            newton_distance=d.get("newton_distance"),
+        )
 
     @classmethod
-    def unavailable(cls, flat_params: dict, reason: str, method: str = "jacobian", level: float = 0.95) -> "Uncertainty":
+    def unavailable(
+        cls, flat_params: dict, reason: str, method: str = "jacobian", level: float = 0.95
+    ) -> "Uncertainty":
         """A record that says why nothing was computed (e.g. a cost guard skipped it)."""
         names = tuple(flat_params)
         return _failed(names, np.array(list(flat_params.values()), dtype=np.float64), level, method, (), (), -1, reason)
@@ -117,9 +145,19 @@ class Uncertainty:
         return float(self.stderr[self.names.index(name)])
 
 
-def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), level: float = 0.95,
-                        stopped_early: bool = False, max_params: int = 500, diverged: bool = False,
-                        chunk_size: int | None = None) -> Uncertainty:
+def compute_uncertainty(
+    model,
+    loss,
+    dataset,
+    params,
+    fixed=(),
+    at_bounds=(),
+    level: float = 0.95,
+    stopped_early: bool = False,
+    max_params: int = 500,
+    diverged: bool = False,
+    chunk_size: int | None = None,
+) -> Uncertainty:
     """Uncertainties of ``params`` for ``model`` under ``loss`` on ``dataset`` (all its rows).
 
     Parameters
@@ -161,52 +199,91 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
     w = getattr(dataset, "w", None)
     n, p = len(dataset) if w is None else int((w > 0).sum()), len(free)
     name = getattr(loss, "name", "loss")
-    method = "jacobian" if loss.least_squares else "sandwich-lad" if name == "mae" else \
-        "sandwich" if name == "huber" else "hessian"
+    method = (
+        "jacobian"
+        if loss.least_squares
+        else "sandwich-lad"
+        if name == "mae"
+        else "sandwich"
+        if name == "huber"
+        else "hessian"
+    )
     warnings: list[str] = []
-    base = dict(names=names, values=values, level=level, method=method, held=tuple(held_fixed + bound), at_bound=tuple(bound))
+    base = dict(
+        names=names, values=values, level=level, method=method, held=tuple(held_fixed + bound), at_bound=tuple(bound)
+    )
 
     if not 0 < level < 1:
         raise ValueError(f"The 'level' parameter must be in (0, 1). Got {level!r} instead.")
     if diverged:
-        return _failed(**base, dof=n - p, reason="The fit diverged, so its parameters are not at a minimum of the loss "
-                       "and have no uncertainty. Fit again with a smaller learning rate or another optimizer.")
+        return _failed(
+            **base,
+            dof=n - p,
+            reason="The fit diverged, so its parameters are not at a minimum of the loss "
+            "and have no uncertainty. Fit again with a smaller learning rate or another optimizer.",
+        )
     if not np.isfinite(values).all():
         bad = [k for k, v in flat.items() if not math.isfinite(v)]
         return _failed(**base, dof=n - p, reason=f"The parameter(s) {_join(bad)} are not finite.")
     if p == 0:
         return _failed(**base, dof=n, reason="No parameter is free: every one is fixed or at a bound.")
     if p > max_params:
-        return _failed(**base, dof=n - p, reason=f"The model has {p} free parameters, more than max_params={max_params}; "
-                       f"the cost grows as rows x params². Pass max_params={p} (or more) to compute them anyway.")
+        return _failed(
+            **base,
+            dof=n - p,
+            reason=f"The model has {p} free parameters, more than max_params={max_params}; "
+            f"the cost grows as rows x params². Pass max_params={p} (or more) to compute them anyway.",
+        )
     # The matrices are p x p (the covariance and correlations over every parameter): weigh them first.
     need = 8.0 * (6 * len(names) ** 2 + 4 * p * p + jacobian_rows(p, chunk_size=chunk_size) * p)
     if not memory.fits(need):
-        return _failed(**base, dof=n - p, reason=f"Not computed: the covariance of {p:,} free parameters needs about "
-                       f"{memory.format_bytes(need)}, more than the memory budget of {memory.budget()}. Fix some "
-                       f"parameters or fit a smaller model.")
+        return _failed(
+            **base,
+            dof=n - p,
+            reason=f"Not computed: the covariance of {p:,} free parameters needs about "
+            f"{memory.format_bytes(need)}, more than the memory budget of {memory.budget()}. Fix some "
+            f"parameters or fit a smaller model.",
+        )
     if n <= p:
-        return _failed(**base, dof=n - p, reason=f"No degrees of freedom: {n} data point(s) for {p} free parameter(s). "
-                       f"Uncertainties need more points than parameters; add data or fix parameters.")
+        return _failed(
+            **base,
+            dof=n - p,
+            reason=f"No degrees of freedom: {n} data point(s) for {p} free parameter(s). "
+            f"Uncertainties need more points than parameters; add data or fix parameters.",
+        )
     if bound:
-        warnings.append(f"{_join(bound)} {'is' if len(bound) == 1 else 'are'} at a bound: no uncertainty there; the "
-                        f"others were computed with {'it' if len(bound) == 1 else 'them'} held at the bound.")
+        warnings.append(
+            f"{_join(bound)} {'is' if len(bound) == 1 else 'are'} at a bound: no uncertainty there; the "
+            f"others were computed with {'it' if len(bound) == 1 else 'them'} held at the bound."
+        )
     if stopped_early:
-        warnings.append("The fit stopped on its budget while the loss was still falling: the uncertainties describe "
-                        "the current point, which is not a minimum.")
+        warnings.append(
+            "The fit stopped on its budget while the loss was still falling: the uncertainties describe "
+            "the current point, which is not a minimum."
+        )
     if name not in LIKELIHOODS and method == "hessian":
-        warnings.append(f"The loss {name!r} is a user function: cov = H⁻¹ is right only if its sum over rows is a "
-                        f"negative log-likelihood.")
+        warnings.append(
+            f"The loss {name!r} is a user function: cov = H⁻¹ is right only if its sum over rows is a "
+            f"negative log-likelihood."
+        )
     if method.startswith("sandwich"):
         warnings.append(f"The {name} loss is not a likelihood: the covariance is an approximate {method} estimate.")
     if method == "hessian" and w is not None and not bool((w == torch.round(w)).all()):
-        warnings.append("The weights are not whole numbers: cov = H⁻¹ of the weighted loss counts them as frequencies "
-                        "(a row of weight 2 as two rows), so the standard errors scale as 1/sqrt of the weights.")
+        warnings.append(
+            "The weights are not whole numbers: cov = H⁻¹ of the weighted loss counts them as frequencies "
+            "(a row of weight 2 as two rows), so the standard errors scale as 1/sqrt of the weights."
+        )
 
     if name in LIKELIHOODS and float(_mean_loss(model, loss, dataset, params, chunk_size)) < 1e-8:
-        return _failed(**base, dof=n - p, warnings=tuple(warnings), reason=(
-            f"The {name} loss is ~0: the classes are perfectly separated, so the maximum-likelihood estimate lies at "
-            f"infinity and the parameters have no finite uncertainty. Add a penalty or more (overlapping) data."))
+        return _failed(
+            **base,
+            dof=n - p,
+            warnings=tuple(warnings),
+            reason=(
+                f"The {name} loss is ~0: the classes are perfectly separated, so the maximum-likelihood estimate lies at "
+                f"infinity and the parameters have no finite uncertainty. Add a penalty or more (overlapping) data."
+            ),
+        )
     problem = cv.DatasetView(model, dataset, values, free, chunk_size)
     try:
         curv = cv.curvature(problem, loss, method)
@@ -220,17 +297,25 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
         cov_free = np.where(np.isfinite(inv.cov), bread @ curv.meat @ bread * curv.scale, np.nan)
     reasons = []
     if inv.no_effect:
-        reasons.append(f"{_join([free_names[i] for i in inv.no_effect])} "
-                       f"{'has' if len(inv.no_effect) == 1 else 'have'} no effect on the loss (a zero column of the "
-                       f"{'Jacobian' if curv.sqrt else 'Hessian'}): fix or remove {'it' if len(inv.no_effect) == 1 else 'them'}.")
+        reasons.append(
+            f"{_join([free_names[i] for i in inv.no_effect])} "
+            f"{'has' if len(inv.no_effect) == 1 else 'have'} no effect on the loss (a zero column of the "
+            f"{'Jacobian' if curv.sqrt else 'Hessian'}): fix or remove {'it' if len(inv.no_effect) == 1 else 'them'}."
+        )
     if inv.null:
-        groups = "; ".join(f"{_join([free_names[i] for i in sorted(g)])} are not separately identifiable" for g in inv.null)
-        reasons.append(f"{groups}: the data constrain only {'a combination' if len(inv.null) == 1 else 'combinations'} of "
-                       f"them (condition number {inv.condition:.2g}). Fix one "
-                       f"{'of them' if len(inv.null) == 1 else 'parameter of each group'} or reparametrise the model.")
+        groups = "; ".join(
+            f"{_join([free_names[i] for i in sorted(g)])} are not separately identifiable" for g in inv.null
+        )
+        reasons.append(
+            f"{groups}: the data constrain only {'a combination' if len(inv.null) == 1 else 'combinations'} of "
+            f"them (condition number {inv.condition:.2g}). Fix one "
+            f"{'of them' if len(inv.null) == 1 else 'parameter of each group'} or reparametrise the model."
+        )
     if inv.negative:
-        reasons.append(f"The Hessian is not positive definite (along {_join([free_names[i] for i in inv.negative])}): "
-                       f"the point is not a minimum of the loss.")
+        reasons.append(
+            f"The Hessian is not positive definite (along {_join([free_names[i] for i in inv.negative])}): "
+            f"the point is not a minimum of the loss."
+        )
     if bound:
         reasons.append(bound_sentence(bound))
 
@@ -252,20 +337,37 @@ def compute_uncertainty(model, loss, dataset, params, fixed=(), at_bounds=(), le
     distance = float(np.nanmax(sigmas, initial=0.0)) if np.isfinite(sigmas).any() else None
     if np.nanmax(sigmas, initial=0.0) > NEWTON_WARN:
         k = int(np.nanargmax(sigmas))
-        warnings.append(f"The point is not at a minimum: one Newton step from here would move {free_names[k]} by "
-                        f"{sigmas[k]:.2g} standard errors. Fit longer (or with optimizer="
-                        f"{'lm' if loss.least_squares else 'lbfgs'!r}) before trusting these.")
+        warnings.append(
+            f"The point is not at a minimum: one Newton step from here would move {free_names[k]} by "
+            f"{sigmas[k]:.2g} standard errors. Fit longer (or with optimizer="
+            f"{'lm' if loss.least_squares else 'lbfgs'!r}) before trusting these."
+        )
     if curv.rss == 0.0 and loss.least_squares:
         warnings.append("The model fits every point exactly (RSS = 0): the standard errors are zero.")
-    return Uncertainty(names=names, values=values, stderr=stderr, cov=cov, corr=corr, ci_low=values - q * stderr,
-                       ci_high=values + q * stderr, level=level, dof=dof, method=method, ok=not reasons,
-                       reason=" ".join(reasons) or None, warnings=tuple(warnings), held=tuple(held_fixed + bound),
-                       no_effect=tuple(free_names[i] for i in inv.no_effect), at_bound=tuple(bound),
-                       newton_distance=distance)
+    return Uncertainty(
+        names=names,
+        values=values,
+        stderr=stderr,
+        cov=cov,
+        corr=corr,
+        ci_low=values - q * stderr,
+        ci_high=values + q * stderr,
+        level=level,
+        dof=dof,
+        method=method,
+        ok=not reasons,
+        reason=" ".join(reasons) or None,
+        warnings=tuple(warnings),
+        held=tuple(held_fixed + bound),
+        no_effect=tuple(free_names[i] for i in inv.no_effect),
+        at_bound=tuple(bound),
+        newton_distance=distance,
+    )
 
 
-def uncertainty_of(result, data=None, level: float = 0.95, max_params: int = 500,
-                   chunk_size: int | None = None) -> Uncertainty:
+def uncertainty_of(
+    result, data=None, level: float = 0.95, max_params: int = 500, chunk_size: int | None = None
+) -> Uncertainty:
     """:func:`compute_uncertainty` for a :class:`~gradfit.train.result.FitResult`, on the rows it was trained on.
 
     ``data`` as for :func:`gradfit.analysis.fitted_data.run_data` (a Dataset is used as given). The
@@ -277,22 +379,37 @@ def uncertainty_of(result, data=None, level: float = 0.95, max_params: int = 500
     from gradfit.losses import get_loss
 
     if result.model is None:
-        raise ModelError("This result has no model (loaded from JSON with a callable model): rebuild it with "
-                         "FitResult.from_json(..., model=...).")
+        raise ModelError(
+            "This result has no model (loaded from JSON with a callable model): rebuild it with "
+            "FitResult.from_json(..., model=...)."
+        )
     loss = get_loss(result.config.get("loss", "mse"), **result.config.get("loss_options", {}))
     dataset = training_data(result, data)
     trend = loss_trend(result.history)
     early = result.stop_reason in BUDGET_REASONS and trend is not None and trend > 1e-5
-    return compute_uncertainty(result.model, loss, dataset, result.params, fixed=result.fixed,
-                               at_bounds=result.diagnostics.get("at_bounds", ()), level=level, stopped_early=early,
-                               max_params=max_params, diverged=result.stop_reason == "diverged",
-                               chunk_size=chunk_size_of(result, chunk_size))
+    return compute_uncertainty(
+        result.model,
+        loss,
+        dataset,
+        result.params,
+        fixed=result.fixed,
+        at_bounds=result.diagnostics.get("at_bounds", ()),
+        level=level,
+        stopped_early=early,
+        max_params=max_params,
+        diverged=result.stop_reason == "diverged",
+        chunk_size=chunk_size_of(result, chunk_size),
+    )
 
 
 def bound_sentence(names) -> str:
     """The part of ``reason`` that names the parameters on a bound ("" for none)."""
     names = list(names)
-    return f"{_join(names)} {'is' if len(names) == 1 else 'are'} at a bound, where the uncertainty is not defined." if names else ""
+    return (
+        f"{_join(names)} {'is' if len(names) == 1 else 'are'} at a bound, where the uncertainty is not defined."
+        if names
+        else ""
+    )
 
 
 def training_data(result, data=None):
@@ -305,7 +422,9 @@ def training_data(result, data=None):
         return data
     dataset = run_data(result, data, weighted=True)
     if result.config.get("val_split"):
-        dataset, _ = dataset.split(result.config["val_split"], torch.Generator().manual_seed(result.config.get("seed", 0)))
+        dataset, _ = dataset.split(
+            result.config["val_split"], torch.Generator().manual_seed(result.config.get("seed", 0))
+        )
     return dataset
 
 
@@ -335,8 +454,23 @@ def _mean_loss(model, loss, dataset, params, chunk_size: int | None = None) -> f
 
 def _failed(names, values, level, method, held, at_bound, dof, reason, warnings=()) -> Uncertainty:
     nan = np.full(len(names), np.nan)
-    return Uncertainty(names=names, values=values, stderr=nan, cov=None, corr=None, ci_low=nan, ci_high=nan, level=level,
-                       dof=dof, method=method, ok=False, reason=reason, warnings=tuple(warnings), held=held, at_bound=at_bound)
+    return Uncertainty(
+        names=names,
+        values=values,
+        stderr=nan,
+        cov=None,
+        corr=None,
+        ci_low=nan,
+        ci_high=nan,
+        level=level,
+        dof=dof,
+        method=method,
+        ok=False,
+        reason=reason,
+        warnings=tuple(warnings),
+        held=held,
+        at_bound=at_bound,
+    )
 
 
 def _join(names, most: int = 6) -> str:

@@ -50,8 +50,9 @@ def plain_descent(result) -> bool:
     return name == "sgd" and not config.get("momentum") and not config.get("scale")
 
 
-def gradient_at(result, params: Mapping[str, float], data: Any = None, *, loss=None,
-                dataset=None, chunk_size: int | None = None) -> tuple[float, dict[str, float]]:
+def gradient_at(
+    result, params: Mapping[str, float], data: Any = None, *, loss=None, dataset=None, chunk_size: int | None = None
+) -> tuple[float, dict[str, float]]:
     """The mean loss of ``result``'s fit and its gradient at ``params``, on the full data.
 
     Parameters
@@ -90,8 +91,15 @@ def gradient_at(result, params: Mapping[str, float], data: Any = None, *, loss=N
     return _value_and_grad(model, objective, result, ds, params)
 
 
-def step_table(result, data: Any = None, steps: Sequence[int] | None = None, max_rows: int = 50, *, loss=None,
-               chunk_size: int | None = None):
+def step_table(
+    result,
+    data: Any = None,
+    steps: Sequence[int] | None = None,
+    max_rows: int = 50,
+    *,
+    loss=None,
+    chunk_size: int | None = None,
+):
     """Seed 002's walk-through of a fit, one row per parameter snapshot.
 
     Parameters
@@ -176,13 +184,17 @@ def step_table(result, data: Any = None, steps: Sequence[int] | None = None, max
 def _choose_steps(history, steps: Sequence[int] | None, max_rows: int) -> list[int]:
     kept = [int(s) for s in history.snapshot_steps]
     if not kept:
-        raise DataError("This run has no parameter snapshots to tabulate (its history is empty: was history.csv "
-                        "saved next to result.json?).")
+        raise DataError(
+            "This run has no parameter snapshots to tabulate (its history is empty: was history.csv "
+            "saved next to result.json?)."
+        )
     if steps is not None:
         missing = [s for s in steps if int(s) not in kept]
         if missing:
-            raise ConfigError(f"No parameter snapshot at step(s) {', '.join(map(str, missing))}. Snapshots were kept "
-                              f"at {_describe(kept)}.")
+            raise ConfigError(
+                f"No parameter snapshot at step(s) {', '.join(map(str, missing))}. Snapshots were kept "
+                f"at {_describe(kept)}."
+            )
         return [int(s) for s in steps]
     if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
         raise ConfigError(f"The 'max_rows' parameter must be a whole number >= 1. Got {max_rows!r} instead.")
@@ -201,8 +213,10 @@ def _describe(kept: list[int]) -> str:
 
 def _model(result):
     if result.model is None:
-        raise ModelError("This result has no model to differentiate (it was loaded from JSON with a callable or "
-                         "nn.Module model): load it with load_run(folder, model=...).")
+        raise ModelError(
+            "This result has no model to differentiate (it was loaded from JSON with a callable or "
+            "nn.Module model): load it with load_run(folder, model=...)."
+        )
     return result.model
 
 
@@ -217,8 +231,10 @@ def _objective(result, loss, chunk_size: int | None = None):
         try:
             loss = get_loss(name, **config.get("loss_options", {}))
         except ConfigError:
-            raise ConfigError(f"This fit used the loss {name!r}, which cannot be rebuilt from its name (a Python "
-                              f"function?). Pass it again: loss=...") from None
+            raise ConfigError(
+                f"This fit used the loss {name!r}, which cannot be rebuilt from its name (a Python "
+                f"function?). Pass it again: loss=..."
+            ) from None
     else:
         loss = get_loss(loss)
     return Objective(_model(result), loss, chunk_size_of(result, chunk_size))
@@ -237,8 +253,9 @@ def _value_and_grad(model, objective, result, ds, flat: Mapping[str, float]) -> 
 
     missing = [n for n in model.flat_names() if n not in flat]
     if missing:
-        raise ModelError(f"No value for the parameter(s) {', '.join(missing)}. Give every one of "
-                         f"{', '.join(model.flat_names())}.")
+        raise ModelError(
+            f"No value for the parameter(s) {', '.join(missing)}. Give every one of {', '.join(model.flat_names())}."
+        )
     params = unflatten_params(model.specs, flat, dtype=ds.dtype)
     fixed = set(result.fixed)
     trainable = [n for n in model.param_names if n not in fixed]

@@ -65,8 +65,12 @@ def _root(
     ctx: typer.Context,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)] = False,
     debug: Annotated[bool, typer.Option("--debug", help=_DEBUG_HELP)] = False,
-    version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version, is_eager=True,
-                                          help="Print gradfit's version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_print_version, is_eager=True, help="Print gradfit's version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Fit any differentiable model to data by gradient descent, and watch it learn.
 

@@ -70,8 +70,11 @@ def guarded(debug: bool = False) -> Iterator[None]:
         if debug:
             err_console.print_exception()
             abort(f"internal error: {type(exc).__name__}: {_first_line(exc)}", EXIT_FAILED)
-        abort(f"internal error: {type(exc).__name__}: {_first_line(exc)}. This is a bug in gradfit; "
-              f"run again with --debug to see the traceback and include it in a bug report.", EXIT_FAILED)
+        abort(
+            f"internal error: {type(exc).__name__}: {_first_line(exc)}. This is a bug in gradfit; "
+            f"run again with --debug to see the traceback and include it in a bug report.",
+            EXIT_FAILED,
+        )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -61,13 +61,28 @@ class DemoName(str, enum.Enum):
 
 
 def demo_command(
-    name: Annotated[DemoName, typer.Argument(help="linear (seeds 000/001) or rollercoaster (seed 002).",
-                                             show_default=False)],
-    out: Annotated[Path | None, typer.Option(parser=given_path, metavar="PATH", help="Output folder (default: a new folder gradfit-out/demo-NAME-NNN). "
-                                                "A folder holding an earlier run gets this one instead; one holding "
-                                                "other files is refused (see --force).", show_default=False)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds other files: the "
-                                        "earlier run's files are replaced, the other files left alone.")] = False,
+    name: Annotated[
+        DemoName, typer.Argument(help="linear (seeds 000/001) or rollercoaster (seed 002).", show_default=False)
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            parser=given_path,
+            metavar="PATH",
+            help="Output folder (default: a new folder gradfit-out/demo-NAME-NNN). "
+            "A folder holding an earlier run gets this one instead; one holding "
+            "other files is refused (see --force).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write into an --out folder that holds other files: the "
+            "earlier run's files are replaced, the other files left alone.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -88,7 +103,9 @@ def demo_command(
         if not quiet and (folder.automatic or folder.replaces or folder.others):
             console.print(Text(folder.describe()), soft_wrap=True)
         with folder.discarded_on_error():
-            code = (run_linear if name is DemoName.linear else run_rollercoaster)(folder.path, quiet=quiet, folder=folder)
+            code = (run_linear if name is DemoName.linear else run_rollercoaster)(
+                folder.path, quiet=quiet, folder=folder
+            )
     raise typer.Exit(code)
 
 
@@ -113,11 +130,25 @@ def run_linear(out: Path, quiet: bool = False, folder=None) -> int:
 
     out = check_out_dir(out) if folder is None else folder.path
     df = read_table("builtin:linear")
-    _say(quiet, "Seeds 000/001: fit y = a[0]*x + a[1] to 100 points scattered above y = 3x + 2,",
-         "with plain SGD (a -= lr * grad), lr 0.1, 100 steps, starting from a = (1, 1).", "")
+    _say(
+        quiet,
+        "Seeds 000/001: fit y = a[0]*x + a[1] to 100 points scattered above y = 3x + 2,",
+        "with plain SGD (a -= lr * grad), lr 0.1, 100 steps, starting from a = (1, 1).",
+        "",
+    )
     callbacks = [] if quiet else [LossLines(console, 10, fmt=".4f")]
-    result = fit("linear", df, x="x", y="y", init={"a": [1.0, 1.0]}, optimizer="sgd", lr=0.1, steps=100,
-                 seed=0, callbacks=callbacks)
+    result = fit(
+        "linear",
+        df,
+        x="x",
+        y="y",
+        init={"a": [1.0, 1.0]},
+        optimizer="sgd",
+        lr=0.1,
+        steps=100,
+        seed=0,
+        callbacks=callbacks,
+    )
     x = torch.as_tensor(df["x"].to_numpy(), dtype=torch.float64)
     y = torch.as_tensor(df["y"].to_numpy(), dtype=torch.float64)
     best = torch.linalg.lstsq(torch.stack([x, torch.ones_like(x)], dim=1), y[:, None]).solution[:, 0].tolist()
@@ -132,10 +163,13 @@ def run_linear(out: Path, quiet: bool = False, folder=None) -> int:
         table.add_row(Text("least squares (lstsq on [x, 1])"), f"{best[0]:.4f}", f"{best[1]:.4f}")
         console.print()
         console.print(table)
-        _say(quiet, "",
-             "SGD has found the least-squares line, not the true one: the noise is uniform on [0, 1), with mean 0.5,",
-             "so the best line sits about 0.5 above y = 3x + 2 and its intercept tends to 2.5.",
-             f"Final loss {result.loss:.4f} after {result.steps} steps. Wrote {paths['result']} and {paths['history']}.")
+        _say(
+            quiet,
+            "",
+            "SGD has found the least-squares line, not the true one: the noise is uniform on [0, 1), with mean 0.5,",
+            "so the best line sits about 0.5 above y = 3x + 2 and its intercept tends to 2.5.",
+            f"Final loss {result.loss:.4f} after {result.steps} steps. Wrote {paths['result']} and {paths['history']}.",
+        )
     if not result.success:
         report_failure(result, paths)
         return EXIT_FAILED
@@ -213,13 +247,24 @@ def run_rollercoaster(out: Path, quiet: bool = False, folder=None) -> int:
     out = check_out_dir(out) if folder is None else folder.path
     df = read_table("builtin:rollercoaster")
     t, speed = df["t"].to_numpy(np.float64), df["speed"].to_numpy(np.float64)
-    _say(quiet, f"Seed 002: fit speed = {QUADRATIC} to the roller coaster's 20 points,",
-         "from a random start (seed 0), with plain SGD, lr 1e-5, 10 steps.", "")
+    _say(
+        quiet,
+        f"Seed 002: fit speed = {QUADRATIC} to the roller coaster's 20 points,",
+        "from a random start (seed 0), with plain SGD, lr 1e-5, 10 steps.",
+        "",
+    )
     common: _Start = dict(x="t", y="speed", init="random", seed=0)
     with warnings.catch_warnings():  # not converging is the lesson, explained below, not a warning
         warnings.simplefilter("ignore", GradfitWarning)
-        stalled = fit(QUADRATIC, df, optimizer="sgd", lr=1e-5, steps=10,
-                      callbacks=[] if quiet else [ParamLines(console)], **common)
+        stalled = fit(
+            QUADRATIC,
+            df,
+            optimizer="sgd",
+            lr=1e-5,
+            steps=10,
+            callbacks=[] if quiet else [ParamLines(console)],
+            **common,
+        )
     # The converged run and the pictures are listed with the first save, so a later run replaces them all.
     planned = [out / "converged" / name for name in RUN_FILES] + [out / name for name in ROLLERCOASTER_PICTURES]
     stalled_paths = save(stalled, out, folder, also=planned)
@@ -229,16 +274,20 @@ def run_rollercoaster(out: Path, quiet: bool = False, folder=None) -> int:
 
     design = np.stack([t**2, t, np.ones_like(t)], axis=1)
     curvature = np.linalg.eigvalsh(2 * design.T @ design / len(t))  # the Hessian of the MSE
-    _say(quiet, "",
-         f"Why it stalls: the problem is badly conditioned. The column t**2 reaches {t.max() ** 2:.0f} while the "
-         f"constant column is 1, so the loss curves {curvature[-1] / curvature[0]:,.0f} times more sharply in its "
-         f"steepest direction (mostly a) than in its flattest (mostly c). SGD must keep lr below "
-         f"{2 / curvature[-1]:.2g} not to overshoot along a, and at that scale it moves along c so slowly "
-         f"(about 1/{1 / (1e-5 * curvature[0]):,.0f} of the way per step at lr 1e-5) that it would need millions of steps.",
-         "What to do instead: scale the problem (--scale: gradfit whitens the parameters from the Jacobian at the "
-         "start, which is what standardising t does for this model, and maps them back), and the same plain SGD "
-         "converges with lr 0.3 in 200 steps. Or let Levenberg-Marquardt (--optimizer lm) solve the least squares "
-         "directly. Both from the same start:", "")
+    _say(
+        quiet,
+        "",
+        f"Why it stalls: the problem is badly conditioned. The column t**2 reaches {t.max() ** 2:.0f} while the "
+        f"constant column is 1, so the loss curves {curvature[-1] / curvature[0]:,.0f} times more sharply in its "
+        f"steepest direction (mostly a) than in its flattest (mostly c). SGD must keep lr below "
+        f"{2 / curvature[-1]:.2g} not to overshoot along a, and at that scale it moves along c so slowly "
+        f"(about 1/{1 / (1e-5 * curvature[0]):,.0f} of the way per step at lr 1e-5) that it would need millions of steps.",
+        "What to do instead: scale the problem (--scale: gradfit whitens the parameters from the Jacobian at the "
+        "start, which is what standardising t does for this model, and maps them back), and the same plain SGD "
+        "converges with lr 0.3 in 200 steps. Or let Levenberg-Marquardt (--optimizer lm) solve the least squares "
+        "directly. Both from the same start:",
+        "",
+    )
     converged = fit(QUADRATIC, df, **CONVERGED_OPTIONS, **common)
     exact = fit(QUADRATIC, df, optimizer="lm", **common)
     converged_paths = save(converged, out / "converged")
@@ -249,21 +298,34 @@ def run_rollercoaster(out: Path, quiet: bool = False, folder=None) -> int:
         table = Table(show_edge=False, pad_edge=False)
         for col in ("parameter", "SGD, 10 steps", "SGD --scale, 200 steps", "LM", "numpy.polyfit"):
             table.add_column(col, justify="right")
-        for name, s, c, e, r in zip(converged.flat_params, stalled.flat_params.values(), values,
-                                    exact.flat_params.values(), reference, strict=True):
+        for name, s, c, e, r in zip(
+            converged.flat_params,
+            stalled.flat_params.values(),
+            values,
+            exact.flat_params.values(),
+            reference,
+            strict=True,
+        ):
             table.add_row(Text(name), f"{s:.6g}", f"{c:.6g}", f"{e:.6g}", f"{r:.6g}")
         console.print(table)
-        _say(quiet, "",
-             f"Loss: {stalled.loss:.6g} after 10 SGD steps, {converged.loss:.6g} after {converged.steps} scaled SGD steps, "
-             f"{exact.loss:.6g} after {exact.steps} LM iteration{'s' if exact.steps != 1 else ''}; "
-             f"largest relative difference from numpy.polyfit: {error:.2g}.",
-             f"Wrote the SGD run to {out} and the converged run to {out / 'converged'}.")
+        _say(
+            quiet,
+            "",
+            f"Loss: {stalled.loss:.6g} after 10 SGD steps, {converged.loss:.6g} after {converged.steps} scaled SGD steps, "
+            f"{exact.loss:.6g} after {exact.steps} LM iteration{'s' if exact.steps != 1 else ''}; "
+            f"largest relative difference from numpy.polyfit: {error:.2g}.",
+            f"Wrote the SGD run to {out} and the converged run to {out / 'converged'}.",
+        )
     if not converged.success:
         report_failure(converged, converged_paths)
         return EXIT_FAILED
     _wrote(quiet, rollercoaster_pictures(stalled, converged, df, out))
     if not error <= TOLERANCE:
-        err_console.print(f"Error: the converged fit differs from numpy.polyfit by {error:.3g} (relative), more than "
-                          f"{TOLERANCE:g}. This is a bug in gradfit; please report it.", markup=False, soft_wrap=True)
+        err_console.print(
+            f"Error: the converged fit differs from numpy.polyfit by {error:.3g} (relative), more than "
+            f"{TOLERANCE:g}. This is a bug in gradfit; please report it.",
+            markup=False,
+            soft_wrap=True,
+        )
         return EXIT_FAILED
     return EXIT_OK

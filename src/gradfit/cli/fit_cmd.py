@@ -21,7 +21,18 @@ from gradfit.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, abort, c
 from gradfit.cli.interruption import picture_names, saved_message
 from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
-    DateFormat, DateOrigin, DateUnit, Dates, DayFirst, Decimal, Encoding, NoHeader, Params, Sep, Thousands, read_options,
+    DateFormat,
+    DateOrigin,
+    DateUnit,
+    Dates,
+    DayFirst,
+    Decimal,
+    Encoding,
+    NoHeader,
+    Params,
+    Sep,
+    Thousands,
+    read_options,
 )
 from gradfit.options import OPTIONS
 
@@ -29,7 +40,9 @@ __all__ = ["fit_command", "run_fit", "print_report", "report_failure", "FolderLi
 
 DEFAULT_OUT = Path("gradfit-out")  # where runs without --out go, each in a new folder (gradfit.run_folder)
 
-_DATA_HELP = "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
+_DATA_HELP = (
+    "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
+)
 #: The fit options ``gradfit fit`` takes as flags: those of gradfit.options.OPTIONS with a CLI flag.
 FIT_FLAGS = {name: option.cli for name, option in OPTIONS.items() if option.cli}
 
@@ -39,25 +52,47 @@ def _help(name: str) -> str:
     return OPTIONS[name].help
 
 
-_MODEL_HELP = ("A zoo name (linear, poly2, poly3, exponential, sigmoid, gaussian, power, sine, logistic, mlp; "
-               "`gradfit models` describes them) or a formula such as 'a*t**2 + b*t + c' (names that are columns "
-               "are inputs, the others parameters).")
+_MODEL_HELP = (
+    "A zoo name (linear, poly2, poly3, exponential, sigmoid, gaussian, power, sine, logistic, mlp; "
+    "`gradfit models` describes them) or a formula such as 'a*t**2 + b*t + c' (names that are columns "
+    "are inputs, the others parameters)."
+)
 
 
 def fit_command(
     data: Annotated[str, typer.Argument(help=_DATA_HELP, show_default=False)],
     y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help=_MODEL_HELP, show_default=False)],
-    x: Annotated[Optional[str], typer.Option("--x", help="Input column(s), comma-separated. Default: the formula's "
-                                             "names that are columns, else every column but --y.")] = None,
-    init: Annotated[Optional[list[str]], typer.Option("--init", help="Initial values: a[0]=0.5,a[1]=0.75,b=2 (a name "
-                                                      "without index sets every entry), or 'random'.")] = None,
-    fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Parameters held at their initial values, "
-                                                     "comma-separated.")] = None,
-    bound: Annotated[Optional[list[str]], typer.Option("--bound", help="Limits NAME=LO:HI (repeatable; an empty side "
-                                                       "is unbounded: b=0: ), honoured by projection.")] = None,
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="A model option KEY=VALUE, repeatable: "
-                                                        "degree=3, hidden=32,32, activation=tanh.")] = None,
+    x: Annotated[
+        Optional[str],
+        typer.Option(
+            "--x",
+            help="Input column(s), comma-separated. Default: the formula's "
+            "names that are columns, else every column but --y.",
+        ),
+    ] = None,
+    init: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--init",
+            help="Initial values: a[0]=0.5,a[1]=0.75,b=2 (a name without index sets every entry), or 'random'.",
+        ),
+    ] = None,
+    fix: Annotated[
+        Optional[list[str]], typer.Option("--fix", help="Parameters held at their initial values, comma-separated.")
+    ] = None,
+    bound: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--bound", help="Limits NAME=LO:HI (repeatable; an empty side is unbounded: b=0: ), honoured by projection."
+        ),
+    ] = None,
+    option: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--option", "-o", help="A model option KEY=VALUE, repeatable: degree=3, hidden=32,32, activation=tanh."
+        ),
+    ] = None,
     loss: Annotated[str, typer.Option(help=_help("loss"))] = OPTIONS["loss"].default,
     optimizer: Annotated[str, typer.Option(help=_help("optimizer"))] = OPTIONS["optimizer"].default,
     lr: Annotated[Optional[float], typer.Option(help=_help("lr"))] = None,
@@ -73,13 +108,16 @@ def fit_command(
     tol: Annotated[Optional[float], typer.Option(help=_help("tol"))] = None,
     # A flag, not --scale/--no-scale: left out, the choice is automatic (scale=None).
     scale: Annotated[bool, typer.Option("--scale", help=_help("scale"))] = False,
-    uncertainty: Annotated[Optional[bool], typer.Option("--uncertainty/--no-uncertainty", help=_help("uncertainty"),
-                                                        show_default=False)] = None,
+    uncertainty: Annotated[
+        Optional[bool], typer.Option("--uncertainty/--no-uncertainty", help=_help("uncertainty"), show_default=False)
+    ] = None,
     seed: Annotated[int, typer.Option(help=_help("seed"))] = OPTIONS["seed"].default,
     log_every: Annotated[Optional[int], typer.Option(help=_help("log_every"))] = None,
     dtype: Annotated[Optional[str], typer.Option(help=_help("dtype"))] = None,
     device: Annotated[str, typer.Option(help=_help("device"))] = OPTIONS["device"].default,
-    drop_nan: Annotated[bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")] = False,
+    drop_nan: Annotated[
+        bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")
+    ] = False,
     param: Params = None,
     sep: Sep = None,
     decimal: Decimal = None,
@@ -91,36 +129,86 @@ def fit_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    sigma: Annotated[Optional[str], typer.Option("--sigma", help="Column of the targets' standard deviations (> 0), "
-                                                 "as curve_fit's sigma: rows weighted by 1/sigma², the report gives "
-                                                 "the chi-square; needs --loss mse.", show_default=False)] = None,
-    absolute_sigma: Annotated[bool, typer.Option("--absolute-sigma", help="The --sigma values are absolute: the "
-                                                 "covariance is not scaled by the reduced chi-square (curve_fit's "
-                                                 "absolute_sigma).")] = False,
-    weights: Annotated[Optional[str], typer.Option("--weights", help="Column of row weights (>= 0, 0 leaves a row "
-                                                   "out), as sklearn's sample_weight; not with --sigma.",
-                                                   show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH",
-                                                help="Folder for result.json, history.csv, checkpoint.pt and the "
-                                                "pictures (default: a new folder gradfit-out/run-NNN, or the --resume "
-                                                "folder). A folder holding an earlier run gets this run instead; one "
-                                                "holding other files is refused (see --force).",
-                                                show_default=False)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds files other than a "
-                                        "run's: the earlier run's files are replaced, the other files left "
-                                        "alone.")] = False,
+    sigma: Annotated[
+        Optional[str],
+        typer.Option(
+            "--sigma",
+            help="Column of the targets' standard deviations (> 0), "
+            "as curve_fit's sigma: rows weighted by 1/sigma², the report gives "
+            "the chi-square; needs --loss mse.",
+            show_default=False,
+        ),
+    ] = None,
+    absolute_sigma: Annotated[
+        bool,
+        typer.Option(
+            "--absolute-sigma",
+            help="The --sigma values are absolute: the "
+            "covariance is not scaled by the reduced chi-square (curve_fit's "
+            "absolute_sigma).",
+        ),
+    ] = False,
+    weights: Annotated[
+        Optional[str],
+        typer.Option(
+            "--weights",
+            help="Column of row weights (>= 0, 0 leaves a row out), as sklearn's sample_weight; not with --sigma.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            parser=given_path,
+            metavar="PATH",
+            help="Folder for result.json, history.csv, checkpoint.pt and the "
+            "pictures (default: a new folder gradfit-out/run-NNN, or the --resume "
+            "folder). A folder holding an earlier run gets this run instead; one "
+            "holding other files is refused (see --force).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write into an --out folder that holds files other than a "
+            "run's: the earlier run's files are replaced, the other files left "
+            "alone.",
+        ),
+    ] = False,
     checkpoint_every: Annotated[Optional[int], typer.Option(help=_help("checkpoint_every"))] = None,
-    resume: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH",
-                                                   help="Continue the fit saved in DIR/checkpoint.pt; give the same "
-                                                   "data, model and options (only --steps/--epochs, --max-time, "
-                                                   "--log-every and --checkpoint-every may change). The result equals an uninterrupted "
-                                                   "fit's.", show_default=False)] = None,
-    plot: Annotated[bool, typer.Option("--plot", help="Also write fit.png, loss.png and params.png into --out.")] = False,
-    animate: Annotated[Optional[Path], typer.Option(parser=given_path, metavar="PATH",
-                                                    help="Write an animation of the fit: FILE.gif, FILE.mp4 (needs "
-                                                    "ffmpeg) or FILE.html (self-contained).", show_default=False)] = None,
-    landscape: Annotated[Optional[str], typer.Option(help="Write landscape.png: the loss over two parameters A,B "
-                                                     "with the fit's path (e.g. a[0],a[1]).", show_default=False)] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(
+            parser=given_path,
+            metavar="PATH",
+            help="Continue the fit saved in DIR/checkpoint.pt; give the same "
+            "data, model and options (only --steps/--epochs, --max-time, "
+            "--log-every and --checkpoint-every may change). The result equals an uninterrupted "
+            "fit's.",
+            show_default=False,
+        ),
+    ] = None,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Also write fit.png, loss.png and params.png into --out.")
+    ] = False,
+    animate: Annotated[
+        Optional[Path],
+        typer.Option(
+            parser=given_path,
+            metavar="PATH",
+            help="Write an animation of the fit: FILE.gif, FILE.mp4 (needs ffmpeg) or FILE.html (self-contained).",
+            show_default=False,
+        ),
+    ] = None,
+    landscape: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Write landscape.png: the loss over two parameters A,B with the fit's path (e.g. a[0],a[1]).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -131,11 +219,30 @@ def fit_command(
     the run so far and OUT/checkpoint.pt are saved (continue with --resume OUT); a second signal stops at once, leaving
     only whole files. The message says what was saved.
     """
-    options = dict(loss=loss, optimizer=optimizer, lr=lr, momentum=momentum, steps=steps, epochs=epochs,
-                   batch_size=batch_size, schedule=schedule, val_split=val_split, patience=patience,
-                   target_loss=target_loss, max_time=max_time, tol=tol, seed=seed, dtype=dtype, device=device,
-                   uncertainty=uncertainty, scale=scale or None, checkpoint_every=checkpoint_every,
-                   sigma=sigma, weights=weights, absolute_sigma=absolute_sigma or None)
+    options = dict(
+        loss=loss,
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        steps=steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        schedule=schedule,
+        val_split=val_split,
+        patience=patience,
+        target_loss=target_loss,
+        max_time=max_time,
+        tol=tol,
+        seed=seed,
+        dtype=dtype,
+        device=device,
+        uncertainty=uncertainty,
+        scale=scale or None,
+        checkpoint_every=checkpoint_every,
+        sigma=sigma,
+        weights=weights,
+        absolute_sigma=absolute_sigma or None,
+    )
     if out is None and resume is not None:  # a resumed fit goes on writing where it was saved
         out = resume.parent if resume.is_file() else resume
     from gradfit.train.interrupt import catch_interrupts
@@ -143,11 +250,31 @@ def fit_command(
     # One interrupt window from the first step to the last file (gradfit.fit's own window joins it); a second
     # signal, SIGTERM too, raises so that every write cleans up after itself.
     with guarded(debug), catch_interrupts(second="raise"):
-        read = read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin, dayfirst,
-                            date_format)
-        code = run_fit(data, model=model, y=y, x=x, init=init, fix=fix, bounds=bound, model_options=option, drop_nan=drop_nan,
-                       log_every=log_every, out=out, quiet=quiet, plot=plot, animate=animate, landscape=landscape,
-                       resume=resume, force=force, params=param, read=read, **options)
+        read = read_options(
+            sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin, dayfirst, date_format
+        )
+        code = run_fit(
+            data,
+            model=model,
+            y=y,
+            x=x,
+            init=init,
+            fix=fix,
+            bounds=bound,
+            model_options=option,
+            drop_nan=drop_nan,
+            log_every=log_every,
+            out=out,
+            quiet=quiet,
+            plot=plot,
+            animate=animate,
+            landscape=landscape,
+            resume=resume,
+            force=force,
+            params=param,
+            read=read,
+            **options,
+        )
     raise typer.Exit(code)
 
 
@@ -215,12 +342,30 @@ def run_fit(
     stop = stop if stop is not None else StopRequest()
     # Until the first step nothing is worth keeping: a signal stops at once (gradfit.fit says when the steps start).
     stop.now("reading the data and preparing the fit", droppable=True)
-    with bar if bar is not None else contextlib.nullcontext(), warnings.catch_warnings(record=True) as caught, \
-            folder.discarded_on_error():
+    with (
+        bar if bar is not None else contextlib.nullcontext(),
+        warnings.catch_warnings(record=True) as caught,
+        folder.discarded_on_error(),
+    ):
         warnings.simplefilter("always", GradfitWarning)
-        result = fit(model, data, x=parsed_x, y=y, init=parsed_init, fix=parsed_fix, bounds=parsed_bounds, drop_nan=drop_nan,
-                     params=parsed_params, read=read, model_options=parsed_options, callbacks=callbacks, log_every=log_every,
-                     checkpoint_dir=out_dir, resume=resume, **{k: v for k, v in options.items() if v is not None})
+        result = fit(
+            model,
+            data,
+            x=parsed_x,
+            y=y,
+            init=parsed_init,
+            fix=parsed_fix,
+            bounds=parsed_bounds,
+            drop_nan=drop_nan,
+            params=parsed_params,
+            read=read,
+            model_options=parsed_options,
+            callbacks=callbacks,
+            log_every=log_every,
+            checkpoint_dir=out_dir,
+            resume=resume,
+            **{k: v for k, v in options.items() if v is not None},
+        )
     for w in caught:  # the verdict on a failed fit is printed once, as the error below
         if issubclass(w.category, GradfitWarning) and (result.success or str(w.message) != result.message):
             err_console.print(f"Warning: {w.message}", markup=False, soft_wrap=True, style="yellow")
@@ -230,8 +375,11 @@ def run_fit(
             console.print(Text(f"optimizer: {choice['optimizer']} ({choice['reason']})"), soft_wrap=True)
         for note in result.data.get("notes", []):
             console.print(Text(f"note: {note}"), soft_wrap=True)
-    kinds = (("fit", "loss", "params") if plot else ()) + (("landscape",) if pair else ()) + \
-        (("animation",) if animation_path else ())
+    kinds = (
+        (("fit", "loss", "params") if plot else ())
+        + (("landscape",) if pair else ())
+        + (("animation",) if animation_path else ())
+    )
     pictures = [out_dir / f"{k}.png" for k in kinds if k != "animation"] + [animation_path]
     with stop.stage("saving the run"):  # a signal here lets the files be finished
         paths = save(result, out_dir, folder, also=pictures)
@@ -273,8 +421,11 @@ def fit_outputs(out_dir: Path, plot: bool, pair, animation_path: Path | None) ->
     from gradfit.outputs import CHECKPOINT_NAME, RUN_FILES
 
     pictures = (("fit", "loss", "params") if plot else ()) + (("landscape",) if pair else ())
-    return [*(out_dir / n for n in (*RUN_FILES, CHECKPOINT_NAME)), *(out_dir / f"{k}.png" for k in pictures),
-            animation_path]
+    return [
+        *(out_dir / n for n in (*RUN_FILES, CHECKPOINT_NAME)),
+        *(out_dir / f"{k}.png" for k in pictures),
+        animation_path,
+    ]
 
 
 def save(result, out_dir: Path, folder=None, also=()) -> dict[str, Path]:
@@ -296,8 +447,11 @@ def save(result, out_dir: Path, folder=None, also=()) -> dict[str, Path]:
     try:
         return save_run(result, out_dir, before_result=replace_earlier if folder is not None else None)
     except OSError as exc:
-        abort(f"Cannot write the results to {str(out_dir)!r}: {exc.strerror or exc}. "
-              f"Free some space or give another folder with --out.", EXIT_FAILED)
+        abort(
+            f"Cannot write the results to {str(out_dir)!r}: {exc.strerror or exc}. "
+            f"Free some space or give another folder with --out.",
+            EXIT_FAILED,
+        )
 
 
 def draw(result, out_dir: Path, kinds, paths: dict[str, Path], **options) -> dict[str, Path]:
@@ -308,8 +462,11 @@ def draw(result, out_dir: Path, kinds, paths: dict[str, Path], **options) -> dic
     try:
         return save_pictures(result, out_dir, kinds, **options)
     except GradfitError as exc:
-        abort(f"{exc} The fit itself succeeded and was saved to {str(paths['result'])!r}; redraw with "
-              f"`gradfit plot {out_dir}`.", exc.exit_code)
+        abort(
+            f"{exc} The fit itself succeeded and was saved to {str(paths['result'])!r}; redraw with "
+            f"`gradfit plot {out_dir}`.",
+            exc.exit_code,
+        )
 
 
 class PictureCheck:
@@ -339,9 +496,16 @@ class FolderLine:
 def report_failure(result, paths: dict[str, Path]) -> None:
     """The stderr paragraph for a fit that ran but failed (diverged, stalled, worse than its start, or short of
     the optimum)."""
-    what = "did not converge" if result.stop_reason in ("max_steps", "max_epochs", "max_time", "converged") else "failed"
-    err_console.print(f"Error: the fit {what} ({result.stop_reason}). {result.message} "
-                      f"The run was saved to {str(paths['result'])!r}.", markup=False, soft_wrap=True, style="red")
+    what = (
+        "did not converge" if result.stop_reason in ("max_steps", "max_epochs", "max_time", "converged") else "failed"
+    )
+    err_console.print(
+        f"Error: the fit {what} ({result.stop_reason}). {result.message} "
+        f"The run was saved to {str(paths['result'])!r}.",
+        markup=False,
+        soft_wrap=True,
+        style="red",
+    )
 
 
 def print_report(result, paths: dict[str, Path], title: str = "") -> None:

@@ -17,12 +17,16 @@ from gradfit.cli.console import console, guarded
 
 __all__ = ["format_number", "grad_command", "parse_at"]
 
-_AT_HELP = ("Where to take the gradient: VALUES for a formula with one name (3, or 3,4,10 for a vector), "
-            "else NAME=VALUES once per name (--at x=3 --at y=1,2).")
+_AT_HELP = (
+    "Where to take the gradient: VALUES for a formula with one name (3, or 3,4,10 for a vector), "
+    "else NAME=VALUES once per name (--at x=3 --at y=1,2)."
+)
 
 
 def grad_command(
-    formula: Annotated[str, typer.Argument(help="An expression such as 'x**2' or 'sum(x**2) + y'.", show_default=False)],
+    formula: Annotated[
+        str, typer.Argument(help="An expression such as 'x**2' or 'sum(x**2) + y'.", show_default=False)
+    ],
     at: Annotated[list[str] | None, typer.Option("--at", help=_AT_HELP, show_default=False)] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -67,11 +71,14 @@ def parse_at(items: list[str], names: tuple[str, ...], formula: str = "") -> dic
         if not sep:
             if len(names) != 1:
                 if not names:
-                    raise ConfigError(f"--at {item}: the formula {shown} has no names, so it takes no --at; "
-                                      f"leave --at out.")
+                    raise ConfigError(
+                        f"--at {item}: the formula {shown} has no names, so it takes no --at; leave --at out."
+                    )
                 example = " ".join(f"--at {n}=VALUES" for n in names)
-                raise ConfigError(f"--at {item}: the formula {shown} has {len(names)} names ({listed}), so "
-                                  f"name the one each value is for: {example}.")
+                raise ConfigError(
+                    f"--at {item}: the formula {shown} has {len(names)} names ({listed}), so "
+                    f"name the one each value is for: {example}."
+                )
             name, text = names[0], item
         elif name not in names:
             raise ConfigError(f"--at {item}: the formula {shown} has no name {name!r}; its names are: {listed}.")
@@ -81,8 +88,10 @@ def parse_at(items: list[str], names: tuple[str, ...], formula: str = "") -> dic
     missing = [n for n in names if n not in values]
     if missing:
         example = " ".join(f"--at {n}=VALUES" for n in missing) if len(names) > 1 else "--at VALUES"
-        raise ConfigError(f"No value for {', '.join(map(repr, missing))} in the formula {shown}: add {example} "
-                          f"(a number such as 3, or a vector such as 3,4,10).")
+        raise ConfigError(
+            f"No value for {', '.join(map(repr, missing))} in the formula {shown}: add {example} "
+            f"(a number such as 3, or a vector such as 3,4,10)."
+        )
     return values
 
 
@@ -98,8 +107,9 @@ def _numbers(item: str, text: str) -> float | list[float]:
             out.append(float(part))
         except ValueError:
             got = f"{part!r} is not a number" if part else "a value is missing"
-            raise ConfigError(f"--at {item}: {got}. Give numbers separated by commas, e.g. --at 3 or "
-                              f"--at x=3,4,10.") from None
+            raise ConfigError(
+                f"--at {item}: {got}. Give numbers separated by commas, e.g. --at 3 or --at x=3,4,10."
+            ) from None
     return out if vector else out[0]
 
 

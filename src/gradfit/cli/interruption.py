@@ -51,8 +51,10 @@ def saved_message(result, paths: dict[str, Path], stop, undrawn: list[Path]) -> 
         text = result.message
     else:
         # The fit and its analysis were over (else the result would say interrupted): only the pictures were left.
-        text = (f"Interrupted ({stop.reason}) once the fit and its analysis were over ({result.stop_reason}; the run "
-                f"says whether it succeeded).")
+        text = (
+            f"Interrupted ({stop.reason}) once the fit and its analysis were over ({result.stop_reason}; the run "
+            f"says whether it succeeded)."
+        )
     text += f" Saved whole in {str(folder)!r}: {_and(files)}."
     if undrawn:
         text += f" Not drawn: {picture_names(undrawn)}; draw them with `gradfit plot {_shell(folder)}`."
@@ -88,8 +90,10 @@ def cut_short_message(exc: BaseException, written: list[Path]) -> str:
     elif _CHECKPOINT in names:
         folder = names[_CHECKPOINT]
         earlier = f" (the {_RESULT} there is an earlier run's)" if (folder / _RESULT).exists() else ""
-        text += (f" This run's {_RESULT} was not written{earlier}, but its checkpoint was: continue with "
-                 f"`gradfit fit ... --resume {_shell(folder)}`.")
+        text += (
+            f" This run's {_RESULT} was not written{earlier}, but its checkpoint was: continue with "
+            f"`gradfit fit ... --resume {_shell(folder)}`."
+        )
     return text + " No partial or temporary file was left."
 
 

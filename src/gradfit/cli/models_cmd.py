@@ -20,10 +20,21 @@ __all__ = ["models_command"]
 
 
 def models_command(
-    name: Annotated[str | None, typer.Argument(help="A zoo model to show in detail (linear, poly3, exponential, "
-                                                  "...). Leave out for the table of all.", show_default=False)] = None,
-    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="A model option KEY=VALUE for the "
-                                                        "detail (degree=3, hidden=8,8), as `gradfit fit` takes it.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="A zoo model to show in detail (linear, poly3, exponential, ...). Leave out for the table of all.",
+            show_default=False,
+        ),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            help="A model option KEY=VALUE for the detail (degree=3, hidden=8,8), as `gradfit fit` takes it.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue (or the one model) as JSON.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -58,8 +69,10 @@ def models_command(
 
 
 def _print_table(entries) -> None:
-    console.print(Text("The model zoo: give a name to --model (anything else is read as a formula).", style="bold"),
-                  soft_wrap=True)
+    console.print(
+        Text("The model zoo: give a name to --model (anything else is read as a formula).", style="bold"),
+        soft_wrap=True,
+    )
     table = Table(show_edge=False, pad_edge=False, show_lines=False)
     for column in ("model", "formula", "parameters", "options", "start"):
         table.add_column(column, overflow="fold")
@@ -67,8 +80,13 @@ def _print_table(entries) -> None:
         params = ", ".join(p.name if p.shape == () else f"{p.name} {p.shape_text}" for p in e.params)
         table.add_row(Text(e.names), Text(e.formula), Text(params), Text(_options(e.options) or "-"), Text(e.start))
     console.print(table)
-    console.print(Text("Shapes are for one input column x. `gradfit models NAME` shows a model in detail; "
-                       "--option KEY=VALUE (repeatable) sets an option when fitting."), soft_wrap=True)
+    console.print(
+        Text(
+            "Shapes are for one input column x. `gradfit models NAME` shows a model in detail; "
+            "--option KEY=VALUE (repeatable) sets an option when fitting."
+        ),
+        soft_wrap=True,
+    )
 
 
 def _print_detail(e, given: dict) -> None:
@@ -90,8 +108,11 @@ def _print_detail(e, given: dict) -> None:
     grid.add_row("options", Text(accepted or "none"))
     grid.add_row("inputs", "exactly one column" if e.one_input else "one or more columns")
     grid.add_row("outputs", "one or several (classes)" if e.multi_output else "one")
-    start = ("guessed from the data (the default starts above where the data give nothing to go on)" if e.guesses
-             else "the default starts above")
+    start = (
+        "guessed from the data (the default starts above where the data give nothing to go on)"
+        if e.guesses
+        else "the default starts above"
+    )
     grid.add_row("start", Text(f"{start}; --init NAME=VALUE overrides it"))
     if e.aliases:
         grid.add_row("also called", Text(", ".join(e.aliases)))

@@ -51,8 +51,10 @@ def parse_names(texts: str | Sequence[str] | None, option: str) -> list[str] | N
         for part in text.split(","):
             name = part.strip()
             if not name:
-                raise ConfigError(f"The {option} option must be a comma-separated list of names, such as "
-                                  f"{option} x1,x2. Got {text!r} instead (an empty name).")
+                raise ConfigError(
+                    f"The {option} option must be a comma-separated list of names, such as "
+                    f"{option} x1,x2. Got {text!r} instead (an empty name)."
+                )
             if name in names:
                 raise ConfigError(f"The {option} option names {name!r} twice. Give each name once.")
             names.append(name)
@@ -79,8 +81,10 @@ def parse_init(texts: str | Sequence[str] | None) -> dict[str, float] | str | No
     out: dict[str, float] = {}
     for text in texts:
         if text.strip().lower() == "random":
-            raise ConfigError("--init random cannot be combined with other --init values: give either "
-                              "--init random or NAME=VALUE pairs.")
+            raise ConfigError(
+                "--init random cannot be combined with other --init values: give either "
+                "--init random or NAME=VALUE pairs."
+            )
         for item in split_top_level(text):
             key, sep, value = item.partition("=")
             key = _entry_key(key)
@@ -91,7 +95,9 @@ def parse_init(texts: str | Sequence[str] | None) -> dict[str, float] | str | No
                 )
             number = _number(value.strip())
             if number is None or not math.isfinite(number):
-                raise ConfigError(f"The --init value of {key!r} must be a finite number. Got {value.strip()!r} instead.")
+                raise ConfigError(
+                    f"The --init value of {key!r} must be a finite number. Got {value.strip()!r} instead."
+                )
             if key in out:
                 raise ConfigError(f"The --init option sets {key!r} twice. Give each parameter once.")
             out[key] = number
@@ -117,8 +123,10 @@ def parse_bounds(texts: str | Sequence[str] | None) -> dict[str, tuple[float | N
             key = _entry_key(key) or ""
             lo, colon, hi = value.partition(":")
             if not sep or not colon or not key or not (lo.strip() or hi.strip()):
-                raise ConfigError(f"The --bound option must be NAME=LO:HI, such as --bound b=0:10, --bound b=0: "
-                                  f"(no upper limit) or --bound a[0]=:1. Got {item!r} instead.")
+                raise ConfigError(
+                    f"The --bound option must be NAME=LO:HI, such as --bound b=0:10, --bound b=0: "
+                    f"(no upper limit) or --bound a[0]=:1. Got {item!r} instead."
+                )
             pair = []
             for side in (lo.strip(), hi.strip()):
                 number = _number(side) if side else None
@@ -142,8 +150,10 @@ def parse_model_options(texts: Sequence[str] | None) -> dict[str, Any]:
         key, sep, value = text.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not _IDENT.match(key) or not value:
-            raise ConfigError(f"The --option option must be KEY=VALUE, such as --option degree=3 or "
-                              f"--option hidden=32,32. Got {text!r} instead.")
+            raise ConfigError(
+                f"The --option option must be KEY=VALUE, such as --option degree=3 or "
+                f"--option hidden=32,32. Got {text!r} instead."
+            )
         if key in out:
             raise ConfigError(f"The --option option sets {key!r} twice. Give each key once.")
         out[key] = _option_value(value)

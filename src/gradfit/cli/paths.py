@@ -20,6 +20,8 @@ def given_path(text: str | Path) -> Path:
     if isinstance(text, Path):
         return text
     if not text.strip():
-        raise typer.BadParameter(f"the path is empty ({text!r}), which would mean the current folder without "
-                                 f"saying so. Give a name, or '.' for the current folder.")
+        raise typer.BadParameter(
+            f"the path is empty ({text!r}), which would mean the current folder without "
+            f"saying so. Give a name, or '.' for the current folder."
+        )
     return Path(text)

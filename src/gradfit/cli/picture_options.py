@@ -19,8 +19,10 @@ def parse_kinds(text: str | None, default=STATIC) -> tuple[str, ...]:
         return KINDS
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        raise ConfigError(f"Unknown picture kind(s) {', '.join(map(repr, unknown))}: choose from {', '.join(KINDS)} "
-                          f"(comma-separated), or all.")
+        raise ConfigError(
+            f"Unknown picture kind(s) {', '.join(map(repr, unknown))}: choose from {', '.join(KINDS)} "
+            f"(comma-separated), or all."
+        )
     return kinds
 
 
@@ -30,8 +32,10 @@ def parse_pair(text: str | None, option: str = "--landscape") -> tuple[str, str]
         return None
     names = [n.strip() for n in _split_outside_brackets(text) if n.strip()]
     if len(names) != 2 or names[0] == names[1]:
-        raise ConfigError(f"The '{option}' option takes two different parameter names separated by a comma, such as "
-                          f"a,b or a[0],a[1]. Got {text!r} instead.")
+        raise ConfigError(
+            f"The '{option}' option takes two different parameter names separated by a comma, such as "
+            f"a,b or a[0],a[1]. Got {text!r} instead."
+        )
     return names[0], names[1]
 
 

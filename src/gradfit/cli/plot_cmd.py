@@ -16,18 +16,44 @@ __all__ = ["plot_command"]
 
 
 def plot_command(
-    run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
-                                        help="The folder of a saved run (the --out of `gradfit fit`).",
-                                        show_default=False)],
-    kind: Annotated[str | None, typer.Option("--kind", "-k", help="What to draw, comma-separated: fit, loss, "
-                                                "params, grid, landscape, animation, or all (default fit,loss,params).",
-                                                show_default=False)] = None,
-    data: Annotated[str | None, typer.Option("--data", help="The fit's data, when it was not a file or built-in "
-                                                "dataset that can be read again.")] = None,
-    landscape: Annotated[str | None, typer.Option(help="The landscape's two parameters A,B (default: the first "
-                                                     "two free ones).", show_default=False)] = None,
-    animate: Annotated[Path | None, typer.Option(parser=given_path, metavar="PATH", help="Where the animation goes: FILE.gif, FILE.mp4 or FILE.html "
-                                                    "(default RUN/animation.gif).", show_default=False)] = None,
+    run: Annotated[
+        Path,
+        typer.Argument(
+            parser=given_path,
+            metavar="RUN",
+            help="The folder of a saved run (the --out of `gradfit fit`).",
+            show_default=False,
+        ),
+    ],
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            "-k",
+            help="What to draw, comma-separated: fit, loss, "
+            "params, grid, landscape, animation, or all (default fit,loss,params).",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", help="The fit's data, when it was not a file or built-in dataset that can be read again."
+        ),
+    ] = None,
+    landscape: Annotated[
+        str | None,
+        typer.Option(help="The landscape's two parameters A,B (default: the first two free ones).", show_default=False),
+    ] = None,
+    animate: Annotated[
+        Path | None,
+        typer.Option(
+            parser=given_path,
+            metavar="PATH",
+            help="Where the animation goes: FILE.gif, FILE.mp4 or FILE.html (default RUN/animation.gif).",
+            show_default=False,
+        ),
+    ] = None,
     max_frames: Annotated[int, typer.Option(help="Most frames in an animation (evenly sampled snapshots).")] = 100,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
@@ -61,13 +87,15 @@ def plot_command(
         if run.is_dir():
             lock_folder(run)  # no fit replaces the run while its pictures are drawn into it
         result = load_run(run)
-        RunFolder(run).check_inputs(run_inputs(run, data or result.data.get("path")),
-                                    writes=[*(run / f"{k}.png" for k in kinds if k != "animation"),
-                                            animate or run / "animation.gif"])
+        RunFolder(run).check_inputs(
+            run_inputs(run, data or result.data.get("path")),
+            writes=[*(run / f"{k}.png" for k in kinds if k != "animation"), animate or run / "animation.gif"],
+        )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", GradfitWarning)
-            written = save_pictures(result, run, kinds, data=data, landscape=pair, animation_path=animate,
-                                    max_frames=max_frames)
+            written = save_pictures(
+                result, run, kinds, data=data, landscape=pair, animation_path=animate, max_frames=max_frames
+            )
         for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, GradfitWarning)):
             err_console.print(f"Warning: {message}", markup=False, soft_wrap=True, style="yellow")
         RunFolder(run).record(written.values(), run_id=result.run_id)  # the pictures are the run's now (an

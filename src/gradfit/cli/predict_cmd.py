@@ -29,18 +29,48 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head` reports for `yes`
 
 
 def predict_command(
-    run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
-                                        help="The folder of a saved run (the --out of `gradfit fit`).",
-                                        show_default=False)],
-    data: Annotated[str, typer.Argument(help="The rows to predict: a CSV/TSV/Parquet file holding the model's input "
-                                        "columns (read as the fit's data was).", show_default=False)],
-    out: Annotated[Path | None, typer.Option("--out", "-o", parser=given_path, metavar="PATH", help="Write the predictions to FILE (.csv, .tsv or "
-                                                ".parquet; .csv.gz compresses) instead of stdout.",
-                                                show_default=False)] = None,
-    columns: Annotated[str, typer.Option("--columns", help="The data's columns written before the predictions: "
-                                         "inputs (the model's), all (ids and targets too) or none.")] = "inputs",
-    allow_failed: Annotated[bool, typer.Option("--allow-failed", help="Predict even from a run whose fit did not "
-                                               "succeed (diverged, interrupted, stalled).")] = False,
+    run: Annotated[
+        Path,
+        typer.Argument(
+            parser=given_path,
+            metavar="RUN",
+            help="The folder of a saved run (the --out of `gradfit fit`).",
+            show_default=False,
+        ),
+    ],
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="The rows to predict: a CSV/TSV/Parquet file holding the model's input "
+            "columns (read as the fit's data was).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            parser=given_path,
+            metavar="PATH",
+            help="Write the predictions to FILE (.csv, .tsv or .parquet; .csv.gz compresses) instead of stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    columns: Annotated[
+        str,
+        typer.Option(
+            "--columns",
+            help="The data's columns written before the predictions: "
+            "inputs (the model's), all (ids and targets too) or none.",
+        ),
+    ] = "inputs",
+    allow_failed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-failed", help="Predict even from a run whose fit did not succeed (diverged, interrupted, stalled)."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -60,21 +90,34 @@ def predict_command(
         fmt = _check_out(out, run, data) if out is not None else "csv"
         result = load_run(run)
         if result.model is None:
-            raise DataError(f"The run in {str(run)!r} was fitted with a Python function or a torch.nn.Module, which a "
-                            f"saved run cannot rebuild. Predict in Python: gradfit.outputs.load_run(RUN, "
-                            f"model=...).predict(data).")
+            raise DataError(
+                f"The run in {str(run)!r} was fitted with a Python function or a torch.nn.Module, which a "
+                f"saved run cannot rebuild. Predict in Python: gradfit.outputs.load_run(RUN, "
+                f"model=...).predict(data)."
+            )
         if not result.success and not allow_failed:
-            raise DataError(f"The fit in {str(run)!r} did not succeed ({result.stop_reason}: {result.message}) Its "
-                            f"parameters are not a fit to trust; fit again, or pass --allow-failed to predict anyway.")
+            raise DataError(
+                f"The fit in {str(run)!r} did not succeed ({result.stop_reason}: {result.message}) Its "
+                f"parameters are not a fit to trust; fit again, or pass --allow-failed to predict anyway."
+            )
         frame = read_rows(data, result.data)
         table = prediction_frame(result, frame, keep=columns, source=data)
         missing = int(table.iloc[:, -1].isna().sum())
         if missing and not quiet:
-            err_console.print(f"note: {missing} of {len(table)} rows have a missing input; their predictions are "
-                              f"empty.", markup=False, soft_wrap=True, style="yellow")
+            err_console.print(
+                f"note: {missing} of {len(table)} rows have a missing input; their predictions are empty.",
+                markup=False,
+                soft_wrap=True,
+                style="yellow",
+            )
         if not result.success:
-            err_console.print(f"warning: the fit did not succeed ({result.stop_reason}); these predictions come "
-                              f"from its last parameters.", markup=False, soft_wrap=True, style="yellow")
+            err_console.print(
+                f"warning: the fit did not succeed ({result.stop_reason}); these predictions come "
+                f"from its last parameters.",
+                markup=False,
+                soft_wrap=True,
+                style="yellow",
+            )
         if out is None:
             _to_stdout(table)
             return
@@ -96,14 +139,19 @@ def _check_out(out: Path, run: Path, data: str) -> str:
     suffix = suffixes[-2] if compressed and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
     fmt = OUTPUT_SUFFIXES.get(suffix)
     if fmt is None or (compressed and fmt == "parquet"):
-        raise ConfigError(f"--out {str(out)!r}: the file must end in .csv, .tsv or .parquet (a CSV may be compressed: "
-                          f".csv.gz). Got {''.join(out.suffixes) or 'no extension'!r}.")
+        raise ConfigError(
+            f"--out {str(out)!r}: the file must end in .csv, .tsv or .parquet (a CSV may be compressed: "
+            f".csv.gz). Got {''.join(out.suffixes) or 'no extension'!r}."
+        )
     if _same_file(out, Path(data)):
-        raise ConfigError(f"--out {str(out)!r} is the data file itself; predictions never overwrite their data. Give "
-                          f"another file name.")
+        raise ConfigError(
+            f"--out {str(out)!r} is the data file itself; predictions never overwrite their data. Give "
+            f"another file name."
+        )
     if out.name in RUN_FILES + _RUN_FILES and _same_file(out.parent, run):
-        raise ConfigError(f"--out {str(out)!r} is a file of the run; give another name, e.g. "
-                          f"{str(out.parent / 'predictions.csv')!r}.")
+        raise ConfigError(
+            f"--out {str(out)!r} is a file of the run; give another name, e.g. {str(out.parent / 'predictions.csv')!r}."
+        )
     ancestor = next((p for p in out.absolute().parents if p.exists()), None)
     if ancestor is None or not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         raise ConfigError(f"Cannot write --out {str(out)!r}: {str(ancestor)!r} is not a writable folder.")
@@ -144,5 +192,8 @@ def _write(table, out: Path, fmt: str) -> None:
             else:
                 table.to_csv(tmp, index=False, lineterminator="\n", sep="\t" if fmt == "tsv" else ",")
     except OSError as exc:
-        abort(f"Cannot write the predictions to {str(out)!r}: {exc.strerror or exc}. Free some space or give another "
-              f"file with --out.", EXIT_FAILED)
+        abort(
+            f"Cannot write the predictions to {str(out)!r}: {exc.strerror or exc}. Free some space or give another "
+            f"file with --out.",
+            EXIT_FAILED,
+        )

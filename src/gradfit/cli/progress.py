@@ -33,9 +33,13 @@ class ProgressBar:
     def on_start(self, total_steps: int) -> None:
         self.close()  # a fresh bar for each fit that reuses this object
         self._progress = Progress(
-            TextColumn("fitting"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-            console=self.console, transient=True,
+            TextColumn("fitting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
         )
         self._progress.start()
         self._task = self._progress.add_task("fit", total=max(total_steps, 1), loss="-")

@@ -37,18 +37,34 @@ OWN_DEFAULTS = {"optimizer": "sgd"}
 def race_command(
     data: Annotated[str, typer.Argument(help="A CSV/TSV/Parquet file or builtin:NAME.", show_default=False)],
     y: Annotated[str, typer.Option("--y", help="The target column.", show_default=False)],
-    model: Annotated[str, typer.Option("--model", "-m", help="A zoo name (`gradfit models` lists them) or a formula.",
-                                       show_default=False)],
-    optimizers: Annotated[str | None, typer.Option(help="Optimizers to race, comma-separated; NAME:LR sets a "
-                                                      "learning rate, e.g. sgd:0.1,momentum:0.1,adam:0.1,lm (lm, "
-                                                      "Levenberg-Marquardt, takes none).")] = None,
-    lrs: Annotated[str | None, typer.Option(help="Learning rates to race for one --optimizer, comma-separated "
-                                               "(e.g. 0.01,0.1,0.5).", show_default=False)] = None,
-    optimizer: Annotated[str, table_flag("optimizer", note="Here: the optimizer of an --lrs race, "
-                                         "default sgd.")] = OWN_DEFAULTS["optimizer"],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help="A zoo name (`gradfit models` lists them) or a formula.", show_default=False
+        ),
+    ],
+    optimizers: Annotated[
+        str | None,
+        typer.Option(
+            help="Optimizers to race, comma-separated; NAME:LR sets a "
+            "learning rate, e.g. sgd:0.1,momentum:0.1,adam:0.1,lm (lm, "
+            "Levenberg-Marquardt, takes none)."
+        ),
+    ] = None,
+    lrs: Annotated[
+        str | None,
+        typer.Option(
+            help="Learning rates to race for one --optimizer, comma-separated (e.g. 0.01,0.1,0.5).", show_default=False
+        ),
+    ] = None,
+    optimizer: Annotated[
+        str, table_flag("optimizer", note="Here: the optimizer of an --lrs race, default sgd.")
+    ] = OWN_DEFAULTS["optimizer"],
     x: Annotated[str | None, typer.Option("--x", help="Input column(s), comma-separated.")] = None,
-    init: Annotated[list[str] | None, typer.Option("--init", help="Initial values shared by every run: "
-                                                      "a[0]=0.5,a[1]=0.75, or 'random'.")] = None,
+    init: Annotated[
+        list[str] | None,
+        typer.Option("--init", help="Initial values shared by every run: a[0]=0.5,a[1]=0.75, or 'random'."),
+    ] = None,
     fix: Annotated[list[str] | None, typer.Option("--fix", help="Parameters held fixed.")] = None,
     loss: Annotated[str, table_flag("loss")] = OPTIONS["loss"].default,
     steps: Annotated[int | None, table_flag("steps", note="Here: every run's.")] = OPTIONS["steps"].default,
@@ -56,10 +72,19 @@ def race_command(
     batch_size: Annotated[int | None, table_flag("batch_size")] = OPTIONS["batch_size"].default,
     seed: Annotated[int, table_flag("seed", note="Here: shared by every run.")] = OPTIONS["seed"].default,
     dtype: Annotated[str | None, table_flag("dtype")] = OPTIONS["dtype"].default,
-    landscape: Annotated[str | None, typer.Option(help="The landscape's two parameters A,B (default: the first "
-                                                     "two free ones).", show_default=False)] = None,
-    animate: Annotated[Path | None, typer.Option(parser=given_path, metavar="PATH", help="Also write an animation: FILE.gif, FILE.mp4 or "
-                                                    "FILE.html.", show_default=False)] = None,
+    landscape: Annotated[
+        str | None,
+        typer.Option(help="The landscape's two parameters A,B (default: the first two free ones).", show_default=False),
+    ] = None,
+    animate: Annotated[
+        Path | None,
+        typer.Option(
+            parser=given_path,
+            metavar="PATH",
+            help="Also write an animation: FILE.gif, FILE.mp4 or FILE.html.",
+            show_default=False,
+        ),
+    ] = None,
     param: Params = None,
     sep: Sep = None,
     decimal: Decimal = None,
@@ -71,12 +96,25 @@ def race_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    out: Annotated[Path | None, typer.Option(parser=given_path, metavar="PATH", help="Folder for race.png (default: a new folder "
-                                                "gradfit-out/race-NNN). A folder holding an earlier run gets this one "
-                                                "instead; one holding other files is refused (see --force).",
-                                                show_default=False)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Write into an --out folder that holds other files: the "
-                                        "earlier run's files are replaced, the other files left alone.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            parser=given_path,
+            metavar="PATH",
+            help="Folder for race.png (default: a new folder "
+            "gradfit-out/race-NNN). A folder holding an earlier run gets this one "
+            "instead; one holding other files is refused (see --force).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write into an --out folder that holds other files: the "
+            "earlier run's files are replaced, the other files left alone.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -100,11 +138,22 @@ def race_command(
         pair = parse_pair(landscape)
         if animate is not None:
             check_animation_path(animate)
-        common = dict(x=parse_names(x, "--x"), y=y, init=parse_init(init), fix=parse_names(fix, "--fix"), loss=loss,
-                      steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype,
-                      params=parse_names(param, "--param"),
-                      read=read_options(sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin,
-                                        dayfirst, date_format))
+        common = dict(
+            x=parse_names(x, "--x"),
+            y=y,
+            init=parse_init(init),
+            fix=parse_names(fix, "--fix"),
+            loss=loss,
+            steps=steps,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            dtype=dtype,
+            params=parse_names(param, "--param"),
+            read=read_options(
+                sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin, dayfirst, date_format
+            ),
+        )
         common = {k: v for k, v in common.items() if v is not None}
         folder = command_folder(out, force=force, prefix="race")
         out_dir = folder.path
@@ -113,8 +162,13 @@ def race_command(
             if lrs is not None:
                 race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)
             else:
-                race = run_race(model, data, optimizers=[o.strip() for o in optimizers.split(",") if o.strip()],
-                                landscape_params=pair, **common)
+                race = run_race(
+                    model,
+                    data,
+                    optimizers=[o.strip() for o in optimizers.split(",") if o.strip()],
+                    landscape_params=pair,
+                    **common,
+                )
         folder.clear_earlier()
         folder.record([out_dir / "race.png", *([animate] if animate is not None else [])])
         written = [RaceDisplay(race).save(out_dir / "race.png")]

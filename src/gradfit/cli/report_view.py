@@ -17,9 +17,15 @@ from gradfit.analysis.report_sections import METRIC_ROWS, SHOWN_CLASSES, shape_t
 
 __all__ = ["print_report_tables"]
 
-_STATS = (("chisqr", "chi-square"),  # weighted fits only
-          ("rss", "RSS"), ("r2", "R²"), ("redchi", "reduced chi-square"), ("nll", "NLL (summed loss)"),
-          ("aic", "AIC"), ("bic", "BIC"))
+_STATS = (
+    ("chisqr", "chi-square"),  # weighted fits only
+    ("rss", "RSS"),
+    ("r2", "R²"),
+    ("redchi", "reduced chi-square"),
+    ("nll", "NLL (summed loss)"),
+    ("aic", "AIC"),
+    ("bic", "BIC"),
+)
 
 
 def print_report_tables(console: Console, report: dict) -> None:
@@ -38,8 +44,10 @@ def print_report_tables(console: Console, report: dict) -> None:
         for title in ("train", "validation"):
             matrix = _confusion(metrics.get(title))
             if matrix is not None:
-                console.print(Text(f"confusion matrix, {title} (rows: true class, columns: predicted class)",
-                                   style="bold"), soft_wrap=True)
+                console.print(
+                    Text(f"confusion matrix, {title} (rows: true class, columns: predicted class)", style="bold"),
+                    soft_wrap=True,
+                )
                 console.print(matrix)
     elif metrics and metrics.get("error"):
         console.print(Text(f"metrics: {metrics['error']}", style="yellow"), soft_wrap=True)
@@ -70,8 +78,12 @@ def _tensors(report: dict) -> Table:
     """A large model's parameters, one row per tensor (its values only when it is small)."""
     tensors = report["tensors"]
     n = report.get("n_params", sum(t["size"] for t in tensors))
-    table = Table(show_edge=False, pad_edge=False, title_justify="left",
-                  title=f"{n:,} parameters in {len(tensors)} tensors (every value is in result.json)")
+    table = Table(
+        show_edge=False,
+        pad_edge=False,
+        title_justify="left",
+        title=f"{n:,} parameters in {len(tensors)} tensors (every value is in result.json)",
+    )
     for name in ("tensor", "shape", "norm", "mean", "std", "min", "max", "values"):
         table.add_column(name, justify="left" if name in ("tensor", "shape", "values") else "right")
     for t in tensors:

@@ -27,15 +27,30 @@ MAX_SHOWN_PARAMS = 12
 
 
 def steps_command(
-    run: Annotated[Path, typer.Argument(parser=given_path, metavar="RUN",
-                                        help="The folder of a saved run (the --out of `gradfit fit`).",
-                                        show_default=False)],
-    data: Annotated[str | None, typer.Option("--data", help="The fit's data, when it was not a file or built-in "
-                                                "dataset that can be read again.")] = None,
-    rows: Annotated[int, typer.Option("--rows", help="Most steps shown, evenly spread; step 0 and the last are "
-                                      "always shown.")] = 50,
-    csv: Annotated[Path | None, typer.Option("--csv", parser=given_path, metavar="PATH", help="Write the table to this CSV file instead of "
-                                                "printing it.")] = None,
+    run: Annotated[
+        Path,
+        typer.Argument(
+            parser=given_path,
+            metavar="RUN",
+            help="The folder of a saved run (the --out of `gradfit fit`).",
+            show_default=False,
+        ),
+    ],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", help="The fit's data, when it was not a file or built-in dataset that can be read again."
+        ),
+    ] = None,
+    rows: Annotated[
+        int, typer.Option("--rows", help="Most steps shown, evenly spread; step 0 and the last are always shown.")
+    ] = 50,
+    csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv", parser=given_path, metavar="PATH", help="Write the table to this CSV file instead of printing it."
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
     """Show each step of a saved fit: parameters, gradient, lr * gradient and loss (as seed 002 prints them).
@@ -80,23 +95,37 @@ def print_steps(result, table, run: Path | str = "") -> None:
     how = "Levenberg-Marquardt" if lm else f"{config.get('optimizer')} lr {_fmt(config.get('lr'))}"
     if config.get("scale"):
         how += f" on scaled parameters ({_scaling_kind(result)})"
-    console.print(Text(f"Steps of {run}: {info.get('y', 'y')} = {_model_name(result.model_spec)}, {how}, "
-                       f"{len(table)} of {len(result.history.snapshot_steps)} kept snapshots", style="bold"),
-                  soft_wrap=True)
-    notes = [f"Loss and gradient recomputed at each {'iteration' if lm else 'step'} on all {info.get('n', '?')} "
-             f"rows of the data, in the units of the data and the parameters"]
+    console.print(
+        Text(
+            f"Steps of {run}: {info.get('y', 'y')} = {_model_name(result.model_spec)}, {how}, "
+            f"{len(table)} of {len(result.history.snapshot_steps)} kept snapshots",
+            style="bold",
+        ),
+        soft_wrap=True,
+    )
+    notes = [
+        f"Loss and gradient recomputed at each {'iteration' if lm else 'step'} on all {info.get('n', '?')} "
+        f"rows of the data, in the units of the data and the parameters"
+    ]
     if info.get("n_val"):
-        notes.append(f"The fit trained on {info.get('n_train')} of them (the rest were its validation rows), so "
-                     f"this loss is not the history's training loss")
+        notes.append(
+            f"The fit trained on {info.get('n_train')} of them (the rest were its validation rows), so "
+            f"this loss is not the history's training loss"
+        )
     if config.get("batch_size"):
-        notes.append(f"The fit used mini-batches of {config['batch_size']} rows, so this is the full-data "
-                     f"gradient, not the batch's")
+        notes.append(
+            f"The fit used mini-batches of {config['batch_size']} rows, so this is the full-data "
+            f"gradient, not the batch's"
+        )
     if plain:
-        notes.append("lr*grad is the step plain SGD takes (params -= lr*grad); '-' at the final step, which no update "
-                     "leaves")
+        notes.append(
+            "lr*grad is the step plain SGD takes (params -= lr*grad); '-' at the final step, which no update leaves"
+        )
     else:
-        notes.append(_step_rule(result) + "; update is the change to the next step's parameters (params[k+1] - "
-                     "params[k]), '-' where that step's snapshot was not kept and at the final step")
+        notes.append(
+            _step_rule(result) + "; update is the change to the next step's parameters (params[k+1] - "
+            "params[k]), '-' where that step's snapshot was not kept and at the final step"
+        )
     if len(shown) < len(names):
         notes.append(f"Showing {len(shown)} of {len(names)} parameters; --csv FILE writes them all")
     for note in notes:
@@ -111,8 +140,14 @@ def print_steps(result, table, run: Path | str = "") -> None:
         record = dict(zip(table.columns, row))
         for j, name in enumerate(shown):
             head = (str(record["step"]), _fmt(record["loss"]), _fmt(record[rate])) if j == 0 else ("", "", "")
-            out.add_row(*head, Text(name), _fmt(record[name]), _fmt(record[grad_column(name)]),
-                        _fmt(record[step_col(name)]), end_section=(j == len(shown) - 1 and i < len(table) - 1))
+            out.add_row(
+                *head,
+                Text(name),
+                _fmt(record[name]),
+                _fmt(record[grad_column(name)]),
+                _fmt(record[step_col(name)]),
+                end_section=(j == len(shown) - 1 and i < len(table) - 1),
+            )
     console.print(out)
 
 
@@ -121,16 +156,23 @@ def _step_rule(result) -> str:
     config = result.config
     name = str(config.get("optimizer") or "sgd")
     if name == "lm":
-        return ("Levenberg-Marquardt: each iteration solves (JᵀJ + damping·DᵀD) step = -Jᵀr for the residuals r "
-                "and their Jacobian J (D: Marquardt's scaling); damping 0 is a Gauss-Newton step, a large damping a "
-                "short step down the gradient")
+        return (
+            "Levenberg-Marquardt: each iteration solves (JᵀJ + damping·DᵀD) step = -Jᵀr for the residuals r "
+            "and their Jacobian J (D: Marquardt's scaling); damping 0 is a Gauss-Newton step, a large damping a "
+            "short step down the gradient"
+        )
     if config.get("scale"):
         factor = (result.diagnostics.get("scaling") or {}).get("loss_factor")
         over = f"{_fmt(factor)}" if factor is not None else "the loss factor"
-        rule = f"params -= lr / {over} · A·Aᵀ·grad" if name == "sgd" and not config.get("momentum") else \
-            f"{name}'s step on q, mapped back through A"
-        return (f"The descent ran on scaled parameters q, params = params0 + A·q (--scale; A from the Jacobian at "
-                f"the start, the loss divided by {over}): {rule}, not lr*grad")
+        rule = (
+            f"params -= lr / {over} · A·Aᵀ·grad"
+            if name == "sgd" and not config.get("momentum")
+            else f"{name}'s step on q, mapped back through A"
+        )
+        return (
+            f"The descent ran on scaled parameters q, params = params0 + A·q (--scale; A from the Jacobian at "
+            f"the start, the loss divided by {over}): {rule}, not lr*grad"
+        )
     return f"{name} does not step by lr*grad (it keeps its own running state)"
 
 

@@ -107,9 +107,11 @@ def column(table: Table, name: str, dtype: torch.dtype) -> Tensor | None:
         problems.append(f"{where}: holds complex numbers. Fit the real and imaginary parts as separate columns.")
         return None
     if kind == "datetime":
-        problems.append(f"{where}: holds dates or times ({values.dtype}), not numbers. gradfit.fit converts them "
-                        "itself (to a unit since an origin, stated in a note); here convert them first with "
-                        "gradfit.data.dates.convert_dates(df, {'" + name + "': {}}).")
+        problems.append(
+            f"{where}: holds dates or times ({values.dtype}), not numbers. gradfit.fit converts them "
+            "itself (to a unit since an origin, stated in a note); here convert them first with "
+            "gradfit.data.dates.convert_dates(df, {'" + name + "': {}})."
+        )
         return None
     if isinstance(values, Tensor):
         source_tensor = values
@@ -140,8 +142,11 @@ def _kind(values) -> str:
         return "complex" if values.is_complex() else "number"
     if pd.api.types.is_complex_dtype(dt):
         return "complex"
-    if pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt) \
-            or isinstance(dt, pd.PeriodDtype):
+    if (
+        pd.api.types.is_datetime64_any_dtype(dt)
+        or pd.api.types.is_timedelta64_dtype(dt)
+        or isinstance(dt, pd.PeriodDtype)
+    ):
         return "datetime"
     if isinstance(dt, np.dtype):
         return "number" if dt.kind in "biuf" else "text"
@@ -158,8 +163,10 @@ def _text_column(table: Table, name: str, values, dtype: torch.dtype) -> Tensor 
     except (TypeError, ValueError):  # objects such as lists, which to_numeric refuses even when coercing
         num = pd.to_numeric(s.map(lambda v: v if isinstance(v, (str, int, float, bool)) else None), errors="coerce")
     if pd.api.types.is_complex_dtype(num.dtype):
-        table.problems.append(f"{table.source}, column '{name}': holds complex numbers. "
-                              "Fit the real and imaginary parts as separate columns.")
+        table.problems.append(
+            f"{table.source}, column '{name}': holds complex numbers. "
+            "Fit the real and imaginary parts as separate columns."
+        )
         return None
     text = ~missing & num.isna().to_numpy()
     huge = _huge_numbers(s, text | np.isinf(num.to_numpy(dtype="float64", na_value=np.nan)))
@@ -167,20 +174,27 @@ def _text_column(table: Table, name: str, values, dtype: torch.dtype) -> Tensor 
         pos = np.flatnonzero(huge)
         value = str(s.iloc[pos[0]]).strip()
         shown = repr(value[:40] + ("..." if len(value) > 40 else ""))
-        table.problems.append(f"{table.source}, column '{name}': {plural(len(pos), 'number')} too large for float64 "
-                              f"(the first at {table.where([pos[0]])}: {shown}, {len(value):,} characters). "
-                              "Check how the file was made; numbers must be below 1.8e308.")
+        table.problems.append(
+            f"{table.source}, column '{name}': {plural(len(pos), 'number')} too large for float64 "
+            f"(the first at {table.where([pos[0]])}: {shown}, {len(value):,} characters). "
+            "Check how the file was made; numbers must be below 1.8e308."
+        )
         text &= ~huge
         num[huge] = np.nan  # reported here, so neither text nor inf again
     if text.any():
         pos = np.flatnonzero(text)
         value = str(s.iloc[pos[0]])
         shown = repr(value[:40] + ("..." if len(value) > 40 else ""))
-        fix = (f"It looks like dates or times: read the column as dates with --dates {name} (library: "
-               f"read={{'dates': [{name!r}]}}), which converts them to a stated unit since an origin"
-               if _DATE.match(value) else f"Fix or remove those values, or leave '{name}' out of the columns used")
-        table.problems.append(f"{table.source}, column '{name}': text in a number column "
-                              f"({plural(len(pos), 'value')}, the first at {table.where([pos[0]])}: {shown}). {fix}.")
+        fix = (
+            f"It looks like dates or times: read the column as dates with --dates {name} (library: "
+            f"read={{'dates': [{name!r}]}}), which converts them to a stated unit since an origin"
+            if _DATE.match(value)
+            else f"Fix or remove those values, or leave '{name}' out of the columns used"
+        )
+        table.problems.append(
+            f"{table.source}, column '{name}': text in a number column "
+            f"({plural(len(pos), 'value')}, the first at {table.where([pos[0]])}: {shown}). {fix}."
+        )
     source_tensor = _from_numpy(num.to_numpy(dtype="float64", na_value=np.nan))
     out = source_tensor.to(dtype=dtype, copy=True)
     table.text_masks[name] = torch.from_numpy(text | huge)
@@ -229,9 +243,13 @@ def _check_inf(table: Table, name: str, out: Tensor, source_tensor: Tensor) -> N
     # A finite source value that became inf did not fit in the narrower dtype.
     overflow = inf & ~torch.isinf(source_tensor.to(out.device)) if source_tensor.is_floating_point() else inf
     kind = str(out.dtype).replace("torch.", "")
-    for mask, what, fix in [(overflow, f"too large for {kind}", "Fit in float64: dtype='float64' (--dtype float64)"),
-                             (inf & ~overflow, "infinite (inf or -inf)", "Replace or remove them; a fit needs finite numbers")]:
+    for mask, what, fix in [
+        (overflow, f"too large for {kind}", "Fit in float64: dtype='float64' (--dtype float64)"),
+        (inf & ~overflow, "infinite (inf or -inf)", "Replace or remove them; a fit needs finite numbers"),
+    ]:
         if mask.any():
             pos = mask.nonzero().flatten()
-            table.problems.append(f"{table.source}, column '{name}': {plural(len(pos), 'value')} {what} at "
-                                  f"{table.where(pos[:5].tolist())}{', ...' if len(pos) > 5 else ''}. {fix}.")
+            table.problems.append(
+                f"{table.source}, column '{name}': {plural(len(pos), 'value')} {what} at "
+                f"{table.where(pos[:5].tolist())}{', ...' if len(pos) > 5 else ''}. {fix}."
+            )

@@ -34,8 +34,15 @@ COMPRESSIONS = {
     ".zst": ("Zstandard", (b"\x28\xb5\x2f\xfd",)),
 }
 #: What decompressing a damaged file raises, whatever the format (zstandard's own error is added when present).
-DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error, lzma.LZMAError,
-                                                          zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError)
+DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    NotImplementedError,
+)
 _OPENERS = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
 
 
@@ -45,8 +52,10 @@ def check_compressed(p: Path, compression: str) -> None:
     with open(p, "rb") as f:
         head = f.read(64)
     if not head.startswith(signatures):
-        raise DataError(f"Cannot read {str(p)!r}: its name ends in {compression}, but it is not {_a(name)} file "
-                        f"({_what_it_is(head)}). {_rename_advice(p, compression, head)}")
+        raise DataError(
+            f"Cannot read {str(p)!r}: its name ends in {compression}, but it is not {_a(name)} file "
+            f"({_what_it_is(head)}). {_rename_advice(p, compression, head)}"
+        )
     if compression == ".zip":
         _check_zip(p)
     elif compression == ".zst":
@@ -73,12 +82,15 @@ def damaged(p: Path, compression: str, err: BaseException) -> DataError:
     name = COMPRESSIONS[compression][0]
     reason = str(err).strip().rstrip(".") or type(err).__name__
     if isinstance(err, EOFError) or "ended before" in reason or "unexpected end" in reason.lower():
-        cause = (": it ends before the end of its compressed data, so the file is truncated (was the copy or "
-                 "download complete?)")
+        cause = (
+            ": it ends before the end of its compressed data, so the file is truncated (was the copy or "
+            "download complete?)"
+        )
     else:
         cause = f" ({reason})"
-    return DataError(f"Cannot read {str(p)!r}: the {name} data is damaged{cause}. Compress the file again, or give "
-                     f"the plain file.")
+    return DataError(
+        f"Cannot read {str(p)!r}: the {name} data is damaged{cause}. Compress the file again, or give the plain file."
+    )
 
 
 def decompression_errors() -> tuple[type[BaseException], ...]:
@@ -104,11 +116,15 @@ def _check_zip(p: Path) -> None:
         raise DataError(f"Cannot read {str(p)!r}: the zip archive holds no file. Check that it was made completely.")
     if len(members) > 1:
         names = ", ".join(i.filename for i in members[:5]) + (", ..." if len(members) > 5 else "")
-        raise DataError(f"Cannot read {str(p)!r}: the zip archive holds {len(members)} files ({names}); gradfit reads "
-                        f"an archive that holds exactly one. Extract the one you want (unzip {str(p)} NAME) and give it.")
+        raise DataError(
+            f"Cannot read {str(p)!r}: the zip archive holds {len(members)} files ({names}); gradfit reads "
+            f"an archive that holds exactly one. Extract the one you want (unzip {str(p)} NAME) and give it."
+        )
     if members[0].flag_bits & 0x1:
-        raise DataError(f"Cannot read {str(p)!r}: the file in the zip archive is encrypted. Extract it with its "
-                        f"password and give the plain file.")
+        raise DataError(
+            f"Cannot read {str(p)!r}: the file in the zip archive is encrypted. Extract it with its "
+            f"password and give the plain file."
+        )
 
 
 def _members(z: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
@@ -120,9 +136,11 @@ def _zstandard(p: Path):
     try:
         import zstandard
     except ImportError:
-        raise DataError(f"Cannot read {str(p)!r}: reading Zstandard-compressed files (.zst) needs the Python package "
-                        f"'zstandard', which is not installed. Install it (pip install zstandard), or decompress the "
-                        f"file first (zstd -d {str(p)}).") from None
+        raise DataError(
+            f"Cannot read {str(p)!r}: reading Zstandard-compressed files (.zst) needs the Python package "
+            f"'zstandard', which is not installed. Install it (pip install zstandard), or decompress the "
+            f"file first (zstd -d {str(p)})."
+        ) from None
     return zstandard
 
 
@@ -138,8 +156,11 @@ def _what_it_is(head: bytes) -> str:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
         return f"it starts with the bytes {head[:4].hex(' ')}"
-    return f"it starts like plain text: {text.splitlines()[0][:30]!r}" if "\x00" not in text else \
-        f"it starts with the bytes {head[:4].hex(' ')}"
+    return (
+        f"it starts like plain text: {text.splitlines()[0][:30]!r}"
+        if "\x00" not in text
+        else f"it starts with the bytes {head[:4].hex(' ')}"
+    )
 
 
 def _rename_advice(p: Path, compression: str, head: bytes) -> str:

@@ -23,9 +23,20 @@ _FLOATS = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torc
 _NAN_FIX = "Clean the data or pass drop_nan=True (--drop-nan on the command line) to drop those rows."
 
 
-def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = False, source: str | None = None,
-               min_rows: int = 2, report: list | None = None, sigma=None, weights=None,
-               absolute_sigma: bool = False) -> Dataset:
+def as_dataset(
+    data,
+    x=None,
+    y=None,
+    *,
+    dtype=torch.float32,
+    drop_nan: bool = False,
+    source: str | None = None,
+    min_rows: int = 2,
+    report: list | None = None,
+    sigma=None,
+    weights=None,
+    absolute_sigma: bool = False,
+) -> Dataset:
     """Check ``data`` once and turn it into a ``Dataset`` of float tensors.
 
     Parameters
@@ -90,8 +101,9 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
     elif w_name is not None and x is None and w_name in x_names:  # row weights are not an input of the model
         x_names.remove(w_name)
         if not x_names:
-            problems.append(f"{src}: no input (x) columns are left besides the target and the {kind}. "
-                            "Name at least one with x=.")
+            problems.append(
+                f"{src}: no input (x) columns are left besides the target and the {kind}. Name at least one with x=."
+            )
     used = x_names + ([y_name] if y_name else []) + ([w_name] if w_name else [])
     _check_memory(table, list(dict.fromkeys(used)), dtype)
     tensors = {n: t for n in dict.fromkeys(used) if (t := column(table, n, dtype)) is not None}
@@ -102,14 +114,17 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
     note, same_length = None, len(set(lengths.values())) == 1
     if lengths and not same_length:
         sizes = ", ".join(f"'{n}' has {k}" for n, k in lengths.items())
-        problems.append(f"{src}: columns have different lengths ({sizes} rows). Give every column the same number of rows.")
+        problems.append(
+            f"{src}: columns have different lengths ({sizes} rows). Give every column the same number of rows."
+        )
     elif lengths:
         tensors, note = _missing(table, tensors, drop_nan)
         n_rows = next(iter(tensors.values())).shape[0]
         if n_rows < min_rows:
             after = " after dropping the rows with missing values" if note else ""
-            problems.append(f"{src}: {plural(n_rows, 'row')}{after}, but at least {min_rows} are needed. "
-                            "Give more data.")
+            problems.append(
+                f"{src}: {plural(n_rows, 'row')}{after}, but at least {min_rows} are needed. Give more data."
+            )
     w = None
     if w_name in tensors and not problems:
         assert weighting is not None  # as above
@@ -123,16 +138,25 @@ def as_dataset(data, x=None, y=None, *, dtype=torch.float32, drop_nan: bool = Fa
         if report is not None:
             report.append(note)
     X = torch.stack([tensors[n] for n in x_names], dim=1)
-    return Dataset(x=X, y=tensors[y_name] if y_name else None, x_names=tuple(x_names), y_name=y_name, source=src,
-                   w=w, weighting=weighting if w is not None else None)
+    return Dataset(
+        x=X,
+        y=tensors[y_name] if y_name else None,
+        x_names=tuple(x_names),
+        y_name=y_name,
+        source=src,
+        w=w,
+        weighting=weighting if w is not None else None,
+    )
 
 
 def _unknown_weights(table: Table, name: str, kind: str) -> str:
     names = list(table.columns)
     close = suggest(name, names)
     hint = f" Did you mean '{close}'?" if close else ""
-    return (f"{table.source}: {kind} column '{name}' not found. Available columns: "
-            f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}.{hint}")
+    return (
+        f"{table.source}: {kind} column '{name}' not found. Available columns: "
+        f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}.{hint}"
+    )
 
 
 def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | None]:
@@ -153,8 +177,10 @@ def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | N
         if mask.any():
             pos = mask.nonzero().flatten()
             more = ", ..." if len(pos) > 5 else ""
-            table.problems.append(f"{table.source}, column '{n}': {plural(len(pos), 'missing value')} "
-                                  f"(NaN or empty) at {table.where(pos[:5].tolist())}{more}. {_NAN_FIX}")
+            table.problems.append(
+                f"{table.source}, column '{n}': {plural(len(pos), 'missing value')} "
+                f"(NaN or empty) at {table.where(pos[:5].tolist())}{more}. {_NAN_FIX}"
+            )
     return tensors, None
 
 
@@ -170,16 +196,26 @@ def _check_memory(table: Table, used: list[str], dtype: torch.dtype) -> None:
             continue
     itemsize = torch.finfo(dtype).bits // 8
     # Each column becomes a tensor of ``dtype``, through one float64 copy of a column at a time.
-    require([(f"{len(used)} column{'s' if len(used) != 1 else ''} of {rows:,} rows in {str(dtype).replace('torch.', '')}",
-              float(rows) * len(used) * itemsize), ("a float64 copy of one column", 8.0 * rows)],
-            f"the data from {table.source}", "Use fewer rows or columns.")
+    require(
+        [
+            (
+                f"{len(used)} column{'s' if len(used) != 1 else ''} of {rows:,} rows in {str(dtype).replace('torch.', '')}",
+                float(rows) * len(used) * itemsize,
+            ),
+            ("a float64 copy of one column", 8.0 * rows),
+        ],
+        f"the data from {table.source}",
+        "Use fewer rows or columns.",
+    )
 
 
 def _check_dtype(dtype) -> torch.dtype:
     resolved = _FLOATS.get(dtype.removeprefix("torch.")) if isinstance(dtype, str) else dtype
     if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-        raise ConfigError(f"The 'dtype' parameter must be a floating torch dtype such as torch.float32 or "
-                          f"torch.float64. Got {dtype!r} instead.")
+        raise ConfigError(
+            f"The 'dtype' parameter must be a floating torch dtype such as torch.float32 or "
+            f"torch.float64. Got {dtype!r} instead."
+        )
     return resolved
 
 
@@ -210,8 +246,10 @@ def _table(data, x, y, source) -> Table:
         return table
     if isinstance(data, (np.ndarray, Tensor, list)):
         return _from_array(data, x, source or ("tensor" if isinstance(data, Tensor) else "array"))
-    raise DataError(f"Cannot use data of type {type(data).__name__}. Expected a file path, 'builtin:NAME', a "
-                    "DataFrame, a dict of 1-D arrays, a 2-D array or tensor, an (X, y) tuple or a Dataset.")
+    raise DataError(
+        f"Cannot use data of type {type(data).__name__}. Expected a file path, 'builtin:NAME', a "
+        "DataFrame, a dict of 1-D arrays, a 2-D array or tensor, an (X, y) tuple or a Dataset."
+    )
 
 
 def _from_frame(df: pd.DataFrame, source, default: str) -> Table:
@@ -224,8 +262,9 @@ def _from_frame(df: pd.DataFrame, source, default: str) -> Table:
     table.decimal, table.thousands = attrs.get(NUMBERS_ATTR, (".", None))
     table.columns = FrameColumns(df, names)
     for name in table.columns.repeated:
-        table.problems.append(f"{table.source}: the column name '{name}' appears more than once. "
-                              "Give every column a unique name.")
+        table.problems.append(
+            f"{table.source}: the column name '{name}' appears more than once. Give every column a unique name."
+        )
     return table
 
 
@@ -271,10 +310,14 @@ def _select(table: Table, x, y) -> tuple[list[str], str | None]:
         close = suggest(name, names)
         hint = f" Did you mean '{close}'?" if close else ""
         if names and all(_numeric_name(n) for n in names):
-            hint += (" The first line holds numbers, so the file probably has no header: read it with --no-header "
-                     "(library: read={'header': False}); its columns are then c1, c2, ...")
-        return (f"{src}: {role} column '{name}' not found. Available columns: "
-                f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}.{hint}")
+            hint += (
+                " The first line holds numbers, so the file probably has no header: read it with --no-header "
+                "(library: read={'header': False}); its columns are then c1, c2, ..."
+            )
+        return (
+            f"{src}: {role} column '{name}' not found. Available columns: "
+            f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}.{hint}"
+        )
 
     y_name = table.default_y if y is None else str(y)
     if y_name is not None and y_name not in names:

@@ -36,8 +36,9 @@ def headerless_names(width: int) -> list[str]:
     return [f"c{i}" for i in range(1, width + 1)]
 
 
-def read_csv(p: Path, default_sep: str, compression: str | None, options: dict
-             ) -> tuple[pd.DataFrame, Dialect, LineNumbers]:
+def read_csv(
+    p: Path, default_sep: str, compression: str | None, options: dict
+) -> tuple[pd.DataFrame, Dialect, LineNumbers]:
     """The table in ``p``, the dialect it was read with and the lines its rows start on.
 
     ``compression`` is the file's compression suffix (``.gz``...) or None; ``options`` are
@@ -53,8 +54,9 @@ def read_csv(p: Path, default_sep: str, compression: str | None, options: dict
         with opener() as raw:
             _check_text(p, raw.read(1024), encoding)
         lines, blank_lead = _sample_lines(p, opener, encoding)
-    dialect = detect_dialect(lines, default_sep, options["sep"], options["decimal"], options["thousands"], header,
-                             repr(str(p)))
+    dialect = detect_dialect(
+        lines, default_sep, options["sep"], options["decimal"], options["thousands"], header, repr(str(p))
+    )
     sep = dialect.sep
     first = split_line(lines[blank_lead], sep) if len(lines) > blank_lead else []  # the header, after blank lines
     if header:
@@ -66,29 +68,45 @@ def read_csv(p: Path, default_sep: str, compression: str | None, options: dict
         with _decompressing(p, compression):
             at = blank_lead + (1 if header else 0)
             row = lines[at] if len(lines) > at and lines[at].strip() else None
-            df = read_numbers(opener, _text_encoding(encoding), sep, names, blank_lead + (1 if header else 0),
-                              first_row=None if row is None else split_line(row, sep))
+            df = read_numbers(
+                opener,
+                _text_encoding(encoding),
+                sep,
+                names,
+                blank_lead + (1 if header else 0),
+                first_row=None if row is None else split_line(row, sep),
+            )
         if df is not None:
             check_rows(p, df)
             return df, dialect, numbering
     kwargs: dict[str, Any]
-    kwargs = dict(sep=r"\s+" if sep == WHITESPACE else sep, decimal=dialect.decimal, thousands=dialect.thousands,
-                  encoding=_pandas_encoding(encoding), index_col=False, engine="c")
+    kwargs = dict(
+        sep=r"\s+" if sep == WHITESPACE else sep,
+        decimal=dialect.decimal,
+        thousands=dialect.thousands,
+        encoding=_pandas_encoding(encoding),
+        index_col=False,
+        engine="c",
+    )
     if not header:
         kwargs.update(header=None, names=names)
     if options["dates"]:  # as text, or the thousands separator would turn 01.02.2020 into 1022020
         kwargs["dtype"] = {name: str for name in options["dates"]}
     try:
-        with warnings.catch_warnings(), _decompressing(p, compression), \
-                (opener() if compression is not None else contextlib.nullcontext(p)) as source:
+        with (
+            warnings.catch_warnings(),
+            _decompressing(p, compression),
+            opener() if compression is not None else contextlib.nullcontext(p) as source,
+        ):
             # index_col=False stops pandas from silently taking the first column as the index when
             # every row has one field more than the header; it warns instead, and we report the row.
             warnings.simplefilter("error", pd.errors.ParserWarning)
             df = pd.read_csv(source, **kwargs)
     except pd.errors.ParserWarning:
         _check_row_widths(p, opener, sep, len(first), encoding, header)
-        raise DataError(f"{str(p)!r} has rows with more fields than its {'header' if header else 'first line'}. "
-                        "Fix those rows.") from None
+        raise DataError(
+            f"{str(p)!r} has rows with more fields than its {'header' if header else 'first line'}. Fix those rows."
+        ) from None
     except UnicodeDecodeError as err:
         raise DataError(_decode_message(p, err, compression, encoding)) from None
     except pd.errors.EmptyDataError:
@@ -149,9 +167,11 @@ def _sample_lines(p: Path, opener, encoding: str) -> tuple[list[str], int]:
         at_end = len(text) < SAMPLE_BYTES
         while not at_end and _whole_lines(text) < 2:
             if len(text) > _MAX_FIRST_LINE:
-                raise DataError(f"Cannot read {str(p)!r}: its first two lines are longer than "
-                                f"{_MAX_FIRST_LINE // 2**20} MiB. A table has a header line (or a first row) and one "
-                                f"row per line; check that this is such a file.")
+                raise DataError(
+                    f"Cannot read {str(p)!r}: its first two lines are longer than "
+                    f"{_MAX_FIRST_LINE // 2**20} MiB. A table has a header line (or a first row) and one "
+                    f"row per line; check that this is such a file."
+                )
             chunk = f.read(max(SAMPLE_BYTES, len(text)))
             text += chunk
             at_end = not chunk
@@ -188,9 +208,12 @@ def _check_text(p: Path, head: bytes, encoding: str) -> None:
         utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
         raise DataError(
             f"{str(p)!r} looks like a binary file (it has NUL bytes in its first {len(head)} bytes), not CSV text. "
-            + ("It starts like UTF-16 text: read it with --encoding utf-16 (library: read={'encoding': 'utf-16'}), "
-               "or re-save it as UTF-8." if utf16 else
-               "Export the data as CSV (UTF-8) or Parquet; UTF-16 text must be read with --encoding utf-16.")
+            + (
+                "It starts like UTF-16 text: read it with --encoding utf-16 (library: read={'encoding': 'utf-16'}), "
+                "or re-save it as UTF-8."
+                if utf16
+                else "Export the data as CSV (UTF-8) or Parquet; UTF-16 text must be read with --encoding utf-16."
+            )
         )
 
 
@@ -249,15 +272,20 @@ def _check_row_widths(p: Path, opener, sep: str, width: int, encoding: str, head
 
 
 def _ragged_message(p: Path, line: int, expected: int, found: int, header: bool = True) -> str:
-    fix = ("a stray delimiter, or a value holding the delimiter that should be quoted"
-           if found > expected else "a missing value; write an empty field between the delimiters")
+    fix = (
+        "a stray delimiter, or a value holding the delimiter that should be quoted"
+        if found > expected
+        else "a missing value; write an empty field between the delimiters"
+    )
     first = "the header" if header else "the widest of the first lines"
     return f"{str(p)!r} line {line} has {found} fields but {first} has {expected}. Fix that row ({fix})."
 
 
 def _decode_message(p: Path, err: UnicodeDecodeError, compression: str | None, encoding: str) -> str:
-    fix = ("Re-save the file as UTF-8 (e.g. 'CSV UTF-8' in Excel), or read it in its encoding: --encoding latin-1 "
-           "or --encoding cp1252 (library: read={'encoding': 'latin-1'}).")
+    fix = (
+        "Re-save the file as UTF-8 (e.g. 'CSV UTF-8' in Excel), or read it in its encoding: --encoding latin-1 "
+        "or --encoding cp1252 (library: read={'encoding': 'latin-1'})."
+    )
     if codecs.lookup(encoding).name != "utf-8":
         return f"{str(p)!r} is not valid {encoding} text ({err.reason}). Check the --encoding."
     if compression is not None:

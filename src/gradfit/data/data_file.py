@@ -77,12 +77,16 @@ def check_data_file(p: Path) -> os.stat_result:
 
 def _stat_message(p: Path, err: OSError) -> str:
     if err.errno == errno.ELOOP:
-        return (f"Cannot read {str(p)!r}: it is a symbolic link that leads back to itself (a loop of links). "
-                f"Point the link at the data file, or give the file's own path.")
+        return (
+            f"Cannot read {str(p)!r}: it is a symbolic link that leads back to itself (a loop of links). "
+            f"Point the link at the data file, or give the file's own path."
+        )
     if err.errno == errno.ENOENT:
         if os.path.islink(p):
-            return (f"Cannot read {str(p)!r}: it is a symbolic link to {os.readlink(p)!r}, which does not exist. "
-                    f"Point the link at the data file, or give the file's own path.")
+            return (
+                f"Cannot read {str(p)!r}: it is a symbolic link to {os.readlink(p)!r}, which does not exist. "
+                f"Point the link at the data file, or give the file's own path."
+            )
         folder = p.parent
         if not folder.is_dir():
             return f"Cannot read {str(p)!r}: the folder {str(folder)!r} does not exist. Check the path."
@@ -93,18 +97,24 @@ def _stat_message(p: Path, err: OSError) -> str:
         hint = f" Did you mean {' or '.join(repr(str(folder / c)) for c in close)}?" if close else ""
         return f"Cannot read {str(p)!r}: no such file (looked in {str(folder.resolve())!r}).{hint}"
     if err.errno == errno.ENOTDIR:
-        return f"Cannot read {str(p)!r}: a part of the path before the file name is a file, not a folder. Check the path."
+        return (
+            f"Cannot read {str(p)!r}: a part of the path before the file name is a file, not a folder. Check the path."
+        )
     if err.errno == errno.EACCES:
-        return (f"Cannot read {str(p)!r}: permission denied on a folder of the path. Check the folders' permissions "
-                f"(e.g. chmod u+x).")
+        return (
+            f"Cannot read {str(p)!r}: permission denied on a folder of the path. Check the folders' permissions "
+            f"(e.g. chmod u+x)."
+        )
     return f"Cannot read {str(p)!r}: {err.strerror or err}."
 
 
 def _special_message(p: Path, mode: int) -> str:
     kind = file_kind(mode)
     if stat.S_ISFIFO(mode):
-        fix = ("gradfit reads its data more than once (to detect the layout, then the rows), which a pipe cannot "
-               "give. Save the data to a file first (e.g. `... > data.csv`) and give that file")
+        fix = (
+            "gradfit reads its data more than once (to detect the layout, then the rows), which a pipe cannot "
+            "give. Save the data to a file first (e.g. `... > data.csv`) and give that file"
+        )
     else:
         fix = "Give the path of a CSV or Parquet file"
     return f"Cannot read {str(p)!r}: it is {kind}, not a regular file. {fix}."

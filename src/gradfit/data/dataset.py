@@ -78,9 +78,11 @@ class Dataset:
 
             most = (n - 0.5) / n if n > 1 else 0.0  # val_split below this keeps a row to fit on (n_val rounds to n - 1)
             fix = f"a val_split below {most:.3g} (--val-split)" if most > 0 else "no val_split"
-            raise DataError(f"val_split={fraction:g} of the {n:,} row{'s' if n != 1 else ''} of {self.source} sends "
-                            f"{n_val:,} to validation and leaves no row to fit on (rows dropped for missing values "
-                            f"are not counted). Give {fix}, or more rows.")
+            raise DataError(
+                f"val_split={fraction:g} of the {n:,} row{'s' if n != 1 else ''} of {self.source} sends "
+                f"{n_val:,} to validation and leaves no row to fit on (rows dropped for missing values "
+                f"are not counted). Give {fix}, or more rows."
+            )
         perm = torch.randperm(n, generator=generator)
         val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
         return self.rows(train_idx.to(self.x.device)), self.rows(val_idx.to(self.x.device))

@@ -28,8 +28,14 @@ from gradfit.errors import ConfigError, DataError
 
 __all__ = ["UNITS", "apply_dates", "check_date_spec", "convert_dates", "datetime_columns", "to_numbers"]
 
-UNITS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0, "weeks": 604800.0,
-         "years": 365.25 * 86400.0}
+UNITS = {
+    "seconds": 1.0,
+    "minutes": 60.0,
+    "hours": 3600.0,
+    "days": 86400.0,
+    "weeks": 604800.0,
+    "years": 365.25 * 86400.0,
+}
 _AUTO_ORDER = ("years", "days", "hours", "minutes", "seconds")  # weeks only when asked for
 _SPEC_KEYS = ("unit", "origin", "dayfirst", "format")
 _ISO = r"^\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?\s*(?:Z|[+-]\d{2}:?\d{2})?$"
@@ -44,31 +50,37 @@ def check_date_spec(name: str, spec) -> dict:
     if spec is None:
         spec = {}
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"The date options of column {name!r} must be a dict such as {{'unit': 'days'}}. "
-                          f"Got {spec!r} instead.")
+        raise ConfigError(
+            f"The date options of column {name!r} must be a dict such as {{'unit': 'days'}}. Got {spec!r} instead."
+        )
     unknown = sorted(set(spec) - set(_SPEC_KEYS))
     if unknown:
-        raise ConfigError(f"Unknown date option(s) for column {name!r}: {', '.join(map(repr, unknown))}. "
-                          f"Known: {', '.join(_SPEC_KEYS)}.")
+        raise ConfigError(
+            f"Unknown date option(s) for column {name!r}: {', '.join(map(repr, unknown))}. "
+            f"Known: {', '.join(_SPEC_KEYS)}."
+        )
     unit = spec.get("unit") or "auto"
     if unit not in UNITS and unit != "auto":
-        raise ConfigError(f"The date unit of column {name!r} must be one of auto, {', '.join(UNITS)}. "
-                          f"Got {unit!r} instead.")
+        raise ConfigError(
+            f"The date unit of column {name!r} must be one of auto, {', '.join(UNITS)}. Got {unit!r} instead."
+        )
     origin = spec.get("origin")
     if origin is not None:
         try:
             pd.Timestamp(str(origin))
         except (ValueError, TypeError):
-            raise ConfigError(f"The date origin of column {name!r} must be a date such as '2020-01-01'. "
-                              f"Got {origin!r} instead.") from None
+            raise ConfigError(
+                f"The date origin of column {name!r} must be a date such as '2020-01-01'. Got {origin!r} instead."
+            ) from None
         origin = str(origin)
     dayfirst = spec.get("dayfirst")
     if dayfirst is not None and not isinstance(dayfirst, bool):
         raise ConfigError(f"'dayfirst' for column {name!r} must be True, False or None. Got {dayfirst!r} instead.")
     fmt = spec.get("format")
     if fmt is not None and (not isinstance(fmt, str) or "%" not in fmt):
-        raise ConfigError(f"The date format of column {name!r} must be a strftime format such as '%d %b %Y'. "
-                          f"Got {fmt!r} instead.")
+        raise ConfigError(
+            f"The date format of column {name!r} must be a strftime format such as '%d %b %Y'. Got {fmt!r} instead."
+        )
     return {"unit": unit, "origin": origin, "dayfirst": dayfirst, "format": fmt}
 
 
@@ -81,12 +93,22 @@ def datetime_columns(df: pd.DataFrame) -> list[str]:
 
 
 def _is_datetime(dtype) -> bool:
-    return (pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
-            or isinstance(dtype, pd.PeriodDtype))
+    return (
+        pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or isinstance(dtype, pd.PeriodDtype)
+    )
 
 
-def convert_dates(df: pd.DataFrame, specs: Mapping[str, Mapping], *, source: str = "data", row_label: str = "row",
-                  first_row: int | LineNumbers = 0, decimal_comma: bool = False) -> tuple[pd.DataFrame, dict, list[str]]:
+def convert_dates(
+    df: pd.DataFrame,
+    specs: Mapping[str, Mapping],
+    *,
+    source: str = "data",
+    row_label: str = "row",
+    first_row: int | LineNumbers = 0,
+    decimal_comma: bool = False,
+) -> tuple[pd.DataFrame, dict, list[str]]:
     """``df`` with the columns of ``specs`` turned into numbers (a copy), the records and notes.
 
     Parameters
@@ -116,28 +138,36 @@ def convert_dates(df: pd.DataFrame, specs: Mapping[str, Mapping], *, source: str
         if name not in out.columns:
             columns = [str(c) for c in out.columns]
             close = suggest(name, columns)
-            raise DataError(f"{source}: the date column {name!r} named in --dates (library: read={{'dates': ...}}) is "
-                            f"not a column. Columns: {', '.join(columns[:20])}."
-                            + (f" Did you mean {close!r}?" if close else ""))
+            raise DataError(
+                f"{source}: the date column {name!r} named in --dates (library: read={{'dates': ...}}) is "
+                f"not a column. Columns: {', '.join(columns[:20])}." + (f" Did you mean {close!r}?" if close else "")
+            )
         values, record, how = _to_times(out[name], name, spec, source, row_label, first_row, decimal_comma)
         numbers, record = to_numbers(values, {**spec, **record})
         out[name] = numbers
         records[name] = record
         origin = f" since {record['origin']}" if record["origin"] is not None else ""
-        notes.append(f"column '{name}' ({how}) converted to {record['unit']}{origin}"
-                     + (" (years of 365.25 days)" if record["unit"] == "years" else ""))
+        notes.append(
+            f"column '{name}' ({how}) converted to {record['unit']}{origin}"
+            + (" (years of 365.25 days)" if record["unit"] == "years" else "")
+        )
     return out, records, notes
 
 
-def apply_dates(df: pd.DataFrame, records: Mapping[str, Mapping], *, source: str = "data", row_label: str = "row",
-                first_row: int | LineNumbers = 0) -> pd.DataFrame:
+def apply_dates(
+    df: pd.DataFrame,
+    records: Mapping[str, Mapping],
+    *,
+    source: str = "data",
+    row_label: str = "row",
+    first_row: int | LineNumbers = 0,
+) -> pd.DataFrame:
     """``df`` with the date columns of an earlier fit converted the same way (same unit, origin, day order).
 
     Columns of ``records`` (``FitResult.data["dates"]``) that ``df`` lacks or that hold numbers
     already are left alone, so a frame read with the same options passes through unchanged.
     """
-    todo = {c: r for c, r in records.items()
-            if c in df.columns and not pd.api.types.is_numeric_dtype(df[c].dtype)}
+    todo = {c: r for c, r in records.items() if c in df.columns and not pd.api.types.is_numeric_dtype(df[c].dtype)}
     if not todo:
         return df
     return convert_dates(df, todo, source=source, row_label=row_label, first_row=first_row)[0]
@@ -185,8 +215,15 @@ def _unit(unit: str, span_seconds: float) -> str:
     return next((u for u in _AUTO_ORDER if span_seconds >= 2 * UNITS[u]), "seconds" if span_seconds > 0 else "days")
 
 
-def _to_times(col: pd.Series, name: str, spec: dict, source: str, row_label: str, first_row: int | LineNumbers,
-              decimal_comma: bool) -> tuple[pd.Series, dict, str]:
+def _to_times(
+    col: pd.Series,
+    name: str,
+    spec: dict,
+    source: str,
+    row_label: str,
+    first_row: int | LineNumbers,
+    decimal_comma: bool,
+) -> tuple[pd.Series, dict, str]:
     """The column as datetimes (or durations), what was decided about it, and how it was read (for the note)."""
     if _is_datetime(col.dtype):
         if isinstance(col.dtype, pd.PeriodDtype):
@@ -197,8 +234,9 @@ def _to_times(col: pd.Series, name: str, spec: dict, source: str, row_label: str
     present = text.notna().to_numpy()
     where = _Where(source, name, row_label, first_row, text)
     if not present.any():
-        raise DataError(f"{source}, column '{name}': no dates (every value is empty). "
-                        "Check the column named in --dates.")
+        raise DataError(
+            f"{source}, column '{name}': no dates (every value is empty). Check the column named in --dates."
+        )
     if spec["format"] is not None:
         parsed = pd.to_datetime(text, format=spec["format"], errors="coerce")
         where.check(parsed, present, f"in the format {spec['format']!r}", "Fix {it} or give the right format")
@@ -215,13 +253,16 @@ def _to_times(col: pd.Series, name: str, spec: dict, source: str, row_label: str
         if pd.Series([first]).str.match(pattern).iloc[0]:
             parts = text.str.extract(pattern)
             return _from_parts(parts, kind, spec, where, present, decimal_comma)
-    raise DataError(f"{source}, column '{name}': {first!r} at {where.at(np.flatnonzero(present)[0])} is not a date "
-                    f"gradfit can read ({_FORMS}). Give its format, e.g. --date-format '%d %b %Y' "
-                    f"(library: read={{'dates': {{'{name}': {{'format': '%d %b %Y'}}}}}}).")
+    raise DataError(
+        f"{source}, column '{name}': {first!r} at {where.at(np.flatnonzero(present)[0])} is not a date "
+        f"gradfit can read ({_FORMS}). Give its format, e.g. --date-format '%d %b %Y' "
+        f"(library: read={{'dates': {{'{name}': {{'format': '%d %b %Y'}}}}}})."
+    )
 
 
-def _from_parts(parts: pd.DataFrame, kind: str, spec: dict, where: _Where, present: np.ndarray,
-                decimal_comma: bool) -> tuple[pd.Series, dict, str]:
+def _from_parts(
+    parts: pd.DataFrame, kind: str, spec: dict, where: _Where, present: np.ndarray, decimal_comma: bool
+) -> tuple[pd.Series, dict, str]:
     if kind == "ymd":
         year, month, day, hour, minute, second = (parts[i] for i in range(6))
         record, how, form = {}, "dates YYYY/MM/DD", "YYYY/MM/DD"
@@ -250,18 +291,21 @@ def _dayfirst(a: pd.Series, b: pd.Series, sep: pd.Series, given, where: _Where, 
         return given
     first, second = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
     if first.gt(12).any() and second.gt(12).any():
-        where.fail(f"some dates have a first field above 12 (day-first, e.g. {where.value(first.gt(12))!r}) and some a "
-                   f"second field above 12 (month-first, e.g. {where.value(second.gt(12))!r})",
-                   "Write every date the same way")
+        where.fail(
+            f"some dates have a first field above 12 (day-first, e.g. {where.value(first.gt(12))!r}) and some a "
+            f"second field above 12 (month-first, e.g. {where.value(second.gt(12))!r})",
+            "Write every date the same way",
+        )
     if first.gt(12).any():
         return True
     if second.gt(12).any():
         return False
     if sep.eq(".").any() or decimal_comma:
         return True  # 31.12.2020 is day-first by convention, and so are the dates of files with decimal commas
-    where.fail("every date could be day-first or month-first (no field is above 12, e.g. "
-               f"{where.value(first.notna())!r})",
-               "Say which with --dayfirst or --monthfirst (library: read={'dayfirst': True})")
+    where.fail(
+        f"every date could be day-first or month-first (no field is above 12, e.g. {where.value(first.notna())!r})",
+        "Say which with --dayfirst or --monthfirst (library: read={'dayfirst': True})",
+    )
     return True
 
 
@@ -287,6 +331,8 @@ class _Where:
             shown = repr(value[:40] + ("..." if len(value) > 40 else ""))
             count = f"{len(bad)} values are not dates" if len(bad) > 1 else "1 value is not a date"
             it = "them" if len(bad) > 1 else "it"
-            raise DataError(f"{self.source}, column '{self.name}': {count} {expected} (the first at "
-                            f"{self.at(bad[0])}: {shown}). {fix.format(it=it)}, or leave '{self.name}' out of --dates "
-                            f"(library: read={{'dates': [...]}}).")
+            raise DataError(
+                f"{self.source}, column '{self.name}': {count} {expected} (the first at "
+                f"{self.at(bad[0])}: {shown}). {fix.format(it=it)}, or leave '{self.name}' out of --dates "
+                f"(library: read={{'dates': [...]}})."
+            )

@@ -65,9 +65,15 @@ def split_line(line: str, sep: str) -> list[str]:
         return next(csv.reader([line], delimiter=sep), [])
 
 
-
-def detect_dialect(lines: list[str], default_sep: str, sep: str | None, decimal: str | None,
-                   thousands: str | None, header: bool, source: str) -> Dialect:
+def detect_dialect(
+    lines: list[str],
+    default_sep: str,
+    sep: str | None,
+    decimal: str | None,
+    thousands: str | None,
+    header: bool,
+    source: str,
+) -> Dialect:
     """The dialect of a text table from its first ``lines`` (without line ends).
 
     ``sep``, ``decimal`` and ``thousands`` are the user's (None: detect). A given separator that
@@ -81,24 +87,36 @@ def detect_dialect(lines: list[str], default_sep: str, sep: str | None, decimal:
             detected.append("sep")
     elif lines and all(_count_fields(line, sep) < 2 for line in lines):
         better = _detect_sep(lines, default_sep, decimal, header)
-        fix = (f"it looks {sep_name(better)}-separated: use --sep {_flag(better)} or leave --sep out"
-               if len(split_line(lines[0], better)) > 1 else "leave --sep out if the file has one column")
-        raise DataError(f"{source}: the separator {sep_name(sep)} (--sep) splits nothing: no line of the first "
-                        f"{len(lines)} holds it (the first line is {lines[0][:60]!r}); {fix}.")
+        fix = (
+            f"it looks {sep_name(better)}-separated: use --sep {_flag(better)} or leave --sep out"
+            if len(split_line(lines[0], better)) > 1
+            else "leave --sep out if the file has one column"
+        )
+        raise DataError(
+            f"{source}: the separator {sep_name(sep)} (--sep) splits nothing: no line of the first "
+            f"{len(lines)} holds it (the first line is {lines[0][:60]!r}); {fix}."
+        )
     data = lines[1:] if header else lines
     fields = [f.strip() for line in data for f in _some_fields(line, sep)]
     if decimal is None:
         decimal = "."
-        if sep != "," and any(_COMMA_DECIMAL.match(f) for f in fields) and \
-                not any(_POINT_DECIMAL.match(f) and not _DOT_GROUPED.match(f) for f in fields):
+        if (
+            sep != ","
+            and any(_COMMA_DECIMAL.match(f) for f in fields)
+            and not any(_POINT_DECIMAL.match(f) and not _DOT_GROUPED.match(f) for f in fields)
+        ):
             decimal = ","
             detected.append("decimal")
     if thousands is None:
         # Grouped numbers (1.234,5 or 1,234.5) and no number that the grouping mark would misread.
-        char, grouped, misread = ((".", _DOT_GROUPED, _POINT_DECIMAL) if decimal == ","
-                                  else (",", _COMMA_GROUPED, _COMMA_DECIMAL))
-        if sep != char and any(grouped.match(f) for f in fields) and \
-                not any(misread.match(f) and not grouped.match(f) for f in fields):
+        char, grouped, misread = (
+            (".", _DOT_GROUPED, _POINT_DECIMAL) if decimal == "," else (",", _COMMA_GROUPED, _COMMA_DECIMAL)
+        )
+        if (
+            sep != char
+            and any(grouped.match(f) for f in fields)
+            and not any(misread.match(f) and not grouped.match(f) for f in fields)
+        ):
             thousands = char
             detected.append("thousands")
     return Dialect(sep, decimal, thousands, tuple(detected))

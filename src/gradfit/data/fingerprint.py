@@ -25,8 +25,9 @@ FINGERPRINT_LENGTH = 16
 _BLOCK_BYTES = 1 << 24  # 16 MB a block: a few milliseconds of hashing, a bounded host copy
 
 
-def data_fingerprint(x: torch.Tensor, y: torch.Tensor | None = None, w: torch.Tensor | None = None,
-                     block_bytes: int = _BLOCK_BYTES) -> str:
+def data_fingerprint(
+    x: torch.Tensor, y: torch.Tensor | None = None, w: torch.Tensor | None = None, block_bytes: int = _BLOCK_BYTES
+) -> str:
     """A hash of every value of ``x``, ``y`` and ``w`` (those given), in row order.
 
     Parameters

@@ -39,10 +39,20 @@ READ_ATTR, NOTES_ATTR, NUMBERS_ATTR = "gradfit_read", "gradfit_notes", "gradfit_
 DETECTED_ATTR = "gradfit_detected"  # which of sep, decimal, thousands were detected rather than given
 
 
-def read_table(path: str | os.PathLike, *, sep: str | None = None, decimal: str | None = None,
-               thousands: str | None = None, encoding: str | None = None, header: bool = True, dates=None,
-               date_unit: str | None = None, date_origin: str | None = None, dayfirst: bool | None = None,
-               date_format: str | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike,
+    *,
+    sep: str | None = None,
+    decimal: str | None = None,
+    thousands: str | None = None,
+    encoding: str | None = None,
+    header: bool = True,
+    dates=None,
+    date_unit: str | None = None,
+    date_origin: str | None = None,
+    dayfirst: bool | None = None,
+    date_format: str | None = None,
+) -> pd.DataFrame:
     """Read a CSV, TSV or Parquet file, or a ``builtin:NAME`` dataset, into a DataFrame.
 
     Parameters
@@ -89,9 +99,20 @@ def read_table(path: str | os.PathLike, *, sep: str | None = None, decimal: str 
     >>> read_table("builtin:linear?n=3").shape
     (3, 2)
     """
-    options = check_read({"sep": sep, "decimal": decimal, "thousands": thousands, "encoding": encoding,
-                          "header": header, "dates": dates, "date_unit": date_unit, "date_origin": date_origin,
-                          "dayfirst": dayfirst, "date_format": date_format})
+    options = check_read(
+        {
+            "sep": sep,
+            "decimal": decimal,
+            "thousands": thousands,
+            "encoding": encoding,
+            "header": header,
+            "dates": dates,
+            "date_unit": date_unit,
+            "date_origin": date_origin,
+            "dayfirst": dayfirst,
+            "date_format": date_format,
+        }
+    )
     if isinstance(path, str) and path.startswith("builtin:"):
         _only_text_options(options, path, "a built-in dataset")
         return _dates(_read_builtin(path), options, {})
@@ -100,17 +121,25 @@ def read_table(path: str | os.PathLike, *, sep: str | None = None, decimal: str 
     suffixes = [s.lower() for s in p.suffixes]
     compression = suffixes[-1] if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES else None
     suffix = (suffixes[-2] if compression and len(suffixes) > 1 else suffixes[-1]) if suffixes else ""
-    if suffix in _PARQUET_SUFFIXES or (suffix not in _CSV_SUFFIXES and not compression
-                                       and _head(p).startswith(b"PAR1")):
+    if suffix in _PARQUET_SUFFIXES or (
+        suffix not in _CSV_SUFFIXES and not compression and _head(p).startswith(b"PAR1")
+    ):
         _only_text_options(options, p, "Parquet")
         if compression:
-            raise DataError(f"Cannot read {str(p)!r}: a compressed Parquet file ({compression}). Parquet compresses its "
-                            f"own columns; decompress the file and give the plain .parquet file.")
+            raise DataError(
+                f"Cannot read {str(p)!r}: a compressed Parquet file ({compression}). Parquet compresses its "
+                f"own columns; decompress the file and give the plain .parquet file."
+            )
         return _dates(_label(_read_parquet(p), p, "row", 0), options, {})
     df, dialect, numbering = read_csv(p, _CSV_SUFFIXES.get(suffix, ","), compression, options)
     df = _label(df, p, "line", numbering)
-    used = {"sep": dialect.sep, "decimal": dialect.decimal, "thousands": dialect.thousands,
-            "encoding": options["encoding"] or "utf-8", "header": options["header"]}
+    used = {
+        "sep": dialect.sep,
+        "decimal": dialect.decimal,
+        "thousands": dialect.thousands,
+        "encoding": options["encoding"] or "utf-8",
+        "header": options["header"],
+    }
     df.attrs[NUMBERS_ATTR] = (dialect.decimal, dialect.thousands)
     df.attrs[DETECTED_ATTR] = dialect.detected
     note = dialect.note()
@@ -148,12 +177,16 @@ def open_data(data, read=None) -> tuple[object, str | None, dict, list[str]]:
         return df, origin, reading, notes + auto_notes
     text_options = {k: v for k, v in options.items() if k != "dates" and v not in (None, True)}
     if text_options:
-        raise ConfigError(f"The reading option(s) {', '.join(text_options)} apply to files; the data given is a "
-                          f"{type(data).__name__}. Leave them out (only 'dates' applies to a DataFrame).")
+        raise ConfigError(
+            f"The reading option(s) {', '.join(text_options)} apply to files; the data given is a "
+            f"{type(data).__name__}. Leave them out (only 'dates' applies to a DataFrame)."
+        )
     if not isinstance(data, pd.DataFrame):
         if options["dates"]:
-            raise ConfigError(f"The 'dates' reading option applies to files and DataFrames; the data given is a "
-                              f"{type(data).__name__}. Convert the dates to numbers first.")
+            raise ConfigError(
+                f"The 'dates' reading option applies to files and DataFrames; the data given is a "
+                f"{type(data).__name__}. Convert the dates to numbers first."
+            )
         return data, None, {"read": None, "read_detected": [], "dates": {}}, []
     df, notes = data, []
     records: dict = {}
@@ -174,8 +207,13 @@ def read_like(path: str | os.PathLike, info: Mapping) -> pd.DataFrame:
     detected = set(info.get("read_detected") or ())
     read = {k: v for k, v in (info.get("read") or {}).items() if k not in detected}
     df = read_table(path, **read)
-    return apply_dates(df, info.get("dates") or {}, source=repr(str(path)),
-                       row_label=df.attrs.get(ROW_LABEL_ATTR, "row"), first_row=df.attrs.get(FIRST_ROW_ATTR, 0))
+    return apply_dates(
+        df,
+        info.get("dates") or {},
+        source=repr(str(path)),
+        row_label=df.attrs.get(ROW_LABEL_ATTR, "row"),
+        first_row=df.attrs.get(FIRST_ROW_ATTR, 0),
+    )
 
 
 def _datetime_columns(df: pd.DataFrame, done: set) -> tuple[pd.DataFrame, dict, list[str]]:
@@ -190,8 +228,10 @@ def _only_text_options(options: dict, where, kind: str) -> None:
     given = [k for k in ("sep", "decimal", "thousands", "encoding") if options[k] is not None]
     given += ["header"] if not options["header"] else []
     if given:
-        raise ConfigError(f"The reading option(s) {', '.join(given)} apply to CSV/TSV text, but {str(where)!r} is "
-                          f"{kind}. Leave them out.")
+        raise ConfigError(
+            f"The reading option(s) {', '.join(given)} apply to CSV/TSV text, but {str(where)!r} is "
+            f"{kind}. Leave them out."
+        )
 
 
 def _dates(df: pd.DataFrame, options: dict, used: dict, notes: list[str] | None = None) -> pd.DataFrame:
@@ -200,9 +240,14 @@ def _dates(df: pd.DataFrame, options: dict, used: dict, notes: list[str] | None 
     attrs = dict(df.attrs)
     if options["dates"]:
         decimal_comma = attrs.get(NUMBERS_ATTR, (".", None))[0] == ","
-        df, records, date_notes = convert_dates(df, options["dates"], source=repr(attrs.get(SOURCE_ATTR, "data")),
-                                                row_label=attrs.get(ROW_LABEL_ATTR, "row"),
-                                                first_row=attrs.get(FIRST_ROW_ATTR, 0), decimal_comma=decimal_comma)
+        df, records, date_notes = convert_dates(
+            df,
+            options["dates"],
+            source=repr(attrs.get(SOURCE_ATTR, "data")),
+            row_label=attrs.get(ROW_LABEL_ATTR, "row"),
+            first_row=attrs.get(FIRST_ROW_ATTR, 0),
+            decimal_comma=decimal_comma,
+        )
         df.attrs.update(attrs)
         used = {**used, "dates": records}
         notes += date_notes
@@ -216,7 +261,7 @@ def _label(df: pd.DataFrame, p: Path, row_label: str, first_row) -> pd.DataFrame
 
 
 def _read_builtin(path: str) -> pd.DataFrame:
-    name, _, query = path[len("builtin:"):].partition("?")
+    name, _, query = path[len("builtin:") :].partition("?")
     kwargs: dict[str, float] = {}  # int where the text is one
     for key, text in parse_qsl(query, keep_blank_values=True):
         try:

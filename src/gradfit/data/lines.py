@@ -40,8 +40,14 @@ class LineNumbers:
         Whether the first non-blank line is a header.
     """
 
-    def __init__(self, path: Path, open_binary: Callable[[], contextlib.AbstractContextManager[BinaryIO]],
-                 encoding: str, sep: str | None, header: bool):
+    def __init__(
+        self,
+        path: Path,
+        open_binary: Callable[[], contextlib.AbstractContextManager[BinaryIO]],
+        encoding: str,
+        sep: str | None,
+        header: bool,
+    ):
         self.path, self.open_binary, self.encoding, self.sep, self.header = path, open_binary, encoding, sep, header
         self._starts: list[int] = []  # the first line of rows 0, 1, ... as far as read so far
         self._done = False

@@ -23,8 +23,17 @@ __all__ = ["READ_KEYS", "SEP_NAMES", "WHITESPACE", "check_read", "sep_name"]
 
 WHITESPACE = "whitespace"  # runs of spaces and tabs, as in many instrument and NIST files
 SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", " ": "space", WHITESPACE: WHITESPACE}
-_SEP_ALIASES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|", "space": " ",
-                WHITESPACE: WHITESPACE, "ws": WHITESPACE, "\\s+": WHITESPACE}
+_SEP_ALIASES = {
+    "comma": ",",
+    "semicolon": ";",
+    "tab": "\t",
+    "\\t": "\t",
+    "pipe": "|",
+    "space": " ",
+    WHITESPACE: WHITESPACE,
+    "ws": WHITESPACE,
+    "\\s+": WHITESPACE,
+}
 _THOUSANDS = {",", ".", " ", "'", "\u00a0", "\u202f", "_"}
 _DATE_DEFAULTS = {"date_unit": "unit", "date_origin": "origin", "dayfirst": "dayfirst", "date_format": "format"}
 # Names people reach for out of habit (pandas, R, Excel).
@@ -64,8 +73,10 @@ def check_read(read: Mapping | None) -> dict:
     if read is None:
         read = {}
     if not isinstance(read, Mapping):
-        raise ConfigError(f"The 'read' parameter must be a dict of reading options such as {{'sep': ';'}}. "
-                          f"Got {type(read).__name__} instead.")
+        raise ConfigError(
+            f"The 'read' parameter must be a dict of reading options such as {{'sep': ';'}}. "
+            f"Got {type(read).__name__} instead."
+        )
     unknown = sorted(set(read) - set(READ_KEYS))
     if unknown:
         hints = []
@@ -79,28 +90,40 @@ def check_read(read: Mapping | None) -> dict:
         raise ConfigError(f"The decimal mark (decimal, --decimal) must be '.' or ','. Got {decimal!r} instead.")
     thousands = read.get("thousands")
     if thousands not in (None, *_THOUSANDS):
-        raise ConfigError(f"The thousands separator (thousands, --thousands) must be one of "
-                          f"{', '.join(map(repr, sorted(_THOUSANDS)))}. Got {thousands!r} instead.")
+        raise ConfigError(
+            f"The thousands separator (thousands, --thousands) must be one of "
+            f"{', '.join(map(repr, sorted(_THOUSANDS)))}. Got {thousands!r} instead."
+        )
     chars = {"sep": " " if sep == WHITESPACE else sep, "decimal": decimal, "thousands": thousands}
     for a, b in (("sep", "decimal"), ("sep", "thousands"), ("decimal", "thousands")):
         if chars[a] is not None and chars[a] == chars[b]:
-            raise ConfigError(f"The {a} and the {b} are the same character ({read.get(a)!r}); a number could not "
-                              f"be told from the next field. Give different characters, e.g. sep=';' with decimal=','.")
+            raise ConfigError(
+                f"The {a} and the {b} are the same character ({read.get(a)!r}); a number could not "
+                f"be told from the next field. Give different characters, e.g. sep=';' with decimal=','."
+            )
     encoding = read.get("encoding")
     if encoding is not None:
         try:
             codecs.lookup(str(encoding))
         except LookupError:
-            raise ConfigError(f"Unknown encoding {encoding!r} (encoding, --encoding). Use e.g. 'utf-8', 'latin-1', "
-                              f"'cp1252' or 'utf-16'.") from None
+            raise ConfigError(
+                f"Unknown encoding {encoding!r} (encoding, --encoding). Use e.g. 'utf-8', 'latin-1', "
+                f"'cp1252' or 'utf-16'."
+            ) from None
         encoding = str(encoding)
     header = read.get("header", True)
     if not isinstance(header, bool):
         raise ConfigError(f"The 'header' reading option must be True or False. Got {header!r} instead.")
     defaults = {spec_key: read[key] for key, spec_key in _DATE_DEFAULTS.items() if read.get(key) is not None}
     dates = _dates(read.get("dates"), defaults)
-    return {"sep": sep, "decimal": decimal, "thousands": thousands, "encoding": encoding, "header": header,
-            "dates": dates}
+    return {
+        "sep": sep,
+        "decimal": decimal,
+        "thousands": thousands,
+        "encoding": encoding,
+        "header": header,
+        "dates": dates,
+    }
 
 
 def _sep(sep) -> str | None:
@@ -111,9 +134,11 @@ def _sep(sep) -> str | None:
     sep = _SEP_ALIASES.get(sep.lower(), sep)
     if sep == WHITESPACE:
         return sep
-    if len(sep) != 1 or sep.isalnum() or sep in "\"\r\n.":
-        raise ConfigError(f"The separator (sep, --sep) must be one character such as ',', ';', '|' or tab "
-                          f"(or 'whitespace' for runs of blanks). Got {sep!r} instead.")
+    if len(sep) != 1 or sep.isalnum() or sep in '"\r\n.':
+        raise ConfigError(
+            f"The separator (sep, --sep) must be one character such as ',', ';', '|' or tab "
+            f"(or 'whitespace' for runs of blanks). Got {sep!r} instead."
+        )
     return sep
 
 
@@ -127,8 +152,10 @@ def _dates(dates, defaults: dict) -> dict:
     elif isinstance(dates, (list, tuple, set, frozenset)):
         items = [(d, None) for d in dates]
     else:
-        raise ConfigError(f"The 'dates' reading option must name columns: a list such as ['when'], or a dict of "
-                          f"column -> options. Got {type(dates).__name__} instead.")
+        raise ConfigError(
+            f"The 'dates' reading option must name columns: a list such as ['when'], or a dict of "
+            f"column -> options. Got {type(dates).__name__} instead."
+        )
     out = {}
     for name, spec in items:
         if not isinstance(name, str) or not name:
@@ -136,7 +163,8 @@ def _dates(dates, defaults: dict) -> dict:
         if name in out:
             raise ConfigError(f"The 'dates' reading option names {name!r} twice. Name each column once.")
         if spec is not None and not isinstance(spec, Mapping):
-            raise ConfigError(f"The date options of column {name!r} must be a dict such as {{'unit': 'days'}}. "
-                              f"Got {spec!r} instead.")
+            raise ConfigError(
+                f"The date options of column {name!r} must be a dict such as {{'unit': 'days'}}. Got {spec!r} instead."
+            )
         out[name] = check_date_spec(name, {**defaults, **(spec or {})})
     return out

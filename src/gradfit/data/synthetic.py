@@ -24,9 +24,7 @@ __all__ = ["BUILTIN", "blobs", "linear", "load_builtin", "rollercoaster"]
 
 def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(
-            f"The '{name}' parameter must be an integer >= {minimum}. Got {value!r} instead."
-        )
+        raise ConfigError(f"The '{name}' parameter must be an integer >= {minimum}. Got {value!r} instead.")
     return value
 
 
@@ -37,8 +35,11 @@ def _check_size(name: str, n: int, bytes_per_row: int) -> None:
     if n * bytes_per_row <= budget().nbytes:
         return
     most = int(budget().nbytes // bytes_per_row)
-    require([(f"{n:,} rows while they are drawn", n * bytes_per_row)], f"the built-in dataset '{name}' with n={n:,}",
-            f"Use fewer rows: at most n={most:,} can be drawn within the budget.")
+    require(
+        [(f"{n:,} rows while they are drawn", n * bytes_per_row)],
+        f"the built-in dataset '{name}' with n={n:,}",
+        f"Use fewer rows: at most n={most:,} can be drawn within the budget.",
+    )
 
 
 def _generator(seed) -> torch.Generator:
@@ -136,8 +137,7 @@ def blobs(n: int = 200, n_classes: int = 2, seed: int = 0, spread: float = 0.5) 
     """
     n = _check_int("n", n, 1)
     n_classes = _check_int("n_classes", n_classes, 1)
-    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not spread >= 0 \
-            or math.isinf(spread):
+    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not spread >= 0 or math.isinf(spread):
         raise ConfigError(f"The 'spread' parameter must be a finite number >= 0. Got {spread!r} instead.")
     g = _generator(seed)
     _check_size("blobs", n, 40)  # measured peak: 32.8 bytes a row (int64 labels, float32 points, temporaries)
@@ -181,9 +181,7 @@ def load_builtin(name: str, **kwargs) -> pd.DataFrame:
     if name not in BUILTIN:
         close = closest(name, list(BUILTIN))
         hint = f" Did you mean '{close}'?" if close else ""
-        raise DataError(
-            f"Unknown built-in dataset {name!r}. Known names: {', '.join(sorted(BUILTIN))}.{hint}"
-        )
+        raise DataError(f"Unknown built-in dataset {name!r}. Known names: {', '.join(sorted(BUILTIN))}.{hint}")
     func = BUILTIN[name]
     accepted = list(inspect.signature(func).parameters)
     unknown = [k for k in kwargs if k not in accepted]

@@ -27,8 +27,15 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-__all__ = ["Weighting", "check_values", "check_training_rows", "to_weights", "weight_options", "weights_column",
-           "where_weights"]
+__all__ = [
+    "Weighting",
+    "check_values",
+    "check_training_rows",
+    "to_weights",
+    "weight_options",
+    "weights_column",
+    "where_weights",
+]
 
 KINDS = ("sigma", "weights")
 
@@ -60,8 +67,12 @@ class Weighting:
 
     def to_dict(self, total: float | None = None) -> dict:
         """JSON-able, for ``result.data["weights"]``; ``total`` is Σ wᵢ over the training rows."""
-        out: dict[str, object] = {"kind": self.kind, "column": self.column, "from": "column" if self.column is not None else "array",
-               "absolute_sigma": self.absolute_sigma}
+        out: dict[str, object] = {
+            "kind": self.kind,
+            "column": self.column,
+            "from": "column" if self.column is not None else "array",
+            "absolute_sigma": self.absolute_sigma,
+        }
         if total is not None:
             out["sum"] = float(total)
         return out
@@ -80,17 +91,23 @@ def weight_options(sigma, weights, absolute_sigma) -> tuple[str, object] | None:
     if not isinstance(absolute_sigma, bool):
         raise ConfigError(f"The 'absolute_sigma' parameter must be True or False. Got {absolute_sigma!r} instead.")
     if sigma is not None and weights is not None:
-        raise ConfigError("Give sigma or weights, not both: weights are 1/sigma², so one determines the other. "
-                          "Use sigma for the targets' standard deviations (as curve_fit), weights for sample weights.")
+        raise ConfigError(
+            "Give sigma or weights, not both: weights are 1/sigma², so one determines the other. "
+            "Use sigma for the targets' standard deviations (as curve_fit), weights for sample weights."
+        )
     if absolute_sigma and sigma is None:
-        raise ConfigError("absolute_sigma=True (--absolute-sigma) needs sigma=... (--sigma COLUMN): it says the sigmas "
-                          "are absolute standard deviations. For weights w that are absolute inverse variances, give "
-                          "sigma = 1/sqrt(w) instead.")
+        raise ConfigError(
+            "absolute_sigma=True (--absolute-sigma) needs sigma=... (--sigma COLUMN): it says the sigmas "
+            "are absolute standard deviations. For weights w that are absolute inverse variances, give "
+            "sigma = 1/sqrt(w) instead."
+        )
     for kind, value in (("sigma", sigma), ("weights", weights)):
         if value is not None:
             if isinstance(value, (bool, int, float)):
-                raise ConfigError(f"The '{kind}' parameter must be a column name or an array with one value per row. "
-                                  f"Got {value!r} instead.")
+                raise ConfigError(
+                    f"The '{kind}' parameter must be a column name or an array with one value per row. "
+                    f"Got {value!r} instead."
+                )
             return kind, value
     return None
 
@@ -120,13 +137,16 @@ def weights_column(table, asked, absolute_sigma: bool, data) -> tuple[str, Weigh
     weighting = Weighting(kind, None, absolute_sigma)
     values = _one_per_row(value)
     if values.ndim != 1:
-        table.problems.append(f"{table.source}: {kind} must be one value per row (a 1-D array). Got shape "
-                              f"{tuple(values.shape)} instead.")
+        table.problems.append(
+            f"{table.source}: {kind} must be one value per row (a 1-D array). Got shape {tuple(values.shape)} instead."
+        )
         return kind, weighting, None
     n = len(next(iter(table.columns.values()))) if table.columns else len(values)
     if len(values) != n:
-        table.problems.append(f"{table.source}: {kind} has {len(values)} values but the data has {n} rows. Give one "
-                              f"{kind} value per row, in the data's row order.")
+        table.problems.append(
+            f"{table.source}: {kind} has {len(values)} values but the data has {n} rows. Give one "
+            f"{kind} value per row, in the data's row order."
+        )
         return kind, weighting, None
     name = _unused(table.columns, kind)
     table.columns[name] = values
@@ -141,7 +161,9 @@ def where_weights(table, name: str, kind: str, weighting: Weighting) -> str:
 
 
 def _one_per_row(value):
-    values = value.detach() if isinstance(value, Tensor) else value if isinstance(value, pd.Series) else np.asarray(value)
+    values = (
+        value.detach() if isinstance(value, Tensor) else value if isinstance(value, pd.Series) else np.asarray(value)
+    )
     if values.ndim == 2 and values.shape[1] == 1:  # an (n, 1) column
         values = values[:, 0]
     return values
@@ -162,12 +184,16 @@ def check_values(kind: str, values: Tensor, where: str, at) -> list[str]:
         pos = bad.nonzero().flatten()
         more = ", ..." if len(pos) > 5 else ""
         if kind == "sigma":
-            problems.append(f"{where}: {len(pos)} sigma value(s) <= 0 at {at(pos[:5].tolist())}{more} (the first is "
-                            f"{float(values[pos[0]]):g}). A standard deviation must be > 0: correct them, or drop those "
-                            f"rows (to leave a row out of the fit, use weights with a weight of 0 instead).")
+            problems.append(
+                f"{where}: {len(pos)} sigma value(s) <= 0 at {at(pos[:5].tolist())}{more} (the first is "
+                f"{float(values[pos[0]]):g}). A standard deviation must be > 0: correct them, or drop those "
+                f"rows (to leave a row out of the fit, use weights with a weight of 0 instead)."
+            )
         else:
-            problems.append(f"{where}: {len(pos)} negative weight(s) at {at(pos[:5].tolist())}{more} (the first is "
-                            f"{float(values[pos[0]]):g}). Weights must be >= 0 (0 leaves a row out).")
+            problems.append(
+                f"{where}: {len(pos)} negative weight(s) at {at(pos[:5].tolist())}{more} (the first is "
+                f"{float(values[pos[0]]):g}). Weights must be >= 0 (0 leaves a row out)."
+            )
     return problems
 
 
@@ -180,8 +206,10 @@ def to_weights(kind: str, values: Tensor, dtype: torch.dtype, where: str) -> tup
     out = w.to(dtype)
     if not bool(torch.isfinite(out).all()):
         pos = (~torch.isfinite(out)).nonzero().flatten()
-        problems.append(f"{where}: {len(pos)} sigma value(s) so small that 1/sigma² overflows {dtype} (the first is "
-                        f"{float(values[pos[0]]):g}). Fit in float64: dtype='float64' (--dtype float64), or give the sigmas in other units.")
+        problems.append(
+            f"{where}: {len(pos)} sigma value(s) so small that 1/sigma² overflows {dtype} (the first is "
+            f"{float(values[pos[0]]):g}). Fit in float64: dtype='float64' (--dtype float64), or give the sigmas in other units."
+        )
     return (None if problems else out), problems
 
 
@@ -190,5 +218,7 @@ def check_training_rows(train) -> None:
     from gradfit.errors import DataError
 
     if train.w is not None and not bool((train.w > 0).any()):
-        raise DataError(f"Every training row has weight 0 ({len(train)} rows): the validation split took every row that "
-                        f"counts. Give more rows a weight > 0, or a smaller val_split (--val-split), or another seed.")
+        raise DataError(
+            f"Every training row has weight 0 ({len(train)} rows): the validation split took every row that "
+            f"counts. Give more rows a weight > 0, or a smaller val_split (--val-split), or another seed."
+        )

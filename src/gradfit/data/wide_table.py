@@ -27,8 +27,9 @@ WIDE_COLUMNS = 2_000
 MAX_TEXT_COLUMNS = 100
 
 
-def read_numbers(opener, encoding: str, sep: str, names: list[str], skip: int,
-                 first_row: list[str] | None = None) -> pd.DataFrame | None:
+def read_numbers(
+    opener, encoding: str, sep: str, names: list[str], skip: int, first_row: list[str] | None = None
+) -> pd.DataFrame | None:
     """The rows after the first ``skip`` lines as a float64 frame with columns ``names``, or None.
 
     ``opener`` opens the file's (decompressed) bytes; ``skip`` counts the blank lines before the
@@ -51,14 +52,23 @@ def _block(opener, encoding: str, sep: str, skip: int, usecols=None) -> np.ndarr
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": check_rows says it better
             # newline=None: \r, \r\n and \n all end a line, as for pandas.
             text = io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline=None)
-            return np.loadtxt(text, delimiter=None if sep == WHITESPACE else sep, skiprows=skip, comments=None,
-                              quotechar='"', dtype=np.float64, ndmin=2, usecols=usecols)
+            return np.loadtxt(
+                text,
+                delimiter=None if sep == WHITESPACE else sep,
+                skiprows=skip,
+                comments=None,
+                quotechar='"',
+                dtype=np.float64,
+                ndmin=2,
+                usecols=usecols,
+            )
     except (ValueError, UnicodeDecodeError):  # text, an empty field, a ragged row...: the usual reader says which
         return None
 
 
-def _numbers_and_text(opener, encoding: str, sep: str, names: list[str], skip: int,
-                      first_row: list[str]) -> pd.DataFrame | None:
+def _numbers_and_text(
+    opener, encoding: str, sep: str, names: list[str], skip: int, first_row: list[str]
+) -> pd.DataFrame | None:
     text = [i for i, v in enumerate(first_row) if not _is_number(v)]
     if not text or len(text) > MAX_TEXT_COLUMNS:
         return None
@@ -70,8 +80,17 @@ def _numbers_and_text(opener, encoding: str, sep: str, names: list[str], skip: i
     try:
         with opener() as raw, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            words = pd.read_csv(raw, sep=r"\s+" if sep == WHITESPACE else sep, header=None, skiprows=skip,
-                                usecols=text, encoding=encoding, index_col=False, engine="c", skip_blank_lines=False)
+            words = pd.read_csv(
+                raw,
+                sep=r"\s+" if sep == WHITESPACE else sep,
+                header=None,
+                skiprows=skip,
+                usecols=text,
+                encoding=encoding,
+                index_col=False,
+                engine="c",
+                skip_blank_lines=False,
+            )
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
         return None
     if len(words) != len(values):  # blank lines between rows: counted differently; the usual reader decides

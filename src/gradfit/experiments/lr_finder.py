@@ -90,9 +90,24 @@ class LRFinderResult:
         }
 
 
-def find_lr(model, data=None, *, y: str | None = None, x=None, lr_min: float = 1e-7, lr_max: float = 10.0,
-            steps: int = 100, optimizer: str = "sgd", smoothing: float | None = None, diverge_factor: float = 4.0,
-            batch_size: int | None = None, seed: int = 0, init=None, fix=None, **fit_options) -> LRFinderResult:
+def find_lr(
+    model,
+    data=None,
+    *,
+    y: str | None = None,
+    x=None,
+    lr_min: float = 1e-7,
+    lr_max: float = 10.0,
+    steps: int = 100,
+    optimizer: str = "sgd",
+    smoothing: float | None = None,
+    diverge_factor: float = 4.0,
+    batch_size: int | None = None,
+    seed: int = 0,
+    init=None,
+    fix=None,
+    **fit_options,
+) -> LRFinderResult:
     """Sweep the learning rate from ``lr_min`` to ``lr_max`` over ``steps`` updates and suggest one.
 
     Parameters
@@ -144,13 +159,30 @@ def find_lr(model, data=None, *, y: str | None = None, x=None, lr_min: float = 1
     _check(lr_min, lr_max, steps, smoothing, diverge_factor, fit_options)
     key = optimizer_name(optimizer)
     if key in ("lbfgs", "lm"):
-        raise ConfigError(f"The learning-rate finder sweeps the step size of a gradient step; {key!r} chooses its own "
-                          f"step length. Use optimizer='sgd', 'momentum', 'adam'... instead.")
+        raise ConfigError(
+            f"The learning-rate finder sweeps the step size of a gradient step; {key!r} chooses its own "
+            f"step length. Use optimizer='sgd', 'momentum', 'adam'... instead."
+        )
     gamma = (lr_max / lr_min) ** (1.0 / (steps - 1))
     watch = _Watch(smoothing, diverge_factor)
-    result = fit(model, data, x=x, y=y, init=init, fix=fix, callbacks=[watch], catch_signals=False, optimizer=key, lr=lr_min, steps=steps,
-                 schedule="exponential", schedule_options={"gamma": gamma}, batch_size=batch_size, seed=seed,
-                 **fit_options)
+    result = fit(
+        model,
+        data,
+        x=x,
+        y=y,
+        init=init,
+        fix=fix,
+        callbacks=[watch],
+        catch_signals=False,
+        optimizer=key,
+        lr=lr_min,
+        steps=steps,
+        schedule="exponential",
+        schedule_options={"gamma": gamma},
+        batch_size=batch_size,
+        seed=seed,
+        **fit_options,
+    )
     if not watch.losses:
         raise DivergenceError(result.message.replace("The fit", "The learning-rate finder", 1), result)
     # Pair each update's lr with the loss it led to: the loss at step k+1 follows the update made with lr_k.
@@ -166,10 +198,19 @@ def find_lr(model, data=None, *, y: str | None = None, x=None, lr_min: float = 1
     stability = None
     if key == "sgd" and batch_size is None:
         stability = stability_limit_of(result, None if isinstance(data, str) else data)
-    return LRFinderResult(lrs=lrs, losses=losses, smoothed=smoothed, suggestion=suggestion, min_lr=min_lr,
-                          suggestion_min10=min_lr / 10, stopped_early=result.stop_reason in ("interrupted", "diverged"),
-                          stability_limit=stability, steps_run=len(lrs), optimizer=key,
-                          smoothing=float(smoothing))
+    return LRFinderResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed=smoothed,
+        suggestion=suggestion,
+        min_lr=min_lr,
+        suggestion_min10=min_lr / 10,
+        stopped_early=result.stop_reason in ("interrupted", "diverged"),
+        stability_limit=stability,
+        steps_run=len(lrs),
+        optimizer=key,
+        smoothing=float(smoothing),
+    )
 
 
 def smooth(values: np.ndarray, weight: float) -> np.ndarray:
@@ -229,7 +270,7 @@ def _suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
     skip = min(len(lrs) // 10, max(best - 2, 0))
     if best - skip < 2:
         return float(lrs[best]), float(lrs[best])  # no descent to speak of: the loss rose from the first update
-    slope = np.gradient(smoothed[skip:best + 1], np.log10(lrs[skip:best + 1]))
+    slope = np.gradient(smoothed[skip : best + 1], np.log10(lrs[skip : best + 1]))
     return float(lrs[skip + int(np.argmin(slope))]), float(lrs[best])
 
 
@@ -239,8 +280,9 @@ def _check(lr_min, lr_max, steps, smoothing, diverge_factor, fit_options) -> Non
         if not _real(value) or not value > 0:
             problems.append(f"The '{name}' parameter must be a finite number > 0. Got {value!r} instead.")
     if not problems and not lr_max > lr_min:
-        problems.append(f"The 'lr_max' parameter must be larger than 'lr_min'. Got lr_min={lr_min!r} and "
-                        f"lr_max={lr_max!r}.")
+        problems.append(
+            f"The 'lr_max' parameter must be larger than 'lr_min'. Got lr_min={lr_min!r} and lr_max={lr_max!r}."
+        )
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 5:
         problems.append(f"The 'steps' parameter must be a whole number >= 5. Got {steps!r} instead.")
     if not _real(smoothing) or not 0 < smoothing <= 1:
@@ -249,8 +291,10 @@ def _check(lr_min, lr_max, steps, smoothing, diverge_factor, fit_options) -> Non
         problems.append(f"The 'diverge_factor' parameter must be a number > 1. Got {diverge_factor!r} instead.")
     own = sorted(set(fit_options) & set(_OWN))
     if own:
-        problems.append(f"The learning-rate finder sets {', '.join(own)} itself; leave them out (use lr_min, lr_max "
-                        f"and steps to shape the sweep).")
+        problems.append(
+            f"The learning-rate finder sets {', '.join(own)} itself; leave them out (use lr_min, lr_max "
+            f"and steps to shape the sweep)."
+        )
     if problems:
         raise ConfigError(problems[0] if len(problems) == 1 else "Invalid options:\n- " + "\n- ".join(problems))
 

@@ -145,16 +145,22 @@ def parse_run(text: str) -> dict:
     """
     name, sep, lr = str(text).partition(":")
     if not name.strip():
-        raise ConfigError(f"An optimizer in a race must be a name or 'name:lr' such as 'adam:0.1'. Got {text!r} instead.")
+        raise ConfigError(
+            f"An optimizer in a race must be a name or 'name:lr' such as 'adam:0.1'. Got {text!r} instead."
+        )
     out: dict = {"optimizer": name.strip()}
     if sep:
         if _without_lr(out["optimizer"]):
-            raise ConfigError(f"Levenberg-Marquardt has no learning rate (it sizes its own steps), so race it as "
-                              f"'{out['optimizer']}' without ':lr'. Got {text!r} instead.")
+            raise ConfigError(
+                f"Levenberg-Marquardt has no learning rate (it sizes its own steps), so race it as "
+                f"'{out['optimizer']}' without ':lr'. Got {text!r} instead."
+            )
         try:
             out["lr"] = float(lr)
         except ValueError:
-            raise ConfigError(f"The learning rate in {text!r} must be a number, as in 'adam:0.1'. Got {lr!r} instead.") from None
+            raise ConfigError(
+                f"The learning rate in {text!r} must be a number, as in 'adam:0.1'. Got {lr!r} instead."
+            ) from None
     return out
 
 
@@ -168,14 +174,20 @@ def _without_lr(optimizer) -> bool:
 def _runs(runs, optimizers, lrs, common) -> list[dict]:
     given = [k for k, v in (("runs", runs), ("optimizers", optimizers), ("lrs", lrs)) if v is not None]
     if not given:
-        raise ConfigError("A race needs runs: give optimizers=['sgd', 'adam:0.1'], lrs=[0.01, 0.1] or runs=[{...}, ...].")
+        raise ConfigError(
+            "A race needs runs: give optimizers=['sgd', 'adam:0.1'], lrs=[0.01, 0.1] or runs=[{...}, ...]."
+        )
     if given == ["optimizers", "lrs"]:
         if len(optimizers) != len(lrs):
-            raise ConfigError(f"Given both, 'optimizers' and 'lrs' are paired and must have the same length. "
-                              f"Got {len(optimizers)} and {len(lrs)} instead.")
+            raise ConfigError(
+                f"Given both, 'optimizers' and 'lrs' are paired and must have the same length. "
+                f"Got {len(optimizers)} and {len(lrs)} instead."
+            )
         out = [{**parse_run(o), "lr": lr} for o, lr in zip(optimizers, lrs)]
     elif len(given) > 1:
-        raise ConfigError(f"Give one of 'runs', 'optimizers' or 'lrs' (or optimizers with lrs, paired). Got {', '.join(given)}.")
+        raise ConfigError(
+            f"Give one of 'runs', 'optimizers' or 'lrs' (or optimizers with lrs, paired). Got {', '.join(given)}."
+        )
     elif runs is not None:
         out = []
         for r in runs:
@@ -191,9 +203,11 @@ def _runs(runs, optimizers, lrs, common) -> list[dict]:
     for run in out:
         if _without_lr(run.get("optimizer", common.get("optimizer", "sgd"))):
             if "lr" in run:
-                raise ConfigError("Levenberg-Marquardt ('lm') has no learning rate to race (it sizes its own steps); "
-                                  "race it against other optimizers instead: --optimizers lm,adam:0.05 (library: "
-                                  "optimizers=['lm', 'adam:0.05']).")
+                raise ConfigError(
+                    "Levenberg-Marquardt ('lm') has no learning rate to race (it sizes its own steps); "
+                    "race it against other optimizers instead: --optimizers lm,adam:0.05 (library: "
+                    "optimizers=['lm', 'adam:0.05'])."
+                )
             # A learning rate shared by the other runs means nothing to it: it runs without one.
             run["lr"] = None
     return out

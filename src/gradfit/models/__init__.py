@@ -8,6 +8,14 @@ from gradfit.models.function import CallableModel, ModuleModel
 from gradfit.models.zoo import ZOO_NAMES, make_zoo_model
 
 __all__ = [
-    "CallableModel", "Formula", "FormulaModel", "Model", "ModuleModel", "ParamSpec", "ZOO_NAMES",
-    "build_model", "compile_formula", "make_zoo_model",
+    "CallableModel",
+    "Formula",
+    "FormulaModel",
+    "Model",
+    "ModuleModel",
+    "ParamSpec",
+    "ZOO_NAMES",
+    "build_model",
+    "compile_formula",
+    "make_zoo_model",
 ]

@@ -43,8 +43,10 @@ class ParamSpec:
 
     def __post_init__(self):
         if self.labels is not None and (len(self.shape) != 1 or len(self.labels) != self.shape[0]):
-            raise ValueError(f"labels of {self.name!r} must name each entry of a vector; got {len(self.labels)} "
-                             f"labels for shape {self.shape}")
+            raise ValueError(
+                f"labels of {self.name!r} must name each entry of a vector; got {len(self.labels)} "
+                f"labels for shape {self.shape}"
+            )
 
     @property
     def size(self) -> int:
@@ -131,8 +133,10 @@ class Model(abc.ABC):
         if spec.labels is not None and inner in spec.labels:
             return name, (spec.labels.index(inner),)
         known = ", ".join(spec.flat_names()[:12]) + (", ..." if spec.size > 12 else "")
-        raise ModelError(f"{key!r} names no entry of the parameter {name!r}. Its entries are: {known} "
-                         f"(or by position, {name}[0], {name}[1], ...).")
+        raise ModelError(
+            f"{key!r} names no entry of the parameter {name!r}. Its entries are: {known} "
+            f"(or by position, {name}[0], {name}[1], ...)."
+        )
 
     def flat_key(self, key: str) -> str:
         """The name results use for the entry ``key``: ``"a[0]"`` -> ``"a[bmi]"`` when entries are labelled.
@@ -144,8 +148,12 @@ class Model(abc.ABC):
         except ModelError:
             return str(key).strip()
         spec = next((s for s in self.specs if s.name == name), None)
-        if spec is None or index is None or len(index) != len(spec.shape) \
-                or any(not 0 <= i < d for i, d in zip(index, spec.shape)):
+        if (
+            spec is None
+            or index is None
+            or len(index) != len(spec.shape)
+            or any(not 0 <= i < d for i, d in zip(index, spec.shape))
+        ):
             return str(key).strip()
         return spec.flat_names()[sum(i * k for i, k in zip(index, _strides(spec.shape)))] if index else name
 
@@ -205,7 +213,7 @@ _INDEX = re.compile(r"^\s*\d+(\s*,\s*\d+)*\s*$")
 
 
 def _strides(shape: tuple[int, ...]) -> list[int]:
-    return [math.prod(shape[i + 1:]) for i in range(len(shape))]
+    return [math.prod(shape[i + 1 :]) for i in range(len(shape))]
 
 
 def index_names(spec: ParamSpec) -> list[str]:

@@ -23,8 +23,9 @@ from gradfit.models.zoo import ZOO_NAMES, is_zoo_name, make_zoo_model
 ModelLike = str | Model | torch.nn.Module | Callable
 
 
-def default_inputs(model: ModelLike, columns: Sequence[str], y: str | None,
-                   declared: Collection[str] = ()) -> list[str]:
+def default_inputs(
+    model: ModelLike, columns: Sequence[str], y: str | None, declared: Collection[str] = ()
+) -> list[str]:
     """The input columns to use when the user gave none (``declared``: names declared parameters)."""
     if isinstance(model, Model):
         return list(model.inputs)
@@ -39,8 +40,9 @@ def default_inputs(model: ModelLike, columns: Sequence[str], y: str | None,
     return [c for c in columns if c != y]
 
 
-def check_names(model: ModelLike, columns: Sequence[str], y: str | None, x: Sequence[str] | None,
-                declared: Collection[str] = ()) -> None:
+def check_names(
+    model: ModelLike, columns: Sequence[str], y: str | None, x: Sequence[str] | None, declared: Collection[str] = ()
+) -> None:
     """For a formula, refuse names whose meaning would silently change (see :mod:`gradfit.models.names`)."""
     if isinstance(model, str) and not is_zoo_name(model):
         check_reserved_columns(model, columns, y)  # a column named pi or exp, written bare
@@ -64,7 +66,9 @@ def build_model(model: ModelLike, inputs: Sequence[str], n_outputs: int = 1, **o
     """
     if isinstance(model, Model):
         if options:
-            raise ModelError(f"Model options ({', '.join(options)}) apply to zoo models, not to a {type(model).__name__}.")
+            raise ModelError(
+                f"Model options ({', '.join(options)}) apply to zoo models, not to a {type(model).__name__}."
+            )
         return model
     if isinstance(model, torch.nn.Module):
         return ModuleModel(model, inputs)

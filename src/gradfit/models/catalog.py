@@ -125,13 +125,27 @@ def zoo_entry(name: str, **options) -> ZooEntry:
     plain = _plain(doc)
     summary = plain.split("\n\n")[0].replace("\n", " ")
     canonical = cls.zoo_name
-    aliases = tuple(sorted(a for a, target in getattr(zoo, "_ALIASES", {}).items()
-                           if target == canonical or (canonical == "poly" and target.startswith("poly"))))
+    aliases = tuple(
+        sorted(
+            a
+            for a, target in getattr(zoo, "_ALIASES", {}).items()
+            if target == canonical or (canonical == "poly" and target.startswith("poly"))
+        )
+    )
     params = tuple(ParamEntry(s.name, tuple(s.shape), s.default, float(s.scale), s.doc) for s in model.specs)
     return ZooEntry(
-        name=canonical, model_name=model.name, summary=summary, formula=_formula(doc, canonical), params=params,
-        options=dict(cls.options), guesses=cls.guess is not Model.guess, start_rule=_start_rule(plain),
-        one_input=bool(cls.one_input), multi_output=bool(cls.multi_output), aliases=aliases, doc=plain,
+        name=canonical,
+        model_name=model.name,
+        summary=summary,
+        formula=_formula(doc, canonical),
+        params=params,
+        options=dict(cls.options),
+        guesses=cls.guess is not Model.guess,
+        start_rule=_start_rule(plain),
+        one_input=bool(cls.one_input),
+        multi_output=bool(cls.multi_output),
+        aliases=aliases,
+        doc=plain,
     )
 
 

@@ -124,9 +124,14 @@ class Formula:
     size: int = field(default=1, compare=False)
     """Its number of parts (numbers, names, operations): each holds one value per row while it is evaluated."""
 
-    def evaluate(self, env: Mapping[str, Tensor | float], *, dtype: torch.dtype | None = None,
-                 device: torch.device | str | None = None,
-                 aggregates: Mapping[int, Tensor | float] | None = None) -> Tensor:
+    def evaluate(
+        self,
+        env: Mapping[str, Tensor | float],
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        aggregates: Mapping[int, Tensor | float] | None = None,
+    ) -> Tensor:
         """The formula's value for the variables in ``env``.
 
         Numbers in the formula take the dtype and device of the first tensor among the
@@ -145,8 +150,14 @@ class Formula:
         values, ctx = self._prepare(env, self.names, dtype, device, aggregates)
         return ctx.tensor(self._root(values, ctx))
 
-    def reduction_total(self, index: int, env: Mapping[str, Tensor | float], *, dtype: torch.dtype | None = None,
-                        aggregates: Mapping[int, Tensor | float] | None = None) -> tuple[Tensor, int]:
+    def reduction_total(
+        self,
+        index: int,
+        env: Mapping[str, Tensor | float],
+        *,
+        dtype: torch.dtype | None = None,
+        aggregates: Mapping[int, Tensor | float] | None = None,
+    ) -> tuple[Tensor, int]:
         """The float64 sum of reduction ``index``'s argument over the values in ``env``, and how many were summed.
 
         Summed over chunks of rows, these give a ``sum()`` or ``mean()`` over all the rows whatever the
@@ -184,8 +195,9 @@ class Formula:
                 try:
                     value = torch.as_tensor(value, dtype=dtype, device=ctx.device)
                 except (TypeError, ValueError, RuntimeError) as err:
-                    raise ModelError(f"The value of {name!r} must be a tensor or a number. "
-                                     f"Got {type(value).__name__} instead.") from err
+                    raise ModelError(
+                        f"The value of {name!r} must be a tensor or a number. Got {type(value).__name__} instead."
+                    ) from err
             values[name] = value
         return values, ctx
 
@@ -226,8 +238,10 @@ def compile_formula(text: str) -> Formula:
     if not text.strip():
         raise FormulaError(f"The formula is empty. Write an expression such as 'a*x + b'. {HINT}", formula=text)
     if len(text) > MAX_LENGTH:
-        raise FormulaError(f"The formula is {len(text):,} characters long; at most {MAX_LENGTH:,} are allowed. "
-                           "Shorten it or write the model as a Python function.")
+        raise FormulaError(
+            f"The formula is {len(text):,} characters long; at most {MAX_LENGTH:,} are allowed. "
+            "Shorten it or write the model as a Python function."
+        )
     _check_encoding(text)
     _check_bracket_depth(text)
     return _Compiler(text).run()
@@ -239,8 +253,10 @@ def _check_encoding(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
-        raise FormulaError(f"The formula holds a character that is not valid text (U+{ord(text[err.start]):04X}, "
-                           f"at offset {err.start}; often a byte that is not UTF-8). Retype it in plain text.") from None
+        raise FormulaError(
+            f"The formula holds a character that is not valid text (U+{ord(text[err.start]):04X}, "
+            f"at offset {err.start}; often a byte that is not UTF-8). Retype it in plain text."
+        ) from None
 
 
 def _check_bracket_depth(text: str) -> None:
@@ -250,8 +266,12 @@ def _check_bracket_depth(text: str) -> None:
         if ch in "([{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise FormulaError(f"The formula nests brackets deeper than {MAX_DEPTH} levels; "
-                                   f"at most {MAX_DEPTH} are allowed. Simplify it.", formula=text, offset=i)
+                raise FormulaError(
+                    f"The formula nests brackets deeper than {MAX_DEPTH} levels; "
+                    f"at most {MAX_DEPTH} are allowed. Simplify it.",
+                    formula=text,
+                    offset=i,
+                )
         elif ch in ")]}":
             depth -= 1
 
@@ -283,18 +303,30 @@ class _Compiler:
         except SyntaxError as err:
             self._syntax_error(err)
         except (RecursionError, MemoryError, ValueError, OverflowError) as err:
-            raise FormulaError(f"The formula cannot be parsed ({type(err).__name__}); it is too deeply nested "
-                               f"or too large. Limits: {MAX_LENGTH:,} characters, {MAX_DEPTH} levels of nesting.",
-                               formula=self.text) from None
+            raise FormulaError(
+                f"The formula cannot be parsed ({type(err).__name__}); it is too deeply nested "
+                f"or too large. Limits: {MAX_LENGTH:,} characters, {MAX_DEPTH} levels of nesting.",
+                formula=self.text,
+            ) from None
         n_nodes = sum(isinstance(n, ast.expr) for n in ast.walk(tree))
         if n_nodes > MAX_NODES:
-            raise FormulaError(f"The formula has {n_nodes:,} parts (numbers, names, operations); at most "
-                               f"{MAX_NODES:,} are allowed. Simplify it or write the model as a Python function.")
+            raise FormulaError(
+                f"The formula has {n_nodes:,} parts (numbers, names, operations); at most "
+                f"{MAX_NODES:,} are allowed. Simplify it or write the model as a Python function."
+            )
         self._check_depth(tree.body)
         root = self.translate(tree.body)
         node = root if callable(root) else (lambda values, ctx, v=root: v)
-        return Formula(self.text, tuple(self.names), node, self.spans, tuple(self.constants),
-                       tuple(self.reductions), tuple(self.reduction_args), n_nodes)
+        return Formula(
+            self.text,
+            tuple(self.names),
+            node,
+            self.spans,
+            tuple(self.constants),
+            tuple(self.reductions),
+            tuple(self.reduction_args),
+            n_nodes,
+        )
 
     # -- positions and errors ----------------------------------------------------------------
 
@@ -325,7 +357,7 @@ class _Compiler:
         end = err.end_offset or 0
         length = (end - 1 - col) if err.end_lineno == lineno and end > col + 1 else 1
         start = min(start, max(0, len(self.text) - 1))
-        found = self.text[start:start + 1]
+        found = self.text[start : start + 1]
         if found == "=":  # the usual slip: 'y = a*x + b'
             reason = "assignments ('=') are not allowed; write only the right-hand side, e.g. 'a*x + b'"
         elif found == ";":
@@ -334,20 +366,28 @@ class _Compiler:
             reason = "a number has more than 4,300 digits; write it with an exponent, e.g. 1.5e300"
         else:
             reason = f"{err.msg}; it must be one expression such as 'a*x + b'"
-        raise FormulaError(f"The formula is not a valid expression: {reason}. {HINT}",
-                           formula=self.text, offset=start, length=length) from None
+        raise FormulaError(
+            f"The formula is not a valid expression: {reason}. {HINT}", formula=self.text, offset=start, length=length
+        ) from None
 
     def _check_depth(self, root: ast.expr) -> None:
         stack = [(root, 1)]  # explicit stack: a deep tree must not overflow Python's own stack
         while stack:
             node, depth = stack.pop()
             if depth > MAX_DEPTH:
-                self.fail(f"The formula nests operations deeper than {MAX_DEPTH} levels; at most "
-                          f"{MAX_DEPTH} are allowed. Simplify it.", node)
+                self.fail(
+                    f"The formula nests operations deeper than {MAX_DEPTH} levels; at most "
+                    f"{MAX_DEPTH} are allowed. Simplify it.",
+                    node,
+                )
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.expr):
-                    flat = (isinstance(node, ast.BinOp) and child is node.left and isinstance(child, ast.BinOp)
-                            and FAMILY.get(type(child.op), 0) == FAMILY.get(type(node.op), 1))
+                    flat = (
+                        isinstance(node, ast.BinOp)
+                        and child is node.left
+                        and isinstance(child, ast.BinOp)
+                        and FAMILY.get(type(child.op), 0) == FAMILY.get(type(node.op), 1)
+                    )
                     stack.append((child, depth if flat else depth + 1))
 
     # -- compiling ---------------------------------------------------------------------------
@@ -368,8 +408,9 @@ class _Compiler:
             while isinstance(node.value, ast.Attribute):  # point at the first '.name' of a chain
                 node = node.value
             start, end = self.end(node.value), self.end(node)
-            self.fail(f"attribute access ('.{node.attr}') is not allowed in a formula. {HINT}",
-                      span=(start, end - start))
+            self.fail(
+                f"attribute access ('.{node.attr}') is not allowed in a formula. {HINT}", span=(start, end - start)
+            )
         message = REFUSED.get(type(node), f"{type(node).__name__} expressions are not allowed in a formula")
         self.fail(f"{message}. {HINT}", node)
 
@@ -436,8 +477,11 @@ class _Compiler:
         found = self.text.find(symbol, start)
         span = (found, len(symbol)) if found >= 0 else self.span(node)
         if symbol == "^":
-            self.fail("'^' is not a power operator in formulas (it is bitwise xor in Python); "
-                      "write powers with '**', e.g. x**2.", span=span)
+            self.fail(
+                "'^' is not a power operator in formulas (it is bitwise xor in Python); "
+                "write powers with '**', e.g. x**2.",
+                span=span,
+            )
         self.fail(f"the operator '{symbol}' is not allowed in a formula; allowed operators are + - * / **.", span=span)
 
     def _unary(self, node: ast.UnaryOp) -> _Node | float:
@@ -453,8 +497,11 @@ class _Compiler:
 
     def _call(self, node: ast.Call) -> _Node:
         if isinstance(node.func, ast.Name) and node.func.id in self.quoted:
-            self.fail(f"`{self.quoted[node.func.id]}` is a name, not a function; write an operator after it, "
-                      f"e.g. `{self.quoted[node.func.id]}`*(...).", node.func)
+            self.fail(
+                f"`{self.quoted[node.func.id]}` is a name, not a function; write an operator after it, "
+                f"e.g. `{self.quoted[node.func.id]}`*(...).",
+                node.func,
+            )
         if not isinstance(node.func, ast.Name):
             if isinstance(node.func, ast.Attribute):
                 self.translate(node.func)  # reports the attribute access
@@ -487,9 +534,16 @@ class _Compiler:
         """A ``sum``/``mean`` call, numbered (after the ones inside it) so its value can be given from outside."""
         k = len(self.reductions)
         span = self.span(node)
-        self.reductions.append(Reduction(k, "sum" if fn is FUNCTIONS["sum"].fn else "mean",
-                                         self.text[span[0]:span[0] + span[1]], self._names_in(node.args[0], True),
-                                         self._names_in(node.args[0], False), span))
+        self.reductions.append(
+            Reduction(
+                k,
+                "sum" if fn is FUNCTIONS["sum"].fn else "mean",
+                self.text[span[0] : span[0] + span[1]],
+                self._names_in(node.args[0], True),
+                self._names_in(node.args[0], False),
+                span,
+            )
+        )
         self.reduction_args.append(arg)
 
         def call(values, ctx):
@@ -538,23 +592,39 @@ def _mask_backquotes(text: str) -> tuple[str, dict[str, str]]:
         end = text.find("`", start + 1)
         newline = next((k for k in range(start + 1, len(text) if end < 0 else end) if text[k] in "\r\n"), None)
         if end < 0 or newline is not None:
-            raise FormulaError("this backquote is not closed: write a name with spaces or symbols between two "
-                               "backquotes on one line, e.g. a*`body mass` + b.", formula=text, offset=start)
-        name = text[start + 1:end]
+            raise FormulaError(
+                "this backquote is not closed: write a name with spaces or symbols between two "
+                "backquotes on one line, e.g. a*`body mass` + b.",
+                formula=text,
+                offset=start,
+            )
+        name = text[start + 1 : end]
         if not name.strip():
-            raise FormulaError("empty backquotes: write the column's name between them, e.g. `body mass`.",
-                               formula=text, offset=start, length=end - start + 1)
+            raise FormulaError(
+                "empty backquotes: write the column's name between them, e.g. `body mass`.",
+                formula=text,
+                offset=start,
+                length=end - start + 1,
+            )
         for k, side in ((start - 1, "before"), (end + 1, "after")):
             if 0 <= k < len(text) and (text[k].isalnum() or text[k] in "_.`"):
-                raise FormulaError(f"a backquoted name must stand on its own; write an operator {side} it, "
-                                   f"e.g. 2*`{name}`.", formula=text, offset=k)
+                raise FormulaError(
+                    f"a backquoted name must stand on its own; write an operator {side} it, e.g. 2*`{name}`.",
+                    formula=text,
+                    offset=k,
+                )
         length = end - start + 1
         placeholder = by_name.get(name)
         if placeholder is None:
             placeholder = _placeholder(len(by_name), length)
             if placeholder is None:
-                raise FormulaError("too many different backquoted names of this length; give the columns "
-                                   "shorter names or use fewer of them.", formula=text, offset=start, length=length)
+                raise FormulaError(
+                    "too many different backquoted names of this length; give the columns "
+                    "shorter names or use fewer of them.",
+                    formula=text,
+                    offset=start,
+                    length=length,
+                )
             by_name[name] = placeholder
             quoted[placeholder] = name
         out.append(placeholder)

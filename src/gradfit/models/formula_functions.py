@@ -69,7 +69,12 @@ _ROWS: list[tuple[tuple[str, ...], int, Callable[..., torch.Tensor], str]] = [
     (("maximum", "max"), 2, torch.maximum, "element-wise maximum of two values"),
     (("pow",), 2, torch.pow, "a to the power b, same as a**b"),
     (("sum",), 1, _reduce_sum, "sum of all values (a scalar); of a data column: over every row fitted, computed once"),
-    (("mean",), 1, _reduce_mean, "mean of all values (a scalar); of a data column: over every row fitted, computed once"),
+    (
+        ("mean",),
+        1,
+        _reduce_mean,
+        "mean of all values (a scalar); of a data column: over every row fitted, computed once",
+    ),
 ]
 
 #: Allowed functions by every name they may be called by.
@@ -83,18 +88,35 @@ CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 
 # -- the operators and the messages for what is refused ------------------------------------
 
-BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-          ast.Div: operator.truediv, ast.Pow: operator.pow}
-SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.FloorDiv: "//",
-           ast.Mod: "%", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&",
-           ast.BitOr: "|", ast.BitXor: "^"}
+BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
+SYMBOLS = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Pow: "**",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.MatMult: "@",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+}
 # Left-associative chains (a + b - c + ...) are compiled into one loop, so a long sum is not
 # a deep tree: neither the depth limit nor Python's recursion limit trips on it.
 FAMILY = {ast.Add: "add", ast.Sub: "add", ast.Mult: "mul", ast.Div: "mul"}
 _PIECEWISE = "use minimum, maximum or relu for piecewise curves"
 REFUSED = {
     ast.Subscript: "indexing or slicing ('x[0]') is not allowed in a formula; "
-                   "each name is a whole data column or a scalar parameter",
+    "each name is a whole data column or a scalar parameter",
     ast.Lambda: "lambda functions are not allowed in a formula",
     ast.Compare: f"comparisons (<, ==, ...) are not allowed in a formula; {_PIECEWISE}",
     ast.BoolOp: f"boolean operators (and, or) are not allowed in a formula; {_PIECEWISE}",
@@ -102,12 +124,16 @@ REFUSED = {
     ast.JoinedStr: "strings are not allowed in a formula",
     ast.NamedExpr: "assignment expressions (:=) are not allowed in a formula",
     ast.Starred: "starred arguments (*x) are not allowed in a formula",
-    **dict.fromkeys((ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp),
-                    "comprehensions are not allowed in a formula"),
-    **dict.fromkeys((ast.List, ast.Tuple, ast.Set, ast.Dict),
-                    "lists, tuples, sets and dicts are not allowed in a formula; it computes one number per row"),
+    **dict.fromkeys(
+        (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp), "comprehensions are not allowed in a formula"
+    ),
+    **dict.fromkeys(
+        (ast.List, ast.Tuple, ast.Set, ast.Dict),
+        "lists, tuples, sets and dicts are not allowed in a formula; it computes one number per row",
+    ),
 }
 HINT = "A formula uses numbers, names, + - * / **, parentheses and calls such as exp(x)."
+
 
 def allowed_functions() -> str:
     """The allowed function names, sorted and comma-separated, for error messages."""

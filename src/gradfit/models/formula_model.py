@@ -47,8 +47,9 @@ class FormulaModel(Model):
 
     n_outputs = 1
 
-    def __init__(self, formula: str | Formula, columns: Sequence[str] | None = None,
-                 inputs: Sequence[str] | None = None):
+    def __init__(
+        self, formula: str | Formula, columns: Sequence[str] | None = None, inputs: Sequence[str] | None = None
+    ):
         self.formula = formula if isinstance(formula, Formula) else compile_formula(formula)
         self.name = self.formula.text.strip()
         names = self.formula.names
@@ -56,9 +57,11 @@ class FormulaModel(Model):
             inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
             for name in inputs:
                 if name not in names:
-                    raise ModelError(f"The input {name!r} does not occur in the formula {self.name!r}. "
-                                     f"The formula's names are: {', '.join(names) or '(none)'}. "
-                                     "Pass only names the formula uses as inputs.")
+                    raise ModelError(
+                        f"The input {name!r} does not occur in the formula {self.name!r}. "
+                        f"The formula's names are: {', '.join(names) or '(none)'}. "
+                        "Pass only names the formula uses as inputs."
+                    )
             if len(set(inputs)) != len(inputs):
                 raise ModelError(f"The inputs must be distinct. Got {list(inputs)} instead.")
             self.inputs = inputs
@@ -67,9 +70,11 @@ class FormulaModel(Model):
             self.inputs = tuple(n for n in names if n in data_columns)
         params = [n for n in names if n not in self.inputs]
         if not params:
-            raise ModelError(f"The formula {self.name!r} has no free parameter to fit; names that are data "
-                             f"columns are inputs: {', '.join(self.inputs) or '(none)'}. Add a parameter "
-                             "(a name that is not a column), e.g. 'a*x + b'.")
+            raise ModelError(
+                f"The formula {self.name!r} has no free parameter to fit; names that are data "
+                f"columns are inputs: {', '.join(self.inputs) or '(none)'}. Add a parameter "
+                "(a name that is not a column), e.g. 'a*x + b'."
+            )
         self._specs = tuple(ParamSpec(n, (), default=1.0) for n in params)
         self.aggregates: dict[int, float] | None = None
         self._over_rows = self._row_reductions(params)
@@ -89,7 +94,10 @@ class FormulaModel(Model):
                     f"fitted on; one that changes with the parameters would need every row at every step, which "
                     f"chunks of rows and mini-batches cannot give. Take the parameters outside ({r.function}(x)*a, "
                     f"not {r.function}(a*x)) or write the model as a Python function.",
-                    formula=self.formula.text, offset=r.span[0], length=r.span[1])
+                    formula=self.formula.text,
+                    offset=r.span[0],
+                    length=r.span[1],
+                )
             over.append(r.index)
         return tuple(over)
 
@@ -115,17 +123,20 @@ class FormulaModel(Model):
 
             def part(xc, _y, _w, k=k):
                 env = {name: xc[:, i] for i, name in enumerate(self.inputs)}
-                total, n = self.formula.reduction_total(k, env, dtype=xc.dtype if xc.is_floating_point() else None,
-                                                        aggregates=values)
+                total, n = self.formula.reduction_total(
+                    k, env, dtype=xc.dtype if xc.is_floating_point() else None, aggregates=values
+                )
                 return total.cpu(), torch.tensor(float(n), dtype=torch.float64)
 
             total, count = reduce(part, MemoryRows(x)) or (torch.zeros((), dtype=torch.float64), 0)
             reduction = self.formula.reductions[k]
             values[k] = float(total / count) if reduction.function == "mean" else float(total)
             if not math.isfinite(values[k]):
-                raise ModelError(f"{reduction.text} over the {x.shape[0]:,} rows is {values[k]} (float64 overflows "
-                                 f"or the rows give no number), so the formula {self.name!r} cannot be fitted to "
-                                 f"them. Rescale the columns it uses.")
+                raise ModelError(
+                    f"{reduction.text} over the {x.shape[0]:,} rows is {values[k]} (float64 overflows "
+                    f"or the rows give no number), so the formula {self.name!r} cannot be fitted to "
+                    f"them. Rescale the columns it uses."
+                )
         return self._with_aggregates(values)
 
     def _with_aggregates(self, values: Mapping[int, float]) -> FormulaModel:
@@ -140,8 +151,10 @@ class FormulaModel(Model):
     def forward(self, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
         """Predictions ``(n,)`` for ``x`` of shape ``(n, len(inputs))``."""
         if x.ndim != 2 or x.shape[1] != len(self.inputs):
-            raise ModelError(f"The model {self.name!r} expects x of shape (n, {len(self.inputs)}) with columns "
-                             f"{list(self.inputs)}. Got shape {tuple(x.shape)} instead.")
+            raise ModelError(
+                f"The model {self.name!r} expects x of shape (n, {len(self.inputs)}) with columns "
+                f"{list(self.inputs)}. Got shape {tuple(x.shape)} instead."
+            )
         env: dict[str, Tensor | float] = dict(params)
         env.update({name: x[:, i] for i, name in enumerate(self.inputs)})
         dtype = x.dtype if x.is_floating_point() else None
@@ -150,14 +163,17 @@ class FormulaModel(Model):
             # A constant or reduced formula gives a scalar: one prediction per row, still differentiable.
             return out.broadcast_to((x.shape[0],))
         except RuntimeError:
-            raise ModelError(f"The formula {self.name!r} gave values of shape {tuple(out.shape)}; expected one "
-                             f"value per row ({x.shape[0]},). Are the parameters scalars?") from None
+            raise ModelError(
+                f"The formula {self.name!r} gave values of shape {tuple(out.shape)}; expected one "
+                f"value per row ({x.shape[0]},). Are the parameters scalars?"
+            ) from None
 
     def describe(self) -> dict:
         out: dict[str, object] = {"kind": "formula", "formula": self.name, "inputs": list(self.inputs)}
         if self.aggregates is not None:  # what with_data computed, so a saved run predicts with the same values
-            out["aggregates"] = [{"text": self.formula.reductions[k].text, "value": v}
-                                 for k, v in sorted(self.aggregates.items())]
+            out["aggregates"] = [
+                {"text": self.formula.reductions[k].text, "value": v} for k, v in sorted(self.aggregates.items())
+            ]
         return out
 
     @classmethod
@@ -167,8 +183,13 @@ class FormulaModel(Model):
         saved = spec.get("aggregates")
         if saved is None:
             return model
-        if not isinstance(saved, list) or len(saved) != len(model._over_rows) or not all(
-                isinstance(a, Mapping) and isinstance(a.get("value"), (int, float)) for a in saved):
-            raise ModelError(f"The saved aggregates of the formula {model.name!r} do not match its sum()/mean() over "
-                             f"rows ({len(model._over_rows)} expected). Refit to save them again.")
+        if (
+            not isinstance(saved, list)
+            or len(saved) != len(model._over_rows)
+            or not all(isinstance(a, Mapping) and isinstance(a.get("value"), (int, float)) for a in saved)
+        ):
+            raise ModelError(
+                f"The saved aggregates of the formula {model.name!r} do not match its sum()/mean() over "
+                f"rows ({len(model._over_rows)} expected). Refit to save them again."
+            )
         return model._with_aggregates({k: float(a["value"]) for k, a in zip(model._over_rows, saved)})

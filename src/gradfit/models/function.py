@@ -22,8 +22,10 @@ from gradfit.errors import ModelError
 from gradfit.models.base import Model, ParamSpec
 
 _FORM = "f(x, a, b, ...): the inputs first, then one scalar parameter per argument"
-_TORCH_HINT = ("The function must compute with torch operations (torch.exp instead of numpy.exp or "
-               "math.exp) and return a tensor, so gradients can flow through it.")
+_TORCH_HINT = (
+    "The function must compute with torch operations (torch.exp instead of numpy.exp or "
+    "math.exp) and return a tensor, so gradients can flow through it."
+)
 
 
 def _check_inputs(inputs: Sequence[str]) -> tuple[str, ...]:
@@ -77,16 +79,20 @@ class CallableModel(Model):
         if len(positional) < 2:
             problems.append(f"it has {len(positional)} positional parameter(s), at least 2 are needed")
         if problems:
-            raise ModelError(f"The function {self.name!r} cannot be a model: {'; '.join(problems)}. "
-                             f"Write it as {_FORM}, e.g. def f(x, a, b=0.0): return a * torch.exp(-x) + b.")
+            raise ModelError(
+                f"The function {self.name!r} cannot be a model: {'; '.join(problems)}. "
+                f"Write it as {_FORM}, e.g. def f(x, a, b=0.0): return a * torch.exp(-x) + b."
+            )
         specs = []
         for p in positional[1:]:
             default = 1.0 if p.default is p.empty else p.default
             if isinstance(default, Tensor) and default.numel() == 1:
                 default = default.item()
             if isinstance(default, bool) or not isinstance(default, numbers.Real):
-                raise ModelError(f"The default of parameter {p.name!r} of {self.name!r} must be a number "
-                                 f"(its initial value). Got {p.default!r} instead.")
+                raise ModelError(
+                    f"The default of parameter {p.name!r} of {self.name!r} must be a number "
+                    f"(its initial value). Got {p.default!r} instead."
+                )
             specs.append(ParamSpec(p.name, (), float(default)))
         self._specs = tuple(specs)
 
@@ -105,11 +111,14 @@ class CallableModel(Model):
                 raise ModelError(f"The function {self.name!r} failed: {err}. {_TORCH_HINT}") from err
             raise
         if not isinstance(out, Tensor):
-            raise ModelError(f"The function {self.name!r} returned {type(out).__name__}, not a torch tensor. "
-                             f"{_TORCH_HINT}")
+            raise ModelError(
+                f"The function {self.name!r} returned {type(out).__name__}, not a torch tensor. {_TORCH_HINT}"
+            )
         if out.shape not in ((), (1,), (n,)):
-            raise ModelError(f"The function {self.name!r} must return one value per row, shape ({n},). "
-                             f"Got shape {tuple(out.shape)} instead.")
+            raise ModelError(
+                f"The function {self.name!r} must return one value per row, shape ({n},). "
+                f"Got shape {tuple(out.shape)} instead."
+            )
         return out.expand(n).to(x.dtype)
 
     def describe(self) -> dict:
@@ -146,8 +155,9 @@ class ModuleModel(Model):
         if not trainable:
             raise ModelError(f"The module {self.name!r} has no trainable parameters, so there is nothing to fit.")
         self._initial = {k: p.detach().clone() for k, p in trainable.items()}
-        self._specs = tuple(ParamSpec(k, tuple(p.shape), None, doc="copied from the module")
-                            for k, p in trainable.items())
+        self._specs = tuple(
+            ParamSpec(k, tuple(p.shape), None, doc="copied from the module") for k, p in trainable.items()
+        )
         fixed: dict[str, Tensor] = {k: p for k, p in module.named_parameters() if not p.requires_grad}
         fixed.update(dict(module.named_buffers()))
         self._fixed = {k: t.detach().clone() for k, t in fixed.items()}
@@ -159,8 +169,10 @@ class ModuleModel(Model):
                 with torch.no_grad():
                     out = self._call({k: v.clone() for k, v in self._initial.items()}, probe)
             except Exception as err:  # any failure here means the module does not fit the data's shape
-                raise ModelError(f"The module {self.name!r} failed on a (2, {len(self.inputs)}) input "
-                                 f"tensor (one column per input {list(self.inputs)}): {err}") from err
+                raise ModelError(
+                    f"The module {self.name!r} failed on a (2, {len(self.inputs)}) input "
+                    f"tensor (one column per input {list(self.inputs)}): {err}"
+                ) from err
             n_outputs = 1 if out.ndim == 1 or out.shape[1:] == (1,) else int(out.shape[1])
         self.n_outputs = int(n_outputs)
 
@@ -175,16 +187,20 @@ class ModuleModel(Model):
     def _fixed_for(self, x: Tensor) -> dict[str, Tensor]:
         key = (x.dtype, x.device)
         if key not in self._fixed_cache:
-            self._fixed_cache[key] = {k: (t.to(x.device, x.dtype) if t.is_floating_point() else t.to(x.device))
-                                      .clone() for k, t in self._fixed.items()}
+            self._fixed_cache[key] = {
+                k: (t.to(x.device, x.dtype) if t.is_floating_point() else t.to(x.device)).clone()
+                for k, t in self._fixed.items()
+            }
         return self._fixed_cache[key]
 
     def _call(self, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
         out = torch.func.functional_call(self.module, {**self._fixed_for(x), **params}, (x,))
         if not isinstance(out, Tensor) or out.ndim not in (1, 2) or out.shape[0] != x.shape[0]:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ModelError(f"The module {self.name!r} must return an (n,) or (n, c) tensor for n rows. "
-                             f"Got {shape} for {x.shape[0]} rows instead.")
+            raise ModelError(
+                f"The module {self.name!r} must return an (n,) or (n, c) tensor for n rows. "
+                f"Got {shape} for {x.shape[0]} rows instead."
+            )
         return out
 
     def forward(self, params: Mapping[str, Tensor], x: Tensor) -> Tensor:

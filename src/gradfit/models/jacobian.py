@@ -61,8 +61,11 @@ def jacobian_by_backward(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor
         q = theta.detach().clone().requires_grad_(True)
         r = f(q).reshape(-1)
         v = torch.zeros_like(r, requires_grad=True)
-        (g,) = torch.autograd.grad(r, q, grad_outputs=v, create_graph=True, allow_unused=True) if r.requires_grad \
+        (g,) = (
+            torch.autograd.grad(r, q, grad_outputs=v, create_graph=True, allow_unused=True)
+            if r.requires_grad
             else (None,)
+        )
         if g is None or not g.requires_grad:  # predictions that do not depend on theta
             return torch.zeros(r.numel(), theta.numel(), dtype=r.dtype, device=r.device)
         cols = [torch.autograd.grad(g[j], v, retain_graph=True, allow_unused=True)[0] for j in range(theta.numel())]

@@ -20,8 +20,14 @@ from gradfit.aliases import closest, edit_distance
 from gradfit.aliases import near_miss as near_column
 from gradfit.errors import FormulaError, ModelError
 
-__all__ = ["check_declared", "check_formula_names", "check_reserved_columns", "declared_params", "no_input_message",
-           "written"]
+__all__ = [
+    "check_declared",
+    "check_formula_names",
+    "check_reserved_columns",
+    "declared_params",
+    "no_input_message",
+    "written",
+]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _ENTRY = re.compile(r"^(?P<name>[^\[\]]+)\[[^\[\]]*\]$")
@@ -47,8 +53,9 @@ def declared_params(params: Iterable[str] | str | None, init: Mapping | str | No
     return frozenset(names)
 
 
-def check_formula_names(formula, columns: Sequence[str], y: str | None, inputs: Sequence[str] | None,
-                        declared: Collection[str] = ()) -> None:
+def check_formula_names(
+    formula, columns: Sequence[str], y: str | None, inputs: Sequence[str] | None, declared: Collection[str] = ()
+) -> None:
     """Refuse formula names whose meaning would silently change; gather every one into one message.
 
     Parameters
@@ -75,38 +82,67 @@ def check_formula_names(formula, columns: Sequence[str], y: str | None, inputs: 
     given = set(inputs or ())
     problems: list[tuple[str, str]] = []
     for name in formula.names:
-        declare = (f"declare it a parameter: --param {name} (library: params=[{name!r}]), or give it a start value "
-                   f"with --init {name}=VALUE")
+        declare = (
+            f"declare it a parameter: --param {name} (library: params=[{name!r}]), or give it a start value "
+            f"with --init {name}=VALUE"
+        )
         if name in declared:
             if name in given:
-                problems.append((name, f"'{name}' is declared a parameter but also given as an input (--x); "
-                                       f"remove it from one of them"))
+                problems.append(
+                    (
+                        name,
+                        f"'{name}' is declared a parameter but also given as an input (--x); "
+                        f"remove it from one of them",
+                    )
+                )
             continue
         if inputs is not None and name in given:
             continue
         if name == y:
             others = [written(c) for c in candidates]
-            hint = (f" Did you mean {' or '.join(others[:3])}?" if 0 < len(others) <= 3 else
-                    f" The other columns are: {', '.join(others[:12])}{', ...' if len(others) > 12 else ''}." if others
-                    else "")
+            hint = (
+                f" Did you mean {' or '.join(others[:3])}?"
+                if 0 < len(others) <= 3
+                else f" The other columns are: {', '.join(others[:12])}{', ...' if len(others) > 12 else ''}."
+                if others
+                else ""
+            )
             has_input = any(n in columns and n != y and n not in declared for n in formula.names) or bool(given)
-            param = (f" If '{name}' is meant to be a parameter (not the column), {declare}." if has_input else "")
-            problems.append((name, f"'{name}' is the target column (y), the values the model predicts, so the formula "
-                                   f"cannot also read it as an input.{hint}{param}".rstrip(".")))
+            param = f" If '{name}' is meant to be a parameter (not the column), {declare}." if has_input else ""
+            problems.append(
+                (
+                    name,
+                    f"'{name}' is the target column (y), the values the model predicts, so the formula "
+                    f"cannot also read it as an input.{hint}{param}".rstrip("."),
+                )
+            )
         elif name in columns:
             if inputs is not None:
-                problems.append((name, f"'{name}' is a column of the data but not among the inputs given with --x "
-                                       f"({', '.join(inputs)}), so it would be fitted as a parameter. Add it to --x, "
-                                       f"or {declare}"))
+                problems.append(
+                    (
+                        name,
+                        f"'{name}' is a column of the data but not among the inputs given with --x "
+                        f"({', '.join(inputs)}), so it would be fitted as a parameter. Add it to --x, "
+                        f"or {declare}",
+                    )
+                )
         else:
             close = near_column(name, candidates)
             if close is not None:
-                how = "differs only in case from" if close.casefold() == name.casefold() else \
-                    f"is {'one edit' if edit_distance(name.casefold(), close.casefold()) == 1 else 'two edits'} from"
+                how = (
+                    "differs only in case from"
+                    if close.casefold() == name.casefold()
+                    else f"is {'one edit' if edit_distance(name.casefold(), close.casefold()) == 1 else 'two edits'} from"
+                )
                 shown = f"'{close}'" if written(close) == close else written(close)
-                problems.append((name, f"'{name}' is not a column, so it would be fitted as a parameter, but it "
-                                       f"{how} the column '{close}'. Did you mean {shown}? If '{name}' "
-                                       f"is meant to be a parameter, {declare}"))
+                problems.append(
+                    (
+                        name,
+                        f"'{name}' is not a column, so it would be fitted as a parameter, but it "
+                        f"{how} the column '{close}'. Did you mean {shown}? If '{name}' "
+                        f"is meant to be a parameter, {declare}",
+                    )
+                )
     if problems:
         first = problems[0][0]
         offset, length = formula.spans.get(first, (None, 1))
@@ -148,15 +184,19 @@ def check_reserved_columns(text: str, columns: Sequence[str], y: str | None) -> 
     problems = []
     for name in clashes:
         for m in re.finditer(rf"(?<![\w.`]){re.escape(name)}(?![\w`])", masked):
-            if name in FUNCTIONS and re.match(r"\s*\(", masked[m.end():]):
+            if name in FUNCTIONS and re.match(r"\s*\(", masked[m.end() :]):
                 continue  # exp(x): the function, as written
             if name in CONSTANTS:
-                meaning = (f"the constant {name} = {CONSTANTS[name]:.6g}; to use the column write it between "
-                           f"backquotes, `{name}`, and to mean the constant while a column has its name, write its "
-                           f"value, {CONSTANTS[name]!r}")
+                meaning = (
+                    f"the constant {name} = {CONSTANTS[name]:.6g}; to use the column write it between "
+                    f"backquotes, `{name}`, and to mean the constant while a column has its name, write its "
+                    f"value, {CONSTANTS[name]!r}"
+                )
             else:
                 meaning = f"the function {name}(...); to use the column, write it between backquotes: `{name}`"
-            problems.append((m.start(), name, f"'{name}' is a column of the data, but in a formula {name} is {meaning}"))
+            problems.append(
+                (m.start(), name, f"'{name}' is a column of the data, but in a formula {name} is {meaning}")
+            )
             break
     if problems:
         offset, name, text_ = problems[0]
@@ -177,16 +217,21 @@ def no_input_message(formula, columns: Sequence[str], y: str | None, declared: C
             why.append(f"{name} is declared a parameter")
     used = [c for c in getattr(formula, "constants", ()) if c in CONSTANTS]
     if used:
-        why.append(f"{', '.join(used)} {'is a constant' if len(used) == 1 else 'are constants'} of the formula "
-                   f"language")
+        why.append(
+            f"{', '.join(used)} {'is a constant' if len(used) == 1 else 'are constants'} of the formula language"
+        )
     rest = [n for n in formula.names if n not in columns]
     if rest:
-        why.append(f"{', '.join(rest)} {'is' if len(rest) == 1 else 'are'} not {'a column' if len(rest) == 1 else 'columns'}"
-                   f" and so {'a parameter' if len(rest) == 1 else 'parameters'}")
+        why.append(
+            f"{', '.join(rest)} {'is' if len(rest) == 1 else 'are'} not {'a column' if len(rest) == 1 else 'columns'}"
+            f" and so {'a parameter' if len(rest) == 1 else 'parameters'}"
+        )
     inputs = [c for c in columns if c != y]
-    return (f"The formula {formula.text!r} has no input column: {'; '.join(why) or 'it names no column'}. A model "
-            f"needs at least one input: write the formula with {'one of the columns ' + ', '.join(map(written, inputs)) if inputs else 'a column of the data'}"
-            f" (or name the inputs with x=..., --x).")
+    return (
+        f"The formula {formula.text!r} has no input column: {'; '.join(why) or 'it names no column'}. A model "
+        f"needs at least one input: write the formula with {'one of the columns ' + ', '.join(map(written, inputs)) if inputs else 'a column of the data'}"
+        f" (or name the inputs with x=..., --x)."
+    )
 
 
 def check_declared(model, params: Iterable[str] | str | None) -> None:
@@ -200,5 +245,7 @@ def check_declared(model, params: Iterable[str] | str | None) -> None:
     for n in unknown:
         close = closest(n, model.param_names)
         hints.append(f"{n!r}" + (f" (did you mean {close!r}?)" if close else ""))
-    raise ModelError(f"The 'params' option (--param) declares {', '.join(hints)}, which does not {kind} of the model "
-                     f"{model.name!r}. Its parameters are: {', '.join(model.param_names) or '(none)'}.")
+    raise ModelError(
+        f"The 'params' option (--param) declares {', '.join(hints)}, which does not {kind} of the model "
+        f"{model.name!r}. Its parameters are: {', '.join(model.param_names) or '(none)'}."
+    )

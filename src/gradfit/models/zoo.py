@@ -29,13 +29,20 @@ from gradfit.models.base import Model, ParamSpec
 from gradfit.models.guess import guess_exponential, guess_gaussian, guess_power, guess_sigmoid, guess_sine
 
 ZOO_NAMES: tuple[str, ...] = (
-    "linear", "poly", "exponential", "sigmoid", "gaussian", "power", "sine", "logistic", "mlp",
+    "linear",
+    "poly",
+    "exponential",
+    "sigmoid",
+    "gaussian",
+    "power",
+    "sine",
+    "logistic",
+    "mlp",
 )
 """The zoo's names; ``polyN`` (``poly2``, ``poly3``, ...) is a polynomial of degree N."""
 
 _ALIASES = ALIASES["model"]
-_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
-                "gelu": torch.nn.functional.gelu}
+_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "gelu": torch.nn.functional.gelu}
 
 
 class ZooModel(Model):
@@ -78,8 +85,13 @@ class ZooModel(Model):
         self.opts = {**self.options, **options}
         self._specs = self._make_specs()
         self.name = self.zoo_name
-        check_size(self.zoo_name, sum(s.size for s in self._specs), len(self._specs), self._size_words(),
-                   "Use fewer input columns or outputs (cross_entropy makes one output per class 0..C-1).")
+        check_size(
+            self.zoo_name,
+            sum(s.size for s in self._specs),
+            len(self._specs),
+            self._size_words(),
+            "Use fewer input columns or outputs (cross_entropy makes one output per class 0..C-1).",
+        )
 
     def _size_words(self) -> str:
         """What makes the model this big, for a memory message."""
@@ -93,8 +105,13 @@ class ZooModel(Model):
         raise NotImplementedError
 
     def describe(self) -> dict:
-        return {"kind": "zoo", "name": self.zoo_name, "inputs": list(self.inputs),
-                "n_outputs": self.n_outputs, **self.opts}
+        return {
+            "kind": "zoo",
+            "name": self.zoo_name,
+            "inputs": list(self.inputs),
+            "n_outputs": self.n_outputs,
+            **self.opts,
+        }
 
 
 #: Memory a named parameter costs beyond its numbers (its spec, names, 0-d tensors, autograd nodes and optimizer
@@ -107,9 +124,11 @@ def check_size(name: str, n_values: int, n_specs: int, why: str = "", advice: st
     least a fit holds; :mod:`gradfit.train.footprint` then counts the whole fit)."""
     from gradfit.memory import require
 
-    require([("their values in float32", 4 * n_values), ("one Python object per named parameter", SPEC_BYTES * n_specs)],
-            f"the zoo model {name!r}{f' with {why}' if why else ''}, which has {n_values:,} parameters",
-            advice)
+    require(
+        [("their values in float32", 4 * n_values), ("one Python object per named parameter", SPEC_BYTES * n_specs)],
+        f"the zoo model {name!r}{f' with {why}' if why else ''}, which has {n_values:,} parameters",
+        advice,
+    )
 
 
 class _Affine(ZooModel):
@@ -145,8 +164,8 @@ def coefficient_labels(inputs: Sequence[str]) -> tuple[str, ...] | None:
         return None
     labels = (*inputs, "intercept")
     if len(set(labels)) != len(labels) or any(
-            not label.strip() or label != label.strip() or label.isdigit() or set(label) & set("[],=")
-            for label in labels):
+        not label.strip() or label != label.strip() or label.isdigit() or set(label) & set("[],=") for label in labels
+    ):
         return None
     return labels
 
@@ -190,9 +209,14 @@ class Poly(ZooModel):
         degree = self.opts["degree"]
         if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
             raise ModelError(f"The 'degree' of a polynomial must be an integer >= 1. Got {degree!r} instead.")
-        check_size(f"poly{degree}", degree + 1, degree + 1, f"degree {degree:,}",  # before a spec per coefficient
-                   "Choose a lower degree (a polynomial of high degree is also ill-conditioned: a spline or another "
-                   "curve fits better).")
+        check_size(
+            f"poly{degree}",
+            degree + 1,
+            degree + 1,
+            f"degree {degree:,}",  # before a spec per coefficient
+            "Choose a lower degree (a polynomial of high degree is also ill-conditioned: a spline or another "
+            "curve fits better).",
+        )
         # A canonical name (poly3, no options) so describe() round-trips either spelling.
         self.zoo_name, self.opts = f"poly{degree}", {}
         return tuple(ParamSpec(f"c{k}", (), 0.0, doc=f"coefficient of x**{k}") for k in range(degree + 1))
@@ -216,8 +240,11 @@ class Exponential(ZooModel):
     zoo_name = "exponential"
 
     def _make_specs(self):
-        return (ParamSpec("a", (), 1.0, doc="scale"), ParamSpec("b", (), 1.0, doc="rate"),
-                ParamSpec("c", (), 0.0, doc="offset"))
+        return (
+            ParamSpec("a", (), 1.0, doc="scale"),
+            ParamSpec("b", (), 1.0, doc="rate"),
+            ParamSpec("c", (), 0.0, doc="offset"),
+        )
 
     def forward(self, params, x):
         return params["a"] * torch.exp(params["b"] * x[:, 0]) + params["c"]
@@ -236,8 +263,12 @@ class Sigmoid(ZooModel):
     zoo_name = "sigmoid"
 
     def _make_specs(self):
-        return (ParamSpec("L", (), 1.0, doc="height"), ParamSpec("k", (), 1.0, doc="steepness"),
-                ParamSpec("x0", (), 0.0, doc="midpoint"), ParamSpec("c", (), 0.0, doc="offset"))
+        return (
+            ParamSpec("L", (), 1.0, doc="height"),
+            ParamSpec("k", (), 1.0, doc="steepness"),
+            ParamSpec("x0", (), 0.0, doc="midpoint"),
+            ParamSpec("c", (), 0.0, doc="offset"),
+        )
 
     def forward(self, params, x):
         return params["L"] / (1 + torch.exp(-params["k"] * (x[:, 0] - params["x0"]))) + params["c"]
@@ -257,12 +288,16 @@ class Gaussian(ZooModel):
     zoo_name = "gaussian"
 
     def _make_specs(self):
-        return (ParamSpec("a", (), 1.0, doc="height"), ParamSpec("mu", (), 0.0, doc="centre"),
-                ParamSpec("sigma", (), 1.0, doc="width"), ParamSpec("c", (), 0.0, doc="offset"))
+        return (
+            ParamSpec("a", (), 1.0, doc="height"),
+            ParamSpec("mu", (), 0.0, doc="centre"),
+            ParamSpec("sigma", (), 1.0, doc="width"),
+            ParamSpec("c", (), 0.0, doc="offset"),
+        )
 
     def forward(self, params, x):
         z = x[:, 0] - params["mu"]
-        return params["a"] * torch.exp(-z**2 / (2 * params["sigma"] ** 2)) + params["c"]
+        return params["a"] * torch.exp(-(z**2) / (2 * params["sigma"] ** 2)) + params["c"]
 
     def guess(self, x, y):
         return guess_gaussian(x, y)
@@ -303,8 +338,12 @@ class Sine(ZooModel):
     zoo_name = "sine"
 
     def _make_specs(self):
-        return (ParamSpec("a", (), 1.0, doc="amplitude"), ParamSpec("w", (), 1.0, doc="angular frequency"),
-                ParamSpec("phi", (), 0.0, doc="phase"), ParamSpec("c", (), 0.0, doc="offset"))
+        return (
+            ParamSpec("a", (), 1.0, doc="amplitude"),
+            ParamSpec("w", (), 1.0, doc="angular frequency"),
+            ParamSpec("phi", (), 0.0, doc="phase"),
+            ParamSpec("c", (), 0.0, doc="offset"),
+        )
 
     def forward(self, params, x):
         return params["a"] * torch.sin(params["w"] * x[:, 0] + params["phi"]) + params["c"]
@@ -342,23 +381,33 @@ class MLP(ZooModel):
             if any(h < 1 for h in hidden):
                 raise ValueError
         except (TypeError, ValueError):
-            raise ModelError(f"The 'hidden' option of 'mlp' must be layer widths >= 1 like (16, 16) or "
-                             f"'16,16'. Got {self.opts['hidden']!r} instead.") from None
+            raise ModelError(
+                f"The 'hidden' option of 'mlp' must be layer widths >= 1 like (16, 16) or "
+                f"'16,16'. Got {self.opts['hidden']!r} instead."
+            ) from None
         act = str(self.opts["activation"]).lower()
         if act not in _ACTIVATIONS:
-            raise ModelError(f"The 'activation' option of 'mlp' must be one of {', '.join(_ACTIVATIONS)}. "
-                             f"Got {self.opts['activation']!r} instead.")
+            raise ModelError(
+                f"The 'activation' option of 'mlp' must be one of {', '.join(_ACTIVATIONS)}. "
+                f"Got {self.opts['activation']!r} instead."
+            )
         self.opts = {"hidden": hidden, "activation": act}
         sizes = [len(self.inputs), *hidden, self.n_outputs]
         # Counted before the specs: a width of 10^12 must be refused, not listed in a shape.
-        check_size("mlp", sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])), 2 * (len(sizes) - 1),
-                   f"hidden={','.join(map(str, hidden))}",
-                   "Choose fewer or narrower hidden layers (--option hidden=32,32, say).")
+        check_size(
+            "mlp",
+            sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])),
+            2 * (len(sizes) - 1),
+            f"hidden={','.join(map(str, hidden))}",
+            "Choose fewer or narrower hidden layers (--option hidden=32,32, say).",
+        )
         specs = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             scale = 1 / math.sqrt(fan_in)
-            specs += [ParamSpec(f"W{i}", (fan_in, fan_out), None, scale, doc=f"layer {i} weights"),
-                      ParamSpec(f"b{i}", (fan_out,), None, scale, doc=f"layer {i} biases")]
+            specs += [
+                ParamSpec(f"W{i}", (fan_in, fan_out), None, scale, doc=f"layer {i} weights"),
+                ParamSpec(f"b{i}", (fan_out,), None, scale, doc=f"layer {i} biases"),
+            ]
         return tuple(specs)
 
     def _size_words(self) -> str:
@@ -387,7 +436,12 @@ _REGISTRY: dict[str, type[ZooModel]] = {
 def is_zoo_name(name: str) -> bool:
     """True for a zoo name, alias or ``polyN``; anything else is read as a formula."""
     key = str(name).strip().lower()
-    return key in ZOO_NAMES or key in _ALIASES or key == "polynomial" or re.fullmatch(r"poly(?:nomial)?\d+", key) is not None
+    return (
+        key in ZOO_NAMES
+        or key in _ALIASES
+        or key == "polynomial"
+        or re.fullmatch(r"poly(?:nomial)?\d+", key) is not None
+    )
 
 
 def make_zoo_model(name: str, inputs: Sequence[str], n_outputs: int = 1, **options) -> ZooModel:

@@ -34,9 +34,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 AUTO = "auto"
-LM_COST = 4e9            # rows x free² per Levenberg-Marquardt iteration (a few seconds on one core)
+LM_COST = 4e9  # rows x free² per Levenberg-Marquardt iteration (a few seconds on one core)
 MAX_QUASI_NEWTON = 5_000  # free parameters beyond which a network's descent is Adam's business
-SMALL = 1e8              # rows x free: float64 costs little below this
+SMALL = 1e8  # rows x free: float64 costs little below this
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,20 @@ class Choice:
         return asdict(self)
 
 
-def choose_optimizer(*, loss_name: str, least_squares: bool, rows: int, free: int, batch_size: int | None = None,
-                     network: bool = False, lr_given: bool = False, momentum_given: bool = False,
-                     schedule_given: bool = False, dtype: str | None = None, scale: bool | None = None) -> Choice:
+def choose_optimizer(
+    *,
+    loss_name: str,
+    least_squares: bool,
+    rows: int,
+    free: int,
+    batch_size: int | None = None,
+    network: bool = False,
+    lr_given: bool = False,
+    momentum_given: bool = False,
+    schedule_given: bool = False,
+    dtype: str | None = None,
+    scale: bool | None = None,
+) -> Choice:
     """The optimizer for a problem; see the module docstring for the rules.
 
     Parameters
@@ -96,29 +107,66 @@ def choose_optimizer(*, loss_name: str, least_squares: bool, rows: int, free: in
     size = f"{rows:,} rows x {free:,} free parameters"
     if lr_given or momentum_given or schedule_given:
         name = "momentum" if momentum_given else "sgd"
-        given = " and ".join(w for w, g in (("a learning rate", lr_given), ("momentum", momentum_given),
-                                              ("a schedule", schedule_given)) if g)
-        return Choice(name, dtype or "float32", bool(scale), None if lr_given else "stability",
-                      f"{given} given, so gradient descent ({name}) with {'them' if ' and ' in given else 'it'}; "
-                      f"leave {'them' if ' and ' in given else 'it'} out for the automatic choice")
+        given = " and ".join(
+            w
+            for w, g in (("a learning rate", lr_given), ("momentum", momentum_given), ("a schedule", schedule_given))
+            if g
+        )
+        return Choice(
+            name,
+            dtype or "float32",
+            bool(scale),
+            None if lr_given else "stability",
+            f"{given} given, so gradient descent ({name}) with {'them' if ' and ' in given else 'it'}; "
+            f"leave {'them' if ' and ' in given else 'it'} out for the automatic choice",
+        )
     if mini_batch or network or free > MAX_QUASI_NEWTON:
-        why = (f"mini-batches of {batch_size:d} rows" if mini_batch else
-               "a neural network" if network else f"{free:,} free parameters")
-        return Choice("adam", dtype or "float32", bool(scale), "curvature",
-                      f"{why}: Adam in {dtype or 'float32'}, its learning rate from the curvature of the loss at the start")
+        why = (
+            f"mini-batches of {batch_size:d} rows"
+            if mini_batch
+            else "a neural network"
+            if network
+            else f"{free:,} free parameters"
+        )
+        return Choice(
+            "adam",
+            dtype or "float32",
+            bool(scale),
+            "curvature",
+            f"{why}: Adam in {dtype or 'float32'}, its learning rate from the curvature of the loss at the start",
+        )
     if least_squares and rows * free * free <= LM_COST and not scale:
-        return Choice("lm", dtype or "float64", False, None,
-                      f"least squares ({loss_name}) on {size} in memory: Levenberg-Marquardt in {dtype or 'float64'}, "
-                      f"which converges in few iterations whatever the scale of the columns")
+        return Choice(
+            "lm",
+            dtype or "float64",
+            False,
+            None,
+            f"least squares ({loss_name}) on {size} in memory: Levenberg-Marquardt in {dtype or 'float64'}, "
+            f"which converges in few iterations whatever the scale of the columns",
+        )
     chosen = dtype or ("float64" if rows * max(free, 1) <= SMALL else "float32")
-    why = (f"least squares on {size}, above Levenberg-Marquardt's budget" if least_squares and not scale else
-           "scale was asked for" if least_squares else f"the {loss_name} loss")
-    return Choice("lbfgs", chosen, True if scale is None else bool(scale), None,
-                  f"{why}: L-BFGS on scaled parameters in {chosen}")
+    why = (
+        f"least squares on {size}, above Levenberg-Marquardt's budget"
+        if least_squares and not scale
+        else "scale was asked for"
+        if least_squares
+        else f"the {loss_name} loss"
+    )
+    return Choice(
+        "lbfgs", chosen, True if scale is None else bool(scale), None, f"{why}: L-BFGS on scaled parameters in {chosen}"
+    )
 
 
-def plan_optimizer(requested: str, *, rows: int, free: int, lr_given: bool = False, dtype: str | None = None,
-                   scale: bool | None = None, **facts) -> Choice:
+def plan_optimizer(
+    requested: str,
+    *,
+    rows: int,
+    free: int,
+    lr_given: bool = False,
+    dtype: str | None = None,
+    scale: bool | None = None,
+    **facts,
+) -> Choice:
     """The :class:`Choice` for an optimizer as requested: ``auto`` by :func:`choose_optimizer`, a named one as
     named, with its dtype (the user's, else float64 for ``lm`` and for a small ``lbfgs`` problem, whose line
     search stalls on float32 rounding, else float32) and its lr rule (half the stability limit for plain and

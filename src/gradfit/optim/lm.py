@@ -210,8 +210,14 @@ class LevenbergMarquardt:
     [2.0, 0.5]
     """
 
-    def __init__(self, residuals: ChunkedResiduals, p0: Tensor, options: LMOptions = LMOptions(),
-                 lower: Tensor | None = None, upper: Tensor | None = None):
+    def __init__(
+        self,
+        residuals: ChunkedResiduals,
+        p0: Tensor,
+        options: LMOptions = LMOptions(),
+        lower: Tensor | None = None,
+        upper: Tensor | None = None,
+    ):
         self.res, self.opt = residuals, options
         self.dtype, self.device = p0.dtype, p0.device
         self.p = p0.detach().double().cpu().numpy().copy()
@@ -310,9 +316,15 @@ class LevenbergMarquardt:
         and the residuals' counters ``n_fev`` and ``n_jev``. The options, bounds and residual function are the
         solver's construction, not its state.
         """
-        return {"p": torch.from_numpy(self.p.copy()), "sum_squares": self.sum_squares, "delta": self.delta,
-                "lam": self.lam, "diag": None if self.diag is None else torch.from_numpy(self.diag.copy()),
-                "n_fev": self.res.n_fev, "n_jev": self.res.n_jev}
+        return {
+            "p": torch.from_numpy(self.p.copy()),
+            "sum_squares": self.sum_squares,
+            "delta": self.delta,
+            "lam": self.lam,
+            "diag": None if self.diag is None else torch.from_numpy(self.diag.copy()),
+            "n_fev": self.res.n_fev,
+            "n_jev": self.res.n_jev,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from ``state`` (a :meth:`state_dict`, copied in): the iterations that follow are those the solver
@@ -325,8 +337,10 @@ class LevenbergMarquardt:
         """
         missing = [k for k in STATE_KEYS if k not in state]
         if missing:
-            raise ValueError(f"Levenberg-Marquardt's state lacks {', '.join(map(repr, missing))}: a state_dict() "
-                             f"holds {', '.join(STATE_KEYS)}.")
+            raise ValueError(
+                f"Levenberg-Marquardt's state lacks {', '.join(map(repr, missing))}: a state_dict() "
+                f"holds {', '.join(STATE_KEYS)}."
+            )
         p = _vector(state["p"], "p", self.p.size)
         diag = None if state["diag"] is None else _vector(state["diag"], "diag", self.p.size)
         self.p, self.diag = p, diag
@@ -338,8 +352,10 @@ def _vector(value, key: str, size: int) -> np.ndarray:
     """A float64 numpy copy of a saved vector, checked to have ``size`` entries."""
     out = torch.as_tensor(value).detach().cpu().double().numpy().copy()
     if out.shape != (size,):
-        raise ValueError(f"Levenberg-Marquardt's state has {key!r} of shape {tuple(out.shape)}; this solver has "
-                         f"{size} parameter(s), so it expects ({size},).")
+        raise ValueError(
+            f"Levenberg-Marquardt's state has {key!r} of shape {tuple(out.shape)}; this solver has "
+            f"{size} parameter(s), so it expects ({size},)."
+        )
     return out
 
 

@@ -30,7 +30,9 @@ class OptimizerInfo:
 OPTIMIZERS: dict[str, OptimizerInfo] = {
     "sgd": OptimizerInfo(torch.optim.SGD, 0.01, {}, "plain gradient descent: p -= lr * grad"),
     "momentum": OptimizerInfo(torch.optim.SGD, 0.01, {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9"),
-    "nesterov": OptimizerInfo(torch.optim.SGD, 0.01, {"momentum": 0.9, "nesterov": True}, "SGD with Nesterov momentum 0.9"),
+    "nesterov": OptimizerInfo(
+        torch.optim.SGD, 0.01, {"momentum": 0.9, "nesterov": True}, "SGD with Nesterov momentum 0.9"
+    ),
     "adam": OptimizerInfo(torch.optim.Adam, 1e-3, {}, "Adam (Kingma & Ba)"),
     "adamw": OptimizerInfo(torch.optim.AdamW, 1e-3, {}, "Adam with decoupled weight decay (0.01)"),
     "rmsprop": OptimizerInfo(torch.optim.RMSprop, 1e-2, {}, "RMSprop"),
@@ -38,8 +40,10 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     "lbfgs": OptimizerInfo(
         # torch's default tolerances (grad 1e-7, change 1e-9) are absolute and stop float64 fits of
         # small losses short of the optimum; these let it run to the precision of the dtype.
-        torch.optim.LBFGS, 1.0, {"line_search_fn": "strong_wolfe", "tolerance_grad": 1e-12, "tolerance_change": 1e-15},
-        "L-BFGS with a strong-Wolfe line search (full batch)"
+        torch.optim.LBFGS,
+        1.0,
+        {"line_search_fn": "strong_wolfe", "tolerance_grad": 1e-12, "tolerance_change": 1e-15},
+        "L-BFGS with a strong-Wolfe line search (full batch)",
     ),
 }
 

@@ -39,7 +39,10 @@ def make_schedule(
             return None
         if key == "step":
             return lr_scheduler.StepLR(
-                optimizer, step_size=int(options.pop("step_size", max(1, total // 3))), gamma=options.pop("gamma", 0.1), **options
+                optimizer,
+                step_size=int(options.pop("step_size", max(1, total // 3))),
+                gamma=options.pop("gamma", 0.1),
+                **options,
             )
         if key == "exponential":
             return lr_scheduler.ExponentialLR(optimizer, gamma=options.pop("gamma", 0.01 ** (1 / total)), **options)

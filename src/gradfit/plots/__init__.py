@@ -55,9 +55,22 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "Display", "FitAnimation", "FitDisplay", "GridDisplay", "LRFinderDisplay", "LandscapeDisplay", "LossDisplay",
-    "ParamsDisplay", "RaceAnimation", "RaceDisplay", "plot_fit", "plot_grid", "plot_landscape", "plot_loss",
-    "plot_params", "plot_race",
+    "Display",
+    "FitAnimation",
+    "FitDisplay",
+    "GridDisplay",
+    "LRFinderDisplay",
+    "LandscapeDisplay",
+    "LossDisplay",
+    "ParamsDisplay",
+    "RaceAnimation",
+    "RaceDisplay",
+    "plot_fit",
+    "plot_grid",
+    "plot_landscape",
+    "plot_loss",
+    "plot_params",
+    "plot_race",
 ]
 
 # Hidden from type checkers, which would otherwise take any attribute (a typo too) for a lazy name.

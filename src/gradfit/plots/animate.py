@@ -30,8 +30,8 @@ from gradfit.plots.reel import PANEL_SIZE, Reel
 
 __all__ = ["FitAnimation", "RaceAnimation"]
 
-CURVE_POINTS = 5_000     # the most points of a one-input model's curve, redrawn every frame
-GRID_FRAMES = 10         # frames whose curves choose where the curve is evaluated
+CURVE_POINTS = 5_000  # the most points of a one-input model's curve, redrawn every frame
+GRID_FRAMES = 10  # frames whose curves choose where the curve is evaluated
 
 
 class FitAnimation(Reel):
@@ -67,14 +67,25 @@ class FitAnimation(Reel):
     data_x: np.ndarray | None  # the shown rows' input, for one input (None for several)
     grid_x: np.ndarray | None  # where the curve is drawn, for one input (None for several)
 
-    def __init__(self, result, data=None, *, max_frames: int = 100, landscape=None, show_loss: bool = False,
-                 interval: int = 50, fps: float | None = None):
+    def __init__(
+        self,
+        result,
+        data=None,
+        *,
+        max_frames: int = 100,
+        landscape=None,
+        show_loss: bool = False,
+        interval: int = 50,
+        fps: float | None = None,
+    ):
         from gradfit.analysis.fitted_data import run_data
 
         model = result.model
         if model is None:
-            raise ModelError("This result has no model to animate (it was loaded with a callable or nn.Module "
-                             "model): pass model=... to load_run / FitResult.from_json.")
+            raise ModelError(
+                "This result has no model to animate (it was loaded with a callable or nn.Module "
+                "model): pass model=... to load_run / FitResult.from_json."
+            )
         if model.n_outputs != 1:
             raise ModelError(f"Animations draw models with one output; {model.name!r} has {model.n_outputs}.")
         if interval <= 0:
@@ -88,8 +99,9 @@ class FitAnimation(Reel):
         self.frame_params = np.asarray(h.snapshots)[index]
         self.loss_steps, self.losses = finite_curve(h.step, h.loss)
         self.frame_losses = np.interp(self.frame_steps, h.step, h.loss) if len(h) else np.full(self.n_frames, np.nan)
-        self.frame_labels = [f"{self.words.at(s)}  loss {style.fmt(v)}"
-                             for s, v in zip(self.frame_steps, self.frame_losses)]
+        self.frame_labels = [
+            f"{self.words.at(s)}  loss {style.fmt(v)}" for s, v in zip(self.frame_steps, self.frame_losses)
+        ]
 
         ds = run_data(result, data)
         self.x_names, self.y_name = tuple(ds.x_names), ds.y_name or result.data.get("y", "y")
@@ -130,15 +142,20 @@ class FitAnimation(Reel):
             self.landscape = _as_landscape(result, data, landscape)
             missing = [n for n in self.landscape.names if n not in h.param_names]
             if missing:
-                raise ConfigError(f"The landscape's parameter(s) {', '.join(missing)} are not in this fit's history "
-                                  f"(it holds {', '.join(h.param_names)}): was the landscape made for another fit?")
+                raise ConfigError(
+                    f"The landscape's parameter(s) {', '.join(missing)} are not in this fit's history "
+                    f"(it holds {', '.join(h.param_names)}): was the landscape made for another fit?"
+                )
             cols = [list(h.param_names).index(n) for n in self.landscape.names]
             self.path, self.path_steps = np.asarray(h.snapshots)[:, cols], np.asarray(h.snapshot_steps)
         self.show_loss = bool(show_loss)
         self.loss_name = str(result.config.get("loss", "loss"))
         cfg = result.config
-        how = self.words.method if self.words.lm or cfg.get("lr") is None else \
-            f"{self.words.method}, lr {style.fmt(cfg['lr'])}"
+        how = (
+            self.words.method
+            if self.words.lm or cfg.get("lr") is None
+            else f"{self.words.method}, lr {style.fmt(cfg['lr'])}"
+        )
         how += ", scaled" if self.words.scaled else ""
         self.heading = f"Fitting {_model_text(result, self.y_name, self.x_names)}  ({how})"
         panels = 1 + (self.landscape is not None) + self.show_loss
@@ -162,11 +179,22 @@ class FitAnimation(Reel):
         axes = list(fig.subplots(1, n, squeeze=False)[0])
         updates = [self._main_panel(axes.pop(0))]
         if self.landscape is not None:
-            updates.append(landscape_panel(axes.pop(0), self.landscape, [self.path], [self.path_steps], ["white"],
-                                           self.frame_steps))
+            updates.append(
+                landscape_panel(
+                    axes.pop(0), self.landscape, [self.path], [self.path_steps], ["white"], self.frame_steps
+                )
+            )
         if self.show_loss:
-            updates.append(loss_panel(axes.pop(0), [(self.loss_steps, self.losses)], [style.PALETTE["model"]],
-                                      self.frame_steps, loss_name=self.loss_name, step_word=self.words.step))
+            updates.append(
+                loss_panel(
+                    axes.pop(0),
+                    [(self.loss_steps, self.losses)],
+                    [style.PALETTE["model"]],
+                    self.frame_steps,
+                    loss_name=self.loss_name,
+                    step_word=self.words.step,
+                )
+            )
 
         def update(i: int) -> list:
             return [a for u in updates for a in u(i)]
@@ -180,19 +208,34 @@ class FitAnimation(Reel):
         moving: Line2D | PathCollection
         if one_input:
             assert self.data_x is not None  # __init__ sets it with grid_x
-            ax.scatter(self.data_x, self.data_y, s=style.MARKER_SIZE, color=style.PALETTE["data"],
-                       alpha=style.DATA_ALPHA, label=self.data_label, gid="data")
+            ax.scatter(
+                self.data_x,
+                self.data_y,
+                s=style.MARKER_SIZE,
+                color=style.PALETTE["data"],
+                alpha=style.DATA_ALPHA,
+                label=self.data_label,
+                gid="data",
+            )
             start = "start" + (" (leaves the frame)" if leaves(self.curves[0], self.ylim) else "")
             ax.plot(xs, self.curves[0], **style.START_STYLE, label=start, gid="start")
-            (moving,) = ax.plot(xs, self.curves[0], color=style.PALETTE["model"], lw=style.LINE_WIDTH,
-                                label="model", gid="curve")
+            (moving,) = ax.plot(
+                xs, self.curves[0], color=style.PALETTE["model"], lw=style.LINE_WIDTH, label="model", gid="curve"
+            )
             ax.set(xlabel=self.x_names[0], ylabel=self.y_name, xlim=pad_range(self.grid_x, 0.02), ylim=self.ylim)
             crowd = [(self.data_x, self.data_y), (xs, self.curves[-1])]
         else:  # predicted against observed: the points gather onto the diagonal as the fit converges
             lim = self.ylim
             ax.plot(lim, lim, **style.START_STYLE, label="perfect fit")
-            moving = ax.scatter(xs, self.curves[0], s=style.MARKER_SIZE, color=style.PALETTE["model"],
-                                alpha=style.DATA_ALPHA, label="model", gid="predictions")
+            moving = ax.scatter(
+                xs,
+                self.curves[0],
+                s=style.MARKER_SIZE,
+                color=style.PALETTE["model"],
+                alpha=style.DATA_ALPHA,
+                label="model",
+                gid="predictions",
+            )
             ax.set(xlim=lim, ylim=lim, xlabel=f"observed {self.y_name}", ylabel=f"predicted {self.y_name}")
             crowd = [(xs, self.curves[-1]), (np.array(lim), np.array(lim))]
         if self.landscape is not None or self.show_loss:  # alone, the panel needs no name under the heading
@@ -236,20 +279,26 @@ class RaceAnimation(Reel):
         self.loss_name = str(race.results[0].config.get("loss", "loss")) if race.results else "loss"
         self.landscape = race.landscape if len(race.paths) else None
         self.title = f"gradfit: {len(self.labels)} runs on one landscape"
-        self.heading = f"{len(self.labels)} runs on one landscape" if self.landscape is not None else \
-            f"{len(self.labels)} runs"
+        self.heading = (
+            f"{len(self.labels)} runs on one landscape" if self.landscape is not None else f"{len(self.labels)} runs"
+        )
         self.paths = [np.asarray(p, dtype=np.float64) for p in race.paths]
         self.path_steps = [np.asarray(s, dtype=np.int64) for s in race.path_steps]
         if self.landscape is not None:
             # A run that blew up is drawn until it leaves the map (its later points may be 1e30 or NaN).
             kept = [len(visible_prefix(p, self.landscape)) for p in self.paths]
-            self.labels = [label + (" (leaves the map)" if m < len(p) else "")
-                           for label, p, m in zip(self.labels, self.paths, kept)]
+            self.labels = [
+                label + (" (leaves the map)" if m < len(p) else "")
+                for label, p, m in zip(self.labels, self.paths, kept)
+            ]
             self.paths = [p[:m] if m else p[:1] for p, m in zip(self.paths, kept)]
-            self.path_steps = [s[:len(p)] for s, p in zip(self.path_steps, self.paths)]
+            self.path_steps = [s[: len(p)] for s, p in zip(self.path_steps, self.paths)]
         self.loss_curves = [finite_curve(r.history.step, r.history.loss) for r in race.results]
-        axis = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in race.path_steps]
-                                        or [c[0] for c in self.loss_curves]).astype(np.int64))
+        axis = np.unique(
+            np.concatenate(
+                [np.asarray(s, dtype=np.int64) for s in race.path_steps] or [c[0] for c in self.loss_curves]
+            ).astype(np.int64)
+        )
         self.frame_steps = axis[sample_frames(axis, max_frames)]
         self.frame_labels = [f"step {int(s)}" for s in self.frame_steps]
         self.colors = [style.CYCLE[i % len(style.CYCLE)] for i in range(len(self.labels))]
@@ -262,12 +311,23 @@ class RaceAnimation(Reel):
     def draw_panels(self, fig: Figure) -> Callable[[int], list]:
         if self.landscape is not None:
             ax_land, ax_loss = fig.subplots(1, 2, width_ratios=[1.15, 1])
-            updates = [landscape_panel(ax_land, self.landscape, self.paths, self.path_steps, self.colors,
-                                       self.frame_steps, cmap="Greys_r", fit_paths=False)]
+            updates = [
+                landscape_panel(
+                    ax_land,
+                    self.landscape,
+                    self.paths,
+                    self.path_steps,
+                    self.colors,
+                    self.frame_steps,
+                    cmap="Greys_r",
+                    fit_paths=False,
+                )
+            ]
         else:
             ax_loss, updates = fig.subplots(), []
-        updates.append(loss_panel(ax_loss, self.loss_curves, self.colors, self.frame_steps, self.labels,
-                                  loss_name=self.loss_name))
+        updates.append(
+            loss_panel(ax_loss, self.loss_curves, self.colors, self.frame_steps, self.labels, loss_name=self.loss_name)
+        )
 
         def update(i: int) -> list:
             return [a for u in updates for a in u(i)]
@@ -277,6 +337,7 @@ class RaceAnimation(Reel):
 
 # -- helpers ------------------------------------------------------------------------------------
 
+
 def _as_landscape(result, data, landscape):
     from gradfit.analysis.landscape import Landscape, compute_landscape
 
@@ -284,8 +345,10 @@ def _as_landscape(result, data, landscape):
         return landscape
     if isinstance(landscape, (tuple, list)) and len(landscape) == 2 and all(isinstance(n, str) for n in landscape):
         return compute_landscape(result, data=data, params=tuple(landscape))
-    raise ConfigError(f"The 'landscape' parameter must be two parameter names such as ('a[0]', 'a[1]') or a "
-                      f"Landscape. Got {landscape!r} instead.")
+    raise ConfigError(
+        f"The 'landscape' parameter must be two parameter names such as ('a[0]', 'a[1]') or a "
+        f"Landscape. Got {landscape!r} instead."
+    )
 
 
 def _model_text(result, y: str, x_names) -> str:

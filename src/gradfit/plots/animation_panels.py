@@ -15,8 +15,9 @@ from gradfit.plots.animation_frames import upto
 __all__ = ["finite_curve", "landscape_panel", "loss_panel", "pad_range", "shorten"]
 
 
-def landscape_panel(ax: Axes, land, paths, path_steps, colors, frame_steps, *, cmap: str = "viridis",
-                    fit_paths: bool = True):
+def landscape_panel(
+    ax: Axes, land, paths, path_steps, colors, frame_steps, *, cmap: str = "viridis", fit_paths: bool = True
+):
     """Contours of ``land`` and each path growing to the frame's step; returns ``update(i)``.
 
     ``fit_paths`` widens the limits to the whole paths (a given landscape may not span them);
@@ -39,12 +40,30 @@ def landscape_panel(ax: Axes, land, paths, path_steps, colors, frame_steps, *, c
     lines, dots = [], []
     for k, (path, color) in enumerate(zip(paths, colors)):
         if k == 0:  # the runs of a race share their start
-            ax.plot(path[:1, 0], path[:1, 1], marker="o", ls="none", ms=8, color="white", mec=PATH_EDGE, mew=1.3,
-                    zorder=5)
-        (line,) = ax.plot(path[:1, 0], path[:1, 1], color=color, lw=1.8, gid="path", zorder=6,
-                          path_effects=stroke(3.2, PATH_EDGE if color == "white" else "white"))
-        (dot,) = ax.plot(path[:1, 0], path[:1, 1], marker="o", ms=8, color=color, mec=PATH_EDGE, mew=1.2,
-                         ls="none", gid="current", zorder=7)
+            ax.plot(
+                path[:1, 0], path[:1, 1], marker="o", ls="none", ms=8, color="white", mec=PATH_EDGE, mew=1.3, zorder=5
+            )
+        (line,) = ax.plot(
+            path[:1, 0],
+            path[:1, 1],
+            color=color,
+            lw=1.8,
+            gid="path",
+            zorder=6,
+            path_effects=stroke(3.2, PATH_EDGE if color == "white" else "white"),
+        )
+        (dot,) = ax.plot(
+            path[:1, 0],
+            path[:1, 1],
+            marker="o",
+            ms=8,
+            color=color,
+            mec=PATH_EDGE,
+            mew=1.2,
+            ls="none",
+            gid="current",
+            zorder=7,
+        )
         lines.append(line)
         dots.append(dot)
 
@@ -52,7 +71,7 @@ def landscape_panel(ax: Axes, land, paths, path_steps, colors, frame_steps, *, c
         for line, dot, path, steps in zip(lines, dots, paths, path_steps):
             m = max(upto(steps, frame_steps[i]), 1)
             line.set_data(path[:m, 0], path[:m, 1])
-            dot.set_data(path[m - 1:m, 0], path[m - 1:m, 1])
+            dot.set_data(path[m - 1 : m, 0], path[m - 1 : m, 1])
         return lines + dots
 
     return update
@@ -79,8 +98,14 @@ def loss_panel(ax: Axes, curves, colors, frame_steps, labels=None, loss_name: st
     ax.set_title("Training loss", loc="left")
     lines, dots = [], []
     for k, ((steps, loss), color) in enumerate(zip(curves, colors)):
-        (line,) = ax.plot(steps[:1], loss[:1], color=color, lw=style.LINE_WIDTH, gid="loss",
-                          label=None if labels is None else labels[k])
+        (line,) = ax.plot(
+            steps[:1],
+            loss[:1],
+            color=color,
+            lw=style.LINE_WIDTH,
+            gid="loss",
+            label=None if labels is None else labels[k],
+        )
         (dot,) = ax.plot(steps[:1], loss[:1], marker="o", ms=6, color=color, ls="none", gid="loss-now")
         lines.append(line)
         dots.append(dot)
@@ -93,7 +118,7 @@ def loss_panel(ax: Axes, curves, colors, frame_steps, labels=None, loss_name: st
         for line, dot, (steps, loss) in zip(lines, dots, curves):
             m = max(upto(steps, frame_steps[i]), 1)
             line.set_data(steps[:m], loss[:m])
-            dot.set_data(steps[m - 1:m], loss[m - 1:m])
+            dot.set_data(steps[m - 1 : m], loss[m - 1 : m])
         return lines + dots
 
     return update

@@ -117,8 +117,11 @@ def freeze(fig: Figure, moving: Iterable[Artist]) -> None:
         # house style, and are the costly part.
         order = sorted(ax.get_children(), key=lambda a: a.get_zorder())
         first = min(k for k, a in enumerate(order) if a in keep)
-        over += [c for c in order[first:] if c.get_visible() and c not in keep and c is not ax.patch
-                 and not isinstance(c, Axis)]
+        over += [
+            c
+            for c in order[first:]
+            if c.get_visible() and c not in keep and c is not ax.patch and not isinstance(c, Axis)
+        ]
     still = _still(fig, keep)
     for artist in moving + over:
         artist.set_visible(False)

@@ -27,9 +27,15 @@ TOLERANCE = 1e-3
 ROUNDS = 12
 
 
-def curve_grid(x_data, evaluate: Callable[[np.ndarray], np.ndarray], ylim: tuple[float, float], *,
-               base_points: int = BASE_POINTS, max_points: int = MAX_CURVE_POINTS,
-               tolerance: float = TOLERANCE) -> np.ndarray:
+def curve_grid(
+    x_data,
+    evaluate: Callable[[np.ndarray], np.ndarray],
+    ylim: tuple[float, float],
+    *,
+    base_points: int = BASE_POINTS,
+    max_points: int = MAX_CURVE_POINTS,
+    tolerance: float = TOLERANCE,
+) -> np.ndarray:
     """Sorted x values on which the curves drawn over ``x_data``'s range look like the model.
 
     Parameters

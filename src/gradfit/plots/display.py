@@ -113,12 +113,24 @@ def quiet_corner(ax: Axes, crowd) -> Corner:
     big data; ``crowd`` is what matters (the data, the curves), in data coordinates, with the axes'
     limits already set.
     """
-    xy = np.concatenate([np.column_stack([np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()])
-                         for x, y in crowd]) if crowd else np.zeros((0, 2))
+    xy = (
+        np.concatenate(
+            [
+                np.column_stack([np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()])
+                for x, y in crowd
+            ]
+        )
+        if crowd
+        else np.zeros((0, 2))
+    )
     with np.errstate(all="ignore"):  # log axes: non-positive values map to NaN and count nowhere
         u, v = (ax.transScale + ax.transLimits).transform(xy).T if len(xy) else (np.zeros(0), np.zeros(0))
-    corners: dict[Corner, np.ndarray] = {"upper left": (u < 0.4) & (v > 0.6), "upper right": (u > 0.6) & (v > 0.6),
-                                         "lower left": (u < 0.4) & (v < 0.4), "lower right": (u > 0.6) & (v < 0.4)}
+    corners: dict[Corner, np.ndarray] = {
+        "upper left": (u < 0.4) & (v > 0.6),
+        "upper right": (u > 0.6) & (v > 0.6),
+        "lower left": (u < 0.4) & (v < 0.4),
+        "lower right": (u > 0.6) & (v < 0.4),
+    }
     return min(corners, key=lambda name: int(corners[name].sum()))
 
 

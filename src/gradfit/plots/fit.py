@@ -35,16 +35,20 @@ def dataset_of(result, data=None) -> Dataset:
 def params_at(result, step: int | None) -> tuple[dict[str, torch.Tensor], int, float]:
     """``(params, step, loss)`` of the snapshot at ``step``, or of the final fit when None."""
     if result.model is None:
-        raise ModelError("This result has no model to draw (it was loaded from JSON without one): pass model=... "
-                         "to FitResult.from_json.")
+        raise ModelError(
+            "This result has no model to draw (it was loaded from JSON without one): pass model=... "
+            "to FitResult.from_json."
+        )
     hist = result.history
     if step is None:
         return dict(result.params), int(result.steps), float(result.loss)
     steps = hist.snapshot_steps
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or int(step) not in set(steps.tolist()):
         shown = ", ".join(map(str, steps[:6])) + (f", ..., {steps[-1]}" if len(steps) > 6 else "")
-        raise ConfigError(f"The 'step' parameter must be a step with a parameter snapshot ({shown or 'none kept'}). "
-                          f"Got {step!r} instead.")
+        raise ConfigError(
+            f"The 'step' parameter must be a step with a parameter snapshot ({shown or 'none kept'}). "
+            f"Got {step!r} instead."
+        )
     flat = hist.params_at(int(step))
     rows = np.nonzero(hist.step == int(step))[0]
     loss = float(hist.loss[rows[0]]) if len(rows) else math.nan
@@ -109,8 +113,16 @@ class FitDisplay(Display):
     >>> FitDisplay(result, residuals=True, show_start=True).save("fit.png")  # doctest: +SKIP
     """
 
-    def __init__(self, result, data=None, *, residuals: bool = False, show_start: bool = False,
-                 step: int | None = None, grid_points: int = BASE_POINTS):
+    def __init__(
+        self,
+        result,
+        data=None,
+        *,
+        residuals: bool = False,
+        show_start: bool = False,
+        step: int | None = None,
+        grid_points: int = BASE_POINTS,
+    ):
         if isinstance(grid_points, bool) or not isinstance(grid_points, (int, np.integer)) or grid_points < 2:
             raise ConfigError(f"The 'grid_points' parameter must be an integer >= 2. Got {grid_points!r} instead.")
         ds = dataset_of(result, data)
@@ -123,8 +135,11 @@ class FitDisplay(Display):
         # At most display.MAX_PLOT_ROWS points: a fixed random subset of bigger data.
         rows = display.plot_rows(self.n, display.MAX_PLOT_ROWS)
         self.n_shown = self.n if rows is None else len(rows)
-        x, y = (ds.x, ds.y) if rows is None else (ds.x[torch.from_numpy(rows).to(ds.x.device)],
-                                                  ds.y[torch.from_numpy(rows).to(ds.y.device)])
+        x, y = (
+            (ds.x, ds.y)
+            if rows is None
+            else (ds.x[torch.from_numpy(rows).to(ds.x.device)], ds.y[torch.from_numpy(rows).to(ds.y.device)])
+        )
         self.x_data, self.y_data = x.cpu().numpy(), y.cpu().numpy()
         self.kind = "classes" if is_classifier(result) else ("curve" if x.shape[1] == 1 else "parity")
         self.residuals = residuals and self.kind != "classes"
@@ -173,8 +188,9 @@ class FitDisplay(Display):
             self.grid = (gx.numpy(), gy.numpy())
             self.margins = class_margins(evaluate(result, params, pts)).T.reshape(-1, g, g)
             self.zone = self.margins.argmax(0)
-            self.margins_start = None if start is None else \
-                class_margins(evaluate(result, start, pts)).T.reshape(-1, g, g)
+            self.margins_start = (
+                None if start is None else class_margins(evaluate(result, start, pts)).T.reshape(-1, g, g)
+            )
         else:
             # Any other number of inputs: the probability the model gives each row's observed class.
             self.grid = None
@@ -205,28 +221,61 @@ class FitDisplay(Display):
 
     def _plot_curve(self, ax: Axes) -> None:
         assert self.x_curve is not None and self.y_curve is not None  # __init__ computes them for a curve
-        ax.scatter(self.x_data[:, 0], self.y_data, s=style.MARKER_SIZE, color=style.PALETTE["data"],
-                   alpha=style.DATA_ALPHA, label=self.data_label, zorder=2)
+        ax.scatter(
+            self.x_data[:, 0],
+            self.y_data,
+            s=style.MARKER_SIZE,
+            color=style.PALETTE["data"],
+            alpha=style.DATA_ALPHA,
+            label=self.data_label,
+            zorder=2,
+        )
         if self.y_start is not None:
             ax.plot(self.x_curve, self.y_start, label=self.start_label, zorder=3, **style.START_STYLE)
-        ax.plot(self.x_curve, self.y_curve, color=style.PALETTE["model"], lw=style.LINE_WIDTH, label=self.fit_label,
-                zorder=4)
+        ax.plot(
+            self.x_curve,
+            self.y_curve,
+            color=style.PALETTE["model"],
+            lw=style.LINE_WIDTH,
+            label=self.fit_label,
+            zorder=4,
+        )
         ax.set(xlabel=self.x_names[0], ylabel=self.y_name, ylim=self.ylim)
         crowd = [(self.x_data[:, 0], self.y_data), (self.x_curve, self.y_curve)]
         ax.legend(loc=quiet_corner(ax, crowd), fontsize=style.FONT_SIZE - 1, framealpha=0.85)
 
     def _plot_parity(self, ax: Axes) -> None:
         if self.y_start is not None:
-            ax.scatter(self.y_data, self.y_start, s=style.MARKER_SIZE, facecolors="none",
-                       edgecolors=style.PALETTE["start"], linestyle="--", label=self.start_label, zorder=2)
-        ax.scatter(self.y_data, self.pred, s=style.MARKER_SIZE, color=style.PALETTE["model"], alpha=style.DATA_ALPHA,
-                   label=f"data: {self.fit_label}", zorder=3)
+            ax.scatter(
+                self.y_data,
+                self.y_start,
+                s=style.MARKER_SIZE,
+                facecolors="none",
+                edgecolors=style.PALETTE["start"],
+                linestyle="--",
+                label=self.start_label,
+                zorder=2,
+            )
+        ax.scatter(
+            self.y_data,
+            self.pred,
+            s=style.MARKER_SIZE,
+            color=style.PALETTE["model"],
+            alpha=style.DATA_ALPHA,
+            label=f"data: {self.fit_label}",
+            zorder=3,
+        )
         # Framed by the observed values and the final predictions: a far-off start is clipped, not the frame.
         assert self.ylim is not None  # __init__ sets it for a parity plot
         lo, hi = self.ylim
         ax.plot([lo, hi], [lo, hi], color=style.PALETTE["data"], lw=1.2, label="y = x (perfect fit)", zorder=1)
-        ax.set(xlabel=f"observed {self.y_name}", ylabel=f"predicted {self.y_name}", xlim=(lo, hi), ylim=(lo, hi),
-               title=f"{self.y_name} ~ {', '.join(self.x_names)}")
+        ax.set(
+            xlabel=f"observed {self.y_name}",
+            ylabel=f"predicted {self.y_name}",
+            xlim=(lo, hi),
+            ylim=(lo, hi),
+            title=f"{self.y_name} ~ {', '.join(self.x_names)}",
+        )
         ax.legend(loc="upper left", fontsize=style.FONT_SIZE - 1, framealpha=0.85)
 
     def _plot_classes(self, ax: Axes) -> None:
@@ -237,30 +286,55 @@ class FitDisplay(Display):
             self._boundaries(ax, self.margins, colors=style.PALETTE["model"], linewidths=style.LINE_WIDTH, zorder=4)
             ax.plot([], [], color=style.PALETTE["model"], lw=style.LINE_WIDTH, label="decision boundary")
             if self.margins_start is not None and self._boundaries(
-                    ax, self.margins_start, colors=style.PALETTE["start"], linestyles="--", linewidths=1.5, zorder=3):
+                ax, self.margins_start, colors=style.PALETTE["start"], linestyles="--", linewidths=1.5, zorder=3
+            ):
                 ax.plot([], [], label=f"start ({self.words.at(0)})", **style.START_STYLE)
             for c in range(self.n_classes):
                 hit = self.labels == c
-                ax.scatter(self.x_data[hit, 0], self.x_data[hit, 1], s=style.MARKER_SIZE, color=colors[c],
-                           edgecolors="white", linewidths=0.4, label=f"{self.y_name} = {c}", zorder=2)
+                ax.scatter(
+                    self.x_data[hit, 0],
+                    self.x_data[hit, 1],
+                    s=style.MARKER_SIZE,
+                    color=colors[c],
+                    edgecolors="white",
+                    linewidths=0.4,
+                    label=f"{self.y_name} = {c}",
+                    zorder=2,
+                )
             ax.set(xlabel=self.x_names[0], ylabel=self.x_names[1], title=self.fit_label)
         else:
             jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(self.labels))
-            ax.scatter(self.labels + jitter, self.p_true, s=style.MARKER_SIZE, c=[colors[c] for c in self.labels],
-                       alpha=style.DATA_ALPHA, zorder=2)
-            ax.set(xlabel=f"observed {self.y_name}", ylabel="predicted probability of the observed class",
-                   xticks=range(self.n_classes), ylim=(-0.03, 1.03), title=self.fit_label)
+            ax.scatter(
+                self.labels + jitter,
+                self.p_true,
+                s=style.MARKER_SIZE,
+                c=[colors[c] for c in self.labels],
+                alpha=style.DATA_ALPHA,
+                zorder=2,
+            )
+            ax.set(
+                xlabel=f"observed {self.y_name}",
+                ylabel="predicted probability of the observed class",
+                xticks=range(self.n_classes),
+                ylim=(-0.03, 1.03),
+                title=self.fit_label,
+            )
             return
         # Below the axes: class zones fill the whole panel, so no corner inside is free.
         n_entries = len(ax.get_legend_handles_labels()[0])
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(n_entries, 4),
-                  fontsize=style.FONT_SIZE - 1, frameon=False)
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.14),
+            ncol=min(n_entries, 4),
+            fontsize=style.FONT_SIZE - 1,
+            frameon=False,
+        )
 
     def _boundaries(self, ax: Axes, margins: np.ndarray, **kw) -> bool:
         """Draw where classes meet; False when no boundary crosses the panel."""
         drawn = False
         # Two classes share one boundary; with more, each class's region edge is drawn (shared edges coincide).
-        for c in ([1] if len(margins) == 2 else range(len(margins))):
+        for c in [1] if len(margins) == 2 else range(len(margins)):
             if margins[c].min() < 0 < margins[c].max():
                 ax.contour(*self.grid, margins[c], levels=[0.0], **kw)
                 drawn = True
@@ -271,8 +345,9 @@ class FitDisplay(Display):
         style.apply(ax)
         at = self.x_data[:, 0] if self.kind == "curve" else self.pred
         ax.axhline(0.0, color=style.PALETTE["model"], lw=1.2, zorder=1)
-        ax.scatter(at, self.resid, s=style.MARKER_SIZE * 0.7, color=style.PALETTE["data"], alpha=style.DATA_ALPHA,
-                   zorder=2)
+        ax.scatter(
+            at, self.resid, s=style.MARKER_SIZE * 0.7, color=style.PALETTE["data"], alpha=style.DATA_ALPHA, zorder=2
+        )
         ax.set(xlabel=self.x_names[0] if self.kind == "curve" else f"predicted {self.y_name}", ylabel="residual")
         return ax
 

@@ -37,7 +37,8 @@ def palette_of(frames: Sequence[np.ndarray]) -> np.ndarray:
         common = colours[np.argsort(counts, kind="stable")[::-1][:EXACT]]
         others = rgb[~np.isin(_codes(rgb), common)]
         cut = Image.fromarray(np.ascontiguousarray(others.reshape(1, -1, 3))).quantize(
-            colors=256 - EXACT, method=Image.Quantize.MEDIANCUT)
+            colors=256 - EXACT, method=Image.Quantize.MEDIANCUT
+        )
         palette = cut.getpalette()
         assert palette is not None  # quantize() makes a "P" image, which always has a palette
         extra = np.asarray(palette[: 3 * (256 - EXACT)], dtype=np.uint8).reshape(-1, 3)
@@ -88,8 +89,14 @@ class PaletteGifWriter(animation.PillowWriter):
 
     def finish(self):
         self._index = None
-        self._frames[0].save(self.outfile, format="GIF", save_all=True, append_images=self._frames[1:],
-                             duration=round(1000 / self.fps), loop=0)
+        self._frames[0].save(
+            self.outfile,
+            format="GIF",
+            save_all=True,
+            append_images=self._frames[1:],
+            duration=round(1000 / self.fps),
+            loop=0,
+        )
 
 
 def _codes(rgb: np.ndarray) -> np.ndarray:

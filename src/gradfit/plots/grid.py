@@ -51,8 +51,10 @@ class GridDisplay(Display):
     def __init__(self, result, data=None, steps=None, k: int = 4):
         available = np.asarray(result.history.snapshot_steps)
         if not len(available):
-            raise ConfigError("This run kept no parameter snapshots to draw (a result loaded from JSON without its "
-                              "history.csv): pass history=History.from_frame(...) to FitResult.from_json.")
+            raise ConfigError(
+                "This run kept no parameter snapshots to draw (a result loaded from JSON without its "
+                "history.csv): pass history=History.from_frame(...) to FitResult.from_json."
+            )
         if steps is None:
             if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
                 raise ConfigError(f"The 'k' parameter must be an integer >= 1. Got {k!r} instead.")
@@ -94,8 +96,10 @@ class GridDisplay(Display):
             panel.plot(ax)
             loss = "" if np.isnan(panel.loss) else f", loss {style.fmt(panel.loss)}"
             arrow = self._off_frame(panel, self.ylim) if self.ylim is not None else ""
-            ax.set_title(f"{panel.words.at(panel.step)}{loss}" + (f"\n(fit leaves the frame {arrow})" if arrow else ""),
-                         fontsize=style.FONT_SIZE)
+            ax.set_title(
+                f"{panel.words.at(panel.step)}{loss}" + (f"\n(fit leaves the frame {arrow})" if arrow else ""),
+                fontsize=style.FONT_SIZE,
+            )
             legend = ax.get_legend()
             if legend is not None and i > 0:
                 legend.remove()  # one legend explains every panel

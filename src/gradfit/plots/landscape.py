@@ -41,8 +41,10 @@ def log_levels(loss: np.ndarray, levels: int = 20) -> np.ndarray:
         raise ConfigError(f"The 'levels' parameter must be a whole number >= 2. Got {levels!r} instead.")
     finite = np.asarray(loss, dtype=np.float64)[np.isfinite(loss)]
     if not len(finite):
-        raise ConfigError("The landscape holds no finite loss value to draw (the loss overflows over the whole grid); "
-                          "choose a smaller span.")
+        raise ConfigError(
+            "The landscape holds no finite loss value to draw (the loss overflows over the whole grid); "
+            "choose a smaller span."
+        )
     lo, hi = float(finite.min()), float(finite.max())
     if not hi > lo:
         hi = lo + max(abs(lo), 1.0) * 1e-6
@@ -97,8 +99,9 @@ def distinct_labels(values) -> list[str]:
     return labels
 
 
-def draw_contours(ax: Axes, land: Landscape, levels: int = 20, cmap: str = "viridis", colorbar: bool = True,
-                  lines: bool = True):
+def draw_contours(
+    ax: Axes, land: Landscape, levels: int = 20, cmap: str = "viridis", colorbar: bool = True, lines: bool = True
+):
     """Filled contours of ``land`` on ``ax`` at :func:`contour_levels` (with a colorbar); returns the ContourSet."""
     lv, kind = contour_levels(land.loss, levels)
     z = np.ma.masked_invalid(land.loss)
@@ -152,8 +155,15 @@ class LandscapeDisplay(Display):
 
     figsize = (6.4, 5.0)
 
-    def __init__(self, landscape: Landscape, *, levels: int = 20, show_path: bool = True, show_minimum: bool = True,
-                 cmap: str = "viridis"):
+    def __init__(
+        self,
+        landscape: Landscape,
+        *,
+        levels: int = 20,
+        show_path: bool = True,
+        show_minimum: bool = True,
+        cmap: str = "viridis",
+    ):
         self.landscape = landscape
         self.levels, self.level_kind = contour_levels(landscape.loss, levels)
         self.n_levels = int(levels)
@@ -168,17 +178,56 @@ class LandscapeDisplay(Display):
         draw_contours(ax, land, self.n_levels, self.cmap)
         if self.show_minimum:
             ma, mb, ml = land.minimum()
-            ax.plot([ma], [mb], marker="P", ls="none", ms=9, color="white", mec=PATH_EDGE, zorder=6, clip_on=False,
-                    label=f"grid minimum ({style.fmt(ml)})")
+            ax.plot(
+                [ma],
+                [mb],
+                marker="P",
+                ls="none",
+                ms=9,
+                color="white",
+                mec=PATH_EDGE,
+                zorder=6,
+                clip_on=False,
+                label=f"grid minimum ({style.fmt(ml)})",
+            )
         if self.show_path and len(land.path):
             p = land.path
-            ax.plot(p[:, 0], p[:, 1], color=PATH_COLOR, lw=1.6, marker="o", ms=2.6, markevery=_every(len(p)),
-                    path_effects=stroke(3.2), zorder=7,
-                    label=f"path ({int(land.path_steps[-1])} {RunLabels({'optimizer': land.optimizer}).step}s)")
-            ax.plot([p[0, 0]], [p[0, 1]], marker="o", ls="none", ms=9, color="white", mec=PATH_EDGE, mew=1.5,
-                    zorder=8, label="start")
-            ax.plot([p[-1, 0]], [p[-1, 1]], marker="*", ls="none", ms=16, color=END_COLOR, mec=PATH_EDGE, mew=1.0,
-                    zorder=9, label="end")
+            ax.plot(
+                p[:, 0],
+                p[:, 1],
+                color=PATH_COLOR,
+                lw=1.6,
+                marker="o",
+                ms=2.6,
+                markevery=_every(len(p)),
+                path_effects=stroke(3.2),
+                zorder=7,
+                label=f"path ({int(land.path_steps[-1])} {RunLabels({'optimizer': land.optimizer}).step}s)",
+            )
+            ax.plot(
+                [p[0, 0]],
+                [p[0, 1]],
+                marker="o",
+                ls="none",
+                ms=9,
+                color="white",
+                mec=PATH_EDGE,
+                mew=1.5,
+                zorder=8,
+                label="start",
+            )
+            ax.plot(
+                [p[-1, 0]],
+                [p[-1, 1]],
+                marker="*",
+                ls="none",
+                ms=16,
+                color=END_COLOR,
+                mec=PATH_EDGE,
+                mew=1.0,
+                zorder=9,
+                label="end",
+            )
         ax.set_xlim(land.a[0], land.a[-1])
         ax.set_ylim(land.b[0], land.b[-1])
         ax.legend(loc="best", fontsize=style.FONT_SIZE - 1, framealpha=0.85)
@@ -187,8 +236,18 @@ class LandscapeDisplay(Display):
         return ax
 
 
-def plot_landscape(source, data=None, *, ax: Axes | None = None, params=None, n: int = 101, span=None, levels: int = 20,
-                   show_path: bool = True, show_minimum: bool = True) -> LandscapeDisplay:
+def plot_landscape(
+    source,
+    data=None,
+    *,
+    ax: Axes | None = None,
+    params=None,
+    n: int = 101,
+    span=None,
+    levels: int = 20,
+    show_path: bool = True,
+    show_minimum: bool = True,
+) -> LandscapeDisplay:
     """Make a :class:`LandscapeDisplay` of a :class:`Landscape` (or of a FitResult, computing one); draw it into ``ax`` when given.
 
     In a notebook the returned display shows itself; ``.save("landscape.png")`` writes it.

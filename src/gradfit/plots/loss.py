@@ -51,11 +51,14 @@ class LossDisplay(Display):
     def __init__(self, history_or_result):
         history = getattr(history_or_result, "history", history_or_result)
         if not isinstance(history, History):
-            raise ConfigError(f"LossDisplay needs a History or a FitResult. Got {type(history_or_result).__name__} "
-                              f"instead.")
+            raise ConfigError(
+                f"LossDisplay needs a History or a FitResult. Got {type(history_or_result).__name__} instead."
+            )
         if len(history) == 0:
-            raise ConfigError("This run has no history to draw (a result loaded from JSON without its history.csv): "
-                              "pass history=History.from_frame(...) to FitResult.from_json.")
+            raise ConfigError(
+                "This run has no history to draw (a result loaded from JSON without its history.csv): "
+                "pass history=History.from_frame(...) to FitResult.from_json."
+            )
         self.steps = history.step
         self.loss = np.asarray(history.loss, dtype=np.float64)
         self.val_loss = np.asarray(history["val_loss"], dtype=np.float64)
@@ -78,12 +81,27 @@ class LossDisplay(Display):
         ok = np.isfinite(self.loss)
         # A single recorded step is a point, not a line: show it with a marker so it is visible.
         marker = "o" if ok.sum() < 2 else None
-        ax.plot(self.steps[ok], self.loss[ok], color=style.PALETTE["model"], lw=style.LINE_WIDTH, marker=marker,
-                label="training loss", zorder=3)
+        ax.plot(
+            self.steps[ok],
+            self.loss[ok],
+            color=style.PALETTE["model"],
+            lw=style.LINE_WIDTH,
+            marker=marker,
+            label="training loss",
+            zorder=3,
+        )
         if self.has_val:
             v = np.isfinite(self.val_loss)
-            ax.plot(self.steps[v], self.val_loss[v], color=style.PALETTE["val"], lw=1.5,
-                    marker="o" if v.sum() <= 50 else None, ms=3, label="validation loss", zorder=2)
+            ax.plot(
+                self.steps[v],
+                self.val_loss[v],
+                color=style.PALETTE["val"],
+                lw=1.5,
+                marker="o" if v.sum() <= 50 else None,
+                ms=3,
+                label="validation loss",
+                zorder=2,
+            )
         if self.log_scale:
             ax.set_yscale("log")
         ax.set(xlabel=self.words.step, ylabel="loss (log scale)" if self.log_scale else "loss", title=self.title)
@@ -92,8 +110,9 @@ class LossDisplay(Display):
             twin = ax.twinx()
             lr_ok = np.isfinite(self.lr)
             rate = self.words.rate
-            (line,) = twin.plot(self.steps[lr_ok], self.lr[lr_ok], color=style.PALETTE["lr"], lw=1.2, ls=":",
-                                label=rate)
+            (line,) = twin.plot(
+                self.steps[lr_ok], self.lr[lr_ok], color=style.PALETTE["lr"], lw=1.2, ls=":", label=rate
+            )
             axis_label = f"{rate} (0: a Gauss-Newton step)" if self.words.lm else rate
             twin.set_ylabel(axis_label, color=style.PALETTE["lr"], fontsize=style.FONT_SIZE)
             twin.tick_params(axis="y", colors=style.PALETTE["lr"], labelsize=style.FONT_SIZE - 1)
@@ -105,12 +124,25 @@ class LossDisplay(Display):
             became = f":\nthe loss became {self.bad_loss:g}" if self.bad_loss is not None else ""
             ax.axvline(self.diverged_at, color=style.PALETTE["model"], lw=1.0, ls=":", zorder=1)
             # Bottom right: a diverging loss climbs, so that corner stays clear of the curve.
-            ax.text(0.98, 0.05, f"diverged at {self.words.at(self.diverged_at)}{became}",
-                    transform=ax.transAxes, ha="right", va="bottom", color=style.PALETTE["model"],
-                    fontsize=style.FONT_SIZE, bbox={"facecolor": "white", "edgecolor": style.PALETTE["model"]})
+            ax.text(
+                0.98,
+                0.05,
+                f"diverged at {self.words.at(self.diverged_at)}{became}",
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                color=style.PALETTE["model"],
+                fontsize=style.FONT_SIZE,
+                bbox={"facecolor": "white", "edgecolor": style.PALETTE["model"]},
+            )
         if len(handles) > 1:
-            ax.legend(handles, labels, loc="upper left" if self.diverged else "upper right",
-                      fontsize=style.FONT_SIZE - 1, framealpha=0.85)
+            ax.legend(
+                handles,
+                labels,
+                loc="upper left" if self.diverged else "upper right",
+                fontsize=style.FONT_SIZE - 1,
+                framealpha=0.85,
+            )
         return ax
 
 
@@ -120,8 +152,11 @@ def _title(result) -> str:
     if words.lm:
         parts = [words.method]
     else:
-        parts = [f"{cfg.get('optimizer') or 'sgd'}, lr {style.fmt(cfg['lr'])}" if cfg.get("lr") is not None
-                 else str(cfg.get("optimizer") or "fit")]
+        parts = [
+            f"{cfg.get('optimizer') or 'sgd'}, lr {style.fmt(cfg['lr'])}"
+            if cfg.get("lr") is not None
+            else str(cfg.get("optimizer") or "fit")
+        ]
     if words.scaled:
         parts.append("on scaled parameters")
     if cfg.get("schedule"):

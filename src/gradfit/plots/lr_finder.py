@@ -19,7 +19,7 @@ from gradfit.plots.display import Display, new_axes
 __all__ = ["LRFinderDisplay"]
 
 TOP_FACTOR = 1.5  # the y-axis shows losses up to this multiple of the first smoothed loss
-LOG_SPAN = 10.0   # a log y-axis when the losses shown span more than this factor
+LOG_SPAN = 10.0  # a log y-axis when the losses shown span more than this factor
 
 SUGGESTION_STYLE: style.LineStyle = {"color": style.PALETTE["model"], "linestyle": "--", "linewidth": 1.3}
 MIN10_STYLE: style.LineStyle = {"color": style.PALETTE["optimum"], "linestyle": "--", "linewidth": 1.3}
@@ -55,8 +55,10 @@ class LRFinderDisplay(Display):
 
     def __init__(self, result: LRFinderResult):
         if not isinstance(result, LRFinderResult):
-            raise ConfigError(f"LRFinderDisplay needs an LRFinderResult (from gradfit.experiments.lr_finder.find_lr). "
-                              f"Got {type(result).__name__} instead.")
+            raise ConfigError(
+                f"LRFinderDisplay needs an LRFinderResult (from gradfit.experiments.lr_finder.find_lr). "
+                f"Got {type(result).__name__} instead."
+            )
         self.result = result
         self.lrs = np.asarray(result.lrs, dtype=np.float64)
         self.losses = np.asarray(result.losses, dtype=np.float64)
@@ -93,9 +95,19 @@ class LRFinderDisplay(Display):
             raw = np.isfinite(self.losses)
             ax.plot(self.lrs[raw], self.losses[raw], color=style.PALETTE["data"], lw=1.0, alpha=0.6, label="loss")
         ok = np.isfinite(self.smoothed)
-        ax.plot(self.lrs[ok], self.smoothed[ok], color=style.PALETTE["model"], lw=style.LINE_WIDTH,
-                label=f"smoothed loss (weight {style.fmt(self.result.smoothing)})" if smoothed else "loss", zorder=3)
-        labels = {"suggestion": "steepest descent", "min/10": "minimum / 10", "stability limit": "stability limit 2/λmax"}
+        ax.plot(
+            self.lrs[ok],
+            self.smoothed[ok],
+            color=style.PALETTE["model"],
+            lw=style.LINE_WIDTH,
+            label=f"smoothed loss (weight {style.fmt(self.result.smoothing)})" if smoothed else "loss",
+            zorder=3,
+        )
+        labels = {
+            "suggestion": "steepest descent",
+            "min/10": "minimum / 10",
+            "stability limit": "stability limit 2/λmax",
+        }
         styles = {"suggestion": SUGGESTION_STYLE, "min/10": MIN10_STYLE, "stability limit": LIMIT_STYLE}
         for key, value in self.markers.items():
             ax.axvline(value, label=f"{labels[key]}: lr {style.fmt(value)}", gid=key, zorder=2, **styles[key])
@@ -104,8 +116,11 @@ class LRFinderDisplay(Display):
             ax.set_yscale("log")
         ax.set_ylim(*self.ylim)
         r = self.result
-        ax.set(xlabel="learning rate (log scale)", ylabel="loss (log scale)" if self.log_y else "loss",
-               title=f"learning-rate finder: {r.optimizer}, {r.steps_run} steps"
-                     + (", stopped on divergence" if r.stopped_early else ""))
+        ax.set(
+            xlabel="learning rate (log scale)",
+            ylabel="loss (log scale)" if self.log_y else "loss",
+            title=f"learning-rate finder: {r.optimizer}, {r.steps_run} steps"
+            + (", stopped on divergence" if r.stopped_early else ""),
+        )
         ax.legend(loc="best", fontsize=style.FONT_SIZE - 1, framealpha=0.9)
         return ax

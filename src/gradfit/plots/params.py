@@ -49,8 +49,10 @@ class ParamsDisplay(Display):
     def __init__(self, result, data=None, optimum: dict[str, float] | bool | None = None):
         hist = result.history
         if not len(hist.snapshot_steps):
-            raise ConfigError("This run kept no parameter snapshots to draw (a result loaded from JSON without its "
-                              "history.csv): pass history=History.from_frame(...) to FitResult.from_json.")
+            raise ConfigError(
+                "This run kept no parameter snapshots to draw (a result loaded from JSON without its "
+                "history.csv): pass history=History.from_frame(...) to FitResult.from_json."
+            )
         if optimum is None:
             try:
                 optimum = least_squares_optimum(result, data)
@@ -59,14 +61,16 @@ class ParamsDisplay(Display):
         elif optimum is False:
             optimum = None
         elif not isinstance(optimum, dict):
-            raise ConfigError(f"The 'optimum' parameter must be a dict of parameter values, False or None. "
-                              f"Got {type(optimum).__name__} instead.")
+            raise ConfigError(
+                f"The 'optimum' parameter must be a dict of parameter values, False or None. "
+                f"Got {type(optimum).__name__} instead."
+            )
         self.optimum = optimum
         self.words = labels_of(result)
         self.total = len(hist.param_names)
         self.names = list(hist.param_names[:MAX_PANELS])
         self.steps = np.asarray(hist.snapshot_steps)
-        self.values = np.asarray(hist.snapshots[:, :len(self.names)], dtype=np.float64)
+        self.values = np.asarray(hist.snapshots[:, : len(self.names)], dtype=np.float64)
         self.fixed = {n for n in self.names if n.split("[")[0] in set(result.fixed)}
         n = len(self.names)
         self.ncols = min(n, COLUMNS)
@@ -77,8 +81,15 @@ class ParamsDisplay(Display):
         """Draw parameter ``i``'s path (and its optimum) into ``ax``."""
         style.apply(ax)
         name = self.names[i]
-        ax.plot(self.steps, self.values[:, i], color=style.PALETTE["model"], lw=style.LINE_WIDTH,
-                marker="o" if len(self.steps) <= 12 else None, ms=3, label=self.words.path)
+        ax.plot(
+            self.steps,
+            self.values[:, i],
+            color=style.PALETTE["model"],
+            lw=style.LINE_WIDTH,
+            marker="o" if len(self.steps) <= 12 else None,
+            ms=3,
+            label=self.words.path,
+        )
         if self.optimum is not None and name in self.optimum:
             ax.axhline(self.optimum[name], label="least-squares optimum", **style.OPTIMUM_STYLE)
         ax.set_title(name + (" (fixed)" if name in self.fixed else ""), fontsize=style.FONT_SIZE)
@@ -94,8 +105,11 @@ class ParamsDisplay(Display):
             ax.plot(self.steps, self.values[:, i], color=color, lw=1.5, label=name)
             if self.optimum is not None and name in self.optimum:
                 ax.axhline(self.optimum[name], color=color, ls="--", lw=1.0)
-        ax.set(xlabel=self.words.step, ylabel="value", title="parameters" + (" (dashed: least-squares optimum)"
-                                                                          if self.optimum is not None else ""))
+        ax.set(
+            xlabel=self.words.step,
+            ylabel="value",
+            title="parameters" + (" (dashed: least-squares optimum)" if self.optimum is not None else ""),
+        )
         ax.legend(fontsize=style.FONT_SIZE - 1, loc="best", ncol=2 if len(self.names) > 6 else 1)
         return ax
 

@@ -40,7 +40,11 @@ class RaceDisplay(Display):
         self.colors = tuple(style.CYCLE[i % len(style.CYCLE)] for i in range(len(race.results)))
 
     def draw(self, fig: Figure) -> None:
-        left, right = fig.subplots(1, 2, width_ratios=(1.0, 1.15)) if self.race.landscape is not None else (fig.add_subplot(), None)
+        left, right = (
+            fig.subplots(1, 2, width_ratios=(1.0, 1.15))
+            if self.race.landscape is not None
+            else (fig.add_subplot(), None)
+        )
         self.plot_losses(left)
         if right is not None:
             self.plot_paths(right)
@@ -75,9 +79,16 @@ class RaceDisplay(Display):
         land = self.race.landscape
         if land is None:
             return set()
-        inside = [(np.isfinite(p).all(axis=1) & (p[:, 0] >= land.a[0]) & (p[:, 0] <= land.a[-1])
-                   & (p[:, 1] >= land.b[0]) & (p[:, 1] <= land.b[-1])).all()
-                  for p in (np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in self.race.paths)]
+        inside = [
+            (
+                np.isfinite(p).all(axis=1)
+                & (p[:, 0] >= land.a[0])
+                & (p[:, 0] <= land.a[-1])
+                & (p[:, 1] >= land.b[0])
+                & (p[:, 1] <= land.b[-1])
+            ).all()
+            for p in (np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in self.race.paths)
+        ]
         return {k for k, ok in enumerate(inside) if not ok}
 
     def plot_paths(self, ax: Axes) -> Axes:
@@ -91,18 +102,57 @@ class RaceDisplay(Display):
             if not len(shown):
                 continue
             # Labels starting with "_" stay out of legends but let tests and users find each run's lines.
-            ax.plot(shown[:, 0], shown[:, 1], color=color, lw=1.8, marker="o", ms=2.4, label=f"_path {label}",
-                    markevery=max(1, len(shown) // 60), path_effects=stroke(3.2, "white"), zorder=6)
+            ax.plot(
+                shown[:, 0],
+                shown[:, 1],
+                color=color,
+                lw=1.8,
+                marker="o",
+                ms=2.4,
+                label=f"_path {label}",
+                markevery=max(1, len(shown) // 60),
+                path_effects=stroke(3.2, "white"),
+                zorder=6,
+            )
             if len(shown) == len(path) and descended(result):
-                ax.plot(path[-1:, 0], path[-1:, 1], marker="*", ls="none", ms=15, color=color, mec=PATH_EDGE,
-                        mew=0.8, zorder=8, label=f"_end {label}")
+                ax.plot(
+                    path[-1:, 0],
+                    path[-1:, 1],
+                    marker="*",
+                    ls="none",
+                    ms=15,
+                    color=color,
+                    mec=PATH_EDGE,
+                    mew=0.8,
+                    zorder=8,
+                    label=f"_end {label}",
+                )
         starts = [p[0] for p in self.race.paths if len(p)]
         if starts:
-            ax.plot([starts[0][0]], [starts[0][1]], marker="o", ls="none", ms=9, color="white", mec=PATH_EDGE, mew=1.5,
-                    zorder=9, label="_start")
-            ax.annotate("start", starts[0], xytext=self._away(land), textcoords="offset points",
-                        ha="center", va="center", fontsize=style.FONT_SIZE - 1,
-                        color=PATH_EDGE, path_effects=stroke(2.5, "white"), zorder=9)
+            ax.plot(
+                [starts[0][0]],
+                [starts[0][1]],
+                marker="o",
+                ls="none",
+                ms=9,
+                color="white",
+                mec=PATH_EDGE,
+                mew=1.5,
+                zorder=9,
+                label="_start",
+            )
+            ax.annotate(
+                "start",
+                starts[0],
+                xytext=self._away(land),
+                textcoords="offset points",
+                ha="center",
+                va="center",
+                fontsize=style.FONT_SIZE - 1,
+                color=PATH_EDGE,
+                path_effects=stroke(2.5, "white"),
+                zorder=9,
+            )
         ax.set_xlim(land.a[0], land.a[-1])
         ax.set_ylim(land.b[0], land.b[-1])
         note = held_note(land)
@@ -132,9 +182,13 @@ def visible_prefix(path: np.ndarray, land: Landscape) -> np.ndarray:
     """
     path = np.asarray(path, dtype=np.float64).reshape(-1, 2)
     wa, wb = land.a[-1] - land.a[0], land.b[-1] - land.b[0]
-    inside = (np.isfinite(path).all(axis=1)
-              & (path[:, 0] >= land.a[0] - wa) & (path[:, 0] <= land.a[-1] + wa)
-              & (path[:, 1] >= land.b[0] - wb) & (path[:, 1] <= land.b[-1] + wb))
+    inside = (
+        np.isfinite(path).all(axis=1)
+        & (path[:, 0] >= land.a[0] - wa)
+        & (path[:, 0] <= land.a[-1] + wa)
+        & (path[:, 1] >= land.b[0] - wb)
+        & (path[:, 1] <= land.b[-1] + wb)
+    )
     if inside.all():
         return path
     first = int(np.argmin(inside))

@@ -37,15 +37,23 @@ if TYPE_CHECKING:  # matplotlib.typing is new in matplotlib 3.8; the annotations
 __all__ = ["PANEL_SIZE", "Reel"]
 
 PANEL_SIZE = (6.4, 3.6)  # inches per panel: 512 x 288 pixels at dpi 80
-GAP = 12                 # pixels kept between the top line's two texts
+GAP = 12  # pixels kept between the top line's two texts
 # Saving must use the figure's own dpi and extent: the backdrop is pixels.
 _SAVING: dict[RcKeyType, Any] = {"savefig.dpi": "figure", "savefig.bbox": None}
 
 # matplotlib's jshtml player loads Font Awesome from a CDN for its button icons; a saved page
 # must work offline, so the icons become plain characters and the stylesheet link goes.
-_ICONS = {"fa fa-minus": "&minus;", "fa fa-fast-backward": "&#x23EE;", "fa fa-step-backward": "&#x25C1;",
-          "fa fa-play fa-flip-horizontal": "&#x25C0;", "fa fa-pause": "&#x23F8;", "fa fa-play": "&#x25B6;",
-          "fa fa-step-forward": "&#x25B7;", "fa fa-fast-forward": "&#x23ED;", "fa fa-plus": "+"}
+_ICONS = {
+    "fa fa-minus": "&minus;",
+    "fa fa-fast-backward": "&#x23EE;",
+    "fa fa-step-backward": "&#x25C1;",
+    "fa fa-play fa-flip-horizontal": "&#x25C0;",
+    "fa fa-pause": "&#x23F8;",
+    "fa fa-play": "&#x25B6;",
+    "fa fa-step-forward": "&#x25B7;",
+    "fa fa-fast-forward": "&#x23ED;",
+    "fa fa-plus": "+",
+}
 _EXTERNAL = re.compile(r"""<link\b[^>]*\bhref\s*=\s*["']?https?://[^>]*>""", re.IGNORECASE)
 _ICON_TAG = re.compile(r'<i class="(fa [^"]*)"></i>')
 
@@ -55,9 +63,9 @@ class Reel:
 
     figsize: tuple[float, float] = PANEL_SIZE
     title: str = "gradfit animation"
-    heading: str = ""          # the top line's left: what is animated
+    heading: str = ""  # the top line's left: what is animated
     frame_steps: np.ndarray
-    frame_labels: list[str]    # the top line's right, per frame
+    frame_labels: list[str]  # the top line's right, per frame
     interval: int
     fps: float | None
 
@@ -78,8 +86,16 @@ class Reel:
         fig = Figure(figsize=self.figsize, dpi=dpi, layout="constrained")
         canvas = FigureCanvasAgg(fig)
         head = fig.suptitle(self.heading, x=0.01, ha="left", fontsize=style.TITLE_SIZE)
-        label = fig.text(0.99, 0.99, max(self.frame_labels, key=len), ha="right", va="top", family="monospace",
-                         fontsize=style.FONT_SIZE, gid="label")
+        label = fig.text(
+            0.99,
+            0.99,
+            max(self.frame_labels, key=len),
+            ha="right",
+            va="top",
+            family="monospace",
+            fontsize=style.FONT_SIZE,
+            gid="label",
+        )
         label.set_in_layout(False)
         panels = self.draw_panels(fig)
 
@@ -104,12 +120,14 @@ class Reel:
             freeze(fig, moving)
         return fig, update
 
-    def animation(self, dpi: int = 80, figure: tuple[Figure, Callable[[int], list]] | None = None
-                  ) -> animation.FuncAnimation:
+    def animation(
+        self, dpi: int = 80, figure: tuple[Figure, Callable[[int], list]] | None = None
+    ) -> animation.FuncAnimation:
         """A :class:`matplotlib.animation.FuncAnimation` of the frames (on ``figure``, from :meth:`make_figure`)."""
         fig, update = figure if figure is not None else self.make_figure(dpi=dpi)
-        return animation.FuncAnimation(fig, update, frames=self.n_frames, interval=self.interval,
-                                       blit=False, cache_frame_data=False)
+        return animation.FuncAnimation(
+            fig, update, frames=self.n_frames, interval=self.interval, blit=False, cache_frame_data=False
+        )
 
     def _fps(self) -> float:
         return float(self.fps) if self.fps else 1000.0 / self.interval
@@ -124,17 +142,25 @@ class Reel:
 
         pixels = self.figsize[0] * dpi * self.figsize[1] * dpi
         per_frame = {"gif": 1.0, "html": 3.0}.get(kind, 0.0)
-        require([(f"{self.n_frames:,} frames of {pixels:,.0f} pixels", per_frame * pixels * self.n_frames),
-                 ("the still part of the picture", 2 * 4.0 * pixels)],
-                f"the animation ({kind})", "Keep fewer frames (max_frames=...) or a lower dpi.")
+        require(
+            [
+                (f"{self.n_frames:,} frames of {pixels:,.0f} pixels", per_frame * pixels * self.n_frames),
+                ("the still part of the picture", 2 * 4.0 * pixels),
+            ],
+            f"the animation ({kind})",
+            "Keep fewer frames (max_frames=...) or a lower dpi.",
+        )
 
     def to_jshtml(self, dpi: int = 80) -> str:
         """An HTML fragment with every frame embedded as a base64 PNG and a player; no external URL."""
         self.check_memory(dpi, "html")
         with matplotlib.rc_context(_SAVING):
             # matplotlib's stubs say fps is an int; it takes any rate (the player's delay is 1000 / fps ms)
-            text = self.animation(dpi=dpi).to_jshtml(fps=self._fps(), embed_frames=True,  # type: ignore[arg-type]
-                                                     default_mode="loop")
+            text = self.animation(dpi=dpi).to_jshtml(
+                fps=self._fps(),  # type: ignore[arg-type]
+                embed_frames=True,
+                default_mode="loop",
+            )
         text = _EXTERNAL.sub("", text)
         return _ICON_TAG.sub(lambda m: _ICONS.get(m.group(1), ""), text)
 
@@ -154,11 +180,14 @@ class Reel:
         target = Path(path)
         suffix = target.suffix.lower()
         if suffix not in (".gif", ".mp4", ".html"):
-            raise ConfigError(f"Cannot save an animation as {target.name!r}: the extension must be .gif, .mp4 "
-                              f"or .html.")
+            raise ConfigError(
+                f"Cannot save an animation as {target.name!r}: the extension must be .gif, .mp4 or .html."
+            )
         if suffix == ".html":
-            page = (f"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                    f"<title>{html.escape(self.title)}</title>\n</head>\n<body>\n{self.to_jshtml(dpi=dpi)}\n</body>\n</html>\n")
+            page = (
+                f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+                f"<title>{html.escape(self.title)}</title>\n</head>\n<body>\n{self.to_jshtml(dpi=dpi)}\n</body>\n</html>\n"
+            )
             return atomic_write_text(target, page)
         if suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
             raise ConfigError("saving MP4 needs ffmpeg, which is not installed; save as .gif or .html instead.")

@@ -25,8 +25,10 @@ def check_landscape(model, fixed, pair: tuple[str, str] | None) -> None:
 
     free = sum(s.size for s in model.specs if s.name not in set(fixed))
     if free < 2:
-        raise ConfigError(f"A loss landscape (--landscape) needs at least two free parameters; the model "
-                          f"{model.name!r} has {free}. Leave out --landscape.")
+        raise ConfigError(
+            f"A loss landscape (--landscape) needs at least two free parameters; the model "
+            f"{model.name!r} has {free}. Leave out --landscape."
+        )
     try:
         landscape_pair(model, fixed, pair)
     except GradfitError as exc:
@@ -47,7 +49,9 @@ def check_animation_path(path: str | os.PathLike) -> Path:
         if not animation.writers.is_available("ffmpeg"):
             raise ConfigError("Saving MP4 needs ffmpeg, which is not installed here; save as .gif or .html instead.")
     if target.parent.exists() and not target.parent.is_dir():
-        raise ConfigError(f"Cannot save the animation to {str(target)!r}: {str(target.parent)!r} is a file, not a folder.")
+        raise ConfigError(
+            f"Cannot save the animation to {str(target)!r}: {str(target.parent)!r} is a file, not a folder."
+        )
     from gradfit.targets import check_file_target
 
     return check_file_target(target, "--animate", "animation")  # a folder there, a read-only mount, /proc...
@@ -79,8 +83,10 @@ def save_pictures(
         from gradfit.analysis.landscape import compute_landscape
 
         if n_params < 2:
-            raise ConfigError("A loss landscape needs at least two free parameters; this model has "
-                              f"{n_params}. Leave 'landscape' out of the pictures.")
+            raise ConfigError(
+                "A loss landscape needs at least two free parameters; this model has "
+                f"{n_params}. Leave 'landscape' out of the pictures."
+            )
         land = compute_landscape(result, data, params=landscape, span=span)
     pictures: dict[str, Any] = {}
     for kind in kinds:

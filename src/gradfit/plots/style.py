@@ -12,13 +12,13 @@ from typing import TypedDict
 from matplotlib.axes import Axes
 
 PALETTE: dict[str, str] = {
-    "data": "#7f9cb8",      # muted steel blue: the data should recede behind the model
-    "model": "#c0392b",     # strong red: the fitted curve
-    "start": "#8c8c8c",     # grey: the initial guess (drawn dashed)
-    "val": "#e67e22",       # orange: validation loss
-    "lr": "#8e44ad",        # purple: learning rate on a twin axis
-    "optimum": "#27ae60",   # green: the least-squares optimum (drawn dashed)
-    "path": "#d35400",      # dark orange: a descent path on a landscape
+    "data": "#7f9cb8",  # muted steel blue: the data should recede behind the model
+    "model": "#c0392b",  # strong red: the fitted curve
+    "start": "#8c8c8c",  # grey: the initial guess (drawn dashed)
+    "val": "#e67e22",  # orange: validation loss
+    "lr": "#8e44ad",  # purple: learning rate on a twin axis
+    "optimum": "#27ae60",  # green: the least-squares optimum (drawn dashed)
+    "path": "#d35400",  # dark orange: a descent path on a landscape
 }
 
 #: Categorical colours (for classes, several runs); colour-blind friendly (Okabe-Ito).
@@ -27,7 +27,7 @@ CYCLE: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
 FONT_SIZE = 10
 TITLE_SIZE = 11
 LINE_WIDTH = 2.0
-MARKER_SIZE = 18        # scatter ``s`` (points^2)
+MARKER_SIZE = 18  # scatter ``s`` (points^2)
 DATA_ALPHA = 0.7
 
 

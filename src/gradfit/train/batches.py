@@ -47,8 +47,11 @@ class Batches:
             # Drawn afresh after a resume mid-epoch too, from the generator state of the epoch's start.
             self.epoch_rng = self.generator.get_state() if self.generator is not None else None
             device = data.x.device
-            self.order = (torch.randperm(self.rows, generator=self.generator).to(device) if self.shuffle
-                          else torch.arange(self.rows, device=device))
+            self.order = (
+                torch.randperm(self.rows, generator=self.generator).to(device)
+                if self.shuffle
+                else torch.arange(self.rows, device=device)
+            )
         k = step % self.per_epoch
         idx = self.order[k * self.batch : (k + 1) * self.batch]
         return data.x[idx], data.y[idx], None if data.w is None else data.w[idx]
@@ -61,8 +64,9 @@ class Batches:
         """
         if self.generator is None:
             return None
-        mid_epoch = (self.order is not None and self.shuffle and self.batch < self.rows
-                     and self.position % self.per_epoch != 0)
+        mid_epoch = (
+            self.order is not None and self.shuffle and self.batch < self.rows and self.position % self.per_epoch != 0
+        )
         return self.epoch_rng if mid_epoch else self.generator.get_state()
 
     def load_state_dict(self, state: torch.Tensor | None) -> None:

@@ -38,16 +38,19 @@ class Bounds:
         for key, pair in (spec or {}).items():
             name, index = model.entry(str(key))
             if name not in model.param_names:
-                raise ModelError(f"The bound on {key!r} names no parameter of the model {model.name!r}. "
-                                 f"Its parameters are: {', '.join(model.param_names)}.")
+                raise ModelError(
+                    f"The bound on {key!r} names no parameter of the model {model.name!r}. "
+                    f"Its parameters are: {', '.join(model.param_names)}."
+                )
             lo, hi = _pair(key, pair)
             where = (...,) if index is None else index
             try:
                 self.lower[name][where] = lo
                 self.upper[name][where] = hi
             except IndexError:
-                raise ModelError(f"The bound on {key!r} is out of range: {name!r} has shape "
-                                 f"{model.spec(name).shape}.") from None
+                raise ModelError(
+                    f"The bound on {key!r} is out of range: {name!r} has shape {model.spec(name).shape}."
+                ) from None
             canonical = model.flat_key(str(key))  # a[0] and a[bmi] are one entry: say it one way
             if canonical in self.given:
                 raise ModelError(f"The bound on {canonical!r} is given twice (as {key!r} too). Give it once.")
@@ -62,13 +65,21 @@ class Bounds:
         for name, value in params.items():
             v = value.detach().double().cpu()
             outside = (v < self.lower[name]) | (v > self.upper[name])
-            for flat, out, x, lo, hi in zip(self.model.spec(name).flat_names(), outside.reshape(-1), v.reshape(-1),
-                                            self.lower[name].reshape(-1), self.upper[name].reshape(-1)):
+            for flat, out, x, lo, hi in zip(
+                self.model.spec(name).flat_names(),
+                outside.reshape(-1),
+                v.reshape(-1),
+                self.lower[name].reshape(-1),
+                self.upper[name].reshape(-1),
+            ):
                 if out:
                     bad.append(f"{flat} = {float(x):g} is outside [{float(lo):g}, {float(hi):g}]")
         if bad:
-            raise ModelError("The initial values must lie within the bounds: " + "; ".join(bad)
-                             + ". Give initial values inside them with init=... (--init).")
+            raise ModelError(
+                "The initial values must lie within the bounds: "
+                + "; ".join(bad)
+                + ". Give initial values inside them with init=... (--init)."
+            )
 
     def project(self, params: Mapping[str, torch.Tensor]) -> bool:
         """Clip every bounded parameter into its box, in place; True if anything was clipped."""
@@ -81,7 +92,9 @@ class Bounds:
                 p.copy_(inside)
         return clipped
 
-    def mask_gradients(self, params: Mapping[str, torch.Tensor], names, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    def mask_gradients(
+        self, params: Mapping[str, torch.Tensor], names, grads: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
         """The gradients with the entries that would push a parameter out of its box set to zero."""
         bounded = set(self._bounded)
         out = []
@@ -109,11 +122,15 @@ class Bounds:
         return hits
 
     def to_dict(self) -> dict[str, list[float | None]]:
-        return {k: [None if math.isinf(lo) else lo, None if math.isinf(hi) else hi] for k, (lo, hi) in self.given.items()}
+        return {
+            k: [None if math.isinf(lo) else lo, None if math.isinf(hi) else hi] for k, (lo, hi) in self.given.items()
+        }
 
     @property
     def _bounded(self) -> list[str]:
-        return [n for n in self.lower if bool(torch.isfinite(self.lower[n]).any() | torch.isfinite(self.upper[n]).any())]
+        return [
+            n for n in self.lower if bool(torch.isfinite(self.lower[n]).any() | torch.isfinite(self.upper[n]).any())
+        ]
 
 
 def _pair(key: str, pair) -> tuple[float, float]:
@@ -122,7 +139,9 @@ def _pair(key: str, pair) -> tuple[float, float]:
         lo = -math.inf if lo is None else float(lo)
         hi = math.inf if hi is None else float(hi)
     except (TypeError, ValueError):
-        raise ModelError(f"The bound on {key!r} must be a pair (lo, hi) of numbers or None. Got {pair!r} instead.") from None
+        raise ModelError(
+            f"The bound on {key!r} must be a pair (lo, hi) of numbers or None. Got {pair!r} instead."
+        ) from None
     if math.isnan(lo) or math.isnan(hi) or not lo < hi:
         raise ModelError(f"The bound on {key!r} must have lo < hi. Got ({lo:g}, {hi:g}) instead.")
     return lo, hi

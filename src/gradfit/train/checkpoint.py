@@ -26,8 +26,16 @@ import torch
 from gradfit.data.fingerprint import data_fingerprint
 from gradfit.errors import ConfigError, DataError
 
-__all__ = ["FORMAT", "CHECKPOINT_NAME", "MAY_CHANGE", "Checkpointer", "fit_identity", "load_checkpoint",
-           "check_identity", "checkpoint_file"]
+__all__ = [
+    "FORMAT",
+    "CHECKPOINT_NAME",
+    "MAY_CHANGE",
+    "Checkpointer",
+    "fit_identity",
+    "load_checkpoint",
+    "check_identity",
+    "checkpoint_file",
+]
 
 FORMAT = "gradfit.checkpoint/2"  # 2: the data's fingerprint covers every value, every field is checked
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -47,8 +55,11 @@ def checkpoint_file(path: str | Path) -> Path:
 def fit_identity(model_spec: dict, dataset, config: dict, start: dict, fixed, bounds: dict) -> dict:
     """What a checkpoint must agree with to be resumed: model, data, options (less MAY_CHANGE), start."""
     weights = getattr(dataset, "w", None)
-    data = {"rows": len(dataset), "columns": [*dataset.x_names, dataset.y_name],
-            "fingerprint": data_fingerprint(dataset.x, dataset.y, w=weights)}
+    data = {
+        "rows": len(dataset),
+        "columns": [*dataset.x_names, dataset.y_name],
+        "fingerprint": data_fingerprint(dataset.x, dataset.y, w=weights),
+    }
     if weights is not None:  # only then, so the checkpoints of unweighted fits keep their identity
         data["weights"] = dataset.weighting.to_dict() if dataset.weighting is not None else "array"
     return {  # IDENTITY_FIELDS
@@ -79,8 +90,9 @@ class Checkpointer:
         The id of the run that saves (:mod:`gradfit.run_schema`), kept in every checkpoint it writes.
     """
 
-    def __init__(self, directory=None, every: int | None = None, identity=None, resume: dict | None = None,
-                 run_id: str = ""):
+    def __init__(
+        self, directory=None, every: int | None = None, identity=None, resume: dict | None = None, run_id: str = ""
+    ):
         self.directory = None if directory is None else Path(directory)
         self.run_id = run_id
         self.every = every
@@ -108,8 +120,12 @@ class Checkpointer:
         if callable(self.identity):
             self.identity = self.identity()
         self.directory.mkdir(parents=True, exist_ok=True)
-        payload = {"format": FORMAT, "identity": json.dumps(self.identity, sort_keys=True, default=repr),
-                   "run": self.run_id, **state}
+        payload = {
+            "format": FORMAT,
+            "identity": json.dumps(self.identity, sort_keys=True, default=repr),
+            "run": self.run_id,
+            **state,
+        }
         with atomic_path(self.path) as tmp:
             torch.save(payload, tmp)
         self.saved = self.path
@@ -120,39 +136,54 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :class:`Checkpointer`; DataError if missing, damaged or foreign."""
     file = checkpoint_file(path)
     if not file.is_file():
-        raise DataError(f"Cannot resume: there is no checkpoint at {str(file)!r}. A fit writes DIR/{CHECKPOINT_NAME} "
-                        f"when run with --checkpoint-every N (library: checkpoint_every=N, checkpoint_dir=DIR) or when "
-                        f"it is interrupted; give that folder, or start the fit afresh without --resume.")
+        raise DataError(
+            f"Cannot resume: there is no checkpoint at {str(file)!r}. A fit writes DIR/{CHECKPOINT_NAME} "
+            f"when run with --checkpoint-every N (library: checkpoint_every=N, checkpoint_dir=DIR) or when "
+            f"it is interrupted; give that folder, or start the fit afresh without --resume."
+        )
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, not a zip, pickle refused...: all mean the same to the user
         # torch's own text is about its internals (and suggests weights_only=False, which would run the file's code).
-        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} is damaged (e.g. cut short) or not a gradfit "
-                        f"checkpoint; torch.load refused it ({type(exc).__name__}). Resume from another folder or start "
-                        f"the fit afresh without --resume.") from None
+        raise DataError(
+            f"Cannot resume: the checkpoint {str(file)!r} is damaged (e.g. cut short) or not a gradfit "
+            f"checkpoint; torch.load refused it ({type(exc).__name__}). Resume from another folder or start "
+            f"the fit afresh without --resume."
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         older = isinstance(found, str) and found.startswith("gradfit.checkpoint/")
-        why = (" It was written by an earlier gradfit, whose checkpoints recorded too little of the data to be checked."
-               if older else "")
-        raise DataError(f"Cannot resume: {str(file)!r} is not a checkpoint this gradfit can read (format {found!r}, "
-                        f"expected {FORMAT!r}).{why} Start the fit afresh without --resume.")
+        why = (
+            " It was written by an earlier gradfit, whose checkpoints recorded too little of the data to be checked."
+            if older
+            else ""
+        )
+        raise DataError(
+            f"Cannot resume: {str(file)!r} is not a checkpoint this gradfit can read (format {found!r}, "
+            f"expected {FORMAT!r}).{why} Start the fit afresh without --resume."
+        )
     missing = [k for k in ("identity", "step", "params", "recorder", "elapsed") if k not in state]
     if missing:
-        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} is damaged: field {missing[0]!r} is missing"
-                        f"{' (and ' + ', '.join(map(repr, missing[1:])) + ')' if missing[1:] else ''}. Start the fit "
-                        f"afresh without --resume.")
+        raise DataError(
+            f"Cannot resume: the checkpoint {str(file)!r} is damaged: field {missing[0]!r} is missing"
+            f"{' (and ' + ', '.join(map(repr, missing[1:])) + ')' if missing[1:] else ''}. Start the fit "
+            f"afresh without --resume."
+        )
     step = state["step"]
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} is damaged: field 'step' is {step!r}, expected a "
-                        f"whole number >= 0. Start the fit afresh without --resume.")
+        raise DataError(
+            f"Cannot resume: the checkpoint {str(file)!r} is damaged: field 'step' is {step!r}, expected a "
+            f"whole number >= 0. Start the fit afresh without --resume."
+        )
     try:
         identity = json.loads(state["identity"]) if isinstance(state["identity"], str) else None
     except (ValueError, RecursionError):
         identity = None
     if not isinstance(identity, dict) or set(identity) != set(IDENTITY_FIELDS):
-        raise DataError(f"Cannot resume: the checkpoint {str(file)!r} is damaged: field 'identity' is not the "
-                        f"description of a fit. Start the fit afresh without --resume.")
+        raise DataError(
+            f"Cannot resume: the checkpoint {str(file)!r} is damaged: field 'identity' is not the "
+            f"description of a fit. Start the fit afresh without --resume."
+        )
     state["identity"] = identity
     state["file"] = str(file)  # for the messages of gradfit.train.checkpoint_schema
     return state
@@ -161,20 +192,34 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def check_identity(saved: dict, current: dict, path) -> None:
     """Raise ConfigError listing every way the checkpoint's fit differs from this one."""
     now = json.loads(json.dumps(current, sort_keys=True, default=repr))  # compare like with like: as stored
-    diffs = [f"{where}: the checkpoint has {_show(a)}, this fit has {_show(b)}" for where, a, b in _differences(saved, now)]
+    diffs = [
+        f"{where}: the checkpoint has {_show(a)}, this fit has {_show(b)}" for where, a, b in _differences(saved, now)
+    ]
     if diffs:
         may = ", ".join(MAY_CHANGE)
-        raise ConfigError(f"Cannot resume from {str(checkpoint_file(path))!r}: it belongs to a different fit.\n- "
-                          + "\n- ".join(diffs)
-                          + f"\nResume with the same model, data and options (only {may} may change), or start afresh.")
+        raise ConfigError(
+            f"Cannot resume from {str(checkpoint_file(path))!r}: it belongs to a different fit.\n- "
+            + "\n- ".join(diffs)
+            + f"\nResume with the same model, data and options (only {may} may change), or start afresh."
+        )
 
 
 def _differences(a, b, where: str = "") -> list[tuple[str, Any, Any]]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for key in sorted(set(a) | set(b), key=str):
-            label = {"options": "option", "data": "data", "model": "model", "start": "initial value",
-                     "bounds": "bounds", "fixed": "fixed parameters"}.get(key, key) if not where else f"{where} {key!r}"
+            label = (
+                {
+                    "options": "option",
+                    "data": "data",
+                    "model": "model",
+                    "start": "initial value",
+                    "bounds": "bounds",
+                    "fixed": "fixed parameters",
+                }.get(key, key)
+                if not where
+                else f"{where} {key!r}"
+            )
             if key in a and key in b:
                 out += _differences(a[key], b[key], label)
             else:

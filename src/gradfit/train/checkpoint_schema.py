@@ -46,8 +46,18 @@ _SCHEDULED = {"lr": (0.0, math.inf), "momentum": (0.0, 1.0), "betas": (0.0, 1.0)
 _SCHEDULE_POSITION = ("last_epoch", "_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step")
 
 
-def check_resumable(saved: dict, *, params: dict, optimizer=None, scheduler=None, generator=None,
-                    early=None, rules=(), recorder=None, solver: dict | None = None) -> None:
+def check_resumable(
+    saved: dict,
+    *,
+    params: dict,
+    optimizer=None,
+    scheduler=None,
+    generator=None,
+    early=None,
+    rules=(),
+    recorder=None,
+    solver: dict | None = None,
+) -> None:
     """Raise DataError naming the first field of ``saved`` that the loop cannot resume from.
 
     Parameters
@@ -66,8 +76,10 @@ def check_resumable(saved: dict, *, params: dict, optimizer=None, scheduler=None
         _check(saved, params, optimizer, scheduler, generator, early, rules, recorder, solver)
     except Damaged as exc:
         where = saved.get("file", "the checkpoint")
-        raise DataError(f"Cannot resume: the checkpoint {where!r} is damaged: field {exc.field!r} {exc.problem}. "
-                        f"Start the fit afresh without --resume, or resume from an intact checkpoint.") from None
+        raise DataError(
+            f"Cannot resume: the checkpoint {where!r} is damaged: field {exc.field!r} {exc.problem}. "
+            f"Start the fit afresh without --resume, or resume from an intact checkpoint."
+        ) from None
 
 
 def _check(saved, params, optimizer, scheduler, generator, early, rules, recorder, solver) -> None:
@@ -101,6 +113,7 @@ def _check(saved, params, optimizer, scheduler, generator, early, rules, recorde
 
 # -- the fields ------------------------------------------------------------------------------------
 
+
 def _params(value: dict, expected: dict, where: str) -> None:
     missing = [n for n in expected if n not in value]
     if missing:
@@ -130,10 +143,17 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
     groups = field(state, "param_groups", list, "optimizer.param_groups")
     reference = optimizer.state_dict()
     if len(groups) != len(reference["param_groups"]):
-        raise Damaged("optimizer.param_groups", f"has {len(groups)} group(s), expected {len(reference['param_groups'])}")
+        raise Damaged(
+            "optimizer.param_groups", f"has {len(groups)} group(s), expected {len(reference['param_groups'])}"
+        )
     # The options are this fit's (the identity says so); only what a schedule moves may differ, within its range.
-    moved = set() if scheduler is None else {"lr", "momentum", "betas"} if getattr(scheduler, "cycle_momentum", False) \
-        else {"lr"}  # the one-cycle policy cycles the momentum too
+    moved = (
+        set()
+        if scheduler is None
+        else {"lr", "momentum", "betas"}
+        if getattr(scheduler, "cycle_momentum", False)
+        else {"lr"}
+    )  # the one-cycle policy cycles the momentum too
     for i, (group, ref) in enumerate(zip(groups, reference["param_groups"])):
         where = f"optimizer.param_groups.{i}"
         like(group, ref, where, exact=tuple(k for k in ref if k not in moved))
@@ -148,10 +168,14 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
     # What the optimizer keeps per parameter: as built (step 0), or as one step leaves it (Adam's moments...).
     made = reference["state"] if step == 0 else _trial_step(optimizer, None, leaves)
     expected = {i: sorted(map(str, entry)) for i, entry in made.items()}
-    found = {i: sorted(map(str, entry)) if isinstance(entry, dict) else describe(entry) for i, entry in per_param.items()}
+    found = {
+        i: sorted(map(str, entry)) if isinstance(entry, dict) else describe(entry) for i, entry in per_param.items()
+    }
     if found != expected:
-        raise Damaged("optimizer.state", f"holds {_summary(found)}; {type(optimizer).__name__} at step {step} keeps "
-                                         f"{_summary(expected)}")
+        raise Damaged(
+            "optimizer.state",
+            f"holds {_summary(found)}; {type(optimizer).__name__} at step {step} keeps {_summary(expected)}",
+        )
     for index, entry in per_param.items():
         where = f"optimizer.state.{index}"
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(leaves):
@@ -165,8 +189,10 @@ def _optimizer(saved: dict, optimizer, scheduler, step: int) -> None:
             # step below may overwrite a value before using it (L-BFGS's H_diag), so it cannot be the only check.
             listed = isinstance(made.get(index, {}).get(key), (list, tuple))
             if listed != isinstance(value, (list, tuple)):
-                raise Damaged(f"{where}.{key}", f"is {describe(value)}, expected "
-                                                f"{'a list' if listed else 'a finite number or a tensor'}")
+                raise Damaged(
+                    f"{where}.{key}",
+                    f"is {describe(value)}, expected {'a list' if listed else 'a finite number or a tensor'}",
+                )
             _optimizer_value(value, f"{where}.{key}", shapes)
     _trial_step(optimizer, state, leaves)
 
@@ -209,8 +235,10 @@ def _trial_step(optimizer, state: dict | None, leaves: list) -> dict:
 
         trial.step(closure)
     except Exception as exc:  # noqa: BLE001 - whatever torch says, the state cannot be resumed
-        raise Damaged("optimizer", f"cannot be loaded into {type(optimizer).__name__} or stepped "
-                                   f"({type(exc).__name__}: {first_line(exc)})") from None
+        raise Damaged(
+            "optimizer",
+            f"cannot be loaded into {type(optimizer).__name__} or stepped ({type(exc).__name__}: {first_line(exc)})",
+        ) from None
     if not all(bool(torch.isfinite(c).all()) for c in copies):
         raise Damaged("optimizer", "makes a step to non-finite parameters")
     return trial.state_dict()["state"]
@@ -238,8 +266,11 @@ def _scheduler(saved: dict, scheduler, step: int) -> None:
     last = state.get("_last_lr")
     for i, group in enumerate(saved["optimizer"]["param_groups"] if isinstance(last, list) else ()):
         if group["lr"] != last[i]:
-            raise Damaged(f"optimizer.param_groups.{i}.lr", f"is {group['lr']!r}, but field 'scheduler._last_lr.{i}', "
-                                                        f"the rate the schedule set, is {last[i]!r}: one of them was changed")
+            raise Damaged(
+                f"optimizer.param_groups.{i}.lr",
+                f"is {group['lr']!r}, but field 'scheduler._last_lr.{i}', "
+                f"the rate the schedule set, is {last[i]!r}: one of them was changed",
+            )
 
 
 def _previous(saved: dict, leaves: list, step: int) -> None:
@@ -247,8 +278,9 @@ def _previous(saved: dict, leaves: list, step: int) -> None:
     previous = saved.get("previous")
     if previous is None:
         if step > 0 and leaves:
-            raise Damaged("previous", "is missing: a checkpoint after the first step keeps the parameters before "
-                                      "the last update")
+            raise Damaged(
+                "previous", "is missing: a checkpoint after the first step keeps the parameters before the last update"
+            )
         return
     if not isinstance(previous, list) or len(previous) != len(leaves):
         raise Damaged("previous", f"is {describe(previous)}, expected None or a list of {len(leaves)} tensor(s)")
@@ -334,24 +366,32 @@ def _recorder(state: dict, recorder, step: int) -> None:
     snapshot_every = integer(state, "snapshot_every", 1, where="recorder.snapshot_every")
     ratio, rest = divmod(snapshot_every, recorder.snapshot_every)
     if rest or ratio & (ratio - 1):
-        raise Damaged("recorder.snapshot_every", f"is {snapshot_every}, expected {recorder.snapshot_every} times a "
-                                                 f"power of two")
+        raise Damaged(
+            "recorder.snapshot_every", f"is {snapshot_every}, expected {recorder.snapshot_every} times a power of two"
+        )
     rows = tensor(field(state, "rows", where="recorder.rows"), "recorder.rows", dtype=torch.float64, finite=False)
     if rows.dim() != 2 or rows.shape[1] != len(COLUMNS):
-        raise Damaged("recorder.rows", f"has shape {tuple(rows.shape)}, expected (rows, {len(COLUMNS)}): the columns "
-                                       f"{', '.join(COLUMNS)}")
+        raise Damaged(
+            "recorder.rows",
+            f"has shape {tuple(rows.shape)}, expected (rows, {len(COLUMNS)}): the columns {', '.join(COLUMNS)}",
+        )
     for i, name in enumerate(COLUMNS):
         if name not in ("val_loss", "lr") and not bool(torch.isfinite(rows[:, i]).all()):
             raise Damaged(f"recorder.rows.{name}", "holds NaN or infinite values")
     _steps(rows[:, 0], "recorder.rows.step", row_every, step)
     names = len(recorder.param_names)
-    snap_steps = tensor(field(state, "snap_steps", where="recorder.snap_steps"), "recorder.snap_steps",
-                         dtype=torch.int64)
+    snap_steps = tensor(
+        field(state, "snap_steps", where="recorder.snap_steps"), "recorder.snap_steps", dtype=torch.int64
+    )
     if snap_steps.dim() != 1:
         raise Damaged("recorder.snap_steps", f"has shape {tuple(snap_steps.shape)}, expected (snapshots,)")
     _steps(snap_steps, "recorder.snap_steps", snapshot_every, step)
-    tensor(field(state, "snaps", where="recorder.snaps"), "recorder.snaps", shape=(len(snap_steps), names),
-            dtype=torch.float64)
+    tensor(
+        field(state, "snaps", where="recorder.snaps"),
+        "recorder.snaps",
+        shape=(len(snap_steps), names),
+        dtype=torch.float64,
+    )
 
 
 def _steps(steps: torch.Tensor, where: str, every: int, step: int) -> None:
@@ -360,8 +400,11 @@ def _steps(steps: torch.Tensor, where: str, every: int, step: int) -> None:
     expected = torch.arange(0, step, every, dtype=torch.float64)
     values = steps.to(torch.float64)
     if values.shape != expected.shape or not torch.equal(values, expected):
-        raise Damaged(where, f"holds {len(values)} step(s) ({_span(values)}); at step {step}, keeping every {every}, "
-                             f"the recorder holds {len(expected)} ({_span(expected)})")
+        raise Damaged(
+            where,
+            f"holds {len(values)} step(s) ({_span(values)}); at step {step}, keeping every {every}, "
+            f"the recorder holds {len(expected)} ({_span(expected)})",
+        )
 
 
 def _span(values: torch.Tensor) -> str:

@@ -53,13 +53,15 @@ def number(container: dict, key: str, lo: float, where: str | None = None) -> fl
     return float(value)
 
 
-def tensor(value, where: str, shape: tuple | None = None, dtype: torch.dtype | None = None,
-            finite: bool = True) -> torch.Tensor:
+def tensor(
+    value, where: str, shape: tuple | None = None, dtype: torch.dtype | None = None, finite: bool = True
+) -> torch.Tensor:
     if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
         raise Damaged(where, f"is {describe(value)}, expected a tensor")
     if dtype is not None and value.dtype != dtype:
-        raise Damaged(where, f"has dtype {str(value.dtype).replace('torch.', '')}, expected "
-                             f"{str(dtype).replace('torch.', '')}")
+        raise Damaged(
+            where, f"has dtype {str(value.dtype).replace('torch.', '')}, expected {str(dtype).replace('torch.', '')}"
+        )
     if dtype is None and value.dtype not in _TENSOR_KINDS:
         raise Damaged(where, f"has dtype {str(value.dtype).replace('torch.', '')}, expected a float or integer dtype")
     if shape is not None and tuple(value.shape) != tuple(shape):
@@ -79,7 +81,9 @@ def like(value, reference, where: str, exact=()) -> None:
             raise Damaged(where, f"is {describe(value)}, expected a dict")
         if set(value) != set(reference):
             missing, extra = sorted(set(reference) - set(value), key=str), sorted(set(value) - set(reference), key=str)
-            what = "lacks " + ", ".join(map(repr, missing)) if missing else "holds unknown " + ", ".join(map(repr, extra))
+            what = (
+                "lacks " + ", ".join(map(repr, missing)) if missing else "holds unknown " + ", ".join(map(repr, extra))
+            )
             raise Damaged(where, what)
         for key in reference:
             if key in exact and value[key] != reference[key]:

@@ -75,15 +75,21 @@ class FitConfig:
             except ConfigError as exc:
                 problems.append(str(exc))
         problems += self._declared(*_of_kind("number"))
-        need(not (self.steps is not None and self.epochs is not None),
-             "Give a budget in steps or in epochs, not both (got steps=%r and epochs=%r)." % (self.steps, self.epochs))
+        need(
+            not (self.steps is not None and self.epochs is not None),
+            "Give a budget in steps or in epochs, not both (got steps=%r and epochs=%r)." % (self.steps, self.epochs),
+        )
         problems += self._declared(*_of_kind("whole"))
-        need(self.patience is None or self.val_split is not None,
-             "Early stopping ('patience') watches the validation loss: also give 'val_split' (e.g. 0.2).")
+        need(
+            self.patience is None or self.val_split is not None,
+            "Early stopping ('patience') watches the validation loss: also give 'val_split' (e.g. 0.2).",
+        )
         problems += self._declared("scale")
-        need(not (self.scale is True and _optimizer_key(self.optimizer) == "lm"),
-             "scale=True is for the gradient-descent optimizers; Levenberg-Marquardt ('lm') scales its own steps. "
-             "Leave out scale.")
+        need(
+            not (self.scale is True and _optimizer_key(self.optimizer) == "lm"),
+            "scale=True is for the gradient-descent optimizers; Levenberg-Marquardt ('lm') scales its own steps. "
+            "Leave out scale.",
+        )
         problems += self._declared("uncertainty", "seed", "dtype", *_of_kind("flag"), *_of_kind("mapping"))
         problems += _device_problems(self.device) + _pair_problems(self)
         if problems:
@@ -146,11 +152,14 @@ def resolve_device(name) -> "torch.device":
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ConfigError(f"The device {name!r} was requested but no CUDA GPU is available here. "
-                              f"Use --device cpu or auto.")
+            raise ConfigError(
+                f"The device {name!r} was requested but no CUDA GPU is available here. Use --device cpu or auto."
+            )
         if device.index is not None and device.index >= count:
-            raise ConfigError(f"The device {name!r} was requested but this machine has {count} CUDA GPU"
-                              f"{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}).")
+            raise ConfigError(
+                f"The device {name!r} was requested but this machine has {count} CUDA GPU"
+                f"{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})."
+            )
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError(f"The device {name!r} (Apple's Metal GPUs) is not available here. Use --device cpu or auto.")
     if device.type == "cpu" and device.index not in (None, 0):
@@ -163,14 +172,21 @@ def _pair_problems(config: "FitConfig") -> list[str]:
     key = _optimizer_key(config.optimizer)
     out = []
     if key == "lbfgs" and config.schedule is not None and _schedule_key(config.schedule) not in (None, "constant"):
-        out.append(f"L-BFGS ('lbfgs') chooses each step's length by a line search, so a learning-rate schedule "
-                   f"({config.schedule!r}) does not apply to it. Leave out schedule, or choose a gradient-descent "
-                   f"optimizer (sgd, momentum, adam, ...).")
+        out.append(
+            f"L-BFGS ('lbfgs') chooses each step's length by a line search, so a learning-rate schedule "
+            f"({config.schedule!r}) does not apply to it. Leave out schedule, or choose a gradient-descent "
+            f"optimizer (sgd, momentum, adam, ...)."
+        )
     if config.momentum is not None and key in ("sgd", "adam", "adamw", "adagrad", "lbfgs"):
-        own = {"adam": "its own momentum is betas[0]", "adamw": "its own momentum is betas[0]",
-               "sgd": "sgd is the plain step p -= lr * grad"}.get(key, f"{key!r} has none")
-        out.append(f"The 'momentum' parameter applies to the optimizers momentum, nesterov and rmsprop; {own}. "
-                   f"Leave out momentum, or use --optimizer momentum (or nesterov).")
+        own = {
+            "adam": "its own momentum is betas[0]",
+            "adamw": "its own momentum is betas[0]",
+            "sgd": "sgd is the plain step p -= lr * grad",
+        }.get(key, f"{key!r} has none")
+        out.append(
+            f"The 'momentum' parameter applies to the optimizers momentum, nesterov and rmsprop; {own}. "
+            f"Leave out momentum, or use --optimizer momentum (or nesterov)."
+        )
     return out
 
 

@@ -64,23 +64,40 @@ def fit_footprint(model, dataset, config, itemsize: int, fixed=()) -> list[Item]
     p_free = sum(s.size for s in model.specs if s.name not in set(fixed))
     name = optimizer_name(config.optimizer)
     fewer_rows = "Use fewer rows"
-    items = [Item(f"the data as read ({n:,} rows)", _held(dataset), fewer_rows + ".", "host"),
-             Item(f"its {columns} used columns in {'float64' if itemsize == 8 else 'float32'}",
-                  n * columns * itemsize, fewer_rows + " or --dtype float32.")]
+    items = [
+        Item(f"the data as read ({n:,} rows)", _held(dataset), fewer_rows + ".", "host"),
+        Item(
+            f"its {columns} used columns in {'float64' if itemsize == 8 else 'float32'}",
+            n * columns * itemsize,
+            fewer_rows + " or --dtype float32.",
+        ),
+    ]
     if n_val:
         items.append(Item("the training and validation rows (a copy)", n * columns * itemsize, fewer_rows + "."))
     if batch < n_train:
-        items.append(Item(f"the shuffled order of the {n_train:,} training rows (int64)", 16.0 * n_train, fewer_rows + "."))
+        items.append(
+            Item(f"the shuffled order of the {n_train:,} training rows (int64)", 16.0 * n_train, fewer_rows + ".")
+        )
     items += _model_items(model, name, config, itemsize, p, p_free, rows)
     steps = _total_steps(config, n_train, batch)
     snapshots = min(snapshot_cap(p, config.max_snapshots), steps + 1)
-    items.append(Item(f"the history ({min(steps + 1, MAX_ROWS):,} rows, {snapshots:,} snapshots of the parameters)",
-                      56.0 * min(steps + 1, MAX_ROWS) + 2 * 8.0 * snapshots * p,
-                      "Keep fewer parameter snapshots (max_snapshots=...).", "host"))
+    items.append(
+        Item(
+            f"the history ({min(steps + 1, MAX_ROWS):,} rows, {snapshots:,} snapshots of the parameters)",
+            56.0 * min(steps + 1, MAX_ROWS) + 2 * 8.0 * snapshots * p,
+            "Keep fewer parameter snapshots (max_snapshots=...).",
+            "host",
+        )
+    )
     if config.uncertainty:  # asked for: p² matrices (automatic ones are kept small by gradfit.analysis.fit_analysis)
-        items.append(Item(f"the covariance of the {p_free:,} free parameters (float64)", 8 * 8.0 * p_free * p_free
-                          + 8.0 * jacobian_rows(p_free) * p_free,
-                          "Leave out --uncertainty (uncertainty=True).", "host"))
+        items.append(
+            Item(
+                f"the covariance of the {p_free:,} free parameters (float64)",
+                8 * 8.0 * p_free * p_free + 8.0 * jacobian_rows(p_free) * p_free,
+                "Leave out --uncertainty (uncertainty=True).",
+                "host",
+            )
+        )
     return items
 
 
@@ -107,23 +124,38 @@ def _model_items(model, name: str, config, itemsize: int, p: int, p_free: int, r
     smaller = "Choose a smaller model (fewer parameters: a lower degree, narrower hidden layers, fewer outputs)."
     if name == "lbfgs":
         history = int(config.optimizer_options.get("history_size", 100))
-        state, advice = 2 * history + 4, f"L-BFGS keeps {2 * history} vectors the size of the parameters: use " \
-                                         "--optimizer adam for a model this large, or a smaller model."
+        state, advice = (
+            2 * history + 4,
+            f"L-BFGS keeps {2 * history} vectors the size of the parameters: use "
+            "--optimizer adam for a model this large, or a smaller model.",
+        )
     else:
         state, advice = STATE.get(name, 2) + int(bool(config.momentum)), smaller
     # The start, the best (early stopping), the checkpoint's copy: three more vectors of every parameter.
-    out = [Item(f"the model's {p:,} parameters, their gradients and {name}'s state",
-                itemsize * (3.0 * p + (2 + state) * p_free) + SPEC_BYTES * len(model.specs), advice),
-           Item(f"one chunk of {rows:,} rows through the model (forward and backward)",
-                PASS_FACTOR * float(rows) * model.row_width() * itemsize,
-                "Use a smaller --batch-size." if config.batch_size else smaller)]
+    out = [
+        Item(
+            f"the model's {p:,} parameters, their gradients and {name}'s state",
+            itemsize * (3.0 * p + (2 + state) * p_free) + SPEC_BYTES * len(model.specs),
+            advice,
+        ),
+        Item(
+            f"one chunk of {rows:,} rows through the model (forward and backward)",
+            PASS_FACTOR * float(rows) * model.row_width() * itemsize,
+            "Use a smaller --batch-size." if config.batch_size else smaller,
+        ),
+    ]
     if name == "lm":  # float64: a chunk's Jacobian (and its tangents), and the (p+1)² triangular factor
-        out.append(Item(f"Levenberg-Marquardt's Jacobian of {rows:,} rows x {p_free:,} parameters",
-                        8.0 * (3 * rows * p_free + 3 * (p_free + 1) ** 2),
-                        "Use a gradient-descent optimizer (--optimizer adam) for this many parameters."))
+        out.append(
+            Item(
+                f"Levenberg-Marquardt's Jacobian of {rows:,} rows x {p_free:,} parameters",
+                8.0 * (3 * rows * p_free + 3 * (p_free + 1) ** 2),
+                "Use a gradient-descent optimizer (--optimizer adam) for this many parameters.",
+            )
+        )
     if config.scale:  # the Jacobian at the start on at most 5e6 numbers and a p x p whitening map
-        out.append(Item("the scaling of the parameters", 8.0 * (5e6 + 3 * p_free * min(p_free, 2000)),
-                        "Leave out --scale."))
+        out.append(
+            Item("the scaling of the parameters", 8.0 * (5e6 + 3 * p_free * min(p_free, 2000)), "Leave out --scale.")
+        )
     return out
 
 

@@ -54,8 +54,13 @@ class HistoryRecorder:
     full :data:`MAX_ROWS` costs 56 MB instead of about 300 MB.
     """
 
-    def __init__(self, param_names: list[str], max_rows: int = MAX_ROWS, max_snapshots: int = MAX_SNAPSHOTS,
-                 snapshot_every: int = 1):
+    def __init__(
+        self,
+        param_names: list[str],
+        max_rows: int = MAX_ROWS,
+        max_snapshots: int = MAX_SNAPSHOTS,
+        snapshot_every: int = 1,
+    ):
         self.param_names = list(param_names)
         self.max_rows = max(2, int(max_rows))
         self.max_snapshots = snapshot_cap(len(self.param_names), max_snapshots)
@@ -81,7 +86,9 @@ class HistoryRecorder:
     def wants_snapshot(self, step: int) -> bool:
         return step % self.snapshot_every == 0
 
-    def add_row(self, step: int, epoch: float, loss: float, val_loss: float, lr: float, grad_norm: float, t: float) -> None:
+    def add_row(
+        self, step: int, epoch: float, loss: float, val_loss: float, lr: float, grad_norm: float, t: float
+    ) -> None:
         if step % self.row_every:
             return
         self._append((step, epoch, loss, val_loss, lr, grad_norm, t))
@@ -117,10 +124,13 @@ class HistoryRecorder:
 
     def state_dict(self) -> dict:
         """The rows and snapshots so far, as tensors and numbers (``torch.load(weights_only=True)`` reads them)."""
-        return {"rows": torch.from_numpy(self.table()).reshape(-1, len(COLUMNS)),
-                "snap_steps": torch.tensor(self.snap_steps, dtype=torch.int64),
-                "snaps": torch.from_numpy(np.stack(self.snaps) if self.snaps else np.zeros((0, len(self.param_names)))),
-                "row_every": self.row_every, "snapshot_every": self.snapshot_every}
+        return {
+            "rows": torch.from_numpy(self.table()).reshape(-1, len(COLUMNS)),
+            "snap_steps": torch.tensor(self.snap_steps, dtype=torch.int64),
+            "snaps": torch.from_numpy(np.stack(self.snaps) if self.snaps else np.zeros((0, len(self.param_names)))),
+            "row_every": self.row_every,
+            "snapshot_every": self.snapshot_every,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Refill a fresh recorder through its own methods (the kept rows are multiples of ``row_every``)."""
@@ -203,7 +213,9 @@ class History:
         """The kept snapshot at ``step`` (exactly), as flat name -> value."""
         hits = np.nonzero(self.snapshot_steps == step)[0]
         if not len(hits):
-            raise KeyError(f"no parameter snapshot at step {step}; snapshots exist every few steps: {self.snapshot_steps[:5]}...")
+            raise KeyError(
+                f"no parameter snapshot at step {step}; snapshots exist every few steps: {self.snapshot_steps[:5]}..."
+            )
         return dict(zip(self.param_names, self.snapshots[hits[0]].tolist()))
 
     def to_frame(self, include_time: bool = False, params: bool = True):
@@ -240,8 +252,12 @@ class History:
     def with_snapshots(self, names, steps, values) -> "History":
         """The same rows with these parameter snapshots (as read from ``history_params.npz``)."""
         values = np.asarray(values, dtype=np.float64)
-        return replace(self, param_names=tuple(names), snapshot_steps=np.asarray(steps, dtype=np.int64),
-                       snapshots=values.reshape(len(steps), len(names)))
+        return replace(
+            self,
+            param_names=tuple(names),
+            snapshot_steps=np.asarray(steps, dtype=np.int64),
+            snapshots=values.reshape(len(steps), len(names)),
+        )
 
     @classmethod
     def from_frame(cls, frame, timings=None) -> "History":
@@ -274,6 +290,10 @@ def _times(frame, timings, steps: np.ndarray) -> np.ndarray:
         return frame[TIME_COLUMN].to_numpy(dtype=np.float64)
     if timings is None or TIME_COLUMN not in timings.columns or "step" not in timings.columns:
         return np.full(len(steps), np.nan)
-    by_step = dict(zip(timings["step"].to_numpy(dtype=np.float64).tolist(),
-                       timings[TIME_COLUMN].to_numpy(dtype=np.float64).tolist()))
+    by_step = dict(
+        zip(
+            timings["step"].to_numpy(dtype=np.float64).tolist(),
+            timings[TIME_COLUMN].to_numpy(dtype=np.float64).tolist(),
+        )
+    )
     return np.array([by_step.get(s, math.nan) for s in steps.tolist()], dtype=np.float64)

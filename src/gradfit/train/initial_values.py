@@ -27,7 +27,9 @@ def initial_params(
     """
     if isinstance(init, str):
         if init.strip().lower() != "random":
-            raise ModelError(f"The 'init' parameter must be a mapping of name to value or 'random'. Got {init!r} instead.")
+            raise ModelError(
+                f"The 'init' parameter must be a mapping of name to value or 'random'. Got {init!r} instead."
+            )
         return {s.name: torch.randn(s.shape, generator=generator, dtype=torch.float64).to(dtype) for s in model.specs}
     params = model.init_params(generator, dtype, x=x, y=y)
     seen: dict[str, str] = {}
@@ -36,8 +38,9 @@ def initial_params(
         _check_name(model, name, "init")
         canonical = model.flat_key(str(key))
         if canonical in seen:
-            raise ModelError(f"The initial value of {canonical!r} is given twice (as {seen[canonical]!r} and {key!r}). "
-                             "Give it once.")
+            raise ModelError(
+                f"The initial value of {canonical!r} is given twice (as {seen[canonical]!r} and {key!r}). Give it once."
+            )
         seen[canonical] = str(key)
         spec = model.spec(name)
         try:
@@ -56,7 +59,9 @@ def initial_params(
         elif t.numel() == 1 or tuple(t.shape) == spec.shape:
             params[name] = t.to(dtype).expand(spec.shape).clone()
         else:
-            raise ModelError(f"The initial value of {name!r} must be one number or of shape {spec.shape}. Got shape {tuple(t.shape)}.")
+            raise ModelError(
+                f"The initial value of {name!r} must be one number or of shape {spec.shape}. Got shape {tuple(t.shape)}."
+            )
     return params
 
 
@@ -72,9 +77,11 @@ def _check_range(key, t: torch.Tensor, dtype: torch.dtype) -> None:
     info = torch.finfo(dtype)
     name = str(dtype).replace("torch.", "")
     what = "overflows to inf" if abs(bad) > 1 else "rounds to 0"
-    raise ConfigError(f"The initial value of {key!r}, {bad:g}, {what} in {name}, whose numbers range from "
-                      f"{info.tiny:.3g} to {info.max:.3g} in size. Give a start within that range, or fit in "
-                      f"float64: dtype='float64' (--dtype float64).")
+    raise ConfigError(
+        f"The initial value of {key!r}, {bad:g}, {what} in {name}, whose numbers range from "
+        f"{info.tiny:.3g} to {info.max:.3g} in size. Give a start within that range, or fit in "
+        f"float64: dtype='float64' (--dtype float64)."
+    )
 
 
 def fixed_names(model: Model, fix: Iterable[str] | str | None) -> frozenset[str]:

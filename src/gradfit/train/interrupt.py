@@ -144,7 +144,6 @@ class StopRequest:
         finally:
             self.current, self.droppable = saved
 
-
     @contextlib.contextmanager
     def held(self) -> Iterator[StopRequest]:
         """A block no signal cuts short: what a signal would raise inside it is raised when it ends.

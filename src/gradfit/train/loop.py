@@ -37,8 +37,21 @@ from gradfit.train.stopping import EarlyStopping, MaxTime, StepState, StoppingRu
 
 STILL_UPDATES = 3  # updates in a row that change nothing before the fit counts as stalled
 #: A checkpoint's fields, in the order they are written (a stepper keeps those of its parts and ``loop_fields``).
-CHECKPOINT_FIELDS = ("step", "total", "params", "optimizer", "scheduler", "lm", "generator", "previous", "still",
-                     "early", "rules", "recorder", "elapsed")
+CHECKPOINT_FIELDS = (
+    "step",
+    "total",
+    "params",
+    "optimizer",
+    "scheduler",
+    "lm",
+    "generator",
+    "previous",
+    "still",
+    "early",
+    "rules",
+    "recorder",
+    "elapsed",
+)
 
 
 @dataclass
@@ -78,8 +91,13 @@ class LoopState:
         return time.perf_counter() - self.started
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "total": self.total, "previous": self.previous, "still": self.still,
-                "elapsed": self.elapsed()}
+        return {
+            "step": self.step,
+            "total": self.total,
+            "previous": self.previous,
+            "still": self.still,
+            "elapsed": self.elapsed(),
+        }
 
     def load_state_dict(self, saved: dict, device) -> None:
         self.step = int(saved["step"])
@@ -134,8 +152,9 @@ def run_loop(
 class _Fit:
     """The parts of one fit and the loop's steps over them (each method one phase of :func:`run_loop`)."""
 
-    def __init__(self, model, loss, train, val, params, fixed, config: FitConfig, callbacks, generator, bounds,
-                 checkpoints):
+    def __init__(
+        self, model, loss, train, val, params, fixed, config: FitConfig, callbacks, generator, bounds, checkpoints
+    ):
         started = time.perf_counter()
         self.model, self.train, self.val, self.params, self.config = model, train, val, params, config
         self.callbacks = callbacks
@@ -143,17 +162,24 @@ class _Fit:
         self.objective = Objective(model, loss, config.chunk_size)
         self.batches = Batches(train, config.batch_size, config.shuffle, generator)
         per_epoch = self.batches.per_epoch
-        total = config.epochs * per_epoch if config.epochs is not None else (
-            DEFAULT_STEPS if config.steps is None else config.steps)
+        total = (
+            config.epochs * per_epoch
+            if config.epochs is not None
+            else (DEFAULT_STEPS if config.steps is None else config.steps)
+        )
         self.budget_reason = "max_epochs" if config.epochs is not None else "max_steps"
         self.stepper: Stepper = make_stepper(model, loss, train, params, fixed, config, total, bounds, self.objective)
-        self.rules = StoppingRules([
-            Target(config.target_loss) if config.target_loss is not None else None,
-            Tolerance(config.tol) if config.tol is not None and not self.stepper.takes_tol else None,
-            MaxTime(config.max_time) if config.max_time is not None else None])
+        self.rules = StoppingRules(
+            [
+                Target(config.target_loss) if config.target_loss is not None else None,
+                Tolerance(config.tol) if config.tol is not None and not self.stepper.takes_tol else None,
+                MaxTime(config.max_time) if config.max_time is not None else None,
+            ]
+        )
         self.early = EarlyStopping(config.patience, config.min_delta) if (val is not None and config.patience) else None
-        self.recorder = HistoryRecorder(model.flat_names(), max_snapshots=config.max_snapshots,
-                                        snapshot_every=config.snapshot_every)
+        self.recorder = HistoryRecorder(
+            model.flat_names(), max_snapshots=config.max_snapshots, snapshot_every=config.snapshot_every
+        )
         self.state = LoopState(total=total, started=started)
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -161,21 +187,35 @@ class _Fit:
     def state_dict(self) -> dict:
         """Everything the rest of the fit depends on, at the top of the step (see gradfit.train.checkpoint)."""
         loop = self.state.state_dict()
-        parts = {**{k: loop[k] for k in self.stepper.loop_fields},
-                 "params": {k: v.detach() for k, v in self.params.items()}, **self.stepper.state_dict(),
-                 "generator": self.batches.state_dict(), "early": self.early.state_dict() if self.early else None,
-                 "rules": self.rules.state_dict(), "recorder": self.recorder.state_dict()}
+        parts = {
+            **{k: loop[k] for k in self.stepper.loop_fields},
+            "params": {k: v.detach() for k, v in self.params.items()},
+            **self.stepper.state_dict(),
+            "generator": self.batches.state_dict(),
+            "early": self.early.state_dict() if self.early else None,
+            "rules": self.rules.state_dict(),
+            "recorder": self.recorder.state_dict(),
+        }
         return {k: parts[k] for k in CHECKPOINT_FIELDS if k in parts}
 
     def resume(self, saved: dict) -> None:
         """Put every part back where the checkpoint left it, every field checked first."""
         step, total = int(saved["step"]), self.state.total  # a whole number >= 0 (load_checkpoint)
         if step > total:
-            raise ConfigError(f"The checkpoint is at step {step}, past this fit's budget of {total} steps: give a "
-                              f"larger budget (--steps / --epochs) to continue it.")
+            raise ConfigError(
+                f"The checkpoint is at step {step}, past this fit's budget of {total} steps: give a "
+                f"larger budget (--steps / --epochs) to continue it."
+            )
         self.stepper.check_resume(saved, total)
-        check_resumable(saved, params=self.params, generator=self.batches.generator, early=self.early,
-                        rules=self.rules.rules, recorder=self.recorder, **self.stepper.resumable())
+        check_resumable(
+            saved,
+            params=self.params,
+            generator=self.batches.generator,
+            early=self.early,
+            rules=self.rules.rules,
+            recorder=self.recorder,
+            **self.stepper.resumable(),
+        )
         with torch.no_grad():
             for name, value in saved["params"].items():
                 self.params[name].copy_(value)
@@ -211,8 +251,18 @@ class _Fit:
         self.recorder.add_row(k, k / per_epoch, look.loss, val_k, look.lr, look.grad_norm, elapsed)
         if self.recorder.wants_snapshot(k):
             self.recorder.add_snapshot(k, _flat(self.model, self.params))
-        seen = StepState(k, k / per_epoch, look.loss, val_k, look.lr, look.grad_norm, elapsed, state.total,
-                         self.params, epoch_end=(k + 1) % per_epoch == 0)
+        seen = StepState(
+            k,
+            k / per_epoch,
+            look.loss,
+            val_k,
+            look.lr,
+            look.grad_norm,
+            elapsed,
+            state.total,
+            self.params,
+            epoch_end=(k + 1) % per_epoch == 0,
+        )
         stop = call(self.callbacks, "on_step", seen)
         if self.early is not None and math.isfinite(val_k) and self.early.update(k, val_k, self.params):
             return "early_stopped", ""
@@ -241,8 +291,9 @@ class _Fit:
         """A stop the look found: a non-finite loss or gradient (rolled back a step) or the stepper's own."""
         state, k = self.state, self.state.step
         if look.row:
-            self.recorder.add_row(k, k / self.batches.per_epoch, look.loss, math.nan, look.lr, look.grad_norm,
-                                  state.elapsed())
+            self.recorder.add_row(
+                k, k / self.batches.per_epoch, look.loss, math.nan, look.lr, look.grad_norm, state.elapsed()
+            )
         if look.stop != "diverged" or look.message:
             return look.stop, look.message
         kept = state.previous is not None
@@ -267,9 +318,16 @@ class _Fit:
             self.stepper.assign(early.best_params)
             best_step = early.best_step
         if not message:
-            message = describe_stop(reason, state.step, epochs=config.epochs, max_time=config.max_time,
-                                    target_loss=config.target_loss, tol=config.tol, patience=config.patience,
-                                    best_step=early.best_step if early else None)
+            message = describe_stop(
+                reason,
+                state.step,
+                epochs=config.epochs,
+                max_time=config.max_time,
+                target_loss=config.target_loss,
+                tol=config.tol,
+                patience=config.patience,
+                best_step=early.best_step if early else None,
+            )
         if diverging and stop_loss is not None:
             reason = "diverged"
             message = _diverged_early_message(state.step, start_loss, stop_loss, state.lr, config, best_step)
@@ -277,16 +335,20 @@ class _Fit:
             message = _interrupted_message(signalled, state.step, self.checkpoints.saved)
         message = self.stepper.finish(reason, message)
         final_loss = self._loss(train)
-        if reason == self.budget_reason and state.previous is not None and not (
-                math.isfinite(final_loss) and self.stepper.finite()):
+        if (
+            reason == self.budget_reason
+            and state.previous is not None
+            and not (math.isfinite(final_loss) and self.stepper.finite())
+        ):
             reason, message, final_loss = self._overflowed(final_loss)
         return self._output(reason, message, final_loss, best_step, signalled)
 
     def _overflowed(self, final_loss: float) -> tuple[str, str, float]:
         """The budget's last update overflowed: that is divergence too, and the previous step is kept."""
         state = self.state
-        self.recorder.add_row(state.step, state.step / self.batches.per_epoch, final_loss, math.nan, state.lr,
-                              math.nan, state.elapsed())
+        self.recorder.add_row(
+            state.step, state.step / self.batches.per_epoch, final_loss, math.nan, state.lr, math.nan, state.elapsed()
+        )
         message = _diverged_message(state.step, final_loss, math.nan, state.lr, self.config, True)
         self.stepper.put_back(state.previous)
         state.step -= 1
@@ -296,34 +358,58 @@ class _Fit:
         state, per_epoch, params = self.state, self.batches.per_epoch, self.params
         final_val = self._loss(self.val) if self.val is not None else None
         elapsed = state.elapsed()
-        self.recorder.add_final(state.step, state.step / per_epoch, final_loss,
-                                math.nan if final_val is None else final_val, elapsed, _flat(self.model, params))
+        self.recorder.add_final(
+            state.step,
+            state.step / per_epoch,
+            final_loss,
+            math.nan if final_val is None else final_val,
+            elapsed,
+            _flat(self.model, params),
+        )
         notes = _notes(signalled, self.checkpoints)
         return LoopOutput(
-            start_loss=self.stepper.start_loss, params={k: v.detach() for k, v in params.items()}, loss=final_loss,
-            val_loss=final_val, steps=state.step, epochs=state.step / per_epoch, stop_reason=reason, message=message,
-            elapsed=elapsed, history=self.recorder.freeze(), best_step=best_step,
-            diagnostics=self.stepper.diagnostics(notes, state.step, state.still, max(STILL_UPDATES, per_epoch)))
+            start_loss=self.stepper.start_loss,
+            params={k: v.detach() for k, v in params.items()},
+            loss=final_loss,
+            val_loss=final_val,
+            steps=state.step,
+            epochs=state.step / per_epoch,
+            stop_reason=reason,
+            message=message,
+            elapsed=elapsed,
+            history=self.recorder.freeze(),
+            best_step=best_step,
+            diagnostics=self.stepper.diagnostics(notes, state.step, state.still, max(STILL_UPDATES, per_epoch)),
+        )
 
     def _loss(self, data) -> float:
         return float(self.objective.value(self.params, data.x, data.y, data.w))
 
 
-def _diverged_early_message(step: int, start: float, stop: float, lr: float, config: FitConfig,
-                            best_step: int | None) -> str:
+def _diverged_early_message(
+    step: int, start: float, stop: float, lr: float, config: FitConfig, best_step: int | None
+) -> str:
     """Divergence seen by early stopping before the loss overflowed: facts only, the verdict adds the remedies."""
-    kept = (f"kept the parameters of step {best_step}{' (the start)' if best_step == 0 else ''}, those with the best "
-            f"validation loss" if best_step is not None else f"left the parameters of step {step}")
-    return (f"The fit diverged by step {step}: the training loss rose from {start:.6g} at the start to {stop:.6g} with "
-            f"learning rate {lr:.3g}, while the validation loss did not improve for {config.patience} checks; early "
-            f"stopping {kept}.")
+    kept = (
+        f"kept the parameters of step {best_step}{' (the start)' if best_step == 0 else ''}, those with the best "
+        f"validation loss"
+        if best_step is not None
+        else f"left the parameters of step {step}"
+    )
+    return (
+        f"The fit diverged by step {step}: the training loss rose from {start:.6g} at the start to {stop:.6g} with "
+        f"learning rate {lr:.3g}, while the validation loss did not improve for {config.patience} checks; early "
+        f"stopping {kept}."
+    )
 
 
 def _interrupted_message(by: str | None, step: int, checkpoint) -> str:
     text = f"Interrupted ({by}) at step {step}; the parameters are those of step {step}."
     if checkpoint is not None:
-        text += (f" The state was saved to {str(checkpoint)!r}: continue with `gradfit fit ... --resume "
-                 f"{str(checkpoint.parent)!r}` (library: resume=...).")
+        text += (
+            f" The state was saved to {str(checkpoint)!r}: continue with `gradfit fit ... --resume "
+            f"{str(checkpoint.parent)!r}` (library: resume=...)."
+        )
     return text
 
 
@@ -353,5 +439,7 @@ def _diverged_message(step: int, loss: float, grad_norm: float, lr: float, confi
             f"The fit could not start: at the initial parameters {what}. Check the initial values (--init) "
             f"and the data (for example log or sqrt of negative numbers, or division by zero)."
         )
-    return (f"The fit diverged at step {step}: {what} with learning rate {lr:.3g}. Kept the parameters of step "
-            f"{step - 1}, the last with a finite loss.")
+    return (
+        f"The fit diverged at step {step}: {what} with learning rate {lr:.3g}. Kept the parameters of step "
+        f"{step - 1}, the last with a finite loss."
+    )

@@ -31,8 +31,20 @@ from gradfit.errors import ConfigError, DataError, ModelError
 from gradfit.rowpass import CHUNK_ROWS, MemoryRows, concat
 from gradfit.rowpass import chunk_rows as rows_per_chunk
 
-__all__ = ["TASKS", "KINDS", "KEEP", "task_of", "input_matrix", "model_outputs", "probabilities", "classes",
-           "finite_rows", "read_rows", "prediction_frame", "CHUNK_ROWS"]
+__all__ = [
+    "TASKS",
+    "KINDS",
+    "KEEP",
+    "task_of",
+    "input_matrix",
+    "model_outputs",
+    "probabilities",
+    "classes",
+    "finite_rows",
+    "read_rows",
+    "prediction_frame",
+    "CHUNK_ROWS",
+]
 
 TASKS = ("regression", "binary", "multiclass")
 #: What ``FitResult.predict`` returns: the model's own outputs (values, or logits for a classifier),
@@ -96,8 +108,10 @@ def input_matrix(x, names: tuple[str, ...], dtype: torch.dtype, source: str | No
         t = t[:, None]
     if t.ndim != 2 or t.shape[1] != len(names):
         got = f"{t.shape[1]} input column(s)" if t.ndim == 2 else f"an array of shape {tuple(t.shape)}"
-        raise DataError(f"predict() got {got}; the model reads {len(names)}: {', '.join(names)}. Pass an (n, "
-                        f"{len(names)}) array with the columns in that order, or a DataFrame with those columns.")
+        raise DataError(
+            f"predict() got {got}; the model reads {len(names)}: {', '.join(names)}. Pass an (n, "
+            f"{len(names)}) array with the columns in that order, or a DataFrame with those columns."
+        )
     return t
 
 
@@ -109,8 +123,10 @@ def _from_columns(x, names, dtype, source: str) -> Tensor:
     missing = [n for n in names if n not in found]
     if missing:
         shown = ", ".join(found[:30]) + (", ..." if len(found) > 30 else "")
-        raise DataError(f"{source} lacks the column(s) {', '.join(missing)} that the model reads as inputs "
-                        f"({', '.join(names)}). Columns found: {shown or '(none)'}.")
+        raise DataError(
+            f"{source} lacks the column(s) {', '.join(missing)} that the model reads as inputs "
+            f"({', '.join(names)}). Columns found: {shown or '(none)'}."
+        )
     table = Table({n: x[n] for n in names}, source)
     attrs = getattr(x, "attrs", {})  # a frame from read_table numbers its rows as lines of the file
     index = getattr(x, "index", None)
@@ -119,8 +135,10 @@ def _from_columns(x, names, dtype, source: str) -> Tensor:
     cols = [column(table, n, dtype) for n in names]
     lengths = {n: c.shape[0] for n, c in zip(names, cols) if c is not None}
     if len(set(lengths.values())) > 1:
-        table.problems.append(f"{source}: the input columns have different lengths "
-                              f"({', '.join(f'{n!r} has {k}' for n, k in lengths.items())}).")
+        table.problems.append(
+            f"{source}: the input columns have different lengths "
+            f"({', '.join(f'{n!r} has {k}' for n, k in lengths.items())})."
+        )
     if table.problems:
         raise DataError("\n".join([f"Cannot predict from {source}:"] + [f"  - {p}" for p in table.problems]))
     present = [c for c in cols if c is not None]
@@ -148,8 +166,10 @@ def probabilities(outputs: Tensor, task: str) -> Tensor:
         return torch.stack([1 - p, p], dim=1)
     if task == "multiclass":
         return torch.softmax(outputs, dim=1)
-    raise ModelError("Class probabilities are for classifiers (a fit with loss 'bce' or 'cross_entropy'); this "
-                     "result is a regression. Use kind='output'.")
+    raise ModelError(
+        "Class probabilities are for classifiers (a fit with loss 'bce' or 'cross_entropy'); this "
+        "result is a regression. Use kind='output'."
+    )
 
 
 def classes(outputs: Tensor, task: str) -> Tensor:
@@ -158,8 +178,10 @@ def classes(outputs: Tensor, task: str) -> Tensor:
         return (outputs.reshape(-1) > 0).long()
     if task == "multiclass":
         return outputs.argmax(dim=1)
-    raise ModelError("Classes are for classifiers (a fit with loss 'bce' or 'cross_entropy'); this result is a "
-                     "regression. Use kind='output'.")
+    raise ModelError(
+        "Classes are for classifiers (a fit with loss 'bce' or 'cross_entropy'); this result is a "
+        "regression. Use kind='output'."
+    )
 
 
 def finite_rows(outputs: Tensor) -> Tensor:
@@ -211,8 +233,11 @@ def prediction_frame(result, frame, keep: str = "inputs", source: str | None = N
     task = result.task
     if task == "regression":
         values = out.cpu().numpy()
-        added = {"prediction": values} if values.ndim == 1 else \
-            {f"prediction_{j}": values[:, j] for j in range(values.shape[1])}
+        added = (
+            {"prediction": values}
+            if values.ndim == 1
+            else {f"prediction_{j}": values[:, j] for j in range(values.shape[1])}
+        )
     else:
         probs = probabilities(out, task).cpu().numpy()
         labels = classes(out, task).cpu().numpy()
@@ -223,9 +248,11 @@ def prediction_frame(result, frame, keep: str = "inputs", source: str | None = N
     kept = {"inputs": list(names), "all": [str(c) for c in frame.columns], "none": []}[keep]
     clash = [c for c in added if c in kept]
     if clash:
-        raise DataError(f"{source or 'The data'} already has the column(s) {', '.join(clash)} that the predictions "
-                        f"would fill (is it the output of an earlier prediction?). Keep only the inputs "
-                        f"(--columns inputs), or rename those columns.")
+        raise DataError(
+            f"{source or 'The data'} already has the column(s) {', '.join(clash)} that the predictions "
+            f"would fill (is it the output of an earlier prediction?). Keep only the inputs "
+            f"(--columns inputs), or rename those columns."
+        )
     table = frame.loc[:, kept].reset_index(drop=True) if kept else pd.DataFrame(index=pd.RangeIndex(len(frame)))
     for name, values in added.items():
         table[name] = values

@@ -157,15 +157,20 @@ class FitResult:
         )
 
         if kind not in KINDS:
-            raise ConfigError(f"The 'kind' parameter must be one of {', '.join(map(repr, KINDS))}. "
-                              f"Got {kind!r} instead.")
+            raise ConfigError(
+                f"The 'kind' parameter must be one of {', '.join(map(repr, KINDS))}. Got {kind!r} instead."
+            )
         if self.model is None:
-            raise ModelError("This result has no model to predict with (it was loaded from JSON with a callable or "
-                             "nn.Module model): pass model=... to FitResult.from_json.")
+            raise ModelError(
+                "This result has no model to predict with (it was loaded from JSON with a callable or "
+                "nn.Module model): pass model=... to FitResult.from_json."
+            )
         task = self.task
         if kind != "output" and task == "regression":
-            raise ConfigError(f"kind={kind!r} is for classifiers (a fit with loss 'bce' or 'cross_entropy'); this "
-                              f"result was fitted with {self.config.get('loss', 'mse')!r}. Use kind='output'.")
+            raise ConfigError(
+                f"kind={kind!r} is for classifiers (a fit with loss 'bce' or 'cross_entropy'); this "
+                f"result was fitted with {self.config.get('loss', 'mse')!r}. Use kind='output'."
+            )
         as_tensor = isinstance(x, torch.Tensor)
         source = None
         if isinstance(x, (str, Path)):
@@ -243,21 +248,43 @@ class FitResult:
         d["params"] = {k: _unnum(v) for k, v in d["params"].items()}
         d["init_params"] = {k: _unnum(v) for k, v in (d.get("init_params") or {}).items()}
         if model is not None:
-            params = {k: v.float() if d.get("data", {}).get("dtype") != "float64" else v
-                      for k, v in unflatten_params(model.specs, d["params"]).items()}
+            params = {
+                k: v.float() if d.get("data", {}).get("dtype") != "float64" else v
+                for k, v in unflatten_params(model.specs, d["params"]).items()
+            }
         else:
-            params = {k: torch.tensor(d["params"][k], dtype=torch.float64).reshape(shapes.get(k, [])) for k in d["params"]}
+            params = {
+                k: torch.tensor(d["params"][k], dtype=torch.float64).reshape(shapes.get(k, [])) for k in d["params"]
+            }
         names = tuple(d["params"])
         return cls(
-            params=params, loss=_unnum(d["loss"]), steps=d["steps"], epochs=d["epochs"], stop_reason=d["stop_reason"],
+            params=params,
+            loss=_unnum(d["loss"]),
+            steps=d["steps"],
+            epochs=d["epochs"],
+            stop_reason=d["stop_reason"],
             message=d["message"],
-            history=history or History({c: np.zeros(0) for c in ("step", "epoch", "loss", "val_loss", "lr", "grad_norm", "time")},
-                                       names, np.zeros(0, np.int64), np.zeros((0, len(names)))),
-            model=model, model_spec=d["model"], init_params=d.get("init_params", {}), fixed=tuple(d.get("fixed", ())),
-            val_loss=_unnum(d.get("val_loss")), best_step=d.get("best_step"), bounds=d.get("bounds", {}),
-            diagnostics=d.get("diagnostics", {}), uncertainty=d.get("uncertainty"), metrics=d.get("metrics"),
-            report=d.get("report"), config=d.get("config", {}),
-            data=d.get("data", {}), timings=d.get("timings", {}),
+            history=history
+            or History(
+                {c: np.zeros(0) for c in ("step", "epoch", "loss", "val_loss", "lr", "grad_norm", "time")},
+                names,
+                np.zeros(0, np.int64),
+                np.zeros((0, len(names))),
+            ),
+            model=model,
+            model_spec=d["model"],
+            init_params=d.get("init_params", {}),
+            fixed=tuple(d.get("fixed", ())),
+            val_loss=_unnum(d.get("val_loss")),
+            best_step=d.get("best_step"),
+            bounds=d.get("bounds", {}),
+            diagnostics=d.get("diagnostics", {}),
+            uncertainty=d.get("uncertainty"),
+            metrics=d.get("metrics"),
+            report=d.get("report"),
+            config=d.get("config", {}),
+            data=d.get("data", {}),
+            timings=d.get("timings", {}),
             run_id=str((d.get("run") if isinstance(d.get("run"), dict) else {}).get("id", "")),
         )
 

@@ -49,12 +49,12 @@ from gradfit.losses import Loss
 from gradfit.models.base import Model
 from gradfit.problem import ParamView, pack, positions, unflatten
 
-MAX_ROWS = 100_000          # rows the Jacobian is taken on
-MAX_ENTRIES = 5_000_000     # rows x outputs x free entries of that Jacobian (40 MB in float64)
-CHECK_ROWS = 512            # rows of the linearity test
-MAX_WHITEN = 2_000          # beyond this many free entries a dense P x P map costs more than it saves
-RTOL = 1e-6                 # linearity: J at two points agrees to this (relative)
-RANK_TOL = 1e-10            # |R_ii| below this (relative to the largest) means rank-deficient
+MAX_ROWS = 100_000  # rows the Jacobian is taken on
+MAX_ENTRIES = 5_000_000  # rows x outputs x free entries of that Jacobian (40 MB in float64)
+CHECK_ROWS = 512  # rows of the linearity test
+MAX_WHITEN = 2_000  # beyond this many free entries a dense P x P map costs more than it saves
+RTOL = 1e-6  # linearity: J at two points agrees to this (relative)
+RANK_TOL = 1e-10  # |R_ii| below this (relative to the largest) means rank-deficient
 
 
 class Scaling:
@@ -73,24 +73,44 @@ class Scaling:
         ``"whitened"``, ``"diagonal"`` or ``"identity"``.
     """
 
-    def __init__(self, original: Model, loss: Loss, free: tuple[str, ...], p0: Tensor, A: Tensor,
-                 start: dict[str, Tensor], loss_factor: float, kind: str, info: dict):
+    def __init__(
+        self,
+        original: Model,
+        loss: Loss,
+        free: tuple[str, ...],
+        p0: Tensor,
+        A: Tensor,
+        start: dict[str, Tensor],
+        loss_factor: float,
+        kind: str,
+        info: dict,
+    ):
         self.original = original
-        self.free = free                  # names of the free parameters, in spec order
-        self.p0 = p0                      # float64: their entries at the start, flattened
-        self.A = A                        # (P, P) whitened, (P,) diagonal or identity
+        self.free = free  # names of the free parameters, in spec order
+        self.p0 = p0  # float64: their entries at the start, flattened
+        self.A = A  # (P, P) whitened, (P,) diagonal or identity
         self.start = start
         self.loss_factor = float(loss_factor)
         self.kind = kind
         self.info = info
-        self.bounds = None                # the user's Bounds, when given (diagonal kinds only)
+        self.bounds = None  # the user's Bounds, when given (diagonal kinds only)
         self.free_index = np.array(positions(original.specs, free), dtype=np.int64)
         self.model = ScaledModel(self)
         self.loss = ScaledLoss(loss, self.loss_factor)
 
     @classmethod
-    def prepare(cls, model: Model, loss: Loss, x: Tensor, y: Tensor, params: Mapping[str, Tensor],
-                fixed: frozenset[str] | set[str], *, bounds=None, w: Tensor | None = None) -> "Scaling":
+    def prepare(
+        cls,
+        model: Model,
+        loss: Loss,
+        x: Tensor,
+        y: Tensor,
+        params: Mapping[str, Tensor],
+        fixed: frozenset[str] | set[str],
+        *,
+        bounds=None,
+        w: Tensor | None = None,
+    ) -> "Scaling":
         """Choose ``A`` from the Jacobian of ``model`` at ``params`` on the rows ``x`` (targets ``y``, row weights ``w``).
 
         A non-empty ``bounds`` (:class:`gradfit.train.bounds.Bounds`) forces the diagonal kind, whose
@@ -101,8 +121,10 @@ class Scaling:
         factor, note = _loss_factor(loss, y, w)
         kind, A, info = _choose_map(model, params, free, x, math.sqrt(factor), diagonal_only=bool(bounds), w=w)
         info = {**info, "loss_factor": factor, "notes": ([note] if note else []) + info["notes"]}
-        start = {s.name: params[s.name].detach().clone() if s.name not in free else torch.zeros_like(params[s.name].detach())
-                 for s in model.specs}
+        start = {
+            s.name: params[s.name].detach().clone() if s.name not in free else torch.zeros_like(params[s.name].detach())
+            for s in model.specs
+        }
         scaling = cls(model, loss, free, p0, A, start, factor, kind, info)
         scaling.bounds = bounds if bounds else None
         return scaling
@@ -143,7 +165,9 @@ class Scaling:
         for name in ("loss", "val_loss"):
             columns[name] = columns[name] * self.loss_factor
         meta = {**history.meta, "scaling": self.kind, "grad_norm": "of the internal (scaled) parameters"}
-        return dataclasses.replace(history, columns=columns, snapshots=self.snapshots_to_external(history.snapshots), meta=meta)
+        return dataclasses.replace(
+            history, columns=columns, snapshots=self.snapshots_to_external(history.snapshots), meta=meta
+        )
 
     def wrap_callbacks(self, callbacks) -> list:
         """Callbacks that see the user's units: ``on_step`` gets the loss times ``loss_factor`` and ``p``."""
@@ -192,8 +216,11 @@ class _External:
         if fn is None:
             return None
         f = self._scaling.loss_factor
-        return fn(dataclasses.replace(state, loss=state.loss * f, val_loss=state.val_loss * f,
-                                      params=self._scaling.to_external(state.params)))
+        return fn(
+            dataclasses.replace(
+                state, loss=state.loss * f, val_loss=state.val_loss * f, params=self._scaling.to_external(state.params)
+            )
+        )
 
 
 class ScaledModel(Model):
@@ -216,7 +243,9 @@ class ScaledModel(Model):
         free = self.scaling.free
         if free:
             p = self.scaling.free_to_external(pack(q, free, torch.float64))
-            out.update({n: t.to(q[n].dtype) for n, t in unflatten([s for s in self.specs if s.name in free], p).items()})
+            out.update(
+                {n: t.to(q[n].dtype) for n, t in unflatten([s for s in self.specs if s.name in free], p).items()}
+            )
         return out
 
     def forward(self, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
@@ -300,8 +329,15 @@ def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: 
     zero = norms <= 1e-300 + 1e-12 * float(norms.max())
     if bool(zero.any()):
         names = [f for n in free for f in model.spec(n).flat_names()]
-        notes.append("Without effect at the start (scale kept at 1): " + ", ".join(n for n, z in zip(names, zero) if z) + ".")
-    if not diagonal_only and P <= MAX_WHITEN and not bool(zero.any()) and _is_linear(view, theta, x64[idx[:CHECK_ROWS]], J):
+        notes.append(
+            "Without effect at the start (scale kept at 1): " + ", ".join(n for n, z in zip(names, zero) if z) + "."
+        )
+    if (
+        not diagonal_only
+        and P <= MAX_WHITEN
+        and not bool(zero.any())
+        and _is_linear(view, theta, x64[idx[:CHECK_ROWS]], J)
+    ):
         D = 1.0 / J.norm(dim=0)
         R = torch.linalg.qr(J * D, mode="r").R
         d = R.diagonal().abs()

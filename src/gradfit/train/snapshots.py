@@ -50,8 +50,11 @@ def snapshots_bytes(names, steps, values) -> bytes:
     narrow = values.astype(np.float32)
     if np.array_equal(narrow.astype(np.float64), values, equal_nan=True):
         values = narrow  # every number is a float32 (a float32 fit): stored exactly in half the bytes
-    arrays = {"step": np.asarray(steps, dtype=np.int64), "values": values,
-              "names": np.asarray(list(names), dtype=str) if len(names) else np.zeros(0, dtype="<U1")}
+    arrays = {
+        "step": np.asarray(steps, dtype=np.int64),
+        "values": values,
+        "names": np.asarray(list(names), dtype=str) if len(names) else np.zeros(0, dtype="<U1"),
+    }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key in _ARRAYS:

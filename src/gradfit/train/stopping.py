@@ -129,8 +129,14 @@ class EarlyStopping:
     def state_dict(self) -> dict:
         """Settings and running state: ``patience``, ``min_delta``, ``best``, ``best_step``, ``best_params``,
         ``bad``."""
-        return {"patience": self.patience, "min_delta": self.min_delta, "best": self.best, "best_step": self.best_step,
-                "best_params": self.best_params, "bad": self.bad}
+        return {
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "best": self.best,
+            "best_step": self.best_step,
+            "best_params": self.best_params,
+            "bad": self.bad,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """The running state of a checkpoint (its settings were checked against this fit's on loading)."""

@@ -41,8 +41,9 @@ class TorchStepper:
             params[n].requires_grad_(False)
         options = dict(config.optimizer_options, momentum=config.momentum)
         self.optimizer = make_optimizer(config.optimizer, self.leaves, lr=config.lr, **options) if self.leaves else None
-        self.scheduler = (make_schedule(config.schedule, self.optimizer, total, **config.schedule_options)
-                          if self.optimizer else None)
+        self.scheduler = (
+            make_schedule(config.schedule, self.optimizer, total, **config.schedule_options) if self.optimizer else None
+        )
         self.start_loss = float(objective.value(params, train.x, train.y, train.w))
         self._batch: tuple = ()
         self._value = self._grads = None
@@ -75,9 +76,13 @@ class TorchStepper:
             if "overflow" not in str(exc):
                 raise
             self.put_back(previous)
-            return StepReport(False, False, "diverged",
-                              f"The fit diverged at step {k + 1}: the update overflowed {self.leaves[0].dtype} with "
-                              f"learning rate {lr:.3g}. Kept the parameters of step {k}, the last with a finite loss.")
+            return StepReport(
+                False,
+                False,
+                "diverged",
+                f"The fit diverged at step {k + 1}: the update overflowed {self.leaves[0].dtype} with "
+                f"learning rate {lr:.3g}. Kept the parameters of step {k}, the last with a finite loss.",
+            )
         if self.bounds and self.bounds.project(self.params) and isinstance(self.optimizer, torch.optim.LBFGS):
             # Its curvature memory describes a move the projection undid; start it afresh from here.
             self.optimizer.state.clear()
@@ -134,16 +139,28 @@ class TorchStepper:
         if still < enough or not self.leaves:
             return dict(notes)
         lbfgs = isinstance(self.optimizer, torch.optim.LBFGS)
-        why = ("the line search found no lower loss along its direction" if lbfgs
-               else "each update was below the precision of the parameters")
-        return {**notes, "still": {"since": step - still, "updates": still, "why": why,
-                                   "dtype": str(self.leaves[0].dtype).replace("torch.", "")}}
+        why = (
+            "the line search found no lower loss along its direction"
+            if lbfgs
+            else "each update was below the precision of the parameters"
+        )
+        return {
+            **notes,
+            "still": {
+                "since": step - still,
+                "updates": still,
+                "why": why,
+                "dtype": str(self.leaves[0].dtype).replace("torch.", ""),
+            },
+        }
 
     # -- checkpoints -----------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict() if self.optimizer else None,
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
+        return {
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+        }
 
     def load_state_dict(self, saved: dict) -> None:
         if self.optimizer is not None and saved.get("optimizer") is not None:
@@ -163,4 +180,5 @@ class TorchStepper:
                 f"{saved['total']} "
                 f"steps, and this one over {total}: the schedule would change, so the result would not be "
                 f"the uninterrupted fit's. Resume with the budget the fit was started with (--steps "
-                f"{saved['total']}, or the same --epochs), or start afresh.")
+                f"{saved['total']}, or the same --epochs), or start afresh."
+            )

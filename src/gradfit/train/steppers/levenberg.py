@@ -70,9 +70,12 @@ class LMStepper:
     def refusal(self) -> tuple[str, str] | None:
         if math.isfinite(self.lm.sum_squares):
             return None
-        return ("diverged", "The fit could not start: at the initial parameters the residuals are not finite. Check "
-                "the initial values (--init) and the data (for example log or sqrt of negative numbers, or division "
-                "by zero).")
+        return (
+            "diverged",
+            "The fit could not start: at the initial parameters the residuals are not finite. Check "
+            "the initial values (--init) and the data (for example log or sqrt of negative numbers, or division "
+            "by zero).",
+        )
 
     def look(self, k: int, batch: tuple) -> Look:
         """One iteration up to its accepted step (or a test); LM is full batch, so ``batch`` is all rows."""
@@ -81,10 +84,18 @@ class LMStepper:
         try:
             self.it = it = self.lm.iterate()
         except FloatingPointError as exc:
-            return Look(math.nan, math.nan, math.nan, "diverged", row=False, message=(
-                f"The fit stopped at iteration {k}: {exc}, so no step can be computed. Kept the parameters of "
-                f"iteration {k}, whose residuals are finite. Try other initial values or bounds that keep the "
-                f"model away from where it overflows."))
+            return Look(
+                math.nan,
+                math.nan,
+                math.nan,
+                "diverged",
+                row=False,
+                message=(
+                    f"The fit stopped at iteration {k}: {exc}, so no step can be computed. Kept the parameters of "
+                    f"iteration {k}, whose residuals are finite. Try other initial values or bounds that keep the "
+                    f"model away from where it overflows."
+                ),
+            )
         return Look(it.sum_squares / self.m, 2 * float(np.linalg.norm(it.projected_gradient)) / self.m, it.lam)
 
     def snapshot(self) -> None:
@@ -122,9 +133,14 @@ class LMStepper:
         it, names = self.it, self._flat_names()
         held: list[int] = list(it.held) if it else []
         dead: list[int] = list(it.dead) if it else []
-        counters = {"n_jacobian": self.res.n_jev, "n_function": self.res.n_fev, "test": it.test if it else None,
-                    "lambda": self.lm.lam, "held": [names[j] for j in held],
-                    "no_effect": [names[j] for j in dead]}
+        counters = {
+            "n_jacobian": self.res.n_jev,
+            "n_function": self.res.n_fev,
+            "test": it.test if it else None,
+            "lambda": self.lm.lam,
+            "held": [names[j] for j in held],
+            "no_effect": [names[j] for j in dead],
+        }
         return {"lm": counters, **notes}
 
     def _flat_names(self) -> list[str]:
@@ -134,16 +150,20 @@ class LMStepper:
         it, options, names = self.it, self.options, self._flat_names()
         assert it is not None and it.test is not None
         if it.test == "stalled":
-            return (f"Stalled at iteration {step}: {options.max_rejections} steps in a row failed to reduce the sum of "
-                    f"squares although the gradient is not zero. The model may not be differentiable here or may "
-                    f"overflow nearby; try other initial values.")
+            return (
+                f"Stalled at iteration {step}: {options.max_rejections} steps in a row failed to reduce the sum of "
+                f"squares although the gradient is not zero. The model may not be differentiable here or may "
+                f"overflow nearby; try other initial values."
+            )
         test = TESTS[it.test].format(**dataclasses.asdict(options))
         text = f"Converged at iteration {step}: " + test + "."
         if it.dead:
             dead = ", ".join(names[j] for j in it.dead)
-            text = (f"Stopped at iteration {step} on a plateau, not a minimum: {dead} no longer change(s) the "
-                    f"predictions (the Jacobian column vanished), so {test.split(' (')[0]} without the fit being "
-                    f"found. Try initial values closer to the answer, or bounds that keep {dead} in a sensible range.")
+            text = (
+                f"Stopped at iteration {step} on a plateau, not a minimum: {dead} no longer change(s) the "
+                f"predictions (the Jacobian column vanished), so {test.split(' (')[0]} without the fit being "
+                f"found. Try initial values closer to the answer, or bounds that keep {dead} in a sensible range."
+            )
         if it.held:
             text += f" Held at a bound: {', '.join(names[j] for j in it.held)}."
         return text
@@ -169,8 +189,9 @@ def _options(config) -> LMOptions:
     given = dict(config.optimizer_options)
     unknown = sorted(set(given) - set(_OPTIONS))
     if unknown:
-        raise ConfigError(f"Unknown option(s) for Levenberg-Marquardt: {', '.join(map(repr, unknown))}. "
-                          f"Known: {', '.join(_OPTIONS)}.")
+        raise ConfigError(
+            f"Unknown option(s) for Levenberg-Marquardt: {', '.join(map(repr, unknown))}. Known: {', '.join(_OPTIONS)}."
+        )
     if config.tol is not None:
         given.setdefault("ftol", config.tol)
     for key, value in given.items():
