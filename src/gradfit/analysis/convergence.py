@@ -131,7 +131,7 @@ def judge(result, uncertainty, model, loss, train, chunk_size: int | None = None
             f"Stopped at step {result.steps} on a plateau, not at a minimum: "
             f"{flat.sentence('at this point', remedy=False)[:-1]}."
         )
-        return _failed("stalled", text, (f"starting from {_remedy_text(flat)}",), flat)
+        return _failed("stalled", text, (f"starting from {_remedy_text(flat.remedy)}",), flat)
     at_minimum = _at_minimum(f)
     still = result.diagnostics.get("still")
     if reason == "stalled" or (still and reason in BUDGETS):
@@ -242,6 +242,7 @@ def _facts(result, uncertainty, model, loss, train, trend, chunk_size: int | Non
 
 
 def _worse(f: _Facts) -> bool:
+    assert f.start is not None  # judge asks only when the fit has a starting loss
     if not math.isfinite(f.final):
         return True
     slack = (1e-6 if f.dtype == "float32" else 1e-12) * max(abs(f.start), 1e-300)
@@ -308,7 +309,7 @@ def _diverged(result, f: _Facts, model, train, chunk_size: int | None = None) ->
         if flat is not None and flat.flat:
             causes.append(flat.sentence("At the start", remedy=False))
             if flat.remedy:
-                remedies.append(f"starting from {_remedy_text(flat)}")
+                remedies.append(f"starting from {_remedy_text(flat.remedy)}")
     if f.optimizer in GD and f.limit is not None and f.lr is not None and f.lr > f.limit:
         causes.append(
             f"The learning rate {f.lr:.3g} is above the stability limit {f.limit:.3g} measured at the start "
@@ -329,7 +330,7 @@ def _remedies(f: _Facts, worse: bool = False, stalled: bool = False, diverged: b
     too_fast = (worse or diverged) and f.optimizer in GD and f.limit is not None and f.lr is not None and f.lr > f.limit
     # Adaptive optimizers move each parameter by about lr per step: an lr beyond the parameters' size overshoots.
     adaptive = (worse or diverged) and f.optimizer in ADAPTIVE and bool(f.lr)
-    if adaptive and f.lr > f.size:
+    if adaptive and f.lr is not None and f.lr > f.size:  # adaptive implies a nonzero lr: the check is for mypy
         too_fast = True
         out.append(_adaptive_lr(f))
     if (worse or diverged or stalled) and f.optimizer == "lbfgs" and f.lr is not None and f.lr != LBFGS_LR:
@@ -339,6 +340,7 @@ def _remedies(f: _Facts, worse: bool = False, stalled: bool = False, diverged: b
             f"trial step, whose default is {LBFGS_LR:g})"
         )
     if too_fast and not adaptive:  # the cause itself first
+        assert f.limit is not None and f.lr is not None  # too_fast without adaptive: both checked above
         out.append(
             f"a smaller learning rate, below the stability limit {f.limit:.3g} (lr={f.lr:.3g} is "
             f"{f.lr / f.limit:.2g}x the limit; e.g. lr={0.5 * f.limit:.2g}, --lr {0.5 * f.limit:.2g})"
@@ -374,6 +376,7 @@ def _remedies(f: _Facts, worse: bool = False, stalled: bool = False, diverged: b
 
 def _adaptive_lr(f: _Facts) -> str:
     """A smaller lr for Adam and kin, which move each parameter by about lr per step: a fraction of their size."""
+    assert f.lr is not None  # asked for only when adaptive, which needs a nonzero lr
     return (
         f"a smaller learning rate ({f.optimizer} moves each parameter by about lr per step, and the parameters "
         f"are of size {f.size:.2g}: e.g. --lr {min(0.1 * f.lr, 0.1 * f.size):.2g})"
@@ -396,8 +399,8 @@ def _newton_words(f: _Facts, not_min: bool = False, sentence: bool = False) -> s
     return f" (one Newton step from here would move no parameter by more than {f.newton:.2g} standard errors)"
 
 
-def _remedy_text(flat: Flatness) -> str:
-    ((name, value),) = flat.remedy.items()
+def _remedy_text(remedy: dict[str, float]) -> str:
+    ((name, value),) = remedy.items()
     return f"{name} = {value:.3g} (--init {name}={value:.3g})"
 
 

@@ -246,7 +246,7 @@ def _check_finite(*tensors) -> None:
 
 
 def _unique(groups: list[list[int]]) -> list[list[int]]:
-    out = []
+    out: list[list[int]] = []
     for g in groups:
         if sorted(g) not in [sorted(o) for o in out]:
             out.append(g)

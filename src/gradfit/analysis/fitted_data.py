@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
-from typing import Any
+from typing import Any, TypeGuard
 
 import pandas as pd
 import torch
@@ -61,7 +61,7 @@ def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:
         data = apply_dates(data, info.get("dates") or {})
     dtype = torch.float64 if info.get("dtype") == "float64" else torch.float32
     how = Weighting.from_dict(info.get("weights"))
-    rows = {}
+    rows: dict[str, Any] = {}  # as_dataset's weights options: the column's name, absolute_sigma
     if how is not None and isinstance(data, Dataset) and data.w is not None:
         pass  # the Dataset's own weights
     elif how is not None and how.column is not None:
@@ -139,5 +139,5 @@ def chunk_size_of(result, chunk_size: int | None = None) -> int | None:
     return int(saved) if _whole(saved) else None
 
 
-def _whole(value) -> bool:
+def _whole(value) -> TypeGuard[numbers.Integral]:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1

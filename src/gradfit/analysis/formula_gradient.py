@@ -85,7 +85,10 @@ def gradient(formula: str, values: Values) -> tuple[float, dict[str, float | lis
                 f"each entry."
             )
         grads = torch.autograd.grad(out.reshape(()), list(leaves.values()), allow_unused=True) if leaves else ()
-    result = {n: (torch.zeros_like(t) if g is None else g).tolist() for (n, t), g in zip(leaves.items(), grads)}
+    # tolist() of a 0-d tensor (a scalar name) is a float, not the list torch's stubs say.
+    result: dict[str, float | list] = {
+        n: (torch.zeros_like(t) if g is None else g).tolist() for (n, t), g in zip(leaves.items(), grads)
+    }
     return float(out.detach()), result
 
 

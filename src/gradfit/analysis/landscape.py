@@ -137,6 +137,7 @@ def compute_landscape(
     b = np.linspace(blo, bhi, nb)
 
     ds = run_data(result, data, weighted=True)
+    assert ds.y is not None  # run_data reads the fit's target column (result.data["y"]): a fit has one
     x, y = ds.x.to(torch.float64), ds.y.to(torch.float64)
     w = None if ds.w is None else ds.w.to(torch.float64)  # a weighted fit's loss is Σ wᵢℓᵢ / Σ wᵢ
     flat_names = model.flat_names()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -117,7 +118,7 @@ class ClassificationScore:
 
     def result(self) -> dict:
         n = self.n
-        out = {
+        out: dict[str, Any] = {
             "n": n,
             "accuracy": None if self.soft or not n else self.correct / n,
             "log_loss": self.nll / n if n else None,
@@ -136,6 +137,7 @@ class ClassificationScore:
 
 def score(model, params, dataset, task: str, chunk_rows: int | None = None) -> dict:
     """The metrics of ``model`` at ``params`` on ``dataset`` (float64, in chunks of rows)."""
+    acc: RegressionScore | ClassificationScore
     if task == "regression":
         acc = RegressionScore()
     else:

@@ -62,6 +62,7 @@ def least_squares_optimum(result, data=None, chunk_size: int | None = None) -> d
     if weights and weights.get("column") is None and not (isinstance(data, Dataset) and data.w is not None):
         return None  # weighted by an array the run did not keep: no optimum to compare with
     ds = data if isinstance(data, Dataset) else run_data(result, data)
+    assert ds.y is not None  # the least-squares optimum needs targets: those of the fit, or of the data given
     x, y, w = ds.x.detach(), ds.y.detach(), None if ds.w is None else ds.w.detach()
     flat = flatten_params(model.specs, result.params)
     names = list(flat)

@@ -23,6 +23,7 @@ summed weighted NLL ``Σ wᵢℓᵢ`` for likelihoods; ``rss`` stays the unweigh
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,7 @@ def statistics(result, data=None, chunk_size: int | None = None) -> dict:
     name = _loss_name(result)
     p = len(_free(result))
     weights = result.data.get("weights")
-    out = {
+    out: dict[str, Any] = {
         "n": int(result.data.get("n_train", result.data.get("n", 0))),
         "p": p,
         "loss": name,
@@ -312,6 +313,7 @@ def _warnings(result, u: Uncertainty | None, extra: list[str]) -> list[str]:
     if result.stop_reason == "diverged":
         out.append(f"The fit diverged: {result.message}")
     elif slow:
+        assert trend is not None  # slow needs a trend
         advice = (
             f"Try {'; or '.join(remedies)}."
             if remedies

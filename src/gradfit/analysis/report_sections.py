@@ -42,7 +42,7 @@ def metrics_text(metrics: dict | None) -> list[str]:
     train, val = metrics["train"], metrics.get("validation")
     head = "    " + " " * 19 + f"{'train':>12}" + (f"  {'validation':>12}" if val else "")
     lines = ["[[Metrics]]", head]
-    for key, label in METRIC_ROWS.get(metrics.get("task"), ()):
+    for key, label in METRIC_ROWS.get(metrics.get("task", ""), ()):
         if key in train:
             lines.append(f"    {label:<19}{_g(train.get(key)):>12}" + (f"  {_g(val.get(key)):>12}" if val else ""))
     lines += [f"    ({part['note']})" for part in (train, val) if part and part.get("note")][:1]
@@ -52,7 +52,8 @@ def metrics_text(metrics: dict | None) -> list[str]:
 
 
 def _confusion_text(part: dict | None, title: str) -> list[str]:
-    m = (part or {}).get("confusion_matrix")
+    part = part or {}
+    m = part.get("confusion_matrix")
     if not m or len(m) > SHOWN_CLASSES:
         return []
     labels = [str(v) for v in part.get("labels", range(len(m)))]

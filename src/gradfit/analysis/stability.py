@@ -203,6 +203,7 @@ def stability_limit_of(result, data=None, chunk_size: int | None = None, **optio
             f"stability limit cannot be computed from the saved run."
         ) from None
     ds = run_data(result, data, weighted=True)
+    assert ds.y is not None  # run_data reads the fit's target column (result.data["y"]): a fit has one
     params = unflatten_params(result.model.specs, result.init_params)
     return stability_limit(
         result.model,

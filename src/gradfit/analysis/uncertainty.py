@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
 import torch
@@ -111,7 +112,7 @@ class Uncertainty:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Uncertainty":
-        arr = lambda v: None if v is None else np.array(v, dtype=np.float64)  # None -> nan  # noqa: E731
+        arr = _floats
         return cls(
             names=tuple(d["names"]),
             values=arr(d["values"]),
@@ -478,6 +479,15 @@ def _join(names, most: int = 6) -> str:
     if len(names) > most:  # a 161-parameter network's null direction is not worth 161 names
         return ", ".join(names[:most]) + f" and {len(names) - most} more"
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+@overload
+def _floats(v: None) -> None: ...
+@overload
+def _floats(v: object) -> np.ndarray: ...
+def _floats(v):
+    """A saved list of numbers as a float64 array (None in it -> nan); None stays None."""
+    return None if v is None else np.array(v, dtype=np.float64)
 
 
 def _list(a):

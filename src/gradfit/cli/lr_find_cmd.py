@@ -124,7 +124,7 @@ def lr_find_command(
         from gradfit.run_folder import command_folder
         from gradfit.train.result import json_safe
 
-        parsed = {
+        parsed: dict[str, Any] = {  # find_lr's options, as gradfit.fit reads them
             "x": parse_names(x, "--x"),
             "init": parse_init(init),
             "fix": parse_names(fix, "--fix"),
@@ -136,7 +136,7 @@ def lr_find_command(
         folder = command_folder(out, force=force, prefix="lr-find")
         out_dir = folder.path
         folder.check_inputs({"The data file": data}, writes=[out_dir / "lr_find.json", out_dir / "lr_find.png"])
-        options = {"dtype": dtype} if dtype is not None else {}
+        options: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
         with folder.discarded_on_error():
             result = find_lr(
                 model,

@@ -86,8 +86,8 @@ def parse_init(texts: str | Sequence[str] | None) -> dict[str, float] | str | No
                 "--init random or NAME=VALUE pairs."
             )
         for item in split_top_level(text):
-            key, sep, value = item.partition("=")
-            key = _entry_key(key)
+            text_key, sep, value = item.partition("=")
+            key = _entry_key(text_key)
             if not sep or key is None or not value.strip():
                 raise ConfigError(
                     f"The --init option must be NAME=VALUE pairs separated by commas, such as "

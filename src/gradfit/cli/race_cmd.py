@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -138,7 +138,7 @@ def race_command(
         pair = parse_pair(landscape)
         if animate is not None:
             check_animation_path(animate)
-        common = dict(
+        common: dict[str, Any] = dict(  # fit options for every run
             x=parse_names(x, "--x"),
             y=y,
             init=parse_init(init),
@@ -162,6 +162,7 @@ def race_command(
             if lrs is not None:
                 race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)
             else:
+                assert optimizers is not None  # one of --optimizers and --lrs, checked above
                 race = run_race(
                     model,
                     data,

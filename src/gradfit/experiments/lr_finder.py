@@ -192,22 +192,22 @@ def find_lr(
         lrs, losses = watch.lrs, losses + [float(bad[0]) if len(bad) else math.inf]
     elif result.stop_reason != "interrupted":  # the budget ran out: the final state follows the last update
         lrs, losses = watch.lrs, losses + [result.loss]
-    lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
-    smoothed = smooth(losses, smoothing)
-    suggestion, min_lr = _suggest(lrs, smoothed)
+    lr_array, loss_array = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
+    smoothed = smooth(loss_array, smoothing)
+    suggestion, min_lr = _suggest(lr_array, smoothed)
     stability = None
     if key == "sgd" and batch_size is None:
         stability = stability_limit_of(result, None if isinstance(data, str) else data)
     return LRFinderResult(
-        lrs=lrs,
-        losses=losses,
+        lrs=lr_array,
+        losses=loss_array,
         smoothed=smoothed,
         suggestion=suggestion,
         min_lr=min_lr,
         suggestion_min10=min_lr / 10,
         stopped_early=result.stop_reason in ("interrupted", "diverged"),
         stability_limit=stability,
-        steps_run=len(lrs),
+        steps_run=len(lr_array),
         optimizer=key,
         smoothing=float(smoothing),
     )

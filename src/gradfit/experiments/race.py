@@ -113,8 +113,12 @@ def run_race(
         results.append(result)
     labels = _unique(labels)
 
-    land, paths, steps = None, (), ()
-    if len(results[0].model.flat_names()) >= 2 or landscape_params is not None:
+    land = None
+    paths: tuple[np.ndarray, ...] = ()
+    steps: tuple[np.ndarray, ...] = ()
+    fitted = results[0].model
+    assert fitted is not None  # gradfit.fit returns the model it fitted
+    if len(fitted.flat_names()) >= 2 or landscape_params is not None:
         names = pick_params(results[0], landscape_params)
         got = [path_of(r, names) for r in results]
         paths, steps = tuple(p for p, _ in got), tuple(s for _, s in got)
