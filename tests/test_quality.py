@@ -1,8 +1,8 @@
 """The project's habits: the linter, the import layers and the type checker pass, and ``make test`` runs them.
 
 The tools come with the ``test`` extra; the checks that run them are skipped only where a tool
-is not installed. Their settings (rules, per-file TODO ignores, the layers contract, the mypy
-baseline) live in pyproject.toml.
+is not installed. Their settings (rules, per-file TODO ignores, the layers contract, mypy's
+options) live in pyproject.toml.
 """
 
 from __future__ import annotations

@@ -96,6 +96,7 @@ class ChunkedResiduals:
     def _chunks(self) -> Iterator[tuple[Residuals, Tensor, Tensor]]:
         """``(residual function of the chunk, x, y)``: the user's, or it times ``sqrt(w)``."""
         for xc, yc, root in self.rows().chunks():
+            assert yc is not None  # self.y is a Tensor, so every chunk has its targets
             yield self._weighted(root), xc, yc
 
     def rows(self) -> MemoryRows:
@@ -122,17 +123,21 @@ class ChunkedResiduals:
         """
         self.n_jev += 1
         k = p.numel()
-        aug = None
+        aug: np.ndarray | Tensor | None = None
         total = 0.0
         for fn, xc, yc in self._chunks():
             r, J = self._jacobian(fn, p, xc, yc)
             total += float((r.double() ** 2).sum())
             block = torch.cat([J, r[:, None]], dim=1).double()
             if block.device.type == "cpu":
-                block = block.numpy()
-                aug = np.linalg.qr(block if aug is None else np.vstack([aug, block]), mode="r")
+                assert not isinstance(aug, Tensor)  # every chunk is on the device of self.x, so aug is numpy here
+                rows = block.numpy()
+                # numpy's stubs say QRResult for every mode; mode="r" returns R alone, an array.
+                aug = np.linalg.qr(rows if aug is None else np.vstack([aug, rows]), mode="r")  # type: ignore[assignment]
             else:
+                assert not isinstance(aug, np.ndarray)  # as above: aug is a tensor on that device
                 aug = torch.linalg.qr(block if aug is None else torch.cat([aug, block]), mode="r")[1]
+        assert aug is not None  # a fit has rows, so there was at least one chunk
         aug = aug if isinstance(aug, np.ndarray) else aug.cpu().numpy()
         aug = np.vstack([aug, np.zeros((k + 1 - aug.shape[0], k + 1))]) if aug.shape[0] < k + 1 else aug
         return aug[:k, :k], aug[:k, k], total
@@ -242,7 +247,7 @@ class LevenbergMarquardt:
         cnorm = np.linalg.norm(R, axis=0)
         g = R.T @ qtr
         first = self.diag is None
-        self.diag = np.where(cnorm > 0, cnorm, 1.0) if first else np.maximum(self.diag, cnorm)
+        self.diag = np.where(cnorm > 0, cnorm, 1.0) if self.diag is None else np.maximum(self.diag, cnorm)
         if first:
             xnorm = float(np.linalg.norm(self.diag * self.p))
             self.delta = self.opt.factor * xnorm if xnorm > 0 else self.opt.factor

@@ -100,7 +100,8 @@ def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = Non
     info = OPTIMIZERS[key]
     lr = info.default_lr if lr is None else lr
     options = {k: v for k, v in options.items() if v is not None}
-    accepted = set(inspect.signature(info.cls.__init__).parameters) - {"self", "params", "lr"}
+    # The class's signature is its __init__'s without self (the same set for every class in OPTIMIZERS).
+    accepted = set(inspect.signature(info.cls).parameters) - {"self", "params", "lr"}
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ConfigError(

@@ -119,6 +119,9 @@ class Checkpointer:
 
         if callable(self.identity):
             self.identity = self.identity()
+        path = self.path
+        # The loop saves only when due() or wants_final(), both False without a directory.
+        assert self.directory is not None and path is not None
         self.directory.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": FORMAT,
@@ -126,10 +129,10 @@ class Checkpointer:
             "run": self.run_id,
             **state,
         }
-        with atomic_path(self.path) as tmp:
+        with atomic_path(path) as tmp:
             torch.save(payload, tmp)
-        self.saved = self.path
-        return self.path
+        self.saved = path
+        return path
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -302,7 +302,12 @@ def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: 
     """``(kind, A, info)`` from the Jacobian of the predictions w.r.t. the free entries (rows weighted by ``w``)."""
     P = sum(model.spec(n).size for n in free)
     notes: list[str] = []
-    info = {"condition_before": None, "condition_after": None, "rows": 0, "notes": notes}
+    info: dict[str, float | list[str] | None] = {
+        "condition_before": None,
+        "condition_after": None,
+        "rows": 0,
+        "notes": notes,
+    }
     if P == 0:
         return "identity", torch.ones(0, dtype=torch.float64), info
     view = ParamView.of(model, params, (s.name for s in model.specs if s.name not in free), device="cpu")
