@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,19 +19,19 @@ from gradfit.data.io import open_data
 from gradfit.data.weights import check_training_rows
 from gradfit.errors import ConfigError, DataError
 from gradfit.losses import check_weighting, get_loss
-from gradfit.models.names import check_declared, declared_params
 from gradfit.models.builder import ModelLike, build_model, check_names, default_inputs
-from gradfit.run_schema import new_run_id
-from gradfit.train.callbacks import PrintLoss, call
+from gradfit.models.names import check_declared, declared_params
 from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr
 from gradfit.options import options_doc
+from gradfit.run_schema import new_run_id
+from gradfit.train.bounds import Bounds
+from gradfit.train.callbacks import PrintLoss, call
 from gradfit.train.config import FitConfig
 from gradfit.train.footprint import check_fit_memory
-from gradfit.train.loop import run_loop
-from gradfit.train.bounds import Bounds
-from gradfit.train.interrupt import catch_interrupts
 from gradfit.train.initial_values import fixed_names, initial_params
+from gradfit.train.interrupt import catch_interrupts
+from gradfit.train.loop import run_loop
 from gradfit.train.result import FitResult
 
 _OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
@@ -286,7 +286,7 @@ class _Problem:
         self.scaling = scaling
 
     @classmethod
-    def prepare(cls, model, loss, train, params, fixed, config: FitConfig, box) -> "_Problem":
+    def prepare(cls, model, loss, train, params, fixed, config: FitConfig, box) -> _Problem:
         if not config.scale:
             return cls(model, loss, train, params, fixed, box)
         from gradfit.train.scaling import Scaling

@@ -177,7 +177,7 @@ def _probe(
 ) -> dict[str, float] | None:
     """The first single-entry rescaling (smallest change first) at which every entry in ``gone`` matters."""
     for factor in FACTORS:
-        for k, j in enumerate(free_idx):
+        for j in free_idx:
             trial = base.copy()
             trial[j] = base[j] * factor if base[j] != 0 else factor
             effects = _effects(model, x, trial, free_idx, spread, chunk_size)

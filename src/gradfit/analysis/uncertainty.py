@@ -111,7 +111,7 @@ class Uncertainty:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Uncertainty":
+    def from_dict(cls, d: dict) -> Uncertainty:
         arr = _floats
         return cls(
             names=tuple(d["names"]),
@@ -134,9 +134,7 @@ class Uncertainty:
         )
 
     @classmethod
-    def unavailable(
-        cls, flat_params: dict, reason: str, method: str = "jacobian", level: float = 0.95
-    ) -> "Uncertainty":
+    def unavailable(cls, flat_params: dict, reason: str, method: str = "jacobian", level: float = 0.95) -> Uncertainty:
         """A record that says why nothing was computed (e.g. a cost guard skipped it)."""
         names = tuple(flat_params)
         return _failed(names, np.array(list(flat_params.values()), dtype=np.float64), level, method, (), (), -1, reason)

@@ -23,8 +23,8 @@ from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
     DateFormat,
     DateOrigin,
-    DateUnit,
     Dates,
+    DateUnit,
     DayFirst,
     Decimal,
     Encoding,
@@ -309,11 +309,11 @@ def run_fit(
     earlier run gets this one instead, and one holding other files needs ``force``
     (:func:`gradfit.run_folder.command_folder`).
     """
-    from gradfit.cli.parsing import parse_bounds, parse_init, parse_model_options, parse_names
-    from gradfit.cli.progress import LossLines, ProgressBar
     from gradfit.api import fit
-    from gradfit.errors import GradfitWarning
+    from gradfit.cli.parsing import parse_bounds, parse_init, parse_model_options, parse_names
     from gradfit.cli.picture_options import parse_pair
+    from gradfit.cli.progress import LossLines, ProgressBar
+    from gradfit.errors import GradfitWarning
     from gradfit.plots.run_pictures import check_animation_path
     from gradfit.run_folder import command_folder
     from gradfit.train.interrupt import StopRequest, current_request

@@ -7,15 +7,16 @@ work together, and raises one :class:`ConfigError` listing every problem.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from gradfit.errors import ConfigError
 from gradfit.optim.registry import optimizer_name
+from gradfit.optim.schedules import schedule_name
 from gradfit.options import DEFAULT_STEPS, MAX_WHOLE, OPTIONS
 from gradfit.rowpass import CHUNK_ROWS
 from gradfit.train.history import MAX_SNAPSHOTS
-from gradfit.optim.schedules import schedule_name
 
 if TYPE_CHECKING:  # torch is imported where a device is resolved, not to read a config
     import torch
@@ -57,7 +58,7 @@ class FitConfig:
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     schedule_options: dict[str, Any] = field(default_factory=dict)
 
-    def validate(self) -> "FitConfig":
+    def validate(self) -> FitConfig:
         """Return self if every option is usable, else raise ConfigError naming each problem.
 
         Each option is checked against its kind and range in :data:`gradfit.options.OPTIONS`, then the combinations that cannot work together (a budget in steps and
@@ -77,7 +78,7 @@ class FitConfig:
         problems += self._declared(*_of_kind("number"))
         need(
             not (self.steps is not None and self.epochs is not None),
-            "Give a budget in steps or in epochs, not both (got steps=%r and epochs=%r)." % (self.steps, self.epochs),
+            f"Give a budget in steps or in epochs, not both (got steps={self.steps!r} and epochs={self.epochs!r}).",
         )
         problems += self._declared(*_of_kind("whole"))
         need(
@@ -134,7 +135,7 @@ def _device_problems(device) -> list[str]:
     return []
 
 
-def resolve_device(name) -> "torch.device":
+def resolve_device(name) -> torch.device:
     """The torch device for ``name`` ("auto", "cpu", "cuda", "cuda:1", "mps"), or a ConfigError when it is
     misspelt or not available on this machine."""
     import torch
@@ -167,7 +168,7 @@ def resolve_device(name) -> "torch.device":
     return device
 
 
-def _pair_problems(config: "FitConfig") -> list[str]:
+def _pair_problems(config: FitConfig) -> list[str]:
     """Options that are each fine but do not go together with the optimizer named."""
     key = _optimizer_key(config.optimizer)
     out = []

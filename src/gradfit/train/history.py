@@ -140,7 +140,7 @@ class HistoryRecorder:
         for step, flat in zip(state["snap_steps"].tolist(), state["snaps"]):
             self.add_snapshot(int(step), flat.numpy().copy())
 
-    def freeze(self) -> "History":
+    def freeze(self) -> History:
         table = self._table[: self._n]
         snaps = np.stack(self.snaps) if self.snaps else np.zeros((0, len(self.param_names)))
         return History(
@@ -249,7 +249,7 @@ class History:
 
         return pd.DataFrame({"step": self.columns["step"].astype(np.int64), TIME_COLUMN: self.columns[TIME_COLUMN]})
 
-    def with_snapshots(self, names, steps, values) -> "History":
+    def with_snapshots(self, names, steps, values) -> History:
         """The same rows with these parameter snapshots (as read from ``history_params.npz``)."""
         values = np.asarray(values, dtype=np.float64)
         return replace(
@@ -260,7 +260,7 @@ class History:
         )
 
     @classmethod
-    def from_frame(cls, frame, timings=None) -> "History":
+    def from_frame(cls, frame, timings=None) -> History:
         """Inverse of :meth:`to_frame` (what ``history.csv`` / ``.parquet`` hold).
 
         Reads files with or without a ``time`` column; ``timings`` (a ``step, time`` frame, as

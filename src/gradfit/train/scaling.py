@@ -110,7 +110,7 @@ class Scaling:
         *,
         bounds=None,
         w: Tensor | None = None,
-    ) -> "Scaling":
+    ) -> Scaling:
         """Choose ``A`` from the Jacobian of ``model`` at ``params`` on the rows ``x`` (targets ``y``, row weights ``w``).
 
         A non-empty ``bounds`` (:class:`gradfit.train.bounds.Bounds`) forces the diagonal kind, whose
