@@ -230,3 +230,30 @@ def test_unavailable_record_carries_its_reason():
     u = Uncertainty.unavailable({"a": 1.0, "b": 2.0}, "skipped: too big")
     d = u.to_dict()
     assert d["ok"] is False and d["reason"] == "skipped: too big" and d["stderr"] == [None, None]
+
+
+def test_quantiles_are_scipy_stats_to_the_bit():
+    from scipy import stats
+
+    from gradfit.analysis.uncertainty import _quantile
+
+    for level in (0.5, 0.6827, 0.9, 0.95, 0.99, 0.9999999):
+        p = (1 + level) / 2
+        assert _quantile(p, None) == stats.norm.ppf(p)
+        for dof in (*range(1, 60), 1.5, 1000, 10**7, 0, -3):
+            np.testing.assert_array_equal(_quantile(p, dof), stats.t.ppf(p, dof))  # nan for dof <= 0 in both
+
+
+def test_a_fit_with_intervals_does_not_import_scipy_stats():
+    """scipy.stats loads every distribution (about a second of a CLI fit); the intervals need two functions."""
+    code = (
+        "import sys, warnings; warnings.simplefilter('ignore'); import gradfit; "
+        "r = gradfit.fit('a*x + b', 'builtin:linear', y='y', optimizer='lm', uncertainty=True); "
+        "assert r.uncertainty['ok'] and len(r.uncertainty['ci_low']) == 2; "
+        "print('scipy.stats' in sys.modules)"
+    )
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
