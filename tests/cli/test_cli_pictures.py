@@ -237,3 +237,15 @@ def test_race_with_lm_draws_its_path(tmp_path):
     )
     assert res.exit_code == 2 and "has no learning rate" in res.stderr and "Traceback" not in res.output
     assert not (tmp_path / "other").exists()
+
+
+def test_race_prints_each_runs_warning_as_a_line_naming_the_run(tmp_path):
+    """As gradfit fit prints its verdict: 'Warning: <run>: ...' on stderr, not Python's file:line warning form."""
+    res = CliRunner().invoke(
+        app,
+        ["race", "builtin:linear", "--y", "y", "--model", "linear", "--optimizers", "sgd:0.01,adam:0.001"]
+        + ["--steps", "5", "--out", str(tmp_path / "race"), "--quiet"],
+    )
+    assert res.exit_code == 0, res.output
+    assert "Warning: sgd, lr 0.01: " in res.stderr and "Warning: adam, lr 0.001: " in res.stderr
+    assert "race.py" not in res.output and "GradfitWarning" not in res.output

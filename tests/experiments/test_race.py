@@ -143,3 +143,13 @@ def test_labels_say_what_ran_including_an_automatic_choice(data):
     auto = f"auto ({ran[0]})" + (f", lr {lrs[0]:.3g}" if lrs[0] is not None else "")
     assert r.labels[:2] == (f"{auto} #1", f"{auto} #2")  # the same run twice, numbered
     assert r.labels[2] == f"sgd, lr {lrs[2]:.3g}" and r.labels[3] == "sgd, lr 0.1"  # the lr sgd used, not a guess
+
+
+def test_each_runs_warning_names_the_run(data):
+    """A race's fits warn as gradfit.fit does, each verdict prefixed with its run's label."""
+    with pytest.warns(gradfit.GradfitWarning) as caught:
+        race = run_race("linear", data, optimizers=["sgd:0.01", "adam:0.001"], steps=5, y="y", seed=0)
+    messages = [str(w.message) for w in caught if issubclass(w.category, gradfit.GradfitWarning)]
+    for label in race.labels:
+        assert any(m.startswith(f"{label}: ") and "Not converged" in m for m in messages), (label, messages)
+    assert all(any(m.startswith(f"{label}: ") for label in race.labels) for m in messages)

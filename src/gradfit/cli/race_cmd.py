@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from gradfit.cli.console import EXIT_OK, console, guarded
+from gradfit.cli.console import EXIT_OK, console, err_console, guarded
 from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
     DateFormat,
@@ -126,7 +127,7 @@ def race_command(
     with guarded(debug):
         from gradfit.cli.parsing import parse_init, parse_names
         from gradfit.cli.picture_options import parse_pair
-        from gradfit.errors import ConfigError
+        from gradfit.errors import ConfigError, GradfitWarning
         from gradfit.experiments.race import run_race
         from gradfit.plots.animate import RaceAnimation
         from gradfit.plots.race import RaceDisplay
@@ -158,7 +159,8 @@ def race_command(
         folder = command_folder(out, force=force, prefix="race")
         out_dir = folder.path
         folder.check_inputs({"The data file": data}, writes=[out_dir / "race.png", animate])
-        with folder.discarded_on_error():
+        with folder.discarded_on_error(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", GradfitWarning)
             if lrs is not None:
                 race = run_race(model, data, lrs=_floats(lrs), landscape_params=pair, optimizer=optimizer, **common)
             else:
@@ -170,6 +172,9 @@ def race_command(
                     landscape_params=pair,
                     **common,
                 )
+        for w in caught:  # each run's verdict, named by its label (as gradfit fit prints its own)
+            if issubclass(w.category, GradfitWarning):
+                err_console.print(f"Warning: {w.message}", markup=False, soft_wrap=True, style="yellow")
         folder.clear_earlier()
         folder.record([out_dir / "race.png", *([animate] if animate is not None else [])])
         written = [RaceDisplay(race).save(out_dir / "race.png")]

@@ -9,6 +9,7 @@ drawn on the same contours and compared.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from gradfit.analysis.landscape import (
     path_of,
     pick_params,
 )
-from gradfit.errors import ConfigError
+from gradfit.errors import ConfigError, GradfitWarning
 
 __all__ = ["Race", "descended", "parse_run", "run_race"]
 
@@ -107,8 +108,11 @@ def run_race(
         options = {**common, **spec}
         if options.get("lr", 0) is None:  # lm: no learning rate (see _runs)
             del options["lr"]
-        result = fit(model, data, catch_signals=False, **options)  # Ctrl-C stops the race
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", GradfitWarning)
+            result = fit(model, data, catch_signals=False, **options)  # Ctrl-C stops the race
         label = label or _label(spec, common, result)
+        _warn_as(label, caught)
         labels.append(label + (" (diverged)" if result.stop_reason == "diverged" else ""))
         results.append(result)
     labels = _unique(labels)
@@ -131,6 +135,16 @@ def run_race(
         land_data = None if isinstance(data, (str, os.PathLike)) else data
         land = compute_landscape(results[0], land_data, params=names, n=n, span=span)
     return Race(labels=tuple(labels), results=tuple(results), landscape=land, paths=paths, path_steps=steps)
+
+
+def _warn_as(label: str, caught: list) -> None:
+    """Warn again what one run's fit warned, its verdicts prefixed with the run's label (``adam, lr 0.1: Not
+    converged...``): in a race, a warning that does not say which run it is about says little."""
+    for w in caught:
+        if issubclass(w.category, GradfitWarning):
+            warnings.warn(f"{label}: {w.message}", GradfitWarning, stacklevel=3)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def descended(result) -> bool:
