@@ -18,13 +18,24 @@ No traceback is shown unless ``--debug`` is given.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import warnings
+from collections.abc import Collection, Iterable, Iterator
 from typing import NoReturn
 
 import typer
 from rich.console import Console
 
-__all__ = ["console", "err_console", "abort", "guarded", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+__all__ = [
+    "console",
+    "err_console",
+    "abort",
+    "guarded",
+    "print_warnings",
+    "EXIT_OK",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "EXIT_INTERRUPTED",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -32,6 +43,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # the output. Highlighting is off: numbers in user messages must not change colour at random.
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def print_warnings(caught: Iterable[warnings.WarningMessage], skip: Collection[str] = ()) -> None:
+    """Each GradfitWarning recorded by ``warnings.catch_warnings(record=True)`` as one ``Warning: ...`` line on
+    stderr, once per text; texts in ``skip`` (a failed fit's verdict, printed as its error) are left out."""
+    from gradfit.errors import GradfitWarning
+
+    texts = (str(w.message) for w in caught if issubclass(w.category, GradfitWarning))
+    for text in dict.fromkeys(t for t in texts if t not in skip):
+        err_console.print(f"Warning: {text}", markup=False, soft_wrap=True, style="yellow")
 
 
 def abort(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -17,7 +17,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from gradfit.cli.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, abort, console, err_console, guarded
+from gradfit.cli.console import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    abort,
+    console,
+    err_console,
+    guarded,
+    print_warnings,
+)
 from gradfit.cli.interruption import picture_names, saved_message
 from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
@@ -366,9 +375,7 @@ def run_fit(
             resume=resume,
             **{k: v for k, v in options.items() if v is not None},
         )
-    for w in caught:  # the verdict on a failed fit is printed once, as the error below
-        if issubclass(w.category, GradfitWarning) and (result.success or str(w.message) != result.message):
-            err_console.print(f"Warning: {w.message}", markup=False, soft_wrap=True, style="yellow")
+    print_warnings(caught, skip=() if result.success else (result.message,))  # a failed fit's verdict is its error
     if not quiet:
         choice = result.diagnostics.get("choice") or {}
         if choice.get("reason"):

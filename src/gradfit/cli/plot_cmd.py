@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from gradfit.cli.console import console, err_console, guarded
+from gradfit.cli.console import console, guarded, print_warnings
 from gradfit.cli.paths import given_path
 
 __all__ = ["plot_command"]
@@ -96,8 +96,7 @@ def plot_command(
             written = save_pictures(
                 result, run, kinds, data=data, landscape=pair, animation_path=animate, max_frames=max_frames
             )
-        for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, GradfitWarning)):
-            err_console.print(f"Warning: {message}", markup=False, soft_wrap=True, style="yellow")
+        print_warnings(caught)
         RunFolder(run).record(written.values(), run_id=result.run_id)  # the pictures are the run's now (an
         # animation elsewhere is not)
         if not quiet:

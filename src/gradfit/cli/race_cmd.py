@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from gradfit.cli.console import EXIT_OK, console, err_console, guarded
+from gradfit.cli.console import EXIT_OK, console, guarded, print_warnings
 from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
     DateFormat,
@@ -172,9 +172,7 @@ def race_command(
                     landscape_params=pair,
                     **common,
                 )
-        for w in caught:  # each run's verdict, named by its label (as gradfit fit prints its own)
-            if issubclass(w.category, GradfitWarning):
-                err_console.print(f"Warning: {w.message}", markup=False, soft_wrap=True, style="yellow")
+        print_warnings(caught)  # each run's verdict, named by its label
         folder.clear_earlier()
         folder.record([out_dir / "race.png", *([animate] if animate is not None else [])])
         written = [RaceDisplay(race).save(out_dir / "race.png")]
