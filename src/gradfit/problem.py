@@ -50,7 +50,6 @@ class ParamView:
     def __init__(self, model, base: Tensor, free_index: Iterable[int] | None = None):
         self.model, self.specs = model, list(model.specs)
         self.base = base
-        self.sizes = [s.size for s in self.specs]
         index = range(base.numel()) if free_index is None else list(free_index)
         self.free_index = torch.tensor(list(index), dtype=torch.long, device=base.device)
         self.theta = self.base[self.free_index].clone()
