@@ -32,6 +32,7 @@ from gradfit.train.config import DEFAULT_STEPS, FitConfig
 from gradfit.train.history import History, HistoryRecorder
 from gradfit.train.interrupt import StopRequest
 from gradfit.train.objective import Objective
+from gradfit.train.paths import prepare_paths
 from gradfit.train.steppers import BUDGET, Stepper, make_stepper
 from gradfit.train.stopping import EarlyStopping, MaxTime, StepState, StoppingRules, Target, Tolerance, describe_stop
 
@@ -168,6 +169,8 @@ class _Fit:
             else (DEFAULT_STEPS if config.steps is None else config.steps)
         )
         self.budget_reason = "max_epochs" if config.epochs is not None else "max_steps"
+        full_batch = self.batches.batch >= self.batches.rows
+        prepare_paths(self.objective, model, loss, train, val, params, fixed, config, total, full_batch)
         self.stepper: Stepper = make_stepper(model, loss, train, params, fixed, config, total, bounds, self.objective)
         self.rules = StoppingRules(
             [
@@ -379,7 +382,10 @@ class _Fit:
             elapsed=elapsed,
             history=self.recorder.freeze(),
             best_step=best_step,
-            diagnostics=self.stepper.diagnostics(notes, state.step, state.still, max(STILL_UPDATES, per_epoch)),
+            diagnostics={
+                **self.stepper.diagnostics(notes, state.step, state.still, max(STILL_UPDATES, per_epoch)),
+                "row_pass": self.objective.describe(),
+            },
         )
 
     def _loss(self, data) -> float:

@@ -9,16 +9,47 @@ the memory of the autograd graph to one chunk.
 With row weights ``w`` the objective is the weighted mean ``Σ wᵢ ℓᵢ / Σ wᵢ`` over the rows given (a
 mini-batch's own weights normalise it; see :mod:`gradfit.data.weights`); the weights are indexed
 and chunked with the rows.
+
+Paths
+-----
+The sums can be taken three ways; :meth:`Objective.describe` says which served a fit (``result.diagnostics``):
+
+- ``"autograd"``: the model's forward and eager autograd over each chunk (any model; the default);
+- a **chunk pass** (:attr:`Objective.chunk_pass`), a function ``(params, trainable, x, y, w) -> (total,
+  grads)`` that replaces autograd on each chunk for the models it was built for (fused formula kernels);
+- a **bound path** (:meth:`Objective.bind`), tied to one dataset's tensors, which answers for exactly those
+  rows without reading them (sufficient statistics of a model linear in its parameters).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from gradfit.rowpass import MemoryRows, chunk_rows, reduce
+
+
+class BoundPath(Protocol):
+    """A way to the loss (and gradient) over one dataset's rows that does not take the chunk pass."""
+
+    name: str
+
+    def serves(self, x: Tensor, y: Tensor, w: Tensor | None) -> bool:
+        """Whether these are the rows it was built for (the same tensors, unchanged)."""
+        ...
+
+    def value(self, params: Mapping[str, Tensor]) -> Tensor: ...
+
+    def value_and_grad(self, params: Mapping[str, Tensor], trainable: Sequence[str]) -> tuple[Tensor, list[Tensor]]: ...
+
+
+#: ``(params, trainable, x, y, w) -> (total over the chunk's rows, [its gradient w.r.t. each trainable])``.
+ChunkPass = Callable[
+    [Mapping[str, Tensor], Sequence[str], Tensor, Tensor, "Tensor | None"], tuple[Tensor, list[Tensor]]
+]
 
 
 class Objective:
@@ -38,6 +69,26 @@ class Objective:
         self.model = model
         self.loss = loss
         self.chunk_size = chunk_rows(chunk_size)
+        self.chunk_pass: ChunkPass | None = None
+        self.chunk_pass_name = "autograd"
+        self._bound: list[BoundPath] = []
+        self._used: dict[str, None] = {}  # the paths that answered, in order of first use
+
+    def bind(self, path: BoundPath) -> None:
+        """Answer for ``path``'s rows by ``path`` from now on."""
+        self._bound.append(path)
+
+    def _path(self, x: Tensor, y: Tensor, w: Tensor | None) -> BoundPath | None:
+        for path in self._bound:
+            if path.serves(x, y, w):
+                self._used.setdefault(path.name)
+                return path
+        self._used.setdefault(self.chunk_pass_name)
+        return None
+
+    def describe(self) -> list[str]:
+        """The paths that computed this objective's sums so far, in order of first use."""
+        return list(self._used)
 
     def rows(self, x: Tensor, y: Tensor, w: Tensor | None = None) -> MemoryRows:
         """The rows as a :class:`gradfit.rowpass.RowSource` of this objective's chunk size."""
@@ -50,6 +101,9 @@ class Objective:
     @torch.no_grad()
     def value(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
         """The mean loss as a float64 scalar tensor."""
+        path = self._path(x, y, w)
+        if path is not None:
+            return path.value(params)
         total = reduce(lambda xc, yc, wc: self._total(params, xc, yc, wc), self.rows(x, y, w))
         if total is None:  # no rows
             total = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -59,8 +113,20 @@ class Objective:
         self, params: Mapping[str, Tensor], trainable: Sequence[str], x: Tensor, y: Tensor, w: Tensor | None = None
     ) -> tuple[Tensor, list[Tensor]]:
         """The mean loss (float64 scalar) and its gradient w.r.t. ``trainable`` (each in its parameter's dtype)."""
+        path = self._path(x, y, w)
+        if path is not None:
+            return path.value_and_grad(params, trainable)
         n = _count(x, w)
         leaves = [params[name] for name in trainable]
+        chunk_pass = self.chunk_pass
+        if chunk_pass is not None:
+
+            def fused(xc, yc, wc):
+                chunk, grads = chunk_pass(params, trainable, xc, yc, wc)
+                return (chunk, *grads)
+
+            total, *acc = reduce(fused, self.rows(x, y, w))
+            return total / n, [(a / n).to(p.dtype) for a, p in zip(acc, leaves)]
         if x.shape[0] <= self.chunk_size:
             # One chunk: differentiate the mean directly, exactly as a hand-written loop does.
             with torch.enable_grad():
