@@ -260,6 +260,15 @@ OPTIONS: dict[str, Option] = {
             low=(1, True),
         ),
         _opt(
+            "row_pass",
+            "choice",
+            "auto",
+            "How sums over rows are taken: auto (sufficient statistics or a fused pass where the model and "
+            "loss allow and they pay for themselves) or autograd (the model and eager autograd on every chunk).",
+            choices=("auto", "autograd"),
+            rule="'auto' or 'autograd'",
+        ),
+        _opt(
             "scale",
             "auto flag",
             None,

@@ -49,6 +49,7 @@ class FitConfig:
     dtype: str | None = None  # chosen with the optimizer unless given (see resolved_dtype)
     device: str = "cpu"
     chunk_size: int = CHUNK_ROWS  # rows per chunk of every pass over the rows (gradfit.rowpass)
+    row_pass: str = "auto"  # "autograd": no fast path (gradfit.train.paths)
     scale: bool | None = None  # descend on whitened / Jacobi-scaled parameters (gradfit.train.scaling); None: auto
     uncertainty: bool | None = None  # None: computed when cheap (see gradfit.analysis.fit_analysis)
     max_snapshots: int = MAX_SNAPSHOTS
@@ -91,7 +92,7 @@ class FitConfig:
             "scale=True is for the gradient-descent optimizers; Levenberg-Marquardt ('lm') scales its own steps. "
             "Leave out scale.",
         )
-        problems += self._declared("uncertainty", "seed", "dtype", *_of_kind("flag"), *_of_kind("mapping"))
+        problems += self._declared("uncertainty", "seed", "dtype", "row_pass", *_of_kind("flag"), *_of_kind("mapping"))
         problems += _device_problems(self.device) + _pair_problems(self)
         if problems:
             raise ConfigError("Invalid options:\n- " + "\n- ".join(problems) if len(problems) > 1 else problems[0])

@@ -10,7 +10,8 @@ model and loss allow, and only where they pay for themselves within the fit's bu
 - a **fused chunk pass** (formula models): value and gradient of each chunk from the formula's own
   derivative, without an autograd graph.
 
-Every other case keeps the autograd pass. ``result.diagnostics["row_pass"]`` lists the paths that ran.
+Every other case keeps the autograd pass, and so does every fit with ``row_pass="autograd"`` (the option that
+turns the fast paths off). ``result.diagnostics["row_pass"]`` lists the paths that ran.
 """
 
 from __future__ import annotations
