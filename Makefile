@@ -35,8 +35,11 @@ lint: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+# Issue 11's ratio table, gradfit against its peers (about 5 minutes a table): one thread first, then the default
+# threads. Each table is also written as JSON (bench-1-thread.json, bench-default-threads.json).
 bench: $(STAMP)
-	$(PY) bench/bench_loop.py
+	OMP_NUM_THREADS=1 $(PY) bench/run.py --json bench-1-thread.json
+	$(PY) bench/run.py --json bench-default-threads.json
 
 clean:
-	rm -rf $(VENV) gradfit-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) gradfit-out .pytest_cache .mypy_cache .ruff_cache bench-1-thread.json bench-default-threads.json

@@ -4,7 +4,8 @@ Run with ``make bench`` (one thread, then the default threads) or ``python bench
 time over its peer's, both measured in this run, alternated repeat by repeat, medians taken; absolute times depend
 on the machine and its load, the ratios much less. The memory floor of a step is the bytes of the columns it uses
 (x and y, float32) over the best read bandwidth of one ``sum`` pass over a large float32 array, measured at the
-start of the run. Every line also says whether gradfit and its peer computed the same numbers.
+start of the run. Every line also says whether what it timed computed the right numbers (``same result``: equal to
+a float64 reference of the same steps, to curve_fit's parameters and standard errors, or a CLI run that finished).
 
 Options: ``--quick`` (fewer sizes and repeats, a smoke run), ``--rows 1,5`` (some rows; see ``peers.ROWS``),
 ``--json FILE`` (the table as JSON), ``--max-rows N`` and ``--floor-mb M`` (tiny sizes, for the smoke test).

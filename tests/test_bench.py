@@ -1,0 +1,88 @@
+"""The benchmark table (bench/run.py) keeps running: a quick run on tiny sizes, checked for shape and agreement.
+
+Nothing here is timed: the times are only checked to be positive and the ratios to be the times' quotients. What is
+checked is what makes a ratio mean something: gradfit and each peer computed the same numbers (the seeds' loop, the
+numpy loop and curve_fit as oracles), and the table holds every row asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """bench/run.py as a module (bench/ is a folder of scripts that import each other by name)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    for name in ("run", "peers", "timing"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    return importlib.import_module("run")
+
+
+def quick_table(bench, tmp_path, rows: str) -> dict:
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--max-rows", "2000", "--floor-mb", "4", "--rows", rows, "--json", str(out)]) == 0
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def check_lines(table: dict, rows: str) -> None:
+    lines = table["lines"]
+    assert sorted({line["row"] for line in lines}) == rows.split(",")
+    for line in lines:
+        assert line["seconds"] > 0 and line["peer_seconds"] > 0, line
+        assert math.isclose(line["ratio"], line["seconds"] / line["peer_seconds"]), line
+        assert line["met"] == (None if line["target"] is None else line["ratio"] <= line["target"]), line
+        assert line["agree"] in (True, None), line  # every comparison made agreed
+    assert table["markdown"].count("\n") == len(lines) + 1  # a header, a rule and one line each
+    assert table["threads"] >= 1 and table["torch"] and table["bandwidth_bytes_per_s"] > 0
+
+
+def test_quick_table_of_the_in_process_rows(bench, tmp_path, capsys):
+    table = quick_table(bench, tmp_path, "1,2,3,4,5")
+    check_lines(table, "1,2,3,4,5")
+    peers = {(line["row"], line["peer"]) for line in table["lines"]}
+    assert {("1", "memory floor"), ("1", "seeds' torch loop"), ("1", "numpy loop"), ("5", "curve_fit")} <= peers
+    agreed = [line for line in table["lines"] if line["agree"]]
+    assert {line["row"] for line in agreed} == {"1", "2", "3", "4", "5"}  # each row compared gradfit with an oracle
+    floor = next(line for line in table["lines"] if line["peer"] == "memory floor")
+    assert math.isclose(floor["peer_seconds"], 2000 * 8 / table["bandwidth_bytes_per_s"])  # x and y, float32
+    assert table["markdown"] in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_quick_table_of_the_cli_row(bench, tmp_path):
+    table = quick_table(bench, tmp_path, "6")
+    check_lines(table, "6")
+    assert table["lines"][0]["agree"] is True  # the CLI fit exited 0 and wrote its result.json
+
+
+def test_rows_are_refused_by_name(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--rows", "1,9"])
+    assert "unknown rows 9" in capsys.readouterr().err
+
+
+def test_interleaved_alternates_and_takes_medians(bench):
+    timing = importlib.import_module("timing")
+    calls, times = [], {"a": iter([3.0, 1.0, 2.0]), "b": iter([5.0, 7.0, 6.0])}
+
+    def measure(name):
+        def run():
+            calls.append(name)
+            return next(times[name]), name
+
+        return run
+
+    medians, outputs = timing.interleaved({"a": measure("a"), "b": measure("b")}, 3)
+    assert calls == ["a", "b"] * 3
+    assert medians == {"a": statistics.median([3.0, 1.0, 2.0]), "b": statistics.median([5.0, 7.0, 6.0])}
+    assert outputs == {"a": "a", "b": "b"}
