@@ -102,6 +102,12 @@ def rows_label(n: int) -> str:
     return f"10^{k}" if n == 10**k and k >= 2 else f"{n:,}"
 
 
+def subject(result: gradfit.FitResult) -> str:
+    """ "gradfit" and the row passes its fit ran (``result.diagnostics["row_pass"]``: autograd or a fast path)."""
+    paths = result.diagnostics.get("row_pass") or []
+    return f"gradfit ({', '.join(paths)})" if paths else "gradfit"
+
+
 def quiet_fit(*args: Any, **kwargs: Any) -> gradfit.FitResult:
     """gradfit.fit without its not-converged warnings: a benchmark's budgets are short on purpose."""
     with warnings.catch_warnings():
@@ -115,7 +121,7 @@ def gradfit_step(model: str, frame: Any, init: dict[str, Any], steps: int) -> Me
     def measure() -> tuple[float, Any]:
         r = quiet_fit(model, frame, y="y", init=init, optimizer="sgd", lr=LR, steps=steps)
         params = np.concatenate([np.atleast_1d(v.detach().double().numpy()) for v in r.params.values()])
-        return r.timings["loop"] / r.steps, params
+        return r.timings["loop"] / r.steps, (params, subject(r))
 
     return measure
 
@@ -214,20 +220,21 @@ def full_batch(plan: Plan, row: str, name: str, n: int, target: float, numpy_pee
         measures["numpy"] = numpy_loop(x.numpy(), y.numpy(), start, steps)
     medians, outputs = interleaved(measures, plan.repeats(3))
     oracle = reference(name, x, y, start, steps)
-    agree = same(outputs["gradfit"], oracle)
+    (params, ours) = outputs["gradfit"]
+    agree = same(params, oracle)
     kind = "zoo `linear`" if name == "linear" else f"formula `{name}`"
     work = f"full-batch sgd step, {kind}, {rows_label(n)} rows, float32"
     floor = plan.floor(n)
     lines = [
-        Line(row, work, "gradfit", medians["gradfit"], "memory floor", floor, target, agree),
-        Line(row, work, "gradfit", medians["gradfit"], "seeds' torch loop", medians["seeds"], None, agree),
+        Line(row, work, ours, medians["gradfit"], "memory floor", floor, target, agree),
+        Line(row, work, ours, medians["gradfit"], "seeds' torch loop", medians["seeds"], None, agree),
     ]
     if numpy_peer:
         agree_numpy = same(outputs["numpy"], oracle)
         lines.append(
             Line(row, work, "numpy loop, analytic gradient", medians["numpy"], "memory floor", floor, None, agree_numpy)
         )
-        lines.append(Line(row, work, "gradfit", medians["gradfit"], "numpy loop", medians["numpy"], None, agree))
+        lines.append(Line(row, work, ours, medians["gradfit"], "numpy loop", medians["numpy"], None, agree))
     return lines
 
 
@@ -259,10 +266,9 @@ def row_small(plan: Plan) -> list[Line]:
         medians, outputs = interleaved(measures, plan.repeats(5))
         kind = "zoo `linear`" if name == "linear" else f"formula `{name}`"
         work = f"sgd step on the seeds' {SEEDS_ROWS}-row data, {kind}"
-        agree = same(outputs["gradfit"], reference(name, x, y, start, steps))
-        lines.append(
-            Line("4", work, "gradfit", medians["gradfit"], "seeds' torch loop", medians["seeds"], 1 / 3, agree)
-        )
+        (params, ours) = outputs["gradfit"]
+        agree = same(params, reference(name, x, y, start, steps))
+        lines.append(Line("4", work, ours, medians["gradfit"], "seeds' torch loop", medians["seeds"], 1 / 3, agree))
     return lines
 
 
@@ -282,7 +288,7 @@ def gradfit_lm(data: dict[str, np.ndarray]) -> Measure:
 
     def measure() -> tuple[float, Any]:
         seconds, r = timed(lambda: quiet_fit(LM_FORMULA, data, y="y", init=LM_START, optimizer="lm", uncertainty=True))
-        return seconds, (list(r.flat_params.values()), r.uncertainty["stderr"])
+        return seconds, (list(r.flat_params.values()), r.uncertainty["stderr"], subject(r))
 
     return measure
 
@@ -310,10 +316,10 @@ def row_lm(plan: Plan) -> list[Line]:
         data = lm_data(n)
         measures = {"gradfit": gradfit_lm(data), "curve_fit": curve_fit_peer(data)}
         medians, outputs = interleaved(measures, plan.repeats(repeats))
-        (p_ours, se_ours), (p_peer, se_peer) = outputs["gradfit"], outputs["curve_fit"]
+        (p_ours, se_ours, ours), (p_peer, se_peer) = outputs["gradfit"], outputs["curve_fit"]
         agree = same(p_ours, p_peer, rtol=1e-5, atol=1e-8) and same(se_ours, se_peer, rtol=1e-3, atol=1e-10)
         work = f"Levenberg-Marquardt, 4 parameters, {rows_label(n)} rows, whole fit() with uncertainties"
-        lines.append(Line("5", work, "gradfit", medians["gradfit"], "curve_fit", medians["curve_fit"], target, agree))
+        lines.append(Line("5", work, ours, medians["gradfit"], "curve_fit", medians["curve_fit"], target, agree))
     return lines
 
 

@@ -30,6 +30,14 @@ from timing import read_bandwidth
 
 import gradfit
 
+NOTES = """\
+measured: gradfit (the row passes its fit ran, result.diagnostics["row_pass"]) or a peer timed against the floor.
+time: rows 1-4 per step (gradfit: result.timings["loop"] / steps), rows 5-6 the whole call or process; medians.
+memory floor: one read of x and y (8 bytes a row, float32) at the measured bandwidth; a step on sufficient
+  statistics (models linear in their parameters, mse) reads no rows, so its ratio can fall below 1.
+same result: the parameters equal a float64 reference of the same steps (1e-5), or curve_fit's parameters (1e-5)
+  and standard errors (1e-3), or the CLI run exited 0 and wrote result.json; '-': nothing compared."""
+
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         lines += measure(plan)
     table = markdown(lines)
     print(table)
+    print(NOTES)
     seconds = time.perf_counter() - began
     print(f"peak RSS {peak_rss_mb():.0f} MB, {seconds:.0f} s in all")
     return {

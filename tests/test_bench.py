@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -51,6 +52,8 @@ def test_quick_table_of_the_in_process_rows(bench, tmp_path, capsys):
     check_lines(table, "1,2,3,4,5")
     peers = {(line["row"], line["peer"]) for line in table["lines"]}
     assert {("1", "memory floor"), ("1", "seeds' torch loop"), ("1", "numpy loop"), ("5", "curve_fit")} <= peers
+    gradfit_lines = [line for line in table["lines"] if line["subject"].startswith("gradfit")]
+    assert all(re.fullmatch(r"gradfit \(\w.*\)", line["subject"]) for line in gradfit_lines)  # the path that ran
     agreed = [line for line in table["lines"] if line["agree"]]
     assert {line["row"] for line in agreed} == {"1", "2", "3", "4", "5"}  # each row compared gradfit with an oracle
     floor = next(line for line in table["lines"] if line["peer"] == "memory floor")
