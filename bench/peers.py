@@ -57,6 +57,7 @@ class Line:
     peer_seconds: float
     target: float | None = None  # the ratio subject / peer must not exceed it; None: a reference line
     agree: bool | None = None  # the subject's numbers equal the oracle's (see reference); None: nothing compared
+    floor_rows: int | None = None  # the peer is the memory floor of reading this many rows (see Plan.floor)
 
     @property
     def ratio(self) -> float:
@@ -226,13 +227,23 @@ def full_batch(plan: Plan, row: str, name: str, n: int, target: float, numpy_pee
     work = f"full-batch sgd step, {kind}, {rows_label(n)} rows, float32"
     floor = plan.floor(n)
     lines = [
-        Line(row, work, ours, medians["gradfit"], "memory floor", floor, target, agree),
+        Line(row, work, ours, medians["gradfit"], "memory floor", floor, target, agree, n),
         Line(row, work, ours, medians["gradfit"], "seeds' torch loop", medians["seeds"], None, agree),
     ]
     if numpy_peer:
         agree_numpy = same(outputs["numpy"], oracle)
         lines.append(
-            Line(row, work, "numpy loop, analytic gradient", medians["numpy"], "memory floor", floor, None, agree_numpy)
+            Line(
+                row,
+                work,
+                "numpy loop, analytic gradient",
+                medians["numpy"],
+                "memory floor",
+                floor,
+                None,
+                agree_numpy,
+                n,
+            )
         )
         lines.append(Line(row, work, ours, medians["gradfit"], "numpy loop", medians["numpy"], None, agree))
     return lines

@@ -57,6 +57,7 @@ def test_quick_table_of_the_in_process_rows(bench, tmp_path, capsys):
     agreed = [line for line in table["lines"] if line["agree"]]
     assert {line["row"] for line in agreed} == {"1", "2", "3", "4", "5"}  # each row compared gradfit with an oracle
     floor = next(line for line in table["lines"] if line["peer"] == "memory floor")
+    assert floor["floor_rows"] == 2000  # capped by --max-rows
     assert math.isclose(floor["peer_seconds"], 2000 * 8 / table["bandwidth_bytes_per_s"])  # x and y, float32
     assert table["markdown"] in capsys.readouterr().out
 
