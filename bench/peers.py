@@ -78,6 +78,7 @@ class Plan:
     bandwidth: float  # bytes per second of one read pass (timing.read_bandwidth), measured in this run
     quick: bool = False
     max_rows: int | None = None
+    repeats_given: int | None = None  # every row's repeats, instead of its own
 
     def cap(self, rows: int) -> int:
         return rows if self.max_rows is None else min(rows, self.max_rows)
@@ -86,6 +87,8 @@ class Plan:
         return list(dict.fromkeys(self.cap(n) for n in (quick if self.quick else full)))  # capping may merge two
 
     def repeats(self, full: int) -> int:
+        if self.repeats_given is not None:
+            return self.repeats_given
         return 1 if self.quick else full
 
     def steps(self, rows: int) -> int:

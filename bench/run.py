@@ -9,7 +9,8 @@ whether what it timed computed the right numbers (``same result``: equal to a fl
 to curve_fit's parameters and standard errors, or a CLI run that finished).
 
 Options: ``--quick`` (fewer sizes and repeats, a smoke run), ``--rows 1,5`` (some rows; see ``peers.ROWS``),
-``--json FILE`` (the table as JSON), ``--max-rows N`` and ``--floor-mb M`` (tiny sizes, for the smoke test).
+``--json FILE`` (the table as JSON), ``--repeats N`` (more repeats on a noisy machine), ``--max-rows N`` and
+``--floor-mb M`` (tiny sizes, for the smoke test).
 """
 
 from __future__ import annotations
@@ -40,13 +41,21 @@ same result: the parameters equal a float64 reference of the same steps (1e-5), 
   and standard errors (1e-3), or the CLI run exited 0 and wrote result.json; '-': nothing compared."""
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats: a smoke run")
     parser.add_argument("--rows", default=",".join(ROWS), help="rows of the table to run, e.g. 1,5 (default: all)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON to this file")
-    parser.add_argument("--max-rows", type=int, help="cap every dataset at this many rows (for a smoke run)")
-    parser.add_argument("--floor-mb", type=int, default=256, help="size of the array the floor is read from (MB)")
+    parser.add_argument("--max-rows", type=positive, help="cap every dataset at this many rows (for a smoke run)")
+    parser.add_argument("--repeats", type=positive, help="repeats of every measurement (default: each row's own, 3-15)")
+    parser.add_argument("--floor-mb", type=positive, default=256, help="size of the array the floor is read from (MB)")
     args = parser.parse_args(argv)
     args.rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in args.rows if r not in ROWS]
@@ -110,7 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     began = time.perf_counter()
     about = machine()
     bandwidth = read_bandwidth(args.floor_mb)
-    plan = Plan(bandwidth=bandwidth, quick=args.quick, max_rows=args.max_rows)
+    plan = Plan(bandwidth=bandwidth, quick=args.quick, max_rows=args.max_rows, repeats_given=args.repeats)
     print(
         f"torch {about['torch']}, gradfit {about['gradfit']}, {about['threads']} threads "
         f"(OMP_NUM_THREADS={about['OMP_NUM_THREADS']}), {about['cpus']} CPUs, {about['date']}"

@@ -69,10 +69,14 @@ def test_quick_table_of_the_cli_row(bench, tmp_path):
     assert table["lines"][0]["agree"] is True  # the CLI fit exited 0 and wrote its result.json
 
 
-def test_rows_are_refused_by_name(bench, capsys):
-    with pytest.raises(SystemExit):
-        bench.main(["--rows", "1,9"])
-    assert "unknown rows 9" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--rows", "1,9"], "unknown rows 9"), (["--repeats", "0"], "--repeats"), (["--max-rows", "-5"], "--max-rows")],
+)
+def test_bad_options_are_refused_before_measuring(bench, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_interleaved_alternates_and_takes_medians(bench):
