@@ -113,10 +113,17 @@ def subject(result: gradfit.FitResult) -> str:
 
 
 def quiet_fit(*args: Any, **kwargs: Any) -> gradfit.FitResult:
-    """gradfit.fit without its not-converged warnings: a benchmark's budgets are short on purpose."""
+    """gradfit.fit without its not-converged warnings: a benchmark's budgets are short on purpose.
+
+    The fit keeps its default signal handling (it is part of the call measured), so Ctrl-C or SIGTERM ends the fit
+    with ``stop_reason="interrupted"``; that stops the benchmark instead of going on with the next fit.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradfitWarning)
-        return gradfit.fit(*args, **kwargs)
+        result = gradfit.fit(*args, **kwargs)
+    if result.stop_reason == "interrupted":
+        raise KeyboardInterrupt
+    return result
 
 
 def gradfit_step(model: str, frame: Any, init: dict[str, Any], steps: int) -> Measure:

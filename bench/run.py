@@ -163,7 +163,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    result = run(args)
+    try:
+        result = run(args)
+    except KeyboardInterrupt:
+        print("interrupted: no table", file=sys.stderr)
+        return 130
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

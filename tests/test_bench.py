@@ -14,6 +14,7 @@ import re
 import statistics
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -94,3 +95,12 @@ def test_interleaved_alternates_and_takes_medians(bench):
     assert calls == ["a", "b"] * 3
     assert medians == {"a": statistics.median([3.0, 1.0, 2.0]), "b": statistics.median([5.0, 7.0, 6.0])}
     assert outputs == {"a": "a", "b": "b"}
+
+
+def test_an_interrupted_fit_stops_the_bench(bench, monkeypatch, capsys):
+    """Ctrl-C or SIGTERM ends gradfit's fit early (stop_reason "interrupted"): the bench stops, not the fit alone."""
+    peers = importlib.import_module("peers")
+    monkeypatch.setattr(peers.gradfit, "fit", lambda *a, **k: SimpleNamespace(stop_reason="interrupted"))
+    assert bench.main(["--quick", "--max-rows", "100", "--floor-mb", "1", "--rows", "4"]) == 130
+    captured = capsys.readouterr()
+    assert "interrupted: no table" in captured.err and "| row |" not in captured.out
