@@ -107,7 +107,7 @@ def rows_label(n: int) -> str:
 
 
 def subject(result: gradfit.FitResult) -> str:
-    """ "gradfit" and the row passes its fit ran (``result.diagnostics["row_pass"]``: autograd or a fast path)."""
+    """The name of what was timed: gradfit and the row passes its fit ran (``diagnostics["row_pass"]``)."""
     paths = result.diagnostics.get("row_pass") or []
     return f"gradfit ({', '.join(paths)})" if paths else "gradfit"
 
@@ -242,18 +242,9 @@ def full_batch(plan: Plan, row: str, name: str, n: int, target: float, numpy_pee
     ]
     if numpy_peer:
         agree_numpy = same(outputs["numpy"], oracle)
+        numpy_time = medians["numpy"]
         lines.append(
-            Line(
-                row,
-                work,
-                "numpy loop, analytic gradient",
-                medians["numpy"],
-                "memory floor",
-                floor,
-                None,
-                agree_numpy,
-                n,
-            )
+            Line(row, work, "numpy loop, analytic gradient", numpy_time, "memory floor", floor, None, agree_numpy, n)
         )
         lines.append(Line(row, work, ours, medians["gradfit"], "numpy loop", medians["numpy"], None, agree))
     return lines
