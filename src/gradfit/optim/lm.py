@@ -92,9 +92,16 @@ class ChunkedResiduals:
 
     def _chunks(self) -> Iterator[tuple[Residuals, Tensor, Tensor]]:
         """``(residual function of the chunk, x, y)``: the user's, or it times ``sqrt(w)``."""
+        if self._one_chunk:  # the rows themselves: no slices, no row source to build per call
+            yield self._weighted(self.root_w), self.x, self.y
+            return
         for xc, yc, root in self.rows().chunks():
             assert yc is not None  # self.y is a Tensor, so every chunk has its targets
             yield self._weighted(root), xc, yc
+
+    @property
+    def _one_chunk(self) -> bool:
+        return int(self.x.shape[0]) <= self.chunk_size
 
     def rows(self) -> MemoryRows:
         """The rows and the square roots of their weights, as a :class:`gradfit.rowpass.RowSource`."""
@@ -109,6 +116,8 @@ class ChunkedResiduals:
     def sum_squares(self, p: Tensor) -> float:
         """``||r(p)||²`` (inf or nan when a residual is not finite)."""
         self.n_fev += 1
+        if self._one_chunk:  # reduce's float64 sum of one chunk's total is that total: the same number, less overhead
+            return float((self._weighted(self.root_w)(p, self.x, self.y).double() ** 2).sum())
         total = reduce(lambda xc, yc, root: (self._weighted(root)(p, xc, yc).double() ** 2).sum(), self.rows())
         return 0.0 if total is None else float(total)
 
