@@ -4,15 +4,16 @@
 differentiate one output at a time, batched over an identity matrix the size of the output: for
 ``m`` predictions that is an ``m × m`` matrix (80 GB for 10^5 rows), whatever the number of
 parameters. A model's predictions have many rows and few parameters, so the Jacobian is taken
-column by column instead:
+column by column instead, by reverse mode through ``g(v) = Jᵀv`` (linear in ``v``, so the gradient
+of ``g·e_j`` with respect to ``v`` is the column ``J e_j``), memory ``m × p``:
 
-1. forward mode (``torch.func.jacfwd``): one batched forward pass carrying a tangent per
-   parameter, memory ``m × p``;
-2. for models ``torch.func`` cannot transform (in-place operations, ``.item()``): one
-   double-backward product per parameter (``g(v) = Jᵀv`` is linear in ``v``, so the gradient
-   of ``g·e_j`` with respect to ``v`` is the column ``J e_j``), memory ``m × p``;
-3. for a model that cannot be differentiated twice either: plain autograd, one backward pass
-   per output, memory ``m × p``.
+1. one backward pass with ``create_graph`` builds ``g``, and one more per parameter gives its
+   column. Every pass differentiates a scalar (``f·v``, then ``g_j``): unlike ``torch.func`` and
+   forward-mode AD, and unlike an explicit ``grad_outputs`` tensor (checked with ``torch.fx``'s
+   symbolic shapes), it imports neither ``torch._dynamo`` nor sympy, most of a command-line fit's
+   start-up beyond ``import torch``;
+2. for a model that cannot be differentiated twice: plain autograd, one backward pass per
+   output, memory ``m × p``.
 
 Callers still take it over chunks of rows so that ``m × p`` stays small.
 
@@ -44,11 +45,6 @@ def row_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
         The point, shape ``(p,)``.
     """
     try:
-        with torch.enable_grad():
-            return torch.func.jacfwd(lambda t: f(t).reshape(-1))(theta)
-    except (RuntimeError, NotImplementedError, TypeError):
-        pass
-    try:
         return jacobian_by_backward(f, theta)
     except (RuntimeError, NotImplementedError, TypeError):
         pass
@@ -56,15 +52,13 @@ def row_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
 
 
 def jacobian_by_backward(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
-    """The ``(m, p)`` Jacobian by ``p`` double-backward products (see the module), for models vmap cannot batch."""
+    """The ``(m, p)`` Jacobian by ``p`` double-backward products (see the module)."""
     with torch.enable_grad():
         q = theta.detach().clone().requires_grad_(True)
         r = f(q).reshape(-1)
         v = torch.zeros_like(r, requires_grad=True)
         (g,) = (
-            torch.autograd.grad(r, q, grad_outputs=v, create_graph=True, allow_unused=True)
-            if r.requires_grad
-            else (None,)
+            torch.autograd.grad((r * v).sum(), q, create_graph=True, allow_unused=True) if r.requires_grad else (None,)
         )
         if g is None or not g.requires_grad:  # predictions that do not depend on theta
             return torch.zeros(r.numel(), theta.numel(), dtype=r.dtype, device=r.device)

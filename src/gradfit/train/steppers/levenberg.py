@@ -49,6 +49,7 @@ class LMStepper:
         self.m = train.y.numel() if train.w is None else float(train.w.double().sum())
         float(objective.value(params, train.x[:1], train.y[:1]))  # the loss's own shape checks, with its messages
         self._base = {k: v.detach() for k, v in params.items()}
+        self._free_specs = [self.specs[n] for n in self.trainable]
         trainable = self.trainable
         p0 = pack(params, trainable, detach=True) if trainable else torch.zeros(0, dtype=train.y.dtype)
         self.dtype = p0.dtype
@@ -60,7 +61,7 @@ class LMStepper:
         self.it: Iteration | None = None  # the last iteration: its tests, held and dead columns
 
     def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {**self._base, **unflatten([self.specs[n] for n in self.trainable], flat)}
+        return {**self._base, **unflatten(self._free_specs, flat)}
 
     def _residuals(self, flat, xc, yc):
         return (self.model(self._unflatten(flat), xc) - yc).reshape(-1)

@@ -1,0 +1,57 @@
+"""A command-line fit imports what it uses: not torch._dynamo, sympy or scipy.stats (issue 11's start-up).
+
+Not a timing test: the child process runs ``gradfit fit`` and writes which of those modules it
+imported; ``torch.func`` (the first transform imports torch._dynamo) and a ``grad_outputs`` tensor
+(torch checks it with torch.fx's symbolic shapes, which import sympy) are what would bring them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+UNUSED = ("torch._dynamo", "sympy", "scipy.stats", "matplotlib")
+
+CHILD = """
+import json, runpy, sys
+sys.argv = ["gradfit"] + json.loads(sys.argv[1])
+try:
+    runpy.run_module("gradfit", run_name="__main__")
+except SystemExit as done:
+    code = done.code
+else:
+    code = 0
+mods = {m: m in sys.modules for m in %r}
+print(json.dumps({"code": code, "imported": mods}))
+"""
+
+
+def _csv(path: Path, rows: int = 100) -> Path:
+    x = np.linspace(0.0, 4.0, rows)
+    y = 2.5 * np.exp(-1.3 * x) + 0.5 * x + 1.0 + 0.01 * np.random.default_rng(0).standard_normal(rows)
+    path.write_text("x,y\n" + "".join(f"{a:.17g},{b:.17g}\n" for a, b in zip(x, y)))
+    return path
+
+
+def _run(args: list[str]) -> dict:
+    code = CHILD % (list(UNUSED),)
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("optimizer", [None, "lm"])
+def test_a_small_cli_fit_imports_neither_dynamo_nor_sympy_nor_scipy_stats(tmp_path, optimizer):
+    data = _csv(tmp_path / "data.csv")
+    args = ["fit", str(data), "--model", "a*exp(-b*x) + c*x + d", "--y", "y", "--quiet", "--out", str(tmp_path / "run")]
+    out = _run(args + (["--optimizer", optimizer] if optimizer else []))
+    assert out["code"] == 0
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["config"]["optimizer"] == "lm"  # the automatic choice for this problem too
+    assert result["uncertainty"]["ok"]  # the analysis ran (its t quantile uses scipy.special, not scipy.stats)
+    assert out["imported"] == {m: False for m in UNUSED}
