@@ -35,3 +35,15 @@ def prepare_paths(
     full_batch : bool
         Whether every step sees every training row (bound paths serve only whole datasets).
     """
+    if config.row_pass == "auto":
+        _use_fused_pass(objective, model, loss, params)
+
+
+def _use_fused_pass(objective: Objective, model, loss, params: dict) -> None:
+    """A formula model's chunks by its own derivative (gradfit.train.fused_pass) instead of autograd."""
+    from gradfit.train.fused_pass import fused_pass
+
+    chunk_pass = fused_pass(model, loss, params)
+    if chunk_pass is not None:
+        objective.chunk_pass = chunk_pass
+        objective.chunk_pass_name = chunk_pass.name
