@@ -36,14 +36,26 @@ def prepare_paths(
         Whether every step sees every training row (bound paths serve only whole datasets).
     """
     if config.row_pass == "auto":
-        _use_fused_pass(objective, model, loss, params)
+        _use_fused_pass(objective, model, loss, train, params, fixed, config, total, full_batch)
 
 
-def _use_fused_pass(objective: Objective, model, loss, params: dict) -> None:
-    """A formula model's chunks by its own derivative (gradfit.train.fused_pass) instead of autograd."""
+def _use_fused_pass(objective: Objective, model, loss, train, params: dict, fixed, config, total: int, full_batch):
+    """A formula model's chunks by its own derivative (gradfit.train.fused_pass) instead of autograd, compiled
+    (gradfit.train.compiled_pass) where the fit is large enough to win the compile back."""
     from gradfit.train.fused_pass import fused_pass
 
     chunk_pass = fused_pass(model, loss, params)
-    if chunk_pass is not None:
-        objective.chunk_pass = chunk_pass
-        objective.chunk_pass_name = chunk_pass.name
+    if chunk_pass is None:
+        return
+    objective.chunk_pass, objective.chunk_pass_name = chunk_pass, chunk_pass.name
+    from gradfit.optim.registry import optimizer_name
+    from gradfit.train.compiled_pass import compiled_pass, pays_back
+
+    descends = optimizer_name(config.optimizer) != "lm"  # Levenberg-Marquardt takes no gradient from the rows
+    if descends and full_batch and pays_back(train.x.shape[0], total):
+        trainable = [n for n in model.param_names if n not in fixed]
+        compiled = compiled_pass(chunk_pass, model, loss, params, trainable, train, objective.chunk_size)
+        if isinstance(compiled, str):  # the compiler failed: the eager fused pass, and why
+            objective.chunk_pass_name = f"{chunk_pass.name} (torch.compile failed: {compiled})"
+        else:
+            objective.chunk_pass, objective.chunk_pass_name = compiled, compiled.name
