@@ -10,6 +10,8 @@ import torch
 import gradfit
 from gradfit.losses import get_loss
 from gradfit.models.formula_model import FormulaModel
+from gradfit.train import compiled_pass
+from gradfit.train.compiled_pass import pays_back
 from gradfit.train.fused_pass import fused_pass
 from gradfit.train.objective import Objective
 from helpers.checkpoints import assert_same_fit, decay_curve, fit_stopped_at
@@ -135,3 +137,59 @@ def test_resume_is_bit_exact_on_the_fused_pass(tmp_path, curve):
     resumed = gradfit.fit(FORMULA, curve, resume=tmp_path, **common)
     assert resumed.diagnostics["row_pass"] == ["fused formula"]
     assert_same_fit(resumed, full)
+
+
+def test_only_fits_large_enough_to_win_a_compile_back_compile():
+    assert not pays_back(10**6, 1000)  # 10^9 row-steps: seconds saved, a minute to compile
+    assert not pays_back(100, 10**6)
+    assert pays_back(10**7, 10**4)
+
+
+@pytest.fixture
+def always_compile(monkeypatch):
+    """Every full-batch fit counts as large enough to compile."""
+    monkeypatch.setattr(compiled_pass, "SAVED_PER_ROW_STEP", 1.0)
+
+
+def test_a_failing_compiler_leaves_the_eager_fused_pass(curve, always_compile, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    common = dict(y="y", optimizer="adam", lr=0.05, steps=30, dtype="float64")
+    fallback = gradfit.fit(FORMULA, curve, **common)
+    assert fallback.diagnostics["row_pass"] == [
+        "fused formula (torch.compile failed: RuntimeError: no C++ compiler found)"
+    ]
+    monkeypatch.setattr(compiled_pass, "SAVED_PER_ROW_STEP", 0.0)
+    eager = gradfit.fit(FORMULA, curve, **common)
+    assert eager.diagnostics["row_pass"] == ["fused formula"]
+    assert_same_fit(fallback, eager)
+
+
+def test_mini_batches_and_levenberg_marquardt_never_compile(curve, always_compile, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.compile called")
+
+    monkeypatch.setattr(torch, "compile", refuse)
+    r = gradfit.fit(FORMULA, curve, y="y", optimizer="adam", lr=0.05, steps=5, batch_size=32)
+    assert r.diagnostics["row_pass"] == ["fused formula"]
+    r = gradfit.fit(FORMULA, curve, y="y", optimizer="lm", steps=5)
+    assert "compiled formula" not in r.diagnostics["row_pass"]
+
+
+@pytest.mark.slow
+def test_the_compiled_pass_equals_the_eager_fused_pass(curve, always_compile, monkeypatch):
+    """A real compile (a minute of CPU): the same fit, to float64 rounding; the second fit reuses the compile."""
+    common = dict(y="y", optimizer="adam", lr=0.05, steps=100, dtype="float64", weights="w")
+    data = curve.assign(w=np.linspace(0.5, 2.0, len(curve)))
+    compiled = gradfit.fit(FORMULA, data, **common)
+    assert compiled.diagnostics["row_pass"] == ["compiled formula"]
+    plain = gradfit.fit(FORMULA, data, row_pass="autograd", **common)
+    for name in plain.params:
+        np.testing.assert_allclose(float(compiled.params[name]), float(plain.params[name]), rtol=1e-10, err_msg=name)
+    np.testing.assert_allclose(compiled.history["loss"], plain.history["loss"], rtol=1e-10)
+    monkeypatch.setattr(torch, "compile", None)  # the second fit of the same formula must not compile again
+    again = gradfit.fit(FORMULA, data, **common)
+    assert again.diagnostics["row_pass"] == ["compiled formula"]
+    assert_same_fit(again, compiled)
