@@ -5,6 +5,9 @@ Times a full-batch sgd step of ``a*exp(-b*x) + c`` (float32) at several sizes, b
 machine load, median of ``--repeats``. The floor is the bytes of the used columns (x and y) divided by the best
 read bandwidth of one ``sum`` over a large array, measured in the same run: absolute times depend on the machine and
 its load, the ratios are the numbers to compare. Run with ``OMP_NUM_THREADS=1 python bench/bench_fused.py``.
+
+With ``--compiled`` the compiled pass (:mod:`gradfit.train.compiled_pass`, which a fit takes by itself only when
+rows x steps win its compile back) is timed too, after one fit per size that compiles (its time is printed).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pandas as pd
 import torch
 
 import gradfit
+from gradfit.train import compiled_pass
 
 FORMULA = "a*exp(-b*x) + c"
 
@@ -58,10 +62,29 @@ def step_time(data: pd.DataFrame, steps: int, row_pass: str) -> tuple[float, lis
     return r.timings["loop"] / steps, r.diagnostics["row_pass"]
 
 
+def compiled_time(data: pd.DataFrame, steps: int) -> float:
+    """Seconds per step of the compiled pass (the compile made beforehand by :func:`compile_once`)."""
+    saved = compiled_pass.SAVED_PER_ROW_STEP
+    compiled_pass.SAVED_PER_ROW_STEP = 1.0  # take it whatever the size
+    try:
+        t, paths = step_time(data, steps, "auto")
+    finally:
+        compiled_pass.SAVED_PER_ROW_STEP = saved
+    assert paths == ["compiled formula"], paths
+    return t
+
+
+def compile_once(data: pd.DataFrame) -> float:
+    start = time.perf_counter()
+    compiled_time(data, 1)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compiled", action="store_true", help="time the compiled pass too (compiles once per size)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, formula {FORMULA!r}, float32, full batch sgd")
     bandwidth = read_bandwidth()
@@ -72,7 +95,9 @@ def main() -> None:
         data = frame(n)
         floor = n * 2 * 4 / bandwidth  # x and y, float32
         steps = max(5, min(200, 3 * 10**7 // n))
-        before, after = [], []
+        before, after, compiled = [], [], []
+        if args.compiled:
+            print(f"{n:>10} compiling (full chunks and the remainder): {compile_once(data):.1f} s")
         for _ in range(args.repeats):
             t, paths = step_time(data, steps, "autograd")
             assert paths == ["autograd"], paths
@@ -80,8 +105,13 @@ def main() -> None:
             t, paths = step_time(data, steps, "auto")
             assert paths == ["fused formula"], paths
             after.append(t)
+            if args.compiled:
+                compiled.append(compiled_time(data, steps))
         b, a = statistics.median(before), statistics.median(after)
         print(f"{n:>10} {floor:>10.2e} {b:>16.3e} {a:>13.3e} {b / floor:>15.1f} {a / floor:>12.1f} {b / a:>15.2f}")
+        if compiled:
+            c = statistics.median(compiled)
+            print(f"{'':>10} compiled {c:.3e} s/step: {c / floor:.1f} x floor, {a / c:.2f} x faster than fused eager")
 
 
 if __name__ == "__main__":

@@ -160,3 +160,11 @@ def test_float32_numbers_take_the_columns_dtype():
     assert value.dtype == torch.float32 and got["b"].dtype == torch.float32
     _, want = autograd_rows("a*exp(-b*x) + 2**0.5*c", START, x)
     torch.testing.assert_close(got["b"], want["b"], rtol=1e-6, atol=1e-7)
+
+
+def test_a_function_without_a_rule_gives_no_derivative(monkeypatch):
+    from gradfit.models import formula_derivative
+
+    monkeypatch.delitem(formula_derivative._UNARY, torch.special.erf)
+    assert derive(compile_formula("a*erf(b*x)"), ("a", "b"), ("x",)) is None
+    assert derive(compile_formula("a*exp(b*x)"), ("a", "b"), ("x",)) is not None

@@ -8,7 +8,8 @@ model and loss allow, and only where they pay for themselves within the fit's bu
   steps): one float64 pass over the rows, after which each loss and gradient costs O(p²) whatever the
   number of rows (bound to the training rows, and to the validation rows when there are any);
 - a **fused chunk pass** (formula models): value and gradient of each chunk from the formula's own
-  derivative, without an autograd graph.
+  derivative, without an autograd graph (:mod:`gradfit.train.fused_pass`); for a full-batch fit whose rows x
+  steps win a compile back, the same pass through ``torch.compile`` (:mod:`gradfit.train.compiled_pass`).
 
 Every other case keeps the autograd pass, and so does every fit with ``row_pass="autograd"`` (the option that
 turns the fast paths off). ``result.diagnostics["row_pass"]`` lists the paths that ran.
