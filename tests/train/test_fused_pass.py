@@ -193,3 +193,19 @@ def test_the_compiled_pass_equals_the_eager_fused_pass(curve, always_compile, mo
     again = gradfit.fit(FORMULA, data, **common)
     assert again.diagnostics["row_pass"] == ["compiled formula"]
     assert_same_fit(again, compiled)
+
+
+@pytest.mark.parametrize("kind", ["whitened", "diagonal"])
+def test_a_fit_on_scaled_parameters_takes_the_fused_pass(curve, kind):
+    """scale=True: the descent runs on q with p = p0 + A q and the loss divided by a factor; same fit as autograd."""
+    options = dict(bounds={"b": (0.0, 5.0)}) if kind == "diagonal" else {}  # bounds make the map diagonal
+    formula = "a*t + b*t**2 + c" if kind == "whitened" else FORMULA  # linear in its parameters: whitened
+    common = dict(y="y", optimizer="lbfgs", scale=True, steps=30, dtype="float64", loss="huber", **options)
+    fused = gradfit.fit(formula, curve, **common)
+    plain = gradfit.fit(formula, curve, row_pass="autograd", **common)
+    assert fused.diagnostics["scaling"]["kind"] == kind
+    assert fused.diagnostics["row_pass"] == ["fused formula"]
+    assert fused.steps == plain.steps and fused.stop_reason == plain.stop_reason
+    for name in plain.params:
+        np.testing.assert_allclose(float(fused.params[name]), float(plain.params[name]), rtol=1e-9, err_msg=name)
+    np.testing.assert_allclose(fused.history["loss"], plain.history["loss"], rtol=1e-10)

@@ -23,6 +23,8 @@ from gradfit.losses import BCE, MAE, MSE, Huber, Loss
 from gradfit.models.formula import _Context
 from gradfit.models.formula_derivative import FormulaDerivative, derive
 from gradfit.models.formula_model import FormulaModel
+from gradfit.problem import pack, unflatten
+from gradfit.train.scaling import ScaledLoss, ScaledModel
 
 # (predictions, targets, weights) -> (the chunk's total loss, its slope per row (weighted), a factor of the slope)
 _LossSlope = Callable[[Tensor, Tensor, "Tensor | None"], tuple[Tensor, Tensor, float]]
@@ -120,13 +122,47 @@ class FusedPass:
             return total, grads
 
 
-def fused_pass(model, loss: Loss, params: Mapping[str, Tensor]) -> FusedPass | None:
+class ScaledPass:
+    """The fused pass of a formula fitted on scaled parameters (:class:`gradfit.train.scaling.ScaledModel`).
+
+    The gradient by the formula's parameters ``p = p0 + A q`` becomes the gradient by ``q`` as autograd's chain
+    does it: ``Aᵀ ∂/∂p`` in float64, then each in its parameter's dtype; loss and gradient are divided by the
+    loss's factor.
+    """
+
+    name = FusedPass.name
+
+    def __init__(self, inner: FusedPass, model: ScaledModel, factor: float):
+        self.inner, self.model, self.factor = inner, model, factor
+        scaling = model.scaling
+        self.free_specs = [s for s in model.specs if s.name in scaling.free]
+
+    def __call__(
+        self, params: Mapping[str, Tensor], trainable: Sequence[str], x: Tensor, y: Tensor, w: Tensor | None
+    ) -> tuple[Tensor, list[Tensor]]:
+        scaling = self.model.scaling
+        with torch.no_grad():
+            external = self.model.external(params)
+            names = list(self.model.original.param_names)
+            total, grads = self.inner(external, names, x, y, w)
+            by_name = dict(zip(names, grads))
+            if scaling.free:
+                g = pack(by_name, scaling.free, torch.float64)
+                A = scaling.A.to(g.device)
+                by_name.update(unflatten(self.free_specs, A.T @ g if A.ndim == 2 else A * g))
+            return total / self.factor, [(by_name[n] / self.factor).to(params[n].dtype) for n in trainable]
+
+
+def fused_pass(model, loss: Loss, params: Mapping[str, Tensor]) -> FusedPass | ScaledPass | None:
     """The fused chunk pass of ``model`` and ``loss``, or None where it does not apply.
 
     It applies to a :class:`gradfit.models.formula_model.FormulaModel` with scalar floating parameters (its
     ``sum()``/``mean()`` over rows computed, see ``with_data``), whose formula's functions all have a derivative
-    rule, and to a loss whose slope is known (see the module).
+    rule, and to a loss whose slope is known (see the module); and to such a model and loss on scaled parameters.
     """
+    if type(model) is ScaledModel and type(loss) is ScaledLoss:
+        inner = fused_pass(model.original, loss.inner, model.external(params))
+        return ScaledPass(inner, model, loss.factor) if isinstance(inner, FusedPass) else None
     if type(model) is not FormulaModel:
         return None
     slope = _slope_of(loss)

@@ -43,7 +43,7 @@ def prepare_paths(
 def _use_fused_pass(objective: Objective, model, loss, train, params: dict, fixed, config, total: int, full_batch):
     """A formula model's chunks by its own derivative (gradfit.train.fused_pass) instead of autograd, compiled
     (gradfit.train.compiled_pass) where the fit is large enough to win the compile back."""
-    from gradfit.train.fused_pass import fused_pass
+    from gradfit.train.fused_pass import FusedPass, fused_pass
 
     chunk_pass = fused_pass(model, loss, params)
     if chunk_pass is None:
@@ -53,7 +53,7 @@ def _use_fused_pass(objective: Objective, model, loss, train, params: dict, fixe
     from gradfit.train.compiled_pass import compiled_pass, pays_back
 
     descends = optimizer_name(config.optimizer) != "lm"  # Levenberg-Marquardt takes no gradient from the rows
-    if descends and full_batch and pays_back(train.x.shape[0], total):
+    if isinstance(chunk_pass, FusedPass) and descends and full_batch and pays_back(train.x.shape[0], total):
         trainable = [n for n in model.param_names if n not in fixed]
         compiled = compiled_pass(chunk_pass, model, loss, params, trainable, train, objective.chunk_size)
         if isinstance(compiled, str):  # the compiler failed: the eager fused pass, and why
