@@ -215,3 +215,39 @@ def test_the_statistics_serve_only_their_own_unchanged_rows():
     assert not stats.serves(x.clone(), y, None) and not stats.serves(x, y, torch.ones_like(y))
     y[0] += 1.0  # changed in place: the statistics no longer describe these rows
     assert not stats.serves(x, y, None)
+
+
+# -- the landscape ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weights", [None, "w"])
+def test_the_landscape_from_the_statistics_equals_the_grid_over_the_rows(frame, weights, monkeypatch):
+    from gradfit.analysis import landscape
+
+    r = gradfit.fit(WAVE, frame, y="y", weights=weights, optimizer="adam", lr=0.05, steps=100, dtype="float64")
+    built = []
+    monkeypatch.setattr(landscape.LinearStats, "build", _spy(landscape.LinearStats.build, built), raising=True)
+    fast = landscape.compute_landscape(r, frame, params=("a", "c"), n=(31, 21))
+    assert built and built[0] is not None  # the grid came from the statistics
+    monkeypatch.setattr(landscape, "_grid_loss_by_statistics", lambda *args: None)
+    slow = landscape.compute_landscape(r, frame, params=("a", "c"), n=(31, 21))
+    np.testing.assert_allclose(fast.loss, slow.loss, rtol=1e-10)
+
+
+def test_the_landscape_of_a_nonlinear_model_takes_the_rows(frame):
+    from gradfit.analysis import landscape
+
+    r = gradfit.fit("a*exp(-b*x) + c", frame, y="y", optimizer="adam", lr=0.01, steps=20, dtype="float64")
+    base = torch.tensor([r.flat_params[k] for k in r.model.flat_names()], dtype=torch.float64)
+    x = torch.tensor(frame[["x"]].to_numpy())
+    y = torch.tensor(frame["y"].to_numpy())
+    points = torch.zeros(50, 2, dtype=torch.float64)
+    assert landscape._grid_loss_by_statistics(r.model, get_loss("mse"), base, [0, 1], points, x, y, 1000, None) is None
+
+
+def _spy(build, built):
+    def spy(*args, **kwargs):
+        built.append(build(*args, **kwargs))
+        return built[-1]
+
+    return staticmethod(spy)

@@ -136,6 +136,12 @@ class LinearStats:
         """The mean loss at ``params`` as a float64 scalar tensor."""
         return self._sums(params)[0]
 
+    def values(self, thetas: Tensor) -> Tensor:
+        """The mean loss at each row of ``thetas`` (points x free entries, in the order of :attr:`names`), float64:
+        O(p²) per point (a landscape's grid)."""
+        d = thetas.to(self.theta) - self.theta
+        return (self.c + (d * (d @ self.A - 2 * self.g)).sum(1)) / self.count
+
     def value_and_grad(self, params: Mapping[str, Tensor], trainable: Sequence[str]) -> tuple[Tensor, list[Tensor]]:
         """The mean loss (float64 scalar) and its gradient w.r.t. each of ``trainable`` (its shape and dtype)."""
         value, half = self._sums(params)
