@@ -89,6 +89,17 @@ def test_validation_split_and_early_stopping(frame):
     assert_agree(fast, slow, columns=("loss", "grad_norm", "val_loss"))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("lr", [1.2, 50.0])
+def test_divergence_is_caught_at_the_same_step_with_the_same_rollback(dtype, lr):
+    """A float32 row pass overflows where its float32 sums do: the statistics' loss is inf from there too."""
+    data = synthetic.linear(n=5_000, seed=0)
+    fast, slow = both("linear", data, x="x", optimizer="sgd", lr=lr, steps=3000, dtype=dtype)
+    assert fast.stop_reason == slow.stop_reason == "diverged" and fast.steps == slow.steps
+    assert fast.message == slow.message
+    np.testing.assert_allclose(fast.params["a"], slow.params["a"], rtol=1e-10 if dtype == "float64" else 1e-4)
+
+
 def test_lbfgs_line_search_goes_through_the_statistics(frame):
     fast, slow = both(WAVE, frame, optimizer="lbfgs", steps=20, dtype="float64")
     assert_agree(fast, slow, rtol=1e-8)

@@ -58,6 +58,8 @@ class LinearStats:
         self.names = list(names)  # the free parameters, in the order of theta's entries
         self.A, self.g, self.c, self.theta = A, g, c, theta
         self.count = float(count)
+        # The row pass sums a float32 fit's squares in float32: beyond its range its loss is inf, and so is this one's.
+        self.overflow = torch.finfo(self.x.dtype).max if self.x.dtype != torch.float64 else float("inf")
 
     @classmethod
     def build(
@@ -130,7 +132,10 @@ class LinearStats:
         d = self._theta(params) - self.theta
         Ad = self.A @ d
         # c - 2dᵀg + dᵀAd, each term non-negative near the optimum, where g is ~0.
-        return (self.c + d @ (Ad - 2 * self.g)) / self.count, Ad - self.g
+        total = self.c + d @ (Ad - 2 * self.g)
+        if float(total) > self.overflow:
+            total = torch.full_like(total, float("inf"))
+        return total / self.count, Ad - self.g
 
     def value(self, params: Mapping[str, Tensor]) -> Tensor:
         """The mean loss at ``params`` as a float64 scalar tensor."""
