@@ -133,8 +133,8 @@ class LinearStats:
         Ad = self.A @ d
         # c - 2dᵀg + dᵀAd, each term non-negative near the optimum, where g is ~0.
         total = self.c + d @ (Ad - 2 * self.g)
-        if float(total) > self.overflow:
-            total = torch.full_like(total, float("inf"))
+        if self.overflow < float("inf"):  # no host sync: a GPU fit's step need not wait for it
+            total = torch.where(total > self.overflow, torch.full_like(total, float("inf")), total)
         return total / self.count, Ad - self.g
 
     def value(self, params: Mapping[str, Tensor]) -> Tensor:
