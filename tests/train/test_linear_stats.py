@@ -218,6 +218,17 @@ def test_a_model_nonlinear_past_the_probe_rows_is_not_built():
     assert STATS not in r.diagnostics["row_pass"]
 
 
+def test_a_model_that_refuses_the_point_zero_keeps_the_row_pass():
+    def guarded(x, a, b):
+        if float(a) == 0.0:
+            raise ValueError("a must not be 0")
+        return a * x + b
+
+    model = build_model(guarded, ("x",))
+    x, y, _ = _rows()
+    assert LinearStats.build(model, x, y, None, _start(model, 1.0), frozenset()) is None
+
+
 def test_the_statistics_serve_only_their_own_unchanged_rows():
     model = build_model("linear", ("x",))
     x, y, _ = _rows()
