@@ -20,14 +20,18 @@ from gradfit import rowpass
 from gradfit.aliases import closest
 from gradfit.analysis.fitted_data import chunk_size_of, run_data
 from gradfit.errors import ConfigError, ModelError
-from gradfit.losses import get_loss
+from gradfit.losses import MSE, get_loss
 from gradfit.memory import require
+from gradfit.problem import unflatten
 from gradfit.rowpass import MemoryRows, reduce
+from gradfit.train.linear_stats import LinearStats
 
 __all__ = ["Landscape", "compute_landscape", "covering_span", "grid_span", "pick_params"]
 
 # Floats held at once per chunk (grid points x rows): ~160 MB of float64 predictions.
 _BUDGET = 20_000_000
+# Beyond this many parameters the grid is not taken from sufficient statistics (p x p float64).
+_STATS_PARAMS = 2_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -268,8 +272,12 @@ def covering_span(
     return grid_span([paths[i] for i in covered] + extra, margin=margin), covered
 
 
-def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=None) -> np.ndarray:
-    """Mean loss at every grid point: vmap over points, chunked over points and rows."""
+def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=None, statistics=True) -> np.ndarray:
+    """Mean loss at every grid point: vmap over points, chunked over points and rows (from the sufficient statistics
+    instead, when ``statistics`` and the model is linear in its parameters under the mse)."""
+    fast = _grid_loss_by_statistics(model, loss_fn, base, cols, points, x, y, chunk_rows, w) if statistics else None
+    if fast is not None:
+        return fast
     specs = model.specs
     n_rows = x.shape[0]
     rows = min(n_rows, chunk_rows)
@@ -297,6 +305,25 @@ def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=None) -> 
             )
             out[g0 : g0 + per_chunk] = acc / (n_rows if w is None else float(w.sum()))
     return out.numpy()
+
+
+def _grid_loss_by_statistics(model, loss_fn, base, cols, points, x, y, chunk_rows, w) -> np.ndarray | None:
+    """The grid's losses from :class:`gradfit.train.linear_stats.LinearStats` over every parameter (a pass of the
+    Jacobian, then O(p²) per point), or None where they do not apply or do not reproduce the first point's loss."""
+    p = base.numel()
+    if type(loss_fn) is not MSE or model.n_outputs != 1 or not 0 < p <= _STATS_PARAMS or points.shape[0] <= p + 7:
+        return None
+    stats = LinearStats.build(model, x, y, w, unflatten(model.specs, base), (), chunk_rows)
+    if stats is None:
+        return None
+    out = torch.empty(points.shape[0], dtype=torch.float64)
+    per_chunk = max(1, _BUDGET // p)
+    for g0 in range(0, points.shape[0], per_chunk):
+        flat = base.expand(len(points[g0 : g0 + per_chunk]), -1).clone()
+        flat[:, cols] = points[g0 : g0 + per_chunk].to(flat)
+        out[g0 : g0 + per_chunk] = stats.values(flat).cpu()
+    rows = _grid_loss(model, loss_fn, base, cols, points[:1], x, y, chunk_rows, w, statistics=False)
+    return out.numpy() if abs(float(out[0]) - float(rows[0])) <= 1e-9 * abs(float(rows[0])) else None
 
 
 def _chunk_rows(result, chunk_rows: int | None, chunk_size: int | None) -> int:

@@ -36,8 +36,79 @@ def prepare_paths(
     full_batch : bool
         Whether every step sees every training row (bound paths serve only whole datasets).
     """
-    if config.row_pass == "auto":
-        _use_fused_pass(objective, model, loss, train, params, fixed, config, total, full_batch)
+    if config.row_pass != "auto":
+        return
+    bound = _bind_statistics(objective, model, loss, train, val, params, fixed, config, total, full_batch)
+    # Steps the statistics serve read no rows: a compile for them would never be won back.
+    _use_fused_pass(objective, model, loss, train, params, fixed, config, total, full_batch and not bound)
+
+
+#: What building the statistics costs, in row passes beyond the Jacobian's p: the forwards of the first pass, the
+#: second pass (forward and backward) and the autograd pass at the start that checks them.
+STATS_PASSES = 7
+#: Row passes of one autograd step (forward and backward) and of one validation loss (forward).
+STEP_PASSES, VALUE_PASSES = 3, 1
+#: Free entries beyond which the statistics are not built: A is p x p float64 (32 MB at 2,000).
+MAX_STATS_PARAMS = 2_000
+
+
+def _bind_statistics(objective, model, loss, train, val, params, fixed, config, total, full_batch) -> bool:
+    """Bind :class:`~gradfit.train.linear_stats.LinearStats` to the training rows, and to the validation rows,
+    when the model is linear in its free parameters under the mse, each step sees every row, and the budget pays
+    for the build; each set of statistics is bound only where its loss at the start equals the autograd pass's.
+    True when the training rows are bound."""
+    from gradfit.losses import MSE
+    from gradfit.memory import fits
+    from gradfit.optim.registry import optimizer_name
+    from gradfit.train.scaling import ScaledLoss
+
+    inner, factor = (loss.inner, loss.factor) if isinstance(loss, ScaledLoss) else (loss, 1.0)
+    p = sum(params[s.name].numel() for s in model.specs if s.name not in fixed)
+    if (
+        config.row_pass != "auto"
+        or not full_batch
+        or type(inner) is not MSE
+        or model.n_outputs != 1
+        or optimizer_name(config.optimizer) == "lm"
+        or not 0 < p <= MAX_STATS_PARAMS
+        or not fits(3 * 8 * p * p)
+    ):
+        return False
+    from gradfit.train.linear_stats import LinearStats
+
+    bound = False
+    for data, per_step in ((train, STEP_PASSES), (val, VALUE_PASSES)):
+        if data is None or data.x.shape[0] == 0 or total * per_step < p + STATS_PASSES:
+            continue
+        stats = LinearStats.build(model, data.x, data.y, data.w, params, fixed, config.chunk_size, factor)
+        if stats is None:
+            return bound  # not linear: the validation rows would say the same
+        if _agrees(objective, stats, params, fixed, data):
+            objective.bind(stats)
+            bound = bound or data is train
+    return bound
+
+
+def _agrees(objective, stats, params, fixed, data) -> bool:
+    """The statistics' loss and gradient at ``params`` equal one autograd pass's, to the accuracy of the
+    parameters' dtype (a badly conditioned model whose statistics cannot reproduce the rows is not bound)."""
+    import math
+
+    import torch
+
+    trainable = [n for n in stats.names if n not in fixed]
+    rtol = max(1e-9, math.sqrt(torch.finfo(params[trainable[0]].dtype).eps))
+    # A fresh objective: the check's pass is not one of the fit's (describe() lists those).
+    autograd = Objective(objective.model, objective.loss, objective.chunk_size)
+    leaves = {n: v.detach().requires_grad_(n in trainable) for n, v in params.items()}
+    value, grads = autograd.value_and_grad(leaves, trainable, data.x, data.y, data.w)
+    mine, my_grads = stats.value_and_grad(params, trainable)
+    if not bool(torch.isfinite(value) and torch.isfinite(mine)) or abs(float(mine - value)) > rtol * abs(float(value)):
+        return False
+    auto, fast = (torch.cat([g.double().reshape(-1) for g in gs]) for gs in (grads, my_grads))
+    # The gradient's rounding is relative to |r|·|J| (Cauchy-Schwarz), not to the gradient, which is ~0 at the optimum.
+    scale = 2 * math.sqrt(max(float(value), 0.0) * float(stats.A.trace()) / stats.count)
+    return bool(torch.isfinite(fast).all()) and float((auto - fast).norm()) <= rtol * max(float(auto.norm()), scale)
 
 
 def _use_fused_pass(objective: Objective, model, loss, train, params: dict, fixed, config, total: int, full_batch):
