@@ -1,0 +1,100 @@
+"""The small-problem fast path of the loop (issue 11, item 3): the same numbers as before, with less per step.
+
+Oracles: torch.optim's own ``optimizer.step`` (the direct step must leave parameters and optimizer state bit for
+bit where the public step leaves them), and a plain recorder / snapshot per step (what the loop did before).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from gradfit.optim.registry import OPTIMIZERS, make_optimizer
+from gradfit.optim.schedules import make_schedule
+from gradfit.train.steppers.gradient import _direct_step, _norm
+
+DIRECT = sorted(n for n in OPTIMIZERS if n != "lbfgs")
+
+
+def _pair(name: str, schedule: str | None = None, dtype=torch.float32):
+    """Two identical optimizers over two identical parameter sets (a vector and a matrix), with a schedule."""
+    made = []
+    for _ in range(2):
+        params = [
+            torch.tensor([1.0, -2.0, 0.5], dtype=dtype, requires_grad=True),
+            torch.tensor([[0.3, 0.1], [-0.7, 2.0]], dtype=dtype, requires_grad=True),
+        ]
+        opt = make_optimizer(name, params, lr=0.5 if name == "lbfgs" else 0.05)
+        made.append((params, opt, make_schedule(schedule, opt, 40) if schedule else None))
+    return made
+
+
+def _grads(params, k: int):
+    """A gradient that changes sign and scale from step to step (so momentum and Adam's moments matter)."""
+    return [torch.sin(p.detach() * (k + 1) + 0.3) * (1.5 ** (k % 5)) for p in params]
+
+
+def _drive(params, opt, sched, step, steps=25):
+    for k in range(steps):
+
+        def closure(k=k):
+            for p, g in zip(params, _grads(params, k)):
+                p.grad = g
+            return torch.tensor(float(k))
+
+        step(closure)
+        if sched is not None:
+            sched.step()
+
+
+@pytest.mark.parametrize("schedule", [None, "cosine", "onecycle"])
+@pytest.mark.parametrize("name", DIRECT)
+def test_direct_step_is_torch_optims_step_bit_for_bit(name, schedule):
+    (p1, o1, s1), (p2, o2, s2) = _pair(name, schedule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the schedule must not warn that the optimizer never stepped
+        _drive(p1, o1, s1, o1.step)
+        _drive(p2, o2, s2, _direct_step(o2))
+    for a, b in zip(p1, p2):
+        assert torch.equal(a, b)
+    st1, st2 = o1.state_dict(), o2.state_dict()
+    assert st1["param_groups"] == st2["param_groups"]
+    assert st1["state"].keys() == st2["state"].keys()
+    for key in st1["state"]:
+        for field, value in st1["state"][key].items():
+            other = st2["state"][key][field]
+            assert torch.equal(value, other) if isinstance(value, torch.Tensor) else value == other
+
+
+@pytest.mark.parametrize("name", DIRECT)
+def test_direct_step_skips_the_wrapper_only_for_the_decorated_torch_optim_steps(name):
+    (params, opt, _), _ = _pair(name)
+    assert _direct_step(opt) != opt.step
+    lbfgs = make_optimizer("lbfgs", [torch.zeros(2, requires_grad=True)], lr=1.0)
+    assert _direct_step(lbfgs) == lbfgs.step  # its step is not torch.optim's usual decorator: the public call
+
+
+def test_step_hooks_still_run_through_the_direct_step():
+    (params, opt, _), _ = _pair("adam")
+    seen = []
+    handle = opt.register_step_pre_hook(lambda o, args, kwargs: seen.append("pre"))
+    glob = register_optimizer_step_post_hook(lambda o, args, kwargs: seen.append("post"))
+    try:
+        _drive(params, opt, None, _direct_step(opt), steps=3)
+    finally:
+        handle.remove()
+        glob.remove()
+    assert seen == ["pre", "post"] * 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gradient_norm_is_the_float64_sum_over_every_entry(dtype):
+    grads = [torch.tensor([3.0, -4.0], dtype=dtype), torch.tensor([[1e-3, 2.0], [0.0, 5.5]], dtype=dtype)]
+    flat = torch.cat([g.reshape(-1) for g in grads]).double()
+    expected = float(torch.sqrt((flat**2).sum()))
+    assert _norm(grads) == pytest.approx(expected, rel=1e-15)
+    assert _norm(grads[:1]) == float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads[:1])))
+    assert _norm([]) == 0.0
