@@ -6,14 +6,19 @@ bit where the public step leaves them), and a plain recorder / snapshot per step
 
 from __future__ import annotations
 
+import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+import gradfit
+from gradfit.data import synthetic
 from gradfit.optim.registry import OPTIMIZERS, make_optimizer
 from gradfit.optim.schedules import make_schedule
+from gradfit.train.history import HistoryRecorder
 from gradfit.train.steppers.gradient import _direct_step, _norm
 
 DIRECT = sorted(n for n in OPTIMIZERS if n != "lbfgs")
@@ -98,3 +103,73 @@ def test_gradient_norm_is_the_float64_sum_over_every_entry(dtype):
     assert _norm(grads) == pytest.approx(expected, rel=1e-15)
     assert _norm(grads[:1]) == float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads[:1])))
     assert _norm([]) == 0.0
+
+
+# -- the history's snapshots -------------------------------------------------------------------------
+
+
+def _tensors(k: int):
+    """Parameters of mixed shapes and dtypes at step ``k`` (a float32 scalar, a float32 matrix, a float64 vector)."""
+    return [
+        torch.tensor(0.1 * k + 1 / 3, dtype=torch.float32),
+        torch.tensor([[k, -k], [1 / (k + 1), 2.5]], dtype=torch.float32).requires_grad_(True),
+        torch.tensor([math.pi * k, -1e-300], dtype=torch.float64),
+    ]
+
+
+@pytest.mark.parametrize("max_snapshots", [3, 16, 2000])
+def test_snapshots_written_in_place_equal_the_flattened_vectors(max_snapshots):
+    names = ["s", "m[0,0]", "m[0,1]", "m[1,0]", "m[1,1]", "v[0]", "v[1]"]
+    by_vector = HistoryRecorder(names, max_snapshots=max_snapshots)
+    in_place = HistoryRecorder(names, max_snapshots=max_snapshots)
+    kept = {}
+    for k in range(150):
+        tensors = _tensors(k)
+        flat = torch.cat([t.detach().reshape(-1).double() for t in tensors])  # gradfit.problem.flatten's vector
+        kept[k] = flat.numpy()
+        if by_vector.wants_snapshot(k):
+            by_vector.add_snapshot(k, flat)
+        if in_place.wants_snapshot(k):
+            in_place.add_snapshot_of(k, tensors)
+    in_place.add_final(150, 1.0, 0.5, math.nan, 0.0, torch.zeros(7, dtype=torch.float64))
+    by_vector.add_final(150, 1.0, 0.5, math.nan, 0.0, torch.zeros(7, dtype=torch.float64))
+    kept[150] = np.zeros(7)
+    a, b = in_place.freeze(), by_vector.freeze()
+    assert a.snapshot_steps.tolist() == b.snapshot_steps.tolist()
+    assert np.array_equal(a.snapshots, b.snapshots)
+    # The oracle: each kept row is the vector of its step, the steps evenly spaced, the start and the end kept.
+    steps = a.snapshot_steps.tolist()
+    assert np.array_equal(a.snapshots, np.stack([kept[s] for s in steps]))
+    assert steps[0] == 0 and steps[-1] == 150 and len(steps) <= min(max_snapshots, 151)
+    assert all(s % in_place.snapshot_every == 0 for s in steps[:-1])
+    if max_snapshots < 150:
+        assert in_place.snapshot_every > 1
+    again = HistoryRecorder(names, max_snapshots=max_snapshots)
+    again.load_state_dict(in_place.state_dict())
+    assert again.snap_steps == in_place.snap_steps and np.array_equal(again.snaps, in_place.snaps)
+
+
+# -- the loop without observers ----------------------------------------------------------------------
+
+
+def test_callbacks_and_rules_see_each_step_as_the_history_records_it():
+    frame = synthetic.linear(n=100, seed=0)
+    seen = []
+
+    class Watch:
+        def on_step(self, s):
+            seen.append((s.step, s.loss, s.grad_norm, s.lr))
+
+    options = dict(optimizer="sgd", lr=0.1, steps=40)
+    bare = gradfit.fit("a*x + b", frame, y="y", **options)
+    watched = gradfit.fit("a*x + b", frame, y="y", callbacks=[Watch()], **options)
+    for column in ("step", "loss", "val_loss", "lr", "grad_norm"):
+        assert np.array_equal(bare.history[column], watched.history[column], equal_nan=True)
+    assert np.array_equal(bare.history.snapshots, watched.history.snapshots)
+    rows = np.stack([watched.history[c][:40] for c in ("step", "loss", "grad_norm", "lr")], axis=1)
+    assert np.array_equal(np.array(seen), rows)
+    # A rule alone (no callback) stops at the first step its oracle, the recorded loss, says it should.
+    target = float(bare.history.loss[25])
+    stopped = gradfit.fit("a*x + b", frame, y="y", target_loss=target, **options)
+    first = int(np.argmax(bare.history.loss <= target))
+    assert stopped.stop_reason == "target_loss" and stopped.steps == first
