@@ -95,13 +95,25 @@ def test_step_hooks_still_run_through_the_direct_step():
     assert seen == ["pre", "post"] * 3
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_gradient_norm_is_the_float64_sum_over_every_entry(dtype):
-    grads = [torch.tensor([3.0, -4.0], dtype=dtype), torch.tensor([[1e-3, 2.0], [0.0, 5.5]], dtype=dtype)]
-    flat = torch.cat([g.reshape(-1) for g in grads]).double()
-    expected = float(torch.sqrt((flat**2).sum()))
-    assert _norm(grads) == pytest.approx(expected, rel=1e-15)
-    assert _norm(grads[:1]) == float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads[:1])))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_gradient_norm_is_torchs_float64_sum_of_squares_bit_for_bit(dtype):
+    """The oracle is the norm as the loop took it before: torch's float64 sum of each tensor's squares."""
+    gen = torch.Generator().manual_seed(0)
+
+    def oracle(grads):
+        return float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
+
+    shapes = [[()], [(2,)], [(), ()], [(1, 2), (), (2, 1)], [(3,)], [(2,), (5, 4)], [(0,), ()]]
+    for shapes_ in shapes:
+        for scale in (1e-30, 1.0, 1e15):
+            grads = [(torch.randn(s, generator=gen, dtype=torch.float64) * scale).to(dtype) for s in shapes_]
+            assert _norm(grads).hex() == oracle(grads).hex(), (shapes_, scale)
+    # A sum of squares whose square root torch rounds other than math.sqrt does (found in a mini-batch fit).
+    grads = [torch.tensor(-0.7170453667640686), torch.tensor(-0.36185169219970703)]
+    assert _norm(grads).hex() == oracle(grads).hex() == "0x1.9b39cdf78b4f9p-1"
+    assert _norm([torch.tensor([3.0, -4.0])]) == 5.0
+    assert math.isinf(_norm([torch.tensor(1e200, dtype=torch.float64), torch.tensor(2.0)]))
+    assert math.isnan(_norm([torch.tensor([math.nan, 1.0])])) and math.isnan(_norm([torch.randn(5).div(0.0) * 0]))
     assert _norm([]) == 0.0
 
 

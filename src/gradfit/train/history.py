@@ -118,6 +118,8 @@ class HistoryRecorder:
             n = t.numel()
             if n == 1:
                 row[at] = t.item()  # exact: every float dtype widens to float64 without rounding
+            elif n <= 16:
+                row[at : at + n] = t.reshape(-1).tolist()  # a few numbers: cheaper than a float64 copy on the side
             else:
                 row[at : at + n] = t.detach().reshape(-1).to("cpu", torch.float64).numpy()
             at += n

@@ -188,10 +188,22 @@ class TorchStepper:
 
 
 def _norm(grads: list[torch.Tensor]) -> float:
-    """The gradient's Euclidean norm over all entries, its squares summed in float64."""
+    """The gradient's Euclidean norm over all entries, its squares summed in float64.
+
+    Where no tensor has more than two entries, the float64 sum of each tensor's squares has one possible
+    order, so Python's float arithmetic on the entries gives torch's sum without a tensor operation per step
+    (on the CPU, where torch's square root is taken the same way for the result).
+    """
     if not grads:
         return 0.0
-    squares = [(g.double() ** 2).sum() for g in grads]
+    if all(g.numel() <= 2 and g.device.type == "cpu" for g in grads):
+        total = 0.0  # 0 + s is s: the same number as a sum started at the first tensor's
+        for g in grads:
+            entries = [g.item()] if g.dim() == 0 else g.reshape(-1).tolist()  # exact: float64 widens every dtype
+            total += sum(v * v for v in entries)
+        # torch's sqrt, not math.sqrt: torch's CPU sqrt is not always correctly rounded, and the number must be torch's.
+        return torch.tensor(total, dtype=torch.float64).sqrt_().item()
+    squares = [g.double().pow(2).sum() for g in grads]
     # Started at the first sum, not at 0: the same float64 number (0 + s is s), one Python addition fewer.
     return float(torch.sqrt(sum(squares[1:], squares[0])))
 
