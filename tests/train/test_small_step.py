@@ -6,6 +6,7 @@ bit where the public step leaves them), and a plain recorder / snapshot per step
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 
@@ -24,7 +25,7 @@ from gradfit.train.steppers.gradient import _direct_step, _norm
 DIRECT = sorted(n for n in OPTIMIZERS if n != "lbfgs")
 
 
-def _pair(name: str, schedule: str | None = None, dtype=torch.float32):
+def _pair(name: str, schedule: str | None = None, dtype=torch.float32, **options):
     """Two identical optimizers over two identical parameter sets (a vector and a matrix), with a schedule."""
     made = []
     for _ in range(2):
@@ -32,7 +33,7 @@ def _pair(name: str, schedule: str | None = None, dtype=torch.float32):
             torch.tensor([1.0, -2.0, 0.5], dtype=dtype, requires_grad=True),
             torch.tensor([[0.3, 0.1], [-0.7, 2.0]], dtype=dtype, requires_grad=True),
         ]
-        opt = make_optimizer(name, params, lr=0.5 if name == "lbfgs" else 0.05)
+        opt = make_optimizer(name, params, lr=0.5 if name == "lbfgs" else 0.05, **options)
         made.append((params, opt, make_schedule(schedule, opt, 40) if schedule else None))
     return made
 
@@ -55,10 +56,18 @@ def _drive(params, opt, sched, step, steps=25):
             sched.step()
 
 
+OPTIONS = [
+    ("sgd", {"weight_decay": 0.1}),
+    ("sgd", {"maximize": True}),
+    ("momentum", {"momentum": 0.5, "dampening": 0.2}),
+]
+OPTIONS += [("adam", {"amsgrad": True, "weight_decay": 0.01}), ("sgd", {"dtype": torch.float64})]
+
+
 @pytest.mark.parametrize("schedule", [None, "cosine", "onecycle"])
-@pytest.mark.parametrize("name", DIRECT)
-def test_direct_step_is_torch_optims_step_bit_for_bit(name, schedule):
-    (p1, o1, s1), (p2, o2, s2) = _pair(name, schedule)
+@pytest.mark.parametrize("name, options", [(n, {}) for n in DIRECT] + OPTIONS)
+def test_direct_step_is_torch_optims_step_bit_for_bit(name, options, schedule):
+    (p1, o1, s1), (p2, o2, s2) = _pair(name, schedule, **options)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the schedule must not warn that the optimizer never stepped
         _drive(p1, o1, s1, o1.step)
@@ -185,3 +194,17 @@ def test_callbacks_and_rules_see_each_step_as_the_history_records_it():
     stopped = gradfit.fit("a*x + b", frame, y="y", target_loss=target, **options)
     first = int(np.argmax(bare.history.loss <= target))
     assert stopped.stop_reason == "target_loss" and stopped.steps == first
+
+
+@pytest.mark.parametrize("options, through_torch", [({}, 0), ({"weight_decay": 0.1}, 6), ({"maximize": True}, 6)])
+def test_plain_sgd_updates_in_place_and_every_other_sgd_goes_through_torch_optim(monkeypatch, options, through_torch):
+    """Plain sgd (the seeds' ``p -= lr * grad``) is updated directly; any option that changes the update is not."""
+    calls = []
+    module = importlib.import_module("torch.optim.sgd")
+    functional = module.sgd
+    monkeypatch.setattr(module, "sgd", lambda *a, **k: calls.append(1) or functional(*a, **k))
+    (p1, o1, _), (p2, o2, _) = _pair("sgd", **options)
+    _drive(p2, o2, None, _direct_step(o2), steps=6)
+    assert len(calls) == through_torch
+    _drive(p1, o1, None, o1.step, steps=6)
+    assert all(torch.equal(a, b) for a, b in zip(p1, p2)) and o1.state_dict() == o2.state_dict()

@@ -234,15 +234,46 @@ def _direct_step(optimizer: torch.optim.Optimizer) -> Callable:
     # A learning-rate schedule wraps the optimizer's step to note that it ran (it warns otherwise).
     by_schedule = getattr(public, "_wrapped_by_lr_sched", False)
 
+    plain_sgd = type(optimizer) is torch.optim.SGD and len(optimizer.param_groups) == 1
+
     def step(closure):
         if _hooked(optimizer):
             return optimizer.step(closure)
         if by_schedule:
             optimizer._opt_called = True
+        group = optimizer.param_groups[0]
+        if plain_sgd and _plain(group):
+            with torch.enable_grad():
+                loss = closure()
+            if all(p.grad is not None and p.device.type == "cpu" and not p.grad.is_sparse for p in group["params"]):
+                with torch.no_grad():
+                    for p in group["params"]:
+                        p.add_(p.grad, alpha=-group["lr"])  # torch.optim.sgd's single-tensor update, exactly
+                return loss
+
+            def closure():  # it ran: SGD.step takes the gradients it left
+                return loss
+
         with torch.no_grad():
             return body(optimizer, closure)
 
     return step
+
+
+def _plain(group: dict) -> bool:
+    """Whether torch.optim.SGD's step over ``group`` is ``p -= lr * grad`` for each parameter, nothing more: no
+    momentum (so no state), weight decay or maximize, and a float learning rate; the caller checks that the
+    closure left a dense gradient on every parameter and that they are on the CPU, where torch picks the
+    single-tensor update."""
+    return (
+        group["momentum"] == 0
+        and group["weight_decay"] == 0
+        and not group["maximize"]
+        and not group["foreach"]
+        and not group["fused"]
+        and not group["differentiable"]
+        and type(group["lr"]) is float
+    )
 
 
 def _hooked(optimizer: torch.optim.Optimizer) -> bool:
