@@ -119,7 +119,8 @@ class HistoryRecorder:
             if n == 1:
                 row[at] = t.item()  # exact: every float dtype widens to float64 without rounding
             elif n <= 16:
-                row[at : at + n] = t.reshape(-1).tolist()  # a few numbers: cheaper than a float64 copy on the side
+                # A few numbers: cheaper than a float64 copy on the side.
+                row[at : at + n] = t.tolist() if t.dim() == 1 else t.reshape(-1).tolist()
             else:
                 row[at : at + n] = t.detach().reshape(-1).to("cpu", torch.float64).numpy()
             at += n

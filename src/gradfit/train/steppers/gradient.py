@@ -199,8 +199,11 @@ def _norm(grads: list[torch.Tensor]) -> float:
     if all(g.numel() <= 2 and g.device.type == "cpu" for g in grads):
         total = 0.0  # 0 + s is s: the same number as a sum started at the first tensor's
         for g in grads:
-            entries = [g.item()] if g.dim() == 0 else g.reshape(-1).tolist()  # exact: float64 widens every dtype
-            total += sum(v * v for v in entries)
+            # Python floats are exact: float64 widens every dtype; v * v is the float64 square torch takes.
+            entries = g.tolist() if g.dim() == 1 else [g.item()] if g.dim() == 0 else g.reshape(-1).tolist()
+            if entries:
+                square = entries[0] * entries[0]
+                total += square + entries[1] * entries[1] if len(entries) == 2 else square
         # torch's sqrt, not math.sqrt: torch's CPU sqrt is not always correctly rounded, and the number must be torch's.
         return torch.tensor(total, dtype=torch.float64).sqrt_().item()
     squares = [g.double().pow(2).sum() for g in grads]
