@@ -51,7 +51,8 @@ class HistoryRecorder:
     """Collects rows and snapshots during a fit; ``freeze()`` returns the :class:`History`.
 
     Rows live in one preallocated float64 table (7 numbers a row), not Python tuples, so a
-    full :data:`MAX_ROWS` costs 56 MB instead of about 300 MB.
+    full :data:`MAX_ROWS` costs 56 MB instead of about 300 MB; snapshots likewise in one float64 table
+    (a row per kept vector), both grown by doubling up to their caps.
     """
 
     def __init__(
@@ -69,7 +70,7 @@ class HistoryRecorder:
         self._table = np.empty((min(1024, self.max_rows + 1), len(COLUMNS)), dtype=np.float64)
         self._n = 0
         self.snap_steps: list[int] = []
-        self.snaps: list[np.ndarray] = []
+        self._snaps = np.empty((min(64, self.max_snapshots + 1), len(self.param_names)), dtype=np.float64)
 
     def __len__(self) -> int:
         return self._n
@@ -82,6 +83,11 @@ class HistoryRecorder:
     def table(self) -> np.ndarray:
         """The kept rows as a ``(len(self), 7)`` float64 array in :data:`COLUMNS` order (a copy)."""
         return self._table[: self._n].copy()
+
+    @property
+    def snaps(self) -> np.ndarray:
+        """The kept parameter vectors, one row per entry of ``snap_steps`` (a view: copy it to keep it)."""
+        return self._snaps[: len(self.snap_steps)]
 
     def wants_snapshot(self, step: int) -> bool:
         return step % self.snapshot_every == 0
@@ -101,9 +107,37 @@ class HistoryRecorder:
             self._table[self._n - 1, 3] = val_loss
 
     def add_snapshot(self, step: int, flat: torch.Tensor | np.ndarray) -> None:
+        self._snapshot_row()[:] = _vector(flat)
+        self._kept_snapshot(step)
+
+    def add_snapshot_of(self, step: int, tensors) -> None:
+        """:meth:`add_snapshot` of the entries of ``tensors``, in order and row-major within each (the vector
+        :func:`gradfit.problem.flatten` gives), written into the table without building that vector."""
+        row, at = self._snapshot_row(), 0
+        for t in tensors:
+            n = t.numel()
+            if n == 1:
+                row[at] = t.item()  # exact: every float dtype widens to float64 without rounding
+            elif n <= 16:
+                # A few numbers: cheaper than a float64 copy on the side.
+                row[at : at + n] = t.tolist() if t.dim() == 1 else t.reshape(-1).tolist()
+            else:
+                row[at : at + n] = t.detach().reshape(-1).to("cpu", torch.float64).numpy()
+            at += n
+        self._kept_snapshot(step)
+
+    def _snapshot_row(self) -> np.ndarray:
+        """The table's next free row (the table doubled first when full)."""
+        m = len(self.snap_steps)
+        if m == len(self._snaps):
+            grown = np.empty((min(2 * m, self.max_snapshots + 1), self._snaps.shape[1]), dtype=np.float64)
+            grown[:m] = self._snaps[:m]
+            self._snaps = grown
+        return self._snaps[m]
+
+    def _kept_snapshot(self, step: int) -> None:
         self.snap_steps.append(step)
-        self.snaps.append(_vector(flat))
-        if len(self.snaps) > self.max_snapshots:
+        if len(self.snap_steps) > self.max_snapshots:
             self._thin_snapshots()
 
     def add_final(self, step: int, epoch: float, loss: float, val_loss: float, t: float, flat) -> None:
@@ -117,17 +151,17 @@ class HistoryRecorder:
                 self._thin_rows()
             self._append((step, epoch, loss, val_loss, math.nan, math.nan, t))
         if not self.snap_steps or self.snap_steps[-1] != step:
-            if len(self.snaps) >= self.max_snapshots:
+            if len(self.snap_steps) >= self.max_snapshots:
                 self._thin_snapshots()
+            self._snapshot_row()[:] = _vector(flat)
             self.snap_steps.append(step)
-            self.snaps.append(_vector(flat))
 
     def state_dict(self) -> dict:
         """The rows and snapshots so far, as tensors and numbers (``torch.load(weights_only=True)`` reads them)."""
         return {
             "rows": torch.from_numpy(self.table()).reshape(-1, len(COLUMNS)),
             "snap_steps": torch.tensor(self.snap_steps, dtype=torch.int64),
-            "snaps": torch.from_numpy(np.stack(self.snaps) if self.snaps else np.zeros((0, len(self.param_names)))),
+            "snaps": torch.from_numpy(self.snaps.copy()),
             "row_every": self.row_every,
             "snapshot_every": self.snapshot_every,
         }
@@ -142,7 +176,7 @@ class HistoryRecorder:
 
     def freeze(self) -> History:
         table = self._table[: self._n]
-        snaps = np.stack(self.snaps) if self.snaps else np.zeros((0, len(self.param_names)))
+        snaps = self.snaps.copy()
         return History(
             columns={c: table[:, i].copy() for i, c in enumerate(COLUMNS)},
             param_names=tuple(self.param_names),
@@ -170,7 +204,7 @@ class HistoryRecorder:
         self.snapshot_every *= 2
         keep = [i for i, s in enumerate(self.snap_steps) if s % self.snapshot_every == 0]
         self.snap_steps = [self.snap_steps[i] for i in keep]
-        self.snaps = [self.snaps[i] for i in keep]
+        self._snaps[: len(keep)] = self._snaps[keep]
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,7 @@ class _Fit:
     ):
         started = time.perf_counter()
         self.model, self.train, self.val, self.params, self.config = model, train, val, params, config
+        self.spec_names = [spec.name for spec in model.specs]  # the snapshots' order (gradfit.problem.flatten)
         self.callbacks = callbacks
         self.checkpoints = checkpoints or Checkpointer()
         self.objective = Objective(model, loss, config.chunk_size)
@@ -253,23 +254,28 @@ class _Fit:
         elapsed = state.elapsed()
         self.recorder.add_row(k, k / per_epoch, look.loss, val_k, look.lr, look.grad_norm, elapsed)
         if self.recorder.wants_snapshot(k):
-            self.recorder.add_snapshot(k, _flat(self.model, self.params))
-        seen = StepState(
-            k,
-            k / per_epoch,
-            look.loss,
-            val_k,
-            look.lr,
-            look.grad_norm,
-            elapsed,
-            state.total,
-            self.params,
-            epoch_end=(k + 1) % per_epoch == 0,
+            self.recorder.add_snapshot_of(k, [self.params[name] for name in self.spec_names])
+        # What callbacks and the rules see; not built when there are none (a small fit's step is this cheap).
+        seen = (
+            StepState(
+                k,
+                k / per_epoch,
+                look.loss,
+                val_k,
+                look.lr,
+                look.grad_norm,
+                elapsed,
+                state.total,
+                self.params,
+                epoch_end=(k + 1) % per_epoch == 0,
+            )
+            if self.callbacks or self.rules.rules
+            else None
         )
-        stop = call(self.callbacks, "on_step", seen)
+        stop = call(self.callbacks, "on_step", seen) if self.callbacks else False
         if self.early is not None and math.isfinite(val_k) and self.early.update(k, val_k, self.params):
             return "early_stopped", ""
-        hit = self.rules.check(seen)
+        hit = self.rules.check(seen) if seen is not None and self.rules.rules else None
         if hit or stop:
             return hit or "interrupted", ""
         return self._move(k)

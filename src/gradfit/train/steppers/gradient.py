@@ -9,8 +9,10 @@ project the parameters back after each step (L-BFGS then starts its curvature me
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+from torch.optim import optimizer as torch_optimizer
 
 from gradfit.errors import ConfigError
 from gradfit.optim.registry import make_optimizer
@@ -45,6 +47,7 @@ class TorchStepper:
             make_schedule(config.schedule, self.optimizer, total, **config.schedule_options) if self.optimizer else None
         )
         self.start_loss = float(objective.value(params, train.x, train.y, train.w))
+        self._step = _direct_step(self.optimizer) if self.optimizer is not None else None
         self._batch: tuple = ()
         self._value = self._grads = None
 
@@ -58,7 +61,7 @@ class TorchStepper:
         value, grads = self._value_and_grad()
         self._value, self._grads = value, grads
         loss = float(value)
-        grad_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))) if grads else 0.0
+        grad_norm = _norm(grads)
         lr = self.optimizer.param_groups[0]["lr"] if self.optimizer else math.nan
         stop = None if math.isfinite(loss) and math.isfinite(grad_norm) else "diverged"
         return Look(loss, grad_norm, lr, stop=stop)
@@ -67,11 +70,11 @@ class TorchStepper:
         return [p.detach().clone() for p in self.leaves] if self.optimizer is not None else None
 
     def step(self, k: int, previous: list | None) -> StepReport:
-        if self.optimizer is None:
+        if self.optimizer is None or self._step is None:
             return StepReport(advanced=False, moved=False, stop=BUDGET)  # every parameter is fixed
         lr = self.optimizer.param_groups[0]["lr"]
         try:
-            self.optimizer.step(self._closure())
+            self._step(self._closure())
         except RuntimeError as exc:  # an lr beyond the dtype's range overflows inside torch.optim
             if "overflow" not in str(exc):
                 raise
@@ -182,3 +185,105 @@ class TorchStepper:
                 f"the uninterrupted fit's. Resume with the budget the fit was started with (--steps "
                 f"{saved['total']}, or the same --epochs), or start afresh."
             )
+
+
+def _norm(grads: list[torch.Tensor]) -> float:
+    """The gradient's Euclidean norm over all entries, its squares summed in float64.
+
+    Where no tensor has more than two entries, the float64 sum of each tensor's squares has one possible
+    order, so Python's float arithmetic on the entries gives torch's sum without a tensor operation per step
+    (on the CPU, where torch's square root is taken the same way for the result).
+    """
+    if not grads:
+        return 0.0
+    if all(g.numel() <= 2 and g.device.type == "cpu" for g in grads):
+        total = 0.0  # 0 + s is s: the same number as a sum started at the first tensor's
+        for g in grads:
+            # Python floats are exact: float64 widens every dtype; v * v is the float64 square torch takes.
+            entries = g.tolist() if g.dim() == 1 else [g.item()] if g.dim() == 0 else g.reshape(-1).tolist()
+            if entries:
+                square = entries[0] * entries[0]
+                total += square + entries[1] * entries[1] if len(entries) == 2 else square
+        # torch's sqrt, not math.sqrt: torch's CPU sqrt is not always correctly rounded, and the number must be torch's.
+        return torch.tensor(total, dtype=torch.float64).sqrt_().item()
+    squares = [g.double().pow(2).sum() for g in grads]
+    # Started at the first sum, not at 0: the same float64 number (0 + s is s), one Python addition fewer.
+    return float(torch.sqrt(sum(squares[1:], squares[0])))
+
+
+def _direct_step(optimizer: torch.optim.Optimizer) -> Callable:
+    """``optimizer.step`` without torch.optim's per-call wrapper where nothing observes the call.
+
+    The wrapper (a profiler record, step hooks, and for most optimizers a grad-mode switch that also imports
+    ``torch._dynamo``) costs more than a small problem's whole update. The class's own step function is called
+    instead, with the same arguments and in the same grad mode, so the arithmetic and ``optimizer.state`` are
+    exactly those of ``optimizer.step``. Where a hook is registered (globally or on the optimizer), the
+    optimizer's ``step`` is not the one torch.optim patches, or its grad-mode decorator is not the one known
+    here, each call goes through ``optimizer.step`` as before.
+    """
+    public = optimizer.step
+    patched = type(optimizer).step
+    inner = getattr(patched, "__wrapped__", None) if getattr(patched, "hooked", False) else None
+    code = getattr(inner, "__code__", None)
+    body = getattr(inner, "__wrapped__", None)
+    if (
+        inner is None
+        or body is None
+        or code is None
+        or code.co_name != "_use_grad"
+        or optimizer.defaults.get("differentiable", False)
+    ):
+        return public
+    # A learning-rate schedule wraps the optimizer's step to note that it ran (it warns otherwise).
+    by_schedule = getattr(public, "_wrapped_by_lr_sched", False)
+
+    plain_sgd = type(optimizer) is torch.optim.SGD and len(optimizer.param_groups) == 1
+
+    def step(closure):
+        if _hooked(optimizer):
+            return optimizer.step(closure)
+        if by_schedule:
+            optimizer._opt_called = True
+        group = optimizer.param_groups[0]
+        if plain_sgd and _plain(group):
+            with torch.enable_grad():
+                loss = closure()
+            if all(p.grad is not None and p.device.type == "cpu" and not p.grad.is_sparse for p in group["params"]):
+                with torch.no_grad():
+                    for p in group["params"]:
+                        p.add_(p.grad, alpha=-group["lr"])  # torch.optim.sgd's single-tensor update, exactly
+                return loss
+
+            def closure():  # it ran: SGD.step takes the gradients it left
+                return loss
+
+        with torch.no_grad():
+            return body(optimizer, closure)
+
+    return step
+
+
+def _plain(group: dict) -> bool:
+    """Whether torch.optim.SGD's step over ``group`` is ``p -= lr * grad`` for each parameter, nothing more: no
+    momentum (so no state), weight decay or maximize, and a float learning rate; the caller checks that the
+    closure left a dense gradient on every parameter and that they are on the CPU, where torch picks the
+    single-tensor update."""
+    return (
+        group["momentum"] == 0
+        and group["weight_decay"] == 0
+        and not group["maximize"]
+        and not group["foreach"]
+        and not group["fused"]
+        and not group["differentiable"]
+        and type(group["lr"]) is float
+    )
+
+
+def _hooked(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether a step hook would run: then the step must go through torch.optim's wrapper."""
+    return bool(
+        torch_optimizer._global_optimizer_pre_hooks
+        or torch_optimizer._global_optimizer_post_hooks
+        or optimizer._optimizer_step_pre_hooks
+        or optimizer._optimizer_step_post_hooks
+    )
