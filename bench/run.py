@@ -34,7 +34,8 @@ import gradfit
 
 NOTES = """\
 measured: gradfit (the row passes its fit ran, result.diagnostics["row_pass"]) or a peer timed against the floor.
-time: rows 1-4 per step (gradfit: result.timings["loop"] / steps), rows 5-6 the whole call or process; medians.
+time: rows 1-4 per step (gradfit: the loop's steady step, from its history's clock; a one-time set-up before the
+  first step is named under "measured"), rows 5-6 the whole call or process; medians.
 memory floor: one read of x and y (8 bytes a row, float32) at the measured bandwidth; a step on sufficient
   statistics (models linear in their parameters, mse) reads no rows, so its ratio can fall below 1.
 same result: the parameters equal a float64 reference of the same steps (1e-5), or curve_fit's parameters (1e-5)

@@ -72,23 +72,26 @@ class Objective:
         self.chunk_pass: ChunkPass | None = None
         self.chunk_pass_name = "autograd"
         self._bound: list[BoundPath] = []
-        self._used: dict[str, None] = {}  # the paths that answered, in order of first use
+        self._used: dict[str, None] = {}  # the paths that took gradients (or answered bound), in order of first use
 
     def bind(self, path: BoundPath) -> None:
         """Answer for ``path``'s rows by ``path`` from now on."""
         self._bound.append(path)
 
-    def _path(self, x: Tensor, y: Tensor, w: Tensor | None) -> BoundPath | None:
+    def _path(self, x: Tensor, y: Tensor, w: Tensor | None, grad: bool) -> BoundPath | None:
         for path in self._bound:
             if path.serves(x, y, w):
                 self._used.setdefault(path.name)
                 return path
-        self._used.setdefault(self.chunk_pass_name)
+        if grad:  # a value alone is the model's forward whatever the chunk pass: not a path of its own
+            self._used.setdefault(self.chunk_pass_name)
         return None
 
     def describe(self) -> list[str]:
-        """The paths that computed this objective's sums so far, in order of first use."""
-        return list(self._used)
+        """The paths that computed this objective's sums so far, in order of first use: those that took a gradient
+        or served bound rows; ``["autograd"]`` when only values were asked for (Levenberg-Marquardt takes its own
+        Jacobians by autograd)."""
+        return list(self._used) or ["autograd"]
 
     def rows(self, x: Tensor, y: Tensor, w: Tensor | None = None) -> MemoryRows:
         """The rows as a :class:`gradfit.rowpass.RowSource` of this objective's chunk size."""
@@ -101,7 +104,7 @@ class Objective:
     @torch.no_grad()
     def value(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
         """The mean loss as a float64 scalar tensor."""
-        path = self._path(x, y, w)
+        path = self._path(x, y, w, grad=False)
         if path is not None:
             return path.value(params)
         total = reduce(lambda xc, yc, wc: self._total(params, xc, yc, wc), self.rows(x, y, w))
@@ -113,7 +116,7 @@ class Objective:
         self, params: Mapping[str, Tensor], trainable: Sequence[str], x: Tensor, y: Tensor, w: Tensor | None = None
     ) -> tuple[Tensor, list[Tensor]]:
         """The mean loss (float64 scalar) and its gradient w.r.t. ``trainable`` (each in its parameter's dtype)."""
-        path = self._path(x, y, w)
+        path = self._path(x, y, w, grad=True)
         if path is not None:
             return path.value_and_grad(params, trainable)
         n = _count(x, w)

@@ -281,9 +281,11 @@ def _plain(group: dict) -> bool:
 
 def _hooked(optimizer: torch.optim.Optimizer) -> bool:
     """Whether a step hook would run: then the step must go through torch.optim's wrapper."""
-    return bool(
-        torch_optimizer._global_optimizer_pre_hooks
-        or torch_optimizer._global_optimizer_post_hooks
-        or optimizer._optimizer_step_pre_hooks
-        or optimizer._optimizer_step_post_hooks
+    # Where torch keeps them elsewhere (another release), count them as registered: the wrapper then runs.
+    registries = (
+        getattr(torch_optimizer, "_global_optimizer_pre_hooks", True),
+        getattr(torch_optimizer, "_global_optimizer_post_hooks", True),
+        getattr(optimizer, "_optimizer_step_pre_hooks", True),
+        getattr(optimizer, "_optimizer_step_post_hooks", True),
     )
+    return any(bool(hooks) for hooks in registries)
