@@ -273,3 +273,31 @@ def _spy(build, built):
         return built[-1]
 
     return staticmethod(spy)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_host_arithmetic_of_a_few_parameters_equals_the_tensor_arithmetic(dtype):
+    model = build_model(WAVE, ("x",))
+    x, y, w = _rows()
+    stats = LinearStats.build(model, x.to(dtype), y.to(dtype), w.to(dtype), _start(model), frozenset(), chunk_size=64)
+    assert stats is not None and stats.host  # three free entries: Python floats
+    gen = torch.Generator().manual_seed(2)
+    for scale in (0.1, 3.0, 1e19):  # the last overflows a float32 fit's sums: inf on both
+        params = {
+            s.name: (torch.randn(s.shape, generator=gen, dtype=torch.float64) * scale).to(dtype) for s in model.specs
+        }
+        names = list(params)
+        value, grads = stats.value_and_grad(params, names)
+        host_value = stats.value(params)
+        stats.host = False
+        try:
+            tensor_value, tensor_grads = stats.value_and_grad(params, names)
+        finally:
+            stats.host = True
+        assert value.dtype == torch.float64 and value.shape == ()
+        torch.testing.assert_close(value, tensor_value, rtol=1e-13, atol=0)
+        torch.testing.assert_close(host_value, tensor_value, rtol=1e-13, atol=0)
+        for g, t, name in zip(grads, tensor_grads, names):
+            assert g.dtype == params[name].dtype and g.shape == params[name].shape
+            torch.testing.assert_close(g, t, rtol=1e-12, atol=1e-300)
+    assert dtype == torch.float64 or not torch.isfinite(value)  # the float32 overflow case ended at inf

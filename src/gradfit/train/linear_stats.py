@@ -19,6 +19,7 @@ same ones. :func:`gradfit.train.paths.prepare_paths` decides when they are used.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -31,6 +32,8 @@ from gradfit.train.objective import _count
 __all__ = ["LinearStats"]
 
 CHECK_ROWS = 512  # rows of the Jacobian probe (as analysis/optimum.py and train/scaling.py)
+#: Free entries up to which the per-step arithmetic is done in Python floats (on the CPU).
+HOST_PARAMS = 8
 RTOL = 1e-6  # linearity: Jacobians, and predictions against f(0) + J θ, agree to this (relative)
 
 
@@ -60,6 +63,12 @@ class LinearStats:
         self.count = float(count)
         # The row pass sums a float32 fit's squares in float32: beyond its range its loss is inf, and so is this one's.
         self.overflow = torch.finfo(self.x.dtype).max if self.x.dtype != torch.float64 else float("inf")
+        # A few parameters on the CPU: the O(p²) arithmetic in Python floats (IEEE doubles, as float64 tensors)
+        # costs less than the dozen tensor operations it replaces, which is most of a small fit's step.
+        self.host = theta.numel() <= HOST_PARAMS and theta.device.type == "cpu"
+        if self.host:
+            self._A, self._g, self._c = A.tolist(), g.tolist(), float(c)
+            self._centre = theta.tolist()
 
     @classmethod
     def build(
@@ -140,8 +149,19 @@ class LinearStats:
             total = torch.where(total > self.overflow, torch.full_like(total, float("inf")), total)
         return total / self.count, Ad - self.g
 
+    def _host_sums(self, params: Mapping[str, Tensor]) -> tuple[float, list[float]]:
+        """:meth:`_sums` in Python floats (``host``): the mean loss and ``A d - g``."""
+        d = [v - t for v, t in zip(_entries(params, self.names), self._centre)]
+        Ad = [sum(a * e for a, e in zip(row, d)) for row in self._A]
+        total = self._c + sum(e * (a - 2.0 * g) for e, a, g in zip(d, Ad, self._g))
+        if total > self.overflow:
+            total = math.inf
+        return total / self.count, [a - g for a, g in zip(Ad, self._g)]
+
     def value(self, params: Mapping[str, Tensor]) -> Tensor:
         """The mean loss at ``params`` as a float64 scalar tensor."""
+        if self.host:
+            return torch.tensor(self._host_sums(params)[0], dtype=torch.float64)
         return self._sums(params)[0]
 
     def values(self, thetas: Tensor) -> Tensor:
@@ -152,9 +172,30 @@ class LinearStats:
 
     def value_and_grad(self, params: Mapping[str, Tensor], trainable: Sequence[str]) -> tuple[Tensor, list[Tensor]]:
         """The mean loss (float64 scalar) and its gradient w.r.t. each of ``trainable`` (its shape and dtype)."""
+        if self.host:
+            return self._host_value_and_grad(params, trainable)
         value, half = self._sums(params)
         grad = dict(zip(self.names, torch.split(half * (2.0 / self.count), [params[n].numel() for n in self.names])))
         return value, [grad[n].reshape(params[n].shape).to(params[n].dtype) for n in trainable]
+
+    def _host_value_and_grad(self, params: Mapping[str, Tensor], trainable: Sequence[str]):
+        mean, half = self._host_sums(params)
+        scale, grads, start = 2.0 / self.count, {}, 0
+        for name in self.names:
+            size = params[name].numel()
+            grads[name] = [scale * h for h in half[start : start + size]]
+            start += size
+        value = torch.tensor(mean, dtype=torch.float64)
+        return value, [torch.tensor(grads[n], dtype=params[n].dtype).reshape(params[n].shape) for n in trainable]
+
+
+def _entries(params: Mapping[str, Tensor], names: Sequence[str]) -> list[float]:
+    """Every entry of ``params[name]`` for each of ``names``, in order, as Python floats (exact: float64 widens)."""
+    out: list[float] = []
+    for name in names:
+        value = params[name].detach()
+        out.extend(value.reshape(-1).tolist() if value.dim() else [value.item()])
+    return out
 
 
 def _versions(data: tuple) -> tuple:
