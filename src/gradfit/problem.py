@@ -4,7 +4,7 @@ A model takes named parameters (``{"a": tensor([3., 2.]), "b": tensor(1.5)}``); 
 of least squares, uncertainties, curvature and scaling wants a flat vector ``theta`` of the free
 entries. :class:`ParamView` is the one place that converts between the two and differentiates the
 predictions with respect to ``theta``: the Jacobian (rows x parameters, column by column through
-:func:`gradfit.models.jacobian.row_jacobian`, never rows x rows), gradients, Hessians and
+:func:`gradfit.jacobian.row_jacobian`, never rows x rows), gradients, Hessians and
 Hessian-vector products. :class:`Problem` records the model, loss, rows, held parameters and
 bounds; its rows are read through :mod:`gradfit.rowpass`, so every sum over them is chunked there.
 
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from gradfit.jacobian import row_jacobian
 from gradfit.losses import Loss
-from gradfit.models.jacobian import row_jacobian
 from gradfit.rowpass import MemoryRows, jacobian_rows, reduce
 
 __all__ = ["ParamView", "Problem", "flatten", "gradient", "hessian", "hvp", "pack", "positions", "unflatten"]

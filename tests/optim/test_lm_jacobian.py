@@ -1,6 +1,6 @@
 """The Levenberg-Marquardt solver's Jacobian and its one-chunk path, against torch.func and the chunked row pass.
 
-``jacobian_of_rows`` (reverse mode through ``g(v) = Jᵀv``, one scalar backward pass per parameter) replaces
+``values_and_jacobian`` (reverse mode through ``g(v) = Jᵀv``, one scalar backward pass per parameter) replaces
 ``torch.func.jacrev``/``jacfwd``, which import torch._dynamo: torch.func is the oracle here. Problems whose
 rows fit one chunk skip the row source: the same numbers as the chunked path must come out.
 """
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from gradfit.models.jacobian import row_jacobian
-from gradfit.optim.lm import ChunkedResiduals, LevenbergMarquardt, jacobian_of_rows
+from gradfit.jacobian import row_jacobian, values_and_jacobian
+from gradfit.optim.lm import ChunkedResiduals, LevenbergMarquardt
 from gradfit.rowpass import MemoryRows, reduce
 
 X = torch.linspace(0.0, 4.0, 37, dtype=torch.float64)
@@ -24,27 +24,27 @@ def residuals(p, x, y):
     return p[0] * torch.exp(-p[1] * x) + p[2] * x + p[3] - y
 
 
-def test_jacobian_of_rows_is_torch_funcs():
-    r, J = jacobian_of_rows(lambda q: residuals(q, X, Y), P)
+def test_values_and_jacobian_is_torch_funcs():
+    r, J = values_and_jacobian(lambda q: residuals(q, X, Y), P)
     expected = torch.func.jacrev(lambda q: residuals(q, X, Y))(P)
     torch.testing.assert_close(J, expected, rtol=1e-14, atol=1e-15)
     assert torch.equal(r, residuals(P, X, Y))
 
 
-def test_jacobian_of_rows_of_matrix_parameters_and_a_parameter_without_effect():
+def test_values_and_jacobian_of_matrix_parameters_and_a_parameter_without_effect():
     x = torch.randn(11, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
     def f(q):  # q[3] has no effect: its column is zero
         return torch.tanh(x @ q[:3]) * q[4] + q[5] ** 2 * x[:, 0]
 
     q = torch.tensor([0.3, -0.2, 0.5, 7.0, 1.5, 0.7], dtype=torch.float64)
-    _, J = jacobian_of_rows(f, q)
+    _, J = values_and_jacobian(f, q)
     torch.testing.assert_close(J, torch.func.jacfwd(f)(q), rtol=1e-13, atol=1e-15)
     assert torch.all(J[:, 3] == 0)
 
 
 def test_residuals_that_do_not_depend_on_the_parameters_give_a_zero_jacobian():
-    r, J = jacobian_of_rows(lambda q: Y * 2, P)
+    r, J = values_and_jacobian(lambda q: Y * 2, P)
     assert J.shape == (37, 4) and torch.all(J == 0)
     assert torch.equal(r, Y * 2)
 
@@ -69,7 +69,7 @@ def test_one_chunk_gives_the_chunked_row_passs_numbers(weighted):
     )
     assert one.sum_squares(P) == float(expected)
     R, qtr, total = one.factor(P)
-    r, J = jacobian_of_rows(lambda q: residuals(q, X, Y) * (1 if root is None else root), P)
+    r, J = values_and_jacobian(lambda q: residuals(q, X, Y) * (1 if root is None else root), P)
     np.testing.assert_allclose(R.T @ R, (J.T @ J).numpy(), rtol=1e-12)
     np.testing.assert_allclose(R.T @ qtr, (J.T @ r).numpy(), rtol=1e-12)
     assert total == pytest.approx(float(expected), rel=1e-15)

@@ -214,9 +214,9 @@ def _dominant(vector: np.ndarray, keep: list[int]) -> list[int]:
 
 
 def jacobian(f, theta: torch.Tensor) -> torch.Tensor:
-    """``d f / d theta`` as ``(m, p)``, in ``m x p`` memory (:func:`gradfit.models.jacobian.row_jacobian`: reverse
+    """``d f / d theta`` as ``(m, p)``, in ``m x p`` memory (:func:`gradfit.jacobian.row_jacobian`: reverse
     mode would batch over an ``m x m`` identity)."""
-    from gradfit.models.jacobian import row_jacobian
+    from gradfit.jacobian import row_jacobian
 
     return row_jacobian(f, theta)
 

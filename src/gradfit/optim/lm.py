@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gradfit.jacobian import values_and_jacobian
 from gradfit.rowpass import MemoryRows, chunk_rows, reduce
 
 EPS = float(np.finfo(np.float64).eps)
@@ -74,7 +75,7 @@ class LMOptions:
 class ChunkedResiduals:
     """Residuals and their Jacobian over all rows, one chunk at a time, in float64 sums.
 
-    The Jacobian of a chunk comes from plain autograd (:func:`jacobian_of_rows`: one backward pass
+    The Jacobian of a chunk comes from plain autograd (:func:`gradfit.jacobian.values_and_jacobian`: one backward pass
     per parameter through ``g(v) = Jᵀv``, memory ``rows × params``, never ``rows²``). Unlike
     ``torch.func``'s ``jacrev``/``jacfwd`` and forward-mode AD, it imports neither ``torch._dynamo``
     nor sympy (together most of a command-line fit's start-up beyond ``import torch``), and it is
@@ -149,27 +150,7 @@ class ChunkedResiduals:
         return aug[:k, :k], aug[:k, k], total
 
     def _jacobian(self, fn: Residuals, p: Tensor, xc: Tensor, yc: Tensor) -> tuple[Tensor, Tensor]:
-        return jacobian_of_rows(lambda q: fn(q, xc, yc), p)
-
-
-def jacobian_of_rows(f: Callable[[Tensor], Tensor], p: Tensor) -> tuple[Tensor, Tensor]:
-    """``(f(p), J)`` with ``J = d f / d p`` of shape ``(rows, len(p))``, by reverse mode through ``g(v) = Jᵀv``.
-
-    ``g`` is linear in ``v``, so the gradient of ``g·e_j`` with respect to ``v`` is the column ``J e_j``: one
-    backward pass with ``create_graph`` builds ``g``, one more per parameter gives its column. Every pass
-    differentiates a scalar (``r·v``, then ``g_j``): torch checks an explicit ``grad_outputs`` tensor with
-    ``torch.fx``'s symbolic shapes, whose first use imports sympy (a fifth of ``import torch``).
-    """
-    with torch.enable_grad():
-        q = p.detach().clone().requires_grad_(True)
-        r = f(q)
-        v = torch.zeros_like(r, requires_grad=True)
-        g = torch.autograd.grad((r * v).sum(), q, create_graph=True, allow_unused=True)[0] if r.requires_grad else None
-        if g is None or not g.requires_grad:  # residuals that do not depend on p
-            return r.detach(), torch.zeros(r.numel(), p.numel(), dtype=r.dtype, device=r.device)
-        cols = [torch.autograd.grad(g[j], v, retain_graph=True, allow_unused=True)[0] for j in range(p.numel())]
-    cols = [torch.zeros_like(r) if c is None else c for c in cols]
-    return r.detach(), torch.stack(cols, dim=1).detach()
+        return values_and_jacobian(lambda q: fn(q, xc, yc), p)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["row_jacobian", "jacobian_by_backward"]
+__all__ = ["row_jacobian", "jacobian_by_backward", "values_and_jacobian"]
 
 
 def row_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
@@ -53,15 +53,22 @@ def row_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
 
 def jacobian_by_backward(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
     """The ``(m, p)`` Jacobian by ``p`` double-backward products (see the module)."""
+    return values_and_jacobian(f, theta)[1]
+
+
+def values_and_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[Tensor, Tensor]:
+    """``(f(theta), J)``, both detached: the values flattened to ``(m,)`` and ``J = d f / d theta`` of shape
+    ``(m, p)``, by ``p`` double-backward products (see the module); zeros where ``f`` does not depend on ``theta``.
+
+    Levenberg-Marquardt takes its residuals and their Jacobian from one call (:mod:`gradfit.optim.lm`).
+    """
     with torch.enable_grad():
         q = theta.detach().clone().requires_grad_(True)
         r = f(q).reshape(-1)
         v = torch.zeros_like(r, requires_grad=True)
-        (g,) = (
-            torch.autograd.grad((r * v).sum(), q, create_graph=True, allow_unused=True) if r.requires_grad else (None,)
-        )
-        if g is None or not g.requires_grad:  # predictions that do not depend on theta
-            return torch.zeros(r.numel(), theta.numel(), dtype=r.dtype, device=r.device)
+        g = torch.autograd.grad((r * v).sum(), q, create_graph=True, allow_unused=True)[0] if r.requires_grad else None
+        if g is None or not g.requires_grad:  # values that do not depend on theta
+            return r.detach(), torch.zeros(r.numel(), theta.numel(), dtype=r.dtype, device=r.device)
         cols = [torch.autograd.grad(g[j], v, retain_graph=True, allow_unused=True)[0] for j in range(theta.numel())]
     cols = [torch.zeros_like(r) if c is None else c for c in cols]
-    return torch.stack(cols, dim=1).detach()
+    return r.detach(), torch.stack(cols, dim=1).detach()
