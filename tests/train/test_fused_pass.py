@@ -178,6 +178,18 @@ def test_mini_batches_and_levenberg_marquardt_never_compile(curve, always_compil
     assert "compiled formula" not in r.diagnostics["row_pass"]
 
 
+def test_a_fit_served_by_sufficient_statistics_never_compiles(curve, always_compile, monkeypatch):
+    """Steps on the statistics read no rows: a compile for the chunks would never be won back."""
+
+    calls = []  # a compile that failed would still leave the statistics' row_pass: count the calls instead
+    monkeypatch.setattr(compiled_pass, "_CACHE", {})  # nothing compiled before, nothing left for later tests
+    monkeypatch.setattr(torch, "compile", lambda *args, **kwargs: calls.append(args) or args[0])
+    r = gradfit.fit("a*t + b", curve, y="y", optimizer="sgd", lr=0.1, steps=50, dtype="float64")
+    assert r.diagnostics["row_pass"] == ["sufficient_statistics"] and calls == []
+    gradfit.fit(FORMULA, curve, y="y", optimizer="sgd", lr=0.1, steps=50, dtype="float64")
+    assert len(calls) == 1  # the same settings compile where no statistics serve the rows
+
+
 @pytest.mark.slow
 def test_the_compiled_pass_equals_the_eager_fused_pass(curve, always_compile, monkeypatch):
     """A real compile (a minute of CPU): the same fit, to float64 rounding; the second fit reuses the compile."""
