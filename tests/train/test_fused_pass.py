@@ -221,3 +221,10 @@ def test_a_fit_on_scaled_parameters_takes_the_fused_pass(curve, kind):
     for name in plain.params:
         np.testing.assert_allclose(float(fused.params[name]), float(plain.params[name]), rtol=1e-9, err_msg=name)
     np.testing.assert_allclose(fused.history["loss"], plain.history["loss"], rtol=1e-10)
+
+
+def test_levenberg_marquardt_reports_the_autograd_pass_it_takes(curve):
+    """LM takes its Jacobians by autograd and asks the objective for values only, which the fused pass does not
+    compute: the formula's fused pass must not be reported for it."""
+    r = gradfit.fit(FORMULA, curve, y="y", optimizer="lm", steps=5)
+    assert r.diagnostics["row_pass"] == ["autograd"]
