@@ -17,7 +17,18 @@ turns the fast paths off). ``result.diagnostics["row_pass"]`` lists the paths th
 
 from __future__ import annotations
 
+import math
+
+import torch
+
+from gradfit.losses import MSE
+from gradfit.memory import fits
+from gradfit.optim.registry import optimizer_name
+from gradfit.train.compiled_pass import compiled_pass, pays_back
+from gradfit.train.fused_pass import FusedPass, fused_pass
+from gradfit.train.linear_stats import LinearStats
 from gradfit.train.objective import Objective
+from gradfit.train.scaling import ScaledLoss
 
 
 def prepare_paths(
@@ -57,11 +68,6 @@ def _bind_statistics(objective, model, loss, train, val, params, fixed, config, 
     when the model is linear in its free parameters under the mse, each step sees every row, and the budget pays
     for the build; each set of statistics is bound only where its loss at the start equals the autograd pass's.
     True when the training rows are bound."""
-    from gradfit.losses import MSE
-    from gradfit.memory import fits
-    from gradfit.optim.registry import optimizer_name
-    from gradfit.train.scaling import ScaledLoss
-
     inner, factor = (loss.inner, loss.factor) if isinstance(loss, ScaledLoss) else (loss, 1.0)
     p = sum(params[s.name].numel() for s in model.specs if s.name not in fixed)
     if (
@@ -74,8 +80,6 @@ def _bind_statistics(objective, model, loss, train, val, params, fixed, config, 
         or not fits(3 * 8 * p * p)
     ):
         return False
-    from gradfit.train.linear_stats import LinearStats
-
     bound = False
     for data, per_step in ((train, STEP_PASSES), (val, VALUE_PASSES)):
         if data is None or data.x.shape[0] == 0 or total * per_step < p + STATS_PASSES:
@@ -92,10 +96,6 @@ def _bind_statistics(objective, model, loss, train, val, params, fixed, config, 
 def _agrees(objective, stats, params, fixed, data) -> bool:
     """The statistics' loss and gradient at ``params`` equal one autograd pass's, to the accuracy of the
     parameters' dtype (a badly conditioned model whose statistics cannot reproduce the rows is not bound)."""
-    import math
-
-    import torch
-
     trainable = [n for n in stats.names if n not in fixed]
     rtol = max(1e-9, math.sqrt(torch.finfo(params[trainable[0]].dtype).eps))
     # A fresh objective: the check's pass is not one of the fit's (describe() lists those).
@@ -113,18 +113,15 @@ def _agrees(objective, stats, params, fixed, data) -> bool:
 
 def _use_fused_pass(objective: Objective, model, loss, train, params: dict, fixed, config, total: int, full_batch):
     """A formula model's chunks by its own derivative (gradfit.train.fused_pass) instead of autograd, compiled
-    (gradfit.train.compiled_pass) where the fit is large enough to win the compile back."""
-    from gradfit.train.fused_pass import FusedPass, fused_pass
-
+    (gradfit.train.compiled_pass) where the fit is large enough to win the compile back. Not for
+    Levenberg-Marquardt, which takes no gradient from the objective (its Jacobians are its own)."""
+    if optimizer_name(config.optimizer) == "lm":
+        return
     chunk_pass = fused_pass(model, loss, params)
     if chunk_pass is None:
         return
     objective.chunk_pass, objective.chunk_pass_name = chunk_pass, chunk_pass.name
-    from gradfit.optim.registry import optimizer_name
-    from gradfit.train.compiled_pass import compiled_pass, pays_back
-
-    descends = optimizer_name(config.optimizer) != "lm"  # Levenberg-Marquardt takes no gradient from the rows
-    if isinstance(chunk_pass, FusedPass) and descends and full_batch and pays_back(train.x.shape[0], total):
+    if isinstance(chunk_pass, FusedPass) and full_batch and pays_back(train.x.shape[0], total):
         trainable = [n for n in model.param_names if n not in fixed]
         compiled = compiled_pass(chunk_pass, model, loss, params, trainable, train, objective.chunk_size)
         if isinstance(compiled, str):  # the compiler failed: the eager fused pass, and why
