@@ -264,9 +264,11 @@ OPTIONS: dict[str, Option] = {
             "choice",
             "auto",
             "How sums over rows are taken: auto (sufficient statistics or a fused pass where the model and "
-            "loss allow and they pay for themselves) or autograd (the model and eager autograd on every chunk).",
-            choices=("auto", "autograd"),
-            rule="'auto' or 'autograd'",
+            "loss allow and they pay for themselves), compiled (as auto, and a formula's fused pass compiled by "
+            "torch.compile for a full-batch fit whatever its length: a compile takes 15-75 s once per process) or "
+            "autograd (the model and eager autograd on every chunk).",
+            choices=("auto", "compiled", "autograd"),
+            rule="'auto', 'compiled' or 'autograd'",
         ),
         _opt(
             "scale",

@@ -228,3 +228,69 @@ def test_levenberg_marquardt_reports_the_autograd_pass_it_takes(curve):
     compute: the formula's fused pass must not be reported for it."""
     r = gradfit.fit(FORMULA, curve, y="y", optimizer="lm", steps=5)
     assert r.diagnostics["row_pass"] == ["autograd"]
+
+
+def test_a_pass_that_says_its_rows_per_call_is_called_with_that_many_rows():
+    """A compiled pass writes no row-length temporary, so it takes a million rows a call where the objective's
+    chunk size (which bounds eager temporaries) would cut them into many small calls; the sums stay the same."""
+    plain, fused, params = objectives(FORMULA, "mse", chunk_size=64)
+    t = torch.linspace(0, 3, 1000, dtype=torch.float64)[:, None]
+    y = 2 * torch.exp(-0.7 * t[:, 0]) + 0.3
+    inner, calls = fused.chunk_pass, []
+
+    def counting(params, trainable, x, y, w):
+        calls.append(x.shape[0])
+        return inner(params, trainable, x, y, w)
+
+    fused.chunk_pass = counting
+    fused.value_and_grad(params, ["a", "b", "c"], t, y)
+    assert calls == [64] * 15 + [40]
+    calls.clear()
+    counting.rows_per_call = 300  # type: ignore[attr-defined]
+    value, got = fused.value_and_grad(params, ["a", "b", "c"], t, y)
+    assert calls == [300, 300, 300, 100]
+    want_value, want = plain.value_and_grad(params, ["a", "b", "c"], t, y)
+    torch.testing.assert_close(value, want_value, rtol=1e-14, atol=0)
+    for g, h in zip(got, want):
+        torch.testing.assert_close(g, h, rtol=1e-12, atol=1e-15)
+
+
+@pytest.fixture
+def counted_compile(monkeypatch):
+    """torch.compile replaced by the identity, counting its calls (no minute of compiling in the fast suite)."""
+    calls = []
+    monkeypatch.setattr(compiled_pass, "_CACHE", {})
+    monkeypatch.setattr(torch, "compile", lambda fn, *args, **kwargs: calls.append(fn) or fn)
+    return calls
+
+
+def test_row_pass_compiled_compiles_a_short_full_batch_fit(curve, counted_compile, monkeypatch):
+    """row_pass="compiled": the compile a fit of a few steps would not win back by itself, asked for by the user;
+    the pass is called with ROWS_PER_CALL rows, and the fit equals the eager fused one to rounding."""
+    monkeypatch.setattr(compiled_pass.CompiledPass, "rows_per_call", 128)
+    common = dict(y="y", optimizer="adam", lr=0.05, steps=20, dtype="float64")
+    eager = gradfit.fit(FORMULA, curve, **common)
+    assert eager.diagnostics["row_pass"] == ["fused formula"] and counted_compile == []
+    compiled = gradfit.fit(FORMULA, curve, row_pass="compiled", **common)
+    assert compiled.diagnostics["row_pass"] == ["compiled formula"] and len(counted_compile) == 1
+    assert compiled.steps == eager.steps
+    for name in eager.params:
+        np.testing.assert_allclose(float(compiled.params[name]), float(eager.params[name]), rtol=1e-12, err_msg=name)
+    np.testing.assert_allclose(compiled.history["loss"], eager.history["loss"], rtol=1e-12)
+
+
+def test_row_pass_compiled_keeps_the_faster_paths_and_compiles_only_full_batches(curve, counted_compile):
+    """Asking for the compile does not take a model off its sufficient statistics, nor compile for mini-batches
+    (their chunks change shape and rows every step); Levenberg-Marquardt never asks the objective for gradients."""
+    linear = gradfit.fit("a*t + b", curve, y="y", optimizer="sgd", lr=0.1, steps=20, row_pass="compiled")
+    assert linear.diagnostics["row_pass"] == ["sufficient_statistics"]
+    batches = gradfit.fit(FORMULA, curve, y="y", optimizer="adam", steps=5, batch_size=32, row_pass="compiled")
+    assert batches.diagnostics["row_pass"] == ["fused formula"]
+    lm = gradfit.fit(FORMULA, curve, y="y", optimizer="lm", steps=5, row_pass="compiled")
+    assert lm.diagnostics["row_pass"] == ["autograd"]
+    assert counted_compile == []
+
+
+def test_row_pass_says_its_choices_when_given_another():
+    with pytest.raises(gradfit.GradfitError, match="'auto', 'compiled' or 'autograd'"):
+        gradfit.fit(FORMULA, decay_curve(50), y="y", row_pass="compile")

@@ -1,12 +1,20 @@
 """The compiled chunk pass: a formula's fused pass (:mod:`gradfit.train.fused_pass`) through ``torch.compile``.
 
 ``torch.compile`` (Inductor, with the C++ compiler on a CPU) turns the fused pass of one chunk into one loop that
-reads each column once and keeps the intermediate values in registers. On the CPU it ran a full-batch step of
-``a*exp(-b*x) + c`` about 2.3 times faster than the eager fused pass (``bench/bench_fused.py``), but one compile
-takes 20-75 s of a CPU (more under load), so a fit takes it only when the time saved over its whole budget
-(rows × steps) is well beyond that (:func:`pays_back`): never for small problems. Full-batch fits only, whose
-chunks have two shapes (the chunk size and the remainder), each compiled once. The compiled functions are kept
-per formula, parameters, loss, dtype and device for the rest of the process.
+reads each column once and keeps the intermediate values in registers: no row-length temporary is written, so a
+call takes :data:`ROWS_PER_CALL` rows (not the objective's chunk size, which bounds eager temporaries) and the
+per-call overhead (~25 µs) stays small beside the work. Inductor sums a float reduction in cascade (pieces summed
+separately, then combined), so the float32 sum over a call's million rows stays accurate to ~1e-7, and the calls'
+sums are accumulated in float64 as every chunk's are. On one CPU thread a full-batch step of
+``a*exp(-b*x) + c`` on 10^7 float32 rows took ~4.3 ms against ~28 ms for the eager fused pass (about 2x the
+memory floor against 14x; ``bench/run.py --rows 3``).
+
+One compile takes 15-75 s of a CPU in a fresh process (most of it the compiler's own start; later compiles in the
+same process take a few seconds), so a fit takes it by itself only when the time saved over its whole budget
+(rows × steps) is well beyond that (:func:`pays_back`): never for small problems. ``row_pass="compiled"`` asks
+for it whatever the budget (a user who knows the fit is long, or runs many fits of one formula). Full-batch fits
+only, whose calls have two shapes (:data:`ROWS_PER_CALL` and the remainder), each compiled once. The compiled
+functions are kept per formula, parameters, loss, dtype and device for the rest of the process.
 
 Where ``torch.compile`` is unavailable or fails (no compiler, an unsupported operation), the fit keeps the eager
 fused pass and its ``diagnostics["row_pass"]`` says so.
@@ -21,10 +29,13 @@ from torch import Tensor
 
 from gradfit.train.fused_pass import FusedPass
 
-#: Seconds one compile is expected to take, on the safe side (20-75 s measured on 2 shared cores).
+#: Seconds one compile is expected to take, on the safe side (15-75 s measured on 2 shared cores).
 COMPILE_SECONDS = 60.0
-#: Seconds the compiled pass saves per row and step over the eager fused pass, on the safe side (~10 ns measured).
-SAVED_PER_ROW_STEP = 5e-9
+#: Seconds the compiled pass saves per row and step over the eager fused pass, on the safe side (~2.4 ns measured
+#: on one thread for ``a*exp(-b*x) + c``; formulas with more operations save more).
+SAVED_PER_ROW_STEP = 2e-9
+#: Rows per call of the compiled pass: the call's overhead is ~1% of its work, and nothing row-sized is allocated.
+ROWS_PER_CALL = 2**20
 NAME = "compiled formula"
 
 _CACHE: dict[tuple, Callable] = {}
@@ -42,6 +53,7 @@ class CompiledPass:
     """
 
     name = NAME
+    rows_per_call = ROWS_PER_CALL
 
     def __init__(self, fused: FusedPass, key: tuple, trainable: Sequence[str]):
         self.fused, self.key, self.trainable = fused, key, tuple(trainable)
@@ -78,8 +90,9 @@ class CompiledPass:
         return self._compiled()(params, x, y, w)
 
 
-def compiled_pass(fused: FusedPass, model, loss, params: Mapping[str, Tensor], trainable, train, chunk_size: int):
-    """The compiled pass of ``fused`` warmed up on ``train``'s chunk shapes, or the reason it could not be had."""
+def compiled_pass(fused: FusedPass, model, loss, params: Mapping[str, Tensor], trainable, train):
+    """The compiled pass of ``fused`` warmed up on ``train``'s call shapes, or the reason it could not be had."""
+    chunk_size = CompiledPass.rows_per_call
     first = train.x[:chunk_size]
     key = (
         model.formula.text,

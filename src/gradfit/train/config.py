@@ -49,7 +49,7 @@ class FitConfig:
     dtype: str | None = None  # chosen with the optimizer unless given (see resolved_dtype)
     device: str = "cpu"
     chunk_size: int = CHUNK_ROWS  # rows per chunk of every pass over the rows (gradfit.rowpass)
-    row_pass: str = "auto"  # "autograd": no fast path (gradfit.train.paths)
+    row_pass: str = "auto"  # "compiled": compile a formula's pass; "autograd": no fast path (gradfit.train.paths)
     scale: bool | None = None  # descend on whitened / Jacobi-scaled parameters (gradfit.train.scaling); None: auto
     uncertainty: bool | None = None  # None: computed when cheap (see gradfit.analysis.fit_analysis)
     max_snapshots: int = MAX_SNAPSHOTS

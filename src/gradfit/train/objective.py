@@ -46,7 +46,9 @@ class BoundPath(Protocol):
     def value_and_grad(self, params: Mapping[str, Tensor], trainable: Sequence[str]) -> tuple[Tensor, list[Tensor]]: ...
 
 
-#: ``(params, trainable, x, y, w) -> (total over the chunk's rows, [its gradient w.r.t. each trainable])``.
+#: ``(params, trainable, x, y, w) -> (total over the chunk's rows, [its gradient w.r.t. each trainable])``. A pass
+#: with an attribute ``rows_per_call`` (one that writes no row-length temporary) is called with chunks of that many
+#: rows instead of the objective's chunk size.
 ChunkPass = Callable[
     [Mapping[str, Tensor], Sequence[str], Tensor, Tensor, "Tensor | None"], tuple[Tensor, list[Tensor]]
 ]
@@ -128,7 +130,9 @@ class Objective:
                 chunk, grads = chunk_pass(params, trainable, xc, yc, wc)
                 return (chunk, *grads)
 
-            total, *acc = reduce(fused, self.rows(x, y, w))
+            per_call = getattr(chunk_pass, "rows_per_call", None)
+            rows = self.rows(x, y, w) if per_call is None else MemoryRows(x, y, w, per_call)
+            total, *acc = reduce(fused, rows)
             return total / n, [(a / n).to(p.dtype) for a, p in zip(acc, leaves)]
         if x.shape[0] <= self.chunk_size:
             # One chunk: differentiate the mean directly, exactly as a hand-written loop does.

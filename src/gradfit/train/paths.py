@@ -9,7 +9,8 @@ model and loss allow, and only where they pay for themselves within the fit's bu
   number of rows (bound to the training rows, and to the validation rows when there are any);
 - a **fused chunk pass** (formula models): value and gradient of each chunk from the formula's own
   derivative, without an autograd graph (:mod:`gradfit.train.fused_pass`); for a full-batch fit whose rows x
-  steps win a compile back, the same pass through ``torch.compile`` (:mod:`gradfit.train.compiled_pass`).
+  steps win a compile back, or with ``row_pass="compiled"``, the same pass through ``torch.compile``
+  (:mod:`gradfit.train.compiled_pass`).
 
 Every other case keeps the autograd pass, and so does every fit with ``row_pass="autograd"`` (the option that
 turns the fast paths off). ``result.diagnostics["row_pass"]`` lists the paths that ran.
@@ -47,7 +48,7 @@ def prepare_paths(
     full_batch : bool
         Whether every step sees every training row (bound paths serve only whole datasets).
     """
-    if config.row_pass != "auto":
+    if config.row_pass == "autograd":
         return
     bound = _bind_statistics(objective, model, loss, train, val, params, fixed, config, total, full_batch)
     # Steps the statistics serve read no rows: a compile for them would never be won back.
@@ -71,7 +72,7 @@ def _bind_statistics(objective, model, loss, train, val, params, fixed, config, 
     inner, factor = (loss.inner, loss.factor) if isinstance(loss, ScaledLoss) else (loss, 1.0)
     p = sum(params[s.name].numel() for s in model.specs if s.name not in fixed)
     if (
-        config.row_pass != "auto"
+        config.row_pass == "autograd"
         or not full_batch
         or type(inner) is not MSE
         or model.n_outputs != 1
@@ -121,9 +122,10 @@ def _use_fused_pass(objective: Objective, model, loss, train, params: dict, fixe
     if chunk_pass is None:
         return
     objective.chunk_pass, objective.chunk_pass_name = chunk_pass, chunk_pass.name
-    if isinstance(chunk_pass, FusedPass) and full_batch and pays_back(train.x.shape[0], total):
+    asked = config.row_pass == "compiled"
+    if isinstance(chunk_pass, FusedPass) and full_batch and (asked or pays_back(train.x.shape[0], total)):
         trainable = [n for n in model.param_names if n not in fixed]
-        compiled = compiled_pass(chunk_pass, model, loss, params, trainable, train, objective.chunk_size)
+        compiled = compiled_pass(chunk_pass, model, loss, params, trainable, train)
         if isinstance(compiled, str):  # the compiler failed: the eager fused pass, and why
             objective.chunk_pass_name = f"{chunk_pass.name} (torch.compile failed: {compiled})"
         else:
