@@ -1,0 +1,320 @@
+"""The playground's web app: static pages, the data and formula checks, and one WebSocket per run.
+
+Routes
+------
+``GET /``                         the page (``static/index.html``); ``/static/...`` its scripts and styles
+``GET /api/builtin``              the built-in datasets
+``GET /api/models``               the zoo's models, with their formulas
+``POST /api/datasets``            upload a file (multipart field ``file``): its columns and first rows
+``GET /api/datasets/{id}``        the same for a dataset already here (``builtin:NAME`` too)
+``POST /api/formula``             check a formula against the columns: its parameters, or the mistake's place
+``WS /api/run``                   a run: the page sends ``start`` and then ``step``, ``play``, ``pause``,
+                                  ``stop``, ``reset``, ``speed``; the server streams rows and the end
+``GET /api/runs/{id}/{file}``     ``result.json`` or ``history.csv`` of a finished run
+
+Every error the user can fix comes back as ``{"error": message}`` (HTTP 400, 413 for a file too large) or, on
+the WebSocket, ``{"type": "error", "message": ...}``; a run's failure never stops the server. WebSocket
+connections whose ``Origin`` is not this server are refused: another site open in the same browser cannot
+drive the playground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gradfit.errors import DataError, FormulaError, GradfitError
+from gradfit.serve.datasets import BUILTIN, Datasets
+from gradfit.serve.requests import RunRequest, parse_request
+from gradfit.serve.runs import Run
+
+STATIC = Path(__file__).parent / "static"
+#: Messages a second the server sends a page at most while a run streams (rows are batched between them).
+SENDS_PER_SECOND = 60
+#: Rows in one message at most.
+ROWS_PER_SEND = 5_000
+#: Finished runs kept for their downloads.
+KEPT_RUNS = 16
+
+
+def create_app(max_upload_bytes: int | None = None) -> Starlette:
+    """The playground as an ASGI app (``uvicorn`` serves it; Starlette's TestClient tests it)."""
+    datasets = Datasets() if max_upload_bytes is None else Datasets(max_upload_bytes)
+    finished: dict[str, tuple[Any, str]] = {}  # run id -> (result, data name), newest last
+    outputs = Path(tempfile.mkdtemp(prefix="gradfit-serve-runs-"))
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html")
+
+    async def builtin(request: Request) -> Response:
+        return JSONResponse(
+            [{"id": f"builtin:{name}", "name": name, "about": about} for name, about in BUILTIN.items()]
+        )
+
+    async def models(request: Request) -> Response:
+        from gradfit.models.catalog import zoo_catalog
+
+        zoo = [{"name": e.name, "formula": e.formula, "summary": e.summary} for e in zoo_catalog()]
+        return JSONResponse(zoo)
+
+    async def upload(request: Request) -> Response:
+        try:
+            form = await request.form(max_files=1, max_fields=4, max_part_size=datasets.max_bytes + 1)
+        except Exception as err:  # multipart's own refusals: too large, malformed
+            return _error(f"The upload could not be read: {err}. Upload one CSV or Parquet file.")
+        item = form.get("file")
+        if item is None or isinstance(item, str):
+            return _error("No file in the upload: send it as the form field 'file'.")
+        content = await item.read()
+        try:
+            table = await asyncio.to_thread(datasets.upload, item.filename or "data.csv", content)
+        except DataError as err:
+            status = 413 if len(content) > datasets.max_bytes else 400
+            return _error(str(err), status)
+        return JSONResponse(table.summary())
+
+    async def dataset(request: Request) -> Response:
+        try:
+            table = await asyncio.to_thread(datasets.get, request.path_params["id"])
+        except GradfitError as err:
+            return _error(str(err), 404)
+        return JSONResponse(table.summary())
+
+    async def formula(request: Request) -> Response:
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            return _error("Send {'text': FORMULA, 'columns': [NAMES]}.")
+        return JSONResponse(check_formula(body["text"], body.get("columns") or []))
+
+    async def download(request: Request) -> Response:
+        run_id, name = request.path_params["id"], request.path_params["file"]
+        if run_id not in finished or name not in ("result.json", "history.csv"):
+            return _error("No such file: the run is not finished, or is no longer kept.", 404)
+        folder = outputs / run_id
+        if not (folder / "result.json").is_file():
+            from gradfit.outputs import save_run
+
+            await asyncio.to_thread(save_run, finished[run_id][0], folder)
+        return FileResponse(folder / name, filename=name)
+
+    async def run_socket(socket: WebSocket) -> None:
+        if not same_origin(socket.headers.get("origin"), socket.headers.get("host")):
+            await socket.close(code=1008)
+            return
+        await socket.accept()
+        await Session(socket, datasets, finished).serve()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:  # the uploads and the runs' files go with the server
+            datasets.close()
+            shutil.rmtree(outputs, ignore_errors=True)
+
+    routes = [
+        Route("/", index),
+        Route("/api/builtin", builtin),
+        Route("/api/models", models),
+        Route("/api/datasets", upload, methods=["POST"]),
+        Route("/api/datasets/{id:path}", dataset),
+        Route("/api/formula", formula, methods=["POST"]),
+        Route("/api/runs/{id}/{file}", download),
+        WebSocketRoute("/api/run", run_socket),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.datasets = datasets
+    return app
+
+
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """Whether a WebSocket's ``Origin`` is this server (no Origin: not a browser page, e.g. a test client)."""
+    if origin is None:
+        return True
+    return bool(host) and urlsplit(origin).netloc.lower() == str(host).lower()
+
+
+def check_formula(text: str, columns: list) -> dict[str, Any]:
+    """``{"ok": True, "params": [...], "inputs": [...]}`` or ``{"ok": False, "message", "offset", "length"}``:
+    the formula compiled by the same safe compiler a fit uses (never evaluated as Python)."""
+    from gradfit.models.builder import build_model
+
+    names = [c for c in columns if isinstance(c, str)]
+    try:
+        model = build_model(text, names)
+    except FormulaError as err:
+        return {"ok": False, "message": err.reason, "offset": err.offset, "length": err.length}
+    except GradfitError as err:
+        return {"ok": False, "message": str(err), "offset": None, "length": 0}
+    flat = [name for spec in model.specs for name in spec.flat_names()]
+    return {"ok": True, "params": flat, "inputs": list(getattr(model, "inputs", ()) or ())}
+
+
+class Session:
+    """One page's WebSocket: at most one run at a time; the run stops when the page goes."""
+
+    def __init__(self, socket: WebSocket, datasets: Datasets, finished: dict):
+        self.socket, self.datasets, self.finished = socket, datasets, finished
+        self.run: Run | None = None
+        self.request: RunRequest | None = None
+        self.run_id = ""
+        self.pump: asyncio.Task | None = None
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                message = await self.socket.receive_text()
+                await self.handle(message)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            await self.halt()
+
+    async def handle(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self.send({"type": "error", "message": "Messages are JSON objects."})
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        run = self.run
+        if kind == "start":
+            await self.start(message)
+        elif kind == "reset":
+            if self.request is None:
+                await self.send({"type": "error", "message": "Nothing to reset: start a run first."})
+            else:
+                await self.start(None, paused=bool(message.get("paused", True)))
+        elif run is None and kind in ("step", "play", "pause", "stop", "speed"):
+            await self.send({"type": "error", "message": f"No run to {kind}: start one first."})
+        elif run is not None and kind == "step":
+            run.step(int(message.get("count", 1)) if isinstance(message.get("count", 1), int) else 1)
+        elif run is not None and kind in ("play", "pause", "stop"):
+            getattr(run, kind)()
+        elif run is not None and kind == "speed":
+            value = message.get("steps_per_second")
+            run.speed(value if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
+        else:
+            await self.send({"type": "error", "message": f"Unknown message type {kind!r}."})
+
+    async def start(self, message: dict | None, paused: bool | None = None) -> None:
+        await self.halt()
+        try:
+            request = parse_request(message) if message is not None else self.request
+            assert request is not None
+            table = await asyncio.to_thread(self.datasets.get, request.data)
+        except GradfitError as err:
+            await self.send({"type": "error", "message": str(err)})
+            return
+        import gradfit
+
+        self.request = request
+        self.run_id = secrets.token_hex(6)
+        held = bool(message.get("paused", False)) if message is not None else bool(paused)
+        self.run = Run(gradfit.fit, request.model, table.frame, request.fit_arguments(), paused=held).start()
+        command = request.command(table.name)
+        await self.send({"type": "started", "run": self.run_id, "command": command, "paused": held})
+        self.pump = asyncio.create_task(self.stream(self.run, self.run_id, table.name))
+
+    async def stream(self, run: Run, run_id: str, data_name: str) -> None:
+        """Send the run's rows, at most :data:`SENDS_PER_SECOND` messages a second, then its end."""
+        sent_names = False
+        while True:
+            done = run.done
+            rows = run.take(ROWS_PER_SEND)
+            if rows or (run.param_names and not sent_names):
+                if not sent_names and run.param_names:
+                    await self.send({"type": "params", "names": run.param_names})
+                    sent_names = True
+                if rows:
+                    await self.send({"type": "rows", "rows": rows})
+            if done and not rows:
+                break
+            await asyncio.sleep(1.0 / SENDS_PER_SECOND)
+        end = run.end
+        assert end is not None
+        if end.result is None:
+            await self.send({"type": "end", "ok": False, "error_kind": end.kind, "message": end.error})
+            return
+        result = end.result
+        self.finished[run_id] = (result, data_name)
+        while len(self.finished) > KEPT_RUNS:
+            self.finished.pop(next(iter(self.finished)))
+        await self.send(end_message(result, run_id, run.dropped))
+
+    async def send(self, message: dict) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await self.socket.send_text(json.dumps(message, allow_nan=False, default=_plain))
+
+    async def halt(self) -> None:
+        """Stop the current run (if any) and wait for its thread, so that a new one starts from a clean page."""
+        run, pump = self.run, self.pump
+        self.run = self.pump = None
+        if run is not None:
+            run.stop()
+            await asyncio.to_thread(run.join, 10.0)
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+
+def end_message(result, run_id: str, dropped: int) -> dict[str, Any]:
+    """The end of a run for the page: why it stopped, the message, the final parameters and rows."""
+    history = result.history
+    last = {
+        "step": int(history["step"][-1]) if len(history) else 0,
+        "loss": _finite(float(history["loss"][-1])) if len(history) else None,
+    }
+    return {
+        "type": "end",
+        "ok": True,
+        "run": run_id,
+        "stop_reason": result.stop_reason,
+        "message": result.message,
+        "steps": result.steps,
+        "loss": _finite(result.loss),
+        "params": {name: _finite(v) for name, v in result.flat_params.items()},
+        "params_hex": {name: float(v).hex() for name, v in result.flat_params.items()},
+        "last": last,
+        "dropped": dropped,
+        "downloads": {name: f"/api/runs/{run_id}/{name}" for name in ("result.json", "history.csv")},
+    }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

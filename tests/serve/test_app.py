@@ -1,0 +1,163 @@
+"""The playground's API through Starlette's TestClient: uploads, formula checks and runs over the WebSocket."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+import gradfit  # noqa: E402
+from gradfit.data import synthetic  # noqa: E402
+from gradfit.serve.app import create_app  # noqa: E402
+
+LINE_CSV = synthetic.linear(seed=0).to_csv(index=False).encode()
+
+
+@pytest.fixture
+def client():
+    with TestClient(create_app(max_upload_bytes=200_000)) as c:
+        yield c
+
+
+def upload(client, content: bytes, name: str = "line.csv"):
+    return client.post("/api/datasets", files={"file": (name, io.BytesIO(content), "text/csv")})
+
+
+def test_an_upload_gives_its_columns_rows_and_first_lines(client):
+    r = upload(client, LINE_CSV)
+    assert r.status_code == 200, r.text
+    summary = r.json()
+    assert summary["name"] == "line.csv" and summary["rows"] == 100
+    assert summary["columns"] == ["x", "y"] and summary["numeric"] == ["x", "y"]
+    assert len(summary["head"]) == 8
+    assert client.get(f"/api/datasets/{summary['id']}").json() == summary
+
+
+@pytest.mark.parametrize(
+    "content, name, status, words",
+    [
+        (b"", "empty.csv", 400, "empty"),
+        (b"x,y\n1,2\n", "table.xlsx", 400, "Save the table as CSV"),
+        (b"x,y\n" + b"1,2\n" * 60_000, "big.csv", 413, "up to"),
+        (b'x,y\n1,"2\n3,4\n', "quote.csv", 400, "line.csv"),
+    ],
+)
+def test_a_bad_upload_says_what_is_wrong_and_names_the_users_file(client, content, name, status, words):
+    r = upload(client, content, name)
+    assert r.status_code == status, r.text
+    message = r.json()["error"]
+    assert name in message and "gradfit-serve" not in message  # never the server's own path
+    if words != "line.csv":
+        assert words in message
+
+
+def test_the_builtin_datasets_and_the_zoo_are_listed(client):
+    assert {d["id"] for d in client.get("/api/builtin").json()} == {
+        "builtin:linear",
+        "builtin:rollercoaster",
+        "builtin:blobs",
+    }
+    assert client.get("/api/datasets/builtin:rollercoaster").json()["columns"] == ["t", "speed"]
+    assert "linear" in {m["name"] for m in client.get("/api/models").json()}
+
+
+def test_a_formula_is_checked_with_the_place_of_its_mistake(client):
+    good = client.post("/api/formula", json={"text": "a*exp(-b*x) + c", "columns": ["x"]}).json()
+    assert good == {"ok": True, "params": ["a", "b", "c"], "inputs": ["x"]}
+    bad = client.post("/api/formula", json={"text": "a*x + __import__('os')", "columns": ["x"]}).json()
+    assert bad["ok"] is False and bad["offset"] is not None
+    unknown = client.post("/api/formula", json={"text": "a*sinn(x)", "columns": ["x"]}).json()
+    assert unknown["ok"] is False and "sinn" in unknown["message"]
+
+
+def run_to_end(socket) -> tuple[list, dict, list]:
+    """Every message of a run until its end: the rows, the end message, and the rest."""
+    rows, other = [], []
+    while True:
+        message = socket.receive_json()
+        if message["type"] == "rows":
+            rows.extend(message["rows"])
+        elif message["type"] == "end":
+            return rows, message, other
+        else:
+            other.append(message)
+
+
+START = {
+    "type": "start",
+    "data": "builtin:linear",
+    "model": "a*x + b",
+    "y": "y",
+    "options": {"optimizer": "sgd", "lr": 0.1, "steps": 40, "seed": 3},
+}
+
+
+def test_a_run_streams_a_row_per_step_and_ends_with_gradfit_fits_parameters_bit_for_bit(client):
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json(START)
+        rows, end, other = run_to_end(socket)
+    direct = gradfit.fit("a*x + b", synthetic.linear(seed=0), y="y", optimizer="sgd", lr=0.1, steps=40, seed=3)
+    assert [m["type"] for m in other] == ["started", "params"]
+    assert (
+        other[0]["command"]
+        == "gradfit fit builtin:linear --model 'a*x + b' --y y --optimizer sgd --lr 0.1 --steps 40 --seed 3"
+    )
+    assert other[1]["names"] == ["a", "b"]
+    assert [int(r[0]) for r in rows] == list(range(40))
+    assert end["ok"] and end["steps"] == 40 and end["stop_reason"] == direct.stop_reason
+    assert end["params_hex"] == {k: float(v).hex() for k, v in direct.flat_params.items()}
+    assert [r[1] for r in rows] == list(direct.history["loss"][:40])
+    history = client.get(end["downloads"]["history.csv"])
+    assert history.status_code == 200 and history.text.startswith("step")
+
+
+def test_stop_ends_the_run_at_the_next_step_and_reset_replays_the_same_rows(client):
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json({**START, "paused": True})
+        assert socket.receive_json()["type"] == "started"
+        assert socket.receive_json()["type"] == "params"
+        first = socket.receive_json()["rows"]
+        assert [r[0] for r in first] == [0]  # held before the first update
+        for k in range(1, 4):
+            socket.send_json({"type": "step"})
+            assert [r[0] for r in socket.receive_json()["rows"]] == [k]
+        socket.send_json({"type": "stop"})
+        rows, end, _ = run_to_end(socket)
+        assert rows == [] and end["stop_reason"] == "interrupted" and end["steps"] == 3
+        socket.send_json({"type": "reset", "paused": False})
+        replay, again, _ = run_to_end(socket)
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json(START)
+        want, _, _ = run_to_end(socket)
+    assert replay == want and again["steps"] == 40
+
+
+def test_a_failing_run_ends_with_its_message_and_the_server_goes_on(client):
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json({**START, "y": "nope"})
+        _, end, _ = run_to_end(socket)
+        assert end["ok"] is False and "nope" in end["message"] and "internal error" not in end["message"]
+        socket.send_json({**START, "options": {"lr": -1}})
+        _, end, _ = run_to_end(socket)
+        assert end["ok"] is False and "lr" in end["message"]
+        socket.send_json({**START, "options": {"checkpoint_dir": "/tmp"}})
+        assert "cannot set checkpoint_dir" in socket.receive_json()["message"]
+        socket.send_json(START)
+        _, end, _ = run_to_end(socket)
+        assert end["ok"]
+
+
+def test_a_page_of_another_origin_is_refused(client):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect):
+        with client.websocket_connect("/api/run", headers={"origin": "http://evil.example"}) as socket:
+            socket.receive_json()
+    with client.websocket_connect("/api/run", headers={"origin": "http://testserver"}) as socket:
+        socket.send_json({"type": "play"})
+        assert "start one first" in socket.receive_json()["message"]
