@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+
 import pytest
 
 pytest.importorskip("starlette")
@@ -161,3 +163,13 @@ def test_a_page_of_another_origin_is_refused(client):
     with client.websocket_connect("/api/run", headers={"origin": "http://testserver"}) as socket:
         socket.send_json({"type": "play"})
         assert "start one first" in socket.receive_json()["message"]
+
+
+def test_the_page_gets_the_data_and_the_models_curve_for_the_last_row(client):
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json({**START, "options": {"optimizer": "sgd", "lr": 0.1, "steps": 5}})
+        rows, end, other = run_to_end(socket)
+    data = other[1]["data"]
+    assert data["kind"] == "curve" and len(data["x"]) == 100 and len(data["grid"]) == 200
+    a, b = end["params"]["a"], end["params"]["b"]
+    np.testing.assert_allclose(end["curve"], [a * x + b for x in data["grid"]], rtol=1e-12)

@@ -40,6 +40,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gradfit.errors import DataError, FormulaError, GradfitError
+from gradfit.serve.curves import Curves
 from gradfit.serve.datasets import BUILTIN, Datasets
 from gradfit.serve.requests import RunRequest, parse_request
 from gradfit.serve.runs import Run
@@ -242,20 +243,23 @@ class Session:
         self.run = Run(gradfit.fit, request.model, table.frame, request.fit_arguments(), paused=held).start()
         command = request.command(table.name)
         await self.send({"type": "started", "run": self.run_id, "command": command, "paused": held})
-        self.pump = asyncio.create_task(self.stream(self.run, self.run_id, table.name))
+        self.pump = asyncio.create_task(self.stream(self.run, self.run_id, table))
 
-    async def stream(self, run: Run, run_id: str, data_name: str) -> None:
-        """Send the run's rows, at most :data:`SENDS_PER_SECOND` messages a second, then its end."""
-        sent_names = False
+    async def stream(self, run: Run, run_id: str, table) -> None:
+        """Send the run's rows, at most :data:`SENDS_PER_SECOND` messages a second (each with the model's curve
+        for its last row), then its end."""
+        curves: Curves | None = None
         while True:
             done = run.done
             rows = run.take(ROWS_PER_SEND)
-            if rows or (run.param_names and not sent_names):
-                if not sent_names and run.param_names:
-                    await self.send({"type": "params", "names": run.param_names})
-                    sent_names = True
-                if rows:
-                    await self.send({"type": "rows", "rows": rows})
+            if curves is None and run.built is not None and run.param_names:
+                curves = await asyncio.to_thread(Curves, run.built, table.frame, run.options.get("y"))
+                await self.send({"type": "params", "names": run.param_names, "data": curves.points()})
+            if rows:
+                message: dict[str, Any] = {"type": "rows", "rows": rows}
+                if curves is not None:
+                    message["curve"] = await asyncio.to_thread(curves.predictions, run.param_names, rows[-1])
+                await self.send(message)
             if done and not rows:
                 break
             await asyncio.sleep(1.0 / SENDS_PER_SECOND)
@@ -265,10 +269,14 @@ class Session:
             await self.send({"type": "end", "ok": False, "error_kind": end.kind, "message": end.error})
             return
         result = end.result
-        self.finished[run_id] = (result, data_name)
+        self.finished[run_id] = (result, table.name)
         while len(self.finished) > KEPT_RUNS:
             self.finished.pop(next(iter(self.finished)))
-        await self.send(end_message(result, run_id, run.dropped))
+        message = end_message(result, run_id, run.dropped)
+        if curves is not None:
+            final = [None] * 5 + [message["params"][name] for name in run.param_names]
+            message["curve"] = await asyncio.to_thread(curves.predictions, run.param_names, final)
+        await self.send(message)
 
     async def send(self, message: dict) -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):

@@ -60,6 +60,7 @@ class _Steer:
 
     def on_model(self, model, fixed) -> None:
         self.specs = list(model.specs)
+        self.run.built = model
         self.run.param_names = [name for spec in self.specs for name in spec.flat_names()]
 
     def on_step(self, state) -> bool:
@@ -106,6 +107,7 @@ class Run:
         self.fit, self.model, self.data, self.options = fit, model, data, dict(options)
         self.controls = _Controls(paused=paused)
         self.param_names: list[str] = []
+        self.built: Any = None  # the Model the fit built from ``model``, once it has
         self.end: RunEnd | None = None
         self.dropped = 0
         self.started = time.monotonic()
