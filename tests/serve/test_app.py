@@ -113,6 +113,7 @@ def test_a_run_streams_a_row_per_step_and_ends_with_gradfit_fits_parameters_bit_
     assert end["ok"] and end["steps"] == 40 and end["stop_reason"] == direct.stop_reason
     assert end["params_hex"] == {k: float(v).hex() for k, v in direct.flat_params.items()}
     assert [r[1] for r in rows] == list(direct.history["loss"][:40])
+    assert [r[:2] for r in end["rows"]] == [[40.0, direct.loss]]  # the row after the last step
     history = client.get(end["downloads"]["history.csv"])
     assert history.status_code == 200 and history.text.startswith("step")
 

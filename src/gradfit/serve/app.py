@@ -249,9 +249,12 @@ class Session:
         """Send the run's rows, at most :data:`SENDS_PER_SECOND` messages a second (each with the model's curve
         for its last row), then its end."""
         curves: Curves | None = None
+        last_step = -1
         while True:
             done = run.done
             rows = run.take(ROWS_PER_SEND)
+            if rows:
+                last_step = int(rows[-1][0] or 0)
             if curves is None and run.built is not None and run.param_names:
                 curves = await asyncio.to_thread(Curves, run.built, table.frame, run.options.get("y"))
                 await self.send({"type": "params", "names": run.param_names, "data": curves.points()})
@@ -273,6 +276,7 @@ class Session:
         while len(self.finished) > KEPT_RUNS:
             self.finished.pop(next(iter(self.finished)))
         message = end_message(result, run_id, run.dropped)
+        message["rows"] = final_rows(result, last_step)
         if curves is not None:
             final = [None] * 5 + [message["params"][name] for name in run.param_names]
             message["curve"] = await asyncio.to_thread(curves.predictions, run.param_names, final)
@@ -316,6 +320,23 @@ def end_message(result, run_id: str, dropped: int) -> dict[str, Any]:
         "dropped": dropped,
         "downloads": {name: f"/api/runs/{run_id}/{name}" for name in ("result.json", "history.csv")},
     }
+
+
+def final_rows(result, after: int) -> list[list[float | None]]:
+    """The history's rows after step ``after``, as the stream's rows: the fit records the row of its last
+    parameters after its last step boundary (no callback sees it)."""
+    history = result.history
+    steps = history["step"]
+    snapshot_steps = list(history.snapshot_steps)
+    out = []
+    for i in range(len(steps)):
+        step = int(steps[i])
+        if step <= after or step not in snapshot_steps:
+            continue
+        values = history.snapshots[snapshot_steps.index(step)]
+        head = [float(step), *(float(history[c][i]) for c in ("loss", "val_loss", "lr", "grad_norm"))]
+        out.append([_finite(v) for v in (*head, *(float(v) for v in values))])
+    return out
 
 
 def _finite(value: float) -> float | None:
