@@ -173,3 +173,25 @@ def test_the_page_gets_the_data_and_the_models_curve_for_the_last_row(client):
     assert data["kind"] == "curve" and len(data["x"]) == 100 and len(data["grid"]) == 200
     a, b = end["params"]["a"], end["params"]["b"]
     np.testing.assert_allclose(end["curve"], [a * x + b for x in data["grid"]], rtol=1e-12)
+
+
+def test_a_landscape_is_the_exact_loss_around_the_run_with_the_others_held(client):
+    """Over a and c of a*x**2 + b*x + c (linear in its parameters: the statistics answer), b held at the run's
+    value: every grid point equals the mean squared error computed directly."""
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json({**START, "model": "a*x**2 + b*x + c", "options": {"optimizer": "sgd", "lr": 0.1, "steps": 7}})
+        _, end, _ = run_to_end(socket)
+        socket.send_json({"type": "landscape", "pair": ["a", "c"], "span": [[-1.0, 3.0], [0.0, 4.0]]})
+        grid = socket.receive_json()
+        socket.send_json({"type": "landscape", "pair": ["a", "a"], "span": [[0, 1], [0, 1]]})
+        assert "two different parameters" in socket.receive_json()["message"]
+        socket.send_json({"type": "landscape", "pair": ["a", "b"], "span": [[1, 0], [0, 1]]})
+        assert "low < high" in socket.receive_json()["message"]
+    assert grid["type"] == "landscape" and len(grid["a"]) == 41 and len(grid["loss"]) == 41
+    data = synthetic.linear(seed=0)
+    x, y = data["x"].to_numpy(np.float64), data["y"].to_numpy(np.float64)
+    b = end["params"]["b"]
+    for i, j in [(0, 0), (7, 30), (40, 40), (20, 3)]:
+        a, c = grid["a"][j], grid["b"][i]
+        want = np.mean((a * x**2 + b * x + c - y) ** 2)
+        assert grid["loss"][i][j] == pytest.approx(want, rel=1e-9)

@@ -272,6 +272,20 @@ def covering_span(
     return grid_span([paths[i] for i in covered] + extra, margin=margin), covered
 
 
+def loss_on_grid(model, loss_fn, base: torch.Tensor, names: Sequence[str], a, b, x, y, w=None, chunk_size=None):
+    """The exact mean loss of ``model`` at every point of the grid ``a`` x ``b`` over the flat parameters
+    ``names`` (two), every other parameter held at its value in ``base`` (float64, in ``model.flat_names()``
+    order): an array of shape ``(len(b), len(a))``. For a grid at parameters a fit has not reached yet (the
+    playground's landscape, drawn while the fit runs); :func:`compute_landscape` draws a finished fit's."""
+    flat_names = model.flat_names()
+    cols = [flat_names.index(k) for k in names]
+    bb, aa = np.meshgrid(np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64), indexing="ij")
+    points = torch.as_tensor(np.stack([aa.ravel(), bb.ravel()], axis=1))
+    rows = rowpass.chunk_rows(chunk_size)
+    values = _grid_loss(model, loss_fn, base.to(torch.float64), cols, points, x, y, rows, w=w)
+    return values.reshape(len(b), len(a))
+
+
 def _grid_loss(model, loss_fn, base, cols, points, x, y, chunk_rows, w=None, statistics=True) -> np.ndarray:
     """Mean loss at every grid point: vmap over points, chunked over points and rows (from the sufficient statistics
     instead, when ``statistics`` and the model is linear in its parameters under the mse)."""

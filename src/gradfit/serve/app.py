@@ -9,7 +9,8 @@ Routes
 ``GET /api/datasets/{id}``        the same for a dataset already here (``builtin:NAME`` too)
 ``POST /api/formula``             check a formula against the columns: its parameters, or the mistake's place
 ``WS /api/run``                   a run: the page sends ``start`` and then ``step``, ``play``, ``pause``,
-                                  ``stop``, ``reset``, ``speed``; the server streams rows and the end
+                                  ``stop``, ``reset``, ``speed``, ``landscape``; the server streams rows,
+                                  the model's curve, landscapes asked for, and the end
 ``GET /api/runs/{id}/{file}``     ``result.json`` or ``history.csv`` of a finished run
 
 Every error the user can fix comes back as ``{"error": message}`` (HTTP 400, 413 for a file too large) or, on
@@ -42,6 +43,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gradfit.errors import DataError, FormulaError, GradfitError
 from gradfit.serve.curves import Curves
 from gradfit.serve.datasets import BUILTIN, Datasets
+from gradfit.serve.landscape import Landscapes
 from gradfit.serve.requests import RunRequest, parse_request
 from gradfit.serve.runs import Run
 
@@ -188,6 +190,9 @@ class Session:
         self.request: RunRequest | None = None
         self.run_id = ""
         self.pump: asyncio.Task | None = None
+        self.last_row: list[float | None] | None = None
+        self.landscapes: Landscapes | None = None
+        self.table: Any = None
 
     async def serve(self) -> None:
         try:
@@ -214,6 +219,8 @@ class Session:
                 await self.send({"type": "error", "message": "Nothing to reset: start a run first."})
             else:
                 await self.start(None, paused=bool(message.get("paused", True)))
+        elif kind == "landscape":
+            await self.landscape(message)
         elif run is None and kind in ("step", "play", "pause", "stop", "speed"):
             await self.send({"type": "error", "message": f"No run to {kind}: start one first."})
         elif run is not None and kind == "step":
@@ -226,6 +233,26 @@ class Session:
         else:
             await self.send({"type": "error", "message": f"Unknown message type {kind!r}."})
 
+    async def landscape(self, message: dict) -> None:
+        """The loss over two parameters around where the run is now (see :mod:`gradfit.serve.landscape`)."""
+        run = self.run
+        if run is None or run.built is None or self.last_row is None:
+            await self.send({"type": "error", "message": "A landscape needs a run that has taken its first step."})
+            return
+        try:
+            if self.landscapes is None:
+                loss = str(run.options.get("loss") or "mse")
+                self.landscapes = await asyncio.to_thread(
+                    Landscapes, run.built, self.table.frame, run.options.get("y"), loss
+                )
+            answer = await asyncio.to_thread(
+                self.landscapes.grid, run.param_names, self.last_row, message.get("pair"), message.get("span")
+            )
+        except GradfitError as err:
+            await self.send({"type": "error", "message": str(err)})
+            return
+        await self.send(answer)
+
     async def start(self, message: dict | None, paused: bool | None = None) -> None:
         await self.halt()
         try:
@@ -237,7 +264,7 @@ class Session:
             return
         import gradfit
 
-        self.request = request
+        self.request, self.table, self.landscapes, self.last_row = request, table, None, None
         self.run_id = secrets.token_hex(6)
         held = bool(message.get("paused", False)) if message is not None else bool(paused)
         self.run = Run(gradfit.fit, request.model, table.frame, request.fit_arguments(), paused=held).start()
@@ -255,6 +282,7 @@ class Session:
             rows = run.take(ROWS_PER_SEND)
             if rows:
                 last_step = int(rows[-1][0] or 0)
+                self.last_row = rows[-1]
             if curves is None and run.built is not None and run.param_names:
                 curves = await asyncio.to_thread(Curves, run.built, table.frame, run.options.get("y"))
                 await self.send({"type": "params", "names": run.param_names, "data": curves.points()})
@@ -277,6 +305,8 @@ class Session:
             self.finished.pop(next(iter(self.finished)))
         message = end_message(result, run_id, run.dropped)
         message["rows"] = final_rows(result, last_step)
+        if message["rows"]:
+            self.last_row = message["rows"][-1]
         if curves is not None:
             final = [None] * 5 + [message["params"][name] for name in run.param_names]
             message["curve"] = await asyncio.to_thread(curves.predictions, run.param_names, final)

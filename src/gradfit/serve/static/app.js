@@ -17,6 +17,7 @@ const state = {
   formula: { ok: false, params: [] },
   zoo: [],
   stats: { rows: 0, messages: 0, redraws: 0, since: performance.now() }, // read by the browser test
+  land: { grid: null, asked: 0, pending: false }, // the loss landscape: the last grid, when one was asked
 };
 window.gradfitPlayground = state;
 
@@ -43,6 +44,7 @@ function receive(m) {
   state.stats.messages += 1;
   if (m.type === "started") {
     Object.assign(state, { rows: [], curve: null, end: null, names: [] });
+    state.land = { grid: null, asked: 0, pending: false };
     $("command").textContent = m.command;
     $("downloads").textContent = "";
     setMessage(m.paused ? "Held before the first update: press Step or Run." : "Running…", "");
@@ -50,6 +52,8 @@ function receive(m) {
   } else if (m.type === "params") {
     state.names = m.names;
     state.data = m.data;
+    fill($("land-a"), m.names, [m.names[0]]);
+    fill($("land-b"), m.names, [m.names[1] || m.names[0]]);
   } else if (m.type === "rows") {
     for (const row of m.rows) state.rows.push(row);
     state.stats.rows += m.rows.length;
@@ -59,7 +63,12 @@ function receive(m) {
     for (const row of m.rows || []) state.rows.push(row);
     if (m.curve) state.curve = m.curve;
     showEnd(m);
+  } else if (m.type === "landscape") {
+    state.land.grid = m;
+    state.land.pending = false;
+    $("land-note").textContent = `Exact loss over ${m.pair.join(" and ")}, the others held at the current values${m.note ? `, ${m.note}` : ""}; the path so far in white.`;
   } else if (m.type === "error") {
+    state.land.pending = false;
     setMessage(m.message, "bad");
     if (!state.run || state.run === "done") setStatus("failed");
   }
@@ -188,7 +197,8 @@ async function chooseData(id, summary) {
   state.dataset = chosen;
   const about = JSON.parse($("builtin").dataset.about || "{}")[state.dataset.id];
   const notes = state.dataset.notes.length ? ` ${state.dataset.notes.join(" ")}` : "";
-  $("data-about").textContent = `${about || state.dataset.name}: ${state.dataset.rows} rows.${notes}`;
+  const title = (about || state.dataset.name).replace(/\.$/, "");
+  $("data-about").textContent = `${title}: ${state.dataset.rows} rows.${notes}`;
   const numeric = state.dataset.numeric;
   const y = numeric[numeric.length - 1] || state.dataset.columns[0];
   fill($("y"), state.dataset.columns, [y]);
@@ -373,8 +383,9 @@ function showEnd(m) {
   }
   setStatus(m.stop_reason === "diverged" ? "failed" : "done");
   const params = Object.entries(m.params).map(([k, v]) => `${k} = ${format(v)}`).join(",  ");
-  setMessage(`${m.stop_reason} after ${m.steps} steps · loss ${format(m.loss)} · ${params}\n${m.message || ""}`.trim(),
-    m.stop_reason === "diverged" ? "bad" : "ok");
+  const settled = /^(converged|target_loss|early_stopped)$/.test(m.stop_reason) || /at the minimum/.test(m.message || "");
+  const kind = m.stop_reason === "diverged" ? "bad" : settled ? "ok" : "warn";
+  setMessage(`${m.stop_reason} after ${m.steps} steps · loss ${format(m.loss)} · ${params}\n${m.message || ""}`.trim(), kind);
   $("final-params") && ($("final-params").textContent = params);
   const links = Object.entries(m.downloads).map(([name, url]) => `<a href="${url}" download>${name}</a>`);
   $("downloads").innerHTML = links.join("");
@@ -403,6 +414,8 @@ function redraw() {
     drawLoss();
     drawParams();
     drawTable();
+    drawLandscape();
+    askLandscape();
   });
 }
 
@@ -447,14 +460,16 @@ function ticks(low, high, count, whole = false) {
 
 function frame(view, xs, ys, options = {}) {
   const { ctx, width, height } = view;
-  const box = { left: 54, right: width - 12, top: 10, bottom: height - 26 };
+  ctx.font = "11px ui-monospace, monospace";
+  const yTicks = options.logY ? ticks(ys[0], ys[1], 5, ys[1] - ys[0] >= 1) : ticks(ys[0], ys[1], 5);
+  const yText = (t) => (options.logY ? format(Math.pow(10, t)) : format(t));
+  const left = 12 + Math.max(30, ...yTicks.map((t) => ctx.measureText(yText(t)).width));
+  const box = { left, right: width - 12, top: 10, bottom: height - 26 };
   const sx = (v) => box.left + ((v - xs[0]) / (xs[1] - xs[0])) * (box.right - box.left);
   const sy = (v) => box.bottom - ((v - ys[0]) / (ys[1] - ys[0])) * (box.bottom - box.top);
-  ctx.font = "11px ui-monospace, monospace";
   ctx.fillStyle = "#8d99b3";
   ctx.strokeStyle = "#222c42";
   ctx.lineWidth = 1;
-  const yTicks = options.logY ? ticks(ys[0], ys[1], 5, ys[1] - ys[0] >= 1) : ticks(ys[0], ys[1], 5);
   for (const t of yTicks) {
     const y = sy(t);
     ctx.beginPath();
@@ -462,7 +477,7 @@ function frame(view, xs, ys, options = {}) {
     ctx.lineTo(box.right, y);
     ctx.stroke();
     ctx.textAlign = "right";
-    ctx.fillText(options.logY ? format(Math.pow(10, t)) : format(t), box.left - 6, y + 4);
+    ctx.fillText(yText(t), box.left - 6, y + 4);
   }
   for (const t of ticks(xs[0], xs[1], 6, options.wholeX)) {
     ctx.textAlign = "center";
@@ -510,10 +525,13 @@ function drawData() {
   if (data.kind === "curve") {
     const curve = state.curve || [];
     const xs = extent([...data.x, ...data.grid]);
-    const ys = extent([...data.y, ...curve.filter((v, i) => i % 4 === 0)]) || extent(data.y);
-    if (!xs || !ys) return;
-    const clipped = [Math.max(ys[0], extent(data.y)[0] - 2 * (ys[1] - ys[0])), ys[1]];
-    const plot = frame(view, xs, clipped, { xLabel: data.input[0] });
+    const own = extent(data.y);
+    if (!xs || !own) return;
+    // The data's range, widened to show the curve where it stays near the data (a diverging curve is clipped).
+    const reach = own[1] - own[0];
+    const near = curve.filter((v) => v != null && v > own[0] - reach && v < own[1] + reach);
+    const ys = extent([...data.y, ...near]) || own;
+    const plot = frame(view, xs, ys, { xLabel: data.input[0] });
     dots(plot, data.x, data.y);
     plot.ctx.save();
     plot.ctx.beginPath();
@@ -605,6 +623,110 @@ function drawParams() {
   });
 }
 
+// ---- the loss landscape -------------------------------------------------------------------------------------
+
+const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+
+function pair() {
+  const a = $("land-a").value;
+  const b = $("land-b").value;
+  return a && b && a !== b ? [a, b] : null;
+}
+$("land-a").onchange = $("land-b").onchange = () => {
+  state.land.grid = null;
+  redraw();
+};
+
+function pathOf(names) {
+  const i = state.names.indexOf(names[0]);
+  const j = state.names.indexOf(names[1]);
+  return [state.rows.map((r) => r[5 + i]), state.rows.map((r) => r[5 + j])];
+}
+
+function spanAround(values) {
+  const range = extent(values);
+  if (!range) return null;
+  const [low, high] = [Math.min(...values.filter(Number.isFinite)), Math.max(...values.filter(Number.isFinite))];
+  const pad = Math.max(0.25 * (high - low), 0.1 * Math.abs(high), 0.1 * Math.abs(low), 0.1);
+  return [low - pad, high + pad];
+}
+
+function askLandscape() {
+  const names = pair();
+  const land = state.land;
+  if (!names || !state.rows.length || land.pending || !live() && state.end === null) return;
+  const [pa, pb] = pathOf(names);
+  const now = [pa[pa.length - 1], pb[pb.length - 1]];
+  if (now.some((v) => v == null || !Number.isFinite(v))) return;
+  const grid = land.grid;
+  const same = grid && grid.pair[0] === names[0] && grid.pair[1] === names[1];
+  const inside = (v, axis) => {
+    const lo = axis[0];
+    const hi = axis[axis.length - 1];
+    return v > lo + 0.08 * (hi - lo) && v < hi - 0.08 * (hi - lo);
+  };
+  const ended = state.end && (!grid || grid.final !== true);
+  if (same && inside(now[0], grid.a) && inside(now[1], grid.b) && !ended) return;
+  if (performance.now() - land.asked < 300) return setTimeout(redraw, 320);
+  const span = [spanAround(pa), spanAround(pb)];
+  if (span.some((s) => !s)) return;
+  land.pending = true;
+  land.asked = performance.now();
+  land.final = Boolean(state.end);
+  send({ type: "landscape", pair: names, span });
+}
+
+function drawLandscape() {
+  const view = canvas("land-canvas");
+  const grid = state.land.grid;
+  const names = pair();
+  if (!grid || !names || grid.pair[0] !== names[0] || grid.pair[1] !== names[1]) {
+    return placeholder(view, state.names.length >= 2 ? "Computing the landscape…" : "Needs two parameters.");
+  }
+  if (state.land.final) grid.final = true;
+  const values = grid.loss.flat().filter((v) => v != null && v > 0);
+  const low = Math.log10(Math.min(...values));
+  const high = Math.log10(Math.max(...values));
+  const image = new ImageData(grid.a.length, grid.b.length);
+  grid.loss.forEach((line, i) =>
+    line.forEach((v, j) => {
+      const t = v == null || v <= 0 ? 1 : (Math.log10(v) - low) / Math.max(high - low, 1e-12);
+      const [r, g, b] = colour(1 - t);
+      const k = 4 * ((grid.b.length - 1 - i) * grid.a.length + j);
+      image.data.set([r, g, b, 255], k);
+    }),
+  );
+  const plot = frame(view, [grid.a[0], grid.a[grid.a.length - 1]], [grid.b[0], grid.b[grid.b.length - 1]], {
+    xLabel: names[0],
+  });
+  const tile = document.createElement("canvas");
+  tile.width = grid.a.length;
+  tile.height = grid.b.length;
+  tile.getContext("2d").putImageData(image, 0, 0);
+  const { ctx, box } = plot;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(tile, box.left, box.top, box.right - box.left, box.bottom - box.top);
+  ctx.fillStyle = "#e6ebf5";
+  ctx.textAlign = "left";
+  ctx.fillText(names[1], box.left + 6, box.top + 14);
+  const [pa, pb] = pathOf(names);
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(box.left, box.top, box.right - box.left, box.bottom - box.top);
+  ctx.clip();
+  line(plot, pa, pb, "rgba(255,255,255,0.9)", 1.6);
+  marker(plot, pa[0], pb[0], "#8d99b3");
+  marker(plot, pa[pa.length - 1], pb[pb.length - 1], "#ff6b7a");
+  ctx.restore();
+}
+
+function colour(t) {
+  const x = Math.min(Math.max(t, 0), 1) * (VIRIDIS.length - 1);
+  const i = Math.min(Math.floor(x), VIRIDIS.length - 2);
+  const f = x - i;
+  return VIRIDIS[i].map((c, k) => Math.round(c + f * (VIRIDIS[i + 1][k] - c)));
+}
+
 function drawTable() {
   const rows = state.rows.slice(-TABLE_ROWS);
   const names = state.names.slice(0, 6);
@@ -620,7 +742,7 @@ function format(v) {
   if (typeof v !== "number") return String(v);
   if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
   const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(3);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(3).replace(/\.?0+e/, "e");
   return Number(v.toPrecision(5)).toString();
 }
 
