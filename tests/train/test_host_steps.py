@@ -75,7 +75,9 @@ def numpy_descent(x, y, a, b, lr, steps, momentum=0.0, nesterov=False):
     return theta
 
 
-@pytest.mark.parametrize("optimizer, momentum, nesterov", [("sgd", 0.0, False), ("momentum", 0.9, False), ("nesterov", 0.9, True)])
+@pytest.mark.parametrize(
+    "optimizer, momentum, nesterov", [("sgd", 0.0, False), ("momentum", 0.9, False), ("nesterov", 0.9, True)]
+)
 def test_1000_steps_float64_equal_the_step_at_a_time_fit_and_numpy(frame, optimizer, momentum, nesterov):
     common = dict(x="x", optimizer=optimizer, lr=0.05, steps=1000, dtype="float64", init={"a": 0.3, "b": -1.0})
     fast, slow = both("a*x + b", frame, **common)
