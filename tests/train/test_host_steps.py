@@ -158,6 +158,32 @@ def test_an_interrupt_stops_the_fit_at_a_whole_step(frame):
         np.testing.assert_array_equal(stopped.history[column][:-1], again.history[column][:-1])
 
 
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_validation_and_early_stopping(frame, restore_best):
+    common = dict(x="x", optimizer="momentum", lr=0.01, steps=3000, val_split=0.25, seed=2)
+    options = dict(patience=5, min_delta=1e-4, restore_best=restore_best)
+    fast, slow = both("a*x + b", frame, **common, **options)
+    assert fast.stop_reason == "early_stopped" and fast.steps < 3000
+    assert fast.best_step == slow.best_step and fast.val_loss == slow.val_loss
+    assert_identical(fast, slow)
+    fast, slow = both("a*x + b", frame, **common)  # validation losses recorded, no early stopping
+    assert np.isfinite(fast.history["val_loss"][:-1]).all()
+    assert_identical(fast, slow)
+
+
+def test_a_time_limit_stops_at_a_whole_step(frame):
+    """max_time is asked at every step of a block: the fit stopped is the step-at-a-time fit of as many steps."""
+    common = dict(x="x", optimizer="sgd", lr=0.001, dtype="float32")
+    stopped = fit("a*x + b", frame, True, steps=10_000_000, max_time=0.2, **common)
+    assert stopped.stop_reason == "max_time" and stopped.diagnostics["host_steps"] == stopped.steps > 0
+    again = fit("a*x + b", frame, False, steps=stopped.steps, **common)
+    for name in again.params:
+        assert torch.equal(stopped.params[name], again.params[name])
+    for column in ("loss", "grad_norm", "lr"):
+        np.testing.assert_array_equal(stopped.history[column][:-1], again.history[column][:-1])
+    assert stopped.history["time"][-1] >= 0.2 > stopped.history["time"][-2]  # the last row is the stop's
+
+
 class Watch:
     def __init__(self):
         self.steps = 0
@@ -171,7 +197,6 @@ class Watch:
     [
         {"callbacks": [Watch()]},
         {"bounds": {"a": (0.0, 1.0)}},
-        {"val_split": 0.25, "patience": 3, "seed": 2},
         {"optimizer": "adam"},
         {"batch_size": 20},
     ],

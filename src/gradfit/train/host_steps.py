@@ -2,11 +2,12 @@
 
 On 100 rows a step's arithmetic is a few dozen flops; what costs is the machinery around it: tensors made and read
 back, torch.optim's call, the history's row. When nothing observes the steps in between (no callback, no
-validation rows, no bounds), :class:`HostBlocks` runs up to :data:`BLOCK_STEPS` steps in one call: the loss and
-gradient from :meth:`gradfit.train.linear_stats.LinearStats.host_sums`, the gradient rounded to the parameters'
-dtype, torch.optim.SGD's update (momentum, dampening and Nesterov included) rounded as torch rounds it
-(:mod:`gradfit.train.host_arith`), the stopping rules asked at every step, and the rows, snapshots, parameters
-and momentum buffers written once per block. The numbers are those of stepping one at a time, bit for bit.
+bounds), :class:`HostBlocks` runs up to :data:`BLOCK_STEPS` steps in one call: the loss and gradient from
+:meth:`gradfit.train.linear_stats.LinearStats.host_sums` (and the validation loss, with early stopping, where the
+validation rows have statistics too), the gradient rounded to the parameters' dtype, torch.optim.SGD's update
+(momentum, dampening and Nesterov included) rounded as torch rounds it (:mod:`gradfit.train.host_arith`), the
+stopping rules and early stopping asked at every step, and the rows, snapshots, parameters and momentum buffers
+written once per block. The numbers are those of stepping one at a time, bit for bit.
 
 A block never decides an unusual step: a non-finite loss or gradient, an update that overflows or leaves the
 dtype's range end the block at the top of that step, and the loop's own step takes it (rollback and messages
@@ -57,8 +58,6 @@ class HostBlocks:
         if (
             not ENABLED
             or fit.callbacks
-            or fit.val is not None
-            or fit.early is not None
             or not isinstance(stepper, TorchStepper)
             or stepper.bounds
             or type(stepper.optimizer) is not torch.optim.SGD
@@ -91,10 +90,9 @@ class HostBlocks:
         self.fixed_row = np.asarray(row, dtype=np.float64)
         self.free_columns = np.asarray(free, dtype=np.int64)
 
-    def _stats(self) -> LinearStats | None:
-        """The host statistics that serve the training rows now (they are bound once, before the first step)."""
-        objective, data = self.fit.objective, self.fit.train
-        path = objective._path(data.x, data.y, data.w, grad=True)
+    def _stats(self, data, grad: bool) -> LinearStats | None:
+        """The host statistics that serve ``data``'s rows now (they are bound once, before the first step)."""
+        path = self.fit.objective._path(data.x, data.y, data.w, grad=grad)
         return path if isinstance(path, LinearStats) and path.host and path.names == self.stepper.trainable else None
 
     def _group(self) -> dict | None:
@@ -116,15 +114,16 @@ class HostBlocks:
     def advance(self, fit) -> tuple[str, str] | None | str:
         """Steps from ``fit.state.step`` on, as :meth:`_Fit.advance` would take them: a ``(reason, message)`` that
         ends the fit, None to go on, or :data:`NOT_RUN` where the loop's own step must take this one."""
-        stats, group = self._stats(), self._group()
-        if stats is None or group is None:
+        stats, group = self._stats(fit.train, grad=True), self._group()
+        val = self._stats(fit.val, grad=False) if fit.val is not None else None
+        if stats is None or group is None or (fit.val is not None and val is None):
             return NOT_RUN
         state = fit.state
         end = min(state.total, state.step + BLOCK_STEPS)
         checkpoints = fit.checkpoints
         if checkpoints.directory and checkpoints.every:  # stop where the loop saves the next one
             end = min(end, (state.step // checkpoints.every + 1) * checkpoints.every)
-        block = _Block(self, stats, group, state.step)
+        block = _Block(self, stats, val, group, state.step)
         outcome = block.run(end)
         if block.k == state.step and outcome is None and not block.rows:
             return NOT_RUN
@@ -183,8 +182,8 @@ class HostBlocks:
 class _Block:
     """One block's running state: the free entries, momentum buffers, rows and snapshots so far."""
 
-    def __init__(self, blocks: HostBlocks, stats: LinearStats, group: dict, k: int):
-        self.blocks, self.stats, self.group, self.k = blocks, stats, group, k
+    def __init__(self, blocks: HostBlocks, stats: LinearStats, val: LinearStats | None, group: dict, k: int):
+        self.blocks, self.stats, self.val, self.group, self.k = blocks, stats, val, group, k
         self.theta = [v for p in blocks.leaves for v in p.detach().reshape(-1).tolist()]
         self.previous = self.theta
         self.bufs = blocks.buffers()
@@ -199,6 +198,7 @@ class _Block:
         fit = blocks.fit
         arith, sizes = blocks.arith, blocks.sizes
         rules = fit.rules if fit.rules.rules else None
+        val, early = self.val, fit.early
         seen, started, per_epoch = blocks.seen, fit.state.started, fit.batches.per_epoch
         scale = 2.0 / stats.count
         scheduler = blocks.stepper.scheduler
@@ -216,10 +216,13 @@ class _Block:
             update = self._update(grads, lr)
             if update is None:
                 return None
+            val_k = val.host_sums(theta)[0] if val is not None else math.nan
             elapsed = time.perf_counter() - started
-            self.rows.append([k, k / per_epoch, loss, math.nan, lr, math.nan, elapsed])
+            self.rows.append([k, k / per_epoch, loss, val_k, lr, math.nan, elapsed])
             self.squares.append(squares)
             self.snaps.append(theta)
+            if early is not None and math.isfinite(val_k) and early.update(k, val_k, _ParamsAt(blocks, theta)):
+                return "early_stopped", ""
             if rules is not None:
                 seen.step, seen.epoch, seen.loss, seen.lr, seen.elapsed = k, k / per_epoch, loss, lr, elapsed
                 seen.grad_norm = math.sqrt(squares)  # what the rules read of it: zero or not
@@ -258,6 +261,24 @@ class _Block:
         if not all(map(math.isfinite, new)) or (bufs is not None and not all(map(math.isfinite, bufs))):
             return None
         return new, bufs
+
+
+class _ParamsAt:
+    """The parameters at a step of the block, as tensors, made only when asked for (early stopping keeps the best
+    parameters: a copy of each at the steps where the validation loss improved)."""
+
+    def __init__(self, blocks: HostBlocks, theta: list[float]):
+        self.blocks, self.theta = blocks, theta
+
+    def items(self):
+        blocks = self.blocks
+        free = dict(zip(blocks.stepper.trainable, zip(blocks.leaves, blocks._split(self.theta))))
+        for name, value in blocks.fit.params.items():
+            if name in free:
+                leaf, values = free[name]
+                yield name, torch.tensor(values, dtype=leaf.dtype).reshape(leaf.shape)
+            else:
+                yield name, value
 
 
 def _squares(grads: list[float], sizes: list[int]) -> float:
