@@ -18,7 +18,7 @@ import ctypes.util
 import random
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -46,6 +46,7 @@ class Arith:
     rnd: Callable[[float], float]
     mul: Callable[[float, float], float]
     axpy: Callable[[float, float, float], float]
+    adam: bool = False  # whether Adam's other operations (lerp, addcmul, addcdiv, sqrt) were found to agree too
 
 
 _cache: dict[torch.dtype, Arith | None] = {}
@@ -125,5 +126,32 @@ def _probe(dtype: torch.dtype) -> Arith | None:
         if candidate is not None and all(
             out == [candidate.axpy(t[0], alpha, t[2]) for t in group] for group, alpha, out in torch_says
         ):
-            return candidate
+            return replace(candidate, adam=_adam_agrees(candidate, rng))
     return None
+
+
+def _adam_agrees(arith: Arith, rng: random.Random) -> bool:
+    """Whether torch's ``lerp_``, ``mul_``/``addcmul_``, ``sqrt``, division, ``add_`` and ``addcdiv_`` (Adam's
+    update) round as :class:`gradfit.train.host_updates.AdamUpdate` computes them with ``arith``, on tensors of 1
+    and 2 entries (torch's square root is taken by torch: here only its agreement across shapes is asked)."""
+    r, dtype = arith.rnd, arith.dtype
+    w, b2, c2, step_size, root2, eps = 1 - 0.9, 0.999, 1 - 0.999, -0.01 / 0.19, 0.3**0.5, 1e-8
+    for n in (1, 2, 1, 2, 1, 2, 1, 2):
+        m, g, v, p = ([r(rng.uniform(lo, 2.0)) for _ in range(n)] for lo in (-2.0, -2.0, 0.0, -2.0))
+
+        def t(values):
+            return torch.tensor(values, dtype=dtype)
+
+        m2 = t(m).lerp_(t(g), w).tolist()
+        v2 = t(v).mul_(b2).addcmul_(t(g), t(g), value=c2).tolist()
+        roots = t(v2).sqrt().tolist()
+        one_by_one = [t([x]).sqrt().item() for x in v2]
+        denom = (t(roots) / root2).add_(eps)
+        p2 = t(p).addcdiv_(t(m2), denom, value=step_size).tolist()
+        want_m = [arith.axpy(mi, r(w), r(gi - mi)) for mi, gi in zip(m, g)]
+        want_v = [arith.axpy(arith.mul(vi, r(b2)), arith.mul(r(c2), gi), gi) for vi, gi in zip(v, g)]
+        denoms = [r(r(x / r(root2)) + r(eps)) for x in roots]
+        want_p = [r(pi + r(arith.mul(r(step_size), mi) / d)) for pi, mi, d in zip(p, m2, denoms)]
+        if (m2, v2, roots, p2) != (want_m, want_v, one_by_one, want_p):
+            return False
+    return True

@@ -4,10 +4,11 @@ On 100 rows a step's arithmetic is a few dozen flops; what costs is the machiner
 back, torch.optim's call, the history's row. When nothing observes the steps in between (no callback, no
 bounds), :class:`HostBlocks` runs up to :data:`BLOCK_STEPS` steps in one call: the loss and gradient from
 :meth:`gradfit.train.linear_stats.LinearStats.host_sums` (and the validation loss, with early stopping, where the
-validation rows have statistics too), the gradient rounded to the parameters' dtype, torch.optim.SGD's update
-(momentum, dampening and Nesterov included) rounded as torch rounds it (:mod:`gradfit.train.host_arith`), the
-stopping rules and early stopping asked at every step, and the rows, snapshots, parameters and momentum buffers
-written once per block. The numbers are those of stepping one at a time, bit for bit.
+validation rows have statistics too), the gradient rounded to the parameters' dtype, the optimizer's update (SGD
+with momentum, dampening or Nesterov, and Adam: :mod:`gradfit.train.host_updates`) rounded as torch rounds it
+(:mod:`gradfit.train.host_arith`), the stopping rules and early stopping asked at every step, and the rows,
+snapshots, parameters and the optimizer's state written once per block. The numbers are those of stepping one
+at a time, bit for bit. Adam's first step is the loop's own (it makes the optimizer's state).
 
 A block never decides an unusual step: a non-finite loss or gradient, an update that overflows or leaves the
 dtype's range end the block at the top of that step, and the loop's own step takes it (rollback and messages
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from gradfit.train.host_arith import Arith, arithmetic
+from gradfit.train.host_updates import host_update
 from gradfit.train.linear_stats import LinearStats
 from gradfit.train.steppers.gradient import TorchStepper, _hooked
 from gradfit.train.stopping import StepState
@@ -40,8 +42,8 @@ NOT_RUN = "not run"  # HostBlocks.advance: nothing done, take the loop's own ste
 class HostBlocks:
     """The blocks of one fit (``fit``: the loop's :class:`gradfit.train.loop._Fit`); build with :meth:`of`."""
 
-    def __init__(self, fit, arith: list[Arith]):
-        self.fit = fit
+    def __init__(self, fit, arith: list[Arith], update):
+        self.fit, self.update = fit, update
         self.stepper: TorchStepper = fit.stepper
         self.optimizer = self.stepper.optimizer
         self.leaves = self.stepper.leaves
@@ -60,8 +62,7 @@ class HostBlocks:
             or fit.callbacks
             or not isinstance(stepper, TorchStepper)
             or stepper.bounds
-            or type(stepper.optimizer) is not torch.optim.SGD
-            or len(stepper.optimizer.param_groups) != 1
+            or stepper.optimizer is None
             or fit.batches.batch < fit.batches.rows
             or fit.batches.per_epoch != 1
         ):
@@ -72,7 +73,8 @@ class HostBlocks:
             if a is None:
                 return None
             arith.extend([a] * p.numel())
-        return cls(fit, arith)
+        update = host_update(stepper.optimizer, arith)
+        return cls(fit, arith, update) if update is not None else None
 
     def _snapshot_columns(self, fit) -> None:
         """A snapshot row is every entry of every parameter (spec order), fixed ones too: their columns are set
@@ -96,20 +98,11 @@ class HostBlocks:
         return path if isinstance(path, LinearStats) and path.host and path.names == self.stepper.trainable else None
 
     def _group(self) -> dict | None:
-        """The optimizer's settings when its update is one the block computes, else None."""
-        group = self.optimizer.param_groups[0]
-        if (
-            group["weight_decay"] != 0
-            or group["maximize"]
-            or group["foreach"]
-            or group["fused"]
-            or group["differentiable"]
-            or type(group["lr"]) is not float
-            or _hooked(self.optimizer)
-            or self.stepper._step is self.optimizer.step
-        ):
+        """The optimizer's settings when its update is one the block computes (now: a schedule may change them,
+        a hook may have been registered since), else None."""
+        if not self.update.ready() or _hooked(self.optimizer) or self.stepper._step is self.optimizer.step:
             return None
-        return group
+        return self.optimizer.param_groups[0]
 
     def advance(self, fit) -> tuple[str, str] | None | str:
         """Steps from ``fit.state.step`` on, as :meth:`_Fit.advance` would take them: a ``(reason, message)`` that
@@ -153,9 +146,7 @@ class HostBlocks:
                 torch.tensor(values, dtype=p.dtype).reshape(p.shape)
                 for p, values in zip(self.leaves, self._split(block.previous))
             ]
-            if block.bufs is not None and block.bufs[0] is not None:
-                for p, values in zip(self.leaves, self._split(block.bufs)):
-                    self.optimizer.state[p]["momentum_buffer"] = torch.tensor(values, dtype=p.dtype).reshape(p.shape)
+            self.update.write(self.leaves, block.opt_state)
             state.still = block.still
             state.step = block.k
             self.steps += moved
@@ -167,17 +158,6 @@ class HostBlocks:
             at += n
         return out
 
-    def buffers(self) -> list | None:
-        """The momentum buffers as one flat list (None before the first momentum step)."""
-        state = self.optimizer.state
-        bufs = [state[p].get("momentum_buffer") if p in state else None for p in self.leaves]
-        flat: list[float] = []
-        for b in bufs:
-            if b is None:
-                return None
-            flat.extend(b.reshape(-1).tolist())
-        return flat
-
 
 class _Block:
     """One block's running state: the free entries, momentum buffers, rows and snapshots so far."""
@@ -186,7 +166,7 @@ class _Block:
         self.blocks, self.stats, self.val, self.group, self.k = blocks, stats, val, group, k
         self.theta = [v for p in blocks.leaves for v in p.detach().reshape(-1).tolist()]
         self.previous = self.theta
-        self.bufs = blocks.buffers()
+        self.opt_state = blocks.update.read(blocks.leaves)
         self.still = blocks.fit.state.still
         self.rows: list[list] = []
         self.squares: list[float] = []
@@ -229,7 +209,7 @@ class _Block:
                 hit = rules.check(seen)
                 if hit:
                     return hit, ""
-            new, self.bufs = update
+            new, self.opt_state = update
             self.still = self.still + 1 if new == theta else 0
             self.previous, self.theta = theta, new
             if scheduler is not None:
@@ -239,28 +219,16 @@ class _Block:
             self.k = k + 1
         return None
 
-    def _update(self, grads: list[float], lr: float) -> tuple[list[float], list | None] | None:
-        """torch.optim.SGD's update of every free entry (None where it would overflow or leave the finite)."""
-        group, arith = self.group, self.blocks.arith
-        momentum, bufs = group["momentum"], self.bufs
+    def _update(self, grads: list[float], lr: float) -> tuple[list[float], object] | None:
+        """The optimizer's update of every free entry and its state (None where the loop's own step must take it:
+        no state yet, a scalar beyond the dtype's range, a parameter that would leave the finite)."""
         try:
-            alphas = [a.rnd(-lr) for a in arith]
-            if momentum != 0:
-                m = [a.rnd(momentum) for a in arith]
-                damp = [a.rnd(1 - group["dampening"]) for a in arith]
-                if bufs is None:
-                    bufs = list(grads)  # the first momentum step: the buffer is the gradient
-                else:
-                    bufs = [a.axpy(a.mul(b, mi), di, g) for a, b, mi, di, g in zip(arith, bufs, m, damp, grads)]
-                moves = [a.axpy(g, mi, b) for a, g, mi, b in zip(arith, grads, m, bufs)] if group["nesterov"] else bufs
-            else:
-                moves = grads
-            new = [a.axpy(p, al, d) for a, p, al, d in zip(arith, self.theta, alphas, moves)]
+            update = self.blocks.update.step(self.theta, grads, lr, self.opt_state)
         except OverflowError:
             return None
-        if not all(map(math.isfinite, new)) or (bufs is not None and not all(map(math.isfinite, bufs))):
+        if update is None or not all(map(math.isfinite, update[0])):
             return None
-        return new, bufs
+        return update
 
 
 class _ParamsAt:
