@@ -13,8 +13,6 @@ torch's product; ``fmaf`` from the C library gives the fused float32 update).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import random
 import struct
 from collections.abc import Callable
@@ -61,15 +59,27 @@ def arithmetic(dtype: torch.dtype) -> Arith | None:
 
 def _libm_fma(dtype: torch.dtype) -> Callable[[float, float, float], float] | None:
     """The C library's ``fma`` (float64) or ``fmaf`` (float32) as ``f(a, g, p) = a*g + p``, or None."""
-    try:
-        name = ctypes.util.find_library("m")
-        lib = ctypes.CDLL(name) if name else ctypes.CDLL(None)
-        c_type = ctypes.c_double if dtype == torch.float64 else ctypes.c_float
-        fn = lib.fma if dtype == torch.float64 else lib.fmaf
+    import ctypes  # here: only a fit that steps in blocks pays for the import
+
+    c_type = ctypes.c_double if dtype == torch.float64 else ctypes.c_float
+    symbol = "fma" if dtype == torch.float64 else "fmaf"
+    for library in (None, "m"):  # the process's own symbols (Python links the C math library), then libm
+        try:
+            if library is None:
+                lib = ctypes.CDLL(None)
+            else:
+                import ctypes.util
+
+                name = ctypes.util.find_library(library)  # runs ldconfig: only where the first way failed
+                if name is None:
+                    continue
+                lib = ctypes.CDLL(name)
+            fn = getattr(lib, symbol)
+        except (OSError, AttributeError, TypeError):
+            continue
         fn.restype, fn.argtypes = c_type, [c_type, c_type, c_type]
         return fn
-    except (OSError, AttributeError, TypeError):
-        return None
+    return None
 
 
 def _candidates(dtype: torch.dtype) -> tuple[Arith, Arith | None]:

@@ -63,6 +63,7 @@ class HostBlocks:
             or not isinstance(stepper, TorchStepper)
             or stepper.bounds
             or stepper.optimizer is None
+            or not _bound_statistics(fit)
             or fit.batches.batch < fit.batches.rows
             or fit.batches.per_epoch != 1
         ):
@@ -229,6 +230,12 @@ class _Block:
         if update is None or not all(map(math.isfinite, update[0])):
             return None
         return update
+
+
+def _bound_statistics(fit) -> bool:
+    """Whether host statistics were bound to the training rows (before the first step, by gradfit.train.paths)."""
+    x, y, w = fit.train.x, fit.train.y, fit.train.w
+    return any(isinstance(p, LinearStats) and p.host and p.serves(x, y, w) for p in fit.objective._bound)
 
 
 class _ParamsAt:
