@@ -117,9 +117,10 @@ def test_gradient_norm_is_torchs_float64_sum_of_squares_bit_for_bit(dtype):
         for scale in (1e-30, 1.0, 1e15):
             grads = [(torch.randn(s, generator=gen, dtype=torch.float64) * scale).to(dtype) for s in shapes_]
             assert _norm(grads).hex() == oracle(grads).hex(), (shapes_, scale)
-    # A sum of squares whose square root torch rounds other than math.sqrt does (found in a mini-batch fit).
+    # A sum of squares whose square root torch rounded other than math.sqrt does on one machine (found in a
+    # mini-batch fit); the digits torch gives depend on the CPU's sqrt kernel, so the oracle is torch's own.
     grads = [torch.tensor(-0.7170453667640686), torch.tensor(-0.36185169219970703)]
-    assert _norm(grads).hex() == oracle(grads).hex() == "0x1.9b39cdf78b4f9p-1"
+    assert _norm(grads).hex() == oracle(grads).hex()
     assert _norm([torch.tensor([3.0, -4.0])]) == 5.0
     assert math.isinf(_norm([torch.tensor(1e200, dtype=torch.float64), torch.tensor(2.0)]))
     assert math.isnan(_norm([torch.tensor([math.nan, 1.0])])) and math.isnan(_norm([torch.randn(5).div(0.0) * 0]))

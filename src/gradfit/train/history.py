@@ -101,6 +101,38 @@ class HistoryRecorder:
         if self._n > self.max_rows:
             self._thin_rows()
 
+    def add_rows(self, rows: list) -> None:
+        """:meth:`add_row` of each of ``rows`` (``[step, epoch, loss, val_loss, lr, grad_norm, time]``), in order:
+        one write where no row is dropped and the table stays within its cap (a block of steps)."""
+        m = len(rows)
+        if self.row_every != 1 or self._n + m > self.max_rows:
+            for row in rows:
+                self.add_row(*row)
+            return
+        if self._n + m > len(self._table):
+            self._grow_rows(self._n + m)
+        self._table[self._n : self._n + m] = rows
+        self._n += m
+
+    def add_snapshots(self, steps: list[int], values: np.ndarray) -> None:
+        """The snapshot each of ``steps`` would get from :meth:`wants_snapshot` and :meth:`add_snapshot` taken one
+        at a time (``values[i]``: the vector at ``steps[i]``): one write where all are kept within the cap."""
+        m, kept = len(steps), len(self.snap_steps)
+        if self.snapshot_every == 1 and kept + m <= self.max_snapshots:
+            if kept + m > len(self._snaps):
+                size = len(self._snaps)
+                while size < kept + m:
+                    size = min(2 * size, self.max_snapshots + 1)
+                grown = np.empty((size, self._snaps.shape[1]), dtype=np.float64)
+                grown[:kept] = self._snaps[:kept]
+                self._snaps = grown
+            self._snaps[kept : kept + m] = values
+            self.snap_steps.extend(steps)
+            return
+        for step, row in zip(steps, values):
+            if self.wants_snapshot(step):
+                self.add_snapshot(step, row)
+
     def set_last_val(self, val_loss: float) -> None:
         """Fill in a validation loss computed after the row was added."""
         if self._n:
@@ -186,11 +218,18 @@ class HistoryRecorder:
 
     def _append(self, row: tuple) -> None:
         if self._n == len(self._table):
-            grown = np.empty((min(2 * len(self._table), self.max_rows + 1), len(COLUMNS)), dtype=np.float64)
-            grown[: self._n] = self._table[: self._n]
-            self._table = grown
+            self._grow_rows(self._n + 1)
         self._table[self._n] = row
         self._n += 1
+
+    def _grow_rows(self, needed: int) -> None:
+        """Double the row table until it holds ``needed`` rows (never past the cap plus one)."""
+        size = len(self._table)
+        while size < needed:
+            size = min(2 * size, self.max_rows + 1)
+        grown = np.empty((size, len(COLUMNS)), dtype=np.float64)
+        grown[: self._n] = self._table[: self._n]
+        self._table = grown
 
     def _thin_rows(self) -> None:
         # Doubling the interval keeps the rows evenly spaced (steps are multiples of it) and step 0.

@@ -151,7 +151,12 @@ class LinearStats:
 
     def _host_sums(self, params: Mapping[str, Tensor]) -> tuple[float, list[float]]:
         """:meth:`_sums` in Python floats (``host``): the mean loss and ``A d - g``."""
-        d = [v - t for v, t in zip(_entries(params, self.names), self._centre)]
+        return self.host_sums(_entries(params, self.names))
+
+    def host_sums(self, entries: Sequence[float]) -> tuple[float, list[float]]:
+        """The mean loss and ``A d - g`` at the free entries ``entries`` (in :attr:`names` order, row-major within
+        each), in Python floats (``host`` only): a block of steps (gradfit.train.host_steps) calls it per step."""
+        d = [v - t for v, t in zip(entries, self._centre)]
         Ad = [sum(a * e for a, e in zip(row, d)) for row in self._A]
         total = self._c + sum(e * (a - 2.0 * g) for e, a, g in zip(d, Ad, self._g))
         if total > self.overflow:

@@ -30,6 +30,7 @@ from gradfit.train.checkpoint import Checkpointer
 from gradfit.train.checkpoint_schema import check_resumable
 from gradfit.train.config import DEFAULT_STEPS, FitConfig
 from gradfit.train.history import History, HistoryRecorder
+from gradfit.train.host_steps import NOT_RUN, HostBlocks
 from gradfit.train.interrupt import StopRequest
 from gradfit.train.objective import Objective
 from gradfit.train.paths import prepare_paths
@@ -185,6 +186,8 @@ class _Fit:
             model.flat_names(), max_snapshots=config.max_snapshots, snapshot_every=config.snapshot_every
         )
         self.state = LoopState(total=total, started=started)
+        # Steps nothing observes in between, in blocks of Python floats (gradfit.train.host_steps), where they can be.
+        self.blocks = HostBlocks.of(self)
 
     # -- checkpoints -----------------------------------------------------------------------------
 
@@ -243,6 +246,10 @@ class _Fit:
 
     def advance(self) -> tuple[str, str] | None:
         """Step ``state.step``: look, record, ask the rules, then move; a ``(reason, message)`` ends the fit."""
+        if self.blocks is not None:
+            outcome = self.blocks.advance(self)
+            if outcome is not NOT_RUN:
+                return outcome  # type: ignore[return-value]
         state, per_epoch, val = self.state, self.batches.per_epoch, self.val
         k = state.step
         look = self.stepper.look(k, self.batches.take(k))
@@ -391,6 +398,7 @@ class _Fit:
             diagnostics={
                 **self.stepper.diagnostics(notes, state.step, state.still, max(STILL_UPDATES, per_epoch)),
                 "row_pass": self.objective.describe(),
+                **({"host_steps": self.blocks.steps} if self.blocks is not None and self.blocks.steps else {}),
             },
         )
 
