@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -195,3 +196,30 @@ def test_a_landscape_is_the_exact_loss_around_the_run_with_the_others_held(clien
         a, c = grid["a"][j], grid["b"][i]
         want = np.mean((a * x**2 + b * x + c - y) ** 2)
         assert grid["loss"][i][j] == pytest.approx(want, rel=1e-9)
+
+
+def corpus():
+    from test_bad_input_corpus import CORPUS
+
+    return {name: case for name, case in CORPUS.items() if "read" not in case[2]}  # the page sets no read options
+
+
+@pytest.mark.parametrize("name", list(corpus()))
+def test_each_bad_file_of_the_clis_corpus_gets_the_clis_message(tmp_path, name):
+    """Uploaded, then fitted: the message is the one ``gradfit fit`` gives (naming the user's file), from the
+    upload where reading fails, else from the run; never the server's own copy of the file."""
+    from test_bad_input_corpus import _make
+
+    path, options, message = _make(tmp_path, name)
+    with TestClient(create_app(max_upload_bytes=4 * 2**20)) as client:
+        r = upload(client, path.read_bytes(), path.name)
+        if r.status_code != 200:
+            said = r.json()["error"]
+        else:
+            with client.websocket_connect("/api/run") as socket:
+                socket.send_json({**START, "data": r.json()["id"], "model": "linear", **options, "options": {"steps": 3}})
+                _, end, _ = run_to_end(socket)
+            assert end["ok"] is False
+            said = end["message"]
+    assert re.search(message, said), said
+    assert "gradfit-serve" not in said and "internal error" not in said

@@ -267,7 +267,8 @@ class Session:
         self.request, self.table, self.landscapes, self.last_row = request, table, None, None
         self.run_id = secrets.token_hex(6)
         held = bool(message.get("paused", False)) if message is not None else bool(paused)
-        self.run = Run(gradfit.fit, request.model, table.frame, request.fit_arguments(), paused=held).start()
+        arguments = request.fit_arguments()
+        self.run = Run(gradfit.fit, request.model, table.source, arguments, held, table.renamed).start()
         command = request.command(table.name)
         await self.send({"type": "started", "run": self.run_id, "command": command, "paused": held})
         self.pump = asyncio.create_task(self.stream(self.run, self.run_id, table))
@@ -300,6 +301,9 @@ class Session:
             await self.send({"type": "end", "ok": False, "error_kind": end.kind, "message": end.error})
             return
         result = end.result
+        if result.data.get("path") and table.source != table.name:
+            result.data["path"] = table.name  # the file as the user knows it (`gradfit plot` reads it from there)
+        result.message = table.renamed(result.message)
         self.finished[run_id] = (result, table.name)
         while len(self.finished) > KEPT_RUNS:
             self.finished.pop(next(iter(self.finished)))

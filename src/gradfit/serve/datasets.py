@@ -44,6 +44,14 @@ class Table:
     name: str  # what the user knows it by: the uploaded file's name, or builtin:NAME
     frame: Any
     notes: list[str]
+    source: str = ""  # what a fit reads: the server's copy of the file, or builtin:NAME
+
+    def __post_init__(self) -> None:
+        self.source = self.source or self.name
+
+    def renamed(self, text: str) -> str:
+        """``text`` (a message) with the server's copy of the file named as the user knows it."""
+        return text if self.source == self.name else _renamed(text, self.source, self.name)
 
     def summary(self) -> dict[str, Any]:
         """Columns (with which are numeric), the row count and the first rows, for the page."""
@@ -118,7 +126,7 @@ class Datasets:
         except Exception:
             path.unlink(missing_ok=True)
             raise
-        table = Table(id, name, frame, notes)
+        table = Table(id, name, frame, notes, str(path))
         with self._lock:
             self._tables[id] = table
             uploads = [key for key in self._tables if not key.startswith("builtin:")]

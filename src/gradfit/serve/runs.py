@@ -101,10 +101,21 @@ class Run:
         :func:`gradfit.fit` (given, so tests and the server share one import).
     paused : bool
         Start held before the first update (the page's *step* then lets updates through one at a time).
+    renamed : callable
+        Turns a message about ``data`` (a server's copy of an upload) into one about the file the user named.
     """
 
-    def __init__(self, fit: Callable[..., Any], model: Any, data: Any, options: Mapping[str, Any], paused=False):
+    def __init__(
+        self,
+        fit: Callable[..., Any],
+        model: Any,
+        data: Any,
+        options: Mapping[str, Any],
+        paused: bool = False,
+        renamed: Callable[[str], str] = str,
+    ):
         self.fit, self.model, self.data, self.options = fit, model, data, dict(options)
+        self.renamed = renamed  # messages name the data as the user knows it
         self.controls = _Controls(paused=paused)
         self.param_names: list[str] = []
         self.built: Any = None  # the Model the fit built from ``model``, once it has
@@ -130,7 +141,7 @@ class Run:
 
             known = isinstance(err, GradfitError)
             message = str(err) if known else f"internal error: {type(err).__name__}: {err}"
-            self.end = RunEnd(error=message, kind=type(err).__name__)
+            self.end = RunEnd(error=self.renamed(message), kind=type(err).__name__)
 
     def put(self, row: list[float | None]) -> None:
         with self._rows_lock:
