@@ -217,9 +217,26 @@ def test_each_bad_file_of_the_clis_corpus_gets_the_clis_message(tmp_path, name):
             said = r.json()["error"]
         else:
             with client.websocket_connect("/api/run") as socket:
-                socket.send_json({**START, "data": r.json()["id"], "model": "linear", **options, "options": {"steps": 3}})
+                socket.send_json(
+                    {**START, "data": r.json()["id"], "model": "linear", **options, "options": {"steps": 3}}
+                )
                 _, end, _ = run_to_end(socket)
             assert end["ok"] is False
             said = end["message"]
     assert re.search(message, said), said
     assert "gradfit-serve" not in said and "internal error" not in said
+
+
+def test_a_finished_run_offers_its_files_and_its_animation(client):
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json({**START, "options": {"optimizer": "sgd", "lr": 0.1, "steps": 12}})
+        _, end, _ = run_to_end(socket)
+    result = client.get(end["downloads"]["result.json"])
+    assert result.status_code == 200 and result.json()["steps"] == 12
+    assert result.json()["data"]["path"] == "builtin:linear"
+    gif = client.get(end["downloads"]["animation.gif"])
+    assert gif.status_code == 200 and gif.content[:6] == b"GIF89a"
+    html = client.get(end["downloads"]["animation.html"])
+    assert html.status_code == 200 and b"<html" in html.content[:2000].lower()
+    assert client.get(f"/api/runs/{end['run']}/../../etc/passwd").status_code == 404
+    assert client.get(f"/api/runs/{end['run']}/checkpoint.pt").status_code == 404

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import secrets
@@ -54,6 +55,10 @@ SENDS_PER_SECOND = 60
 ROWS_PER_SEND = 5_000
 #: Finished runs kept for their downloads.
 KEPT_RUNS = 16
+#: What a finished run offers: its files as ``gradfit fit`` writes them, and its animation.
+DOWNLOADS = ("result.json", "history.csv", "animation.gif", "animation.html")
+#: Frames of a downloaded animation at most.
+ANIMATION_FRAMES = 60
 
 
 def create_app(max_upload_bytes: int | None = None) -> Starlette:
@@ -107,13 +112,14 @@ def create_app(max_upload_bytes: int | None = None) -> Starlette:
 
     async def download(request: Request) -> Response:
         run_id, name = request.path_params["id"], request.path_params["file"]
-        if run_id not in finished or name not in ("result.json", "history.csv"):
+        if run_id not in finished or name not in DOWNLOADS:
             return _error("No such file: the run is not finished, or is no longer kept.", 404)
         folder = outputs / run_id
-        if not (folder / "result.json").is_file():
-            from gradfit.outputs import save_run
-
-            await asyncio.to_thread(save_run, finished[run_id][0], folder)
+        result, table = finished[run_id]
+        try:
+            await asyncio.to_thread(write_download, result, table, folder, name)
+        except GradfitError as err:
+            return _error(str(err), 400)
         return FileResponse(folder / name, filename=name)
 
     async def run_socket(socket: WebSocket) -> None:
@@ -271,7 +277,17 @@ class Session:
         self.run = Run(gradfit.fit, request.model, table.source, arguments, held, table.renamed).start()
         command = request.command(table.name)
         await self.send({"type": "started", "run": self.run_id, "command": command, "paused": held})
-        self.pump = asyncio.create_task(self.stream(self.run, self.run_id, table))
+        self.pump = asyncio.create_task(self.guarded_stream(self.run, self.run_id, table))
+
+    async def guarded_stream(self, run: Run, run_id: str, table) -> None:
+        """:meth:`stream`, and a failure of its own said to the page as one (a bug: the page must not wait)."""
+        try:
+            await self.stream(run, run_id, table)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            message = f"internal error while streaming the run: {type(err).__name__}: {err}"
+            await self.send({"type": "end", "ok": False, "error_kind": type(err).__name__, "message": message})
 
     async def stream(self, run: Run, run_id: str, table) -> None:
         """Send the run's rows, at most :data:`SENDS_PER_SECOND` messages a second (each with the model's curve
@@ -303,8 +319,9 @@ class Session:
         result = end.result
         if result.data.get("path") and table.source != table.name:
             result.data["path"] = table.name  # the file as the user knows it (`gradfit plot` reads it from there)
-        result.message = table.renamed(result.message)
-        self.finished[run_id] = (result, table.name)
+        if table.renamed(result.message) != result.message:
+            result = dataclasses.replace(result, message=table.renamed(result.message))
+        self.finished[run_id] = (result, table)
         while len(self.finished) > KEPT_RUNS:
             self.finished.pop(next(iter(self.finished)))
         message = end_message(result, run_id, run.dropped)
@@ -352,8 +369,24 @@ def end_message(result, run_id: str, dropped: int) -> dict[str, Any]:
         "params_hex": {name: float(v).hex() for name, v in result.flat_params.items()},
         "last": last,
         "dropped": dropped,
-        "downloads": {name: f"/api/runs/{run_id}/{name}" for name in ("result.json", "history.csv")},
+        "downloads": {name: f"/api/runs/{run_id}/{name}" for name in DOWNLOADS},
     }
+
+
+def write_download(result, table, folder: Path, name: str) -> None:
+    """Write ``name`` of a finished run into ``folder`` (once): the run's files, or its animation (the model's
+    curve moving onto the data, with the loss growing; :class:`gradfit.plots.FitAnimation`)."""
+    if (folder / name).is_file():
+        return
+    if name in ("result.json", "history.csv"):
+        from gradfit.outputs import save_run
+
+        save_run(result, folder)
+        return
+    from gradfit.plots.animate import FitAnimation
+
+    folder.mkdir(parents=True, exist_ok=True)
+    FitAnimation(result, table.frame, max_frames=ANIMATION_FRAMES, show_loss=True).save(folder / name)
 
 
 def final_rows(result, after: int) -> list[list[float | None]]:
