@@ -22,6 +22,7 @@ import torch
 
 from gradfit.problem import ParamView, gradient, hessian
 from gradfit.rowpass import MemoryRows, fold, jacobian_rows, reduce
+from gradfit.train.formula_jacobian import formula_jacobian
 
 
 class NotComputable(Exception):
@@ -45,6 +46,14 @@ class DatasetView(ParamView):
         )
         # The points that count: rows of weight 0 say nothing about the parameters.
         self.n = len(dataset) if self.w is None else int((self.w > 0).sum())
+        # A formula's Jacobian in one pass from its derivative graph (None: autograd's, by ParamView.jacobian).
+        self.formula = formula_jacobian(model, self.names) if getattr(model, "n_outputs", 1) == 1 else None
+
+    def jacobian(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``d f(x; theta) / d theta``, ``(rows, free entries)``: from the formula's derivatives when it has them."""
+        if self.formula is None:
+            return super().jacobian(theta, x)
+        return self.formula(self.params(theta), x)[1]
 
     def rows(self, rows: int) -> MemoryRows:
         """The dataset's rows, ``rows`` at a time, each chunk in float64 (``w`` None for an unweighted dataset)."""

@@ -75,30 +75,32 @@ class LMOptions:
 class ChunkedResiduals:
     """Residuals and their Jacobian over all rows, one chunk at a time, in float64 sums.
 
-    The Jacobian of a chunk comes from plain autograd (:func:`gradfit.jacobian.values_and_jacobian`: one backward pass
-    per parameter through ``g(v) = Jᵀv``, memory ``rows × params``, never ``rows²``). Unlike
-    ``torch.func``'s ``jacrev``/``jacfwd`` and forward-mode AD, it imports neither ``torch._dynamo``
-    nor sympy (together most of a command-line fit's start-up beyond ``import torch``), and it is
-    faster than ``jacfwd`` from 20 to 65,536 rows.
+    The Jacobian of a chunk comes from ``augmented`` when given: ``(p, x, y) -> [J | r]``, the chunk's Jacobian
+    with its residuals as a last column, computed in one pass (a formula's derivative graph,
+    :mod:`gradfit.train.formula_jacobian`). Otherwise from plain autograd
+    (:func:`gradfit.jacobian.values_and_jacobian`: one backward pass per parameter through ``g(v) = Jᵀv``, memory
+    ``rows × params``, never ``rows²``). Unlike ``torch.func``'s ``jacrev``/``jacfwd`` and forward-mode AD, it
+    imports neither ``torch._dynamo`` nor sympy (together most of a command-line fit's start-up beyond
+    ``import torch``), and it is faster than ``jacfwd`` from 20 to 65,536 rows.
 
     With row weights ``w`` (``>= 0``) every residual, and so every row of the Jacobian, is multiplied
     by ``sqrt(wᵢ)``: the weighted least-squares problem is the ordinary one in those residuals.
     """
 
-    def __init__(self, fn: Residuals, x: Tensor, y: Tensor, chunk_size: int | None = None, w: Tensor | None = None):
+    def __init__(
+        self,
+        fn: Residuals,
+        x: Tensor,
+        y: Tensor,
+        chunk_size: int | None = None,
+        w: Tensor | None = None,
+        augmented: Residuals | None = None,
+    ):
         self.fn, self.x, self.y, self.chunk_size = fn, x, y, chunk_rows(chunk_size)
+        self.augmented = augmented
         self.root_w = None if w is None else w.detach().sqrt()
         self.n_fev = 0
         self.n_jev = 0
-
-    def _chunks(self) -> Iterator[tuple[Residuals, Tensor, Tensor]]:
-        """``(residual function of the chunk, x, y)``: the user's, or it times ``sqrt(w)``."""
-        if self._one_chunk:  # the rows themselves: no slices, no row source to build per call
-            yield self._weighted(self.root_w), self.x, self.y
-            return
-        for xc, yc, root in self.rows().chunks():
-            assert yc is not None  # self.y is a Tensor, so every chunk has its targets
-            yield self._weighted(root), xc, yc
 
     @property
     def _one_chunk(self) -> bool:
@@ -122,20 +124,51 @@ class ChunkedResiduals:
         total = reduce(lambda xc, yc, root: (self._weighted(root)(p, xc, yc).double() ** 2).sum(), self.rows())
         return 0.0 if total is None else float(total)
 
+    def _blocks(self, p: Tensor) -> Iterator[tuple[Tensor, float]]:
+        """``([J | r] in float64, ||r||²)`` of each chunk, the residuals weighted."""
+        if self._one_chunk:  # the rows themselves: no slices, no row source to build per call
+            yield self._block(p, self.x, self.y, self.root_w)
+            return
+        for xc, yc, root in self.rows().chunks():
+            assert yc is not None  # self.y is a Tensor, so every chunk has its targets
+            yield self._block(p, xc, yc, root)
+
+    def _block(self, p: Tensor, xc: Tensor, yc: Tensor, root: Tensor | None) -> tuple[Tensor, float]:
+        if self.augmented is None:
+            r, J = values_and_jacobian(lambda q: self._weighted(root)(q, xc, yc), p)
+            return torch.cat([J, r[:, None]], dim=1).double(), float((r.double() ** 2).sum())
+        block = self.augmented(p, xc, yc)
+        if root is not None:
+            block = block * root.to(block.dtype)[:, None]
+        block = block.double()
+        return block, float(block[:, -1].square().sum())
+
     def factor(self, p: Tensor) -> tuple[np.ndarray, np.ndarray, float]:
         """``(R, Qᵀr, ||r||²)`` with ``RᵀR = JᵀJ``, in float64 numpy.
 
-        The QR factorisation of ``[J | r]`` carries ``Qᵀr`` in its last column; each chunk is
-        stacked under the running ``(k+1) × (k+1)`` factor and factorised again.
+        Over several chunks, ``[J | r]ᵀ[J | r]`` is summed in float64 (one matrix product per chunk) and ``R``
+        read from its Cholesky factor, unless ``J``'s columns, scaled to unit norm, have a condition number above
+        :data:`GRAM_CONDITION` (the normal equations square it): then, as in one chunk, the QR factorisation of
+        ``[J | r]`` carries ``Qᵀr`` in its last column; each chunk is stacked under the running
+        ``(k+1) × (k+1)`` factor and factorised again.
         """
         self.n_jev += 1
         k = p.numel()
+        if not self._one_chunk:
+            gram: Tensor | None = None
+            for block, _ in self._blocks(p):
+                gram = block.T @ block if gram is None else gram + block.T @ block
+            assert gram is not None  # more than one chunk
+            out = _gram_factor(gram.cpu().numpy(), k)
+            if out is not None:
+                return out
+        return self._qr_factor(p, k)
+
+    def _qr_factor(self, p: Tensor, k: int) -> tuple[np.ndarray, np.ndarray, float]:
         aug: np.ndarray | Tensor | None = None
         total = 0.0
-        for fn, xc, yc in self._chunks():
-            r, J = self._jacobian(fn, p, xc, yc)
-            total += float((r.double() ** 2).sum())
-            block = torch.cat([J, r[:, None]], dim=1).double()
+        for block, ss in self._blocks(p):
+            total += ss
             if block.device.type == "cpu":
                 assert not isinstance(aug, Tensor)  # every chunk is on the device of self.x, so aug is numpy here
                 rows = block.numpy()
@@ -149,8 +182,29 @@ class ChunkedResiduals:
         aug = np.vstack([aug, np.zeros((k + 1 - aug.shape[0], k + 1))]) if aug.shape[0] < k + 1 else aug
         return aug[:k, :k], aug[:k, k], total
 
-    def _jacobian(self, fn: Residuals, p: Tensor, xc: Tensor, yc: Tensor) -> tuple[Tensor, Tensor]:
-        return values_and_jacobian(lambda q: fn(q, xc, yc), p)
+
+# Above this condition number of the column-scaled Jacobian, R comes from a QR factorisation, not from JᵀJ: the
+# normal equations lose about cond² · 1e-16 of relative precision (here at most 1e-8).
+GRAM_CONDITION = 1e4
+
+
+def _gram_factor(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """``(R, Qᵀr, ||r||²)`` from ``G = [J | r]ᵀ[J | r]``; None when ``J`` is too ill-conditioned, has a zero
+    column or is not finite (the caller then factorises by QR)."""
+    if not np.isfinite(gram).all():
+        return None
+    d = np.sqrt(np.diag(gram)[:k])
+    if k == 0 or not (d > 0).all():
+        return None
+    try:
+        L = np.linalg.cholesky(gram[:k, :k] / np.outer(d, d))
+    except np.linalg.LinAlgError:
+        return None
+    if np.linalg.cond(L) > GRAM_CONDITION:
+        return None
+    R = L.T * d  # RᵀR = D L Lᵀ D = JᵀJ
+    qtr = np.linalg.solve(R.T, gram[:k, k])  # Rᵀ Qᵀr = Jᵀr
+    return R, qtr, float(gram[k, k])
 
 
 @dataclass
