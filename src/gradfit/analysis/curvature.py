@@ -51,9 +51,15 @@ class DatasetView(ParamView):
 
     def jacobian(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``d f(x; theta) / d theta``, ``(rows, free entries)``: from the formula's derivatives when it has them."""
+        return self.values_and_jacobian(theta, x)[1]
+
+    def values_and_jacobian(self, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The predictions, flattened and detached, and their Jacobian: a formula's in one pass."""
         if self.formula is None:
-            return super().jacobian(theta, x)
-        return self.formula(self.params(theta), x)[1]
+            J = super().jacobian(theta, x)
+            with torch.no_grad():
+                return self.predict(theta, x).reshape(-1), J
+        return self.formula(self.params(theta), x)
 
     def rows(self, rows: int) -> MemoryRows:
         """The dataset's rows, ``rows`` at a time, each chunk in float64 (``w`` None for an unweighted dataset)."""
@@ -112,9 +118,8 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
     }
 
     def step(acc, xc, yc, wc):
-        J = problem.jacobian(theta, xc)
-        with torch.no_grad():
-            r = yc - problem.predict(theta, xc).reshape(-1)
+        pred, J = problem.values_and_jacobian(theta, xc)
+        r = yc - pred
         _check_finite(J, r)
         root = None if wc is None else wc.sqrt()
         Jw = J if root is None else root[:, None] * J  # RᵀR = JᵀWJ

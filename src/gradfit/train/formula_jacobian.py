@@ -68,9 +68,9 @@ class FormulaJacobian:
     def __call__(self, params: Mapping[str, Tensor], x: Tensor, extra: int = 0) -> tuple[Tensor, Tensor]:
         """The predictions and the Jacobian at ``params`` for the rows ``x`` (n, len(inputs)), in ``x``'s dtype.
 
-        With ``extra > 0`` the Jacobian comes as the left part of a ``(n, len(free) + extra)`` buffer whose last
-        columns are left unset for the caller (Levenberg-Marquardt writes the residuals there, saving a copy of every
-        column).
+        The Jacobian is column-major (the transpose of a contiguous buffer). With ``extra > 0`` it has
+        ``len(free) + extra`` columns, the last ones left unset for the caller (Levenberg-Marquardt writes the
+        residuals there, saving a copy of every column).
         """
         n, k = x.shape[0], len(self.free)
         with torch.no_grad():
@@ -80,17 +80,18 @@ class FormulaJacobian:
             pred = ctx.tensor(values[self.derivative.root])
             if pred.shape != (n,):
                 pred = pred.broadcast_to((n,))  # a formula without columns: one value for every row
-            buffer = torch.empty(n, k + extra, dtype=x.dtype, device=x.device)
+            # Column-major: each column is one contiguous write, and JᵀJ one matrix product of the buffer with itself.
+            columns = torch.empty(k + extra, n, dtype=x.dtype, device=x.device)
             for j, (number, rows, scalars, plan) in enumerate(self.columns):
                 if number is None:
-                    buffer[:, j] = 0.0
+                    columns[j] = 0.0
                     continue
                 self.derivative.run(values, plan, ctx)
                 column: Tensor | float = number
                 for i in (*scalars, *rows):
                     column = column * values[i]
-                buffer[:, j] = column
-        return pred, buffer
+                columns[j] = column
+        return pred, columns.T
 
 
 def formula_jacobian(model, free: Sequence[str]) -> FormulaJacobian | None:
