@@ -17,7 +17,7 @@ from gradfit.analysis.curvature import DatasetView
 from gradfit.data.dataset import Dataset
 from gradfit.jacobian import values_and_jacobian
 from gradfit.models.formula_model import FormulaModel
-from gradfit.optim.lm import GRAM_CONDITION, ChunkedResiduals, LevenbergMarquardt, _gram_factor
+from gradfit.optim.lm import GRAM_CONDITION, ChunkedResiduals, LevenbergMarquardt, gram_factor
 from gradfit.train.formula_jacobian import formula_jacobian
 
 FORMULA = "a*exp(-b*x) + c + d*x"
@@ -191,7 +191,7 @@ def test_the_factor_from_the_sums_is_the_qr_factor():
     rng = np.random.default_rng(5)
     J, r = rng.standard_normal((500, 4)) * [1.0, 30.0, 0.01, 2.0], rng.standard_normal(500)
     B = augmented(J, r)
-    R, qtr, total = _gram_factor(B.T @ B, 4)
+    R, qtr, total = gram_factor(B.T @ B, 4)
     Rq = np.linalg.qr(B, mode="r")
     np.testing.assert_allclose(R.T @ R, J.T @ J, rtol=1e-12)
     np.testing.assert_allclose(R.T @ qtr, J.T @ r, rtol=1e-11)
@@ -206,13 +206,13 @@ def test_an_ill_conditioned_or_degenerate_jacobian_is_left_to_qr():
     near[:, 2] = J[:, 0] + 1e-6 * rng.standard_normal(300)  # scaled condition number ~ 1e6
     assert np.linalg.cond(near / np.linalg.norm(near, axis=0)) > GRAM_CONDITION
     r = rng.standard_normal(300)
-    assert _gram_factor(augmented(near, r).T @ augmented(near, r), 3) is None
+    assert gram_factor(augmented(near, r).T @ augmented(near, r), 3) is None
     dead = J.copy()
     dead[:, 1] = 0.0
-    assert _gram_factor(augmented(dead, r).T @ augmented(dead, r), 3) is None
+    assert gram_factor(augmented(dead, r).T @ augmented(dead, r), 3) is None
     bad = augmented(J, r)
     bad[4, 0] = np.nan
-    assert _gram_factor(bad.T @ bad, 3) is None
+    assert gram_factor(bad.T @ bad, 3) is None
 
 
 @pytest.mark.parametrize("ill", [False, True])

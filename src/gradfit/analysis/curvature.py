@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gradfit.optim.lm import gram_factor
 from gradfit.problem import ParamView, gradient, hessian
 from gradfit.rowpass import MemoryRows, fold, jacobian_rows, reduce
 from gradfit.train.formula_jacobian import formula_jacobian
@@ -107,6 +108,10 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
         raise NotComputable(
             f"The {loss.name} loss needs one prediction per row; the model has {problem.model.n_outputs}."
         )
+    if method == "jacobian":
+        by_sums = _least_squares_by_sums(problem, n, p)
+        if by_sums is not None:
+            return by_sums
     theta = problem.theta
     zeros = theta.new_zeros
     start = {
@@ -149,6 +154,29 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
         rss,
         meat=None if meat is None else meat.cpu().numpy(),
     )
+
+
+def _least_squares_by_sums(problem, n, p) -> Curvature | None:
+    """Least squares over several chunks: ``R`` from the float64 sums ``[J | r]ᵀ[J | r]`` (one matrix product per
+    chunk, where the QR fold factorises every chunk again), when ``J`` is well conditioned
+    (:func:`gradfit.optim.lm.gram_factor`); None leaves it to the QR fold (one chunk, ill-conditioned, a zero column,
+    or values that are not finite, which the fold reports)."""
+    rows = jacobian_rows(p, chunk_size=problem.chunk_size)
+    if len(problem.dataset) <= rows:
+        return None
+    gram = None
+    for xc, yc, wc in problem.chunks(rows):
+        pred, J = problem.values_and_jacobian(problem.theta, xc)
+        block = torch.cat([J, (yc - pred)[:, None]], dim=1)
+        block = block if wc is None else block * wc.sqrt()[:, None]
+        gram = block.T @ block if gram is None else gram + block.T @ block
+    assert gram is not None  # more rows than one chunk
+    G = gram.cpu().numpy()
+    out = gram_factor(G, p)
+    if out is None:
+        return None
+    R, _, rss = out
+    return Curvature(R, True, 1.0 if problem.absolute else rss / (n - p), G[:p, p].copy(), rss)
 
 
 def _from_hessian(problem, loss, sandwich, n, p) -> Curvature:

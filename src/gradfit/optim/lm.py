@@ -159,7 +159,7 @@ class ChunkedResiduals:
             for block, _ in self._blocks(p):
                 gram = block.T @ block if gram is None else gram + block.T @ block
             assert gram is not None  # more than one chunk
-            out = _gram_factor(gram.cpu().numpy(), k)
+            out = gram_factor(gram.cpu().numpy(), k)
             if out is not None:
                 return out
         return self._qr_factor(p, k)
@@ -188,7 +188,7 @@ class ChunkedResiduals:
 GRAM_CONDITION = 1e4
 
 
-def _gram_factor(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float] | None:
+def gram_factor(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float] | None:
     """``(R, Qᵀr, ||r||²)`` from ``G = [J | r]ᵀ[J | r]``; None when ``J`` is too ill-conditioned, has a zero
     column or is not finite (the caller then factorises by QR)."""
     if not np.isfinite(gram).all():

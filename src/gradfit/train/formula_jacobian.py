@@ -65,6 +65,15 @@ class FormulaJacobian:
             number, rows, scalars = factors
             self.columns.append((number, tuple(rows), tuple(scalars), tuple(derivative.plan([*rows, *scalars], known))))
 
+    def predict(self, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
+        """The predictions alone, ``(n,)``, by the same operations as :meth:`__call__`'s (so the same numbers)."""
+        with torch.no_grad():
+            ctx = _Context(x.dtype, x.device)
+            values = self.derivative.leaves(params, x)
+            self.derivative.run(values, self.forward, ctx)
+            pred = ctx.tensor(values[self.derivative.root])
+        return pred if pred.shape == (x.shape[0],) else pred.broadcast_to((x.shape[0],))
+
     def __call__(self, params: Mapping[str, Tensor], x: Tensor, extra: int = 0) -> tuple[Tensor, Tensor]:
         """The predictions and the Jacobian at ``params`` for the rows ``x`` (n, len(inputs)), in ``x``'s dtype.
 

@@ -69,9 +69,13 @@ class LMStepper:
         self.it: Iteration | None = None  # the last iteration: its tests, held and dead columns
 
     def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.formula is not None:  # scalar parameters only: one entry each, no views to shape
+            return {**self._base, **dict(zip(self.trainable, flat.unbind()))}
         return {**self._base, **unflatten(self._free_specs, flat)}
 
     def _residuals(self, flat, xc, yc):
+        if self.formula is not None:  # the predictions of the graph whose Jacobian LM takes: the same numbers
+            return self.formula.predict(self._unflatten(flat), xc) - yc.reshape(-1)
         return (self.model(self._unflatten(flat), xc) - yc).reshape(-1)
 
     def _augmented(self, flat, xc, yc):
