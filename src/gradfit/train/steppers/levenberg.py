@@ -10,7 +10,10 @@ is its counterpart (λ = 0 is a pure Gauss-Newton step; a large λ a short gradi
 The budget ``steps`` (or ``epochs``: LM is full batch, so they coincide) counts iterations, hence
 Jacobian evaluations. Options: ``optimizer_options={"ftol": ..., "xtol": ..., "gtol": ...,
 "factor": ...}`` (see :class:`gradfit.optim.lm.LMOptions`); ``tol`` sets ``ftol``. Counters
-(Jacobian and residual evaluations, the test that fired) go to ``result.diagnostics["lm"]``.
+(Jacobian and residual evaluations, the test that fired) go to ``result.diagnostics["lm"]``, with ``"jacobian"``:
+where the Jacobians came from. A formula model's come from its derivative graph in one pass
+(:mod:`gradfit.train.formula_jacobian`, ``"formula derivative"``), and its residuals from the same graph; other
+models, and ``row_pass="autograd"``, keep autograd's (``"autograd"``).
 """
 
 from __future__ import annotations
