@@ -251,3 +251,40 @@ def test_the_error_bars_view_takes_the_formulas_jacobian():
     want = values_and_jacobian(lambda t: view.predict(t, x).reshape(-1), view.theta)
     torch.testing.assert_close(pred, want[0], rtol=1e-14, atol=1e-15)
     torch.testing.assert_close(J, want[1], rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("size", [10**6, 64])
+def test_the_sums_kept_from_a_residual_pass_are_the_factor_taken_afresh(size):
+    """sum_squares(p) keeps its pass's sums for factor(p); at another point factor computes its own."""
+    model = FormulaModel(FORMULA, inputs=["x"])
+    fj = formula_jacobian(model, ["a", "b", "c", "d"])
+    data = decay(300, seed=7)
+    x, y = torch.tensor(data["x"])[:, None], torch.tensor(data["y"])
+    w = torch.tensor(data["s"]) ** -2
+
+    def augmented(q, xc, yc):
+        pred, block = fj(dict(zip("abcd", q.unbind())), xc, extra=1)
+        block[:, -1] = pred - yc
+        return block
+
+    def residuals(q, xc, yc):
+        return fj.predict(dict(zip("abcd", q.unbind())), xc) - yc
+
+    def fresh():
+        return ChunkedResiduals(residuals, x, y, chunk_size=size, w=w, augmented=augmented)
+
+    p1 = torch.tensor([2.0, 1.1, 0.4, 0.3], dtype=torch.float64)
+    p2 = torch.tensor([2.2, 1.3, 0.5, 0.2], dtype=torch.float64)
+    res = fresh()
+    ss = res.sum_squares(p1)
+    kept = res.factor(p1)
+    assert (res.n_fev, res.n_jev) == (1, 1)
+    want = fresh().factor(p1)
+    for got, expected in zip(kept, want):
+        np.testing.assert_array_equal(got, expected)
+    assert ss == pytest.approx(want[2], rel=1e-13)
+    r = (residuals(p1, x, y) * w.sqrt()).numpy()
+    assert ss == pytest.approx(float(r @ r), rel=1e-12)
+    res.sum_squares(p2)
+    for got, expected in zip(res.factor(p1), want):
+        np.testing.assert_array_equal(got, expected)

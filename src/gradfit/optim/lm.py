@@ -29,7 +29,7 @@ the largest |cosine| between the residuals and a column of J is below it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,6 +98,7 @@ class ChunkedResiduals:
     ):
         self.fn, self.x, self.y, self.chunk_size = fn, x, y, chunk_rows(chunk_size)
         self.augmented = augmented
+        self._ahead: tuple[tuple, tuple[Tensor | None, Tensor | None, float]] | None = None  # see sum_squares
         self.root_w = None if w is None else w.detach().sqrt()
         self.n_fev = 0
         self.n_jev = 0
@@ -117,12 +118,34 @@ class ChunkedResiduals:
 
     @torch.no_grad()
     def sum_squares(self, p: Tensor) -> float:
-        """``||r(p)||²`` (inf or nan when a residual is not finite)."""
+        """``||r(p)||²`` (inf or nan when a residual is not finite).
+
+        With ``augmented``, the residuals come from the pass that also gives the Jacobian: it is taken, and its
+        chunks' sums kept for :meth:`factor` at the same point, which follows whenever LM accepts the point (most
+        trials), so that point's rows are read once instead of twice.
+        """
         self.n_fev += 1
+        if self.augmented is not None:
+            sums = self._sums(p)
+            self._ahead = (_key(p), sums)
+            return sums[2]
         if self._one_chunk:  # reduce's float64 sum of one chunk's total is that total: the same number, less overhead
             return float((self._weighted(self.root_w)(p, self.x, self.y).double() ** 2).sum())
         total = reduce(lambda xc, yc, root: (self._weighted(root)(p, xc, yc).double() ** 2).sum(), self.rows())
         return 0.0 if total is None else float(total)
+
+    def _sums(self, p: Tensor) -> tuple[Tensor | None, Tensor | None, float]:
+        """``(the block [J | r] of one chunk or None, the float64 sum of [J | r]ᵀ[J | r] over several or None,
+        ||r||²)``."""
+        if self._one_chunk:
+            block, total = self._block(p, self.x, self.y, self.root_w)
+            return block, None, total
+        gram: Tensor | None = None
+        total = 0.0
+        for block, ss in self._blocks(p):
+            gram = block.T @ block if gram is None else gram + block.T @ block
+            total += ss
+        return None, gram, total
 
     def _blocks(self, p: Tensor) -> Iterator[tuple[Tensor, float]]:
         """``([J | r] in float64, ||r||²)`` of each chunk, the residuals weighted."""
@@ -154,20 +177,25 @@ class ChunkedResiduals:
         """
         self.n_jev += 1
         k = p.numel()
-        if not self._one_chunk:
-            gram: Tensor | None = None
-            for block, _ in self._blocks(p):
-                gram = block.T @ block if gram is None else gram + block.T @ block
-            assert gram is not None  # more than one chunk
-            out = gram_factor(gram.cpu().numpy(), k)
-            if out is not None:
-                return out
-        return self._qr_factor(p, k)
+        ahead, self._ahead = self._ahead, None
+        sums = ahead[1] if ahead is not None and ahead[0] == _key(p) else None
+        if sums is None and (self.augmented is not None or not self._one_chunk):
+            sums = self._sums(p)
+        if sums is None:  # one chunk, autograd
+            return self._qr_factor(self._blocks(p), k)
+        block, gram, total = sums
+        if block is not None:
+            return self._qr_factor([(block, total)], k)
+        assert gram is not None  # several chunks
+        out = gram_factor(gram.cpu().numpy(), k)
+        return out if out is not None else self._qr_factor(self._blocks(p), k)
 
-    def _qr_factor(self, p: Tensor, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+    @staticmethod
+    def _qr_factor(blocks: Iterable[tuple[Tensor, float]], k: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(R, Qᵀr, ||r||²)`` by folding each chunk's ``[J | r]`` into a running QR factor."""
         aug: np.ndarray | Tensor | None = None
         total = 0.0
-        for block, ss in self._blocks(p):
+        for block, ss in blocks:
             total += ss
             if block.device.type == "cpu":
                 assert not isinstance(aug, Tensor)  # every chunk is on the device of self.x, so aug is numpy here
@@ -181,6 +209,11 @@ class ChunkedResiduals:
         aug = aug if isinstance(aug, np.ndarray) else aug.cpu().numpy()
         aug = np.vstack([aug, np.zeros((k + 1 - aug.shape[0], k + 1))]) if aug.shape[0] < k + 1 else aug
         return aug[:k, :k], aug[:k, k], total
+
+
+def _key(p: Tensor) -> tuple:
+    """What identifies a point exactly: its dtype and its entries' bytes."""
+    return p.dtype, p.detach().cpu().numpy().tobytes()
 
 
 # Above this condition number of the column-scaled Jacobian, R comes from a QR factorisation, not from JᵀJ: the
