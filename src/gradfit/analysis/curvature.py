@@ -166,8 +166,12 @@ def _least_squares_by_sums(problem, n, p) -> Curvature | None:
         return None
     gram = None
     for xc, yc, wc in problem.chunks(rows):
-        pred, J = problem.values_and_jacobian(problem.theta, xc)
-        block = torch.cat([J, (yc - pred)[:, None]], dim=1)
+        if problem.formula is not None:  # the residuals written beside the columns, no copy of them
+            pred, block = problem.formula(problem.params(problem.theta), xc, extra=1)
+            torch.sub(yc, pred, out=block[:, -1])
+        else:
+            pred, J = problem.values_and_jacobian(problem.theta, xc)
+            block = torch.cat([J, (yc - pred)[:, None]], dim=1)
         block = block if wc is None else block * wc.sqrt()[:, None]
         gram = block.T @ block if gram is None else gram + block.T @ block
     assert gram is not None  # more rows than one chunk
