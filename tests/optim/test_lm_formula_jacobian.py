@@ -288,3 +288,31 @@ def test_the_sums_kept_from_a_residual_pass_are_the_factor_taken_afresh(size):
     res.sum_squares(p2)
     for got, expected in zip(res.factor(p1), want):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("ill", [False, True])
+def test_error_bars_from_summed_chunks_equal_one_chunks(weighted, ill):
+    """Several chunks (JᵀJ summed, or the QR fold when ill-conditioned) give one chunk's covariance, for a formula
+    (one-pass Jacobian) and the same function as a callable (autograd)."""
+    from gradfit.analysis.uncertainty import compute_uncertainty
+    from gradfit.losses import get_loss
+    from gradfit.models.builder import build_model
+
+    data = decay(2000, seed=8)
+    x, y = torch.tensor(data["x"])[:, None], torch.tensor(data["y"])
+    dataset = Dataset(x, y, ("x",), w=torch.tensor(data["s"]) ** -2 if weighted else None)
+    k = 1e-3 if ill else 1.0  # the columns of a and g nearly parallel when ill
+    text = f"a*exp(-b*x) + c + d*x + g*exp(-(b + {k})*x)"
+    point = {"a": 2.0, "b": 1.3, "c": 0.5, "d": 0.2, "g": 0.3}
+    params = {n: torch.tensor(v, dtype=torch.float64) for n, v in point.items()}
+    formula = build_model(text, ("x",))
+    callable_ = build_model(
+        lambda x, a, b, c, d, g: a * torch.exp(-b * x) + c + d * x + g * torch.exp(-(b + k) * x), ("x",)
+    )
+    mse = get_loss("mse")
+    one = compute_uncertainty(formula, mse, dataset, params, chunk_size=10**6)
+    for model in (formula, callable_):
+        many = compute_uncertainty(model, mse, dataset, params, chunk_size=100)
+        np.testing.assert_allclose(many.cov, one.cov, rtol=1e-7 if ill else 1e-10)
+        np.testing.assert_allclose(many.stderr, one.stderr, rtol=1e-7 if ill else 1e-10)
