@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gradfit.optim.lm import gram_factor
 from gradfit.problem import ParamView, gradient, hessian
 from gradfit.rowpass import MemoryRows, fold, jacobian_rows, reduce
+from gradfit.train.formula_jacobian import formula_jacobian
 
 
 class NotComputable(Exception):
@@ -45,6 +47,20 @@ class DatasetView(ParamView):
         )
         # The points that count: rows of weight 0 say nothing about the parameters.
         self.n = len(dataset) if self.w is None else int((self.w > 0).sum())
+        # A formula's Jacobian in one pass from its derivative graph (None: autograd's, by ParamView.jacobian).
+        self.formula = formula_jacobian(model, self.names) if getattr(model, "n_outputs", 1) == 1 else None
+
+    def jacobian(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``d f(x; theta) / d theta``, ``(rows, free entries)``: from the formula's derivatives when it has them."""
+        return self.values_and_jacobian(theta, x)[1]
+
+    def values_and_jacobian(self, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The predictions, flattened and detached, and their Jacobian: a formula's in one pass."""
+        if self.formula is None:
+            J = super().jacobian(theta, x)
+            with torch.no_grad():
+                return self.predict(theta, x).reshape(-1), J
+        return self.formula(self.params(theta), x)
 
     def rows(self, rows: int) -> MemoryRows:
         """The dataset's rows, ``rows`` at a time, each chunk in float64 (``w`` None for an unweighted dataset)."""
@@ -92,6 +108,10 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
         raise NotComputable(
             f"The {loss.name} loss needs one prediction per row; the model has {problem.model.n_outputs}."
         )
+    if method == "jacobian":
+        by_sums = _least_squares_by_sums(problem, n, p)
+        if by_sums is not None:
+            return by_sums
     theta = problem.theta
     zeros = theta.new_zeros
     start = {
@@ -103,9 +123,8 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
     }
 
     def step(acc, xc, yc, wc):
-        J = problem.jacobian(theta, xc)
-        with torch.no_grad():
-            r = yc - problem.predict(theta, xc).reshape(-1)
+        pred, J = problem.values_and_jacobian(theta, xc)
+        r = yc - pred
         _check_finite(J, r)
         root = None if wc is None else wc.sqrt()
         Jw = J if root is None else root[:, None] * J  # RᵀR = JᵀWJ
@@ -135,6 +154,33 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
         rss,
         meat=None if meat is None else meat.cpu().numpy(),
     )
+
+
+def _least_squares_by_sums(problem, n, p) -> Curvature | None:
+    """Least squares over several chunks: ``R`` from the float64 sums ``[J | r]ᵀ[J | r]`` (one matrix product per
+    chunk, where the QR fold factorises every chunk again), when ``J`` is well conditioned
+    (:func:`gradfit.optim.lm.gram_factor`); None leaves it to the QR fold (one chunk, ill-conditioned, a zero column,
+    or values that are not finite, which the fold reports)."""
+    rows = jacobian_rows(p, chunk_size=problem.chunk_size)
+    if len(problem.dataset) <= rows:
+        return None
+    gram = None
+    for xc, yc, wc in problem.chunks(rows):
+        if problem.formula is not None:  # the residuals written beside the columns, no copy of them
+            pred, block = problem.formula(problem.params(problem.theta), xc, extra=1)
+            torch.sub(yc, pred, out=block[:, -1])
+        else:
+            pred, J = problem.values_and_jacobian(problem.theta, xc)
+            block = torch.cat([J, (yc - pred)[:, None]], dim=1)
+        block = block if wc is None else block * wc.sqrt()[:, None]
+        gram = block.T @ block if gram is None else gram + block.T @ block
+    assert gram is not None  # more rows than one chunk
+    G = gram.cpu().numpy()
+    out = gram_factor(G, p)
+    if out is None:
+        return None
+    R, _, rss = out
+    return Curvature(R, True, 1.0 if problem.absolute else rss / (n - p), G[:p, p].copy(), rss)
 
 
 def _from_hessian(problem, loss, sandwich, n, p) -> Curvature:

@@ -90,7 +90,11 @@ def assess(result, model, loss, train, fixed, config):
     if verdict.warning:
         warnings.warn(verdict.warning, GradfitWarning, stacklevel=4)  # assess <- analyse <- fit <- the caller
     result = dataclasses.replace(with_verdict(result, verdict), uncertainty=unc.to_dict())
-    return dataclasses.replace(result, report=report_dict(result, unc, data=train, chunk_size=config.chunk_size))
+    # The statistics follow from the training metrics just computed, unless weighted (the metrics are unweighted):
+    # no second pass over the rows.
+    stored = (result.metrics or {}).get("train")
+    data = None if stored and stored.get("n") and not result.data.get("weights") else train
+    return dataclasses.replace(result, report=report_dict(result, unc, data=data, chunk_size=config.chunk_size))
 
 
 #: What the analysis after the fit adds to a result (what an interruption leaves out).

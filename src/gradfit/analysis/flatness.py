@@ -154,7 +154,7 @@ def _effects(
             return None  # not finite in an earlier chunk
         with torch.no_grad():
             pred = problem.predict(problem.theta, xc)
-        J = cv.jacobian(lambda t: problem.predict(t, xc).reshape(-1), problem.theta)
+        J = problem.jacobian(problem.theta, xc)
         if not (torch.isfinite(pred).all() and torch.isfinite(J).all()):
             return None
         norms, m = acc

@@ -10,7 +10,10 @@ is its counterpart (λ = 0 is a pure Gauss-Newton step; a large λ a short gradi
 The budget ``steps`` (or ``epochs``: LM is full batch, so they coincide) counts iterations, hence
 Jacobian evaluations. Options: ``optimizer_options={"ftol": ..., "xtol": ..., "gtol": ...,
 "factor": ...}`` (see :class:`gradfit.optim.lm.LMOptions`); ``tol`` sets ``ftol``. Counters
-(Jacobian and residual evaluations, the test that fired) go to ``result.diagnostics["lm"]``.
+(Jacobian and residual evaluations, the test that fired) go to ``result.diagnostics["lm"]``, with ``"jacobian"``:
+where the Jacobians came from. A formula model's come from its derivative graph in one pass
+(:mod:`gradfit.train.formula_jacobian`, ``"formula derivative"``), and its residuals from the same graph; other
+models, and ``row_pass="autograd"``, keep autograd's (``"autograd"``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 from gradfit.errors import ConfigError
 from gradfit.optim.lm import TESTS, ChunkedResiduals, Iteration, LevenbergMarquardt, LMOptions
 from gradfit.problem import pack, unflatten
+from gradfit.train.formula_jacobian import FormulaJacobian, formula_jacobian
 from gradfit.train.steppers import Look, StepReport
 
 _OPTIONS = tuple(f.name for f in dataclasses.fields(LMOptions))
@@ -54,17 +58,35 @@ class LMStepper:
         p0 = pack(params, trainable, detach=True) if trainable else torch.zeros(0, dtype=train.y.dtype)
         self.dtype = p0.dtype
         lower, upper = _box(bounds, trainable)
+        # A formula's Jacobian in one pass from its derivative graph; autograd for other models, or when asked.
+        self.formula: FormulaJacobian | None = None
+        if config.row_pass == "auto" and trainable:
+            self.formula = formula_jacobian(model, trainable)
+        augmented = None if self.formula is None else self._augmented
         # residuals times sqrt(w)
-        self.res = ChunkedResiduals(self._residuals, train.x, train.y, config.chunk_size, w=train.w)
+        self.res = ChunkedResiduals(
+            self._residuals, train.x, train.y, config.chunk_size, w=train.w, augmented=augmented
+        )
         self.lm = LevenbergMarquardt(self.res, p0, self.options, lower, upper)
         self.start_loss = self.lm.sum_squares / self.m  # before a resume overwrites the iterate
         self.it: Iteration | None = None  # the last iteration: its tests, held and dead columns
 
     def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.formula is not None:  # scalar parameters only: one entry each, no views to shape
+            return {**self._base, **dict(zip(self.trainable, flat.unbind()))}
         return {**self._base, **unflatten(self._free_specs, flat)}
 
     def _residuals(self, flat, xc, yc):
+        if self.formula is not None:  # the predictions of the graph whose Jacobian LM takes: the same numbers
+            return self.formula.predict(self._unflatten(flat), xc) - yc.reshape(-1)
         return (self.model(self._unflatten(flat), xc) - yc).reshape(-1)
+
+    def _augmented(self, flat, xc, yc):
+        """``[J | r]`` of the rows ``xc`` from the formula's derivative graph, in one buffer."""
+        assert self.formula is not None  # only passed to the residuals when there is one
+        pred, block = self.formula(self._unflatten(flat), xc, extra=1)
+        torch.sub(pred, yc.reshape(-1), out=block[:, -1])
+        return block
 
     # -- a step ----------------------------------------------------------------------------------
 
@@ -141,6 +163,7 @@ class LMStepper:
             "lambda": self.lm.lam,
             "held": [names[j] for j in held],
             "no_effect": [names[j] for j in dead],
+            "jacobian": "autograd" if self.formula is None else self.formula.name,
         }
         return {"lm": counters, **notes}
 
