@@ -274,9 +274,15 @@ def _label(df: pd.DataFrame, p: Path, row_label: str, first_row) -> pd.DataFrame
     return df
 
 
-def _read_builtin(path: str) -> pd.DataFrame:
-    from gradfit.data.synthetic import load_builtin  # imports pandas, which reading a CSV file may not need
+def load_builtin(name: str, **kwargs) -> pd.DataFrame:
+    """:func:`gradfit.data.synthetic.load_builtin`, imported when a built-in dataset is asked for: it imports
+    pandas, which reading a plain CSV file does not need."""
+    from gradfit.data.synthetic import load_builtin as load
 
+    return load(name, **kwargs)
+
+
+def _read_builtin(path: str) -> pd.DataFrame:
     name, _, query = path[len("builtin:") :].partition("?")
     kwargs: dict[str, float] = {}  # int where the text is one
     for key, text in parse_qsl(query, keep_blank_values=True):
