@@ -15,7 +15,6 @@ import csv
 import io
 import math
 import os
-from decimal import Decimal
 
 __all__ = ["SMALL_TABLE_NUMBERS", "format_float", "write_small_numbers_csv"]
 
@@ -31,12 +30,13 @@ def format_float(x: float) -> str:
         return "inf" if x > 0 else "-inf"
     if x == 0.0:
         return "-0" if math.copysign(1.0, x) < 0 else "0"
-    sign, digit_tuple, exponent = Decimal(repr(x)).as_tuple()  # repr: the shortest round-trip digits
-    assert isinstance(exponent, int)  # a finite number
-    digits = "".join(map(str, digit_tuple)).rstrip("0")
-    exponent += len(digit_tuple) - len(digits)  # value = digits * 10**exponent
+    mantissa, _, power = repr(abs(x)).partition("e")  # repr: the shortest round-trip digits
+    whole, _, fraction = mantissa.partition(".")
+    all_digits = (whole + fraction).lstrip("0")  # value = all_digits * 10**(power - len(fraction))
+    digits = all_digits.rstrip("0")
+    exponent = int(power or 0) - len(fraction) + len(all_digits) - len(digits)  # value = digits * 10**exponent
     lead = exponent + len(digits) - 1  # the decimal exponent of the first digit
-    minus = "-" if sign else ""
+    minus = "-" if x < 0 else ""
     if -6 <= lead <= 9:
         if exponent >= 0:
             return minus + digits + "0" * exponent
