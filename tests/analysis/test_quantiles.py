@@ -80,3 +80,20 @@ def test_quantiles_are_odd_about_one_half():
     for dof in (None, 0.5, 1, 2, 3.5, 98, 1e9):
         for p in (0.5 + 1e-10, 0.6, 0.975, 1 - 1e-12):
             assert t_quantile(1.0 - p, dof) == -t_quantile(p, dof)  # 1 - p is exact for p >= 1/2
+
+
+@pytest.mark.parametrize("dof, p", [(0.5, 1e-100), (0.45, 1e-100), (0.05, 1e-12), (0.01, 0.01), (0.2, 1e-12)])
+def test_quantiles_beyond_scipys_range_have_the_cdf_they_invert(dof, p):
+    """scipy's t.ppf stops near 1e153; the CDF (mpmath, 40 digits) at the quantile is p to ~1e-13."""
+    s = t_quantile(p, dof)
+    with mpmath.workdps(40):
+        nu = mpmath.mpf(dof)
+        cdf = mpmath.betainc(nu / 2, mpmath.mpf(1) / 2, 0, nu / (nu + mpmath.mpf(s) ** 2), regularized=True) / 2
+        assert abs(float((cdf - p) / p)) < 1e-12
+    if 1.0 - p < 1.0:  # 1 - 1e-100 is 1.0, whose quantile is inf
+        assert t_quantile(1.0 - p, dof) == -s
+
+
+def test_a_quantile_beyond_the_largest_float_is_infinite():
+    assert t_quantile(1e-12, 0.01) == -math.inf and t_quantile(1 - 1e-12, 0.01) == math.inf
+    assert t_quantile(1e-300, 0.5) == -math.inf

@@ -119,6 +119,8 @@ def _t_upper(q: float, nu: float) -> float:
     if z * z + 10.0 < _CORNISH_FISHER * nu:
         return -_cornish_fisher(z, nu)
     s = _hill(q, nu)
+    if s == math.inf:  # beyond the largest float (dof well below 1, tiny q)
+        return s
     lo, hi = 0.0, math.inf  # a bracket kept by the residual's sign: Newton's step is refused when it leaves it
     log_pdf_const = _log_gamma_half_ratio(0.5 * nu) - 0.5 * math.log(nu) - _LOG_SQRT_PI
     for _ in range(200):
@@ -129,7 +131,7 @@ def _t_upper(q: float, nu: float) -> float:
             lo = max(lo, s)
         else:
             hi = min(hi, s)
-        pdf = math.exp(log_pdf_const - 0.5 * (nu + 1.0) * math.log1p((s / math.sqrt(nu)) ** 2))
+        pdf = math.exp(log_pdf_const - 0.5 * (nu + 1.0) * _log1p_square(s / math.sqrt(nu)))
         new = s + r / pdf if pdf > 0.0 else math.nan
         if not lo < new < hi:  # outside the bracket (or nan): bisect it, or grow it
             new = 0.5 * (lo + hi) if hi < math.inf else 2.0 * max(s, lo, 1.0)
@@ -141,10 +143,10 @@ def _t_upper(q: float, nu: float) -> float:
 
 def _t_residual(s: float, q: float, nu: float) -> float:
     """``P(T <= -s) - q``, accurate relative to ``q`` in the tail and to ``1/2 - q`` near the centre."""
-    r2 = (s / math.sqrt(nu)) ** 2  # s² / nu
+    r = s / math.sqrt(nu)
     # P(T <= -s) = I_x(nu/2, 1/2) / 2 with x = nu / (nu + s²); 1/2 - P = I_y(1/2, nu/2) / 2, y = 1 - x.
-    log_x = -math.log1p(r2) if r2 < 1e300 else -2.0 * math.log(s / math.sqrt(nu))
-    log_y = -math.log1p(1.0 / r2) if r2 > 0.0 else -math.inf
+    log_x = -_log1p_square(r)
+    log_y = -_log1p_square(1.0 / r) if r > 0.0 else -math.inf
     a, b = 0.5 * nu, 0.5
     x = math.exp(log_x)
     if x < (a + 1.0) / (a + b + 2.0):  # the continued fraction for I_x(a, b) converges here
@@ -154,6 +156,11 @@ def _t_residual(s: float, q: float, nu: float) -> float:
         centre = 0.5 * _beta_cf_part(b, a, math.exp(log_y), log_y, log_x)
         lower = 0.5 - centre
     return lower - q if q < 0.25 else (0.5 - q) - centre
+
+
+def _log1p_square(r: float) -> float:
+    """``log(1 + r²)`` for ``r >= 0``, without overflow for huge ``r``."""
+    return math.log1p(r * r) if r < 1e150 else 2.0 * math.log(r)
 
 
 def _beta_cf_part(a: float, b: float, x: float, log_x: float, log_1mx: float) -> float:
@@ -198,9 +205,11 @@ def _log_gamma_half_ratio(a: float) -> float:
 def _hill(q: float, nu: float) -> float:
     """Hill's (1970, CACM algorithm 396) approximation of ``s`` with ``P(|T| >= s) = 2q``: the start."""
     p2 = 2.0 * q
-    a = 1.0 / (nu - 0.5) if nu != 0.5 else 1e300
-    if nu <= 0.5 or not math.isfinite(a):  # outside the algorithm's range: start from the tail's power law
-        return max(1.0, (q * nu * math.sqrt(math.pi)) ** (-1.0 / nu)) if q > 0 else 1.0
+    if nu <= 0.5:  # outside the algorithm's range: the tail's power law P(T <= -s) ~ C s^-nu (inf beyond floats)
+        log_c = _log_gamma_half_ratio(0.5 * nu) - 0.5 * math.log(nu * math.pi) + 0.5 * (nu - 1.0) * math.log(nu)
+        log_s = (log_c - math.log(q)) / nu
+        return math.inf if log_s > 709.0 else max(1.0, math.exp(log_s))
+    a = 1.0 / (nu - 0.5)
     b = 48.0 / (a * a)
     c = ((20700.0 * a / b - 98.0) * a - 16.0) * a + 96.36
     d = ((94.5 / (b + c) - 3.0) / b + 1.0) * math.sqrt(a * math.pi / 2.0) * nu
