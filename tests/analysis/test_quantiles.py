@@ -90,8 +90,8 @@ def test_quantiles_beyond_scipys_range_have_the_cdf_they_invert(dof, p):
         nu = mpmath.mpf(dof)
         cdf = mpmath.betainc(nu / 2, mpmath.mpf(1) / 2, 0, nu / (nu + mpmath.mpf(s) ** 2), regularized=True) / 2
         assert abs(float((cdf - p) / p)) < 1e-12
-    if 1.0 - p < 1.0:  # 1 - 1e-100 is 1.0, whose quantile is inf
-        assert t_quantile(1.0 - p, dof) == -s
+    upper = 1.0 - p  # rounded: its own lower tail is 1 - upper, not p
+    assert t_quantile(upper, dof) == (-t_quantile(1.0 - upper, dof) if upper < 1.0 else math.inf)
 
 
 def test_a_quantile_beyond_the_largest_float_is_infinite():
