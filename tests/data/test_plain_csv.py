@@ -189,3 +189,17 @@ def test_a_fit_of_a_plain_file_is_the_pandas_paths_fit(tmp_path, monkeypatch, op
     slow = gradfit.fit(**kwargs)
     assert fast.flat_params == slow.flat_params and fast.loss == slow.loss
     assert fast.data == slow.data
+
+
+def test_a_weighted_fit_of_a_plain_file_is_the_pandas_paths_fit(tmp_path, monkeypatch):
+    path = tmp_path / "data.csv"
+    rng = np.random.default_rng(4)
+    x, e, s = np.linspace(0, 3, 30).tolist(), rng.standard_normal(30).tolist(), (0.05 + rng.random(30)).tolist()
+    rows = [f"{a!r},{2 * a + 1 + 0.1 * b!r},{c!r}" for a, b, c in zip(x, e, s)]
+    path.write_text("x,y,s\n" + "\n".join(rows) + "\n")
+    assert isinstance(open_data(path)[0], NumberTable)
+    kwargs = dict(model="a*x + b", data=str(path), y="y", x="x", sigma="s", absolute_sigma=True, optimizer="lm")
+    fast = gradfit.fit(**kwargs)
+    _pandas_path(monkeypatch)
+    slow = gradfit.fit(**kwargs)
+    assert fast.flat_params == slow.flat_params and fast.uncertainty == slow.uncertainty and fast.data == slow.data
