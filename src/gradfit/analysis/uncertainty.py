@@ -491,11 +491,11 @@ def _list(a):
 
 
 def _quantile(p: float, dof: float | None) -> float:
-    """The normal (``dof`` None) or Student-t quantile at ``p``: ``scipy.stats``' ``norm.ppf``/``t.ppf``, to the bit.
+    """The normal (``dof`` None) or Student-t quantile at ``p``: ``scipy.stats``' ``norm.ppf``/``t.ppf``, to ~1e-13.
 
-    ``scipy.special`` holds the functions those call; importing ``scipy.stats`` would cost a CLI fit about a second
-    (it loads every distribution), ``scipy.special`` a quarter of that, paid only when intervals are made.
+    Computed in :mod:`gradfit.analysis.quantiles` (pure Python): importing even ``scipy.special`` for this one
+    number cost a command-line fit of a small file a noticeable part of its start-up.
     """
-    from scipy import special
+    from gradfit.analysis.quantiles import t_quantile
 
-    return float(special.ndtri(p)) if dof is None else float(special.stdtrit(dof, p))
+    return t_quantile(p, dof)

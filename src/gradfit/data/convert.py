@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
 from gradfit.data.columns import FrameColumns, Table, column, plural
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import FIRST_ROW_ATTR, NUMBERS_ATTR, ROW_LABEL_ATTR, SOURCE_ATTR, read_table
+from gradfit.data.plain_csv import NumberTable
 from gradfit.data.spelling import suggest
 from gradfit.data.weights import check_values, to_weights, weight_options, weights_column, where_weights
 from gradfit.errors import ConfigError, DataError
+from gradfit.lazy_exports import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: a plain numeric CSV file is read without pandas
+    pd = LazyModule("pandas")
 
 __all__ = ["as_dataset"]
 
@@ -222,6 +229,8 @@ def _check_dtype(dtype) -> torch.dtype:
 def _table(data, x, y, source) -> Table:
     if isinstance(data, (str, os.PathLike)):
         return _from_frame(read_table(data), source, str(data))
+    if isinstance(data, NumberTable):  # before the pandas types: asking about them imports pandas
+        return _from_numbers(data, source)
     if isinstance(data, Dataset):
         cols = {n: data.x[:, i] for i, n in enumerate(data.x_names)}
         y_name = None
@@ -265,6 +274,15 @@ def _from_frame(df: pd.DataFrame, source, default: str) -> Table:
         table.problems.append(
             f"{table.source}: the column name '{name}' appears more than once. Give every column a unique name."
         )
+    return table
+
+
+def _from_numbers(numbers: NumberTable, source) -> Table:
+    """A plain numeric CSV file read without pandas: its columns, named and numbered as :func:`_from_frame` does."""
+    attrs = numbers.attrs
+    table = Table({name: numbers.column(name) for name in numbers.columns}, source or attrs[SOURCE_ATTR])
+    table.row_label, table.first_row = attrs[ROW_LABEL_ATTR], attrs.get(FIRST_ROW_ATTR, 0)
+    table.decimal, table.thousands = attrs.get(NUMBERS_ATTR, (".", None))
     return table
 
 
