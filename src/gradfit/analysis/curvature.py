@@ -35,9 +35,11 @@ class DatasetView(ParamView):
     the dataset's rows, read ``chunk_size`` at a time at most (the fit's ``FitConfig.chunk_size``; None for
     :data:`gradfit.rowpass.CHUNK_ROWS`)."""
 
-    def __init__(self, model, dataset, values: np.ndarray, free: list[int], chunk_size: int | None = None):
+    def __init__(self, model, dataset, values: np.ndarray, free: list[int], chunk_size: int | None = None, sums=None):
         super().__init__(model, torch.tensor(values, dtype=torch.float64, device=dataset.x.device), free)
         self.dataset = dataset
+        self.values = np.asarray(values, dtype=np.float64)
+        self.sums = sums  # the optimizer's sums at its final point (gradfit.optim.lm.PointSums), or None
         self.chunk_size = chunk_size
         self.w = getattr(dataset, "w", None)
         weighting = getattr(dataset, "weighting", None)
@@ -61,6 +63,21 @@ class DatasetView(ParamView):
             with torch.no_grad():
                 return self.predict(theta, x).reshape(-1), J
         return self.formula(self.params(theta), x)
+
+    def kept_sums(self):
+        """The optimizer's :class:`~gradfit.optim.lm.PointSums` when they are those of this problem: the same model
+        and data (the same objects), unweighted, the same free parameters at the same values to the bit, summed in
+        float64. None otherwise (bounds held a parameter, the fit moved on or rolled back, scaled parameters...)."""
+        s = self.sums
+        if s is None or self.w is not None or len(s.source) != 4:
+            return None
+        if any(a is not b for a, b in zip(s.source, (self.model, self.dataset.x, self.dataset.y, None))):
+            return None
+        values = self.values[self.free_index.tolist()]
+        if tuple(self.names) != s.names or values.tobytes() != s.values.tobytes():
+            return None
+        kept = s.gram if s.block is None else s.block
+        return None if kept is None or kept.dtype != torch.float64 else s
 
     def rows(self, rows: int) -> MemoryRows:
         """The dataset's rows, ``rows`` at a time, each chunk in float64 (``w`` None for an unweighted dataset)."""
@@ -109,7 +126,7 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
             f"The {loss.name} loss needs one prediction per row; the model has {problem.model.n_outputs}."
         )
     if method == "jacobian":
-        by_sums = _least_squares_by_sums(problem, n, p)
+        by_sums = _least_squares_kept(problem, n, p) or _least_squares_by_sums(problem, n, p)
         if by_sums is not None:
             return by_sums
     theta = problem.theta
@@ -154,6 +171,31 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
         rss,
         meat=None if meat is None else meat.cpu().numpy(),
     )
+
+
+def _least_squares_kept(problem, n, p) -> Curvature | None:
+    """Least squares from the optimizer's own sums at the fitted point (:meth:`DatasetView.kept_sums`): the curvature
+    the passes below would compute, without reading the rows again. Its residuals are prediction minus target, the
+    negative of these, so the gradient's sign flips. None when there are none, or they are not finite or too
+    ill-conditioned for the normal equations (the passes below then decide, and say why)."""
+    kept = problem.kept_sums()
+    if kept is None:
+        return None
+    scale = lambda rss: 1.0 if problem.absolute else rss / (n - p)  # noqa: E731
+    if kept.block is not None:  # one chunk: [J | r] itself, factorised as the fold would
+        block = kept.block.cpu().numpy()
+        if not np.isfinite(block).all():
+            return None
+        J, r = block[:, :p], block[:, p]
+        # numpy's stubs say QRResult for every mode; mode="r" returns R alone, an array.
+        R1: np.ndarray = np.linalg.qr(J, mode="r")  # type: ignore[assignment]
+        return Curvature(R1, True, scale(kept.total), -(J.T @ r), kept.total)
+    G = kept.gram.cpu().numpy()
+    out = gram_factor(G, p)
+    if out is None:
+        return None
+    R, _, rss = out
+    return Curvature(R, True, scale(rss), -G[:p, p], rss)
 
 
 def _least_squares_by_sums(problem, n, p) -> Curvature | None:

@@ -156,6 +156,7 @@ def compute_uncertainty(
     max_params: int = 500,
     diverged: bool = False,
     chunk_size: int | None = None,
+    sums=None,
 ) -> Uncertainty:
     """Uncertainties of ``params`` for ``model`` under ``loss`` on ``dataset`` (all its rows).
 
@@ -182,6 +183,10 @@ def compute_uncertainty(
     chunk_size : int, optional
         Rows per chunk of the passes over ``dataset`` (the fit's ``FitConfig.chunk_size``; default
         :data:`gradfit.rowpass.CHUNK_ROWS`). A Jacobian chunk has at least ``p + 1`` rows.
+    sums : PointSums, optional
+        Levenberg-Marquardt's sums of ``[J | r]`` at its final point (:class:`gradfit.optim.lm.PointSums`): least
+        squares takes its curvature from them, without a pass over the rows, when they were taken of this model, data
+        and free parameters at exactly these values (else they are ignored).
 
     Examples
     --------
@@ -283,7 +288,7 @@ def compute_uncertainty(
                 f"infinity and the parameters have no finite uncertainty. Add a penalty or more (overlapping) data."
             ),
         )
-    problem = cv.DatasetView(model, dataset, values, free, chunk_size)
+    problem = cv.DatasetView(model, dataset, values, free, chunk_size, sums=sums)
     try:
         curv = cv.curvature(problem, loss, method)
     except cv.NotComputable as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -144,7 +145,9 @@ def as_dataset(
         src = f"{src} ({note})"
         if report is not None:
             report.append(note)
-    X = torch.stack([tensors[n] for n in x_names], dim=1)
+    # One input: the column, already this dataset's own copy, as (n, 1); several: stacked into a new buffer.
+    alone = len(x_names) == 1 and x_names[0] not in (y_name, w_name)
+    X = tensors[x_names[0]][:, None] if alone else torch.stack([tensors[n] for n in x_names], dim=1)
     return Dataset(
         x=X,
         y=tensors[y_name] if y_name else None,
@@ -168,10 +171,13 @@ def _unknown_weights(table: Table, name: str, kind: str) -> str:
 
 def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | None]:
     """Drop the rows with NaN (and say which), or record one problem per column that has any."""
-    missing = {n: torch.isnan(t) for n, t in tensors.items()}
+    # A column whose sum is finite has no NaN (nor inf): one read of it, no mask; the others are looked at closely.
+    missing = {n: torch.isnan(t) for n, t in tensors.items() if not _finite_sum(t)}
     for n, text in table.text_masks.items():  # text was reported already; do not count it twice
         if n in missing:
             missing[n] &= ~text.to(missing[n].device)
+    if drop_nan and not missing:
+        return tensors, None
     if drop_nan:
         gone = torch.stack(list(missing.values())).any(dim=0)
         dropped = gone.nonzero().flatten().tolist()
@@ -189,6 +195,11 @@ def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | N
                 f"(NaN or empty) at {table.where(pos[:5].tolist())}{more}. {_NAN_FIX}"
             )
     return tensors, None
+
+
+def _finite_sum(t: Tensor) -> bool:
+    """Whether ``t`` is a float tensor whose sum is finite, which proves every value of it finite."""
+    return t.is_floating_point() and t.numel() > 0 and math.isfinite(float(t.sum()))
 
 
 def _check_memory(table: Table, used: list[str], dtype: torch.dtype) -> None:

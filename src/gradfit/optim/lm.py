@@ -55,6 +55,25 @@ Residuals = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
+class PointSums:
+    """The float64 sums of ``[J | r]`` that LM took at one point, kept so the error bars after the fit need no
+    second pass over the rows there (:mod:`gradfit.analysis.curvature`).
+
+    ``block`` is ``[J | r]`` itself when the rows were one chunk, else ``gram`` is ``Σ [J | r]ᵀ[J | r]`` over the
+    chunks; ``r`` is prediction minus target (times ``sqrt(w)``), ``total`` its sum of squares. ``source`` holds
+    what the sums were taken of (the model, ``x``, ``y``, ``w``), compared by identity by whoever reuses them, and
+    ``names`` the flat parameters of the columns, at the float64 ``values``.
+    """
+
+    names: tuple[str, ...]
+    values: np.ndarray
+    block: Tensor | None
+    gram: Tensor | None
+    total: float
+    source: tuple
+
+
+@dataclass(frozen=True)
 class LMOptions:
     """Tolerances of :class:`LevenbergMarquardt` (scipy's ``least_squares`` uses 1e-8 for all three).
 
@@ -99,6 +118,7 @@ class ChunkedResiduals:
         self.fn, self.x, self.y, self.chunk_size = fn, x, y, chunk_rows(chunk_size)
         self.augmented = augmented
         self._ahead: tuple[tuple, tuple[Tensor | None, Tensor | None, float]] | None = None  # see sum_squares
+        self._factored: tuple[tuple, tuple[Tensor | None, Tensor | None, float]] | None = None  # see sums_at
         self.root_w = None if w is None else w.detach().sqrt()
         self.n_fev = 0
         self.n_jev = 0
@@ -183,12 +203,22 @@ class ChunkedResiduals:
             sums = self._sums(p)
         if sums is None:  # one chunk, autograd
             return self._qr_factor(self._blocks(p), k)
+        self._factored = (_key(p), sums)
         block, gram, total = sums
         if block is not None:
             return self._qr_factor([(block, total)], k)
         assert gram is not None  # several chunks
         out = gram_factor(gram.cpu().numpy(), k)
         return out if out is not None else self._qr_factor(self._blocks(p), k)
+
+    def sums_at(self, p: Tensor) -> tuple[Tensor | None, Tensor | None, float] | None:
+        """``(block, gram, ||r||²)`` as :meth:`_sums` gives them, when the last factorisation or the last trial
+        was at exactly ``p`` (its dtype and bytes); else None. What the error bars at the final point reuse."""
+        key = _key(p)
+        for kept in (self._ahead, self._factored):
+            if kept is not None and kept[0] == key:
+                return kept[1]
+        return None
 
     @staticmethod
     def _qr_factor(blocks: Iterable[tuple[Tensor, float]], k: int) -> tuple[np.ndarray, np.ndarray, float]:

@@ -70,6 +70,9 @@ class LoopOutput:
     best_step: int | None = None
     diagnostics: dict = field(default_factory=dict)  # optimizer-specific counters, copied into the result
     start_loss: float | None = None  # the mean loss over all training rows at the start (None: not known)
+    # What the stepper summed over the rows at the final parameters (Levenberg-Marquardt's [J | r] sums), for the
+    # error bars to reuse after checking they are at those parameters; None when it holds nothing.
+    sums: object | None = None
 
 
 @dataclass
@@ -395,6 +398,7 @@ class _Fit:
             elapsed=elapsed,
             history=self.recorder.freeze(),
             best_step=best_step,
+            sums=getattr(self.stepper, "final_sums", lambda: None)(),
             diagnostics={
                 **self.stepper.diagnostics(notes, state.step, state.still, max(STILL_UPDATES, per_epoch)),
                 "row_pass": self.objective.describe(),

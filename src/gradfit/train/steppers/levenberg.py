@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from gradfit.errors import ConfigError
-from gradfit.optim.lm import TESTS, ChunkedResiduals, Iteration, LevenbergMarquardt, LMOptions
+from gradfit.optim.lm import TESTS, ChunkedResiduals, Iteration, LevenbergMarquardt, LMOptions, PointSums
 from gradfit.problem import pack, unflatten
 from gradfit.train.formula_jacobian import FormulaJacobian, formula_jacobian
 from gradfit.train.steppers import Look, StepReport
@@ -70,6 +70,7 @@ class LMStepper:
         self.lm = LevenbergMarquardt(self.res, p0, self.options, lower, upper)
         self.start_loss = self.lm.sum_squares / self.m  # before a resume overwrites the iterate
         self.it: Iteration | None = None  # the last iteration: its tests, held and dead columns
+        self._source = (model, train.x, train.y, train.w)
 
     def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.formula is not None:  # scalar parameters only: one entry each, no views to shape
@@ -166,6 +167,19 @@ class LMStepper:
             "jacobian": "autograd" if self.formula is None else self.formula.name,
         }
         return {"lm": counters, **notes}
+
+    def final_sums(self) -> PointSums | None:
+        """The float64 sums of ``[J | r]`` at the current iterate, when the solver holds them (it took them there:
+        the last accepted trial, or the last Jacobian) and they were computed in float64; else None. The error bars
+        reuse them (:mod:`gradfit.analysis.curvature`) after checking they are at the fitted parameters."""
+        if self.dtype != torch.float64 or not self.trainable:
+            return None
+        sums = self.res.sums_at(self.lm.tensor(self.lm.p))
+        if sums is None:
+            return None
+        block, gram, total = sums
+        names = tuple(self._flat_names())
+        return PointSums(names, self.lm.p.copy(), block, gram, total, self._source)
 
     def _flat_names(self) -> list[str]:
         return [n for name in self.trainable for n in self.specs[name].flat_names()]
