@@ -116,7 +116,24 @@ def formula_jacobian(model, free: Sequence[str]) -> FormulaJacobian | None:
         return None
     aggregates = None if model.aggregates is None else tuple(sorted(model.aggregates.items()))
     derivative = _derivative(model.formula, tuple(model.param_names), tuple(model.inputs), aggregates)
-    return None if derivative is None else FormulaJacobian(derivative, free)
+    return None if derivative is None else _jacobian(derivative, tuple(free))
+
+
+# FormulaJacobians by (id of their derivative graph, columns); each entry holds its graph, so the id stays its own.
+_JACOBIANS: dict[tuple[int, tuple[str, ...]], FormulaJacobian] = {}
+
+
+def _jacobian(derivative: FormulaDerivative, free: tuple[str, ...]) -> FormulaJacobian:
+    """One :class:`FormulaJacobian` per derivative graph and columns: it holds only its plans, which every call
+    reads and none changes, and the fit, its error bars and its verdict each ask for it. (The graph holds a
+    mapping, so it cannot be a key of ``functools.lru_cache``: it is looked up by identity.)"""
+    key = (id(derivative), free)
+    found = _JACOBIANS.get(key)
+    if found is None or found.derivative is not derivative:
+        if len(_JACOBIANS) >= 64:
+            _JACOBIANS.clear()
+        found = _JACOBIANS[key] = FormulaJacobian(derivative, free)
+    return found
 
 
 @functools.lru_cache(maxsize=64)

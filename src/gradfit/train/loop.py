@@ -353,7 +353,7 @@ class _Fit:
         if signalled:
             message = _interrupted_message(signalled, state.step, self.checkpoints.saved)
         message = self.stepper.finish(reason, message)
-        final_loss = self._loss(train)
+        final_loss = self._final_loss(train)
         if (
             reason == self.budget_reason
             and state.previous is not None
@@ -405,6 +405,13 @@ class _Fit:
                 **({"host_steps": self.blocks.steps} if self.blocks is not None and self.blocks.steps else {}),
             },
         )
+
+    def _final_loss(self, train) -> float:
+        """The mean training loss at the final parameters: the stepper's own when it has it (Levenberg-Marquardt's
+        sum of squares there, the same number), else a pass over the rows."""
+        known = getattr(self.stepper, "final_loss", None)
+        value = known() if known is not None else None
+        return self._loss(train) if value is None else value
 
     def _loss(self, data) -> float:
         return float(self.objective.value(self.params, data.x, data.y, data.w))

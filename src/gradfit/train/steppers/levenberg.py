@@ -168,6 +168,17 @@ class LMStepper:
         }
         return {"lm": counters, **notes}
 
+    def final_loss(self) -> float | None:
+        """The mse at the parameters as they are now, ``Σ r² / m``, when the solver has it: its iterate is where they
+        are (to the bit), it summed in float64, from a formula's predictions, unweighted: then it is the number a
+        pass of the loss over the rows gives (the same predictions, the same sums). Else None: the loop sums."""
+        if self.formula is None or self.res.root_w is not None or self.dtype != torch.float64 or not self.trainable:
+            return None
+        now = pack(self.params, self.trainable, detach=True).double().cpu().numpy()
+        if now.tobytes() != self.lm.p.tobytes() or not math.isfinite(self.lm.sum_squares):
+            return None
+        return self.lm.sum_squares / self.m
+
     def final_sums(self) -> PointSums | None:
         """The float64 sums of ``[J | r]`` at the current iterate, when the solver holds them (it took them there:
         the last accepted trial, or the last Jacobian) and they were computed in float64; else None. The error bars
