@@ -353,14 +353,16 @@ class LevenbergMarquardt:
         first = self.diag is None
         self.diag = np.where(cnorm > 0, cnorm, 1.0) if self.diag is None else np.maximum(self.diag, cnorm)
         if first:
-            xnorm = float(np.linalg.norm(self.diag * self.p))
+            xnorm = _norm(self.diag * self.p)
             self.delta = self.opt.factor * xnorm if xnorm > 0 else self.opt.factor
         dead = [j for j in range(len(cnorm)) if cnorm[j] <= math.sqrt(EPS) * self.diag[j]]
         held = ((self.p <= self.lower) & (g > 0)) | ((self.p >= self.upper) & (g < 0))
         free = np.flatnonzero(~held)
         it = Iteration(self.sum_squares, g, self.lam, dead=dead, held=np.flatnonzero(held).tolist())
         with np.errstate(divide="ignore", invalid="ignore"):
-            cos = np.nan_to_num(np.abs(g[free]) / (cnorm[free] * fnorm)) if fnorm > 0 else np.zeros(1)
+            # 0/0 (a dead column) counts as orthogonal; x/0 stays inf, above any gtol (nan_to_num's decision, cheaper)
+            cos = np.abs(g[free]) / (cnorm[free] * fnorm) if fnorm > 0 else np.zeros(1)
+            cos[np.isnan(cos)] = 0.0
         if len(free) == 0 or float(cos.max()) <= self.opt.gtol:
             it.test = "gtol"
             return it
@@ -374,7 +376,7 @@ class LevenbergMarquardt:
             trial = np.clip(self.p + full, self.lower, self.upper)
             clipped = not np.array_equal(trial, self.p + full)
             full = trial - self.p
-            pnorm = float(np.linalg.norm(self.diag * full))
+            pnorm = _norm(self.diag * full)
             if first:  # MINPACK: the first step bounds the initial trust radius
                 self.delta = min(self.delta, pnorm)
             ss = self.res.sum_squares(self.tensor(trial))
@@ -382,7 +384,7 @@ class LevenbergMarquardt:
             actred = 1 - (fnorm1 / fnorm) ** 2 if 0.1 * fnorm1 < fnorm else -1.0
             Rp = R @ full
             if not clipped:  # MINPACK's formulas for the damped step, free of cancellation
-                t1, t2 = float(np.linalg.norm(Rp)) / fnorm, math.sqrt(lam) * float(np.linalg.norm(D * step)) / fnorm
+                t1, t2 = _norm(Rp) / fnorm, math.sqrt(lam) * _norm(D * step) / fnorm
                 prered, dirder = t1**2 + 2 * t2**2, -(t1**2 + t2**2)
             else:  # the linear model's reduction along the clipped step
                 prered = -(2 * float(full @ g) + float(Rp @ Rp)) / fnorm**2
@@ -400,7 +402,7 @@ class LevenbergMarquardt:
             accepted = ratio >= 1e-4
             if accepted:
                 it.trial, it.trial_sum_squares = trial, ss
-            xnorm = float(np.linalg.norm(self.diag * (trial if accepted else self.p)))
+            xnorm = _norm(self.diag * (trial if accepted else self.p))
             if abs(actred) <= self.opt.ftol and prered <= self.opt.ftol and 0.5 * ratio <= 1:
                 it.test = "ftol"
             elif self.delta <= self.opt.xtol * xnorm:
@@ -468,6 +470,12 @@ def _vector(value, key: str, size: int) -> np.ndarray:
     return out
 
 
+def _norm(v: np.ndarray) -> float:
+    """``||v||`` of a float64 vector as ``np.linalg.norm`` computes it (the square root of ``v·v``), the same number
+    without its dispatch, which costs more than the product on the few entries of a parameter vector."""
+    return math.sqrt(float(v.dot(v)))
+
+
 def _solve(A: np.ndarray, b: np.ndarray, D: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray | None]:
     """``argmin ||A x + b||² + lam ||D x||²`` and the triangular factor of ``AᵀA + lam D²`` (None if singular)."""
     M = np.vstack([A, math.sqrt(lam) * np.diag(D)]) if lam > 0 else A
@@ -482,7 +490,7 @@ def _solve(A: np.ndarray, b: np.ndarray, D: np.ndarray, lam: float) -> tuple[np.
 def _lmpar(A: np.ndarray, b: np.ndarray, D: np.ndarray, delta: float, par: float) -> tuple[float, np.ndarray]:
     """MINPACK's ``lmpar``: the λ >= 0 whose step has ``||D x||`` within 10% of ``delta`` (or λ = 0 inside it)."""
     x, R0 = _solve(A, b, D, 0.0)
-    dxnorm = float(np.linalg.norm(D * x))
+    dxnorm = _norm(D * x)
     fp = dxnorm - delta
     if fp <= 0.1 * delta:
         return 0.0, x
@@ -490,7 +498,7 @@ def _lmpar(A: np.ndarray, b: np.ndarray, D: np.ndarray, delta: float, par: float
     if R0 is not None:  # Newton's lower bound from the Gauss-Newton step
         w = np.linalg.solve(R0.T, D * (D * x) / dxnorm)
         parl = fp / delta / float(w @ w)
-    gnorm = float(np.linalg.norm((A.T @ b) / D))
+    gnorm = _norm((A.T @ b) / D)
     paru = gnorm / delta if gnorm > 0 else DWARF / min(delta, 0.1)
     par = min(max(par, parl), paru)
     if par == 0:
@@ -499,7 +507,7 @@ def _lmpar(A: np.ndarray, b: np.ndarray, D: np.ndarray, delta: float, par: float
         if par == 0:
             par = max(DWARF, 0.001 * paru)
         x, Rl = _solve(A, b, D, par)
-        dxnorm = float(np.linalg.norm(D * x))
+        dxnorm = _norm(D * x)
         temp, fp = fp, dxnorm - delta
         if abs(fp) <= 0.1 * delta or (parl == 0 and fp <= temp < 0) or i == 9 or Rl is None:
             break
