@@ -36,6 +36,7 @@ singular problem the estimable parameters (orthogonal to the null space) keep th
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import overload
@@ -495,8 +496,11 @@ def _list(a):
     return [None if not math.isfinite(v) else float(v) for v in a] if np.ndim(a) == 1 else [_list(r) for r in a]
 
 
+@functools.lru_cache(maxsize=256)
 def _quantile(p: float, dof: float | None) -> float:
     """The normal (``dof`` None) or Student-t quantile at ``p``: ``scipy.stats``' ``norm.ppf``/``t.ppf``, to ~1e-13.
+
+    Kept per ``(p, dof)``: a function of those numbers alone, and fits of one size ask for the same one again.
 
     Computed in :mod:`gradfit.analysis.quantiles` (pure Python): importing even ``scipy.special`` for this one
     number cost a command-line fit of a small file a noticeable part of its start-up.
