@@ -297,3 +297,33 @@ def test_an_animation_past_the_budget_is_refused_before_a_frame_is_drawn(tmp_pat
         anim.save(tmp_path / name, dpi=20_000)
     assert not list(tmp_path.iterdir())
     assert anim.save(tmp_path / name, dpi=40).exists()
+
+
+def test_a_fit_reads_the_machines_memory_once_and_reads_it_again_later(monkeypatch):
+    import warnings
+
+    import gradfit
+
+    reads: list[float | None] = []
+    original = memory._machine_memory
+
+    def counted():
+        reads.append(original())
+        return reads[-1]
+
+    clock = [1000.0]
+    monkeypatch.setattr(memory.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(memory, "_machine_memory", counted)
+    monkeypatch.setattr(memory, "_held", [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = gradfit.fit("a*x + b", {"x": [0.0, 1, 2, 3], "y": [1.0, 3, 5.1, 7]}, y="y", optimizer="lm")
+    assert r.uncertainty["ok"] and len(reads) == 1  # budgets for the data, the model, the error bars: one read
+    clock[0] += memory.HOLD_SECONDS * 0.99
+    assert memory.machine_memory() == reads[0] and len(reads) == 1
+    clock[0] += memory.HOLD_SECONDS * 0.02  # past the hold: read again (a new limit would be seen)
+    memory.budget()
+    assert len(reads) == 2
+    clock[0] -= 10.0  # a clock that went back does not keep an old value either
+    memory.budget()
+    assert len(reads) == 3

@@ -254,7 +254,7 @@ def fit(
         run_id=run_id,
     )
     # Metrics (before assess: the report shows them), error bars, verdict; skipped, and said so, on Ctrl-C / SIGTERM.
-    result = analyse(result, stop_request, built, loss, train, val, fixed, config, catch_signals)
+    result = analyse(result, stop_request, built, loss, train, val, fixed, config, catch_signals, sums=out.sums)
     for cb in callbacks:
         if hasattr(cb, "on_end"):
             cb.on_end(result)
@@ -356,6 +356,7 @@ class _Problem:
         f = scaling.loss_factor
         return dataclasses.replace(
             out,
+            sums=None,  # taken in the scaled parameters: not the model's own Jacobian
             params=scaling.to_external(out.params),
             loss=out.loss * f,
             start_loss=None if out.start_loss is None else out.start_loss * f,

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["lazy_exports"]
+__all__ = ["LazyModule", "lazy_exports"]
 
 
 def lazy_exports(
@@ -55,3 +55,22 @@ def lazy_exports(
         return sorted(set(vars(sys.modules[package])) | listed)
 
     return __getattr__, __dir__
+
+
+class LazyModule:
+    """A module imported on its first attribute access: ``pd = LazyModule("pandas")`` at a module's top.
+
+    The data readers use pandas for the general case but not for a plain numeric CSV file, and pandas
+    costs a command-line fit about a quarter of a second to import; with this, the modules keep writing
+    ``pd.read_csv(...)`` and pay only when they get there. Type checkers should see the real import
+    (``if TYPE_CHECKING: import pandas as pd``).
+    """
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __repr__(self) -> str:
+        return f"<module {self._name!r}, imported on first use>"

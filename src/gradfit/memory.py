@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -108,8 +109,25 @@ def parse_size(text: str, machine: float | None = None) -> int:
     return int(nbytes)
 
 
+# The machine's memory, as last read: (time.monotonic() then, value). The files behind it (the physical memory, the
+# container's limit) do not change within a call, and a fit asks for the budget several times (data, model, error
+# bars): it is read again only after HOLD_SECONDS. A wrapper scoped to the call would add a frame between the
+# caller and the warnings of gradfit.fit, which name the caller's line.
+HOLD_SECONDS = 1.0
+_held: list[tuple[float, float | None]] = []
+
+
 def machine_memory() -> float | None:
     """This machine's memory in bytes (the container's limit when lower), or None when it cannot be read."""
+    now = time.monotonic()
+    if _held and 0 <= now - _held[0][0] < HOLD_SECONDS:
+        return _held[0][1]
+    value = _machine_memory()
+    _held[:] = [(now, value)]
+    return value
+
+
+def _machine_memory() -> float | None:
     sizes = []
     try:
         sizes.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))

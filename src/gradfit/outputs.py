@@ -33,6 +33,7 @@ from gradfit.atomic_files import remove_stale_temps as _remove_stale_temps
 from gradfit.errors import ConfigError
 from gradfit.input_files import check_inputs_kept
 from gradfit.numbers_csv import write_numbers_csv
+from gradfit.numbers_text import write_small_numbers_csv
 
 if TYPE_CHECKING:  # pragma: no cover
     from gradfit.train.result import FitResult
@@ -236,7 +237,9 @@ def _held():
 
 
 def _write_csv(table, path: Path) -> None:
-    write_numbers_csv(table, path)
+    """A small table in Python, a large one by Arrow (whose import costs a small fit more than its work)."""
+    if not write_small_numbers_csv(table, path):
+        write_numbers_csv(table, path)
 
 
 def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:

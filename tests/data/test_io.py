@@ -201,3 +201,12 @@ def test_errors_are_not_raw_library_exceptions(tmp_path):
         read_table(_write(tmp_path / "r.csv", "a,b\n1,2,3\n"))
     assert "Error tokenizing" not in str(info.value) and info.value.__cause__ is None
     assert os.fspath(tmp_path / "r.csv") in str(info.value)
+
+
+def test_a_decimal_comma_given_for_a_comma_separated_file_is_no_internal_error(tmp_path):
+    """The separator's scoring had no decimal mark left to try (max() of nothing, a ValueError): now the file
+    is read as asked, its fields as text for as_dataset to read or report."""
+    path = _write(tmp_path / "data.csv", "a,b\n1.5,2\n3,4.25\n")
+    df = read_table(path, decimal=",")
+    assert list(df.columns) == ["a", "b"] and len(df) == 2
+    assert df.attrs[io_mod.READ_ATTR]["sep"] == "," and df.attrs[io_mod.READ_ATTR]["decimal"] == ","

@@ -224,8 +224,8 @@ def test_a_fit_on_scaled_parameters_takes_the_fused_pass(curve, kind):
 
 
 def test_levenberg_marquardt_reports_the_autograd_pass_it_takes(curve):
-    """LM takes its Jacobians by autograd and asks the objective for values only, which the fused pass does not
-    compute: the formula's fused pass must not be reported for it."""
+    """LM asks the objective for values only, which the fused pass does not compute: the formula's fused pass must
+    not be reported for it (its Jacobians' source is ``diagnostics["lm"]["jacobian"]``)."""
     r = gradfit.fit(FORMULA, curve, y="y", optimizer="lm", steps=5)
     assert r.diagnostics["row_pass"] == ["autograd"]
 

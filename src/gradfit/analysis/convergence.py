@@ -231,7 +231,7 @@ def _facts(result, uncertainty, model, loss, train, trend, chunk_size: int | Non
         loss_name=str(getattr(loss, "name", "loss")),
         stochastic=stochastic,
         start=None if start is None or not math.isfinite(start) else float(start),
-        baseline=_baseline(loss, train, chunk_size),
+        baseline=_baseline(loss, train, chunk_size, result.metrics),
         final=float(result.loss),
         newton=None if newton is None or not math.isfinite(newton) else float(newton),
         trend=trend,
@@ -255,9 +255,14 @@ def _exact(f: _Facts) -> bool:
     return bool(refs) and f.final <= EXACT.get(f.dtype, 1e-9) * min(refs)
 
 
-def _baseline(loss, train, chunk_size: int | None = None) -> float | None:
+def _baseline(loss, train, chunk_size: int | None = None, metrics: dict | None = None) -> float | None:
+    """The targets' variance (``Σ (y - ȳ)² / n``): from the training metrics' ``tss`` when they cover these rows
+    (the same sum, accumulated by chunks), else by two passes over them."""
     if not getattr(loss, "least_squares", False) or train.y is None or len(train.y) < 2:
         return None
+    stored = (metrics or {}).get("train") or {}
+    if stored.get("n") == len(train.y) and isinstance(stored.get("tss"), float):
+        return stored["tss"] / len(train.y)
     _, m2 = _moments(train.y, chunk_size)
     return float(m2 / len(train.y))
 

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gradfit.optim.lm import gram_factor
 from gradfit.problem import ParamView, gradient, hessian
 from gradfit.rowpass import MemoryRows, fold, jacobian_rows, reduce
+from gradfit.train.formula_jacobian import formula_jacobian
 
 
 class NotComputable(Exception):
@@ -33,9 +35,11 @@ class DatasetView(ParamView):
     the dataset's rows, read ``chunk_size`` at a time at most (the fit's ``FitConfig.chunk_size``; None for
     :data:`gradfit.rowpass.CHUNK_ROWS`)."""
 
-    def __init__(self, model, dataset, values: np.ndarray, free: list[int], chunk_size: int | None = None):
+    def __init__(self, model, dataset, values: np.ndarray, free: list[int], chunk_size: int | None = None, sums=None):
         super().__init__(model, torch.tensor(values, dtype=torch.float64, device=dataset.x.device), free)
         self.dataset = dataset
+        self.values = np.asarray(values, dtype=np.float64)
+        self.sums = sums  # the optimizer's sums at its final point (gradfit.optim.lm.PointSums), or None
         self.chunk_size = chunk_size
         self.w = getattr(dataset, "w", None)
         weighting = getattr(dataset, "weighting", None)
@@ -45,6 +49,35 @@ class DatasetView(ParamView):
         )
         # The points that count: rows of weight 0 say nothing about the parameters.
         self.n = len(dataset) if self.w is None else int((self.w > 0).sum())
+        # A formula's Jacobian in one pass from its derivative graph (None: autograd's, by ParamView.jacobian).
+        self.formula = formula_jacobian(model, self.names) if getattr(model, "n_outputs", 1) == 1 else None
+
+    def jacobian(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``d f(x; theta) / d theta``, ``(rows, free entries)``: from the formula's derivatives when it has them."""
+        return self.values_and_jacobian(theta, x)[1]
+
+    def values_and_jacobian(self, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The predictions, flattened and detached, and their Jacobian: a formula's in one pass."""
+        if self.formula is None:
+            J = super().jacobian(theta, x)
+            with torch.no_grad():
+                return self.predict(theta, x).reshape(-1), J
+        return self.formula(self.params(theta), x)
+
+    def kept_sums(self):
+        """The optimizer's :class:`~gradfit.optim.lm.PointSums` when they are those of this problem: the same model
+        and data (the same objects), unweighted, the same free parameters at the same values to the bit, summed in
+        float64. None otherwise (bounds held a parameter, the fit moved on or rolled back, scaled parameters...)."""
+        s = self.sums
+        if s is None or self.w is not None or len(s.source) != 4:
+            return None
+        if any(a is not b for a, b in zip(s.source, (self.model, self.dataset.x, self.dataset.y, None))):
+            return None
+        values = self.values[self.free_index.tolist()]
+        if tuple(self.names) != s.names or values.tobytes() != s.values.tobytes():
+            return None
+        kept = s.gram if s.block is None else s.block
+        return None if kept is None or kept.dtype != torch.float64 else s
 
     def rows(self, rows: int) -> MemoryRows:
         """The dataset's rows, ``rows`` at a time, each chunk in float64 (``w`` None for an unweighted dataset)."""
@@ -92,6 +125,10 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
         raise NotComputable(
             f"The {loss.name} loss needs one prediction per row; the model has {problem.model.n_outputs}."
         )
+    if method == "jacobian":
+        by_sums = _least_squares_kept(problem, n, p) or _least_squares_by_sums(problem, n, p)
+        if by_sums is not None:
+            return by_sums
     theta = problem.theta
     zeros = theta.new_zeros
     start = {
@@ -103,9 +140,8 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
     }
 
     def step(acc, xc, yc, wc):
-        J = problem.jacobian(theta, xc)
-        with torch.no_grad():
-            r = yc - problem.predict(theta, xc).reshape(-1)
+        pred, J = problem.values_and_jacobian(theta, xc)
+        r = yc - pred
         _check_finite(J, r)
         root = None if wc is None else wc.sqrt()
         Jw = J if root is None else root[:, None] * J  # RᵀR = JᵀWJ
@@ -135,6 +171,58 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
         rss,
         meat=None if meat is None else meat.cpu().numpy(),
     )
+
+
+def _least_squares_kept(problem, n, p) -> Curvature | None:
+    """Least squares from the optimizer's own sums at the fitted point (:meth:`DatasetView.kept_sums`): the curvature
+    the passes below would compute, without reading the rows again. Its residuals are prediction minus target, the
+    negative of these, so the gradient's sign flips. None when there are none, or they are not finite or too
+    ill-conditioned for the normal equations (the passes below then decide, and say why)."""
+    kept = problem.kept_sums()
+    if kept is None:
+        return None
+    scale = lambda rss: 1.0 if problem.absolute else rss / (n - p)  # noqa: E731
+    if kept.block is not None:  # one chunk: [J | r] itself, factorised as the fold would
+        block = kept.block.cpu().numpy()
+        if not np.isfinite(block).all():
+            return None
+        J, r = block[:, :p], block[:, p]
+        # numpy's stubs say QRResult for every mode; mode="r" returns R alone, an array.
+        R1: np.ndarray = np.linalg.qr(J, mode="r")  # type: ignore[assignment]
+        return Curvature(R1, True, scale(kept.total), -(J.T @ r), kept.total)
+    G = kept.gram.cpu().numpy()
+    out = gram_factor(G, p)
+    if out is None:
+        return None
+    R, _, rss = out
+    return Curvature(R, True, scale(rss), -G[:p, p], rss)
+
+
+def _least_squares_by_sums(problem, n, p) -> Curvature | None:
+    """Least squares over several chunks: ``R`` from the float64 sums ``[J | r]ᵀ[J | r]`` (one matrix product per
+    chunk, where the QR fold factorises every chunk again), when ``J`` is well conditioned
+    (:func:`gradfit.optim.lm.gram_factor`); None leaves it to the QR fold (one chunk, ill-conditioned, a zero column,
+    or values that are not finite, which the fold reports)."""
+    rows = jacobian_rows(p, chunk_size=problem.chunk_size)
+    if len(problem.dataset) <= rows:
+        return None
+    gram = None
+    for xc, yc, wc in problem.chunks(rows):
+        if problem.formula is not None:  # the residuals written beside the columns, no copy of them
+            pred, block = problem.formula(problem.params(problem.theta), xc, extra=1)
+            torch.sub(yc, pred, out=block[:, -1])
+        else:
+            pred, J = problem.values_and_jacobian(problem.theta, xc)
+            block = torch.cat([J, (yc - pred)[:, None]], dim=1)
+        block = block if wc is None else block * wc.sqrt()[:, None]
+        gram = block.T @ block if gram is None else gram + block.T @ block
+    assert gram is not None  # more rows than one chunk
+    G = gram.cpu().numpy()
+    out = gram_factor(G, p)
+    if out is None:
+        return None
+    R, _, rss = out
+    return Curvature(R, True, 1.0 if problem.absolute else rss / (n - p), G[:p, p].copy(), rss)
 
 
 def _from_hessian(problem, loss, sandwich, n, p) -> Curvature:

@@ -51,8 +51,11 @@ def check_stability(model, loss, train, params, fixed, config, lr: float | None,
     }
 
 
-def assess(result, model, loss, train, fixed, config):
-    """``result`` with ``uncertainty`` and ``report`` filled in (or the reason they are missing)."""
+def assess(result, model, loss, train, fixed, config, sums=None):
+    """``result`` with ``uncertainty`` and ``report`` filled in (or the reason they are missing).
+
+    ``sums``: what the optimizer summed over the rows at its final point (:class:`gradfit.optim.lm.PointSums`), which
+    the error bars reuse when that point is the fitted one."""
     from gradfit.analysis.convergence import judge, with_verdict
     from gradfit.analysis.report import report_dict
     from gradfit.analysis.uncertainty import BUDGET_REASONS, Uncertainty, compute_uncertainty, loss_trend
@@ -83,6 +86,7 @@ def assess(result, model, loss, train, fixed, config):
                 diverged=result.stop_reason == "diverged",
                 max_params=max(MAX_UNCERTAINTY_PARAMS, n_free) if wanted else MAX_UNCERTAINTY_PARAMS,
                 chunk_size=config.chunk_size,
+                sums=sums,
             )
         except Exception as exc:  # error bars must never fail a fit that succeeded
             unc = Uncertainty.unavailable(result.flat_params, f"Could not be computed: {type(exc).__name__}: {exc}")
@@ -90,20 +94,24 @@ def assess(result, model, loss, train, fixed, config):
     if verdict.warning:
         warnings.warn(verdict.warning, GradfitWarning, stacklevel=4)  # assess <- analyse <- fit <- the caller
     result = dataclasses.replace(with_verdict(result, verdict), uncertainty=unc.to_dict())
-    return dataclasses.replace(result, report=report_dict(result, unc, data=train, chunk_size=config.chunk_size))
+    # The statistics follow from the training metrics just computed, unless weighted (the metrics are unweighted):
+    # no second pass over the rows.
+    stored = (result.metrics or {}).get("train")
+    data = None if stored and stored.get("n") and not result.data.get("weights") else train
+    return dataclasses.replace(result, report=report_dict(result, unc, data=data, chunk_size=config.chunk_size))
 
 
 #: What the analysis after the fit adds to a result (what an interruption leaves out).
 ANALYSIS = ("metrics", "uncertainty", "verdict", "report")
 
 
-def analyse(result, stop, model, loss, train, val, fixed, config, catch_signals: bool = True):
+def analyse(result, stop, model, loss, train, val, fixed, config, catch_signals: bool = True, sums=None):
     """``result`` with its metrics, error bars, verdict and report, unless a signal says to stop.
 
     The analysis loses nothing when thrown away, so it runs as a droppable stage of the interrupt
     window (:mod:`gradfit.train.interrupt`): a first Ctrl-C or SIGTERM during it ends it at once,
     and one that came during the loop (``stop`` is set) skips it. Either way the result says so
-    (:func:`without_analysis`). A second signal is not caught here.
+    (:func:`without_analysis`). A second signal is not caught here. ``sums``: as for :func:`assess`.
     """
     from gradfit.analysis.metrics import with_metrics
     from gradfit.train.interrupt import Interrupted, catch_interrupts
@@ -113,7 +121,7 @@ def analyse(result, stop, model, loss, train, val, fixed, config, catch_signals:
             try:
                 with stop.stage("analysing the fit", droppable=True):
                     measured = with_metrics(result, model, loss, train, val, chunk_size=config.chunk_size)
-                    return assess(measured, model, loss, train, fixed, config)
+                    return assess(measured, model, loss, train, fixed, config, sums)
             except Interrupted as exc:
                 if exc.second:
                     raise

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-import pandas as pd
 import torch
 
 from gradfit.data.convert import as_dataset
@@ -17,6 +16,12 @@ from gradfit.data.fingerprint import dataset_fingerprint
 from gradfit.data.io import read_like, read_table
 from gradfit.data.weights import Weighting
 from gradfit.errors import ConfigError, DataError, GradfitWarning
+from gradfit.lazy_exports import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: the analyses of a fit need chunk_size_of, not pandas
+    pd = LazyModule("pandas")
 
 
 def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:

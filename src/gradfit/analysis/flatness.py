@@ -152,9 +152,7 @@ def _effects(
     def column_norms(acc, xc, _y, _w):
         if acc is None:
             return None  # not finite in an earlier chunk
-        with torch.no_grad():
-            pred = problem.predict(problem.theta, xc)
-        J = cv.jacobian(lambda t: problem.predict(t, xc).reshape(-1), problem.theta)
+        pred, J = problem.values_and_jacobian(problem.theta, xc)  # one pass: a formula's from its derivative graph
         if not (torch.isfinite(pred).all() and torch.isfinite(J).all()):
             return None
         norms, m = acc

@@ -36,6 +36,7 @@ singular problem the estimable parameters (orthogonal to the null space) keep th
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import overload
@@ -156,6 +157,7 @@ def compute_uncertainty(
     max_params: int = 500,
     diverged: bool = False,
     chunk_size: int | None = None,
+    sums=None,
 ) -> Uncertainty:
     """Uncertainties of ``params`` for ``model`` under ``loss`` on ``dataset`` (all its rows).
 
@@ -182,6 +184,10 @@ def compute_uncertainty(
     chunk_size : int, optional
         Rows per chunk of the passes over ``dataset`` (the fit's ``FitConfig.chunk_size``; default
         :data:`gradfit.rowpass.CHUNK_ROWS`). A Jacobian chunk has at least ``p + 1`` rows.
+    sums : PointSums, optional
+        Levenberg-Marquardt's sums of ``[J | r]`` at its final point (:class:`gradfit.optim.lm.PointSums`): least
+        squares takes its curvature from them, without a pass over the rows, when they were taken of this model, data
+        and free parameters at exactly these values (else they are ignored).
 
     Examples
     --------
@@ -283,7 +289,7 @@ def compute_uncertainty(
                 f"infinity and the parameters have no finite uncertainty. Add a penalty or more (overlapping) data."
             ),
         )
-    problem = cv.DatasetView(model, dataset, values, free, chunk_size)
+    problem = cv.DatasetView(model, dataset, values, free, chunk_size, sums=sums)
     try:
         curv = cv.curvature(problem, loss, method)
     except cv.NotComputable as exc:
@@ -490,12 +496,15 @@ def _list(a):
     return [None if not math.isfinite(v) else float(v) for v in a] if np.ndim(a) == 1 else [_list(r) for r in a]
 
 
+@functools.lru_cache(maxsize=256)
 def _quantile(p: float, dof: float | None) -> float:
-    """The normal (``dof`` None) or Student-t quantile at ``p``: ``scipy.stats``' ``norm.ppf``/``t.ppf``, to the bit.
+    """The normal (``dof`` None) or Student-t quantile at ``p``: ``scipy.stats``' ``norm.ppf``/``t.ppf``, to ~1e-13.
 
-    ``scipy.special`` holds the functions those call; importing ``scipy.stats`` would cost a CLI fit about a second
-    (it loads every distribution), ``scipy.special`` a quarter of that, paid only when intervals are made.
+    Kept per ``(p, dof)``: a function of those numbers alone, and fits of one size ask for the same one again.
+
+    Computed in :mod:`gradfit.analysis.quantiles` (pure Python): importing even ``scipy.special`` for this one
+    number cost a command-line fit of a small file a noticeable part of its start-up.
     """
-    from scipy import special
+    from gradfit.analysis.quantiles import t_quantile
 
-    return float(special.ndtri(p)) if dof is None else float(special.stdtrit(dof, p))
+    return t_quantile(p, dof)

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
 from gradfit.data.columns import FrameColumns, Table, column, plural
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import FIRST_ROW_ATTR, NUMBERS_ATTR, ROW_LABEL_ATTR, SOURCE_ATTR, read_table
+from gradfit.data.plain_csv import NumberTable
 from gradfit.data.spelling import suggest
 from gradfit.data.weights import check_values, to_weights, weight_options, weights_column, where_weights
 from gradfit.errors import ConfigError, DataError
+from gradfit.lazy_exports import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: a plain numeric CSV file is read without pandas
+    pd = LazyModule("pandas")
 
 __all__ = ["as_dataset"]
 
@@ -137,7 +145,9 @@ def as_dataset(
         src = f"{src} ({note})"
         if report is not None:
             report.append(note)
-    X = torch.stack([tensors[n] for n in x_names], dim=1)
+    # One input: the column, already this dataset's own copy, as (n, 1); several: stacked into a new buffer.
+    alone = len(x_names) == 1 and x_names[0] not in (y_name, w_name)
+    X = tensors[x_names[0]][:, None] if alone else torch.stack([tensors[n] for n in x_names], dim=1)
     return Dataset(
         x=X,
         y=tensors[y_name] if y_name else None,
@@ -161,10 +171,13 @@ def _unknown_weights(table: Table, name: str, kind: str) -> str:
 
 def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | None]:
     """Drop the rows with NaN (and say which), or record one problem per column that has any."""
-    missing = {n: torch.isnan(t) for n, t in tensors.items()}
+    # A column whose sum is finite has no NaN (nor inf): one read of it, no mask; the others are looked at closely.
+    missing = {n: torch.isnan(t) for n, t in tensors.items() if not _finite_sum(t)}
     for n, text in table.text_masks.items():  # text was reported already; do not count it twice
         if n in missing:
             missing[n] &= ~text.to(missing[n].device)
+    if drop_nan and not missing:
+        return tensors, None
     if drop_nan:
         gone = torch.stack(list(missing.values())).any(dim=0)
         dropped = gone.nonzero().flatten().tolist()
@@ -182,6 +195,11 @@ def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | N
                 f"(NaN or empty) at {table.where(pos[:5].tolist())}{more}. {_NAN_FIX}"
             )
     return tensors, None
+
+
+def _finite_sum(t: Tensor) -> bool:
+    """Whether ``t`` is a float tensor whose sum is finite, which proves every value of it finite."""
+    return t.is_floating_point() and t.numel() > 0 and math.isfinite(float(t.sum()))
 
 
 def _check_memory(table: Table, used: list[str], dtype: torch.dtype) -> None:
@@ -222,6 +240,8 @@ def _check_dtype(dtype) -> torch.dtype:
 def _table(data, x, y, source) -> Table:
     if isinstance(data, (str, os.PathLike)):
         return _from_frame(read_table(data), source, str(data))
+    if isinstance(data, NumberTable):  # before the pandas types: asking about them imports pandas
+        return _from_numbers(data, source)
     if isinstance(data, Dataset):
         cols = {n: data.x[:, i] for i, n in enumerate(data.x_names)}
         y_name = None
@@ -265,6 +285,15 @@ def _from_frame(df: pd.DataFrame, source, default: str) -> Table:
         table.problems.append(
             f"{table.source}: the column name '{name}' appears more than once. Give every column a unique name."
         )
+    return table
+
+
+def _from_numbers(numbers: NumberTable, source) -> Table:
+    """A plain numeric CSV file read without pandas: its columns, named and numbered as :func:`_from_frame` does."""
+    attrs = numbers.attrs
+    table = Table({name: numbers.column(name) for name in numbers.columns}, source or attrs[SOURCE_ATTR])
+    table.row_label, table.first_row = attrs[ROW_LABEL_ATTR], attrs.get(FIRST_ROW_ATTR, 0)
+    table.decimal, table.thousands = attrs.get(NUMBERS_ATTR, (".", None))
     return table
 
 

@@ -13,16 +13,21 @@ import io
 import re
 import warnings
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from gradfit.data.compression import check_compressed, damaged, decompression_errors, open_stream
 from gradfit.data.dialect import SAMPLE_BYTES, Dialect, detect_dialect, split_line
 from gradfit.data.lines import LineNumbers, records
+from gradfit.data.plain_csv import NumberTable, read_plain_csv
 from gradfit.data.read_options import WHITESPACE, sep_name
 from gradfit.data.wide_table import WIDE_COLUMNS, read_numbers
 from gradfit.errors import DataError
+from gradfit.lazy_exports import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: a plain numeric CSV file is read without pandas
+    pd = LazyModule("pandas")
 
 __all__ = ["check_duplicates", "check_rows", "headerless_names", "read_csv"]
 
@@ -37,13 +42,14 @@ def headerless_names(width: int) -> list[str]:
 
 
 def read_csv(
-    p: Path, default_sep: str, compression: str | None, options: dict
-) -> tuple[pd.DataFrame, Dialect, LineNumbers]:
+    p: Path, default_sep: str, compression: str | None, options: dict, plain: bool = False
+) -> tuple[pd.DataFrame | NumberTable, Dialect, LineNumbers]:
     """The table in ``p``, the dialect it was read with and the lines its rows start on.
 
     ``compression`` is the file's compression suffix (``.gz``...) or None; ``options`` are
     :func:`~gradfit.data.read_options.check_read`'s. ``p`` has passed
-    :func:`~gradfit.data.data_file.check_data_file`.
+    :func:`~gradfit.data.data_file.check_data_file`. With ``plain``, a plain numeric CSV file is read
+    without pandas, into a :class:`~gradfit.data.plain_csv.NumberTable`.
     """
     encoding = options["encoding"] or "utf-8"
     header = options["header"]
@@ -64,6 +70,10 @@ def read_csv(
         check_duplicates(p, first)
     numbering = LineNumbers(p, opener, _text_encoding(encoding), None if sep == WHITESPACE else sep, header)
     names = first if header else headerless_names(_widest(lines, sep))
+    if plain and _plain_layout(compression, encoding, header, options, dialect, blank_lead):
+        table = read_plain_csv(p, names)
+        if table is not None:
+            return table, dialect, numbering
     if len(names) > WIDE_COLUMNS and dialect.decimal == "." and dialect.thousands is None and not options["dates"]:
         with _decompressing(p, compression):
             at = blank_lead + (1 if header else 0)
@@ -125,6 +135,18 @@ def read_csv(
     if compression is None and sep != WHITESPACE and df.iloc[:, -1].isna().any() and p.stat().st_size <= _SCAN_LIMIT:
         _check_row_widths(p, opener, sep, len(df.columns), encoding, header)
     return df, dialect, numbering
+
+
+def _plain_layout(compression: str | None, encoding: str, header: bool, options: dict, dialect, lead: int) -> bool:
+    """Whether the file may be read by :func:`~gradfit.data.plain_csv.read_plain_csv`: the layout it reads."""
+    return (
+        compression is None
+        and codecs.lookup(encoding).name == "utf-8"
+        and header
+        and not options["dates"]
+        and (dialect.sep, dialect.decimal, dialect.thousands) == (",", ".", None)
+        and lead == 0
+    )
 
 
 def _opener(p: Path, compression: str | None):

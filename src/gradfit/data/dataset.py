@@ -62,6 +62,8 @@ class Dataset:
     def columns(self, names) -> Dataset:
         """The same rows with only the named input columns, in that order."""
         idx = [self.x_names.index(n) for n in names]
+        if idx == list(range(self.x.shape[1])):  # every column, in order: these rows as they are, no copy of them
+            return replace(self, x_names=tuple(names))
         return replace(self, x=self.x[:, idx], x_names=tuple(names))
 
     def rows(self, index: Tensor) -> Dataset:

@@ -18,13 +18,19 @@ and the user is asked to say.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from gradfit.data.lines import LineNumbers, row_numbers
 from gradfit.data.spelling import suggest
 from gradfit.errors import ConfigError, DataError
+from gradfit.lazy_exports import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: a plain numeric CSV file is read without pandas
+    pd = LazyModule("pandas")
 
 __all__ = ["UNITS", "apply_dates", "check_date_spec", "convert_dates", "datetime_columns", "to_numbers"]
 

@@ -174,5 +174,8 @@ def _numeric_share(lines: list[str], sep: str, decimal: str | None) -> float:
     if not fields:
         return 0.0
     marks = (decimal,) if decimal else (".", ",")
-    best = max(sum(1 for f in fields if _NUMBER[m].match(f)) for m in marks if not (m == "," and sep == ","))
+    # default: a decimal comma given for a comma-separated candidate leaves no mark to try (no numbers)
+    best = max(
+        (sum(1 for f in fields if _NUMBER[m].match(f)) for m in marks if not (m == "," and sep == ",")), default=0
+    )
     return best / len(fields)

@@ -14,16 +14,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
-
-import pandas as pd
 
 from gradfit.data.csv_reader import check_duplicates, check_rows, read_csv
 from gradfit.data.data_file import check_data_file
 from gradfit.data.dates import apply_dates, convert_dates, datetime_columns
+from gradfit.data.plain_csv import NumberTable
 from gradfit.data.read_options import check_read
-from gradfit.data.synthetic import load_builtin
 from gradfit.errors import ConfigError, DataError, GradfitError
+from gradfit.lazy_exports import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: a plain numeric CSV file is read without pandas
+    pd = LazyModule("pandas")
 
 __all__ = ["open_data", "read_like", "read_table"]
 
@@ -113,6 +118,12 @@ def read_table(
             "date_format": date_format,
         }
     )
+    return _read(path, options)
+
+
+def _read(path: str | os.PathLike, options: dict, plain: bool = False):
+    """:func:`read_table` after its options are checked; with ``plain``, a plain numeric CSV file comes back as
+    a :class:`~gradfit.data.plain_csv.NumberTable` (read without pandas), anything else as a DataFrame."""
     if isinstance(path, str) and path.startswith("builtin:"):
         _only_text_options(options, path, "a built-in dataset")
         return _dates(_read_builtin(path), options, {})
@@ -131,7 +142,7 @@ def read_table(
                 f"own columns; decompress the file and give the plain .parquet file."
             )
         return _dates(_label(_read_parquet(p), p, "row", 0), options, {})
-    df, dialect, numbering = read_csv(p, _CSV_SUFFIXES.get(suffix, ","), compression, options)
+    df, dialect, numbering = read_csv(p, _CSV_SUFFIXES.get(suffix, ","), compression, options, plain)
     df = _label(df, p, "line", numbering)
     used = {
         "sep": dialect.sep,
@@ -167,9 +178,12 @@ def open_data(data, read=None) -> tuple[object, str | None, dict, list[str]]:
     """
     options = check_read(read)
     if isinstance(data, (str, os.PathLike)):
-        df = read_table(data, **options)  # first: a path that cannot be resolved (a loop of links) is refused there
+        # first: a path that cannot be resolved (a loop of links) is refused there
+        df = _read(data, check_read(options), plain=True)
         origin = str(data) if str(data).startswith("builtin:") else str(Path(data).resolve())
         used, notes = dict(df.attrs[READ_ATTR]), list(df.attrs[NOTES_ATTR])
+        if isinstance(df, NumberTable):  # numbers only: no datetime columns
+            return df, origin, {"read": used, "read_detected": list(df.attrs[DETECTED_ATTR]), "dates": {}}, notes
         df, auto, auto_notes = _datetime_columns(df, set(used.get("dates", {})))
         if auto:
             used["dates"] = {**used.get("dates", {}), **auto}
@@ -258,6 +272,14 @@ def _dates(df: pd.DataFrame, options: dict, used: dict, notes: list[str] | None 
 def _label(df: pd.DataFrame, p: Path, row_label: str, first_row) -> pd.DataFrame:
     df.attrs.update({SOURCE_ATTR: str(p), ROW_LABEL_ATTR: row_label, FIRST_ROW_ATTR: first_row})
     return df
+
+
+def load_builtin(name: str, **kwargs) -> pd.DataFrame:
+    """:func:`gradfit.data.synthetic.load_builtin`, imported when a built-in dataset is asked for: it imports
+    pandas, which reading a plain CSV file does not need."""
+    from gradfit.data.synthetic import load_builtin as load
+
+    return load(name, **kwargs)
 
 
 def _read_builtin(path: str) -> pd.DataFrame:

@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from gradfit.data.read_options import WHITESPACE
+from gradfit.lazy_exports import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: a plain numeric CSV file is read without pandas
+    pd = LazyModule("pandas")
 
 __all__ = ["WIDE_COLUMNS", "read_numbers"]
 

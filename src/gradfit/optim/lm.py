@@ -29,7 +29,7 @@ the largest |cosine| between the residuals and a column of J is below it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +55,25 @@ Residuals = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
+class PointSums:
+    """The float64 sums of ``[J | r]`` that LM took at one point, kept so the error bars after the fit need no
+    second pass over the rows there (:mod:`gradfit.analysis.curvature`).
+
+    ``block`` is ``[J | r]`` itself when the rows were one chunk, else ``gram`` is ``Σ [J | r]ᵀ[J | r]`` over the
+    chunks; ``r`` is prediction minus target (times ``sqrt(w)``), ``total`` its sum of squares. ``source`` holds
+    what the sums were taken of (the model, ``x``, ``y``, ``w``), compared by identity by whoever reuses them, and
+    ``names`` the flat parameters of the columns, at the float64 ``values``.
+    """
+
+    names: tuple[str, ...]
+    values: np.ndarray
+    block: Tensor | None
+    gram: Tensor | None
+    total: float
+    source: tuple
+
+
+@dataclass(frozen=True)
 class LMOptions:
     """Tolerances of :class:`LevenbergMarquardt` (scipy's ``least_squares`` uses 1e-8 for all three).
 
@@ -75,30 +94,34 @@ class LMOptions:
 class ChunkedResiduals:
     """Residuals and their Jacobian over all rows, one chunk at a time, in float64 sums.
 
-    The Jacobian of a chunk comes from plain autograd (:func:`gradfit.jacobian.values_and_jacobian`: one backward pass
-    per parameter through ``g(v) = Jᵀv``, memory ``rows × params``, never ``rows²``). Unlike
-    ``torch.func``'s ``jacrev``/``jacfwd`` and forward-mode AD, it imports neither ``torch._dynamo``
-    nor sympy (together most of a command-line fit's start-up beyond ``import torch``), and it is
-    faster than ``jacfwd`` from 20 to 65,536 rows.
+    The Jacobian of a chunk comes from ``augmented`` when given: ``(p, x, y) -> [J | r]``, the chunk's Jacobian
+    with its residuals as a last column, computed in one pass (a formula's derivative graph,
+    :mod:`gradfit.train.formula_jacobian`). Otherwise from plain autograd
+    (:func:`gradfit.jacobian.values_and_jacobian`: one backward pass per parameter through ``g(v) = Jᵀv``, memory
+    ``rows × params``, never ``rows²``). Unlike ``torch.func``'s ``jacrev``/``jacfwd`` and forward-mode AD, it
+    imports neither ``torch._dynamo`` nor sympy (together most of a command-line fit's start-up beyond
+    ``import torch``), and it is faster than ``jacfwd`` from 20 to 65,536 rows.
 
     With row weights ``w`` (``>= 0``) every residual, and so every row of the Jacobian, is multiplied
     by ``sqrt(wᵢ)``: the weighted least-squares problem is the ordinary one in those residuals.
     """
 
-    def __init__(self, fn: Residuals, x: Tensor, y: Tensor, chunk_size: int | None = None, w: Tensor | None = None):
+    def __init__(
+        self,
+        fn: Residuals,
+        x: Tensor,
+        y: Tensor,
+        chunk_size: int | None = None,
+        w: Tensor | None = None,
+        augmented: Residuals | None = None,
+    ):
         self.fn, self.x, self.y, self.chunk_size = fn, x, y, chunk_rows(chunk_size)
+        self.augmented = augmented
+        self._ahead: tuple[tuple, tuple[Tensor | None, Tensor | None, float]] | None = None  # see sum_squares
+        self._factored: tuple[tuple, tuple[Tensor | None, Tensor | None, float]] | None = None  # see sums_at
         self.root_w = None if w is None else w.detach().sqrt()
         self.n_fev = 0
         self.n_jev = 0
-
-    def _chunks(self) -> Iterator[tuple[Residuals, Tensor, Tensor]]:
-        """``(residual function of the chunk, x, y)``: the user's, or it times ``sqrt(w)``."""
-        if self._one_chunk:  # the rows themselves: no slices, no row source to build per call
-            yield self._weighted(self.root_w), self.x, self.y
-            return
-        for xc, yc, root in self.rows().chunks():
-            assert yc is not None  # self.y is a Tensor, so every chunk has its targets
-            yield self._weighted(root), xc, yc
 
     @property
     def _one_chunk(self) -> bool:
@@ -115,27 +138,95 @@ class ChunkedResiduals:
 
     @torch.no_grad()
     def sum_squares(self, p: Tensor) -> float:
-        """``||r(p)||²`` (inf or nan when a residual is not finite)."""
+        """``||r(p)||²`` (inf or nan when a residual is not finite).
+
+        With ``augmented``, the residuals come from the pass that also gives the Jacobian: it is taken, and its
+        chunks' sums kept for :meth:`factor` at the same point, which follows whenever LM accepts the point (most
+        trials), so that point's rows are read once instead of twice.
+        """
         self.n_fev += 1
+        if self.augmented is not None:
+            sums = self._sums(p)
+            self._ahead = (_key(p), sums)
+            return sums[2]
         if self._one_chunk:  # reduce's float64 sum of one chunk's total is that total: the same number, less overhead
             return float((self._weighted(self.root_w)(p, self.x, self.y).double() ** 2).sum())
         total = reduce(lambda xc, yc, root: (self._weighted(root)(p, xc, yc).double() ** 2).sum(), self.rows())
         return 0.0 if total is None else float(total)
 
+    def _sums(self, p: Tensor) -> tuple[Tensor | None, Tensor | None, float]:
+        """``(the block [J | r] of one chunk or None, the float64 sum of [J | r]ᵀ[J | r] over several or None,
+        ||r||²)``."""
+        if self._one_chunk:
+            block, total = self._block(p, self.x, self.y, self.root_w)
+            return block, None, total
+        gram: Tensor | None = None
+        total = 0.0
+        for block, ss in self._blocks(p):
+            gram = block.T @ block if gram is None else gram + block.T @ block
+            total += ss
+        return None, gram, total
+
+    def _blocks(self, p: Tensor) -> Iterator[tuple[Tensor, float]]:
+        """``([J | r] in float64, ||r||²)`` of each chunk, the residuals weighted."""
+        if self._one_chunk:  # the rows themselves: no slices, no row source to build per call
+            yield self._block(p, self.x, self.y, self.root_w)
+            return
+        for xc, yc, root in self.rows().chunks():
+            assert yc is not None  # self.y is a Tensor, so every chunk has its targets
+            yield self._block(p, xc, yc, root)
+
+    def _block(self, p: Tensor, xc: Tensor, yc: Tensor, root: Tensor | None) -> tuple[Tensor, float]:
+        if self.augmented is None:
+            r, J = values_and_jacobian(lambda q: self._weighted(root)(q, xc, yc), p)
+            return torch.cat([J, r[:, None]], dim=1).double(), float((r.double() ** 2).sum())
+        block = self.augmented(p, xc, yc)
+        if root is not None:
+            block = block * root.to(block.dtype)[:, None]
+        block = block.double()
+        return block, float(block[:, -1].square().sum())
+
     def factor(self, p: Tensor) -> tuple[np.ndarray, np.ndarray, float]:
         """``(R, Qᵀr, ||r||²)`` with ``RᵀR = JᵀJ``, in float64 numpy.
 
-        The QR factorisation of ``[J | r]`` carries ``Qᵀr`` in its last column; each chunk is
-        stacked under the running ``(k+1) × (k+1)`` factor and factorised again.
+        Over several chunks, ``[J | r]ᵀ[J | r]`` is summed in float64 (one matrix product per chunk) and ``R``
+        read from its Cholesky factor, unless ``J``'s columns, scaled to unit norm, have a condition number above
+        :data:`GRAM_CONDITION` (the normal equations square it): then, as in one chunk, the QR factorisation of
+        ``[J | r]`` carries ``Qᵀr`` in its last column; each chunk is stacked under the running
+        ``(k+1) × (k+1)`` factor and factorised again.
         """
         self.n_jev += 1
         k = p.numel()
+        ahead, self._ahead = self._ahead, None
+        sums = ahead[1] if ahead is not None and ahead[0] == _key(p) else None
+        if sums is None and (self.augmented is not None or not self._one_chunk):
+            sums = self._sums(p)
+        if sums is None:  # one chunk, autograd
+            return self._qr_factor(self._blocks(p), k)
+        self._factored = (_key(p), sums)
+        block, gram, total = sums
+        if block is not None:
+            return self._qr_factor([(block, total)], k)
+        assert gram is not None  # several chunks
+        out = gram_factor(gram.cpu().numpy(), k)
+        return out if out is not None else self._qr_factor(self._blocks(p), k)
+
+    def sums_at(self, p: Tensor) -> tuple[Tensor | None, Tensor | None, float] | None:
+        """``(block, gram, ||r||²)`` as :meth:`_sums` gives them, when the last factorisation or the last trial
+        was at exactly ``p`` (its dtype and bytes); else None. What the error bars at the final point reuse."""
+        key = _key(p)
+        for kept in (self._ahead, self._factored):
+            if kept is not None and kept[0] == key:
+                return kept[1]
+        return None
+
+    @staticmethod
+    def _qr_factor(blocks: Iterable[tuple[Tensor, float]], k: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(R, Qᵀr, ||r||²)`` by folding each chunk's ``[J | r]`` into a running QR factor."""
         aug: np.ndarray | Tensor | None = None
         total = 0.0
-        for fn, xc, yc in self._chunks():
-            r, J = self._jacobian(fn, p, xc, yc)
-            total += float((r.double() ** 2).sum())
-            block = torch.cat([J, r[:, None]], dim=1).double()
+        for block, ss in blocks:
+            total += ss
             if block.device.type == "cpu":
                 assert not isinstance(aug, Tensor)  # every chunk is on the device of self.x, so aug is numpy here
                 rows = block.numpy()
@@ -149,8 +240,34 @@ class ChunkedResiduals:
         aug = np.vstack([aug, np.zeros((k + 1 - aug.shape[0], k + 1))]) if aug.shape[0] < k + 1 else aug
         return aug[:k, :k], aug[:k, k], total
 
-    def _jacobian(self, fn: Residuals, p: Tensor, xc: Tensor, yc: Tensor) -> tuple[Tensor, Tensor]:
-        return values_and_jacobian(lambda q: fn(q, xc, yc), p)
+
+def _key(p: Tensor) -> tuple:
+    """What identifies a point exactly: its dtype and its entries' bytes."""
+    return p.dtype, p.detach().cpu().numpy().tobytes()
+
+
+# Above this condition number of the column-scaled Jacobian, R comes from a QR factorisation, not from JᵀJ: the
+# normal equations lose about cond² · 1e-16 of relative precision (here at most 1e-8).
+GRAM_CONDITION = 1e4
+
+
+def gram_factor(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """``(R, Qᵀr, ||r||²)`` from ``G = [J | r]ᵀ[J | r]``; None when ``J`` is too ill-conditioned, has a zero
+    column or is not finite (the caller then factorises by QR)."""
+    if not np.isfinite(gram).all():
+        return None
+    d = np.sqrt(np.diag(gram)[:k])
+    if k == 0 or not (d > 0).all():
+        return None
+    try:
+        L = np.linalg.cholesky(gram[:k, :k] / np.outer(d, d))
+    except np.linalg.LinAlgError:
+        return None
+    if np.linalg.cond(L) > GRAM_CONDITION:
+        return None
+    R = L.T * d  # RᵀR = D L Lᵀ D = JᵀJ
+    qtr = np.linalg.solve(R.T, gram[:k, k])  # Rᵀ Qᵀr = Jᵀr
+    return R, qtr, float(gram[k, k])
 
 
 @dataclass
@@ -236,14 +353,16 @@ class LevenbergMarquardt:
         first = self.diag is None
         self.diag = np.where(cnorm > 0, cnorm, 1.0) if self.diag is None else np.maximum(self.diag, cnorm)
         if first:
-            xnorm = float(np.linalg.norm(self.diag * self.p))
+            xnorm = _norm(self.diag * self.p)
             self.delta = self.opt.factor * xnorm if xnorm > 0 else self.opt.factor
         dead = [j for j in range(len(cnorm)) if cnorm[j] <= math.sqrt(EPS) * self.diag[j]]
         held = ((self.p <= self.lower) & (g > 0)) | ((self.p >= self.upper) & (g < 0))
         free = np.flatnonzero(~held)
         it = Iteration(self.sum_squares, g, self.lam, dead=dead, held=np.flatnonzero(held).tolist())
         with np.errstate(divide="ignore", invalid="ignore"):
-            cos = np.nan_to_num(np.abs(g[free]) / (cnorm[free] * fnorm)) if fnorm > 0 else np.zeros(1)
+            # 0/0 (a dead column) counts as orthogonal; x/0 stays inf, above any gtol (nan_to_num's decision, cheaper)
+            cos = np.abs(g[free]) / (cnorm[free] * fnorm) if fnorm > 0 else np.zeros(1)
+            cos[np.isnan(cos)] = 0.0
         if len(free) == 0 or float(cos.max()) <= self.opt.gtol:
             it.test = "gtol"
             return it
@@ -257,7 +376,7 @@ class LevenbergMarquardt:
             trial = np.clip(self.p + full, self.lower, self.upper)
             clipped = not np.array_equal(trial, self.p + full)
             full = trial - self.p
-            pnorm = float(np.linalg.norm(self.diag * full))
+            pnorm = _norm(self.diag * full)
             if first:  # MINPACK: the first step bounds the initial trust radius
                 self.delta = min(self.delta, pnorm)
             ss = self.res.sum_squares(self.tensor(trial))
@@ -265,7 +384,7 @@ class LevenbergMarquardt:
             actred = 1 - (fnorm1 / fnorm) ** 2 if 0.1 * fnorm1 < fnorm else -1.0
             Rp = R @ full
             if not clipped:  # MINPACK's formulas for the damped step, free of cancellation
-                t1, t2 = float(np.linalg.norm(Rp)) / fnorm, math.sqrt(lam) * float(np.linalg.norm(D * step)) / fnorm
+                t1, t2 = _norm(Rp) / fnorm, math.sqrt(lam) * _norm(D * step) / fnorm
                 prered, dirder = t1**2 + 2 * t2**2, -(t1**2 + t2**2)
             else:  # the linear model's reduction along the clipped step
                 prered = -(2 * float(full @ g) + float(Rp @ Rp)) / fnorm**2
@@ -283,7 +402,7 @@ class LevenbergMarquardt:
             accepted = ratio >= 1e-4
             if accepted:
                 it.trial, it.trial_sum_squares = trial, ss
-            xnorm = float(np.linalg.norm(self.diag * (trial if accepted else self.p)))
+            xnorm = _norm(self.diag * (trial if accepted else self.p))
             if abs(actred) <= self.opt.ftol and prered <= self.opt.ftol and 0.5 * ratio <= 1:
                 it.test = "ftol"
             elif self.delta <= self.opt.xtol * xnorm:
@@ -351,6 +470,12 @@ def _vector(value, key: str, size: int) -> np.ndarray:
     return out
 
 
+def _norm(v: np.ndarray) -> float:
+    """``||v||`` of a float64 vector as ``np.linalg.norm`` computes it (the square root of ``v·v``), the same number
+    without its dispatch, which costs more than the product on the few entries of a parameter vector."""
+    return math.sqrt(float(v.dot(v)))
+
+
 def _solve(A: np.ndarray, b: np.ndarray, D: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray | None]:
     """``argmin ||A x + b||² + lam ||D x||²`` and the triangular factor of ``AᵀA + lam D²`` (None if singular)."""
     M = np.vstack([A, math.sqrt(lam) * np.diag(D)]) if lam > 0 else A
@@ -365,7 +490,7 @@ def _solve(A: np.ndarray, b: np.ndarray, D: np.ndarray, lam: float) -> tuple[np.
 def _lmpar(A: np.ndarray, b: np.ndarray, D: np.ndarray, delta: float, par: float) -> tuple[float, np.ndarray]:
     """MINPACK's ``lmpar``: the λ >= 0 whose step has ``||D x||`` within 10% of ``delta`` (or λ = 0 inside it)."""
     x, R0 = _solve(A, b, D, 0.0)
-    dxnorm = float(np.linalg.norm(D * x))
+    dxnorm = _norm(D * x)
     fp = dxnorm - delta
     if fp <= 0.1 * delta:
         return 0.0, x
@@ -373,7 +498,7 @@ def _lmpar(A: np.ndarray, b: np.ndarray, D: np.ndarray, delta: float, par: float
     if R0 is not None:  # Newton's lower bound from the Gauss-Newton step
         w = np.linalg.solve(R0.T, D * (D * x) / dxnorm)
         parl = fp / delta / float(w @ w)
-    gnorm = float(np.linalg.norm((A.T @ b) / D))
+    gnorm = _norm((A.T @ b) / D)
     paru = gnorm / delta if gnorm > 0 else DWARF / min(delta, 0.1)
     par = min(max(par, parl), paru)
     if par == 0:
@@ -382,7 +507,7 @@ def _lmpar(A: np.ndarray, b: np.ndarray, D: np.ndarray, delta: float, par: float
         if par == 0:
             par = max(DWARF, 0.001 * paru)
         x, Rl = _solve(A, b, D, par)
-        dxnorm = float(np.linalg.norm(D * x))
+        dxnorm = _norm(D * x)
         temp, fp = fp, dxnorm - delta
         if abs(fp) <= 0.1 * delta or (parl == 0 and fp <= temp < 0) or i == 9 or Rl is None:
             break

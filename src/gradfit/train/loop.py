@@ -70,6 +70,9 @@ class LoopOutput:
     best_step: int | None = None
     diagnostics: dict = field(default_factory=dict)  # optimizer-specific counters, copied into the result
     start_loss: float | None = None  # the mean loss over all training rows at the start (None: not known)
+    # What the stepper summed over the rows at the final parameters (Levenberg-Marquardt's [J | r] sums), for the
+    # error bars to reuse after checking they are at those parameters; None when it holds nothing.
+    sums: object | None = None
 
 
 @dataclass
@@ -350,7 +353,7 @@ class _Fit:
         if signalled:
             message = _interrupted_message(signalled, state.step, self.checkpoints.saved)
         message = self.stepper.finish(reason, message)
-        final_loss = self._loss(train)
+        final_loss = self._final_loss(train)
         if (
             reason == self.budget_reason
             and state.previous is not None
@@ -395,12 +398,20 @@ class _Fit:
             elapsed=elapsed,
             history=self.recorder.freeze(),
             best_step=best_step,
+            sums=getattr(self.stepper, "final_sums", lambda: None)(),
             diagnostics={
                 **self.stepper.diagnostics(notes, state.step, state.still, max(STILL_UPDATES, per_epoch)),
                 "row_pass": self.objective.describe(),
                 **({"host_steps": self.blocks.steps} if self.blocks is not None and self.blocks.steps else {}),
             },
         )
+
+    def _final_loss(self, train) -> float:
+        """The mean training loss at the final parameters: the stepper's own when it has it (Levenberg-Marquardt's
+        sum of squares there, the same number), else a pass over the rows."""
+        known = getattr(self.stepper, "final_loss", None)
+        value = known() if known is not None else None
+        return self._loss(train) if value is None else value
 
     def _loss(self, data) -> float:
         return float(self.objective.value(self.params, data.x, data.y, data.w))

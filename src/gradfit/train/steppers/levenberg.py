@@ -10,7 +10,10 @@ is its counterpart (λ = 0 is a pure Gauss-Newton step; a large λ a short gradi
 The budget ``steps`` (or ``epochs``: LM is full batch, so they coincide) counts iterations, hence
 Jacobian evaluations. Options: ``optimizer_options={"ftol": ..., "xtol": ..., "gtol": ...,
 "factor": ...}`` (see :class:`gradfit.optim.lm.LMOptions`); ``tol`` sets ``ftol``. Counters
-(Jacobian and residual evaluations, the test that fired) go to ``result.diagnostics["lm"]``.
+(Jacobian and residual evaluations, the test that fired) go to ``result.diagnostics["lm"]``, with ``"jacobian"``:
+where the Jacobians came from. A formula model's come from its derivative graph in one pass
+(:mod:`gradfit.train.formula_jacobian`, ``"formula derivative"``), and its residuals from the same graph; other
+models, and ``row_pass="autograd"``, keep autograd's (``"autograd"``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import numpy as np
 import torch
 
 from gradfit.errors import ConfigError
-from gradfit.optim.lm import TESTS, ChunkedResiduals, Iteration, LevenbergMarquardt, LMOptions
+from gradfit.optim.lm import TESTS, ChunkedResiduals, Iteration, LevenbergMarquardt, LMOptions, PointSums
 from gradfit.problem import pack, unflatten
+from gradfit.train.formula_jacobian import FormulaJacobian, formula_jacobian
 from gradfit.train.steppers import Look, StepReport
 
 _OPTIONS = tuple(f.name for f in dataclasses.fields(LMOptions))
@@ -54,17 +58,36 @@ class LMStepper:
         p0 = pack(params, trainable, detach=True) if trainable else torch.zeros(0, dtype=train.y.dtype)
         self.dtype = p0.dtype
         lower, upper = _box(bounds, trainable)
+        # A formula's Jacobian in one pass from its derivative graph; autograd for other models, or when asked.
+        self.formula: FormulaJacobian | None = None
+        if config.row_pass == "auto" and trainable:
+            self.formula = formula_jacobian(model, trainable)
+        augmented = None if self.formula is None else self._augmented
         # residuals times sqrt(w)
-        self.res = ChunkedResiduals(self._residuals, train.x, train.y, config.chunk_size, w=train.w)
+        self.res = ChunkedResiduals(
+            self._residuals, train.x, train.y, config.chunk_size, w=train.w, augmented=augmented
+        )
         self.lm = LevenbergMarquardt(self.res, p0, self.options, lower, upper)
         self.start_loss = self.lm.sum_squares / self.m  # before a resume overwrites the iterate
         self.it: Iteration | None = None  # the last iteration: its tests, held and dead columns
+        self._source = (model, train.x, train.y, train.w)
 
     def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.formula is not None:  # scalar parameters only: one entry each, no views to shape
+            return {**self._base, **dict(zip(self.trainable, flat.unbind()))}
         return {**self._base, **unflatten(self._free_specs, flat)}
 
     def _residuals(self, flat, xc, yc):
+        if self.formula is not None:  # the predictions of the graph whose Jacobian LM takes: the same numbers
+            return self.formula.predict(self._unflatten(flat), xc) - yc.reshape(-1)
         return (self.model(self._unflatten(flat), xc) - yc).reshape(-1)
+
+    def _augmented(self, flat, xc, yc):
+        """``[J | r]`` of the rows ``xc`` from the formula's derivative graph, in one buffer."""
+        assert self.formula is not None  # only passed to the residuals when there is one
+        pred, block = self.formula(self._unflatten(flat), xc, extra=1)
+        torch.sub(pred, yc.reshape(-1), out=block[:, -1])
+        return block
 
     # -- a step ----------------------------------------------------------------------------------
 
@@ -141,8 +164,33 @@ class LMStepper:
             "lambda": self.lm.lam,
             "held": [names[j] for j in held],
             "no_effect": [names[j] for j in dead],
+            "jacobian": "autograd" if self.formula is None else self.formula.name,
         }
         return {"lm": counters, **notes}
+
+    def final_loss(self) -> float | None:
+        """The mse at the parameters as they are now, ``Σ r² / m``, when the solver has it: its iterate is where they
+        are (to the bit), it summed in float64, from a formula's predictions, unweighted: then it is the number a
+        pass of the loss over the rows gives (the same predictions, the same sums). Else None: the loop sums."""
+        if self.formula is None or self.res.root_w is not None or self.dtype != torch.float64 or not self.trainable:
+            return None
+        now = pack(self.params, self.trainable, detach=True).double().cpu().numpy()
+        if now.tobytes() != self.lm.p.tobytes() or not math.isfinite(self.lm.sum_squares):
+            return None
+        return self.lm.sum_squares / self.m
+
+    def final_sums(self) -> PointSums | None:
+        """The float64 sums of ``[J | r]`` at the current iterate, when the solver holds them (it took them there:
+        the last accepted trial, or the last Jacobian) and they were computed in float64; else None. The error bars
+        reuse them (:mod:`gradfit.analysis.curvature`) after checking they are at the fitted parameters."""
+        if self.dtype != torch.float64 or not self.trainable:
+            return None
+        sums = self.res.sums_at(self.lm.tensor(self.lm.p))
+        if sums is None:
+            return None
+        block, gram, total = sums
+        names = tuple(self._flat_names())
+        return PointSums(names, self.lm.p.copy(), block, gram, total, self._source)
 
     def _flat_names(self) -> list[str]:
         return [n for name in self.trainable for n in self.specs[name].flat_names()]
