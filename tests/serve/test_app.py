@@ -240,3 +240,52 @@ def test_a_finished_run_offers_its_files_and_its_animation(client):
     assert html.status_code == 200 and b"<html" in html.content[:2000].lower()
     assert client.get(f"/api/runs/{end['run']}/../../etc/passwd").status_code == 404
     assert client.get(f"/api/runs/{end['run']}/checkpoint.pt").status_code == 404
+
+
+def test_fixed_parameters_bounds_and_starts_reach_the_fit_and_its_command(client):
+    request = {
+        **START,
+        "init": {"a": 0.5, "b": 2.0},
+        "fix": ["b"],
+        "bounds": {"a": [None, 1.5]},
+        "options": {"optimizer": "sgd", "lr": 0.1, "steps": 30},
+    }
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json(request)
+        _, end, other = run_to_end(socket)
+    assert end["params"]["b"] == 2.0 and end["params"]["a"] == pytest.approx(1.5)  # held; stopped at its bound
+    command = other[0]["command"]
+    assert "--init a=0.5,b=2.0 --fix b --bound a=:1.5" in command
+    direct = gradfit.fit(
+        "a*x + b", synthetic.linear(seed=0), y="y", init={"a": 0.5, "b": 2.0}, fix=["b"], bounds={"a": (None, 1.5)},
+        optimizer="sgd", lr=0.1, steps=30,
+    )  # fmt: skip
+    assert end["params_hex"] == {k: float(v).hex() for k, v in direct.flat_params.items()}
+    assert end["stability"]["limit"] == pytest.approx(direct.diagnostics["stability_limit"]["limit"])
+
+
+def test_the_command_the_page_shows_reproduces_the_run_bit_for_bit(client, tmp_path):
+    import json
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from gradfit.cli.app import app
+
+    request = {
+        **START,
+        "model": "a*exp(-k*x) + c",
+        "init": {"a": -2.0, "k": 0.5, "c": 3.0},
+        "fix": ["c"],
+        "bounds": {"k": [0.0, None]},
+        "options": {"optimizer": "adam", "lr": 0.05, "steps": 25, "seed": 7, "dtype": "float64"},
+    }
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json(request)
+        _, end, other = run_to_end(socket)
+    words = shlex.split(other[0]["command"])
+    assert words[:2] == ["gradfit", "fit"]
+    ran = CliRunner().invoke(app, [*words[1:], "--out", str(tmp_path / "run"), "--quiet"])
+    assert ran.exit_code in (0, 1), ran.output
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert {k: float(v).hex() for k, v in saved["params"].items()} == end["params_hex"]

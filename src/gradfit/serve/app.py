@@ -367,6 +367,7 @@ def end_message(result, run_id: str, dropped: int) -> dict[str, Any]:
         "loss": _finite(result.loss),
         "params": {name: _finite(v) for name, v in result.flat_params.items()},
         "params_hex": {name: float(v).hex() for name, v in result.flat_params.items()},
+        "stability": _stability(result),
         "last": last,
         "dropped": dropped,
         "downloads": {name: f"/api/runs/{run_id}/{name}" for name in DOWNLOADS},
@@ -404,6 +405,14 @@ def final_rows(result, after: int) -> list[list[float | None]]:
         head = [float(step), *(float(history[c][i]) for c in ("loss", "val_loss", "lr", "grad_norm"))]
         out.append([_finite(v) for v in (*head, *(float(v) for v in values))])
     return out
+
+
+def _stability(result) -> dict[str, float | None] | None:
+    """The stability limit measured at the start (2/λmax of the loss's curvature) and the optimizer's limit."""
+    limit = result.diagnostics.get("stability_limit")
+    if not isinstance(limit, dict):
+        return None
+    return {key: _finite(float(limit[key])) if limit.get(key) is not None else None for key in ("limit", "lr_limit")}
 
 
 def _finite(value: float) -> float | None:

@@ -142,6 +142,8 @@ function start(paused) {
     y: $("y").value,
     x: selectedX(),
     init: initialValues(),
+    fix: fixedNames(),
+    bounds: boundsOf(),
     options,
   });
   state.pace = SPEEDS[Number($("speed").value)];
@@ -158,8 +160,33 @@ function learningRate() {
 }
 $("lr").oninput = () => {
   $("lr-out").textContent = learningRate();
-  $("lr-hint").textContent = "";
+  hintLearningRate();
 };
+
+function hintLearningRate() {
+  const limit = state.limit;
+  const hint = $("lr-hint");
+  const mark = $("lr-limit");
+  if (!limit || !Number.isFinite(limit)) {
+    mark.hidden = true;
+    hint.textContent = "";
+    return;
+  }
+  const slider = $("lr");
+  const low = Number(slider.min);
+  const high = Number(slider.max);
+  const at = (Math.log10(limit) - low) / (high - low);
+  mark.hidden = at < 0 || at > 1;
+  mark.style.left = `calc(${(100 * at).toFixed(2)}% - 1px)`;
+  const lr = learningRate();
+  if ($("optimizer").value === "sgd" && lr > limit) {
+    hint.className = "hint warn";
+    hint.textContent = `lr ${lr} is past the stability limit ${format(limit)} (2/λmax, measured at the start): each step overshoots more than the last and the fit will diverge. Below ${format(limit / 2)} it settles smoothly.`;
+  } else {
+    hint.className = "hint";
+    hint.textContent = `The stability limit is ${format(limit)} (2/λmax, measured at the start of the last run).`;
+  }
+}
 
 // ---- data ---------------------------------------------------------------------------------------------------
 
@@ -195,6 +222,8 @@ async function chooseData(id, summary) {
   }
   if (mine !== choosing) return;
   state.dataset = chosen;
+  state.limit = null;
+  hintLearningRate();
   const about = JSON.parse($("builtin").dataset.about || "{}")[state.dataset.id];
   const notes = state.dataset.notes.length ? ` ${state.dataset.notes.join(" ")}` : "";
   const title = (about || state.dataset.name).replace(/\.$/, "");
@@ -265,6 +294,8 @@ function modelText() {
 let checking = null;
 $("formula").oninput = () => {
   $("zoo").value = "";
+  state.limit = null;
+  hintLearningRate();
   clearTimeout(checking);
   checking = setTimeout(checkFormula, 200);
 };
@@ -307,26 +338,52 @@ async function checkFormula() {
 
 function drawInits(params) {
   const box = $("inits");
-  const kept = initialValues();
-  box.innerHTML = "";
+  const kept = settings();
+  box.innerHTML = params.length ? "<span>param</span><span>start</span><span>fix</span><span>low</span><span>high</span>" : "";
   for (const name of params.slice(0, 12)) {
-    const label = document.createElement("label");
-    label.textContent = `${name} start`;
-    const input = document.createElement("input");
-    input.type = "number";
-    input.step = "any";
-    input.placeholder = "auto";
-    input.dataset.param = name;
-    if (kept[name] !== undefined) input.value = kept[name];
-    label.append(input);
-    box.append(label);
+    const was = kept[name] || {};
+    const cell = (kind, value, placeholder) => {
+      const input = document.createElement("input");
+      input.type = kind === "fix" ? "checkbox" : "number";
+      if (kind === "fix") input.checked = Boolean(value);
+      else {
+        input.step = "any";
+        input.placeholder = placeholder;
+        if (value !== undefined && value !== null) input.value = value;
+      }
+      input.dataset.param = name;
+      input.dataset.kind = kind;
+      input.setAttribute("aria-label", `${name} ${kind}`);
+      return input;
+    };
+    const label = document.createElement("span");
+    label.textContent = name;
+    box.append(label, cell("start", was.start, "auto"), cell("fix", was.fix), cell("low", was.low, "–∞"), cell("high", was.high, "∞"));
   }
 }
 
-function initialValues() {
+function settings() {
   const out = {};
   for (const input of $("inits").querySelectorAll("input")) {
-    if (input.value !== "" && Number.isFinite(Number(input.value))) out[input.dataset.param] = Number(input.value);
+    const entry = (out[input.dataset.param] = out[input.dataset.param] || {});
+    if (input.dataset.kind === "fix") entry.fix = input.checked;
+    else if (input.value !== "" && Number.isFinite(Number(input.value))) entry[input.dataset.kind] = Number(input.value);
+  }
+  return out;
+}
+
+function initialValues() {
+  return Object.fromEntries(Object.entries(settings()).filter(([, e]) => e.start !== undefined).map(([k, e]) => [k, e.start]));
+}
+
+function fixedNames() {
+  return Object.entries(settings()).filter(([, e]) => e.fix).map(([k]) => k);
+}
+
+function boundsOf() {
+  const out = {};
+  for (const [name, e] of Object.entries(settings())) {
+    if (e.low !== undefined || e.high !== undefined) out[name] = [e.low ?? null, e.high ?? null];
   }
   return out;
 }
@@ -377,6 +434,10 @@ for (const button of document.querySelectorAll("[data-lesson]")) {
 // ---- the end ------------------------------------------------------------------------------------------------
 
 function showEnd(m) {
+  if (m.stability && m.stability.limit) {
+    state.limit = m.stability.limit;
+    hintLearningRate();
+  }
   if (!m.ok) {
     setStatus("failed");
     return setMessage(m.message, "bad");
@@ -389,9 +450,9 @@ function showEnd(m) {
   $("final-params") && ($("final-params").textContent = params);
   const links = Object.entries(m.downloads).map(([name, url]) => `<a href="${url}" download>${name}</a>`);
   $("downloads").innerHTML = links.join("");
-  if (m.stop_reason === "diverged") {
+  if (m.stop_reason === "diverged" && !state.limit) {
     $("lr-hint").className = "hint warn";
-    $("lr-hint").textContent = "That learning rate was past the stability limit (2/λmax): every step overshot. Lower it.";
+    $("lr-hint").textContent = "The fit diverged: every step overshot more than the last. Lower the learning rate.";
   }
 }
 
