@@ -289,3 +289,25 @@ def test_the_command_the_page_shows_reproduces_the_run_bit_for_bit(client, tmp_p
     assert ran.exit_code in (0, 1), ran.output
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert {k: float(v).hex() for k, v in saved["params"].items()} == end["params_hex"]
+
+
+def test_a_classifier_gets_its_classes_and_the_models_call_over_the_plane(client):
+    """Two inputs and a target of a few whole numbers: the points by class and, over a grid of the plane, the
+    chance of class 1 (a logit through the sigmoid under bce)."""
+    request = {
+        **START,
+        "data": "builtin:blobs",
+        "model": "logistic",
+        "y": "label",
+        "options": {"loss": "bce", "steps": 20},
+    }
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json(request)
+        _, end, other = run_to_end(socket)
+    data = other[1]["data"]
+    assert data["kind"] == "classes" and data["classes"] == [0, 1] and data["input"] == ["x1", "x2"]
+    assert len(end["curve"]) == 48 * 48 and all(0.0 <= p <= 1.0 for p in end["curve"])
+    gx, gy = data["grid"]
+    p = end["params"]
+    logit = p["w[x1]"] * gx[5] + p["w[x2]"] * gy[7] + p["w[intercept]"]
+    assert end["curve"][7 * 48 + 5] == pytest.approx(1 / (1 + np.exp(-logit)), rel=1e-9)

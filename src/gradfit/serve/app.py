@@ -301,7 +301,8 @@ class Session:
                 last_step = int(rows[-1][0] or 0)
                 self.last_row = rows[-1]
             if curves is None and run.built is not None and run.param_names:
-                curves = await asyncio.to_thread(Curves, run.built, table.frame, run.options.get("y"))
+                loss = str(run.options.get("loss") or "mse")
+                curves = await asyncio.to_thread(Curves, run.built, table.frame, run.options.get("y"), loss)
                 await self.send({"type": "params", "names": run.param_names, "data": curves.points()})
             if rows:
                 message: dict[str, Any] = {"type": "rows", "rows": rows}

@@ -231,7 +231,7 @@ async function chooseData(id, summary) {
   const numeric = state.dataset.numeric;
   const y = numeric[numeric.length - 1] || state.dataset.columns[0];
   fill($("y"), state.dataset.columns, [y]);
-  fill($("x"), state.dataset.columns.filter((c) => c !== y), numeric.filter((c) => c !== y).slice(0, 1));
+  fill($("x"), state.dataset.columns.filter((c) => c !== y), numeric.filter((c) => c !== y));
   drawHead();
   checkFormula();
 }
@@ -247,7 +247,7 @@ function fill(select, names, chosen) {
 
 $("y").onchange = () => {
   const y = $("y").value;
-  fill($("x"), state.dataset.columns.filter((c) => c !== y), state.dataset.numeric.filter((c) => c !== y).slice(0, 1));
+  fill($("x"), state.dataset.columns.filter((c) => c !== y), state.dataset.numeric.filter((c) => c !== y));
   checkFormula();
 };
 $("x").onchange = () => checkFormula();
@@ -401,6 +401,8 @@ const LESSONS = {
     say: "Past the stability limit every step overshoots more than the last; the fit stops and says why." },
   bouncy: { data: "builtin:linear", formula: "a*x + b", optimizer: "momentum", lr: 0.3, steps: 150,
     say: "Momentum carries the parameters past the bottom and back: watch them swing." },
+  classes: { data: "builtin:blobs", y: "label", zoo: "logistic", loss: "bce", optimizer: "adam", lr: 0.1, steps: 150,
+    say: "Two classes: the model's call shades the plane, and the boundary turns to fall between them." },
 };
 
 for (const button of document.querySelectorAll("[data-lesson]")) {
@@ -412,10 +414,11 @@ for (const button of document.querySelectorAll("[data-lesson]")) {
       $("y").value = lesson.y;
       $("y").onchange();
     }
-    $("zoo").value = "";
-    $("formula").value = lesson.formula;
+    $("zoo").value = lesson.zoo || "";
+    if (lesson.zoo) $("zoo").onchange();
+    else $("formula").value = lesson.formula;
     $("optimizer").value = lesson.optimizer;
-    $("loss").value = "mse";
+    $("loss").value = lesson.loss || "mse";
     $("steps").value = lesson.steps;
     $("batch").value = "";
     if (lesson.lr) {
@@ -601,6 +604,8 @@ function drawData() {
     if (state.curve) line(plot, data.grid, state.curve, "#ffb454", 2.5);
     plot.ctx.restore();
     $("fit-caption").textContent = `${$("y").value} against ${data.input[0]}`;
+  } else if (data.kind === "classes") {
+    drawClasses(view, data);
   } else {
     const predicted = state.curve || [];
     const all = extent([...data.y, ...predicted]);
@@ -610,6 +615,56 @@ function drawData() {
     dots(plot, data.y, predicted.length ? predicted : data.y.map(() => null));
     $("fit-caption").textContent = "predicted against observed (the diagonal is a perfect fit)";
   }
+}
+
+const CLASS_COLOURS = ["#5ec8ff", "#ffb454", "#6ee7a8", "#ff6b7a", "#c792ea", "#f7d26a", "#82aaff", "#ff9cac", "#9ee7ff", "#d0d6e4"];
+
+function drawClasses(view, data) {
+  const [gx, gy] = data.grid;
+  const plot = frame(view, [gx[0], gx[gx.length - 1]], [gy[0], gy[gy.length - 1]], { xLabel: data.input[0] });
+  const { ctx, box } = plot;
+  const values = state.curve;
+  const several = data.classes.length > 2 && values && values.some((v) => v > 1);
+  if (values && values.length === gx.length * gy.length) {
+    const image = new ImageData(gx.length, gy.length);
+    values.forEach((v, k) => {
+      const i = Math.floor(k / gx.length); // row of the plane: gy
+      const j = k % gx.length;
+      const at = 4 * ((gy.length - 1 - i) * gx.length + j);
+      let rgb;
+      if (several) rgb = hex(CLASS_COLOURS[Math.round(v ?? 0) % CLASS_COLOURS.length]);
+      else {
+        const p = v ?? 0.5; // the chance of the second class
+        const [a, b] = [hex(CLASS_COLOURS[0]), hex(CLASS_COLOURS[1])];
+        rgb = a.map((c, n) => c + p * (b[n] - c));
+      }
+      image.data.set([...rgb.map(Math.round), several ? 70 : 30 + Math.round(90 * Math.abs((v ?? 0.5) - 0.5) * 2)], at);
+    });
+    const tile = document.createElement("canvas");
+    tile.width = gx.length;
+    tile.height = gy.length;
+    tile.getContext("2d").putImageData(image, 0, 0);
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(tile, box.left, box.top, box.right - box.left, box.bottom - box.top);
+  }
+  data.x.forEach(([a, b], k) => {
+    if (a == null || b == null || data.y[k] == null) return;
+    const index = Math.max(0, data.classes.indexOf(Math.round(data.y[k])));
+    ctx.fillStyle = CLASS_COLOURS[index % CLASS_COLOURS.length];
+    ctx.strokeStyle = "#0f1420";
+    ctx.beginPath();
+    ctx.arc(plot.sx(a), plot.sy(b), 3.4, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.stroke();
+  });
+  ctx.fillStyle = "#e6ebf5";
+  ctx.textAlign = "left";
+  ctx.fillText(data.input[1], box.left + 6, box.top + 14);
+  $("fit-caption").textContent = `classes ${data.classes.join(", ")} over ${data.input.join(" and ")}: the shading is the model's call`;
+}
+
+function hex(colour) {
+  return [1, 3, 5].map((i) => Number.parseInt(colour.slice(i, i + 2), 16));
 }
 
 function marker(plot, x, y, color) {
