@@ -38,6 +38,8 @@ class Curves:
         self.observed = _numbers(sample[y]) if y in frame.columns else []
         self.one_input = len(self.inputs) == 1 and model.n_outputs == 1
         self.classes = _classes(frame, y) if len(self.inputs) == 2 else None
+        self.points_x: list[Any]  # x per point (one input), [x1, x2] per point (classes), or nothing
+        self.grid: list[Any]  # the curve's x (one input), the plane's two axes (classes), or nothing
         if self.classes is not None:
             columns = sample[self.inputs].to_numpy(dtype=np.float64, na_value=np.nan)
             self.points_x = [[_finite(a), _finite(b)] for a, b in columns]
