@@ -155,6 +155,10 @@ def _read(path: str, name: str) -> tuple[Any, list[str]]:
         frame, _, _, notes = open_data(path)
     except DataError as err:
         raise DataError(_renamed(str(err), path, name)) from None
+    if not hasattr(frame, "iloc"):  # a plain numeric CSV comes as named float64 columns (data/plain_csv.py)
+        import pandas as pd
+
+        frame = pd.DataFrame(frame.values, columns=frame.columns)
     return frame, [_renamed(note, path, name) for note in notes]
 
 
