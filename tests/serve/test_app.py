@@ -311,3 +311,24 @@ def test_a_classifier_gets_its_classes_and_the_models_call_over_the_plane(client
     p = end["params"]
     logit = p["w[x1]"] * gx[5] + p["w[x2]"] * gy[7] + p["w[intercept]"]
     assert end["curve"][7 * 48 + 5] == pytest.approx(1 / (1 + np.exp(-logit)), rel=1e-9)
+
+
+def _runs_alive() -> int:
+    import threading
+
+    return sum(1 for t in threading.enumerate() if t.name == "gradfit-run" and t.is_alive())
+
+
+def test_a_run_stops_when_its_page_goes(client):
+    """A held run, then the page closes: the run's thread ends at its step boundary, within seconds."""
+    import time
+
+    before = _runs_alive()
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json({**START, "paused": True, "options": {"steps": 10_000, "lr": 0.1, "optimizer": "sgd"}})
+        assert socket.receive_json()["type"] == "started"
+        assert _runs_alive() == before + 1
+    deadline = time.monotonic() + 15
+    while _runs_alive() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _runs_alive() == before
