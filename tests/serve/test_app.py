@@ -332,3 +332,14 @@ def test_a_run_stops_when_its_page_goes(client):
     while _runs_alive() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _runs_alive() == before
+
+
+def test_the_stability_limit_is_measured_before_a_run_for_the_slider(client):
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json({"type": "limit", "data": "builtin:linear", "model": "a*x + b", "y": "y"})
+        limit = socket.receive_json()
+        socket.send_json({"type": "limit", "data": "builtin:linear", "model": "a*x + b", "y": "nope"})
+        unknown = socket.receive_json()
+    direct = gradfit.fit("a*x + b", synthetic.linear(seed=0), y="y", optimizer="sgd", lr=0.1, steps=1)
+    assert limit["limit"] == pytest.approx(direct.diagnostics["stability_limit"]["limit"], rel=1e-12)
+    assert unknown["limit"] is None and "nope" in unknown["message"]

@@ -227,6 +227,8 @@ class Session:
                 await self.start(None, paused=bool(message.get("paused", True)))
         elif kind == "landscape":
             await self.landscape(message)
+        elif kind == "limit":
+            await self.limit(message)
         elif run is None and kind in ("step", "play", "pause", "stop", "speed"):
             await self.send({"type": "error", "message": f"No run to {kind}: start one first."})
         elif run is not None and kind == "step":
@@ -258,6 +260,18 @@ class Session:
             await self.send({"type": "error", "message": str(err)})
             return
         await self.send(answer)
+
+    async def limit(self, message: dict) -> None:
+        """The stability limit 2/λmax of the loss at the start these settings give, for the learning-rate slider
+        before a run (a one-step sgd fit measures it as every fit does; see :func:`stability_limit_at_start`)."""
+        try:
+            request = parse_request(message)
+            table = await asyncio.to_thread(self.datasets.get, request.data)
+            limit = await asyncio.to_thread(stability_limit_at_start, request, table)
+        except GradfitError as err:  # the settings are not complete yet: the run will say what is wrong
+            await self.send({"type": "limit", "limit": None, "message": str(err)})
+            return
+        await self.send({"type": "limit", **(limit or {"limit": None})})
 
     async def start(self, message: dict | None, paused: bool | None = None) -> None:
         await self.halt()
@@ -373,6 +387,24 @@ def end_message(result, run_id: str, dropped: int) -> dict[str, Any]:
         "dropped": dropped,
         "downloads": {name: f"/api/runs/{run_id}/{name}" for name in DOWNLOADS},
     }
+
+
+def stability_limit_at_start(request: RunRequest, table) -> dict[str, float | None] | None:
+    """The stability limit of the loss at the start of ``request``'s fit: one plain sgd step with a learning rate
+    far below any limit, whose fit measures it at its start (``diagnostics["stability_limit"]``)."""
+    import warnings
+
+    import gradfit
+
+    arguments = request.fit_arguments()
+    options = {k: v for k, v in arguments.items() if k in ("y", "x", "init", "fix", "bounds", "loss", "dtype")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = gradfit.fit(
+            request.model, table.source, optimizer="sgd", lr=1e-12, steps=1, uncertainty=False,
+            catch_signals=False, **options,
+        )  # fmt: skip
+    return _stability(result)
 
 
 def write_download(result, table, folder: Path, name: str) -> None:

@@ -63,6 +63,9 @@ function receive(m) {
     for (const row of m.rows || []) state.rows.push(row);
     if (m.curve) state.curve = m.curve;
     showEnd(m);
+  } else if (m.type === "limit") {
+    state.limit = m.limit;
+    hintLearningRate();
   } else if (m.type === "landscape") {
     state.land.grid = m;
     state.land.pending = false;
@@ -184,7 +187,7 @@ function hintLearningRate() {
     hint.textContent = `lr ${lr} is past the stability limit ${format(limit)} (2/λmax, measured at the start): each step overshoots more than the last and the fit will diverge. Below ${format(limit / 2)} it settles smoothly.`;
   } else {
     hint.className = "hint";
-    hint.textContent = `The stability limit is ${format(limit)} (2/λmax, measured at the start of the last run).`;
+    hint.textContent = `The stability limit is ${format(limit)} (2/λmax at the start): sgd's steps overshoot beyond it.`;
   }
 }
 
@@ -328,6 +331,7 @@ async function checkFormula() {
       fill($("x"), state.dataset.columns.filter((c) => c !== $("y").value), answer.inputs);
     }
     drawInits(answer.params);
+    askLimit();
   } else {
     out.className = "check bad";
     const caret = answer.offset == null ? "" : `${text}\n${" ".repeat(answer.offset)}${"^".repeat(answer.length || 1)}\n`;
@@ -335,6 +339,17 @@ async function checkFormula() {
     drawInits([]);
   }
 }
+
+let limitTimer = null;
+function askLimit() {
+  clearTimeout(limitTimer);
+  limitTimer = setTimeout(() => {
+    if (!state.dataset || !state.formula.ok) return;
+    send({ type: "limit", data: state.dataset.id, model: modelText(), y: $("y").value, x: selectedX(),
+      init: initialValues(), fix: fixedNames(), bounds: boundsOf(), options: { loss: $("loss").value } });
+  }, 300);
+}
+$("loss").onchange = () => askLimit();
 
 function drawInits(params) {
   const box = $("inits");
@@ -844,10 +859,23 @@ function colour(t) {
 }
 
 function drawTable() {
-  const rows = state.rows.slice(-TABLE_ROWS);
-  const names = state.names.slice(0, 6);
-  const head = ["step", "loss", "|gradient|", "lr", ...names];
-  const body = rows.map((r) => [r[0], r[1], r[4], r[3], ...names.map((_, k) => r[5 + k])]);
+  // Seed 002's table: each step's parameters, loss, gradient size, and the update the step then took
+  // (the next row's parameters minus these: -lr * gradient for plain sgd).
+  const all = state.rows;
+  const first = Math.max(0, all.length - TABLE_ROWS);
+  const names = state.names.slice(0, 4);
+  const head = ["step", "loss", "|gradient|", "lr", ...names.flatMap((n) => [n, `Δ${n}`])];
+  const body = [];
+  for (let i = first; i < all.length; i += 1) {
+    const r = all[i];
+    const next = all[i + 1];
+    const cells = names.flatMap((_, k) => {
+      const now = r[5 + k];
+      const change = next && next[5 + k] != null && now != null ? next[5 + k] - now : null;
+      return [now, change];
+    });
+    body.push([r[0], r[1], r[4], r[3], ...cells]);
+  }
   $("steps-table").innerHTML =
     `<tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}</tr>` +
     body.map((r) => `<tr>${r.map((v) => `<td>${format(v)}</td>`).join("")}</tr>`).join("");
