@@ -150,12 +150,13 @@ class Datasets:
 def _read(path: str, name: str) -> tuple[Any, list[str]]:
     """The table at ``path`` as ``gradfit fit`` reads it, messages naming ``name`` instead of the server's path."""
     from gradfit.data.io import open_data
+    from gradfit.data.plain_csv import NumberTable
 
     try:
         frame, _, _, notes = open_data(path)
     except DataError as err:
         raise DataError(_renamed(str(err), path, name)) from None
-    if not hasattr(frame, "iloc"):  # a plain numeric CSV comes as named float64 columns (data/plain_csv.py)
+    if isinstance(frame, NumberTable):  # a plain numeric CSV comes as named float64 columns
         import pandas as pd
 
         frame = pd.DataFrame(frame.values, columns=frame.columns)
