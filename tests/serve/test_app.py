@@ -343,3 +343,16 @@ def test_the_stability_limit_is_measured_before_a_run_for_the_slider(client):
     direct = gradfit.fit("a*x + b", synthetic.linear(seed=0), y="y", optimizer="sgd", lr=0.1, steps=1)
     assert limit["limit"] == pytest.approx(direct.diagnostics["stability_limit"]["limit"], rel=1e-12)
     assert unknown["limit"] is None and "nope" in unknown["message"]
+
+
+def test_a_parquet_upload_is_read_and_fitted(client):
+    buffer = io.BytesIO()
+    synthetic.linear(seed=2).to_parquet(buffer)
+    r = upload(client, buffer.getvalue(), "line.parquet")
+    assert r.status_code == 200 and r.json()["rows"] == 100 and r.json()["columns"] == ["x", "y"]
+    with client.websocket_connect("/api/run") as socket:
+        socket.send_json({**START, "data": r.json()["id"], "options": {"optimizer": "sgd", "lr": 0.1, "steps": 10}})
+        _, end, other = run_to_end(socket)
+    direct = gradfit.fit("a*x + b", synthetic.linear(seed=2), y="y", optimizer="sgd", lr=0.1, steps=10)
+    assert end["params_hex"] == {k: float(v).hex() for k, v in direct.flat_params.items()}
+    assert other[0]["command"].startswith("gradfit fit line.parquet ")
