@@ -67,6 +67,8 @@ NOT_PLAIN = {
     "header only": "a,b\n",
     "lone carriage return": "a,b\r1,2\r3,4\r",
     "underscore": "a,b\n1_000,2\n3,4\n",
+    "other scripts' digits": "a,b\n1,\u0661\u0662\n3,4\n",  # float() takes '١٢'; pandas reads it as text
+    "fullwidth digits": "a,b\n1,2.5\n\uff13,4\n",
     "empty name": "a,\n1,2\n3,4\n",
 }
 

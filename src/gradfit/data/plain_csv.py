@@ -22,10 +22,11 @@ __all__ = ["PLAIN_MAX_BYTES", "NumberTable", "read_plain_csv"]
 
 # Bigger files go to pandas, whose C parser is faster per row; start-up matters for small ones.
 PLAIN_MAX_BYTES = 2**20
-# A number as pandas' C parser reads it into a float or int column: no blanks, underscores, inf or nan.
-_INT = re.compile(r"[+-]?\d+")
+# A number as pandas' C parser reads it into a float or int column: no blanks, underscores, inf or nan, and ASCII
+# digits only (Python's float() also takes other scripts' digits, '١٢', which pandas reads as text).
+_INT = re.compile(r"[+-]?\d+", re.ASCII)
 _INT_DIGITS = 15  # longer integers: an int64 or uint64 column (or text) in pandas, left to it
-_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _NAME = re.compile(r"[^\s\"',;|]+(?: [^\s\"',;|]+)*")  # no quotes, separators or blanks at either end
 
 
