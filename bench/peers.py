@@ -110,9 +110,6 @@ def subject(result: gradfit.FitResult, set_up: float | None = None) -> str:
     """The name of what was timed: gradfit and the row passes its fit ran (``diagnostics["row_pass"]``), and the
     one-time set-up before its first step when given (seconds)."""
     said = list(result.diagnostics.get("row_pass") or [])
-    jacobian = (result.diagnostics.get("lm") or {}).get("jacobian")
-    if jacobian:  # Levenberg-Marquardt takes its own Jacobians; the objective's pass only gave the start's loss
-        said = [f"lm, Jacobian by {jacobian}"]
     if set_up is not None and set_up >= 1e-3:
         said.append(f"set-up {set_up:.2f} s once" if set_up >= 1 else f"set-up {set_up * 1e3:.0f} ms once")
     return f"gradfit ({'; '.join(said)})" if said else "gradfit"

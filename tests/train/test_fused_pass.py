@@ -223,11 +223,16 @@ def test_a_fit_on_scaled_parameters_takes_the_fused_pass(curve, kind):
     np.testing.assert_allclose(fused.history["loss"], plain.history["loss"], rtol=1e-10)
 
 
-def test_levenberg_marquardt_reports_the_autograd_pass_it_takes(curve):
-    """LM asks the objective for values only, which the fused pass does not compute: the formula's fused pass must
-    not be reported for it (its Jacobians' source is ``diagnostics["lm"]["jacobian"]``)."""
+def test_levenberg_marquardt_reports_the_pass_its_own_jacobians_take(curve):
+    """LM passes the rows itself (residuals and Jacobians) and asks the objective only for the start's loss: the
+    row pass reported is its own, a formula's derivative, or autograd for a callable or with row_pass="autograd";
+    never the fused pass it does not run."""
     r = gradfit.fit(FORMULA, curve, y="y", optimizer="lm", steps=5)
-    assert r.diagnostics["row_pass"] == ["autograd"]
+    assert r.diagnostics["row_pass"] == ["formula derivative"] == [r.diagnostics["lm"]["jacobian"]]
+    plain = gradfit.fit(FORMULA, curve, y="y", optimizer="lm", steps=5, row_pass="autograd")
+    assert plain.diagnostics["row_pass"] == ["autograd"] == [plain.diagnostics["lm"]["jacobian"]]
+    function = gradfit.fit(lambda t, a, b, c: a * torch.exp(-b * t) + c, curve, y="y", optimizer="lm", steps=5)
+    assert function.diagnostics["row_pass"] == ["autograd"]
 
 
 def test_a_pass_that_says_its_rows_per_call_is_called_with_that_many_rows():
@@ -287,7 +292,7 @@ def test_row_pass_compiled_keeps_the_faster_paths_and_compiles_only_full_batches
     batches = gradfit.fit(FORMULA, curve, y="y", optimizer="adam", steps=5, batch_size=32, row_pass="compiled")
     assert batches.diagnostics["row_pass"] == ["fused formula"]
     lm = gradfit.fit(FORMULA, curve, y="y", optimizer="lm", steps=5, row_pass="compiled")
-    assert lm.diagnostics["row_pass"] == ["autograd"]
+    assert lm.diagnostics["row_pass"] == ["formula derivative"]
     assert counted_compile == []
 
 

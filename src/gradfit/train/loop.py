@@ -401,10 +401,16 @@ class _Fit:
             sums=getattr(self.stepper, "final_sums", lambda: None)(),
             diagnostics={
                 **self.stepper.diagnostics(notes, state.step, state.still, max(STILL_UPDATES, per_epoch)),
-                "row_pass": self.objective.describe(),
+                "row_pass": self._row_passes(),
                 **({"host_steps": self.blocks.steps} if self.blocks is not None and self.blocks.steps else {}),
             },
         )
+
+    def _row_passes(self) -> list[str]:
+        """The paths that took this fit's sums over rows: the stepper's own where it passes the rows itself
+        (Levenberg-Marquardt's residuals and Jacobians), else the objective's."""
+        own = getattr(self.stepper, "row_passes", None)
+        return own() if own is not None else self.objective.describe()
 
     def _final_loss(self, train) -> float:
         """The mean training loss at the final parameters: the stepper's own when it has it (Levenberg-Marquardt's

@@ -60,7 +60,7 @@ class LMStepper:
         lower, upper = _box(bounds, trainable)
         # A formula's Jacobian in one pass from its derivative graph; autograd for other models, or when asked.
         self.formula: FormulaJacobian | None = None
-        if config.row_pass == "auto" and trainable:
+        if config.row_pass != "autograd" and trainable:
             self.formula = formula_jacobian(model, trainable)
         augmented = None if self.formula is None else self._augmented
         # residuals times sqrt(w)
@@ -167,6 +167,11 @@ class LMStepper:
             "jacobian": "autograd" if self.formula is None else self.formula.name,
         }
         return {"lm": counters, **notes}
+
+    def row_passes(self) -> list[str]:
+        """How this fit's rows were passed, for ``diagnostics["row_pass"]``: by the solver's own residual and
+        Jacobian passes (the objective only gave the loss at the start)."""
+        return ["autograd" if self.formula is None else self.formula.name]
 
     def final_loss(self) -> float | None:
         """The mse at the parameters as they are now, ``Σ r² / m``, when the solver has it: its iterate is where they
