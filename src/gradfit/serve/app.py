@@ -9,9 +9,10 @@ Routes
 ``GET /api/datasets/{id}``        the same for a dataset already here (``builtin:NAME`` too)
 ``POST /api/formula``             check a formula against the columns: its parameters, or the mistake's place
 ``WS /api/run``                   a run: the page sends ``start`` and then ``step``, ``play``, ``pause``,
-                                  ``stop``, ``reset``, ``speed``, ``landscape``; the server streams rows,
-                                  the model's curve, landscapes asked for, and the end
-``GET /api/runs/{id}/{file}``     ``result.json`` or ``history.csv`` of a finished run
+                                  ``stop``, ``reset``, ``speed``, ``landscape``, ``limit``; the server streams
+                                  rows, the model's curve, the landscapes and limits asked for, and the end
+``GET /api/runs/{id}/{file}``     ``result.json``, ``history.csv``, ``animation.gif`` or ``animation.html`` of
+                                  a finished run
 
 Every error the user can fix comes back as ``{"error": message}`` (HTTP 400, 413 for a file too large) or, on
 the WebSocket, ``{"type": "error", "message": ...}``; a run's failure never stops the server. WebSocket
@@ -25,7 +26,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import math
 import secrets
 import shutil
 import tempfile
@@ -42,7 +42,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gradfit.errors import DataError, FormulaError, GradfitError
-from gradfit.serve.curves import Curves
+from gradfit.serve.curves import Curves, finite
 from gradfit.serve.datasets import BUILTIN, Datasets
 from gradfit.serve.landscape import Landscapes
 from gradfit.serve.requests import RunRequest, parse_request
@@ -64,7 +64,7 @@ ANIMATION_FRAMES = 60
 def create_app(max_upload_bytes: int | None = None) -> Starlette:
     """The playground as an ASGI app (``uvicorn`` serves it; Starlette's TestClient tests it)."""
     datasets = Datasets() if max_upload_bytes is None else Datasets(max_upload_bytes)
-    finished: dict[str, tuple[Any, str]] = {}  # run id -> (result, data name), newest last
+    finished: dict[str, tuple[Any, Any]] = {}  # run id -> (result, its Table), newest last
     outputs = Path(tempfile.mkdtemp(prefix="gradfit-serve-runs-"))
 
     async def index(request: Request) -> Response:
@@ -148,9 +148,7 @@ def create_app(max_upload_bytes: int | None = None) -> Starlette:
         WebSocketRoute("/api/run", run_socket),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.datasets = datasets
-    return app
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def _error(message: str, status: int = 400) -> JSONResponse:
@@ -183,8 +181,7 @@ def check_formula(text: str, columns: list) -> dict[str, Any]:
         return {"ok": False, "message": err.reason, "offset": err.offset, "length": err.length}
     except GradfitError as err:
         return {"ok": False, "message": str(err), "offset": None, "length": 0}
-    flat = [name for spec in model.specs for name in spec.flat_names()]
-    return {"ok": True, "params": flat, "inputs": list(getattr(model, "inputs", ()) or ())}
+    return {"ok": True, "params": model.flat_names(), "inputs": list(model.inputs)}
 
 
 class Session:
@@ -321,7 +318,8 @@ class Session:
             if rows:
                 message: dict[str, Any] = {"type": "rows", "rows": rows}
                 if curves is not None:
-                    message["curve"] = await asyncio.to_thread(curves.predictions, run.param_names, rows[-1])
+                    flat = dict(zip(run.param_names, rows[-1][5:]))
+                    message["curve"] = await asyncio.to_thread(curves.predictions, flat)
                 await self.send(message)
             if done and not rows:
                 break
@@ -344,8 +342,7 @@ class Session:
         if message["rows"]:
             self.last_row = message["rows"][-1]
         if curves is not None:
-            final = [None] * 5 + [message["params"][name] for name in run.param_names]
-            message["curve"] = await asyncio.to_thread(curves.predictions, run.param_names, final)
+            message["curve"] = await asyncio.to_thread(curves.predictions, message["params"])
         await self.send(message)
 
     async def send(self, message: dict) -> None:
@@ -367,11 +364,6 @@ class Session:
 
 def end_message(result, run_id: str, dropped: int) -> dict[str, Any]:
     """The end of a run for the page: why it stopped, the message, the final parameters and rows."""
-    history = result.history
-    last = {
-        "step": int(history["step"][-1]) if len(history) else 0,
-        "loss": _finite(float(history["loss"][-1])) if len(history) else None,
-    }
     return {
         "type": "end",
         "ok": True,
@@ -379,11 +371,10 @@ def end_message(result, run_id: str, dropped: int) -> dict[str, Any]:
         "stop_reason": result.stop_reason,
         "message": result.message,
         "steps": result.steps,
-        "loss": _finite(result.loss),
-        "params": {name: _finite(v) for name, v in result.flat_params.items()},
+        "loss": finite(result.loss),
+        "params": {name: finite(v) for name, v in result.flat_params.items()},
         "params_hex": {name: float(v).hex() for name, v in result.flat_params.items()},
         "stability": _stability(result),
-        "last": last,
         "dropped": dropped,
         "downloads": {name: f"/api/runs/{run_id}/{name}" for name in DOWNLOADS},
     }
@@ -424,20 +415,13 @@ def write_download(result, table, folder: Path, name: str) -> None:
 
 
 def final_rows(result, after: int) -> list[list[float | None]]:
-    """The history's rows after step ``after``, as the stream's rows: the fit records the row of its last
-    parameters after its last step boundary (no callback sees it)."""
+    """The history's last row, when it comes after step ``after`` (the last streamed), as the stream's rows give
+    it: the fit records the row of its final parameters after its last step boundary, which no callback sees."""
     history = result.history
-    steps = history["step"]
-    snapshot_steps = list(history.snapshot_steps)
-    out = []
-    for i in range(len(steps)):
-        step = int(steps[i])
-        if step <= after or step not in snapshot_steps:
-            continue
-        values = history.snapshots[snapshot_steps.index(step)]
-        head = [float(step), *(float(history[c][i]) for c in ("loss", "val_loss", "lr", "grad_norm"))]
-        out.append([_finite(v) for v in (*head, *(float(v) for v in values))])
-    return out
+    if not len(history) or int(history["step"][-1]) <= after:
+        return []
+    head = [history[c][-1] for c in ("step", "loss", "val_loss", "lr", "grad_norm")]
+    return [[finite(float(v)) for v in (*head, *result.flat_params.values())]]
 
 
 def _stability(result) -> dict[str, float | None] | None:
@@ -445,11 +429,7 @@ def _stability(result) -> dict[str, float | None] | None:
     limit = result.diagnostics.get("stability_limit")
     if not isinstance(limit, dict):
         return None
-    return {key: _finite(float(limit[key])) if limit.get(key) is not None else None for key in ("limit", "lr_limit")}
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+    return {key: finite(float(limit[key])) if limit.get(key) is not None else None for key in ("limit", "lr_limit")}
 
 
 def _plain(value: Any) -> Any:

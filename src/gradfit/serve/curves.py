@@ -9,10 +9,13 @@ model is a pure function of (parameters, inputs), safe to call from the server's
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
+
+from gradfit.models.base import unflatten_params
 
 #: Points of the data drawn at most (a sample, the same every time: evenly spaced rows).
 MAX_POINTS = 2_000
@@ -42,7 +45,7 @@ class Curves:
         self.grid: list[Any]  # the curve's x (one input), the plane's two axes (classes), or nothing
         if self.classes is not None:
             columns = sample[self.inputs].to_numpy(dtype=np.float64, na_value=np.nan)
-            self.points_x = [[_finite(a), _finite(b)] for a, b in columns]
+            self.points_x = [[finite(a), finite(b)] for a, b in columns]
             box = [_padded(columns[:, k]) for k in range(2)]
             self.grid = [np.linspace(*box[0], PLANE).tolist(), np.linspace(*box[1], PLANE).tolist()]
             gb, ga = np.meshgrid(self.grid[1], self.grid[0], indexing="ij")
@@ -50,8 +53,8 @@ class Curves:
         elif self.one_input:
             x = _numbers(sample[self.inputs[0]])
             self.points_x = x
-            finite = [v for v in x if v is not None]
-            low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+            known = [v for v in x if v is not None]
+            low, high = (min(known), max(known)) if known else (0.0, 1.0)
             pad = 0.02 * (high - low) if high > low else 0.5
             grid = np.linspace(low - pad, high + pad, GRID)
             self.at = torch.tensor(grid, dtype=torch.float64)[:, None]
@@ -75,17 +78,13 @@ class Curves:
             "classes": self.classes,
         }
 
-    def predictions(self, names: list[str], row: list[float | None]) -> list[float | None] | None:
-        """The model's values at the grid (one input) or at the sampled rows, for the parameters in ``row``."""
-        values = row[5:]
+    def predictions(self, flat: Mapping[str, float | None]) -> list[float | None] | None:
+        """The model's values at the grid (one input), on the plane (classes) or at the sampled rows, for the
+        parameters ``flat`` (by flat name, as a streamed row or the end's parameters give them)."""
         several = self.classes is not None and self.model.n_outputs > 1
-        if len(values) != len(names) or any(v is None for v in values) or (self.model.n_outputs != 1 and not several):
+        if any(flat.get(n) is None for n in self.model.flat_names()) or (self.model.n_outputs != 1 and not several):
             return None
-        flat = dict(zip(names, values))
-        params = {}
-        for spec in self.model.specs:
-            entries = [flat[n] for n in spec.flat_names()]
-            params[spec.name] = torch.tensor(entries, dtype=torch.float64).reshape(spec.shape)
+        params = unflatten_params(self.model.specs, flat)  # type: ignore[arg-type]  # no None left: checked above
         try:
             with torch.no_grad():
                 out = self.model(params, self.at)
@@ -93,7 +92,7 @@ class Curves:
             return None
         if self.classes is not None:
             out = _class_values(out, self.loss)
-        return [v if math.isfinite(v) else None for v in out.reshape(-1).tolist()]
+        return [finite(v) for v in out.reshape(-1).tolist()]
 
 
 def _classes(frame, y: str | None) -> list[int] | None:
@@ -117,16 +116,17 @@ def _class_values(out: torch.Tensor, loss: str) -> torch.Tensor:
 
 
 def _padded(values: np.ndarray) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    known = values[np.isfinite(values)]
+    low, high = (float(known.min()), float(known.max())) if len(known) else (0.0, 1.0)
     pad = 0.08 * (high - low) if high > low else 0.5
     return low - pad, high + pad
 
 
-def _finite(value: float) -> float | None:
+def finite(value: float) -> float | None:
+    """``value`` as a float, or None for NaN and infinities (JSON has neither)."""
     return float(value) if math.isfinite(value) else None
 
 
 def _numbers(column) -> list[float | None]:
     values = np.asarray(column, dtype=np.float64) if column.dtype.kind in "biuf" else np.full(len(column), np.nan)
-    return [float(v) if math.isfinite(v) else None for v in values]
+    return [finite(v) for v in values]

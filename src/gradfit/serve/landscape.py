@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gradfit.errors import ConfigError
+from gradfit.serve.curves import finite
 
 #: Grid points along each axis.
 GRID = 41
@@ -56,14 +57,14 @@ class Landscapes:
         a = np.linspace(*ranges[0], GRID)
         b = np.linspace(*ranges[1], GRID)
         loss = loss_on_grid(self.model, self.loss, base, pair, a, b, self.x, self.y)
-        finite = [[v if math.isfinite(v) else None for v in line] for line in loss.tolist()]
+        grid = [[finite(v) for v in line] for line in loss.tolist()]
         sampled = len(self.y) < self.total_rows
         return {
             "type": "landscape",
             "pair": pair,
             "a": a.tolist(),
             "b": b.tolist(),
-            "loss": finite,
+            "loss": grid,
             "rows": len(self.y),
             "note": f"from an even sample of {len(self.y):,} of {self.total_rows:,} rows" if sampled else "",
         }

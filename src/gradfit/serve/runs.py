@@ -15,7 +15,6 @@ and the page never redraws more often than it asks. A run whose page is gone is 
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import warnings
@@ -23,6 +22,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from gradfit.models.base import flatten_params
+from gradfit.serve.curves import finite
 
 #: The longest a run may take, wall clock, paused time included; then it stops as if told to.
 MAX_SECONDS = 30 * 60.0
@@ -61,7 +63,7 @@ class _Steer:
     def on_model(self, model, fixed) -> None:
         self.specs = list(model.specs)
         self.run.built = model
-        self.run.param_names = [name for spec in self.specs for name in spec.flat_names()]
+        self.run.param_names = model.flat_names()
 
     def on_step(self, state) -> bool:
         self.run.put(_row(state, self.specs))
@@ -85,11 +87,8 @@ class _Steer:
 
 def _row(state, specs) -> list[float | None]:
     """``[step, loss, val_loss, lr, grad_norm, *parameters]`` with NaN and infinities as None (JSON has none)."""
-    values: list[float] = []
-    for spec in specs:
-        values.extend(state.params[spec.name].detach().reshape(-1).double().cpu().tolist())
-    head = [float(state.step), state.loss, state.val_loss, state.lr, state.grad_norm]
-    return [v if math.isfinite(v) else None for v in (*head, *values)]
+    values = flatten_params(specs, state.params).values()
+    return [finite(v) for v in (state.step, state.loss, state.val_loss, state.lr, state.grad_norm, *values)]
 
 
 class Run:
