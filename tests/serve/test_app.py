@@ -356,3 +356,21 @@ def test_a_parquet_upload_is_read_and_fitted(client):
     direct = gradfit.fit("a*x + b", synthetic.linear(seed=2), y="y", optimizer="sgd", lr=0.1, steps=10)
     assert end["params_hex"] == {k: float(v).hex() for k, v in direct.flat_params.items()}
     assert other[0]["command"].startswith("gradfit fit line.parquet ")
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(client, monkeypatch):
+    """Declared too long: refused at once. Sent with chunks (no declared length): refused by the spooled file's
+    size, without reading it into memory (the store never sees it)."""
+    from gradfit.serve.datasets import Datasets
+
+    monkeypatch.setattr(Datasets, "upload", lambda *args: pytest.fail("an oversized file reached the store"))
+    big = b"x,y\n" + b"1,2\n" * 100_000
+    r = upload(client, big, "big.csv")
+    assert r.status_code == 413 and "up to" in r.json()["error"]
+    body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n\r\n' + big + b"\r\n--b--\r\n"
+    r = client.post(
+        "/api/datasets",
+        content=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert r.status_code == 413 and "big.csv: the upload is" in r.json()["error"]

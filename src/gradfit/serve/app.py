@@ -43,7 +43,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gradfit.errors import DataError, FormulaError, GradfitError
 from gradfit.serve.curves import Curves, finite
-from gradfit.serve.datasets import BUILTIN, Datasets
+from gradfit.serve.datasets import BUILTIN, Datasets, too_large
 from gradfit.serve.landscape import Landscapes
 from gradfit.serve.requests import RunRequest, parse_request
 from gradfit.serve.runs import Run
@@ -57,6 +57,8 @@ ROWS_PER_SEND = 5_000
 KEPT_RUNS = 16
 #: What a finished run offers: its files as ``gradfit fit`` writes them, and its animation.
 DOWNLOADS = ("result.json", "history.csv", "animation.gif", "animation.html")
+#: Bytes of a multipart upload beyond its file's (boundaries, headers) that the declared length may carry.
+UPLOAD_OVERHEAD = 64 * 1024
 #: Frames of a downloaded animation at most.
 ANIMATION_FRAMES = 60
 
@@ -82,13 +84,20 @@ def create_app(max_upload_bytes: int | None = None) -> Starlette:
         return JSONResponse(zoo)
 
     async def upload(request: Request) -> Response:
+        # A file over the limit is refused before it is read: by the request's declared length (nothing spooled),
+        # else by the spooled file's size (nothing read into memory).
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > datasets.max_bytes + UPLOAD_OVERHEAD:
+            return _error(too_large(int(declared), datasets.max_bytes), 413)
         try:
-            form = await request.form(max_files=1, max_fields=4, max_part_size=datasets.max_bytes + 1)
-        except Exception as err:  # multipart's own refusals: too large, malformed
+            form = await request.form(max_files=1, max_fields=4)
+        except Exception as err:  # multipart's own refusals: malformed
             return _error(f"The upload could not be read: {err}. Upload one CSV or Parquet file.")
         item = form.get("file")
         if item is None or isinstance(item, str):
             return _error("No file in the upload: send it as the form field 'file'.")
+        if item.size is not None and item.size > datasets.max_bytes:
+            return _error(too_large(item.size, datasets.max_bytes, item.filename), 413)
         content = await item.read()
         try:
             table = await asyncio.to_thread(datasets.upload, item.filename or "data.csv", content)

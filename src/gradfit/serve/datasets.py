@@ -70,6 +70,16 @@ class Table:
         }
 
 
+def too_large(size: int, limit: int, name: str | None = None) -> str:
+    """Why an upload of ``size`` bytes is refused, and what to do instead."""
+    shown = Path(name or "").name or "The file"
+    return (
+        f"{shown}: the upload is {size / 2**20:.1f} MB; the playground takes files up to {limit / 2**20:.0f} MB. "
+        f"Fit a larger file with `gradfit fit FILE ...` on the command line, or start the playground with a "
+        "larger --max-upload-mb."
+    )
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -108,11 +118,7 @@ class Datasets:
         too large, of an unknown kind, or unreadable (then nothing is kept)."""
         name = Path(filename or "data.csv").name or "data.csv"
         if len(content) > self.max_bytes:
-            raise DataError(
-                f"{name}: the file is {len(content) / 2**20:.1f} MB; the playground takes files up to "
-                f"{self.max_bytes / 2**20:.0f} MB. Fit a larger file with `gradfit fit {name} ...` on the "
-                "command line, or start the playground with a larger --max-upload-mb."
-            )
+            raise DataError(too_large(len(content), self.max_bytes, name))
         ending = Path(name).suffix.lower()
         if ending not in ENDINGS:
             raise DataError(
