@@ -189,6 +189,7 @@ def test_a_landscape_is_the_exact_loss_around_the_run_with_the_others_held(clien
         socket.send_json({"type": "landscape", "pair": ["a", "b"], "span": [[1, 0], [0, 1]]})
         assert "low < high" in socket.receive_json()["message"]
     assert grid["type"] == "landscape" and len(grid["a"]) == 41 and len(grid["loss"]) == 41
+    assert grid["run"] == end["run"]  # tagged with its run: the page drops a landscape of a run it has replaced
     data = synthetic.linear(seed=0)
     x, y = data["x"].to_numpy(np.float64), data["y"].to_numpy(np.float64)
     b = end["params"]["b"]

@@ -203,8 +203,9 @@ class Session:
         self.run_id = ""
         self.pump: asyncio.Task | None = None
         self.last_row: list[float | None] | None = None
-        self.landscapes: Landscapes | None = None
+        self.landscapes: tuple[str, Landscapes] | None = None  # the run they were built for, and them
         self.table: Any = None
+        self.side_tasks: set[asyncio.Task] = set()  # landscapes and limits being computed
 
     async def serve(self) -> None:
         try:
@@ -231,10 +232,12 @@ class Session:
                 await self.send({"type": "error", "message": "Nothing to reset: start a run first."})
             else:
                 await self.start(None, paused=bool(message.get("paused", True)))
-        elif kind == "landscape":
-            await self.landscape(message)
-        elif kind == "limit":
-            await self.limit(message)
+        elif kind in ("landscape", "limit"):
+            # Computed beside the controls (a grid or a one-step fit can take a second on large data): a stop
+            # or a pause sent meanwhile is not held up behind it.
+            task = asyncio.create_task(self.landscape(message) if kind == "landscape" else self.limit(message))
+            self.side_tasks.add(task)
+            task.add_done_callback(self.side_tasks.discard)
         elif run is None and kind in ("step", "play", "pause", "stop", "speed"):
             await self.send({"type": "error", "message": f"No run to {kind}: start one first."})
         elif run is not None and kind == "step":
@@ -249,23 +252,21 @@ class Session:
 
     async def landscape(self, message: dict) -> None:
         """The loss over two parameters around where the run is now (see :mod:`gradfit.serve.landscape`)."""
-        run = self.run
-        if run is None or run.built is None or self.last_row is None:
+        run, run_id, row, table = self.run, self.run_id, self.last_row, self.table
+        if run is None or run.built is None or row is None:
             await self.send({"type": "error", "message": "A landscape needs a run that has taken its first step."})
             return
         try:
-            if self.landscapes is None:
+            if self.landscapes is None or self.landscapes[0] != run_id:  # one per run: its model, loss and data
                 loss = str(run.options.get("loss") or "mse")
-                self.landscapes = await asyncio.to_thread(
-                    Landscapes, run.built, self.table.frame, run.options.get("y"), loss
-                )
-            answer = await asyncio.to_thread(
-                self.landscapes.grid, run.param_names, self.last_row, message.get("pair"), message.get("span")
-            )
+                built = await asyncio.to_thread(Landscapes, run.built, table.frame, run.options.get("y"), loss)
+                self.landscapes = (run_id, built)
+            grids = self.landscapes[1]
+            answer = await asyncio.to_thread(grids.grid, run.param_names, row, message.get("pair"), message.get("span"))
         except GradfitError as err:
             await self.send({"type": "error", "message": str(err)})
             return
-        await self.send(answer)
+        await self.send({**answer, "run": run_id})  # the page draws it only for the run it is showing
 
     async def limit(self, message: dict) -> None:
         """The stability limit 2/λmax of the loss at the start these settings give, for the learning-rate slider

@@ -165,7 +165,8 @@ def _read(path: str, name: str) -> tuple[Any, list[str]]:
     if isinstance(frame, NumberTable):  # a plain numeric CSV comes as named float64 columns
         import pandas as pd
 
-        frame = pd.DataFrame(frame.values, columns=frame.columns)
+        table, frame = frame, pd.DataFrame(frame.values, columns=frame.columns)
+        frame.attrs.update(table.attrs)  # where it was read from, its row labels: as the pandas path records
     return frame, [_renamed(note, path, name) for note in notes]
 
 

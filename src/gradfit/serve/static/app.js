@@ -43,7 +43,7 @@ function send(message) {
 function receive(m) {
   state.stats.messages += 1;
   if (m.type === "started") {
-    Object.assign(state, { rows: [], curve: null, end: null, names: [] });
+    Object.assign(state, { rows: [], curve: null, end: null, names: [], runId: m.run });
     state.land = { grid: null, asked: 0, pending: false };
     $("command").textContent = m.command;
     $("downloads").textContent = "";
@@ -67,8 +67,9 @@ function receive(m) {
     state.limit = m.limit;
     hintLearningRate();
   } else if (m.type === "landscape") {
-    state.land.grid = m;
     state.land.pending = false;
+    if (m.run !== state.runId) return; // asked for a run that has since been replaced
+    state.land.grid = m;
     $("land-note").textContent = `Exact loss over ${m.pair.join(" and ")}, the others held at the current values${m.note ? `, ${m.note}` : ""}; the path so far in white.`;
   } else if (m.type === "error") {
     state.land.pending = false;
