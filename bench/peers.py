@@ -106,12 +106,14 @@ def rows_label(n: int) -> str:
     return f"10^{k}" if n == 10**k and k >= 2 else f"{n:,}"
 
 
-def subject(result: gradfit.FitResult, set_up: float | None = None) -> str:
-    """The name of what was timed: gradfit and the row passes its fit ran (``diagnostics["row_pass"]``), and the
-    one-time set-up before its first step when given (seconds)."""
+def subject(result: gradfit.FitResult, set_up: float | None = None, note: str | None = None) -> str:
+    """The name of what was timed: gradfit and the row passes its fit ran (``diagnostics["row_pass"]``), the
+    one-time set-up before its first step when given (seconds), and ``note``."""
     said = list(result.diagnostics.get("row_pass") or [])
     if set_up is not None and set_up >= 1e-3:
         said.append(f"set-up {set_up:.2f} s once" if set_up >= 1 else f"set-up {set_up * 1e3:.0f} ms once")
+    if note:
+        said.append(note)
     return f"gradfit ({'; '.join(said)})" if said else "gradfit"
 
 
@@ -129,7 +131,9 @@ def quiet_fit(*args: Any, **kwargs: Any) -> gradfit.FitResult:
     return result
 
 
-def gradfit_step(model: str, frame: Any, init: dict[str, Any], steps: int, row_pass: str = "auto") -> Measure:
+def gradfit_step(
+    model: str, frame: Any, init: dict[str, Any], steps: int, row_pass: str = "auto", note: str | None = None
+) -> Measure:
     """gradfit's seconds per full-batch sgd step and its final parameters.
 
     The step is the loop's steady state: the history's clock from the first row to the last step's, over the
@@ -142,7 +146,7 @@ def gradfit_step(model: str, frame: Any, init: dict[str, Any], steps: int, row_p
         params = np.concatenate([np.atleast_1d(v.detach().double().numpy()) for v in r.params.values()])
         clock = r.history["time"]
         step = float(clock[r.steps - 1] - clock[0]) / (r.steps - 1)
-        return step, (params, subject(r, set_up=float(clock[0]) - step))
+        return step, (params, subject(r, set_up=float(clock[0]) - step, note=note))
 
     return measure
 
@@ -255,8 +259,8 @@ def full_batch(
     if numpy_peer:
         measures["numpy"] = numpy_loop(x.numpy(), y.numpy(), start, steps)
     if compiled:
-        compile_seconds = compile_once(model, frame, init)
-        measures["compiled"] = gradfit_step(model, frame, init, steps, row_pass="compiled")
+        note = f"compile {compile_once(model, frame, init):.1f} s once, row_pass='compiled'"
+        measures["compiled"] = gradfit_step(model, frame, init, steps, row_pass="compiled", note=note)
     medians, outputs = interleaved(measures, plan.repeats(3))
     oracle = reference(name, x, y, start, steps)
     (params, ours) = outputs["gradfit"]
@@ -270,7 +274,6 @@ def full_batch(
     ]
     if compiled:
         (params, said) = outputs["compiled"]
-        said = f"{said[:-1]}; compile {compile_seconds:.1f} s once, row_pass='compiled')"
         lines.insert(
             0, Line(row, work, said, medians["compiled"], "memory floor", floor, target, same(params, oracle), n)
         )
