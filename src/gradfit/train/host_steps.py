@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from gradfit.train.host_arith import Arith, arithmetic
-from gradfit.train.host_updates import host_update
+from gradfit.train.host_updates import flat_entries, host_update, split_entries
 from gradfit.train.linear_stats import LinearStats
 from gradfit.train.steppers.gradient import TorchStepper, _hooked
 from gradfit.train.stopping import StepState
@@ -153,11 +153,7 @@ class HostBlocks:
             self.steps += moved
 
     def _split(self, flat: list) -> list[list]:
-        out, at = [], 0
-        for n in self.sizes:
-            out.append(flat[at : at + n])
-            at += n
-        return out
+        return split_entries(flat, self.leaves)
 
 
 class _Block:
@@ -165,7 +161,7 @@ class _Block:
 
     def __init__(self, blocks: HostBlocks, stats: LinearStats, val: LinearStats | None, group: dict, k: int):
         self.blocks, self.stats, self.val, self.group, self.k = blocks, stats, val, group, k
-        self.theta = [v for p in blocks.leaves for v in p.detach().reshape(-1).tolist()]
+        self.theta = flat_entries(p.detach() for p in blocks.leaves)
         self.previous = self.theta
         self.opt_state = blocks.update.read(blocks.leaves)
         self.still = blocks.fit.state.still

@@ -16,7 +16,7 @@ import torch
 
 from gradfit.train.host_arith import Arith
 
-__all__ = ["AdamUpdate", "SGDUpdate", "host_update"]
+__all__ = ["AdamUpdate", "SGDUpdate", "flat_entries", "host_update", "split_entries"]
 
 
 def host_update(optimizer: torch.optim.Optimizer, arith: list[Arith]):
@@ -41,7 +41,8 @@ def _common(group: dict) -> bool:
     )
 
 
-def _split(flat: list, leaves: list[torch.Tensor]) -> list[list]:
+def split_entries(flat: list, leaves: list[torch.Tensor]) -> list[list]:
+    """``flat`` (the free entries, in ``leaves`` order) cut into one list per leaf: :func:`flat_entries` undone."""
     out, at = [], 0
     for p in leaves:
         out.append(flat[at : at + p.numel()])
@@ -49,7 +50,8 @@ def _split(flat: list, leaves: list[torch.Tensor]) -> list[list]:
     return out
 
 
-def _flat(tensors) -> list[float]:
+def flat_entries(tensors) -> list[float]:
+    """Every entry of ``tensors``, in order and row-major within each, as Python floats (exact: float64 widens)."""
     return [v for t in tensors for v in t.reshape(-1).tolist()]
 
 
@@ -64,12 +66,12 @@ class SGDUpdate:
 
     def read(self, leaves: list[torch.Tensor]):
         bufs = [self.optimizer.state[p].get("momentum_buffer") if p in self.optimizer.state else None for p in leaves]
-        return None if any(b is None for b in bufs) else _flat(bufs)
+        return None if any(b is None for b in bufs) else flat_entries(bufs)
 
     def write(self, leaves: list[torch.Tensor], bufs) -> None:
         if bufs is None:
             return
-        for p, values in zip(leaves, _split(bufs, leaves)):
+        for p, values in zip(leaves, split_entries(bufs, leaves)):
             self.optimizer.state[p]["momentum_buffer"] = torch.tensor(values, dtype=p.dtype).reshape(p.shape)
 
     def step(self, theta: list[float], grads: list[float], lr: float, bufs):
@@ -122,11 +124,11 @@ class AdamUpdate:
         if len(steps) != 1 or len(dtypes) != 1 or not dtypes <= {torch.float32, torch.float64}:
             return None
         self.step_float64 = dtypes == {torch.float64}  # the counter's dtype (torch's default dtype's)
-        return steps.pop(), _flat(s["exp_avg"] for s in states), _flat(s["exp_avg_sq"] for s in states)
+        return steps.pop(), flat_entries(s["exp_avg"] for s in states), flat_entries(s["exp_avg_sq"] for s in states)
 
     def write(self, leaves: list[torch.Tensor], state) -> None:
         step, m, v = state
-        for p, ms, vs in zip(leaves, _split(m, leaves), _split(v, leaves)):
+        for p, ms, vs in zip(leaves, split_entries(m, leaves), split_entries(v, leaves)):
             s = self.optimizer.state[p]
             s["step"].fill_(step)
             s["exp_avg"].copy_(torch.tensor(ms, dtype=p.dtype).reshape(p.shape))
