@@ -50,6 +50,7 @@ class HostBlocks:
         self.arith = arith  # per free entry
         self.sizes = [p.numel() for p in self.leaves]
         self.steps = 0  # steps taken in blocks
+        self.fixed_row: np.ndarray | None = None  # the snapshot columns, set at the first flush (after a resume)
         self.by_schedule = getattr(self.optimizer.step, "_wrapped_by_lr_sched", False)
         self.seen = StepState(0, 0.0, math.nan, math.nan, math.nan, math.nan, 0.0, fit.state.total, fit.params)
 
@@ -79,7 +80,8 @@ class HostBlocks:
 
     def _snapshot_columns(self, fit) -> None:
         """A snapshot row is every entry of every parameter (spec order), fixed ones too: their columns are set
-        once, the free entries' columns filled per step."""
+        once, the free entries' columns filled per step. Taken at the first block that records rows (a resumed
+        fit's parameters are loaded by then), and kept: fixed parameters do not change during a fit."""
         row: list[float] = []
         free: list[int] = []
         at = 0
@@ -132,7 +134,8 @@ class HostBlocks:
             for row, norm in zip(block.rows, norms):
                 row[5] = norm
             fit.recorder.add_rows(block.rows)
-            self._snapshot_columns(fit)
+            if self.fixed_row is None:
+                self._snapshot_columns(fit)
             snaps = np.tile(self.fixed_row, (len(block.snaps), 1))
             snaps[:, self.free_columns] = block.snaps
             fit.recorder.add_snapshots([int(r[0]) for r in block.rows], snaps)
