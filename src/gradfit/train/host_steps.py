@@ -50,7 +50,7 @@ class HostBlocks:
         self.arith = arith  # per free entry
         self.sizes = [p.numel() for p in self.leaves]
         self.steps = 0  # steps taken in blocks
-        self.fixed_row: np.ndarray | None = None  # the snapshot columns, set at the first flush (after a resume)
+        self.columns: tuple[np.ndarray, np.ndarray] | None = None  # _snapshot_columns, at the first flush
         self.by_schedule = getattr(self.optimizer.step, "_wrapped_by_lr_sched", False)
         self.seen = StepState(0, 0.0, math.nan, math.nan, math.nan, math.nan, 0.0, fit.state.total, fit.params)
 
@@ -78,10 +78,11 @@ class HostBlocks:
         update = host_update(stepper.optimizer, arith)
         return cls(fit, arith, update) if update is not None else None
 
-    def _snapshot_columns(self, fit) -> None:
-        """A snapshot row is every entry of every parameter (spec order), fixed ones too: their columns are set
-        once, the free entries' columns filled per step. Taken at the first block that records rows (a resumed
-        fit's parameters are loaded by then), and kept: fixed parameters do not change during a fit."""
+    def _snapshot_columns(self, fit) -> tuple[np.ndarray, np.ndarray]:
+        """The snapshot row's values and its free columns: every entry of every parameter (spec order), fixed
+        ones too, whose columns are set once; the free entries' columns are filled per step. Taken at the first
+        block that records rows (a resumed fit's parameters are loaded by then) and kept: fixed parameters do not
+        change during a fit."""
         row: list[float] = []
         free: list[int] = []
         at = 0
@@ -92,8 +93,7 @@ class HostBlocks:
                 free.extend(range(at, at + len(values)))
             row.extend(values)
             at += len(values)
-        self.fixed_row = np.asarray(row, dtype=np.float64)
-        self.free_columns = np.asarray(free, dtype=np.int64)
+        return np.asarray(row, dtype=np.float64), np.asarray(free, dtype=np.int64)
 
     def _stats(self, data, grad: bool) -> LinearStats | None:
         """The host statistics that serve ``data``'s rows now (they are bound once, before the first step)."""
@@ -134,10 +134,11 @@ class HostBlocks:
             for row, norm in zip(block.rows, norms):
                 row[5] = norm
             fit.recorder.add_rows(block.rows)
-            if self.fixed_row is None:
-                self._snapshot_columns(fit)
-            snaps = np.tile(self.fixed_row, (len(block.snaps), 1))
-            snaps[:, self.free_columns] = block.snaps
+            if self.columns is None:
+                self.columns = self._snapshot_columns(fit)
+            fixed_row, free_columns = self.columns
+            snaps = np.tile(fixed_row, (len(block.snaps), 1))
+            snaps[:, free_columns] = block.snaps
             fit.recorder.add_snapshots([int(r[0]) for r in block.rows], snaps)
             fit.batches.take(int(block.rows[-1][0]))
             state.lr = block.rows[-1][4]
