@@ -16,7 +16,7 @@ import torch
 
 from gradfit.train.host_arith import Arith
 
-__all__ = ["AdamUpdate", "SGDUpdate", "flat_entries", "host_update", "split_entries"]
+__all__ = ["AdamUpdate", "SGDUpdate", "flat_entries", "host_update", "plain_group", "split_entries"]
 
 
 def host_update(optimizer: torch.optim.Optimizer, arith: list[Arith]):
@@ -30,7 +30,9 @@ def host_update(optimizer: torch.optim.Optimizer, arith: list[Arith]):
     return None
 
 
-def _common(group: dict) -> bool:
+def plain_group(group: dict) -> bool:
+    """Whether torch.optim's update over ``group`` is plain arithmetic on the CPU (the single-tensor path): no
+    weight decay or maximize, no foreach, fused or differentiable kernel, a float learning rate."""
     return (
         group["weight_decay"] == 0
         and not group["maximize"]
@@ -62,7 +64,7 @@ class SGDUpdate:
         self.optimizer, self.arith, self.group = optimizer, arith, optimizer.param_groups[0]
 
     def ready(self) -> bool:
-        return _common(self.group)
+        return plain_group(self.group)
 
     def read(self, leaves: list[torch.Tensor]):
         bufs = [self.optimizer.state[p].get("momentum_buffer") if p in self.optimizer.state else None for p in leaves]
@@ -105,7 +107,7 @@ class AdamUpdate:
         group = self.group
         beta1, beta2 = group["betas"]
         return (
-            _common(group)
+            plain_group(group)
             and not group["amsgrad"]
             and not group["capturable"]
             and not group.get("decoupled_weight_decay", False)
