@@ -236,6 +236,26 @@ def test_what_blocks_do_not_cover_is_stepped_one_at_a_time(frame, options):
     assert_identical(fast, slow)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"optimizer": "adam", "optimizer_options": {"amsgrad": True}},
+        {"optimizer": "sgd", "optimizer_options": {"weight_decay": 0.01}},
+    ],
+)
+def test_an_update_no_block_computes_is_not_asked_for_a_block_at_every_step(frame, options, monkeypatch):
+    """Settings that keep every step out of blocks are found before the first step, not asked again per step."""
+    calls = []
+    advance = host_steps.HostBlocks.advance
+    monkeypatch.setattr(host_steps.HostBlocks, "advance", lambda self, f: calls.append(1) or advance(self, f))
+    common = dict(x="x", lr=0.05, steps=50, init={"a": 0.5, "b": 0.0}) | options
+    fast, slow = fit("a*x + b", frame, True, **common), fit("a*x + b", frame, False, **common)
+    assert calls == [] and "host_steps" not in fast.diagnostics
+    assert_identical(fast, slow)
+    assert fit("a*x + b", frame, True, **(common | {"optimizer_options": {}})).diagnostics["host_steps"] > 0
+    assert calls  # the same fit without those settings steps in blocks
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_the_host_update_rounds_as_torch_add(dtype):
     arith = arithmetic(dtype)

@@ -76,7 +76,9 @@ class HostBlocks:
                 return None
             arith.extend([a] * p.numel())
         update = host_update(stepper.optimizer, arith)
-        return cls(fit, arith, update) if update is not None else None
+        # Settings no block computes (weight decay, amsgrad, ...) do not change during a fit: without this check
+        # every step would ask advance() and be told NOT_RUN (a block still checks them, as a schedule may not).
+        return cls(fit, arith, update) if update is not None and update.ready() else None
 
     def _snapshot_columns(self, fit) -> tuple[np.ndarray, np.ndarray]:
         """The snapshot row's values and its free columns: every entry of every parameter (spec order), fixed
