@@ -271,7 +271,9 @@ def test_the_host_update_rounds_as_torch_add(dtype):
 
 
 def test_round32_is_torchs_float32():
-    values = [random.Random(2).uniform(-1e3, 1e3) for _ in range(1000)] + [1 / 3, 2.0**-140, 3.4e38]
+    rng = random.Random(2)
+    values = [rng.uniform(-1e3, 1e3) for _ in range(1000)] + [1 / 3, 2.0**-140, 3.4e38]
+    values += [1 + 2.0**-24, 1 + 3 * 2.0**-24, 2.0**-150, 3 * 2.0**-150, -(2.0**-150)]  # ties: to even
     assert [round32(v) for v in values] == torch.tensor(values, dtype=torch.float32).tolist()
 
 
