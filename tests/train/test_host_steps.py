@@ -277,18 +277,22 @@ def test_round32_is_torchs_float32():
     assert [round32(v) for v in values] == torch.tensor(values, dtype=torch.float32).tolist()
 
 
-def test_recorder_blocks_equal_rows_and_snapshots_added_one_at_a_time():
+@pytest.mark.parametrize(
+    "max_rows, max_snapshots, n, size",
+    [(50, 8, 300, 37), (5000, 3000, 4000, 256)],  # thinned from the start; tables grown by blocks, then thinned
+)
+def test_recorder_blocks_equal_rows_and_snapshots_added_one_at_a_time(max_rows, max_snapshots, n, size):
     rng = np.random.default_rng(0)
-    one, block = (HistoryRecorder(["a", "b"], max_rows=50, max_snapshots=8) for _ in range(2))
-    rows = [[k, float(k), *rng.normal(size=4).tolist(), 0.1 * k] for k in range(300)]
-    snaps = rng.normal(size=(300, 2))
+    one, block = (HistoryRecorder(["a", "b"], max_rows=max_rows, max_snapshots=max_snapshots) for _ in range(2))
+    rows = [[k, float(k), *rng.normal(size=4).tolist(), 0.1 * k] for k in range(n)]
+    snaps = rng.normal(size=(n, 2))
     for row, snap in zip(rows, snaps):
         one.add_row(*row)
         if one.wants_snapshot(row[0]):
             one.add_snapshot(row[0], snap)
-    for start in range(0, 300, 37):
-        block.add_rows(rows[start : start + 37])
-        block.add_snapshots([r[0] for r in rows[start : start + 37]], snaps[start : start + 37])
+    for start in range(0, n, size):
+        block.add_rows(rows[start : start + size])
+        block.add_snapshots([r[0] for r in rows[start : start + size]], snaps[start : start + size])
     np.testing.assert_array_equal(block.table(), one.table())
     assert block.snap_steps == one.snap_steps
     np.testing.assert_array_equal(block.snaps, one.snaps)
