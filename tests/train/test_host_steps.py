@@ -236,6 +236,26 @@ def test_what_blocks_do_not_cover_is_stepped_one_at_a_time(frame, options):
     assert_identical(fast, slow)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"optimizer": "adam", "optimizer_options": {"amsgrad": True}},
+        {"optimizer": "sgd", "optimizer_options": {"weight_decay": 0.01}},
+    ],
+)
+def test_an_update_no_block_computes_is_not_asked_for_a_block_at_every_step(frame, options, monkeypatch):
+    """Settings that keep every step out of blocks are found before the first step, not asked again per step."""
+    calls = []
+    advance = host_steps.HostBlocks.advance
+    monkeypatch.setattr(host_steps.HostBlocks, "advance", lambda self, f: calls.append(1) or advance(self, f))
+    common = dict(x="x", lr=0.05, steps=50, init={"a": 0.5, "b": 0.0}) | options
+    fast, slow = fit("a*x + b", frame, True, **common), fit("a*x + b", frame, False, **common)
+    assert calls == [] and "host_steps" not in fast.diagnostics
+    assert_identical(fast, slow)
+    assert fit("a*x + b", frame, True, **(common | {"optimizer_options": {}})).diagnostics["host_steps"] > 0
+    assert calls  # the same fit without those settings steps in blocks
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_the_host_update_rounds_as_torch_add(dtype):
     arith = arithmetic(dtype)
@@ -251,22 +271,28 @@ def test_the_host_update_rounds_as_torch_add(dtype):
 
 
 def test_round32_is_torchs_float32():
-    values = [random.Random(2).uniform(-1e3, 1e3) for _ in range(1000)] + [1 / 3, 2.0**-140, 3.4e38]
+    rng = random.Random(2)
+    values = [rng.uniform(-1e3, 1e3) for _ in range(1000)] + [1 / 3, 2.0**-140, 3.4e38]
+    values += [1 + 2.0**-24, 1 + 3 * 2.0**-24, 2.0**-150, 3 * 2.0**-150, -(2.0**-150)]  # ties: to even
     assert [round32(v) for v in values] == torch.tensor(values, dtype=torch.float32).tolist()
 
 
-def test_recorder_blocks_equal_rows_and_snapshots_added_one_at_a_time():
+@pytest.mark.parametrize(
+    "max_rows, max_snapshots, n, size",
+    [(50, 8, 300, 37), (5000, 3000, 4000, 256)],  # thinned from the start; tables grown by blocks, then thinned
+)
+def test_recorder_blocks_equal_rows_and_snapshots_added_one_at_a_time(max_rows, max_snapshots, n, size):
     rng = np.random.default_rng(0)
-    one, block = (HistoryRecorder(["a", "b"], max_rows=50, max_snapshots=8) for _ in range(2))
-    rows = [[k, float(k), *rng.normal(size=4).tolist(), 0.1 * k] for k in range(300)]
-    snaps = rng.normal(size=(300, 2))
+    one, block = (HistoryRecorder(["a", "b"], max_rows=max_rows, max_snapshots=max_snapshots) for _ in range(2))
+    rows = [[k, float(k), *rng.normal(size=4).tolist(), 0.1 * k] for k in range(n)]
+    snaps = rng.normal(size=(n, 2))
     for row, snap in zip(rows, snaps):
         one.add_row(*row)
         if one.wants_snapshot(row[0]):
             one.add_snapshot(row[0], snap)
-    for start in range(0, 300, 37):
-        block.add_rows(rows[start : start + 37])
-        block.add_snapshots([r[0] for r in rows[start : start + 37]], snaps[start : start + 37])
+    for start in range(0, n, size):
+        block.add_rows(rows[start : start + size])
+        block.add_snapshots([r[0] for r in rows[start : start + size]], snaps[start : start + size])
     np.testing.assert_array_equal(block.table(), one.table())
     assert block.snap_steps == one.snap_steps
     np.testing.assert_array_equal(block.snaps, one.snaps)

@@ -120,12 +120,7 @@ class HistoryRecorder:
         m, kept = len(steps), len(self.snap_steps)
         if self.snapshot_every == 1 and kept + m <= self.max_snapshots:
             if kept + m > len(self._snaps):
-                size = len(self._snaps)
-                while size < kept + m:
-                    size = min(2 * size, self.max_snapshots + 1)
-                grown = np.empty((size, self._snaps.shape[1]), dtype=np.float64)
-                grown[:kept] = self._snaps[:kept]
-                self._snaps = grown
+                self._grow_snaps(kept + m)
             self._snaps[kept : kept + m] = values
             self.snap_steps.extend(steps)
             return
@@ -162,10 +157,12 @@ class HistoryRecorder:
         """The table's next free row (the table doubled first when full)."""
         m = len(self.snap_steps)
         if m == len(self._snaps):
-            grown = np.empty((min(2 * m, self.max_snapshots + 1), self._snaps.shape[1]), dtype=np.float64)
-            grown[:m] = self._snaps[:m]
-            self._snaps = grown
+            self._grow_snaps(m + 1)
         return self._snaps[m]
+
+    def _grow_snaps(self, needed: int) -> None:
+        """Double the snapshot table until it holds ``needed`` vectors (never past the cap plus one)."""
+        self._snaps = _grown(self._snaps, len(self.snap_steps), needed, self.max_snapshots + 1)
 
     def _kept_snapshot(self, step: int) -> None:
         self.snap_steps.append(step)
@@ -224,12 +221,7 @@ class HistoryRecorder:
 
     def _grow_rows(self, needed: int) -> None:
         """Double the row table until it holds ``needed`` rows (never past the cap plus one)."""
-        size = len(self._table)
-        while size < needed:
-            size = min(2 * size, self.max_rows + 1)
-        grown = np.empty((size, len(COLUMNS)), dtype=np.float64)
-        grown[: self._n] = self._table[: self._n]
-        self._table = grown
+        self._table = _grown(self._table, self._n, needed, self.max_rows + 1)
 
     def _thin_rows(self) -> None:
         # Doubling the interval keeps the rows evenly spaced (steps are multiples of it) and step 0.
@@ -244,6 +236,16 @@ class HistoryRecorder:
         keep = [i for i, s in enumerate(self.snap_steps) if s % self.snapshot_every == 0]
         self.snap_steps = [self.snap_steps[i] for i in keep]
         self._snaps[: len(keep)] = self._snaps[keep]
+
+
+def _grown(table: np.ndarray, used: int, needed: int, cap: int) -> np.ndarray:
+    """``table`` (its first ``used`` rows kept) in a table doubled until it holds ``needed`` rows, at most ``cap``."""
+    size = max(len(table), 1)
+    while size < min(needed, cap):
+        size = min(2 * size, cap)
+    grown = np.empty((size, table.shape[1]), dtype=np.float64)
+    grown[:used] = table[:used]
+    return grown
 
 
 @dataclass(frozen=True)

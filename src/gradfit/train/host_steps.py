@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from gradfit.train.host_arith import Arith, arithmetic
-from gradfit.train.host_updates import host_update
+from gradfit.train.host_updates import flat_entries, host_update, split_entries
 from gradfit.train.linear_stats import LinearStats
 from gradfit.train.steppers.gradient import TorchStepper, _hooked
 from gradfit.train.stopping import StepState
@@ -50,6 +50,7 @@ class HostBlocks:
         self.arith = arith  # per free entry
         self.sizes = [p.numel() for p in self.leaves]
         self.steps = 0  # steps taken in blocks
+        self.columns: tuple[np.ndarray, np.ndarray] | None = None  # _snapshot_columns, at the first flush
         self.by_schedule = getattr(self.optimizer.step, "_wrapped_by_lr_sched", False)
         self.seen = StepState(0, 0.0, math.nan, math.nan, math.nan, math.nan, 0.0, fit.state.total, fit.params)
 
@@ -75,11 +76,15 @@ class HostBlocks:
                 return None
             arith.extend([a] * p.numel())
         update = host_update(stepper.optimizer, arith)
-        return cls(fit, arith, update) if update is not None else None
+        # Settings no block computes (weight decay, amsgrad, ...) do not change during a fit: without this check
+        # every step would ask advance() and be told NOT_RUN (a block still checks them, as a schedule may not).
+        return cls(fit, arith, update) if update is not None and update.ready() else None
 
-    def _snapshot_columns(self, fit) -> None:
-        """A snapshot row is every entry of every parameter (spec order), fixed ones too: their columns are set
-        once, the free entries' columns filled per step."""
+    def _snapshot_columns(self, fit) -> tuple[np.ndarray, np.ndarray]:
+        """The snapshot row's values and its free columns: every entry of every parameter (spec order), fixed
+        ones too, whose columns are set once; the free entries' columns are filled per step. Taken at the first
+        block that records rows (a resumed fit's parameters are loaded by then) and kept: fixed parameters do not
+        change during a fit."""
         row: list[float] = []
         free: list[int] = []
         at = 0
@@ -90,8 +95,7 @@ class HostBlocks:
                 free.extend(range(at, at + len(values)))
             row.extend(values)
             at += len(values)
-        self.fixed_row = np.asarray(row, dtype=np.float64)
-        self.free_columns = np.asarray(free, dtype=np.int64)
+        return np.asarray(row, dtype=np.float64), np.asarray(free, dtype=np.int64)
 
     def _stats(self, data, grad: bool) -> LinearStats | None:
         """The host statistics that serve ``data``'s rows now (they are bound once, before the first step)."""
@@ -132,9 +136,11 @@ class HostBlocks:
             for row, norm in zip(block.rows, norms):
                 row[5] = norm
             fit.recorder.add_rows(block.rows)
-            self._snapshot_columns(fit)
-            snaps = np.tile(self.fixed_row, (len(block.snaps), 1))
-            snaps[:, self.free_columns] = block.snaps
+            if self.columns is None:
+                self.columns = self._snapshot_columns(fit)
+            fixed_row, free_columns = self.columns
+            snaps = np.tile(fixed_row, (len(block.snaps), 1))
+            snaps[:, free_columns] = block.snaps
             fit.recorder.add_snapshots([int(r[0]) for r in block.rows], snaps)
             fit.batches.take(int(block.rows[-1][0]))
             state.lr = block.rows[-1][4]
@@ -153,11 +159,7 @@ class HostBlocks:
             self.steps += moved
 
     def _split(self, flat: list) -> list[list]:
-        out, at = [], 0
-        for n in self.sizes:
-            out.append(flat[at : at + n])
-            at += n
-        return out
+        return split_entries(flat, self.leaves)
 
 
 class _Block:
@@ -165,7 +167,7 @@ class _Block:
 
     def __init__(self, blocks: HostBlocks, stats: LinearStats, val: LinearStats | None, group: dict, k: int):
         self.blocks, self.stats, self.val, self.group, self.k = blocks, stats, val, group, k
-        self.theta = [v for p in blocks.leaves for v in p.detach().reshape(-1).tolist()]
+        self.theta = flat_entries(p.detach() for p in blocks.leaves)
         self.previous = self.theta
         self.opt_state = blocks.update.read(blocks.leaves)
         self.still = blocks.fit.state.still

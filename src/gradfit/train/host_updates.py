@@ -16,7 +16,7 @@ import torch
 
 from gradfit.train.host_arith import Arith
 
-__all__ = ["AdamUpdate", "SGDUpdate", "host_update"]
+__all__ = ["AdamUpdate", "SGDUpdate", "flat_entries", "host_update", "plain_group", "split_entries"]
 
 
 def host_update(optimizer: torch.optim.Optimizer, arith: list[Arith]):
@@ -30,7 +30,9 @@ def host_update(optimizer: torch.optim.Optimizer, arith: list[Arith]):
     return None
 
 
-def _common(group: dict) -> bool:
+def plain_group(group: dict) -> bool:
+    """Whether torch.optim's update over ``group`` is plain arithmetic on the CPU (the single-tensor path): no
+    weight decay or maximize, no foreach, fused or differentiable kernel, a float learning rate."""
     return (
         group["weight_decay"] == 0
         and not group["maximize"]
@@ -41,7 +43,8 @@ def _common(group: dict) -> bool:
     )
 
 
-def _split(flat: list, leaves: list[torch.Tensor]) -> list[list]:
+def split_entries(flat: list, leaves: list[torch.Tensor]) -> list[list]:
+    """``flat`` (the free entries, in ``leaves`` order) cut into one list per leaf: :func:`flat_entries` undone."""
     out, at = [], 0
     for p in leaves:
         out.append(flat[at : at + p.numel()])
@@ -49,7 +52,8 @@ def _split(flat: list, leaves: list[torch.Tensor]) -> list[list]:
     return out
 
 
-def _flat(tensors) -> list[float]:
+def flat_entries(tensors) -> list[float]:
+    """Every entry of ``tensors``, in order and row-major within each, as Python floats (exact: float64 widens)."""
     return [v for t in tensors for v in t.reshape(-1).tolist()]
 
 
@@ -60,16 +64,16 @@ class SGDUpdate:
         self.optimizer, self.arith, self.group = optimizer, arith, optimizer.param_groups[0]
 
     def ready(self) -> bool:
-        return _common(self.group)
+        return plain_group(self.group)
 
     def read(self, leaves: list[torch.Tensor]):
         bufs = [self.optimizer.state[p].get("momentum_buffer") if p in self.optimizer.state else None for p in leaves]
-        return None if any(b is None for b in bufs) else _flat(bufs)
+        return None if any(b is None for b in bufs) else flat_entries(bufs)
 
     def write(self, leaves: list[torch.Tensor], bufs) -> None:
         if bufs is None:
             return
-        for p, values in zip(leaves, _split(bufs, leaves)):
+        for p, values in zip(leaves, split_entries(bufs, leaves)):
             self.optimizer.state[p]["momentum_buffer"] = torch.tensor(values, dtype=p.dtype).reshape(p.shape)
 
     def step(self, theta: list[float], grads: list[float], lr: float, bufs):
@@ -103,7 +107,7 @@ class AdamUpdate:
         group = self.group
         beta1, beta2 = group["betas"]
         return (
-            _common(group)
+            plain_group(group)
             and not group["amsgrad"]
             and not group["capturable"]
             and not group.get("decoupled_weight_decay", False)
@@ -122,11 +126,11 @@ class AdamUpdate:
         if len(steps) != 1 or len(dtypes) != 1 or not dtypes <= {torch.float32, torch.float64}:
             return None
         self.step_float64 = dtypes == {torch.float64}  # the counter's dtype (torch's default dtype's)
-        return steps.pop(), _flat(s["exp_avg"] for s in states), _flat(s["exp_avg_sq"] for s in states)
+        return steps.pop(), flat_entries(s["exp_avg"] for s in states), flat_entries(s["exp_avg_sq"] for s in states)
 
     def write(self, leaves: list[torch.Tensor], state) -> None:
         step, m, v = state
-        for p, ms, vs in zip(leaves, _split(m, leaves), _split(v, leaves)):
+        for p, ms, vs in zip(leaves, split_entries(m, leaves), split_entries(v, leaves)):
             s = self.optimizer.state[p]
             s["step"].fill_(step)
             s["exp_avg"].copy_(torch.tensor(ms, dtype=p.dtype).reshape(p.shape))

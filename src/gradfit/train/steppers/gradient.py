@@ -17,6 +17,7 @@ from torch.optim import optimizer as torch_optimizer
 from gradfit.errors import ConfigError
 from gradfit.optim.registry import make_optimizer
 from gradfit.optim.schedules import make_schedule
+from gradfit.train.host_updates import plain_group
 from gradfit.train.steppers import BUDGET, Look, StepReport
 
 
@@ -268,15 +269,7 @@ def _plain(group: dict) -> bool:
     momentum (so no state), weight decay or maximize, and a float learning rate; the caller checks that the
     closure left a dense gradient on every parameter and that they are on the CPU, where torch picks the
     single-tensor update."""
-    return (
-        group["momentum"] == 0
-        and group["weight_decay"] == 0
-        and not group["maximize"]
-        and not group["foreach"]
-        and not group["fused"]
-        and not group["differentiable"]
-        and type(group["lr"]) is float
-    )
+    return group["momentum"] == 0 and plain_group(group)
 
 
 def _hooked(optimizer: torch.optim.Optimizer) -> bool:
