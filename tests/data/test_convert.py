@@ -9,6 +9,8 @@ import torch
 
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
+from gradfit.data.io import open_data
+from gradfit.data.plain_csv import NumberTable
 from gradfit.data.synthetic import linear
 from gradfit.errors import ConfigError, DataError
 
@@ -241,3 +243,27 @@ def test_bad_dtype(dtype):
 def test_unsupported_data_type():
     with pytest.raises(DataError, match=r"Cannot use data of type set"):
         as_dataset({1, 2, 3})
+
+
+@pytest.mark.parametrize("kind", ["array", "tensor", "frame", "plain csv"])
+def test_a_single_input_column_is_a_copy_not_a_view_of_the_data(tmp_path, kind):
+    """One input is no longer stacked (a copy) but the column itself as (n, 1): that column must be the dataset's
+    own, at the dtype where no conversion copies (float64), for every kind of data."""
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([5.0, 6.0, 7.0])
+    if kind == "array":
+        data, kwargs = np.stack([x, y], axis=1), {"y": "x1"}
+    elif kind == "tensor":
+        data, kwargs = torch.tensor(x), {"y": torch.tensor(y)}
+    elif kind == "frame":
+        data, kwargs = pd.DataFrame({"x": x, "y": y}), {"y": "y"}
+    else:
+        path = tmp_path / "data.csv"
+        path.write_text("x,y\n1,5\n2,6\n3,7\n")
+        data, kwargs = open_data(path)[0], {"y": "y"}
+        assert isinstance(data, NumberTable)
+    ds = as_dataset(data, dtype=torch.float64, **kwargs)
+    assert ds.x.shape == (3, 1) and torch.equal(ds.x[:, 0], torch.tensor(x, dtype=torch.float64))
+    ds.x.add_(100)
+    again = as_dataset(data, dtype=torch.float64, **kwargs)
+    assert torch.equal(again.x[:, 0], torch.tensor(x, dtype=torch.float64))
+    assert torch.equal(ds.y, torch.tensor(y, dtype=torch.float64))

@@ -246,9 +246,14 @@ def _huge_numbers(s: pd.Series, candidates: np.ndarray) -> np.ndarray:
     return out
 
 
+def finite_sum(t: Tensor) -> bool:
+    """Whether ``t`` is a float tensor whose sum is finite, which proves every value of it finite (no NaN, no inf)."""
+    return t.is_floating_point() and t.numel() > 0 and math.isfinite(float(t.sum()))
+
+
 def _check_inf(table: Table, name: str, out: Tensor, source_tensor: Tensor) -> None:
-    if out.is_floating_point() and out.numel() and math.isfinite(float(out.sum())):
-        return  # a finite sum has no inf among its terms: one read of the column, no mask of it
+    if finite_sum(out):
+        return  # no inf among its values: one read of the column, no mask of it
     inf = torch.isinf(out)
     if not inf.any():
         return

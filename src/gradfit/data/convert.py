@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gradfit.data.columns import FrameColumns, Table, column, plural
+from gradfit.data.columns import FrameColumns, Table, column, finite_sum, plural
 from gradfit.data.dataset import Dataset
 from gradfit.data.io import FIRST_ROW_ATTR, NUMBERS_ATTR, ROW_LABEL_ATTR, SOURCE_ATTR, read_table
 from gradfit.data.plain_csv import NumberTable
@@ -172,7 +171,7 @@ def _unknown_weights(table: Table, name: str, kind: str) -> str:
 def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | None]:
     """Drop the rows with NaN (and say which), or record one problem per column that has any."""
     # A column whose sum is finite has no NaN (nor inf): one read of it, no mask; the others are looked at closely.
-    missing = {n: torch.isnan(t) for n, t in tensors.items() if not _finite_sum(t)}
+    missing = {n: torch.isnan(t) for n, t in tensors.items() if not finite_sum(t)}
     for n, text in table.text_masks.items():  # text was reported already; do not count it twice
         if n in missing:
             missing[n] &= ~text.to(missing[n].device)
@@ -195,11 +194,6 @@ def _missing(table: Table, tensors: dict, drop_nan: bool) -> tuple[dict, str | N
                 f"(NaN or empty) at {table.where(pos[:5].tolist())}{more}. {_NAN_FIX}"
             )
     return tensors, None
-
-
-def _finite_sum(t: Tensor) -> bool:
-    """Whether ``t`` is a float tensor whose sum is finite, which proves every value of it finite."""
-    return t.is_floating_point() and t.numel() > 0 and math.isfinite(float(t.sum()))
 
 
 def _check_memory(table: Table, used: list[str], dtype: torch.dtype) -> None:

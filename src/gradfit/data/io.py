@@ -179,7 +179,7 @@ def open_data(data, read=None) -> tuple[object, str | None, dict, list[str]]:
     options = check_read(read)
     if isinstance(data, (str, os.PathLike)):
         # first: a path that cannot be resolved (a loop of links) is refused there
-        df = _read(data, check_read(options), plain=True)
+        df = _read(data, options, plain=True)  # options checked above (check_read is idempotent)
         origin = str(data) if str(data).startswith("builtin:") else str(Path(data).resolve())
         used, notes = dict(df.attrs[READ_ATTR]), list(df.attrs[NOTES_ATTR])
         if isinstance(df, NumberTable):  # numbers only: no datetime columns
