@@ -60,3 +60,22 @@ def test_a_table_without_rows_is_its_header(tmp_path):
     assert write_small_numbers_csv(table, tmp_path / "python.csv")
     write_numbers_csv(table, tmp_path / "arrow.csv")
     assert (tmp_path / "python.csv").read_bytes() == (tmp_path / "arrow.csv").read_bytes() == b"step,loss\n"
+
+
+def test_every_writer_of_a_small_history_takes_the_python_path_with_the_same_bytes(tmp_path, monkeypatch):
+    """save_run and FitResult.save_history write history.csv through one chooser (numbers_csv.write_csv): a small
+    history never reaches Arrow's writer (whose import costs a small fit more than its work), and both write the
+    same bytes."""
+    import warnings
+
+    import gradfit
+    from gradfit import numbers_csv
+    from gradfit.outputs import save_run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = gradfit.fit("a*x + b", "builtin:linear", y="y", optimizer="sgd", lr=0.1, steps=20)
+    monkeypatch.setattr(numbers_csv, "write_numbers_csv", lambda *a, **k: pytest.fail("Arrow wrote a small table"))
+    save_run(r, tmp_path / "run")
+    r.save_history(tmp_path / "history.csv")
+    assert (tmp_path / "history.csv").read_bytes() == (tmp_path / "run" / "history.csv").read_bytes()

@@ -2,19 +2,29 @@
 
 ``history.csv`` and ``timings.csv`` are such tables: a history of a million rows is written in
 about a second, not the tens of seconds of a text conversion in Python, so an interrupted fit
-winds down fast. A leaf: it imports nothing of gradfit.
+winds down fast. It imports nothing of gradfit but :mod:`gradfit.numbers_text` (small tables in Python).
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["write_numbers_csv", "CSV_BATCH_NUMBERS", "CSV_WRITERS"]
+__all__ = ["write_csv", "write_numbers_csv", "CSV_BATCH_NUMBERS", "CSV_WRITERS"]
 
 #: Numbers of a table converted to CSV text at a time (2 MB of float64: bounds the memory of a wide history).
 CSV_BATCH_NUMBERS = 1 << 18
 #: Threads converting batches to CSV text at once (Arrow's writer releases the GIL): the wind-down after Ctrl-C.
 CSV_WRITERS = max(1, min(4, os.cpu_count() or 1))
+
+
+def write_csv(table, path: str | os.PathLike) -> None:
+    """Write a table of numbers as CSV, the same text whoever writes it: a small one in Python
+    (:func:`gradfit.numbers_text.write_small_numbers_csv`, whose import costs nothing), a large one by Arrow
+    (:func:`write_numbers_csv`, whose import costs a small fit more than its work)."""
+    from gradfit.numbers_text import write_small_numbers_csv
+
+    if not write_small_numbers_csv(table, path):
+        write_numbers_csv(table, path)
 
 
 def write_numbers_csv(

@@ -32,8 +32,7 @@ from gradfit.atomic_files import (
 from gradfit.atomic_files import remove_stale_temps as _remove_stale_temps
 from gradfit.errors import ConfigError
 from gradfit.input_files import check_inputs_kept
-from gradfit.numbers_csv import write_numbers_csv
-from gradfit.numbers_text import write_small_numbers_csv
+from gradfit.numbers_csv import write_csv, write_numbers_csv
 
 if TYPE_CHECKING:  # pragma: no cover
     from gradfit.train.result import FitResult
@@ -183,8 +182,8 @@ def save_run(
             atomic_path(paths["timings"]) as tmp_timings,
             atomic_path(paths["snapshots"]) if own_file else contextlib.nullcontext() as tmp_snapshots,
         ):
-            _write_csv(history, tmp_history)
-            _write_csv(timings, tmp_timings)
+            write_csv(history, tmp_history)
+            write_csv(timings, tmp_timings)
             written = {HISTORY_NAME: tmp_history, TIMINGS_NAME: tmp_timings}
             if own_file:
                 assert tmp_snapshots is not None and snapshots is not None  # both made when own_file
@@ -234,12 +233,6 @@ def _held():
 
     request = current_request()
     return request.held() if request is not None else contextlib.nullcontext()
-
-
-def _write_csv(table, path: Path) -> None:
-    """A small table in Python, a large one by Arrow (whose import costs a small fit more than its work)."""
-    if not write_small_numbers_csv(table, path):
-        write_numbers_csv(table, path)
 
 
 def load_run(out_dir: str | os.PathLike, model=None) -> FitResult:

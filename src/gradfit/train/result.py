@@ -291,13 +291,13 @@ class FitResult:
     def save_history(self, path: str | Path) -> None:
         """Write the history as CSV or Parquet, chosen by the file's extension."""
         from gradfit.atomic_files import atomic_path
-        from gradfit.numbers_csv import write_numbers_csv
+        from gradfit.numbers_csv import write_csv
 
         with atomic_path(path) as tmp:  # the temporary file keeps the suffix, so the format follows it
             if str(path).endswith((".parquet", ".pq")):
                 self.history.to_frame().to_parquet(tmp, index=False)
             else:  # the text of history.csv (gradfit.outputs.save_run)
-                write_numbers_csv(self.history.table(), tmp)
+                write_csv(self.history.table(), tmp)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v:.6g}" for k, v in list(self.flat_params.items())[:8])
