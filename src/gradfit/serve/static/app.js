@@ -16,8 +16,8 @@ const state = {
   end: null,
   formula: { ok: false, params: [] },
   zoo: [],
-  stats: { rows: 0, messages: 0, redraws: 0, since: performance.now() }, // read by the browser test
-  land: { grid: null, asked: 0, pending: false }, // the loss landscape: the last grid, when one was asked
+  stats: { rows: 0, messages: 0, redraws: 0 }, // read by the browser test
+  land: { grid: null, asked: 0, pending: false, endAsked: false }, // the last grid; when one was asked
 };
 window.gradfitPlayground = state;
 
@@ -44,7 +44,7 @@ function receive(m) {
   state.stats.messages += 1;
   if (m.type === "started") {
     Object.assign(state, { rows: [], curve: null, end: null, names: [], runId: m.run });
-    state.land = { grid: null, asked: 0, pending: false };
+    state.land = { grid: null, asked: 0, pending: false, endAsked: false };
     $("command").textContent = m.command;
     $("downloads").textContent = "";
     setMessage(m.paused ? "Held before the first update: press Step or Run." : "Running…", "");
@@ -150,8 +150,8 @@ function start(paused) {
     bounds: boundsOf(),
     options,
   });
-  state.pace = SPEEDS[Number($("speed").value)];
-  if (state.pace !== null) send({ type: "speed", steps_per_second: state.pace });
+  const pace = SPEEDS[Number($("speed").value)];
+  if (pace !== null) send({ type: "speed", steps_per_second: pace });
 }
 
 function integer(text) {
@@ -466,7 +466,6 @@ function showEnd(m) {
   const settled = /^(converged|target_loss|early_stopped)$/.test(m.stop_reason) || /at the minimum/.test(m.message || "");
   const kind = m.stop_reason === "diverged" ? "bad" : settled ? "ok" : "warn";
   setMessage(`${m.stop_reason} after ${m.steps} steps · loss ${format(m.loss)} · ${params}\n${m.message || ""}`.trim(), kind);
-  $("final-params") && ($("final-params").textContent = params);
   const links = Object.entries(m.downloads).map(([name, url]) => `<a href="${url}" download>${name}</a>`);
   $("downloads").innerHTML = links.join("");
   if (m.stop_reason === "diverged" && !state.limit) {
@@ -797,14 +796,14 @@ function askLandscape() {
     const hi = axis[axis.length - 1];
     return v > lo + 0.08 * (hi - lo) && v < hi - 0.08 * (hi - lo);
   };
-  const ended = state.end && (!grid || grid.final !== true);
+  const ended = state.end && !land.endAsked; // once more at the end, around where the fit stopped
   if (same && inside(now[0], grid.a) && inside(now[1], grid.b) && !ended) return;
   if (performance.now() - land.asked < 300) return setTimeout(redraw, 320);
   const span = [spanAround(pa), spanAround(pb)];
   if (span.some((s) => !s)) return;
   land.pending = true;
   land.asked = performance.now();
-  land.final = Boolean(state.end);
+  land.endAsked = Boolean(state.end);
   send({ type: "landscape", pair: names, span });
 }
 
@@ -815,7 +814,6 @@ function drawLandscape() {
   if (!grid || !names || grid.pair[0] !== names[0] || grid.pair[1] !== names[1]) {
     return placeholder(view, state.names.length >= 2 ? "Computing the landscape…" : "Needs two parameters.");
   }
-  if (state.land.final) grid.final = true;
   const values = grid.loss.flat().filter((v) => v != null && v > 0);
   const low = Math.log10(Math.min(...values));
   const high = Math.log10(Math.max(...values));
