@@ -181,7 +181,6 @@ def _least_squares_kept(problem, n, p) -> Curvature | None:
     kept = problem.kept_sums()
     if kept is None:
         return None
-    scale = lambda rss: 1.0 if problem.absolute else rss / (n - p)  # noqa: E731
     if kept.block is not None:  # one chunk: [J | r] itself, factorised as the fold would
         block = kept.block.cpu().numpy()
         if not np.isfinite(block).all():
@@ -189,13 +188,9 @@ def _least_squares_kept(problem, n, p) -> Curvature | None:
         J, r = block[:, :p], block[:, p]
         # numpy's stubs say QRResult for every mode; mode="r" returns R alone, an array.
         R1: np.ndarray = np.linalg.qr(J, mode="r")  # type: ignore[assignment]
-        return Curvature(R1, True, scale(kept.total), -(J.T @ r), kept.total)
-    G = kept.gram.cpu().numpy()
-    out = gram_factor(G, p)
-    if out is None:
-        return None
-    R, _, rss = out
-    return Curvature(R, True, scale(rss), -G[:p, p], rss)
+        scale = 1.0 if problem.absolute else kept.total / (n - p)
+        return Curvature(R1, True, scale, -(J.T @ r), kept.total)
+    return _from_gram(problem, kept.gram.cpu().numpy(), n, p, sign=-1.0)
 
 
 def _least_squares_by_sums(problem, n, p) -> Curvature | None:
@@ -217,12 +212,18 @@ def _least_squares_by_sums(problem, n, p) -> Curvature | None:
         block = block if wc is None else block * wc.sqrt()[:, None]
         gram = block.T @ block if gram is None else gram + block.T @ block
     assert gram is not None  # more rows than one chunk
-    G = gram.cpu().numpy()
+    return _from_gram(problem, gram.cpu().numpy(), n, p, sign=1.0)
+
+
+def _from_gram(problem, G: np.ndarray, n: int, p: int, sign: float) -> Curvature | None:
+    """Least squares from ``G = [J | r]ᵀ[J | r]`` (:func:`gradfit.optim.lm.gram_factor`), None when ``J`` is too
+    ill-conditioned for it. ``sign``: +1 when ``r`` is target minus prediction, -1 when prediction minus target
+    (the gradient ``Jᵀ(y - f)`` is then ``-G[:p, p]``)."""
     out = gram_factor(G, p)
     if out is None:
         return None
     R, _, rss = out
-    return Curvature(R, True, 1.0 if problem.absolute else rss / (n - p), G[:p, p].copy(), rss)
+    return Curvature(R, True, 1.0 if problem.absolute else rss / (n - p), sign * G[:p, p], rss)
 
 
 def _from_hessian(problem, loss, sandwich, n, p) -> Curvature:
