@@ -69,15 +69,12 @@ class DatasetView(ParamView):
         and data (the same objects), unweighted, the same free parameters at the same values to the bit, summed in
         float64. None otherwise (bounds held a parameter, the fit moved on or rolled back, scaled parameters...)."""
         s = self.sums
-        if s is None or self.w is not None or len(s.source) != 4:
+        if s is None or self.w is not None:
             return None
-        if any(a is not b for a, b in zip(s.source, (self.model, self.dataset.x, self.dataset.y, None))):
+        if any(a is not b for a, b in zip(s.source, (self.model, self.dataset.x, self.dataset.y, None), strict=True)):
             return None
         values = self.values[self.free_index.tolist()]
-        if tuple(self.names) != s.names or values.tobytes() != s.values.tobytes():
-            return None
-        kept = s.gram if s.block is None else s.block
-        return None if kept is None or kept.dtype != torch.float64 else s
+        return s if tuple(self.names) == s.names and values.tobytes() == s.values.tobytes() else None
 
     def rows(self, rows: int) -> MemoryRows:
         """The dataset's rows, ``rows`` at a time, each chunk in float64 (``w`` None for an unweighted dataset)."""
