@@ -31,7 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["row_jacobian", "jacobian_by_backward", "values_and_jacobian"]
+__all__ = ["row_jacobian", "row_values_and_jacobian", "jacobian_by_backward", "values_and_jacobian"]
 
 
 def row_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
@@ -44,11 +44,20 @@ def row_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
     theta : Tensor
         The point, shape ``(p,)``.
     """
+    return row_values_and_jacobian(f, theta)[1]
+
+
+def row_values_and_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[Tensor, Tensor]:
+    """``(f(theta) flattened, d f / d theta)``, both detached, as :func:`row_jacobian` takes the Jacobian: the values
+    come from the pass that builds the Jacobian (no second forward pass), except in the fallback for a model that
+    cannot be differentiated twice."""
     try:
-        return jacobian_by_backward(f, theta)
+        return values_and_jacobian(f, theta)
     except (RuntimeError, NotImplementedError, TypeError):
         pass
-    return torch.autograd.functional.jacobian(lambda t: f(t).reshape(-1), theta)  # one output at a time
+    with torch.no_grad():
+        values = f(theta.detach()).reshape(-1)
+    return values, torch.autograd.functional.jacobian(lambda t: f(t).reshape(-1), theta)  # one output at a time
 
 
 def jacobian_by_backward(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:

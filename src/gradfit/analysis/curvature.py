@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gradfit.jacobian import row_values_and_jacobian
 from gradfit.optim.lm import gram_factor
 from gradfit.problem import ParamView, gradient, hessian
 from gradfit.rowpass import MemoryRows, fold, jacobian_rows, reduce
@@ -58,10 +59,8 @@ class DatasetView(ParamView):
 
     def values_and_jacobian(self, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The predictions, flattened and detached, and their Jacobian: a formula's in one pass."""
-        if self.formula is None:
-            J = super().jacobian(theta, x)
-            with torch.no_grad():
-                return self.predict(theta, x).reshape(-1), J
+        if self.formula is None:  # autograd's Jacobian, the predictions from its own forward pass
+            return row_values_and_jacobian(lambda t: self.predict(t, x), theta)
         return self.formula(self.params(theta), x)
 
     def kept_sums(self):
