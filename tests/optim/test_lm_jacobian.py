@@ -104,7 +104,7 @@ class _OnceDifferentiable(torch.autograd.Function):
         return grad * out
 
 
-@pytest.mark.parametrize("twice", [True], ids=["double backward"])
+@pytest.mark.parametrize("twice", [True, False], ids=["double backward", "fallback"])
 def test_row_values_and_jacobian_give_the_values_and_row_jacobians_columns(twice):
     calls: list[bool] = []
 
@@ -142,3 +142,17 @@ def test_the_error_bars_view_of_a_model_without_a_formula_reads_its_rows_once_pe
     with torch.no_grad():
         assert torch.equal(pred, view.predict(view.theta, X[:, None]).reshape(-1))
     assert torch.equal(J, row_jacobian(lambda t: view.predict(t, X[:, None]).reshape(-1), view.theta))
+
+
+def test_lm_takes_a_true_jacobian_of_an_operation_whose_backward_is_not_differentiable():
+    """Before the check, such an operation's column came out zero without an error: LM never moved its parameter."""
+
+    def res(p, x, y):
+        return p[0] * _OnceDifferentiable.apply(-p[1] * x) + p[2] * x + p[3] - y
+
+    R, qtr, total = ChunkedResiduals(res, X, Y, chunk_size=10**6).factor(P)
+    J = torch.func.jacrev(lambda q: residuals(q, X, Y))(P).numpy()
+    np.testing.assert_allclose(R.T @ R, J.T @ J, rtol=1e-12)
+    whole, _ = row_values_and_jacobian(lambda q: _OnceDifferentiable.apply(q), P)  # every path through the cut
+    assert torch.equal(whole, P.exp())
+    torch.testing.assert_close(row_jacobian(lambda q: _OnceDifferentiable.apply(q), P), torch.diag(P.exp()))
