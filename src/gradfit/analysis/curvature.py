@@ -122,7 +122,9 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
             f"The {loss.name} loss needs one prediction per row; the model has {problem.model.n_outputs}."
         )
     if method == "jacobian":
-        by_sums = _least_squares_kept(problem, n, p) or _least_squares_by_sums(problem, n, p)
+        by_sums = _least_squares_kept(problem, n, p)
+        if by_sums is None and problem.kept_sums() is None:  # kept sums the Gram refused: so would a fresh pass's
+            by_sums = _least_squares_by_sums(problem, n, p)
         if by_sums is not None:
             return by_sums
     theta = problem.theta
