@@ -31,7 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["row_jacobian", "row_values_and_jacobian", "jacobian_by_backward", "values_and_jacobian"]
+__all__ = ["row_jacobian", "row_values_and_jacobian", "values_and_jacobian"]
 
 
 def row_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
@@ -58,11 +58,6 @@ def row_values_and_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> tup
     with torch.no_grad():
         values = f(theta.detach()).reshape(-1)
     return values, torch.autograd.functional.jacobian(lambda t: f(t).reshape(-1), theta)  # one output at a time
-
-
-def jacobian_by_backward(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
-    """The ``(m, p)`` Jacobian by ``p`` double-backward products (see the module)."""
-    return values_and_jacobian(f, theta)[1]
 
 
 def values_and_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[Tensor, Tensor]:
