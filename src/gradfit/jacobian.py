@@ -31,7 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["row_jacobian", "jacobian_by_backward", "values_and_jacobian"]
+__all__ = ["row_jacobian", "row_values_and_jacobian", "values_and_jacobian"]
 
 
 def row_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
@@ -44,16 +44,20 @@ def row_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
     theta : Tensor
         The point, shape ``(p,)``.
     """
+    return row_values_and_jacobian(f, theta)[1]
+
+
+def row_values_and_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[Tensor, Tensor]:
+    """``(f(theta) flattened, d f / d theta)``, both detached, as :func:`row_jacobian` takes the Jacobian: the values
+    come from the pass that builds the Jacobian (no second forward pass), except in the fallback for a model that
+    cannot be differentiated twice."""
     try:
-        return jacobian_by_backward(f, theta)
+        return values_and_jacobian(f, theta)
     except (RuntimeError, NotImplementedError, TypeError):
         pass
-    return torch.autograd.functional.jacobian(lambda t: f(t).reshape(-1), theta)  # one output at a time
-
-
-def jacobian_by_backward(f: Callable[[Tensor], Tensor], theta: Tensor) -> Tensor:
-    """The ``(m, p)`` Jacobian by ``p`` double-backward products (see the module)."""
-    return values_and_jacobian(f, theta)[1]
+    with torch.no_grad():
+        values = f(theta.detach()).reshape(-1)
+    return values, torch.autograd.functional.jacobian(lambda t: f(t).reshape(-1), theta)  # one output at a time
 
 
 def values_and_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[Tensor, Tensor]:
@@ -65,10 +69,28 @@ def values_and_jacobian(f: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[T
     with torch.enable_grad():
         q = theta.detach().clone().requires_grad_(True)
         r = f(q).reshape(-1)
-        v = torch.zeros_like(r, requires_grad=True)
+        # Any v gives the columns (g is linear in it); one without zeros makes g's value Jᵀv, the first-order check.
+        v = torch.linspace(1.0, 2.0, r.numel(), dtype=r.dtype, device=r.device).requires_grad_(True)
         g = torch.autograd.grad((r * v).sum(), q, create_graph=True, allow_unused=True)[0] if r.requires_grad else None
-        if g is None or not g.requires_grad:  # values that do not depend on theta
+        if g is None or (not g.requires_grad and not bool((g != 0).any())):  # values that do not depend on theta
             return r.detach(), torch.zeros(r.numel(), theta.numel(), dtype=r.dtype, device=r.device)
+        if not g.requires_grad:
+            raise RuntimeError("The model's derivative cannot be differentiated again (its graph is cut).")
         cols = [torch.autograd.grad(g[j], v, retain_graph=True, allow_unused=True)[0] for j in range(theta.numel())]
     cols = [torch.zeros_like(r) if c is None else c for c in cols]
-    return r.detach(), torch.stack(cols, dim=1).detach()
+    J = torch.stack(cols, dim=1).detach()
+    _check_columns(J, v.detach(), g.detach())
+    return r.detach(), J
+
+
+def _check_columns(J: Tensor, v: Tensor, g: Tensor) -> None:
+    """Raise RuntimeError when ``Jᵀv`` is not the first-order gradient ``g``: an operation whose backward pass is not
+    itself differentiable (a custom ``autograd.Function`` computing it outside autograd, ``once_differentiable``)
+    leaves its columns zero without an error, and the caller's fallback must take over. Rounding is far below the
+    tolerance; a missing column is missed only where its gradient is exactly 0 (non-finite entries are left be)."""
+    with torch.no_grad():
+        Jd, vd, gd = J.double(), v.double(), g.double()
+        err = (Jd.T @ vd - gd).abs()
+        tol = 1e-8 if J.dtype == torch.float64 else 1e-2
+        if bool((err > tol * (Jd.abs().T @ vd)).any()):
+            raise RuntimeError("The model's derivative cannot be differentiated again (a column came out wrong).")

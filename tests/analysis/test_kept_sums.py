@@ -15,7 +15,7 @@ import gradfit
 from gradfit.analysis import curvature as cv
 from gradfit.analysis.uncertainty import compute_uncertainty
 from gradfit.losses import get_loss
-from gradfit.optim.lm import ChunkedResiduals
+from gradfit.optim.lm import GRAM_CONDITION, ChunkedResiduals
 
 FORMULA = "a*exp(-b*x) + c + d*x"
 START = {"a": 2.0, "b": 1.0, "c": 0.0, "d": 0.0}
@@ -152,3 +152,31 @@ def test_residuals_keep_the_sums_of_the_last_jacobian_and_of_the_last_trial():
         assert torch.equal(kept[1], gram) and kept[2] == total
     assert res.sums_at(torch.tensor([1.5, 0.7000001], dtype=torch.float64)) is None
     assert res.sums_at(p2.float()) is None  # the dtype is part of the point
+
+
+def test_kept_sums_the_gram_refuses_go_straight_to_the_qr_fold(spy, monkeypatch):
+    """An ill-conditioned quadratic on x in [50, 51] over several chunks: LM's kept Gram fails the condition test, and
+    the error bars then fold QR in one pass instead of first summing a fresh Gram the same test would refuse."""
+    x = np.linspace(50.0, 51.0, 900)
+    d = {"x": x, "y": 1.0 + 0.5 * x - 0.01 * x**2 + 0.01 * np.sin(40 * x)}
+    X = np.vander(x, 3, increasing=True)
+    assert np.linalg.cond(X / np.linalg.norm(X, axis=0)) > GRAM_CONDITION
+    fresh_gram: list = []
+    original = cv._least_squares_by_sums
+    monkeypatch.setattr(cv, "_least_squares_by_sums", lambda *a: fresh_gram.append(a) or original(*a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = gradfit.fit("a + b*x + c*x**2", d, y="y", optimizer="lm", chunk_size=200, uncertainty=True)
+    problem, kept = spy[-1]
+    assert kept is None and problem.kept_sums() is not None  # kept, but refused by the Gram's condition test
+    assert fresh_gram == []
+    again = fresh(r, d, chunk_size=200)  # no sums: the fresh Gram (refused), then the fold
+    assert len(fresh_gram) == 1
+    np.testing.assert_allclose(np.array(r.uncertainty["cov"], dtype=float), again.cov, rtol=1e-9)
+    Q, R = np.linalg.qr(X)  # the oracle: least squares by Householder QR
+    coef = np.linalg.solve(R, Q.T @ d["y"])
+    resid = d["y"] - X @ coef
+    Rinv = np.linalg.inv(R)
+    stderr = np.sqrt(np.diag(Rinv @ Rinv.T) * (resid @ resid) / (900 - 3))
+    np.testing.assert_allclose(list(r.flat_params.values()), coef, rtol=1e-6)
+    np.testing.assert_allclose(r.uncertainty["stderr"], stderr, rtol=1e-6)

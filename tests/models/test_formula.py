@@ -400,3 +400,16 @@ def test_a_formula_using_e_says_it_is_eulers_number_not_a_parameter():
     assert any("e is Euler's number" in n for n in r.data["notes"])
     r = gradfit.fit("a + b*x", {"x": x, "y": 1 + 2 * x}, y="y")
     assert not any("Euler" in n for n in r.data["notes"])
+
+
+def test_a_formula_is_compiled_once_per_text_and_a_bad_one_refused_every_time():
+    text = "a*exp(-b*x) + c"
+    first = compile_formula(text)
+    assert compile_formula(text) is first  # the parse is not repeated
+    assert compile_formula(text + " ") is not first and compile_formula(text + " ").names == first.names
+    x = torch.linspace(0, 1, 5, dtype=torch.float64)
+    got = first.evaluate({"a": 2.0, "b": 1.0, "c": 0.5, "x": x}, dtype=torch.float64)
+    torch.testing.assert_close(got, 2.0 * torch.exp(-x) + 0.5, rtol=1e-15, atol=0)
+    for _ in range(2):  # errors are not cached away
+        with pytest.raises(FormulaError):
+            compile_formula("a*(x + ")

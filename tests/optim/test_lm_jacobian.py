@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradfit.jacobian import row_jacobian, values_and_jacobian
+from gradfit.jacobian import row_jacobian, row_values_and_jacobian, values_and_jacobian
 from gradfit.optim.lm import ChunkedResiduals, LevenbergMarquardt
 from gradfit.rowpass import MemoryRows, reduce
 
@@ -86,3 +86,73 @@ def test_lm_in_one_chunk_and_in_many_reaches_the_same_fit(weighted):
         lm.accept(it)
         ends.append(lm.p)
     np.testing.assert_allclose(ends[0], ends[1], rtol=1e-9)
+
+
+class _OnceDifferentiable(torch.autograd.Function):
+    """``exp`` whose backward cannot itself be differentiated: the double-backward path fails, the fallback runs."""
+
+    @staticmethod
+    def forward(ctx, t):
+        out = t.exp()
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * out
+
+
+@pytest.mark.parametrize("twice", [True, False], ids=["double backward", "fallback"])
+def test_row_values_and_jacobian_give_the_values_and_row_jacobians_columns(twice):
+    calls: list[bool] = []
+
+    def f(q):
+        calls.append(torch.is_grad_enabled())
+        e = torch.exp(-q[1] * X) if twice else _OnceDifferentiable.apply(-q[1] * X)
+        return q[0] * e + q[2] * X + q[3]
+
+    values, J = row_values_and_jacobian(f, P)
+    assert calls[0] and (len(calls) == 1 if twice else True)  # one forward pass when it can double-backward
+    with torch.no_grad():
+        assert torch.equal(values, f(P))
+    torch.testing.assert_close(J, torch.func.jacrev(lambda q: residuals(q, X, Y) + Y)(P), rtol=1e-14, atol=1e-15)
+    assert torch.equal(J, row_jacobian(f, P))
+    assert not values.requires_grad and not J.requires_grad
+
+
+def test_the_error_bars_view_of_a_model_without_a_formula_reads_its_rows_once_per_jacobian():
+    from gradfit.analysis.curvature import DatasetView
+    from gradfit.data.dataset import Dataset
+    from gradfit.models.function import CallableModel
+
+    calls: list[int] = []
+
+    def f(x, a, b, c, d):
+        calls.append(len(x))
+        return a * torch.exp(-b * x) + c * x + d
+
+    model = CallableModel(f, inputs=["x"])
+    dataset = Dataset(X[:, None], Y, ("x",))
+    view = DatasetView(model, dataset, P.numpy(), [0, 1, 2, 3])
+    assert view.formula is None
+    pred, J = view.values_and_jacobian(view.theta, X[:, None])
+    assert calls == [37]  # the predictions come from the Jacobian's own forward pass
+    with torch.no_grad():
+        assert torch.equal(pred, view.predict(view.theta, X[:, None]).reshape(-1))
+    assert torch.equal(J, row_jacobian(lambda t: view.predict(t, X[:, None]).reshape(-1), view.theta))
+
+
+def test_lm_takes_a_true_jacobian_of_an_operation_whose_backward_is_not_differentiable():
+    """Before the check, such an operation's column came out zero without an error: LM never moved its parameter."""
+
+    def res(p, x, y):
+        return p[0] * _OnceDifferentiable.apply(-p[1] * x) + p[2] * x + p[3] - y
+
+    R, qtr, total = ChunkedResiduals(res, X, Y, chunk_size=10**6).factor(P)
+    J = torch.func.jacrev(lambda q: residuals(q, X, Y))(P).numpy()
+    np.testing.assert_allclose(R.T @ R, J.T @ J, rtol=1e-12)
+    whole, _ = row_values_and_jacobian(lambda q: _OnceDifferentiable.apply(q), P)  # every path through the cut
+    assert torch.equal(whole, P.exp())
+    torch.testing.assert_close(row_jacobian(lambda q: _OnceDifferentiable.apply(q), P), torch.diag(P.exp()))

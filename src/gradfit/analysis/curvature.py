@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gradfit.jacobian import row_values_and_jacobian
 from gradfit.optim.lm import gram_factor
 from gradfit.problem import ParamView, gradient, hessian
 from gradfit.rowpass import MemoryRows, fold, jacobian_rows, reduce
@@ -58,10 +59,8 @@ class DatasetView(ParamView):
 
     def values_and_jacobian(self, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The predictions, flattened and detached, and their Jacobian: a formula's in one pass."""
-        if self.formula is None:
-            J = super().jacobian(theta, x)
-            with torch.no_grad():
-                return self.predict(theta, x).reshape(-1), J
+        if self.formula is None:  # autograd's Jacobian, the predictions from its own forward pass
+            return row_values_and_jacobian(lambda t: self.predict(t, x), theta)
         return self.formula(self.params(theta), x)
 
     def kept_sums(self):
@@ -69,15 +68,12 @@ class DatasetView(ParamView):
         and data (the same objects), unweighted, the same free parameters at the same values to the bit, summed in
         float64. None otherwise (bounds held a parameter, the fit moved on or rolled back, scaled parameters...)."""
         s = self.sums
-        if s is None or self.w is not None or len(s.source) != 4:
+        if s is None or self.w is not None:
             return None
-        if any(a is not b for a, b in zip(s.source, (self.model, self.dataset.x, self.dataset.y, None))):
+        if any(a is not b for a, b in zip(s.source, (self.model, self.dataset.x, self.dataset.y, None), strict=True)):
             return None
         values = self.values[self.free_index.tolist()]
-        if tuple(self.names) != s.names or values.tobytes() != s.values.tobytes():
-            return None
-        kept = s.gram if s.block is None else s.block
-        return None if kept is None or kept.dtype != torch.float64 else s
+        return s if tuple(self.names) == s.names and values.tobytes() == s.values.tobytes() else None
 
     def rows(self, rows: int) -> MemoryRows:
         """The dataset's rows, ``rows`` at a time, each chunk in float64 (``w`` None for an unweighted dataset)."""
@@ -126,7 +122,9 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
             f"The {loss.name} loss needs one prediction per row; the model has {problem.model.n_outputs}."
         )
     if method == "jacobian":
-        by_sums = _least_squares_kept(problem, n, p) or _least_squares_by_sums(problem, n, p)
+        by_sums = _least_squares_kept(problem, n, p)
+        if by_sums is None and problem.kept_sums() is None:  # kept sums the Gram refused: so would a fresh pass's
+            by_sums = _least_squares_by_sums(problem, n, p)
         if by_sums is not None:
             return by_sums
     theta = problem.theta
@@ -181,7 +179,6 @@ def _least_squares_kept(problem, n, p) -> Curvature | None:
     kept = problem.kept_sums()
     if kept is None:
         return None
-    scale = lambda rss: 1.0 if problem.absolute else rss / (n - p)  # noqa: E731
     if kept.block is not None:  # one chunk: [J | r] itself, factorised as the fold would
         block = kept.block.cpu().numpy()
         if not np.isfinite(block).all():
@@ -189,13 +186,9 @@ def _least_squares_kept(problem, n, p) -> Curvature | None:
         J, r = block[:, :p], block[:, p]
         # numpy's stubs say QRResult for every mode; mode="r" returns R alone, an array.
         R1: np.ndarray = np.linalg.qr(J, mode="r")  # type: ignore[assignment]
-        return Curvature(R1, True, scale(kept.total), -(J.T @ r), kept.total)
-    G = kept.gram.cpu().numpy()
-    out = gram_factor(G, p)
-    if out is None:
-        return None
-    R, _, rss = out
-    return Curvature(R, True, scale(rss), -G[:p, p], rss)
+        scale = 1.0 if problem.absolute else kept.total / (n - p)
+        return Curvature(R1, True, scale, -(J.T @ r), kept.total)
+    return _from_gram(problem, kept.gram.cpu().numpy(), n, p, sign=-1.0)
 
 
 def _least_squares_by_sums(problem, n, p) -> Curvature | None:
@@ -217,12 +210,18 @@ def _least_squares_by_sums(problem, n, p) -> Curvature | None:
         block = block if wc is None else block * wc.sqrt()[:, None]
         gram = block.T @ block if gram is None else gram + block.T @ block
     assert gram is not None  # more rows than one chunk
-    G = gram.cpu().numpy()
+    return _from_gram(problem, gram.cpu().numpy(), n, p, sign=1.0)
+
+
+def _from_gram(problem, G: np.ndarray, n: int, p: int, sign: float) -> Curvature | None:
+    """Least squares from ``G = [J | r]ᵀ[J | r]`` (:func:`gradfit.optim.lm.gram_factor`), None when ``J`` is too
+    ill-conditioned for it. ``sign``: +1 when ``r`` is target minus prediction, -1 when prediction minus target
+    (the gradient ``Jᵀ(y - f)`` is then ``-G[:p, p]``)."""
     out = gram_factor(G, p)
     if out is None:
         return None
     R, _, rss = out
-    return Curvature(R, True, 1.0 if problem.absolute else rss / (n - p), G[:p, p].copy(), rss)
+    return Curvature(R, True, 1.0 if problem.absolute else rss / (n - p), sign * G[:p, p], rss)
 
 
 def _from_hessian(problem, loss, sandwich, n, p) -> Curvature:

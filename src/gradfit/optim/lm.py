@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gradfit.jacobian import values_and_jacobian
+from gradfit.jacobian import row_values_and_jacobian
 from gradfit.rowpass import MemoryRows, chunk_rows, reduce
 
 EPS = float(np.finfo(np.float64).eps)
@@ -97,7 +97,7 @@ class ChunkedResiduals:
     The Jacobian of a chunk comes from ``augmented`` when given: ``(p, x, y) -> [J | r]``, the chunk's Jacobian
     with its residuals as a last column, computed in one pass (a formula's derivative graph,
     :mod:`gradfit.train.formula_jacobian`). Otherwise from plain autograd
-    (:func:`gradfit.jacobian.values_and_jacobian`: one backward pass per parameter through ``g(v) = Jᵀv``, memory
+    (:func:`gradfit.jacobian.row_values_and_jacobian`: one backward pass per parameter through ``g(v) = Jᵀv``, memory
     ``rows × params``, never ``rows²``). Unlike ``torch.func``'s ``jacrev``/``jacfwd`` and forward-mode AD, it
     imports neither ``torch._dynamo`` nor sympy (together most of a command-line fit's start-up beyond
     ``import torch``), and it is faster than ``jacfwd`` from 20 to 65,536 rows.
@@ -178,7 +178,7 @@ class ChunkedResiduals:
 
     def _block(self, p: Tensor, xc: Tensor, yc: Tensor, root: Tensor | None) -> tuple[Tensor, float]:
         if self.augmented is None:
-            r, J = values_and_jacobian(lambda q: self._weighted(root)(q, xc, yc), p)
+            r, J = row_values_and_jacobian(lambda q: self._weighted(root)(q, xc, yc), p)
             return torch.cat([J, r[:, None]], dim=1).double(), float((r.double() ** 2).sum())
         block = self.augmented(p, xc, yc)
         if root is not None:

@@ -115,29 +115,20 @@ def formula_jacobian(model, free: Sequence[str]) -> FormulaJacobian | None:
     if not all(s.shape == () for s in model.specs):
         return None
     aggregates = None if model.aggregates is None else tuple(sorted(model.aggregates.items()))
-    derivative = _derivative(model.formula, tuple(model.param_names), tuple(model.inputs), aggregates)
-    return None if derivative is None else _jacobian(derivative, tuple(free))
+    return _jacobian(model.formula, tuple(model.param_names), tuple(model.inputs), aggregates, tuple(free))
 
 
-# FormulaJacobians by (id of their derivative graph, columns); each entry holds its graph, so the id stays its own.
-_JACOBIANS: dict[tuple[int, tuple[str, ...]], FormulaJacobian] = {}
-
-
-def _jacobian(derivative: FormulaDerivative, free: tuple[str, ...]) -> FormulaJacobian:
-    """One :class:`FormulaJacobian` per derivative graph and columns: it holds only its plans, which every call
-    reads and none changes, and the fit, its error bars and its verdict each ask for it. (The graph holds a
-    mapping, so it cannot be a key of ``functools.lru_cache``: it is looked up by identity.)"""
-    key = (id(derivative), free)
-    found = _JACOBIANS.get(key)
-    if found is None or found.derivative is not derivative:
-        if len(_JACOBIANS) >= 64:
-            _JACOBIANS.clear()
-        found = _JACOBIANS[key] = FormulaJacobian(derivative, free)
-    return found
+@functools.lru_cache(maxsize=64)
+def _jacobian(formula, params: tuple, inputs: tuple, aggregates: tuple | None, free: tuple) -> FormulaJacobian | None:
+    """One :class:`FormulaJacobian` per formula, parameters, inputs, aggregates and columns (None where a function
+    has no derivative rule): it holds only its plans, which every call reads and none changes, and a fit, its error
+    bars and its verdict each ask for it."""
+    derivative = _derivative(formula, params, inputs, aggregates)
+    return None if derivative is None else FormulaJacobian(derivative, free)
 
 
 @functools.lru_cache(maxsize=64)
 def _derivative(formula, params: tuple, inputs: tuple, aggregates: tuple | None) -> FormulaDerivative | None:
-    """:func:`derive`, once per formula, parameters, inputs and aggregates (a fit, its error bars and its verdict
-    ask for the same one; small fits would spend a good part of their time parsing it again)."""
+    """:func:`derive`, once per formula, parameters, inputs and aggregates (shared by the column sets asked of it;
+    small fits would spend a good part of their time parsing it again)."""
     return derive(formula, params, inputs, None if aggregates is None else dict(aggregates))
