@@ -194,7 +194,7 @@ def test_error_while_writing_the_history_leaves_the_earlier_run_untouched(tmp_pa
         Path(path).write_bytes(Path(path).read_bytes()[:100])
         _disk_full()
 
-    monkeypatch.setattr(outputs, "_write_csv", half_then_fail)
+    monkeypatch.setattr(outputs, "write_csv", half_then_fail)
     with pytest.raises(OSError, match="No space left"):
         save_run(replace(result, message="newer"), tmp_path)
     assert calls and _snapshot(tmp_path) == before  # no temp file, every old file byte for byte

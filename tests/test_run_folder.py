@@ -247,7 +247,7 @@ def test_a_failed_save_leaves_the_earlier_run_whole(tmp_path, result, monkeypatc
     def disk_full(frame, path):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(outputs, "_write_csv", disk_full)
+    monkeypatch.setattr(outputs, "write_csv", disk_full)
     with pytest.raises(OSError):
         save_run(result, run, before_result=folder.clear_earlier)
     assert snapshot(run) == before

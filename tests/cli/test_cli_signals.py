@@ -204,7 +204,7 @@ def test_a_second_signal_while_writing_the_history_leaves_the_earlier_run_whole(
     out = tmp_path / "run"
     assert runner.invoke(app, [*LINEAR, "--out", str(out)]).exit_code == 0
     before = {name: (out / name).read_bytes() for name in files(out)}
-    monkeypatch.setattr(outputs, "_write_csv", signalling(outputs._write_csv, times=2))
+    monkeypatch.setattr(outputs, "write_csv", signalling(outputs.write_csv, times=2))
     res = runner.invoke(app, [*LINEAR, "--seed", "1", "--init", "a=5", "--out", str(out)])
     assert res.exit_code == 130, res.output
     assert "Interrupted a second time (SIGINT) while saving the run. Nothing was written." in res.stderr
