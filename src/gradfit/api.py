@@ -12,6 +12,7 @@ import torch
 
 from gradfit.aliases import ALIASES, closest
 from gradfit.analysis.fit_analysis import analyse, check_stability
+from gradfit.analysis.stability import CHECK_ROWS
 from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
 from gradfit.data.fingerprint import dataset_fingerprint
@@ -24,6 +25,7 @@ from gradfit.models.names import check_declared, declared_params
 from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr
 from gradfit.options import options_doc
+from gradfit.rowpass import RowSet, rows_triple
 from gradfit.run_schema import new_run_id
 from gradfit.train.bounds import Bounds
 from gradfit.train.callbacks import PrintLoss, call
@@ -33,6 +35,7 @@ from gradfit.train.initial_values import fixed_names, initial_params
 from gradfit.train.interrupt import catch_interrupts
 from gradfit.train.loop import run_loop
 from gradfit.train.result import FitResult
+from gradfit.train.row_sets import check_row_set, check_row_set_plan, check_weights
 
 _OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
 
@@ -150,49 +153,61 @@ def fit(
     loss = get_loss(config.loss, **config.loss_options)
     device = _device(config.device)
 
-    # origin: where the data can be read again (with result.data["read"]), so pictures can be redrawn from a saved run
-    data, origin, reading, notes = open_data(data, read)
     declared, y_name = declared_params(params, init), y if isinstance(y, str) else None
-    check_names(model, _columns(data), y_name, None if x is None else _split_names(x), declared)
-    inputs = _split_names(x) if x is not None else _default_inputs(model, data, y_name, declared, (sigma, weights))
-    dataset = as_dataset(
-        data,
-        x=inputs,
-        y=y,
-        dtype=_dtype(config.resolved_dtype),
-        drop_nan=drop_nan,
-        report=notes,
-        sigma=sigma,
-        weights=weights,
-        absolute_sigma=absolute_sigma,
-    )
+    if isinstance(data, RowSet):  # rows not held here: every sum over them goes through the row pass
+        check_row_set(data, config, sigma, weights, read, drop_nan, checkpoint_dir, resume)
+        origin, reading, notes = None, dict[str, Any](), list[str]()
+        sample = data.sample(CHECK_ROWS)  # guesses, shape checks and the stability limit: evenly spaced rows
+        dataset: Dataset | RowSet = data
+    else:
+        # origin: where the data can be read again (with result.data["read"]), so pictures can be redrawn
+        data, origin, reading, notes = open_data(data, read)
+        check_names(model, _columns(data), y_name, None if x is None else _split_names(x), declared)
+        inputs = _split_names(x) if x is not None else _default_inputs(model, data, y_name, declared, (sigma, weights))
+        sample = dataset = as_dataset(
+            data,
+            x=inputs,
+            y=y,
+            dtype=_dtype(config.resolved_dtype),
+            drop_nan=drop_nan,
+            report=notes,
+            sigma=sigma,
+            weights=weights,
+            absolute_sigma=absolute_sigma,
+        )
     check_weighting(loss, dataset.weighting)
-    if dataset.y is None:
+    if dataset.y_name is None or sample.y is None:
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
-    n_outputs = _n_outputs(loss, dataset)
+    n_outputs = _n_outputs(loss, sample)
     built = build_model(model, dataset.x_names, n_outputs=n_outputs, **dict(model_options or {}))
     check_declared(built, params)
     notes += _constant_notes(built)
-    loss.check_targets(dataset.y, built.n_outputs)
+    loss.check_targets(sample.y, built.n_outputs)
     fixed = fixed_names(built, fix)
     callbacks = list(callbacks)
     call(callbacks, "on_model", built, fixed)  # a front end's own options checked against the model, at the door
     choice = _plan(config, loss, built, fixed, dataset)
     config = dataclasses.replace(config, optimizer=choice.optimizer, dtype=choice.dtype, scale=choice.scale)
     dtype = _dtype(choice.dtype)
-    check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, device)  # before any copy
-    dataset = _narrowed(dataset.columns(list(built.inputs)), device, dtype)
-
     generator = torch.Generator().manual_seed(config.seed)
-    train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
-    check_training_rows(train)
-    built = built.with_data(train.x)  # a formula's sum()/mean() over all training rows, whatever the chunking
-    start = initial_params(built, init, generator, dtype, x=train.x, y=train.y)
+    train: Dataset | RowSet
+    if isinstance(dataset, RowSet):
+        check_row_set_plan(dataset, config, device)
+        dataset = train = dataset.columns(list(built.inputs)).with_dtype(dtype)
+        sample, val = _narrowed(sample.columns(list(built.inputs)), device, dtype), None
+    else:
+        check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, device)  # before a copy
+        sample = dataset = _narrowed(dataset.columns(list(built.inputs)), device, dtype)
+        train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
+        sample = train
+    check_weights(train) if isinstance(train, RowSet) else check_training_rows(train)
+    built = built.with_data(rows_triple(train)[0])  # a formula's sum()/mean() over all training rows
+    start = initial_params(built, init, generator, dtype, x=sample.x, y=sample.y)
     start = {k: v.to(device) for k, v in start.items()}
     box = Bounds(built, bounds)
     box.check_start(start)
     start_flat = {k: v for k, v in _flat(built, start).items()}
-    problem = _Problem.prepare(built, loss, train, start, fixed, config, box)
+    problem = _Problem.prepare(built, loss, train, start, fixed, config, box, sample)
     config, stability = problem.learning_rate(config, choice)
     run_id = new_run_id()  # in the checkpoints and the saved result.json (gradfit.run_schema)
     checkpoints = _checkpointer(config, checkpoint_dir, resume, built, dataset, start_flat, fixed, box, run_id)
@@ -204,10 +219,10 @@ def fit(
             "fitting"
         )  # from the first step, work is kept: Ctrl-C / SIGTERM end the loop at a step boundary
         out = problem.descend(val, config, callbacks, generator, checkpoints=checkpoints, stop_request=stop_request)
-    weights = None
-    if train.w is not None:
+    weights, weight_sum = None, _weight_sum(train)
+    if weight_sum is not None:
         assert dataset.weighting is not None  # as_dataset records how the weights of every dataset were given
-        weights = dataset.weighting.to_dict(float(train.w.double().sum()))
+        weights = dataset.weighting.to_dict(weight_sum)
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},
         loss=out.loss,
@@ -242,7 +257,8 @@ def fit(
             "dtype": config.resolved_dtype,
             "device": str(device),
             "notes": notes,
-            "fingerprint": dataset_fingerprint(dataset),  # gradfit plot checks the data read again against it
+            # gradfit plot checks the data read again against it (a row set is not read again)
+            "fingerprint": None if isinstance(dataset, RowSet) else dataset_fingerprint(dataset),
             "weights": weights,
             **reading,
         },
@@ -279,20 +295,23 @@ def _config(options: dict) -> FitConfig:
 
 
 class _Problem:
-    """What is descended: the model, loss, start and box, on scaled parameters when ``config.scale``."""
+    """What is descended: the model, loss, start and box, on scaled parameters when ``config.scale``.
 
-    def __init__(self, model, loss, train, params, fixed, box, scaling=None):
+    ``sample``: the training rows in memory, or evenly spaced rows of a row set, which the learning-rate rules
+    read (they take at most that many evenly spaced rows of the training rows)."""
+
+    def __init__(self, model, loss, train, params, fixed, box, sample, scaling=None):
         self.model, self.loss, self.train, self.params, self.fixed, self.box = model, loss, train, params, fixed, box
-        self.scaling = scaling
+        self.sample, self.scaling = sample, scaling
 
     @classmethod
-    def prepare(cls, model, loss, train, params, fixed, config: FitConfig, box) -> _Problem:
+    def prepare(cls, model, loss, train, params, fixed, config: FitConfig, box, sample) -> _Problem:
         if not config.scale:
-            return cls(model, loss, train, params, fixed, box)
+            return cls(model, loss, train, params, fixed, box, sample)
         from gradfit.train.scaling import Scaling
 
         s = Scaling.prepare(model, loss, train.x, train.y, params, fixed, bounds=box, w=train.w)
-        return cls(s.model, s.loss, train, s.internal_start(), fixed, s.internal_bounds(box), s)
+        return cls(s.model, s.loss, train, s.internal_start(), fixed, s.internal_bounds(box), sample, s)
 
     def learning_rate(self, config: FitConfig, choice) -> tuple[FitConfig, dict | None]:
         """``config`` with its lr set (given, from the stability limit or from the curvature) and the stability
@@ -304,17 +323,17 @@ class _Problem:
             lr = adam_lr(
                 self.model,
                 self.loss,
-                self.train.x,
-                self.train.y,
+                self.sample.x,
+                self.sample.y,
                 self.params,
                 self.fixed,
-                w=self.train.w,
+                w=self.sample.w,
                 chunk_size=config.chunk_size,
             )
         stability = check_stability(
             self.model,
             self.loss,
-            self.train,
+            self.sample,
             self.params,
             self.fixed,
             config,
@@ -431,6 +450,13 @@ def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, f
         check_identity(state["identity"], identity(), resume)
     directory = directory if directory is not None else checkpoint_file(resume).parent
     return Checkpointer(check_out_dir(directory), config.checkpoint_every, identity, state, run_id=run_id)
+
+
+def _weight_sum(train) -> float | None:
+    """``Σ wᵢ`` of the training rows in float64, None when they are unweighted."""
+    if isinstance(train, RowSet):
+        return train.weight_total()
+    return None if train.w is None else float(train.w.double().sum())
 
 
 def _dtype(name: str) -> torch.dtype:

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from gradfit.jacobian import row_jacobian
 from gradfit.losses import Loss
-from gradfit.rowpass import MemoryRows, jacobian_rows, reduce
+from gradfit.rowpass import RowSet, RowSource, jacobian_rows, reduce, rows_of
 
 __all__ = ["ParamView", "Problem", "flatten", "gradient", "hessian", "hvp", "pack", "positions", "unflatten"]
 
@@ -193,7 +193,8 @@ def hvp(f: Callable[[Tensor], Tensor], theta: Tensor, v: Tensor) -> Tensor | Non
 
 @dataclass
 class Problem:
-    """What is being fitted: model, loss, rows (``x``, ``y``, weights ``w``), held names and bounds.
+    """What is being fitted: model, loss, rows (``x``, ``y``, weights ``w``; or a :class:`gradfit.rowpass.RowSet`
+    ``x`` alone), held names and bounds.
 
     ``chunk_size`` (``FitConfig.chunk_size``; None for :data:`gradfit.rowpass.CHUNK_ROWS`) sets the rows per
     chunk of every pass over the rows.
@@ -201,8 +202,8 @@ class Problem:
 
     model: object
     loss: Loss
-    x: Tensor
-    y: Tensor
+    x: Tensor | RowSet
+    y: Tensor | None = None
     w: Tensor | None = None
     fixed: frozenset = frozenset()
     bounds: object = None
@@ -213,27 +214,32 @@ class Problem:
         self.fixed = frozenset(self.fixed)
         self.trainable = tuple(n for n in self.model.param_names if n not in self.fixed)
 
-    def rows(self, chunk_size: int | None = None, dtype: torch.dtype | None = None) -> MemoryRows:
+    def rows(self, chunk_size: int | None = None, dtype: torch.dtype | None = None) -> RowSource:
         """The rows as a :class:`gradfit.rowpass.RowSource`, each chunk converted to ``dtype`` when given."""
-        return MemoryRows(self.x, self.y, self.w, chunk_size or self.chunk_size, dtype=dtype)
+        return rows_of(self.x, self.y, self.w, chunk_size or self.chunk_size, dtype=dtype)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the rows' chunks are (and so where the parameters go)."""
+        return self.x.device if isinstance(self.x, Tensor) else torch.device(getattr(self.x, "device", "cpu"))
 
     def view(self, params: Mapping[str, Tensor], dtype=torch.float64) -> ParamView:
         """The flat view of ``params`` whose free entries are those of the trainable names."""
-        return ParamView.of(self.model, params, self.fixed, dtype, self.x.device)
+        return ParamView.of(self.model, params, self.fixed, dtype, self.device)
 
     def total(self, view: ParamView, theta: Tensor, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
         """The loss summed over the rows given (``Σ wᵢℓᵢ`` when weighted)."""
         pred = view.predict(theta, x)
         return self.loss.total(pred, y) if w is None else self.loss.total(pred, y, w)
 
-    def gradient(self, view: ParamView, theta: Tensor, rows: MemoryRows | None = None) -> Tensor:
+    def gradient(self, view: ParamView, theta: Tensor, rows: RowSource | None = None) -> Tensor:
         """The gradient of the summed loss at ``theta``, summed over the row chunks in float64."""
         return reduce(
             lambda x, y, w: gradient(lambda t: self.total(view, t, x, y, w), theta),
             rows if rows is not None else self.rows(),
         )
 
-    def hvp(self, view: ParamView, theta: Tensor, v: Tensor, rows: MemoryRows | None = None) -> Tensor:
+    def hvp(self, view: ParamView, theta: Tensor, v: Tensor, rows: RowSource | None = None) -> Tensor:
         """The Hessian of the summed loss at ``theta`` times ``v``, summed over the row chunks in float64 (zero
         where the loss has no second derivative)."""
 
@@ -243,7 +249,7 @@ class Problem:
 
         return reduce(part, rows if rows is not None else self.rows())
 
-    def normal_equations(self, view: ParamView, theta: Tensor, rows: MemoryRows | None = None) -> tuple[Tensor, Tensor]:
+    def normal_equations(self, view: ParamView, theta: Tensor, rows: RowSource | None = None) -> tuple[Tensor, Tensor]:
         """``(JᵀWJ, JᵀWr)`` at ``theta`` for one output per row (``W`` the row weights; the identity when none),
         summed over chunks whose Jacobian holds at most :data:`gradfit.rowpass.JACOBIAN_NUMBERS` numbers."""
 

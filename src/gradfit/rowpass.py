@@ -6,7 +6,10 @@ float64. That keeps float32 fits on millions of rows as accurate as float64 ones
 one chunk. Two pieces, and one setting:
 
 - a **row source** yields ``(x, y, w)`` chunks (``w`` None when the rows are unweighted).
-  :class:`MemoryRows` slices tensors already in memory; it is the only source today.
+  :class:`MemoryRows` slices tensors already in memory. A **row set** (:class:`RowSet`) is all the rows of a fit
+  wherever they are, which makes sources of any chunk size: a file read batch by batch
+  (:class:`gradfit.data.streamed.StreamedRows`) is one. :func:`rows_of` is the one way from "tensors or a row
+  set" to a source, so a function written for tensors serves a row set too.
 - :func:`reduce` applies ``fn(x, y, w)`` to each chunk and adds what it returns (a tensor, a tuple
   or a dict of tensors) in float64, in the order the chunks arrive; :func:`fold` carries any other
   running state (a triangular factor updated by QR, say) across the chunks; :func:`concat` joins
@@ -35,7 +38,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
@@ -47,6 +50,14 @@ __all__ = [
     "Chunk",
     "RowSource",
     "MemoryRows",
+    "RowSet",
+    "rows_of",
+    "row_count",
+    "rows_triple",
+    "evenly_spaced",
+    "counted_rows",
+    "rows_device",
+    "rows_dtype",
     "chunk_rows",
     "jacobian_rows",
     "reduce",
@@ -131,6 +142,124 @@ class MemoryRows:
                 None if self.y is None else self._cast(self.y[start:stop]),
                 None if self.w is None else self._cast(self.w[start:stop]),
             )
+
+
+@runtime_checkable
+class RowSet(Protocol):
+    """All the rows of a fit, wherever they are (a file read batch by batch, a process's shard of one), as sources
+    of any chunk size. Unlike a tensor it has no ``shape`` to slice: whoever needs a sum over its rows takes
+    :func:`rows_of` it.
+
+    A fit takes one as its data (``gradfit.fit(model, rows, ...)``), so it also says what its columns are
+    (``x_names``, ``y_name``, ``weighting``: as a :class:`gradfit.data.dataset.Dataset`'s), where it came from
+    (``source``), its chunks' ``dtype`` and ``device``, and gives ``weight_total``, ``Σ wᵢ`` in float64 (None when
+    the rows are unweighted), ``sample(m)``, at most ``m`` evenly spaced rows (:func:`evenly_spaced`) as a Dataset in
+    memory (for guesses, shape checks and the probes that read a few rows), and the same rows with other
+    ``columns`` or another dtype (``with_dtype``).
+    """
+
+    x_names: tuple[str, ...]
+    y_name: str | None
+    source: str
+    weighting: Any
+    dtype: torch.dtype
+    device: torch.device
+
+    def __len__(self) -> int: ...
+
+    def chunks(self, chunk_size: int | None = None, dtype: torch.dtype | None = None) -> Iterator[Chunk]: ...
+
+    def weight_total(self) -> float | None: ...
+
+    def sample(self, rows: int) -> Any: ...
+
+    def columns(self, names: Sequence[str]) -> RowSet: ...
+
+    def with_dtype(self, dtype: torch.dtype) -> RowSet: ...
+
+
+def evenly_spaced(n: int, m: int, device: torch.device | str | None = None) -> Tensor:
+    """The positions of at most ``m`` evenly spaced rows of ``n`` (all of them when ``m >= n``): the subsample every
+    probe that reads a few rows takes, so a row set's :meth:`RowSet.sample` gives the same rows."""
+    if m >= n:
+        return torch.arange(n, device=device)
+    return torch.linspace(0, n - 1, m, device=device).round().long()
+
+
+class _SetRows:
+    """A :class:`RowSet`'s chunks of one size and dtype, as a :class:`RowSource`."""
+
+    def __init__(self, rows: RowSet, chunk_size: int | None, dtype: torch.dtype | None):
+        self.set, self.chunk_size, self.dtype = rows, chunk_rows(chunk_size), dtype
+
+    def __len__(self) -> int:
+        return len(self.set)
+
+    def chunks(self) -> Iterator[Chunk]:
+        return self.set.chunks(self.chunk_size, self.dtype)
+
+
+def rows_of(
+    x: Tensor | RowSet,
+    y: Tensor | None = None,
+    w: Tensor | None = None,
+    chunk_size: int | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> RowSource:
+    """The rows ``(x, y, w)`` as a source of ``chunk_size`` rows in ``dtype``: :class:`MemoryRows` of tensors, or
+    the chunks of a :class:`RowSet` given as ``x`` (its own targets and weights; ``y`` and ``w`` must be None)."""
+    if isinstance(x, Tensor):
+        return MemoryRows(x, y, w, chunk_size, dtype=dtype, device=device)
+    if y is not None or w is not None:
+        raise TypeError("a RowSet carries its own targets and weights: give it alone")
+    return _SetRows(x, chunk_size, dtype)
+
+
+def rows_triple(data) -> tuple[Tensor | RowSet, Tensor | None, Tensor | None]:
+    """``(x, y, w)`` of rows held in memory (a :class:`gradfit.data.dataset.Dataset`), or ``(the set, None, None)``
+    of a :class:`RowSet`: the arguments every sum over rows takes."""
+    if isinstance(data, RowSet):
+        return data, None, None
+    return data.x, data.y, data.w
+
+
+def counted_rows(data) -> int:
+    """The rows that count: all of them, or those of positive weight (one pass over a weighted row set)."""
+    x, _, w = rows_triple(data)
+    if isinstance(x, Tensor):
+        return len(x) if w is None else int((w > 0).sum())
+    if x.weight_total() is None:
+        return len(x)
+    total = reduce(lambda _x, _y, wc: (wc > 0).sum(), rows_of(x))
+    return 0 if total is None else int(total)
+
+
+def rows_device(data) -> torch.device:
+    """Where the chunks of ``data`` (a Dataset, a tensor or a row set) live."""
+    x = rows_triple(data)[0] if not isinstance(data, Tensor) else data
+    return x.device
+
+
+def rows_dtype(data) -> torch.dtype:
+    """The dtype of the inputs of ``data`` (a Dataset, a tensor or a row set)."""
+    x = rows_triple(data)[0] if not isinstance(data, Tensor) else data
+    return x.dtype
+
+
+def row_count(x: Tensor | RowSet, w: Tensor | None = None) -> float:
+    """What a mean over the rows divides by: their number, or the sum of their weights (1 when that is 0: rows of
+    weight 0 carry no information, and their mean loss is 0, not NaN)."""
+    if isinstance(x, Tensor):
+        if w is None:
+            return x.shape[0]
+        total = float(w.sum(dtype=torch.float64))  # no float64 copy of the weights
+    else:
+        weights = x.weight_total()
+        if weights is None:
+            return len(x)
+        total = weights
+    return total if total > 0 else 1.0
 
 
 def reduce(

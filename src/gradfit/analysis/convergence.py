@@ -31,9 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from gradfit.analysis.flatness import MAX_PROBE_PARAMS, Flatness, flatness
-from gradfit.rowpass import MemoryRows, reduce
+from gradfit.analysis.flatness import MAX_PROBE_PARAMS, PROBE_ROWS, Flatness, flatness
+from gradfit.rowpass import RowSet, reduce, rows_of, rows_triple
 
 __all__ = ["Verdict", "judge", "NEWTON_TOL", "STILL_FALLING", "BUDGETS"]
 
@@ -258,21 +259,28 @@ def _exact(f: _Facts) -> bool:
 def _baseline(loss, train, chunk_size: int | None = None, metrics: dict | None = None) -> float | None:
     """The targets' variance (``Σ (y - ȳ)² / n``): from the training metrics' ``tss`` when they cover these rows
     (the same sum, accumulated by chunks), else by two passes over them."""
-    if not getattr(loss, "least_squares", False) or train.y is None or len(train.y) < 2:
+    n = len(train)
+    if not getattr(loss, "least_squares", False) or getattr(train, "y_name", None) is None or n < 2:
         return None
     stored = (metrics or {}).get("train") or {}
-    if stored.get("n") == len(train.y) and isinstance(stored.get("tss"), float):
-        return stored["tss"] / len(train.y)
-    _, m2 = _moments(train.y, chunk_size)
-    return float(m2 / len(train.y))
+    if stored.get("n") == n and isinstance(stored.get("tss"), float):
+        return stored["tss"] / n
+    _, m2 = _moments(train, chunk_size, targets=True)
+    return float(m2 / n)
 
 
-def _moments(t, chunk_size: int | None = None):
-    """The mean of ``t``'s rows and their summed squared deviation from it (per column), in float64: two row
-    passes in chunks of ``chunk_size`` rows (a one-pass sum of squares would cancel on a large offset)."""
-    rows = MemoryRows(t, chunk_size=chunk_size, dtype=torch.float64)
-    mean = reduce(lambda c, _y, _w: c.sum(0), rows) / t.shape[0]
-    return mean, reduce(lambda c, _y, _w: ((c - mean) ** 2).sum(0), rows)
+def _moments(data, chunk_size: int | None = None, targets: bool = False):
+    """The mean of the rows of ``data``'s inputs (its targets when ``targets``) and their summed squared deviation
+    from it (per column), in float64: two row passes in chunks of ``chunk_size`` rows (a one-pass sum of squares
+    would cancel on a large offset). ``data``: a Dataset, or a row set read chunk by chunk."""
+    x, y, _ = rows_triple(data)
+    rows = rows_of(x, y, chunk_size=chunk_size, dtype=torch.float64)
+
+    def pick(c, yc):
+        return yc if targets else c
+
+    mean = reduce(lambda c, yc, _w: pick(c, yc).sum(0), rows) / len(data)
+    return mean, reduce(lambda c, yc, _w: ((pick(c, yc) - mean) ** 2).sum(0), rows)
 
 
 def _at_minimum(f: _Facts) -> bool | None:
@@ -292,9 +300,17 @@ def _flatness(result, model, train, f: _Facts, chunk_size: int | None = None) ->
     if f.stochastic or not free or len(free) > MAX_PROBE_PARAMS or getattr(model, "n_outputs", 1) != 1:
         return None
     try:
-        return flatness(model, train.x, train.y, result.flat_params, free, chunk_size=chunk_size)
+        x, y = _probe_rows(train)
+        return flatness(model, x, y, result.flat_params, free, chunk_size=chunk_size)
     except Exception:  # a diagnosis must never fail a fit  # noqa: BLE001
         return None
+
+
+def _probe_rows(train) -> tuple[Tensor, Tensor]:
+    """The inputs and targets :func:`flatness` probes (at most :data:`PROBE_ROWS` evenly spaced rows): of the rows
+    in memory, or evenly spaced rows of a row set."""
+    data = train.sample(PROBE_ROWS) if isinstance(train, RowSet) else train
+    return data.x, data.y
 
 
 def _diverged(result, f: _Facts, model, train, chunk_size: int | None = None) -> Verdict:
@@ -305,7 +321,7 @@ def _diverged(result, f: _Facts, model, train, chunk_size: int | None = None) ->
         free = _free(result)
         try:
             flat = (
-                flatness(model, train.x, train.y, result.init_params, free, chunk_size=chunk_size)
+                flatness(model, *_probe_rows(train), result.init_params, free, chunk_size=chunk_size)
                 if len(free) <= MAX_PROBE_PARAMS
                 else None
             )
@@ -411,11 +427,10 @@ def _remedy_text(remedy: dict[str, float]) -> str:
 
 def _badly_scaled(train, chunk_size: int | None = None) -> str | None:
     """Input columns whose scale is far from 1 (rms above 100 or below 0.01, or an offset 100x their spread)."""
-    x = train.x
-    if x.numel() == 0:
+    n = len(train)
+    if n == 0 or not train.x_names:
         return None
-    n = len(x)
-    mean, m2 = _moments(x, chunk_size)
+    mean, m2 = _moments(train, chunk_size)
     rms = ((m2 + n * mean * mean) / n).sqrt().cpu().numpy()
     spread = (m2 / (n - 1)).sqrt().cpu().numpy() if n > 1 else np.zeros_like(rms)
     offset = np.abs(mean.cpu().numpy())

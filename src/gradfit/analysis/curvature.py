@@ -23,7 +23,17 @@ import torch
 from gradfit.jacobian import row_values_and_jacobian
 from gradfit.optim.lm import gram_factor
 from gradfit.problem import ParamView, gradient, hessian
-from gradfit.rowpass import MemoryRows, fold, jacobian_rows, reduce
+from gradfit.rowpass import (
+    RowSet,
+    RowSource,
+    counted_rows,
+    fold,
+    jacobian_rows,
+    reduce,
+    rows_device,
+    rows_of,
+    rows_triple,
+)
 from gradfit.train.formula_jacobian import formula_jacobian
 
 
@@ -37,19 +47,20 @@ class DatasetView(ParamView):
     :data:`gradfit.rowpass.CHUNK_ROWS`)."""
 
     def __init__(self, model, dataset, values: np.ndarray, free: list[int], chunk_size: int | None = None, sums=None):
-        super().__init__(model, torch.tensor(values, dtype=torch.float64, device=dataset.x.device), free)
+        super().__init__(model, torch.tensor(values, dtype=torch.float64, device=rows_device(dataset)), free)
         self.dataset = dataset
         self.values = np.asarray(values, dtype=np.float64)
         self.sums = sums  # the optimizer's sums at its final point (gradfit.optim.lm.PointSums), or None
         self.chunk_size = chunk_size
-        self.w = getattr(dataset, "w", None)
+        self.x, self.y, self.w = rows_triple(dataset)  # the rows in memory, or a row set (y and w None)
+        self.weighted = self.w is not None or (isinstance(self.x, RowSet) and self.x.weight_total() is not None)
         weighting = getattr(dataset, "weighting", None)
         # curve_fit's absolute_sigma: the sigmas are the errors' scale, not to be estimated from the residuals.
         self.absolute = bool(
-            self.w is not None and weighting is not None and weighting.kind == "sigma" and weighting.absolute_sigma
+            self.weighted and weighting is not None and weighting.kind == "sigma" and weighting.absolute_sigma
         )
         # The points that count: rows of weight 0 say nothing about the parameters.
-        self.n = len(dataset) if self.w is None else int((self.w > 0).sum())
+        self.n = counted_rows(dataset)
         # A formula's Jacobian in one pass from its derivative graph (None: autograd's, by ParamView.jacobian).
         self.formula = formula_jacobian(model, self.names) if getattr(model, "n_outputs", 1) == 1 else None
 
@@ -68,16 +79,16 @@ class DatasetView(ParamView):
         and data (the same objects), unweighted, the same free parameters at the same values to the bit, summed in
         float64. None otherwise (bounds held a parameter, the fit moved on or rolled back, scaled parameters...)."""
         s = self.sums
-        if s is None or self.w is not None:
+        if s is None or self.weighted:
             return None
-        if any(a is not b for a, b in zip(s.source, (self.model, self.dataset.x, self.dataset.y, None), strict=True)):
+        if any(a is not b for a, b in zip(s.source, (self.model, self.x, self.y, None), strict=True)):
             return None
         values = self.values[self.free_index.tolist()]
         return s if tuple(self.names) == s.names and values.tobytes() == s.values.tobytes() else None
 
-    def rows(self, rows: int) -> MemoryRows:
+    def rows(self, rows: int) -> RowSource:
         """The dataset's rows, ``rows`` at a time, each chunk in float64 (``w`` None for an unweighted dataset)."""
-        return MemoryRows(self.dataset.x, self.dataset.y, self.w, rows, dtype=torch.float64)
+        return rows_of(self.x, self.y, self.w, rows, dtype=torch.float64)
 
     def chunks(self, rows: int):
         """``(x, y, w)`` of each chunk in float64 (``w`` None for an unweighted dataset)."""

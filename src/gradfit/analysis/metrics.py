@@ -31,8 +31,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gradfit.rowpass import MemoryRows
 from gradfit.rowpass import chunk_rows as rows_per_chunk
+from gradfit.rowpass import rows_of, rows_triple
 from gradfit.train.prediction import classes, model_outputs, task_of
 
 __all__ = ["RegressionScore", "ClassificationScore", "score", "fit_metrics", "with_metrics", "MAX_CONFUSION_CLASSES"]
@@ -144,7 +144,8 @@ def score(model, params, dataset, task: str, chunk_rows: int | None = None) -> d
         acc = ClassificationScore(2 if task == "binary" else int(getattr(model, "n_outputs", 2)), task == "binary")
     n_out = max(1, int(getattr(model, "n_outputs", 1)))
     step = max(1, min(rows_per_chunk(chunk_rows), (1 << 24) // n_out))
-    for x, y, _ in MemoryRows(dataset.x, dataset.y, chunk_size=step).chunks():
+    xs, ys, _ = rows_triple(dataset)  # the weights play no part in the metrics
+    for x, y, _ in rows_of(xs, ys, chunk_size=step).chunks():
         assert y is not None  # metrics are of a dataset with a target
         pred = model_outputs(model, params, x.double(), chunk_rows=step)
         if task == "regression" and pred.shape != y.shape:

@@ -46,7 +46,7 @@ import torch
 
 from gradfit import memory
 from gradfit.analysis import curvature as cv
-from gradfit.rowpass import jacobian_rows
+from gradfit.rowpass import counted_rows, jacobian_rows, rows_device, rows_dtype, rows_triple
 
 __all__ = ["Uncertainty", "compute_uncertainty", "uncertainty_of", "training_data", "loss_trend"]
 
@@ -201,8 +201,7 @@ def compute_uncertainty(
     held_fixed = [n for n in names if n in set(fixed) or n.split("[")[0] in set(fixed)]
     bound = [n for n in names if n in set(at_bounds) and n not in held_fixed]
     free = [i for i, n in enumerate(names) if n not in held_fixed and n not in bound]
-    w = getattr(dataset, "w", None)
-    n, p = len(dataset) if w is None else int((w > 0).sum()), len(free)
+    n, p = counted_rows(dataset), len(free)
     name = getattr(loss, "name", "loss")
     method = (
         "jacobian"
@@ -273,6 +272,7 @@ def compute_uncertainty(
         )
     if method.startswith("sandwich"):
         warnings.append(f"The {name} loss is not a likelihood: the covariance is an approximate {method} estimate.")
+    w = rows_triple(dataset)[2]  # a row set's weights are read only in its chunks: not checked here
     if method == "hessian" and w is not None and not bool((w == torch.round(w)).all()):
         warnings.append(
             "The weights are not whole numbers: cov = H⁻¹ of the weighted loss counts them as frequencies "
@@ -451,8 +451,8 @@ def _predicted_rss(curv, step: np.ndarray) -> float:
 def _mean_loss(model, loss, dataset, params, chunk_size: int | None = None) -> float:
     from gradfit.train.objective import Objective
 
-    cast = {k: torch.as_tensor(v).to(dataset.x.device, dataset.x.dtype) for k, v in params.items()}
-    return float(Objective(model, loss, chunk_size).value(cast, dataset.x, dataset.y, getattr(dataset, "w", None)))
+    cast = {k: torch.as_tensor(v).to(rows_device(dataset), rows_dtype(dataset)) for k, v in params.items()}
+    return float(Objective(model, loss, chunk_size).value(cast, *rows_triple(dataset)))
 
 
 def _failed(names, values, level, method, held, at_bound, dof, reason, warnings=()) -> Uncertainty:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from gradfit.errors import ModelError
+from gradfit.rowpass import RowSet
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ class Model(abc.ABC):
         """
         return len(self.inputs) + 2 * self.n_outputs + 8
 
-    def with_data(self, x: Tensor) -> Model:
+    def with_data(self, x: Tensor | RowSet) -> Model:
         """The model to fit on the rows ``x``: itself, or a copy holding what it computes over all of them.
 
         A formula's ``sum()``/``mean()`` of data columns are such statistics (see

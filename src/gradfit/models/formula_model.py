@@ -21,7 +21,7 @@ from torch import Tensor
 from gradfit.errors import FormulaError, ModelError
 from gradfit.models.base import Model, ParamSpec
 from gradfit.models.formula import Formula, compile_formula
-from gradfit.rowpass import MemoryRows, reduce
+from gradfit.rowpass import RowSet, reduce, rows_of
 
 
 class FormulaModel(Model):
@@ -104,7 +104,7 @@ class FormulaModel(Model):
     def row_width(self) -> int:
         return len(self.inputs) + self.formula.size + 2
 
-    def with_data(self, x: Tensor) -> FormulaModel:
+    def with_data(self, x: Tensor | RowSet) -> FormulaModel:
         """This model with its ``sum()``/``mean()`` over rows computed over all the rows of ``x`` (a copy).
 
         The sums run in float64 over chunks of :data:`gradfit.rowpass.CHUNK_ROWS` rows; the model is returned
@@ -128,12 +128,12 @@ class FormulaModel(Model):
                 )
                 return total.cpu(), torch.tensor(float(n), dtype=torch.float64)
 
-            total, count = reduce(part, MemoryRows(x)) or (torch.zeros((), dtype=torch.float64), 0)
+            total, count = reduce(part, rows_of(x)) or (torch.zeros((), dtype=torch.float64), 0)
             reduction = self.formula.reductions[k]
             values[k] = float(total / count) if reduction.function == "mean" else float(total)
             if not math.isfinite(values[k]):
                 raise ModelError(
-                    f"{reduction.text} over the {x.shape[0]:,} rows is {values[k]} (float64 overflows "
+                    f"{reduction.text} over the {len(x):,} rows is {values[k]} (float64 overflows "
                     f"or the rows give no number), so the formula {self.name!r} cannot be fitted to "
                     f"them. Rescale the columns it uses."
                 )

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from gradfit.jacobian import row_values_and_jacobian
-from gradfit.rowpass import MemoryRows, chunk_rows, reduce
+from gradfit.rowpass import Chunk, MemoryRows, RowSet, RowSource, chunk_rows, reduce, rows_of
 
 EPS = float(np.finfo(np.float64).eps)
 DWARF = float(np.finfo(np.float64).tiny)
@@ -109,8 +109,8 @@ class ChunkedResiduals:
     def __init__(
         self,
         fn: Residuals,
-        x: Tensor,
-        y: Tensor,
+        x: Tensor | RowSet,
+        y: Tensor | None,
         chunk_size: int | None = None,
         w: Tensor | None = None,
         augmented: Residuals | None = None,
@@ -125,11 +125,19 @@ class ChunkedResiduals:
 
     @property
     def _one_chunk(self) -> bool:
-        return int(self.x.shape[0]) <= self.chunk_size
+        return isinstance(self.x, Tensor) and int(self.x.shape[0]) <= self.chunk_size
 
-    def rows(self) -> MemoryRows:
-        """The rows and the square roots of their weights, as a :class:`gradfit.rowpass.RowSource`."""
-        return MemoryRows(self.x, self.y, self.root_w, self.chunk_size)
+    def _in_memory(self) -> tuple[Tensor, Tensor]:
+        """The rows and targets when they are tensors in memory (one chunk)."""
+        assert isinstance(self.x, Tensor) and self.y is not None, "only rows held in memory are one chunk"
+        return self.x, self.y
+
+    def rows(self) -> RowSource:
+        """The rows and the square roots of their weights, as a :class:`gradfit.rowpass.RowSource` (``x`` may be a
+        :class:`gradfit.rowpass.RowSet` carrying its own targets and weights)."""
+        if isinstance(self.x, Tensor):
+            return MemoryRows(self.x, self.y, self.root_w, self.chunk_size)
+        return _RootWeights(rows_of(self.x, chunk_size=self.chunk_size))
 
     def _weighted(self, root: Tensor | None) -> Residuals:
         if root is None:
@@ -150,7 +158,8 @@ class ChunkedResiduals:
             self._ahead = (_key(p), sums)
             return sums[2]
         if self._one_chunk:  # reduce's float64 sum of one chunk's total is that total: the same number, less overhead
-            return float((self._weighted(self.root_w)(p, self.x, self.y).double() ** 2).sum())
+            x, y = self._in_memory()
+            return float((self._weighted(self.root_w)(p, x, y).double() ** 2).sum())
         total = reduce(lambda xc, yc, root: (self._weighted(root)(p, xc, yc).double() ** 2).sum(), self.rows())
         return 0.0 if total is None else float(total)
 
@@ -158,7 +167,7 @@ class ChunkedResiduals:
         """``(the block [J | r] of one chunk or None, the float64 sum of [J | r]ᵀ[J | r] over several or None,
         ||r||²)``."""
         if self._one_chunk:
-            block, total = self._block(p, self.x, self.y, self.root_w)
+            block, total = self._block(p, *self._in_memory(), self.root_w)
             return block, None, total
         gram: Tensor | None = None
         total = 0.0
@@ -170,7 +179,7 @@ class ChunkedResiduals:
     def _blocks(self, p: Tensor) -> Iterator[tuple[Tensor, float]]:
         """``([J | r] in float64, ||r||²)`` of each chunk, the residuals weighted."""
         if self._one_chunk:  # the rows themselves: no slices, no row source to build per call
-            yield self._block(p, self.x, self.y, self.root_w)
+            yield self._block(p, *self._in_memory(), self.root_w)
             return
         for xc, yc, root in self.rows().chunks():
             assert yc is not None  # self.y is a Tensor, so every chunk has its targets
@@ -239,6 +248,17 @@ class ChunkedResiduals:
         aug = aug if isinstance(aug, np.ndarray) else aug.cpu().numpy()
         aug = np.vstack([aug, np.zeros((k + 1 - aug.shape[0], k + 1))]) if aug.shape[0] < k + 1 else aug
         return aug[:k, :k], aug[:k, k], total
+
+
+class _RootWeights:
+    """A source's chunks with the square roots of their weights, as the residuals are weighted."""
+
+    def __init__(self, source: RowSource):
+        self.source = source
+
+    def chunks(self) -> Iterator[Chunk]:
+        for x, y, w in self.source.chunks():
+            yield x, y, None if w is None else w.detach().sqrt()
 
 
 def _key(p: Tensor) -> tuple:

@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from gradfit.rowpass import rows_triple
+
 
 class Batches:
     """The mini-batch schedule of one fit over ``data`` (an object with ``x``, ``y``, ``w`` and a length).
@@ -42,7 +44,7 @@ class Batches:
         data = self.data
         self.position = step + 1
         if self.batch >= self.rows:
-            return data.x, data.y, data.w
+            return rows_triple(data)
         if self.order is None or (step % self.per_epoch == 0 and self.shuffle):
             # Drawn afresh after a resume mid-epoch too, from the generator state of the epoch's start.
             self.epoch_rng = self.generator.get_state() if self.generator is not None else None

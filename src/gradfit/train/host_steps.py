@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from gradfit.rowpass import rows_triple
 from gradfit.train.host_arith import Arith, arithmetic
 from gradfit.train.host_updates import flat_entries, host_update, split_entries
 from gradfit.train.linear_stats import LinearStats
@@ -236,7 +237,7 @@ class _Block:
 
 def _bound_statistics(fit) -> bool:
     """Whether host statistics were bound to the training rows (before the first step, by gradfit.train.paths)."""
-    x, y, w = fit.train.x, fit.train.y, fit.train.w
+    x, y, w = rows_triple(fit.train)
     return any(isinstance(p, LinearStats) and p.host and p.serves(x, y, w) for p in fit.objective._bound)
 
 

@@ -26,8 +26,7 @@ import torch
 from torch import Tensor
 
 from gradfit.problem import ParamView, pack
-from gradfit.rowpass import MemoryRows, jacobian_rows, reduce
-from gradfit.train.objective import _count
+from gradfit.rowpass import MemoryRows, RowSet, jacobian_rows, reduce, row_count
 
 __all__ = ["LinearStats"]
 
@@ -131,9 +130,9 @@ class LinearStats:
         if not bool(torch.isfinite(g).all() and torch.isfinite(c)):
             return None
         names = [s.name for s in model.specs if s.name not in frozenset(fixed)]
-        return cls((x, y, w), names, A, g, c, theta, _count(x, w) * float(factor))
+        return cls((x, y, w), names, A, g, c, theta, row_count(x, w) * float(factor))
 
-    def serves(self, x: Tensor, y: Tensor, w: Tensor | None) -> bool:
+    def serves(self, x: Tensor | RowSet, y: Tensor | None, w: Tensor | None) -> bool:
         """True for the very tensors it was built from, unchanged since (their in-place version counters)."""
         return x is self.x and y is self.y and w is self.w and _versions((x, y, w)) == self._versions
 

@@ -24,6 +24,7 @@ import torch
 from gradfit.errors import ConfigError
 from gradfit.models.base import Model
 from gradfit.problem import flatten
+from gradfit.rowpass import rows_triple
 from gradfit.train.batches import Batches
 from gradfit.train.callbacks import call
 from gradfit.train.checkpoint import Checkpointer
@@ -260,7 +261,7 @@ class _Fit:
         if look.stop:
             return self._halt(look)
         val_due = val is not None and k % per_epoch == 0  # every step in full batch, each epoch's start otherwise
-        val_k = float(self.objective.value(self.params, val.x, val.y, val.w)) if val_due else math.nan
+        val_k = float(self.objective.value(self.params, *rows_triple(val))) if val_due else math.nan
         elapsed = state.elapsed()
         self.recorder.add_row(k, k / per_epoch, look.loss, val_k, look.lr, look.grad_norm, elapsed)
         if self.recorder.wants_snapshot(k):
@@ -420,7 +421,7 @@ class _Fit:
         return self._loss(train) if value is None else value
 
     def _loss(self, data) -> float:
-        return float(self.objective.value(self.params, data.x, data.y, data.w))
+        return float(self.objective.value(self.params, *rows_triple(data)))
 
 
 def _diverged_early_message(

@@ -29,7 +29,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from gradfit.rowpass import MemoryRows, chunk_rows, reduce
+from gradfit.rowpass import RowSet, RowSource, chunk_rows, reduce, row_count, rows_of
 
 
 class BoundPath(Protocol):
@@ -37,7 +37,7 @@ class BoundPath(Protocol):
 
     name: str
 
-    def serves(self, x: Tensor, y: Tensor, w: Tensor | None) -> bool:
+    def serves(self, x: Tensor | RowSet, y: Tensor | None, w: Tensor | None) -> bool:
         """Whether these are the rows it was built for (the same tensors, unchanged)."""
         ...
 
@@ -80,7 +80,7 @@ class Objective:
         """Answer for ``path``'s rows by ``path`` from now on."""
         self._bound.append(path)
 
-    def _path(self, x: Tensor, y: Tensor, w: Tensor | None, grad: bool) -> BoundPath | None:
+    def _path(self, x: Tensor | RowSet, y: Tensor | None, w: Tensor | None, grad: bool) -> BoundPath | None:
         for path in self._bound:
             if path.serves(x, y, w):
                 self._used.setdefault(path.name)
@@ -95,33 +95,41 @@ class Objective:
         Jacobians by autograd)."""
         return list(self._used) or ["autograd"]
 
-    def rows(self, x: Tensor, y: Tensor, w: Tensor | None = None) -> MemoryRows:
-        """The rows as a :class:`gradfit.rowpass.RowSource` of this objective's chunk size."""
-        return MemoryRows(x, y, w, self.chunk_size)
+    def rows(self, x: Tensor | RowSet, y: Tensor | None, w: Tensor | None = None) -> RowSource:
+        """The rows as a :class:`gradfit.rowpass.RowSource` of this objective's chunk size (``x`` may be a
+        :class:`gradfit.rowpass.RowSet`, rows not held here, with ``y`` and ``w`` None)."""
+        return rows_of(x, y, w, self.chunk_size)
 
     def _total(self, params, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
         pred = self.model(params, x)
         return self.loss.total(pred, y) if w is None else self.loss.total(pred, y, w)
 
     @torch.no_grad()
-    def value(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
-        """The mean loss as a float64 scalar tensor."""
+    def value(
+        self, params: Mapping[str, Tensor], x: Tensor | RowSet, y: Tensor | None = None, w: Tensor | None = None
+    ) -> Tensor:
+        """The mean loss as a float64 scalar tensor (over the rows ``(x, y, w)``, or over a row set ``x``)."""
         path = self._path(x, y, w, grad=False)
         if path is not None:
             return path.value(params)
         total = reduce(lambda xc, yc, wc: self._total(params, xc, yc, wc), self.rows(x, y, w))
         if total is None:  # no rows
-            total = torch.zeros((), dtype=torch.float64, device=x.device)
-        return total / _count(x, w)
+            total = torch.zeros((), dtype=torch.float64, device=x.device if isinstance(x, Tensor) else None)
+        return total / row_count(x, w)
 
     def value_and_grad(
-        self, params: Mapping[str, Tensor], trainable: Sequence[str], x: Tensor, y: Tensor, w: Tensor | None = None
+        self,
+        params: Mapping[str, Tensor],
+        trainable: Sequence[str],
+        x: Tensor | RowSet,
+        y: Tensor | None = None,
+        w: Tensor | None = None,
     ) -> tuple[Tensor, list[Tensor]]:
         """The mean loss (float64 scalar) and its gradient w.r.t. ``trainable`` (each in its parameter's dtype)."""
         path = self._path(x, y, w, grad=True)
         if path is not None:
             return path.value_and_grad(params, trainable)
-        n = _count(x, w)
+        n = row_count(x, w)
         leaves = [params[name] for name in trainable]
         chunk_pass = self.chunk_pass
         if chunk_pass is not None:
@@ -131,10 +139,10 @@ class Objective:
                 return (chunk, *grads)
 
             per_call = getattr(chunk_pass, "rows_per_call", None)
-            rows = self.rows(x, y, w) if per_call is None else MemoryRows(x, y, w, per_call)
+            rows = self.rows(x, y, w) if per_call is None else rows_of(x, y, w, per_call)
             total, *acc = reduce(fused, rows)
             return total / n, [(a / n).to(p.dtype) for a, p in zip(acc, leaves)]
-        if x.shape[0] <= self.chunk_size:
+        if isinstance(x, Tensor) and y is not None and x.shape[0] <= self.chunk_size:
             # One chunk: differentiate the mean directly, exactly as a hand-written loop does.
             with torch.enable_grad():
                 mean = self._total(params, x, y, w) / n
@@ -148,15 +156,6 @@ class Objective:
 
         total, *acc = reduce(part, self.rows(x, y, w))
         return total / n, [(a / n).to(p.dtype) for a, p in zip(acc, leaves)]
-
-
-def _count(x: Tensor, w: Tensor | None) -> int | float:
-    """What the sum over rows is divided by: the row count, or the sum of the rows' weights (1 if all are 0:
-    rows of weight 0 carry no information, and their loss is 0, not NaN)."""
-    if w is None:
-        return x.shape[0]
-    total = float(w.sum(dtype=torch.float64))  # no float64 copy of the weights
-    return total if total > 0 else 1.0
 
 
 def _grad(value: Tensor, leaves: list[Tensor]) -> list[Tensor]:

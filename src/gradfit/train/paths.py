@@ -25,6 +25,7 @@ import torch
 from gradfit.losses import MSE
 from gradfit.memory import fits
 from gradfit.optim.registry import optimizer_name
+from gradfit.rowpass import RowSet
 from gradfit.train.compiled_pass import compiled_pass, pays_back
 from gradfit.train.fused_pass import FusedPass, fused_pass
 from gradfit.train.linear_stats import LinearStats
@@ -49,6 +50,9 @@ def prepare_paths(
         Whether every step sees every training row (bound paths serve only whole datasets).
     """
     if config.row_pass == "autograd":
+        return
+    if isinstance(train, RowSet):  # rows read chunk by chunk: the fused pass serves each chunk; no statistics yet
+        _use_fused_pass(objective, model, loss, train, params, fixed, config, total, False)
         return
     bound = _bind_statistics(objective, model, loss, train, val, params, fixed, config, total, full_batch)
     # Steps the statistics serve read no rows: a compile for them would never be won back.

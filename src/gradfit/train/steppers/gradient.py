@@ -17,6 +17,7 @@ from torch.optim import optimizer as torch_optimizer
 from gradfit.errors import ConfigError
 from gradfit.optim.registry import make_optimizer
 from gradfit.optim.schedules import make_schedule
+from gradfit.rowpass import rows_triple
 from gradfit.train.host_updates import plain_group
 from gradfit.train.steppers import BUDGET, Look, StepReport
 
@@ -47,7 +48,7 @@ class TorchStepper:
         self.scheduler = (
             make_schedule(config.schedule, self.optimizer, total, **config.schedule_options) if self.optimizer else None
         )
-        self.start_loss = float(objective.value(params, train.x, train.y, train.w))
+        self.start_loss = float(objective.value(params, *rows_triple(train)))
         self._step = _direct_step(self.optimizer) if self.optimizer is not None else None
         self._batch: tuple = ()
         self._value = self._grads = None

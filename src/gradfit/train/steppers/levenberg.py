@@ -27,6 +27,7 @@ import torch
 from gradfit.errors import ConfigError
 from gradfit.optim.lm import TESTS, ChunkedResiduals, Iteration, LevenbergMarquardt, LMOptions, PointSums
 from gradfit.problem import pack, unflatten
+from gradfit.rowpass import row_count, rows_of, rows_triple
 from gradfit.train.formula_jacobian import FormulaJacobian, formula_jacobian
 from gradfit.train.steppers import Look, StepReport
 
@@ -50,12 +51,14 @@ class LMStepper:
         self.trainable = [n for n in model.param_names if n not in fixed]
         self.specs = {s.name: s for s in model.specs}
         # The mse divides the sum of squares by the number of residuals (weighted: by the sum of the weights).
-        self.m = train.y.numel() if train.w is None else float(train.w.double().sum())
-        float(objective.value(params, train.x[:1], train.y[:1]))  # the loss's own shape checks, with its messages
+        x, y, w = rows_triple(train)  # rows in memory, or a row set read chunk by chunk
+        self.m = row_count(x, w)
+        first_x, first_y, _ = next(iter(rows_of(x, y, chunk_size=1).chunks()))
+        float(objective.value(params, first_x, first_y))  # the loss's own shape checks, with its messages
         self._base = {k: v.detach() for k, v in params.items()}
         self._free_specs = [self.specs[n] for n in self.trainable]
         trainable = self.trainable
-        p0 = pack(params, trainable, detach=True) if trainable else torch.zeros(0, dtype=train.y.dtype)
+        p0 = pack(params, trainable, detach=True) if trainable else torch.zeros(0, dtype=train.dtype)
         self.dtype = p0.dtype
         lower, upper = _box(bounds, trainable)
         # A formula's Jacobian in one pass from its derivative graph; autograd for other models, or when asked.
@@ -64,13 +67,11 @@ class LMStepper:
             self.formula = formula_jacobian(model, trainable)
         augmented = None if self.formula is None else self._augmented
         # residuals times sqrt(w)
-        self.res = ChunkedResiduals(
-            self._residuals, train.x, train.y, config.chunk_size, w=train.w, augmented=augmented
-        )
+        self.res = ChunkedResiduals(self._residuals, x, y, config.chunk_size, w=w, augmented=augmented)
         self.lm = LevenbergMarquardt(self.res, p0, self.options, lower, upper)
         self.start_loss = self.lm.sum_squares / self.m  # before a resume overwrites the iterate
         self.it: Iteration | None = None  # the last iteration: its tests, held and dead columns
-        self._source = (model, train.x, train.y, train.w)
+        self._source = (model, x, y, w)
 
     def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.formula is not None:  # scalar parameters only: one entry each, no views to shape
