@@ -11,7 +11,7 @@ from dataclasses import replace
 import torch
 
 from gradfit.data.dataset import Dataset
-from gradfit.rowpass import MemoryRows
+from gradfit.rowpass import MemoryRows, evenly_spaced
 
 
 class HiddenRows:
@@ -44,5 +44,4 @@ class HiddenRows:
 
     def sample(self, rows: int = 10_000) -> Dataset:
         d = self._data
-        idx = torch.linspace(0, len(d) - 1, min(rows, len(d))).round().long().unique()
-        return replace(d.rows(idx), source=f"{d.source} (a sample)")
+        return replace(d.rows(evenly_spaced(len(d), rows)), source=f"{d.source} (a sample)")

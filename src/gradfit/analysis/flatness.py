@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from gradfit.analysis import curvature as cv
-from gradfit.rowpass import chunk_rows, fold
+from gradfit.rowpass import chunk_rows, evenly_spaced, fold
 
 __all__ = ["Flatness", "flatness", "MAX_PROBE_PARAMS"]
 
@@ -121,7 +121,7 @@ def flatness(
     free_idx = [names.index(n) for n in free if n in names]
     if not free_idx or len(free_idx) > max_params or y is None or len(x) == 0:
         return Flatness()
-    rows = torch.linspace(0, len(x) - 1, min(len(x), PROBE_ROWS)).round().long()
+    rows = evenly_spaced(len(x), PROBE_ROWS)
     x, y = x[rows].double(), y[rows].double()
     spread = float(y.std()) if len(y) > 1 else 0.0
     spread = spread if spread > 0 else max(float(y.abs().mean()), 1.0)

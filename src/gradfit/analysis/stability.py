@@ -23,7 +23,7 @@ from torch import Tensor
 
 from gradfit.errors import ConfigError, ModelError
 from gradfit.problem import ParamView, Problem
-from gradfit.rowpass import chunk_rows
+from gradfit.rowpass import chunk_rows, evenly_spaced
 
 __all__ = ["StabilityLimit", "adam_lr", "check_lr", "lr_limit", "stability_limit", "stability_limit_of", "suggested_lr"]
 
@@ -128,7 +128,7 @@ def stability_limit(
     if n == 0:
         raise ConfigError("The stability limit needs at least one row of data.")
     if n > max_rows:
-        rows = torch.linspace(0, n - 1, max_rows, device=x.device).round().long()
+        rows = evenly_spaced(n, max_rows, x.device)
         x, y = x[rows], y[rows]
         w = None if w is None else w[rows]
     x, y = x.double(), y.double()
@@ -345,7 +345,7 @@ def adam_lr(
     if not specs or x.shape[0] == 0:
         return None
     if x.shape[0] > max_rows:
-        rows = torch.linspace(0, x.shape[0] - 1, max_rows, device=x.device).round().long()
+        rows = evenly_spaced(x.shape[0], max_rows, x.device)
         x, y, w = x[rows], y[rows], None if w is None else w[rows]
     x, y, w = x.double(), y.double(), None if w is None else w.double()
     count = x.shape[0] if w is None else max(float(w.sum()), 1e-300)

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from gradfit.rowpass import evenly_spaced
+
 _GUESS_ROWS = 2000  # enough to place a curve; keeps a guess on 10^8 rows instant
 
 
@@ -22,7 +24,7 @@ def _guess_data(x: Tensor | None, y: Tensor | None) -> tuple[Tensor, Tensor] | N
         return None
     x, y = x.detach(), y.detach()
     if x.shape[0] > _GUESS_ROWS:
-        idx = torch.linspace(0, x.shape[0] - 1, _GUESS_ROWS, device=x.device).round().long()
+        idx = evenly_spaced(x.shape[0], _GUESS_ROWS, x.device)
         x, y = x[idx], y[idx]
     t, v = x[:, 0].to("cpu", torch.float64), y.to("cpu", torch.float64)
     ok = torch.isfinite(t) & torch.isfinite(v)

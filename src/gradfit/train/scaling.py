@@ -48,6 +48,7 @@ from torch import Tensor
 from gradfit.losses import Loss
 from gradfit.models.base import Model
 from gradfit.problem import ParamView, pack, positions, unflatten
+from gradfit.rowpass import evenly_spaced
 
 MAX_ROWS = 100_000  # rows the Jacobian is taken on
 MAX_ENTRIES = 5_000_000  # rows x outputs x free entries of that Jacobian (40 MB in float64)
@@ -313,7 +314,7 @@ def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: 
     view = ParamView.of(model, params, (s.name for s in model.specs if s.name not in free), device="cpu")
     x64 = x.detach().double().cpu()
     rows = int(min(len(x64), MAX_ROWS, max(CHECK_ROWS, MAX_ENTRIES // max(1, P * model.n_outputs))))
-    idx = torch.linspace(0, len(x64) - 1, rows).round().long() if rows < len(x64) else torch.arange(len(x64))
+    idx = evenly_spaced(len(x64), rows)
     theta = view.theta
 
     try:
