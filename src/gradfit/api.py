@@ -310,7 +310,8 @@ class _Problem:
             return cls(model, loss, train, params, fixed, box, sample)
         from gradfit.train.scaling import Scaling
 
-        s = Scaling.prepare(model, loss, train.x, train.y, params, fixed, bounds=box, w=train.w)
+        x, y, w = rows_triple(train)
+        s = Scaling.prepare(model, loss, x, y, params, fixed, bounds=box, w=w)
         return cls(s.model, s.loss, train, s.internal_start(), fixed, s.internal_bounds(box), sample, s)
 
     def learning_rate(self, config: FitConfig, choice) -> tuple[FitConfig, dict | None]:

@@ -107,7 +107,6 @@ def test_adam_with_its_learning_rate_from_the_curvature_equals_the_fit_in_memory
         ({"drop_nan": True}, "drop_nan"),
         ({"checkpoint_dir": "somewhere"}, "checkpoint_dir"),
         ({"optimizer": "adam", "batch_size": 100}, "Mini-batches"),
-        ({"optimizer": "lbfgs", "scale": True}, "scale=False"),
     ],
 )
 def test_what_a_row_set_cannot_do_yet_is_refused_before_any_pass(options, named):
@@ -137,3 +136,21 @@ def test_rows_of_a_row_set_sums_as_the_tensors_do():
     assert all(torch.equal(a, b) for a, b in zip(reduce(part, tensors), reduce(part, chunked)))
     with pytest.raises(TypeError, match="alone"):
         rows_of(HiddenRows(dataset), dataset.y)
+
+
+def test_lbfgs_on_scaled_parameters_equals_the_fit_in_memory():
+    dataset = decay(3000)
+    a, b = both(dataset, optimizer="lbfgs", scale=True, dtype="float64", steps=20)
+    assert b.diagnostics["scaling"]["kind"] == a.diagnostics["scaling"]["kind"]
+    same(a, b, rtol=1e-10)
+
+
+def test_a_model_linear_in_its_parameters_takes_its_statistics_from_one_pass_over_a_row_set():
+    dataset = decay(6000)
+    options = dict(optimizer="momentum", lr=0.01, momentum=0.9, steps=300, chunk_size=2000, dtype="float64")
+    a = gradfit.fit("poly2", dataset, y="y", **options)
+    rows = HiddenRows(dataset)
+    b = gradfit.fit("poly2", rows, y="y", **options)
+    assert a.diagnostics["row_pass"] == b.diagnostics["row_pass"] == ["sufficient_statistics"]
+    same(a, b, rtol=1e-12)
+    np.testing.assert_allclose(b.history.columns["loss"], a.history.columns["loss"], rtol=1e-12)

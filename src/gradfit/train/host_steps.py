@@ -100,7 +100,7 @@ class HostBlocks:
 
     def _stats(self, data, grad: bool) -> LinearStats | None:
         """The host statistics that serve ``data``'s rows now (they are bound once, before the first step)."""
-        path = self.fit.objective._path(data.x, data.y, data.w, grad=grad)
+        path = self.fit.objective._path(*rows_triple(data), grad=grad)
         return path if isinstance(path, LinearStats) and path.host and path.names == self.stepper.trainable else None
 
     def _group(self) -> dict | None:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from gradfit.problem import ParamView, pack
-from gradfit.rowpass import MemoryRows, RowSet, jacobian_rows, reduce, row_count
+from gradfit.rowpass import RowSet, jacobian_rows, reduce, row_count, rows_device, rows_dtype, rows_of
 
 __all__ = ["LinearStats"]
 
@@ -61,7 +61,8 @@ class LinearStats:
         self.A, self.g, self.c, self.theta = A, g, c, theta
         self.count = float(count)
         # The row pass sums a float32 fit's squares in float32: beyond its range its loss is inf, and so is this one's.
-        self.overflow = torch.finfo(self.x.dtype).max if self.x.dtype != torch.float64 else float("inf")
+        dtype = rows_dtype(self.x)
+        self.overflow = torch.finfo(dtype).max if dtype != torch.float64 else float("inf")
         # A few parameters on the CPU: the O(p²) arithmetic in Python floats (IEEE doubles, as float64 tensors)
         # costs less than the dozen tensor operations it replaces, which is most of a small fit's step.
         self.host = theta.numel() <= HOST_PARAMS and theta.device.type == "cpu"
@@ -71,7 +72,15 @@ class LinearStats:
 
     @classmethod
     def build(
-        cls, model, x: Tensor, y: Tensor, w: Tensor | None, params, fixed, chunk_size=None, factor: float = 1.0
+        cls,
+        model,
+        x: Tensor | RowSet,
+        y: Tensor | None,
+        w: Tensor | None,
+        params,
+        fixed,
+        chunk_size=None,
+        factor: float = 1.0,
     ) -> LinearStats | None:
         """The statistics of the rows ``(x, y, w)``, or None when the model is not linear in its free parameters.
 
@@ -80,7 +89,8 @@ class LinearStats:
         model : Model
             One output per row.
         x, y, w : Tensor
-            The rows (``w`` None when unweighted); bound by identity, so later calls must pass these tensors.
+            The rows (``w`` None when unweighted); bound by identity, so later calls must pass these tensors. ``x``
+            may be a :class:`gradfit.rowpass.RowSet` (``y`` and ``w`` None), whose rows are then read twice.
         params : mapping of str to Tensor
             The start (its fixed entries are kept; the free ones only set the linearity probe).
         fixed : iterable of str
@@ -90,14 +100,15 @@ class LinearStats:
         factor : float
             The loss is the mse divided by it (1; ``var(y)`` under scaling's dimensionless loss).
         """
-        view = ParamView.of(model, params, fixed, torch.float64, x.device)
+        view = ParamView.of(model, params, fixed, torch.float64, rows_device(x))
         start = view.theta
         p = start.numel()
-        if p == 0 or not _probe_linear(view, start, x[:CHECK_ROWS].double()):
+        head = x[:CHECK_ROWS] if isinstance(x, Tensor) else next(iter(rows_of(x, chunk_size=CHECK_ROWS).chunks()))[0]
+        if p == 0 or not _probe_linear(view, start, head.double()):
             return None
         zero = torch.zeros_like(start)
         other = _perturbed(start)
-        rows = MemoryRows(x, y, w, jacobian_rows(p, chunk_size=chunk_size), dtype=torch.float64)
+        rows = rows_of(x, y, w, jacobian_rows(p, chunk_size=chunk_size), dtype=torch.float64)
 
         def first(xc, yc, wc):
             J = view.jacobian(zero, xc)
@@ -126,7 +137,7 @@ class LinearStats:
                 (grad,) = torch.autograd.grad(pred, t, grad_outputs=rw, allow_unused=True)
             return (torch.zeros_like(theta) if grad is None else grad), (rw * r).sum()
 
-        g, c = reduce(second, MemoryRows(x, y, w, chunk_size, dtype=torch.float64))
+        g, c = reduce(second, rows_of(x, y, w, chunk_size, dtype=torch.float64))
         if not bool(torch.isfinite(g).all() and torch.isfinite(c)):
             return None
         names = [s.name for s in model.specs if s.name not in frozenset(fixed)]
@@ -203,7 +214,8 @@ def _entries(params: Mapping[str, Tensor], names: Sequence[str]) -> list[float]:
 
 
 def _versions(data: tuple) -> tuple:
-    return tuple(None if t is None else t._version for t in data)
+    """The in-place version counters of the tensors among ``data`` (a row set has none: its rows are read again)."""
+    return tuple(t._version if isinstance(t, Tensor) else None for t in data)
 
 
 def _perturbed(theta: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ import torch
 from gradfit.losses import MSE
 from gradfit.memory import fits
 from gradfit.optim.registry import optimizer_name
-from gradfit.rowpass import RowSet
+from gradfit.rowpass import RowSet, rows_triple
 from gradfit.train.compiled_pass import compiled_pass, pays_back
 from gradfit.train.fused_pass import FusedPass, fused_pass
 from gradfit.train.linear_stats import LinearStats
@@ -50,9 +50,6 @@ def prepare_paths(
         Whether every step sees every training row (bound paths serve only whole datasets).
     """
     if config.row_pass == "autograd":
-        return
-    if isinstance(train, RowSet):  # rows read chunk by chunk: the fused pass serves each chunk; no statistics yet
-        _use_fused_pass(objective, model, loss, train, params, fixed, config, total, False)
         return
     bound = _bind_statistics(objective, model, loss, train, val, params, fixed, config, total, full_batch)
     # Steps the statistics serve read no rows: a compile for them would never be won back.
@@ -87,9 +84,9 @@ def _bind_statistics(objective, model, loss, train, val, params, fixed, config, 
         return False
     bound = False
     for data, per_step in ((train, STEP_PASSES), (val, VALUE_PASSES)):
-        if data is None or data.x.shape[0] == 0 or total * per_step < p + STATS_PASSES:
+        if data is None or len(data) == 0 or total * per_step < p + STATS_PASSES:
             continue
-        stats = LinearStats.build(model, data.x, data.y, data.w, params, fixed, config.chunk_size, factor)
+        stats = LinearStats.build(model, *rows_triple(data), params, fixed, config.chunk_size, factor)
         if stats is None:
             return bound  # not linear: the validation rows would say the same
         if _agrees(objective, stats, params, fixed, data):
@@ -106,7 +103,7 @@ def _agrees(objective, stats, params, fixed, data) -> bool:
     # A fresh objective: the check's pass is not one of the fit's (describe() lists those).
     autograd = Objective(objective.model, objective.loss, objective.chunk_size)
     leaves = {n: v.detach().requires_grad_(n in trainable) for n, v in params.items()}
-    value, grads = autograd.value_and_grad(leaves, trainable, data.x, data.y, data.w)
+    value, grads = autograd.value_and_grad(leaves, trainable, *rows_triple(data))
     mine, my_grads = stats.value_and_grad(params, trainable)
     if not bool(torch.isfinite(value) and torch.isfinite(mine)) or abs(float(mine - value)) > rtol * abs(float(value)):
         return False
@@ -127,7 +124,9 @@ def _use_fused_pass(objective: Objective, model, loss, train, params: dict, fixe
         return
     objective.chunk_pass, objective.chunk_pass_name = chunk_pass, chunk_pass.name
     asked = config.row_pass == "compiled"
-    if isinstance(chunk_pass, FusedPass) and full_batch and (asked or pays_back(train.x.shape[0], total)):
+    # A row set's chunks come from a file as they are read: reading, not arithmetic, sets its pace (no compile).
+    in_memory = not isinstance(train, RowSet)
+    if isinstance(chunk_pass, FusedPass) and full_batch and in_memory and (asked or pays_back(len(train), total)):
         trainable = [n for n in model.param_names if n not in fixed]
         compiled = compiled_pass(chunk_pass, model, loss, params, trainable, train)
         if isinstance(compiled, str):  # the compiler failed: the eager fused pass, and why

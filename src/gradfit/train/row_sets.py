@@ -37,16 +37,11 @@ def check_row_set(rows: RowSet, config, sigma, weights, read, drop_nan: bool, ch
 
 
 def check_row_set_plan(rows: RowSet, config, device) -> None:
-    """ConfigError for a plan a fit on ``rows`` cannot follow yet: mini-batches, scaled parameters, a GPU."""
+    """ConfigError for a plan a fit on ``rows`` cannot follow yet: mini-batches, a GPU."""
     if config.batch_size is not None and config.batch_size < len(rows):
         raise ConfigError(
             f"Mini-batches over {_name(rows)} (rows read chunk by chunk) are not built yet: leave out batch_size "
             f"for full-batch steps (each step reads every row once), or load the data in memory."
-        )
-    if config.scale:
-        raise ConfigError(
-            f"Scaled parameters on {_name(rows)} (rows read chunk by chunk) are not built yet: give scale=False "
-            f"(--no-scale), or optimizer='lm' for least squares, which needs no scaling."
         )
     if getattr(device, "type", "cpu") != "cpu":
         raise ConfigError(f"A fit on {_name(rows)} runs on the CPU for now: leave out device, or give 'cpu'.")

@@ -48,7 +48,7 @@ from torch import Tensor
 from gradfit.losses import Loss
 from gradfit.models.base import Model
 from gradfit.problem import ParamView, pack, positions, unflatten
-from gradfit.rowpass import evenly_spaced
+from gradfit.rowpass import RowSet, evenly_spaced, reduce, rows_of
 
 MAX_ROWS = 100_000  # rows the Jacobian is taken on
 MAX_ENTRIES = 5_000_000  # rows x outputs x free entries of that Jacobian (40 MB in float64)
@@ -104,8 +104,8 @@ class Scaling:
         cls,
         model: Model,
         loss: Loss,
-        x: Tensor,
-        y: Tensor,
+        x: Tensor | RowSet,
+        y: Tensor | None,
         params: Mapping[str, Tensor],
         fixed: frozenset[str] | set[str],
         *,
@@ -114,13 +114,23 @@ class Scaling:
     ) -> Scaling:
         """Choose ``A`` from the Jacobian of ``model`` at ``params`` on the rows ``x`` (targets ``y``, row weights ``w``).
 
+        ``x`` may be a :class:`gradfit.rowpass.RowSet` (``y`` and ``w`` None): the loss's factor then takes two
+        passes over its rows, and the Jacobian the evenly spaced rows it would take of rows in memory.
         A non-empty ``bounds`` (:class:`gradfit.train.bounds.Bounds`) forces the diagonal kind, whose
         image of a box is a box (:meth:`internal_bounds`).
         """
         free = tuple(s.name for s in model.specs if s.name not in fixed and s.size)
         p0 = ParamView.of(model, params, fixed, device="cpu").theta  # float64: the free entries at the start
-        factor, note = _loss_factor(loss, y, w)
-        kind, A, info = _choose_map(model, params, free, x, math.sqrt(factor), diagonal_only=bool(bounds), w=w)
+        if isinstance(x, RowSet):
+            factor, note = _loss_factor_of_rows(loss, x)
+            P = sum(model.spec(n).size for n in free)
+            sample = x.sample(_jacobian_rows(len(x), P, model.n_outputs))
+            rows, w = sample.x, sample.w
+        else:
+            assert y is not None  # rows in memory come with their targets
+            factor, note = _loss_factor(loss, y, w)
+            rows = x
+        kind, A, info = _choose_map(model, params, free, rows, math.sqrt(factor), diagonal_only=bool(bounds), w=w)
         info = {**info, "loss_factor": factor, "notes": ([note] if note else []) + info["notes"]}
         start = {
             s.name: params[s.name].detach().clone() if s.name not in free else torch.zeros_like(params[s.name].detach())
@@ -299,6 +309,43 @@ def _loss_factor(loss: Loss, y: Tensor, w: Tensor | None = None) -> tuple[float,
     return (math.sqrt(var), "") if name == "mae" else (var, "")
 
 
+def _jacobian_rows(n: int, P: int, n_outputs: int) -> int:
+    """How many evenly spaced rows of ``n`` the Jacobian is taken on."""
+    return int(min(n, MAX_ROWS, max(CHECK_ROWS, MAX_ENTRIES // max(1, P * n_outputs))))
+
+
+def _loss_factor_of_rows(loss: Loss, rows: RowSet) -> tuple[float, str]:
+    """:func:`_loss_factor` of a row set: the weighted mean, then the weighted variance, each a pass over its
+    chunks in float64 (rows whose target is not finite, or whose weight is 0, left out)."""
+    if getattr(loss, "name", "") not in ("mse", "huber", "mae"):
+        return 1.0, ""
+    source = rows_of(rows, dtype=torch.float64)
+
+    def kept(y: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
+        yy = y.reshape(-1)
+        ww = torch.ones_like(yy) if w is None else w.reshape(-1)
+        keep = torch.isfinite(yy) & (ww > 0)
+        return yy[keep], ww[keep]
+
+    def first(_x, y, w):
+        yy, ww = kept(y, w)
+        return (ww * yy).sum(), ww.sum(), torch.tensor(yy.numel(), dtype=torch.float64)
+
+    total, weight, count = reduce(first, source)
+    if count < 2:
+        return 1.0, "The targets are constant, so the loss is not rescaled."
+    mean = total / weight
+
+    def second(_x, y, w):
+        yy, ww = kept(y, w)
+        return (ww * (yy - mean) ** 2).sum()
+
+    var = float(reduce(second, source) / weight)
+    if not (var > 0 and math.isfinite(var)):
+        return 1.0, "The targets are constant, so the loss is not rescaled."
+    return (math.sqrt(var), "") if loss.name == "mae" else (var, "")
+
+
 def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: bool, w: Tensor | None = None):
     """``(kind, A, info)`` from the Jacobian of the predictions w.r.t. the free entries (rows weighted by ``w``)."""
     P = sum(model.spec(n).size for n in free)
@@ -313,8 +360,7 @@ def _choose_map(model: Model, params, free, x: Tensor, s: float, diagonal_only: 
         return "identity", torch.ones(0, dtype=torch.float64), info
     view = ParamView.of(model, params, (s.name for s in model.specs if s.name not in free), device="cpu")
     x64 = x.detach().double().cpu()
-    rows = int(min(len(x64), MAX_ROWS, max(CHECK_ROWS, MAX_ENTRIES // max(1, P * model.n_outputs))))
-    idx = evenly_spaced(len(x64), rows)
+    idx = evenly_spaced(len(x64), _jacobian_rows(len(x64), P, model.n_outputs))
     theta = view.theta
 
     try:
