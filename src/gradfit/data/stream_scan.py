@@ -151,7 +151,8 @@ def scan_file(rows: StreamedRows, sample_rows: int) -> Scan:
             v = cols[name]
             if len(v):
                 sums[name] += float(v.sum())
-                squares[name] += float(np.dot(v, v))
+                with np.errstate(over="ignore"):  # a square past float64's range is inf, as it is
+                    squares[name] += float(np.dot(v, v))
                 mins[name], maxs[name] = min(mins[name], float(v.min())), max(maxs[name], float(v.max()))
         n += len(positions)
         sampler.add(cols)
