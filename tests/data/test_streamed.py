@@ -213,6 +213,23 @@ def test_a_decimal_comma_csv(tmp_path):
     assert x[:, 0].tolist() == [1.5, 3.0, -1.5] and y.tolist() == [2.25, 4.5, 0.5]
 
 
+def test_csv_quirks_read_as_the_in_memory_reader_reads_them(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_bytes(b'\xef\xbb\xbfx,y,note\r\n 1.5 ,"2",a\r\n\r\n3,4e1,"two, lines\r\nhere"\r\n-0,NaN,c\r\n')
+    ds = as_dataset(path, ["x"], "y", dtype=torch.float64, drop_nan=True)
+    rows = StreamedRows.open(path, ["x"], "y", dtype=torch.float64, drop_nan=True)
+    ((x, y, _),) = list(rows.chunks())
+    assert torch.equal(x, ds.x) and torch.equal(y, ds.y) and y.tolist() == [2.0, 40.0]
+    assert rows.scan().note == "dropped 1 row with missing values (line 6)"
+
+
+def test_a_csv_file_that_is_not_utf8_is_refused(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("x,y,caf\xe9\n1,2,3\n4,5,6\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8 text"):
+        StreamedRows.open(path, ["x"], "y")
+
+
 # Bad input: each is a DataError (never a pyarrow or pandas exception) saying what and where.
 
 
@@ -363,11 +380,11 @@ def test_options_are_checked(tmp_path):
 
 
 # Memory: a pass holds a batch, never the file. Measured in a fresh interpreter, from its resident memory after
-# the imports to its peak (Linux's VmHWM, reset through /proc/self/clear_refs). On 10^7 rows (a 165 MB file)
-# this was 78 MB, of which about 57 MB is pyarrow's first use of its Parquet reader (code and thread pools,
-# the same on 1,000 rows); holding the file (pre_buffer=True) measured 373 MB.
+# the imports to its peak (Linux's VmHWM, reset through /proc/self/clear_refs). On 10^7 rows (a 165 MB Parquet
+# file) this was 78 MB, of which about 57 MB is pyarrow's first use of its Parquet reader (code and thread pools,
+# the same on 1,000 rows); holding the file (pre_buffer=True) measured 373 MB. The 387 MB CSV file: 115 MB.
 PEAK_BOUND = 300e6
-POOL_BOUND = 64e6  # pyarrow's own allocations: 10 MB measured, 173 MB when the file is held
+POOL_BOUND = 64e6  # pyarrow's own allocations: 10 MB (Parquet), 39 MB (CSV) measured; 173 MB when the file is held
 
 MEASURE = """
 import json, sys
@@ -393,13 +410,15 @@ print(json.dumps({
 
 
 @pytest.mark.slow
-def test_a_pass_over_ten_million_rows_holds_a_batch_not_the_file(tmp_path):
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_a_pass_over_ten_million_rows_holds_a_batch_not_the_file(tmp_path, kind):
     import json
     import os
     import subprocess
     import sys
 
     import pyarrow as pa
+    import pyarrow.csv as pcsv
 
     if not os.path.exists("/proc/self/clear_refs"):
         pytest.skip("the peak resident memory is read from /proc (Linux)")
@@ -407,16 +426,20 @@ def test_a_pass_over_ten_million_rows_holds_a_batch_not_the_file(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.normal(size=n)
     y = 2.0 * x + 1.0 + 0.1 * rng.normal(size=n)
-    path = tmp_path / "big.parquet"
-    pq.write_table(pa.table({"x": x, "y": y, "unused": rng.normal(size=n)}), path, row_group_size=10**6)
-    del x, y
+    table = pa.table({"x": x, "y": y, "unused": rng.normal(size=n)})
+    path = tmp_path / f"big.{kind}"
+    if kind == "parquet":
+        pq.write_table(table, path, row_group_size=10**6)
+    else:
+        pcsv.write_csv(table, path)  # 387 MB of text
+    del x, y, table
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, env=env, timeout=600
     )
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
-    whole = pq.read_table(path, columns=["x", "y"])
+    whole = pq.read_table(path, columns=["x", "y"]) if kind == "parquet" else pcsv.read_csv(path)
     x, y = whole.column("x").to_numpy(), whole.column("y").to_numpy()
     expected = [x.sum(), y.sum(), np.dot(x, y), np.dot(x, x)]
     assert got["n"] == n
