@@ -200,6 +200,34 @@ def test_row_ranges_are_file_rows(tmp_path, kind, bounds):
     assert_same_chunks(list(rows.chunks(rows=bounds)), memory_rows(part, ["x1", "x2"], "y", torch.float64, 128))
 
 
+def test_row_ranges_with_drop_nan_count_file_rows(tmp_path, kind):
+    df = frame(500).drop(columns="label")
+    df.loc[[10, 120, 121, 260], "y"] = np.nan
+    path = write(df, tmp_path, kind, row_group_size=100)
+    rows = StreamedRows.open(path, ["x1"], "y", dtype=torch.float64, drop_nan=True, chunk_size=50)
+    part = whole(path, kind).iloc[100:300].dropna()
+    assert_same_chunks(list(rows.chunks(rows=(100, 300))), memory_rows(part, ["x1"], "y", torch.float64, 50))
+
+
+def test_it_is_a_row_source_and_targets_are_optional(tmp_path):
+    from gradfit.rowpass import RowSource
+
+    df = frame(100)
+    df["i"] = pd.array([None] + list(range(1, 100)), dtype="Int64")  # nullable integers: a null is missing
+    path = write(df, tmp_path, "parquet")
+    rows = StreamedRows.open(path, ["x1", "i"], None, dtype=torch.float64, drop_nan=True)
+    assert isinstance(rows, RowSource) and rows.y_name is None
+    ((x, y, w),) = list(rows.chunks())
+    assert y is None and w is None and x.shape == (99, 2) and x[:, 1].tolist() == [float(i) for i in range(1, 100)]
+    assert rows.scan().note == "dropped 1 row with missing values (row 0)" and set(rows.scan().sums) == {"x1", "i"}
+
+
+def test_a_parquet_file_without_rows(tmp_path):
+    path = write(frame(0), tmp_path, "parquet")
+    with pytest.raises(DataError, match="has columns \\(x1, x2, y, s, w, label\\) but no data rows"):
+        StreamedRows.open(path, ["x1"], "y").scan()
+
+
 def test_a_bad_row_range_is_refused(tmp_path):
     rows = StreamedRows.open(write(frame(), tmp_path, "parquet"), ["x1"], "y")
     with pytest.raises(ConfigError, match="start <= stop"):
