@@ -315,16 +315,21 @@ def _read_parquet(p: Path) -> pd.DataFrame:
     except DataError:
         raise
     except (pa.ArrowException, OSError, ValueError) as err:  # many types for a damaged file, one meaning here
-        reason = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else type(err).__name__
-        head = _head(p)
-        if not head.startswith(b"PAR1") and b"\x00" not in head:
-            reason += ". It looks like text: if it is CSV, name the file .csv"
-        raise DataError(
-            f"Cannot read {str(p)!r} as Parquet: {reason}. The file is truncated or corrupt; "
-            "export it again (e.g. df.to_parquet(...)) or check that it is really a Parquet file."
-        ) from None
+        raise parquet_error(p, err) from None
     check_rows(p, df)
     return df
+
+
+def parquet_error(p: Path, err: BaseException) -> DataError:
+    """The DataError for a Parquet file pyarrow cannot read (truncated, corrupt, or text), whichever reader met it."""
+    reason = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else type(err).__name__
+    head = _head(p)
+    if not head.startswith(b"PAR1") and b"\x00" not in head:
+        reason += ". It looks like text: if it is CSV, name the file .csv"
+    return DataError(
+        f"Cannot read {str(p)!r} as Parquet: {reason}. The file is truncated or corrupt; "
+        "export it again (e.g. df.to_parquet(...)) or check that it is really a Parquet file."
+    )
 
 
 def _head(p: Path, size: int = 1024) -> bytes:
