@@ -162,8 +162,11 @@ def test_drop_nan_skips_the_same_rows_in_every_pass(tmp_path, kind):
     rows = StreamedRows.open(path, ["x1", "x2"], "y", sigma="s", dtype=torch.float64, drop_nan=True, chunk_size=60)
     scan = rows.scan()
     assert scan.n_rows == len(rows) == 394 and scan.dropped == 6 and scan.file_rows == 400
-    label = "lines 5, 9, 52, 102, 103, ..." if kind == "csv" else "rows 3, 7, 50, 100, 101, ..."
+    label = "lines 5, 9, 52, 102, 103, 401" if kind == "csv" else "rows 3, 7, 50, 100, 101, 399"
     assert scan.note == f"dropped 6 rows with missing values ({label})"
+    report: list = []
+    as_dataset(path, ["x1", "x2"], "y", drop_nan=True, sigma="s", report=report)
+    assert report == [scan.note]  # the in-memory reader's words
     kept = whole(path, kind).dropna(subset=["x1", "x2", "y"])
     memory = memory_rows(kept, ["x1", "x2"], "y", torch.float64, 60, sigma="s")
     assert_same_chunks(rows.chunks(), memory)

@@ -128,11 +128,11 @@ class FileBatches:
                 yield at, batch.num_rows, {name: _floats(batch.column(name)) for name in columns}
                 at += batch.num_rows
         except pa.ArrowInvalid as err:
-            raise self._csv_error(err, columns, sep, decimal) from None
+            raise self._csv_error(err, sep, decimal) from None
         except (pa.ArrowException, OSError) as err:
             raise DataError(f"Cannot read {str(self.path)!r}: {str(err).strip() or type(err).__name__}.") from None
 
-    def _csv_error(self, err, columns, sep, decimal) -> DataError:
+    def _csv_error(self, err, sep: str, decimal: str) -> DataError:
         text = str(err).strip()
         m = _COLUMN.search(text)
         if m and int(m.group(1)) < len(self.names):

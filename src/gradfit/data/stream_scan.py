@@ -72,11 +72,12 @@ class _Found:
 
     count: int = 0
     first: list = field(default_factory=list)
+    shown: int = _SHOWN
 
     def add(self, positions: np.ndarray) -> None:
         self.count += len(positions)
-        if len(self.first) < _SHOWN:
-            self.first += positions[: _SHOWN - len(self.first)].tolist()
+        if len(self.first) < self.shown:
+            self.first += positions[: self.shown - len(self.first)].tolist()
 
 
 class _Sampler:
@@ -109,7 +110,7 @@ def scan_file(rows: StreamedRows, sample_rows: int) -> Scan:
     sums, squares = dict.fromkeys(stat_names, 0.0), dict.fromkeys(stat_names, 0.0)
     mins, maxs = dict.fromkeys(stat_names, np.inf), dict.fromkeys(stat_names, -np.inf)
     found: dict[tuple[str, str], _Found] = {}
-    dropped, sampler = _Found(), _Sampler(sample_rows)
+    dropped, sampler = _Found(shown=10), _Sampler(sample_rows)  # the in-memory note names 10 rows
     fmax = torch.finfo(dtype).max
     n = file_rows = 0
     wsum = 0.0
