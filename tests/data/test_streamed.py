@@ -6,6 +6,8 @@ by :class:`gradfit.rowpass.MemoryRows`; every bad input is a gradfit DataError, 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -328,6 +330,7 @@ def test_inf_and_overflow(tmp_path, kind):
         ("sigma", 0.0, "1 sigma value(s) <= 0 at"),
         ("sigma", -2.0, "1 sigma value(s) <= 0 at"),
         ("weights", -1.0, "1 negative weight(s) at"),
+        ("sigma", 1e-30, "1 sigma value(s) so small that 1/sigma² overflows torch.float32"),
     ],
 )
 def test_bad_sigma_and_weights(tmp_path, kind, option, value, words):
@@ -337,6 +340,8 @@ def test_bad_sigma_and_weights(tmp_path, kind, option, value, words):
     with pytest.raises(DataError) as err:
         StreamedRows.open(path, ["x1"], "y", **{option: "s" if option == "sigma" else "w"}).scan()
     assert words in str(err.value) and ("line 14" if kind == "csv" else "row 12") in str(err.value)
+    with pytest.raises(DataError, match=re.escape(words)):
+        as_dataset(path, ["x1"], "y", **{option: "s" if option == "sigma" else "w"})  # the in-memory words
 
 
 def test_all_weights_zero(tmp_path, kind):

@@ -71,7 +71,7 @@ class FileBatches:
             numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
             if not any(is_kind(t) for is_kind in numeric):
                 problems.append(
-                    f"{str(self.path)!r}, column '{name}': holds {t}, not numbers. Leave it out of the columns used, "
+                    f"{self.path}, column '{name}': holds {t}, not numbers. Leave it out of the columns used, "
                     f"or store it as numbers."
                 )
         return problems
@@ -140,7 +140,7 @@ class FileBatches:
             pos = _first_text(self.path, name, sep, decimal)
             at = f"the first at {self.where([pos])}: " if pos is not None else ""
             return DataError(
-                f"Cannot use the data from {str(self.path)!r}: 1 problem:\n  - {str(self.path)!r}, column "
+                f"Cannot use the data from {self.path}: 1 problem:\n  - {self.path}, column "
                 f"'{name}': text in a number column ({at}{m.group(2)[:40]!r}). Fix or remove those values, or "
                 f"leave '{name}' out of the columns used."
             )
