@@ -6,6 +6,8 @@ by :class:`gradfit.rowpass.MemoryRows`; every bad input is a gradfit DataError, 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -162,8 +164,11 @@ def test_drop_nan_skips_the_same_rows_in_every_pass(tmp_path, kind):
     rows = StreamedRows.open(path, ["x1", "x2"], "y", sigma="s", dtype=torch.float64, drop_nan=True, chunk_size=60)
     scan = rows.scan()
     assert scan.n_rows == len(rows) == 394 and scan.dropped == 6 and scan.file_rows == 400
-    label = "lines 5, 9, 52, 102, 103, ..." if kind == "csv" else "rows 3, 7, 50, 100, 101, ..."
+    label = "lines 5, 9, 52, 102, 103, 401" if kind == "csv" else "rows 3, 7, 50, 100, 101, 399"
     assert scan.note == f"dropped 6 rows with missing values ({label})"
+    report: list = []
+    as_dataset(path, ["x1", "x2"], "y", drop_nan=True, sigma="s", report=report)
+    assert report == [scan.note]  # the in-memory reader's words
     kept = whole(path, kind).dropna(subset=["x1", "x2", "y"])
     memory = memory_rows(kept, ["x1", "x2"], "y", torch.float64, 60, sigma="s")
     assert_same_chunks(rows.chunks(), memory)
@@ -325,6 +330,7 @@ def test_inf_and_overflow(tmp_path, kind):
         ("sigma", 0.0, "1 sigma value(s) <= 0 at"),
         ("sigma", -2.0, "1 sigma value(s) <= 0 at"),
         ("weights", -1.0, "1 negative weight(s) at"),
+        ("sigma", 1e-30, "1 sigma value(s) so small that 1/sigma² overflows torch.float32"),
     ],
 )
 def test_bad_sigma_and_weights(tmp_path, kind, option, value, words):
@@ -334,6 +340,8 @@ def test_bad_sigma_and_weights(tmp_path, kind, option, value, words):
     with pytest.raises(DataError) as err:
         StreamedRows.open(path, ["x1"], "y", **{option: "s" if option == "sigma" else "w"}).scan()
     assert words in str(err.value) and ("line 14" if kind == "csv" else "row 12") in str(err.value)
+    with pytest.raises(DataError, match=re.escape(words)):
+        as_dataset(path, ["x1"], "y", **{option: "s" if option == "sigma" else "w"})  # the in-memory words
 
 
 def test_all_weights_zero(tmp_path, kind):

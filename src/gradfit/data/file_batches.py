@@ -71,7 +71,7 @@ class FileBatches:
             numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
             if not any(is_kind(t) for is_kind in numeric):
                 problems.append(
-                    f"{str(self.path)!r}, column '{name}': holds {t}, not numbers. Leave it out of the columns used, "
+                    f"{self.path}, column '{name}': holds {t}, not numbers. Leave it out of the columns used, "
                     f"or store it as numbers."
                 )
         return problems
@@ -128,11 +128,11 @@ class FileBatches:
                 yield at, batch.num_rows, {name: _floats(batch.column(name)) for name in columns}
                 at += batch.num_rows
         except pa.ArrowInvalid as err:
-            raise self._csv_error(err, columns, sep, decimal) from None
+            raise self._csv_error(err, sep, decimal) from None
         except (pa.ArrowException, OSError) as err:
             raise DataError(f"Cannot read {str(self.path)!r}: {str(err).strip() or type(err).__name__}.") from None
 
-    def _csv_error(self, err, columns, sep, decimal) -> DataError:
+    def _csv_error(self, err, sep: str, decimal: str) -> DataError:
         text = str(err).strip()
         m = _COLUMN.search(text)
         if m and int(m.group(1)) < len(self.names):
@@ -140,7 +140,7 @@ class FileBatches:
             pos = _first_text(self.path, name, sep, decimal)
             at = f"the first at {self.where([pos])}: " if pos is not None else ""
             return DataError(
-                f"Cannot use the data from {str(self.path)!r}: 1 problem:\n  - {str(self.path)!r}, column "
+                f"Cannot use the data from {self.path}: 1 problem:\n  - {self.path}, column "
                 f"'{name}': text in a number column ({at}{m.group(2)[:40]!r}). Fix or remove those values, or "
                 f"leave '{name}' out of the columns used."
             )

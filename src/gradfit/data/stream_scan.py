@@ -72,11 +72,12 @@ class _Found:
 
     count: int = 0
     first: list = field(default_factory=list)
+    shown: int = _SHOWN
 
     def add(self, positions: np.ndarray) -> None:
         self.count += len(positions)
-        if len(self.first) < _SHOWN:
-            self.first += positions[: _SHOWN - len(self.first)].tolist()
+        if len(self.first) < self.shown:
+            self.first += positions[: self.shown - len(self.first)].tolist()
 
 
 class _Sampler:
@@ -109,7 +110,7 @@ def scan_file(rows: StreamedRows, sample_rows: int) -> Scan:
     sums, squares = dict.fromkeys(stat_names, 0.0), dict.fromkeys(stat_names, 0.0)
     mins, maxs = dict.fromkeys(stat_names, np.inf), dict.fromkeys(stat_names, -np.inf)
     found: dict[tuple[str, str], _Found] = {}
-    dropped, sampler = _Found(), _Sampler(sample_rows)
+    dropped, sampler = _Found(shown=10), _Sampler(sample_rows)  # the in-memory note names 10 rows
     fmax = torch.finfo(dtype).max
     n = file_rows = 0
     wsum = 0.0
@@ -158,7 +159,7 @@ def scan_file(rows: StreamedRows, sample_rows: int) -> Scan:
         sampler.add(cols)
     problems = _problems(rows, found, n, file_rows, wsum)
     if problems:
-        head = f"Cannot use the data from {rows.source!r}: {plural(len(problems), 'problem')}:"
+        head = f"Cannot use the data from {rows.source}: {plural(len(problems), 'problem')}:"
         raise DataError("\n".join([head] + [f"  - {p}" for p in problems]))
     note = None
     if dropped.count:
@@ -171,7 +172,7 @@ def scan_file(rows: StreamedRows, sample_rows: int) -> Scan:
 
 def _problems(rows: StreamedRows, found: dict, n: int, file_rows: int, wsum: float) -> list[str]:
     """The problems found, in the in-memory reader's words."""
-    file, src, kind = rows.file, repr(rows.source), str(rows.dtype).replace("torch.", "")
+    file, src, kind = rows.file, rows.source, str(rows.dtype).replace("torch.", "")
     if file_rows == 0:
         shown = ", ".join(file.names[:6])
         return [f"{src} has columns ({shown}) but no data rows. Check that the file was saved completely."]
@@ -199,7 +200,8 @@ def _problems(rows: StreamedRows, found: dict, n: int, file_rows: int, wsum: flo
         else:
             out.append(
                 f"{src}, sigma column '{name}': {f.count} sigma value(s) so small that 1/sigma² overflows "
-                f"{kind} at {at}. Fit in float64: dtype='float64' (--dtype float64), or give the sigmas in other units."
+                f"{rows.dtype} at {at}. Fit in float64: dtype='float64' (--dtype float64), or give the sigmas in "
+                f"other units."
             )
     if not out and (rows.sigma or rows.weights) and n and not wsum > 0:
         col = rows.sigma or rows.weights

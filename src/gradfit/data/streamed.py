@@ -77,7 +77,7 @@ class StreamedRows:
         if sigma is not None and weights is not None:
             raise ConfigError("Give sigma or weights, not both: weights are 1/sigma², so one determines the other.")
         file = open_batches(path)
-        src = repr(str(path))
+        src = str(path)  # as as_dataset names a file it reads
         x_names, problems = _select(file.names, x, y, sigma, weights, src)
         used = list(dict.fromkeys(x_names + [n for n in (y, sigma, weights) if n is not None]))
         problems += file.not_numbers([n for n in used if n in file.names])
