@@ -35,7 +35,7 @@ from gradfit.train.initial_values import fixed_names, initial_params
 from gradfit.train.interrupt import catch_interrupts
 from gradfit.train.loop import run_loop
 from gradfit.train.result import FitResult
-from gradfit.train.row_sets import check_row_set, check_row_set_plan, check_weights
+from gradfit.train.row_sets import check_row_set, check_row_set_plan, check_weights, open_stream
 
 _OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
 
@@ -53,6 +53,7 @@ def fit(
     model_options: Mapping[str, Any] | None = None,
     drop_nan: bool = False,
     read: Mapping[str, Any] | None = None,
+    stream: bool = False,
     sigma: str | Any = None,
     absolute_sigma: bool = False,
     weights: str | Any = None,
@@ -91,6 +92,12 @@ def fit(
         drop_nan : bool
             Drop rows with missing values in the used columns (the count is in ``result.data["notes"]``)
             instead of refusing them.
+        stream : bool
+            Read the file batch by batch at every pass instead of loading it: memory stays bounded by one chunk
+            of rows, whatever the file's size (a Parquet file, or a plain CSV file with a header row). Every
+            sum over the rows is the same as in memory, so the results are too. Full-batch steps only, for now;
+            the fit's guesses and probes read evenly spaced rows. ``data`` may also be a
+            :class:`gradfit.rowpass.RowSet` itself, such as :class:`gradfit.data.file_rows.FileRows`.
         read : mapping, optional
             How to read a file (see :func:`gradfit.data.io.read_table`): ``{"sep": ";", "decimal": ",",
             "thousands": ".", "encoding": "latin-1", "header": False, "dates": ["when"]}``; separator, decimal mark
@@ -154,9 +161,18 @@ def fit(
     device = _device(config.device)
 
     declared, y_name = declared_params(params, init), y if isinstance(y, str) else None
+    origin, reading, notes = None, dict[str, Any](), list[str]()
+    if stream:
+        split_x = None if x is None else _split_names(x)
+        origin = str(data)
+        data = open_stream(
+            data, model, split_x, y_name, declared, sigma, weights, absolute_sigma, drop_nan, read, _dtype("float64")
+        )
+        notes += [data.note] if data.note else []
+        sigma = weights = read = None
+        drop_nan = False
     if isinstance(data, RowSet):  # rows not held here: every sum over them goes through the row pass
-        check_row_set(data, config, sigma, weights, read, drop_nan, checkpoint_dir, resume)
-        origin, reading, notes = None, dict[str, Any](), list[str]()
+        check_row_set(data, config, sigma, weights, read, drop_nan)
         sample = data.sample(CHECK_ROWS)  # guesses, shape checks and the stability limit: evenly spaced rows
         dataset: Dataset | RowSet = data
     else:

@@ -105,7 +105,6 @@ def test_adam_with_its_learning_rate_from_the_curvature_equals_the_fit_in_memory
         ({"val_split": 0.2}, "val_split"),
         ({"sigma": "s"}, "sigma"),
         ({"drop_nan": True}, "drop_nan"),
-        ({"checkpoint_dir": "somewhere"}, "checkpoint_dir"),
         ({"optimizer": "adam", "batch_size": 100}, "Mini-batches"),
     ],
 )

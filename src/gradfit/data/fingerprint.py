@@ -18,7 +18,7 @@ import hashlib
 
 import torch
 
-__all__ = ["data_fingerprint", "dataset_fingerprint", "FINGERPRINT_LENGTH"]
+__all__ = ["data_fingerprint", "dataset_fingerprint", "rows_fingerprint", "FINGERPRINT_LENGTH"]
 
 #: Hex digits kept: 64 bits, so two different tables share a fingerprint once in 10^19.
 FINGERPRINT_LENGTH = 16
@@ -78,3 +78,28 @@ def dataset_fingerprint(dataset) -> str:
     how = getattr(dataset, "weighting", None)
     w = dataset.w if how is not None and how.column is not None else None
     return data_fingerprint(dataset.x, dataset.y, w=w)
+
+
+def rows_fingerprint(rows, chunk_size: int = 1 << 18) -> str:
+    """The fingerprint of a :class:`gradfit.rowpass.RowSet` (rows read chunk by chunk): one pass, each of ``x``,
+    ``y`` and ``w`` hashed in row order by its own hasher, then the three digests with the shapes and dtypes.
+
+    It tells one row set from another as :func:`data_fingerprint` tells tables apart, but it is not equal to the
+    fingerprint of the same rows in memory (that one hashes every ``x`` before any ``y``, which would take a pass
+    per column here). The chunk size does not change it.
+    """
+    parts = {name: hashlib.sha256() for name in ("x", "y", "w")}
+    shapes: dict[str, tuple] = {}
+    for chunk in rows.chunks(chunk_size):
+        for name, t in zip(("x", "y", "w"), chunk):
+            if t is None:
+                continue
+            t = t.detach().contiguous().cpu()
+            n = shapes.get(name, (0, *t.shape[1:], t.dtype))[0]
+            shapes[name] = (n + t.shape[0], *t.shape[1:], t.dtype)
+            parts[name].update(t.view(torch.uint8).numpy().data)
+    h = hashlib.sha256(b"rows;")
+    for name, shape in shapes.items():
+        h.update(f"{name}{shape};".encode())
+        h.update(parts[name].digest())
+    return h.hexdigest()[:FINGERPRINT_LENGTH]

@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from gradfit.data.fingerprint import data_fingerprint
+from gradfit.data.fingerprint import data_fingerprint, rows_fingerprint
 from gradfit.errors import ConfigError, DataError
+from gradfit.rowpass import RowSet
 
 __all__ = [
     "FORMAT",
@@ -54,12 +55,11 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def fit_identity(model_spec: dict, dataset, config: dict, start: dict, fixed, bounds: dict) -> dict:
     """What a checkpoint must agree with to be resumed: model, data, options (less MAY_CHANGE), start."""
-    weights = getattr(dataset, "w", None)
-    data = {
-        "rows": len(dataset),
-        "columns": [*dataset.x_names, dataset.y_name],
-        "fingerprint": data_fingerprint(dataset.x, dataset.y, w=weights),
-    }
+    if isinstance(dataset, RowSet):  # rows read chunk by chunk: a pass over them
+        weights, fingerprint = dataset.weight_total(), rows_fingerprint(dataset)
+    else:
+        weights, fingerprint = dataset.w, data_fingerprint(dataset.x, dataset.y, w=dataset.w)
+    data = {"rows": len(dataset), "columns": [*dataset.x_names, dataset.y_name], "fingerprint": fingerprint}
     if weights is not None:  # only then, so the checkpoints of unweighted fits keep their identity
         data["weights"] = dataset.weighting.to_dict() if dataset.weighting is not None else "array"
     return {  # IDENTITY_FIELDS

@@ -8,11 +8,44 @@ spaced rows (``sample``). What needs the rows in memory is refused here with wha
 
 from __future__ import annotations
 
+import os
+
 from gradfit.errors import ConfigError, DataError
+from gradfit.models.builder import check_names, default_inputs
 from gradfit.rowpass import RowSet
 
 
-def check_row_set(rows: RowSet, config, sigma, weights, read, drop_nan: bool, checkpoint_dir, resume) -> None:
+def open_stream(path, model, x, y, declared, sigma, weights, absolute_sigma: bool, drop_nan: bool, read, dtype):
+    """The rows of the file at ``path`` as a row set read batch by batch (``gradfit.fit(..., stream=True)``): its
+    columns checked against the model's names as for a file read whole, its values in one pass."""
+    from gradfit.data.file_rows import file_columns, open_file_rows
+
+    if not isinstance(path, (str, os.PathLike)) or str(path).startswith("builtin:"):
+        raise ConfigError(
+            f"stream=True (--stream) reads a Parquet or CSV file batch by batch; got {type(path).__name__}, which "
+            f"is in memory already. Give the path of a file, or leave out stream."
+        )
+    if read:
+        raise ConfigError(
+            f"A streamed file is read as Parquet, or as CSV with a comma, a point for decimals and a header row; "
+            f"the reading options {', '.join(map(repr, read))} are not built for streaming yet. Convert the file "
+            f"(e.g. to Parquet), or leave out stream."
+        )
+    for name, value in (("sigma", sigma), ("weights", weights)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"With stream=True, {name} must name a column of the file, not hold the values.")
+    columns = file_columns(path)
+    check_names(model, columns, y, x, declared)
+    weighting = [c for c in (sigma, weights) if c is not None]
+    inputs = (
+        list(x) if x is not None else default_inputs(model, [c for c in columns if c not in weighting], y, declared)
+    )
+    return open_file_rows(
+        path, inputs, y, sigma=sigma, weights=weights, absolute_sigma=absolute_sigma, dtype=dtype, drop_nan=drop_nan
+    )
+
+
+def check_row_set(rows: RowSet, config, sigma, weights, read, drop_nan: bool) -> None:
     """ConfigError for what a fit on ``rows`` cannot take (options that belong to reading a file, or that need
     every row in memory)."""
     given = [
@@ -22,8 +55,6 @@ def check_row_set(rows: RowSet, config, sigma, weights, read, drop_nan: bool, ch
             ("weights", weights),
             ("read", read),
             ("drop_nan", drop_nan),
-            ("checkpoint_dir", checkpoint_dir),
-            ("resume", resume),
             ("val_split", config.val_split),
         )
         if value
@@ -31,8 +62,9 @@ def check_row_set(rows: RowSet, config, sigma, weights, read, drop_nan: bool, ch
     if given:
         raise ConfigError(
             f"A fit on {_name(rows)} (rows read chunk by chunk) does not take {', '.join(map(repr, given))} yet: "
-            f"the row set carries its own columns and weights, and checkpoints and a validation split of rows "
-            f"not held in memory are not built yet. Leave them out, or load the data in memory."
+            f"the row set carries its own columns and weights (a streamed file reads them: give them with "
+            f"stream=True), and a validation split of rows not held in memory is not built yet. Leave them out, "
+            f"or load the data in memory."
         )
 
 
