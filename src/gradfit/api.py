@@ -276,6 +276,7 @@ def fit(
             # gradfit plot checks the data read again against it (a row set is not read again)
             "fingerprint": None if isinstance(dataset, RowSet) else dataset_fingerprint(dataset),
             "weights": weights,
+            **({"stream": True} if stream else {}),
             **reading,
         },
         timings={
@@ -419,6 +420,7 @@ def _plan(config: FitConfig, loss, model, fixed, dataset) -> Choice:
         least_squares=bool(getattr(loss, "least_squares", False)),
         batch_size=config.batch_size,
         network=bool(getattr(model, "network", False)),
+        streamed=isinstance(dataset, RowSet),
     )
     if choice.optimizer == "lm":
         _check_lm(config, loss)

@@ -46,6 +46,8 @@ def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:
     """
     info = result.data
     source = None  # where the data were read again from, when they were not passed in
+    if data is None and info.get("stream") and info.get("path"):
+        return streamed_sample(result)
     if data is None:
         path = info.get("path")
         if not path:
@@ -87,6 +89,50 @@ def run_data(result, data: Any = None, weighted: bool = False) -> Dataset:
     )
     check_same_data(result, dataset, source=source)
     return dataset
+
+
+#: Rows of a streamed run that its pictures and analyses read again: evenly spaced, so the curve's shape shows.
+STREAMED_SAMPLE_ROWS = 100_000
+
+
+def streamed_sample(result, rows: int = STREAMED_SAMPLE_ROWS) -> Dataset:
+    """At most ``rows`` evenly spaced rows of a streamed run's file (``gradfit.fit(..., stream=True)``), in memory:
+    a file too large to load is not loaded again to draw a picture."""
+    from gradfit.data.file_rows import open_file_rows
+
+    info = result.data
+    how = Weighting.from_dict(info.get("weights"))
+    column = None if how is None else how.column
+    sigma, weights = (column, None) if how is not None and how.kind == "sigma" else (None, column)
+    absolute = bool(how is not None and how.absolute_sigma)
+    dtype = torch.float64 if info.get("dtype") == "float64" else torch.float32
+    drop_nan = any(str(n).startswith("dropped") for n in info.get("notes") or ())
+    try:
+        rows_set = open_file_rows(
+            info["path"],
+            list(info["x"]),
+            info["y"],
+            sigma=sigma,
+            weights=weights,
+            absolute_sigma=absolute,
+            dtype=dtype,
+            drop_nan=drop_nan,
+        )
+    except DataError as exc:
+        raise DataError(f"Cannot read the run's data again from {info['path']!r}: {exc}") from None
+    if len(rows_set) != info.get("n"):
+        raise DataError(
+            f"The data in {info['path']!r} are no longer the data this run was fitted on: {len(rows_set):,} rows "
+            f"where the fit had {info.get('n')}. Restore the file, or fit again on the data as they are now."
+        )
+    return rows_set.sample(rows)
+
+
+def rows_fitted(result, dataset: Dataset) -> int:
+    """The rows the fit saw, for a picture's "N of M rows": ``dataset``'s, or a streamed run's whole file when
+    ``dataset`` is its sample (:func:`streamed_sample`)."""
+    n = result.data.get("n")
+    return n if result.data.get("stream") and isinstance(n, int) else len(dataset)
 
 
 def check_same_data(result, dataset: Dataset, source: str | None = None) -> None:

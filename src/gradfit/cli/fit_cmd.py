@@ -127,6 +127,14 @@ def fit_command(
     drop_nan: Annotated[
         bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")
     ] = False,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Read the file batch by batch at every pass instead of loading it (Parquet, or CSV with a "
+            "header): memory stays bounded whatever its size; full-batch steps; the same results.",
+        ),
+    ] = False,
     param: Params = None,
     sep: Sep = None,
     decimal: Decimal = None,
@@ -272,6 +280,7 @@ def fit_command(
             bounds=bound,
             model_options=option,
             drop_nan=drop_nan,
+            stream=stream,
             log_every=log_every,
             out=out,
             quiet=quiet,
@@ -298,6 +307,7 @@ def run_fit(
     bounds: list[str] | None = None,
     model_options: list[str] | None = None,
     drop_nan: bool = False,
+    stream: bool = False,
     log_every: int | None = None,
     out: Path | None = None,
     quiet: bool = False,
@@ -366,6 +376,7 @@ def run_fit(
             fix=parsed_fix,
             bounds=parsed_bounds,
             drop_nan=drop_nan,
+            stream=stream,
             params=parsed_params,
             read=read,
             model_options=parsed_options,

@@ -81,6 +81,7 @@ def choose_optimizer(
     schedule_given: bool = False,
     dtype: str | None = None,
     scale: bool | None = None,
+    streamed: bool = False,
 ) -> Choice:
     """The optimizer for a problem; see the module docstring for the rules.
 
@@ -98,6 +99,8 @@ def choose_optimizer(
         The model is a neural network (nn.Module or the zoo mlp).
     lr_given, momentum_given, schedule_given : bool
         The user gave a learning rate / momentum / learning-rate schedule.
+    streamed : bool
+        The rows are read from a file at every pass, not held in memory (said in the reason).
     dtype : str or None
         The user's dtype, which is kept; None lets the rule choose.
     scale : bool or None
@@ -141,7 +144,8 @@ def choose_optimizer(
             dtype or "float64",
             False,
             None,
-            f"least squares ({loss_name}) on {size} in memory: Levenberg-Marquardt in {dtype or 'float64'}, "
+            f"least squares ({loss_name}) on {size} {'read from the file at every pass' if streamed else 'in memory'}: "
+            f"Levenberg-Marquardt in {dtype or 'float64'}, "
             f"which converges in few iterations whatever the scale of the columns",
         )
     chosen = dtype or ("float64" if rows * max(free, 1) <= SMALL else "float32")

@@ -78,7 +78,7 @@ class FitAnimation(Reel):
         interval: int = 50,
         fps: float | None = None,
     ):
-        from gradfit.analysis.fitted_data import run_data
+        from gradfit.analysis.fitted_data import rows_fitted, run_data
 
         model = result.model
         if model is None:
@@ -108,7 +108,7 @@ class FitAnimation(Reel):
         # At most display.MAX_ANIMATION_ROWS points, the same fixed random subset as the still pictures use.
         rows = display.plot_rows(len(ds), display.MAX_ANIMATION_ROWS)
         shown = torch.arange(len(ds)) if rows is None else torch.from_numpy(rows)
-        self.n_rows, self.n_shown = len(ds), len(shown)
+        self.n_rows, self.n_shown = rows_fitted(result, ds), len(shown)
         assert ds.y is not None  # a fit's data have targets (fit() refuses data without)
         self.data_y = ds.y[shown].double().cpu().numpy()
         frame_params = [snapshot_params(result, row, ds.dtype) for row in self.frame_params]

@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from gradfit.analysis.fitted_data import run_data
+from gradfit.analysis.fitted_data import rows_fitted, run_data
 from gradfit.data.dataset import Dataset
 from gradfit.errors import ConfigError, ModelError
 from gradfit.models.base import unflatten_params
@@ -132,6 +132,7 @@ class FitDisplay(Display):
         self.words = labels_of(result)
         self.x_names, self.y_name = tuple(ds.x_names), ds.y_name or "y"
         self.n = len(ds)
+        self.n_fitted = rows_fitted(result, ds)  # a streamed run's file: more rows than its sample ds
         # At most display.MAX_PLOT_ROWS points: a fixed random subset of bigger data.
         rows = display.plot_rows(self.n, display.MAX_PLOT_ROWS)
         self.n_shown = self.n if rows is None else len(rows)
@@ -211,7 +212,7 @@ class FitDisplay(Display):
 
     @property
     def data_label(self) -> str:
-        return "data" if self.n_shown == self.n else f"data ({self.n_shown:,} of {self.n:,} rows)"
+        return "data" if self.n_shown == self.n_fitted else f"data ({self.n_shown:,} of {self.n_fitted:,} rows)"
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Draw the data and the fit into ``ax`` (a new figure when None)."""

@@ -1,0 +1,52 @@
+"""``gradfit fit FILE --stream``: the file read batch by batch gives the run of the file read whole, and its
+pictures draw evenly spaced rows of it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from gradfit.cli.app import app
+
+runner = CliRunner()
+FORMULA = "a*exp(-b*x) + c + d*x"
+
+
+@pytest.fixture(scope="module")
+def parquet(tmp_path_factory):
+    x = np.linspace(0.0, 4.0, 30_000)
+    noise = 0.05 * np.random.default_rng(1).standard_normal(x.size)
+    path = tmp_path_factory.mktemp("stream") / "decay.parquet"
+    pd.DataFrame({"x": x, "y": 2.5 * np.exp(-1.3 * x) + 0.5 + 0.2 * x + noise}).to_parquet(path, row_group_size=4_000)
+    return path
+
+
+def run(*args):
+    out = runner.invoke(app, [str(a) for a in args])
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+    return out
+
+
+def test_a_streamed_run_equals_the_run_of_the_file_read_whole(parquet, tmp_path):
+    whole = run("fit", parquet, "--model", FORMULA, "--y", "y", "--out", tmp_path / "whole", "-q")
+    streamed = run("fit", parquet, "--model", FORMULA, "--y", "y", "--out", tmp_path / "s", "--stream", "--plot")
+    assert whole.exit_code == streamed.exit_code == 0, streamed.output
+    a, b = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("whole", "s"))
+    assert b["data"]["stream"] is True and "stream" not in a["data"]
+    for name, value in a["params"].items():
+        assert b["params"][name] == pytest.approx(value, rel=1e-10)
+    assert b["uncertainty"]["stderr"] == pytest.approx(a["uncertainty"]["stderr"], rel=1e-8)
+    assert "read from the file at every pass" in streamed.output
+    for picture in ("fit.png", "loss.png", "params.png"):
+        assert (tmp_path / "s" / picture).stat().st_size > 1000
+
+
+def test_a_bad_option_for_a_streamed_file_exits_2_and_writes_nothing(parquet, tmp_path):
+    out = run("fit", parquet, "--model", FORMULA, "--y", "y", "--out", tmp_path / "o", "--stream", "--batch-size", 64)
+    assert out.exit_code == 2
+    assert "Mini-batches" in out.output and "Traceback" not in out.output
+    assert not (tmp_path / "o").exists()
