@@ -35,7 +35,7 @@ from gradfit.train.initial_values import fixed_names, initial_params
 from gradfit.train.interrupt import catch_interrupts
 from gradfit.train.loop import run_loop
 from gradfit.train.result import FitResult
-from gradfit.train.row_sets import check_row_set, check_row_set_plan, check_weights, open_stream
+from gradfit.train.row_sets import check_row_set, check_row_set_plan, check_weights, open_stream, stream_instead
 
 _OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
 
@@ -53,7 +53,7 @@ def fit(
     model_options: Mapping[str, Any] | None = None,
     drop_nan: bool = False,
     read: Mapping[str, Any] | None = None,
-    stream: bool = False,
+    stream: bool | None = None,
     sigma: str | Any = None,
     absolute_sigma: bool = False,
     weights: str | Any = None,
@@ -92,12 +92,14 @@ def fit(
         drop_nan : bool
             Drop rows with missing values in the used columns (the count is in ``result.data["notes"]``)
             instead of refusing them.
-        stream : bool
+        stream : bool, optional
             Read the file batch by batch at every pass instead of loading it: memory stays bounded by one chunk
             of rows, whatever the file's size (a Parquet file, or a plain CSV file with a header row). Every
             sum over the rows is the same as in memory, so the results are too. Full-batch steps only, for now;
-            the fit's guesses and probes read evenly spaced rows. ``data`` may also be a
-            :class:`gradfit.rowpass.RowSet` itself, such as :class:`gradfit.data.file_rows.FileRows`.
+            the fit's guesses and probes read evenly spaced rows. None (the default) streams a file that would
+            not fit in the memory budget (:mod:`gradfit.memory`), with a note saying so; False never does.
+            ``data`` may also be a :class:`gradfit.rowpass.RowSet` itself, such as
+            :class:`gradfit.data.file_rows.FileRows`.
         read : mapping, optional
             How to read a file (see :func:`gradfit.data.io.read_table`): ``{"sep": ";", "decimal": ",",
             "thousands": ".", "encoding": "latin-1", "header": False, "dates": ["when"]}``; separator, decimal mark
@@ -162,6 +164,9 @@ def fit(
 
     declared, y_name = declared_params(params, init), y if isinstance(y, str) else None
     origin, reading, notes = None, dict[str, Any](), list[str]()
+    if stream is None:
+        why = stream_instead(data, config, read, sigma, weights)
+        stream, notes = why is not None, [why] if why else []
     if stream:
         split_x = None if x is None else _split_names(x)
         origin = str(data)

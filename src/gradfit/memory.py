@@ -37,7 +37,18 @@ from dataclasses import dataclass
 
 from gradfit.errors import ConfigError, MemoryBudgetError
 
-__all__ = ["Budget", "budget", "device_budget", "require", "fits", "format_bytes", "parse_size", "ENV", "DEFAULT_SHARE"]
+__all__ = [
+    "Budget",
+    "budget",
+    "device_budget",
+    "require",
+    "fits",
+    "format_bytes",
+    "parse_size",
+    "set_budget",
+    "ENV",
+    "DEFAULT_SHARE",
+]
 
 ENV = "GRADFIT_MEMORY"
 DEFAULT_SHARE = 0.8
@@ -80,6 +91,16 @@ def format_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{int(n)} bytes"
+
+
+def set_budget(text: str, where: str = ENV) -> None:
+    """Make ``text`` (a size or a share, as :func:`parse_size` reads them) this process's budget, as ``GRADFIT_MEMORY``
+    would; ConfigError, naming ``where`` it was given, when it is not one."""
+    try:
+        parse_size(text, machine_memory())
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace(ENV, where, 1)) from None
+    os.environ[ENV] = str(text)
 
 
 def parse_size(text: str, machine: float | None = None) -> int:

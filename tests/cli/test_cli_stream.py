@@ -50,3 +50,21 @@ def test_a_bad_option_for_a_streamed_file_exits_2_and_writes_nothing(parquet, tm
     assert out.exit_code == 2
     assert "Mini-batches" in out.output and "Traceback" not in out.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_file_over_the_memory_budget_is_streamed_with_a_note(parquet, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADFIT_MEMORY", "80%")  # restored after the test: --memory-budget sets it for the process
+    out = run("fit", parquet, "--model", FORMULA, "--y", "y", "--out", tmp_path / "o", "--memory-budget", "200KB")
+    assert out.exit_code == 0, out.output
+    assert "above the memory budget" in out.output and "read batch by batch" in out.output
+    assert json.loads((tmp_path / "o" / "result.json").read_text())["data"]["stream"] is True
+    refused = run(
+        "fit", parquet, "--model", FORMULA, "--y", "y", "--out", tmp_path / "n", "--memory-budget", "2 apples"
+    )
+    assert refused.exit_code == 2 and "--memory-budget must be a size" in refused.output
+    assert not (tmp_path / "n").exists()
+
+
+def test_no_stream_keeps_the_file_read_whole(parquet, tmp_path):
+    out = run("fit", parquet, "--model", FORMULA, "--y", "y", "--out", tmp_path / "o", "--no-stream", "-q")
+    assert out.exit_code == 0 and "stream" not in json.loads((tmp_path / "o" / "result.json").read_text())["data"]

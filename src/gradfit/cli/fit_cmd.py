@@ -128,13 +128,23 @@ def fit_command(
         bool, typer.Option("--drop-nan", help="Drop rows with missing values instead of refusing them.")
     ] = False,
     stream: Annotated[
-        bool,
+        Optional[bool],
         typer.Option(
-            "--stream",
+            "--stream/--no-stream",
             help="Read the file batch by batch at every pass instead of loading it (Parquet, or CSV with a "
-            "header): memory stays bounded whatever its size; full-batch steps; the same results.",
+            "header): memory stays bounded whatever its size; full-batch steps; the same results. Left out: a file "
+            "that would not fit in the memory budget is streamed, with a note.",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
+    memory_budget: Annotated[
+        Optional[str],
+        typer.Option(
+            "--memory-budget",
+            help="The memory this fit may take: a size (8GB, 512MB) or a share of the machine's (50%). Default: "
+            "GRADFIT_MEMORY, else 80% of the machine's memory.",
+        ),
+    ] = None,
     param: Params = None,
     sep: Sep = None,
     decimal: Decimal = None,
@@ -267,6 +277,10 @@ def fit_command(
     # One interrupt window from the first step to the last file (gradfit.fit's own window joins it); a second
     # signal, SIGTERM too, raises so that every write cleans up after itself.
     with guarded(debug), catch_interrupts(second="raise"):
+        if memory_budget is not None:  # for this command, as GRADFIT_MEMORY would set it (checked before any work)
+            from gradfit.memory import set_budget
+
+            set_budget(memory_budget, "--memory-budget")
         read = read_options(
             sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin, dayfirst, date_format
         )
@@ -307,7 +321,7 @@ def run_fit(
     bounds: list[str] | None = None,
     model_options: list[str] | None = None,
     drop_nan: bool = False,
-    stream: bool = False,
+    stream: bool | None = None,
     log_every: int | None = None,
     out: Path | None = None,
     quiet: bool = False,

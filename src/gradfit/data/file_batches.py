@@ -58,6 +58,16 @@ class FileBatches:
         nums = [str(n) for n in row_numbers(self.first_row, positions)]
         return f"{self.row_label}{'s' if len(nums) > 1 else ''} {', '.join(nums)}"
 
+    def rows_estimate(self) -> int:
+        """The file's rows: a Parquet file's from its footer; a CSV file's from its size and its first lines."""
+        if self.kind == "parquet":
+            return int(self._reader.metadata.num_rows)
+        size = self.path.stat().st_size
+        with open(self.path, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+        lines = max(1, head.count(b"\n"))
+        return max(0, round(size / (len(head) / lines)) - 1)  # less the header
+
     def not_numbers(self, columns: list[str]) -> list[str]:
         """The problems of the Parquet columns among ``columns`` that do not hold numbers (CSV: found when read)."""
         if self.kind != "parquet":

@@ -16,9 +16,13 @@ from gradfit.data.dataset import Dataset
 from gradfit.data.file_batches import open_batches
 from gradfit.data.streamed import StreamedRows
 from gradfit.data.weights import Weighting
+from gradfit.errors import DataError
 from gradfit.rowpass import Chunk, chunk_rows, evenly_spaced
 
-__all__ = ["FileRows", "file_columns", "open_file_rows"]
+__all__ = ["FileRows", "file_columns", "loaded_bytes", "open_file_rows"]
+
+#: Bytes per value of a file read whole: pandas's float64 table, then the fit's tensors (float64 at most).
+_BYTES_PER_VALUE = 16
 
 #: Rows per chunk of the pass that picks a sample.
 _SAMPLE_CHUNK = 1 << 16
@@ -27,6 +31,16 @@ _SAMPLE_CHUNK = 1 << 16
 def file_columns(path) -> list[str]:
     """The names of the columns of the Parquet or CSV file at ``path`` (its schema or header: no rows read)."""
     return list(open_batches(path).names)
+
+
+def loaded_bytes(path) -> float | None:
+    """About the memory that reading the whole file at ``path`` takes (every column as float64, then the fit's
+    copy of them), from its footer or its size; None when it is not a file that can be streamed."""
+    try:
+        file = open_batches(path)
+    except (DataError, OSError):
+        return None
+    return float(file.rows_estimate() * len(file.names) * _BYTES_PER_VALUE)
 
 
 def open_file_rows(

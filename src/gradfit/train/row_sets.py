@@ -45,6 +45,29 @@ def open_stream(path, model, x, y, declared, sigma, weights, absolute_sigma: boo
     )
 
 
+def stream_instead(data, config, read, sigma, weights) -> str | None:
+    """Why ``data`` is streamed when ``stream`` was not given (a note for ``result.data["notes"]``): a Parquet or CSV
+    file that would not fit in the memory budget read whole, for a fit that streaming serves. None otherwise."""
+    from gradfit.data.file_rows import loaded_bytes
+    from gradfit.memory import budget, format_bytes
+
+    if not isinstance(data, (str, os.PathLike)) or str(data).startswith("builtin:") or read:
+        return None
+    if (
+        config.batch_size is not None
+        or config.val_split
+        or not all(isinstance(w, (str, type(None))) for w in (sigma, weights))
+    ):
+        return None
+    size, limit = loaded_bytes(data), budget()
+    if size is None or size <= limit.nbytes:
+        return None
+    return (
+        f"{os.fspath(data)} would take about {format_bytes(size)} in memory, above the memory budget ({limit}), so it "
+        f"is read batch by batch at every pass instead (stream=True, --stream); the results are the same"
+    )
+
+
 def check_row_set(rows: RowSet, config, sigma, weights, read, drop_nan: bool) -> None:
     """ConfigError for what a fit on ``rows`` cannot take (options that belong to reading a file, or that need
     every row in memory)."""
