@@ -214,8 +214,12 @@ def fit(
     train: Dataset | RowSet
     if isinstance(dataset, RowSet):
         check_row_set_plan(dataset, config, device)
-        dataset = train = dataset.columns(list(built.inputs)).with_dtype(dtype)
-        sample, val = _narrowed(sample.columns(list(built.inputs)), device, dtype), None
+        dataset = dataset.columns(list(built.inputs)).with_dtype(dtype)
+        sample = _narrowed(sample.columns(list(built.inputs)), device, dtype)
+        # A streamed file is split by whole blocks of its rows, drawn from the generator as in memory (a row set
+        # that cannot be split was refused by check_row_set).
+        split = getattr(dataset, "split", None)
+        train, val = split(config.val_split, generator) if split and config.val_split else (dataset, None)
     else:
         check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, device)  # before a copy
         sample = dataset = _narrowed(dataset.columns(list(built.inputs)), device, dtype)

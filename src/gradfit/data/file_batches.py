@@ -68,6 +68,13 @@ class FileBatches:
         lines = max(1, head.count(b"\n"))
         return max(0, round(size / (len(head) / lines)) - 1)  # less the header
 
+    def group_rows(self) -> list[int]:
+        """The rows of each Parquet row group, in file order ([] for CSV, which has none)."""
+        if self.kind != "parquet":
+            return []
+        md = self._reader.metadata
+        return [int(md.row_group(i).num_rows) for i in range(md.num_row_groups)]
+
     def not_numbers(self, columns: list[str]) -> list[str]:
         """The problems of the Parquet columns among ``columns`` that do not hold numbers (CSV: found when read)."""
         if self.kind != "parquet":

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from gradfit.data.dataset import Dataset
 from gradfit.data.file_batches import open_batches
-from gradfit.data.streamed import StreamedRows
+from gradfit.data.row_ranges import BLOCK_ROWS, Range, can_seek, file_blocks, kept_counts, merged, range_columns
+from gradfit.data.streamed import StreamedRows, _join
 from gradfit.data.weights import Weighting
 from gradfit.errors import DataError
-from gradfit.rowpass import Chunk, chunk_rows, evenly_spaced
+from gradfit.rowpass import Chunk, chunk_rows, evenly_spaced, reduce, rows_of
 
-__all__ = ["FileRows", "file_columns", "loaded_bytes", "open_file_rows"]
+__all__ = ["FileRows", "file_columns", "loaded_bytes", "open_file_rows", "split_blocks"]
 
 #: Bytes per value of a file read whole: pandas's float64 table, then the fit's tensors (float64 at most).
 _BYTES_PER_VALUE = 16
@@ -71,14 +73,22 @@ class FileRows:
     device = torch.device("cpu")
 
     def __init__(
-        self, stream: StreamedRows, dtype: torch.dtype, x_names: Sequence[str], weighting: Weighting | None = None
+        self,
+        stream: StreamedRows,
+        dtype: torch.dtype,
+        x_names: Sequence[str],
+        weighting: Weighting | None = None,
+        ranges: Sequence[Range] | None = None,
     ):
         self.stream, self.dtype, self.weighting = stream, dtype, weighting
         self.x_names = tuple(x_names)
         self.y_name, self.source = stream.y_name, stream.source
+        # The file rows these rows are (increasing, disjoint ranges): all of them when None; a split's part else.
+        self.ranges: tuple[Range, ...] | None = None if ranges is None else tuple(merged(ranges))
         every = list(stream.x_names)
         self._index = None if self.x_names == stream.x_names else [every.index(n) for n in self.x_names]
         self._samples: dict[int, Dataset] = {}
+        self._weight_sum: float | None = None
 
     @property
     def note(self) -> str | None:
@@ -86,20 +96,79 @@ class FileRows:
         return self.stream.scan().note
 
     def __len__(self) -> int:
-        return len(self.stream)
+        if self.ranges is None:
+            return len(self.stream)
+        return sum(kept_counts(self.stream, self.ranges))
 
     def chunks(self, chunk_size: int | None = None, dtype: torch.dtype | None = None) -> Iterator[Chunk]:
-        for x, y, w in self.stream.chunks(chunk_rows(chunk_size), dtype or self.dtype):
+        for x, y, w in self.stream.chunks(chunk_rows(chunk_size), dtype or self.dtype, ranges=self.ranges):
             yield (x if self._index is None else x[:, self._index]), y, w
 
     def weight_total(self) -> float | None:
-        return self.stream.scan().weight_sum
+        if self.ranges is None or self.weighting is None:
+            return self.stream.scan().weight_sum
+        if self._weight_sum is None:
+            self._weight_sum = float(reduce(lambda _x, _y, w: w.sum(dtype=torch.float64), rows_of(self)) or 0.0)
+        return self._weight_sum
 
     def columns(self, names: Sequence[str]) -> FileRows:
-        return FileRows(self.stream, self.dtype, names, self.weighting)
+        return FileRows(self.stream, self.dtype, names, self.weighting, self.ranges)
 
     def with_dtype(self, dtype: torch.dtype) -> FileRows:
-        return FileRows(self.stream, dtype, self.x_names, self.weighting)
+        return FileRows(self.stream, dtype, self.x_names, self.weighting, self.ranges)
+
+    def rows_in(self, ranges: Sequence[Range]) -> FileRows:
+        """These rows within the file rows ``ranges`` only (a split's part)."""
+        return FileRows(self.stream, self.dtype, self.x_names, self.weighting, self._within(ranges))
+
+    @property
+    def seekable(self) -> bool:
+        """Whether a block can be read without the rows before it (Parquet), so blocks can come in any order."""
+        return can_seek(self.stream)
+
+    def blocks(self, max_rows: int = BLOCK_ROWS) -> list[Range]:
+        """These rows' file blocks (:func:`gradfit.data.row_ranges.file_blocks`), in file order: whole row groups
+        of a Parquet file (cut in pieces of at most ``max_rows``), runs of rows of a CSV file."""
+        return self._within(file_blocks(self.stream, max_rows))
+
+    def block_counts(self, blocks: Sequence[Range]) -> list[int]:
+        """The rows each of ``blocks`` holds (less its rows with NaN, when they are dropped)."""
+        return kept_counts(self.stream, blocks)
+
+    def read_blocks(self, blocks: Sequence[Range], dtype: torch.dtype | None = None) -> Iterator[Chunk]:
+        """One ``(x, y, w)`` chunk per block of ``blocks``, in the order given (a CSV file's in file order)."""
+        dtype = dtype or self.dtype
+        pending: list[dict] = []
+        current = 0
+        for index, cols in range_columns(self.stream, blocks):
+            while current < index:  # the blocks before this one are whole (an empty one has no pieces)
+                yield self._chunk(pending, dtype)
+                pending, current = [], current + 1
+            pending.append(cols)
+        while current < len(blocks):
+            yield self._chunk(pending, dtype)
+            pending, current = [], current + 1
+
+    def split(self, fraction: float, generator: torch.Generator) -> tuple[FileRows, FileRows]:
+        """A (train, validation) split by whole blocks of file rows (:func:`split_blocks`), drawn from
+        ``generator``, as :meth:`gradfit.data.dataset.Dataset.split` draws its rows."""
+        train, val = split_blocks(self, fraction, generator)
+        return self.rows_in(train), self.rows_in(val)
+
+    def _within(self, ranges: Sequence[Range]) -> list[Range]:
+        """The parts of ``ranges`` (in their order) that are among these rows."""
+        if self.ranges is None:
+            return [(int(a), int(b)) for a, b in ranges]
+        out = []
+        for a, b in ranges:
+            out += [(max(a, c), min(b, d)) for c, d in self.ranges if max(a, c) < min(b, d)]
+        return out
+
+    def _chunk(self, pieces: list[dict], dtype: torch.dtype) -> Chunk:
+        if not pieces:
+            pieces = [{k: np.empty(0) for k in self.stream.used}]
+        x, y, w = self.stream.chunk_of(_join(pieces), dtype)
+        return (x if self._index is None else x[:, self._index]), y, w
 
     def sample(self, rows: int) -> Dataset:
         """At most ``rows`` evenly spaced rows (:func:`gradfit.rowpass.evenly_spaced`) in memory: one pass."""
@@ -122,3 +191,32 @@ class FileRows:
         w = None if self.weighting is None else torch.cat([p[2] for p in parts if p[2] is not None])
         source = f"{self.source} ({len(x):,} evenly spaced rows of {len(self):,})"
         return Dataset(x, y, self.x_names, self.y_name, source, w, self.weighting)
+
+
+#: Blocks a validation split draws from at least (when the file has that many rows): its fraction is then close.
+SPLIT_BLOCKS = 32
+
+
+def split_blocks(rows: FileRows, fraction: float, generator: torch.Generator) -> tuple[list[Range], list[Range]]:
+    """The (train, validation) file-row ranges of a split of ``rows`` by whole blocks: the blocks (at most
+    ``len / SPLIT_BLOCKS`` rows each, so even a file of one row group gives many) in an order drawn from
+    ``generator``, the first ones to validation until they hold about ``fraction`` of the rows (at least one
+    block, never all). Blocks, not single rows: each part is then a few ranges of the file, read in one pass."""
+    n = len(rows)
+    blocks = rows.blocks(min(BLOCK_ROWS, max(1, n // SPLIT_BLOCKS)))
+    counts = rows.block_counts(blocks)
+    target = max(1, int(round(n * fraction)))
+    order = torch.randperm(len(blocks), generator=generator).tolist()
+    held, val = 0, list[int]()
+    for i in order:
+        if held >= target or len(val) == len(blocks) - 1 or (held and held + counts[i] - target > target - held):
+            break  # enough, or this block would take the share further from the fraction than it is
+        val.append(i)
+        held += counts[i]
+    if held == 0 or held >= n:
+        raise DataError(
+            f"val_split={fraction:g} of the {n:,} rows of {rows.source}, held out by blocks of file rows, leaves "
+            f"{'no row to fit on' if held else 'no row to validate on'}. Give a smaller val_split, or more rows."
+        )
+    chosen = set(val)
+    return [b for i, b in enumerate(blocks) if i not in chosen], [blocks[i] for i in sorted(val)]

@@ -22,7 +22,7 @@ then names the same rows whatever the data holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,12 +113,19 @@ class StreamedRows:
             yield at, cols
 
     def chunks(
-        self, chunk_size: int | None = None, dtype: torch.dtype | None = None, rows: tuple[int, int] | None = None
+        self,
+        chunk_size: int | None = None,
+        dtype: torch.dtype | None = None,
+        rows: tuple[int, int] | None = None,
+        ranges: Sequence[tuple[int, int]] | None = None,
     ) -> Iterator[Chunk]:
         """``(x, y, w)`` chunks of exactly ``chunk_size`` rows (default: the source's, else
         :data:`gradfit.rowpass.CHUNK_ROWS`) but the last; ``x`` is (n, k), ``y`` and ``w`` (n,) or None, all in
         ``dtype`` (default: the source's); ``w`` is ``1/sigma²`` or the weights as the in-memory reader makes
-        them. ``rows=(start, stop)`` restricts the pass to the file rows ``start <= i < stop``."""
+        them. ``rows=(start, stop)`` restricts the pass to the file rows ``start <= i < stop``; ``ranges``, to
+        several such ranges, increasing and disjoint (:func:`gradfit.data.row_ranges.range_columns`)."""
+        from gradfit.data.row_ranges import range_columns
+
         size = chunk_rows(chunk_size if chunk_size is not None else self.chunk_size)
         dtype = self.dtype if dtype is None else _check_dtype(dtype)
         if rows is not None:
@@ -126,9 +133,10 @@ class StreamedRows:
             if not 0 <= start <= stop:
                 raise ConfigError(f"A row range must be (start, stop) with 0 <= start <= stop. Got {rows!r} instead.")
             rows = (start, stop)
+        pieces = self.columns(size, rows) if ranges is None else range_columns(self, ranges)
         pending: list[dict] = []
         have = 0
-        for _, cols in self.columns(size, rows):
+        for _, cols in pieces:
             n = len(next(iter(cols.values())))
             at = 0
             while at < n:

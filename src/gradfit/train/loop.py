@@ -24,7 +24,7 @@ import torch
 from gradfit.errors import ConfigError
 from gradfit.models.base import Model
 from gradfit.problem import flatten
-from gradfit.rowpass import rows_triple
+from gradfit.rowpass import RowSet, rows_triple
 from gradfit.train.batches import Batches
 from gradfit.train.callbacks import call
 from gradfit.train.checkpoint import Checkpointer
@@ -37,6 +37,7 @@ from gradfit.train.objective import Objective
 from gradfit.train.paths import prepare_paths
 from gradfit.train.steppers import BUDGET, Stepper, make_stepper
 from gradfit.train.stopping import EarlyStopping, MaxTime, StepState, StoppingRules, Target, Tolerance, describe_stop
+from gradfit.train.stream_batches import StreamBatches
 
 STILL_UPDATES = 3  # updates in a row that change nothing before the fit counts as stalled
 #: A checkpoint's fields, in the order they are written (a stepper keeps those of its parts and ``loop_fields``).
@@ -167,7 +168,9 @@ class _Fit:
         self.callbacks = callbacks
         self.checkpoints = checkpoints or Checkpointer()
         self.objective = Objective(model, loss, config.chunk_size)
-        self.batches = Batches(train, config.batch_size, config.shuffle, generator)
+        # A row set's mini-batches are read from its file window by window (gradfit.train.stream_batches).
+        kind = StreamBatches if isinstance(train, RowSet) else Batches
+        self.batches = kind(train, config.batch_size, config.shuffle, generator)
         per_epoch = self.batches.per_epoch
         total = (
             config.epochs * per_epoch

@@ -3,7 +3,10 @@
 A :class:`gradfit.rowpass.RowSet` gives its rows only chunk by chunk, so a fit on one takes every sum over rows
 through the row pass: full-batch gradient descent (each step one pass), Levenberg-Marquardt (``JᵀJ`` and ``Jᵀr``
 summed over the chunks), the metrics and the error bars. Its guesses, shape checks and stability limit read evenly
-spaced rows (``sample``). What needs the rows in memory is refused here with what to do instead, before any pass.
+spaced rows (``sample``). A streamed file's rows also take mini-batches (read window by window:
+:mod:`gradfit.train.stream_batches`) and a validation split by blocks of file rows
+(:func:`gradfit.data.file_rows.split_blocks`). What needs the rows in memory is refused here with what to do
+instead, before any pass.
 """
 
 from __future__ import annotations
@@ -73,30 +76,31 @@ def check_row_set(rows: RowSet, config, sigma, weights, read, drop_nan: bool) ->
     every row in memory)."""
     given = [
         name
-        for name, value in (
-            ("sigma", sigma),
-            ("weights", weights),
-            ("read", read),
-            ("drop_nan", drop_nan),
-            ("val_split", config.val_split),
-        )
+        for name, value in (("sigma", sigma), ("weights", weights), ("read", read), ("drop_nan", drop_nan))
         if value
     ]
     if given:
         raise ConfigError(
-            f"A fit on {_name(rows)} (rows read chunk by chunk) does not take {', '.join(map(repr, given))} yet: "
+            f"A fit on {_name(rows)} (rows read chunk by chunk) does not take {', '.join(map(repr, given))}: "
             f"the row set carries its own columns and weights (a streamed file reads them: give them with "
-            f"stream=True), and a validation split of rows not held in memory is not built yet. Leave them out, "
-            f"or load the data in memory."
+            f"stream=True). Leave them out, or load the data in memory."
+        )
+    if config.val_split and not hasattr(rows, "split"):
+        raise ConfigError(
+            f"A validation split of {_name(rows)} (rows read chunk by chunk) needs rows that can be split by ranges, "
+            f"such as a streamed file's (stream=True); this row set cannot. Leave out val_split, or load the data "
+            f"in memory."
         )
 
 
 def check_row_set_plan(rows: RowSet, config, device) -> None:
-    """ConfigError for a plan a fit on ``rows`` cannot follow yet: mini-batches, a GPU."""
-    if config.batch_size is not None and config.batch_size < len(rows):
+    """ConfigError for a plan a fit on ``rows`` cannot follow yet: mini-batches of rows that cannot be read by
+    blocks (a streamed file's can: :mod:`gradfit.train.stream_batches`), a GPU."""
+    if config.batch_size is not None and config.batch_size < len(rows) and not hasattr(rows, "read_blocks"):
         raise ConfigError(
-            f"Mini-batches over {_name(rows)} (rows read chunk by chunk) are not built yet: leave out batch_size "
-            f"for full-batch steps (each step reads every row once), or load the data in memory."
+            f"Mini-batches over {_name(rows)} (rows read chunk by chunk) need rows that can be read block by block, "
+            f"such as a streamed file's (stream=True); this row set cannot. Leave out batch_size for full-batch "
+            f"steps (each step reads every row once), or load the data in memory."
         )
     if getattr(device, "type", "cpu") != "cpu":
         raise ConfigError(f"A fit on {_name(rows)} runs on the CPU for now: leave out device, or give 'cpu'.")

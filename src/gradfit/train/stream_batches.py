@@ -1,0 +1,168 @@
+"""Mini-batches of a streamed file: shuffled by blocks and within a bounded window, seeded, resumable.
+
+In memory an epoch is a random order of all the rows (:class:`gradfit.train.batches.Batches`); a file read batch
+by batch cannot be ordered that way without holding it. So an epoch here is built from the file's **blocks**
+(:meth:`gradfit.data.file_rows.FileRows.blocks`: whole Parquet row groups, runs of CSV rows):
+
+- at the epoch's start, from the fit's generator (as :class:`Batches` draws its order): a random order of the
+  blocks, then one seed per **window**, a run of consecutive blocks (in that order) of at most ``buffer_rows``
+  file rows (:data:`BUFFER_ROWS`, lowered to what the memory budget allows);
+- a window's rows are read together and put in a random order drawn from its seed; the epoch's rows are the
+  windows' rows one window after another, and step ``k`` of the epoch takes rows ``[k*batch, (k+1)*batch)`` of
+  them (a batch may straddle two windows).
+
+A CSV file has no index to start reading at a block, so its blocks keep the file's order (one pass per epoch);
+only the rows within each window are shuffled. With ``shuffle=False`` the epoch is the rows in file order.
+
+At most about two windows are held (the one being taken from and the next one as it is read). A resumed fit
+draws the epoch again from the generator's state at the epoch's start (what :meth:`state_dict` saves mid-epoch,
+as :class:`Batches` does) and starts reading at the window that holds its step's first row: the step number, in
+the loop's state, is the position in the file; the windows before it are not read.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import torch
+
+from gradfit.rowpass import rows_triple
+
+__all__ = ["BUFFER_ROWS", "StreamBatches", "window_rows"]
+
+#: File rows shuffled together at most (the shuffle buffer): 2^20 rows of three float64 columns are 25 MB.
+BUFFER_ROWS = 1 << 20
+#: Copies of a window held at once at most (the one taken from, the next one read, its shuffled copy, slack).
+_WINDOW_COPIES = 8
+
+
+def window_rows(data, buffer_rows: int | None = None) -> int:
+    """The rows of a shuffle window: ``buffer_rows`` (default :data:`BUFFER_ROWS`), at most what the memory budget
+    allows for the copies of a window held at once."""
+    from gradfit.memory import budget
+
+    row_bytes = 8 * (len(data.x_names) + 2)  # float64 columns read: inputs, target, weights
+    most = budget().nbytes // (row_bytes * _WINDOW_COPIES)
+    return max(1, min(BUFFER_ROWS if buffer_rows is None else int(buffer_rows), int(most)))
+
+
+class StreamBatches:
+    """The mini-batch schedule of one fit over a streamed file's rows (a
+    :class:`gradfit.data.file_rows.FileRows`), with :class:`gradfit.train.batches.Batches`' interface."""
+
+    def __init__(
+        self, data, batch_size: int | None, shuffle: bool, generator: torch.Generator | None, buffer_rows=None
+    ):
+        self.data, self.shuffle, self.generator = data, shuffle, generator
+        self.rows = len(data)
+        self.batch = self.rows if batch_size is None else max(1, min(batch_size, self.rows))
+        self.per_epoch = math.ceil(self.rows / self.batch) if self.rows else 1
+        self.position = 0  # the step whose batch comes next
+        self.epoch_rng = generator.get_state() if generator is not None else None
+        self.buffer_rows = window_rows(data, buffer_rows)
+        mini = self.batch < self.rows
+        self.blocks = data.blocks(self.buffer_rows) if mini else []
+        self.counts = data.block_counts(self.blocks) if mini else []
+        self.windows: list[list[int]] | None = None  # this epoch's windows: indices of blocks, in reading order
+        self.seeds: list[int] = []
+        self.starts: list[int] = []  # the epoch row of each window's first row, and the epoch's rows last
+        self._reader = None  # the blocks of this epoch from the held window's on
+        self._held: tuple | None = None  # (window index, x, y, w) of the window taken from
+        self._offset = 0  # its next row
+        self._at: int | None = None  # the epoch row the next batch would start at without a seek
+
+    def take(self, step: int) -> tuple:
+        """``(x, y, w)`` of step ``step`` (``w`` None when the fit is unweighted)."""
+        self.position = step + 1
+        if self.batch >= self.rows:
+            return rows_triple(self.data)
+        k = step % self.per_epoch
+        if self.windows is None or (k == 0 and self.shuffle):
+            self._draw()  # after a resume mid-epoch too, from the generator state of the epoch's start
+        start, stop = k * self.batch, min((k + 1) * self.batch, self.rows)
+        if self._at != start:
+            self._seek(start)
+        parts: list[list] = []
+        while start < stop:
+            assert self._held is not None
+            w, x, y, wt = self._held
+            n = min(stop - start, len(x) - self._offset)
+            a, b = self._offset, self._offset + n
+            piece = [x[a:b], None if y is None else y[a:b], None if wt is None else wt[a:b]]
+            start, self._offset = start + n, b
+            if start < stop or self._offset == len(x):
+                piece = [None if t is None else t.clone() for t in piece]  # the window is let go
+                if w + 1 < len(self.starts) - 1:
+                    self._held = None
+                    self._load(w + 1)
+            parts.append(piece)
+        self._at = stop
+        if len(parts) == 1:
+            return tuple(parts[0])
+        return tuple(None if parts[0][i] is None else torch.cat([p[i] for p in parts]) for i in range(3))
+
+    def _draw(self) -> None:
+        """This epoch's block order, windows and window seeds, drawn from the fit's generator."""
+        self.epoch_rng = self.generator.get_state() if self.generator is not None else None
+        n = len(self.blocks)
+        if self.shuffle and self.data.seekable:
+            order = torch.randperm(n, generator=self.generator).tolist()
+        else:
+            order = list(range(n))
+        windows: list[list[int]] = []
+        size = 0
+        for i in order:
+            rows = self.blocks[i][1] - self.blocks[i][0]
+            if not windows or size + rows > self.buffer_rows:
+                windows.append([])
+                size = 0
+            windows[-1].append(i)
+            size += rows
+        self.windows = windows
+        self.seeds = torch.randint(0, 2**62, (len(windows),), generator=self.generator).tolist() if self.shuffle else []
+        self.starts = [0]
+        for window in windows:
+            self.starts.append(self.starts[-1] + sum(self.counts[i] for i in window))
+        self._held, self._at = None, None
+
+    def _seek(self, row: int) -> None:
+        """Start reading at the window that holds the epoch row ``row`` (the windows before it are not read)."""
+        assert self.windows is not None
+        w = bisect.bisect_right(self.starts, row) - 1
+        while self.starts[w + 1] == self.starts[w]:  # an empty window (every row dropped): the next one
+            w += 1
+        blocks = [self.blocks[i] for window in self.windows[w:] for i in window]
+        self._reader = self.data.read_blocks(blocks)
+        self._held = None
+        self._load(w)
+        self._offset = row - self.starts[w]
+
+    def _load(self, w: int) -> None:
+        """Read window ``w`` (the reader is at its first block) and put its rows in its seed's order."""
+        assert self.windows is not None and self._reader is not None
+        chunks = [next(self._reader) for _ in self.windows[w]]
+        x = torch.cat([c[0] for c in chunks])
+        y = None if chunks[0][1] is None else torch.cat([c[1] for c in chunks])
+        wt = None if chunks[0][2] is None else torch.cat([c[2] for c in chunks])
+        del chunks
+        if self.shuffle and len(x) > 1:
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seeds[w]))
+            x, y, wt = x[order], None if y is None else y[order], None if wt is None else wt[order]
+        self._held, self._offset = (w, x, y, wt), 0
+        if len(x) == 0 and w + 1 < len(self.windows):
+            self._load(w + 1)  # every row of this window was dropped
+
+    def state_dict(self) -> torch.Tensor | None:
+        """The generator's state from which the rest of the fit's epochs follow (None without a generator): mid-epoch
+        the state at the epoch's start, so a resumed fit draws the same epoch again (as :class:`Batches`)."""
+        if self.generator is None:
+            return None
+        mid_epoch = (
+            self.windows is not None and self.shuffle and self.batch < self.rows and self.position % self.per_epoch != 0
+        )
+        return self.epoch_rng if mid_epoch else self.generator.get_state()
+
+    def load_state_dict(self, state: torch.Tensor | None) -> None:
+        if self.generator is not None and state is not None:
+            self.generator.set_state(state)
