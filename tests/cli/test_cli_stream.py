@@ -46,10 +46,20 @@ def test_a_streamed_run_equals_the_run_of_the_file_read_whole(parquet, tmp_path)
 
 
 def test_a_bad_option_for_a_streamed_file_exits_2_and_writes_nothing(parquet, tmp_path):
-    out = run("fit", parquet, "--model", FORMULA, "--y", "y", "--out", tmp_path / "o", "--stream", "--batch-size", 64)
+    out = run("fit", parquet, "--model", FORMULA, "--y", "y", "--out", tmp_path / "o", "--stream", "--sep", ";")
     assert out.exit_code == 2
-    assert "Mini-batches" in out.output and "Traceback" not in out.output
+    assert "not built for streaming" in out.output and "Traceback" not in out.output
     assert not (tmp_path / "o").exists()
+
+
+def test_streamed_mini_batches_with_a_validation_split_run_from_the_command_line(parquet, tmp_path):
+    args = ("fit", parquet, "--model", "linear", "--y", "y", "--stream", "--optimizer", "adam", "--batch-size", 256)
+    args += ("--epochs", 2, "--val-split", 0.2, "--seed", 5, "-q")
+    a, b = (run(*args, "--out", tmp_path / d) for d in ("a", "b"))
+    assert a.exit_code == b.exit_code == 0, a.output
+    ra, rb = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("a", "b"))
+    assert ra["params"] == rb["params"] and ra["data"]["stream"] is True  # the same seed, the same batches
+    assert ra["data"]["n_train"] + ra["data"]["n_val"] == 30_000 and ra["steps"] == 2 * -(-ra["data"]["n_train"] // 256)
 
 
 def test_a_file_over_the_memory_budget_is_streamed_with_a_note(parquet, tmp_path, monkeypatch):

@@ -100,8 +100,6 @@ def test_a_changed_file_is_not_resumed(files, tmp_path):
         ({"y": "yy"}, DataError, "yy"),
         ({"model": "linear", "x": "label", "y": "y"}, DataError, "label.*text in a number column"),
         ({"y": "y", "read": {"sep": ";"}}, ConfigError, "sep"),
-        ({"y": "y", "optimizer": "adam", "batch_size": 100}, ConfigError, "Mini-batches"),
-        ({"y": "y", "val_split": 0.1}, ConfigError, "val_split"),
     ],
 )
 def test_bad_input_to_a_streamed_fit_is_named(files, kwargs, error, text):
