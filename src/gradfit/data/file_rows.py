@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import torch
 
 from gradfit.data.dataset import Dataset
 from gradfit.data.file_batches import open_batches
 from gradfit.data.row_ranges import BLOCK_ROWS, Range, can_seek, file_blocks, kept_counts, merged, range_columns
-from gradfit.data.streamed import StreamedRows, _join
+from gradfit.data.streamed import StreamedRows
 from gradfit.data.weights import Weighting
 from gradfit.errors import DataError
 from gradfit.rowpass import Chunk, chunk_rows, evenly_spaced, reduce, rows_of
@@ -136,18 +135,27 @@ class FileRows:
         return kept_counts(self.stream, blocks)
 
     def read_blocks(self, blocks: Sequence[Range], dtype: torch.dtype | None = None) -> Iterator[Chunk]:
-        """One ``(x, y, w)`` chunk per block of ``blocks``, in the order given (a CSV file's in file order)."""
+        """One ``(x, y, w)`` chunk per block of ``blocks``, in the order given (a CSV file's in file order). Each
+        batch read is copied into its block's tensors at once, so a block is held once, not as pieces and their
+        join."""
         dtype = dtype or self.dtype
-        pending: list[dict] = []
-        current = 0
-        for index, cols in range_columns(self.stream, blocks):
-            while current < index:  # the blocks before this one are whole (an empty one has no pieces)
-                yield self._chunk(pending, dtype)
-                pending, current = [], current + 1
-            pending.append(cols)
-        while current < len(blocks):
-            yield self._chunk(pending, dtype)
-            pending, current = [], current + 1
+        pieces = range_columns(self.stream, blocks)
+        piece = next(pieces, None)
+        for index, (a, b) in enumerate(blocks):
+            x = torch.empty((b - a, len(self.x_names)), dtype=dtype)
+            y = None if self.y_name is None else torch.empty(b - a, dtype=dtype)
+            w = None if self.weighting is None else torch.empty(b - a, dtype=dtype)
+            at = 0
+            while piece is not None and piece[0] == index:  # an empty block (every row dropped) has no pieces
+                xc, yc, wc = self.stream.chunk_of(piece[1], dtype)
+                m = len(xc)
+                x[at : at + m] = xc if self._index is None else xc[:, self._index]
+                for whole, part in ((y, yc), (w, wc)):
+                    if whole is not None and part is not None:
+                        whole[at : at + m] = part
+                at += m
+                piece = next(pieces, None)
+            yield x[:at], None if y is None else y[:at], None if w is None else w[:at]
 
     def split(self, fraction: float, generator: torch.Generator) -> tuple[FileRows, FileRows]:
         """A (train, validation) split by whole blocks of file rows (:func:`split_blocks`), drawn from
@@ -163,12 +171,6 @@ class FileRows:
         for a, b in ranges:
             out += [(max(a, c), min(b, d)) for c, d in self.ranges if max(a, c) < min(b, d)]
         return out
-
-    def _chunk(self, pieces: list[dict], dtype: torch.dtype) -> Chunk:
-        if not pieces:
-            pieces = [{k: np.empty(0) for k in self.stream.used}]
-        x, y, w = self.stream.chunk_of(_join(pieces), dtype)
-        return (x if self._index is None else x[:, self._index]), y, w
 
     def sample(self, rows: int) -> Dataset:
         """At most ``rows`` evenly spaced rows (:func:`gradfit.rowpass.evenly_spaced`) in memory: one pass."""

@@ -142,9 +142,12 @@ class StreamBatches:
         """Read window ``w`` (the reader is at its first block) and put its rows in its seed's order."""
         assert self.windows is not None and self._reader is not None
         chunks = [next(self._reader) for _ in self.windows[w]]
-        x = torch.cat([c[0] for c in chunks])
-        y = None if chunks[0][1] is None else torch.cat([c[1] for c in chunks])
-        wt = None if chunks[0][2] is None else torch.cat([c[2] for c in chunks])
+        if len(chunks) == 1:
+            x, y, wt = chunks[0]
+        else:
+            x = torch.cat([c[0] for c in chunks])
+            y = None if chunks[0][1] is None else torch.cat([c[1] for c in chunks])
+            wt = None if chunks[0][2] is None else torch.cat([c[2] for c in chunks])
         del chunks
         if self.shuffle and len(x) > 1:
             order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seeds[w]))
