@@ -130,6 +130,21 @@ def test_a_resumed_schedule_takes_the_batches_of_one_never_stopped(files, name, 
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(resumed, whole[stop:]))
 
 
+def test_weighted_rows_keep_their_weights_in_float32(files, tmp_path):
+    folder, frame = files
+    sigma = 0.1 + frame["x"].abs().to_numpy()
+    frame.assign(s=sigma).to_parquet(tmp_path / "sigma.parquet", row_group_size=GROUP)
+    rows = open_file_rows(tmp_path / "sigma.parquet", ["id", "x"], "y", sigma="s", dtype=torch.float32)
+    _, taken = epochs(rows, n_epochs=1)
+    assert sorted(ids(taken)) == list(range(N))
+    for x, y, w in taken:
+        at = x[:, 0].long().numpy()
+        assert x.dtype == y.dtype == w.dtype == torch.float32
+        s32 = sigma[at].astype(np.float32).astype(np.float64)  # as the in-memory reader: sigma in the fit's dtype
+        np.testing.assert_array_equal(w.numpy(), (1.0 / s32**2).astype(np.float32))
+        np.testing.assert_array_equal(y.numpy(), frame["y"].to_numpy()[at].astype(np.float32))
+
+
 def test_a_full_batch_is_the_row_set_itself(files):
     rows = rows_of(files[0], "rows.parquet")
     batches = StreamBatches(rows, None, True, torch.Generator().manual_seed(0))
@@ -185,6 +200,17 @@ def test_a_resumed_streamed_mini_batch_fit_equals_one_never_stopped(files, name,
     resumed = gradfit.fit("a*x + b", path, resume=tmp_path, **options)
     assert_same_fit(resumed, whole)
     assert resumed.flat_params == whole.flat_params
+
+
+def test_a_checkpoint_of_other_shuffle_windows_is_not_resumed(files, small_windows, tmp_path, monkeypatch):
+    from gradfit.errors import ConfigError
+
+    path = files[0] / "rows.parquet"
+    options = {**ADAM, "stream": True, "epochs": 2, "seed": 4}
+    fit_stopped_at(30, tmp_path, "a*x + b", path, **options)
+    monkeypatch.setattr(stream_batches, "BUFFER_ROWS", 2 * BUFFER)  # as another memory budget would
+    with pytest.raises(ConfigError, match="windows of 4000 rows over 16 blocks.*8000 rows"):
+        gradfit.fit("a*x + b", path, resume=tmp_path, **options)
 
 
 # -- the validation split ---------------------------------------------------------------------

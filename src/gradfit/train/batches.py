@@ -71,6 +71,13 @@ class Batches:
         )
         return self.epoch_rng if mid_epoch else self.generator.get_state()
 
+    def layout(self) -> dict:
+        """What a checkpoint must hold beyond the generator to take the same batches again: nothing here."""
+        return {}
+
+    def check_layout(self, saved: dict) -> None:
+        """Nothing to check: the order of the rows follows from the generator alone."""
+
     def load_state_dict(self, state: torch.Tensor | None) -> None:
         if self.generator is not None and state is not None:
             self.generator.set_state(state)

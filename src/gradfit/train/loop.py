@@ -49,6 +49,7 @@ CHECKPOINT_FIELDS = (
     "scheduler",
     "lm",
     "generator",
+    "windows",
     "previous",
     "still",
     "early",
@@ -206,6 +207,7 @@ class _Fit:
             "params": {k: v.detach() for k, v in self.params.items()},
             **self.stepper.state_dict(),
             "generator": self.batches.state_dict(),
+            **self.batches.layout(),  # a streamed file's shuffle windows (StreamBatches), else nothing
             "early": self.early.state_dict() if self.early else None,
             "rules": self.rules.state_dict(),
             "recorder": self.recorder.state_dict(),
@@ -234,6 +236,7 @@ class _Fit:
             for name, value in saved["params"].items():
                 self.params[name].copy_(value)
         self.stepper.load_state_dict(saved)
+        self.batches.check_layout(saved)
         self.batches.load_state_dict(saved.get("generator"))
         if self.early is not None and saved.get("early"):
             self.early.load_state_dict(saved["early"])

@@ -27,6 +27,7 @@ import math
 
 import torch
 
+from gradfit.errors import ConfigError
 from gradfit.rowpass import rows_triple
 
 __all__ = ["BUFFER_ROWS", "StreamBatches", "window_rows"]
@@ -165,6 +166,30 @@ class StreamBatches:
             self.windows is not None and self.shuffle and self.batch < self.rows and self.position % self.per_epoch != 0
         )
         return self.epoch_rng if mid_epoch else self.generator.get_state()
+
+    def layout(self) -> dict:
+        """The checkpoint's ``windows`` field: the rows of a shuffle window and the blocks, on which the epochs drawn
+        from the generator depend as much as on its state (the window follows the memory budget)."""
+        if self.batch >= self.rows:
+            return {}
+        return {"windows": {"window_rows": self.buffer_rows, "blocks": len(self.blocks)}}
+
+    def check_layout(self, saved: dict) -> None:
+        """ConfigError when the checkpoint's batches were drawn over other windows than this fit's (a resumed fit
+        would take other batches than the interrupted one)."""
+        mine, theirs = self.layout().get("windows"), saved.get("windows")
+        if mine is not None and theirs != mine:
+            was = (
+                f"shuffle windows of {theirs.get('window_rows')} rows over {theirs.get('blocks')} blocks"
+                if isinstance(theirs, dict)
+                else "no shuffle windows of a streamed file"
+            )
+            raise ConfigError(
+                f"Cannot resume: the checkpoint's mini-batches were drawn from {was}; this fit's would be drawn from "
+                f"windows of {mine['window_rows']} rows over {mine['blocks']} blocks, so it would take other "
+                f"batches. The window follows the memory budget: resume with the budget of the interrupted run "
+                f"(GRADFIT_MEMORY, --memory-budget)."
+            )
 
     def load_state_dict(self, state: torch.Tensor | None) -> None:
         if self.generator is not None and state is not None:
