@@ -95,8 +95,11 @@ def fit(
         stream : bool, optional
             Read the file batch by batch at every pass instead of loading it: memory stays bounded by one chunk
             of rows, whatever the file's size (a Parquet file, or a plain CSV file with a header row). Every
-            sum over the rows is the same as in memory, so the results are too. Full-batch steps only, for now;
-            the fit's guesses and probes read evenly spaced rows. None (the default) streams a file that would
+            sum over the rows is the same as in memory, so the results of full-batch steps are too. Mini-batches
+            (``batch_size``) are shuffled by blocks of rows and within bounded windows, seeded
+            (:mod:`gradfit.train.stream_batches`: other batches than in memory, the same for the same seed), and
+            ``val_split`` holds out whole blocks of rows; the fit's guesses and probes read evenly spaced rows.
+            None (the default) streams a full-batch fit on a file that would
             not fit in the memory budget (:mod:`gradfit.memory`), with a note saying so; False never does.
             ``data`` may also be a :class:`gradfit.rowpass.RowSet` itself, such as
             :class:`gradfit.data.file_rows.FileRows`.

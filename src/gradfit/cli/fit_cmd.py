@@ -132,8 +132,9 @@ def fit_command(
         typer.Option(
             "--stream/--no-stream",
             help="Read the file batch by batch at every pass instead of loading it (Parquet, or CSV with a "
-            "header): memory stays bounded whatever its size; full-batch steps; the same results. Left out: a file "
-            "that would not fit in the memory budget is streamed, with a note.",
+            "header): memory stays bounded whatever its size; full-batch steps give the same results, mini-batches "
+            "are shuffled by blocks of rows within bounded windows (seeded). Left out: a file that would not fit "
+            "in the memory budget is streamed for full-batch steps, with a note.",
             show_default=False,
         ),
     ] = None,
