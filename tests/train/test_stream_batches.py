@@ -145,6 +145,53 @@ def test_weighted_rows_keep_their_weights_in_float32(files, tmp_path):
         np.testing.assert_array_equal(y.numpy(), frame["y"].to_numpy()[at].astype(np.float32))
 
 
+@pytest.fixture
+def rows_read(monkeypatch):
+    """The Parquet rows pyarrow decodes, counted (a row read and dropped counts)."""
+    from gradfit.data.file_batches import FileBatches
+
+    count = [0]
+    original = FileBatches._parquet
+
+    def counted(self, *args):
+        for at, n, cols in original(self, *args):
+            count[0] += n
+            yield at, n, cols
+
+    monkeypatch.setattr(FileBatches, "_parquet", counted)
+    return count
+
+
+@pytest.mark.parametrize("group", [N, 6_000])  # one row group of 6 pieces; 4 of 2 pieces each
+def test_the_pieces_of_a_large_row_group_are_read_once_per_epoch(files, tmp_path, group, rows_read):
+    folder, frame = files
+    frame.to_parquet(tmp_path / "groups.parquet", row_group_size=group)
+    rows = rows_of(tmp_path, "groups.parquet")
+    rows_read[0] = 0  # the scan's pass, done
+    batches, taken = epochs(rows, seed=2, n_epochs=3)
+    per = batches.per_epoch
+    assert len(batches.blocks) == (N // group) * -(-group // BUFFER) and max(b - a for a, b in batches.blocks) <= BUFFER
+    for e in range(3):
+        assert sorted(ids(taken[e * per : (e + 1) * per])) == list(range(N))
+    assert rows_read[0] <= 3 * N  # a piece is not read from its group's first row again and again
+    order = [i for window in batches.windows for i in window]  # the last epoch's blocks, in reading order
+    for unit in batches.units:  # a row group's pieces one after another, in file order
+        at = order.index(unit[0])
+        assert order[at : at + len(unit)] == unit
+    assert len(batches.units) == N // group
+
+
+def test_a_split_reads_the_row_groups_of_its_rows_only(files, rows_read):
+    rows = rows_of(files[0], "rows.parquet")
+    train, val = rows.split(0.3, torch.Generator().manual_seed(0))
+    groups = set(range(N // GROUP))
+    held = {g for g in groups if all(any(a <= r < b for a, b in val.ranges) for r in range(g * GROUP, (g + 1) * GROUP))}
+    assert held  # some row groups are all validation rows (blocks of N / 32 = 750 rows: half a row group)
+    rows_read[0] = 0
+    assert sum(len(x) for x, _, _ in train.chunks()) == len(train)
+    assert rows_read[0] == (len(groups) - len(held)) * GROUP  # the groups with training rows, each once
+
+
 def test_a_full_batch_is_the_row_set_itself(files):
     rows = rows_of(files[0], "rows.parquet")
     batches = StreamBatches(rows, None, True, torch.Generator().manual_seed(0))

@@ -14,7 +14,16 @@ import torch
 
 from gradfit.data.dataset import Dataset
 from gradfit.data.file_batches import open_batches
-from gradfit.data.row_ranges import BLOCK_ROWS, Range, can_seek, file_blocks, kept_counts, merged, range_columns
+from gradfit.data.row_ranges import (
+    BLOCK_ROWS,
+    Range,
+    can_seek,
+    file_blocks,
+    group_of,
+    kept_counts,
+    merged,
+    range_columns,
+)
 from gradfit.data.streamed import StreamedRows
 from gradfit.data.weights import Weighting
 from gradfit.errors import DataError
@@ -129,6 +138,10 @@ class FileRows:
         """These rows' file blocks (:func:`gradfit.data.row_ranges.file_blocks`), in file order: whole row groups
         of a Parquet file (cut in pieces of at most ``max_rows``), runs of rows of a CSV file."""
         return self._within(file_blocks(self.stream, max_rows))
+
+    def block_groups(self, blocks: Sequence[Range]) -> list[int]:
+        """The Parquet row group each of ``blocks`` lies in (pieces of one row group share it; 0 for CSV)."""
+        return group_of(self.stream, [a for a, _ in blocks])
 
     def block_counts(self, blocks: Sequence[Range]) -> list[int]:
         """The rows each of ``blocks`` holds (less its rows with NaN, when they are dropped)."""

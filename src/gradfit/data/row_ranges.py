@@ -23,7 +23,7 @@ import numpy as np
 from gradfit.data.streamed import StreamedRows, _kept
 from gradfit.errors import ConfigError
 
-__all__ = ["BLOCK_ROWS", "Range", "can_seek", "file_blocks", "kept_counts", "merged", "range_columns"]
+__all__ = ["BLOCK_ROWS", "Range", "can_seek", "file_blocks", "group_of", "kept_counts", "merged", "range_columns"]
 
 #: Rows per block of a CSV file, and at most per block of a Parquet file whose row groups are larger.
 BLOCK_ROWS = 1 << 16
@@ -81,22 +81,49 @@ def range_columns(stream: StreamedRows, ranges: Sequence[Range]) -> Iterator[tup
     """``(index of the range, columns)`` pieces of the used columns of each range of ``ranges``, in the order
     given (rows with NaN dropped when the stream drops them); each range's pieces come together, in file order.
 
-    Increasing, disjoint ranges are one pass over the file; otherwise (Parquet only) each range is read by itself.
+    A CSV file's ranges must be increasing and disjoint: they are one pass over the file. A Parquet file's are
+    read in runs of increasing ranges, each one pass, a run ending where the next range goes back or a whole row
+    group lies between (so each row group a run needs is read once, and no other).
     """
     ranges = _check(ranges)
     if not ranges:
         return
-    ascending = all(ranges[i][1] <= ranges[i + 1][0] for i in range(len(ranges) - 1))
-    if not ascending and not can_seek(stream):
-        raise ConfigError(f"{stream.source}: a CSV file is read in its own order; give its row ranges in that order.")
-    passes = [list(enumerate(ranges))] if ascending else [[(i, r)] for i, r in enumerate(ranges)]
-    for part in passes:
+    for part in _passes(stream, ranges):
         for index, cols in _one_pass(stream, part):
             if stream.drop_nan:
                 keep = _kept(cols)
                 if keep is not None:
                     cols = {k: v[keep] for k, v in cols.items()}
             yield index, cols
+
+
+def group_of(stream: StreamedRows, rows: Sequence[int]) -> list[int]:
+    """The Parquet row group of each file row of ``rows`` (0 for every row of a CSV file, which has none)."""
+    sizes = stream.file.group_rows()
+    if not sizes:
+        return [0 for _ in rows]
+    ends = np.cumsum(sizes)
+    return [int(g) for g in np.searchsorted(ends, np.asarray(rows, dtype=np.int64), side="right")]
+
+
+def _passes(stream: StreamedRows, ranges: list[Range]) -> list[list[tuple[int, Range]]]:
+    """``ranges`` (with their indices) cut into the runs that are each read in one pass (see :func:`range_columns`)."""
+    if not can_seek(stream):
+        if any(ranges[i][1] > ranges[i + 1][0] for i in range(len(ranges) - 1)):
+            raise ConfigError(
+                f"{stream.source}: a CSV file is read in its own order; give its row ranges in that order."
+            )
+        return [list(enumerate(ranges))]
+    firsts = group_of(stream, [a for a, _ in ranges])
+    lasts = group_of(stream, [max(a, b - 1) for a, b in ranges])
+    passes: list[list[tuple[int, Range]]] = []
+    for i, r in enumerate(ranges):
+        goes_on = i > 0 and ranges[i - 1][1] <= r[0] and firsts[i] <= lasts[i - 1] + 1
+        if goes_on:
+            passes[-1].append((i, r))
+        else:
+            passes.append([(i, r)])
+    return passes
 
 
 def _one_pass(stream: StreamedRows, part: list[tuple[int, Range]]) -> Iterator[tuple[int, dict]]:

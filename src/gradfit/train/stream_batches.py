@@ -5,7 +5,8 @@ by batch cannot be ordered that way without holding it. So an epoch here is buil
 (:meth:`gradfit.data.file_rows.FileRows.blocks`: whole Parquet row groups, runs of CSV rows):
 
 - at the epoch's start, from the fit's generator (as :class:`Batches` draws its order): a random order of the
-  blocks, then one seed per **window**, a run of consecutive blocks (in that order) of at most ``buffer_rows``
+  blocks (the pieces of a row group larger than a window stay together, in order, so that each row group is read
+  once per epoch), then one seed per **window**, a run of consecutive blocks (in that order) of at most ``buffer_rows``
   file rows (:data:`BUFFER_ROWS`, lowered to what the memory budget allows);
 - a window's rows are read together and put in a random order drawn from its seed; the epoch's rows are the
   windows' rows one window after another, and step ``k`` of the epoch takes rows ``[k*batch, (k+1)*batch)`` of
@@ -65,6 +66,13 @@ class StreamBatches:
         mini = self.batch < self.rows
         self.blocks = data.blocks(self.buffer_rows) if mini else []
         self.counts = data.block_counts(self.blocks) if mini else []
+        groups = data.block_groups(self.blocks) if mini else []
+        self.units: list[list[int]] = []  # the blocks of each row group (consecutive: the blocks are in file order)
+        for i, group in enumerate(groups):
+            if i and group == groups[i - 1]:
+                self.units[-1].append(i)
+            else:
+                self.units.append([i])
         self.windows: list[list[int]] | None = None  # this epoch's windows: indices of blocks, in reading order
         self.seeds: list[int] = []
         self.starts: list[int] = []  # the epoch row of each window's first row, and the epoch's rows last
@@ -106,11 +114,12 @@ class StreamBatches:
     def _draw(self) -> None:
         """This epoch's block order, windows and window seeds, drawn from the fit's generator."""
         self.epoch_rng = self.generator.get_state() if self.generator is not None else None
-        n = len(self.blocks)
+        order = list(range(len(self.blocks)))
         if self.shuffle and self.data.seekable:
-            order = torch.randperm(n, generator=self.generator).tolist()
-        else:
-            order = list(range(n))
+            # The pieces of one row group stay together, in order: a pass reads each row group once, not once
+            # per piece (a piece cannot be read without the rows of its group before it).
+            units = self.units
+            order = [i for u in torch.randperm(len(units), generator=self.generator).tolist() for i in units[u]]
         windows: list[list[int]] = []
         size = 0
         for i in order:
