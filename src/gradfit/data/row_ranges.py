@@ -151,7 +151,7 @@ def kept_counts(stream: StreamedRows, ranges: Sequence[Range]) -> list[int]:
     n = stream.scan().file_rows
     if not stream.drop_nan or stream.scan().dropped == 0:
         return [max(0, min(b, n) - a) for a, b in ranges]
-    cache = stream.__dict__.setdefault("_kept_counts", {})
+    cache = stream.kept_cache
     key = tuple(ranges)
     if key not in cache:
         order = sorted(range(len(ranges)), key=lambda i: ranges[i])

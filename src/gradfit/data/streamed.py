@@ -57,6 +57,8 @@ class StreamedRows:
     chunk_size: int | None = None
     sample_rows: int = 10_000
     _scan: Scan | None = field(default=None, repr=False)
+    #: Rows kept in given row ranges (gradfit.data.row_ranges.kept_counts), counted once per set of ranges.
+    kept_cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(
