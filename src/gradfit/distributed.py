@@ -32,6 +32,7 @@ Outside a process group everything is the single-process fit: no group, no reduc
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import datetime
 import hashlib
@@ -57,6 +58,7 @@ __all__ = [
     "same_everywhere",
     "digest",
     "broadcast_object",
+    "close",
 ]
 
 #: torchrun's variables that :func:`init_from_env` needs (TORCHELASTIC_* ones are read by torch itself).
@@ -161,7 +163,17 @@ def init_from_env(timeout_s: float = 300.0, device: str | torch.device | None = 
             f"WORLD_SIZE, distinct ranks 0..{world - 1}), that {address} is rank 0's address and reachable from "
             "this host (firewall, the right network interface), and that the port is free on rank 0."
         ) from exc
+    # A process that exits with the group alive aborts in gloo's teardown ("terminate called without an active
+    # exception", SIGABRT), which torchrun reports as a failed rank: close it on the way out.
+    atexit.register(close)
     return current()
+
+
+def close() -> None:
+    """End the default process group if there is one (idempotent; :func:`init_from_env` registers it at exit)."""
+    dist = _dist()
+    if dist is not None and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _first_line(exc: BaseException) -> str:
