@@ -63,8 +63,14 @@ def main():
         distributed.all_reduce_sums(count)
         distributed.same_everywhere([N, 2.0, float("nan")], "the row count", group)
         decision = distributed.broadcast_object({"stop": "converged", "rank": group.rank}, group)
+        # any shapes and dtypes, in one call; a leaf that requires grad is overwritten without a graph
+        mixed = [torch.full((2, 3), 1.5, dtype=torch.float32), torch.tensor(7), torch.tensor([0.1]) * (group.rank + 1),
+                 torch.ones(2, dtype=torch.float64, requires_grad=True)]
+        distributed.all_reduce_sums(mixed)
+        mixed = [[t.dtype == d for t, d in zip(mixed, (torch.float32, torch.int64, torch.float32, torch.float64))],
+                 mixed[0].tolist(), mixed[1].item(), mixed[2].item(), mixed[3].tolist()]
         result = {"sum": s.item(), "sum_xy": sxy.item(), "rows": n.item(), "group_rows": count[0].item(),
-                  "decision": decision, "first_row": first, "stop_row": stop_row}
+                  "decision": decision, "mixed": mixed, "first_row": first, "stop_row": stop_row}
         print(f"rank {group.rank} result {json.dumps(result)}", flush=True)
         if distributed.is_writer(group):
             (out / f"result-{group.rank}.json").write_text(json.dumps(result))
@@ -278,6 +284,9 @@ def test_two_ranks_sum_their_shards_to_the_one_process_sum(tmp_path):
         assert result["rows"] == 1003.0
         assert result["group_rows"] == 1003.0  # the row-group shards cover the file's rows once
         assert result["decision"] == {"stop": "converged", "rank": 0}  # rank 0's object on both
+        dtypes, full, count, tenth, ones = result["mixed"]
+        assert dtypes == [True] * 4 and full == [[3.0] * 3] * 2 and count == 14 and ones == [2.0, 2.0]
+        assert tenth == pytest.approx(0.3, rel=1e-7)  # float32 in, float32 out, added in float64
     spans = sorted((r["first_row"], r["stop_row"]) for r in results)
     assert spans[0][0] == 0 and spans[0][1] == spans[1][0] and spans[1][1] == 1003
     # rank 0 alone writes

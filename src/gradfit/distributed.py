@@ -213,17 +213,14 @@ def all_reduce_sums(sums: list[Tensor], group: Group | None = None) -> None:
         return
     dist = _dist()
     device = _device(group)
-    buffer = torch.cat([s.detach().reshape(-1).to(device=device, dtype=torch.float64) for s in sums])
-    try:
-        dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
-    except (RuntimeError, OSError) as exc:
-        raise _failed(group, f"the all-reduce of {buffer.numel()} sums", exc) from exc
-    start = 0
-    for s in sums:
-        n = s.numel()
-        with torch.no_grad():
-            s.copy_(buffer[start : start + n].view(s.shape))
-        start += n
+    with torch.no_grad():  # one cat and one split, whatever the number of sums: ~10 us on the CPU
+        buffer = torch.cat([s.reshape(-1) for s in sums]).to(device=device, dtype=torch.float64)
+        try:
+            dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+        except (RuntimeError, OSError) as exc:
+            raise _failed(group, f"the all-reduce of {buffer.numel()} sums", exc) from exc
+        for s, piece in zip(sums, buffer.split([s.numel() for s in sums])):
+            s.copy_(piece.view(s.shape))
 
 
 def shard(n_rows: int, group: Group) -> tuple[int, int]:
