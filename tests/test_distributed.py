@@ -48,6 +48,12 @@ def data():
     return torch.sin(i * 0.37) * 1e3 + i / 7, torch.cos(i * 0.11)
 
 
+def note(group, text):
+    # what a rank saw, in a file of its own: two ranks' prints into one pipe can interleave mid-line
+    with open(out / f"seen-{group.rank}.txt", "a", encoding="utf-8") as f:
+        f.write(text + "\n")
+
+
 def main():
     group = distributed.init_from_env(timeout_s=timeout)
     print(f"rank {group.rank} of {group.world} ({group.backend}) started", flush=True)
@@ -71,7 +77,7 @@ def main():
                  mixed[0].tolist(), mixed[1].item(), mixed[2].item(), mixed[3].tolist()]
         result = {"sum": s.item(), "sum_xy": sxy.item(), "rows": n.item(), "group_rows": count[0].item(),
                   "decision": decision, "mixed": mixed, "first_row": first, "stop_row": stop_row}
-        print(f"rank {group.rank} result {json.dumps(result)}", flush=True)
+        note(group, f"result {json.dumps(result)}")
         if distributed.is_writer(group):
             (out / f"result-{group.rank}.json").write_text(json.dumps(result))
     elif mode == "disagree":
@@ -79,11 +85,11 @@ def main():
         try:
             distributed.same_everywhere([N, float(group.rank)], "the options' hash", group)
         except DistributedError as exc:
-            print(f"rank {group.rank} refused: {exc}", flush=True)
+            note(group, f"refused: {exc}")
         try:
             distributed.same_everywhere([N] * (1 + group.rank), "the columns", group)
         except DistributedError as exc:
-            print(f"rank {group.rank} refused: {exc}", flush=True)
+            note(group, f"refused: {exc}")
     elif mode in ("die", "stall"):
         distributed.same_everywhere([N], "the row count", group)
         if group.rank == 1:
@@ -202,6 +208,26 @@ def test_a_half_set_launch_is_a_clear_error_before_any_wait(monkeypatch, env, ne
     assert isinstance(info.value, GradfitError) and info.value.exit_code == 1
 
 
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), "soon"])
+def test_a_bad_timeout_is_refused_before_any_wait(monkeypatch, timeout):
+    for name, value in zip(distributed.ENV_VARS, ("0", "2", "127.0.0.1", "1")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(DistributedError, match="timeout must be a number of seconds > 0"):
+        distributed.init_from_env(timeout_s=timeout)
+
+
+def test_a_group_passed_without_an_initialised_one_is_a_clear_error():
+    group = Group(1, 2, "gloo")
+    for call in (
+        lambda: distributed.all_reduce_sums([torch.zeros(2)], group),
+        lambda: distributed.same_everywhere([1.0], "the row count", group),
+        lambda: distributed.broadcast_object("stop", group),
+    ):
+        with pytest.raises(DistributedError, match="rank 1 of 2: no process group is initialised"):
+            call()
+    assert distributed.is_writer(Group(0, 2, "gloo")) and not distributed.is_writer(group)
+
+
 def test_shards_cover_every_row_once_balanced_within_one_row():
     for world in range(1, 8):
         for n in [*range(0, 40), 97, 1000, 65_537, 10**7 + 3]:
@@ -276,7 +302,8 @@ def test_two_ranks_sum_their_shards_to_the_one_process_sum(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     x, y = worker_data()
     expected = {"sum": x.sum().item(), "sum_xy": (x * y).sum().item()}
-    results = [json.loads(line.split(" result ", 1)[1]) for line in done.stdout.splitlines() if " result " in line]
+    seen = [(tmp_path / f"seen-{rank}.txt").read_text(encoding="utf-8") for rank in (0, 1)]
+    results = [json.loads(text.split("result ", 1)[1]) for text in seen]
     assert len(results) == 2  # both ranks hold the reduced sums
     for result in results:
         assert result["sum"] == pytest.approx(expected["sum"], rel=1e-12, abs=1e-12)
@@ -299,14 +326,14 @@ def test_two_ranks_sum_their_shards_to_the_one_process_sum(tmp_path):
 def test_ranks_that_disagree_both_refuse_to_start(tmp_path):
     done, _ = torchrun(tmp_path, "disagree")
     assert done.returncode == 0, done.stdout + done.stderr
-    refused = [line for line in done.stdout.splitlines() if "refused" in line]
-    hashes = [line for line in refused if "the options' hash" in line]
-    columns = [line for line in refused if "the columns" in line]
-    assert {line.split()[1] for line in hashes} == {"0", "1"}  # both ranks raise, neither waits
-    assert all("ranges from 0 to 1" in line for line in hashes)
-    assert {line.split()[1] for line in columns} == {"0", "1"}
-    assert all("between 1 and 2 values" in line for line in columns)
-    assert not any("the parameter count" in line for line in refused)
+    for rank in (0, 1):
+        refused = (tmp_path / f"seen-{rank}.txt").read_text(encoding="utf-8").splitlines()
+        # both ranks raise, neither waits: the values differ, then the number of values
+        assert len(refused) == 2, refused
+        assert refused[0].startswith(f"refused: rank {rank} of 2: the ranks disagree on the options' hash")
+        assert "value 1 ranges from 0 to 1 across ranks" in refused[0]
+        assert refused[1].startswith(f"refused: rank {rank} of 2: the ranks disagree on the columns")
+        assert "between 1 and 2 values" in refused[1]
 
 
 @pytest.mark.slow

@@ -147,19 +147,23 @@ def init_from_env(timeout_s: float = 300.0, device: str | torch.device | None = 
     if world <= 1:
         return None
     Group(rank=rank, world=world, backend="gloo")  # checks 0 <= rank < world before any network wait
-    if not timeout_s > 0:
-        raise DistributedError(f"the process group's timeout must be > 0 seconds, got {timeout_s!r}")
+    try:
+        seconds = float(timeout_s)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise DistributedError(f"the process group's timeout must be a number of seconds > 0, got {timeout_s!r}")
     cuda = device is not None and torch.device(device).type == "cuda" and torch.cuda.is_available()
     backend = "nccl" if cuda else "gloo"
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     address = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
     try:
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=float(timeout_s)))
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=seconds))
     except (RuntimeError, ValueError, OSError) as exc:
         raise DistributedError(
             f"rank {rank} of {world} could not join the process group at {address} ({backend}) within "
-            f"{timeout_s:g} s: {_first_line(exc)}. Check that all {world} processes were started (with the same "
+            f"{seconds:g} s: {_first_line(exc)}. Check that all {world} processes were started (with the same "
             f"WORLD_SIZE, distinct ranks 0..{world - 1}), that {address} is rank 0's address and reachable from "
             "this host (firewall, the right network interface), and that the port is free on rank 0."
         ) from exc
@@ -183,7 +187,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _group(group: Group | None) -> Group | None:
-    return group if group is not None else current()
+    """The group to use: the one given (which must be the initialised default group's), else :func:`current`."""
+    if group is None:
+        return current()
+    dist = _dist()
+    if dist is None or not dist.is_initialized():
+        raise DistributedError(
+            f"rank {group.rank} of {group.world}: no process group is initialised in this process; start it with "
+            "gradfit.distributed.init_from_env() (under torchrun) before passing a Group"
+        )
+    return group
 
 
 def _device(group: Group) -> torch.device:
@@ -196,8 +209,8 @@ def _device(group: Group) -> torch.device:
 def _failed(group: Group, what: str, exc: BaseException) -> DistributedError:
     return DistributedError(
         f"rank {group.rank} of {group.world}: {what} failed ({group.backend}): {_first_line(exc)}. Another rank "
-        "probably died or stopped answering within the group's timeout; its own output (torchrun names the "
-        "first rank that failed) says why."
+        "probably died, or did not reach this call within the group's timeout; its own output (torchrun names "
+        "the first rank that failed) says why."
     )
 
 
@@ -270,7 +283,7 @@ def shard_row_groups(row_group_rows: Sequence[int], group: Group) -> tuple[int, 
 
 def is_writer(group: Group | None = None) -> bool:
     """Whether this process writes the outputs: rank 0, or the only process. The others write nothing."""
-    group = _group(group)
+    group = group if group is not None else current()
     return group is None or group.rank == 0
 
 
