@@ -7,6 +7,7 @@ single-process sum (float64, 1e-12), and for faults the exit code, the time take
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import socket
@@ -25,6 +26,24 @@ from gradfit.errors import DistributedError, GradfitError
 from gradfit.rowpass import MemoryRows, reduce
 
 SRC = str(Path(gradfit.__file__).resolve().parents[1])
+
+
+def descend(rows, combine=None, steps=25, lr=0.5):
+    """Full-batch gradient descent of a line, every sum through the row pass: the one-process oracle, and with
+    ``combine`` the ranks' fit (each on its shard; the script below runs this very function)."""
+    theta = torch.zeros(2, dtype=torch.float64)
+    for _ in range(steps):
+
+        def pass_(xc, yc, wc, theta=theta):
+            t = theta.detach().requires_grad_(True)
+            loss = ((t[0] + t[1] * xc - yc) ** 2).sum()
+            (grad,) = torch.autograd.grad(loss, t)
+            return loss.detach(), grad, torch.tensor(float(xc.numel()), dtype=torch.float64)
+
+        loss, grad, n = reduce(pass_, rows, combine=combine)
+        theta = theta - lr * grad / n
+    return theta, loss / n
+
 
 # The processes' script: `mode` picks what the ranks do; a DistributedError ends a rank with its exit code and
 # its message on stderr, the way a fit would end.
@@ -77,6 +96,10 @@ def main():
                  mixed[0].tolist(), mixed[1].item(), mixed[2].item(), mixed[3].tolist()]
         result = {"sum": s.item(), "sum_xy": sxy.item(), "rows": n.item(), "group_rows": count[0].item(),
                   "decision": decision, "mixed": mixed, "first_row": first, "stop_row": stop_row}
+        u = torch.arange(N, dtype=torch.float64) / N
+        line = 2 - 3 * u + 0.1 * y
+        theta, loss = descend(MemoryRows(u[start:stop], line[start:stop], chunk_size=64), distributed.all_reduce_sums)
+        result.update(theta=theta.tolist(), loss=loss.item())
         note(group, f"result {json.dumps(result)}")
         if distributed.is_writer(group):
             (out / f"result-{group.rank}.json").write_text(json.dumps(result))
@@ -125,7 +148,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def torchrun(tmp_path: Path, mode: str, timeout_s: float = 20.0, limit_s: float = 120.0):
     script = tmp_path / "worker.py"
-    script.write_text(WORKER)
+    script.write_text(inspect.getsource(descend) + WORKER)
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port()), "--max-restarts", "0"]
     command += [str(script), mode, str(tmp_path), str(timeout_s)]
@@ -137,7 +160,7 @@ def torchrun(tmp_path: Path, mode: str, timeout_s: float = 20.0, limit_s: float 
 def direct(tmp_path: Path, mode: str, rank: int, world: int, port: int, timeout_s: float) -> subprocess.Popen:
     """One rank started as torchrun would start it, without torchrun (so nothing else is there to stop it)."""
     script = tmp_path / "worker.py"
-    script.write_text(WORKER)
+    script.write_text(inspect.getsource(descend) + WORKER)
     env = clean_env(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     env["LOCAL_RANK"] = str(rank)
     return subprocess.Popen(
@@ -314,6 +337,13 @@ def test_two_ranks_sum_their_shards_to_the_one_process_sum(tmp_path):
         dtypes, full, count, tenth, ones = result["mixed"]
         assert dtypes == [True] * 4 and full == [[3.0] * 3] * 2 and count == 14 and ones == [2.0, 2.0]
         assert tenth == pytest.approx(0.3, rel=1e-7)  # float32 in, float32 out, added in float64
+    # a whole fit: every step's sums reduced across the ranks gives the one-process fit, the same on both ranks
+    u = torch.arange(1003, dtype=torch.float64) / 1003
+    theta, loss = descend(MemoryRows(u, 2 - 3 * u + 0.1 * y, chunk_size=100))
+    assert results[0]["theta"] == results[1]["theta"] and results[0]["loss"] == results[1]["loss"]
+    assert results[0]["theta"] == pytest.approx(theta.tolist(), rel=1e-10, abs=1e-12)
+    assert results[0]["loss"] == pytest.approx(loss.item(), rel=1e-10)
+    assert min(abs(v) for v in results[0]["theta"]) > 0.1  # the fit moved: not two starting points compared
     spans = sorted((r["first_row"], r["stop_row"]) for r in results)
     assert spans[0][0] == 0 and spans[0][1] == spans[1][0] and spans[1][1] == 1003
     # rank 0 alone writes
