@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -153,8 +154,17 @@ def torchrun(tmp_path: Path, mode: str, timeout_s: float = 20.0, limit_s: float 
     command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port()), "--max-restarts", "0"]
     command += [str(script), mode, str(tmp_path), str(timeout_s)]
     started = time.perf_counter()
-    done = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=limit_s, cwd=tmp_path)
-    return done, time.perf_counter() - started
+    proc = subprocess.Popen(
+        command,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,  # torchrun and its workers in one process group, killed together past the limit
+    )
+    code, out, err = finish(proc, limit_s)
+    return subprocess.CompletedProcess(command, code, out, err), time.perf_counter() - started
 
 
 def direct(tmp_path: Path, mode: str, rank: int, world: int, port: int, timeout_s: float) -> subprocess.Popen:
@@ -170,6 +180,7 @@ def direct(tmp_path: Path, mode: str, rank: int, world: int, port: int, timeout_
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
+        start_new_session=True,
     )
 
 
@@ -177,9 +188,9 @@ def finish(proc: subprocess.Popen, limit_s: float) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=limit_s)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # the process and whatever it started
         out, err = proc.communicate()
-        pytest.fail(f"a rank ran past {limit_s} s (a hang): {out}\n{err}")
+        pytest.fail(f"ran past {limit_s} s (a hang): {out}\n{err}")
     return proc.returncode, out, err
 
 
@@ -400,7 +411,7 @@ def test_a_silent_peer_times_out_instead_of_hanging(tmp_path):
         code0, _, err0 = finish(ranks[0], 60)
         elapsed = time.perf_counter() - started
     finally:
-        ranks[1].kill()
+        os.killpg(ranks[1].pid, signal.SIGKILL)
         ranks[1].communicate()
     assert code0 == 1, err0
     assert "DistributedError: rank 0 of 2: the all-reduce" in err0
