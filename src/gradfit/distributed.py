@@ -58,6 +58,7 @@ __all__ = [
     "same_everywhere",
     "digest",
     "broadcast_object",
+    "gather_objects",
     "close",
 ]
 
@@ -353,3 +354,19 @@ def broadcast_object(obj: Any, group: Group | None = None) -> Any:
     except (RuntimeError, OSError) as exc:
         raise _failed(group, "the broadcast from rank 0", exc) from exc
     return box[0]
+
+
+def gather_objects(obj: Any, group: Group | None = None) -> list[Any]:
+    """Every rank's ``obj``, in rank order, on every rank (``[obj]`` without a group): small things a pass cannot
+    add up, such as each shard's triangular factor or its evenly spaced rows. Pickled by torch between the fit's
+    own processes, never read from a user."""
+    group = _group(group)
+    if group is None:
+        return [obj]
+    dist = _dist()
+    out: list[Any] = [None] * group.world
+    try:
+        dist.all_gather_object(out, obj)
+    except (RuntimeError, OSError) as exc:
+        raise _failed(group, "the gathering of every rank's part", exc) from exc
+    return out
