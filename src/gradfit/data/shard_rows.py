@@ -17,11 +17,53 @@ import torch
 from torch import Tensor
 
 from gradfit.data.dataset import Dataset
-from gradfit.distributed import Group, all_reduce_sums, gather_objects
-from gradfit.errors import DistributedError
+from gradfit.distributed import Group, all_reduce_sums, gather_objects, shard_row_groups
+from gradfit.errors import ConfigError, DataError, DistributedError
 from gradfit.rowpass import Chunk, evenly_spaced
 
-__all__ = ["ShardRows"]
+__all__ = ["ShardRows", "open_shard"]
+
+
+def open_shard(
+    path,
+    x: Sequence[str],
+    y: str | None,
+    group: Group,
+    *,
+    sigma: str | None = None,
+    weights: str | None = None,
+    absolute_sigma: bool = False,
+    dtype: torch.dtype = torch.float32,
+    drop_nan: bool = False,
+) -> ShardRows:
+    """This process's whole row groups of the Parquet file at ``path`` (:func:`gradfit.distributed.shard_row_groups`),
+    checked in one pass over them alone, as its shard of all the rows. Bad data in any shard stops every process
+    with that shard's message."""
+    from gradfit.data.file_rows import FileRows
+    from gradfit.data.streamed import StreamedRows
+    from gradfit.data.weights import Weighting
+
+    stream = StreamedRows.open(path, list(x), y, sigma=sigma, weights=weights, dtype=dtype, drop_nan=drop_nan)
+    groups = stream.file.row_groups()
+    if stream.file.kind != "parquet":
+        raise ConfigError(
+            f"A fit spread over processes reads a Parquet file, each process its own row groups; {path!s} is "
+            f"CSV, which every process would have to read through. Convert it (e.g. pandas: "
+            f"read_csv(...).to_parquet(...)), or fit in one process."
+        )
+    stream.file.span = shard_row_groups(groups, group)
+    problem = None
+    try:
+        stream.scan()
+    except DataError as exc:  # told to every process, so none waits for the others in a pass
+        problem = str(exc)
+    problems = [(rank, p) for rank, p in enumerate(gather_objects(problem, group)) if p is not None]
+    if problems:
+        rank, text = problems[0]
+        raise DataError(text if rank == group.rank else f"rank {rank} found bad data in its rows: {text}")
+    kind, column = ("sigma", sigma) if sigma is not None else ("weights", weights)
+    weighting = Weighting(kind, column, absolute_sigma and sigma is not None) if column is not None else None
+    return ShardRows(FileRows(stream, dtype, stream.x_names, weighting), group)
 
 
 class ShardRows:
@@ -46,6 +88,13 @@ class ShardRows:
 
     def __len__(self) -> int:
         return sum(self.sizes)
+
+    @property
+    def note(self) -> str | None:
+        """What the shards' checks dropped (``"dropped 3 rows with missing values (rows 4, 9, 12)"``), each shard's in
+        rank order; None when nothing was. Every process asks at once (a gather)."""
+        notes = [n for n in self.gather(getattr(self.local, "note", None)) if n]
+        return "; ".join(notes) if notes else None
 
     def chunks(self, chunk_size: int | None = None, dtype: torch.dtype | None = None) -> Iterator[Chunk]:
         return self.local.chunks(chunk_size, dtype)
