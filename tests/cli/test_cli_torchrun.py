@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -116,7 +117,8 @@ def test_a_rank_that_dies_ends_the_job_naming_it_and_writes_no_result(parquet, t
     started = time.monotonic()
     code, output = finish(proc, limit_s=120)
     assert code != 0 and time.monotonic() - started < 60
-    assert "rank" in output.lower() and ("1" in output)
+    assert re.search(r"Root Cause.*?rank\s*:\s*1\b", output, re.S), output[-2000:]  # torchrun names the rank
+    assert "Another rank probably died" in output  # rank 0's own error: why its step could not finish
     assert not (tmp_path / "run" / "result.json").exists()
 
 
