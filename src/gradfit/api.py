@@ -213,7 +213,7 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
     train: Dataset | RowSet
     if isinstance(dataset, RowSet):
-        check_row_set_plan(dataset, config, device)
+        check_row_set_plan(dataset, config, device, built)
         dataset = train = dataset.columns(list(built.inputs)).with_dtype(dtype)
         sample, val = _narrowed(sample.columns(list(built.inputs)), device, dtype), None
     else:

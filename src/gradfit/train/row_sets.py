@@ -8,6 +8,7 @@ spaced rows (``sample``). What needs the rows in memory is refused here with wha
 
 from __future__ import annotations
 
+import json
 import os
 
 from gradfit.distributed import current
@@ -109,8 +110,10 @@ def check_row_set(rows: RowSet, config, sigma, weights, read, drop_nan: bool) ->
         )
 
 
-def check_row_set_plan(rows: RowSet, config, device) -> None:
-    """ConfigError for a plan a fit on ``rows`` cannot follow yet: mini-batches, a GPU."""
+def check_row_set_plan(rows: RowSet, config, device, model=None) -> None:
+    """ConfigError for a plan a fit on ``rows`` cannot follow yet: mini-batches, a GPU. Over many processes, also
+    that every process fits the same model with the same options to the same rows (a DistributedError on every
+    process, naming what differs, rather than a hang in a later step)."""
     if config.batch_size is not None and config.batch_size < len(rows):
         raise ConfigError(
             f"Mini-batches over {_name(rows)} (rows read chunk by chunk) are not built yet: leave out batch_size "
@@ -123,6 +126,13 @@ def check_row_set_plan(rows: RowSet, config, device) -> None:
             "max_time (--max-time) stops a fit by its own clock, which each of many processes reads at its own "
             "moment; a fit spread over processes takes steps or epochs as its budget. Leave out max_time."
         )
+    group = getattr(rows, "group", None)
+    if group is not None:
+        from gradfit.distributed import digest, same_everywhere
+
+        spec = json.dumps(getattr(model, "describe", dict)(), sort_keys=True, default=repr)
+        options = json.dumps(config.to_dict(), sort_keys=True, default=repr)
+        same_everywhere([len(rows), digest(spec), digest(options)], "the rows, the model and the options", group)
 
 
 def check_weights(rows: RowSet) -> None:
