@@ -216,7 +216,7 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
     train: Dataset | RowSet
     if isinstance(dataset, RowSet):
-        check_row_set_plan(dataset, config, device)
+        check_row_set_plan(dataset, config, device, built)
         dataset = dataset.columns(list(built.inputs)).with_dtype(dtype)
         sample = _narrowed(sample.columns(list(built.inputs)), device, dtype)
         # A streamed file is split by whole blocks of its rows, drawn from the generator as in memory (a row set

@@ -71,5 +71,16 @@ class DivergenceError(GradfitError, ArithmeticError):
         self.result = result
 
 
+class DistributedError(GradfitError, RuntimeError):
+    """The processes of one fit could not meet or stopped answering (see :mod:`gradfit.distributed`).
+
+    A rendezvous that timed out, a peer that died, a collective past the group's timeout, or ranks that
+    disagree on what they fit. The message names this rank, the address or the value in question and what
+    to check. Exit code 1: the input may be fine, the run failed.
+    """
+
+    exit_code = 1
+
+
 class GradfitWarning(UserWarning):
     """A fit runs, but something about it deserves attention (a learning rate above the stability limit...)."""

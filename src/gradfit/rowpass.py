@@ -52,6 +52,8 @@ __all__ = [
     "MemoryRows",
     "RowSet",
     "rows_of",
+    "across",
+    "add_across",
     "row_count",
     "rows_triple",
     "evenly_spaced",
@@ -173,6 +175,10 @@ class RowSet(Protocol):
 
     def sample(self, rows: int) -> Any: ...
 
+    # One process's shard of the rows of a fit spread over processes also has ``combine(sums)``, which adds a
+    # pass's float64 sums across the processes in place, and ``gather(obj)``, every process's ``obj`` in rank order
+    # (for what is not a sum: a triangular factor, a metric's running state). A source made of it carries both.
+
     def columns(self, names: Sequence[str]) -> RowSet: ...
 
     def with_dtype(self, dtype: torch.dtype) -> RowSet: ...
@@ -187,10 +193,13 @@ def evenly_spaced(n: int, m: int, device: torch.device | str | None = None) -> T
 
 
 class _SetRows:
-    """A :class:`RowSet`'s chunks of one size and dtype, as a :class:`RowSource`."""
+    """A :class:`RowSet`'s chunks of one size and dtype, as a :class:`RowSource` (with the set's ``combine`` and
+    ``gather`` when it is one process's shard)."""
 
     def __init__(self, rows: RowSet, chunk_size: int | None, dtype: torch.dtype | None):
         self.set, self.chunk_size, self.dtype = rows, chunk_rows(chunk_size), dtype
+        self.combine = getattr(rows, "combine", None)
+        self.gather = getattr(rows, "gather", None)
 
     def __len__(self) -> int:
         return len(self.set)
@@ -262,16 +271,32 @@ def row_count(x: Tensor | RowSet, w: Tensor | None = None) -> float:
     return total if total > 0 else 1.0
 
 
+def across(source, obj: Any) -> list[Any]:
+    """``obj`` of every process that holds a shard of ``source``'s rows, in rank order (``[obj]`` when the rows are
+    all in this process): to join what a pass gives that is not a sum (a triangular factor, a running state)."""
+    gather = getattr(source, "gather", None)
+    return [obj] if gather is None else gather(obj)
+
+
+def add_across(source, sums: list[Tensor]) -> None:
+    """Add the float64 ``sums`` of a pass over ``source``'s rows across the processes holding its shards, in place
+    (nothing when the rows are all in this process): for a pass written as a loop rather than :func:`reduce`."""
+    combine = getattr(source, "combine", None)
+    if combine is not None:
+        combine(sums)
+
+
 def reduce(
     fn: Callable[[Tensor, Any, Any], Any], source: RowSource, combine: Callable[[list[Tensor]], object] | None = None
 ) -> Any:
     """The float64 sum over chunks of ``fn(x, y, w)``, which returns a tensor, a tuple/list or a dict of tensors.
 
     The sums keep ``fn``'s structure (a tuple stays a tuple, a dict a dict) and each entry's shape; they
-    are added in the order the source yields its chunks. ``combine``, when given, is called once with the
-    list of sums (in place: an all-reduce across process shards) before they are returned. A source with
-    no rows gives None.
+    are added in the order the source yields its chunks. ``combine``, when given (else the source's own, when it
+    is a process's shard), is called once with the list of sums (in place: an all-reduce across process shards)
+    before they are returned. A source with no rows gives None.
     """
+    combine = combine if combine is not None else getattr(source, "combine", None)
     sums: list[Tensor] | None = None
     shape = None
     for x, y, w in source.chunks():

@@ -42,6 +42,9 @@ class HiddenRows:
     def with_dtype(self, dtype: torch.dtype) -> HiddenRows:
         return HiddenRows(self._data, dtype)
 
+    def take(self, positions: torch.Tensor) -> Dataset:
+        return self._data.rows(positions)
+
     def sample(self, rows: int = 10_000) -> Dataset:
         d = self._data
         return replace(d.rows(evenly_spaced(len(d), rows)), source=f"{d.source} (a sample)")

@@ -26,6 +26,8 @@ from gradfit.problem import ParamView, gradient, hessian
 from gradfit.rowpass import (
     RowSet,
     RowSource,
+    across,
+    add_across,
     counted_rows,
     fold,
     jacobian_rows,
@@ -167,7 +169,8 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
             acc["meat"] += (wc[:, None] * J).T @ (wc[:, None] * J)
         return acc
 
-    acc = fold(step, problem.rows(jacobian_rows(p, chunk_size=problem.chunk_size)), start)
+    source = problem.rows(jacobian_rows(p, chunk_size=problem.chunk_size))
+    acc = _joined(across(source, fold(step, source, start)))
     R, rss, jtr, meat = acc["R"], acc["rss"], acc["jtr"], acc["meat"]
     if method == "jacobian":
         return Curvature(R.cpu().numpy(), True, 1.0 if problem.absolute else rss / (n - p), jtr.cpu().numpy(), rss)
@@ -180,6 +183,21 @@ def _from_jacobian(problem, loss, method, n, p) -> Curvature:
         rss,
         meat=None if meat is None else meat.cpu().numpy(),
     )
+
+
+def _joined(parts: list[dict]) -> dict:
+    """The QR fold's running state of every process's shard, in rank order, as one: the factors stacked and
+    factorised once more, the sums added, the residuals joined (one part: itself)."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return {
+        "R": torch.linalg.qr(torch.cat([part["R"] for part in parts]), mode="r").R,
+        "rss": sum(part["rss"] for part in parts),
+        "jtr": sum((part["jtr"] for part in parts[1:]), first["jtr"]),
+        "residuals": [r for part in parts for r in part["residuals"]],
+        "meat": None if first["meat"] is None else sum((part["meat"] for part in parts[1:]), first["meat"]),
+    }
 
 
 def _least_squares_kept(problem, n, p) -> Curvature | None:
@@ -211,7 +229,8 @@ def _least_squares_by_sums(problem, n, p) -> Curvature | None:
     if len(problem.dataset) <= rows:
         return None
     gram = None
-    for xc, yc, wc in problem.chunks(rows):
+    source = problem.rows(rows)
+    for xc, yc, wc in source.chunks():
         if problem.formula is not None:  # the residuals written beside the columns, no copy of them
             pred, block = problem.formula(problem.params(problem.theta), xc, extra=1)
             torch.sub(yc, pred, out=block[:, -1])
@@ -220,8 +239,10 @@ def _least_squares_by_sums(problem, n, p) -> Curvature | None:
             block = torch.cat([J, (yc - pred)[:, None]], dim=1)
         block = block if wc is None else block * wc.sqrt()[:, None]
         gram = block.T @ block if gram is None else gram + block.T @ block
-    assert gram is not None  # more rows than one chunk
-    return _from_gram(problem, gram.cpu().numpy(), n, p, sign=1.0)
+    assert gram is not None  # more rows than one chunk (each process holds rows)
+    sums = [gram]
+    add_across(source, sums)  # a process's shard: the sums of every process
+    return _from_gram(problem, sums[0].cpu().numpy(), n, p, sign=1.0)
 
 
 def _from_gram(problem, G: np.ndarray, n: int, p: int, sign: float) -> Curvature | None:

@@ -31,8 +31,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from gradfit.rowpass import across, rows_of, rows_triple
 from gradfit.rowpass import chunk_rows as rows_per_chunk
-from gradfit.rowpass import rows_of, rows_triple
 from gradfit.train.prediction import classes, model_outputs, task_of
 
 __all__ = ["RegressionScore", "ClassificationScore", "score", "fit_metrics", "with_metrics", "MAX_CONFUSION_CLASSES"]
@@ -62,6 +62,18 @@ class RegressionScore:
         err = pred - y
         self.sse += float((err * err).sum())
         self.sae += float(err.abs().sum())
+
+    def merge(self, other: RegressionScore) -> None:
+        """Add ``other``'s rows (another process's shard): the same combination as :meth:`update`'s."""
+        if other.n == 0:
+            return
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        self.mean += delta * other.n / n
+        self.m2 += other.m2 + delta * delta * self.n * other.n / n
+        self.n = n
+        self.sse += other.sse
+        self.sae += other.sae
 
     def result(self) -> dict:
         n, rss, tss = self.n, self.sse, self.m2
@@ -116,6 +128,15 @@ class ClassificationScore:
         if self.counts is not None:
             self.counts += torch.bincount((truth * self.n_classes + guess).cpu(), minlength=self.n_classes**2)
 
+    def merge(self, other: ClassificationScore) -> None:
+        """Add ``other``'s rows (another process's shard)."""
+        self.n += other.n
+        self.correct += other.correct
+        self.nll += other.nll
+        self.soft = self.soft or other.soft
+        if self.counts is not None and other.counts is not None:
+            self.counts += other.counts
+
     def result(self) -> dict:
         n = self.n
         out: dict[str, Any] = {
@@ -145,7 +166,8 @@ def score(model, params, dataset, task: str, chunk_rows: int | None = None) -> d
     n_out = max(1, int(getattr(model, "n_outputs", 1)))
     step = max(1, min(rows_per_chunk(chunk_rows), (1 << 24) // n_out))
     xs, ys, _ = rows_triple(dataset)  # the weights play no part in the metrics
-    for x, y, _ in rows_of(xs, ys, chunk_size=step).chunks():
+    source = rows_of(xs, ys, chunk_size=step)
+    for x, y, _ in source.chunks():
         assert y is not None  # metrics are of a dataset with a target
         pred = model_outputs(model, params, x.double(), chunk_rows=step)
         if task == "regression" and pred.shape != y.shape:
@@ -155,7 +177,10 @@ def score(model, params, dataset, task: str, chunk_rows: int | None = None) -> d
                 f"compared with one target per row",
             }
         acc.update(pred, y)
-    return acc.result()
+    first, *others = across(source, acc)  # a process's shard: every process's rows, in rank order
+    for other in others:
+        first.merge(other)
+    return first.result()
 
 
 def fit_metrics(model, params, loss, train, val=None, chunk_size: int | None = None) -> dict:

@@ -138,6 +138,14 @@ def fit_command(
             show_default=False,
         ),
     ] = None,
+    dist_timeout: Annotated[
+        Optional[float],
+        typer.Option(
+            "--dist-timeout",
+            help="Under torchrun: seconds a process waits for the others (to start, then at every step) before the "
+            "fit ends with an error naming it. Default 300.",
+        ),
+    ] = None,
     memory_budget: Annotated[
         Optional[str],
         typer.Option(
@@ -287,6 +295,7 @@ def fit_command(
         )
         code = run_fit(
             data,
+            dist_timeout=dist_timeout,
             model=model,
             y=y,
             x=x,
@@ -333,6 +342,7 @@ def run_fit(
     force: bool = False,
     params: list[str] | None = None,
     read: dict | None = None,
+    dist_timeout: float | None = None,
     **options: Any,
 ) -> int:
     """The body of ``gradfit fit``: returns the exit code; raises GradfitError for bad input.
@@ -341,11 +351,13 @@ def run_fit(
     no output folder behind. Checkpoints go to ``out``, so an interrupted fit can be resumed from there.
     Without ``out`` the run goes to a new folder under ``gradfit-out/``; an ``out`` holding an
     earlier run gets this one instead, and one holding other files needs ``force``
-    (:func:`gradfit.run_folder.command_folder`).
+    (:func:`gradfit.run_folder.command_folder`). Under torchrun, rank 0 alone writes and prints
+    (:mod:`gradfit.cli.processes`).
     """
     from gradfit.api import fit
     from gradfit.cli.parsing import parse_bounds, parse_init, parse_model_options, parse_names
     from gradfit.cli.picture_options import parse_pair
+    from gradfit.cli.processes import join, restarted_from, share, told
     from gradfit.cli.progress import LossLines, ProgressBar
     from gradfit.errors import GradfitWarning
     from gradfit.plots.run_pictures import check_animation_path
@@ -360,8 +372,18 @@ def run_fit(
     parsed_options = parse_model_options(model_options)
     pair = parse_pair(landscape)
     animation_path = check_animation_path(animate) if animate is not None else None
+    given: dict[str, Any] = {"x": parsed_x, "y": y, "init": parsed_init, "fix": parsed_fix, "bounds": parsed_bounds}
+    given.update(drop_nan=drop_nan, stream=stream, params=parsed_params, read=read, model_options=parsed_options)
+    options = {k: v for k, v in options.items() if v is not None}
+    group = join(dist_timeout)  # torchrun's processes: one fit, rank 0 the writer
+    if group is not None and group.rank != 0:
+        out_dir, resume = told(group)
+        result = fit(model, data, **given, log_every=log_every, checkpoint_dir=out_dir, resume=resume, **options)
+        return EXIT_OK if result.success else EXIT_FAILED if result.stop_reason != "interrupted" else EXIT_INTERRUPTED
+    resume = restarted_from(out, resume) if group is not None else resume
     folder = command_folder(out, force=force, resume=resume)
     out_dir = folder.path
+    share(group, out_dir, resume)
     folder.check_inputs(fit_inputs(data, resume, folder), writes=fit_outputs(out_dir, plot, pair, animation_path))
 
     callbacks: list[Any] = [PictureCheck(pair)] if pair else []
@@ -385,21 +407,12 @@ def run_fit(
         result = fit(
             model,
             data,
-            x=parsed_x,
-            y=y,
-            init=parsed_init,
-            fix=parsed_fix,
-            bounds=parsed_bounds,
-            drop_nan=drop_nan,
-            stream=stream,
-            params=parsed_params,
-            read=read,
-            model_options=parsed_options,
+            **given,
             callbacks=callbacks,
             log_every=log_every,
             checkpoint_dir=out_dir,
             resume=resume,
-            **{k: v for k, v in options.items() if v is not None},
+            **options,
         )
     print_warnings(caught, skip=() if result.success else (result.message,))  # a failed fit's verdict is its error
     if not quiet:

@@ -52,6 +52,15 @@ class FileBatches:
         self.row_label = "line" if kind == "csv" else "row"
         self.first_row = first_row  # LineNumbers for CSV (lines as the in-memory reader counts them), 0 for Parquet
         self._reader = reader  # pq.ParquetFile, or the CSV's (separator, decimal mark)
+        # The file rows [start, stop) this process reads of a file shared by processes (None: all of them).
+        self.span: tuple[int, int] | None = None
+
+    def row_groups(self) -> list[int]:
+        """The rows of each of a Parquet file's row groups, in file order ([] for a CSV file)."""
+        if self.kind != "parquet":
+            return []
+        md = self._reader.metadata
+        return [md.row_group(i).num_rows for i in range(md.num_row_groups)]
 
     def where(self, positions) -> str:
         """``"line 5"`` or ``"rows 3, 4"``: file row positions as the in-memory reader names them."""
@@ -100,6 +109,8 @@ class FileBatches:
         order; missing values are NaN. ``rows=(start, stop)`` keeps the file rows ``start <= i < stop`` only
         (Parquet skips the row groups outside; CSV reads through them)."""
         start, stop = rows if rows is not None else (0, None)
+        if self.span is not None:  # this process's share of the file: nothing outside it
+            start, stop = max(start, self.span[0]), self.span[1] if stop is None else min(stop, self.span[1])
         source = self._parquet(columns, batch_rows, start, stop) if self.kind == "parquet" else self._csv(columns)
         for at, n, cols in source:
             lo, hi = max(start - at, 0), n if stop is None else min(stop - at, n)

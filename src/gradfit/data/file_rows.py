@@ -188,10 +188,11 @@ class FileRows:
     def sample(self, rows: int) -> Dataset:
         """At most ``rows`` evenly spaced rows (:func:`gradfit.rowpass.evenly_spaced`) in memory: one pass."""
         if rows not in self._samples:
-            self._samples[rows] = self._pick(evenly_spaced(len(self), rows))
+            self._samples[rows] = self.take(evenly_spaced(len(self), rows))
         return self._samples[rows]
 
-    def _pick(self, positions: torch.Tensor) -> Dataset:
+    def take(self, positions: torch.Tensor) -> Dataset:
+        """The rows at ``positions`` (sorted, within ``len(self)``) in memory: one pass."""
         parts: list[Chunk] = []
         start = 0
         for x, y, w in self.chunks(_SAMPLE_CHUNK):

@@ -18,6 +18,8 @@ import hashlib
 
 import torch
 
+from gradfit.rowpass import across
+
 __all__ = ["data_fingerprint", "dataset_fingerprint", "rows_fingerprint", "FINGERPRINT_LENGTH"]
 
 #: Hex digits kept: 64 bits, so two different tables share a fingerprint once in 10^19.
@@ -86,7 +88,7 @@ def rows_fingerprint(rows, chunk_size: int = 1 << 18) -> str:
 
     It tells one row set from another as :func:`data_fingerprint` tells tables apart, but it is not equal to the
     fingerprint of the same rows in memory (that one hashes every ``x`` before any ``y``, which would take a pass
-    per column here). The chunk size does not change it.
+    per column here), nor that of the same rows in other shards. The chunk size does not change it.
     """
     parts = {name: hashlib.sha256() for name in ("x", "y", "w")}
     shapes: dict[str, tuple] = {}
@@ -102,4 +104,7 @@ def rows_fingerprint(rows, chunk_size: int = 1 << 18) -> str:
     for name, shape in shapes.items():
         h.update(f"{name}{shape};".encode())
         h.update(parts[name].digest())
+    shards = across(rows, h.hexdigest())  # one process's shard: every process's, in rank order (all call this)
+    if len(shards) > 1:
+        h = hashlib.sha256(";".join(shards).encode())
     return h.hexdigest()[:FINGERPRINT_LENGTH]

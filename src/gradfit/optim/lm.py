@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from gradfit.jacobian import row_values_and_jacobian
-from gradfit.rowpass import Chunk, MemoryRows, RowSet, RowSource, chunk_rows, reduce, rows_of
+from gradfit.rowpass import Chunk, MemoryRows, RowSet, RowSource, across, add_across, chunk_rows, reduce, rows_of
 
 EPS = float(np.finfo(np.float64).eps)
 DWARF = float(np.finfo(np.float64).tiny)
@@ -171,17 +171,23 @@ class ChunkedResiduals:
             return block, None, total
         gram: Tensor | None = None
         total = 0.0
-        for block, ss in self._blocks(p):
+        source = self.rows()
+        for block, ss in self._blocks(p, source):
             gram = block.T @ block if gram is None else gram + block.T @ block
             total += ss
+        if getattr(source, "combine", None) is not None:  # a process's shard: the sums of every process
+            assert gram is not None  # every process holds rows
+            sums = [gram, torch.tensor(total, dtype=torch.float64)]
+            add_across(source, sums)
+            gram, total = sums[0], float(sums[1])
         return None, gram, total
 
-    def _blocks(self, p: Tensor) -> Iterator[tuple[Tensor, float]]:
+    def _blocks(self, p: Tensor, source: RowSource | None = None) -> Iterator[tuple[Tensor, float]]:
         """``([J | r] in float64, ||r||²)`` of each chunk, the residuals weighted."""
         if self._one_chunk:  # the rows themselves: no slices, no row source to build per call
             yield self._block(p, *self._in_memory(), self.root_w)
             return
-        for xc, yc, root in self.rows().chunks():
+        for xc, yc, root in (source or self.rows()).chunks():
             assert yc is not None  # self.y is a Tensor, so every chunk has its targets
             yield self._block(p, xc, yc, root)
 
@@ -211,14 +217,17 @@ class ChunkedResiduals:
         if sums is None and (self.augmented is not None or not self._one_chunk):
             sums = self._sums(p)
         if sums is None:  # one chunk, autograd
-            return self._qr_factor(self._blocks(p), k)
+            return self._qr_factor(self._blocks(p), k)  # one chunk in memory: no other process
         self._factored = (_key(p), sums)
         block, gram, total = sums
         if block is not None:
             return self._qr_factor([(block, total)], k)
         assert gram is not None  # several chunks
         out = gram_factor(gram.cpu().numpy(), k)
-        return out if out is not None else self._qr_factor(self._blocks(p), k)
+        if out is not None:
+            return out
+        source = self.rows()
+        return self._qr_factor(self._blocks(p, source), k, source)
 
     def sums_at(self, p: Tensor) -> tuple[Tensor | None, Tensor | None, float] | None:
         """``(block, gram, ||r||²)`` as :meth:`_sums` gives them, when the last factorisation or the last trial
@@ -230,8 +239,11 @@ class ChunkedResiduals:
         return None
 
     @staticmethod
-    def _qr_factor(blocks: Iterable[tuple[Tensor, float]], k: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """``(R, Qᵀr, ||r||²)`` by folding each chunk's ``[J | r]`` into a running QR factor."""
+    def _qr_factor(
+        blocks: Iterable[tuple[Tensor, float]], k: int, source: RowSource | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(R, Qᵀr, ||r||²)`` by folding each chunk's ``[J | r]`` into a running QR factor (and, when ``source``
+        is a process's shard, the factors of every process stacked in rank order and factorised once more)."""
         aug: np.ndarray | Tensor | None = None
         total = 0.0
         for block, ss in blocks:
@@ -246,6 +258,10 @@ class ChunkedResiduals:
                 aug = torch.linalg.qr(block if aug is None else torch.cat([aug, block]), mode="r")[1]
         assert aug is not None  # a fit has rows, so there was at least one chunk
         aug = aug if isinstance(aug, np.ndarray) else aug.cpu().numpy()
+        parts = across(source, (aug, total)) if source is not None else [(aug, total)]
+        if len(parts) > 1:  # the same stack on every process, so the same factor
+            aug = np.linalg.qr(np.vstack([a for a, _ in parts]), mode="r")  # type: ignore[assignment]
+            total = sum(t for _, t in parts)
         aug = np.vstack([aug, np.zeros((k + 1 - aug.shape[0], k + 1))]) if aug.shape[0] < k + 1 else aug
         return aug[:k, :k], aug[:k, k], total
 
@@ -255,6 +271,8 @@ class _RootWeights:
 
     def __init__(self, source: RowSource):
         self.source = source
+        self.combine = getattr(source, "combine", None)  # a process's shard: its sums are added across processes
+        self.gather = getattr(source, "gather", None)
 
     def chunks(self) -> Iterator[Chunk]:
         for x, y, w in self.source.chunks():

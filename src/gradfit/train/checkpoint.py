@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from gradfit.data.fingerprint import data_fingerprint, rows_fingerprint
+from gradfit.distributed import is_writer
 from gradfit.errors import ConfigError, DataError
 from gradfit.rowpass import RowSet
 
@@ -100,6 +101,7 @@ class Checkpointer:
         self.resume = resume
         self.start_step = int(resume["step"]) if resume else 0
         self.saved: Path | None = None
+        self.writes = is_writer()  # rank 0 of a fit spread over processes (or the only process)
 
     @property
     def path(self) -> Path | None:
@@ -117,9 +119,13 @@ class Checkpointer:
         """Write ``state`` (plus format and identity) to ``DIR/checkpoint.pt`` atomically."""
         from gradfit.atomic_files import atomic_path
 
-        if callable(self.identity):
+        if callable(self.identity):  # on every process of a fit spread over processes: its fingerprint is theirs
             self.identity = self.identity()
         path = self.path
+        if not self.writes:  # another process writes it
+            assert path is not None  # as below
+            self.saved = path
+            return path
         # The loop saves only when due() or wants_final(), both False without a directory.
         assert self.directory is not None and path is not None
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,10 @@ instead, before any pass.
 
 from __future__ import annotations
 
+import json
 import os
 
+from gradfit.distributed import current
 from gradfit.errors import ConfigError, DataError
 from gradfit.models.builder import check_names, default_inputs
 from gradfit.rowpass import RowSet
@@ -39,10 +41,23 @@ def open_stream(path, model, x, y, declared, sigma, weights, absolute_sigma: boo
             raise ConfigError(f"With stream=True, {name} must name a column of the file, not hold the values.")
     columns = file_columns(path)
     check_names(model, columns, y, x, declared)
-    weighting = [c for c in (sigma, weights) if c is not None]
-    inputs = (
-        list(x) if x is not None else default_inputs(model, [c for c in columns if c not in weighting], y, declared)
-    )
+    candidates = [c for c in columns if c not in (sigma, weights)]  # a weight column is not an input
+    inputs = list(x) if x is not None else default_inputs(model, candidates, y, declared)
+    group = current()
+    if group is not None:  # one of many processes: its own row groups, its sums added to the others'
+        from gradfit.data.shard_rows import open_shard
+
+        return open_shard(
+            path,
+            inputs,
+            y,
+            group,
+            sigma=sigma,
+            weights=weights,
+            absolute_sigma=absolute_sigma,
+            dtype=dtype,
+            drop_nan=drop_nan,
+        )
     return open_file_rows(
         path, inputs, y, sigma=sigma, weights=weights, absolute_sigma=absolute_sigma, dtype=dtype, drop_nan=drop_nan
     )
@@ -50,12 +65,16 @@ def open_stream(path, model, x, y, declared, sigma, weights, absolute_sigma: boo
 
 def stream_instead(data, config, read, sigma, weights) -> str | None:
     """Why ``data`` is streamed when ``stream`` was not given (a note for ``result.data["notes"]``): a Parquet or CSV
-    file that would not fit in the memory budget read whole, for a fit that streaming serves. None otherwise."""
+    file that would not fit in the memory budget read whole, for a fit that streaming serves, or any file of a fit
+    spread over processes (each reads its own rows). None otherwise."""
     from gradfit.data.file_rows import loaded_bytes
     from gradfit.memory import budget, format_bytes
 
     if not isinstance(data, (str, os.PathLike)) or str(data).startswith("builtin:") or read:
         return None
+    group = current()
+    if group is not None:
+        return f"each of the {group.world} processes reads its own row groups of {os.fspath(data)}"
     if (
         config.batch_size is not None
         or config.val_split
@@ -93,9 +112,11 @@ def check_row_set(rows: RowSet, config, sigma, weights, read, drop_nan: bool) ->
         )
 
 
-def check_row_set_plan(rows: RowSet, config, device) -> None:
+def check_row_set_plan(rows: RowSet, config, device, model=None) -> None:
     """ConfigError for a plan a fit on ``rows`` cannot follow yet: mini-batches of rows that cannot be read by
-    blocks (a streamed file's can: :mod:`gradfit.train.stream_batches`), a GPU."""
+    blocks (a streamed file's can: :mod:`gradfit.train.stream_batches`), a GPU. Over many processes, also that
+    every process fits the same model with the same options to the same rows (a DistributedError on every
+    process, naming what differs, rather than a hang in a later step)."""
     if config.batch_size is not None and config.batch_size < len(rows) and not hasattr(rows, "read_blocks"):
         raise ConfigError(
             f"Mini-batches over {_name(rows)} (rows read chunk by chunk) need rows that can be read block by block, "
@@ -104,6 +125,18 @@ def check_row_set_plan(rows: RowSet, config, device) -> None:
         )
     if getattr(device, "type", "cpu") != "cpu":
         raise ConfigError(f"A fit on {_name(rows)} runs on the CPU for now: leave out device, or give 'cpu'.")
+    if getattr(rows, "combine", None) is not None and config.max_time is not None:
+        raise ConfigError(
+            "max_time (--max-time) stops a fit by its own clock, which each of many processes reads at its own "
+            "moment; a fit spread over processes takes steps or epochs as its budget. Leave out max_time."
+        )
+    group = getattr(rows, "group", None)
+    if group is not None:
+        from gradfit.distributed import digest, same_everywhere
+
+        spec = json.dumps(getattr(model, "describe", dict)(), sort_keys=True, default=repr)
+        options = json.dumps(config.to_dict(), sort_keys=True, default=repr)
+        same_everywhere([len(rows), digest(spec), digest(options)], "the rows, the model and the options", group)
 
 
 def check_weights(rows: RowSet) -> None:

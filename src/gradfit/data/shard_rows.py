@@ -1,0 +1,137 @@
+"""One process's shard of a fit spread over processes: its own rows, and the sums of every pass added across all.
+
+Under ``torchrun`` each process reads only its share of the rows (:func:`gradfit.distributed.shard_row_groups`) and
+takes the same steps as the others: every sum over rows is its shard's partial sum, added across the processes by
+one float64 all-reduce (:meth:`ShardRows.combine`, which :func:`gradfit.rowpass.reduce` calls), so every process
+holds the sums of all the rows. What is not a sum (a triangular factor, a metric's running state) is gathered in
+rank order (:meth:`ShardRows.gather`) and joined the same way on every process. Counts, weights and samples are
+those of all the rows, so every decision a fit takes from them is the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gradfit.data.dataset import Dataset
+from gradfit.distributed import Group, all_reduce_sums, gather_objects, shard_row_groups
+from gradfit.errors import ConfigError, DataError, DistributedError
+from gradfit.rowpass import Chunk, evenly_spaced
+
+__all__ = ["ShardRows", "open_shard"]
+
+
+def open_shard(
+    path,
+    x: Sequence[str],
+    y: str | None,
+    group: Group,
+    *,
+    sigma: str | None = None,
+    weights: str | None = None,
+    absolute_sigma: bool = False,
+    dtype: torch.dtype = torch.float32,
+    drop_nan: bool = False,
+) -> ShardRows:
+    """This process's whole row groups of the Parquet file at ``path`` (:func:`gradfit.distributed.shard_row_groups`),
+    checked in one pass over them alone, as its shard of all the rows. Bad data in any shard stops every process
+    with that shard's message."""
+    from gradfit.data.file_rows import FileRows
+    from gradfit.data.streamed import StreamedRows
+    from gradfit.data.weights import Weighting
+
+    stream = StreamedRows.open(path, list(x), y, sigma=sigma, weights=weights, dtype=dtype, drop_nan=drop_nan)
+    groups = stream.file.row_groups()
+    if stream.file.kind != "parquet":
+        raise ConfigError(
+            f"A fit spread over processes reads a Parquet file, each process its own row groups; {path!s} is "
+            f"CSV, which every process would have to read through. Convert it (e.g. pandas: "
+            f"read_csv(...).to_parquet(...)), or fit in one process."
+        )
+    stream.file.span = shard_row_groups(groups, group)
+    problem = None
+    try:
+        stream.scan()
+    except DataError as exc:  # told to every process, so none waits for the others in a pass
+        problem = str(exc)
+    problems = [(rank, p) for rank, p in enumerate(gather_objects(problem, group)) if p is not None]
+    if problems:
+        rank, text = problems[0]
+        raise DataError(text if rank == group.rank else f"rank {rank} found bad data in its rows: {text}")
+    kind, column = ("sigma", sigma) if sigma is not None else ("weights", weights)
+    weighting = Weighting(kind, column, absolute_sigma and sigma is not None) if column is not None else None
+    return ShardRows(FileRows(stream, dtype, stream.x_names, weighting), group)
+
+
+class ShardRows:
+    """The rows ``local`` of this process (a row set with ``take(positions)``), one of ``group``'s shards in rank
+    order: a :class:`gradfit.rowpass.RowSet` of all the shards' rows."""
+
+    def __init__(self, local, group: Group, _sizes: Sequence[int] | None = None):
+        self.local, self.group = local, group
+        self.x_names, self.y_name, self.source = local.x_names, local.y_name, local.source
+        self.weighting, self.dtype, self.device = local.weighting, local.dtype, local.device
+        self.sizes = list(_sizes) if _sizes is not None else [int(n) for n in self.gather(len(local))]
+        empty = [rank for rank, n in enumerate(self.sizes) if n == 0]
+        if empty:  # every process refuses together: one without rows would skip the all-reduces the others wait in
+            raise DistributedError(
+                f"rank{'s' if len(empty) > 1 else ''} {', '.join(map(str, empty))} of {group.world} hold no rows of "
+                f"{self.source} ({sum(self.sizes):,} rows in all): start fewer processes, or give the file more row "
+                f"groups (each process reads whole row groups)."
+            )
+        self.offset = sum(self.sizes[: group.rank])  # this shard's first row among all the rows
+        self._weights: list[float | None] | None = None
+        self._samples: dict[int, Dataset] = {}
+
+    def __len__(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def note(self) -> str | None:
+        """What the shards' checks dropped (``"dropped 3 rows with missing values (rows 4, 9, 12)"``), each shard's in
+        rank order; None when nothing was. Every process asks at once (a gather)."""
+        notes = [n for n in self.gather(getattr(self.local, "note", None)) if n]
+        return "; ".join(notes) if notes else None
+
+    def chunks(self, chunk_size: int | None = None, dtype: torch.dtype | None = None) -> Iterator[Chunk]:
+        return self.local.chunks(chunk_size, dtype)
+
+    def combine(self, sums: list[Tensor]) -> None:
+        """Add a pass's float64 sums across the processes, in place."""
+        all_reduce_sums(sums, self.group)
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every process's ``obj``, in rank order."""
+        return gather_objects(obj, self.group)
+
+    def weight_total(self) -> float | None:
+        if self._weights is None:
+            self._weights = self.gather(self.local.weight_total())
+        if self._weights[0] is None:
+            return None
+        return float(sum(w for w in self._weights if w is not None))
+
+    def columns(self, names: Sequence[str]) -> ShardRows:
+        return ShardRows(self.local.columns(names), self.group, self.sizes)
+
+    def with_dtype(self, dtype: torch.dtype) -> ShardRows:
+        return ShardRows(self.local.with_dtype(dtype), self.group, self.sizes)
+
+    def sample(self, rows: int) -> Dataset:
+        """At most ``rows`` evenly spaced rows of all the shards (:func:`gradfit.rowpass.evenly_spaced`), the same
+        on every process: each reads its own, and the pieces are gathered in rank order."""
+        if rows not in self._samples:
+            positions = evenly_spaced(len(self), rows)
+            mine = positions[(positions >= self.offset) & (positions < self.offset + len(self.local))] - self.offset
+            pieces = [p for p in self.gather(self.local.take(mine) if len(mine) else None) if p is not None]
+            first = pieces[0]
+            y = None if first.y is None else torch.cat([p.y for p in pieces])
+            w = None if first.w is None else torch.cat([p.w for p in pieces])
+            source = f"{self.source} ({len(positions):,} evenly spaced rows of {len(self):,})"
+            self._samples[rows] = Dataset(
+                torch.cat([p.x for p in pieces]), y, self.x_names, self.y_name, source, w, self.weighting
+            )
+        return self._samples[rows]
