@@ -196,7 +196,8 @@ class LMStepper:
             return None
         block, gram, total = sums
         names = tuple(self._flat_names())
-        return PointSums(names, self.lm.p.copy(), block, gram, total, self._source)
+        jacobian = "autograd" if self.formula is None else self.formula.name
+        return PointSums(names, self.lm.p.copy(), block, gram, total, self._source, jacobian)
 
     def _flat_names(self) -> list[str]:
         return [n for name in self.trainable for n in self.specs[name].flat_names()]
