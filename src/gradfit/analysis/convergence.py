@@ -310,7 +310,7 @@ def _flatness(result, model, train, f: _Facts, chunk_size: int | None = None, su
 def _probe_rows(train) -> tuple[Tensor, Tensor]:
     """The inputs and targets :func:`flatness` probes (at most :data:`PROBE_ROWS` evenly spaced rows): of the rows
     in memory, or evenly spaced rows of a row set."""
-    data = train.sample(PROBE_ROWS) if hasattr(train, "chunks") and isinstance(train, RowSet) else train
+    data = train.sample(PROBE_ROWS) if isinstance(train, RowSet) else train
     return data.x, data.y
 
 

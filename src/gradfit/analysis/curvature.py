@@ -53,9 +53,7 @@ class DatasetView(ParamView):
         self.sums = sums  # the optimizer's sums at its final point (gradfit.optim.lm.PointSums), or None
         self.chunk_size = chunk_size
         self.x, self.y, self.w = rows_triple(dataset)  # the rows in memory, or a row set (y and w None)
-        self.weighted = self.w is not None or (
-            not isinstance(self.x, torch.Tensor) and isinstance(self.x, RowSet) and self.x.weight_total() is not None
-        )
+        self.weighted = self.w is not None or (isinstance(self.x, RowSet) and self.x.weight_total() is not None)
         weighting = getattr(dataset, "weighting", None)
         # curve_fit's absolute_sigma: the sigmas are the errors' scale, not to be estimated from the residuals.
         self.absolute = bool(
