@@ -396,8 +396,9 @@ class LevenbergMarquardt:
             self.lam = it.lam = lam
             full = np.zeros_like(self.p)
             full[free] = step
-            trial = np.clip(self.p + full, self.lower, self.upper)
-            clipped = not np.array_equal(trial, self.p + full)
+            moved = self.p + full
+            trial = np.minimum(np.maximum(moved, self.lower), self.upper)  # np.clip's numbers, NaN too, sooner
+            clipped = not bool((trial == moved).all())  # np.array_equal's answer (same shapes; NaN is unequal)
             full = trial - self.p
             pnorm = _norm(self.diag * full)
             if first:  # MINPACK: the first step bounds the initial trust radius

@@ -8,7 +8,7 @@ work together, and raises one :class:`ConfigError` listing every problem.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from gradfit.errors import ConfigError
@@ -112,12 +112,20 @@ class FitConfig:
         return "float64" if optimizer_name(self.optimizer) in ("lm", "auto", "lbfgs") else "float32"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able options (a callable loss is recorded by its name)."""
-        out = asdict(self)
+        """JSON-able options (a callable loss is recorded by its name).
+
+        ``asdict``'s deep copy only when a value is not a plain number, string or None (a loss function, options
+        dicts): with plain values alone the shallow dict is the same, at a tenth of the cost on every fit."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not all(v is None or type(v) in _PLAIN for v in out.values()):
+            out = asdict(self)
         out["dtype"] = self.resolved_dtype
         if callable(self.loss):
             out["loss"] = getattr(self.loss, "__name__", "custom")
         return out
+
+
+_PLAIN = (bool, int, float, str)  # values asdict would return as they are (immutable, not containers)
 
 
 def _optimizer_key(name) -> str | None:

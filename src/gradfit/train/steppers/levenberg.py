@@ -211,7 +211,7 @@ class LMStepper:
                 f"squares although the gradient is not zero. The model may not be differentiable here or may "
                 f"overflow nearby; try other initial values."
             )
-        test = TESTS[it.test].format(**dataclasses.asdict(options))
+        test = TESTS[it.test].format(**{f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
         text = f"Converged at iteration {step}: " + test + "."
         if it.dead:
             dead = ", ".join(names[j] for j in it.dead)
