@@ -128,8 +128,11 @@ def flatness(
         return Flatness()
     base = np.array([float(values[n]) for n in names], dtype=np.float64)
     kept = _kept_jacobian(sums, model, x, y, [names[i] for i in free_idx], base[free_idx], chunk_size)
-    rows = evenly_spaced(len(x), PROBE_ROWS)
-    x, y = x[rows].double(), y[rows].double()
+    if len(x) > PROBE_ROWS:
+        rows = evenly_spaced(len(x), PROBE_ROWS)
+        x, y = x[rows].double(), y[rows].double()
+    else:  # every row, in order: the rows themselves (x[arange(n)] is a copy of the same numbers)
+        x, y = x.double(), y.double()
     spread = float(y.std()) if len(y) > 1 else 0.0
     spread = spread if spread > 0 else max(float(y.abs().mean()), 1.0)
     effects = _effects(model, x, base, free_idx, spread, chunk_size, kept)
