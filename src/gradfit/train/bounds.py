@@ -62,7 +62,10 @@ class Bounds:
     def check_start(self, params: Mapping[str, torch.Tensor]) -> None:
         """A ModelError naming every initial value outside its bounds."""
         bad = []
+        bounded = set(self._bounded)  # no entry, NaN included, lies outside (-inf, inf): those need no look
         for name, value in params.items():
+            if name not in bounded:
+                continue
             v = value.detach().double().cpu()
             outside = (v < self.lower[name]) | (v > self.upper[name])
             for flat, out, x, lo, hi in zip(
