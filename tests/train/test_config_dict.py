@@ -39,3 +39,12 @@ def test_containers_and_callables_are_copied_as_asdict_copies_them():
 def test_a_choice_is_asdicts_dict():
     choice = Choice(optimizer="lm", dtype="float64", scale=False, lr_rule=None, reason="least squares")
     assert choice.to_dict() == asdict(choice)
+
+
+def test_nested_options_take_asdicts_deep_copy():
+    inner = {"betas": [0.9, 0.99]}
+    config = FitConfig(optimizer="adam", optimizer_options=inner, loss_options={"delta": 1.0})
+    out = config.to_dict()
+    assert out == expected(config)
+    assert out["optimizer_options"]["betas"] is not inner["betas"]  # copied all the way down, as asdict does
+    assert out["loss_options"] == {"delta": 1.0} and out["loss_options"] is not config.loss_options

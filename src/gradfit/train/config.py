@@ -114,10 +114,15 @@ class FitConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able options (a callable loss is recorded by its name).
 
-        ``asdict``'s deep copy only when a value is not a plain number, string or None (a loss function, options
-        dicts): with plain values alone the shallow dict is the same, at a tenth of the cost on every fit."""
+        ``asdict``'s recursive copy only where a value is not a plain number, string or None, or a dict of those (the
+        options dicts, copied here as asdict copies them): otherwise (a loss function, nested options) the same
+        dict as asdict's, at a fraction of the cost on every fit."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if not all(v is None or type(v) in _PLAIN for v in out.values()):
+        if all(
+            _plain(v) or (type(v) is dict and all(_plain(k) and _plain(x) for k, x in v.items())) for v in out.values()
+        ):
+            out = {k: dict(v) if type(v) is dict else v for k, v in out.items()}
+        else:
             out = asdict(self)
         out["dtype"] = self.resolved_dtype
         if callable(self.loss):
@@ -125,7 +130,9 @@ class FitConfig:
         return out
 
 
-_PLAIN = (bool, int, float, str)  # values asdict would return as they are (immutable, not containers)
+def _plain(value) -> bool:
+    """A value asdict returns as it is (immutable, not a container)."""
+    return value is None or type(value) in (bool, int, float, str)
 
 
 def _optimizer_key(name) -> str | None:
