@@ -69,3 +69,18 @@ def test_a_vector_parameter_bounded_in_one_entry():
     with pytest.raises(ModelError, match=rf"{flat[0]} = 5 is outside \[0, 1\]") as err:
         box.check_start(start)
     assert str(err.value).count("is outside") == len(outside(box, start)) == 1
+
+
+@pytest.mark.parametrize("entries", [1, 3, 64, 65, 200])
+@pytest.mark.parametrize("where", [None, 0, -1])
+def test_a_finite_bound_anywhere_counts_for_small_and_large_parameters(entries, where):
+    from gradfit.train.bounds import _finite_somewhere
+
+    t = torch.full((entries,), math.inf, dtype=torch.float64)
+    t[::2] = -math.inf
+    if where is not None:
+        t[where] = 0.5
+    assert _finite_somewhere(t) == bool(torch.isfinite(t).any()) == (where is not None)
+    nan = torch.full((entries,), math.nan, dtype=torch.float64)
+    assert _finite_somewhere(nan) == bool(torch.isfinite(nan).any()) is False
+    assert _finite_somewhere(torch.tensor(2.0, dtype=torch.float64)) is True

@@ -131,9 +131,17 @@ class Bounds:
 
     @property
     def _bounded(self) -> list[str]:
-        return [
-            n for n in self.lower if bool(torch.isfinite(self.lower[n]).any() | torch.isfinite(self.upper[n]).any())
-        ]
+        """The parameters with a finite bound on some entry (read each time: scaling sets the boxes after
+        construction)."""
+        return [n for n in self.lower if _finite_somewhere(self.lower[n]) or _finite_somewhere(self.upper[n])]
+
+
+def _finite_somewhere(t: torch.Tensor) -> bool:
+    """``bool(torch.isfinite(t).any())``; a few entries (scalar parameters) are read as Python floats, which is the
+    same test without three tensor operations."""
+    if t.numel() <= 64:
+        return any(math.isfinite(v) for v in t.reshape(-1).tolist())
+    return bool(torch.isfinite(t).any())
 
 
 def _pair(key: str, pair) -> tuple[float, float]:
