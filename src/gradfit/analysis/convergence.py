@@ -109,11 +109,12 @@ class _Facts:
     size: float = 1.0  # the free parameters' typical size (largest |value| at the start or the end, >= 1e-3)
 
 
-def judge(result, uncertainty, model, loss, train, chunk_size: int | None = None) -> Verdict:
+def judge(result, uncertainty, model, loss, train, chunk_size: int | None = None, sums=None) -> Verdict:
     """The verdict on ``result`` (a FitResult before its verdict), from its ``uncertainty`` and training rows.
 
     The rows are read ``chunk_size`` at a time (the fit's ``FitConfig.chunk_size``; default
-    :data:`gradfit.rowpass.CHUNK_ROWS`)."""
+    :data:`gradfit.rowpass.CHUNK_ROWS`). ``sums``: what Levenberg-Marquardt summed at its final point
+    (:class:`gradfit.optim.lm.PointSums`), whose Jacobian the flatness probe reads when it is the one it would take."""
     from gradfit.analysis.uncertainty import loss_trend
 
     f = _facts(result, uncertainty, model, loss, train, loss_trend(result.history), chunk_size)
@@ -126,7 +127,7 @@ def judge(result, uncertainty, model, loss, train, chunk_size: int | None = None
         remedies = _remedies(f, worse=True)
         text = f"The loss ended at {f.final:.6g}, above its start {f.start:.6g}: the fit made things worse. {message}"
         return _failed("loss_increased", text, remedies)
-    flat = _flatness(result, model, train, f, chunk_size)
+    flat = _flatness(result, model, train, f, chunk_size, sums)
     if flat is not None and flat.vanishing and flat.remedy:
         text = (
             f"Stopped at step {result.steps} on a plateau, not at a minimum: "
@@ -294,14 +295,14 @@ def _at_minimum(f: _Facts) -> bool | None:
     return None
 
 
-def _flatness(result, model, train, f: _Facts, chunk_size: int | None = None) -> Flatness | None:
+def _flatness(result, model, train, f: _Facts, chunk_size: int | None = None, sums=None) -> Flatness | None:
     """Flat directions at the final point, for small models of curves (None when not looked at)."""
     free = _free(result)
     if f.stochastic or not free or len(free) > MAX_PROBE_PARAMS or getattr(model, "n_outputs", 1) != 1:
         return None
     try:
         x, y = _probe_rows(train)
-        return flatness(model, x, y, result.flat_params, free, chunk_size=chunk_size)
+        return flatness(model, x, y, result.flat_params, free, chunk_size=chunk_size, sums=sums)
     except Exception:  # a diagnosis must never fail a fit  # noqa: BLE001
         return None
 

@@ -90,7 +90,7 @@ def assess(result, model, loss, train, fixed, config, sums=None):
             )
         except Exception as exc:  # error bars must never fail a fit that succeeded
             unc = Uncertainty.unavailable(result.flat_params, f"Could not be computed: {type(exc).__name__}: {exc}")
-    verdict = judge(result, unc, model, loss, train, chunk_size=config.chunk_size)
+    verdict = judge(result, unc, model, loss, train, chunk_size=config.chunk_size, sums=sums)
     if verdict.warning:
         warnings.warn(verdict.warning, GradfitWarning, stacklevel=4)  # assess <- analyse <- fit <- the caller
     result = dataclasses.replace(with_verdict(result, verdict), uncertainty=unc.to_dict())

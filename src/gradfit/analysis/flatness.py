@@ -99,6 +99,7 @@ def flatness(
     free: Sequence[str],
     max_params: int = MAX_PROBE_PARAMS,
     chunk_size: int | None = None,
+    sums=None,
 ) -> Flatness:
     """The entries of ``free`` (flat names) that do not move the predictions at ``values``, and a remedy.
 
@@ -116,17 +117,25 @@ def flatness(
     chunk_size : int, optional
         Rows per chunk of the Jacobians (a fit's ``FitConfig.chunk_size``; default
         :data:`gradfit.rowpass.CHUNK_ROWS`).
+    sums : PointSums, optional
+        What Levenberg-Marquardt summed at its final point (:class:`gradfit.optim.lm.PointSums`): when its block is
+        the very Jacobian the probe would take at ``values`` (:func:`_kept_jacobian`), the probe reads its columns
+        instead of computing them again.
     """
     names = list(model.flat_names())  # the order of the model's specs, which curvature.DatasetView assumes
     free_idx = [names.index(n) for n in free if n in names]
     if not free_idx or len(free_idx) > max_params or y is None or len(x) == 0:
         return Flatness()
-    rows = evenly_spaced(len(x), PROBE_ROWS)
-    x, y = x[rows].double(), y[rows].double()
+    base = np.array([float(values[n]) for n in names], dtype=np.float64)
+    kept = _kept_jacobian(sums, model, x, y, [names[i] for i in free_idx], base[free_idx], chunk_size)
+    if len(x) > PROBE_ROWS:
+        rows = evenly_spaced(len(x), PROBE_ROWS)
+        x, y = x[rows].double(), y[rows].double()
+    else:  # every row, in order: the rows themselves (x[arange(n)] is a copy of the same numbers)
+        x, y = x.double(), y.double()
     spread = float(y.std()) if len(y) > 1 else 0.0
     spread = spread if spread > 0 else max(float(y.abs().mean()), 1.0)
-    base = np.array([float(values[n]) for n in names], dtype=np.float64)
-    effects = _effects(model, x, base, free_idx, spread, chunk_size)
+    effects = _effects(model, x, base, free_idx, spread, chunk_size, kept)
     if effects is None:
         every = list(range(len(free_idx)))
         return Flatness(overflow=True, remedy=_probe(model, x, base, free_idx, spread, names, every, chunk_size))
@@ -137,14 +146,47 @@ def flatness(
     return Flatness(vanishing=vanishing, remedy=_probe(model, x, base, free_idx, spread, names, gone, chunk_size))
 
 
+def _kept_jacobian(sums, model, x, y, free: list[str], at: np.ndarray, chunk_size: int | None) -> torch.Tensor | None:
+    """The Jacobian :func:`_effects` would compute at ``at`` on the rows ``x``, read from Levenberg-Marquardt's
+    final block ``[J | r]`` when it is that very one; else None.
+
+    It is when the block is of the same model and rows (the same objects), unweighted, in one chunk of float64 rows
+    (so in the probe's one chunk: every row, none cast), from the formula's derivative graph (the probe's own
+    pass, so the same operations on the same numbers), with the same columns at the same values to the bit. Its
+    entries must be finite: then so are the predictions (``r + y``), and the probe's finiteness test passes as it
+    would; otherwise the probe computes them and says so itself.
+    """
+    if sums is None or sums.block is None or sums.jacobian != "formula derivative":
+        return None
+    if any(a is not b for a, b in zip(sums.source, (model, x, y, None), strict=True)):
+        return None
+    if x.dtype != torch.float64 or len(x) > min(PROBE_ROWS, chunk_rows(chunk_size)):
+        return None
+    if sums.names != tuple(free) or sums.values.tobytes() != at.tobytes():
+        return None
+    J = sums.block[:, : len(free)]
+    return J if bool(torch.isfinite(sums.block).all()) else None
+
+
 def _effects(
-    model, x, base: np.ndarray, free_idx: list[int], spread: float, chunk_size: int | None = None
+    model,
+    x,
+    base: np.ndarray,
+    free_idx: list[int],
+    spread: float,
+    chunk_size: int | None = None,
+    kept: torch.Tensor | None = None,
 ) -> np.ndarray | None:
     """Each free entry's effect, ``|J_j| * max(|theta_j|, 1) / sqrt(m) / spread``; None when not finite.
 
-    ``|J_j|`` is the norm of the chunks' column norms, so one chunk gives its norm exactly.
+    ``|J_j|`` is the norm of the chunks' column norms, so one chunk gives its norm exactly. ``kept``: the Jacobian at
+    ``base`` on these rows, finite, already computed (:func:`_kept_jacobian`): the one chunk's, not taken again.
     """
     from gradfit.data.dataset import Dataset
+
+    scale = np.maximum(np.abs(base[free_idx]), 1.0)
+    if kept is not None:
+        return torch.stack([kept.norm(dim=0)]).norm(dim=0).cpu().numpy() * scale / math.sqrt(len(kept)) / spread
 
     dataset = Dataset(x, torch.zeros(len(x), dtype=x.dtype), tuple(f"x{i}" for i in range(x.shape[1])))
     problem = cv.DatasetView(model, dataset, base, free_idx, chunk_size)
@@ -166,7 +208,6 @@ def _effects(
     if acc is None:
         return None
     norms, m = acc
-    scale = np.maximum(np.abs(base[free_idx]), 1.0)
     return torch.stack(norms).norm(dim=0).cpu().numpy() * scale / math.sqrt(m) / spread
 
 

@@ -31,7 +31,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 AUTO = "auto"
 LM_COST = 4e9  # rows x free² per Levenberg-Marquardt iteration (a few seconds on one core)
@@ -65,7 +65,9 @@ class Choice:
     reason: str
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # Plain strings, booleans and None (asdict's answer without its recursive copy), asdict otherwise.
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return out if all(v is None or type(v) in (bool, str) for v in out.values()) else asdict(self)
 
 
 def choose_optimizer(

@@ -62,7 +62,9 @@ class PointSums:
     ``block`` is ``[J | r]`` itself when the rows were one chunk, else ``gram`` is ``Σ [J | r]ᵀ[J | r]`` over the
     chunks; ``r`` is prediction minus target (times ``sqrt(w)``), ``total`` its sum of squares. ``source`` holds
     what the sums were taken of (the model, ``x``, ``y``, ``w``), compared by identity by whoever reuses them, and
-    ``names`` the flat parameters of the columns, at the float64 ``values``.
+    ``names`` the flat parameters of the columns, at the float64 ``values``. ``jacobian`` says where the columns came
+    from (``"formula derivative"`` or ``"autograd"``): a reuse that must give the very bits another pass would, such as
+    the flatness probe's column norms, takes them only from the pass it would run itself.
     """
 
     names: tuple[str, ...]
@@ -71,6 +73,7 @@ class PointSums:
     gram: Tensor | None
     total: float
     source: tuple
+    jacobian: str = "autograd"
 
 
 @dataclass(frozen=True)
@@ -411,8 +414,9 @@ class LevenbergMarquardt:
             self.lam = it.lam = lam
             full = np.zeros_like(self.p)
             full[free] = step
-            trial = np.clip(self.p + full, self.lower, self.upper)
-            clipped = not np.array_equal(trial, self.p + full)
+            moved = self.p + full
+            trial = np.minimum(np.maximum(moved, self.lower), self.upper)  # np.clip's numbers, NaN too, sooner
+            clipped = not bool((trial == moved).all())  # np.array_equal's answer (same shapes; NaN is unequal)
             full = trial - self.p
             pnorm = _norm(self.diag * full)
             if first:  # MINPACK: the first step bounds the initial trust radius

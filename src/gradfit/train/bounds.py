@@ -62,7 +62,10 @@ class Bounds:
     def check_start(self, params: Mapping[str, torch.Tensor]) -> None:
         """A ModelError naming every initial value outside its bounds."""
         bad = []
+        bounded = set(self._bounded)  # no entry, NaN included, lies outside (-inf, inf): those need no look
         for name, value in params.items():
+            if name not in bounded:
+                continue
             v = value.detach().double().cpu()
             outside = (v < self.lower[name]) | (v > self.upper[name])
             for flat, out, x, lo, hi in zip(
@@ -128,9 +131,17 @@ class Bounds:
 
     @property
     def _bounded(self) -> list[str]:
-        return [
-            n for n in self.lower if bool(torch.isfinite(self.lower[n]).any() | torch.isfinite(self.upper[n]).any())
-        ]
+        """The parameters with a finite bound on some entry (read each time: scaling sets the boxes after
+        construction)."""
+        return [n for n in self.lower if _finite_somewhere(self.lower[n]) or _finite_somewhere(self.upper[n])]
+
+
+def _finite_somewhere(t: torch.Tensor) -> bool:
+    """``bool(torch.isfinite(t).any())``; a few entries (scalar parameters) are read as Python floats, which is the
+    same test without three tensor operations."""
+    if t.numel() <= 64:
+        return any(math.isfinite(v) for v in t.reshape(-1).tolist())
+    return bool(torch.isfinite(t).any())
 
 
 def _pair(key: str, pair) -> tuple[float, float]:

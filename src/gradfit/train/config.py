@@ -8,7 +8,7 @@ work together, and raises one :class:`ConfigError` listing every problem.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from gradfit.errors import ConfigError
@@ -112,12 +112,27 @@ class FitConfig:
         return "float64" if optimizer_name(self.optimizer) in ("lm", "auto", "lbfgs") else "float32"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able options (a callable loss is recorded by its name)."""
-        out = asdict(self)
+        """JSON-able options (a callable loss is recorded by its name).
+
+        ``asdict``'s recursive copy only where a value is not a plain number, string or None, or a dict of those (the
+        options dicts, copied here as asdict copies them): otherwise (a loss function, nested options) the same
+        dict as asdict's, at a fraction of the cost on every fit."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if all(
+            _plain(v) or (type(v) is dict and all(_plain(k) and _plain(x) for k, x in v.items())) for v in out.values()
+        ):
+            out = {k: dict(v) if type(v) is dict else v for k, v in out.items()}
+        else:
+            out = asdict(self)
         out["dtype"] = self.resolved_dtype
         if callable(self.loss):
             out["loss"] = getattr(self.loss, "__name__", "custom")
         return out
+
+
+def _plain(value) -> bool:
+    """A value asdict returns as it is (immutable, not a container)."""
+    return value is None or type(value) in (bool, int, float, str)
 
 
 def _optimizer_key(name) -> str | None:

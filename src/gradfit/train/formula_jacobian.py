@@ -96,11 +96,41 @@ class FormulaJacobian:
                     columns[j] = 0.0
                     continue
                 self.derivative.run(values, plan, ctx)
-                column: Tensor | float = number
-                for i in (*scalars, *rows):
-                    column = column * values[i]
-                columns[j] = column
+                _product(number, [values[i] for i in (*scalars, *rows)], columns[j])
         return pred, columns.T
+
+
+def _product(number: float, factors: list, out: Tensor) -> None:
+    """``out[:] = number * factors[0] * factors[1] * ...``, multiplied left to right as written, to the bit.
+
+    Two shortcuts that change no bit: a leading ``1.0 *`` of a tensor is that tensor (``1.0 * v == v`` for every
+    IEEE value, the sign of zero and NaN included), and the last product of two tensors of ``out``'s dtype whose
+    broadcast has ``out``'s shape is written into ``out`` (the same multiplication, without a temporary and its
+    copy). On the rows of a small fit each saved kernel is a few percent of a Levenberg-Marquardt iteration.
+    """
+    column: Tensor | float = number
+    last = len(factors) - 1
+    for k, v in enumerate(factors):
+        if type(column) is float and column == 1.0 and isinstance(v, Tensor) and v.is_floating_point():
+            column = v
+        elif k == last and _into(column, v, out):
+            torch.mul(column, v, out=out)
+            return
+        else:
+            column = column * v
+    out.copy_(column) if isinstance(column, Tensor) else out.fill_(column)
+
+
+def _into(a, b, out: Tensor) -> bool:
+    """Whether ``a * b`` (tensors of ``out``'s dtype and device, scalars or rows) broadcasts to ``out``'s shape."""
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        return False
+    if a.dtype != out.dtype or b.dtype != out.dtype or a.device != out.device or b.device != out.device:
+        return False
+    if a.dim() > 1 or b.dim() > 1:
+        return False
+    n = out.shape[0]
+    return (a.dim() == 0 or a.shape[0] == n) and (b.dim() == 0 or b.shape[0] == n) and (a.dim() + b.dim() > 0)
 
 
 def formula_jacobian(model, free: Sequence[str]) -> FormulaJacobian | None:

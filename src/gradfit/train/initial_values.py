@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from typing import TypeGuard
 
 import torch
 
@@ -43,6 +45,13 @@ def initial_params(
             )
         seen[canonical] = str(key)
         spec = model.spec(name)
+        if index is None and dtype == torch.float64 and _plain_number(value):
+            # The common case, a Python number for a float64 fit, without the half-dozen tiny tensors the general
+            # path makes per parameter (most of a small fit's set-up): the same checks and the same tensor.
+            if not math.isfinite(value):
+                raise ModelError(f"The initial value of {key!r} must be finite. Got {value!r} instead.")
+            params[name] = torch.full(spec.shape, float(value), dtype=torch.float64)
+            continue
         try:
             t = torch.as_tensor(value, dtype=torch.float64)
         except (TypeError, ValueError):
@@ -63,6 +72,11 @@ def initial_params(
                 f"The initial value of {name!r} must be one number or of shape {spec.shape}. Got shape {tuple(t.shape)}."
             )
     return params
+
+
+def _plain_number(value: object) -> TypeGuard[float]:
+    """A Python float, or an int that float64 holds exactly (so ``float(value)`` is ``torch.as_tensor``'s number)."""
+    return type(value) is float or (type(value) is int and abs(value) <= 2**53)
 
 
 def _check_range(key, t: torch.Tensor, dtype: torch.dtype) -> None:

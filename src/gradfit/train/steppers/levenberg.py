@@ -196,7 +196,8 @@ class LMStepper:
             return None
         block, gram, total = sums
         names = tuple(self._flat_names())
-        return PointSums(names, self.lm.p.copy(), block, gram, total, self._source)
+        jacobian = "autograd" if self.formula is None else self.formula.name
+        return PointSums(names, self.lm.p.copy(), block, gram, total, self._source, jacobian)
 
     def _flat_names(self) -> list[str]:
         return [n for name in self.trainable for n in self.specs[name].flat_names()]
@@ -210,7 +211,7 @@ class LMStepper:
                 f"squares although the gradient is not zero. The model may not be differentiable here or may "
                 f"overflow nearby; try other initial values."
             )
-        test = TESTS[it.test].format(**dataclasses.asdict(options))
+        test = TESTS[it.test].format(**{f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
         text = f"Converged at iteration {step}: " + test + "."
         if it.dead:
             dead = ", ".join(names[j] for j in it.dead)
