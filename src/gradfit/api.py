@@ -25,7 +25,7 @@ from gradfit.models.names import check_declared, declared_params
 from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr
 from gradfit.options import options_doc
-from gradfit.rowpass import RowSet, rows_triple
+from gradfit.rowpass import RowSet, is_row_set, rows_triple
 from gradfit.run_schema import new_run_id
 from gradfit.train.bounds import Bounds
 from gradfit.train.callbacks import PrintLoss, call
@@ -179,7 +179,7 @@ def fit(
         notes += [data.note] if data.note else []
         sigma = weights = read = None
         drop_nan = False
-    if isinstance(data, RowSet):  # rows not held here: every sum over them goes through the row pass
+    if is_row_set(data):  # rows not held here: every sum over them goes through the row pass
         check_row_set(data, config, sigma, weights, read, drop_nan)
         sample = data.sample(CHECK_ROWS)  # guesses, shape checks and the stability limit: evenly spaced rows
         dataset: Dataset | RowSet = data
@@ -215,7 +215,7 @@ def fit(
     dtype = _dtype(choice.dtype)
     generator = torch.Generator().manual_seed(config.seed)
     train: Dataset | RowSet
-    if isinstance(dataset, RowSet):
+    if is_row_set(dataset):
         check_row_set_plan(dataset, config, device, built)
         dataset = dataset.columns(list(built.inputs)).with_dtype(dtype)
         sample = _narrowed(sample.columns(list(built.inputs)), device, dtype)
@@ -224,11 +224,12 @@ def fit(
         split = getattr(dataset, "split", None)
         train, val = split(config.val_split, generator) if split and config.val_split else (dataset, None)
     else:
+        assert isinstance(dataset, Dataset)  # as_dataset's, since data was no row set
         check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, device)  # before a copy
         sample = dataset = _narrowed(dataset.columns(list(built.inputs)), device, dtype)
         train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
         sample = train
-    check_weights(train) if isinstance(train, RowSet) else check_training_rows(train)
+    check_weights(train) if is_row_set(train) else check_training_rows(train)
     built = built.with_data(rows_triple(train)[0])  # a formula's sum()/mean() over all training rows
     start = initial_params(built, init, generator, dtype, x=sample.x, y=sample.y)
     start = {k: v.to(device) for k, v in start.items()}
@@ -286,7 +287,7 @@ def fit(
             "device": str(device),
             "notes": notes,
             # gradfit plot checks the data read again against it (a row set is not read again)
-            "fingerprint": None if isinstance(dataset, RowSet) else dataset_fingerprint(dataset),
+            "fingerprint": None if is_row_set(dataset) else dataset_fingerprint(dataset),
             "weights": weights,
             **({"stream": True} if stream else {}),
             **reading,
@@ -432,7 +433,7 @@ def _plan(config: FitConfig, loss, model, fixed, dataset) -> Choice:
         least_squares=bool(getattr(loss, "least_squares", False)),
         batch_size=config.batch_size,
         network=bool(getattr(model, "network", False)),
-        streamed=isinstance(dataset, RowSet),
+        streamed=is_row_set(dataset),
     )
     if choice.optimizer == "lm":
         _check_lm(config, loss)
@@ -485,7 +486,7 @@ def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, f
 
 def _weight_sum(train) -> float | None:
     """``Σ wᵢ`` of the training rows in float64, None when they are unweighted."""
-    if isinstance(train, RowSet):
+    if is_row_set(train):
         return train.weight_total()
     return None if train.w is None else float(train.w.double().sum())
 

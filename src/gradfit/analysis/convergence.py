@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from gradfit.analysis.flatness import MAX_PROBE_PARAMS, PROBE_ROWS, Flatness, flatness
-from gradfit.rowpass import RowSet, reduce, rows_of, rows_triple
+from gradfit.rowpass import is_row_set, reduce, rows_of, rows_triple
 
 __all__ = ["Verdict", "judge", "NEWTON_TOL", "STILL_FALLING", "BUDGETS"]
 
@@ -310,7 +310,7 @@ def _flatness(result, model, train, f: _Facts, chunk_size: int | None = None, su
 def _probe_rows(train) -> tuple[Tensor, Tensor]:
     """The inputs and targets :func:`flatness` probes (at most :data:`PROBE_ROWS` evenly spaced rows): of the rows
     in memory, or evenly spaced rows of a row set."""
-    data = train.sample(PROBE_ROWS) if isinstance(train, RowSet) else train
+    data = train.sample(PROBE_ROWS) if is_row_set(train) else train
     return data.x, data.y
 
 

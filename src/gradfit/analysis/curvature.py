@@ -24,12 +24,12 @@ from gradfit.jacobian import row_values_and_jacobian
 from gradfit.optim.lm import gram_factor
 from gradfit.problem import ParamView, gradient, hessian
 from gradfit.rowpass import (
-    RowSet,
     RowSource,
     across,
     add_across,
     counted_rows,
     fold,
+    is_row_set,
     jacobian_rows,
     reduce,
     rows_device,
@@ -55,7 +55,7 @@ class DatasetView(ParamView):
         self.sums = sums  # the optimizer's sums at its final point (gradfit.optim.lm.PointSums), or None
         self.chunk_size = chunk_size
         self.x, self.y, self.w = rows_triple(dataset)  # the rows in memory, or a row set (y and w None)
-        self.weighted = self.w is not None or (isinstance(self.x, RowSet) and self.x.weight_total() is not None)
+        self.weighted = self.w is not None or (is_row_set(self.x) and self.x.weight_total() is not None)
         weighting = getattr(dataset, "weighting", None)
         # curve_fit's absolute_sigma: the sigmas are the errors' scale, not to be estimated from the residuals.
         self.absolute = bool(

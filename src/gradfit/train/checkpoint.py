@@ -26,7 +26,7 @@ import torch
 from gradfit.data.fingerprint import data_fingerprint, rows_fingerprint
 from gradfit.distributed import is_writer
 from gradfit.errors import ConfigError, DataError
-from gradfit.rowpass import RowSet
+from gradfit.rowpass import is_row_set
 
 __all__ = [
     "FORMAT",
@@ -56,7 +56,7 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def fit_identity(model_spec: dict, dataset, config: dict, start: dict, fixed, bounds: dict) -> dict:
     """What a checkpoint must agree with to be resumed: model, data, options (less MAY_CHANGE), start."""
-    if isinstance(dataset, RowSet):  # rows read chunk by chunk: a pass over them
+    if is_row_set(dataset):  # rows read chunk by chunk: a pass over them
         weights, fingerprint = dataset.weight_total(), rows_fingerprint(dataset)
     else:
         weights, fingerprint = dataset.w, data_fingerprint(dataset.x, dataset.y, w=dataset.w)

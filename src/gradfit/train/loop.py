@@ -24,7 +24,7 @@ import torch
 from gradfit.errors import ConfigError
 from gradfit.models.base import Model
 from gradfit.problem import flatten
-from gradfit.rowpass import RowSet, rows_triple
+from gradfit.rowpass import is_row_set, rows_triple
 from gradfit.train.batches import Batches
 from gradfit.train.callbacks import call
 from gradfit.train.checkpoint import Checkpointer
@@ -181,7 +181,7 @@ class _Fit:
         self.checkpoints = checkpoints or Checkpointer()
         self.objective = Objective(model, loss, config.chunk_size)
         # A row set's mini-batches are read from its file window by window (gradfit.train.stream_batches).
-        kind = StreamBatches if isinstance(train, RowSet) else Batches
+        kind = StreamBatches if is_row_set(train) else Batches
         self.batches = kind(train, config.batch_size, config.shuffle, generator)
         per_epoch = self.batches.per_epoch
         total = (

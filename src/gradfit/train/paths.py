@@ -25,7 +25,7 @@ import torch
 from gradfit.losses import MSE
 from gradfit.memory import fits
 from gradfit.optim.registry import optimizer_name
-from gradfit.rowpass import RowSet, rows_triple
+from gradfit.rowpass import is_row_set, rows_triple
 from gradfit.train.compiled_pass import compiled_pass, pays_back
 from gradfit.train.fused_pass import FusedPass, fused_pass
 from gradfit.train.linear_stats import LinearStats
@@ -125,7 +125,7 @@ def _use_fused_pass(objective: Objective, model, loss, train, params: dict, fixe
     objective.chunk_pass, objective.chunk_pass_name = chunk_pass, chunk_pass.name
     asked = config.row_pass == "compiled"
     # A row set's chunks come from a file as they are read: reading, not arithmetic, sets its pace (no compile).
-    in_memory = not isinstance(train, RowSet)
+    in_memory = not is_row_set(train)
     if isinstance(chunk_pass, FusedPass) and full_batch and in_memory and (asked or pays_back(len(train), total)):
         trainable = [n for n in model.param_names if n not in fixed]
         compiled = compiled_pass(chunk_pass, model, loss, params, trainable, train)

@@ -48,7 +48,7 @@ from torch import Tensor
 from gradfit.losses import Loss
 from gradfit.models.base import Model
 from gradfit.problem import ParamView, pack, positions, unflatten
-from gradfit.rowpass import RowSet, evenly_spaced, reduce, rows_of
+from gradfit.rowpass import RowSet, evenly_spaced, is_row_set, reduce, rows_of
 
 MAX_ROWS = 100_000  # rows the Jacobian is taken on
 MAX_ENTRIES = 5_000_000  # rows x outputs x free entries of that Jacobian (40 MB in float64)
@@ -121,7 +121,7 @@ class Scaling:
         """
         free = tuple(s.name for s in model.specs if s.name not in fixed and s.size)
         p0 = ParamView.of(model, params, fixed, device="cpu").theta  # float64: the free entries at the start
-        if isinstance(x, RowSet):
+        if is_row_set(x):
             factor, note = _loss_factor_of_rows(loss, x)
             P = sum(model.spec(n).size for n in free)
             sample = x.sample(_jacobian_rows(len(x), P, model.n_outputs))
