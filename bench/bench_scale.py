@@ -33,10 +33,12 @@ START = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}
 FIT = r"""
 import json, sys, warnings
 import gradfit
+from gradfit import distributed
 warnings.simplefilter("ignore")
+distributed.init_from_env(timeout_s=600)  # under torchrun: this process's row groups, its sums added to the other's
 path, model, init, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
 r = gradfit.fit(model, path, y="y", init=init, **options)
-if gradfit.distributed.is_writer():
+if distributed.is_writer():
     print(json.dumps({"loop": r.timings["loop"], "steps": r.steps, "n": r.data["n"], "params": r.flat_params}))
 """
 

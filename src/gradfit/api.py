@@ -165,40 +165,10 @@ def fit(
     loss = get_loss(config.loss, **config.loss_options)
     device = _device(config.device)
 
-    declared, y_name = declared_params(params, init), y if isinstance(y, str) else None
-    origin, reading, notes = None, dict[str, Any](), list[str]()
-    if stream is None:
-        why = stream_instead(data, config, read, sigma, weights)
-        stream, notes = why is not None, [why] if why else []
-    if stream:
-        split_x = None if x is None else _split_names(x)
-        origin = str(data)
-        data = open_stream(
-            data, model, split_x, y_name, declared, sigma, weights, absolute_sigma, drop_nan, read, _dtype("float64")
-        )
-        notes += [data.note] if data.note else []
-        sigma = weights = read = None
-        drop_nan = False
-    if is_row_set(data):  # rows not held here: every sum over them goes through the row pass
-        check_row_set(data, config, sigma, weights, read, drop_nan)
-        sample = data.sample(CHECK_ROWS)  # guesses, shape checks and the stability limit: evenly spaced rows
-        dataset: Dataset | RowSet = data
-    else:
-        # origin: where the data can be read again (with result.data["read"]), so pictures can be redrawn
-        data, origin, reading, notes = open_data(data, read)
-        check_names(model, _columns(data), y_name, None if x is None else _split_names(x), declared)
-        inputs = _split_names(x) if x is not None else _default_inputs(model, data, y_name, declared, (sigma, weights))
-        sample = dataset = as_dataset(
-            data,
-            x=inputs,
-            y=y,
-            dtype=_dtype(config.resolved_dtype),
-            drop_nan=drop_nan,
-            report=notes,
-            sigma=sigma,
-            weights=weights,
-            absolute_sigma=absolute_sigma,
-        )
+    declared = declared_params(params, init)
+    dataset, sample, origin, reading, notes, stream = _open_rows(
+        data, model, x, y, declared, config, stream, read, drop_nan, sigma, weights, absolute_sigma
+    )
     check_weighting(loss, dataset.weighting)
     if dataset.y_name is None or sample.y is None:
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
@@ -482,6 +452,46 @@ def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, f
         check_identity(state["identity"], identity(), resume)
     directory = directory if directory is not None else checkpoint_file(resume).parent
     return Checkpointer(check_out_dir(directory), config.checkpoint_every, identity, state, run_id=run_id)
+
+
+def _open_rows(data, model, x, y, declared, config, stream, read, drop_nan, sigma, weights, absolute_sigma):
+    """The fit's rows, checked: ``(dataset, sample, origin, reading, notes, streamed)``. ``dataset`` is a Dataset
+    in memory, or a row set (a file read batch by batch: ``stream``, or by itself past the memory budget; a
+    process's row groups under torchrun; a RowSet given as ``data``), whose ``sample`` of evenly spaced rows the
+    guesses, shape checks and stability limit read (the Dataset itself otherwise). ``origin``: where the data can
+    be read again (with ``reading``, ``result.data["read"]``), so pictures can be redrawn from a saved run."""
+    y_name = y if isinstance(y, str) else None
+    origin, reading, notes = None, dict[str, Any](), list[str]()
+    if stream is None:
+        why = stream_instead(data, config, read, sigma, weights)
+        stream, notes = why is not None, [why] if why else []
+    if stream:
+        split_x = None if x is None else _split_names(x)
+        origin = str(data)
+        data = open_stream(
+            data, model, split_x, y_name, declared, sigma, weights, absolute_sigma, drop_nan, read, _dtype("float64")
+        )
+        notes += [data.note] if data.note else []
+        sigma = weights = read = None
+        drop_nan = False
+    if is_row_set(data):  # rows not held here: every sum over them goes through the row pass
+        check_row_set(data, config, sigma, weights, read, drop_nan)
+        return data, data.sample(CHECK_ROWS), origin, reading, notes, bool(stream)
+    data, origin, reading, notes = open_data(data, read)
+    check_names(model, _columns(data), y_name, None if x is None else _split_names(x), declared)
+    inputs = _split_names(x) if x is not None else _default_inputs(model, data, y_name, declared, (sigma, weights))
+    dataset = as_dataset(
+        data,
+        x=inputs,
+        y=y,
+        dtype=_dtype(config.resolved_dtype),
+        drop_nan=drop_nan,
+        report=notes,
+        sigma=sigma,
+        weights=weights,
+        absolute_sigma=absolute_sigma,
+    )
+    return dataset, dataset, origin, reading, notes, False
 
 
 def _weight_sum(train) -> float | None:
