@@ -35,7 +35,15 @@ from gradfit.train.initial_values import fixed_names, initial_params
 from gradfit.train.interrupt import catch_interrupts
 from gradfit.train.loop import run_loop
 from gradfit.train.result import FitResult
-from gradfit.train.row_sets import check_row_set, check_row_set_plan, check_weights, open_stream, stream_instead
+from gradfit.train.row_sets import (
+    check_row_set,
+    check_row_set_plan,
+    check_weights,
+    open_stream,
+    stream_instead,
+    target_values,
+)
+from gradfit.train.row_sets import check_targets as check_row_targets
 
 _OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
 
@@ -172,11 +180,15 @@ def fit(
     check_weighting(loss, dataset.weighting)
     if dataset.y_name is None or sample.y is None:
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
-    n_outputs = _n_outputs(loss, sample)
+    # A classification loss reads every row's label (a row set's rare label may be missing from its sample).
+    reads = getattr(loss, "reads_targets", False) and is_row_set(dataset)
+    n_outputs = _n_outputs(loss, target_values(dataset) if reads else sample.y, len(dataset.x_names))
     built = build_model(model, dataset.x_names, n_outputs=n_outputs, **dict(model_options or {}))
     check_declared(built, params)
     notes += _constant_notes(built)
     loss.check_targets(sample.y, built.n_outputs)
+    if reads:
+        check_row_targets(loss, dataset, built.n_outputs)
     fixed = fixed_names(built, fix)
     callbacks = list(callbacks)
     call(callbacks, "on_model", built, fixed)  # a front end's own options checked against the model, at the door
@@ -588,10 +600,11 @@ def _constant_notes(model) -> list[str]:
     ]
 
 
-def _n_outputs(loss, dataset: Dataset) -> int:
-    if getattr(loss, "name", "") != "cross_entropy" or dataset.y is None:
+def _n_outputs(loss, y, n_inputs: int) -> int:
+    """One output per row, or one per class for the cross-entropy (from the targets ``y``: every label)."""
+    if getattr(loss, "name", "") != "cross_entropy" or y is None:
         return 1
-    return loss.n_classes(dataset.y, dataset.x.shape[1]) if torch.isfinite(dataset.y).all() else 2
+    return loss.n_classes(y, n_inputs) if torch.isfinite(y).all() else 2
 
 
 def _flat(model, params) -> dict[str, float]:

@@ -63,10 +63,14 @@ class Loss:
             return self.per_row(pred, target).mean()
         return self.total(pred, target, weight) / weight.sum()
 
-    def check_targets(self, y: Tensor, n_outputs: int) -> None:
+    #: Whether :meth:`check_targets` reads the targets' values (a check over every row of data not in memory).
+    reads_targets = False
+
+    def check_targets(self, y: Tensor, n_outputs: int, first_row: int = 0) -> None:
         """Raise DataError when the targets do not suit this loss, ConfigError when the model's outputs do not.
 
-        The regression losses need one output per row; their targets can be any finite number.
+        The regression losses need one output per row; their targets can be any finite number. ``first_row``: the
+        row number of ``y[0]`` in messages (a chunk of rows read one after another).
         """
         if n_outputs != 1:
             raise ConfigError(
@@ -96,9 +100,9 @@ def _rows(values: Tensor) -> Tensor:
     return values if values.ndim == 1 else values.reshape(values.shape[0], -1).mean(dim=1)
 
 
-def _first_bad(y: Tensor, bad: Tensor) -> tuple[int, float]:
+def _first_bad(y: Tensor, bad: Tensor, first_row: int = 0) -> tuple[int, float]:
     row = int(bad.nonzero()[0, 0])
-    return row, float(y[row])
+    return first_row + row, float(y[row])
 
 
 class MSE(Loss):
@@ -186,7 +190,9 @@ class CrossEntropy(Loss):
         )
         return classes
 
-    def check_targets(self, y, n_outputs):
+    reads_targets = True
+
+    def check_targets(self, y, n_outputs, first_row: int = 0):
         if n_outputs < 2:
             raise ConfigError(
                 "The 'cross_entropy' loss needs a model with one output per class (n_outputs >= 2). "
@@ -194,14 +200,14 @@ class CrossEntropy(Loss):
             )
         bad = ~torch.isfinite(y) | (y != torch.round(y))
         if bool(bad.any()):
-            row, value = _first_bad(y, bad)
+            row, value = _first_bad(y, bad, first_row)
             raise DataError(
                 f"The 'cross_entropy' loss needs class labels that are whole numbers 0..{n_outputs - 1}. "
                 f"Found {value:g} at row {row}. Use 'mse' to predict a number instead."
             )
         bad = (y < 0) | (y > n_outputs - 1)
         if bool(bad.any()):
-            row, value = _first_bad(y, bad)
+            row, value = _first_bad(y, bad, first_row)
             raise DataError(
                 f"The 'cross_entropy' loss needs class labels 0..{n_outputs - 1} for a model with "
                 f"{n_outputs} outputs. Found {value:g} at row {row}; set n_outputs to the number of "
@@ -218,7 +224,9 @@ class BCE(Loss):
         _same_shape(self.name, pred, target)
         return F.binary_cross_entropy_with_logits(pred, target.to(pred.dtype), reduction="none")
 
-    def check_targets(self, y, n_outputs):
+    reads_targets = True
+
+    def check_targets(self, y, n_outputs, first_row: int = 0):
         if n_outputs != 1:
             raise ConfigError(
                 f"The 'bce' loss needs a model with one output (the logit of class 1). Got "
@@ -226,7 +234,7 @@ class BCE(Loss):
             )
         bad = ~((y >= 0) & (y <= 1))  # written so that NaN counts as bad
         if bool(bad.any()):
-            row, value = _first_bad(y, bad)
+            row, value = _first_bad(y, bad, first_row)
             raise DataError(
                 f"The 'bce' loss needs targets that are 0/1 labels or probabilities in [0, 1]. "
                 f"Found {value:g} at row {row}. Use 'cross_entropy' for more than two classes."
@@ -270,7 +278,7 @@ class CallableLoss(Loss):
             raise ConfigError(unweighted_message(self.name))
         return self(pred, target) * pred.shape[0]
 
-    def check_targets(self, y, n_outputs):
+    def check_targets(self, y, n_outputs, first_row: int = 0):
         return None
 
     def describe(self) -> dict:

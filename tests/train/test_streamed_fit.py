@@ -113,3 +113,35 @@ def test_only_files_stream(files):
     frame = pd.read_csv(files / "rows.csv")
     with pytest.raises(ConfigError, match="path of a file"):
         gradfit.fit(FORMULA, frame, y="y", stream=True)
+
+
+@pytest.fixture(scope="module")
+def classes(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    n = 60_000
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    label = ((x1 > 0).astype(int) + (x2 > 0).astype(int)).astype(float)
+    label[23_457] = 3.0  # a rare class that the evenly spaced sample misses
+    folder = tmp_path_factory.mktemp("classes")
+    pd.DataFrame({"x1": x1, "x2": x2, "label": label}).to_parquet(folder / "rare.parquet")
+    label[31_001] = 1.5
+    pd.DataFrame({"x1": x1, "x2": x2, "label": label}).to_parquet(folder / "bad.parquet")
+    return folder
+
+
+def test_a_class_the_sample_misses_still_has_its_output(classes):
+    options = {"y": "label", "loss": "cross_entropy", "optimizer": "adam", "steps": 15, "dtype": "float64"}
+    a = gradfit.fit("linear", classes / "rare.parquet", **options)
+    b = gradfit.fit("linear", classes / "rare.parquet", stream=True, **options)
+    assert a.model.n_outputs == b.model.n_outputs == 4
+    equal(a, b, 1e-12)
+    assert b.metrics["train"]["accuracy"] == a.metrics["train"]["accuracy"]
+
+
+def test_a_bad_label_of_a_streamed_file_is_named_at_its_row(classes):
+    messages = []
+    for stream in (False, True):
+        with pytest.raises(DataError, match="whole numbers") as caught:
+            gradfit.fit("linear", classes / "bad.parquet", y="label", loss="cross_entropy", stream=stream, steps=2)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and "row 31001" in messages[1]

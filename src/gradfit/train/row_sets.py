@@ -14,10 +14,13 @@ from __future__ import annotations
 import json
 import os
 
+import torch
+from torch import Tensor
+
 from gradfit.distributed import current
 from gradfit.errors import ConfigError, DataError
 from gradfit.models.builder import check_names, default_inputs
-from gradfit.rowpass import RowSet
+from gradfit.rowpass import RowSet, across, rows_of
 
 
 def open_stream(path, model, x, y, declared, sigma, weights, absolute_sigma: bool, drop_nan: bool, read, dtype):
@@ -143,6 +146,42 @@ def check_row_set_plan(rows: RowSet, config, device, model=None) -> None:
         spec = json.dumps(getattr(model, "describe", dict)(), sort_keys=True, default=repr)
         options = json.dumps(config.to_dict(), sort_keys=True, default=repr)
         same_everywhere([len(rows), digest(spec), digest(options)], "the rows, the model and the options", group)
+
+
+#: Rows per chunk of the passes that read the targets alone.
+CHECK_CHUNK = 1 << 16
+#: Distinct target values a classification loss can use at most (labels beyond are refused as too many classes).
+MAX_LABELS = 100_000
+
+
+def target_values(rows: RowSet) -> Tensor:
+    """The distinct finite targets of every row (one pass; every process's, for a shard): what a classification
+    loss's number of classes is read from, where the evenly spaced sample might miss a rare label."""
+    seen = torch.zeros(0, dtype=torch.float64)
+    for _, y, _ in rows_of(rows, chunk_size=CHECK_CHUNK).chunks():
+        if y is not None and len(seen) <= MAX_LABELS:
+            values = y.double()
+            seen = torch.unique(torch.cat([seen, values[torch.isfinite(values)]]))
+    return torch.unique(torch.cat(across(rows, seen)))
+
+
+def check_targets(loss, rows: RowSet, n_outputs: int) -> None:
+    """``loss.check_targets`` over every row of ``rows`` when it reads the targets' values (a classification loss),
+    naming rows as the file counts them; a DataError found by one process is raised by every process."""
+    if not getattr(loss, "reads_targets", False):
+        return
+    problem, start = None, int(getattr(rows, "offset", 0))
+    for _, y, _ in rows_of(rows, chunk_size=CHECK_CHUNK).chunks():
+        assert y is not None  # a fit's row set has its targets
+        try:
+            loss.check_targets(y, n_outputs, first_row=start)
+        except DataError as exc:
+            problem = str(exc)
+            break
+        start += len(y)
+    found = [p for p in across(rows, problem) if p is not None]
+    if found:
+        raise DataError(found[0])
 
 
 def check_weights(rows: RowSet) -> None:

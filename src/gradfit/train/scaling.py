@@ -286,8 +286,8 @@ class ScaledLoss(Loss):
     def __call__(self, pred, target, weight=None):
         return (self.inner(pred, target) if weight is None else self.inner(pred, target, weight)) / self.factor
 
-    def check_targets(self, y, n_outputs):
-        return self.inner.check_targets(y, n_outputs)
+    def check_targets(self, y, n_outputs, first_row: int = 0):
+        return self.inner.check_targets(y, n_outputs, first_row)
 
     def describe(self) -> dict:
         return self.inner.describe()
