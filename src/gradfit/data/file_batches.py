@@ -55,13 +55,6 @@ class FileBatches:
         # The file rows [start, stop) this process reads of a file shared by processes (None: all of them).
         self.span: tuple[int, int] | None = None
 
-    def row_groups(self) -> list[int]:
-        """The rows of each of a Parquet file's row groups, in file order ([] for a CSV file)."""
-        if self.kind != "parquet":
-            return []
-        md = self._reader.metadata
-        return [md.row_group(i).num_rows for i in range(md.num_row_groups)]
-
     def where(self, positions) -> str:
         """``"line 5"`` or ``"rows 3, 4"``: file row positions as the in-memory reader names them."""
         nums = [str(n) for n in row_numbers(self.first_row, positions)]

@@ -44,7 +44,7 @@ def open_shard(
     from gradfit.data.weights import Weighting
 
     stream = StreamedRows.open(path, list(x), y, sigma=sigma, weights=weights, dtype=dtype, drop_nan=drop_nan)
-    groups = stream.file.row_groups()
+    groups = stream.file.group_rows()
     if stream.file.kind != "parquet":
         raise ConfigError(
             f"A fit spread over processes reads a Parquet file, each process its own row groups; {path!s} is "
