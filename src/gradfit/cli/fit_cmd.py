@@ -357,7 +357,7 @@ def run_fit(
     from gradfit.api import fit
     from gradfit.cli.parsing import parse_bounds, parse_init, parse_model_options, parse_names
     from gradfit.cli.picture_options import parse_pair
-    from gradfit.cli.processes import join, restarted_from, share, told
+    from gradfit.cli.processes import Silent, join, restarted_from, share, told
     from gradfit.cli.progress import LossLines, ProgressBar
     from gradfit.errors import GradfitWarning
     from gradfit.plots.run_pictures import check_animation_path
@@ -376,9 +376,20 @@ def run_fit(
     given.update(drop_nan=drop_nan, stream=stream, params=parsed_params, read=read, model_options=parsed_options)
     options = {k: v for k, v in options.items() if v is not None}
     group = join(dist_timeout)  # torchrun's processes: one fit, rank 0 the writer
-    if group is not None and group.rank != 0:
+    if group is not None and group.rank != 0:  # the same fit, silent: rank 0 prints and writes
         out_dir, resume = told(group)
-        result = fit(model, data, **given, log_every=log_every, checkpoint_dir=out_dir, resume=resume, **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GradfitWarning)
+            result = fit(
+                model,
+                data,
+                **given,
+                callbacks=[Silent()],
+                log_every=log_every,
+                checkpoint_dir=out_dir,
+                resume=resume,
+                **options,
+            )
         return EXIT_OK if result.success else EXIT_FAILED if result.stop_reason != "interrupted" else EXIT_INTERRUPTED
     resume = restarted_from(out, resume) if group is not None else resume
     folder = command_folder(out, force=force, resume=resume)

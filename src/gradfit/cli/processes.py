@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gradfit.distributed import Group, broadcast_object, init_from_env
 
-__all__ = ["join", "restarted_from", "share", "told"]
+__all__ = ["Silent", "join", "restarted_from", "share", "told"]
 
 #: Seconds a process waits for the others (the rendezvous, then every collective) by default.
 DEFAULT_TIMEOUT = 300.0
@@ -47,3 +47,10 @@ def told(group: Group) -> tuple[Path, Path | None]:
     """What rank 0 :func:`share` d, on another rank."""
     out_dir, resume = broadcast_object(None, group)
     return Path(out_dir), None if resume is None else Path(resume)
+
+
+class Silent:
+    """A callback for the ranks that do not write: it stands for the loss lines rank 0 prints (``prints_loss``), so
+    the fit prints none of its own there."""
+
+    prints_loss = True
