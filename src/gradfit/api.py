@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from gradfit.data.dataset import Dataset
 from gradfit.data.fingerprint import dataset_fingerprint
 from gradfit.data.io import open_data
 from gradfit.data.weights import check_training_rows
-from gradfit.errors import ConfigError, DataError
+from gradfit.errors import ConfigError, DataError, GradfitWarning
 from gradfit.losses import check_weighting, get_loss
 from gradfit.models.builder import ModelLike, build_model, check_names, default_inputs
 from gradfit.models.names import check_declared, declared_params
@@ -42,6 +43,7 @@ from gradfit.train.row_sets import (
     open_stream,
     stream_instead,
     target_values,
+    unjoined_launch,
 )
 from gradfit.train.row_sets import check_targets as check_row_targets
 
@@ -474,6 +476,9 @@ def _open_rows(data, model, x, y, declared, config, stream, read, drop_nan, sigm
     be read again (with ``reading``, ``result.data["read"]``), so pictures can be redrawn from a saved run."""
     y_name = y if isinstance(y, str) else None
     origin, reading, notes = None, dict[str, Any](), list[str]()
+    alone = unjoined_launch()
+    if alone:
+        warnings.warn(alone, GradfitWarning, stacklevel=3)
     if stream is None:
         why = stream_instead(data, config, read, sigma, weights)
         stream, notes = why is not None, [why] if why else []

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -153,3 +155,14 @@ def test_a_model_linear_in_its_parameters_takes_its_statistics_from_one_pass_ove
     assert a.diagnostics["row_pass"] == b.diagnostics["row_pass"] == ["sufficient_statistics"]
     same(a, b, rtol=1e-12)
     np.testing.assert_allclose(b.history.columns["loss"], a.history.columns["loss"], rtol=1e-12)
+
+
+def test_a_process_torchrun_started_without_a_group_is_warned(monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.warns(gradfit.GradfitWarning, match="init_from_env"):
+        gradfit.fit(FORMULA, decay(300), y="y", init=START, optimizer="lm")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gradfit.GradfitWarning)
+        gradfit.fit(FORMULA, decay(300), y="y", init=START, optimizer="lm")

@@ -66,6 +66,19 @@ def open_stream(path, model, x, y, declared, sigma, weights, absolute_sigma: boo
     )
 
 
+def unjoined_launch() -> str | None:
+    """A warning's text when torchrun started this process among others but no process group was started: every
+    process would then fit all the rows by itself (the same result, the work done ``WORLD_SIZE`` times)."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    if current() is not None or not world.isdigit() or int(world) <= 1 or "RANK" not in os.environ:
+        return None
+    return (
+        f"This process is one of {world} that torchrun started, but no process group was started, so each of them "
+        f"fits all the rows by itself. Call gradfit.distributed.init_from_env() before gradfit.fit to share the "
+        f"rows (the command line does it)."
+    )
+
+
 def stream_instead(data, config, read, sigma, weights) -> str | None:
     """Why ``data`` is streamed when ``stream`` was not given (a note for ``result.data["notes"]``): a Parquet or CSV
     file that would not fit in the memory budget read whole, for a fit that streaming serves, or any file of a fit
