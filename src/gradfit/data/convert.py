@@ -328,40 +328,50 @@ def _names(x) -> list[str]:
 
 def _select(table: Table, x, y) -> tuple[list[str], str | None]:
     names, problems, src = list(table.columns), table.problems, table.source
-
-    def unknown(name: str, role: str) -> str:
-        close = suggest(name, names)
-        hint = f" Did you mean '{close}'?" if close else ""
-        if names and all(_numeric_name(n) for n in names):
-            hint += (
-                " The first line holds numbers, so the file probably has no header: read it with --no-header "
-                "(library: read={'header': False}); its columns are then c1, c2, ..."
-            )
-        return (
-            f"{src}: {role} column '{name}' not found. Available columns: "
-            f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}.{hint}"
-        )
-
     y_name = table.default_y if y is None else str(y)
     if y_name is not None and y_name not in names:
-        problems.append(unknown(y_name, "target (y)"))
+        problems.append(column_not_found(y_name, "target (y)", names, src))
         y_name = None
     if x is None:
         x_names = [n for n in (table.default_x or names) if n != y_name and n != y]
-    else:
-        x_names = []
-        for n in _names(x):
-            if n not in names:
-                problems.append(unknown(n, "input (x)"))
-            elif n == y_name:
-                problems.append(f"{src}: column '{n}' is both the target (y) and an input (x). Remove it from x.")
-            elif n in x_names:
-                problems.append(f"{src}: input (x) column '{n}' is listed twice. List it once.")
-            else:
-                x_names.append(n)
+        if not x_names and not problems:
+            problems.append(f"{src}: no input (x) columns are left. Name at least one with x=.")
+        return x_names, y_name
+    return input_names(x, names, y_name, src, problems), y_name
+
+
+def column_not_found(name: str, role: str, names: list[str], src: str) -> str:
+    """The problem of a ``role`` column ``name`` that is not among ``names``: the columns there are, a near name,
+    and a file without a header when every column name is a number."""
+    close = suggest(name, names)
+    hint = f" Did you mean '{close}'?" if close else ""
+    if names and all(_numeric_name(n) for n in names):
+        hint += (
+            " The first line holds numbers, so the file probably has no header: read it with --no-header "
+            "(library: read={'header': False}); its columns are then c1, c2, ..."
+        )
+    return (
+        f"{src}: {role} column '{name}' not found. Available columns: "
+        f"{', '.join(names[:20])}{', ...' if len(names) > 20 else ''}.{hint}"
+    )
+
+
+def input_names(x, names: list[str], y: str | None, src: str, problems: list[str]) -> list[str]:
+    """The input columns ``x`` asks for (names, or one string split at commas) among ``names``; each one missing,
+    the target's or listed twice adds its problem to ``problems``, and so does none left."""
+    x_names: list[str] = []
+    for n in _names(x):
+        if n not in names:
+            problems.append(column_not_found(n, "input (x)", names, src))
+        elif n == y:
+            problems.append(f"{src}: column '{n}' is both the target (y) and an input (x). Remove it from x.")
+        elif n in x_names:
+            problems.append(f"{src}: input (x) column '{n}' is listed twice. List it once.")
+        else:
+            x_names.append(n)
     if not x_names and not problems:
         problems.append(f"{src}: no input (x) columns are left. Name at least one with x=.")
-    return x_names, y_name
+    return x_names
 
 
 def _numeric_name(name: str) -> bool:

@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from gradfit.data.convert import _check_dtype
+from gradfit.data.convert import _check_dtype, column_not_found, input_names
 from gradfit.data.file_batches import FileBatches, as_tensor, open_batches
-from gradfit.data.spelling import suggest
 from gradfit.data.stream_scan import Scan, scan_file
 from gradfit.errors import ConfigError, DataError
 from gradfit.rowpass import Chunk, chunk_rows
@@ -175,31 +174,15 @@ class StreamedRows:
 
 def _select(names, x, y, sigma, weights, src) -> tuple[list[str], list[str]]:
     """The input columns and the problems of the columns asked for (as :func:`gradfit.data.convert._select`)."""
-    problems = []
-
-    def unknown(name: str, role: str) -> str:
-        close = suggest(name, names)
-        hint = f" Did you mean '{close}'?" if close else ""
-        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-        return f"{src}: {role} column '{name}' not found. Available columns: {shown}.{hint}"
-
-    for name, role in ((y, "target (y)"), (sigma, "sigma"), (weights, "weights")):
-        if name is not None and name not in names:
-            problems.append(unknown(name, role))
+    problems = [
+        column_not_found(name, role, names, src)
+        for name, role in ((y, "target (y)"), (sigma, "sigma"), (weights, "weights"))
+        if name is not None and name not in names
+    ]
+    if x is not None:
+        return input_names(x, names, y, src, problems), problems
     others = {n for n in (y, sigma, weights) if n is not None}
-    if x is None:
-        x_names = [n for n in names if n not in others]
-    else:
-        x_names = []
-        for n in [p.strip() for p in x.split(",") if p.strip()] if isinstance(x, str) else [str(p) for p in x]:
-            if n not in names:
-                problems.append(unknown(n, "input (x)"))
-            elif n == y:
-                problems.append(f"{src}: column '{n}' is both the target (y) and an input (x). Remove it from x.")
-            elif n in x_names:
-                problems.append(f"{src}: input (x) column '{n}' is listed twice. List it once.")
-            else:
-                x_names.append(n)
+    x_names = [n for n in names if n not in others]
     if not x_names and not problems:
         problems.append(f"{src}: no input (x) columns are left. Name at least one with x=.")
     return x_names, problems
