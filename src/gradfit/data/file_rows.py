@@ -63,13 +63,15 @@ def open_file_rows(
     absolute_sigma: bool = False,
     dtype: torch.dtype = torch.float32,
     drop_nan: bool = False,
+    scan: bool = True,
 ) -> FileRows:
-    """The rows of the Parquet or CSV file at ``path`` (columns checked now, values in one pass:
+    """The rows of the Parquet or CSV file at ``path`` (columns checked now, values in one pass unless not ``scan``:
     see :meth:`StreamedRows.scan`), ``x`` None taking every column but ``y``, ``sigma`` and ``weights``."""
     stream = StreamedRows.open(
         path, None if x is None else list(x), y, sigma=sigma, weights=weights, dtype=dtype, drop_nan=drop_nan
     )
-    stream.scan()  # every check of the values, before the fit starts
+    if scan:
+        stream.scan()  # every check of the values, before the fit starts
     kind, column = ("sigma", sigma) if sigma is not None else ("weights", weights)
     weighting = Weighting(kind, column, absolute_sigma and sigma is not None) if column is not None else None
     return FileRows(stream, dtype, stream.x_names, weighting)

@@ -39,19 +39,27 @@ def open_shard(
     """This process's whole row groups of the Parquet file at ``path`` (:func:`gradfit.distributed.shard_row_groups`),
     checked in one pass over them alone, as its shard of all the rows. Bad data in any shard stops every process
     with that shard's message."""
-    from gradfit.data.file_rows import FileRows
-    from gradfit.data.streamed import StreamedRows
-    from gradfit.data.weights import Weighting
+    from gradfit.data.file_rows import open_file_rows
 
-    stream = StreamedRows.open(path, list(x), y, sigma=sigma, weights=weights, dtype=dtype, drop_nan=drop_nan)
-    groups = stream.file.group_rows()
+    local = open_file_rows(
+        path,
+        x,
+        y,
+        sigma=sigma,
+        weights=weights,
+        absolute_sigma=absolute_sigma,
+        dtype=dtype,
+        drop_nan=drop_nan,
+        scan=False,
+    )
+    stream = local.stream
     if stream.file.kind != "parquet":
         raise ConfigError(
             f"A fit spread over processes reads a Parquet file, each process its own row groups; {path!s} is "
             f"CSV, which every process would have to read through. Convert it (e.g. pandas: "
             f"read_csv(...).to_parquet(...)), or fit in one process."
         )
-    stream.file.span = shard_row_groups(groups, group)
+    stream.file.span = shard_row_groups(stream.file.group_rows(), group)
     problem = None
     try:
         stream.scan()
@@ -61,9 +69,7 @@ def open_shard(
     if problems:
         rank, text = problems[0]
         raise DataError(text if rank == group.rank else f"rank {rank} found bad data in its rows: {text}")
-    kind, column = ("sigma", sigma) if sigma is not None else ("weights", weights)
-    weighting = Weighting(kind, column, absolute_sigma and sigma is not None) if column is not None else None
-    return ShardRows(FileRows(stream, dtype, stream.x_names, weighting), group)
+    return ShardRows(local, group)
 
 
 class ShardRows:
