@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tests.helpers.peak import needs_proc, run_measured
 
 from gradfit.data.convert import as_dataset
 from gradfit.data.streamed import StreamedRows
@@ -423,41 +424,29 @@ PEAK_BOUND = 300e6
 POOL_BOUND = 64e6  # pyarrow's own allocations: 10 MB (Parquet), 39 MB (CSV) measured; 173 MB when the file is held
 
 MEASURE = """
-import json, sys
+import sys
 import pyarrow as pa, torch
 from gradfit.data.streamed import StreamedRows
 from gradfit.rowpass import reduce
 
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
-
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # the peak (VmHWM) starts again from the resident memory now
-base = status("VmRSS")
+reset_peak()
 rows = StreamedRows.open(sys.argv[1], ["x"], "y", dtype=torch.float64)
 scan = rows.scan()
 passes = [reduce(lambda x, y, w: (x.sum(), y.sum(), (x[:, 0] * y).sum(), (x * x).sum()), rows) for _ in range(2)]
-print(json.dumps({
-    "peak": status("VmHWM") - base, "pool": pa.default_memory_pool().max_memory(), "n": len(rows),
-    "scan": [scan.sums["x"], scan.sums["y"], scan.squares["x"]], "passes": [[float(s) for s in p] for p in passes],
-}))
+print_measured(
+    pool=pa.default_memory_pool().max_memory(), n=len(rows),
+    scan=[scan.sums["x"], scan.sums["y"], scan.squares["x"]], passes=[[float(s) for s in p] for p in passes],
+)
 """
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["parquet", "csv"])
 def test_a_pass_over_ten_million_rows_holds_a_batch_not_the_file(tmp_path, kind):
-    import json
-    import os
-    import subprocess
-    import sys
-
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    if not os.path.exists("/proc/self/clear_refs"):
-        pytest.skip("the peak resident memory is read from /proc (Linux)")
+    needs_proc()
     n = 10**7
     rng = np.random.default_rng(1)
     x = rng.normal(size=n)
@@ -469,12 +458,7 @@ def test_a_pass_over_ten_million_rows_holds_a_batch_not_the_file(tmp_path, kind)
     else:
         pcsv.write_csv(table, path)  # 387 MB of text
     del x, y, table
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
+    got = run_measured(MEASURE, path, timeout=600)
     whole = pq.read_table(path, columns=["x", "y"]) if kind == "parquet" else pcsv.read_csv(path)
     x, y = whole.column("x").to_numpy(), whole.column("y").to_numpy()
     expected = [x.sum(), y.sum(), np.dot(x, y), np.dot(x, x)]

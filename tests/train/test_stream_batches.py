@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from tests.helpers.checkpoints import assert_same_fit, fit_stopped_at
+from tests.helpers.peak import needs_proc, run_measured
 
 import gradfit
 from gradfit.data.file_rows import open_file_rows
@@ -307,41 +308,29 @@ def test_early_stopping_on_a_streamed_split_keeps_the_best_parameters(files, sma
 MINI_PEAK_BOUND = 160e6
 
 MINI_MEASURE = """
-import json, os, sys, tempfile, warnings
+import os, sys, tempfile, warnings
 import numpy as np, pandas as pd, gradfit
 warnings.simplefilter("ignore")
-
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
 
 options = dict(x="x", y="y", stream=True, optimizer="adam", lr=0.01, seed=11, dtype="float64", batch_size=4096)
 small = os.path.join(tempfile.mkdtemp(), "small.parquet")
 pd.DataFrame({"x": np.linspace(0, 1, 5000), "y": np.linspace(1, 3, 5000)}).to_parquet(small, row_group_size=1000)
 gradfit.fit("a*x + b", small, steps=30, **options)  # the warm-up
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # the peak (VmHWM) starts again from the resident memory now
-base = status("VmRSS")
+reset_peak()
 fits = [gradfit.fit("a*x + b", sys.argv[1], steps=400, **options) for _ in range(2)]
-print(json.dumps({
-    "peak": status("VmHWM") - base, "params": [f.flat_params for f in fits], "losses": [f.loss for f in fits],
-    "steps": fits[0].steps, "epochs": fits[0].epochs, "n": fits[0].data["n"],
-}))
+print_measured(
+    params=[f.flat_params for f in fits], losses=[f.loss for f in fits],
+    steps=fits[0].steps, epochs=fits[0].epochs, n=fits[0].data["n"],
+)
 """
 
 
 @pytest.mark.slow
 def test_adam_mini_batches_over_ten_million_rows_hold_windows_not_the_file(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not os.path.exists("/proc/self/clear_refs"):
-        pytest.skip("the peak resident memory is read from /proc (Linux)")
+    needs_proc()
     n = 10**7
     rng = np.random.default_rng(1)
     x = rng.normal(size=n)
@@ -349,12 +338,7 @@ def test_adam_mini_batches_over_ten_million_rows_hold_windows_not_the_file(tmp_p
     path = tmp_path / "big.parquet"
     pq.write_table(table, path, row_group_size=10**6)  # windows of one row group: 400 batches of 4096 take two
     del x, table
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", MINI_MEASURE, str(path)], capture_output=True, text=True, env=env, timeout=900
-    )
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
+    got = run_measured(MINI_MEASURE, path)
     assert got["n"] == n and got["steps"] == 400 and got["epochs"] == pytest.approx(400 / 2442)
     assert got["params"][0] == got["params"][1] and got["losses"][0] == got["losses"][1]  # the same batches
     assert got["params"][0] == pytest.approx({"a": 2.0, "b": 1.0}, abs=0.01)  # adam's lr, near the optimum

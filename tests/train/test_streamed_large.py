@@ -5,12 +5,10 @@ stated bound above the interpreter's, measured in a fresh interpreter (Linux's V
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from tests.helpers.peak import needs_proc, run_measured
 
 import gradfit
 
@@ -28,22 +26,14 @@ CASES = {
 PEAK_BOUND = 300e6
 
 MEASURE = """
-import json, sys, warnings
+import sys, warnings
 import torch, gradfit
 warnings.simplefilter("ignore")
-
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
-
 import pyarrow.parquet, gradfit.api, gradfit.analysis.fit_analysis, gradfit.data.file_rows  # noqa: the imports
 model, init, options = json.loads(sys.argv[2])
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # the peak (VmHWM) starts again from the resident memory now
-base = status("VmRSS")
+reset_peak()
 r = gradfit.fit(model, sys.argv[1], y="y", init=init, stream=True, **options)
-print(json.dumps({"peak": status("VmHWM") - base, "params": r.flat_params, "stderr": r.uncertainty["stderr"],
-                  "loss": r.loss, "steps": r.steps, "n": r.data["n"]}))
+print_measured(params=r.flat_params, stderr=r.uncertainty["stderr"], loss=r.loss, steps=r.steps, n=r.data["n"])
 """
 
 
@@ -61,19 +51,9 @@ def big(tmp_path_factory):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_ten_million_streamed_rows_fit_as_the_file_read_whole_in_bounded_memory(big, name):
-    if not os.path.exists("/proc/self/clear_refs"):
-        pytest.skip("the peak resident memory is read from /proc (Linux)")
+    needs_proc()
     options = CASES[name]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(big), json.dumps([FORMULA, START, options])],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    streamed = json.loads(done.stdout.strip().splitlines()[-1])
+    streamed = run_measured(MEASURE, big, json.dumps([FORMULA, START, options]))
     assert streamed["peak"] < PEAK_BOUND, f"the streamed fit's peak was {streamed['peak'] / 1e6:.0f} MB"
     whole = gradfit.fit(FORMULA, big, y="y", init=START, stream=False, **options)
     assert streamed["n"] == ROWS and streamed["steps"] == whole.steps
