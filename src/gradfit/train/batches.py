@@ -66,10 +66,13 @@ class Batches:
         """
         if self.generator is None:
             return None
-        mid_epoch = (
-            self.order is not None and self.shuffle and self.batch < self.rows and self.position % self.per_epoch != 0
-        )
+        mid_epoch = self.drawn and self.shuffle and self.batch < self.rows and self.position % self.per_epoch != 0
         return self.epoch_rng if mid_epoch else self.generator.get_state()
+
+    @property
+    def drawn(self) -> bool:
+        """Whether an epoch's order has been drawn (its generator state kept in ``epoch_rng``)."""
+        return self.order is not None
 
     def layout(self) -> dict:
         """What a checkpoint must hold beyond the generator to take the same batches again: nothing here."""

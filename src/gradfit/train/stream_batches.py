@@ -30,6 +30,7 @@ import torch
 
 from gradfit.errors import ConfigError
 from gradfit.rowpass import rows_triple
+from gradfit.train.batches import Batches
 
 __all__ = ["BUFFER_ROWS", "StreamBatches", "window_rows"]
 
@@ -49,9 +50,10 @@ def window_rows(data, buffer_rows: int | None = None) -> int:
     return max(1, min(BUFFER_ROWS if buffer_rows is None else int(buffer_rows), int(most)))
 
 
-class StreamBatches:
+class StreamBatches(Batches):
     """The mini-batch schedule of one fit over a streamed file's rows (a
-    :class:`gradfit.data.file_rows.FileRows`), with :class:`gradfit.train.batches.Batches`' interface."""
+    :class:`gradfit.data.file_rows.FileRows`): :class:`gradfit.train.batches.Batches` whose epochs are windows of
+    blocks read from the file (its checkpoint state, the generator's at the epoch's start, is the same)."""
 
     def __init__(
         self, data, batch_size: int | None, shuffle: bool, generator: torch.Generator | None, buffer_rows=None
@@ -166,15 +168,10 @@ class StreamBatches:
         if len(x) == 0 and w + 1 < len(self.windows):
             self._load(w + 1)  # every row of this window was dropped
 
-    def state_dict(self) -> torch.Tensor | None:
-        """The generator's state from which the rest of the fit's epochs follow (None without a generator): mid-epoch
-        the state at the epoch's start, so a resumed fit draws the same epoch again (as :class:`Batches`)."""
-        if self.generator is None:
-            return None
-        mid_epoch = (
-            self.windows is not None and self.shuffle and self.batch < self.rows and self.position % self.per_epoch != 0
-        )
-        return self.epoch_rng if mid_epoch else self.generator.get_state()
+    @property
+    def drawn(self) -> bool:
+        """Whether an epoch's windows have been drawn (its generator state kept in ``epoch_rng``)."""
+        return self.windows is not None
 
     def layout(self) -> dict:
         """The checkpoint's ``windows`` field: the rows of a shuffle window and the blocks, on which the epochs drawn
@@ -199,7 +196,3 @@ class StreamBatches:
                 f"batches. The window follows the memory budget: resume with the budget of the interrupted run "
                 f"(GRADFIT_MEMORY, --memory-budget)."
             )
-
-    def load_state_dict(self, state: torch.Tensor | None) -> None:
-        if self.generator is not None and state is not None:
-            self.generator.set_state(state)
