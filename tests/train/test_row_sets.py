@@ -166,3 +166,16 @@ def test_a_process_torchrun_started_without_a_group_is_warned(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error", gradfit.GradfitWarning)
         gradfit.fit(FORMULA, decay(300), y="y", init=START, optimizer="lm")
+
+
+def test_a_fit_on_a_row_set_reads_its_rows_a_bounded_number_of_times(monkeypatch):
+    # Every pass over a streamed file reads the file: the steps' passes, plus the sample, the metrics, the error bars
+    # and the final loss. The verdict's hints (input scales, flatness) read the sample the fit holds, not the rows.
+    passes = []
+    chunks = HiddenRows.chunks
+    monkeypatch.setattr(HiddenRows, "chunks", lambda self, *a, **k: passes.append(1) or chunks(self, *a, **k))
+    r = gradfit.fit(FORMULA, HiddenRows(decay(5000)), y="y", init=START, optimizer="lm", chunk_size=700)
+    assert len(passes) <= r.diagnostics["lm"]["n_jacobian"] + 4
+    passes.clear()
+    r = gradfit.fit(FORMULA, HiddenRows(decay(5000)), y="y", init=START, optimizer="sgd", lr=0.01, steps=10)
+    assert len(passes) <= r.steps + 6

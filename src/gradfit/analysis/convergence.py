@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gradfit.analysis.flatness import MAX_PROBE_PARAMS, PROBE_ROWS, Flatness, flatness
+from gradfit.analysis.flatness import MAX_PROBE_PARAMS, Flatness, flatness
+from gradfit.analysis.stability import CHECK_ROWS
 from gradfit.rowpass import is_row_set, reduce, rows_of, rows_triple
 
 __all__ = ["Verdict", "judge", "NEWTON_TOL", "STILL_FALLING", "BUDGETS"]
@@ -308,9 +309,9 @@ def _flatness(result, model, train, f: _Facts, chunk_size: int | None = None, su
 
 
 def _probe_rows(train) -> tuple[Tensor, Tensor]:
-    """The inputs and targets :func:`flatness` probes (at most :data:`PROBE_ROWS` evenly spaced rows): of the rows
-    in memory, or evenly spaced rows of a row set."""
-    data = train.sample(PROBE_ROWS) if is_row_set(train) else train
+    """The rows :func:`flatness` probes (it takes at most :data:`PROBE_ROWS` evenly spaced rows of them): the rows in
+    memory, or the evenly spaced rows a fit holds of a row set."""
+    data = train.sample(CHECK_ROWS) if is_row_set(train) else train  # the rows the fit holds: no pass
     return data.x, data.y
 
 
@@ -427,7 +428,10 @@ def _remedy_text(remedy: dict[str, float]) -> str:
 
 
 def _badly_scaled(train, chunk_size: int | None = None) -> str | None:
-    """Input columns whose scale is far from 1 (rms above 100 or below 0.01, or an offset 100x their spread)."""
+    """Input columns whose scale is far from 1 (rms above 100 or below 0.01, or an offset 100x their spread). Of a
+    row set, its evenly spaced rows the fit already holds: two passes over a file to word a hint would cost more
+    than the hint is worth."""
+    train = train.sample(CHECK_ROWS) if is_row_set(train) else train
     n = len(train)
     if n == 0 or not train.x_names:
         return None
