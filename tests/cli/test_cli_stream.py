@@ -78,3 +78,31 @@ def test_a_file_over_the_memory_budget_is_streamed_with_a_note(parquet, tmp_path
 def test_no_stream_keeps_the_file_read_whole(parquet, tmp_path):
     out = run("fit", parquet, "--model", FORMULA, "--y", "y", "--out", tmp_path / "o", "--no-stream", "-q")
     assert out.exit_code == 0 and "stream" not in json.loads((tmp_path / "o" / "result.json").read_text())["data"]
+
+
+def test_a_job_torchrun_restarted_takes_up_the_checkpoint_of_its_out_folder(tmp_path, monkeypatch):
+    from gradfit.cli.processes import restarted_from
+
+    out = tmp_path / "run"
+    out.mkdir()
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert restarted_from(out, None) is None  # nothing saved yet: a fresh start
+    (out / "checkpoint.pt").write_bytes(b"saved")
+    assert restarted_from(out, None) == out
+    assert restarted_from(out, tmp_path / "other") == tmp_path / "other"  # a --resume given wins
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    assert restarted_from(out, None) is None  # the first attempt never resumes by itself
+
+
+def test_a_streamed_run_s_picture_counts_the_file_s_rows(parquet, tmp_path):
+    import gradfit
+    from gradfit.analysis import fitted_data
+    from gradfit.plots.fit import FitDisplay
+
+    r = gradfit.fit(FORMULA, parquet, y="y", stream=True)
+    sample = fitted_data.streamed_sample
+    with pytest.MonkeyPatch.context() as mp:  # pictures draw 10,000 evenly spaced rows of the 30,000
+        mp.setattr(fitted_data, "streamed_sample", lambda result: sample(result, 10_000))
+        shown = FitDisplay(r)
+    assert shown.n == 10_000 and shown.n_fitted == 30_000
+    assert shown.data_label == "data (10,000 of 30,000 rows)"
