@@ -496,7 +496,10 @@ def _open_rows(data, model, x, y, declared, config, stream, read, drop_nan, sigm
         return data, data.sample(CHECK_ROWS), origin, reading, notes, bool(stream)
     data, origin, reading, notes = open_data(data, read)
     check_names(model, _columns(data), y_name, None if x is None else _split_names(x), declared)
-    inputs = _split_names(x) if x is not None else _default_inputs(model, data, y_name, declared, (sigma, weights))
+    weight_columns = [w for w in (sigma, weights) if isinstance(w, str)]
+    inputs = (
+        _split_names(x) if x is not None else default_inputs(model, _columns(data), y_name, declared, weight_columns)
+    )
     dataset = as_dataset(
         data,
         x=inputs,
@@ -580,18 +583,6 @@ def _columns(data) -> list[str]:
     if hasattr(data, "shape") and len(data.shape) == 2:
         return [f"x{i}" for i in range(data.shape[1])]
     return []
-
-
-def _default_inputs(model, data, y: str | None, declared, weights) -> list[str]:
-    """The model's inputs when x is not given: a formula's names that are columns (and not declared parameters),
-    else every column but y and the column of row weights (sigma or weights), which describes the rows, not the
-    model's input."""
-    from gradfit.models.builder import is_zoo_name
-
-    columns = _columns(data)
-    if not (isinstance(model, str) and not is_zoo_name(model)):
-        columns = [c for c in columns if c not in [w for w in weights if isinstance(w, str)]]
-    return default_inputs(model, columns, y, declared)
 
 
 def _constant_notes(model) -> list[str]:

@@ -145,3 +145,12 @@ def test_a_bad_label_of_a_streamed_file_is_named_at_its_row(classes):
             gradfit.fit("linear", classes / "bad.parquet", y="label", loss="cross_entropy", stream=stream, steps=2)
         messages.append(str(caught.value))
     assert messages[0] == messages[1] and "row 31001" in messages[1]
+
+
+def test_a_formula_s_name_that_is_also_the_sigma_column_is_an_input_as_in_memory(files):
+    # `s` is the sigma column and, in this formula, an input too: both readers take it as the formula asks.
+    options = {"x": None, "y": "y", "sigma": "s", "optimizer": "lm"}
+    a = gradfit.fit("a*exp(-b*x) + c + d*s", files / "rows.parquet", **options)
+    b = gradfit.fit("a*exp(-b*x) + c + d*s", files / "rows.parquet", stream=True, **options)
+    assert a.data["x"] == b.data["x"] == ["x", "s"]
+    equal(a, b, 1e-10)

@@ -24,9 +24,15 @@ ModelLike = str | Model | torch.nn.Module | Callable
 
 
 def default_inputs(
-    model: ModelLike, columns: Sequence[str], y: str | None, declared: Collection[str] = ()
+    model: ModelLike,
+    columns: Sequence[str],
+    y: str | None,
+    declared: Collection[str] = (),
+    row_weights: Collection[str] = (),
 ) -> list[str]:
-    """The input columns to use when the user gave none (``declared``: names declared parameters)."""
+    """The input columns to use when the user gave none (``declared``: names declared parameters): a formula's names
+    that are columns, else every column but ``y`` and the columns of row weights (``row_weights``: sigma or
+    weights), which describe the rows, not the model's input."""
     if isinstance(model, Model):
         return list(model.inputs)
     if isinstance(model, str) and not is_zoo_name(model):
@@ -37,7 +43,7 @@ def default_inputs(
             hint = f" Did you mean the zoo model {close!r}?" if close else ""
             raise ModelError(no_input_message(formula, columns, y, declared) + hint)
         return inputs
-    return [c for c in columns if c != y]
+    return [c for c in columns if c != y and c not in row_weights]
 
 
 def check_names(

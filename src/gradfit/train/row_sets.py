@@ -44,8 +44,8 @@ def open_stream(path, model, x, y, declared, sigma, weights, absolute_sigma: boo
             raise ConfigError(f"With stream=True, {name} must name a column of the file, not hold the values.")
     columns = file_columns(path)
     check_names(model, columns, y, x, declared)
-    candidates = [c for c in columns if c not in (sigma, weights)]  # a weight column is not an input
-    inputs = list(x) if x is not None else default_inputs(model, candidates, y, declared)
+    weight_columns = [c for c in (sigma, weights) if c is not None]
+    inputs = list(x) if x is not None else default_inputs(model, columns, y, declared, weight_columns)
     group = current()
     if group is not None:  # one of many processes: its own row groups, its sums added to the others'
         from gradfit.data.shard_rows import open_shard
