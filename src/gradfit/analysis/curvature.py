@@ -48,7 +48,16 @@ class DatasetView(ParamView):
     the dataset's rows, read ``chunk_size`` at a time at most (the fit's ``FitConfig.chunk_size``; None for
     :data:`gradfit.rowpass.CHUNK_ROWS`)."""
 
-    def __init__(self, model, dataset, values: np.ndarray, free: list[int], chunk_size: int | None = None, sums=None):
+    def __init__(
+        self,
+        model,
+        dataset,
+        values: np.ndarray,
+        free: list[int],
+        chunk_size: int | None = None,
+        sums=None,
+        n: int | None = None,
+    ):
         super().__init__(model, torch.tensor(values, dtype=torch.float64, device=rows_device(dataset)), free)
         self.dataset = dataset
         self.values = np.asarray(values, dtype=np.float64)
@@ -62,7 +71,7 @@ class DatasetView(ParamView):
             self.weighted and weighting is not None and weighting.kind == "sigma" and weighting.absolute_sigma
         )
         # The points that count: rows of weight 0 say nothing about the parameters.
-        self.n = counted_rows(dataset)
+        self.n = counted_rows(dataset) if n is None else n  # given when counted already: a weighted row set's pass
         # A formula's Jacobian in one pass from its derivative graph (None: autograd's, by ParamView.jacobian).
         self.formula = formula_jacobian(model, self.names) if getattr(model, "n_outputs", 1) == 1 else None
 

@@ -289,7 +289,7 @@ def compute_uncertainty(
                 f"infinity and the parameters have no finite uncertainty. Add a penalty or more (overlapping) data."
             ),
         )
-    problem = cv.DatasetView(model, dataset, values, free, chunk_size, sums=sums)
+    problem = cv.DatasetView(model, dataset, values, free, chunk_size, sums=sums, n=n)
     try:
         curv = cv.curvature(problem, loss, method)
     except cv.NotComputable as exc:
