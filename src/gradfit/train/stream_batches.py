@@ -24,7 +24,6 @@ the loop's state, is the position in the file; the windows before it are not rea
 from __future__ import annotations
 
 import bisect
-import math
 
 import torch
 
@@ -58,12 +57,7 @@ class StreamBatches(Batches):
     def __init__(
         self, data, batch_size: int | None, shuffle: bool, generator: torch.Generator | None, buffer_rows=None
     ):
-        self.data, self.shuffle, self.generator = data, shuffle, generator
-        self.rows = len(data)
-        self.batch = self.rows if batch_size is None else max(1, min(batch_size, self.rows))
-        self.per_epoch = math.ceil(self.rows / self.batch) if self.rows else 1
-        self.position = 0  # the step whose batch comes next
-        self.epoch_rng = generator.get_state() if generator is not None else None
+        super().__init__(data, batch_size, shuffle, generator)  # rows, batch, per_epoch, position, epoch_rng
         self.buffer_rows = window_rows(data, buffer_rows)
         mini = self.batch < self.rows
         self.blocks = data.blocks(self.buffer_rows) if mini else []
