@@ -1,0 +1,146 @@
+"""A sweep's members prepared as :func:`gradfit.fit` prepares one fit, then run as one batched fit.
+
+The preparation is the front door's, step by step and with its own checks (reading, the dataset, the model,
+the optimizer's dtype, the start drawn from each member's seed), so a member starts where its own fit would;
+then :func:`gradfit.train.batched_loop.run_members` runs them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gradfit.errors import ConfigError, DataError
+
+
+@dataclass
+class Members:
+    """What :func:`fit_members` returns to :func:`gradfit.experiments.sweep.sweep`."""
+
+    rows: list[dict]
+    history: np.ndarray
+    param_names: list[str]
+    row_pass: str
+
+
+def fit_members(model, data, configs: list[dict], common: dict, options: dict) -> Members:
+    """Prepare the rows, model and starts once, run every member of ``configs`` and tabulate them."""
+    from gradfit.train.batched_loop import Rules, run_members
+    from gradfit.train.batched_pass import MemberRows
+    from gradfit.train.batched_steps import KINDS, BatchedUpdates
+    from gradfit.train.config import DEFAULT_STEPS
+    from gradfit.train.paths import linear_statistics
+
+    first = configs[0]["config"]
+    prepared = _prepare(model, data, common, first)
+    built, loss, train, fixed, dtype = (prepared[k] for k in ("model", "loss", "train", "fixed", "dtype"))
+    starts = {seed: _start(prepared, common, seed) for seed in sorted({c["seed"] for c in configs})}
+    K = len(configs)
+    params = {s.name: torch.stack([starts[c["seed"]][s.name] for c in configs]).contiguous() for s in built.specs}
+    trainable = [n for n in built.param_names if n not in fixed]
+    total = first.epochs if first.epochs is not None else (DEFAULT_STEPS if first.steps is None else first.steps)
+    x, y, w = train.x, train.y, train.w
+    one = {n: v[0] for n, v in params.items()}
+    stats = linear_statistics(built, loss, train, one, fixed, first, total)
+    rows = MemberRows(built, loss, x, y, w, trainable, first.chunk_size, stats)
+    momentum = [_momentum(c) for c in configs]
+    kinds = [c["optimizer"] for c in configs]
+    assert all(k in KINDS for k in kinds)
+    updates = BatchedUpdates(
+        kinds, [c["lr"] for c in configs], momentum, [params[n].shape for n in trainable], dtype, x.device
+    )
+    out = run_members(rows, params, trainable, updates, Rules(total, first.tol, first.target_loss))
+    budget = "max_epochs" if first.epochs is not None else "max_steps"
+    names = built.flat_names()
+    flat = torch.cat([out.params[s.name].reshape(K, -1).double() for s in built.specs], 1).cpu().tolist()
+    table = _table(configs, out, flat, names, budget, prepared["dtype_name"])
+    return Members(table, out.history.cpu().numpy(), names, rows.path)
+
+
+def _table(configs, out, flat, names, budget: str, dtype_name: str) -> list[dict]:
+    from gradfit.train.batched_loop import REASONS
+
+    losses, starts = out.losses.cpu().tolist(), out.start.cpu().tolist()
+    steps, codes = out.steps.cpu().tolist(), out.codes.cpu().tolist()
+    table = []
+    for k, c in enumerate(configs):
+        reason = REASONS[codes[k]]
+        reason = budget if reason == "budget" else reason
+        reason = _verdict(reason, steps[k], starts[k], losses[k], dtype_name)
+        row = {"member": k, "optimizer": c["optimizer"], "lr": c["lr"], "seed": c["seed"]}
+        row.update(loss=losses[k], start_loss=starts[k], steps=steps[k], stop_reason=reason)
+        row.update(zip(names, flat[k]))
+        table.append(row)
+    return table
+
+
+def _verdict(reason: str, steps: int, start: float, final: float, dtype_name: str) -> str:
+    """``loss_increased`` where the fit's verdict says so (gradfit.analysis.convergence): a loss that ended above
+    its finite start by more than the dtype's slack; the loop's reason otherwise."""
+    if reason == "diverged" or (reason in ("max_steps", "max_epochs") and steps == 0) or not math.isfinite(start):
+        return reason
+    slack = (1e-6 if dtype_name == "float32" else 1e-12) * max(abs(start), 1e-300)
+    return "loss_increased" if not math.isfinite(final) or final > start + slack else reason
+
+
+def _momentum(c: dict) -> float:
+    from gradfit.train.batched_steps import KINDS
+
+    given = c["config"].momentum
+    return KINDS[c["optimizer"]] if given is None else float(given)
+
+
+def _prepare(model, data, common: dict, config) -> dict:
+    """The rows, model, loss and dtype of the sweep, as :func:`gradfit.fit` prepares them (its own helpers)."""
+    from gradfit import api
+    from gradfit.data.weights import check_training_rows
+    from gradfit.losses import check_weighting, get_loss
+    from gradfit.models.builder import build_model
+    from gradfit.models.names import check_declared, declared_params
+    from gradfit.rowpass import is_row_set
+    from gradfit.train.footprint import check_fit_memory
+    from gradfit.train.initial_values import fixed_names
+
+    if is_row_set(data):
+        raise ConfigError("A sweep reads its rows into memory: give a file, a table or arrays, not a row set.")
+    loss = get_loss(config.loss, **config.loss_options)
+    declared = declared_params(common["params"], common["init"])
+    opened = api._open_rows(
+        data, model, common["x"], common["y"], declared, config, False, common["read"], common["drop_nan"],
+        common["sigma"], common["weights"], common["absolute_sigma"],
+    )  # fmt: skip
+    dataset = opened[0]
+    check_weighting(loss, dataset.weighting)
+    if dataset.y_name is None or dataset.y is None:
+        raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
+    built = build_model(model, dataset.x_names, n_outputs=api._n_outputs(loss, dataset.y, len(dataset.x_names)),
+                        **dict(common["model_options"] or {}))  # fmt: skip
+    check_declared(built, common["params"])
+    loss.check_targets(dataset.y, built.n_outputs)
+    fixed = fixed_names(built, common["fix"])
+    choice = api._plan(config, loss, built, fixed, dataset)
+    config = dataclasses.replace(config, optimizer=choice.optimizer, dtype=choice.dtype, scale=choice.scale)
+    dtype = api._dtype(choice.dtype)
+    check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, api._device(config.device))
+    train = api._narrowed(dataset.columns(list(built.inputs)), api._device(config.device), dtype)
+    check_training_rows(train)
+    built = built.with_data(train.x)
+    return {"model": built, "loss": loss, "train": train, "fixed": fixed, "dtype": dtype,
+            "dtype_name": choice.dtype, "device": api._device(config.device)}  # fmt: skip
+
+
+def _start(prepared: dict, common: dict, seed: int) -> dict:
+    """The start :func:`gradfit.fit` would take with this seed (drawn from its generator when random)."""
+    from gradfit.train.bounds import Bounds
+    from gradfit.train.initial_values import initial_params
+
+    built, train = prepared["model"], prepared["train"]
+    generator = torch.Generator().manual_seed(seed)
+    start = initial_params(built, common["init"], generator, prepared["dtype"], x=train.x, y=train.y)
+    start = {k: v.to(prepared["device"]) for k, v in start.items()}
+    Bounds(built, None).check_start(start)
+    return start

@@ -1,0 +1,136 @@
+"""The loss and gradient of K members over the same rows, in one pass.
+
+Members are independent fits of one model to one set of rows; their parameters carry a leading K
+dimension. Three ways to the K losses and gradients, the first that applies serving:
+
+- **sufficient statistics** (:class:`gradfit.train.linear_stats.LinearStats`) when the model is linear in its
+  free parameters under the mse: O(K p²) per step, whatever the number of rows, the path a single fit of
+  such a model takes too;
+- **vmap**: ``torch.func.vmap`` of ``grad_and_value`` of one member's summed loss over a chunk of rows, so
+  every member's predictions come from one batched forward over the chunk (the model's forward is batched
+  by torch, not looped over members), and the chunks' sums are added in float64 as in
+  :mod:`gradfit.rowpass`;
+- **members one by one**: the same sums by plain autograd per member, for a model whose forward vmap
+  cannot batch (Python control flow on values, ``.item()``); the fallback, and the reference the tests
+  hold the vmap path to.
+
+Each gives ``(losses (K,) float64, [gradient (K, ...) per free parameter, in its dtype])``, means over the rows
+(weighted when the rows are), as :class:`gradfit.train.objective.Objective` does for one fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from gradfit.rowpass import reduce, row_count, rows_of
+
+Sums = tuple[Tensor, list[Tensor]]
+
+
+class MemberRows:
+    """The mean loss and its gradient for each of K members, over rows ``(x, y, w)`` held in memory.
+
+    Parameters
+    ----------
+    model, loss
+        The model (``model(params, x)``) and the loss (``loss.total(pred, y, w)``) of every member.
+    x, y, w : Tensor
+        The rows (``w`` None when unweighted).
+    trainable : sequence of str
+        The free parameters, in the order of the gradients returned.
+    chunk_size : int, optional
+        Rows per chunk (the fit's ``chunk_size``).
+    stats : LinearStats, optional
+        Sufficient statistics of these rows: then they answer, the rows are not read.
+    """
+
+    def __init__(self, model, loss, x, y, w, trainable: Sequence[str], chunk_size=None, stats=None):
+        self.model, self.loss, self.x, self.y, self.w = model, loss, x, y, w
+        self.trainable = list(trainable)
+        self.chunk_size, self.stats = chunk_size, stats
+        self.count = row_count(x, w)
+        self.path = "sufficient_statistics" if stats is not None else "vmap"
+
+    # -- the public pair ---------------------------------------------------------------------------
+
+    def value_and_grad(self, params: Mapping[str, Tensor]) -> Sums:
+        """The K mean losses (float64) and their gradients with respect to the free parameters."""
+        if self.stats is not None:
+            return self._stats(params, grad=True)
+        if self.path == "vmap":
+            try:
+                return self._sum(_vmapped(self._member_total), params)
+            except (RuntimeError, NotImplementedError, TypeError, ValueError):
+                self.path = "members"  # a forward vmap cannot batch: every later call goes member by member
+        return self._sum(self._one_by_one, params)
+
+    def value(self, params: Mapping[str, Tensor]) -> Tensor:
+        """The K mean losses (float64), no gradient."""
+        if self.stats is not None:
+            return self._stats(params, grad=False)[0]
+        return self.value_and_grad(params)[0]
+
+    # -- the paths ---------------------------------------------------------------------------------
+
+    def _stats(self, params: Mapping[str, Tensor], grad: bool) -> Sums:
+        stats = self.stats
+        theta = torch.cat([params[n].detach().double().reshape(params[n].shape[0], -1) for n in stats.names], 1)
+        d = theta - stats.theta
+        Ad = d @ stats.A  # A is symmetric: each row is A d
+        total = stats.c + (d * (Ad - 2 * stats.g)).sum(1)
+        if stats.overflow < float("inf"):  # a float32 fit's row sums overflow there; so does this
+            total = torch.where(total > stats.overflow, torch.full_like(total, float("inf")), total)
+        losses = total / stats.count
+        if not grad:
+            return losses, []
+        half = (Ad - stats.g) * (2.0 / stats.count)
+        sizes = [params[n][0].numel() for n in stats.names]
+        by_name = dict(zip(stats.names, torch.split(half, sizes, dim=1)))
+        return losses, [by_name[n].reshape(params[n].shape).to(params[n].dtype) for n in self.trainable]
+
+    def _member_total(self, free: dict, rest: dict, x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
+        """One member's summed loss over a chunk (vmap adds the members)."""
+        pred = self.model({**rest, **free}, x)
+        return self.loss.total(pred, y) if w is None else self.loss.total(pred, y, w)
+
+    def _one_by_one(self, free: dict, rest: dict, x: Tensor, y: Tensor, w: Tensor | None) -> Sums:
+        totals, grads = [], []
+        for k in range(next(iter(free.values())).shape[0] if free else 0):
+            mine = {n: v[k].detach().requires_grad_(True) for n, v in free.items()}
+            with torch.enable_grad():
+                total = self._member_total(mine, {n: v[k] for n, v in rest.items()}, x, y, w)
+                grads.append(torch.autograd.grad(total, list(mine.values()), allow_unused=True))
+            totals.append(total.detach())
+        stacked = [
+            torch.stack([g if g is not None else torch.zeros_like(free[n][0]) for g in column])
+            for n, column in zip(free, zip(*grads))
+        ]
+        return torch.stack(totals), stacked
+
+    def _sum(self, per_chunk: Callable, params: Mapping[str, Tensor]) -> Sums:
+        """``per_chunk``'s sums over the chunks, added in float64, divided by the row count."""
+        free = {n: params[n].detach() for n in self.trainable}
+        rest = {n: v.detach() for n, v in params.items() if n not in free}
+
+        def part(xc, yc, wc):
+            total, grads = per_chunk(free, rest, xc, yc, wc)
+            return (total, *grads)
+
+        total, *acc = reduce(part, rows_of(self.x, self.y, self.w, self.chunk_size))
+        return total / self.count, [(a / self.count).to(free[n].dtype) for a, n in zip(acc, self.trainable)]
+
+
+def _vmapped(member_total: Callable) -> Callable:
+    """Every member's summed loss and gradient over a chunk, in one batched call."""
+    from torch.func import grad_and_value, vmap
+
+    batched = vmap(grad_and_value(member_total), in_dims=(0, 0, None, None, None))
+
+    def per_chunk(free: dict, rest: dict, x: Tensor, y: Tensor, w: Tensor | None) -> Sums:
+        grads, total = batched(free, rest, x, y, w)
+        return total, [grads[n] for n in free]
+
+    return per_chunk
