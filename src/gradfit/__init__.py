@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names (the ``as`` fo
     from gradfit.errors import GradfitWarning as GradfitWarning
     from gradfit.errors import MemoryBudgetError as MemoryBudgetError
     from gradfit.errors import ModelError as ModelError
+    from gradfit.experiments.sweeps import SweepResult as SweepResult
+    from gradfit.experiments.sweeps import sweep as sweep
     from gradfit.losses import Loss as Loss
     from gradfit.losses import get_loss as get_loss
     from gradfit.models.base import Model as Model
@@ -61,6 +63,9 @@ _EXPORTS: dict[str, str] = {
     "FitResult": "gradfit.train.result",
     "FitConfig": "gradfit.train.config",
     "History": "gradfit.train.history",
+    # many configurations of one fit, as one batched fit
+    "sweep": "gradfit.experiments.sweeps",
+    "SweepResult": "gradfit.experiments.sweeps",
     # data
     "Dataset": "gradfit.data.dataset",
     "as_dataset": "gradfit.data.convert",
@@ -124,6 +129,7 @@ __all__ = [
     "PrintLoss",
     "SCHEDULES",
     "StepState",
+    "SweepResult",
     "ZOO_NAMES",
     "__version__",
     "as_dataset",
@@ -134,6 +140,7 @@ __all__ = [
     "get_loss",
     "make_zoo_model",
     "read_table",
+    "sweep",
     "synthetic",
 ]
 

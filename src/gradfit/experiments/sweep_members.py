@@ -19,7 +19,7 @@ from gradfit.errors import ConfigError, DataError
 
 @dataclass
 class Members:
-    """What :func:`fit_members` returns to :func:`gradfit.experiments.sweep.sweep`."""
+    """What :func:`fit_members` returns to :func:`gradfit.experiments.sweeps.sweep`."""
 
     rows: list[dict]
     history: np.ndarray

@@ -15,7 +15,7 @@ rounding (tests/train/test_batched_steps.py holds them to it):
   ``p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)`` with ``t`` the member's own step count.
 
 Members of one optimizer that sit next to each other are updated through views (no copies); the sweep
-(:mod:`gradfit.experiments.sweep`) orders them so. Grouped fits (one fit per group of rows) can reuse it
+(:mod:`gradfit.experiments.sweeps`) orders them so. Grouped fits (one fit per group of rows) can reuse it
 as it is: a member is a group.
 """
 

@@ -138,7 +138,7 @@ def _use_fused_pass(objective: Objective, model, loss, train, params: dict, fixe
 def linear_statistics(model, loss, train, params, fixed, config, total: int) -> LinearStats | None:
     """The sufficient statistics a full-batch fit of ``model`` to ``train`` from ``params`` would take its sums
     from (None where it would take the row pass): the same rule and checks as :func:`prepare_paths`, for callers
-    that run many fits of these rows at once (:mod:`gradfit.experiments.sweep`)."""
+    that run many fits of these rows at once (:mod:`gradfit.experiments.sweeps`)."""
     objective = Objective(model, loss, config.chunk_size)
     if not _bind_statistics(objective, model, loss, train, None, params, fixed, config, total, True):
         return None
