@@ -46,7 +46,8 @@ def fit_members(model, data, configs: list[dict], common: dict, options: dict) -
     x, y, w = train.x, train.y, train.w
     one = {n: v[0] for n, v in params.items()}
     stats = linear_statistics(built, loss, train, one, fixed, first, total)
-    rows = MemberRows(built, loss, x, y, w, trainable, first.chunk_size, stats)
+    fused = _fused(built, loss, one, first) if stats is None else None
+    rows = MemberRows(built, loss, x, y, w, trainable, first.chunk_size, stats, fused, K)
     momentum = [_momentum(c) for c in configs]
     kinds = [c["optimizer"] for c in configs]
     assert all(k in KINDS for k in kinds)
@@ -59,6 +60,16 @@ def fit_members(model, data, configs: list[dict], common: dict, options: dict) -
     flat = torch.cat([out.params[s.name].reshape(K, -1).double() for s in built.specs], 1).cpu().tolist()
     table = _table(configs, out, flat, names, budget, prepared["dtype_name"])
     return Members(table, out.history.cpu().numpy(), names, rows.path)
+
+
+def _fused(model, loss, params: dict, config):
+    """The formula's fused chunk pass where a fit of it would take one (never with ``row_pass="autograd"``)."""
+    from gradfit.train.fused_pass import FusedPass, fused_pass
+
+    if config.row_pass == "autograd":
+        return None
+    found = fused_pass(model, loss, params)
+    return found if isinstance(found, FusedPass) else None
 
 
 def _table(configs, out, flat, names, budget: str, dtype_name: str) -> list[dict]:

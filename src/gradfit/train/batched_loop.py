@@ -90,7 +90,7 @@ def run_members(rows, params: dict[str, Tensor], trainable: list[str], updates, 
     previous = [p.clone() for p in leaves]
     start: Tensor | None = None
     for k in range(rules.total):
-        losses, grads = rows.value_and_grad(params)
+        losses, grads = _running(rows, params, trainable, state.active)
         if start is None:
             start = losses.clone()
         _look(state, k, losses, grads, leaves, previous, rules)
@@ -102,6 +102,18 @@ def run_members(rows, params: dict[str, Tensor], trainable: list[str], updates, 
     if state.active.any() or start is None:
         start = _end(state, rows, params, leaves, previous, rules.total, start)
     return MembersOutput(params, state.final, state.steps, state.codes, state.history, start, state.stopped_at)
+
+
+def _running(rows, params: dict[str, Tensor], trainable: list[str], active: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """The losses and gradients of the running members (the others' are NaN and 0): stopped members cost no
+    pass over the rows."""
+    if bool(active.all()):
+        return rows.value_and_grad(params)
+    index = active.nonzero().reshape(-1)
+    some, grads = rows.value_and_grad({n: v.index_select(0, index) for n, v in params.items()})
+    losses = torch.full(active.shape, math.nan, dtype=some.dtype, device=some.device).index_copy_(0, index, some)
+    full = [torch.zeros_like(params[n]).index_copy_(0, index, g) for n, g in zip(trainable, grads)]
+    return losses, full
 
 
 def _look(state: _State, k: int, losses: Tensor, grads: list[Tensor], leaves, previous, rules: Rules) -> None:

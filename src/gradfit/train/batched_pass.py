@@ -6,6 +6,9 @@ dimension. Three ways to the K losses and gradients, the first that applies serv
 - **sufficient statistics** (:class:`gradfit.train.linear_stats.LinearStats`) when the model is linear in its
   free parameters under the mse: O(K p²) per step, whatever the number of rows, the path a single fit of
   such a model takes too;
+- **fused formula**: a formula's fused chunk pass (:mod:`gradfit.train.fused_pass`, the pass a single fit of the
+  formula takes), batched over the members by ``torch.func.vmap``: no autograd graph, a few tensor operations
+  per chunk for all members;
 - **vmap**: ``torch.func.vmap`` of ``grad_and_value`` of one member's summed loss over a chunk of rows, so
   every member's predictions come from one batched forward over the chunk (the model's forward is batched
   by torch, not looped over members), and the chunks' sums are added in float64 as in
@@ -25,9 +28,12 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from gradfit.rowpass import reduce, row_count, rows_of
+from gradfit.rowpass import chunk_rows, reduce, row_count, rows_of
 
 Sums = tuple[Tensor, list[Tensor]]
+#: Member-rows (members x rows) of one chunk of the batched paths: their temporaries (4 MB in float64) stay in
+#: the caches, which is most of the speed of an elementwise pass over many members.
+CHUNK_NUMBERS = 2**19
 
 
 class MemberRows:
@@ -45,14 +51,22 @@ class MemberRows:
         Rows per chunk (the fit's ``chunk_size``).
     stats : LinearStats, optional
         Sufficient statistics of these rows: then they answer, the rows are not read.
+    fused : FusedPass, optional
+        The formula's fused chunk pass (:func:`gradfit.train.fused_pass.fused_pass`), batched over the members.
+    members : int
+        K, which sets the rows per chunk of the batched paths (:data:`CHUNK_NUMBERS` member-rows, at most
+        ``chunk_size`` rows).
     """
 
-    def __init__(self, model, loss, x, y, w, trainable: Sequence[str], chunk_size=None, stats=None):
+    def __init__(
+        self, model, loss, x, y, w, trainable: Sequence[str], chunk_size=None, stats=None, fused=None, members=1
+    ):
         self.model, self.loss, self.x, self.y, self.w = model, loss, x, y, w
         self.trainable = list(trainable)
-        self.chunk_size, self.stats = chunk_size, stats
+        self.chunk_size, self.stats, self.fused = chunk_size, stats, fused
+        self.batched_rows = max(64, min(chunk_rows(chunk_size), CHUNK_NUMBERS // max(1, members)))
         self.count = row_count(x, w)
-        self.path = "sufficient_statistics" if stats is not None else "vmap"
+        self.path = "sufficient_statistics" if stats is not None else "fused formula" if fused is not None else "vmap"
 
     # -- the public pair ---------------------------------------------------------------------------
 
@@ -60,12 +74,17 @@ class MemberRows:
         """The K mean losses (float64) and their gradients with respect to the free parameters."""
         if self.stats is not None:
             return self._stats(params, grad=True)
+        if self.path == "fused formula":
+            try:
+                return self._sum(_vmapped_fused(self.fused, self.trainable), params, self.batched_rows)
+            except (RuntimeError, NotImplementedError, TypeError, ValueError):
+                self.path = "vmap"  # a formula the batched fused pass refuses: autograd, batched
         if self.path == "vmap":
             try:
-                return self._sum(_vmapped(self._member_total), params)
+                return self._sum(_vmapped(self._member_total), params, self.batched_rows)
             except (RuntimeError, NotImplementedError, TypeError, ValueError):
                 self.path = "members"  # a forward vmap cannot batch: every later call goes member by member
-        return self._sum(self._one_by_one, params)
+        return self._sum(self._one_by_one, params, self.chunk_size)
 
     def value(self, params: Mapping[str, Tensor]) -> Tensor:
         """The K mean losses (float64), no gradient."""
@@ -110,7 +129,7 @@ class MemberRows:
         ]
         return torch.stack(totals), stacked
 
-    def _sum(self, per_chunk: Callable, params: Mapping[str, Tensor]) -> Sums:
+    def _sum(self, per_chunk: Callable, params: Mapping[str, Tensor], chunk_size) -> Sums:
         """``per_chunk``'s sums over the chunks, added in float64, divided by the row count."""
         free = {n: params[n].detach() for n in self.trainable}
         rest = {n: v.detach() for n, v in params.items() if n not in free}
@@ -119,7 +138,7 @@ class MemberRows:
             total, grads = per_chunk(free, rest, xc, yc, wc)
             return (total, *grads)
 
-        total, *acc = reduce(part, rows_of(self.x, self.y, self.w, self.chunk_size))
+        total, *acc = reduce(part, rows_of(self.x, self.y, self.w, chunk_size))
         return total / self.count, [(a / self.count).to(free[n].dtype) for a, n in zip(acc, self.trainable)]
 
 
@@ -132,5 +151,21 @@ def _vmapped(member_total: Callable) -> Callable:
     def per_chunk(free: dict, rest: dict, x: Tensor, y: Tensor, w: Tensor | None) -> Sums:
         grads, total = batched(free, rest, x, y, w)
         return total, [grads[n] for n in free]
+
+    return per_chunk
+
+
+def _vmapped_fused(fused: Callable, trainable: list[str]) -> Callable:
+    """The fused chunk pass of every member over a chunk, in one batched call."""
+    from torch.func import vmap
+
+    def member(free: dict, rest: dict, x: Tensor, y: Tensor, w: Tensor | None) -> tuple[Tensor, list[Tensor]]:
+        return fused({**rest, **free}, trainable, x, y, w)
+
+    batched = vmap(member, in_dims=(0, 0, None, None, None))
+
+    def per_chunk(free: dict, rest: dict, x: Tensor, y: Tensor, w: Tensor | None) -> Sums:
+        total, grads = batched(free, rest, x, y, w)
+        return total, list(grads)
 
     return per_chunk

@@ -1,0 +1,87 @@
+"""A learning-rate sweep as one batched fit (``gradfit.sweep``) against a loop of ``gradfit.fit`` calls.
+
+256 learning rates (log-spaced 1e-4 .. 1) x 100 sgd steps on 10^4 rows, for the zoo ``linear`` model and for the
+formula ``a*exp(-b*x) + c``. The baseline is the loop of fits: ``--sample`` of the 256 fits (evenly spaced over the
+learning rates, so diverging ones are in it) are timed and the time scaled to 256; the sweep runs all 256. The two
+are alternated, repeat by repeat, so both see the same machine load, and the medians compared. Each sampled fit's
+parameters are checked against its sweep member. Run with ``OMP_NUM_THREADS=1 python bench/bench_sweep.py`` and
+without OMP_NUM_THREADS (torch's default threads); the ratios are the numbers to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import torch
+from bench.timing import interleaved
+
+import gradfit
+
+MODELS = ("linear", "a*exp(-b*x) + c")
+TARGETS = {"linear": 100.0, "a*exp(-b*x) + c": 20.0}
+
+
+def data(rows: int) -> dict:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 3, rows)
+    return {"x": x, "y": 2.5 * np.exp(-1.3 * x) + 0.5 + 0.05 * rng.normal(size=rows)}
+
+
+def measure(model: str, table: dict, lrs: np.ndarray, steps: int, sample: int, dtype: str):
+    picked = lrs[np.linspace(0, len(lrs) - 1, sample).round().astype(int)]
+
+    def loop():
+        start = time.perf_counter()
+        results = [gradfit.fit(model, table, y="y", optimizer="sgd", lr=float(lr), steps=steps, dtype=dtype)
+                   for lr in picked]  # fmt: skip
+        return (time.perf_counter() - start) * len(lrs) / sample, results
+
+    def batched():
+        start = time.perf_counter()
+        out = gradfit.sweep(model, table, y="y", optimizer="sgd", lr=[float(v) for v in lrs], steps=steps, dtype=dtype)
+        return time.perf_counter() - start, out
+
+    return loop, batched, picked
+
+
+def agreement(results, out, picked) -> float:
+    """The largest relative difference of a sampled fit's parameters from its sweep member's."""
+    by_lr = {r["lr"]: r for r in out.rows}
+    worst = 0.0
+    for lr, fit in zip(picked, results):
+        row = by_lr[float(lr)]
+        for name, value in fit.flat_params.items():
+            if np.isfinite(value):
+                worst = max(worst, abs(value - row[name]) / max(1.0, abs(value)))
+    return worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--lrs", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--sample", type=int, default=16, help="fits of the loop timed, scaled to --lrs")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtype", default="float64")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    table = data(args.rows)
+    lrs = np.logspace(-4, 0, args.lrs)
+    print(f"torch threads {torch.get_num_threads()}; {args.lrs} lrs x {args.steps} sgd steps, {args.rows} rows, "
+          f"{args.dtype}; loop of fits: {args.sample} timed, scaled to {args.lrs}")  # fmt: skip
+    print(f"{'model':<18} {'loop of fits (s)':>17} {'sweep (s)':>10} {'ratio':>8} {'target':>7} {'max |dp|':>9}  path")
+    for model in MODELS:
+        loop, batched, picked = measure(model, table, lrs, args.steps, args.sample, args.dtype)
+        medians, outputs = interleaved({"loop": loop, "sweep": batched}, args.repeats)
+        ratio = medians["loop"] / medians["sweep"]
+        worst = agreement(outputs["loop"], outputs["sweep"], picked)
+        print(f"{model:<18} {medians['loop']:>17.3f} {medians['sweep']:>10.4f} {ratio:>7.1f}x {TARGETS[model]:>6.0f}x "
+              f"{worst:>9.1e}  {outputs['sweep'].row_pass}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
