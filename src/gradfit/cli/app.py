@@ -23,6 +23,7 @@ from gradfit.cli.predict_cmd import predict_command
 from gradfit.cli.race_cmd import race_command
 from gradfit.cli.serve_cmd import serve_command
 from gradfit.cli.steps_cmd import steps_command
+from gradfit.cli.sweep_cmd import sweep_command
 
 __all__ = ["app", "main"]
 
@@ -42,13 +43,14 @@ app.command("steps", no_args_is_help=True)(steps_command)
 app.command("plot", no_args_is_help=True)(plot_command)
 app.command("race", no_args_is_help=True)(race_command)
 app.command("lr-find", no_args_is_help=True)(lr_find_command)
+app.command("sweep", no_args_is_help=True)(sweep_command)
 app.command("predict", no_args_is_help=True)(predict_command)
 app.command("models")(models_command)
 app.command("serve")(serve_command)
 
 
 # The subcommands whose own --quiet / --debug the root's flags switch on (those that have them).
-_QUIET_COMMANDS = ("fit", "demo", "plot", "race", "lr-find", "predict")
+_QUIET_COMMANDS = ("fit", "demo", "plot", "race", "lr-find", "sweep", "predict")
 _DEBUG_COMMANDS = (*_QUIET_COMMANDS, "grad", "steps", "models", "serve")
 _QUIET_HELP = "Print nothing but errors (the command's own --quiet, for the commands that have one)."
 _DEBUG_HELP = "Show the traceback of an error (the command's own --debug)."

@@ -61,7 +61,7 @@ def abort(message: str, code: int = EXIT_USAGE) -> NoReturn:
     The message is printed as plain text (no rich markup: user text such as ``a[0]`` must come
     out as written) and soft-wrapped, so a narrow terminal wraps it but never cuts it.
     """
-    err_console.print(f"Error: {message}", markup=False, soft_wrap=True, style="red" if code else None)
+    err_console.print(f"Error: {message}", markup=False, emoji=False, soft_wrap=True, style="red" if code else None)
     raise typer.Exit(code)
 
 

@@ -90,6 +90,22 @@ class SweepResult:
 
         return pd.DataFrame(list(self.rows))
 
+    def table_csv(self) -> str:
+        """The table as CSV text (sweep.csv): a header, one line per member, floats in their shortest exact
+        form."""
+        names = ["member", "optimizer", "lr", "seed", "loss", "start_loss", "steps", "stop_reason", *self.param_names]
+        lines = [",".join(names)]
+        lines += [",".join(_cell(row[name]) for name in names) for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def history_csv(self) -> str:
+        """The histories in long form as CSV text (history.csv): ``member,step,loss``, one line per member and
+        step it looked at (and its final loss after a full budget)."""
+        lines = ["member,step,loss"]
+        for member, losses in self.histories().items():
+            lines += [f"{member},{step},{_cell(float(v))}" for step, v in enumerate(losses)]
+        return "\n".join(lines) + "\n"
+
     def histories(self) -> dict[int, np.ndarray]:
         """Each member's loss per step (the steps it looked at, then its final loss)."""
         out = {}
@@ -125,6 +141,13 @@ class SweepResult:
         for r in picked:
             runs.append({"optimizer": r["optimizer"], "lr": r["lr"], "seed": r["seed"], "label": _label(r)})
         return run_race(model, data, runs=runs, **{**common, **options})
+
+
+def _cell(value) -> str:
+    """A CSV field: the shortest exact text of a float (``inf``, ``-inf``; NaN empty), else the value's text."""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
 
 
 def _label(row: Mapping) -> str:

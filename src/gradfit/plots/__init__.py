@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from gradfit.plots.params import plot_params as plot_params
     from gradfit.plots.race import RaceDisplay as RaceDisplay
     from gradfit.plots.race import plot_race as plot_race
+    from gradfit.plots.sweep import SweepDisplay as SweepDisplay
 
 _EXPORTS: dict[str, str] = {
     "Display": "gradfit.plots.display",  # the base: plot(ax=None), figure(), save(path)
@@ -50,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "RaceDisplay": "gradfit.plots.race",  # several optimizers' losses and paths
     "plot_race": "gradfit.plots.race",
     "LRFinderDisplay": "gradfit.plots.lr_finder",
+    "SweepDisplay": "gradfit.plots.sweep",  # a sweep's final loss against the learning rate
     "FitAnimation": "gradfit.plots.animate",  # .save("fit.gif" | "fit.mp4" | "fit.html")
     "RaceAnimation": "gradfit.plots.animate",
 }
@@ -65,6 +67,7 @@ __all__ = [
     "ParamsDisplay",
     "RaceAnimation",
     "RaceDisplay",
+    "SweepDisplay",
     "plot_fit",
     "plot_grid",
     "plot_landscape",
