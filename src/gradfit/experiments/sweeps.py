@@ -228,6 +228,7 @@ def _configurations(lr, optimizer, seeds, options: dict) -> list[dict]:
     as a fit's options are."""
     from gradfit.api import _config
     from gradfit.optim.registry import optimizer_name
+    from gradfit.options import OPTIONS
 
     for name, why in _REFUSED.items():
         value = options.get(name)
@@ -257,8 +258,14 @@ def _configurations(lr, optimizer, seeds, options: dict) -> list[dict]:
                 f"A sweep runs the optimizers {', '.join(SWEEP_OPTIMIZERS)}; {name!r} is not one of them "
                 f"(its steps are not written out for many fits at once). Run it with gradfit.fit or gradfit race."
             )
+        # The whole configuration is checked once per optimizer; the lr and the seed, the only options that vary,
+        # by their own rows of the option table (a problem there is raised by the fit's own check, its message).
+        base = _config({**options, "optimizer": key, "lr": lrs[0], "seed": seed_list[0]})
         for rate in lrs:
             for seed in seed_list:
-                config = _config({**options, "optimizer": key, "lr": rate, "seed": seed})
+                if rate is None or OPTIONS["lr"].problem(rate) or OPTIONS["seed"].problem(seed):
+                    _config({**options, "optimizer": key, "lr": rate, "seed": seed})
+                    raise ConfigError(f"A sweep needs a number for each learning rate; got {rate!r}.")
+                config = dataclasses.replace(base, lr=rate, seed=seed)
                 configs.append({"optimizer": key, "lr": config.lr, "seed": config.seed, "config": config})
     return configs
