@@ -18,7 +18,8 @@ FORMULA = "a*exp(-b*x) + c"
 def data():
     rng = np.random.default_rng(3)
     x = rng.uniform(0, 3, 200)
-    return {"x": x, "y": 2.5 * np.exp(-1.3 * x) + 0.5 + 0.05 * rng.normal(size=200)}
+    w = rng.uniform(0.2, 2.0, 200)
+    return {"x": x, "y": 2.5 * np.exp(-1.3 * x) + 0.5 + 0.05 * rng.normal(size=200), "w": w}
 
 
 def _fit(model, data, row, **options):
@@ -54,8 +55,11 @@ def _sweep(model, data, **options):
         # tolerance: members converge at different steps while the others go on
         (FORMULA, [0.05, 0.3, 0.6], {"steps": 400, "tol": 1e-7}),
         ("linear", [0.05, 0.3, 0.6], {"steps": 400, "tol": 1e-9, "target_loss": 0.08}),
-        # autograd batched by vmap (the fast paths off), a weighted loss
+        # autograd batched by vmap (the fast paths off), another loss
         (FORMULA, [0.02, 0.4], {"steps": 80, "row_pass": "autograd", "loss": "huber"}),
+        # row weights: the statistics and the fused pass weighted
+        ("linear", [0.05, 0.5], {"steps": 60, "weights": "w", "x": "x"}),
+        (FORMULA, [0.05, 0.5], {"steps": 60, "weights": "w"}),
     ],
 )
 def test_each_member_equals_a_separate_fit(data, model, lrs, options):
