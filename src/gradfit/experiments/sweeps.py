@@ -266,6 +266,6 @@ def _configurations(lr, optimizer, seeds, options: dict) -> list[dict]:
                 if rate is None or OPTIONS["lr"].problem(rate) or OPTIONS["seed"].problem(seed):
                     _config({**options, "optimizer": key, "lr": rate, "seed": seed})
                     raise ConfigError(f"A sweep needs a number for each learning rate; got {rate!r}.")
-                config = dataclasses.replace(base, lr=rate, seed=seed)
-                configs.append({"optimizer": key, "lr": config.lr, "seed": config.seed, "config": config})
+                # "config": the options every member of this optimizer shares (its own lr and seed are beside it)
+                configs.append({"optimizer": key, "lr": rate, "seed": seed, "config": base})
     return configs

@@ -71,6 +71,8 @@ class _State:
 
     def stop(self, which: Tensor, code: int, steps, final: Tensor, k: int) -> None:
         """Stop the members ``which`` at look ``k`` with ``code``, ``steps`` kept and ``final`` loss."""
+        if not bool(which.any()):  # the common case: one test instead of five updates
+            return
         self.codes = torch.where(which, code, self.codes)
         self.steps = torch.where(which, steps, self.steps)
         self.final = torch.where(which, final, self.final)
@@ -122,7 +124,9 @@ def _look(state: _State, k: int, losses: Tensor, grads: list[Tensor], leaves, pr
     norm = _norms(grads, losses)
     state.history[k] = torch.where(active, losses, state.history[k])
     bad = active & ~(torch.isfinite(losses) & torch.isfinite(norm))
-    if k > 0:
+    if not bool(bad.any()):
+        pass
+    elif k > 0:
         _put_back(leaves, previous, bad)
         state.stop(bad, DIVERGED, k - 1, state.history[k - 1], k)
     else:
