@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 import torch
-from bench.timing import interleaved
+from timing import interleaved  # bench/ is a folder of scripts that import each other by name
 
 import gradfit
 
@@ -59,7 +59,8 @@ def agreement(results, out, picked) -> float:
     return worst
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Print the table; returns its lines (model, seconds, ratio, agreement) for tests/test_bench.py."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--lrs", type=int, default=256)
@@ -67,12 +68,13 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=16, help="fits of the loop timed, scaled to --lrs")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="float64")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     table = data(args.rows)
     lrs = np.logspace(-4, 0, args.lrs)
     print(f"torch threads {torch.get_num_threads()}; {args.lrs} lrs x {args.steps} sgd steps, {args.rows} rows, "
           f"{args.dtype}; loop of fits: {args.sample} timed, scaled to {args.lrs}")  # fmt: skip
+    lines = []
     print(f"{'model':<18} {'loop of fits (s)':>17} {'sweep (s)':>10} {'ratio':>8} {'target':>7} {'max |dp|':>9}  path")
     for model in MODELS:
         loop, batched, picked = measure(model, table, lrs, args.steps, args.sample, args.dtype)
@@ -81,6 +83,8 @@ def main() -> None:
         worst = agreement(outputs["loop"], outputs["sweep"], picked)
         print(f"{model:<18} {medians['loop']:>17.3f} {medians['sweep']:>10.4f} {ratio:>7.1f}x {TARGETS[model]:>6.0f}x "
               f"{worst:>9.1e}  {outputs['sweep'].row_pass}")  # fmt: skip
+        lines.append({"model": model, **medians, "ratio": ratio, "agreement": worst})
+    return lines
 
 
 if __name__ == "__main__":

@@ -104,3 +104,16 @@ def test_an_interrupted_fit_stops_the_bench(bench, monkeypatch, capsys):
     assert bench.main(["--quick", "--max-rows", "100", "--floor-mb", "1", "--rows", "4"]) == 130
     captured = capsys.readouterr()
     assert "interrupted: no table" in captured.err and "| row |" not in captured.out
+
+
+def test_the_sweep_benchmark_runs_and_its_members_agree_with_the_fits(monkeypatch):
+    """bench/bench_sweep.py on tiny sizes: every sampled fit equals its sweep member, the ratio is the quotient."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.delitem(sys.modules, "bench_sweep", raising=False)
+    lines = importlib.import_module("bench_sweep").main(
+        ["--rows", "300", "--lrs", "8", "--steps", "20", "--sample", "3", "--repeats", "1"]
+    )
+    assert [line["model"] for line in lines] == ["linear", "a*exp(-b*x) + c"]
+    for line in lines:
+        assert line["agreement"] < 1e-9
+        assert line["loop"] > 0 and line["sweep"] > 0 and line["ratio"] == line["loop"] / line["sweep"]
