@@ -151,6 +151,7 @@ def test_table_history_and_best(data):
         ({"optimizer": "sgdd"}, None),
         ({"tol": "small"}, None),
         ({"init_random": True, "init": {"a": 1.0}}, "not both"),
+        ({"lr": "1e-4:1:50"}, "lr takes a number or a list of numbers"),
     ],
 )
 def test_bad_options_are_refused_as_a_fit_refuses_them(data, options, message):

@@ -135,11 +135,11 @@ class SweepResult:
         picked = self.ranked()[:best]
         if not picked:
             raise ConfigError("Every member of the sweep diverged: there is no path to draw.")
-        rerun = dict(self.rerun)
+        rerun, seeded = dict(self.rerun), len({r["seed"] for r in self.rows}) > 1
         model, data, common = rerun["model"], rerun["data"], dict(rerun["common"])
         runs = []
         for r in picked:
-            runs.append({"optimizer": r["optimizer"], "lr": r["lr"], "seed": r["seed"], "label": _label(r)})
+            runs.append({"optimizer": r["optimizer"], "lr": r["lr"], "seed": r["seed"], "label": _label(r, seeded)})
         return run_race(model, data, runs=runs, **{**common, **options})
 
 
@@ -150,8 +150,8 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _label(row: Mapping) -> str:
-    return f"{row['optimizer']}, lr {row['lr']:.3g}" + (f", seed {row['seed']}" if row.get("seeded") else "")
+def _label(row: Mapping, seeded: bool) -> str:
+    return f"{row['optimizer']}, lr {row['lr']:.3g}" + (f", seed {row['seed']}" if seeded else "")
 
 
 def sweep(
@@ -201,9 +201,9 @@ def sweep(
 
     Examples
     --------
-    >>> s = sweep("linear", "builtin:linear", y="y", lr=[0.01, 0.1, 3.0], steps=50, dtype="float64")
+    >>> s = sweep("linear", "builtin:linear", y="y", lr=[0.01, 0.1, 3.0, 1e3], steps=50, dtype="float64")
     >>> [r["stop_reason"] for r in s.rows]
-    ['max_steps', 'max_steps', 'diverged']
+    ['max_steps', 'max_steps', 'loss_increased', 'diverged']
     """
     from gradfit.experiments.sweep_members import fit_members
 
@@ -217,10 +217,8 @@ def sweep(
     )
     common.update(sigma=sigma, absolute_sigma=absolute_sigma, weights=weights)
     out = fit_members(model, data, configs, common, options)
-    seeded = len({c["seed"] for c in configs}) > 1
-    rows = tuple({**row, "seeded": seeded} for row in out.rows)
     rerun = {"model": model, "data": data, "common": {**common, **options}}
-    return SweepResult(rows, out.history, tuple(out.param_names), out.row_pass, rerun)
+    return SweepResult(tuple(out.rows), out.history, tuple(out.param_names), out.row_pass, rerun)
 
 
 def _configurations(lr, optimizer, seeds, options: dict) -> list[dict]:
@@ -243,6 +241,8 @@ def _configurations(lr, optimizer, seeds, options: dict) -> list[dict]:
     for name in ("lr", "optimizer", "seed"):
         if name in options:
             raise ConfigError(f"{name!r} is a sweep's own argument; give it as lr=..., optimizer=..., seeds=...")
+    if isinstance(lr, (str, bytes)):
+        raise ConfigError(f"lr takes a number or a list of numbers (the CLI's --lr reads LOW:HIGH:N); got {lr!r}.")
     lrs = [lr] if isinstance(lr, (int, float)) else list(lr)
     names = [optimizer] if isinstance(optimizer, str) else list(optimizer)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, Sequence)):
