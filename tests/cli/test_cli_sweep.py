@@ -79,3 +79,22 @@ def test_a_refused_optimizer_is_exit_2(tmp_path):
     res = invoke("sweep", "builtin:linear", "--y", "y", "--model", "linear", "--lr", "0.1", "--optimizer", "lbfgs",
                  "--out", tmp_path / "o")  # fmt: skip
     assert res.exit_code == 2 and "sweep runs the optimizers" in res.output
+
+
+def test_a_folder_of_its_own_and_the_data_kept(tmp_path, monkeypatch):
+    from gradfit.run_folder import MANIFEST_NAME
+
+    monkeypatch.chdir(tmp_path)
+    args = ["sweep", "builtin:linear", "--y", "y", "--model", "linear", "--lr", "0.01,0.1", "--steps", "10"]
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    folder = tmp_path / "gradfit-out" / "sweep-001"
+    assert {p.name for p in folder.iterdir()} == {"sweep.csv", "history.csv", "sweep.png", "race.png", MANIFEST_NAME}
+    res = invoke(*args, "--best", "0", "--out", folder)  # the earlier sweep's files replaced, race.png gone
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in folder.iterdir()} == {"sweep.csv", "history.csv", "sweep.png", MANIFEST_NAME}
+    data = tmp_path / "out" / "sweep.csv"  # a data file with an output's name is never overwritten
+    data.parent.mkdir()
+    data.write_text("x,y\n0,1\n1,3\n2,5\n3,7\n")
+    res = invoke("sweep", data, "--y", "y", "--model", "linear", "--lr", "0.1", "--out", data.parent)
+    assert res.exit_code == 2 and data.read_text() == "x,y\n0,1\n1,3\n2,5\n3,7\n"
