@@ -166,3 +166,9 @@ def test_bad_options_are_refused_as_a_fit_refuses_them(data, options, message):
     with pytest.raises(ConfigError) as fitted:
         gradfit.fit(FORMULA, data, y="y", lr=bad_lr[0] if bad_lr else lrs[0], **{"optimizer": "sgd", **options})
     assert str(swept.value) == str(fitted.value)
+
+
+def test_a_sweep_beyond_the_memory_budget_is_refused_before_it_runs(data, monkeypatch):
+    monkeypatch.setenv("GRADFIT_MEMORY", "1MB")
+    with pytest.raises(gradfit.MemoryBudgetError, match="members' loss histories"):
+        _sweep("linear", data, lr=[0.1] * 200, steps=5000)

@@ -43,6 +43,7 @@ def fit_members(model, data, configs: list[dict], common: dict, options: dict) -
     params = {s.name: torch.stack([starts[c["seed"]][s.name] for c in configs]).contiguous() for s in built.specs}
     trainable = [n for n in built.param_names if n not in fixed]
     total = first.epochs if first.epochs is not None else (DEFAULT_STEPS if first.steps is None else first.steps)
+    _check_memory(K, total, params, dtype)
     x, y, w = train.x, train.y, train.w
     one = {n: v[0] for n, v in params.items()}
     stats = linear_statistics(built, loss, train, one, fixed, first, total)
@@ -60,6 +61,22 @@ def fit_members(model, data, configs: list[dict], common: dict, options: dict) -
     flat = torch.cat([out.params[s.name].reshape(K, -1).double() for s in built.specs], 1).cpu().tolist()
     table = _table(configs, out, flat, names, budget, prepared["dtype_name"])
     return Members(table, out.history.cpu().numpy(), names, rows.path)
+
+
+def _check_memory(K: int, total: int, params: dict, dtype) -> None:
+    """A MemoryBudgetError before a sweep whose histories (K x steps, float64) and per-member state would not fit."""
+    from gradfit.memory import require
+
+    size = sum(v[0].numel() for v in params.values())
+    item = 8 if dtype == torch.float64 else 4
+    require(
+        [
+            ("the members' loss histories (members x steps, float64)", 8.0 * K * (total + 1)),
+            ("the members' parameters and optimizer state", 6.0 * K * size * item),
+        ],  # fmt: skip
+        f"a sweep of {K} members over {total} steps",
+        "Use fewer members (learning rates, optimizers, seeds) or fewer steps.",
+    )
 
 
 def _fused(model, loss, params: dict, config):
