@@ -63,11 +63,10 @@ def _sweep(model, data, **options):
     ],
 )
 def test_each_member_equals_a_separate_fit(data, model, lrs, options):
-    sweep = _sweep(model, data, lr=lrs, optimizer=["sgd", "momentum", "adam"], dtype="float64", **options)
-    assert len(sweep) == 3 * len(lrs)
-    assert [(r["optimizer"], r["lr"]) for r in sweep.rows] == [
-        (o, lr) for o in ("sgd", "momentum", "adam") for lr in lrs
-    ]
+    optimizers = ["sgd", "momentum", "nesterov", "adam"]
+    sweep = _sweep(model, data, lr=lrs, optimizer=optimizers, dtype="float64", **options)
+    assert len(sweep) == 4 * len(lrs)
+    assert [(r["optimizer"], r["lr"]) for r in sweep.rows] == [(o, lr) for o in optimizers for lr in lrs]
     for row in sweep.rows:
         _same(row, _fit(model, data, row, dtype="float64", **options), sweep.param_names)
 
