@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--sample", type=int, default=16, help="fits of the loop timed, scaled to --lrs")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="float64")
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also the formula's sweep with row_pass='compiled' (first call timed apart)",
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     table = data(args.rows)
@@ -84,7 +89,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{model:<18} {medians['loop']:>17.3f} {medians['sweep']:>10.4f} {ratio:>7.1f}x {TARGETS[model]:>6.0f}x "
               f"{worst:>9.1e}  {outputs['sweep'].row_pass}")  # fmt: skip
         lines.append({"model": model, **medians, "ratio": ratio, "agreement": worst})
+        if args.compiled and model != "linear":
+            lines.append(compiled_line(model, table, lrs, args, medians["loop"]))
     return lines
+
+
+def compiled_line(model: str, table: dict, lrs: np.ndarray, args, loop: float) -> dict:
+    """The sweep through torch.compile: its first call (the compile in it) and the median of later calls."""
+    rates = [float(v) for v in lrs]
+
+    def once() -> float:
+        start = time.perf_counter()
+        out = gradfit.sweep(model, table, y="y", lr=rates, steps=args.steps, dtype=args.dtype, row_pass="compiled")
+        assert out.row_pass == "compiled fused formula", out.row_pass
+        return time.perf_counter() - start
+
+    first = once()
+    warm = sorted(once() for _ in range(max(1, args.repeats)))[max(1, args.repeats) // 2]
+    print(f"{'  compiled':<18} {loop:>17.3f} {warm:>10.4f} {loop / warm:>7.1f}x {TARGETS[model]:>6.0f}x "
+          f"{'':>9}  first call {first:.1f} s (compile included)")  # fmt: skip
+    return {"model": f"{model} (compiled)", "loop": loop, "sweep": warm, "ratio": loop / warm, "first": first}
 
 
 if __name__ == "__main__":

@@ -171,3 +171,17 @@ def test_a_sweep_beyond_the_memory_budget_is_refused_before_it_runs(data, monkey
     monkeypatch.setenv("GRADFIT_MEMORY", "1MB")
     with pytest.raises(gradfit.MemoryBudgetError, match="members' loss histories"):
         _sweep("linear", data, lr=[0.1] * 200, steps=5000)
+
+
+@pytest.mark.slow
+def test_the_compiled_pass_equals_the_eager_one_member_by_member(data):
+    """row_pass="compiled": one compile with dynamic shapes serves every call, members stopping included."""
+    common = dict(lr=[0.01, 0.3, 50.0], optimizer=["sgd", "adam"], steps=120, dtype="float64")
+    compiled = _sweep(FORMULA, data, row_pass="compiled", **common)
+    eager = _sweep(FORMULA, data, **common)
+    assert (compiled.row_pass, eager.row_pass) == ("compiled fused formula", "fused formula")
+    assert any(r["stop_reason"] == "diverged" for r in eager.rows)
+    for a, b in zip(compiled.rows, eager.rows):
+        assert (a["stop_reason"], a["steps"]) == (b["stop_reason"], b["steps"])
+        for name in ("loss", *eager.param_names):
+            assert a[name] == pytest.approx(b[name], rel=1e-10), name

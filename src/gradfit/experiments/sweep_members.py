@@ -48,7 +48,8 @@ def fit_members(model, data, configs: list[dict], common: dict, options: dict) -
     one = {n: v[0] for n, v in params.items()}
     stats = linear_statistics(built, loss, train, one, fixed, first, total)
     fused = _fused(built, loss, one, first) if stats is None else None
-    rows = MemberRows(built, loss, x, y, w, trainable, first.chunk_size, stats, fused, K)
+    compiled = first.row_pass == "compiled"
+    rows = MemberRows(built, loss, x, y, w, trainable, first.chunk_size, stats, fused, K, compiled)
     momentum = [_momentum(c) for c in configs]
     kinds = [c["optimizer"] for c in configs]
     assert all(k in KINDS for k in kinds)

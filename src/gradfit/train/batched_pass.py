@@ -6,6 +6,10 @@ dimension. Three ways to the K losses and gradients, the first that applies serv
 - **sufficient statistics** (:class:`gradfit.train.linear_stats.LinearStats`) when the model is linear in its
   free parameters under the mse: O(K p²) per step, whatever the number of rows, the path a single fit of
   such a model takes too;
+- **compiled fused formula** (asked for with ``row_pass="compiled"``): the batched fused pass below through
+  ``torch.compile`` with dynamic shapes (one compile, whatever the number of running members and the rows of a
+  call; several seconds, won back only by long sweeps), which writes no member-row temporaries; where the
+  compile fails, the eager fused pass serves;
 - **fused formula**: a formula's fused chunk pass (:mod:`gradfit.train.fused_pass`, the pass a single fit of the
   formula takes), batched over the members by ``torch.func.vmap``: no autograd graph, a few tensor operations
   per chunk for all members;
@@ -35,6 +39,9 @@ Sums = tuple[Tensor, list[Tensor]]
 #: the caches and are reused by the allocator, not mapped afresh, which is most of the speed of an elementwise pass
 #: over many members (256 members x 512 rows measured fastest, 2-3x faster than 2048 rows or a whole pass).
 CHUNK_NUMBERS = 2**17
+#: Member-rows of one call of the compiled pass, which writes no member-row temporaries (as
+#: gradfit.train.compiled_pass.ROWS_PER_CALL for one fit).
+COMPILED_NUMBERS = 2**20
 
 
 class MemberRows:
@@ -54,13 +61,26 @@ class MemberRows:
         Sufficient statistics of these rows: then they answer, the rows are not read.
     fused : FusedPass, optional
         The formula's fused chunk pass (:func:`gradfit.train.fused_pass.fused_pass`), batched over the members.
+    compiled : bool
+        Take the fused pass through ``torch.compile`` (``row_pass="compiled"``).
     members : int
         K, which sets the rows per chunk of the batched paths (:data:`CHUNK_NUMBERS` member-rows, at most
         ``chunk_size`` rows).
     """
 
     def __init__(
-        self, model, loss, x, y, w, trainable: Sequence[str], chunk_size=None, stats=None, fused=None, members=1
+        self,
+        model,
+        loss,
+        x,
+        y,
+        w,
+        trainable: Sequence[str],
+        chunk_size=None,
+        stats=None,
+        fused=None,
+        members=1,
+        compiled=False,
     ):
         self.model, self.loss, self.x, self.y, self.w = model, loss, x, y, w
         self.trainable = list(trainable)
@@ -68,6 +88,11 @@ class MemberRows:
         self.batched_rows = max(64, min(chunk_rows(chunk_size), CHUNK_NUMBERS // max(1, members)))
         self.count = row_count(x, w)
         self.path = "sufficient_statistics" if stats is not None else "fused formula" if fused is not None else "vmap"
+        if self.path == "fused formula" and compiled:
+            self.path = "compiled fused formula"
+        self.compiled_rows = max(64, COMPILED_NUMBERS // max(1, members))
+        self._compiled: Callable | None = None
+        self.failure: str | None = None  # why the compile failed, where it did
 
     # -- the public pair ---------------------------------------------------------------------------
 
@@ -75,6 +100,14 @@ class MemberRows:
         """The K mean losses (float64) and their gradients with respect to the free parameters."""
         if self.stats is not None:
             return self._stats(params, grad=True)
+        if self.path == "compiled fused formula":
+            try:
+                if self._compiled is None:
+                    self._compiled = torch.compile(_vmapped_fused(self.fused, self.trainable), dynamic=True)
+                return self._sum(self._compiled, params, self.compiled_rows)
+            except Exception as err:  # any failure of the compiler leaves the eager pass in charge
+                self.failure = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                self.path = "fused formula"
         if self.path == "fused formula":
             try:
                 return self._sum(_vmapped_fused(self.fused, self.trainable), params, self.batched_rows)
