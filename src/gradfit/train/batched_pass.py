@@ -7,9 +7,10 @@ dimension. Three ways to the K losses and gradients, the first that applies serv
   free parameters under the mse: O(K p²) per step, whatever the number of rows, the path a single fit of
   such a model takes too;
 - **compiled fused formula** (asked for with ``row_pass="compiled"``): the batched fused pass below through
-  ``torch.compile`` with dynamic shapes (one compile, whatever the number of running members and the rows of a
-  call; several seconds, won back only by long sweeps), which writes no member-row temporaries; where the
-  compile fails, the eager fused pass serves;
+  ``torch.compile`` (a compile for the first shape, and one with dynamic shapes at the second: another number of
+  running members or the last call's rows; none after; seconds each, won back only by long sweeps), which writes
+  no member-row temporaries; where the compile fails, the eager fused pass serves (``dynamic=True`` from the start
+  fails in float32, where Inductor meets a symbolic float);
 - **fused formula**: a formula's fused chunk pass (:mod:`gradfit.train.fused_pass`, the pass a single fit of the
   formula takes), batched over the members by ``torch.func.vmap``: no autograd graph, a few tensor operations
   per chunk for all members;
@@ -103,10 +104,10 @@ class MemberRows:
         if self.path == "compiled fused formula":
             try:
                 if self._compiled is None:
-                    self._compiled = torch.compile(_vmapped_fused(self.fused, self.trainable), dynamic=True)
+                    self._compiled = torch.compile(_vmapped_fused(self.fused, self.trainable), dynamic=None)
                 return self._sum(self._compiled, params, self.compiled_rows)
             except Exception as err:  # any failure of the compiler leaves the eager pass in charge
-                self.failure = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                self.failure = f"{type(err).__name__}: {err}"
                 self.path = "fused formula"
         if self.path == "fused formula":
             try:
