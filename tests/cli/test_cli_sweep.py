@@ -98,3 +98,18 @@ def test_a_folder_of_its_own_and_the_data_kept(tmp_path, monkeypatch):
     data.write_text("x,y\n0,1\n1,3\n2,5\n3,7\n")
     res = invoke("sweep", data, "--y", "y", "--model", "linear", "--lr", "0.1", "--out", data.parent)
     assert res.exit_code == 2 and data.read_text() == "x,y\n0,1\n1,3\n2,5\n3,7\n"
+
+
+@pytest.mark.slow
+def test_compiled_takes_the_compiled_pass_and_writes_the_eager_numbers(tmp_path):
+    args = ["sweep", "builtin:rollercoaster", "--y", "speed", "--model", "a*exp(-b*t) + c", "--lr", "1e-3:0.1:4",
+            "--steps", "30", "--dtype", "float64", "--best", "0"]  # fmt: skip
+    res = invoke(*args, "--compiled", "--out", tmp_path / "c")
+    assert res.exit_code == 0, res.output
+    assert "compiled fused formula pass" in res.stdout
+    assert invoke(*args, "--out", tmp_path / "e").exit_code == 0
+    with open(tmp_path / "c" / "sweep.csv", newline="") as f, open(tmp_path / "e" / "sweep.csv", newline="") as g:
+        for got, want in zip(csv.DictReader(f), csv.DictReader(g)):
+            assert got["stop_reason"] == want["stop_reason"]
+            for name in ("loss", "a", "b", "c"):
+                assert _number(got[name]) == pytest.approx(_number(want[name]), rel=1e-10)
