@@ -37,6 +37,7 @@ import gradfit
 from gradfit import distributed
 from gradfit.data.shard_rows import open_shard
 from gradfit.errors import ConfigError
+from gradfit.train import stream_batches
 
 warnings.simplefilter("ignore")
 folder, name = sys.argv[1], sys.argv[2]
@@ -75,6 +76,13 @@ out["adam-seed-8"] = run(plain, **{**adam, "seed": 8})
 keep = f"{folder}/checkpoints-{name}"
 out["stopped"] = run(plain, **adam, checkpoint_dir=keep, checkpoint_every=10, callbacks=[StopAt(37)])
 out["resumed"] = run(plain, **adam, checkpoint_dir=keep, checkpoint_every=10, resume=keep)
+# Windows of at most 1500 rows: one row group each, three or four a process, read one after another.
+stream_batches.BUFFER_ROWS = 1500
+out["sgd-windows"] = run(plain, **sgd)
+out["adam-windows"] = run(plain, **adam)
+keep = f"{folder}/checkpoints-windows-{name}"
+out["stopped-windows"] = run(plain, **adam, checkpoint_dir=keep, checkpoint_every=10, callbacks=[StopAt(37)])
+out["resumed-windows"] = run(plain, **adam, checkpoint_dir=keep, checkpoint_every=10, resume=keep)
 try:
     run(plain, optimizer="sgd", lr=0.1, batch_size=2, steps=3)
 except ConfigError as exc:
@@ -141,7 +149,7 @@ def oracle(folder: Path, shards: list[tuple[int, int]], weighted: bool, batch: i
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sgd", "sgd-weighted", "sgd-module"])
+@pytest.mark.parametrize("name", ["sgd", "sgd-weighted", "sgd-module", "sgd-windows"])
 def test_batches_of_two_processes_are_each_ranks_even_parts(runs, name):
     (zero, first), _, folder = runs
     assert (zero["offset"], zero["n"], first["offset"], first["n"]) == (0, 3000, 3000, 4000)  # uneven shards
@@ -163,12 +171,22 @@ def test_a_seed_fixes_the_batches_of_two_processes(runs):
 
 
 @pytest.mark.slow
-def test_a_stopped_fit_of_two_processes_resumes_to_the_same_end(runs):
+def test_windows_shuffle_within_each_process(runs):
+    (zero, first), (again, _), _ = runs
+    assert zero["adam-windows"] == first["adam-windows"] == again["adam-windows"]
+    assert zero["adam-windows"]["params"] != zero["adam"]["params"]  # other windows, other batches
+    assert zero["adam-windows"]["params"]["a"] == pytest.approx(1.5, abs=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", ["", "-windows"])
+def test_a_stopped_fit_of_two_processes_resumes_to_the_same_end(runs, suffix):
     (zero, first), _, _ = runs
-    assert zero["stopped"]["steps"] < zero["adam"]["steps"]  # stopped mid-epoch (24 steps an epoch), saved at 30
-    assert zero["resumed"] == first["resumed"]
-    assert zero["resumed"]["params"] == zero["adam"]["params"]
-    assert zero["resumed"]["losses"] == zero["adam"]["losses"]
+    whole, resumed = zero["adam" + suffix], zero["resumed" + suffix]
+    assert zero["stopped" + suffix]["steps"] < whole["steps"]  # stopped mid-epoch (24 steps an epoch), saved at 30
+    assert resumed == first["resumed" + suffix]
+    assert resumed["params"] == whole["params"]
+    assert resumed["losses"] == whole["losses"]
 
 
 @pytest.mark.slow

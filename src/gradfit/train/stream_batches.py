@@ -109,6 +109,8 @@ class StreamBatches(Batches):
             assert self._held is not None
             w, x, y, wt = self._held
             n = min(stop - start, len(x) - self._offset)
+            if n <= 0:  # the windows hold fewer rows than the epoch: a bug, stopped before it fills the memory
+                raise RuntimeError(f"the shuffle windows ran out at epoch row {start} of {stop}")
             a, b = self._offset, self._offset + n
             piece = [x[a:b], None if y is None else y[a:b], None if wt is None else wt[a:b]]
             start, self._offset = start + n, b
