@@ -155,7 +155,7 @@ class BatchShard:
         self.source = f"a mini-batch of {shard.source}"
         self.dtype, self.device = x.dtype, x.device
         self.group = shard.group
-        self._weights: list[float | None] | None = None
+        self._weight_total: float | None = None
 
     def __len__(self) -> int:
         return sum(self.sizes)
@@ -172,20 +172,23 @@ class BatchShard:
         return gather_objects(obj, self.group)
 
     def weight_total(self) -> float | None:
+        """The batch's ``Σ wᵢ`` over every process (one all-reduce, the first time), None when unweighted."""
         if self.w is None:
             return None
-        total = [self.w.sum(dtype=torch.float64)]
-        self.combine(total)
-        return float(total[0])
+        if self._weight_total is None:
+            total = [self.w.sum(dtype=torch.float64)]
+            self.combine(total)
+            self._weight_total = float(total[0])
+        return self._weight_total
 
     def columns(self, names: Sequence[str]) -> BatchShard:
         at = [self.x_names.index(n) for n in names]
-        part = BatchShard(self.shard.columns(names), self.x[:, at], self.y, self.w, self.sizes)
-        return part
+        return BatchShard(self.shard.columns(names), self.x[:, at], self.y, self.w, self.sizes)
 
     def with_dtype(self, dtype: torch.dtype) -> BatchShard:
-        cast = [None if t is None else t.to(dtype) for t in (self.x, self.y, self.w)]
-        return BatchShard(self.shard.with_dtype(dtype), cast[0], cast[1], cast[2], self.sizes)  # type: ignore[arg-type]
+        y = None if self.y is None else self.y.to(dtype)
+        w = None if self.w is None else self.w.to(dtype)
+        return BatchShard(self.shard.with_dtype(dtype), self.x.to(dtype), y, w, self.sizes)
 
     def sample(self, rows: int) -> Dataset:
         """At most ``rows`` evenly spaced rows of the whole batch, the same on every process (a gather)."""
