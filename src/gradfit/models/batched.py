@@ -1,0 +1,108 @@
+"""A model's predictions and Jacobian for many groups of rows at once, each group with its own parameters.
+
+Parameters come as ``(G, k)`` (one flat row per group, in the model's flat order), rows as ``(G, m, c)`` (each
+group's ``m`` rows of ``c`` inputs, padded to a common ``m``); the result is ``(predictions (G, m), Jacobian
+columns (G, k, m))``, the columns laid out so that ``JᵀJ`` is one batched product of the buffer with its transpose.
+
+Two ways, the same numbers to rounding (tests hold them to each other and to ``torch.autograd``):
+
+- a formula whose functions all have a derivative rule (:mod:`gradfit.models.formula_derivative`) is evaluated
+  from its derivative graph, with each parameter a ``(G, 1)`` column broadcasting against inputs ``(G, m)``: the
+  value and every column in one pass of whole-batch operations, no autograd and no Python per group;
+- any other model (zoo, callable, formula without rules) through ``torch.func.vmap`` of ``torch.func.jacfwd``
+  over its ``forward``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from gradfit.models.base import Model
+from gradfit.models.formula import _Context
+from gradfit.models.formula_derivative import FormulaDerivative, derive
+from gradfit.models.formula_model import FormulaModel
+
+# (p (G, k), x (G, m, c)) -> (predictions (G, m), Jacobian columns (G, k, m))
+BatchedJacobian = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def batched_jacobian(model: Model, general: bool = False) -> BatchedJacobian:
+    """The batched predictions-and-Jacobian of ``model`` by all its parameters, flat: the formula fast path where it
+    applies (unless ``general``), else vmap of jacfwd."""
+    fast = None if general else formula_batch(model)
+    return fast if fast is not None else VmapJacobian(model)
+
+
+def formula_batch(model: Model) -> FormulaBatch | None:
+    """The derivative-graph path of a plain formula model with scalar parameters and no ``sum()``/``mean()`` over
+    rows (whose value would be the whole table's, not the group's); None otherwise."""
+    if type(model) is not FormulaModel or model.formula.reductions:
+        return None
+    if not all(s.shape == () for s in model.specs):
+        return None
+    derivative = derive(model.formula, tuple(model.param_names), tuple(model.inputs))
+    return None if derivative is None else FormulaBatch(derivative)
+
+
+class FormulaBatch:
+    """The formula's value and its slopes by each parameter, with parameters ``(G, 1)`` and columns ``(G, m)``."""
+
+    name = "formula derivative"
+
+    def __init__(self, derivative: FormulaDerivative):
+        self.derivative = derivative
+        self.names = derivative.params
+        factors = [derivative.slope_factors(n) for n in self.names]
+        self.columns = [(f[0], (*f[2], *f[1])) if f is not None else None for f in factors]
+        nodes = [i for f in self.columns if f is not None for i in f[1]]
+        self.plan = derivative.plan([derivative.root, *nodes])
+
+    def __call__(self, p: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        G, m = x.shape[0], x.shape[1]
+        with torch.no_grad():
+            params = {n: p[:, j : j + 1] for j, n in enumerate(self.names)}
+            # leaves() reads column j as x[:, j]: give it the inputs as (G, c, m) so that is group-by-row (G, m).
+            values = self.derivative.leaves(params, x.transpose(1, 2))
+            ctx = _Context(x.dtype, x.device)
+            self.derivative.run(values, self.plan, ctx)
+            pred = ctx.tensor(values[self.derivative.root]).expand(G, m)
+            J = torch.empty(G, len(self.names), m, dtype=x.dtype, device=x.device)
+            for j, column in enumerate(self.columns):
+                if column is None:
+                    J[:, j] = 0.0
+                    continue
+                number, nodes = column
+                value: Tensor | float = number
+                for i in nodes:
+                    value = value * values[i]
+                J[:, j] = value
+        return pred, J
+
+
+class VmapJacobian:
+    """``torch.func.vmap`` over groups of ``torch.func.jacfwd`` of the model's forward (any model)."""
+
+    name = "vmap of jacfwd"
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.specs = model.specs
+
+    def _forward(self, flat: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        params, at = {}, 0
+        for s in self.specs:
+            params[s.name] = flat[at : at + s.size].reshape(s.shape)
+            at += s.size
+        out = self.model.forward(params, x).reshape(x.shape[0])
+        return out, out
+
+    def __call__(self, p: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        if math.prod(p.shape) == 0 or x.shape[0] == 0:
+            return x.new_zeros(x.shape[0], x.shape[1]), x.new_zeros(x.shape[0], p.shape[1], x.shape[1])
+        jac = torch.func.vmap(torch.func.jacfwd(self._forward, has_aux=True))
+        J, pred = jac(p.to(x.dtype), x)
+        return pred, J.transpose(1, 2)
