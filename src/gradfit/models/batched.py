@@ -16,7 +16,7 @@ Two ways, the same numbers to rounding (tests hold them to each other and to ``t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -26,8 +26,13 @@ from gradfit.models.formula import _Context
 from gradfit.models.formula_derivative import FormulaDerivative, derive
 from gradfit.models.formula_model import FormulaModel
 
-# (p (G, k), x (G, m, c)) -> (predictions (G, m), Jacobian columns (G, k, m))
-BatchedJacobian = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+class BatchedJacobian(Protocol):
+    """``(p (G, k), x (G, m, c)) -> (predictions (G, m), Jacobian columns (G, k, m))``; ``name`` says which way."""
+
+    name: str
+
+    def __call__(self, p: Tensor, x: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
 def batched_jacobian(model: Model, general: bool = False) -> BatchedJacobian:

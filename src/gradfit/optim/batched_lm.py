@@ -78,21 +78,27 @@ class BatchedResult:
     stderr: Tensor
 
     def messages(self, options: BatchedOptions) -> np.ndarray:
-        """One message per group, built from a table indexed by the codes (no Python per group)."""
-        table = {
-            (CONVERGED, 1): TESTS["ftol"].format(ftol=options.ftol),
-            (CONVERGED, 2): TESTS["xtol"].format(xtol=options.xtol),
-            (CONVERGED, 3): TESTS["gtol"].format(gtol=options.gtol),
-            (MAX_ITERATIONS, 0): f"stopped after max_iterations={options.max_iterations} before a test held",
-            (SINGULAR, 0): "JᵀJ is singular: the group's rows do not determine every parameter, so its standard "
-            "errors are undefined (NaN)",
-            (DIVERGED, 0): "the residuals or their Jacobian are not finite (at the start or at the accepted point)",
-            (TOO_FEW_ROWS, 0): "fewer rows than parameters: the group was not fitted",
-            (STALLED, 0): f"no step reduced the sum of squares in {options.max_rejections} tries in a row",
-        }
-        codes = self.status.numpy().astype(np.int64) * 4 + self.test.numpy().astype(np.int64)
-        lookup = np.array([table.get((c // 4, c % 4), "") for c in range(4 * len(STATUS))], dtype=object)
-        return lookup[codes]
+        """One message per group (see :func:`status_messages`)."""
+        return status_messages(self.status.cpu().numpy(), self.test.cpu().numpy(), options)
+
+
+def status_messages(status: np.ndarray, test: np.ndarray, options: BatchedOptions) -> np.ndarray:
+    """One message per group from its status and test codes, read from a table indexed by the codes (no Python per
+    group)."""
+    table = {
+        (CONVERGED, 1): TESTS["ftol"].format(ftol=options.ftol),
+        (CONVERGED, 2): TESTS["xtol"].format(xtol=options.xtol),
+        (CONVERGED, 3): TESTS["gtol"].format(gtol=options.gtol),
+        (MAX_ITERATIONS, 0): f"stopped after max_iterations={options.max_iterations} before a test held",
+        (SINGULAR, 0): "JᵀJ is singular: the group's rows do not determine every parameter, so its standard "
+        "errors are undefined (NaN)",
+        (DIVERGED, 0): "the residuals or their Jacobian are not finite (at the start or at the accepted point)",
+        (TOO_FEW_ROWS, 0): "fewer rows than parameters: the group was not fitted",
+        (STALLED, 0): f"no step reduced the sum of squares in {options.max_rejections} tries in a row",
+    }
+    codes = status.astype(np.int64) * 4 + test.astype(np.int64)
+    lookup = np.array([table.get((c // 4, c % 4), "") for c in range(4 * len(STATUS))], dtype=object)
+    return lookup[codes]
 
 
 def solve(
@@ -267,7 +273,8 @@ def _covariance(state: _State, absolute_sigma: bool) -> tuple[Tensor, Tensor]:
         H = state.H[fitted]
         d = torch.diagonal(H, dim1=1, dim2=2).clamp_min(0).sqrt()
         scale = d.unsqueeze(2) * d.unsqueeze(1)
-        L, info = torch.linalg.cholesky_ex(torch.where(scale > 0, H / scale, torch.eye(k, dtype=H.dtype)))
+        eye = torch.eye(k, dtype=H.dtype, device=H.device)
+        L, info = torch.linalg.cholesky_ex(torch.where(scale > 0, H / scale, eye))
         pivots = torch.diagonal(L, dim1=1, dim2=2)
         ok = (info == 0) & (d > 0).all(1) & (pivots.amin(1) > SINGULAR_PIVOT)
         inv = torch.cholesky_inverse(L[ok]) / scale[ok]
