@@ -187,7 +187,11 @@ def _factorise(table, group: str) -> tuple[np.ndarray, np.ndarray]:
             f"The group column {group!r} has {len(missing)} missing value(s) (rows {rows}"
             f"{', ...' if len(missing) > 5 else ''}): give every row a group, or drop those rows."
         )
-    return codes.astype(np.int64), np.asarray(keys)
+    keys = np.asarray(keys)
+    if keys.dtype.kind == "f" and np.isfinite(keys).all() and (keys == np.round(keys)).all() and len(keys):
+        if np.abs(keys).max() < 2**53:  # whole numbers read as floats (a numeric CSV): shown as the integers they are
+            keys = keys.astype(np.int64)
+    return codes.astype(np.int64), keys
 
 
 def _with_codes(table, group: str, codes: np.ndarray):
