@@ -323,7 +323,7 @@ def _grouped(model, data, group, config: FitConfig, options: dict, refused: dict
     from gradfit.train.grouped import check_grouped, fit_groups
 
     solver = check_grouped(config, options, refused)
-    return fit_groups(model, data, group, solver, config, **given)
+    return fit_groups(model, data, group, solver, config, chunk_rows=options.get("chunk_size"), **given)
 
 
 def _config(options: dict) -> FitConfig:

@@ -174,26 +174,35 @@ class _State:
 
 def _iterate(state: _State, evaluate: Evaluate, active: Tensor, options: BatchedOptions) -> None:
     """One trial step for every running group: the gtol test, the damped solve, the trial's residuals and Jacobian,
-    its acceptance, the damping's update and the ftol/xtol tests."""
-    H, g, ss, p = state.H[active], state.g[active], state.ss[active], state.p[active]
+    its acceptance, the damping's update and the ftol/xtol tests.
+
+    When every group runs (or every one goes on), the state's tensors are used and written whole instead of
+    gathered and scattered: the same numbers, without the copies (on large chunks they cost as much as the algebra).
+    """
+    full = len(active) == len(state.p)
+    H, g, ss, p, D0 = (t if full else t[active] for t in (state.H, state.g, state.ss, state.p, state.D))
     cnorm = torch.diagonal(H, dim1=1, dim2=2).clamp_min(0).sqrt()
-    D = torch.maximum(state.D[active], cnorm)
+    D = torch.maximum(D0, cnorm)
     D = torch.where(D > 0, D, torch.ones_like(D))
-    state.D[active] = D
+    _put(state.D, active, D, full)
     fnorm = ss.sqrt()
     cos = torch.nan_to_num(g.abs() / (cnorm * fnorm.unsqueeze(1)), nan=0.0, posinf=math.inf)
     flat = (cos.amax(1) <= options.gtol) | (fnorm == 0)
-    state.stop(active[flat], CONVERGED, 3)
-    keep = ~flat
-    active, H, g, ss, p, D, fnorm = active[keep], H[keep], g[keep], ss[keep], p[keep], D[keep], fnorm[keep]
-    if not len(active):
-        return
-    lam = state.lam[active]
+    lam = state.lam if full else state.lam[active]
+    if bool(flat.any()):
+        state.stop(active[flat], CONVERGED, 3)
+        keep = ~flat
+        active, H, g, ss, p, D, fnorm, lam = (t[keep] for t in (active, H, g, ss, p, D, fnorm, lam))
+        full = False
+        if not len(active):
+            return
     step, lam, solved = _damped_step(H, g, D, lam)
-    state.stop(active[~solved], SINGULAR)
-    active, H, g, ss, p, D, fnorm, step, lam = (t[solved] for t in (active, H, g, ss, p, D, fnorm, step, lam))
-    if not len(active):
-        return
+    if not bool(solved.all()):
+        state.stop(active[~solved], SINGULAR)
+        active, H, g, ss, p, D, fnorm, step, lam = (t[solved] for t in (active, H, g, ss, p, D, fnorm, step, lam))
+        full = False
+        if not len(active):
+            return
     trial = p + step
     r, J = evaluate(trial, active)
     r, J = r.to(torch.float64), J.to(torch.float64)
@@ -205,23 +214,47 @@ def _iterate(state: _State, evaluate: Evaluate, active: Tensor, options: Batched
     prered = ((step * Hs).sum(1) + 2 * lam * Ds.square().sum(1)) / ss
     ratio = torch.where(prered != 0, actred / prered, torch.zeros_like(prered))
     accepted = ratio >= 1e-4
-    # Nielsen's damping: shrink by up to 3 after a good step, double (then 4x, 8x...) after each rejected one.
-    nu = state.nu[active]
+    _damping(state, active, accepted, ratio, lam, full)
+    H_new, g_new = J @ J.transpose(1, 2), (J @ r.unsqueeze(2)).squeeze(2)  # every trial's: no copy of J
+    Dp = D * torch.where(accepted[:, None], trial, p)  # before p, a view of the state when full, is written
+    if full and bool(accepted.all()):
+        state.p.copy_(trial)
+        state.ss.copy_(ss_new)
+        state.H.copy_(H_new)
+        state.g.copy_(g_new)
+    else:
+        moved = active[accepted]
+        state.p[moved] = trial[accepted]
+        state.ss[moved] = ss_new[accepted]
+        state.H[moved] = H_new[accepted]
+        state.g[moved] = g_new[accepted]
+    finite_H = H_new.isfinite().flatten(1).all(1)
+    _tests(state, active, accepted, actred, prered, ratio, Ds, Dp, finite_H, options)
+
+
+def _put(t: Tensor, index: Tensor, value: Tensor, full: bool) -> None:
+    if full:
+        t.copy_(value)
+    else:
+        t[index] = value
+
+
+def _damping(state: _State, active: Tensor, accepted: Tensor, ratio: Tensor, lam: Tensor, full: bool) -> None:
+    """Nielsen's damping: shrink λ by up to 3 after a good step, double it (then 4x, 8x...) after each rejected one;
+    count the iterations and the rejections in a row."""
+    nu = state.nu if full else state.nu[active]
     shrink = torch.clamp_min(1 - (2 * ratio - 1) ** 3, 1 / 3)
-    state.lam[active] = torch.where(accepted, lam * shrink, lam * nu)
-    state.nu[active] = torch.where(accepted, torch.full_like(nu, 2.0), nu * 2)
-    state.rejected[active] = torch.where(accepted, 0, state.rejected[active] + 1)
-    state.iterations[active] += 1
-    moved = active[accepted]
-    state.p[moved] = trial[accepted]
-    state.ss[moved] = ss_new[accepted]
-    Ja, ra = J[accepted], r[accepted]
-    state.H[moved] = Ja @ Ja.transpose(1, 2)
-    state.g[moved] = (Ja @ ra.unsqueeze(2)).squeeze(2)
-    _tests(state, active, accepted, actred, prered, ratio, Ds, D * torch.where(accepted[:, None], trial, p), options)
+    _put(state.lam, active, torch.where(accepted, lam * shrink, lam * nu), full)
+    _put(state.nu, active, torch.where(accepted, torch.full_like(nu, 2.0), nu * 2), full)
+    rejected = state.rejected if full else state.rejected[active]
+    _put(state.rejected, active, torch.where(accepted, 0, rejected + 1), full)
+    if full:
+        state.iterations += 1
+    else:
+        state.iterations[active] += 1
 
 
-def _tests(state: _State, active, accepted, actred, prered, ratio, Ds, Dp, options: BatchedOptions) -> None:
+def _tests(state: _State, active, accepted, actred, prered, ratio, Ds, Dp, finite_H, options: BatchedOptions) -> None:
     """MINPACK's convergence tests on each trial, then the budget, the stall bound and a non-finite Jacobian."""
     pnorm, xnorm = Ds.norm(dim=1), Dp.norm(dim=1)
     small = (0.5 * ratio <= 1) & (actred.abs() <= options.ftol) & (prered <= options.ftol)
@@ -231,7 +264,7 @@ def _tests(state: _State, active, accepted, actred, prered, ratio, Ds, Dp, optio
     test = torch.where(ftol, 1, torch.where(xtol, 2, 0))
     done = test > 0
     state.stop(active[done], CONVERGED, test[done])
-    bad = ~done & accepted & ~state.H[active].isfinite().flatten(1).all(1)
+    bad = ~done & accepted & ~finite_H
     state.stop(active[bad], DIVERGED)
     left = ~done & ~bad
     state.stop(active[left & (state.iterations[active] >= options.max_iterations)], MAX_ITERATIONS)
