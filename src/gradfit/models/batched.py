@@ -80,12 +80,22 @@ class FormulaBatch:
                 if column is None:
                     J[:, j] = 0.0
                     continue
-                number, nodes = column
-                value: Tensor | float = number
-                for i in nodes:
-                    value = value * values[i]
-                J[:, j] = value
+                _product(*column, values, J[:, j])
         return pred, J
+
+
+def _product(number: float, nodes: tuple[int, ...], values: dict, out: Tensor) -> None:
+    """``out[:] = number * values[nodes[0]] * ...``, left to right; the last product written straight into ``out``
+    when it has ``out``'s shape (no temporary of the chunk's size and no copy of it)."""
+    value: Tensor | float = number
+    for n, i in enumerate(nodes):
+        factor = values[i]
+        if n == len(nodes) - 1 and isinstance(factor, Tensor) and isinstance(value, Tensor):
+            if torch.broadcast_shapes(value.shape, factor.shape) == out.shape and factor.dtype == out.dtype:
+                torch.mul(value, factor, out=out)
+                return
+        value = factor if type(value) is float and value == 1.0 and isinstance(factor, Tensor) else value * factor
+    out.copy_(value) if isinstance(value, Tensor) else out.fill_(value)
 
 
 class VmapJacobian:
