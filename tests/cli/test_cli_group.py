@@ -53,7 +53,8 @@ def test_groups_csv_parquet_and_summary(tmp_path, frame):
             warnings.simplefilter("ignore")
             p, cov = curve_fit(_f, sub.x, sub.y, p0=[1, 1, 0], ftol=1e-15, xtol=1e-15, gtol=1e-15)
         np.testing.assert_allclose(row[["a", "b", "c"]].to_numpy(float), p, rtol=1e-6)
-        np.testing.assert_allclose(row[["a_stderr", "b_stderr", "c_stderr"]].to_numpy(float), np.sqrt(np.diag(cov)), rtol=1e-6)
+        se = row[["a_stderr", "b_stderr", "c_stderr"]].to_numpy(float)
+        np.testing.assert_allclose(se, np.sqrt(np.diag(cov)), rtol=1e-6)
     summary = json.loads((out / "result.json").read_text())
     assert summary["counts"] == {"converged": 3} and summary["groups"] == 3 and summary["group"] == "site"
 

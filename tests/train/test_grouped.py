@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import curve_fit
+from tests.helpers.peak import needs_proc, run_measured
 
 import gradfit
 from gradfit.errors import ConfigError, DataError
 from gradfit.train.grouped import _chunks
 from gradfit.train.grouped_result import GroupedResult
-from tests.helpers.peak import needs_proc, run_measured
 
 FORMULA = "a*exp(-b*x) + c"
 TIGHT = dict(optimizer_options={"ftol": 1e-14, "xtol": 1e-14, "gtol": 1e-14})
