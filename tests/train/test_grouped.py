@@ -14,7 +14,7 @@ from tests.helpers.peak import needs_proc, run_measured
 
 import gradfit
 from gradfit.errors import ConfigError, DataError
-from gradfit.train.grouped import _chunks
+from gradfit.train.grouped import _chunks, _factorise
 from gradfit.train.grouped_result import GroupedResult
 
 FORMULA = "a*exp(-b*x) + c"
@@ -102,6 +102,17 @@ def test_a_bad_group_leaves_the_others_bit_for_bit():
     assert both.counts() == {"converged": 3, "singular": 1, "too_few_rows": 1} and both.success
 
 
+def test_drop_nan_drops_rows_and_keeps_their_groups_right():
+    frame = _table([12, 18, 15], seed=12)
+    holes = frame.copy()
+    holes.loc[[0, 5, 9], "y"] = np.nan
+    dropped = gradfit.fit(FORMULA, holes, y="y", group="well", init=START, drop_nan=True, **TIGHT)
+    clean = gradfit.fit(FORMULA, holes.dropna(), y="y", group="well", init=START, **TIGHT)
+    assert np.array_equal(dropped.params, clean.params) and np.array_equal(dropped.n_rows, clean.n_rows)
+    with pytest.raises(DataError):
+        gradfit.fit(FORMULA, holes, y="y", group="well", init=START)
+
+
 def test_per_group_starts_and_model_guesses():
     frame = _table([20, 30, 25], seed=9)
     starts = {"a": np.array([1.0, 2.0, 1.5]), "b": 1.0, "c": np.zeros(3)}
@@ -141,6 +152,17 @@ def test_bad_input_is_refused_clearly():
         gradfit.fit(FORMULA, frame, y="y", group="well", loss="mae")
     with pytest.raises(DataError, match="cannot also be an input"):
         gradfit.fit("linear", frame, x="x,well", y="y", group="well")
+
+
+@pytest.mark.parametrize("values", [np.repeat([3, 5, 9, 10], [2, 1, 4, 3]), np.repeat([-1.5, 0.0, 2.0], 3), [1, 1]])
+def test_a_sorted_group_column_gives_the_codes_pandas_gives(values):
+    frame = pd.DataFrame({"g": values})
+    codes, keys = _factorise(frame, "g")
+    expected_codes, expected_keys = pd.factorize(frame.g, sort=True)
+    assert codes.tolist() == expected_codes.tolist() and keys.tolist() == expected_keys.tolist()
+    shuffled = frame.sample(frac=1.0, random_state=0)  # not sorted: pandas' way
+    codes, keys = _factorise(shuffled, "g")
+    assert keys.tolist() == expected_keys.tolist() and (keys[codes] == shuffled.g.to_numpy()).all()
 
 
 def test_chunks_cover_every_group_within_their_rows():

@@ -112,9 +112,10 @@ class _Rows:
     count, its key, and what the data's reading said."""
 
     def __init__(self, x, y, w, codes: np.ndarray, keys, group: str, inputs, y_name, notes, origin):
-        order = np.argsort(codes, kind="stable")
-        self.x, self.y = x[torch.from_numpy(order)], y[torch.from_numpy(order)]
-        self.w = None if w is None else w[torch.from_numpy(order)]
+        if len(codes) > 1 and not (codes[1:] >= codes[:-1]).all():  # a table sorted by group is taken as it is
+            order = torch.from_numpy(np.argsort(codes, kind="stable"))
+            x, y, w = x[order], y[order], None if w is None else w[order]
+        self.x, self.y, self.w = x, y, w
         self.counts = np.bincount(codes, minlength=len(keys)).astype(np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
         self.keys, self.group, self.inputs, self.y_name = keys, group, inputs, y_name
@@ -151,12 +152,13 @@ def _read(model, data, group: str, given: Mapping[str, Any]) -> _Rows:
     inputs = x if x is not None else default_inputs(model, rest, y, declared, weight_columns)
     if group in inputs:
         raise DataError(f"The group column {group!r} cannot also be an input of the model.")
+    dropping = bool(given.get("drop_nan"))  # rows may go: their group indices go with them, as one more column
     dataset = as_dataset(
-        _with_codes(table, group, codes),
-        x=[*inputs, _CODE],
+        _with_codes(table, group, codes) if dropping else table,
+        x=[*inputs, _CODE] if dropping else inputs,
         y=y,
         dtype=torch.float64,
-        drop_nan=bool(given.get("drop_nan")),
+        drop_nan=dropping,
         report=notes,
         sigma=given.get("sigma"),
         weights=given.get("weights"),
@@ -164,6 +166,8 @@ def _read(model, data, group: str, given: Mapping[str, Any]) -> _Rows:
         min_rows=1,
     )
     assert dataset.y is not None  # y was named
+    if not dropping:
+        return _Rows(dataset.x, dataset.y, dataset.w, codes, keys, group, inputs, y, notes, origin)
     kept = dataset.x[:, -1].numpy().astype(np.int64)
     return _Rows(dataset.x[:, :-1], dataset.y, dataset.w, kept, keys, group, inputs, y, notes, origin)
 
@@ -180,8 +184,11 @@ def _factorise(table, group: str) -> tuple[np.ndarray, np.ndarray]:
     """Each row's group index and the sorted group keys; a DataError for a missing value in the column."""
     import pandas as pd
 
-    values = table.column(group) if isinstance(table, NumberTable) else table[group]
-    codes, keys = pd.factorize(pd.Series(np.asarray(values)), sort=True)
+    values = np.asarray(table.column(group) if isinstance(table, NumberTable) else table[group])
+    sorted_codes = _sorted_codes(values)
+    if sorted_codes is not None:
+        return sorted_codes
+    codes, keys = pd.factorize(pd.Series(values), sort=True)
     missing = np.flatnonzero(codes < 0)
     if len(missing):
         rows = ", ".join(str(int(i) + 1) for i in missing[:5])
@@ -194,6 +201,24 @@ def _factorise(table, group: str) -> tuple[np.ndarray, np.ndarray]:
         if np.abs(keys).max() < 2**53:  # whole numbers read as floats (a numeric CSV): shown as the integers they are
             keys = keys.astype(np.int64)
     return codes.astype(np.int64), keys
+
+
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Codes and keys of numbers already in order (a table sorted by group, the usual layout) without a sort or a
+    hash table: a new group starts wherever the value changes. None for anything else (pandas factorises it)."""
+    if values.dtype.kind not in "iuf" or len(values) < 2:
+        return None
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        return None
+    if not (values[1:] >= values[:-1]).all():
+        return None
+    starts = np.flatnonzero(values[1:] != values[:-1]) + 1
+    codes = np.zeros(len(values), dtype=np.int64)
+    codes[starts] = 1
+    keys = values[np.concatenate([[0], starts])]
+    if keys.dtype.kind == "f" and (keys == np.round(keys)).all() and np.abs(keys).max() < 2**53:
+        keys = keys.astype(np.int64)  # whole numbers read as floats (a numeric CSV): shown as the integers they are
+    return np.cumsum(codes), keys
 
 
 def _with_codes(table, group: str, codes: np.ndarray):
