@@ -92,14 +92,17 @@ def test_a_bad_group_leaves_the_others_bit_for_bit():
     good = _table([10, 20, 15], seed=8)
     few = pd.DataFrame({"well": 99, "x": [1.0, 2.0], "y": [1.0, 0.5]})  # 2 rows, 3 parameters
     flat = pd.DataFrame({"well": 98, "x": [1.0] * 6, "y": np.linspace(1, 2, 6)})  # every x equal: singular
-    both = gradfit.fit(FORMULA, pd.concat([good, few, flat]), y="y", group="well", init=START, **TIGHT)
+    wild = pd.DataFrame({"well": 97, "x": np.linspace(0, 4, 8), "y": np.linspace(1, 2, 8)})  # started at b = -1000
+    bad = pd.concat([good, few, flat, wild])
+    starts = dict(START, b=np.array([1.0, 1.0, 1.0, -1000.0, 1.0, 1.0]))  # keys 0, 1, 2, 97, 98, 99
+    both = gradfit.fit(FORMULA, bad, y="y", group="well", init=starts, **TIGHT)
     alone = gradfit.fit(FORMULA, good, y="y", group="well", init=START, **TIGHT)
     status = dict(zip(both.keys.tolist(), both.status))
-    assert status[99] == "too_few_rows" and status[98] == "singular"
+    assert status[99] == "too_few_rows" and status[98] == "singular" and status[97] == "diverged"
     rows = [list(both.keys).index(k) for k in alone.keys]
     for field in ("params", "stderr", "loss", "steps"):
         assert np.array_equal(getattr(both, field)[rows], getattr(alone, field)), field
-    assert both.counts() == {"converged": 3, "singular": 1, "too_few_rows": 1} and both.success
+    assert both.counts() == {"converged": 3, "diverged": 1, "singular": 1, "too_few_rows": 1} and both.success
 
 
 def test_drop_nan_drops_rows_and_keeps_their_groups_right():
