@@ -174,3 +174,22 @@ def test_a_failed_factorisation_is_retried_with_more_damping():
     bad = H.clone()
     bad[0, 0, 0] = float("nan")
     assert _damped_step(bad, g, D, lam)[2].tolist() == [False, True]  # never raises for one group
+
+
+def test_bit_for_bit_with_many_groups_of_many_sizes():
+    # Hundreds of groups converging at different iterations (so the running set is gathered, not used whole),
+    # with bad groups spread among them: the good ones' numbers equal those of a run of the good ones alone.
+    rng = np.random.default_rng(12)
+    sizes = rng.integers(4, 40, 400).tolist()
+    x, y, w = _groups(sizes, seed=13)
+    bad = np.arange(0, 400, 37)
+    n = torch.tensor(sizes)
+    n[bad[::2]] = 2  # too few rows
+    p0 = torch.tensor([[1.0, 1.0, 0.0]] * 400, dtype=torch.float64)
+    p0[bad[1::2], 1] = -1000.0  # overflowing starts
+    good = torch.tensor([g for g in range(400) if g not in set(bad.tolist())])
+    both = solve(_evaluator(x, y, w), p0, n, TIGHT)
+    alone = solve(_evaluator(x[good], y[good], w[good]), p0[good], n[good], TIGHT)
+    assert (alone.status == CONVERGED).all() and len(set(alone.iterations.tolist())) > 3
+    for field in ("params", "sum_squares", "iterations", "stderr", "cov"):
+        assert torch.equal(getattr(both, field)[good], getattr(alone, field)), field
