@@ -42,6 +42,8 @@ GROUPED_OPTIONS = ("loss", "optimizer", "steps", "tol", "optimizer_options", "dt
 #: At most this many rows (padded) per chunk of groups: past it the arrays leave the caches and it gets slower
 #: (measured on the 2-D Gaussian benchmark: 1.47 s at 2^18 rows, 1.60 s at 2^16, 2.15 s with all 2.5e6 in one).
 MAX_CHUNK_ROWS = 262_144
+#: The same on a GPU, whose kernels want large batches (not measured yet: no GPU was at hand).
+MAX_GPU_CHUNK_ROWS = 1 << 24
 _CODE = "\x00group code"  # the group's index, carried through as_dataset as one more input column (never shown)
 _LM_OPTIONS = ("ftol", "xtol", "gtol", "max_rejections")
 
@@ -282,10 +284,13 @@ def _guesses(model: Model, rows: _Rows, seed: int) -> np.ndarray:
 
 def chunk_groups(counts: np.ndarray, per_row: int, chunk_rows: int | None, device) -> int:
     """The most padded rows one chunk may hold: the memory budget (a quarter of it, as a working set) over the
-    bytes per padded row, at most :data:`MAX_CHUNK_ROWS` (or ``chunk_size``) and at least the largest group."""
-    limit = device_budget(device) or budget()
-    rows = limit.nbytes / 4 / per_row if math.isfinite(limit.nbytes) else MAX_CHUNK_ROWS
-    rows = min(rows, chunk_rows or MAX_CHUNK_ROWS, MAX_CHUNK_ROWS)
+    bytes per padded row, at most :data:`MAX_CHUNK_ROWS` on the CPU (:data:`MAX_GPU_CHUNK_ROWS` on a GPU, which
+    wants large batches) or ``chunk_size``, and at least the largest group."""
+    gpu = device_budget(device)
+    limit = gpu or budget()
+    most = MAX_GPU_CHUNK_ROWS if gpu is not None else MAX_CHUNK_ROWS
+    rows = limit.nbytes / 4 / per_row if math.isfinite(limit.nbytes) else most
+    rows = min(rows, chunk_rows or most, most)
     return max(int(rows), int(counts.max()) if len(counts) else 1)
 
 
