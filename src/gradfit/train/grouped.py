@@ -99,7 +99,7 @@ def fit_groups(model, data, group: str, options: BatchedOptions, config: FitConf
     for chunk in _chunks(rows.counts[order], per_row, given.get("chunk_rows"), device):
         ids = order[chunk]
         part = _fit_chunk(jacobian, rows, ids, p0[ids], options, device, given.get("absolute_sigma", False))
-        out.put(ids, part, rows)
+        out.put(ids, part)
     return out.result(
         rows,
         built,
@@ -347,7 +347,7 @@ class _Columns:
         self.status = np.zeros(G, dtype=np.int8)
         self.test = np.zeros(G, dtype=np.int8)
 
-    def put(self, ids: np.ndarray, part, rows: _Rows) -> None:
+    def put(self, ids: np.ndarray, part) -> None:
         result, weight = part
         self.params[ids] = result.params.cpu().numpy()
         self.stderr[ids] = result.stderr.cpu().numpy()
@@ -377,6 +377,12 @@ class _Columns:
             message=messages,
             model_spec=model.describe(),
             config={**config.to_dict(), "optimizer": "lm", "max_iterations": options.max_iterations},
-            data={"source": rows.origin, "n": int(rows.counts.sum()), "x": list(rows.inputs), "y": rows.y_name},
+            data={
+                "source": rows.origin,
+                "n": int(rows.counts.sum()),
+                "x": list(rows.inputs),
+                "y": rows.y_name,
+                "notes": list(rows.notes),
+            },
             timings={**timings, "fits_per_second": len(rows.keys) / timings["elapsed"] if timings["elapsed"] else 0},
         )
