@@ -57,6 +57,8 @@ def run_grouped(
         n = len(result)
         per = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         console.print(Text(f"Fitted {model} to {data} per {group}: {n} groups ({per})", style="bold"), soft_wrap=True)
+        for note in result.data.get("notes", []):
+            console.print(Text(f"note: {note}"), soft_wrap=True)
         console.print(Text(f"elapsed {result.timings['elapsed']:.3g} s"), soft_wrap=True)
         for path in written:
             console.print(Text(f"wrote {path}"), soft_wrap=True)
