@@ -77,6 +77,25 @@ def test_each_group_equals_a_one_fit_gradfit_lm():
         assert result.loss[i] == pytest.approx(one.loss, rel=1e-9)
 
 
+def test_fixed_parameters_are_held_and_the_rest_equal_curve_fit():
+    frame = _table([15, 25, 9], seed=14)
+    result = gradfit.fit(FORMULA, frame, y="y", group="well", init=dict(START, c=0.1), fix=["c"], **TIGHT)
+    assert (result.params[:, 2] == 0.1).all() and np.isnan(result.stderr[:, 2]).all()
+    for i, key in enumerate(result.keys):
+        sub = frame[frame.well == key]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p, cov = curve_fit(
+                lambda x, a, b: _f(x, a, b, 0.1), sub.x, sub.y, p0=[1, 1], ftol=1e-15, xtol=1e-15, gtol=1e-15
+            )
+        np.testing.assert_allclose(result.params[i, :2], p, rtol=1e-6)
+        np.testing.assert_allclose(result.stderr[i, :2], np.sqrt(np.diag(cov)), rtol=1e-6)
+    function = lambda x, a, b, c: a * np.e ** (-b * x) + c  # noqa: E731 (vmap of jacfwd, the general path)
+    general = gradfit.fit(function, frame, x="x", y="y", group="well", init=dict(START, c=0.1), fix="c", **TIGHT)
+    assert general.timings["jacobian"] == "vmap of jacfwd"
+    np.testing.assert_allclose(general.params, result.params, rtol=1e-7)
+
+
 def test_sigma_column_equals_curve_fit_with_sigma():
     frame = _table([15, 25], seed=5)
     frame["err"] = np.random.default_rng(6).uniform(0.02, 0.2, len(frame))

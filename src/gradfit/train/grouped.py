@@ -36,6 +36,7 @@ from gradfit.optim.batched_lm import STATUS, BatchedOptions, solve, status_messa
 from gradfit.options import DEFAULT_STEPS
 from gradfit.train.config import FitConfig, resolve_device
 from gradfit.train.grouped_result import GroupedResult
+from gradfit.train.initial_values import fixed_names
 
 #: The options a grouped fit reads; any other given is refused (it would be silently ignored).
 GROUPED_OPTIONS = ("loss", "optimizer", "steps", "tol", "optimizer_options", "dtype", "device", "chunk_size", "seed")
@@ -63,7 +64,7 @@ def check_grouped(config: FitConfig, given: Mapping[str, Any], refused: Mapping[
     if other:
         raise ConfigError(
             f"A grouped fit does not take {', '.join(map(repr, other))} (it takes {', '.join(GROUPED_OPTIONS)}, "
-            f"x, y, init, params, model_options, read, drop_nan, sigma, absolute_sigma and weights)."
+            f"x, y, init, params, fix, model_options, read, drop_nan, sigma, absolute_sigma and weights)."
         )
     lm = dict(config.optimizer_options)
     unknown = sorted(set(lm) - set(_LM_OPTIONS))
@@ -92,13 +93,15 @@ def fit_groups(model, data, group: str, options: BatchedOptions, config: FitConf
     check_declared(built, given.get("params"))
     jacobian = batched_jacobian(built, general=bool(given.get("general")))
     p0 = _starts(built, rows, given.get("init"), config.seed)
+    fixed = fixed_names(built, given.get("fix"))  # held at their starts: their columns leave the solve
+    free = torch.tensor([j for j, s in enumerate(_flat_specs(built)) if s not in fixed], dtype=torch.int64)
     k = p0.shape[1]
     out = _Columns(len(rows.keys), k)
     order = np.argsort(rows.counts, kind="stable")  # by size: each chunk padded to a size close to its groups'
     per_row = 8 * (rows.x.shape[1] + 3 * k + 40) * (3 if jacobian.name == "vmap of jacfwd" else 1)
     for chunk in _chunks(rows.counts[order], per_row, given.get("chunk_rows"), device):
         ids = order[chunk]
-        part = _fit_chunk(jacobian, rows, ids, p0[ids], options, device, given.get("absolute_sigma", False))
+        part = _fit_chunk(jacobian, rows, ids, p0[ids], free, options, device, given.get("absolute_sigma", False))
         out.put(ids, part)
     return out.result(
         rows,
@@ -308,8 +311,16 @@ def _chunks(sizes: np.ndarray, per_row: int, chunk_rows: int | None, device):
         start = end
 
 
-def _fit_chunk(jacobian: BatchedJacobian, rows: _Rows, ids: np.ndarray, p0: Tensor, options, device, absolute: bool):
-    """Pad the chunk's groups to its largest, fit them, return the solver's result (on the CPU)."""
+def _flat_specs(model: Model) -> list[str]:
+    """The parameter each flat entry belongs to (``w`` for ``w[0]``), in the flat order."""
+    return [s.name for s in model.specs for _ in range(s.size)]
+
+
+def _fit_chunk(
+    jacobian: BatchedJacobian, rows: _Rows, ids: np.ndarray, p0: Tensor, free: Tensor, options, device, absolute: bool
+):
+    """Pad the chunk's groups to its largest, fit their free entries (``free``, the others held at ``p0``), return
+    ``(params, stderr, the solver's result, Σ w)`` on the CPU."""
     counts = torch.from_numpy(rows.counts[ids])
     starts = torch.from_numpy(rows.starts[ids])
     m = max(int(counts.max()), 1)
@@ -321,18 +332,29 @@ def _fit_chunk(jacobian: BatchedJacobian, rows: _Rows, ids: np.ndarray, p0: Tens
     root = mask.to(torch.float64) if rows.w is None else rows.w[index].sqrt() * mask
     root = root.to(device)
     plain = rows.w is None and bool(mask.all())  # no padding, no weights: the residuals as they are
-    A = len(ids)
+    A, held = len(ids), len(free) < p0.shape[1]
+    start = p0.to(device=device, dtype=torch.float64)
+    free = free.to(device)
 
     def evaluate(p: Tensor, groups: Tensor) -> tuple[Tensor, Tensor]:
         whole = len(groups) == A  # every group of the chunk: no gathered copies
         x, y, w = (X, Y, root) if whole else (X[groups], Y[groups], root[groups])
-        pred, J = jacobian(p, x)
+        if held:
+            full = start.clone() if whole else start[groups]
+            full[:, free] = p
+            pred, J = jacobian(full, x)
+            J = J[:, free]
+        else:
+            pred, J = jacobian(p, x)
         if plain:
             return pred - y, J
         return (pred - y) * w, J * w[:, None, :]
 
-    result = solve(evaluate, p0.to(device), counts.to(device), options, absolute_sigma=absolute)
-    return result, root.square().sum(1).cpu() if rows.w is not None else counts.to(torch.float64)
+    result = solve(evaluate, start[:, free] if held else start, counts.to(device), options, absolute_sigma=absolute)
+    params, stderr = start.clone(), torch.full_like(start, math.nan)
+    params[:, free], stderr[:, free] = result.params, result.stderr
+    weight = root.square().sum(1).cpu() if rows.w is not None else counts.to(torch.float64)
+    return params.cpu(), stderr.cpu(), result, weight
 
 
 class _Columns:
@@ -348,9 +370,9 @@ class _Columns:
         self.test = np.zeros(G, dtype=np.int8)
 
     def put(self, ids: np.ndarray, part) -> None:
-        result, weight = part
-        self.params[ids] = result.params.cpu().numpy()
-        self.stderr[ids] = result.stderr.cpu().numpy()
+        params, stderr, result, weight = part
+        self.params[ids] = params.numpy()
+        self.stderr[ids] = stderr.numpy()
         self.ss[ids] = result.sum_squares.cpu().numpy()
         self.weight[ids] = weight.numpy()
         self.steps[ids] = result.iterations.cpu().numpy()
