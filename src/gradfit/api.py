@@ -189,10 +189,10 @@ def fit(
     """
     config = _config(options)
     if group is not None:
-        refused: dict[str, Any] = {"bounds": bounds, "stream": stream, "callbacks": list(callbacks)}
+        refused: dict[str, Any] = {"stream": stream, "callbacks": list(callbacks)}
         refused.update(checkpoint_dir=checkpoint_dir, resume=resume)
         return _grouped(model, data, group, config, options, refused, x=x, y=y, init=init, params=params, fix=fix,
-                        model_options=model_options, drop_nan=drop_nan, read=read, sigma=sigma,
+                        bounds=bounds, model_options=model_options, drop_nan=drop_nan, read=read, sigma=sigma,
                         absolute_sigma=absolute_sigma, weights=weights)  # fmt: skip
     started = time.perf_counter()
     loss = get_loss(config.loss, **config.loss_options)

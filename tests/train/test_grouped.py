@@ -96,6 +96,34 @@ def test_fixed_parameters_are_held_and_the_rest_equal_curve_fit():
     np.testing.assert_allclose(general.params, result.params, rtol=1e-7)
 
 
+def test_bounds_give_the_constrained_minimum_of_each_group():
+    from scipy.optimize import least_squares
+
+    frame = _table([20, 30, 25, 15], seed=15)
+    bounds = {"b": (0.2, 0.6), "c": (-0.2, None)}
+    result = gradfit.fit(FORMULA, frame, y="y", group="well", init=dict(START, b=0.5), bounds=bounds, **TIGHT)
+    free = gradfit.fit(FORMULA, frame, y="y", group="well", init=dict(START, b=0.5), **TIGHT)
+    active = 0
+    for i, key in enumerate(result.keys):
+        sub = frame[frame.well == key]
+        ref = least_squares(
+            lambda q, sub=sub: _f(sub.x.values, *q) - sub.y.values,
+            [1.0, 0.5, 0.0],
+            bounds=([-np.inf, 0.2, -0.2], [np.inf, 0.6, np.inf]),
+            ftol=1e-15,
+            xtol=1e-15,
+            gtol=1e-15,
+        )
+        np.testing.assert_allclose(result.params[i], ref.x, rtol=1e-6, atol=1e-9)
+        on_bound = np.isclose(result.params[i, 1], [0.2, 0.6]).any() or np.isclose(result.params[i, 2], -0.2)
+        active += bool(on_bound)
+        if not on_bound:  # the box does not bind: the free minimum
+            np.testing.assert_allclose(result.params[i], free.params[i], rtol=1e-7)
+    assert 0 < active < len(result.keys)  # some groups bound, some not
+    with pytest.raises(gradfit.ModelError, match="outside the bounds"):
+        gradfit.fit(FORMULA, frame, y="y", group="well", init=START, bounds={"b": (0, 0.5)})
+
+
 def test_sigma_column_equals_curve_fit_with_sigma():
     frame = _table([15, 25], seed=5)
     frame["err"] = np.random.default_rng(6).uniform(0.02, 0.2, len(frame))
@@ -168,8 +196,8 @@ def test_bad_input_is_refused_clearly():
         gradfit.fit(FORMULA, frame, y="y", group="well", optimizer="adam")
     with pytest.raises(ConfigError, match="does not take 'lr'"):
         gradfit.fit(FORMULA, frame, y="y", group="well", lr=0.1)
-    with pytest.raises(ConfigError, match="does not take 'bounds'"):
-        gradfit.fit(FORMULA, frame, y="y", group="well", bounds={"a": (0, None)})
+    with pytest.raises(ConfigError, match="does not take 'stream'"):
+        gradfit.fit(FORMULA, frame, y="y", group="well", stream=True)
     with pytest.raises(ConfigError, match="loss='mse'"):
         gradfit.fit(FORMULA, frame, y="y", group="well", loss="mae")
     with pytest.raises(DataError, match="cannot also be an input"):

@@ -107,8 +107,15 @@ def solve(
     n_rows: Tensor,
     options: BatchedOptions = BatchedOptions(),
     absolute_sigma: bool = False,
+    lower: Tensor | None = None,
+    upper: Tensor | None = None,
 ) -> BatchedResult:
     """Fit every group from ``p0 (G, k)``; ``n_rows (G,)`` is each group's count of real rows.
+
+    ``lower``/``upper`` (``(k,)``, shared by the groups, ``-inf``/``inf`` where unbounded) are honoured as the
+    one-fit solver does, by projection: an entry on a bound whose gradient points out of the box is held (its row
+    and column leave the damped system), each trial is clipped into the box, and the predicted reduction is then the
+    linear model's along the clipped step. The starts must lie within them.
 
     Examples
     --------
@@ -122,6 +129,13 @@ def solve(
     ([[2.0, 0.5], [3.0, 1.5]], ['converged', 'converged'])
     """
     state = _State(p0, n_rows)
+    if lower is not None or upper is not None:
+        k = p0.shape[1]
+        state.box = (
+            torch.full((k,), -math.inf, dtype=torch.float64) if lower is None else lower.double(),
+            torch.full((k,), math.inf, dtype=torch.float64) if upper is None else upper.double(),
+        )
+        state.box = (state.box[0].to(p0.device), state.box[1].to(p0.device))
     active = state.running()
     if len(active):
         r, J = evaluate(state.p[active], active)
@@ -151,6 +165,7 @@ class _State:
         self.iterations = torch.zeros(G, dtype=torch.int64, device=dev)
         self.rejected = torch.zeros(G, dtype=torch.int64, device=dev)
         self.status[self.n < k] = TOO_FEW_ROWS
+        self.box: tuple[Tensor, Tensor] | None = None  # lower and upper bounds (k,), shared by every group
 
     def running(self) -> Tensor:
         return (self.status == RUNNING).nonzero().flatten()
@@ -186,24 +201,33 @@ def _iterate(state: _State, evaluate: Evaluate, active: Tensor, options: Batched
     D = torch.where(D > 0, D, torch.ones_like(D))
     _put(state.D, active, D, full)
     fnorm = ss.sqrt()
-    cos = torch.nan_to_num(g.abs() / (cnorm * fnorm.unsqueeze(1)), nan=0.0, posinf=math.inf)
+    g_free = g
+    if state.box is not None:  # held: on a bound, the gradient pointing out of the box
+        held = ((p <= state.box[0]) & (g > 0)) | ((p >= state.box[1]) & (g < 0))
+        g_free = torch.where(held, 0.0, g)
+    cos = torch.nan_to_num(g_free.abs() / (cnorm * fnorm.unsqueeze(1)), nan=0.0, posinf=math.inf)
     flat = (cos.amax(1) <= options.gtol) | (fnorm == 0)
     lam = state.lam if full else state.lam[active]
     if bool(flat.any()):
         state.stop(active[flat], CONVERGED, 3)
         keep = ~flat
-        active, H, g, ss, p, D, fnorm, lam = (t[keep] for t in (active, H, g, ss, p, D, fnorm, lam))
+        active, H, g, g_free, ss, p, D, fnorm, lam = (t[keep] for t in (active, H, g, g_free, ss, p, D, fnorm, lam))
         full = False
         if not len(active):
             return
-    step, lam, solved = _damped_step(H, g, D, lam)
+    step, lam, solved = _damped_step(_held_out(H, g_free, g) if state.box is not None else H, g_free, D, lam)
     if not bool(solved.all()):
         state.stop(active[~solved], SINGULAR)
         active, H, g, ss, p, D, fnorm, step, lam = (t[solved] for t in (active, H, g, ss, p, D, fnorm, step, lam))
         full = False
         if not len(active):
             return
-    trial = p + step
+    trial, clipped = p + step, None
+    if state.box is not None:
+        moved = trial
+        trial = torch.minimum(torch.maximum(moved, state.box[0]), state.box[1])
+        clipped = (trial != moved).any(1)
+        step = torch.where(clipped.unsqueeze(1), trial - p, step)
     r, J = evaluate(trial, active)
     r, J = r.to(torch.float64), J.to(torch.float64)
     ss_new = r.square().sum(1)
@@ -212,6 +236,8 @@ def _iterate(state: _State, evaluate: Evaluate, active: Tensor, options: Batched
     Hs = (H @ step.unsqueeze(2)).squeeze(2)
     Ds = D * step
     prered = ((step * Hs).sum(1) + 2 * lam * Ds.square().sum(1)) / ss
+    if clipped is not None:  # the linear model's reduction along a clipped step
+        prered = torch.where(clipped, -(2 * (step * g).sum(1) + (step * Hs).sum(1)) / ss, prered)
     ratio = torch.where(prered != 0, actred / prered, torch.zeros_like(prered))
     accepted = ratio >= 1e-4
     _damping(state, active, accepted, ratio, lam, full)
@@ -230,6 +256,13 @@ def _iterate(state: _State, evaluate: Evaluate, active: Tensor, options: Batched
         state.g[moved] = g_new[accepted]
     finite_H = H_new.isfinite().flatten(1).all(1)
     _tests(state, active, accepted, actred, prered, ratio, Ds, Dp, finite_H, options)
+
+
+def _held_out(H: Tensor, g_free: Tensor, g: Tensor) -> Tensor:
+    """``H`` with the held entries' rows and columns replaced by the identity's, so their step is 0."""
+    held = (g_free == 0) & (g != 0)
+    out = H.masked_fill(held.unsqueeze(1) | held.unsqueeze(2), 0.0)
+    return out + torch.diag_embed(held.to(H.dtype))
 
 
 def _put(t: Tensor, index: Tensor, value: Tensor, full: bool) -> None:

@@ -26,7 +26,7 @@ from torch import Tensor
 from gradfit.data.convert import as_dataset
 from gradfit.data.io import open_data
 from gradfit.data.plain_csv import NumberTable
-from gradfit.errors import ConfigError, DataError
+from gradfit.errors import ConfigError, DataError, ModelError
 from gradfit.memory import budget, device_budget
 from gradfit.models.base import Model
 from gradfit.models.batched import BatchedJacobian, batched_jacobian
@@ -34,6 +34,7 @@ from gradfit.models.builder import build_model, check_names, default_inputs
 from gradfit.models.names import check_declared
 from gradfit.optim.batched_lm import STATUS, BatchedOptions, solve, status_messages
 from gradfit.options import DEFAULT_STEPS
+from gradfit.train.bounds import Bounds
 from gradfit.train.config import FitConfig, resolve_device
 from gradfit.train.grouped_result import GroupedResult
 from gradfit.train.initial_values import fixed_names
@@ -64,7 +65,7 @@ def check_grouped(config: FitConfig, given: Mapping[str, Any], refused: Mapping[
     if other:
         raise ConfigError(
             f"A grouped fit does not take {', '.join(map(repr, other))} (it takes {', '.join(GROUPED_OPTIONS)}, "
-            f"x, y, init, params, fix, model_options, read, drop_nan, sigma, absolute_sigma and weights)."
+            f"x, y, init, params, fix, bounds, model_options, read, drop_nan, sigma, absolute_sigma and weights)."
         )
     lm = dict(config.optimizer_options)
     unknown = sorted(set(lm) - set(_LM_OPTIONS))
@@ -95,13 +96,14 @@ def fit_groups(model, data, group: str, options: BatchedOptions, config: FitConf
     p0 = _starts(built, rows, given.get("init"), config.seed)
     fixed = fixed_names(built, given.get("fix"))  # held at their starts: their columns leave the solve
     free = torch.tensor([j for j, s in enumerate(_flat_specs(built)) if s not in fixed], dtype=torch.int64)
+    box = _box(built, given.get("bounds"), p0, rows)
     k = p0.shape[1]
     out = _Columns(len(rows.keys), k)
     order = np.argsort(rows.counts, kind="stable")  # by size: each chunk padded to a size close to its groups'
     per_row = 8 * (rows.x.shape[1] + 3 * k + 40) * (3 if jacobian.name == "vmap of jacfwd" else 1)
     for chunk in _chunks(rows.counts[order], per_row, given.get("chunk_rows"), device):
         ids = order[chunk]
-        part = _fit_chunk(jacobian, rows, ids, p0[ids], free, options, device, given.get("absolute_sigma", False))
+        part = _fit_chunk(jacobian, rows, ids, p0[ids], free, box, options, device, given.get("absolute_sigma", False))
         out.put(ids, part)
     return out.result(
         rows,
@@ -311,13 +313,32 @@ def _chunks(sizes: np.ndarray, per_row: int, chunk_rows: int | None, device):
         start = end
 
 
+def _box(model: Model, bounds, p0: Tensor, rows: _Rows) -> tuple[Tensor, Tensor] | None:
+    """The bounds as flat ``(lower, upper)`` vectors (None without any), every group's start checked within them."""
+    box = Bounds(model, bounds)
+    if not box:
+        return None
+    lower = torch.cat([box.lower[s.name].reshape(-1) for s in model.specs])
+    upper = torch.cat([box.upper[s.name].reshape(-1) for s in model.specs])
+    outside = (p0 < lower) | (p0 > upper)
+    if bool(outside.any()):
+        g, j = (int(v) for v in outside.nonzero()[0])
+        name = model.flat_names()[j]
+        raise ModelError(
+            f"The starts of {int(outside.any(1).sum())} group(s) lie outside the bounds: the first, group "
+            f"{rows.keys[g]!r}, has {name} = {float(p0[g, j]):g} outside [{float(lower[j]):g}, {float(upper[j]):g}]. "
+            f"Give starts inside them with init=... (--init)."
+        )
+    return lower, upper
+
+
 def _flat_specs(model: Model) -> list[str]:
     """The parameter each flat entry belongs to (``w`` for ``w[0]``), in the flat order."""
     return [s.name for s in model.specs for _ in range(s.size)]
 
 
 def _fit_chunk(
-    jacobian: BatchedJacobian, rows: _Rows, ids: np.ndarray, p0: Tensor, free: Tensor, options, device, absolute: bool
+    jacobian: BatchedJacobian, rows: _Rows, ids: np.ndarray, p0: Tensor, free: Tensor, box, options, device, absolute
 ):
     """Pad the chunk's groups to its largest, fit their free entries (``free``, the others held at ``p0``), return
     ``(params, stderr, the solver's result, Σ w)`` on the CPU."""
@@ -350,7 +371,10 @@ def _fit_chunk(
             return pred - y, J
         return (pred - y) * w, J * w[:, None, :]
 
-    result = solve(evaluate, start[:, free] if held else start, counts.to(device), options, absolute_sigma=absolute)
+    lower, upper = (None, None) if box is None else (box[0][free.cpu()], box[1][free.cpu()])
+    result = solve(
+        evaluate, start[:, free] if held else start, counts.to(device), options, absolute, lower=lower, upper=upper
+    )
     params, stderr = start.clone(), torch.full_like(start, math.nan)
     params[:, free], stderr[:, free] = result.params, result.stderr
     weight = root.square().sum(1).cpu() if rows.w is not None else counts.to(torch.float64)
