@@ -99,3 +99,23 @@ def test_a_missing_group_column_and_parquet_without_group(tmp_path, frame):
     assert got.exit_code == 2 and "did you mean 'site'" in got.output
     got = runner.invoke(app, ["fit", data, *MODEL, "--parquet", "--out", str(tmp_path / "p")])
     assert got.exit_code == 2 and "--parquet writes the groups' table" in " ".join(got.output.split())
+
+
+@pytest.mark.usefixtures("fallback_handlers")  # a signal the command misses fails the test, not pytest
+def test_a_signal_stops_at_once_with_exit_130_and_writes_nothing(tmp_path, frame, monkeypatch):
+    import os
+    import signal
+
+    import gradfit.train.grouped as grouped
+
+    fit_chunk = grouped._fit_chunk
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # as Ctrl-C (SIGINT may be ignored under a backgrounded pytest)
+        return fit_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(grouped, "_fit_chunk", interrupted)
+    data, out = _write(tmp_path, frame), tmp_path / "out"
+    got = runner.invoke(app, ["fit", data, *MODEL, "--group", "site", "--out", str(out)])
+    assert got.exit_code == 130, got.output
+    assert not out.exists() or not any(out.iterdir())

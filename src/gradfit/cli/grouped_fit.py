@@ -38,6 +38,7 @@ def run_grouped(
     from gradfit.api import fit
     from gradfit.errors import ConfigError
     from gradfit.run_folder import command_folder
+    from gradfit.train.interrupt import StopRequest, current_request
 
     given_flags = [flag for flag, value in unused.items() if value not in (None, False, [], ())]
     if given_flags:
@@ -48,7 +49,10 @@ def run_grouped(
     folder = command_folder(out, force=force)
     files = [folder.path / GROUPS_CSV, folder.path / SUMMARY] + ([folder.path / GROUPS_PARQUET] if parquet else [])
     folder.check_inputs({"The data file": data}, writes=files)
-    with folder.discarded_on_error():
+    stop = current_request()  # the command's interrupt window (falsy until a signal: not `or`)
+    stop = stop if stop is not None else StopRequest()
+    # Nothing is kept from a grouped fit cut short: a signal stops it at once (exit 130), and nothing is written.
+    with folder.discarded_on_error(), stop.stage("fitting the groups", droppable=True):
         result = fit(model, data, y=y, group=group, **given)
     written = _write(result, folder.path, parquet)
     folder.record(written)
