@@ -68,12 +68,14 @@ def test_string_keys_and_different_sizes_equal_curve_fit_per_group():
     assert (table.steps > 0).all() and (table.message.str.len() > 0).all()
 
 
-def test_each_group_equals_a_one_fit_gradfit_lm():
-    frame = _table([10, 20, 15], seed=4)
-    result = gradfit.fit(FORMULA, frame, y="y", group="well", init=START, **TIGHT)
+@pytest.mark.parametrize("options", [TIGHT, {}], ids=["tight", "default tolerances"])
+def test_each_group_equals_a_one_fit_gradfit_lm(options):
+    frame = _table([10, 20, 15, 40, 7], seed=4)
+    result = gradfit.fit(FORMULA, frame, y="y", group="well", init=START, **options)
     for i, key in enumerate(result.keys):
-        one = gradfit.fit(FORMULA, frame[frame.well == key], y="y", init=START, optimizer="lm", **TIGHT)
+        one = gradfit.fit(FORMULA, frame[frame.well == key], y="y", init=START, optimizer="lm", **options)
         np.testing.assert_allclose(result.params[i], list(one.flat_params.values()), rtol=1e-6)
+        np.testing.assert_allclose(result.stderr[i], one.uncertainty["stderr"], rtol=1e-6)
         assert result.loss[i] == pytest.approx(one.loss, rel=1e-9)
 
 
