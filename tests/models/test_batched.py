@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradfit.models.batched import FormulaBatch, VmapJacobian, batched_jacobian, formula_batch
+from gradfit.models.batched import FormulaBatch, RowwiseJacobian, VmapJacobian, batched_jacobian, formula_batch
 from gradfit.models.builder import build_model
 from gradfit.models.formula_model import FormulaModel
+from gradfit.models.function import CallableModel
 
 FORMULAS = [
     ("amp*exp(-((u - x0)**2 + (v - y0)**2)/(2*w**2)) + bg", ["u", "v"]),
@@ -64,29 +65,68 @@ def test_one_group_or_one_row_per_group():
         torch.testing.assert_close(batched_jacobian(model)(p, x), batched_jacobian(model, general=True)(p, x))
 
 
-@pytest.mark.parametrize("name", ["exponential", "logistic", "gaussian", "poly3"])
-def test_zoo_models_take_vmap_and_equal_autograd(name):
-    model = build_model(name, ["x"])
-    jac = batched_jacobian(model)
-    assert isinstance(jac, VmapJacobian)
-    gen = torch.Generator().manual_seed(1)
-    x = torch.rand(3, 6, 1, generator=gen, dtype=torch.float64) * 2
-    k = len(model.flat_names())
-    p = torch.rand(3, k, generator=gen, dtype=torch.float64) + 0.5
-    pred, J = jac(p, x)
-    for g in range(3):
+def _autograd_flat(model, p, x):
+    """Per group, by torch.autograd.grad row by row: predictions (G, m) and Jacobian columns (G, k, m)."""
+    preds, jacs = [], []
+    for g in range(p.shape[0]):
         flat = p[g].clone().requires_grad_(True)
         params, at = {}, 0
         for s in model.specs:
             params[s.name] = flat[at : at + s.size].reshape(s.shape)
             at += s.size
         out = model.forward(params, x[g]).reshape(-1)
-        rows = [torch.autograd.grad(out[i], flat, retain_graph=True)[0] for i in range(out.shape[0])]
-        torch.testing.assert_close(pred[g], out.detach(), rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(J[g], torch.stack(rows).T, rtol=1e-12, atol=1e-12)
+        rows = [torch.autograd.grad(out[i], flat, retain_graph=True, allow_unused=True)[0] for i in range(len(out))]
+        jacs.append(torch.stack([torch.zeros_like(flat) if r is None else r for r in rows]).T)
+        preds.append(out.detach())
+    return torch.stack(preds), torch.stack(jacs)
+
+
+@pytest.mark.parametrize("name", ["exponential", "logistic", "gaussian", "sine", "poly3"])
+def test_zoo_models_equal_autograd_by_both_general_paths(name):
+    model = build_model(name, ["x"])
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 6, 1, generator=gen, dtype=torch.float64) * 2
+    k = len(model.flat_names())
+    p = torch.rand(3, k, generator=gen, dtype=torch.float64) + 0.5
+    want = _autograd_flat(model, p, x)
+    chosen = batched_jacobian(model)
+    scalar = all(s.shape == () for s in model.specs)
+    assert isinstance(chosen, RowwiseJacobian if scalar else VmapJacobian)
+    for jac in (chosen, batched_jacobian(model, general=True)):
+        got = jac(p, x)
+        torch.testing.assert_close(got[0], want[0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(got[1], want[1], rtol=1e-12, atol=1e-12)
+    if scalar:
+        assert chosen.path == "row-wise autograd"  # the check passed: row by row
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_a_forward_that_mixes_rows_falls_back_to_vmap(groups):
+    # x - mean(x) over the rows it is given: row by row on (G·m) rows it would take the mean of every group at once
+    mixing = CallableModel(lambda x, a, b: a * (x - x.mean()) + b, inputs=["x"])
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(groups, 5, 1, generator=gen, dtype=torch.float64)
+    p = torch.rand(groups, 2, generator=gen, dtype=torch.float64)
+    jac = batched_jacobian(mixing)
+    got = jac(p, x)
+    assert jac.path == "vmap of jacfwd"
+    want = _autograd_flat(mixing, p, x)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got[1], want[1], rtol=1e-12, atol=1e-12)
 
 
 def test_a_formula_with_a_sum_over_rows_has_no_fast_path():
     # sum(x) over the whole table is not a group's sum: the general path evaluates the model as it is
     model = FormulaModel("a*x/sum(x)", inputs=["x"])
     assert formula_batch(model) is None
+
+
+def test_a_forward_that_needs_scalar_parameters_falls_back_to_vmap():
+    scalar_only = CallableModel(lambda x, a, b: a.reshape(()) * x + b, inputs=["x"])  # fails on per-row copies
+    x = torch.rand(2, 4, 1, dtype=torch.float64)
+    p = torch.tensor([[2.0, 1.0], [3.0, -1.0]], dtype=torch.float64)
+    jac = batched_jacobian(scalar_only)
+    pred, J = jac(p, x)
+    assert jac.path == "vmap of jacfwd"
+    torch.testing.assert_close(pred, p[:, :1] * x[..., 0] + p[:, 1:])
+    torch.testing.assert_close(J, torch.stack([x[..., 0], torch.ones_like(x[..., 0])], dim=1))

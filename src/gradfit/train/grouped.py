@@ -100,7 +100,7 @@ def fit_groups(model, data, group: str, options: BatchedOptions, config: FitConf
     k = p0.shape[1]
     out = _Columns(len(rows.keys), k)
     order = np.argsort(rows.counts, kind="stable")  # by size: each chunk padded to a size close to its groups'
-    per_row = 8 * (rows.x.shape[1] + 3 * k + 40) * (3 if jacobian.name == "vmap of jacfwd" else 1)
+    per_row = 8 * (rows.x.shape[1] + 3 * k + 40) * (1 if jacobian.name == "formula derivative" else 3)
     for chunk in _chunks(rows.counts[order], per_row, given.get("chunk_rows"), device):
         ids = order[chunk]
         part = _fit_chunk(jacobian, rows, ids, p0[ids], free, box, options, device, given.get("absolute_sigma", False))
@@ -110,7 +110,7 @@ def fit_groups(model, data, group: str, options: BatchedOptions, config: FitConf
         built,
         options,
         config,
-        timings={"elapsed": time.perf_counter() - started, "jacobian": jacobian.name},
+        timings={"elapsed": time.perf_counter() - started, "jacobian": getattr(jacobian, "path", jacobian.name)},
     )
 
 
