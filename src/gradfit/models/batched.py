@@ -4,13 +4,16 @@ Parameters come as ``(G, k)`` (one flat row per group, in the model's flat order
 group's ``m`` rows of ``c`` inputs, padded to a common ``m``); the result is ``(predictions (G, m), Jacobian
 columns (G, k, m))``, the columns laid out so that ``JᵀJ`` is one batched product of the buffer with its transpose.
 
-Two ways, the same numbers to rounding (tests hold them to each other and to ``torch.autograd``):
+Three ways, the same numbers to rounding (tests hold them to each other and to ``torch.autograd``):
 
 - a formula whose functions all have a derivative rule (:mod:`gradfit.models.formula_derivative`) is evaluated
   from its derivative graph, with each parameter a ``(G, 1)`` column broadcasting against inputs ``(G, m)``: the
   value and every column in one pass of whole-batch operations, no autograd and no Python per group;
-- any other model (zoo, callable, formula without rules) through ``torch.func.vmap`` of ``torch.func.jacfwd``
-  over its ``forward``.
+- a model with scalar parameters whose forward works row by row (most zoo models and callables) by row-wise
+  autograd (:class:`RowwiseJacobian`: one copy of each parameter per row, one backward pass), checked once against
+  the last way;
+- any model (the fallback, and models with vector parameters) through ``torch.func.vmap`` of
+  ``torch.func.jacfwd`` over its ``forward``.
 """
 
 from __future__ import annotations
