@@ -202,6 +202,8 @@ def test_bad_input_is_refused_clearly():
         gradfit.fit(FORMULA, frame, y="y", group="well", stream=True)
     with pytest.raises(ConfigError, match="loss='mse'"):
         gradfit.fit(FORMULA, frame, y="y", group="well", loss="mae")
+    with pytest.raises(ConfigError, match="no sum\\(\\) or mean\\(\\) over rows"):
+        gradfit.fit("a*x/mean(x) + b", frame, y="y", group="well")
     with pytest.raises(DataError, match="cannot also be an input"):
         gradfit.fit("linear", frame, x="x,well", y="y", group="well")
 

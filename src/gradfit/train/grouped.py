@@ -92,6 +92,11 @@ def fit_groups(model, data, group: str, options: BatchedOptions, config: FitConf
     rows = _read(model, data, group, given)
     built = build_model(model, rows.inputs, **dict(given.get("model_options") or {}))
     check_declared(built, given.get("params"))
+    if getattr(getattr(built, "formula", None), "reductions", ()):
+        raise ConfigError(
+            "A grouped fit takes no sum() or mean() over rows in the formula: each group would need its own, over "
+            "its own rows. Fit such a model group by group, or give the reduced value as a column."
+        )
     jacobian = batched_jacobian(built, general=bool(given.get("general")))
     p0 = _starts(built, rows, given.get("init"), config.seed)
     fixed = fixed_names(built, given.get("fix"))  # held at their starts: their columns leave the solve
