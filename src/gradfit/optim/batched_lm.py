@@ -61,6 +61,14 @@ class BatchedOptions:
     max_iterations: int = 200
     max_rejections: int = LMOptions.max_rejections
 
+    def messages(self, status: np.ndarray, test: np.ndarray) -> np.ndarray:
+        """One message per group (see :func:`status_messages`)."""
+        return status_messages(status, test, self)
+
+    def describe(self) -> dict:
+        """What a grouped fit's result says of its solver."""
+        return {"optimizer": "lm", "max_iterations": self.max_iterations}
+
 
 @dataclass(frozen=True)
 class BatchedResult:
@@ -143,6 +151,29 @@ def solve(
         state.stop(active[~(state.ss[active].isfinite() & state.H[active].isfinite().flatten(1).all(1))], DIVERGED)
     while len(active := state.running()):
         _iterate(state, evaluate, active, options)
+    return state.result(absolute_sigma)
+
+
+def finish(
+    evaluate: Evaluate,
+    p: Tensor,
+    n_rows: Tensor,
+    status: Tensor,
+    test: Tensor,
+    iterations: Tensor,
+    absolute_sigma: bool = False,
+) -> BatchedResult:
+    """The result of groups fitted by other means (gradient descent, :mod:`gradfit.train.grouped_descent`) at ``p``
+    with their ``status``: each group's sum of squares there and curve_fit's covariance from its ``JᵀJ``, as
+    :func:`solve` ends (a fitted group whose ``JᵀJ`` is singular is marked so)."""
+    state = _State(p, n_rows)
+    state.status.copy_(status)
+    state.test.copy_(test)
+    state.iterations.copy_(iterations)
+    groups = (state.status != TOO_FEW_ROWS).nonzero().flatten()
+    if len(groups):
+        r, J = evaluate(state.p[groups], groups)
+        state.take(groups, r, J)
     return state.result(absolute_sigma)
 
 
