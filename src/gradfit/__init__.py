@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names (the ``as`` fo
     from gradfit.train.callbacks import Callback as Callback
     from gradfit.train.callbacks import PrintLoss as PrintLoss
     from gradfit.train.config import FitConfig as FitConfig
+    from gradfit.train.grouped_result import GroupedResult as GroupedResult
     from gradfit.train.history import History as History
     from gradfit.train.result import FitResult as FitResult
     from gradfit.train.stopping import StepState as StepState
@@ -62,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "fit": "gradfit.api",
     "FitResult": "gradfit.train.result",
     "FitConfig": "gradfit.train.config",
+    "GroupedResult": "gradfit.train.grouped_result",
     "History": "gradfit.train.history",
     # many configurations of one fit, as one batched fit
     "sweep": "gradfit.experiments.sweeps",
@@ -118,6 +120,7 @@ __all__ = [
     "FormulaModel",
     "GradfitError",
     "GradfitWarning",
+    "GroupedResult",
     "History",
     "Loss",
     "MemoryBudgetError",

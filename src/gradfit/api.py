@@ -7,7 +7,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import torch
 
@@ -47,7 +47,18 @@ from gradfit.train.row_sets import (
 )
 from gradfit.train.row_sets import check_targets as check_row_targets
 
+if TYPE_CHECKING:
+    from gradfit.train.grouped_result import GroupedResult
+
 _OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
+
+
+@overload
+def fit(model: ModelLike, data: Any = None, *, group: None = None, **kwargs: Any) -> FitResult: ...
+
+
+@overload
+def fit(model: ModelLike, data: Any = None, *, group: str, **kwargs: Any) -> GroupedResult: ...
 
 
 def fit(
@@ -71,8 +82,9 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     resume: str | Path | None = None,
     catch_signals: bool = True,
+    group: str | None = None,
     **options: Any,
-) -> FitResult:
+) -> FitResult | GroupedResult:
     """Fit ``model`` to ``data`` by gradient descent.
 
         Parameters
@@ -149,6 +161,11 @@ def fit(
             While the loop runs, Ctrl-C (SIGINT) or SIGTERM stops it at the next step boundary and the fit
             returns with ``stop_reason="interrupted"`` (a second Ctrl-C raises KeyboardInterrupt as usual).
             False leaves signals alone.
+        group : column name, optional
+            Fit the model to each group of rows (one fit per value of this column) by batched
+            Levenberg-Marquardt, and return a :class:`~gradfit.train.grouped_result.GroupedResult`: one row per
+            group with its parameters, standard errors, loss, steps, status and message (see docs/groups.md).
+            ``init`` may give one value per group (arrays in the order of the sorted group keys).
         **options
             The options of :class:`FitConfig`, declared in :data:`gradfit.options.OPTIONS` (this list is written
             from it; ``None``: not given, chosen or computed as the help says):
@@ -171,6 +188,12 @@ def fit(
         [3.08, 2.46]
     """
     config = _config(options)
+    if group is not None:
+        refused: dict[str, Any] = {"stream": stream, "callbacks": list(callbacks)}
+        refused.update(checkpoint_dir=checkpoint_dir, resume=resume)
+        return _grouped(model, data, group, config, options, refused, x=x, y=y, init=init, params=params, fix=fix,
+                        bounds=bounds, model_options=model_options, drop_nan=drop_nan, read=read, sigma=sigma,
+                        absolute_sigma=absolute_sigma, weights=weights)  # fmt: skip
     started = time.perf_counter()
     loss = get_loss(config.loss, **config.loss_options)
     device = _device(config.device)
@@ -293,6 +316,14 @@ def fit(
 
 if fit.__doc__:  # None under python -OO
     fit.__doc__ = fit.__doc__.replace("{options}", options_doc(" " * 8))
+
+
+def _grouped(model, data, group, config: FitConfig, options: dict, refused: dict, **given: Any) -> GroupedResult:
+    """One fit per group (:mod:`gradfit.train.grouped`), its options checked before any reading."""
+    from gradfit.train.grouped import check_grouped, fit_groups
+
+    solver = check_grouped(config, options, refused)
+    return fit_groups(model, data, group, solver, config, chunk_rows=options.get("chunk_size"), **given)
 
 
 def _config(options: dict) -> FitConfig:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import atexit
 import bisect
 import datetime
+import gc
 import hashlib
 import os
 from collections.abc import Sequence
@@ -178,6 +179,9 @@ def close() -> None:
     """End the default process group if there is one (idempotent; :func:`init_from_env` registers it at exit)."""
     dist = _dist()
     if dist is not None and dist.is_initialized():
+        # Collectives' work objects still held (a traceback's frames, a cycle) go first, while the interpreter is
+        # whole: freed during its finalisation, they can abort in gloo's threads.
+        gc.collect()
         dist.destroy_process_group()
 
 

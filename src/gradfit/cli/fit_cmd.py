@@ -245,6 +245,17 @@ def fit_command(
             show_default=False,
         ),
     ] = None,
+    group: Annotated[
+        Optional[str],
+        typer.Option(
+            "--group",
+            help="Fit the model to each group of rows (one fit per value of this column) by batched "
+            "Levenberg-Marquardt; writes OUT/groups.csv (group, parameters, standard errors, loss, steps, status, "
+            "message) and OUT/result.json (counts by status). Exit 1 only when no group converged.",
+            show_default=False,
+        ),
+    ] = None,
+    parquet: Annotated[bool, typer.Option("--parquet", help="With --group: also write OUT/groups.parquet.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
@@ -315,6 +326,8 @@ def fit_command(
             force=force,
             params=param,
             read=read,
+            group_column=group,
+            parquet=parquet,
             **options,
         )
     raise typer.Exit(code)
@@ -343,6 +356,8 @@ def run_fit(
     params: list[str] | None = None,
     read: dict | None = None,
     dist_timeout: float | None = None,
+    group_column: str | None = None,
+    parquet: bool = False,
     **options: Any,
 ) -> int:
     """The body of ``gradfit fit``: returns the exit code; raises GradfitError for bad input.
@@ -375,6 +390,17 @@ def run_fit(
     given: dict[str, Any] = {"x": parsed_x, "y": y, "init": parsed_init, "fix": parsed_fix, "bounds": parsed_bounds}
     given.update(drop_nan=drop_nan, stream=stream, params=parsed_params, read=read, model_options=parsed_options)
     options = {k: v for k, v in options.items() if v is not None}
+    if group_column is not None:  # one fit per group: a table, not a run (gradfit.cli.grouped_fit)
+        from gradfit.cli.grouped_fit import run_grouped
+
+        unused: dict[str, Any] = {"--plot": plot, "--animate": animate, "--landscape": landscape, "--resume": resume}
+        unused.update({"--log-every": log_every, "--dist-timeout": dist_timeout})
+        return run_grouped(data, model=model, group=group_column, parquet=parquet, out=out, force=force, quiet=quiet,
+                           unused=unused, **given, **options)  # fmt: skip
+    if parquet:
+        from gradfit.errors import ConfigError
+
+        raise ConfigError("--parquet writes the groups' table: it goes with --group COLUMN.")
     group = join(dist_timeout)  # torchrun's processes: one fit, rank 0 the writer
     if group is not None and group.rank != 0:  # the same fit, silent: rank 0 prints and writes
         out_dir, resume = told(group)

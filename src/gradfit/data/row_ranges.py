@@ -40,20 +40,25 @@ def can_seek(stream: StreamedRows) -> bool:
 
 def file_blocks(stream: StreamedRows, max_rows: int = BLOCK_ROWS) -> list[Range]:
     """The file's blocks in file order: its Parquet row groups (cut in pieces of at most ``max_rows``), or runs of
-    ``min(BLOCK_ROWS, max_rows)`` rows of a CSV file."""
+    ``min(BLOCK_ROWS, max_rows)`` rows of a CSV file; of one process's share of the file (``stream.file.span``), the
+    blocks within it."""
     max_rows = max(1, int(max_rows))
     n = stream.scan().file_rows
     if not can_seek(stream):
         size = min(BLOCK_ROWS, max_rows)
-        return [(a, min(a + size, n)) for a in range(0, n, size)]
-    blocks: list[Range] = []
-    at = 0
-    for rows in stream.file.group_rows():
-        pieces = -(-rows // max_rows) if rows else 0
-        for i in range(pieces):  # equal pieces: none much smaller than the others
-            blocks.append((at + rows * i // pieces, at + rows * (i + 1) // pieces))
-        at += rows
-    return blocks
+        blocks = [(a, min(a + size, n)) for a in range(0, n, size)]
+    else:
+        blocks = []
+        at = 0
+        for rows in stream.file.group_rows():
+            pieces = -(-rows // max_rows) if rows else 0
+            for i in range(pieces):  # equal pieces: none much smaller than the others
+                blocks.append((at + rows * i // pieces, at + rows * (i + 1) // pieces))
+            at += rows
+    span = getattr(stream.file, "span", None)
+    if span is None:
+        return blocks
+    return [(max(a, span[0]), min(b, span[1])) for a, b in blocks if max(a, span[0]) < min(b, span[1])]
 
 
 def merged(ranges: Sequence[Range]) -> list[Range]:
@@ -148,9 +153,10 @@ def kept_counts(stream: StreamedRows, ranges: Sequence[Range]) -> list[int]:
     """The rows each range yields: its length (within the file), less its rows with NaN when the stream drops them
     (then one pass over the ranges, remembered on the stream)."""
     ranges = _check(ranges)
-    n = stream.scan().file_rows
+    # The file rows read: all of them, or one process's share (``span``, whose rows the scan counted).
+    first, end = getattr(stream.file, "span", None) or (0, stream.scan().file_rows)
     if not stream.drop_nan or stream.scan().dropped == 0:
-        return [max(0, min(b, n) - a) for a, b in ranges]
+        return [max(0, min(b, end) - max(a, first)) for a, b in ranges]
     cache = stream.kept_cache
     key = tuple(ranges)
     if key not in cache:

@@ -19,9 +19,9 @@ from torch import Tensor
 from gradfit.data.dataset import Dataset
 from gradfit.distributed import Group, all_reduce_sums, gather_objects, shard_row_groups
 from gradfit.errors import ConfigError, DataError, DistributedError
-from gradfit.rowpass import Chunk, evenly_spaced
+from gradfit.rowpass import Chunk, MemoryRows, evenly_spaced
 
-__all__ = ["ShardRows", "open_shard"]
+__all__ = ["BatchShard", "ShardRows", "open_shard"]
 
 
 def open_shard(
@@ -141,3 +141,63 @@ class ShardRows:
                 torch.cat([p.x for p in pieces]), y, self.x_names, self.y_name, source, w, self.weighting
             )
         return self._samples[rows]
+
+
+class BatchShard:
+    """This process's rows ``(x, y, w)`` (in memory) of one mini-batch of a fit spread over processes, whose other
+    rows the other processes hold: a :class:`gradfit.rowpass.RowSet` of the whole batch, ``sizes[r]`` rows on rank
+    ``r``. Its sums (a batch's loss and gradient) are added across the processes as :class:`ShardRows`' are, so every
+    process takes the step of the whole batch."""
+
+    def __init__(self, shard: ShardRows, x: Tensor, y: Tensor | None, w: Tensor | None, sizes: Sequence[int]):
+        self.shard, self.x, self.y, self.w, self.sizes = shard, x, y, w, list(sizes)
+        self.x_names, self.y_name, self.weighting = shard.x_names, shard.y_name, shard.weighting
+        self.source = f"a mini-batch of {shard.source}"
+        self.dtype, self.device = x.dtype, x.device
+        self.group = shard.group
+        self._weight_total: float | None = None
+
+    def __len__(self) -> int:
+        return sum(self.sizes)
+
+    def chunks(self, chunk_size: int | None = None, dtype: torch.dtype | None = None) -> Iterator[Chunk]:
+        return MemoryRows(self.x, self.y, self.w, chunk_size, dtype=dtype).chunks()
+
+    def combine(self, sums: list[Tensor]) -> None:
+        """Add a pass's float64 sums across the processes, in place."""
+        all_reduce_sums(sums, self.group)
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every process's ``obj``, in rank order."""
+        return gather_objects(obj, self.group)
+
+    def weight_total(self) -> float | None:
+        """The batch's ``Σ wᵢ`` over every process (one all-reduce, the first time), None when unweighted."""
+        if self.w is None:
+            return None
+        if self._weight_total is None:
+            total = [self.w.sum(dtype=torch.float64)]
+            self.combine(total)
+            self._weight_total = float(total[0])
+        return self._weight_total
+
+    def columns(self, names: Sequence[str]) -> BatchShard:
+        at = [self.x_names.index(n) for n in names]
+        return BatchShard(self.shard.columns(names), self.x[:, at], self.y, self.w, self.sizes)
+
+    def with_dtype(self, dtype: torch.dtype) -> BatchShard:
+        y = None if self.y is None else self.y.to(dtype)
+        w = None if self.w is None else self.w.to(dtype)
+        return BatchShard(self.shard.with_dtype(dtype), self.x.to(dtype), y, w, self.sizes)
+
+    def sample(self, rows: int) -> Dataset:
+        """At most ``rows`` evenly spaced rows of the whole batch, the same on every process (a gather)."""
+        positions = evenly_spaced(len(self), rows)
+        offset = sum(self.sizes[: self.group.rank])
+        mine = positions[(positions >= offset) & (positions < offset + len(self.x))] - offset
+        piece = (self.x[mine], None if self.y is None else self.y[mine], None if self.w is None else self.w[mine])
+        pieces = [p for p in self.gather(piece) if len(p[0])]
+        y = None if self.y is None else torch.cat([p[1] for p in pieces])
+        w = None if self.w is None else torch.cat([p[2] for p in pieces])
+        source = f"{self.source} ({len(positions):,} evenly spaced rows of {len(self):,})"
+        return Dataset(torch.cat([p[0] for p in pieces]), y, self.x_names, self.y_name, source, w, self.weighting)

@@ -35,6 +35,7 @@ from gradfit.train.host_steps import NOT_RUN, HostBlocks
 from gradfit.train.interrupt import StopRequest
 from gradfit.train.objective import Objective
 from gradfit.train.paths import prepare_paths
+from gradfit.train.shard_batches import ShardBatches
 from gradfit.train.steppers import BUDGET, Stepper, make_stepper
 from gradfit.train.stopping import EarlyStopping, MaxTime, StepState, StoppingRules, Target, Tolerance, describe_stop
 from gradfit.train.stream_batches import StreamBatches
@@ -180,8 +181,13 @@ class _Fit:
         self.callbacks = callbacks
         self.checkpoints = checkpoints or Checkpointer()
         self.objective = Objective(model, loss, config.chunk_size)
-        # A row set's mini-batches are read from its file window by window (gradfit.train.stream_batches).
-        kind = StreamBatches if is_row_set(train) else Batches
+        # A row set's mini-batches are read from its file window by window (gradfit.train.stream_batches), each
+        # process's share of them from its own rows in a fit spread over processes (gradfit.train.shard_batches).
+        kind = (
+            (ShardBatches if getattr(train, "group", None) is not None else StreamBatches)
+            if is_row_set(train)
+            else Batches
+        )
         self.batches = kind(train, config.batch_size, config.shuffle, generator)
         per_epoch = self.batches.per_epoch
         total = (

@@ -134,12 +134,7 @@ def check_row_set_plan(rows: RowSet, config, device, model=None) -> None:
     every process fits the same model with the same options to the same rows (a DistributedError on every
     process, naming what differs, rather than a hang in a later step)."""
     mini_batches = config.batch_size is not None and config.batch_size < len(rows)
-    if mini_batches and getattr(rows, "group", None) is not None:
-        raise ConfigError(
-            "Mini-batches of a fit spread over processes are not built yet: leave out batch_size for full-batch "
-            "steps (each process reads its own rows once a step), or fit the mini-batches in one process (stream=True)."
-        )
-    if mini_batches and not hasattr(rows, "read_blocks"):
+    if mini_batches and not hasattr(getattr(rows, "local", rows), "read_blocks"):
         raise ConfigError(
             f"Mini-batches over {_name(rows)} (rows read chunk by chunk) need rows that can be read block by block, "
             f"such as a streamed file's (stream=True); this row set cannot. Leave out batch_size for full-batch "

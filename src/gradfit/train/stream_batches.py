@@ -58,11 +58,16 @@ class StreamBatches(Batches):
         self, data, batch_size: int | None, shuffle: bool, generator: torch.Generator | None, buffer_rows=None
     ):
         super().__init__(data, batch_size, shuffle, generator)  # rows, batch, per_epoch, position, epoch_rng
-        self.buffer_rows = window_rows(data, buffer_rows)
-        mini = self.batch < self.rows
-        self.blocks = data.blocks(self.buffer_rows) if mini else []
-        self.counts = data.block_counts(self.blocks) if mini else []
-        groups = data.block_groups(self.blocks) if mini else []
+        self._plan(data, buffer_rows, mini=self.batch < self.rows)
+
+    def _plan(self, reading, buffer_rows, mini: bool) -> None:
+        """The blocks of the rows ``reading`` (a :class:`gradfit.data.file_rows.FileRows`) that the epochs' windows
+        are made of (none for full batch)."""
+        self.reading = reading
+        self.buffer_rows = window_rows(reading, buffer_rows)
+        self.blocks = reading.blocks(self.buffer_rows) if mini else []
+        self.counts = reading.block_counts(self.blocks) if mini else []
+        groups = reading.block_groups(self.blocks) if mini else []
         self.units: list[list[int]] = []  # the blocks of each row group (consecutive: the blocks are in file order)
         for i, group in enumerate(groups):
             if i and group == groups[i - 1]:
@@ -82,10 +87,21 @@ class StreamBatches(Batches):
         self.position = step + 1
         if self.batch >= self.rows:
             return rows_triple(self.data)
-        k = step % self.per_epoch
+        return self._read(step % self.per_epoch)
+
+    def _span(self, k: int) -> tuple[int, int]:
+        """The epoch rows ``[start, stop)`` of the epoch's step ``k``."""
+        return k * self.batch, min((k + 1) * self.batch, self.rows)
+
+    def _epoch_generator(self) -> torch.Generator | None:
+        """What draws an epoch's block order and window seeds: the fit's generator."""
+        return self.generator
+
+    def _read(self, k: int) -> tuple:
+        """``(x, y, w)`` of the epoch's step ``k``, read from the windows (drawn at the epoch's start)."""
         if self.windows is None or (k == 0 and self.shuffle):
             self._draw()  # after a resume mid-epoch too, from the generator state of the epoch's start
-        start, stop = k * self.batch, min((k + 1) * self.batch, self.rows)
+        start, stop = self._span(k)
         if self._at != start:
             self._seek(start)
         parts: list[list] = []
@@ -93,6 +109,8 @@ class StreamBatches(Batches):
             assert self._held is not None
             w, x, y, wt = self._held
             n = min(stop - start, len(x) - self._offset)
+            if n <= 0:  # the windows hold fewer rows than the epoch: a bug, stopped before it fills the memory
+                raise RuntimeError(f"the shuffle windows ran out at epoch row {start} of {stop}")
             a, b = self._offset, self._offset + n
             piece = [x[a:b], None if y is None else y[a:b], None if wt is None else wt[a:b]]
             start, self._offset = start + n, b
@@ -110,12 +128,13 @@ class StreamBatches(Batches):
     def _draw(self) -> None:
         """This epoch's block order, windows and window seeds, drawn from the fit's generator."""
         self.epoch_rng = self.generator.get_state() if self.generator is not None else None
+        generator = self._epoch_generator() if self.shuffle else None
         order = list(range(len(self.blocks)))
-        if self.shuffle and self.data.seekable:
+        if self.shuffle and self.reading.seekable:
             # The pieces of one row group stay together, in order: a pass reads each row group once, not once
             # per piece (a piece cannot be read without the rows of its group before it).
             units = self.units
-            order = [i for u in torch.randperm(len(units), generator=self.generator).tolist() for i in units[u]]
+            order = [i for u in torch.randperm(len(units), generator=generator).tolist() for i in units[u]]
         windows: list[list[int]] = []
         size = 0
         for i in order:
@@ -126,7 +145,7 @@ class StreamBatches(Batches):
             windows[-1].append(i)
             size += rows
         self.windows = windows
-        self.seeds = torch.randint(0, 2**62, (len(windows),), generator=self.generator).tolist() if self.shuffle else []
+        self.seeds = torch.randint(0, 2**62, (len(windows),), generator=generator).tolist() if self.shuffle else []
         self.starts = [0]
         for window in windows:
             self.starts.append(self.starts[-1] + sum(self.counts[i] for i in window))
@@ -139,7 +158,7 @@ class StreamBatches(Batches):
         while self.starts[w + 1] == self.starts[w]:  # an empty window (every row dropped): the next one
             w += 1
         blocks = [self.blocks[i] for window in self.windows[w:] for i in window]
-        self._reader = self.data.read_blocks(blocks)
+        self._reader = self.reading.read_blocks(blocks)
         self._held = None
         self._load(w)
         self._offset = row - self.starts[w]
