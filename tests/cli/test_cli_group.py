@@ -80,9 +80,10 @@ def test_no_group_converging_exits_1(tmp_path):
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--optimizer", "adam"], "batched Levenberg-Marquardt"),
+        (["--optimizer", "lbfgs"], "'lm' (the default) or gradient descent"),
+        (["--optimizer", "sgd"], "needs a learning rate"),
         (["--plot"], "--group does not take --plot"),
-        (["--lr", "0.1"], "does not take 'lr'"),
+        (["--optimizer", "lm", "--lr", "0.1"], "does not take 'lr'"),
     ],
 )
 def test_refusals_exit_2_and_write_nothing(tmp_path, frame, extra, message):

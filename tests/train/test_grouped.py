@@ -194,10 +194,10 @@ def test_bad_input_is_refused_clearly():
     holes.loc[3, "well"] = np.nan
     with pytest.raises(DataError, match="group column 'well' has 1 missing value"):
         gradfit.fit(FORMULA, holes, y="y", group="well")
-    with pytest.raises(ConfigError, match="batched Levenberg-Marquardt.*optimizer='adam'"):
-        gradfit.fit(FORMULA, frame, y="y", group="well", optimizer="adam")
+    with pytest.raises(ConfigError, match="'lm' \\(the default\\) or gradient descent.*got 'lbfgs'"):
+        gradfit.fit(FORMULA, frame, y="y", group="well", optimizer="lbfgs")
     with pytest.raises(ConfigError, match="does not take 'lr'"):
-        gradfit.fit(FORMULA, frame, y="y", group="well", lr=0.1)
+        gradfit.fit(FORMULA, frame, y="y", group="well", optimizer="lm", lr=0.1)
     with pytest.raises(ConfigError, match="does not take 'stream'"):
         gradfit.fit(FORMULA, frame, y="y", group="well", stream=True)
     with pytest.raises(ConfigError, match="loss='mse'"):

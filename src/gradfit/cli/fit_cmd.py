@@ -250,7 +250,8 @@ def fit_command(
         typer.Option(
             "--group",
             help="Fit the model to each group of rows (one fit per value of this column) by batched "
-            "Levenberg-Marquardt; writes OUT/groups.csv (group, parameters, standard errors, loss, steps, status, "
+            "Levenberg-Marquardt (or batched gradient descent: --optimizer sgd|momentum|nesterov|adam with --lr); "
+            "writes OUT/groups.csv (group, parameters, standard errors, loss, steps, status, "
             "message) and OUT/result.json (counts by status). Exit 1 only when no group converged.",
             show_default=False,
         ),

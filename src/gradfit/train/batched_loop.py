@@ -112,7 +112,7 @@ def _running(rows, params: dict[str, Tensor], trainable: list[str], active: Tens
     if bool(active.all()):
         return rows.value_and_grad(params)
     index = active.nonzero().reshape(-1)
-    some, grads = rows.value_and_grad({n: v.index_select(0, index) for n, v in params.items()})
+    some, grads = rows.value_and_grad({n: v.index_select(0, index) for n, v in params.items()}, index)
     losses = torch.full(active.shape, math.nan, dtype=some.dtype, device=some.device).index_copy_(0, index, some)
     full = [torch.zeros_like(params[n]).index_copy_(0, index, g) for n, g in zip(trainable, grads)]
     return losses, full

@@ -97,8 +97,9 @@ class MemberRows:
 
     # -- the public pair ---------------------------------------------------------------------------
 
-    def value_and_grad(self, params: Mapping[str, Tensor]) -> Sums:
-        """The K mean losses (float64) and their gradients with respect to the free parameters."""
+    def value_and_grad(self, params: Mapping[str, Tensor], members: Tensor | None = None) -> Sums:
+        """The K mean losses (float64) and their gradients with respect to the free parameters (``members``: which of
+        the K these are, when not all; unused here: every member reads the same rows)."""
         if self.stats is not None:
             return self._stats(params, grad=True)
         if self.path == "compiled fused formula":

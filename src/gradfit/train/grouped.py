@@ -14,6 +14,7 @@ the sorted group keys); the rest come from the model's guess on each group's row
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping
@@ -32,10 +33,11 @@ from gradfit.models.base import Model
 from gradfit.models.batched import BatchedJacobian, batched_jacobian
 from gradfit.models.builder import build_model, check_names, default_inputs
 from gradfit.models.names import check_declared
-from gradfit.optim.batched_lm import STATUS, BatchedOptions, solve, status_messages
+from gradfit.optim.batched_lm import STATUS, BatchedOptions, solve
 from gradfit.options import DEFAULT_STEPS
 from gradfit.train.bounds import Bounds
 from gradfit.train.config import FitConfig, resolve_device
+from gradfit.train.grouped_descent import DescentOptions, descend
 from gradfit.train.grouped_result import GroupedResult
 from gradfit.train.initial_values import fixed_names
 
@@ -48,25 +50,39 @@ MAX_CHUNK_ROWS = 262_144
 MAX_GPU_CHUNK_ROWS = 1 << 24
 _CODE = "\x00group code"  # the group's index, carried through as_dataset as one more input column (never shown)
 _LM_OPTIONS = ("ftol", "xtol", "gtol", "max_rejections")
+#: What a grouped fit by gradient descent reads beyond GROUPED_OPTIONS.
+DESCENT_OPTIONS = ("lr", "momentum", "target_loss")
 
 
-def check_grouped(config: FitConfig, given: Mapping[str, Any], refused: Mapping[str, Any]) -> BatchedOptions:
-    """Refuse what a grouped fit does not do (ConfigError, before any reading) and return its solver options."""
-    if config.optimizer not in ("auto", "lm"):
-        raise ConfigError(
-            f"A grouped fit (group=..., --group) is fitted by batched Levenberg-Marquardt, the grouped optimizer "
-            f"for now; got optimizer={config.optimizer!r}. Leave out the optimizer or give 'lm'."
-        )
+def check_grouped(
+    config: FitConfig, given: Mapping[str, Any], refused: Mapping[str, Any]
+) -> BatchedOptions | DescentOptions:
+    """Refuse what a grouped fit does not do (ConfigError, before any reading) and return its solver options:
+    batched Levenberg-Marquardt's (the default), or gradient descent's (sgd, momentum, nesterov, adam)."""
+    if config.optimizer == "auto" and config.lr is not None:  # as one fit: a learning rate alone means sgd
+        config = dataclasses.replace(config, optimizer="sgd")
+    descent = config.optimizer not in ("auto", "lm")
+    steps = config.steps if config.steps is not None else DEFAULT_STEPS
+    if descent:
+        options = DescentOptions.of(config, steps)  # the optimizer and its learning rate checked first
     if config.loss != "mse":
         raise ConfigError(f"A grouped fit minimises each group's sum of squares (loss='mse'); got {config.loss!r}.")
     if config.dtype not in (None, "float64"):
         raise ConfigError(f"A grouped fit runs in float64; got dtype={config.dtype!r}. Leave out dtype.")
-    other = sorted(k for k in given if k not in GROUPED_OPTIONS) + sorted(k for k, v in refused.items() if v)
+    takes = GROUPED_OPTIONS + (DESCENT_OPTIONS if descent else ())
+    other = sorted(k for k in given if k not in takes) + sorted(k for k, v in refused.items() if v)
     if other:
         raise ConfigError(
-            f"A grouped fit does not take {', '.join(map(repr, other))} (it takes {', '.join(GROUPED_OPTIONS)}, "
+            f"A grouped fit does not take {', '.join(map(repr, other))} (it takes {', '.join(takes)}, "
             f"x, y, init, params, fix, bounds, model_options, read, drop_nan, sigma, absolute_sigma and weights)."
         )
+    if descent:
+        if config.optimizer_options:
+            raise ConfigError(
+                f"A grouped fit by gradient descent takes no optimizer_options; got "
+                f"{', '.join(map(repr, config.optimizer_options))}."
+            )
+        return options
     lm = dict(config.optimizer_options)
     unknown = sorted(set(lm) - set(_LM_OPTIONS))
     if unknown:
@@ -78,16 +94,22 @@ def check_grouped(config: FitConfig, given: Mapping[str, Any], refused: Mapping[
     for key, value in lm.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ConfigError(f"The Levenberg-Marquardt option {key!r} must be a number > 0. Got {value!r} instead.")
-    steps = config.steps if config.steps is not None else DEFAULT_STEPS
     return BatchedOptions(max_iterations=steps, **lm)
 
 
-def fit_groups(model, data, group: str, options: BatchedOptions, config: FitConfig, **given: Any) -> GroupedResult:
+def fit_groups(
+    model, data, group: str, options: BatchedOptions | DescentOptions, config: FitConfig, **given: Any
+) -> GroupedResult:
     """The grouped fit behind ``gradfit.fit(..., group=...)``: ``given`` holds fit()'s ``x``, ``y``, ``init``,
     ``params``, ``model_options``, ``read``, ``drop_nan``, ``sigma``, ``absolute_sigma``, ``weights`` and
     ``general`` (True: vmap of jacfwd even for a formula) and ``chunk_rows`` (the padded rows of one chunk of groups,
     when given: ``chunk_size``)."""
     started = time.perf_counter()
+    if isinstance(options, DescentOptions) and given.get("bounds"):
+        raise ConfigError(
+            "A grouped fit by gradient descent does not take bounds yet: fit with Levenberg-Marquardt (the default), "
+            "which honours them, or leave them out."
+        )
     device = resolve_device(config.device)
     rows = _read(model, data, group, given)
     built = build_model(model, rows.inputs, **dict(given.get("model_options") or {}))
@@ -376,14 +398,16 @@ def _fit_chunk(
             return pred - y, J
         return (pred - y) * w, J * w[:, None, :]
 
-    lower, upper = (None, None) if box is None else (box[0][free.cpu()], box[1][free.cpu()])
-    result = solve(
-        evaluate, start[:, free] if held else start, counts.to(device), options, absolute, lower=lower, upper=upper
-    )
+    weight = root.square().sum(1) if rows.w is not None else counts.to(device=device, dtype=torch.float64)
+    p0_free = start[:, free] if held else start
+    if isinstance(options, DescentOptions):
+        result = descend(evaluate, p0_free, counts.to(device), weight, options, absolute)
+    else:
+        lower, upper = (None, None) if box is None else (box[0][free.cpu()], box[1][free.cpu()])
+        result = solve(evaluate, p0_free, counts.to(device), options, absolute, lower=lower, upper=upper)
     params, stderr = start.clone(), torch.full_like(start, math.nan)
     params[:, free], stderr[:, free] = result.params, result.stderr
-    weight = root.square().sum(1).cpu() if rows.w is not None else counts.to(torch.float64)
-    return params.cpu(), stderr.cpu(), result, weight
+    return params.cpu(), stderr.cpu(), result, weight.cpu()
 
 
 class _Columns:
@@ -408,8 +432,8 @@ class _Columns:
         self.status[ids] = result.status.cpu().numpy()
         self.test[ids] = result.test.cpu().numpy()
 
-    def result(self, rows: _Rows, model: Model, options: BatchedOptions, config: FitConfig, timings) -> GroupedResult:
-        messages = status_messages(self.status, self.test, options)
+    def result(self, rows: _Rows, model: Model, options, config: FitConfig, timings) -> GroupedResult:
+        messages = options.messages(self.status, self.test)
         with np.errstate(invalid="ignore", divide="ignore"):
             loss = self.ss / self.weight
         too_few = self.status == STATUS.index("too_few_rows")
@@ -427,7 +451,7 @@ class _Columns:
             status=np.asarray(STATUS, dtype=object)[self.status],
             message=messages,
             model_spec=model.describe(),
-            config={**config.to_dict(), "optimizer": "lm", "max_iterations": options.max_iterations},
+            config={**config.to_dict(), **options.describe()},
             data={
                 "source": rows.origin,
                 "n": int(rows.counts.sum()),

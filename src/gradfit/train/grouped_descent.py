@@ -20,8 +20,19 @@ import torch
 from torch import Tensor
 
 from gradfit.errors import ConfigError
-from gradfit.optim.batched_lm import CONVERGED, DIVERGED, MAX_ITERATIONS, Evaluate, BatchedResult, finish
-from gradfit.train.batched_loop import BUDGET, CONVERGED as TOLERANCE, DIVERGED as BLEW_UP, TARGET, Rules, run_members
+from gradfit.optim.batched_lm import (
+    CONVERGED,
+    DIVERGED,
+    MAX_ITERATIONS,
+    SINGULAR,
+    TOO_FEW_ROWS,
+    BatchedResult,
+    Evaluate,
+    finish,
+)
+from gradfit.train.batched_loop import BUDGET, TARGET, Rules, run_members
+from gradfit.train.batched_loop import CONVERGED as TOLERANCE
+from gradfit.train.batched_loop import DIVERGED as BLEW_UP
 from gradfit.train.batched_steps import KINDS, BatchedUpdates
 
 #: torch.optim.Adam's learning rate, which gradfit.fit(optimizer="adam") keeps when none is given.
@@ -69,6 +80,12 @@ class DescentOptions:
             f"parameters (lr={self.lr:g} is likely too large for this group)",
         }
         width = 8
+        for code in range(width):  # JᵀJ at the end, whichever way the descent ended
+            table[SINGULAR, code] = (
+                "JᵀJ is singular: the group's rows do not determine every parameter, so its standard errors are "
+                "undefined (NaN)"
+            )
+        table[TOO_FEW_ROWS, 0] = "fewer rows than parameters: the group was not fitted"
         lookup = np.array([table.get((c // width, c % width), "") for c in range(width * 8)], dtype=object)
         return lookup[status.astype(np.int64) * width + test.astype(np.int64)]
 
@@ -105,7 +122,7 @@ def descend(
     G, k = p0.shape
     fitted = (n_rows >= k).nonzero().flatten()
     params = p0.detach().to(torch.float64).clone()
-    status = torch.full((G,), 5, dtype=torch.int8, device=p0.device)  # too_few_rows unless fitted below
+    status = torch.full((G,), TOO_FEW_ROWS, dtype=torch.int8, device=p0.device)  # unless fitted below
     test = torch.zeros(G, dtype=torch.int8, device=p0.device)
     steps = torch.zeros(G, dtype=torch.int64, device=p0.device)
     if len(fitted):
