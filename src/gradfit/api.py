@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 import torch
 
-from gradfit.aliases import ALIASES, closest
 from gradfit.analysis.fit_analysis import analyse, check_stability
-from gradfit.analysis.stability import CHECK_ROWS
-from gradfit.data.convert import as_dataset
 from gradfit.data.dataset import Dataset
 from gradfit.data.fingerprint import dataset_fingerprint
-from gradfit.data.io import open_data
 from gradfit.data.weights import check_training_rows
-from gradfit.errors import ConfigError, DataError, GradfitWarning
+from gradfit.errors import ConfigError, DataError
 from gradfit.losses import check_weighting, get_loss
-from gradfit.models.builder import ModelLike, build_model, check_names, default_inputs
+from gradfit.models.builder import ModelLike, build_model
 from gradfit.models.names import check_declared, declared_params
-from gradfit.optim.auto import Choice, plan_optimizer
 from gradfit.optim.registry import default_lr
 from gradfit.options import options_doc
+from gradfit.preparation import (
+    constant_notes,
+    device_of,
+    dtype_of,
+    fit_config,
+    n_outputs_of,
+    narrowed,
+    open_rows,
+    plan_fit,
+    weight_sum,
+)
 from gradfit.rowpass import RowSet, is_row_set, rows_triple
 from gradfit.run_schema import new_run_id
 from gradfit.train.bounds import Bounds
@@ -37,20 +42,14 @@ from gradfit.train.interrupt import catch_interrupts
 from gradfit.train.loop import run_loop
 from gradfit.train.result import FitResult
 from gradfit.train.row_sets import (
-    check_row_set,
     check_row_set_plan,
     check_weights,
-    open_stream,
-    stream_instead,
     target_values,
-    unjoined_launch,
 )
 from gradfit.train.row_sets import check_targets as check_row_targets
 
 if TYPE_CHECKING:
     from gradfit.train.grouped_result import GroupedResult
-
-_OPTIONS = {f.name for f in dataclasses.fields(FitConfig)}
 
 
 @overload
@@ -187,7 +186,7 @@ def fit(
         >>> [round(v, 2) for v in r.flat_params.values()]
         [3.08, 2.46]
     """
-    config = _config(options)
+    config = fit_config(options)
     if group is not None:
         refused: dict[str, Any] = {"stream": stream, "callbacks": list(callbacks)}
         refused.update(checkpoint_dir=checkpoint_dir, resume=resume)
@@ -196,10 +195,10 @@ def fit(
                         absolute_sigma=absolute_sigma, weights=weights)  # fmt: skip
     started = time.perf_counter()
     loss = get_loss(config.loss, **config.loss_options)
-    device = _device(config.device)
+    device = device_of(config.device)
 
     declared = declared_params(params, init)
-    dataset, sample, origin, reading, notes, stream = _open_rows(
+    dataset, sample, origin, reading, notes, stream = open_rows(
         data, model, x, y, declared, config, stream, read, drop_nan, sigma, weights, absolute_sigma
     )
     check_weighting(loss, dataset.weighting)
@@ -207,25 +206,25 @@ def fit(
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
     # A classification loss reads every row's label (a row set's rare label may be missing from its sample).
     reads = getattr(loss, "reads_targets", False) and is_row_set(dataset)
-    n_outputs = _n_outputs(loss, target_values(dataset) if reads else sample.y, len(dataset.x_names))
+    n_outputs = n_outputs_of(loss, target_values(dataset) if reads else sample.y, len(dataset.x_names))
     built = build_model(model, dataset.x_names, n_outputs=n_outputs, **dict(model_options or {}))
     check_declared(built, params)
-    notes += _constant_notes(built)
+    notes += constant_notes(built)
     loss.check_targets(sample.y, built.n_outputs)
     if reads:
         check_row_targets(loss, dataset, built.n_outputs)
     fixed = fixed_names(built, fix)
     callbacks = list(callbacks)
     call(callbacks, "on_model", built, fixed)  # a front end's own options checked against the model, at the door
-    choice = _plan(config, loss, built, fixed, dataset)
+    choice = plan_fit(config, loss, built, fixed, dataset)
     config = dataclasses.replace(config, optimizer=choice.optimizer, dtype=choice.dtype, scale=choice.scale)
-    dtype = _dtype(choice.dtype)
+    dtype = dtype_of(choice.dtype)
     generator = torch.Generator().manual_seed(config.seed)
     train: Dataset | RowSet
     if is_row_set(dataset):
         check_row_set_plan(dataset, config, device, built)
         dataset = dataset.columns(list(built.inputs)).with_dtype(dtype)
-        sample = _narrowed(sample.columns(list(built.inputs)), device, dtype)
+        sample = narrowed(sample.columns(list(built.inputs)), device, dtype)
         # A streamed file is split by whole blocks of its rows, drawn from the generator as in memory (a row set
         # that cannot be split was refused by check_row_set).
         split = getattr(dataset, "split", None)
@@ -233,7 +232,7 @@ def fit(
     else:
         assert isinstance(dataset, Dataset)  # as_dataset's, since data was no row set
         check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, device)  # before a copy
-        sample = dataset = _narrowed(dataset.columns(list(built.inputs)), device, dtype)
+        sample = dataset = narrowed(dataset.columns(list(built.inputs)), device, dtype)
         train, val = dataset.split(config.val_split, generator) if config.val_split else (dataset, None)
         sample = train
     check_weights(train) if is_row_set(train) else check_training_rows(train)
@@ -255,10 +254,10 @@ def fit(
             "fitting"
         )  # from the first step, work is kept: Ctrl-C / SIGTERM end the loop at a step boundary
         out = problem.descend(val, config, callbacks, generator, checkpoints=checkpoints, stop_request=stop_request)
-    weights, weight_sum = None, _weight_sum(train)
-    if weight_sum is not None:
+    weights, total_weight = None, weight_sum(train)
+    if total_weight is not None:
         assert dataset.weighting is not None  # as_dataset records how the weights of every dataset were given
-        weights = dataset.weighting.to_dict(weight_sum)
+        weights = dataset.weighting.to_dict(total_weight)
     result = FitResult(
         params={k: v.cpu() for k, v in out.params.items()},
         loss=out.loss,
@@ -324,19 +323,6 @@ def _grouped(model, data, group, config: FitConfig, options: dict, refused: dict
 
     solver = check_grouped(config, options, refused)
     return fit_groups(model, data, group, solver, config, chunk_rows=options.get("chunk_size"), **given)
-
-
-def _config(options: dict) -> FitConfig:
-    unknown = sorted(set(options) - _OPTIONS)
-    if unknown:
-        hints = []
-        for u in unknown:
-            match = ALIASES["option"].get(u) or closest(u, sorted(_OPTIONS))
-            hints.append(f"{u!r} (did you mean {match!r}?)" if match else repr(u))
-        raise ConfigError(
-            f"Unknown option(s) to fit(): {', '.join(hints)}. Known options: {', '.join(sorted(_OPTIONS))}."
-        )
-    return FitConfig(**options).validate()
 
 
 class _Problem:
@@ -431,49 +417,9 @@ class _Problem:
         )
 
 
-def _plan(config: FitConfig, loss, model, fixed, dataset) -> Choice:
-    """The optimizer, dtype and scaling for this problem (``auto`` chooses; a named optimizer keeps its own)."""
-    rows = len(dataset) if not config.val_split else len(dataset) - max(1, int(round(len(dataset) * config.val_split)))
-    free = sum(s.size for s in model.specs if s.name not in fixed)
-    choice = plan_optimizer(
-        config.optimizer,
-        rows=rows,
-        free=free,
-        lr_given=config.lr is not None,
-        momentum_given=config.momentum is not None,
-        schedule_given=config.schedule is not None,
-        dtype=config.dtype,
-        scale=config.scale,
-        loss_name=getattr(loss, "name", "loss"),
-        least_squares=bool(getattr(loss, "least_squares", False)),
-        batch_size=config.batch_size,
-        network=bool(getattr(model, "network", False)),
-        streamed=is_row_set(dataset),
-    )
-    if choice.optimizer == "lm":
-        _check_lm(config, loss)
-    return choice
-
-
 def _runner(config: FitConfig, loss):
     """The loop for the chosen optimizer: torch.optim's, or Levenberg-Marquardt's for least squares."""
     return run_loop  # one loop; it picks Levenberg-Marquardt's stepper or torch.optim's (gradfit.train.steppers)
-
-
-def _check_lm(config: FitConfig, loss) -> None:
-    if not getattr(loss, "least_squares", False):
-        raise ConfigError(
-            f"Levenberg-Marquardt ('lm') minimises a sum of squares, so it needs loss='mse'. Got "
-            f"{getattr(loss, 'name', loss)!r}; use another optimizer for that loss."
-        )
-    if config.batch_size is not None:
-        raise ConfigError("Levenberg-Marquardt ('lm') works on all rows at once; leave out 'batch_size'.")
-    if config.lr is not None or config.momentum is not None or config.schedule is not None:
-        given = [k for k in ("lr", "momentum", "schedule") if getattr(config, k) is not None]
-        raise ConfigError(
-            f"Levenberg-Marquardt ('lm') has no learning rate: its damping adapts by itself. Leave out "
-            f"{' and '.join(map(repr, given))}, or choose a gradient-descent optimizer."
-        )
 
 
 def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, fixed, box, run_id: str = ""):
@@ -497,141 +443,6 @@ def _checkpointer(config: FitConfig, directory, resume, model, dataset, start, f
         check_identity(state["identity"], identity(), resume)
     directory = directory if directory is not None else checkpoint_file(resume).parent
     return Checkpointer(check_out_dir(directory), config.checkpoint_every, identity, state, run_id=run_id)
-
-
-def _open_rows(data, model, x, y, declared, config, stream, read, drop_nan, sigma, weights, absolute_sigma):
-    """The fit's rows, checked: ``(dataset, sample, origin, reading, notes, streamed)``. ``dataset`` is a Dataset
-    in memory, or a row set (a file read batch by batch: ``stream``, or by itself past the memory budget; a
-    process's row groups under torchrun; a RowSet given as ``data``), whose ``sample`` of evenly spaced rows the
-    guesses, shape checks and stability limit read (the Dataset itself otherwise). ``origin``: where the data can
-    be read again (with ``reading``, ``result.data["read"]``), so pictures can be redrawn from a saved run."""
-    y_name = y if isinstance(y, str) else None
-    origin, reading, notes = None, dict[str, Any](), list[str]()
-    alone = unjoined_launch()
-    if alone:
-        warnings.warn(alone, GradfitWarning, stacklevel=3)
-    if stream is None:
-        why = stream_instead(data, config, read, sigma, weights)
-        stream, notes = why is not None, [why] if why else []
-    if stream:
-        split_x = None if x is None else _split_names(x)
-        origin = str(data)
-        data = open_stream(
-            data, model, split_x, y_name, declared, sigma, weights, absolute_sigma, drop_nan, read, _dtype("float64")
-        )
-        notes += [data.note] if data.note else []
-        sigma = weights = read = None
-        drop_nan = False
-    if is_row_set(data):  # rows not held here: every sum over them goes through the row pass
-        check_row_set(data, config, sigma, weights, read, drop_nan)
-        return data, data.sample(CHECK_ROWS), origin, reading, notes, bool(stream)
-    data, origin, reading, notes = open_data(data, read)
-    check_names(model, _columns(data), y_name, None if x is None else _split_names(x), declared)
-    weight_columns = [w for w in (sigma, weights) if isinstance(w, str)]
-    inputs = (
-        _split_names(x) if x is not None else default_inputs(model, _columns(data), y_name, declared, weight_columns)
-    )
-    dataset = as_dataset(
-        data,
-        x=inputs,
-        y=y,
-        dtype=_dtype(config.resolved_dtype),
-        drop_nan=drop_nan,
-        report=notes,
-        sigma=sigma,
-        weights=weights,
-        absolute_sigma=absolute_sigma,
-    )
-    return dataset, dataset, origin, reading, notes, False
-
-
-def _weight_sum(train) -> float | None:
-    """``Σ wᵢ`` of the training rows in float64, None when they are unweighted."""
-    if is_row_set(train):
-        return train.weight_total()
-    return None if train.w is None else float(train.w.double().sum())
-
-
-def _dtype(name: str) -> torch.dtype:
-    return torch.float64 if name == "float64" else torch.float32
-
-
-def _device(name: str) -> torch.device:
-    from gradfit.train.config import resolve_device
-
-    return resolve_device(name)
-
-
-def _narrowed(dataset: Dataset, device, dtype: torch.dtype) -> Dataset:
-    """``dataset`` on ``device`` in ``dtype``; a DataError when a value read in float64 does not fit in float32."""
-    out = dataset.to(device, dtype)
-    if torch.finfo(dtype).bits >= torch.finfo(dataset.dtype).bits:
-        return out
-    columns = [(name, out.x[:, i]) for i, name in enumerate(out.x_names)] + [(out.y_name or "y", out.y)]
-    problems, kind = [], str(dtype).replace("torch.", "")
-    for name, values in columns:
-        if values is None:
-            continue
-        bad = (~torch.isfinite(values)).nonzero().flatten()
-        if len(bad):
-            first = int(bad[0])
-            if name in dataset.x_names:
-                source = dataset.x[first, dataset.x_names.index(name)]
-            else:
-                assert dataset.y is not None  # out.y, the targets in the new dtype, holds this value
-                source = dataset.y[first]
-            problems.append(
-                f"column {name!r}: {len(bad)} value{'s' if len(bad) > 1 else ''} too large for {kind} "
-                f"(the first in row {first + 1}: {float(source):g})"
-            )
-    if problems:
-        raise DataError(
-            f"{dataset.source}: the fit runs in {kind}, and {'; '.join(problems)}. Fit in float64: "
-            f"dtype='float64' (--dtype float64), or rescale the column."
-        )
-    return out
-
-
-def _split_names(x) -> list[str]:
-    if isinstance(x, str):
-        return [s.strip() for s in x.split(",") if s.strip()]
-    return [str(s) for s in x]
-
-
-def _columns(data) -> list[str]:
-    if isinstance(data, Dataset):
-        return list(data.x_names) + ([data.y_name] if data.y_name else [])
-    if hasattr(data, "columns"):
-        return [str(c) for c in data.columns]
-    if isinstance(data, Mapping):
-        return [str(k) for k in data]
-    if isinstance(data, tuple):
-        X = data[0]
-        k = 1 if getattr(X, "ndim", 1) == 1 else X.shape[1]
-        return [f"x{i}" for i in range(k)]
-    if hasattr(data, "shape") and len(data.shape) == 1:
-        return ["x"]
-    if hasattr(data, "shape") and len(data.shape) == 2:
-        return [f"x{i}" for i in range(data.shape[1])]
-    return []
-
-
-def _constant_notes(model) -> list[str]:
-    """A note when a formula uses ``e``: a coefficient named e would silently be Euler's number, not fitted."""
-    formula = getattr(model, "formula", None)
-    if formula is None or "e" not in getattr(formula, "constants", ()):
-        return []
-    return [
-        "in the formula, e is Euler's number 2.71828 (a constant), not a parameter; to fit a coefficient, "
-        "give it another name"
-    ]
-
-
-def _n_outputs(loss, y, n_inputs: int) -> int:
-    """One output per row, or one per class for the cross-entropy (from the targets ``y``: every label)."""
-    if getattr(loss, "name", "") != "cross_entropy" or y is None:
-        return 1
-    return loss.n_classes(y, n_inputs) if torch.isfinite(y).all() else 2
 
 
 def _flat(model, params) -> dict[str, float]:

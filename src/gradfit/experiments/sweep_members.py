@@ -124,12 +124,13 @@ def _momentum(c: dict) -> float:
 
 
 def _prepare(model, data, common: dict, config) -> dict:
-    """The rows, model, loss and dtype of the sweep, as :func:`gradfit.fit` prepares them (its own helpers)."""
-    from gradfit import api
+    """The rows, model, loss and dtype of the sweep, as :func:`gradfit.fit` prepares them (its own steps,
+    :mod:`gradfit.preparation`)."""
     from gradfit.data.weights import check_training_rows
     from gradfit.losses import check_weighting, get_loss
     from gradfit.models.builder import build_model
     from gradfit.models.names import check_declared, declared_params
+    from gradfit.preparation import device_of, dtype_of, n_outputs_of, narrowed, open_rows, plan_fit
     from gradfit.rowpass import is_row_set
     from gradfit.train.footprint import check_fit_memory
     from gradfit.train.initial_values import fixed_names
@@ -138,7 +139,7 @@ def _prepare(model, data, common: dict, config) -> dict:
         raise ConfigError("A sweep reads its rows into memory: give a file, a table or arrays, not a row set.")
     loss = get_loss(config.loss, **config.loss_options)
     declared = declared_params(common["params"], common["init"])
-    opened = api._open_rows(
+    opened = open_rows(
         data, model, common["x"], common["y"], declared, config, False, common["read"], common["drop_nan"],
         common["sigma"], common["weights"], common["absolute_sigma"],
     )  # fmt: skip
@@ -146,20 +147,20 @@ def _prepare(model, data, common: dict, config) -> dict:
     check_weighting(loss, dataset.weighting)
     if dataset.y_name is None or dataset.y is None:
         raise DataError("A fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
-    built = build_model(model, dataset.x_names, n_outputs=api._n_outputs(loss, dataset.y, len(dataset.x_names)),
+    built = build_model(model, dataset.x_names, n_outputs=n_outputs_of(loss, dataset.y, len(dataset.x_names)),
                         **dict(common["model_options"] or {}))  # fmt: skip
     check_declared(built, common["params"])
     loss.check_targets(dataset.y, built.n_outputs)
     fixed = fixed_names(built, common["fix"])
-    choice = api._plan(config, loss, built, fixed, dataset)
+    choice = plan_fit(config, loss, built, fixed, dataset)
     config = dataclasses.replace(config, optimizer=choice.optimizer, dtype=choice.dtype, scale=choice.scale)
-    dtype = api._dtype(choice.dtype)
-    check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, api._device(config.device))
-    train = api._narrowed(dataset.columns(list(built.inputs)), api._device(config.device), dtype)
+    dtype, device = dtype_of(choice.dtype), device_of(config.device)
+    check_fit_memory(built, dataset, config, 8 if dtype == torch.float64 else 4, fixed, device)
+    train = narrowed(dataset.columns(list(built.inputs)), device, dtype)
     check_training_rows(train)
     built = built.with_data(train.x)
     return {"model": built, "loss": loss, "train": train, "fixed": fixed, "dtype": dtype,
-            "dtype_name": choice.dtype, "device": api._device(config.device)}  # fmt: skip
+            "dtype_name": choice.dtype, "device": device}  # fmt: skip
 
 
 def _start(prepared: dict, common: dict, seed: int) -> dict:

@@ -224,9 +224,9 @@ def sweep(
 def _configurations(lr, optimizer, seeds, options: dict) -> list[dict]:
     """The members, optimizer first, then lr, then seed (members of one optimizer sit together), each checked
     as a fit's options are."""
-    from gradfit.api import _config
     from gradfit.optim.registry import optimizer_name
     from gradfit.options import OPTIONS
+    from gradfit.preparation import fit_config
 
     for name, why in _REFUSED.items():
         value = options.get(name)
@@ -260,11 +260,11 @@ def _configurations(lr, optimizer, seeds, options: dict) -> list[dict]:
             )
         # The whole configuration is checked once per optimizer; the lr and the seed, the only options that vary,
         # by their own rows of the option table (a problem there is raised by the fit's own check, its message).
-        base = _config({**options, "optimizer": key, "lr": lrs[0], "seed": seed_list[0]})
+        base = fit_config({**options, "optimizer": key, "lr": lrs[0], "seed": seed_list[0]})
         for rate in lrs:
             for seed in seed_list:
                 if rate is None or OPTIONS["lr"].problem(rate) or OPTIONS["seed"].problem(seed):
-                    _config({**options, "optimizer": key, "lr": rate, "seed": seed})
+                    fit_config({**options, "optimizer": key, "lr": rate, "seed": seed})
                     raise ConfigError(f"A sweep needs a number for each learning rate; got {rate!r}.")
                 # "config": the options every member of this optimizer shares (its own lr and seed are beside it)
                 configs.append({"optimizer": key, "lr": rate, "seed": seed, "config": base})
