@@ -113,3 +113,16 @@ def test_compiled_takes_the_compiled_pass_and_writes_the_eager_numbers(tmp_path)
             assert got["stop_reason"] == want["stop_reason"]
             for name in ("loss", "a", "b", "c"):
                 assert _number(got[name]) == pytest.approx(_number(want[name]), rel=1e-10)
+
+
+def test_a_sweep_where_no_member_descends_exits_1_and_says_what_to_try(tmp_path):
+    out = tmp_path / "sw"
+    res = invoke("sweep", "builtin:linear", "--y", "y", "--model", "linear", "--lr", "1e3:1e5:3",
+                 "--steps", "20", "--dtype", "float64", "--out", out)  # fmt: skip
+    assert res.exit_code == 1, res.output
+    text = " ".join(res.output.split())
+    assert "none descended; 0 diverged, 3 ended above their starting loss" in text
+    assert "No member of the sweep descended" in text and "Try smaller learning rates" in text
+    with open(out / "sweep.csv", newline="") as f:
+        assert [row["stop_reason"] for row in csv.DictReader(f)] == ["loss_increased"] * 3
+    assert (out / "sweep.png").exists()

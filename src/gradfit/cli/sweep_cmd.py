@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from gradfit.cli.console import EXIT_OK, console, guarded, print_warnings
+from gradfit.cli.console import EXIT_FAILED, EXIT_OK, console, err_console, guarded, print_warnings
 from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
     DateFormat,
@@ -125,7 +125,8 @@ def sweep_command(
     Writes OUT/sweep.csv (one row per member), OUT/history.csv (member, step, loss), OUT/sweep.png (final
     loss against learning rate, divergence marked) and OUT/race.png (the best members on the landscape).
 
-    Exit status: 0 success (even if some members diverged; the table says which), 2 bad input.
+    Exit status: 0 success (even if some members diverged; the table says which), 1 when no member descended
+    (every one diverged or ended above its start), 2 bad input.
     """
     with guarded(debug):
         from gradfit.atomic_files import atomic_write_text
@@ -178,6 +179,17 @@ def sweep_command(
                 console.print(Text(folder.describe()), soft_wrap=True)
             for path in written:
                 console.print(Text(f"wrote {path}"), soft_wrap=True)
+        if not _descended(result):
+            err_console.print(
+                Text(
+                    f"No member of the sweep descended: every one diverged or ended above its starting loss (the "
+                    f"largest learning rate tried was {max(lrs):.4g}). Try smaller learning rates (--lr LOW:HIGH:N "
+                    f"with a lower HIGH); the table and sweep.png in {out_dir} show what each did."
+                ),
+                soft_wrap=True,
+                style="red",
+            )
+            raise typer.Exit(EXIT_FAILED)
     raise typer.Exit(EXIT_OK)
 
 
@@ -187,7 +199,7 @@ def _print(result) -> None:
     for col in ("optimizer", "lr", "seed", "final loss", "steps", "stopped"):
         table.add_column(col, justify="left" if col in ("optimizer", "stopped") else "right")
     ranked = result.ranked()
-    for r in ranked[:SHOWN]:
+    for r in (ranked or result.rows)[:SHOWN]:  # all diverged: what each did instead
         table.add_row(r["optimizer"], f"{r['lr']:.4g}", str(r["seed"]), f"{r['loss']:.6g}", str(r["steps"]),
                       r["stop_reason"])  # fmt: skip
     console.print(table)
@@ -195,11 +207,17 @@ def _print(result) -> None:
     worse = sum(1 for r in result.rows if r["stop_reason"] == "loss_increased")
     console.print(
         Text(
-            f"{len(result)} members ({result.row_pass} pass); the best {min(SHOWN, len(ranked))} shown; "
+            f"{len(result)} members ({result.row_pass} pass); "
+            f"{f'the best {min(SHOWN, len(ranked))} shown' if _descended(result) else 'none descended'}; "
             f"{bad} diverged, {worse} ended above their starting loss."
         ),  # fmt: skip
         soft_wrap=True,
     )
+
+
+def _descended(result) -> list[dict]:
+    """The members that ended below their start without diverging."""
+    return [r for r in result.rows if r["stop_reason"] not in ("diverged", "loss_increased")]
 
 
 def parse_lrs(text: str) -> list[float]:
