@@ -115,4 +115,6 @@ def test_upload_run_stop_and_reset_in_chromium(server, browser, tmp_path):
     wait_for(lambda: page(By.ID, "status").text == "finished", what="the stop")
     assert "interrupted after 3 steps" in page(By.ID, "end-message").text
     stats = browser.execute_script("return window.gradfitPlayground.stats;")
-    assert stats["redraws"] <= stats["messages"] + 5
+    # Redraws are coalesced to animation frames: fewer than the rows received (one redraw per row would be at least
+    # that many), and about one per message (plus the clicks'; a loaded machine's frames add a few).
+    assert stats["redraws"] < stats["rows"] and stats["redraws"] <= stats["messages"] + 12
