@@ -256,3 +256,16 @@ def test_memory_is_bounded_for_a_million_groups():
     per_group = (large["peak"] - small["peak"]) / 900_000
     assert per_group < 400, per_group
     assert large["peak"] < 4 * large["table"] + 100e6, (large["peak"], large["table"])
+
+
+def test_a_group_whose_rows_are_all_dropped_is_too_few_rows_and_the_others_unchanged():
+    frame = pd.DataFrame({"g": np.repeat([1, 2, 3], 6), "x": np.tile(np.linspace(0.0, 1.0, 6), 3)})
+    frame["y"] = 2 * frame.x + 1 + np.repeat([0.0, 0.1, 0.2], 6) + 0.01 * np.sin(np.arange(18))
+    emptied = frame.assign(y=np.where(frame.g == 3, np.nan, frame.y))
+    for optimizer in ("lm", "sgd"):
+        options = {"optimizer": optimizer, "steps": 50} | ({"lr": 0.1} if optimizer == "sgd" else {})
+        kept = gradfit.fit("a*x + b", frame[frame.g != 3], y="y", group="g", **options).to_pandas()
+        got = gradfit.fit("a*x + b", emptied, y="y", group="g", drop_nan=True, **options).to_pandas()
+        assert got.loc[got.g == 3, "status"].item() == "too_few_rows"
+        assert got.loc[got.g == 3, "n_rows"].item() == 0
+        pd.testing.assert_frame_equal(got[got.g != 3].reset_index(drop=True), kept, check_exact=True)

@@ -374,6 +374,7 @@ def _fit_chunk(
     m = max(int(counts.max()), 1)
     offsets = torch.arange(m)
     index = starts[:, None] + torch.minimum(offsets[None, :], (counts[:, None] - 1).clamp_min(0))
+    index = index.clamp_max(len(rows.x) - 1)  # a group without rows (all dropped) points at a row it masks out
     mask = offsets[None, :] < counts[:, None]
     X = rows.x[index].to(device)
     Y = rows.y[index].to(device)
