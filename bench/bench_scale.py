@@ -37,6 +37,7 @@ START = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}
 
 FIT = r"""
 import json, sys, warnings
+import torch._dynamo  # torch.optim's first optimizer imports it (about 1.3 s, inside the loop): not a step's cost
 import gradfit
 from gradfit import distributed
 warnings.simplefilter("ignore")
