@@ -122,7 +122,7 @@ def test_bounds_give_the_constrained_minimum_of_each_group():
         if not on_bound:  # the box does not bind: the free minimum
             np.testing.assert_allclose(result.params[i], free.params[i], rtol=1e-7)
     assert 0 < active < len(result.keys)  # some groups bound, some not
-    with pytest.raises(gradfit.ModelError, match="outside the bounds"):
+    with pytest.raises(gradfit.ModelError, match=r"outside the bounds: the first, group \d+, has b = "):
         gradfit.fit(FORMULA, frame, y="y", group="well", init=START, bounds={"b": (0, 0.5)})
 
 

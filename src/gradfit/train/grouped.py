@@ -353,10 +353,17 @@ def _box(model: Model, bounds, p0: Tensor, rows: _Rows) -> tuple[Tensor, Tensor]
         name = model.flat_names()[j]
         raise ModelError(
             f"The starts of {int(outside.any(1).sum())} group(s) lie outside the bounds: the first, group "
-            f"{rows.keys[g]!r}, has {name} = {float(p0[g, j]):g} outside [{float(lower[j]):g}, {float(upper[j]):g}]. "
+            f"{_shown(rows.keys[g])}, has {name} = {float(p0[g, j]):g} outside "
+            f"[{float(lower[j]):g}, {float(upper[j]):g}]. "
             f"Give starts inside them with init=... (--init)."
         )
     return lower, upper
+
+
+def _shown(key) -> str:
+    """A group key as a message shows it: ``'well 3'`` for text, ``7`` for a number (not ``np.int64(7)``)."""
+    value = key.item() if isinstance(key, np.generic) else key
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _flat_specs(model: Model) -> list[str]:
