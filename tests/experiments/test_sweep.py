@@ -186,3 +186,14 @@ def test_the_compiled_pass_equals_the_eager_one_member_by_member(data, dtype, re
         assert (a["stop_reason"], a["steps"]) == (b["stop_reason"], b["steps"])
         for name in ("loss", *eager.param_names):
             assert a[name] == pytest.approx(b[name], rel=rel), name
+
+
+def test_a_sweep_compiles_its_fused_pass_by_the_rule_a_single_fit_follows():
+    from gradfit.experiments.sweep_members import wants_compile
+    from gradfit.train.compiled_pass import pays_back
+
+    assert not wants_compile("auto", True, 256 * 10_000, 100)  # the benchmark's sweep: eager, no compile
+    assert pays_back(256 * 100_000, 3000) and wants_compile("auto", True, 256 * 100_000, 3000)  # a long sweep
+    assert wants_compile("compiled", True, 10, 1)  # asked for, whatever the length
+    assert not wants_compile("compiled", False, 10**9, 10**6)  # no fused pass to compile
+    assert not wants_compile("autograd", True, 10**9, 10**6)

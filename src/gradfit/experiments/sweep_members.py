@@ -48,7 +48,7 @@ def fit_members(model, data, configs: list[dict], common: dict, options: dict) -
     one = {n: v[0] for n, v in params.items()}
     stats = linear_statistics(built, loss, train, one, fixed, first, total)
     fused = _fused(built, loss, one, first) if stats is None else None
-    compiled = first.row_pass == "compiled"
+    compiled = wants_compile(first.row_pass, fused is not None, K * len(x), total)
     rows = MemberRows(built, loss, x, y, w, trainable, first.chunk_size, stats, fused, K, compiled)
     momentum = [_momentum(c) for c in configs]
     kinds = [c["optimizer"] for c in configs]
@@ -105,6 +105,17 @@ def _table(configs, out, flat, names, budget: str, dtype_name: str) -> list[dict
         row.update(zip(names, flat[k]))
         table.append(row)
     return table
+
+
+def wants_compile(row_pass: str, fused: bool, member_rows: int, steps: int) -> bool:
+    """Whether the members' fused formula pass goes through ``torch.compile``: when asked (``row_pass="compiled"``),
+    or by the rule a single fit follows (:func:`gradfit.train.compiled_pass.pays_back`) when its work, members x
+    rows x steps, wins the compile back twice over (``"auto"``); never for ``"autograd"`` or without a fused pass."""
+    from gradfit.train.compiled_pass import pays_back
+
+    if not fused or row_pass == "autograd":
+        return False
+    return row_pass == "compiled" or pays_back(member_rows, steps)
 
 
 def _verdict(reason: str, steps: int, start: float, final: float, dtype_name: str) -> str:
