@@ -198,6 +198,10 @@ def test_bad_input_is_refused_clearly():
         gradfit.fit(FORMULA, frame, y="y", group="well", optimizer="lbfgs")
     with pytest.raises(ConfigError, match="does not take 'lr'"):
         gradfit.fit(FORMULA, frame, y="y", group="well", optimizer="lm", lr=0.1)
+    with pytest.raises(ConfigError, match="Unknown option\\(s\\) for Levenberg-Marquardt: 'factor'"):
+        gradfit.fit(FORMULA, frame, y="y", group="well", optimizer_options={"factor": 10.0})
+    with pytest.raises(ConfigError, match="option 'xtol' must be a number > 0"):
+        gradfit.fit(FORMULA, frame, y="y", group="well", optimizer_options={"xtol": -1})
     with pytest.raises(ConfigError, match="does not take 'stream'"):
         gradfit.fit(FORMULA, frame, y="y", group="well", stream=True)
     with pytest.raises(ConfigError, match="loss='mse'"):

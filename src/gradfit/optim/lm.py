@@ -29,13 +29,15 @@ the largest |cosine| between the residuals and a column of J is below it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from gradfit.errors import ConfigError
 from gradfit.jacobian import row_values_and_jacobian
 from gradfit.rowpass import Chunk, MemoryRows, RowSet, RowSource, across, add_across, chunk_rows, reduce, rows_of
 
@@ -92,6 +94,23 @@ class LMOptions:
     gtol: float = 1e-12
     factor: float = 100.0
     max_rejections: int = 60
+
+
+def checked_options(given: Mapping[str, Any], tol: float | None, known: Sequence[str]) -> dict[str, Any]:
+    """``optimizer_options`` of a Levenberg-Marquardt fit, checked: each a name of ``known`` and a number > 0, with
+    ``tol`` as ``ftol`` unless ``ftol`` is given. ConfigError names what is wrong."""
+    options = dict(given)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"Unknown option(s) for Levenberg-Marquardt: {', '.join(map(repr, unknown))}. Known: {', '.join(known)}."
+        )
+    if tol is not None:
+        options.setdefault("ftol", tol)
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"The Levenberg-Marquardt option {key!r} must be a number > 0. Got {value!r} instead.")
+    return options
 
 
 class ChunkedResiduals:

@@ -34,6 +34,7 @@ from gradfit.models.batched import BatchedJacobian, batched_jacobian
 from gradfit.models.builder import build_model, check_names, default_inputs
 from gradfit.models.names import check_declared
 from gradfit.optim.batched_lm import STATUS, BatchedOptions, solve
+from gradfit.optim.lm import checked_options
 from gradfit.options import DEFAULT_STEPS
 from gradfit.train.bounds import Bounds
 from gradfit.train.config import FitConfig, resolve_device
@@ -83,18 +84,7 @@ def check_grouped(
                 f"{', '.join(map(repr, config.optimizer_options))}."
             )
         return options
-    lm = dict(config.optimizer_options)
-    unknown = sorted(set(lm) - set(_LM_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"Unknown Levenberg-Marquardt option(s): {', '.join(map(repr, unknown))}. Known: {', '.join(_LM_OPTIONS)}."
-        )
-    if config.tol is not None:
-        lm.setdefault("ftol", config.tol)
-    for key, value in lm.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigError(f"The Levenberg-Marquardt option {key!r} must be a number > 0. Got {value!r} instead.")
-    return BatchedOptions(max_iterations=steps, **lm)
+    return BatchedOptions(max_iterations=steps, **checked_options(config.optimizer_options, config.tol, _LM_OPTIONS))
 
 
 def fit_groups(

@@ -24,8 +24,15 @@ import math
 import numpy as np
 import torch
 
-from gradfit.errors import ConfigError
-from gradfit.optim.lm import TESTS, ChunkedResiduals, Iteration, LevenbergMarquardt, LMOptions, PointSums
+from gradfit.optim.lm import (
+    TESTS,
+    ChunkedResiduals,
+    Iteration,
+    LevenbergMarquardt,
+    LMOptions,
+    PointSums,
+    checked_options,
+)
 from gradfit.problem import pack, unflatten
 from gradfit.rowpass import row_count, rows_of, rows_triple
 from gradfit.train.formula_jacobian import FormulaJacobian, formula_jacobian
@@ -242,18 +249,7 @@ class LMStepper:
 
 
 def _options(config) -> LMOptions:
-    given = dict(config.optimizer_options)
-    unknown = sorted(set(given) - set(_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"Unknown option(s) for Levenberg-Marquardt: {', '.join(map(repr, unknown))}. Known: {', '.join(_OPTIONS)}."
-        )
-    if config.tol is not None:
-        given.setdefault("ftol", config.tol)
-    for key, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigError(f"The Levenberg-Marquardt option {key!r} must be a number > 0. Got {value!r} instead.")
-    return LMOptions(**given)
+    return LMOptions(**checked_options(config.optimizer_options, config.tol, _OPTIONS))
 
 
 def _box(bounds, trainable: list[str]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
