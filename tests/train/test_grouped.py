@@ -273,3 +273,14 @@ def test_a_group_whose_rows_are_all_dropped_is_too_few_rows_and_the_others_uncha
         assert got.loc[got.g == 3, "status"].item() == "too_few_rows"
         assert got.loc[got.g == 3, "n_rows"].item() == 0
         pd.testing.assert_frame_equal(got[got.g != 3].reset_index(drop=True), kept, check_exact=True)
+
+
+def test_a_group_too_large_for_the_memory_budget_is_refused_before_its_fit(monkeypatch):
+    from gradfit.errors import MemoryBudgetError
+
+    rows = 200_000
+    frame = pd.DataFrame({"well": np.repeat([0, 1], [rows, 5]), "x": np.linspace(0, 4, rows + 5)})
+    frame["y"] = 2 * np.exp(-0.5 * frame.x)
+    monkeypatch.setenv("GRADFIT_MEMORY", "60MB")  # the table (~5 MB) fits; one group's Jacobian and temporaries not
+    with pytest.raises(MemoryBudgetError, match="largest group has 200,000 rows.*Split the largest groups"):
+        gradfit.fit(FORMULA, frame, y="y", group="well", init=START)

@@ -28,7 +28,7 @@ from gradfit.data.convert import as_dataset
 from gradfit.data.io import open_data
 from gradfit.data.plain_csv import NumberTable
 from gradfit.errors import ConfigError, DataError, ModelError
-from gradfit.memory import budget, device_budget
+from gradfit.memory import budget, device_budget, require
 from gradfit.models.base import Model
 from gradfit.models.batched import BatchedJacobian, batched_jacobian
 from gradfit.models.builder import build_model, check_names, default_inputs
@@ -310,10 +310,17 @@ def chunk_groups(counts: np.ndarray, per_row: int, chunk_rows: int | None, devic
     wants large batches) or ``chunk_size``, and at least the largest group."""
     gpu = device_budget(device)
     limit = gpu or budget()
+    largest = int(counts.max()) if len(counts) else 1
+    require(  # one group is one chunk at least: its Jacobian and temporaries must fit whatever the chunk size
+        [("the largest group's rows, Jacobian and temporaries", largest * per_row)],
+        f"a grouped fit whose largest group has {largest:,} rows",
+        "Split the largest groups, or fit them one by one with gradfit.fit.",
+        limit=gpu,
+    )
     most = MAX_GPU_CHUNK_ROWS if gpu is not None else MAX_CHUNK_ROWS
     rows = limit.nbytes / 4 / per_row if math.isfinite(limit.nbytes) else most
     rows = min(rows, chunk_rows or most, most)
-    return max(int(rows), int(counts.max()) if len(counts) else 1)
+    return max(int(rows), largest)
 
 
 def _chunks(sizes: np.ndarray, per_row: int, chunk_rows: int | None, device):
