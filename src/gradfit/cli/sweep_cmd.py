@@ -132,7 +132,7 @@ def sweep_command(
         from gradfit.atomic_files import atomic_write_text
         from gradfit.cli.parsing import parse_init, parse_names
         from gradfit.errors import GradfitWarning
-        from gradfit.experiments.sweeps import sweep
+        from gradfit.experiments.sweeps import descended, sweep
         from gradfit.plots.race import RaceDisplay
         from gradfit.plots.sweep import SweepDisplay
         from gradfit.run_folder import command_folder
@@ -179,7 +179,7 @@ def sweep_command(
                 console.print(Text(folder.describe()), soft_wrap=True)
             for path in written:
                 console.print(Text(f"wrote {path}"), soft_wrap=True)
-        if not _descended(result):
+        if not any(descended(r) for r in result.rows):
             err_console.print(
                 Text(
                     f"No member of the sweep descended: every one diverged or ended above its starting loss (the "
@@ -203,21 +203,18 @@ def _print(result) -> None:
         table.add_row(r["optimizer"], f"{r['lr']:.4g}", str(r["seed"]), f"{r['loss']:.6g}", str(r["steps"]),
                       r["stop_reason"])  # fmt: skip
     console.print(table)
+    from gradfit.experiments.sweeps import descended
+
     bad = sum(1 for r in result.rows if r["stop_reason"] == "diverged")
     worse = sum(1 for r in result.rows if r["stop_reason"] == "loss_increased")
+    shown = f"the best {min(SHOWN, len(ranked))} shown" if any(map(descended, result.rows)) else "none descended"
     console.print(
         Text(
-            f"{len(result)} members ({result.row_pass} pass); "
-            f"{f'the best {min(SHOWN, len(ranked))} shown' if _descended(result) else 'none descended'}; "
+            f"{len(result)} members ({result.row_pass} pass); {shown}; "
             f"{bad} diverged, {worse} ended above their starting loss."
         ),  # fmt: skip
         soft_wrap=True,
     )
-
-
-def _descended(result) -> list[dict]:
-    """The members that ended below their start without diverging."""
-    return [r for r in result.rows if r["stop_reason"] not in ("diverged", "loss_increased")]
 
 
 def parse_lrs(text: str) -> list[float]:

@@ -29,10 +29,19 @@ import numpy as np
 
 from gradfit.errors import ConfigError
 
-__all__ = ["SweepResult", "sweep", "SWEEP_OPTIMIZERS"]
+__all__ = ["SweepResult", "sweep", "SWEEP_OPTIMIZERS", "descended"]
 
 #: The optimizers a sweep runs (their updates are written out for many members: gradfit.train.batched_steps).
 SWEEP_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+#: The stop reasons of the members that did not descend: the loss overflowed, or ended above its start.
+NOT_DESCENDED = ("diverged", "loss_increased")
+
+
+def descended(row: dict) -> bool:
+    """Whether a member (a row of :attr:`SweepResult.rows`) ended with a finite loss below its start."""
+    return row["stop_reason"] not in NOT_DESCENDED and math.isfinite(row["loss"])
+
+
 #: Fit options a sweep does not reproduce, and why (the message names the option).
 _REFUSED = {
     "batch_size": "mini-batches (each member would need its own shuffled batches)",

@@ -10,26 +10,23 @@ With several seeds, each member is a faint dot and the line joins the median ove
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from matplotlib.axes import Axes
 
 from gradfit.errors import ConfigError
-from gradfit.experiments.sweeps import SweepResult
+from gradfit.experiments.sweeps import SweepResult, descended
 from gradfit.plots import style
 from gradfit.plots.display import Display, new_axes
 
 __all__ = ["SweepDisplay", "diverged"]
 
-#: The stop reasons drawn at the top edge instead of at their loss.
-DIVERGED = ("diverged", "loss_increased")
 RAISE = 1.5  # each optimizer's divergence markers sit this factor above the previous one's
 
 
 def diverged(row: dict) -> bool:
-    """Whether a member's loss is not one to draw: it overflowed, or the fit made things worse."""
-    return row["stop_reason"] in DIVERGED or not math.isfinite(row["loss"])
+    """Whether a member's loss is not one to draw (at the top edge instead): it overflowed, or the fit made things
+    worse."""
+    return not descended(row)
 
 
 class SweepDisplay(Display):
