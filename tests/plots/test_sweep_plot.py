@@ -48,3 +48,13 @@ def test_seeds_draw_each_member_and_the_median(tmp_path):
     np.testing.assert_allclose(line.get_ydata(), want)
     SweepDisplay(s).save(tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_a_sweep_that_stopped_early_says_its_budget_and_draws_no_empty_line():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = gradfit.sweep("linear", "builtin:linear", y="y", lr=[1e300], steps=5, dtype="float64")
+    assert s.rows[0]["stop_reason"] == "diverged" and s.rows[0]["steps"] < 5
+    ax = SweepDisplay(s).plot(Figure().add_subplot())
+    assert ax.get_title() == "Final loss after at most 5 steps, by learning rate"
+    assert ax.get_lines() == [] and [c.get_label() for c in ax.collections] == ["sgd: diverged"]

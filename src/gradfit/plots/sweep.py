@@ -62,8 +62,8 @@ class SweepDisplay(Display):
         ax.set_ylim(self.low / 2.0, top * RAISE ** len(self.optimizers))
         ax.set_xlabel("learning rate")
         ax.set_ylabel("final loss")
-        steps = max((r["steps"] for r in self.sweep.rows), default=0)
-        ax.set_title(f"Final loss after at most {steps} steps, by learning rate", fontsize=style.TITLE_SIZE)
+        budget = self.sweep.history.shape[0] - 1  # every member's history holds the budget's steps and the end
+        ax.set_title(f"Final loss after at most {budget} steps, by learning rate", fontsize=style.TITLE_SIZE)
         ax.legend(loc="best", fontsize=style.FONT_SIZE - 1)
         return ax
 
@@ -74,7 +74,8 @@ class SweepDisplay(Display):
             losses = [r["loss"] for r in rows if r["lr"] == lr and not diverged(r) and r["loss"] > 0]
             medians.append(float(np.median(losses)) if losses else np.nan)
         label = f"{name} (median over seeds)" if self.seeded else name
-        ax.plot(lrs, medians, color=color, linewidth=style.LINE_WIDTH, marker="o", markersize=3, label=label)
+        if not all(np.isnan(medians)):  # no line, and no legend entry, for an optimizer none of whose members descended
+            ax.plot(lrs, medians, color=color, linewidth=style.LINE_WIDTH, marker="o", markersize=3, label=label)
         if self.seeded:
             good = [r for r in rows if not diverged(r) and r["loss"] > 0]
             ax.scatter([r["lr"] for r in good], [r["loss"] for r in good], color=color, s=8, alpha=0.35)
