@@ -6,14 +6,15 @@ dimension. Three ways to the K losses and gradients, the first that applies serv
 - **sufficient statistics** (:class:`gradfit.train.linear_stats.LinearStats`) when the model is linear in its
   free parameters under the mse: O(K p²) per step, whatever the number of rows, the path a single fit of
   such a model takes too;
-- **compiled fused formula** (asked for with ``row_pass="compiled"``): the batched fused pass below through
+- **compiled fused formula** (asked for with ``row_pass="compiled"``): the batched fused pass below (broadcast) through
   ``torch.compile`` (a compile for the first shape, and one with dynamic shapes at the second: another number of
   running members or the last call's rows; none after; seconds each, won back only by long sweeps), which writes
   no member-row temporaries; where the compile fails, the eager fused pass serves (``dynamic=True`` from the start
   fails in float32, where Inductor meets a symbolic float);
 - **fused formula**: a formula's fused chunk pass (:mod:`gradfit.train.fused_pass`, the pass a single fit of the
-  formula takes), batched over the members by ``torch.func.vmap``: no autograd graph, a few tensor operations
-  per chunk for all members;
+  formula takes) for all members at once: by broadcasting each parameter as a ``(K, 1)`` column against the rows
+  (:mod:`gradfit.train.member_formula`), or, for a loss without a member slope there or a function that does not
+  broadcast, batched by ``torch.func.vmap``: no autograd graph, a few tensor operations per chunk for all members;
 - **vmap**: ``torch.func.vmap`` of ``grad_and_value`` of one member's summed loss over a chunk of rows, so
   every member's predictions come from one batched forward over the chunk (the model's forward is batched
   by torch, not looped over members), and the chunks' sums are added in float64 as in
@@ -33,12 +34,14 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from gradfit.allocator import keep_freed_memory
 from gradfit.rowpass import chunk_rows, reduce, row_count, rows_of
+from gradfit.train.member_formula import member_formula
 
 Sums = tuple[Tensor, list[Tensor]]
 #: Member-rows (members x rows) of one chunk of the batched paths: their temporaries (1 MB in float64) stay in
-#: the caches and are reused by the allocator, not mapped afresh, which is most of the speed of an elementwise pass
-#: over many members (256 members x 512 rows measured fastest, 2-3x faster than 2048 rows or a whole pass).
+#: the caches, and the allocator keeps their memory for the next chunk (:mod:`gradfit.allocator`; mapped afresh, it
+#: cost 6-8x the arithmetic); 256 members x 512 rows measured fastest, 1.5x faster than 10^4 rows at once.
 CHUNK_NUMBERS = 2**17
 #: Member-rows of one call of the compiled pass, which writes no member-row temporaries (as
 #: gradfit.train.compiled_pass.ROWS_PER_CALL for one fit).
@@ -92,6 +95,8 @@ class MemberRows:
         if self.path == "fused formula" and compiled:
             self.path = "compiled fused formula"
         self.compiled_rows = max(64, COMPILED_NUMBERS // max(1, members))
+        self.broadcast = member_formula(fused, loss) if fused is not None else None
+        keep_freed_memory()  # every chunk's (members x rows) temporaries reuse the last one's memory
         self._compiled: Callable | None = None
         self.failure: str | None = None  # why the compile failed, where it did
 
@@ -105,11 +110,17 @@ class MemberRows:
         if self.path == "compiled fused formula":
             try:
                 if self._compiled is None:
-                    self._compiled = torch.compile(_vmapped_fused(self.fused, self.trainable), dynamic=None)
+                    eager = self.broadcast or _vmapped_fused(self.fused, self.trainable)
+                    self._compiled = torch.compile(eager, dynamic=None)
                 return self._sum(self._compiled, params, self.compiled_rows)
             except Exception as err:  # any failure of the compiler leaves the eager pass in charge
                 self.failure = f"{type(err).__name__}: {err}"
                 self.path = "fused formula"
+        if self.path == "fused formula" and self.broadcast is not None:
+            try:
+                return self._sum(self.broadcast, params, self.batched_rows)
+            except (RuntimeError, NotImplementedError, TypeError, ValueError):
+                self.broadcast = None  # a formula whose functions do not broadcast: the vmapped fused pass
         if self.path == "fused formula":
             try:
                 return self._sum(_vmapped_fused(self.fused, self.trainable), params, self.batched_rows)

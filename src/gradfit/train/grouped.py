@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gradfit.allocator import keep_freed_memory
 from gradfit.data.convert import as_dataset
 from gradfit.data.io import open_data
 from gradfit.data.plain_csv import NumberTable
@@ -118,6 +119,7 @@ def fit_groups(
     out = _Columns(len(rows.keys), k)
     order = np.argsort(rows.counts, kind="stable")  # by size: each chunk padded to a size close to its groups'
     per_row = 8 * (rows.x.shape[1] + 3 * k + 40) * (1 if jacobian.name == "formula derivative" else 3)
+    keep_freed_memory()  # every chunk's temporaries reuse the last one's memory (gradfit.allocator)
     for chunk in _chunks(rows.counts[order], per_row, given.get("chunk_rows"), device):
         ids = order[chunk]
         part = _fit_chunk(jacobian, rows, ids, p0[ids], free, box, options, device, given.get("absolute_sigma", False))
