@@ -156,7 +156,7 @@ def torchrun(tmp_path: Path, mode: str, timeout_s: float = 20.0, limit_s: float 
     started = time.perf_counter()
     proc = subprocess.Popen(
         command,
-        env=clean_env(),
+        env=clean_env(TMPDIR=str(tmp_path)),  # torchrun leaves its log folder there
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

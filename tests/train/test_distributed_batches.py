@@ -107,7 +107,7 @@ def table(folder: Path) -> Path:
 
 def launch(folder: Path, name: str) -> list[dict]:
     env = {k: v for k, v in os.environ.items() if k not in distributed.ENV_VARS and not k.startswith("TORCHELASTIC")}
-    env.update(PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}", OMP_NUM_THREADS="1")
+    env.update(PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}", OMP_NUM_THREADS="1", TMPDIR=str(folder))
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--max-restarts", "0"]
     command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(folder / "worker.py")]
     done = subprocess.run([*command, str(folder), name], env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)

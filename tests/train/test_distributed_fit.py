@@ -86,7 +86,7 @@ def ranks(tmp_path_factory):
     script = folder / "worker.py"
     script.write_text(WORKER)
     env = {k: v for k, v in os.environ.items() if k not in distributed.ENV_VARS and not k.startswith("TORCHELASTIC")}
-    env.update(PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}", OMP_NUM_THREADS="1")
+    env.update(PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}", OMP_NUM_THREADS="1", TMPDIR=str(folder))
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--max-restarts", "0"]
     command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(script), str(folder)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
