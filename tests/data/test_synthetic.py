@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gradfit.data.synthetic import BUILTIN, blobs, linear, load_builtin, rollercoaster
+from gradfit.data.synthetic import BUILTIN, WELL_NOISE, WELL_RANGES, blobs, linear, load_builtin, rollercoaster, wells
 from gradfit.errors import ConfigError, DataError
 
 
@@ -92,12 +92,12 @@ def test_large_n_is_vectorised():
 
 def test_load_builtin_passes_arguments():
     pd.testing.assert_frame_equal(load_builtin("linear", n=7, seed=2), linear(7, seed=2))
-    assert set(BUILTIN) == {"linear", "rollercoaster", "blobs"}
+    assert set(BUILTIN) == {"linear", "rollercoaster", "blobs", "wells"}
 
 
 def test_load_builtin_unknown_name_lists_names_and_suggests():
     with pytest.raises(
-        DataError, match=r"(?s)Unknown built-in dataset 'linaer'.*blobs, linear, rollercoaster.*'linear'"
+        DataError, match=r"(?s)Unknown built-in dataset 'linaer'.*blobs, linear, rollercoaster, wells.*'linear'"
     ):
         load_builtin("linaer")
 
@@ -111,3 +111,42 @@ def test_load_builtin_unknown_parameter():
 def test_bad_parameters_are_config_errors(kwargs):
     with pytest.raises(ConfigError, match="parameter must be"):
         blobs(**kwargs)
+
+
+def test_wells_draws_one_decay_curve_per_well_from_its_seed():
+    df = wells(groups=12, n=25, seed=4)
+    assert list(df.columns) == ["well", "x", "y", "a_true", "b_true", "c_true"] and len(df) == 300
+    assert df["well"].unique().tolist() == [f"W{k:02d}" for k in range(1, 13)]
+    pd.testing.assert_frame_equal(df, wells(groups=12, n=25, seed=4))
+    assert not df.equals(wells(groups=12, n=25, seed=5))
+    for name, (low, high) in WELL_RANGES.items():
+        per_well = df.groupby("well")[f"{name}_true"]
+        assert (per_well.nunique() == 1).all() and df[f"{name}_true"].between(low, high).all()
+    noise = df["y"] - (df["a_true"] * np.exp(-df["b_true"] * df["x"]) + df["c_true"])
+    assert abs(noise.std() - WELL_NOISE) < 0.01
+    assert wells(groups=120, n=1)["well"].iloc[-1] == "W120"
+
+
+def test_wells_grouped_fit_finds_each_wells_truth_as_scipy_does():
+    from scipy.optimize import curve_fit
+
+    import gradfit
+
+    r = gradfit.fit("a*exp(-b*x) + c", "builtin:wells", y="y", group="well", init={"a": 1.0, "b": 1.0, "c": 0.0})
+    assert r.counts() == {"converged": 12}
+    df = load_builtin("wells")
+    table = r.to_pandas().set_index("well")
+    for well, rows in df.groupby("well"):
+        x, y = rows["x"].to_numpy(), rows["y"].to_numpy()
+        want, _ = curve_fit(lambda x, a, b, c: a * np.exp(-b * x) + c, x, y, p0=[1.0, 1.0, 0.0], ftol=1e-12, xtol=1e-12)
+        got = table.loc[well, ["a", "b", "c"]].to_numpy(dtype=float)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        truth = rows[["a_true", "b_true", "c_true"]].iloc[0].to_numpy()
+        stderr = table.loc[well, ["a_stderr", "b_stderr", "c_stderr"]].to_numpy(dtype=float)
+        assert (np.abs(got - truth) < 5 * stderr).all(), (well, got, truth, stderr)
+
+
+@pytest.mark.parametrize("kwargs", [{"groups": 0}, {"n": 0}, {"groups": 1.5}])
+def test_wells_refuses_bad_sizes(kwargs):
+    with pytest.raises(ConfigError, match="must be an integer >= 1"):
+        wells(**kwargs)

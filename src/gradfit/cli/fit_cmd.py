@@ -50,7 +50,8 @@ __all__ = ["fit_command", "run_fit", "print_report", "report_failure", "FolderLi
 DEFAULT_OUT = Path("gradfit-out")  # where runs without --out go, each in a new folder (gradfit.run_folder)
 
 _DATA_HELP = (
-    "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
+    "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs, "
+    "builtin:wells (one decay curve per well, for --group well)."
 )
 #: The fit options ``gradfit fit`` takes as flags: those of gradfit.options.OPTIONS with a CLI flag.
 FIT_FLAGS = {name: option.cli for name, option in OPTIONS.items() if option.cli}

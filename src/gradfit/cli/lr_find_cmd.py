@@ -40,7 +40,8 @@ __all__ = ["lr_find_command", "OWN_DEFAULTS"]
 OWN_DEFAULTS: dict[str, Any] = {"optimizer": "sgd", "steps": 100}
 
 _DATA_HELP = (
-    "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs."
+    "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs, "
+    "builtin:wells (one decay curve per well, for --group well)."
 )
 
 

@@ -19,7 +19,7 @@ from gradfit.aliases import closest
 from gradfit.errors import ConfigError, DataError
 from gradfit.seeds import generator
 
-__all__ = ["BUILTIN", "blobs", "linear", "load_builtin", "rollercoaster"]
+__all__ = ["BUILTIN", "blobs", "linear", "load_builtin", "rollercoaster", "wells"]
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -151,10 +151,63 @@ def blobs(n: int = 200, n_classes: int = 2, seed: int = 0, spread: float = 0.5) 
     )
 
 
+#: The truth of :func:`wells`: each well's ``a``, ``b`` and ``c`` are drawn uniformly from these ranges.
+WELL_RANGES = {"a": (2.0, 4.0), "b": (0.2, 0.8), "c": (0.5, 1.5)}
+#: The standard deviation of :func:`wells`' noise.
+WELL_NOISE = 0.05
+
+
+def wells(groups: int = 12, n: int = 25, seed: int = 0) -> pd.DataFrame:
+    """One decay curve per well, for one fit per group (``--group well``): ``y = a exp(-b x) + c`` plus noise.
+
+    Each well's ``a``, ``b`` and ``c`` are drawn from :data:`WELL_RANGES`; its ``n`` points have ``x`` evenly
+    spaced over ``[0, 10]`` and Gaussian noise of standard deviation :data:`WELL_NOISE`. The truth is in the
+    columns ``a_true``, ``b_true`` and ``c_true`` (the same on every row of a well), to compare a fit with.
+
+    Parameters
+    ----------
+    groups : int
+        Number of wells (>= 1).
+    n : int
+        Points per well (>= 1).
+    seed : int
+        Seed of the private ``torch.Generator``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``well`` (``"W01"``, ``"W02"``, ...), ``x``, ``y`` (float64) and ``a_true``, ``b_true``, ``c_true``.
+
+    Examples
+    --------
+    >>> df = wells(groups=3, n=4)
+    >>> df["well"].unique().tolist(), len(df)
+    (['W01', 'W02', 'W03'], 12)
+    """
+    groups = _check_int("groups", groups, 1)
+    n = _check_int("n", n, 1)
+    _check_size("wells", groups * n, 120)  # seven float64 columns and a name, with temporaries
+    g = _generator(seed)
+    truth = {
+        k: low + (high - low) * torch.rand(groups, 1, generator=g, dtype=torch.float64)
+        for k, (low, high) in WELL_RANGES.items()
+    }
+    x = torch.linspace(0.0, 10.0, n, dtype=torch.float64).expand(groups, n)
+    noise = WELL_NOISE * torch.randn(groups, n, generator=g, dtype=torch.float64)
+    y = truth["a"] * torch.exp(-truth["b"] * x) + truth["c"] + noise
+    width = len(str(groups))
+    names = [f"W{k + 1:0{max(2, width)}d}" for k in range(groups)]
+    table = {"well": [name for name in names for _ in range(n)], "x": x.reshape(-1).numpy().copy()}
+    table["y"] = y.reshape(-1).numpy()
+    table.update({f"{k}_true": v.expand(groups, n).reshape(-1).numpy().copy() for k, v in truth.items()})
+    return pd.DataFrame(table, copy=False)
+
+
 BUILTIN: dict[str, Callable[..., pd.DataFrame]] = {
     "linear": linear,
     "rollercoaster": rollercoaster,
     "blobs": blobs,
+    "wells": wells,
 }
 
 
@@ -164,7 +217,7 @@ def load_builtin(name: str, **kwargs) -> pd.DataFrame:
     Parameters
     ----------
     name : str
-        A key of ``BUILTIN``: ``"linear"``, ``"rollercoaster"`` or ``"blobs"``.
+        A key of ``BUILTIN``: ``"linear"``, ``"rollercoaster"``, ``"blobs"`` or ``"wells"``.
     **kwargs
         Passed to the dataset's function (``n``, ``seed``, ...).
 
