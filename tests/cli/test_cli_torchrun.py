@@ -44,7 +44,9 @@ def free_port() -> int:
 
 def launch(folder: Path, *args, restarts: int = 0) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in distributed.ENV_VARS and not k.startswith("TORCHELASTIC")}
-    env.update(PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1", TMPDIR=str(folder))  # torchrun's log folder
+    logs = folder.parent / f"{folder.name}-torchrun"  # torchrun's log folder, beside the run's (checked clean)
+    logs.mkdir(exist_ok=True)
+    env.update(PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1", TMPDIR=str(logs))
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     # torchrun's c10d rendezvous (as for a job that may restart): each attempt meets afresh
     command += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", "test"]
