@@ -18,8 +18,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from gradfit.cli.common_options import Debug, Force, Quiet, run_folder
 from gradfit.cli.console import EXIT_FAILED, EXIT_OK, console, err_console, guarded
-from gradfit.cli.paths import given_path
 
 if TYPE_CHECKING:
     from gradfit.plots.display import Display
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["demo_command", "run_linear", "run_rollercoaster", "QUADRATIC", "CONVERGED_OPTIONS"]
 
 QUADRATIC = "a*t**2 + b*t + c"
+
+Out = Annotated[Path | None, run_folder("the demo's pictures and results", "gradfit-out/demo-NAME-NNN")]
 
 
 class _Descent(TypedDict):
@@ -64,27 +66,10 @@ def demo_command(
     name: Annotated[
         DemoName, typer.Argument(help="linear (seeds 000/001) or rollercoaster (seed 002).", show_default=False)
     ],
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            parser=given_path,
-            metavar="PATH",
-            help="Output folder (default: a new folder gradfit-out/demo-NAME-NNN). "
-            "A folder holding an earlier run gets this one instead; one holding "
-            "other files is refused (see --force).",
-            show_default=False,
-        ),
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Write into an --out folder that holds other files: the "
-            "earlier run's files are replaced, the other files left alone.",
-        ),
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    out: Out = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Re-run a seed tutorial and explain what it shows.
 

@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from gradfit.cli.common_options import Debug, Force, Quiet, run_folder
 from gradfit.cli.console import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -55,6 +56,13 @@ _DATA_HELP = (
 )
 #: The fit options ``gradfit fit`` takes as flags: those of gradfit.options.OPTIONS with a CLI flag.
 FIT_FLAGS = {name: option.cli for name, option in OPTIONS.items() if option.cli}
+
+Out = Annotated[
+    Path | None,
+    run_folder(
+        "result.json, history.csv, checkpoint.pt and the pictures", "gradfit-out/run-NNN, or the --resume folder"
+    ),
+]
 
 
 def _help(name: str) -> str:
@@ -193,27 +201,8 @@ def fit_command(
             show_default=False,
         ),
     ] = None,
-    out: Annotated[
-        Optional[Path],
-        typer.Option(
-            parser=given_path,
-            metavar="PATH",
-            help="Folder for result.json, history.csv, checkpoint.pt and the "
-            "pictures (default: a new folder gradfit-out/run-NNN, or the --resume "
-            "folder). A folder holding an earlier run gets this run instead; one "
-            "holding other files is refused (see --force).",
-            show_default=False,
-        ),
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Write into an --out folder that holds files other than a "
-            "run's: the earlier run's files are replaced, the other files left "
-            "alone.",
-        ),
-    ] = False,
+    out: Out = None,
+    force: Force = False,
     checkpoint_every: Annotated[Optional[int], typer.Option(help=_help("checkpoint_every"))] = None,
     resume: Annotated[
         Optional[Path],
@@ -258,8 +247,8 @@ def fit_command(
         ),
     ] = None,
     parquet: Annotated[bool, typer.Option("--parquet", help="With --group: also write OUT/groups.parquet.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Fit a model to a table by gradient descent; write OUT/result.json and OUT/history.csv.
 

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from gradfit.cli.common_options import Debug
 from gradfit.cli.console import console, guarded
 
 __all__ = ["format_number", "grad_command", "parse_at"]
@@ -28,7 +29,7 @@ def grad_command(
         str, typer.Argument(help="An expression such as 'x**2' or 'sum(x**2) + y'.", show_default=False)
     ],
     at: Annotated[list[str] | None, typer.Option("--at", help=_AT_HELP, show_default=False)] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    debug: Debug = False,
 ) -> None:
     """Print a formula's value and its gradient (torch.autograd, float64) at a point.
 

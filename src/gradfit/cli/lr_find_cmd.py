@@ -15,8 +15,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from gradfit.cli.common_options import Debug, Force, Quiet, run_folder
 from gradfit.cli.console import EXIT_OK, console, guarded
-from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
     DateFormat,
     DateOrigin,
@@ -43,6 +43,8 @@ _DATA_HELP = (
     "The data: a CSV/TSV/Parquet file, or a built-in dataset: builtin:linear, builtin:rollercoaster, builtin:blobs, "
     "builtin:wells (one decay curve per well, for --group well)."
 )
+
+Out = Annotated[Path | None, run_folder("lr_find.png and lr_find.json", "gradfit-out/lr-find-NNN")]
 
 
 def lr_find_command(
@@ -88,27 +90,10 @@ def lr_find_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            parser=given_path,
-            metavar="PATH",
-            help="Folder for lr_find.png and lr_find.json (default: a new folder "
-            "gradfit-out/lr-find-NNN). A folder holding an earlier run gets this "
-            "one instead; one holding other files is refused (see --force).",
-            show_default=False,
-        ),
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Write into an --out folder that holds other files: the "
-            "earlier run's files are replaced, the other files left alone.",
-        ),
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    out: Out = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Find a learning rate: one run whose lr grows from --lr-min to --lr-max; the loss against the lr
     (OUT/lr_find.png, OUT/lr_find.json) and the suggested rates.

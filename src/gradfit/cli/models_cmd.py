@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from gradfit.cli.common_options import Debug
 from gradfit.cli.console import EXIT_OK, console, guarded
 
 __all__ = ["models_command"]
@@ -36,7 +37,7 @@ def models_command(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue (or the one model) as JSON.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    debug: Debug = False,
 ) -> None:
     """List the model zoo: each model's formula, parameters, options and how its starting values are chosen.
 

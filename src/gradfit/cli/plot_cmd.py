@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from gradfit.cli.common_options import Debug, Quiet
 from gradfit.cli.console import console, guarded, print_warnings
 from gradfit.cli.paths import given_path
 
@@ -55,8 +56,8 @@ def plot_command(
         ),
     ] = None,
     max_frames: Annotated[int, typer.Option(help="Most frames in an animation (evenly sampled snapshots).")] = 100,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Draw the pictures of a saved run into its folder (fit.png, loss.png, params.png, grid.png, landscape.png,
     animation.gif).

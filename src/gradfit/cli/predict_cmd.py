@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from gradfit.cli.common_options import Debug, Quiet
 from gradfit.cli.console import console, err_console, guarded
 from gradfit.cli.paths import given_path
 
@@ -71,8 +72,8 @@ def predict_command(
             "--allow-failed", help="Predict even from a run whose fit did not succeed (diverged, interrupted, stalled)."
         ),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Predict DATA's rows with the model saved in RUN: CSV on stdout, or --out FILE.
 

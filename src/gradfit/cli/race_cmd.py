@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from gradfit.cli.common_options import Debug, Force, Quiet, run_folder
 from gradfit.cli.console import EXIT_OK, console, guarded, print_warnings
 from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
@@ -33,6 +34,8 @@ __all__ = ["race_command", "OWN_DEFAULTS"]
 
 #: Where race's default differs from a fit's (gradfit.options.OPTIONS): an --lrs race is of plain sgd.
 OWN_DEFAULTS = {"optimizer": "sgd"}
+
+Out = Annotated[Path | None, run_folder("race.png", "gradfit-out/race-NNN")]
 
 
 def race_command(
@@ -97,27 +100,10 @@ def race_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            parser=given_path,
-            metavar="PATH",
-            help="Folder for race.png (default: a new folder "
-            "gradfit-out/race-NNN). A folder holding an earlier run gets this one "
-            "instead; one holding other files is refused (see --force).",
-            show_default=False,
-        ),
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Write into an --out folder that holds other files: the "
-            "earlier run's files are replaced, the other files left alone.",
-        ),
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    out: Out = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Race optimizers or learning rates on one problem: loss curves on one plot and paths on one landscape
     (OUT/race.png).

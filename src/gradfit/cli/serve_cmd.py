@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from gradfit.cli.common_options import Debug
 from gradfit.cli.console import EXIT_OK, console, err_console, guarded
 
 __all__ = ["serve_command"]
@@ -31,7 +32,7 @@ def serve_command(
     quit_after: Annotated[
         float | None, typer.Option("--quit-after", help="Stop by itself after this many seconds.", min=0.1)
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    debug: Debug = False,
 ) -> None:
     """Start the playground: upload a table or pick a built-in one, write a formula, and watch the fit learn.
 

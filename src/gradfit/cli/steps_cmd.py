@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from gradfit.cli.common_options import Debug
 from gradfit.cli.console import console, guarded
 from gradfit.cli.paths import given_path
 
@@ -51,7 +52,7 @@ def steps_command(
             "--csv", parser=given_path, metavar="PATH", help="Write the table to this CSV file instead of printing it."
         ),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    debug: Debug = False,
 ) -> None:
     """Show each step of a saved fit: parameters, gradient, lr * gradient and loss (as seed 002 prints them).
 

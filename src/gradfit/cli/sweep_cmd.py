@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from gradfit.cli.common_options import Debug, Force, Quiet, run_folder
 from gradfit.cli.console import EXIT_FAILED, EXIT_OK, console, err_console, guarded, print_warnings
-from gradfit.cli.paths import given_path
 from gradfit.cli.read_options import (
     DateFormat,
     DateOrigin,
@@ -35,6 +35,8 @@ __all__ = ["sweep_command", "parse_lrs"]
 #: The most learning rates a spec may ask for (a typo such as 1e-4:1:50000 would otherwise run for hours).
 MAX_LRS = 10_000
 SHOWN = 12  # members listed in the terminal's table: the best, then a count of the rest
+
+Out = Annotated[Path | None, run_folder("sweep.csv, history.csv, sweep.png and race.png", "gradfit-out/sweep-NNN")]
 
 
 def sweep_command(
@@ -98,27 +100,10 @@ def sweep_command(
     date_origin: DateOrigin = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            parser=given_path,
-            metavar="PATH",
-            help="Folder for sweep.csv, history.csv, sweep.png and race.png (default: a new folder "
-            "gradfit-out/sweep-NNN). A folder holding an earlier run gets this one instead; one holding "
-            "other files is refused (see --force).",
-            show_default=False,
-        ),
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Write into an --out folder that holds other files: the earlier run's files are replaced, the "
-            "other files left alone.",
-        ),
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    out: Out = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Sweep learning rates (x optimizers x seeds) as one batched fit: each member stops as its own fit would.
 
