@@ -38,7 +38,7 @@ import datetime
 import gc
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,7 @@ __all__ = [
     "current",
     "init_from_env",
     "all_reduce_sums",
+    "StopVote",
     "shard",
     "row_group_range",
     "shard_row_groups",
@@ -219,26 +220,64 @@ def _failed(group: Group, what: str, exc: BaseException) -> DistributedError:
     )
 
 
-def all_reduce_sums(sums: list[Tensor], group: Group | None = None) -> None:
+class StopVote:
+    """A stop any process may ask for, which all of them learn at the same pass.
+
+    A signal reaches each process at its own moment, and the processes must leave a fit's loop at the same step (the
+    others would wait in the next all-reduce). The flag, ``asked()`` (set by the loop), rides on the passes' sums:
+    :func:`all_reduce_sums` adds one number to its buffer and ORs the result into ``seen``, so a fit spread over
+    processes pays no collective of its own per step. A step that made no pass (a linear model's steps read only
+    its sufficient statistics) votes in :meth:`look`, by one all-reduce of that number alone.
+    """
+
+    def __init__(self, group: Group | None):
+        self.group = group
+        self.asked: Callable[[], bool] = lambda: False
+        self.seen = False
+        self.carried = False  # whether a pass carried the flag since the last look
+
+    def start(self, asked: Callable[[], bool]) -> None:
+        """A new fit's vote: ``asked()`` says whether this process wants to stop; nothing seen yet."""
+        self.asked, self.seen, self.carried = asked, False, False
+
+    def look(self) -> bool:
+        """Whether any process asked to stop, by the last pass's all-reduce or by one of its own when none passed."""
+        if not self.carried:
+            all_reduce_sums([], self.group, self)
+        self.carried = False
+        return self.seen
+
+
+def all_reduce_sums(sums: list[Tensor], group: Group | None = None, vote: StopVote | None = None) -> None:
     """Add ``sums`` across all ranks, in place, in float64, with one collective call.
 
     The sums (any shapes and dtypes) are flattened into one float64 buffer, all-reduced with SUM, and
     copied back, so a pass costs one round trip whatever the number of sums. Without a group (one
-    process) nothing happens. This is the ``combine`` of :func:`gradfit.rowpass.reduce`.
+    process) nothing happens. This is the ``combine`` of :func:`gradfit.rowpass.reduce`. With ``vote``, its
+    flag is one more number of the buffer (:class:`StopVote`).
     """
     group = _group(group)
-    if group is None or not sums:
+    if group is None and vote is not None:  # one process: its own flag is everyone's
+        vote.seen, vote.carried = vote.seen or vote.asked(), True
+    if group is None or (not sums and vote is None):
         return
     dist = _dist()
     device = _device(group)
     with torch.no_grad():  # one cat and one split, whatever the number of sums: ~10 us on the CPU
-        buffer = torch.cat([s.reshape(-1) for s in sums]).to(device=device, dtype=torch.float64)
+        parts = [s.reshape(-1).to(device=device, dtype=torch.float64) for s in sums]
+        if vote is not None:
+            parts.append(torch.tensor([1.0 if vote.asked() else 0.0], dtype=torch.float64, device=device))
+        buffer = torch.cat(parts)
         try:
             dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
         except (RuntimeError, OSError) as exc:
             raise _failed(group, f"the all-reduce of {buffer.numel()} sums", exc) from exc
-        for s, piece in zip(sums, buffer.split([s.numel() for s in sums])):
+        counts = [s.numel() for s in sums]
+        for s, piece in zip(sums, buffer[: sum(counts)].split(counts)):
             s.copy_(piece.view(s.shape))
+        if vote is not None:
+            vote.seen = vote.seen or bool(buffer[-1] > 0)
+            vote.carried = True
 
 
 def shard(n_rows: int, group: Group) -> tuple[int, int]:

@@ -55,6 +55,36 @@ for name, (model, options) in CASES.items():
     r = gradfit.fit(model, mine, y="y", init=init, **options)
     results[name] = {"params": r.flat_params, "stderr": r.uncertainty["stderr"], "loss": r.loss, "steps": r.steps,
                      "metrics": r.metrics["train"], "n": r.data["n"], "row_pass": r.diagnostics.get("row_pass")}
+
+# A stop asked on rank 1 alone (SIGINT at step 7, the loop's on_step) stops both ranks at the same step, its vote
+# carried by the passes' all-reduce: one collective per step, none of its own (counted around torch's).
+import os, signal
+counted = []
+plain = torch.distributed.all_reduce
+def counting(tensor, *args, **kwargs):
+    counted.append(tensor.numel())
+    return plain(tensor, *args, **kwargs)
+class Watch:  # a callback that asks nothing: the loop goes step by step (no blocks of closed-form steps)
+    def on_step(self, state):
+        pass
+class SignalAt:
+    def on_step(self, state):
+        if state.step == 7 and group.rank == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+torch.distributed.all_reduce = counting
+for name in ("sgd", "linear"):
+    model, options = ("poly2", {"optimizer": "sgd", "lr": 0.01}) if name == "linear" else CASES["sgd"]
+    init = None if name == "linear" else START
+    counts = []
+    for steps in (10, 20):
+        counted.clear()
+        gradfit.fit(model, mine, y="y", init=init, callbacks=[Watch()], **{**options, "steps": steps})
+        counts.append(len(counted))
+    counted.clear()
+    r = gradfit.fit(model, mine, y="y", init=init, callbacks=[SignalAt()], **{**options, "steps": 30})
+    results[f"interrupted-{name}"] = {"steps": r.steps, "stop_reason": r.stop_reason, "message": r.message,
+                                      "per_step": (counts[1] - counts[0]) / 10, "params": r.flat_params}
+torch.distributed.all_reduce = plain
 with open(f"{out}/rank{group.rank}.json", "w") as f:
     json.dump(results, f)
 """
@@ -110,3 +140,16 @@ def test_two_processes_fit_as_one(ranks, name):
     assert zero["loss"] == pytest.approx(one.loss, rel=1e-10)
     assert zero["metrics"]["r2"] == pytest.approx(one.metrics["train"]["r2"], rel=1e-10)
     assert zero["row_pass"] == one.diagnostics.get("row_pass")
+
+
+@pytest.mark.parametrize("name", ["interrupted-sgd", "interrupted-linear"])
+def test_a_stop_asked_on_one_rank_stops_both_at_the_same_step(ranks, name):
+    zero, first = ranks[0][name], ranks[1][name]
+    assert zero["params"] == first["params"] and zero["steps"] == first["steps"]  # the same step, the same numbers
+    assert zero["stop_reason"] == first["stop_reason"] == "interrupted"
+    assert "(a stop asked of another process)" in zero["message"] and "(SIGINT)" in first["message"]
+    # rank 1 asks after step 7; the next pass carries its vote, so both stop within a step of it
+    assert 8 <= zero["steps"] <= 9
+    # one all-reduce a step: the sgd fit's vote rides on its pass's sums; the linear model's steps read only its
+    # statistics, so there the vote is the step's one all-reduce
+    assert zero["per_step"] == first["per_step"] == 1.0

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from gradfit.data.dataset import Dataset
-from gradfit.distributed import Group, all_reduce_sums, gather_objects, shard_row_groups
+from gradfit.distributed import Group, StopVote, all_reduce_sums, gather_objects, shard_row_groups
 from gradfit.errors import ConfigError, DataError, DistributedError
 from gradfit.rowpass import Chunk, MemoryRows, evenly_spaced
 
@@ -76,8 +76,9 @@ class ShardRows:
     """The rows ``local`` of this process (a row set with ``take(positions)``), one of ``group``'s shards in rank
     order: a :class:`gradfit.rowpass.RowSet` of all the shards' rows."""
 
-    def __init__(self, local, group: Group, _sizes: Sequence[int] | None = None):
+    def __init__(self, local, group: Group, _sizes: Sequence[int] | None = None, _vote: StopVote | None = None):
         self.local, self.group = local, group
+        self.vote = _vote if _vote is not None else StopVote(group)  # a stop asked on any process, seen by all
         self.x_names, self.y_name, self.source = local.x_names, local.y_name, local.source
         self.weighting, self.dtype, self.device = local.weighting, local.dtype, local.device
         self.sizes = list(_sizes) if _sizes is not None else [int(n) for n in self.gather(len(local))]
@@ -106,8 +107,8 @@ class ShardRows:
         return self.local.chunks(chunk_size, dtype)
 
     def combine(self, sums: list[Tensor]) -> None:
-        """Add a pass's float64 sums across the processes, in place."""
-        all_reduce_sums(sums, self.group)
+        """Add a pass's float64 sums across the processes, in place (the stop vote with them)."""
+        all_reduce_sums(sums, self.group, self.vote)
 
     def gather(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order."""
@@ -121,10 +122,10 @@ class ShardRows:
         return float(sum(w for w in self._weights if w is not None))
 
     def columns(self, names: Sequence[str]) -> ShardRows:
-        return ShardRows(self.local.columns(names), self.group, self.sizes)
+        return ShardRows(self.local.columns(names), self.group, self.sizes, self.vote)
 
     def with_dtype(self, dtype: torch.dtype) -> ShardRows:
-        return ShardRows(self.local.with_dtype(dtype), self.group, self.sizes)
+        return ShardRows(self.local.with_dtype(dtype), self.group, self.sizes, self.vote)
 
     def sample(self, rows: int) -> Dataset:
         """At most ``rows`` evenly spaced rows of all the shards (:func:`gradfit.rowpass.evenly_spaced`), the same
@@ -154,7 +155,7 @@ class BatchShard:
         self.x_names, self.y_name, self.weighting = shard.x_names, shard.y_name, shard.weighting
         self.source = f"a mini-batch of {shard.source}"
         self.dtype, self.device = x.dtype, x.device
-        self.group = shard.group
+        self.group, self.vote = shard.group, shard.vote
         self._weight_total: float | None = None
 
     def __len__(self) -> int:
@@ -164,8 +165,8 @@ class BatchShard:
         return MemoryRows(self.x, self.y, self.w, chunk_size, dtype=dtype).chunks()
 
     def combine(self, sums: list[Tensor]) -> None:
-        """Add a pass's float64 sums across the processes, in place."""
-        all_reduce_sums(sums, self.group)
+        """Add a pass's float64 sums across the processes, in place (the stop vote with them)."""
+        all_reduce_sums(sums, self.group, self.vote)
 
     def gather(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order."""

@@ -97,6 +97,7 @@ class StopRequest:
     def __init__(self) -> None:
         self.signal: int | None = None
         self.requested = False
+        self.elsewhere: str | None = None  # what asked, when the stop was asked of another process
         self.signals = 0
         self.during: str | None = None
         self.current: str | None = None  # the stage now running
@@ -112,12 +113,18 @@ class StopRequest:
     def reason(self) -> str | None:
         if not self.requested:
             return None
-        return signal_name(self.signal)
+        return self.elsewhere or signal_name(self.signal)
 
     def set(self, signum: int | None = None) -> None:
         if not self.requested:
             self.during = self.current
         self.signal, self.requested = signum, True
+
+    def set_elsewhere(self, by: str) -> None:
+        """A stop asked of another process of a fit spread over processes (``by`` says so): this one stops with it,
+        at the same step, and skips the analysis as they do (each of its passes needs all of them)."""
+        if not self.requested:
+            self.during, self.requested, self.elsewhere = self.current, True, by
 
     def now(self, what: str, droppable: bool = False) -> None:
         """From here on the work is the stage ``what`` (until the next :meth:`now`; a :meth:`stage` block inside

@@ -144,11 +144,15 @@ def run_loop(
         fit.resume(checkpoints.resume)
     call(callbacks, "on_start", state.total)
     outcome, signalled = fit.refusal(), False
-    combine = getattr(train, "combine", None)  # a process's shard: the processes stop at the same step
+    vote = getattr(train, "vote", None)  # a process's shard: the processes stop at the same step
+    if vote is not None:
+        vote.start(lambda: bool(stop_request))
     while outcome is None:
         if state.step >= state.total:
             outcome = (fit.budget_reason, "")
-        elif _anywhere(bool(stop_request), combine):
+        elif vote.look() if vote is not None else bool(stop_request):
+            if not stop_request:  # asked of another process: this one stops with it, and says so
+                stop_request.set_elsewhere("a stop asked of another process")
             outcome, signalled = ("interrupted", ""), True
         else:
             if checkpoints.due(state.step):
@@ -157,16 +161,6 @@ def run_loop(
     if checkpoints.wants_final(signalled) and (signalled or outcome[0] == fit.budget_reason):
         checkpoints.save(fit.state_dict())  # a stop at the top of a step: the state is whole
     return fit.finish(*outcome, stop_request.reason if signalled else None)
-
-
-def _anywhere(flag: bool, combine) -> bool:
-    """``flag`` on any process of a fit spread over processes (one all-reduce of one number), else ``flag``: a
-    signal reaches each process at its own moment, and they must leave the loop at the same step."""
-    if combine is None:
-        return flag
-    votes = [torch.tensor(float(flag), dtype=torch.float64)]
-    combine(votes)
-    return bool(votes[0] > 0)
 
 
 class _Fit:
