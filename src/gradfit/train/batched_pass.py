@@ -95,7 +95,7 @@ class MemberRows:
         if self.path == "fused formula" and compiled:
             self.path = "compiled fused formula"
         self.compiled_rows = max(64, COMPILED_NUMBERS // max(1, members))
-        self.broadcast = member_formula(fused, loss) if fused is not None else None
+        self.broadcast = member_formula(fused, loss)
         keep_freed_memory()  # every chunk's (members x rows) temporaries reuse the last one's memory
         self._compiled: Callable | None = None
         self.failure: str | None = None  # why the compile failed, where it did
