@@ -30,18 +30,19 @@ def data(rows: int) -> dict:
     return {"x": x, "y": 2.5 * np.exp(-1.3 * x) + 0.5 + 0.05 * rng.normal(size=rows)}
 
 
-def measure(model: str, table: dict, lrs: np.ndarray, steps: int, sample: int, dtype: str):
+def measure(model: str, table: dict, lrs: np.ndarray, steps: int, sample: int, dtype: str, device: str = "cpu"):
     picked = lrs[np.linspace(0, len(lrs) - 1, sample).round().astype(int)]
 
     def loop():
         start = time.perf_counter()
-        results = [gradfit.fit(model, table, y="y", optimizer="sgd", lr=float(lr), steps=steps, dtype=dtype)
-                   for lr in picked]  # fmt: skip
+        results = [gradfit.fit(model, table, y="y", optimizer="sgd", lr=float(lr), steps=steps, dtype=dtype,
+                               device=device) for lr in picked]  # fmt: skip
         return (time.perf_counter() - start) * len(lrs) / sample, results
 
     def batched():
         start = time.perf_counter()
-        out = gradfit.sweep(model, table, y="y", optimizer="sgd", lr=[float(v) for v in lrs], steps=steps, dtype=dtype)
+        rates = [float(v) for v in lrs]
+        out = gradfit.sweep(model, table, y="y", optimizer="sgd", lr=rates, steps=steps, dtype=dtype, device=device)
         return time.perf_counter() - start, out
 
     return loop, batched, picked
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--sample", type=int, default=16, help="fits of the loop timed, scaled to --lrs")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="float64")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--compiled",
         action="store_true",
@@ -78,11 +80,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     table = data(args.rows)
     lrs = np.logspace(-4, 0, args.lrs)
     print(f"torch threads {torch.get_num_threads()}; {args.lrs} lrs x {args.steps} sgd steps, {args.rows} rows, "
-          f"{args.dtype}; loop of fits: {args.sample} timed, scaled to {args.lrs}")  # fmt: skip
+          f"{args.dtype} on {args.device}; loop of fits: {args.sample} timed, scaled to {args.lrs}")  # fmt: skip
     lines = []
     print(f"{'model':<18} {'loop of fits (s)':>17} {'sweep (s)':>10} {'ratio':>8} {'target':>7} {'max |dp|':>9}  path")
     for model in MODELS:
-        loop, batched, picked = measure(model, table, lrs, args.steps, args.sample, args.dtype)
+        loop, batched, picked = measure(model, table, lrs, args.steps, args.sample, args.dtype, args.device)
         medians, outputs = interleaved({"loop": loop, "sweep": batched}, args.repeats)
         ratio = medians["loop"] / medians["sweep"]
         worst = agreement(outputs["loop"], outputs["sweep"], picked)
@@ -100,7 +102,9 @@ def compiled_line(model: str, table: dict, lrs: np.ndarray, args, loop: float) -
 
     def once() -> float:
         start = time.perf_counter()
-        out = gradfit.sweep(model, table, y="y", lr=rates, steps=args.steps, dtype=args.dtype, row_pass="compiled")
+        out = gradfit.sweep(
+            model, table, y="y", lr=rates, steps=args.steps, dtype=args.dtype, row_pass="compiled", device=args.device
+        )
         assert out.row_pass == "compiled fused formula", out.row_pass
         return time.perf_counter() - start
 

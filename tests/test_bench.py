@@ -117,3 +117,27 @@ def test_the_sweep_benchmark_runs_and_its_members_agree_with_the_fits(monkeypatc
     for line in lines:
         assert line["agreement"] < 1e-9
         assert line["loop"] > 0 and line["sweep"] > 0 and line["ratio"] == line["loop"] / line["sweep"]
+
+
+@pytest.mark.slow  # a torch.compile of the formula: seconds, more with a cold compile cache
+def test_the_gpu_step_benchmark_runs_on_the_cpu_and_each_path_agrees_with_float64(monkeypatch, tmp_path):
+    """bench/bench_gpu.py (prepared for a device machine, bench/device_checks.sh) on tiny sizes on the CPU: every
+    model x row pass gives a line, the path asked for is the one that ran (a linear formula takes its statistics),
+    and each path's float32 parameters agree with the CPU's float64 autograd fit."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.delitem(sys.modules, "bench_gpu", raising=False)
+    out = tmp_path / "gpu.json"
+    argv = ["--device", "cpu", "--rows", "3000", "--steps", "3", "--bandwidth-numbers", "100000", "--json", str(out)]
+    lines = importlib.import_module("bench_gpu").main(argv)
+    assert [(line["model"], line["asked"]) for line in lines] == [
+        (model, row_pass) for model in ("a*exp(-b*x) + c", "a*x + b") for row_pass in ("auto", "compiled", "autograd")
+    ]
+    paths = {(line["model"], line["asked"]): line["row_pass"] for line in lines}
+    assert paths[("a*exp(-b*x) + c", "auto")] == ["fused formula"]
+    assert paths[("a*exp(-b*x) + c", "autograd")] == ["autograd"]
+    assert paths[("a*x + b", "auto")] == ["sufficient_statistics"]
+    for line in lines:
+        assert "error" not in line, line
+        assert line["step_ms"] > 0 and line["x_floor"] == line["step_ms"] / line["floor_ms"]
+        assert line["max_rel_diff_vs_cpu_float64"] < 1e-4, line
+    assert json.loads(out.read_text(encoding="utf-8"))["lines"] == json.loads(json.dumps(lines))
