@@ -130,30 +130,36 @@ from gradfit.allocator import keep_freed_memory
 print(keep_freed_memory())
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
-    a = [torch.ones(2**17, dtype=torch.float64) for _ in range(4)]; del a
+def rounds(n):  # a chunk's four 1 MiB temporaries, made and freed n times
+    for _ in range(n):
+        a = [torch.ones(2**17, dtype=torch.float64) for _ in range(4)]
+        del a
+rounds(3)
 before = faults()
-for _ in range(50):  # a chunk's four 1 MiB temporaries, made and freed fifty times
-    a = [torch.ones(2**17, dtype=torch.float64) for _ in range(4)]
-    del a
-print(faults() - before)
+rounds(50)
+middle = faults()
+rounds(50)
+print(middle - before, faults() - middle)
 """
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
 def test_kept_memory_is_reused_not_faulted_in_afresh():
-    def run(switch: str) -> tuple[str, int]:
+    def run(switch: str) -> tuple[str, int, int]:
         env = {**os.environ, allocator.SWITCH: switch}
         out = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True, env=env, timeout=120)
         assert out.returncode == 0, out.stderr
-        setting, faults = out.stdout.split()
-        return setting, int(faults)
+        setting, first, second = out.stdout.split()
+        return setting, int(first), int(second)
 
-    (kept, kept_faults), (given_back, fresh_faults) = run("1"), run("0")
-    assert (kept, given_back) == ("True", "False")
-    # 1 MiB is 256 pages: given back, the blocks fault their pages in again at every round (about 50 x 1000 here);
-    # kept, none do
-    assert kept_faults * 10 < fresh_faults
+    kept, _, later = run("1")
+    assert kept == "True"
+    # Kept, the blocks' memory is reused: fifty more rounds fault in less than one 1 MiB block's 256 pages. Given
+    # back (glibc's default), each round usually faults its four blocks in again (about 50 x 1000 here), though
+    # not in every process: how much glibc gives back depends on where its thresholds have drifted, so that side is
+    # only checked to run.
+    assert later < 256
+    assert run("0")[0] == "False"
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
