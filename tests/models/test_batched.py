@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradfit.models.batched import FormulaBatch, RowwiseJacobian, VmapJacobian, batched_jacobian, formula_batch
+from gradfit.models.batched import (
+    FormulaBatch,
+    RowwiseJacobian,
+    VmapJacobian,
+    _broadcast,
+    batched_jacobian,
+    formula_batch,
+)
 from gradfit.models.builder import build_model
 from gradfit.models.formula_model import FormulaModel
 from gradfit.models.function import CallableModel
@@ -130,3 +137,16 @@ def test_a_forward_that_needs_scalar_parameters_falls_back_to_vmap():
     assert jac.path == "vmap of jacfwd"
     torch.testing.assert_close(pred, p[:, :1] * x[..., 0] + p[:, 1:])
     torch.testing.assert_close(J, torch.stack([x[..., 0], torch.ones_like(x[..., 0])], dim=1))
+
+
+@pytest.mark.parametrize(
+    "a,b",
+    [((3, 1), (1, 4)), ((5,), (2, 5)), ((), (3,)), ((2, 3), (3, 2)), ((1,), (1,)), ((0, 3), (1, 3)),
+     ((4, 1, 3), (2, 1)), ((7, 1), (7, 25)), ((2,), (3,))],
+)  # fmt: skip
+def test_the_products_shape_rule_is_torchs(a, b):
+    try:
+        want = tuple(torch.broadcast_shapes(a, b))
+    except RuntimeError:
+        want = None
+    assert _broadcast(a, b) == want

@@ -101,11 +101,24 @@ def _product(number: float, nodes: tuple[int, ...], values: dict, out: Tensor) -
     for n, i in enumerate(nodes):
         factor = values[i]
         if n == len(nodes) - 1 and isinstance(factor, Tensor) and isinstance(value, Tensor):
-            if torch.broadcast_shapes(value.shape, factor.shape) == out.shape and factor.dtype == out.dtype:
+            if factor.dtype == out.dtype and _broadcast(value.shape, factor.shape) == out.shape:
                 torch.mul(value, factor, out=out)
                 return
         value = factor if type(value) is float and value == 1.0 and isinstance(factor, Tensor) else value * factor
     out.copy_(value) if isinstance(value, Tensor) else out.fill_(value)
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape ``a`` and ``b`` broadcast to, None where they do not (``torch.broadcast_shapes``' rule, without its
+    ~60 us a call: ten products a chunk, ten iterations)."""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b):
+        if x != y and x != 1 and y != 1:
+            return None
+        out.append(y if x == 1 else x)
+    return tuple(out)
 
 
 class RowwiseJacobian:
