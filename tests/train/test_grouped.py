@@ -13,7 +13,7 @@ from scipy.optimize import curve_fit
 from tests.helpers.peak import needs_proc, run_measured
 
 import gradfit
-from gradfit.errors import ConfigError, DataError
+from gradfit.errors import ConfigError, DataError, ModelError
 from gradfit.train.grouped import _chunks, _factorise
 from gradfit.train.grouped_result import GroupedResult
 
@@ -210,6 +210,24 @@ def test_bad_input_is_refused_clearly():
         gradfit.fit("a*x/mean(x) + b", frame, y="y", group="well")
     with pytest.raises(DataError, match="cannot also be an input"):
         gradfit.fit("linear", frame, x="x,well", y="y", group="well")
+
+
+def test_a_model_that_reads_the_group_column_is_refused_saying_so():
+    """Grouping by a formula's input said the formula had no input column ('x' was no column); grouping by the
+    target fitted one constant per group (every group too_few_rows, exit 1). Found by test_cli_corpus_batched.py."""
+    frame = _table([5, 6]).assign(t=lambda f: f.x)
+    with pytest.raises(DataError, match="reads the group column 'x' as an input.*Group by another column"):
+        gradfit.fit(FORMULA, frame, y="y", group="x")
+    with pytest.raises(DataError, match="group column 'y' is the target"):
+        gradfit.fit(FORMULA, frame, y="y", group="y")
+    with pytest.raises(DataError, match="cannot also be an input of the model: leave it out of x"):
+        gradfit.fit(FORMULA, frame, x="x", y="y", group="x")
+    # a column the formula does not read is a group column like any other; a misspelt formula keeps its own message
+    fitted = gradfit.fit(FORMULA, frame, y="y", group="t", init={"a": 1, "b": 1, "c": 0})
+    assert len(fitted) == frame.t.nunique()
+    with pytest.raises(ModelError, match="no input column") as refused:
+        gradfit.fit("a*exp(-b*xx) + c", frame.drop(columns="t"), y="y", group="x")
+    assert "group column" not in str(refused.value)
 
 
 @pytest.mark.parametrize("values", [np.repeat([3, 5, 9, 10], [2, 1, 4, 3]), np.repeat([-1.5, 0.0, 2.0], 3), [1, 1]])
