@@ -106,7 +106,7 @@ GROUPED = [
     Case(FILES["nan_xy"], "y", DECAY, ABC, "well", refused="nan"),
     Case(FILES["single"], "y", DECAY, ABC, "well"),
     Case(FILES["tiny"], "y", "a*x + b", ("a", "b"), "well"),
-    Case(FILES["key_is_y"], "y", "a*x + b", ("a", "b"), "y", refused="y"),
+    Case(FILES["key_is_y"], "y", "a*x + b", ("a", "b"), "y", refused="is the target"),
 ]
 
 SWEEPS = [
