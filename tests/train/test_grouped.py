@@ -137,6 +137,27 @@ def test_sigma_column_equals_curve_fit_with_sigma():
         np.testing.assert_allclose(result.stderr[i], se, rtol=1e-6)
 
 
+@pytest.mark.parametrize("optimizer", ["lm", "sgd"])
+def test_rows_of_weight_0_do_not_count_as_rows(optimizer):
+    """A group whose rows all weigh 0 has no rows: too_few_rows (it was 'singular', its loss 0/0, and gradient descent
+    ran its whole budget on it); a group with some rows of weight 0 has the errors of curve_fit without them (its
+    degrees of freedom counted them). Found by tests/test_cli_corpus_batched.py."""
+    frame = _table([12, 10, 9], seed=3)
+    frame["w"] = 1.0
+    frame.loc[frame.well == 0, "w"] = 0.0
+    frame.loc[frame.index[frame.well == 1][:4], "w"] = 0.0
+    options = TIGHT if optimizer == "lm" else {"optimizer": "sgd", "lr": 0.05, "steps": 20}
+    result = gradfit.fit(FORMULA, frame, y="y", group="well", init=START, weights="w", **options)
+    table = result.to_pandas().set_index("well")
+    assert table.loc[0, "status"] == "too_few_rows" and "weight 0 not counted" in table.loc[0, "message"]
+    assert table.loc[0, "steps"] == 0 and np.isnan(table.loc[0, "a"])
+    if optimizer == "lm":
+        sub = frame[(frame.well == 1) & (frame.w > 0)]
+        p, se = _scipy(sub)
+        np.testing.assert_allclose(result.params[1], p, rtol=1e-6)
+        np.testing.assert_allclose(result.stderr[1], se, rtol=1e-6)
+
+
 def test_a_bad_group_leaves_the_others_bit_for_bit():
     good = _table([10, 20, 15], seed=8)
     few = pd.DataFrame({"well": 99, "x": [1.0, 2.0], "y": [1.0, 0.5]})  # 2 rows, 3 parameters

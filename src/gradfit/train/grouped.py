@@ -440,12 +440,15 @@ def _fit_chunk(
         return (pred - y) * w, J * w[:, None, :]
 
     weight = root.square().sum(1) if rows.w is not None else counts.to(device=device, dtype=torch.float64)
+    # The rows that count, as one fit counts them: those of positive weight (a row of weight 0 carries nothing, so
+    # a group whose rows all weigh 0 has too few rows, and the errors' degrees of freedom leave such rows out).
+    n_rows = counts.to(device) if rows.w is None else (root > 0).sum(1)
     p0_free = start[:, free] if held else start
     if isinstance(options, DescentOptions):
-        result = descend(evaluate, p0_free, counts.to(device), weight, options, absolute)
+        result = descend(evaluate, p0_free, n_rows, weight, options, absolute)
     else:
         lower, upper = (None, None) if box is None else (box[0][free.cpu()], box[1][free.cpu()])
-        result = solve(evaluate, p0_free, counts.to(device), options, absolute, lower=lower, upper=upper)
+        result = solve(evaluate, p0_free, n_rows, options, absolute, lower=lower, upper=upper)
     params, stderr = start.clone(), torch.full_like(start, math.nan)
     params[:, free], stderr[:, free] = result.params, result.stderr
     return params.cpu(), stderr.cpu(), result, weight.cpu()
