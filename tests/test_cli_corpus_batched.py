@@ -16,6 +16,7 @@ combinations, are marked ``slow``: ``pytest -m slow tests/test_cli_corpus_batche
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -49,7 +50,8 @@ class Case:
 
 # ---- data files of the edge cases, written once into a folder of their own ----------------------------------------
 
-_FILES = Path(tempfile.mkdtemp(prefix="corpus-batched-data-"))
+_FILES = Path(tempfile.mkdtemp(prefix="corpus-batched-data-"))  # named at collection (the cases' ids show them)
+atexit.register(shutil.rmtree, _FILES, ignore_errors=True)
 
 
 def _wells(groups: int, n: int, seed: int = 0) -> pd.DataFrame:
@@ -58,7 +60,9 @@ def _wells(groups: int, n: int, seed: int = 0) -> pd.DataFrame:
     x = np.tile(np.linspace(0, 4, n), groups)
     a = np.repeat(rng.uniform(1, 4, groups), n)
     y = a * np.exp(-0.5 * x) + 1 + rng.normal(0, 0.02, groups * n)
-    return pd.DataFrame({"well": keys, "x": x, "y": y, "s": 0.02})
+    w = np.where(keys == "G000", 0.0, 1.0)  # a group whose rows all weigh 0, and one whose weights go negative
+    w_neg = np.where(keys == "G001", -1.0, 1.0)
+    return pd.DataFrame({"well": keys, "x": x, "y": y, "s": 0.02, "zero_w": w, "neg_w": w_neg})
 
 
 def _file(name: str, frame: pd.DataFrame) -> str:
@@ -87,6 +91,9 @@ def _edge_files() -> dict[str, str]:
         "single": _file("single.csv", _wells(1, 12)),
         "tiny": _file("tiny.csv", _wells(150, 3)),
         "key_is_y": _file("key_is_y.csv", base),
+        "lone_rows": _file("lone_rows.csv", _wells(6, 1)),
+        "inf_key": _file("inf_key.csv", base.assign(well=np.repeat([-np.inf, 0.5, 2.0, np.inf], 8))),
+        "bool_key": _file("bool_key.csv", base.assign(well=np.repeat([True, False], 16))),
     }
 
 
@@ -107,6 +114,9 @@ GROUPED = [
     Case(FILES["single"], "y", DECAY, ABC, "well"),
     Case(FILES["tiny"], "y", "a*x + b", ("a", "b"), "well"),
     Case(FILES["key_is_y"], "y", "a*x + b", ("a", "b"), "y", refused="is the target"),
+    Case(FILES["lone_rows"], "y", DECAY, ABC, "well"),
+    Case(FILES["inf_key"], "y", DECAY, ABC, "well"),
+    Case(FILES["bool_key"], "y", "a*x + b", ("a", "b"), "well"),
 ]
 
 SWEEPS = [
@@ -171,6 +181,7 @@ SWEEP_OPTIONS: dict[str, list | object] = {
         "0:1:3",
         "1e-4:inf:3",
         "1e-4:1:10001",
+        "1e-4:1:2000",
         "1e-4:1:2.5",
         "1e-4:1",
         "1:2:3:4",
@@ -194,8 +205,8 @@ GROUP_OPTIONS: dict[str, list | object] = {
     "--device": ["auto", "cpu", "CPU", "cuda:99", "cpu:abc", "tpu", ""],
     "--bound": _bounds,
     "--option": ["foo=1", "degree=2", "hidden=3", "=", "noequals"],
-    "--sigma": ["s", "x", "zz", "y"],
-    "--weights": ["s", "x", "zz", "y"],
+    "--sigma": ["s", "x", "zz", "y", "zero_w", "neg_w"],
+    "--weights": ["s", "x", "zz", "y", "zero_w", "neg_w"],
     "--group": ["zz", "", "x"],
     "--memory-budget": ["50%", "1KB", "8GB", "abc", "0", "200%"],
     # refused with --group (a grouped fit has no mini-batches, schedules, checkpoints or pictures)
