@@ -84,7 +84,10 @@ def contour_levels(loss: np.ndarray, levels: int = 20) -> tuple[np.ndarray, str]
     cdf = 0.5 * np.searchsorted(z, v, side="right") / len(z) + 0.5 * (v - zlo) / (zhi - zlo)
     out = offset + np.exp(np.interp(np.linspace(0.0, 1.0, int(levels)), cdf, v))
     out[0], out[-1] = lo, hi
-    return np.maximum.accumulate(out), "log+area"
+    out = np.maximum.accumulate(out)
+    if not (np.diff(out) > 0).all():  # levels merged in rounding: a loss of 0 over much of the map next to 1e10
+        return lv, "log"  # (matplotlib refuses levels that are not increasing)
+    return out, "log+area"
 
 
 LEVEL_NOTES = {"log": "log-spaced levels", "log+area": "levels by decade and area"}
