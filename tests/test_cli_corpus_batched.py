@@ -95,6 +95,10 @@ def _edge_files() -> dict[str, str]:
         "lone_rows": _file("lone_rows.csv", _wells(6, 1)),
         "inf_key": _file("inf_key.csv", base.assign(well=np.repeat([-np.inf, 0.5, 2.0, np.inf], 8))),
         "bool_key": _file("bool_key.csv", base.assign(well=np.repeat([True, False], 16))),
+        # a group whose x is constant (singular), numbers near overflow, x near underflow and y constant
+        "const_x": _file("const_x.csv", base.assign(x=np.where(base["well"] == "G000", 2.0, base["x"]))),
+        "huge": _file("huge.csv", base.assign(x=np.linspace(0, 1e200, 32), y=np.linspace(-1e300, 1e300, 32))),
+        "tiny_x": _file("tiny_x.csv", base.assign(x=np.linspace(0, 1e-300, 32), y=5.0)),
     }
 
 
@@ -118,6 +122,9 @@ GROUPED = [
     Case(FILES["lone_rows"], "y", DECAY, ABC, "well"),
     Case(FILES["inf_key"], "y", DECAY, ABC, "well"),
     Case(FILES["bool_key"], "y", "a*x + b", ("a", "b"), "well"),
+    Case(FILES["const_x"], "y", DECAY, ABC, "well"),
+    Case(FILES["huge"], "y", DECAY, ABC, "well"),
+    Case(FILES["tiny_x"], "y", "poly2", ("c0", "c1", "c2"), "well", x="x"),
 ]
 
 SWEEPS = [
@@ -130,6 +137,9 @@ SWEEPS = [
     Case("builtin:linear?n=1", "y", "a*x + b", ("a", "b"), refused="1 row"),
     Case(FILES["nan_xy"], "y", DECAY, ABC, refused="nan"),
     Case(FILES["tiny"], "y", "a*x + b", ("a", "b")),
+    Case(FILES["huge"], "y", "a*x + b", ("a", "b"), refused="too large for float32"),  # unless --dtype float64
+    Case(FILES["tiny_x"], "y", "linear", ("a[0]", "a[1]"), x="x"),
+    Case(FILES["const_x"], "y", DECAY, ABC),
 ]
 
 
