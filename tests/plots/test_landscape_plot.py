@@ -148,6 +148,16 @@ def test_levels_stay_increasing_when_the_loss_is_0_over_much_of_the_map(zeros):
     assert len(filled.levels) == 20
 
 
+def test_a_level_merged_with_the_minimum_is_lifted_and_drawn():
+    """A plain at the minimum: the second level rounded to the first (the docstring's example drew no contours)."""
+    a, b = np.meshgrid(np.linspace(0, 1, 50), np.linspace(-1, 1, 50))
+    loss = 1 + np.exp(60 * b) * a
+    levels, kind = contour_levels(loss, 12)
+    assert kind == "log+area" and (np.diff(levels) > 0).all() and levels[1] == np.nextafter(1.0, 2.0)
+    filled = Figure().add_subplot().contourf(a, b, loss.astype(np.float32).astype(np.float64), levels=levels)
+    assert len(filled.levels) == 12
+
+
 def test_the_drawn_contours_and_colour_bar_say_which_levels(exponential, land):
     ax = drawn(exponential)
     (filled,) = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]
