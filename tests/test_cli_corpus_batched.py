@@ -168,7 +168,17 @@ COMMON: dict[str, list | object] = {
     "--init": _per_params(("0", "1", "1e39", "-1e300", "nan", "inf")),
     "--fix": _fixes,
     "--param": ["a", "zz", "a,b,c", "x", ""],
+    # reading the data (built-in data has nothing to read: the file cases take them)
+    "--sep": [",", ";", "tab", "whitespace", "|", "", "ab"],
+    "--decimal": [".", ",", "x", ""],
+    "--thousands": [".", ",", "", "ab"],
+    "--encoding": ["utf-8", "latin-1", "utf-16", "nope", ""],
+    "--dates": ["x", "zz", "well", ""],
+    "--date-unit": ["days", "auto", "fortnights", ""],
+    "--date-origin": ["2000-01-01", "abc", ""],
+    "--date-format": ["%Y-%m-%d", "%Q", ""],
 }
+READ_FLAGS = ["--no-header", "--dayfirst", "--monthfirst"]
 
 SWEEP_OPTIONS: dict[str, list | object] = {
     **COMMON,
@@ -204,7 +214,7 @@ SWEEP_OPTIONS: dict[str, list | object] = {
     "--seeds": ["0", "1", "3", "-1", "1.5", str(BIG), str(10**9)],
     "--best": ["0", "1", "3", "1000", "-1", str(BIG)],
 }
-SWEEP_FLAGS = ["--init-random", "--force"]
+SWEEP_FLAGS = ["--init-random", "--force", *READ_FLAGS]
 #: Options that make a sweep slow even when it runs as asked: the default run leaves them out.
 SWEEP_SLOW = {"--compiled"}
 
@@ -234,6 +244,7 @@ GROUP_OPTIONS: dict[str, list | object] = {
     "--animate": ["{tmp}/a.gif", "{tmp}/a.txt"],
 }
 GROUP_FLAGS = ["--drop-nan", "--absolute-sigma", "--parquet", "--force", "--scale", "--uncertainty", "--plot"]
+GROUP_FLAGS += READ_FLAGS
 
 EXTRA_NAMES = {
     "--x": ["input", "column"],
@@ -260,6 +271,17 @@ EXTRA_NAMES = {
     "--drop-nan": ["nan", "row"],
     "--absolute-sigma": ["sigma"],
     "--uncertainty": ["uncertaint"],
+    "--sep": ["separat"],
+    "--decimal": ["decimal"],
+    "--thousands": ["thousands"],
+    "--encoding": ["encoding"],
+    "--no-header": ["header", "c1"],  # the columns are named c1, c2...
+    "--dates": ["date"],
+    "--date-unit": ["unit", "date"],
+    "--date-origin": ["origin", "date"],
+    "--date-format": ["format", "date"],
+    "--dayfirst": ["date", "day"],
+    "--monthfirst": ["date", "month"],
 }
 
 
@@ -380,13 +402,13 @@ def test_many_random_grouped_fits_end_in_an_allowed_way(case):
 
 _SWEEP_ALONE = [
     (c, f, v)
-    for c in (SWEEPS[0], SWEEPS[1], SWEEPS[4])
+    for c in (SWEEPS[0], SWEEPS[1], SWEEPS[4], SWEEPS[8])
     for f in [*SWEEP_OPTIONS, *SWEEP_FLAGS, *SWEEP_SLOW]
     for v in (_values(SWEEP_OPTIONS, f, c) if f in SWEEP_OPTIONS else [None])
 ]
 _GROUP_ALONE = [
     (c, f, v)
-    for c in (GROUPED[0], GROUPED[2])
+    for c in (GROUPED[0], GROUPED[2], GROUPED[4])
     for f in [*GROUP_OPTIONS, *GROUP_FLAGS]
     for v in (_values(GROUP_OPTIONS, f, c) if f in GROUP_OPTIONS else [None])
 ]
