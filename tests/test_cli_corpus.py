@@ -16,20 +16,16 @@ hundreds of combinations) is marked ``slow``: ``pytest -m slow tests/test_cli_co
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from gradfit.cli.app import app
-
-runner = CliRunner()
+from helpers.cli_corpus import BIG, NUMBERS, SETTINGS, invoke_checked, strict_json
 
 
 @dataclass(frozen=True)
@@ -52,9 +48,6 @@ MODELS = [
     Model("builtin:linear?n=3", "y", "poly2", ("c0", "c1", "c2")),  # as many rows as parameters
     Model("builtin:linear?n=1", "y", "a*x + b", ("a", "b"), "1 row, but at least 2 are needed"),
 ]
-
-BIG = 2**63
-NUMBERS = ["0", "-1", "1e-12", "0.01", "0.5", "1", "3", "1e10", "1e400", "nan", "inf", "-inf", "abc"]
 
 #: Each option: its flag and the values tried, inside, at and beyond its range, and nonsense.
 #: A value may be a list (several arguments) or depend on the model (a callable of the model).
@@ -148,13 +141,6 @@ def _names(flag: str) -> list[str]:
     return names + extra.get(flag, [])
 
 
-def _strict(text: str):
-    def refuse(token):
-        raise AssertionError(f"result.json holds the non-JSON token {token}")
-
-    return json.loads(text, parse_constant=refuse)
-
-
 def check_run(model: Model, options: list[tuple[str, str | None]]) -> int:
     """Run ``gradfit fit`` with ``options`` (flag, value or None) and assert the outcome is one of the three allowed."""
     tmp = Path(tempfile.mkdtemp(prefix="corpus-"))
@@ -169,24 +155,10 @@ def check_run(model: Model, options: list[tuple[str, str | None]]) -> int:
             args += ["--steps", "20"]
         if "--max-time" not in given:
             args += ["--max-time", "1"]
-        res = runner.invoke(app, [*args, "--out", str(out)], catch_exceptions=True)
-        shown = f"gradfit {' '.join(args)}\nexit {res.exit_code}\n{res.output}"
-        assert res.exception is None or isinstance(res.exception, SystemExit), (shown, repr(res.exception))
-        assert res.exit_code in (0, 1, 2), shown
-        assert "internal error" not in res.output and "Traceback" not in res.output, shown
-        left = [p for p in tmp.rglob("*") if p.name.startswith(".tmp")]
-        assert not left, (shown, left)
-        if res.exit_code == 2:
-            assert not out.exists() or not any(out.iterdir()), (shown, sorted(p.name for p in out.iterdir()))
-            message = res.stderr.lower()
-            assert message.strip(), shown
-            named = [f for f in given if any(n.lower() in message for n in _names(f))]
-            assert named or (model.refused and model.refused.lower() in message), (
-                f"the message names none of the options given:\n{shown}"
-            )
-        else:
+        res, shown = invoke_checked(args, out=out, tmp=tmp, given=given, names=_names, refused=model.refused)
+        if res.exit_code != 2:
             assert (out / "result.json").is_file(), shown
-            _strict((out / "result.json").read_text())
+            strict_json((out / "result.json").read_text())
         return res.exit_code
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -203,22 +175,14 @@ def combinations(draw, pictures: bool, most: int):
     return model, options
 
 
-_SETTINGS = dict(
-    deadline=None,
-    derandomize=True,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-
-@settings(max_examples=30, **_SETTINGS)
+@settings(max_examples=30, **SETTINGS)
 @given(combinations(pictures=False, most=3))
 def test_random_combinations_end_in_an_allowed_way(case):
     check_run(*case)
 
 
 @pytest.mark.slow
-@settings(max_examples=800, **_SETTINGS)
+@settings(max_examples=800, **SETTINGS)
 @given(combinations(pictures=True, most=5))
 def test_many_random_combinations_end_in_an_allowed_way(case):
     check_run(*case)

@@ -262,6 +262,21 @@ def test_cli_says_what_a_fit_past_the_budget_needs(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("group", [[], ["--group", "well"]])
+def test_a_budget_given_by_memory_budget_is_named_so(tmp_path, monkeypatch, group):
+    """--memory-budget 1KB was reported as GRADFIT_MEMORY=1KB, and the advice was to set the variable; run in-process,
+    the budget outlived the command. Found by tests/test_cli_corpus_batched.py."""
+    monkeypatch.delenv("GRADFIT_MEMORY", raising=False)  # set_budget sets it: restored after the test
+    args = ["fit", "builtin:wells?groups=3&n=30", "--y", "y", "--model", "a*exp(-b*x) + c", *group]
+    res = runner.invoke(app, [*args, "--memory-budget", "1KB", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert "memory budget is 1 kB (--memory-budget 1KB)" in res.stderr, res.stderr
+    assert "raise the budget: --memory-budget 1MB" in res.stderr and "GRADFIT_MEMORY" not in res.stderr
+    assert memory.ENV not in memory.os.environ  # the command's budget ends with it (it stayed, in-process)
+    monkeypatch.setenv("GRADFIT_MEMORY", "2KB")  # the variable set by hand is named as the variable
+    assert str(memory.budget()).endswith("(GRADFIT_MEMORY=2KB)")
+
+
 def test_on_a_gpu_what_lives_there_is_held_to_its_free_memory(monkeypatch):
     """No GPU is needed: torch's report of free GPU memory is replaced by 1 GB free of 2 GB."""
     from gradfit.train.footprint import check_fit_memory

@@ -28,11 +28,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from gradfit.errors import ConfigError, MemoryBudgetError
@@ -46,6 +47,7 @@ __all__ = [
     "format_bytes",
     "parse_size",
     "set_budget",
+    "given_budget",
     "ENV",
     "DEFAULT_SHARE",
 ]
@@ -101,6 +103,37 @@ def set_budget(text: str, where: str = ENV) -> None:
     except ConfigError as exc:
         raise ConfigError(str(exc).replace(ENV, where, 1)) from None
     os.environ[ENV] = str(text)
+
+
+@contextlib.contextmanager
+def given_budget(text: str | None, where: str) -> Iterator[None]:
+    """:func:`set_budget` for the time of a command (``--memory-budget``; nothing for None): its messages name
+    ``where``, and the budget before it is back afterwards, so a command run in-process leaves none behind."""
+    if text is None:
+        yield
+        return
+    before = os.environ.get(ENV)
+    set_budget(text, where)
+    _GIVEN[str(text)] = where
+    try:
+        yield
+    finally:
+        _GIVEN.pop(str(text), None)
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
+
+
+#: The budgets given by given_budget, by text, and where ("--memory-budget"): the messages name that option rather
+#: than the environment variable it is passed on by.
+_GIVEN: dict[str, str] = {}
+
+
+def _naming(text: str) -> str:
+    """How a message writes the budget ``text``: ``GRADFIT_MEMORY=1GB``, or ``--memory-budget 1GB`` where given so."""
+    where = _GIVEN.get(text, ENV)
+    return f"{ENV}={text}" if where == ENV else f"{where} {text}"
 
 
 def parse_size(text: str, machine: float | None = None) -> int:
@@ -188,7 +221,7 @@ def budget() -> Budget:
     machine = machine_memory()
     text = os.environ.get(ENV, "").strip()
     if text:
-        result = Budget(float(parse_size(text, machine)), f"{ENV}={text}")
+        result = Budget(float(parse_size(text, machine)), _naming(text))
     elif machine is not None:
         result = Budget(
             DEFAULT_SHARE * machine,
@@ -257,7 +290,9 @@ def require(
     elif machine is not None and total > machine:
         tips.append(f"(This machine has {format_bytes(machine)} in all.)")
     else:
-        tips.append(f"If that much memory is free, raise the budget: {ENV}={_round_up(total)}.")
+        given = _GIVEN.get(os.environ.get(ENV, "").strip(), ENV)
+        raise_to = f"{ENV}={_round_up(total)}" if given == ENV else f"{given} {_round_up(total)}"
+        tips.append(f"If that much memory is free, raise the budget: {raise_to}.")
     raise MemoryBudgetError(
         f"Not enough memory for {task}: it needs about {format_bytes(total)}{detail}, and the "
         f"memory budget is {limit}. {' '.join(tips)}"

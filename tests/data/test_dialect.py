@@ -117,6 +117,15 @@ def test_encodings(tmp_path):
     pd.testing.assert_frame_equal(read_table(utf16, encoding="utf-16"), read_table(latin, encoding="latin-1"))
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_codec_that_refuses_the_file_is_named(tmp_path, encoding):
+    """UTF-8 text read as utf-16 (no byte-order mark) was an internal UnicodeError, not a decoding error that
+    errors="replace" mends. Found by tests/test_cli_corpus_batched.py."""
+    plain = _write(tmp_path / "plain.csv", "x,y\n1,2\n2,3\n", "utf-8")
+    with pytest.raises(DataError, match=rf"cannot be read as {encoding} text .*does not start with BOM.*--encoding"):
+        read_table(plain, encoding=encoding)
+
+
 @pytest.mark.parametrize(
     "read,message",
     [

@@ -173,6 +173,13 @@ def test_a_sweep_beyond_the_memory_budget_is_refused_before_it_runs(data, monkey
         _sweep("linear", data, lr=[0.1] * 200, steps=5000)
 
 
+@pytest.mark.parametrize("seeds", [10**9, 2**63, list(range(50_001))])
+def test_a_sweep_of_too_many_members_is_refused_before_anything_is_built(data, seeds):
+    """seeds=10**9 was a MemoryError and 2**63 an OverflowError (the members' list was built before any check)."""
+    with pytest.raises(ConfigError, match=r"members, more than the 100000 a sweep runs.*--seeds"):
+        _sweep(FORMULA, data, lr=[0.1, 0.2], seeds=seeds, steps=5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("dtype", "rel"), [("float64", 1e-10), ("float32", 1e-3)])
 def test_the_compiled_pass_equals_the_eager_one_member_by_member(data, dtype, rel):

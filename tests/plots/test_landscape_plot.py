@@ -132,6 +132,32 @@ def test_levels_split_decades_and_area_when_the_loss_spans_many_decades(exponent
     assert decades.max() <= 2 / 19 + 1e-9  # ...nor of the decades, so the valley keeps its contours too
 
 
+@pytest.mark.parametrize("zeros", [500, 5000])
+def test_levels_stay_increasing_when_the_loss_is_0_over_much_of_the_map(zeros):
+    """A separable classification's cross-entropy is 0 over half the map and 1e10 at a corner: the levels by area
+    merged in rounding and matplotlib refused them (an internal error drawing gradfit sweep's race.png). Found by
+    tests/test_cli_corpus_batched.py."""
+    loss = np.r_[np.zeros(zeros), np.linspace(1e-9, 1.0, 100), 1.6e10].reshape(1, -1)
+    levels, kind = contour_levels(loss, 20)
+    assert (np.diff(levels) > 0).all() and levels[0] == 0.0 and levels[-1] == 1.6e10
+    assert (kind, len(levels)) == ("log", 20)
+    fig = Figure()
+    ax = fig.add_subplot()
+    filled = ax.contourf(np.tile(np.arange(loss.size), (2, 1)), np.repeat([[0], [1]], loss.size, 1),
+                         np.repeat(loss, 2, 0), levels=levels)  # fmt: skip
+    assert len(filled.levels) == 20
+
+
+def test_a_level_merged_with_the_minimum_is_lifted_and_drawn():
+    """A plain at the minimum: the second level rounded to the first (the docstring's example drew no contours)."""
+    a, b = np.meshgrid(np.linspace(0, 1, 50), np.linspace(-1, 1, 50))
+    loss = 1 + np.exp(60 * b) * a
+    levels, kind = contour_levels(loss, 12)
+    assert kind == "log+area" and (np.diff(levels) > 0).all() and levels[1] == np.nextafter(1.0, 2.0)
+    filled = Figure().add_subplot().contourf(a, b, loss.astype(np.float32).astype(np.float64), levels=levels)
+    assert len(filled.levels) == 12
+
+
 def test_the_drawn_contours_and_colour_bar_say_which_levels(exponential, land):
     ax = drawn(exponential)
     (filled,) = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]

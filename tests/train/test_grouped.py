@@ -13,7 +13,7 @@ from scipy.optimize import curve_fit
 from tests.helpers.peak import needs_proc, run_measured
 
 import gradfit
-from gradfit.errors import ConfigError, DataError
+from gradfit.errors import ConfigError, DataError, ModelError
 from gradfit.train.grouped import _chunks, _factorise
 from gradfit.train.grouped_result import GroupedResult
 
@@ -137,6 +137,27 @@ def test_sigma_column_equals_curve_fit_with_sigma():
         np.testing.assert_allclose(result.stderr[i], se, rtol=1e-6)
 
 
+@pytest.mark.parametrize("optimizer", ["lm", "sgd"])
+def test_rows_of_weight_0_do_not_count_as_rows(optimizer):
+    """A group whose rows all weigh 0 has no rows: too_few_rows (it was 'singular', its loss 0/0, and gradient descent
+    ran its whole budget on it); a group with some rows of weight 0 has the errors of curve_fit without them (its
+    degrees of freedom counted them). Found by tests/test_cli_corpus_batched.py."""
+    frame = _table([12, 10, 9], seed=3)
+    frame["w"] = 1.0
+    frame.loc[frame.well == 0, "w"] = 0.0
+    frame.loc[frame.index[frame.well == 1][:4], "w"] = 0.0
+    options = TIGHT if optimizer == "lm" else {"optimizer": "sgd", "lr": 0.05, "steps": 20}
+    result = gradfit.fit(FORMULA, frame, y="y", group="well", init=START, weights="w", **options)
+    table = result.to_pandas().set_index("well")
+    assert table.loc[0, "status"] == "too_few_rows" and "weight 0 not counted" in table.loc[0, "message"]
+    assert table.loc[0, "steps"] == 0 and np.isnan(table.loc[0, "a"])
+    if optimizer == "lm":
+        sub = frame[(frame.well == 1) & (frame.w > 0)]
+        p, se = _scipy(sub)
+        np.testing.assert_allclose(result.params[1], p, rtol=1e-6)
+        np.testing.assert_allclose(result.stderr[1], se, rtol=1e-6)
+
+
 def test_a_bad_group_leaves_the_others_bit_for_bit():
     good = _table([10, 20, 15], seed=8)
     few = pd.DataFrame({"well": 99, "x": [1.0, 2.0], "y": [1.0, 0.5]})  # 2 rows, 3 parameters
@@ -210,6 +231,24 @@ def test_bad_input_is_refused_clearly():
         gradfit.fit("a*x/mean(x) + b", frame, y="y", group="well")
     with pytest.raises(DataError, match="cannot also be an input"):
         gradfit.fit("linear", frame, x="x,well", y="y", group="well")
+
+
+def test_a_model_that_reads_the_group_column_is_refused_saying_so():
+    """Grouping by a formula's input said the formula had no input column ('x' was no column); grouping by the
+    target fitted one constant per group (every group too_few_rows, exit 1). Found by test_cli_corpus_batched.py."""
+    frame = _table([5, 6]).assign(t=lambda f: f.x)
+    with pytest.raises(DataError, match="reads the group column 'x' as an input.*Group by another column"):
+        gradfit.fit(FORMULA, frame, y="y", group="x")
+    with pytest.raises(DataError, match="group column 'y' is the target"):
+        gradfit.fit(FORMULA, frame, y="y", group="y")
+    with pytest.raises(DataError, match="cannot also be an input of the model: leave it out of x"):
+        gradfit.fit(FORMULA, frame, x="x", y="y", group="x")
+    # a column the formula does not read is a group column like any other; a misspelt formula keeps its own message
+    fitted = gradfit.fit(FORMULA, frame, y="y", group="t", init={"a": 1, "b": 1, "c": 0})
+    assert len(fitted) == frame.t.nunique()
+    with pytest.raises(ModelError, match="no input column") as refused:
+        gradfit.fit("a*exp(-b*xx) + c", frame.drop(columns="t"), y="y", group="x")
+    assert "group column" not in str(refused.value)
 
 
 @pytest.mark.parametrize("values", [np.repeat([3, 5, 9, 10], [2, 1, 4, 3]), np.repeat([-1.5, 0.0, 2.0], 3), [1, 1]])

@@ -283,15 +283,13 @@ def fit_command(
     )
     if out is None and resume is not None:  # a resumed fit goes on writing where it was saved
         out = resume.parent if resume.is_file() else resume
+    from gradfit.memory import given_budget
     from gradfit.train.interrupt import catch_interrupts
 
     # One interrupt window from the first step to the last file (gradfit.fit's own window joins it); a second
-    # signal, SIGTERM too, raises so that every write cleans up after itself.
-    with guarded(debug), catch_interrupts(second="raise"):
-        if memory_budget is not None:  # for this command, as GRADFIT_MEMORY would set it (checked before any work)
-            from gradfit.memory import set_budget
-
-            set_budget(memory_budget, "--memory-budget")
+    # signal, SIGTERM too, raises so that every write cleans up after itself. --memory-budget: for this command, as
+    # GRADFIT_MEMORY would set it (checked before any work), then undone.
+    with guarded(debug), catch_interrupts(second="raise"), given_budget(memory_budget, "--memory-budget"):
         read = read_options(
             sep, decimal, thousands, encoding, no_header, dates, date_unit, date_origin, dayfirst, date_format
         )

@@ -59,7 +59,10 @@ def read_csv(
     with _decompressing(p, compression):
         with opener() as raw:
             _check_text(p, raw.read(1024), encoding)
-        lines, blank_lead = _sample_lines(p, opener, encoding)
+        try:
+            lines, blank_lead = _sample_lines(p, opener, encoding)
+        except UnicodeError as err:  # not a decoding error that errors="replace" mends: utf-16 without its BOM
+            raise DataError(_codec_message(p, err, encoding)) from None
     dialect = detect_dialect(
         lines, default_sep, options["sep"], options["decimal"], options["thousands"], header, repr(str(p))
     )
@@ -119,6 +122,8 @@ def read_csv(
         ) from None
     except UnicodeDecodeError as err:
         raise DataError(_decode_message(p, err, compression, encoding)) from None
+    except UnicodeError as err:
+        raise DataError(_codec_message(p, err, encoding)) from None
     except pd.errors.EmptyDataError:
         raise DataError(
             f"Cannot read {str(p)!r}: it holds no columns (only blank lines). Check that it was saved completely."
@@ -301,6 +306,14 @@ def _ragged_message(p: Path, line: int, expected: int, found: int, header: bool 
     )
     first = "the header" if header else "the widest of the first lines"
     return f"{str(p)!r} line {line} has {found} fields but {first} has {expected}. Fix that row ({fix})."
+
+
+def _codec_message(p: Path, err: UnicodeError, encoding: str) -> str:
+    """For a codec's own refusal, such as UTF-16 text without its byte-order mark."""
+    return (
+        f"{str(p)!r} cannot be read as {encoding} text ({err}). Check the --encoding (library: read={{'encoding': "
+        f"...}}): utf-8 (the default), latin-1, cp1252, or utf-16-le / utf-16-be for UTF-16 without a byte-order mark."
+    )
 
 
 def _decode_message(p: Path, err: UnicodeDecodeError, compression: str | None, encoding: str) -> str:

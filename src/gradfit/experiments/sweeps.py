@@ -33,6 +33,9 @@ __all__ = ["SweepResult", "sweep", "SWEEP_OPTIMIZERS", "descended"]
 
 #: The optimizers a sweep runs (their updates are written out for many members: gradfit.train.batched_steps).
 SWEEP_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+#: The most members (learning rates x optimizers x seeds) a sweep runs: each is a row of Python bookkeeping as well
+#: as a slice of the batched tensors, so a typo such as seeds=10**9 is refused before anything is built.
+MAX_MEMBERS = 100_000
 #: The stop reasons of the members that did not descend: the loss overflowed, or ended above its start.
 NOT_DESCENDED = ("diverged", "loss_increased")
 
@@ -256,6 +259,13 @@ def _configurations(lr, optimizer, seeds, options: dict) -> list[dict]:
     names = [optimizer] if isinstance(optimizer, str) else list(optimizer)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, Sequence)):
         raise ConfigError(f"seeds must be a count or a list of whole numbers; got {seeds!r}.")
+    count = len(lrs) * len(names) * (seeds if isinstance(seeds, int) else len(seeds))
+    if count > MAX_MEMBERS:
+        raise ConfigError(
+            f"A sweep of {len(lrs)} learning rates x {len(names)} optimizers x "
+            f"{seeds if isinstance(seeds, int) else len(seeds)} seeds is {count} members, more than the {MAX_MEMBERS} "
+            f"a sweep runs. Give fewer learning rates, optimizers or seeds (--lr, --optimizer, --seeds)."
+        )
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not lrs or not names or not seed_list:
         raise ConfigError("A sweep needs at least one learning rate, one optimizer and one seed.")

@@ -101,7 +101,7 @@ def status_messages(status: np.ndarray, test: np.ndarray, options: BatchedOption
         (SINGULAR, 0): "JᵀJ is singular: the group's rows do not determine every parameter, so its standard "
         "errors are undefined (NaN)",
         (DIVERGED, 0): "the residuals or their Jacobian are not finite (at the start or at the accepted point)",
-        (TOO_FEW_ROWS, 0): "fewer rows than parameters: the group was not fitted",
+        (TOO_FEW_ROWS, 0): "fewer rows than parameters (rows of weight 0 not counted): the group was not fitted",
         (STALLED, 0): f"no step reduced the sum of squares in {options.max_rejections} tries in a row",
     }
     codes = status.astype(np.int64) * 4 + test.astype(np.int64)

@@ -84,7 +84,16 @@ def contour_levels(loss: np.ndarray, levels: int = 20) -> tuple[np.ndarray, str]
     cdf = 0.5 * np.searchsorted(z, v, side="right") / len(z) + 0.5 * (v - zlo) / (zhi - zlo)
     out = offset + np.exp(np.interp(np.linspace(0.0, 1.0, int(levels)), cdf, v))
     out[0], out[-1] = lo, hi
-    return np.maximum.accumulate(out), "log+area"
+    out = np.maximum.accumulate(out)
+    # Levels that merged in rounding (matplotlib refuses levels that do not increase): one, the minimum's neighbour
+    # on a plain at the minimum, is lifted by one ulp; more (a loss of 0 over half the map next to 1e10) leave the
+    # mix unreadable, and the log-spaced levels are drawn instead.
+    merged = np.flatnonzero(np.diff(out) <= 0) + 1
+    if len(merged) > 1:
+        return lv, "log"
+    for i in merged:
+        out[i] = np.nextafter(out[i - 1], np.inf)
+    return out, "log+area"
 
 
 LEVEL_NOTES = {"log": "log-spaced levels", "log+area": "levels by decade and area"}
@@ -104,7 +113,7 @@ def draw_contours(
 ):
     """Filled contours of ``land`` on ``ax`` at :func:`contour_levels` (with a colorbar); returns the ContourSet."""
     lv, kind = contour_levels(land.loss, levels)
-    z = np.ma.masked_invalid(land.loss)
+    z = np.ma.masked_invalid(np.asarray(land.loss, dtype=np.float64))  # levels closer than float32 tells apart
     # Colours by level index, not by value, so each log-spaced band gets its own shade.
     norm = BoundaryNorm(lv, 256)
     cs = ax.contourf(land.a, land.b, z, levels=lv, cmap=cmap, norm=norm, extend="neither")

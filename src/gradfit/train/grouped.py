@@ -171,13 +171,9 @@ def _read(model, data, group: str, given: Mapping[str, Any]) -> _Rows:
         raise DataError("A grouped fit needs targets: name the target column with y=... (--y COLUMN in the CLI).")
     x = given.get("x")
     x = [s.strip() for s in x.split(",")] if isinstance(x, str) else None if x is None else [str(s) for s in x]
-    rest = [c for c in columns if c != group]
     declared = set(given.get("params") or ()) | set(given.get("init") or ())
-    check_names(model, rest, y, x, declared)
     weight_columns = [w for w in (given.get("sigma"), given.get("weights")) if isinstance(w, str)]
-    inputs = x if x is not None else default_inputs(model, rest, y, declared, weight_columns)
-    if group in inputs:
-        raise DataError(f"The group column {group!r} cannot also be an input of the model.")
+    inputs = _inputs(model, group, columns, y, x, declared, weight_columns)
     dropping = bool(given.get("drop_nan"))  # rows may go: their group indices go with them, as one more column
     dataset = as_dataset(
         _with_codes(table, group, codes) if dropping else table,
@@ -196,6 +192,44 @@ def _read(model, data, group: str, given: Mapping[str, Any]) -> _Rows:
         return _Rows(dataset.x, dataset.y, dataset.w, codes, keys, group, inputs, y, notes, origin)
     kept = dataset.x[:, -1].numpy().astype(np.int64)
     return _Rows(dataset.x[:, :-1], dataset.y, dataset.w, kept, keys, group, inputs, y, notes, origin)
+
+
+def _inputs(model, group: str, columns: list[str], y: str, x, declared: set, weight_columns: list) -> list[str]:
+    """The model's input columns, none of them the group column: a model that reads the group column (the target,
+    an input in x, or a formula's name) is refused saying so, rather than as a formula whose name is no column."""
+    if group == y:
+        raise DataError(
+            f"The group column {group!r} is the target (y={y!r}, --y): every group's targets would be one value. "
+            f"Group by another column (--group), or name another target."
+        )
+    if x is not None and group in x:
+        raise DataError(
+            f"The group column {group!r} cannot also be an input of the model: leave it out of x (--x), or group by "
+            f"another column (--group)."
+        )
+    rest = [c for c in columns if c != group]
+    try:
+        check_names(model, rest, y, x, declared)
+        return x if x is not None else default_inputs(model, rest, y, declared, weight_columns)
+    except (DataError, ConfigError, ModelError):
+        if x is None and group in _inputs_or_none(model, columns, y, declared, weight_columns):
+            raise DataError(
+                f"The model reads the group column {group!r} as an input, but a grouped fit splits the rows by it "
+                f"(each group holds one value of it). Group by another column (--group), or rename the model's "
+                f"name {group!r} (declare it a parameter with params=..., --param, if it is one)."
+            ) from None
+        raise
+
+
+def _inputs_or_none(model, columns: list[str], y: str, declared: set, weight_columns: list) -> list[str]:
+    """The inputs the model would read were the group column an ordinary column; none when it would be refused."""
+    from gradfit.errors import GradfitError
+
+    try:
+        check_names(model, columns, y, None, declared)
+        return list(default_inputs(model, columns, y, declared, weight_columns))
+    except GradfitError:
+        return []
 
 
 def _column_names(table) -> list[str]:
@@ -406,12 +440,15 @@ def _fit_chunk(
         return (pred - y) * w, J * w[:, None, :]
 
     weight = root.square().sum(1) if rows.w is not None else counts.to(device=device, dtype=torch.float64)
+    # The rows that count, as one fit counts them: those of positive weight (a row of weight 0 carries nothing, so
+    # a group whose rows all weigh 0 has too few rows, and the errors' degrees of freedom leave such rows out).
+    n_rows = counts.to(device) if rows.w is None else (root > 0).sum(1)
     p0_free = start[:, free] if held else start
     if isinstance(options, DescentOptions):
-        result = descend(evaluate, p0_free, counts.to(device), weight, options, absolute)
+        result = descend(evaluate, p0_free, n_rows, weight, options, absolute)
     else:
         lower, upper = (None, None) if box is None else (box[0][free.cpu()], box[1][free.cpu()])
-        result = solve(evaluate, p0_free, counts.to(device), options, absolute, lower=lower, upper=upper)
+        result = solve(evaluate, p0_free, n_rows, options, absolute, lower=lower, upper=upper)
     params, stderr = start.clone(), torch.full_like(start, math.nan)
     params[:, free], stderr[:, free] = result.params, result.stderr
     return params.cpu(), stderr.cpu(), result, weight.cpu()

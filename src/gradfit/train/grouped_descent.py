@@ -85,7 +85,7 @@ class DescentOptions:
                 "JᵀJ is singular: the group's rows do not determine every parameter, so its standard errors are "
                 "undefined (NaN)"
             )
-        table[TOO_FEW_ROWS, 0] = "fewer rows than parameters: the group was not fitted"
+        table[TOO_FEW_ROWS, 0] = "fewer rows than parameters (rows of weight 0 not counted): the group was not fitted"
         lookup = np.array([table.get((c // width, c % width), "") for c in range(width * 8)], dtype=object)
         return lookup[status.astype(np.int64) * width + test.astype(np.int64)]
 
