@@ -155,7 +155,7 @@ class BatchShard:
         self.x_names, self.y_name, self.weighting = shard.x_names, shard.y_name, shard.weighting
         self.source = f"a mini-batch of {shard.source}"
         self.dtype, self.device = x.dtype, x.device
-        self.group, self.vote = shard.group, shard.vote
+        self.group = shard.group
         self._weight_total: float | None = None
 
     def __len__(self) -> int:
@@ -165,12 +165,12 @@ class BatchShard:
         return MemoryRows(self.x, self.y, self.w, chunk_size, dtype=dtype).chunks()
 
     def combine(self, sums: list[Tensor]) -> None:
-        """Add a pass's float64 sums across the processes, in place (the stop vote with them)."""
-        all_reduce_sums(sums, self.group, self.vote)
+        """Add a pass's float64 sums across the processes, in place, as the shard does (its stop vote with them)."""
+        self.shard.combine(sums)
 
     def gather(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order."""
-        return gather_objects(obj, self.group)
+        return self.shard.gather(obj)
 
     def weight_total(self) -> float | None:
         """The batch's ``Σ wᵢ`` over every process (one all-reduce, the first time), None when unweighted."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from gradfit.losses import BCE, MAE, MSE, Huber, Loss
@@ -28,37 +29,57 @@ from gradfit.train.scaling import ScaledLoss, ScaledModel
 
 # (predictions, targets, weights) -> (the chunk's total loss, its slope per row (weighted), a factor of the slope)
 _LossSlope = Callable[[Tensor, Tensor, "Tensor | None"], tuple[Tensor, Tensor, float]]
+# (each row's loss, the rows' weights or None) -> the chunk's total: one number for a fit, one per member for a sweep
+Total = Callable[[Tensor, "Tensor | None"], Tensor]
 
 
-def _mse(pred: Tensor, y: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor, float]:
-    r = pred - y
-    rows = r**2  # MSE.per_row's operations, so the value is the autograd pass's
-    if w is None:
-        return rows.sum(), r, 2.0
-    w = w.to(rows.dtype)
-    return (rows * w).sum(), r * w, 2.0
+def whole_total(rows: Tensor, w: Tensor | None) -> Tensor:
+    """The chunk's one total, by :meth:`gradfit.losses.Loss.total`'s operations (so the value is autograd's)."""
+    return rows.sum() if w is None else (rows * w.to(rows.dtype)).sum()
 
 
-def _slope_of(loss: Loss) -> _LossSlope | None:
-    """The value-and-slope function of ``loss`` (only the built-in losses, not subclasses: their slope is known)."""
+def loss_slope(loss: Loss, total: Total = whole_total) -> _LossSlope | None:
+    """The value-and-slope function of ``loss``, its rows added up by ``total``; None for a loss whose slope is not
+    known here (only the built-in losses, not subclasses).
+
+    Each row's loss is computed by the loss's own ``per_row`` operations (predictions and targets of one shape, or
+    predictions ``(K, m)`` against targets ``(m,)`` for K members), so a fit's value is the autograd pass's.
+    """
     kind = type(loss)
+
+    def weighted(g: Tensor, w: Tensor | None) -> Tensor:
+        return g if w is None else g * w.to(g.dtype)
+
     if kind is MSE:
-        return _mse
 
-    def weighted(slope: Callable[[Tensor, Tensor], Tensor]) -> _LossSlope:
-        def value_and_slope(pred, y, w):
-            g = slope(pred, y)
-            return loss.total(pred, y, w), (g if w is None else g * w.to(g.dtype)), 1.0
+        def mse(pred, y, w):
+            r = pred - y
+            return total(r**2, w), weighted(r, w), 2.0
 
-        return value_and_slope
-
+        return mse
     if kind is MAE:
-        return weighted(lambda pred, y: torch.sign(pred - y))
+
+        def mae(pred, y, w):
+            r = pred - y
+            return total(r.abs(), w), weighted(torch.sign(r), w), 1.0
+
+        return mae
     if kind is Huber:
         delta = loss.options["delta"]
-        return weighted(lambda pred, y: torch.clamp(pred - y, -delta, delta))
+
+        def huber(pred, y, w):
+            rows = F.huber_loss(pred, y.expand_as(pred), reduction="none", delta=delta)
+            return total(rows, w), weighted(torch.clamp(pred - y, -delta, delta), w), 1.0
+
+        return huber
     if kind is BCE:
-        return weighted(lambda pred, y: torch.sigmoid(pred) - y.to(pred.dtype))
+
+        def bce(pred, y, w):
+            target = y.to(pred.dtype).expand_as(pred)
+            rows = F.binary_cross_entropy_with_logits(pred, target, reduction="none")
+            return total(rows, w), weighted(torch.sigmoid(pred) - target, w), 1.0
+
+        return bce
     return None
 
 
@@ -165,7 +186,7 @@ def fused_pass(model, loss: Loss, params: Mapping[str, Tensor]) -> FusedPass | S
         return ScaledPass(inner, model, loss.factor) if isinstance(inner, FusedPass) else None
     if type(model) is not FormulaModel:
         return None
-    slope = _slope_of(loss)
+    slope = loss_slope(loss)
     names = model.param_names
     if slope is None or not all(params[n].ndim == 0 and params[n].is_floating_point() for n in names):
         return None

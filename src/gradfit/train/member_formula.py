@@ -23,60 +23,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from gradfit.losses import BCE, MAE, MSE, Huber, Loss
+from gradfit.losses import Loss
 from gradfit.models.formula import _Context
-from gradfit.train.fused_pass import FusedPass
+from gradfit.train.fused_pass import FusedPass, loss_slope
 
 # (predictions (K, m), targets (m,), weights (m,) or None) -> (each member's total (K,), slope per row (K, m), factor)
 MemberSlope = Callable[[Tensor, Tensor, "Tensor | None"], tuple[Tensor, Tensor, float]]
 Sums = tuple[Tensor, list[Tensor]]
 
 
+def member_total(rows: Tensor, w: Tensor | None) -> Tensor:
+    """Each member's total over the chunk's rows (the last dimension)."""
+    return rows.sum(1) if w is None else rows @ w.to(rows.dtype)
+
+
 def member_slope(loss: Loss) -> MemberSlope | None:
-    """Each member's total loss and its slope by the predictions, for the built-in losses with a simple slope (those
-    of :func:`gradfit.train.fused_pass._slope_of`); None for any other."""
-    kind = type(loss)
-
-    def totals(rows: Tensor, w: Tensor | None) -> Tensor:
-        return rows.sum(1) if w is None else rows @ w.to(rows.dtype)
-
-    def weighted(g: Tensor, w: Tensor | None) -> Tensor:
-        return g if w is None else g * w.to(g.dtype)
-
-    if kind is MSE:
-
-        def mse(pred, y, w):
-            r = pred - y
-            return totals(r * r, w), weighted(r, w), 2.0
-
-        return mse
-    if kind is MAE:
-
-        def mae(pred, y, w):
-            r = pred - y
-            return totals(r.abs(), w), weighted(torch.sign(r), w), 1.0
-
-        return mae
-    if kind is Huber:
-        delta = loss.options["delta"]
-
-        def huber(pred, y, w):
-            rows = F.huber_loss(pred, y.expand_as(pred), reduction="none", delta=delta)
-            return totals(rows, w), weighted(torch.clamp(pred - y, -delta, delta), w), 1.0
-
-        return huber
-    if kind is BCE:
-
-        def bce(pred, y, w):
-            target = y.to(pred.dtype).expand_as(pred)
-            rows = F.binary_cross_entropy_with_logits(pred, target, reduction="none")
-            return totals(rows, w), weighted(torch.sigmoid(pred) - target, w), 1.0
-
-        return bce
-    return None
+    """Each member's total loss and its slope by the predictions: a fit's (:func:`gradfit.train.fused_pass.loss_slope`)
+    with the rows added up per member; None for a loss without a known slope."""
+    return loss_slope(loss, member_total)
 
 
 class MemberFormula:
